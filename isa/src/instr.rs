@@ -1,0 +1,563 @@
+//! The instruction set: one table per instruction, from which the binary
+//! encoding, the assembly syntax, the docs' field tables and the Verilog
+//! header are all derived (the single source of truth, DESIGN §3).
+//!
+//! Every instruction is 256 bits (32 bytes, little-endian). Bits 0..8 hold
+//! the opcode, bits 8..12 the dependency flags, bits 12..16 are reserved
+//! (zero), and the instruction's fields follow from bit 16 upward, packed in
+//! table order. Bits past the last field are reserved and must be zero.
+
+use std::fmt;
+
+/// Bytes per encoded instruction.
+pub const INSTR_BYTES: usize = 32;
+/// First bit of an instruction's own fields.
+pub const FIELDS_LO: u32 = 16;
+
+/// The three instruction queues, in pipeline order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Queue {
+    Load = 0,
+    Compute = 1,
+    Store = 2,
+}
+
+impl Queue {
+    pub const ALL: [Queue; 3] = [Queue::Load, Queue::Compute, Queue::Store];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Queue::Load => "load",
+            Queue::Compute => "compute",
+            Queue::Store => "store",
+        }
+    }
+
+    /// The queue before this one in the pipeline (its `prev` token partner).
+    pub fn prev(self) -> Option<Queue> {
+        match self {
+            Queue::Load => None,
+            Queue::Compute => Some(Queue::Load),
+            Queue::Store => Some(Queue::Compute),
+        }
+    }
+
+    /// The queue after this one (its `next` token partner).
+    pub fn next(self) -> Option<Queue> {
+        match self {
+            Queue::Load => Some(Queue::Compute),
+            Queue::Compute => Some(Queue::Store),
+            Queue::Store => None,
+        }
+    }
+}
+
+/// Dependency-token flags (bits 8..12). `pop_*` waits for and takes a token
+/// from the neighbouring queue before the instruction starts; `push_*` gives
+/// one to it when the instruction is done with the shared buffers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Deps {
+    pub pop_prev: bool,
+    pub pop_next: bool,
+    pub push_prev: bool,
+    pub push_next: bool,
+}
+
+impl Deps {
+    pub const NONE: Deps = Deps { pop_prev: false, pop_next: false, push_prev: false, push_next: false };
+
+    pub fn bits(self) -> u64 {
+        self.pop_prev as u64 | (self.pop_next as u64) << 1 | (self.push_prev as u64) << 2 | (self.push_next as u64) << 3
+    }
+
+    pub fn from_bits(b: u64) -> Deps {
+        Deps { pop_prev: b & 1 != 0, pop_next: b & 2 != 0, push_prev: b & 4 != 0, push_next: b & 8 != 0 }
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.bits() == 0
+    }
+}
+
+/// How a field's raw bits are read and written in assembly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldKind {
+    /// Unsigned integer.
+    Unsigned,
+    /// Two's-complement signed integer of the field's width.
+    Signed,
+    /// An enumeration: the raw value indexes the names; other values are illegal.
+    Enum(&'static [&'static str]),
+}
+
+/// One field of an instruction's table.
+#[derive(Clone, Copy, Debug)]
+pub struct FieldSpec {
+    pub name: &'static str,
+    pub width: u32,
+    pub kind: FieldKind,
+    pub doc: &'static str,
+}
+
+impl FieldSpec {
+    /// Smallest and largest legal value as an i64 (enum: 0..names-1).
+    pub fn range(&self) -> (i64, i64) {
+        match self.kind {
+            FieldKind::Unsigned => (0, ((1u128 << self.width) - 1) as i64),
+            FieldKind::Signed => (-(1i64 << (self.width - 1)), (1i64 << (self.width - 1)) - 1),
+            FieldKind::Enum(names) => (0, names.len() as i64 - 1),
+        }
+    }
+
+    /// Raw bits of a value (assumed in range).
+    pub fn to_raw(&self, v: i64) -> u64 {
+        (v as u64) & mask(self.width)
+    }
+
+    /// Value of raw bits (sign-extended for signed fields).
+    pub fn from_raw(&self, raw: u64) -> i64 {
+        match self.kind {
+            FieldKind::Signed => {
+                let shift = 64 - self.width;
+                ((raw << shift) as i64) >> shift
+            }
+            _ => raw as i64,
+        }
+    }
+}
+
+fn raw_to_value(kind: FieldKind, raw: u64, width: u32) -> i64 {
+    match kind {
+        FieldKind::Signed => {
+            let shift = 64 - width;
+            ((raw << shift) as i64) >> shift
+        }
+        _ => raw as i64,
+    }
+}
+
+fn mask(width: u32) -> u64 {
+    if width >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << width) - 1
+    }
+}
+
+/// Why 32 bytes are not an instruction.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("unknown opcode 0x{0:02x}")]
+    UnknownOpcode(u8),
+    #[error("{mnemonic}: reserved bits {lo}..{hi} are not zero")]
+    ReservedBits { mnemonic: &'static str, lo: u32, hi: u32 },
+    #[error("{mnemonic}: field `{field}` = {value} is not a legal value ({legal})")]
+    IllegalField { mnemonic: &'static str, field: &'static str, value: i64, legal: String },
+    #[error("{mnemonic}: dependency flag `{flag}` names a queue that {queue} does not have")]
+    IllegalDeps { mnemonic: &'static str, flag: &'static str, queue: &'static str },
+    #[error("expected {expected} bytes, got {got}")]
+    Length { expected: usize, got: usize },
+}
+
+struct BitWriter {
+    words: [u64; 4],
+    pos: u32,
+}
+
+impl BitWriter {
+    fn put(&mut self, value: u64, width: u32) {
+        let v = value & mask(width);
+        let (w, b) = ((self.pos / 64) as usize, self.pos % 64);
+        self.words[w] |= v << b;
+        if b + width > 64 {
+            self.words[w + 1] |= v >> (64 - b);
+        }
+        self.pos += width;
+    }
+}
+
+struct BitReader<'a> {
+    words: &'a [u64; 4],
+    pos: u32,
+}
+
+impl BitReader<'_> {
+    fn get(&mut self, width: u32) -> u64 {
+        let (w, b) = ((self.pos / 64) as usize, self.pos % 64);
+        let mut v = self.words[w] >> b;
+        if b + width > 64 {
+            v |= self.words[w + 1] << (64 - b);
+        }
+        self.pos += width;
+        v & mask(width)
+    }
+}
+
+const BUF: FieldKind = FieldKind::Enum(&["spad", "acc"]);
+const ELEM: FieldKind = FieldKind::Enum(&["i8", "u8"]);
+const WFMT: FieldKind = FieldKind::Enum(&["i8", "i8s24", "i4", "i4s24"]);
+const QUEUE: FieldKind = FieldKind::Enum(&["load", "compute", "store"]);
+const U: FieldKind = FieldKind::Unsigned;
+const S: FieldKind = FieldKind::Signed;
+
+/// Local-memory selector of LOAD and STORE.
+pub const BUF_SPAD: u8 = 0;
+pub const BUF_ACC: u8 = 1;
+/// Element type selector (activations).
+pub const ELEM_I8: u8 = 0;
+pub const ELEM_U8: u8 = 1;
+/// Weight formats; only `WFMT_I8` is implemented, the rest reserve encodings
+/// for 2:4-sparse and int4 weights.
+pub const WFMT_I8: u8 = 0;
+pub const WFMT_I8_S24: u8 = 1;
+pub const WFMT_I4: u8 = 2;
+pub const WFMT_I4_S24: u8 = 3;
+
+macro_rules! instructions {
+    ($(
+        $(#[doc = $idoc:literal])*
+        $name:ident = $opc:literal, $mnem:literal, $queue:expr, {
+            $( $field:ident : $ty:ty = $width:literal $kind:ident $fdoc:literal ),* $(,)?
+        }
+    )*) => {
+        $(
+            $(#[doc = $idoc])*
+            #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+            pub struct $name {
+                pub deps: Deps,
+                $( #[doc = $fdoc] pub $field: $ty, )*
+            }
+
+            impl $name {
+                pub const OPCODE: u8 = $opc;
+                pub const MNEMONIC: &'static str = $mnem;
+                pub const FIELDS: &'static [FieldSpec] = &[
+                    $( FieldSpec { name: stringify!($field), width: $width, kind: $kind, doc: $fdoc }, )*
+                ];
+
+                #[allow(unused_variables)]
+                fn put_fields(&self, w: &mut BitWriter) {
+                    $( w.put(self.$field as u64, $width); )*
+                }
+
+                #[allow(unused_variables)]
+                fn get_fields(r: &mut BitReader<'_>, deps: Deps) -> Self {
+                    $name { deps, $( $field: raw_to_value($kind, r.get($width), $width) as $ty, )* }
+                }
+
+                /// Field values in table order (signed fields sign-extended).
+                pub fn values(&self) -> Vec<i64> {
+                    let raws = [$( self.$field as u64 & mask($width) ),*];
+                    Self::FIELDS.iter().zip(raws).map(|(f, r)| f.from_raw(r)).collect()
+                }
+
+                /// Builds the instruction from values in table order (must be in range).
+                #[allow(unused_variables, unused_mut)]
+                pub fn from_values(deps: Deps, values: &[i64]) -> Self {
+                    let mut it = Self::FIELDS.iter().zip(values.iter());
+                    $name { deps, $( $field: { let (_f, v) = it.next().expect("one value per field"); *v as $ty }, )* }
+                }
+            }
+        )*
+
+        /// One decoded instruction.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Instr {
+            $( $name($name), )*
+        }
+
+        /// Static description of one instruction kind.
+        #[derive(Clone, Copy, Debug)]
+        pub struct InstrSpec {
+            pub opcode: u8,
+            pub mnemonic: &'static str,
+            pub fields: &'static [FieldSpec],
+            pub doc: &'static str,
+        }
+
+        /// Every instruction kind, in opcode order.
+        pub const INSTR_SPECS: &[InstrSpec] = &[
+            $( InstrSpec { opcode: $opc, mnemonic: $mnem, fields: $name::FIELDS, doc: concat!($($idoc, "\n"),*) }, )*
+        ];
+
+        impl Instr {
+            pub fn opcode(&self) -> u8 {
+                match self { $( Instr::$name(_) => $opc, )* }
+            }
+
+            pub fn mnemonic(&self) -> &'static str {
+                match self { $( Instr::$name(_) => $mnem, )* }
+            }
+
+            pub fn spec(&self) -> &'static InstrSpec {
+                INSTR_SPECS.iter().find(|s| s.opcode == self.opcode()).expect("every opcode has a spec")
+            }
+
+            pub fn deps(&self) -> Deps {
+                match self { $( Instr::$name(i) => i.deps, )* }
+            }
+
+            pub fn deps_mut(&mut self) -> &mut Deps {
+                match self { $( Instr::$name(i) => &mut i.deps, )* }
+            }
+
+            /// Field values in table order.
+            pub fn values(&self) -> Vec<i64> {
+                match self { $( Instr::$name(i) => i.values(), )* }
+            }
+
+            /// Builds an instruction of the given mnemonic from table-order values.
+            pub fn from_values(mnemonic: &str, deps: Deps, values: &[i64]) -> Option<Instr> {
+                match mnemonic {
+                    $( $mnem => Some(Instr::$name($name::from_values(deps, values))), )*
+                    _ => None,
+                }
+            }
+
+            /// The queue this instruction is dispatched to (None: FINISH,
+            /// which the dispatcher handles itself).
+            pub fn queue(&self) -> Option<Queue> {
+                match self { $( Instr::$name(_i) => { let q: fn(&Instr) -> Option<Queue> = $queue; q(self) } )* }
+            }
+
+            /// The 32-byte encoding.
+            pub fn encode(&self) -> [u8; INSTR_BYTES] {
+                let mut w = BitWriter { words: [0; 4], pos: 0 };
+                w.put(self.opcode() as u64, 8);
+                w.put(self.deps().bits(), 4);
+                w.put(0, 4);
+                match self { $( Instr::$name(i) => i.put_fields(&mut w), )* }
+                let mut out = [0u8; INSTR_BYTES];
+                for (k, word) in w.words.iter().enumerate() {
+                    out[k * 8..k * 8 + 8].copy_from_slice(&word.to_le_bytes());
+                }
+                out
+            }
+
+            /// Decodes 32 bytes; never panics.
+            pub fn decode(bytes: &[u8]) -> Result<Instr, DecodeError> {
+                if bytes.len() != INSTR_BYTES {
+                    return Err(DecodeError::Length { expected: INSTR_BYTES, got: bytes.len() });
+                }
+                let mut words = [0u64; 4];
+                for (k, word) in words.iter_mut().enumerate() {
+                    *word = u64::from_le_bytes(bytes[k * 8..k * 8 + 8].try_into().expect("8 bytes"));
+                }
+                let mut r = BitReader { words: &words, pos: 0 };
+                let opcode = r.get(8) as u8;
+                let deps = Deps::from_bits(r.get(4));
+                let reserved = r.get(4);
+                let instr = match opcode {
+                    $( $opc => Instr::$name($name::get_fields(&mut r, deps)), )*
+                    other => return Err(DecodeError::UnknownOpcode(other)),
+                };
+                let mnemonic = instr.mnemonic();
+                if reserved != 0 {
+                    return Err(DecodeError::ReservedBits { mnemonic, lo: 12, hi: 16 });
+                }
+                let end = r.pos;
+                for bit in end..256 {
+                    if words[(bit / 64) as usize] >> (bit % 64) & 1 != 0 {
+                        return Err(DecodeError::ReservedBits { mnemonic, lo: end, hi: 256 });
+                    }
+                }
+                instr.check_fields()?;
+                Ok(instr)
+            }
+        }
+
+        $( impl From<$name> for Instr { fn from(i: $name) -> Instr { Instr::$name(i) } } )*
+    };
+}
+
+instructions! {
+    /// DMA a 2-D block from DRAM into the scratchpad or the accumulator,
+    /// surrounded by padding filled with `pad_value`.
+    Load = 0x01, "load", |_| Some(Queue::Load), {
+        buf: u8 = 2 BUF "destination: spad (int8 elements) or acc (int32 elements)",
+        dram: u32 = 32 U "byte address of the block's first element in DRAM",
+        stride: u32 = 32 U "bytes between consecutive DRAM rows",
+        rows: u16 = 16 U "DRAM rows to read (>= 1)",
+        cols: u16 = 16 U "elements per DRAM row (>= 1)",
+        pad_top: u8 = 8 U "padding rows above the data",
+        pad_bottom: u8 = 8 U "padding rows below the data",
+        pad_left: u8 = 8 U "padding elements before each row",
+        pad_right: u8 = 8 U "padding elements after each row",
+        pad_value: i8 = 8 S "value of padding elements (sign-extended into acc)",
+        addr: u16 = 16 U "first local row of the block",
+        col: u16 = 16 U "local column of the padded block's first element",
+    }
+    /// DMA a 2-D block from the scratchpad or the accumulator to DRAM.
+    Store = 0x02, "store", |_| Some(Queue::Store), {
+        buf: u8 = 2 BUF "source: spad (int8 elements) or acc (int32 elements)",
+        dram: u32 = 32 U "byte address of the block's first element in DRAM",
+        stride: u32 = 32 U "bytes between consecutive DRAM rows",
+        rows: u16 = 16 U "DRAM rows to write (>= 1)",
+        cols: u16 = 16 U "elements per DRAM row (>= 1)",
+        addr: u16 = 16 U "first local row of the block",
+        col: u16 = 16 U "local column of the block's first element",
+    }
+    /// Load a k x n weight tile from scratchpad rows into the array's shadow
+    /// weight buffer (the rest of the shadow buffer becomes zero).
+    Ldw = 0x03, "ldw", |_| Some(Queue::Compute), {
+        addr: u16 = 16 U "first scratchpad row of the tile (row i = weights of reduction index i)",
+        k: u16 = 16 U "tile rows, 1..=array.rows",
+        n: u16 = 16 U "tile columns, 1..=array.cols",
+        wfmt: u8 = 2 WFMT "weight format: i8 (i8s24, i4, i4s24 reserved)",
+        meta: u16 = 16 U "scratchpad row of 2:4 metadata (reserved, 0)",
+    }
+    /// Stream `m` scratchpad rows through the array into accumulator rows,
+    /// optionally swapping in the shadow weights first and preloading the
+    /// next tile's weights while streaming.
+    Matmul = 0x04, "matmul", |_| Some(Queue::Compute), {
+        a: u16 = 16 U "first scratchpad row of the input block",
+        m: u16 = 16 U "input rows to stream (>= 1)",
+        acc: u16 = 16 U "first accumulator row of the result",
+        accumulate: u8 = 1 U "1: add to the accumulator; 0: overwrite it",
+        swap: u8 = 1 U "1: make the shadow weights active before streaming",
+        in_type: u8 = 1 ELEM "input element type: i8 or u8",
+        preload: u8 = 1 U "1: load the tile (w, k, n) into the shadow buffer while streaming",
+        w: u16 = 16 U "preload: first scratchpad row of the next weight tile",
+        k: u16 = 16 U "preload: tile rows, 1..=array.rows",
+        n: u16 = 16 U "preload: tile columns, 1..=array.cols",
+        wfmt: u8 = 2 WFMT "preload: weight format (only i8 implemented)",
+        meta: u16 = 16 U "preload: 2:4 metadata row (reserved, 0)",
+    }
+    /// Post-process accumulator rows into scratchpad rows: add the per-column
+    /// bias, requantize with the per-column float32 scale (ORT-exact), add the
+    /// zero point, clamp.
+    Requant = 0x05, "requant", |_| Some(Queue::Compute), {
+        acc: u16 = 16 U "first accumulator row to read",
+        rows: u16 = 16 U "rows to process (>= 1)",
+        dst: u16 = 16 U "first scratchpad row to write",
+        params: u16 = 16 U "accumulator row of per-column bias; params+1 holds the float32 scale bits",
+        out_type: u8 = 1 ELEM "output element type: i8 or u8",
+        zp: i16 = 9 S "output zero point (in the output type's range)",
+        qmin: i16 = 9 S "clamp lower bound (fused ReLU: the zero point)",
+        qmax: i16 = 9 S "clamp upper bound",
+    }
+    /// Element-wise maximum of two strided sets of scratchpad rows (max pooling).
+    Vmax = 0x06, "vmax", |_| Some(Queue::Compute), {
+        a: u16 = 16 U "first row of operand a",
+        a_stride: u16 = 16 U "row step of operand a",
+        b: u16 = 16 U "first row of operand b",
+        b_stride: u16 = 16 U "row step of operand b",
+        dst: u16 = 16 U "first destination row",
+        dst_stride: u16 = 16 U "row step of the destination",
+        n: u16 = 16 U "rows to process (>= 1)",
+        elem: u8 = 1 ELEM "element type: i8 or u8",
+    }
+    /// Element-wise quantized add of two sets of scratchpad rows (residuals):
+    /// v = (a - za) * ka[c] + (b - zb) * kb[c] in int32, then requantized with
+    /// scale[c] like `requant` (ka, kb, scale in accumulator rows params..+3).
+    Vadd = 0x07, "vadd", |_| Some(Queue::Compute), {
+        a: u16 = 16 U "first row of operand a",
+        b: u16 = 16 U "first row of operand b",
+        dst: u16 = 16 U "first destination row",
+        n: u16 = 16 U "rows to process (>= 1)",
+        params: u16 = 16 U "accumulator row of per-column ka; +1 kb; +2 float32 scale bits",
+        in_type: u8 = 1 ELEM "operand element type: i8 or u8",
+        out_type: u8 = 1 ELEM "output element type: i8 or u8",
+        za: i16 = 9 S "zero point of a",
+        zb: i16 = 9 S "zero point of b",
+        zo: i16 = 9 S "output zero point",
+        qmin: i16 = 9 S "clamp lower bound",
+        qmax: i16 = 9 S "clamp upper bound",
+    }
+    /// Move dependency tokens only: runs in the named queue for one cycle.
+    Sync = 0x08, "sync", |i| match i { Instr::Sync(s) => Some(match s.queue { 0 => Queue::Load, 1 => Queue::Compute, _ => Queue::Store }), _ => None }, {
+        queue: u8 = 2 QUEUE "queue the instruction runs in",
+    }
+    /// End of program: completes when every queue and unit is idle.
+    Finish = 0x09, "finish", |_| None, {
+    }
+}
+
+impl Instr {
+    /// Checks config-independent legality: enum fields name a value, counts
+    /// are non-zero, dependency flags name queues that exist.
+    pub fn check_fields(&self) -> Result<(), DecodeError> {
+        let spec = self.spec();
+        let mnemonic = spec.mnemonic;
+        for (f, v) in spec.fields.iter().zip(self.values()) {
+            let (lo, hi) = f.range();
+            if v < lo || v > hi {
+                let legal = match f.kind {
+                    FieldKind::Enum(names) => names.join(" | "),
+                    _ => format!("{lo}..={hi}"),
+                };
+                return Err(DecodeError::IllegalField { mnemonic, field: f.name, value: v, legal });
+            }
+        }
+        let nonzero: &[&str] = match self {
+            Instr::Load(_) | Instr::Store(_) => &["rows", "cols"],
+            Instr::Ldw(_) => &["k", "n"],
+            Instr::Matmul(m) if m.preload != 0 => &["m", "k", "n"],
+            Instr::Matmul(_) => &["m"],
+            Instr::Requant(_) => &["rows"],
+            Instr::Vmax(_) | Instr::Vadd(_) => &["n"],
+            _ => &[],
+        };
+        for (f, v) in spec.fields.iter().zip(self.values()) {
+            if nonzero.contains(&f.name) && v == 0 {
+                return Err(DecodeError::IllegalField { mnemonic, field: f.name, value: 0, legal: "at least 1".into() });
+            }
+        }
+        let deps = self.deps();
+        let queue = self.queue();
+        let has_prev = queue.and_then(|q| q.prev()).is_some();
+        let has_next = queue.and_then(|q| q.next()).is_some();
+        let qname = queue.map(|q| q.name()).unwrap_or("finish");
+        for (flag, set, ok) in [
+            ("pop_prev", deps.pop_prev, has_prev),
+            ("push_prev", deps.push_prev, has_prev),
+            ("pop_next", deps.pop_next, has_next),
+            ("push_next", deps.push_next, has_next),
+        ] {
+            if set && !ok {
+                return Err(DecodeError::IllegalDeps { mnemonic, flag, queue: qname });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Queue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_instruction_fits_256_bits() {
+        for s in INSTR_SPECS {
+            let bits: u32 = FIELDS_LO + s.fields.iter().map(|f| f.width).sum::<u32>();
+            assert!(bits <= 256, "{} uses {bits} bits", s.mnemonic);
+        }
+    }
+
+    #[test]
+    fn opcodes_are_unique_and_nonzero() {
+        let mut seen = std::collections::HashSet::new();
+        for s in INSTR_SPECS {
+            assert!(s.opcode != 0);
+            assert!(seen.insert(s.opcode));
+        }
+    }
+
+    #[test]
+    fn signed_fields_round_trip() {
+        let r = Requant { zp: -128, qmin: -128, qmax: 127, rows: 1, ..Default::default() };
+        let i = Instr::from(r);
+        assert_eq!(Instr::decode(&i.encode()).unwrap(), i);
+    }
+
+    #[test]
+    fn zero_bytes_are_illegal() {
+        assert_eq!(Instr::decode(&[0u8; 32]), Err(DecodeError::UnknownOpcode(0)));
+    }
+}
