@@ -3,9 +3,12 @@
 //! text, the program container, the register map, the `Device` trait and the
 //! arithmetic every implementation must reproduce.
 
+pub mod asm;
 pub mod config;
 pub mod device;
 pub mod instr;
+pub mod numerics;
+pub mod program;
 pub mod regs;
 pub mod timing;
 

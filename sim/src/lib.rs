@@ -1,1 +1,2 @@
-pub fn placeholder(){}
+//! The cycle-accurate Rust model of the systole accelerator.
+pub mod energy;
