@@ -1,1 +1,168 @@
-pub fn placeholder(){}
+//! The host runtime: what a host program does to run a compiled program on
+//! an accelerator, through nothing but the `Device` trait (DESIGN §7). It
+//! places the program and tensors in device memory, grants the memory
+//! window, writes the registers, starts, waits, and reads the counters back.
+
+use isa::program::{Program, TensorInfo};
+use isa::regs::{self, Counter, Counters, ErrorCode};
+use isa::{Device, DeviceError, InstrTrace, INSTR_BYTES};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("device: {0}")]
+    Device(#[from] DeviceError),
+    #[error(
+        "the program was compiled for config `{program_config}` (fingerprint {program:#018x}), \
+         the device is `{device_config}` ({device:#018x}); recompile for this config"
+    )]
+    Fingerprint { program: u64, program_config: String, device: u64, device_config: String },
+    #[error("the program needs {need} bytes of device memory, the device has {have}")]
+    Memory { need: u64, have: u64 },
+    #[error("tensor `{name}`: {why}")]
+    Tensor { name: String, why: String },
+    #[error("the device did not stop within {0} cycles")]
+    Timeout(u64),
+}
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    Fault { code: ErrorCode, pc: u32 },
+}
+
+/// What a run reports: outcome, counters and per-instruction timing.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    pub outcome: Outcome,
+    pub counters: Counters,
+    pub trace: Vec<InstrTrace>,
+}
+
+impl RunReport {
+    pub fn cycles(&self) -> u64 {
+        self.counters.get(Counter::Cycles)
+    }
+}
+
+/// A host's handle on one device.
+pub struct Driver<D: Device> {
+    dev: D,
+    /// Cycles a run may take before the driver gives up.
+    pub cycle_limit: u64,
+}
+
+impl<D: Device> Driver<D> {
+    pub fn new(dev: D) -> Driver<D> {
+        Driver { dev, cycle_limit: 1 << 40 }
+    }
+
+    pub fn device(&self) -> &D {
+        &self.dev
+    }
+
+    pub fn device_mut(&mut self) -> &mut D {
+        &mut self.dev
+    }
+
+    /// The device's configuration fingerprint, read from its registers.
+    pub fn fingerprint(&mut self) -> Result<u64, DriverError> {
+        let lo = self.dev.read_reg(regs::FINGERPRINT_LO)? as u64;
+        let hi = self.dev.read_reg(regs::FINGERPRINT_HI)? as u64;
+        Ok(hi << 32 | lo)
+    }
+
+    /// Places code and constants, sets the program registers and grants the
+    /// window `[0, mem_bytes)`.
+    pub fn load(&mut self, prog: &Program) -> Result<(), DriverError> {
+        let device = self.fingerprint()?;
+        if device != prog.fingerprint {
+            return Err(DriverError::Fingerprint {
+                program: prog.fingerprint,
+                program_config: prog.config_name.clone(),
+                device,
+                device_config: self.dev.config().name.clone(),
+            });
+        }
+        let have = self.dev.config().dram_bytes();
+        if prog.mem_bytes > have || prog.mem_bytes > u32::MAX as u64 {
+            return Err(DriverError::Memory { need: prog.mem_bytes, have });
+        }
+        let code: Vec<u8> = prog.code.iter().flat_map(|i| i.encode()).collect();
+        self.dev.write_mem(prog.code_addr, &code)?;
+        if !prog.data.is_empty() {
+            self.dev.write_mem(prog.data_addr, &prog.data)?;
+        }
+        self.dev.write_reg(regs::PROG_ADDR, prog.code_addr as u32)?;
+        self.dev.write_reg(regs::PROG_LEN, (code.len() / INSTR_BYTES) as u32)?;
+        self.dev.write_reg(regs::WIN_BASE, 0)?;
+        self.dev.write_reg(regs::WIN_LIMIT, prog.mem_bytes as u32)?;
+        Ok(())
+    }
+
+    /// Writes a tensor's bytes at its address, checking the length.
+    pub fn write_tensor(&mut self, t: &TensorInfo, bytes: &[u8]) -> Result<(), DriverError> {
+        if bytes.len() as u64 != t.byte_len() {
+            return Err(DriverError::Tensor {
+                name: t.name.clone(),
+                why: format!("{} bytes given, shape {:?} of {} needs {}", bytes.len(), t.shape, t.dtype, t.byte_len()),
+            });
+        }
+        self.dev.write_mem(t.addr, bytes)?;
+        Ok(())
+    }
+
+    pub fn read_tensor(&mut self, t: &TensorInfo) -> Result<Vec<u8>, DriverError> {
+        Ok(self.dev.read_mem(t.addr, t.byte_len() as usize)?)
+    }
+
+    pub fn write_mem(&mut self, addr: u64, bytes: &[u8]) -> Result<(), DriverError> {
+        Ok(self.dev.write_mem(addr, bytes)?)
+    }
+
+    pub fn read_mem(&mut self, addr: u64, len: usize) -> Result<Vec<u8>, DriverError> {
+        Ok(self.dev.read_mem(addr, len)?)
+    }
+
+    /// Starts the loaded program and waits for it to stop.
+    pub fn run(&mut self) -> Result<RunReport, DriverError> {
+        self.run_with_progress(|_| {})
+    }
+
+    /// Like `run`, calling `progress(cycles so far)` between slices.
+    pub fn run_with_progress(&mut self, mut progress: impl FnMut(u64)) -> Result<RunReport, DriverError> {
+        const SLICE: u64 = 1 << 20;
+        self.dev.write_reg(regs::CTRL, regs::CTRL_START)?;
+        let mut elapsed = 0u64;
+        loop {
+            let status = self.dev.advance(SLICE)?;
+            if status != regs::STATUS_RUNNING {
+                break;
+            }
+            elapsed += SLICE;
+            progress(self.read_counter(Counter::Cycles)?);
+            if elapsed >= self.cycle_limit {
+                return Err(DriverError::Timeout(self.cycle_limit));
+            }
+        }
+        let outcome = match self.dev.read_reg(regs::STATUS)? {
+            regs::STATUS_DONE => Outcome::Done,
+            _ => {
+                let code = self.dev.read_reg(regs::ERROR_CODE)?;
+                let pc = self.dev.read_reg(regs::ERROR_PC)?;
+                Outcome::Fault { code: ErrorCode::from_u32(code).unwrap_or(ErrorCode::IllegalInstruction), pc }
+            }
+        };
+        let mut counters = Counters::default();
+        for &c in Counter::ALL {
+            counters.set(c, self.read_counter(c)?);
+        }
+        Ok(RunReport { outcome, counters, trace: self.dev.trace() })
+    }
+
+    fn read_counter(&mut self, c: Counter) -> Result<u64, DriverError> {
+        let lo = self.dev.read_reg(c.addr())? as u64;
+        let hi = self.dev.read_reg(c.addr() + 4)? as u64;
+        Ok(hi << 32 | lo)
+    }
+}

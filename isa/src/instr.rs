@@ -116,13 +116,7 @@ impl FieldSpec {
 
     /// Value of raw bits (sign-extended for signed fields).
     pub fn from_raw(&self, raw: u64) -> i64 {
-        match self.kind {
-            FieldKind::Signed => {
-                let shift = 64 - self.width;
-                ((raw << shift) as i64) >> shift
-            }
-            _ => raw as i64,
-        }
+        raw_to_value(self.kind, raw, self.width)
     }
 }
 
@@ -247,8 +241,7 @@ macro_rules! instructions {
 
                 /// Field values in table order (signed fields sign-extended).
                 pub fn values(&self) -> Vec<i64> {
-                    let raws = [$( self.$field as u64 & mask($width) ),*];
-                    Self::FIELDS.iter().zip(raws).map(|(f, r)| f.from_raw(r)).collect()
+                    vec![$( self.$field as i64 ),*]
                 }
 
                 /// Builds the instruction from values in table order (must be in range).
@@ -465,7 +458,7 @@ instructions! {
         qmax: i16 = 9 S "clamp upper bound",
     }
     /// Move dependency tokens only: runs in the named queue for one cycle.
-    Sync = 0x08, "sync", |i| match i { Instr::Sync(s) => Some(match s.queue { 0 => Queue::Load, 1 => Queue::Compute, _ => Queue::Store }), _ => None }, {
+    Sync = 0x08, "sync", |i| match i { Instr::Sync(s) => match s.queue { 0 => Some(Queue::Load), 1 => Some(Queue::Compute), 2 => Some(Queue::Store), _ => None }, _ => None }, {
         queue: u8 = 2 QUEUE "queue the instruction runs in",
     }
     /// End of program: completes when every queue and unit is idle.

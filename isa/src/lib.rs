@@ -7,6 +7,7 @@ pub mod asm;
 pub mod config;
 pub mod device;
 pub mod instr;
+pub mod legal;
 pub mod numerics;
 pub mod program;
 pub mod regs;

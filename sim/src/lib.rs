@@ -1,2 +1,11 @@
-//! The cycle-accurate Rust model of the systole accelerator.
+//! The cycle-accurate Rust model of the systole accelerator (DESIGN §5):
+//! it implements `isa::Device`, counts events, and turns them into energy.
+//! It never reads the clock or does IO.
+
+pub mod array;
+pub mod dma;
+pub mod dram;
 pub mod energy;
+pub mod machine;
+
+pub use machine::{Model, ModelError};

@@ -1,0 +1,246 @@
+//! Configuration-dependent legality of an instruction: buffer ranges, tile
+//! shapes, supported formats, and the DRAM byte ranges a DMA touches. The
+//! device checks these when it dispatches an instruction (a failure is a
+//! fault); the assembler and the compiler check them ahead of time.
+
+use crate::config::HwConfig;
+use crate::instr::*;
+use crate::regs::ErrorCode;
+
+/// An illegal instruction for a configuration: the fault it raises and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Illegal {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl std::fmt::Display for Illegal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.name(), self.message)
+    }
+}
+
+fn range_err(what: &str, lo: u64, hi: u64, limit: u64, unit: &str) -> Illegal {
+    Illegal {
+        code: ErrorCode::BufferOutOfRange,
+        message: format!("{what} rows [{lo}, {hi}) exceed the {limit} {unit} rows"),
+    }
+}
+
+fn illegal(message: String) -> Illegal {
+    Illegal { code: ErrorCode::IllegalInstruction, message }
+}
+
+/// The geometry of a LOAD or STORE block (STORE has no padding).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DmaBlock {
+    pub to_acc: bool,
+    pub dram: u64,
+    pub stride: u64,
+    pub rows: u64,
+    pub cols: u64,
+    pub pad_top: u64,
+    pub pad_bottom: u64,
+    pub pad_left: u64,
+    pub pad_right: u64,
+    pub addr: u64,
+    pub col: u64,
+}
+
+impl DmaBlock {
+    pub fn of_load(l: &Load) -> DmaBlock {
+        DmaBlock {
+            to_acc: l.buf == BUF_ACC,
+            dram: l.dram as u64,
+            stride: l.stride as u64,
+            rows: l.rows as u64,
+            cols: l.cols as u64,
+            pad_top: l.pad_top as u64,
+            pad_bottom: l.pad_bottom as u64,
+            pad_left: l.pad_left as u64,
+            pad_right: l.pad_right as u64,
+            addr: l.addr as u64,
+            col: l.col as u64,
+        }
+    }
+
+    pub fn of_store(s: &Store) -> DmaBlock {
+        DmaBlock {
+            to_acc: s.buf == BUF_ACC,
+            dram: s.dram as u64,
+            stride: s.stride as u64,
+            rows: s.rows as u64,
+            cols: s.cols as u64,
+            pad_top: 0,
+            pad_bottom: 0,
+            pad_left: 0,
+            pad_right: 0,
+            addr: s.addr as u64,
+            col: s.col as u64,
+        }
+    }
+
+    /// Bytes per element: 1 in the scratchpad, 4 in the accumulator.
+    pub fn elem_bytes(&self) -> u64 {
+        if self.to_acc {
+            4
+        } else {
+            1
+        }
+    }
+
+    /// Rows of the padded block.
+    pub fn block_rows(&self) -> u64 {
+        self.pad_top + self.rows + self.pad_bottom
+    }
+
+    /// Elements per row of the padded block.
+    pub fn block_cols(&self) -> u64 {
+        self.pad_left + self.cols + self.pad_right
+    }
+
+    /// Bytes of one DRAM row.
+    pub fn row_bytes(&self) -> u64 {
+        self.cols * self.elem_bytes()
+    }
+
+    /// True when consecutive DRAM rows are adjacent: the block is one range.
+    pub fn contiguous(&self) -> bool {
+        self.stride == self.row_bytes()
+    }
+
+    /// The DRAM byte range the block's data spans, `[lo, hi)`.
+    pub fn dram_span(&self) -> (u64, u64) {
+        (self.dram, self.dram + (self.rows - 1) * self.stride + self.row_bytes())
+    }
+
+    /// One past the last local row the block touches, for `dim` columns a row.
+    pub fn local_end(&self, dim: u64) -> u64 {
+        let last_col = self.col + self.block_cols() - 1;
+        self.addr + (last_col / dim) * self.block_rows() + self.block_rows()
+    }
+}
+
+/// Checks an instruction against a configuration (everything but the
+/// memory window, which belongs to a run).
+pub fn check(instr: &Instr, cfg: &HwConfig) -> Result<(), Illegal> {
+    let rows = cfg.array.rows as u64;
+    let cols = cfg.array.cols as u64;
+    let spad = cfg.spad_rows() as u64;
+    let accr = cfg.acc_rows() as u64;
+    let in_spad = |what: &str, lo: u64, n: u64| -> Result<(), Illegal> {
+        if lo + n > spad {
+            Err(range_err(what, lo, lo + n, spad, "scratchpad"))
+        } else {
+            Ok(())
+        }
+    };
+    let in_acc = |what: &str, lo: u64, n: u64| -> Result<(), Illegal> {
+        if lo + n > accr {
+            Err(range_err(what, lo, lo + n, accr, "accumulator"))
+        } else {
+            Ok(())
+        }
+    };
+    let tile = |k: u16, n: u16, wfmt: u8| -> Result<(), Illegal> {
+        if wfmt != WFMT_I8 {
+            return Err(illegal(format!(
+                "weight format {} is not implemented by this accelerator (only i8)",
+                ["i8", "i8s24", "i4", "i4s24"][wfmt as usize & 3]
+            )));
+        }
+        if k as u64 > rows || n as u64 > cols {
+            return Err(Illegal {
+                code: ErrorCode::BufferOutOfRange,
+                message: format!("weight tile {k}x{n} exceeds the {rows}x{cols} array"),
+            });
+        }
+        Ok(())
+    };
+    let strided = |what: &str, lo: u64, stride: u64, n: u64| in_spad(what, lo + (n - 1) * stride, 1);
+    let type_range = |t: u8| if t == ELEM_U8 { (0i64, 255i64) } else { (-128, 127) };
+    let in_type = |what: &str, v: i16, t: u8| -> Result<(), Illegal> {
+        let (lo, hi) = type_range(t);
+        if (v as i64) < lo || v as i64 > hi {
+            return Err(illegal(format!("{what} = {v} is outside the {} range {lo}..={hi}", ["i8", "u8"][t as usize & 1])));
+        }
+        Ok(())
+    };
+    match instr {
+        Instr::Load(_) | Instr::Store(_) => {
+            let b = match instr {
+                Instr::Load(l) => DmaBlock::of_load(l),
+                Instr::Store(s) => DmaBlock::of_store(s),
+                _ => unreachable!(),
+            };
+            let (limit, name) = if b.to_acc { (accr, "accumulator") } else { (spad, "scratchpad") };
+            let end = b.local_end(cols);
+            if end > limit {
+                return Err(range_err("DMA block", b.addr, end, limit, name));
+            }
+        }
+        Instr::Ldw(l) => {
+            tile(l.k, l.n, l.wfmt)?;
+            in_spad("ldw weights", l.addr as u64, l.k as u64)?;
+        }
+        Instr::Matmul(m) => {
+            in_spad("matmul input", m.a as u64, m.m as u64)?;
+            in_acc("matmul output", m.acc as u64, m.m as u64)?;
+            if m.preload != 0 {
+                tile(m.k, m.n, m.wfmt)?;
+                in_spad("matmul preload", m.w as u64, m.k as u64)?;
+            }
+        }
+        Instr::Requant(r) => {
+            in_acc("requant input", r.acc as u64, r.rows as u64)?;
+            in_acc("requant params", r.params as u64, 2)?;
+            in_spad("requant output", r.dst as u64, r.rows as u64)?;
+            in_type("zp", r.zp, r.out_type)?;
+            in_type("qmin", r.qmin, r.out_type)?;
+            in_type("qmax", r.qmax, r.out_type)?;
+            if r.qmin > r.qmax {
+                return Err(illegal(format!("qmin {} > qmax {}", r.qmin, r.qmax)));
+            }
+        }
+        Instr::Vmax(v) => {
+            let n = v.n as u64;
+            strided("vmax a", v.a as u64, v.a_stride as u64, n)?;
+            strided("vmax b", v.b as u64, v.b_stride as u64, n)?;
+            strided("vmax dst", v.dst as u64, v.dst_stride as u64, n)?;
+        }
+        Instr::Vadd(v) => {
+            let n = v.n as u64;
+            in_spad("vadd a", v.a as u64, n)?;
+            in_spad("vadd b", v.b as u64, n)?;
+            in_spad("vadd dst", v.dst as u64, n)?;
+            in_acc("vadd params", v.params as u64, 3)?;
+            in_type("za", v.za, v.in_type)?;
+            in_type("zb", v.zb, v.in_type)?;
+            in_type("zo", v.zo, v.out_type)?;
+            in_type("qmin", v.qmin, v.out_type)?;
+            in_type("qmax", v.qmax, v.out_type)?;
+            if v.qmin > v.qmax {
+                return Err(illegal(format!("qmin {} > qmax {}", v.qmin, v.qmax)));
+            }
+        }
+        Instr::Sync(_) | Instr::Finish(_) => {}
+    }
+    Ok(())
+}
+
+/// Checks that a DMA's DRAM bytes lie inside the window `[base, limit)`.
+pub fn check_window(instr: &Instr, base: u64, limit: u64) -> Result<(), Illegal> {
+    let b = match instr {
+        Instr::Load(l) => DmaBlock::of_load(l),
+        Instr::Store(s) => DmaBlock::of_store(s),
+        _ => return Ok(()),
+    };
+    let (lo, hi) = b.dram_span();
+    if lo < base || hi > limit {
+        return Err(Illegal {
+            code: ErrorCode::DmaOutOfWindow,
+            message: format!("DRAM bytes [{lo:#x}, {hi:#x}) are outside the window [{base:#x}, {limit:#x})"),
+        });
+    }
+    Ok(())
+}

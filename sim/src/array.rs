@@ -1,0 +1,154 @@
+//! The arithmetic of the systolic array and the post-processing unit. The
+//! array's timing lives in `machine`; here a tile's arithmetic is computed
+//! with a fast loop, which gives the same bits as one PE at a time because
+//! int32 addition wraps and is associative.
+
+use isa::numerics;
+
+/// A weight tile held by the array: `rows x cols` int8 values widened to
+/// i16 (row = reduction index), and the valid `k x n` corner.
+#[derive(Clone, Debug)]
+pub struct WeightTile {
+    pub w: Vec<i16>,
+    pub k: usize,
+    pub n: usize,
+}
+
+impl WeightTile {
+    pub fn zero(rows: usize, cols: usize) -> WeightTile {
+        WeightTile { w: vec![0; rows * cols], k: 0, n: 0 }
+    }
+
+    /// Loads a `k x n` tile from scratchpad rows (`cols` bytes each); the
+    /// rest of the tile becomes zero.
+    pub fn load(&mut self, spad: &[u8], addr: usize, k: usize, n: usize, cols: usize) {
+        self.w.iter_mut().for_each(|v| *v = 0);
+        for r in 0..k {
+            let src = &spad[(addr + r) * cols..(addr + r) * cols + n];
+            for (dst, &b) in self.w[r * cols..r * cols + n].iter_mut().zip(src) {
+                *dst = b as i8 as i16;
+            }
+        }
+        self.k = k;
+        self.n = n;
+    }
+}
+
+/// Streams `m` scratchpad rows through the weights into accumulator rows:
+/// `acc[i][c] = (accumulate ? acc[i][c] : 0) + sum_r x[i][r] * w[r][c]`.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul(
+    wt: &WeightTile,
+    rows: usize,
+    cols: usize,
+    spad: &[u8],
+    a: usize,
+    m: usize,
+    unsigned: bool,
+    acc: &mut [i32],
+    acc_row: usize,
+    accumulate: bool,
+) {
+    let k = wt.k.min(rows);
+    let mut out = vec![0i32; cols];
+    for i in 0..m {
+        let x = &spad[(a + i) * cols..(a + i) * cols + k];
+        out.iter_mut().for_each(|v| *v = 0);
+        for (r, &xb) in x.iter().enumerate() {
+            let xv = if unsigned { xb as i16 } else { xb as i8 as i16 };
+            if xv == 0 {
+                continue;
+            }
+            let wrow = &wt.w[r * cols..r * cols + cols];
+            // |x| <= 255 and |w| <= 128: the product fits in i16.
+            for (o, &wv) in out.iter_mut().zip(wrow) {
+                *o += (xv * wv) as i32;
+            }
+        }
+        let dst = &mut acc[(acc_row + i) * cols..(acc_row + i + 1) * cols];
+        if accumulate {
+            for (d, o) in dst.iter_mut().zip(&out) {
+                *d = d.wrapping_add(*o);
+            }
+        } else {
+            dst.copy_from_slice(&out);
+        }
+    }
+}
+
+fn elem(b: u8, unsigned: bool) -> i32 {
+    if unsigned {
+        b as i32
+    } else {
+        b as i8 as i32
+    }
+}
+
+/// REQUANT: accumulator rows plus per-column bias (row `params`), scaled by
+/// the per-column float32 scale (row `params + 1`), zero point, clamp.
+#[allow(clippy::too_many_arguments)]
+pub fn requant(
+    acc: &[i32],
+    src: usize,
+    rows: usize,
+    params: usize,
+    spad: &mut [u8],
+    dst: usize,
+    cols: usize,
+    zp: i32,
+    qmin: i32,
+    qmax: i32,
+) {
+    let bias = &acc[params * cols..(params + 1) * cols];
+    let scale: Vec<f32> = acc[(params + 1) * cols..(params + 2) * cols].iter().map(|&b| f32::from_bits(b as u32)).collect();
+    for i in 0..rows {
+        for c in 0..cols {
+            let v = acc[(src + i) * cols + c].wrapping_add(bias[c]);
+            let q = numerics::requantize(v, scale[c], zp, qmin, qmax);
+            spad[(dst + i) * cols + c] = q as u8;
+        }
+    }
+}
+
+/// VMAX: element-wise maximum of two strided row sets.
+#[allow(clippy::too_many_arguments)]
+pub fn vmax(spad: &mut [u8], cols: usize, a: usize, sa: usize, b: usize, sb: usize, d: usize, sd: usize, n: usize, unsigned: bool) {
+    let mut row = vec![0u8; cols];
+    for i in 0..n {
+        for (c, out) in row.iter_mut().enumerate() {
+            let x = spad[(a + i * sa) * cols + c];
+            let y = spad[(b + i * sb) * cols + c];
+            *out = if elem(x, unsigned) >= elem(y, unsigned) { x } else { y };
+        }
+        spad[(d + i * sd) * cols..(d + i * sd + 1) * cols].copy_from_slice(&row);
+    }
+}
+
+/// Parameters of a VADD besides its rows.
+pub struct VaddParams {
+    pub unsigned_in: bool,
+    pub za: i32,
+    pub zb: i32,
+    pub zo: i32,
+    pub qmin: i32,
+    pub qmax: i32,
+}
+
+/// VADD: quantized element-wise add with per-column multipliers and scale
+/// from accumulator rows `params..params + 3`.
+#[allow(clippy::too_many_arguments)]
+pub fn vadd(spad: &mut [u8], acc: &[i32], cols: usize, a: usize, b: usize, d: usize, n: usize, params: usize, p: &VaddParams) {
+    let ka = &acc[params * cols..(params + 1) * cols];
+    let kb = &acc[(params + 1) * cols..(params + 2) * cols];
+    let sc = &acc[(params + 2) * cols..(params + 3) * cols];
+    let mut row = vec![0u8; cols];
+    for i in 0..n {
+        for (c, out) in row.iter_mut().enumerate() {
+            let x = elem(spad[(a + i) * cols + c], p.unsigned_in);
+            let y = elem(spad[(b + i) * cols + c], p.unsigned_in);
+            let q = numerics::vadd(x, p.za, ka[c], y, p.zb, kb[c], f32::from_bits(sc[c] as u32), p.zo, p.qmin, p.qmax);
+            *out = q as u8;
+        }
+        spad[(d + i) * cols..(d + i + 1) * cols].copy_from_slice(&row);
+    }
+}

@@ -1,0 +1,228 @@
+//! The DMA engines' data movement and timing (isa/ISA.md, "LOAD" and
+//! "STORE"): a block is moved as *chunks*, one local-buffer row write (or
+//! read) per cycle, and its DRAM bytes as bursts.
+
+use crate::dram::{split_bursts, Burst};
+use isa::legal::DmaBlock;
+
+/// One local-row access of a DMA block: `len` elements of padded-block row
+/// `y`, from padded-block column `x0`, at local row `row`, column `lcol`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Chunk {
+    pub y: u64,
+    pub x0: u64,
+    pub len: u64,
+    pub row: u64,
+    pub lcol: u64,
+}
+
+/// Visits the chunks of a block in order: padded rows top to bottom, and in
+/// each row the column blocks left to right.
+pub fn for_each_chunk(b: &DmaBlock, dim: u64, mut f: impl FnMut(Chunk)) {
+    let ys = b.block_rows();
+    let xs = b.block_cols();
+    let first_cb = b.col / dim;
+    let last_cb = (b.col + xs - 1) / dim;
+    for y in 0..ys {
+        for cb in first_cb..=last_cb {
+            let c0 = (cb * dim).max(b.col);
+            let c1 = ((cb + 1) * dim).min(b.col + xs);
+            f(Chunk { y, x0: c0 - b.col, len: c1 - c0, row: b.addr + cb * ys + y, lcol: c0 % dim });
+        }
+    }
+}
+
+/// The DRAM byte range `[lo, hi)` a chunk's data occupies, with the index of
+/// the range it belongs to; None for a chunk of padding only.
+pub fn chunk_dram(b: &DmaBlock, c: &Chunk) -> Option<(usize, u64, u64)> {
+    if c.y < b.pad_top || c.y >= b.pad_top + b.rows {
+        return None;
+    }
+    let x0 = c.x0.max(b.pad_left);
+    let x1 = (c.x0 + c.len).min(b.pad_left + b.cols);
+    if x0 >= x1 {
+        return None;
+    }
+    let yd = c.y - b.pad_top;
+    let es = b.elem_bytes();
+    let row = b.dram + yd * b.stride;
+    let range = if b.contiguous() { 0 } else { yd as usize };
+    Some((range, row + (x0 - b.pad_left) * es, row + (x1 - b.pad_left) * es))
+}
+
+/// The bursts of a block, and for each DRAM range the index of its first burst.
+#[derive(Clone, Debug, Default)]
+pub struct BurstPlan {
+    pub bursts: Vec<Burst>,
+    pub range_first: Vec<usize>,
+}
+
+impl BurstPlan {
+    /// A contiguous block is one range; otherwise each DRAM row is one.
+    pub fn of(b: &DmaBlock, bytes_per_cycle: u64) -> BurstPlan {
+        let mut plan = BurstPlan::default();
+        if b.contiguous() {
+            plan.range_first.push(0);
+            split_bursts(b.dram, b.rows * b.row_bytes(), bytes_per_cycle, &mut plan.bursts);
+        } else {
+            for yd in 0..b.rows {
+                plan.range_first.push(plan.bursts.len());
+                split_bursts(b.dram + yd * b.stride, b.row_bytes(), bytes_per_cycle, &mut plan.bursts);
+            }
+        }
+        plan
+    }
+
+    /// Index of the burst of `range` that holds beat `beat`.
+    pub fn burst_of(&self, range: usize, beat: u64) -> usize {
+        let lo = self.range_first[range];
+        let hi = self.range_first.get(range + 1).copied().unwrap_or(self.bursts.len());
+        lo + self.bursts[lo..hi].partition_point(|bu| bu.beat0 + bu.beats <= beat)
+    }
+
+    pub fn total_beats(&self) -> u64 {
+        self.bursts.iter().map(|b| b.beats).sum()
+    }
+}
+
+/// LOAD timing once every burst has its data cycles: chunk `q` is written in
+/// cycle `w_q = max(w_{q-1} + 1, start + 1, arrival of its last beat + 1)`
+/// (padding-only chunks need no data); the LOAD finishes at `w_last + 1`.
+/// Returns (finish, chunks written).
+pub fn load_finish(b: &DmaBlock, dim: u64, w: u64, start: u64, plan: &BurstPlan, data_start: &[u64]) -> (u64, u64) {
+    let mut last_write = start;
+    let mut chunks = 0;
+    for_each_chunk(b, dim, |c| {
+        let ready = match chunk_dram(b, &c) {
+            Some((range, _lo, hi)) => {
+                let beat = (hi - 1) / w;
+                let i = plan.burst_of(range, beat);
+                data_start[i] + (beat - plan.bursts[i].beat0) + 1
+            }
+            None => 0,
+        };
+        last_write = (last_write + 1).max(ready);
+        chunks += 1;
+    });
+    (last_write + 1, chunks)
+}
+
+/// STORE timing: chunk `q` is read in cycle `start + 1 + q`; a burst may be
+/// requested from the cycle after the last chunk holding any of its bytes has
+/// been read. Returns (ready cycle per burst, chunks read).
+pub fn store_ready(b: &DmaBlock, dim: u64, w: u64, start: u64, plan: &BurstPlan) -> (Vec<u64>, u64) {
+    let mut ready = vec![start + 1; plan.bursts.len()];
+    let mut q = 0u64;
+    for_each_chunk(b, dim, |c| {
+        if let Some((range, lo, hi)) = chunk_dram(b, &c) {
+            let first = plan.burst_of(range, lo / w);
+            let last = plan.burst_of(range, (hi - 1) / w);
+            for r in &mut ready[first..=last] {
+                *r = (*r).max(start + 2 + q);
+            }
+        }
+        q += 1;
+    });
+    (ready, q)
+}
+
+/// Performs a LOAD's data movement: DRAM (`mem`) into the scratchpad
+/// (`dim` bytes a row) or the accumulator (`dim` int32 a row).
+pub fn load_copy(b: &DmaBlock, dim: u64, pad_value: i8, mem: &[u8], spad: &mut [u8], acc: &mut [i32]) {
+    let es = b.elem_bytes();
+    for_each_chunk(b, dim, |c| {
+        let data = chunk_dram(b, &c);
+        for i in 0..c.len {
+            let x = c.x0 + i;
+            let local = (c.row * dim + c.lcol + i) as usize;
+            let value: Option<u64> = match data {
+                Some(_) if x >= b.pad_left && x < b.pad_left + b.cols => {
+                    Some(b.dram + (c.y - b.pad_top) * b.stride + (x - b.pad_left) * es)
+                }
+                _ => None,
+            };
+            if b.to_acc {
+                acc[local] = match value {
+                    Some(a) => i32::from_le_bytes(mem[a as usize..a as usize + 4].try_into().expect("4 bytes")),
+                    None => pad_value as i32,
+                };
+            } else {
+                spad[local] = match value {
+                    Some(a) => mem[a as usize],
+                    None => pad_value as u8,
+                };
+            }
+        }
+    });
+}
+
+/// Performs a STORE's data movement from the scratchpad or accumulator to DRAM.
+pub fn store_copy(b: &DmaBlock, dim: u64, spad: &[u8], acc: &[i32], mem: &mut [u8]) {
+    let es = b.elem_bytes();
+    for_each_chunk(b, dim, |c| {
+        let base = (b.dram + c.y * b.stride + c.x0 * es) as usize;
+        let local = (c.row * dim + c.lcol) as usize;
+        if b.to_acc {
+            for i in 0..c.len as usize {
+                mem[base + 4 * i..base + 4 * i + 4].copy_from_slice(&acc[local + i].to_le_bytes());
+            }
+        } else {
+            mem[base..base + c.len as usize].copy_from_slice(&spad[local..local + c.len as usize]);
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(rows: u64, cols: u64, stride: u64) -> DmaBlock {
+        DmaBlock {
+            to_acc: false,
+            dram: 0,
+            stride,
+            rows,
+            cols,
+            pad_top: 0,
+            pad_bottom: 0,
+            pad_left: 0,
+            pad_right: 0,
+            addr: 0,
+            col: 0,
+        }
+    }
+
+    #[test]
+    fn wide_rows_are_column_blocked() {
+        let b = block(2, 40, 40);
+        let mut seen = Vec::new();
+        for_each_chunk(&b, 16, |c| seen.push((c.y, c.row, c.lcol, c.len)));
+        assert_eq!(seen, vec![(0, 0, 0, 16), (0, 2, 0, 16), (0, 4, 0, 8), (1, 1, 0, 16), (1, 3, 0, 16), (1, 5, 0, 8)]);
+    }
+
+    #[test]
+    fn padding_and_offsets_place_elements() {
+        let mut b = block(2, 2, 8);
+        b.pad_top = 1;
+        b.pad_left = 1;
+        b.col = 1;
+        b.dram = 100;
+        let mut mem = vec![0u8; 200];
+        mem[100..102].copy_from_slice(&[1, 2]);
+        mem[108..110].copy_from_slice(&[3, 4]);
+        let mut spad = vec![9u8; 16];
+        load_copy(&b, 4, -1, &mem, &mut spad, &mut []);
+        let ff = 0xff;
+        assert_eq!(spad, vec![9, ff, ff, ff, 9, ff, 1, 2, 9, ff, 3, 4, 9, 9, 9, 9]);
+    }
+
+    #[test]
+    fn load_timing_follows_beats() {
+        // 2 rows of 16 bytes, contiguous, 16 B beats: one burst of 2 beats.
+        let b = block(2, 16, 16);
+        let plan = BurstPlan::of(&b, 16);
+        assert_eq!(plan.bursts.len(), 1);
+        // data in cycles 110, 111 -> writes at 111, 112 -> finish 113.
+        assert_eq!(load_finish(&b, 16, 16, 5, &plan, &[110]), (113, 2));
+    }
+}

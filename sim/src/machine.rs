@@ -1,0 +1,832 @@
+//! The cycle-accurate model of the whole accelerator: fetch, dispatch, the
+//! LOAD / COMPUTE / STORE queues and their token counters, the DMA engines
+//! against the DRAM model, the array and the post-processing unit.
+//!
+//! Time advances from one cycle where something can happen to the next
+//! (never one PE or one idle cycle at a time). In every visited cycle the
+//! phases run in a fixed order, each reading the state as it was at the
+//! start of the cycle, which is what the RTL's registers do:
+//! 0. token pushes due this cycle take effect;
+//! 1. the memory arbiter grants at most one request (fetch, LOAD, STORE);
+//! 2. dispatch moves at most one instruction into its queue (visible next cycle);
+//! 3. each queue's head may start.
+//!
+//! Each instruction's data effect is applied when it starts: in a program
+//! whose queues are ordered by tokens (isa/ISA.md, "Hazards"), nothing else
+//! can observe the buffers it touches before it finishes.
+
+use crate::array::{self, WeightTile};
+use crate::dma::{self, BurstPlan};
+use crate::dram::Dram;
+use isa::instr::{self as ins, Deps, Instr, Queue, INSTR_BYTES};
+use isa::legal::{self, DmaBlock};
+use isa::regs::{self, Counter, Counters, ErrorCode};
+use isa::timing::*;
+use isa::{Device, DeviceError, HwConfig, InstrTrace};
+use std::collections::VecDeque;
+
+/// Memory requesters, in round-robin order: fetch, LOAD (1), STORE.
+const FETCH: usize = 0;
+const STORE: usize = 2;
+
+/// Token counters: load->compute, compute->load, compute->store, store->compute.
+fn token_counter(from: Queue, to: Queue) -> usize {
+    match (from, to) {
+        (Queue::Load, Queue::Compute) => 0,
+        (Queue::Compute, Queue::Load) => 1,
+        (Queue::Compute, Queue::Store) => 2,
+        (Queue::Store, Queue::Compute) => 3,
+        _ => unreachable!("no token path {from} -> {to}"),
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    index: u32,
+    instr: Instr,
+    avail: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Fetched {
+    index: u32,
+    avail: u64,
+    bytes: [u8; INSTR_BYTES],
+}
+
+/// A DMA instruction in flight.
+#[derive(Clone, Debug)]
+struct DmaJob {
+    index: u32,
+    deps: Deps,
+    block: DmaBlock,
+    start: u64,
+    plan: BurstPlan,
+    next: usize,
+    data_start: Vec<u64>,
+    /// STORE: earliest request cycle per burst.
+    ready: Vec<u64>,
+    last_grant: u64,
+    chunks: u64,
+}
+
+impl DmaJob {
+    fn next_ready(&self) -> Option<u64> {
+        (self.next < self.plan.bursts.len()).then(|| {
+            let mut r = (self.start + 1).max(self.last_grant + 1);
+            if let Some(&s) = self.ready.get(self.next) {
+                r = r.max(s);
+            }
+            r
+        })
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct DmaUnit {
+    queue: VecDeque<Entry>,
+    free_at: u64,
+    job: Option<DmaJob>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct ComputeUnit {
+    queue: VecDeque<Entry>,
+    array_free: u64,
+    ppu_free: u64,
+    /// Cycle after the last accumulator write of every issued MATMUL.
+    drained_at: u64,
+    /// First cycle a new instruction may issue (one per cycle).
+    issue_ok: u64,
+    /// End of the union of issue intervals so far.
+    busy_until: u64,
+    /// Scratchpad rows the running PPU instruction writes, `[lo, hi)`.
+    ppu_dst: (u64, u64),
+    /// Accumulator rows the running REQUANT reads, `[lo, hi)`.
+    ppu_acc: (u64, u64),
+}
+
+/// The timing state of one run.
+#[derive(Clone, Debug)]
+struct Run {
+    now: u64,
+    fetch_next: u32,
+    fetched: VecDeque<Fetched>,
+    dispatched: u32,
+    dram: Dram,
+    rr_next: usize,
+    load: DmaUnit,
+    store: DmaUnit,
+    compute: ComputeUnit,
+    tokens: [u32; 4],
+    pushes: Vec<(u64, usize, u32)>,
+    last_active: u64,
+}
+
+/// The cycle-accurate model; implements `Device`.
+pub struct Model {
+    cfg: HwConfig,
+    rows: usize,
+    cols: usize,
+    mem: Vec<u8>,
+    spad: Vec<u8>,
+    acc: Vec<i32>,
+    active: WeightTile,
+    shadow: WeightTile,
+    prog_addr: u32,
+    prog_len: u32,
+    win_base: u32,
+    win_limit: u32,
+    status: u32,
+    error_code: ErrorCode,
+    error_pc: u32,
+    counters: Counters,
+    run: Option<Box<Run>>,
+    trace: Vec<InstrTrace>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl Model {
+    pub fn new(cfg: &HwConfig) -> Result<Model, ModelError> {
+        if cfg.array.dataflow != isa::config::Dataflow::WeightStationary {
+            return Err(ModelError::Unsupported(
+                "array.dataflow = \"output-stationary\" is not implemented by the model yet; use \"weight-stationary\"".into(),
+            ));
+        }
+        let (rows, cols) = (cfg.array.rows as usize, cfg.array.cols as usize);
+        Ok(Model {
+            cfg: cfg.clone(),
+            rows,
+            cols,
+            mem: vec![0; cfg.dram_bytes() as usize],
+            spad: vec![0; cfg.spad_rows() as usize * cols],
+            acc: vec![0; cfg.acc_rows() as usize * cols],
+            active: WeightTile::zero(rows, cols),
+            shadow: WeightTile::zero(rows, cols),
+            prog_addr: 0,
+            prog_len: 0,
+            win_base: 0,
+            win_limit: 0,
+            status: regs::STATUS_IDLE,
+            error_code: ErrorCode::None,
+            error_pc: 0,
+            counters: Counters::default(),
+            run: None,
+            trace: Vec::new(),
+        })
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    pub fn error(&self) -> (ErrorCode, u32) {
+        (self.error_code, self.error_pc)
+    }
+
+    fn start(&mut self) {
+        self.counters = Counters::default();
+        self.error_code = ErrorCode::None;
+        self.error_pc = 0;
+        self.trace = (0..self.prog_len).map(|index| InstrTrace { index, start: 0, finish: 0 }).collect();
+        self.status = regs::STATUS_RUNNING;
+        let run = Run {
+            now: 0,
+            fetch_next: 0,
+            fetched: VecDeque::new(),
+            dispatched: 0,
+            dram: Dram::from_config(&self.cfg),
+            rr_next: 0,
+            load: DmaUnit::default(),
+            store: DmaUnit::default(),
+            compute: ComputeUnit::default(),
+            tokens: [0; 4],
+            pushes: Vec::new(),
+            last_active: 0,
+        };
+        self.run = Some(Box::new(run));
+        let (base, limit) = (self.win_base as u64, self.win_limit as u64);
+        let prog = self.prog_addr as u64;
+        let end = prog + self.prog_len as u64 * INSTR_BYTES as u64;
+        if limit > self.mem.len() as u64
+            || base > limit
+            || prog % INSTR_BYTES as u64 != 0
+            || self.prog_len == 0
+            || prog < base
+            || end > limit
+        {
+            self.fault(0, ErrorCode::BadProgram, 0);
+        }
+    }
+
+    fn fault(&mut self, t: u64, code: ErrorCode, pc: u32) {
+        self.status = regs::STATUS_FAULT;
+        self.error_code = code;
+        self.error_pc = pc;
+        self.counters.set(Counter::Cycles, t + 1);
+    }
+
+    /// Runs cycles until the run stops or the next event lies past `deadline`.
+    fn run_until(&mut self, deadline: u64) {
+        let mut run = match self.run.take() {
+            Some(r) => r,
+            None => return,
+        };
+        while self.status == regs::STATUS_RUNNING {
+            let t = run.now;
+            if t > deadline {
+                break;
+            }
+            let acted = self.cycle(&mut run, t);
+            if self.status != regs::STATUS_RUNNING {
+                break;
+            }
+            match self.next_event(&run, t, acted) {
+                Some(next) => run.now = next,
+                None => {
+                    // Nothing can ever happen again: the watchdog fires
+                    // WATCHDOG_CYCLES after the last active cycle.
+                    let at = run.last_active + WATCHDOG_CYCLES;
+                    let pc = run.compute.queue.front().or(run.load.queue.front()).or(run.store.queue.front()).map(|e| e.index);
+                    self.fault(at, ErrorCode::Deadlock, pc.unwrap_or(run.dispatched));
+                }
+            }
+        }
+        if self.status == regs::STATUS_RUNNING {
+            self.counters.set(Counter::Cycles, run.now);
+        }
+        self.run = Some(run);
+    }
+
+    /// One visited cycle; returns whether anything happened.
+    fn cycle(&mut self, run: &mut Run, t: u64) -> bool {
+        let mut acted = false;
+        // Phase 0: token pushes due now.
+        if !run.pushes.is_empty() {
+            let mut i = 0;
+            while i < run.pushes.len() {
+                if run.pushes[i].0 <= t {
+                    let (_, counter, index) = run.pushes.swap_remove(i);
+                    if run.tokens[counter] >= TOKEN_MAX {
+                        self.fault(t, ErrorCode::TokenOverflow, index);
+                        return true;
+                    }
+                    run.tokens[counter] += 1;
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        // Phase 1: memory arbitration.
+        acted |= self.arbitrate(run, t);
+        // Phase 2: dispatch.
+        acted |= self.dispatch(run, t);
+        if self.status != regs::STATUS_RUNNING {
+            return true;
+        }
+        // Phase 3: starts.
+        acted |= self.start_dma(run, t, false);
+        acted |= self.start_dma(run, t, true);
+        acted |= self.issue_compute(run, t);
+        if acted {
+            run.last_active = run.last_active.max(t);
+        }
+        acted
+    }
+
+    fn fetch_block_len(&self, run: &Run) -> u32 {
+        let first = self.prog_addr / INSTR_BYTES as u32 + run.fetch_next;
+        (FETCH_BLOCK - first % FETCH_BLOCK).min(self.prog_len - run.fetch_next)
+    }
+
+    fn fetch_wants(&self, run: &Run) -> bool {
+        run.fetch_next < self.prog_len && run.fetched.len() as u32 + self.fetch_block_len(run) <= FETCH_BUFFER
+    }
+
+    fn arbitrate(&mut self, run: &mut Run, t: u64) -> bool {
+        let ready = [
+            self.fetch_wants(run),
+            run.load.job.as_ref().and_then(|j| j.next_ready()).is_some_and(|r| r <= t),
+            run.store.job.as_ref().and_then(|j| j.next_ready()).is_some_and(|r| r <= t),
+        ];
+        if !ready.iter().any(|&r| r) || !run.dram.can_accept(t) {
+            return false;
+        }
+        let who = (0..3).map(|k| (run.rr_next + k) % 3).find(|&k| ready[k]).expect("someone is ready");
+        run.rr_next = (who + 1) % 3;
+        let w = run.dram.bytes_per_cycle;
+        self.counters.add(Counter::DramRequests, 1);
+        match who {
+            FETCH => {
+                let n = self.fetch_block_len(run);
+                let addr = self.prog_addr as u64 + run.fetch_next as u64 * INSTR_BYTES as u64;
+                let bytes = n as u64 * INSTR_BYTES as u64;
+                let beat0 = addr / w;
+                let beats = (addr + bytes - 1) / w - beat0 + 1;
+                let g = run.dram.accept(t, beats);
+                self.counters.add(Counter::DramReadBytes, beats * w);
+                run.last_active = run.last_active.max(g.end - 1);
+                for i in 0..n {
+                    let a = addr + i as u64 * INSTR_BYTES as u64;
+                    let last_beat = (a + INSTR_BYTES as u64 - 1) / w;
+                    let mut b = [0u8; INSTR_BYTES];
+                    b.copy_from_slice(&self.mem[a as usize..a as usize + INSTR_BYTES]);
+                    run.fetched.push_back(Fetched {
+                        index: run.fetch_next + i,
+                        avail: g.data_start + (last_beat - beat0) + 1,
+                        bytes: b,
+                    });
+                }
+                run.fetch_next += n;
+            }
+            unit => {
+                let is_store = unit == STORE;
+                let du = if is_store { &mut run.store } else { &mut run.load };
+                let job = du.job.as_mut().expect("ready unit has a job");
+                let burst = job.plan.bursts[job.next];
+                let g = run.dram.accept(t, burst.beats);
+                job.data_start.push(g.data_start);
+                job.last_grant = t;
+                job.next += 1;
+                let counter = if is_store { Counter::DramWriteBytes } else { Counter::DramReadBytes };
+                self.counters.add(counter, burst.beats * w);
+                run.last_active = run.last_active.max(g.end - 1);
+                if job.next == job.plan.bursts.len() {
+                    let job = du.job.take().expect("job");
+                    let finish = if is_store {
+                        g.end
+                    } else {
+                        let (f, chunks) = dma::load_finish(&job.block, self.cols as u64, w, job.start, &job.plan, &job.data_start);
+                        let c = if job.block.to_acc { Counter::AccWriteRows } else { Counter::SpadWriteRows };
+                        self.counters.add(c, chunks);
+                        f
+                    };
+                    if is_store {
+                        let c = if job.block.to_acc { Counter::AccReadRows } else { Counter::SpadReadRows };
+                        self.counters.add(c, job.chunks);
+                    }
+                    du.free_at = finish;
+                    let q = if is_store { Queue::Store } else { Queue::Load };
+                    self.counters.add(if is_store { Counter::StoreBusy } else { Counter::LoadBusy }, finish - job.start);
+                    self.trace[job.index as usize] = InstrTrace { index: job.index, start: job.start, finish };
+                    run.last_active = run.last_active.max(finish - 1);
+                    schedule_pushes(run, q, job.deps, finish, finish, job.index);
+                }
+            }
+        }
+        true
+    }
+
+    fn dispatch(&mut self, run: &mut Run, t: u64) -> bool {
+        let head = match run.fetched.front() {
+            Some(h) if h.avail <= t => h,
+            Some(_) => return false,
+            None => {
+                if run.dispatched == self.prog_len && run.fetch_next == self.prog_len {
+                    self.fault(t, ErrorCode::ProgramOverrun, self.prog_len);
+                    return true;
+                }
+                return false;
+            }
+        };
+        let index = head.index;
+        let instr = match Instr::decode(&head.bytes) {
+            Ok(i) => i,
+            Err(_) => {
+                self.fault(t, ErrorCode::IllegalInstruction, index);
+                return true;
+            }
+        };
+        let queue = match instr.queue() {
+            Some(q) => q,
+            None => {
+                // FINISH: completes when everything is idle.
+                let idle = run.load.queue.is_empty()
+                    && run.store.queue.is_empty()
+                    && run.compute.queue.is_empty()
+                    && run.load.job.is_none()
+                    && run.store.job.is_none()
+                    && run.load.free_at <= t
+                    && run.store.free_at <= t
+                    && run.compute.array_free <= t
+                    && run.compute.ppu_free <= t
+                    && run.compute.drained_at <= t
+                    && run.pushes.is_empty()
+                    && run.dram.outstanding(t) == 0;
+                if idle {
+                    run.fetched.pop_front();
+                    run.dispatched += 1;
+                    self.counters.add(Counter::Instructions, 1);
+                    self.trace[index as usize] = InstrTrace { index, start: t, finish: t + 1 };
+                    self.counters.set(Counter::Cycles, t + 1);
+                    self.status = regs::STATUS_DONE;
+                    return true;
+                }
+                return false;
+            }
+        };
+        if let Err(e) = legal::check(&instr, &self.cfg)
+            .and_then(|_| legal::check_window(&instr, self.win_base as u64, self.win_limit as u64))
+        {
+            self.fault(t, e.code, index);
+            return true;
+        }
+        let q = match queue {
+            Queue::Load => &mut run.load.queue,
+            Queue::Compute => &mut run.compute.queue,
+            Queue::Store => &mut run.store.queue,
+        };
+        if q.len() as u32 >= QUEUE_DEPTH {
+            return false;
+        }
+        q.push_back(Entry { index, instr, avail: t + 1 });
+        run.fetched.pop_front();
+        run.dispatched += 1;
+        self.counters.add(Counter::Instructions, 1);
+        true
+    }
+
+    /// Whether the tokens an instruction pops are available.
+    fn tokens_ready(run: &Run, q: Queue, d: Deps) -> bool {
+        (!d.pop_prev || run.tokens[token_counter(q.prev().expect("checked"), q)] > 0)
+            && (!d.pop_next || run.tokens[token_counter(q.next().expect("checked"), q)] > 0)
+    }
+
+    fn take_tokens(run: &mut Run, q: Queue, d: Deps) {
+        if d.pop_prev {
+            run.tokens[token_counter(q.prev().expect("checked"), q)] -= 1;
+        }
+        if d.pop_next {
+            run.tokens[token_counter(q.next().expect("checked"), q)] -= 1;
+        }
+    }
+
+    fn start_dma(&mut self, run: &mut Run, t: u64, is_store: bool) -> bool {
+        let q = if is_store { Queue::Store } else { Queue::Load };
+        let du = if is_store { &run.store } else { &run.load };
+        let head = match du.queue.front() {
+            Some(h) if h.avail <= t && du.job.is_none() && du.free_at <= t => h.clone(),
+            _ => return false,
+        };
+        let deps = head.instr.deps();
+        if !Self::tokens_ready(run, q, deps) {
+            return false;
+        }
+        Self::take_tokens(run, q, deps);
+        let du = if is_store { &mut run.store } else { &mut run.load };
+        du.queue.pop_front();
+        let stall = t - head.avail.max(du.free_at);
+        self.counters.add(if is_store { Counter::StoreStall } else { Counter::LoadStall }, stall);
+        let dim = self.cols as u64;
+        let w = self.cfg.dram.bytes_per_cycle as u64;
+        match head.instr {
+            Instr::Load(l) => {
+                let block = DmaBlock::of_load(&l);
+                dma::load_copy(&block, dim, l.pad_value, &self.mem, &mut self.spad, &mut self.acc);
+                let plan = BurstPlan::of(&block, w);
+                du.job = Some(DmaJob {
+                    index: head.index,
+                    deps,
+                    block,
+                    start: t,
+                    data_start: Vec::with_capacity(plan.bursts.len()),
+                    plan,
+                    next: 0,
+                    ready: Vec::new(),
+                    last_grant: 0,
+                    chunks: 0,
+                });
+            }
+            Instr::Store(s) => {
+                let block = DmaBlock::of_store(&s);
+                dma::store_copy(&block, dim, &self.spad, &self.acc, &mut self.mem);
+                let plan = BurstPlan::of(&block, w);
+                let (ready, chunks) = dma::store_ready(&block, dim, w, t, &plan);
+                du.job = Some(DmaJob {
+                    index: head.index,
+                    deps,
+                    block,
+                    start: t,
+                    data_start: Vec::with_capacity(plan.bursts.len()),
+                    plan,
+                    next: 0,
+                    ready,
+                    last_grant: 0,
+                    chunks,
+                });
+            }
+            Instr::Sync(_) => {
+                du.free_at = t + 1;
+                self.counters.add(if is_store { Counter::StoreBusy } else { Counter::LoadBusy }, 1);
+                self.trace[head.index as usize] = InstrTrace { index: head.index, start: t, finish: t + 1 };
+                schedule_pushes(run, q, deps, t + 1, t + 1, head.index);
+            }
+            other => unreachable!("{other:?} in a DMA queue"),
+        }
+        true
+    }
+
+    fn issue_compute(&mut self, run: &mut Run, t: u64) -> bool {
+        let c = &run.compute;
+        let head = match c.queue.front() {
+            Some(h) if h.avail <= t && c.issue_ok <= t => h.clone(),
+            _ => return false,
+        };
+        let ppu_running = c.ppu_free > t;
+        let overlaps = |lo: u64, n: u64, r: (u64, u64)| ppu_running && lo < r.1 && r.0 < lo + n;
+        let can_issue = match &head.instr {
+            Instr::Ldw(l) => c.array_free <= t && !overlaps(l.addr as u64, l.k as u64, c.ppu_dst),
+            Instr::Matmul(m) => {
+                c.array_free <= t
+                    && !overlaps(m.a as u64, m.m as u64, c.ppu_dst)
+                    && !(m.preload != 0 && overlaps(m.w as u64, m.k as u64, c.ppu_dst))
+                    && !overlaps(m.acc as u64, m.m as u64, c.ppu_acc)
+            }
+            Instr::Requant(_) => c.ppu_free <= t && c.drained_at <= t,
+            Instr::Vmax(_) | Instr::Vadd(_) => c.ppu_free <= t,
+            Instr::Sync(_) => true,
+            other => unreachable!("{other:?} in the compute queue"),
+        };
+        let deps = head.instr.deps();
+        if !can_issue || !Self::tokens_ready(run, Queue::Compute, deps) {
+            return false;
+        }
+        Self::take_tokens(run, Queue::Compute, deps);
+        let c = &mut run.compute;
+        c.queue.pop_front();
+        // Stall: cycles the head waited while no sub-unit was busy.
+        let wait_from = head.avail.max(c.issue_ok);
+        self.counters.add(Counter::ComputeStall, t - wait_from.max(c.busy_until).min(t));
+        c.issue_ok = t + 1;
+        let (rows, cols) = (self.rows, self.cols);
+        let latency = array_latency(self.cfg.array.rows, self.cfg.array.cols);
+        // (end of issue interval, push_prev time, push_next time, finish)
+        let (issue_end, prev_at, next_at, finish);
+        match head.instr {
+            Instr::Ldw(l) => {
+                self.shadow.load(&self.spad, l.addr as usize, l.k as usize, l.n as usize, cols);
+                issue_end = t + l.k as u64;
+                (prev_at, next_at, finish) = (issue_end, issue_end, issue_end);
+                c.array_free = issue_end;
+                self.counters.add(Counter::ArrayBusy, l.k as u64);
+                self.counters.add(Counter::SpadReadRows, l.k as u64);
+                self.counters.add(Counter::WeightRows, l.k as u64);
+            }
+            Instr::Matmul(m) => {
+                if m.swap != 0 {
+                    std::mem::swap(&mut self.active, &mut self.shadow);
+                }
+                array::matmul(
+                    &self.active,
+                    rows,
+                    cols,
+                    &self.spad,
+                    m.a as usize,
+                    m.m as usize,
+                    m.in_type == ins::ELEM_U8,
+                    &mut self.acc,
+                    m.acc as usize,
+                    m.accumulate != 0,
+                );
+                self.counters.add(Counter::Macs, m.m as u64 * self.active.k as u64 * self.active.n as u64);
+                let mut span = m.m as u64;
+                if m.preload != 0 {
+                    self.shadow.load(&self.spad, m.w as usize, m.k as usize, m.n as usize, cols);
+                    span = span.max(m.k as u64);
+                    self.counters.add(Counter::SpadReadRows, m.k as u64);
+                    self.counters.add(Counter::WeightRows, m.k as u64);
+                }
+                issue_end = t + span;
+                let completion = t + m.m as u64 + latency;
+                (prev_at, next_at, finish) = (issue_end, completion, completion);
+                c.array_free = issue_end;
+                c.drained_at = completion;
+                self.counters.add(Counter::ArrayBusy, span);
+                self.counters.add(Counter::SpadReadRows, m.m as u64);
+                self.counters.add(Counter::AccWriteRows, m.m as u64);
+                if m.accumulate != 0 {
+                    self.counters.add(Counter::AccReadRows, m.m as u64);
+                }
+            }
+            Instr::Requant(r) => {
+                let n = r.rows as u64;
+                array::requant(
+                    &self.acc,
+                    r.acc as usize,
+                    r.rows as usize,
+                    r.params as usize,
+                    &mut self.spad,
+                    r.dst as usize,
+                    cols,
+                    r.zp as i32,
+                    r.qmin as i32,
+                    r.qmax as i32,
+                );
+                issue_end = t + n + REQUANT_OVERHEAD;
+                (prev_at, next_at, finish) = (issue_end, issue_end, issue_end);
+                c.ppu_free = issue_end;
+                c.ppu_dst = (r.dst as u64, r.dst as u64 + n);
+                c.ppu_acc = (r.acc as u64, r.acc as u64 + n);
+                self.counters.add(Counter::PpuBusy, issue_end - t);
+                self.counters.add(Counter::AccReadRows, n + 2);
+                self.counters.add(Counter::SpadWriteRows, n);
+                self.counters.add(Counter::PpuElements, n * cols as u64);
+            }
+            Instr::Vmax(v) => {
+                let n = v.n as u64;
+                array::vmax(
+                    &mut self.spad,
+                    cols,
+                    v.a as usize,
+                    v.a_stride as usize,
+                    v.b as usize,
+                    v.b_stride as usize,
+                    v.dst as usize,
+                    v.dst_stride as usize,
+                    v.n as usize,
+                    v.elem == ins::ELEM_U8,
+                );
+                issue_end = t + n + VMAX_OVERHEAD;
+                (prev_at, next_at, finish) = (issue_end, issue_end, issue_end);
+                c.ppu_free = issue_end;
+                c.ppu_dst = (v.dst as u64, v.dst as u64 + (n - 1) * v.dst_stride as u64 + 1);
+                c.ppu_acc = (0, 0);
+                self.counters.add(Counter::PpuBusy, issue_end - t);
+                self.counters.add(Counter::SpadReadRows, 2 * n);
+                self.counters.add(Counter::SpadWriteRows, n);
+                self.counters.add(Counter::PpuElements, n * cols as u64);
+            }
+            Instr::Vadd(v) => {
+                let n = v.n as u64;
+                let p = array::VaddParams {
+                    unsigned_in: v.in_type == ins::ELEM_U8,
+                    za: v.za as i32,
+                    zb: v.zb as i32,
+                    zo: v.zo as i32,
+                    qmin: v.qmin as i32,
+                    qmax: v.qmax as i32,
+                };
+                array::vadd(&mut self.spad, &self.acc, cols, v.a as usize, v.b as usize, v.dst as usize, v.n as usize, v.params as usize, &p);
+                issue_end = t + n + VADD_OVERHEAD;
+                (prev_at, next_at, finish) = (issue_end, issue_end, issue_end);
+                c.ppu_free = issue_end;
+                c.ppu_dst = (v.dst as u64, v.dst as u64 + n);
+                c.ppu_acc = (0, 0);
+                self.counters.add(Counter::PpuBusy, issue_end - t);
+                self.counters.add(Counter::SpadReadRows, 2 * n);
+                self.counters.add(Counter::AccReadRows, 3);
+                self.counters.add(Counter::SpadWriteRows, n);
+                self.counters.add(Counter::PpuElements, n * cols as u64);
+            }
+            Instr::Sync(_) => {
+                issue_end = t + 1;
+                (prev_at, next_at, finish) = (issue_end, issue_end, issue_end);
+            }
+            _ => unreachable!(),
+        }
+        let c = &mut run.compute;
+        self.counters.add(Counter::ComputeBusy, issue_end - t.max(c.busy_until).min(issue_end));
+        c.busy_until = c.busy_until.max(issue_end);
+        run.last_active = run.last_active.max(finish - 1);
+        self.trace[head.index as usize] = InstrTrace { index: head.index, start: t, finish };
+        schedule_pushes(run, Queue::Compute, deps, prev_at, next_at, head.index);
+        true
+    }
+
+    /// The next cycle after `t` at which anything can happen.
+    fn next_event(&self, run: &Run, t: u64, acted: bool) -> Option<u64> {
+        let mut next = u64::MAX;
+        let mut consider = |c: u64| {
+            if c > t && c < next {
+                next = c;
+            }
+        };
+        if acted {
+            consider(t + 1);
+        }
+        for p in &run.pushes {
+            consider(p.0);
+        }
+        if let Some(f) = run.fetched.front() {
+            consider(f.avail);
+        }
+        if let Some(s) = run.dram.next_slot_free(t) {
+            consider(s);
+        }
+        for du in [&run.load, &run.store] {
+            consider(du.free_at);
+            if let Some(h) = du.queue.front() {
+                consider(h.avail);
+            }
+            if let Some(r) = du.job.as_ref().and_then(|j| j.next_ready()) {
+                consider(r);
+            }
+        }
+        let c = &run.compute;
+        for x in [c.array_free, c.ppu_free, c.drained_at, c.issue_ok] {
+            consider(x);
+        }
+        if let Some(h) = c.queue.front() {
+            consider(h.avail);
+        }
+        (next != u64::MAX).then_some(next)
+    }
+
+    fn mem_range(&self, addr: u64, len: usize) -> Result<std::ops::Range<usize>, DeviceError> {
+        let size = self.mem.len() as u64;
+        match addr.checked_add(len as u64) {
+            Some(end) if end <= size => Ok(addr as usize..end as usize),
+            _ => Err(DeviceError::MemoryRange { addr, len: len as u64, size }),
+        }
+    }
+}
+
+/// Schedules an instruction's token pushes: to the previous queue at
+/// `prev_at`, to the next at `next_at`.
+fn schedule_pushes(run: &mut Run, q: Queue, d: Deps, prev_at: u64, next_at: u64, index: u32) {
+    if d.push_prev {
+        run.pushes.push((prev_at, token_counter(q, q.prev().expect("checked")), index));
+    }
+    if d.push_next {
+        run.pushes.push((next_at, token_counter(q, q.next().expect("checked")), index));
+    }
+}
+
+impl Device for Model {
+    fn config(&self) -> &HwConfig {
+        &self.cfg
+    }
+
+    fn read_reg(&mut self, addr: u32) -> Result<u32, DeviceError> {
+        Ok(match addr {
+            regs::CTRL => 0,
+            regs::STATUS => self.status,
+            regs::ERROR_CODE => self.error_code as u32,
+            regs::ERROR_PC => self.error_pc,
+            regs::PROG_ADDR => self.prog_addr,
+            regs::PROG_LEN => self.prog_len,
+            regs::WIN_BASE => self.win_base,
+            regs::WIN_LIMIT => self.win_limit,
+            regs::FINGERPRINT_LO => self.cfg.fingerprint() as u32,
+            regs::FINGERPRINT_HI => (self.cfg.fingerprint() >> 32) as u32,
+            a if a >= regs::COUNTERS && a < regs::COUNTERS + 8 * Counter::COUNT as u32 && a % 4 == 0 => {
+                let i = ((a - regs::COUNTERS) / 8) as usize;
+                let v = self.counters.0[i];
+                if (a - regs::COUNTERS) % 8 == 0 {
+                    v as u32
+                } else {
+                    (v >> 32) as u32
+                }
+            }
+            a => return Err(DeviceError::NoRegister(a)),
+        })
+    }
+
+    fn write_reg(&mut self, addr: u32, value: u32) -> Result<(), DeviceError> {
+        match addr {
+            regs::CTRL => {
+                if value & regs::CTRL_START != 0 && self.status != regs::STATUS_RUNNING {
+                    self.start();
+                }
+            }
+            regs::PROG_ADDR => self.prog_addr = value,
+            regs::PROG_LEN => self.prog_len = value,
+            regs::WIN_BASE => self.win_base = value,
+            regs::WIN_LIMIT => self.win_limit = value,
+            regs::STATUS | regs::ERROR_CODE | regs::ERROR_PC | regs::FINGERPRINT_LO | regs::FINGERPRINT_HI => {
+                return Err(DeviceError::ReadOnly(addr))
+            }
+            a if a >= regs::COUNTERS && a < regs::COUNTERS + 8 * Counter::COUNT as u32 => return Err(DeviceError::ReadOnly(a)),
+            a => return Err(DeviceError::NoRegister(a)),
+        }
+        Ok(())
+    }
+
+    fn read_mem(&mut self, addr: u64, len: usize) -> Result<Vec<u8>, DeviceError> {
+        let r = self.mem_range(addr, len)?;
+        Ok(self.mem[r].to_vec())
+    }
+
+    fn write_mem(&mut self, addr: u64, data: &[u8]) -> Result<(), DeviceError> {
+        let r = self.mem_range(addr, data.len())?;
+        self.mem[r].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn advance(&mut self, max_cycles: u64) -> Result<u32, DeviceError> {
+        if self.status == regs::STATUS_RUNNING {
+            let now = self.run.as_ref().map_or(0, |r| r.now);
+            self.run_until(now.saturating_add(max_cycles));
+        }
+        Ok(self.status)
+    }
+
+    fn trace(&self) -> Vec<InstrTrace> {
+        self.trace.clone()
+    }
+}
