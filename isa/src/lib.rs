@@ -6,6 +6,7 @@
 pub mod asm;
 pub mod config;
 pub mod device;
+pub mod docs;
 pub mod instr;
 pub mod legal;
 pub mod numerics;

@@ -1,0 +1,33 @@
+//! Reading the inputs every command shares: the hardware configuration,
+//! the energy table and `.sbin` programs, with errors that name the file.
+
+use super::error::{CliError, Result};
+use super::files::{read_bytes, read_text};
+use isa::program::Program;
+use isa::HwConfig;
+use sim::energy::EnergyTable;
+use std::path::Path;
+
+/// Reads and validates a hardware configuration (TOML).
+pub fn config(path: &Path) -> Result<HwConfig> {
+    let text = read_text(path)?;
+    HwConfig::from_toml(&text).map_err(|e| CliError::input(format!("{}: {}", path.display(), e.to_string().trim_end())))
+}
+
+/// Reads and validates an energy table (TOML), or the default table.
+pub fn energy_table(path: Option<&Path>) -> Result<EnergyTable> {
+    let Some(path) = path else {
+        return Ok(EnergyTable::default());
+    };
+    let text = read_text(path)?;
+    EnergyTable::from_toml(&text)
+        .map_err(|e| CliError::input(format!("{}: {}", path.display(), e.to_string().trim_end())))
+}
+
+/// Reads and validates a `.sbin` program; returns it with the file's bytes.
+pub fn program(path: &Path) -> Result<(Program, Vec<u8>)> {
+    let bytes = read_bytes(path)?;
+    let prog = Program::from_bytes(&bytes)
+        .map_err(|e| CliError::input(format!("{}: not a valid systole program: {e}", path.display())))?;
+    Ok((prog, bytes))
+}
