@@ -50,28 +50,56 @@ pub fn matmul(
     accumulate: bool,
 ) {
     let k = wt.k.min(rows);
-    let mut out = vec![0i32; cols];
-    for i in 0..m {
-        let x = &spad[(a + i) * cols..(a + i) * cols + k];
-        out.iter_mut().for_each(|v| *v = 0);
-        for (r, &xb) in x.iter().enumerate() {
+    let x = &spad[a * cols..(a + m) * cols];
+    let dst = &mut acc[acc_row * cols..(acc_row + m) * cols];
+    // Fixed widths let the compiler unroll and vectorize the row update.
+    match cols {
+        4 => stream::<4>(&wt.w, k, x, unsigned, dst, accumulate),
+        8 => stream::<8>(&wt.w, k, x, unsigned, dst, accumulate),
+        16 => stream::<16>(&wt.w, k, x, unsigned, dst, accumulate),
+        32 => stream::<32>(&wt.w, k, x, unsigned, dst, accumulate),
+        _ => stream_any(&wt.w, k, cols, x, unsigned, dst, accumulate),
+    }
+}
+
+fn stream<const C: usize>(w: &[i16], k: usize, x: &[u8], unsigned: bool, dst: &mut [i32], accumulate: bool) {
+    for (xrow, drow) in x.chunks_exact(C).zip(dst.chunks_exact_mut(C)) {
+        let mut out = [0i32; C];
+        for (r, &xb) in xrow[..k].iter().enumerate() {
             let xv = if unsigned { xb as i16 } else { xb as i8 as i16 };
-            if xv == 0 {
-                continue;
-            }
-            let wrow = &wt.w[r * cols..r * cols + cols];
+            let wrow: &[i16; C] = w[r * C..r * C + C].try_into().expect("C weights");
             // |x| <= 255 and |w| <= 128: the product fits in i16.
-            for (o, &wv) in out.iter_mut().zip(wrow) {
+            for c in 0..C {
+                out[c] += (xv * wrow[c]) as i32;
+            }
+        }
+        let drow: &mut [i32; C] = drow.try_into().expect("C accumulators");
+        if accumulate {
+            for c in 0..C {
+                drow[c] = drow[c].wrapping_add(out[c]);
+            }
+        } else {
+            *drow = out;
+        }
+    }
+}
+
+fn stream_any(w: &[i16], k: usize, cols: usize, x: &[u8], unsigned: bool, dst: &mut [i32], accumulate: bool) {
+    let mut out = vec![0i32; cols];
+    for (xrow, drow) in x.chunks_exact(cols).zip(dst.chunks_exact_mut(cols)) {
+        out.iter_mut().for_each(|v| *v = 0);
+        for (r, &xb) in xrow[..k].iter().enumerate() {
+            let xv = if unsigned { xb as i16 } else { xb as i8 as i16 };
+            for (o, &wv) in out.iter_mut().zip(&w[r * cols..(r + 1) * cols]) {
                 *o += (xv * wv) as i32;
             }
         }
-        let dst = &mut acc[(acc_row + i) * cols..(acc_row + i + 1) * cols];
         if accumulate {
-            for (d, o) in dst.iter_mut().zip(&out) {
+            for (d, o) in drow.iter_mut().zip(&out) {
                 *d = d.wrapping_add(*o);
             }
         } else {
-            dst.copy_from_slice(&out);
+            drow.copy_from_slice(&out);
         }
     }
 }
