@@ -20,7 +20,11 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
 pub fn read_text(path: &Path) -> Result<String> {
     let bytes = read_bytes(path)?;
     String::from_utf8(bytes).map_err(|e| {
-        CliError::input(format!("{}: not UTF-8 text (invalid byte at offset {})", path.display(), e.utf8_error().valid_up_to()))
+        CliError::input(format!(
+            "{}: not UTF-8 text (invalid byte at offset {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        ))
     })
 }
 
@@ -49,11 +53,7 @@ pub fn check_destination(path: &Path, what: &str) -> Result<()> {
     }
     let dir = parent_dir(path);
     if !dir.is_dir() {
-        return Err(CliError::input(format!(
-            "{what} {}: directory {} does not exist",
-            path.display(),
-            dir.display()
-        )));
+        return Err(CliError::input(format!("{what} {}: directory {} does not exist", path.display(), dir.display())));
     }
     if path.is_dir() {
         return Err(CliError::input(format!("{what} {}: is a directory", path.display())));

@@ -105,10 +105,7 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Array, String> {
         _ => None,
     };
     let Some(elem) = elem else {
-        return Err(format!(
-            "unsupported dtype {} (supported: int8, uint8, int16, int32, float32)",
-            dtype.descr()
-        ));
+        return Err(format!("unsupported dtype {} (supported: int8, uint8, int16, int32, float32)", dtype.descr()));
     };
     let shape = file.shape().to_vec();
     let order = file.order();

@@ -1,0 +1,209 @@
+//! `systole sim`: run a program on the cycle-accurate model through the
+//! driver, as a host program would on hardware; move tensors in and out as
+//! `.npy`; report cycles, utilization, traffic, energy and area.
+
+use super::error::{CliError, Result};
+use super::files::{check_destinations, print_stdout, Outputs};
+use super::npy::{self, Elem};
+use super::report::{self, RunSummary};
+use super::spec::{self, shape_text, DumpSpec, LoadSpec, NamedSpec};
+use super::{load, trace};
+use clap::Args;
+use driver::{Driver, Outcome};
+use isa::program::{Program, TensorInfo};
+use isa::HwConfig;
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug)]
+pub struct SimArgs {
+    /// Program to run (from `systole asm` or the compiler).
+    #[arg(value_name = "PROG.sbin")]
+    pub program: PathBuf,
+    /// Hardware configuration of the simulated device (TOML); must be the one
+    /// the program was built for.
+    #[arg(long, value_name = "HW.toml")]
+    pub hw: PathBuf,
+    /// Before the run, place a .npy array's elements (little-endian, C order;
+    /// i8, u8, i16, i32 or f32) at a device byte address (decimal or 0x hex).
+    /// Repeatable; applied in order, before the --input arrays.
+    #[arg(long = "load", value_name = "ADDR=FILE.npy", value_parser = spec::parse_load)]
+    pub load: Vec<LoadSpec>,
+    /// Before the run, write a .npy array into the program's tensor NAME
+    /// (the dtype and element count must match the tensor). Repeatable.
+    #[arg(long = "input", value_name = "NAME=FILE.npy", value_parser = spec::parse_named)]
+    pub input: Vec<NamedSpec>,
+    /// After the run, save prod(SHAPE) elements of DTYPE (i8, u8, i16, i32,
+    /// f32) read from device address ADDR as a .npy file; SHAPE is like
+    /// `16x16` or `64`. Repeatable.
+    #[arg(long = "dump", value_name = "ADDR:DTYPE:SHAPE=FILE.npy", value_parser = spec::parse_dump)]
+    pub dump: Vec<DumpSpec>,
+    /// After the run, save the program's tensor NAME (its own dtype and
+    /// shape) as a .npy file. Repeatable.
+    #[arg(long = "output", value_name = "NAME=FILE.npy", value_parser = spec::parse_named)]
+    pub output: Vec<NamedSpec>,
+    /// Also write the report as JSON.
+    #[arg(long, value_name = "REPORT.json")]
+    pub json: Option<PathBuf>,
+    /// Energy and area table (TOML) [default: the built-in 45 nm table,
+    /// examples/energy/default-45nm.toml].
+    #[arg(long, value_name = "TABLE.toml")]
+    pub energy_table: Option<PathBuf>,
+    /// Write per-instruction start and finish times as a Chrome/Perfetto
+    /// trace (open in ui.perfetto.dev or chrome://tracing).
+    #[arg(long, value_name = "TRACE.json")]
+    pub trace: Option<PathBuf>,
+}
+
+/// Bytes to place in device memory before the run, and where they came from.
+struct Placement {
+    addr: u64,
+    data: Vec<u8>,
+    what: String,
+}
+
+/// Checks `[addr, addr + len)` lies in device memory.
+fn check_range(what: &str, addr: u64, len: Option<u64>, cfg: &HwConfig) -> Result<()> {
+    let size = cfg.dram_bytes();
+    match len.and_then(|l| addr.checked_add(l)) {
+        Some(end) if end <= size => Ok(()),
+        _ => Err(CliError::input(format!(
+            "{what}: bytes [{addr:#x}, {}) are outside the device memory [0, {size:#x}) of config `{}`",
+            len.and_then(|l| addr.checked_add(l)).map_or_else(|| "overflow".to_string(), |e| format!("{e:#x}")),
+            cfg.name
+        ))),
+    }
+}
+
+fn tensor<'a>(prog: &'a Program, prog_name: &str, option: &str, name: &str) -> Result<&'a TensorInfo> {
+    prog.tensor(name).ok_or_else(|| {
+        let known: Vec<&str> = prog.tensors.iter().map(|t| t.name.as_str()).collect();
+        let known = if known.is_empty() { "it has none".to_string() } else { format!("it has {}", known.join(", ")) };
+        CliError::input(format!("{option} {name}: {prog_name} has no tensor `{name}` ({known})"))
+    })
+}
+
+/// Reads the --load and --input arrays and checks where they go.
+fn placements(args: &SimArgs, prog: &Program, prog_name: &str, cfg: &HwConfig) -> Result<Vec<Placement>> {
+    let code = (prog.code_addr, prog.code_addr + prog.code_bytes());
+    let mut out = Vec::new();
+    for l in &args.load {
+        let what = format!("--load {:#x}={}", l.addr, l.file.display());
+        let a = npy::read(&l.file)?;
+        check_range(&what, l.addr, Some(a.data.len() as u64), cfg)?;
+        out.push(Placement { addr: l.addr, data: a.data, what });
+    }
+    for i in &args.input {
+        let what = format!("--input {}={}", i.name, i.file.display());
+        let t = tensor(prog, prog_name, "--input", &i.name)?;
+        let a = npy::read(&i.file)?;
+        let want = Elem::of(t.dtype);
+        if a.elem != want {
+            return Err(CliError::input(format!(
+                "{what}: the array is {}, tensor `{}` is {}",
+                a.elem.name(),
+                t.name,
+                want.name()
+            )));
+        }
+        if Some(a.elements()) != t.checked_elements() {
+            return Err(CliError::input(format!(
+                "{what}: the array has {} elements (shape {}), tensor `{}` has {} (shape {})",
+                a.elements(),
+                shape_text(&a.shape),
+                t.name,
+                t.checked_elements().map_or_else(|| "too many".to_string(), |n| n.to_string()),
+                shape_text(&t.shape)
+            )));
+        }
+        check_range(&what, t.addr, t.checked_byte_len(), cfg)?;
+        out.push(Placement { addr: t.addr, data: a.data, what });
+    }
+    for p in &out {
+        let end = p.addr + p.data.len() as u64;
+        if !p.data.is_empty() && p.addr < code.1 && code.0 < end {
+            return Err(CliError::input(format!(
+                "{}: bytes [{:#x}, {end:#x}) would overwrite the program's code at [{:#x}, {:#x})",
+                p.what, p.addr, code.0, code.1
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// An output array to read from device memory after the run.
+struct Readback {
+    addr: u64,
+    elem: Elem,
+    shape: Vec<u64>,
+    len: usize,
+    file: PathBuf,
+}
+
+fn readbacks(args: &SimArgs, prog: &Program, prog_name: &str, cfg: &HwConfig) -> Result<Vec<Readback>> {
+    let mut out = Vec::new();
+    for d in &args.dump {
+        let what = format!("--dump {:#x}:{}:{}", d.addr, d.elem.name(), shape_text(&d.shape));
+        check_range(&what, d.addr, d.byte_len(), cfg)?;
+        let len = d.byte_len().unwrap_or(0) as usize;
+        out.push(Readback { addr: d.addr, elem: d.elem, shape: d.shape.clone(), len, file: d.file.clone() });
+    }
+    for o in &args.output {
+        let t = tensor(prog, prog_name, "--output", &o.name)?;
+        check_range(&format!("--output {}", o.name), t.addr, t.checked_byte_len(), cfg)?;
+        let len = t.byte_len() as usize;
+        out.push(Readback { addr: t.addr, elem: Elem::of(t.dtype), shape: t.shape.clone(), len, file: o.file.clone() });
+    }
+    Ok(out)
+}
+
+fn device_err(e: driver::DriverError) -> CliError {
+    CliError::input(e)
+}
+
+pub fn run(args: &SimArgs) -> Result<()> {
+    let mut dests: Vec<(&Path, &str)> = Vec::new();
+    dests.extend(args.dump.iter().map(|d| (d.file.as_path(), "--dump")));
+    dests.extend(args.output.iter().map(|o| (o.file.as_path(), "--output")));
+    dests.extend(args.json.iter().map(|p| (p.as_path(), "--json")));
+    dests.extend(args.trace.iter().map(|p| (p.as_path(), "--trace")));
+    check_destinations(dests)?;
+
+    let prog_name = args.program.display().to_string();
+    let (prog, _) = load::program(&args.program)?;
+    let cfg = load::config(&args.hw)?;
+    let table = load::energy_table(args.energy_table.as_deref())?;
+    let places = placements(args, &prog, &prog_name, &cfg)?;
+    let reads = readbacks(args, &prog, &prog_name, &cfg)?;
+
+    let model = sim::Model::new(&cfg).map_err(|e| CliError::input(format!("{}: {e}", args.hw.display())))?;
+    let mut drv = Driver::new(model);
+    drv.load(&prog).map_err(|e| CliError::input(format!("{prog_name}: {e}")))?;
+    for p in &places {
+        drv.write_mem(p.addr, &p.data).map_err(|e| CliError::input(format!("{}: {e}", p.what)))?;
+    }
+    let rep = drv.run().map_err(device_err)?;
+    if let Outcome::Fault { code, pc } = rep.outcome {
+        let text = prog.code.get(pc as usize).map_or_else(|| "past the end of the code".to_string(), |i| i.to_string());
+        return Err(CliError::input(format!("the device faulted at instruction {pc} ({text}): {}", code.name())));
+    }
+
+    let mut outputs = Outputs::new();
+    for r in &reads {
+        let bytes = drv.read_mem(r.addr, r.len).map_err(device_err)?;
+        outputs.add(&r.file, npy::encode(r.elem, &r.shape, &bytes)?);
+    }
+    let energy = sim::energy::energy(&cfg, &rep.counters, &table);
+    let summary =
+        RunSummary { program: &prog_name, cfg: &cfg, outcome: "done", counters: &rep.counters, energy: &energy };
+    if let Some(path) = &args.json {
+        let mut text = serde_json::to_string_pretty(&report::json(&summary)).unwrap_or_default();
+        text.push('\n');
+        outputs.add(path, text.into_bytes());
+    }
+    if let Some(path) = &args.trace {
+        let t = trace::chrome_trace(&prog, &rep.trace, &cfg, &prog_name);
+        outputs.add(path, serde_json::to_vec(&t).unwrap_or_default());
+    }
+    outputs.commit()?;
+    print_stdout(&report::text(&summary))
+}
