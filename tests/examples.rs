@@ -170,7 +170,7 @@ fn make_example(name: &str) -> (Vec<(String, Npy)>, Option<String>) {
             let prog = lower_gemm(&spec, &HwConfig::default_16x16()).expect("lowers");
             let c: Vec<i8> = reference_gemm(&spec, &a).iter().map(|&v| v as i8).collect();
             let files = vec![
-                ("gemm_64_tiled.a.npy".into(), Npy::u8(&[64, 64], &a)),
+                ("gemm_64_tiled.a.npy".into(), Npy::i8(&[64, 64], &a.iter().map(|&x| x as i8).collect::<Vec<_>>())),
                 ("gemm_64_tiled.data.npy".into(), Npy::u8(&[prog.data.len() as u64], &prog.data)),
                 ("gemm_64_tiled.c.npy".into(), Npy::i8(&[64, 64], &c)),
             ];
@@ -276,6 +276,18 @@ fn example_data_is_what_the_reference_makes() {
                 npy.write(&path);
             }
             assert_eq!(Npy::read(&path), npy, "{file} is stale: UPDATE_EXPECT=1 cargo test --test examples");
+        }
+        if name == "gemm_64_tiled" {
+            // The same program compiled, with its constants and tensor map:
+            // the README's bundled example.
+            let (spec, _) = tiled_spec();
+            let fresh = lower_gemm(&spec, &HwConfig::default_16x16()).expect("lowers").to_bytes();
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/gemm64.sbin");
+            if updating() {
+                std::fs::write(&path, &fresh).unwrap();
+            }
+            let committed = std::fs::read(&path).unwrap_or_default();
+            assert!(committed == fresh, "examples/gemm64.sbin is stale: UPDATE_EXPECT=1 cargo test --test examples");
         }
         if let Some(fresh) = asm {
             let path = dir().join(format!("{name}.s"));

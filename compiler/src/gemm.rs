@@ -262,7 +262,7 @@ pub fn lower_gemm(spec: &GemmSpec, cfg: &HwConfig) -> Result<Program, LowerError
         }
         for i in 0..p.kt {
             let mut mm = ins::Matmul {
-                a: p.a_buf[mb % 2] + (i * p.mt) as u16,
+                a: p.a_buf[mb % 2] + (i * rows as usize) as u16,
                 m: rows,
                 acc: p.acc_buf[s % 2],
                 accumulate: (i > 0) as u8,

@@ -7,10 +7,10 @@
 //! results.
 //!
 //! Case counts (chosen so the file runs well under a minute in release mode
-//! on two shared cores): `gemm_matches_reference` runs 48 cases (each case
+//! on two shared cores): `gemm_matches_reference` runs 256 cases (each case
 //! runs its program three times: once on a fresh device, once again on the
 //! same device, once on another fresh device); `timing_config_changes_only_timing`
-//! runs 24 cases (two runs each). Shapes are 1..=80 per dimension, with about
+//! runs 128 cases (two runs each). Shapes are 1..=80 per dimension, with about
 //! one dimension in eight drawn from 81..=200.
 
 use compiler::gemm::{lower_gemm, reference_gemm, GemmOutput, GemmSpec, INPUT, OUTPUT};
@@ -37,7 +37,11 @@ fn config(i: usize) -> HwConfig {
 enum OutKind {
     Int32,
     /// zero point, qmin, qmax (already legal: qmin <= qmax, all in i8 range).
-    Int8 { zp: i32, qmin: i32, qmax: i32 },
+    Int8 {
+        zp: i32,
+        qmin: i32,
+        qmax: i32,
+    },
 }
 
 fn dim() -> impl Strategy<Value = usize> {
@@ -159,13 +163,19 @@ fn check_report(cfg: &HwConfig, prog: &Program, c: &Case, rep: &RunReport) -> Re
     for (i, t) in rep.trace.iter().enumerate() {
         prop_assert_eq!(t.index as usize, i);
         prop_assert!(t.finish > t.start, "instruction {} ({:?}): trace {:?}", i, prog.code[i].mnemonic(), t);
-        prop_assert!(t.finish <= rep.cycles(), "instruction {} finishes at {} after the run's {} cycles", i, t.finish, rep.cycles());
+        prop_assert!(
+            t.finish <= rep.cycles(),
+            "instruction {} finishes at {} after the run's {} cycles",
+            i,
+            t.finish,
+            rep.cycles()
+        );
     }
     Ok(())
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
 
     /// Model output equals the reference bit for bit; the report is sane and
     /// deterministic (same device re-run, and a fresh device).
@@ -207,13 +217,12 @@ struct Timing {
 }
 
 fn timing() -> impl Strategy<Value = Timing> {
-    (prop_oneof![1u32..=20, 21u32..=300, Just(1024u32)], 0u32..=6, 1u32..=64).prop_map(
-        |(latency, bytes_log2, outstanding)| Timing { latency, bytes_log2, outstanding },
-    )
+    (prop_oneof![1u32..=20, 21u32..=300, Just(1024u32)], 0u32..=6, 1u32..=64)
+        .prop_map(|(latency, bytes_log2, outstanding)| Timing { latency, bytes_log2, outstanding })
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() })]
 
     /// One binary, two memory systems: identical outputs and MACs, a
     /// possibly different cycle count, never a fault.
@@ -245,8 +254,7 @@ proptest! {
         check_outputs("other timing", &c, &out2, &want)?;
         prop_assert_eq!(rep2.counters.get(Counter::Macs), rep1.counters.get(Counter::Macs));
         prop_assert_eq!(rep2.counters.get(Counter::Instructions), rep1.counters.get(Counter::Instructions));
-        // The cycle count may differ (or not); both are reported for the log.
-        let _ = (rep1.cycles(), rep2.cycles());
+        // No assertion on the cycle counts: they may differ, or not.
     }
 }
 
@@ -278,16 +286,33 @@ fn tile_edge_shapes_match_reference() {
     }
 }
 
+/// Regression for the first bug these properties found: when M is not a
+/// multiple of the m-block `mt` and K needs more than one k-tile, the last
+/// (shorter) A block is stored with a column-block stride of its own row
+/// count, but the MATMULs address k-tile `i` at `a_buf + i * mt`
+/// (compiler/src/gemm.rs, `a: p.a_buf[mb % 2] + (i * p.mt) as u16`), so
+/// every k-tile after the first reads the wrong scratchpad rows.
 #[test]
-fn zz_debug() {
-    let c = Case { cfg: 0, m: 127, k: 5, n: 1, unsigned: false, out: OutKind::Int32, seed: 0 };
-    let cfg = config(c.cfg);
-    let (spec, a) = build(&c);
-    let prog = lower_gemm(&spec, &cfg).unwrap();
-    for (i, ins) in prog.code.iter().enumerate() { println!("{i}: {ins:?}"); }
-    let mut d = fresh(&cfg, &prog);
-    let (out, rep) = run_loaded(&mut d, &prog, &spec, &a);
-    for t in &rep.trace { println!("{t:?}"); }
-    let want = reference_gemm(&spec, &a);
-    for i in 0..c.m { if out[i] != want[i] { println!("row {i}: {} vs {}", out[i], want[i]); } }
+fn short_last_m_block_with_several_k_tiles() {
+    // tiny_4x4: 127 rows are blocks of 64 and 63, K = 5 is two k-tiles;
+    // 73 x 101: blocks of 37 and 36. default_16x16 and large_32x32: 601 rows
+    // are blocks of 201 and a last one of 199.
+    let mut failures = Vec::new();
+    for (cfg_i, m, k, n) in [(0, 127, 5, 1), (0, 73, 101, 2), (1, 601, 40, 20), (2, 601, 70, 33)] {
+        for out in [OutKind::Int32, OutKind::Int8 { zp: -5, qmin: -128, qmax: 127 }] {
+            let c = Case { cfg: cfg_i, m, k, n, unsigned: false, out, seed: 7 };
+            let cfg = config(cfg_i);
+            let (spec, a) = build(&c);
+            let prog = lower_gemm(&spec, &cfg).unwrap();
+            let mt = prog.meta["gemm"]["mt"].as_u64().unwrap() as usize;
+            assert!(m % mt != 0 && k > cfg.array.rows as usize, "{m}x{k}: mt = {mt} must leave a short last block");
+            let mut drv = fresh(&cfg, &prog);
+            let (out, rep) = run_loaded(&mut drv, &prog, &spec, &a);
+            check_report(&cfg, &prog, &c, &rep).unwrap();
+            if let Err(e) = check_outputs("short last m-block", &c, &out, &reference_gemm(&spec, &a)) {
+                failures.push(format!("{e} ({:?} output, mt = {mt})", c.out));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} of 8 cases wrong:\n{}", failures.len(), failures.join("\n"));
 }
