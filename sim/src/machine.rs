@@ -71,6 +71,11 @@ struct DmaJob {
 }
 
 impl DmaJob {
+    fn new(index: u32, deps: Deps, block: DmaBlock, start: u64, plan: BurstPlan, ready: Vec<u64>, chunks: u64) -> DmaJob {
+        let data_start = Vec::with_capacity(plan.bursts.len());
+        DmaJob { index, deps, block, start, plan, next: 0, data_start, ready, last_grant: 0, chunks }
+    }
+
     fn next_ready(&self) -> Option<u64> {
         (self.next < self.plan.bursts.len()).then(|| {
             let mut r = (self.start + 1).max(self.last_grant + 1);
@@ -488,37 +493,14 @@ impl Model {
             Instr::Load(l) => {
                 let block = DmaBlock::of_load(&l);
                 dma::load_copy(&block, dim, l.pad_value, &self.mem, &mut self.spad, &mut self.acc);
-                let plan = BurstPlan::of(&block, w);
-                du.job = Some(DmaJob {
-                    index: head.index,
-                    deps,
-                    block,
-                    start: t,
-                    data_start: Vec::with_capacity(plan.bursts.len()),
-                    plan,
-                    next: 0,
-                    ready: Vec::new(),
-                    last_grant: 0,
-                    chunks: 0,
-                });
+                du.job = Some(DmaJob::new(head.index, deps, block, t, BurstPlan::of(&block, w), Vec::new(), 0));
             }
             Instr::Store(s) => {
                 let block = DmaBlock::of_store(&s);
                 dma::store_copy(&block, dim, &self.spad, &self.acc, &mut self.mem);
                 let plan = BurstPlan::of(&block, w);
                 let (ready, chunks) = dma::store_ready(&block, dim, w, t, &plan);
-                du.job = Some(DmaJob {
-                    index: head.index,
-                    deps,
-                    block,
-                    start: t,
-                    data_start: Vec::with_capacity(plan.bursts.len()),
-                    plan,
-                    next: 0,
-                    ready,
-                    last_grant: 0,
-                    chunks,
-                });
+                du.job = Some(DmaJob::new(head.index, deps, block, t, plan, ready, chunks));
             }
             Instr::Sync(_) => {
                 du.free_at = t + 1;
