@@ -1,6 +1,9 @@
 //! The systole compiler: lowers quantized computations to instruction
-//! streams for the accelerator. Today: tiled, double-buffered GEMM (the
-//! building block of dense and convolution layers); the ONNX importers, the
-//! IR and the reference interpreter come with issue 4. No IO here.
+//! streams for the accelerator. Importers (ONNX QOperator and QDQ, the text
+//! model format) meet in one quantized graph IR (`ir`); the reference
+//! interpreter defines what a graph computes; `gemm` lowers the GEMMs that
+//! dense and convolution layers become. No IO here: importers take bytes
+//! or text.
 
 pub mod gemm;
+pub mod ir;
