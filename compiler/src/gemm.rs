@@ -76,25 +76,25 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(spec: &GemmSpec, cfg: &HwConfig) -> Result<Plan, LowerError> {
+    fn new(m: usize, k: usize, n: usize, cfg: &HwConfig) -> Result<Plan, LowerError> {
         let dim = cfg.array.cols as usize;
-        let kt = spec.k.div_ceil(dim);
-        let nt = spec.n.div_ceil(dim);
+        let kt = k.div_ceil(dim);
+        let nt = n.div_ceil(dim);
         let spad = cfg.spad_rows() as usize;
         let accr = cfg.acc_rows() as usize;
-        let too_large = |why: String| LowerError::TooLarge { m: spec.m, k: spec.k, n: spec.n, why };
+        let too_large = |why: String| LowerError::TooLarge { m, k, n, why };
         // Rows: 2 A blocks (mt * kt), 2 B stripes (kt * dim), 2 output tiles (mt).
         let b_rows = kt * dim;
         let spare = spad.checked_sub(2 * b_rows).filter(|&s| s >= 2 * (kt + 1)).ok_or_else(|| {
             too_large(format!("two weight stripes need {} scratchpad rows of {spad}", 2 * b_rows))
         })?;
-        let mut mt = (spare / (2 * (kt + 1))).min((accr.saturating_sub(4)) / 2).min(spec.m).min(256);
+        let mut mt = (spare / (2 * (kt + 1))).min((accr.saturating_sub(4)) / 2).min(m).min(256);
         if mt == 0 {
             return Err(too_large(format!("the accumulator's {accr} rows leave no room for a tile")));
         }
         // Keep every block the same size when M allows it.
-        let mb = spec.m.div_ceil(mt);
-        mt = spec.m.div_ceil(mb);
+        let mb = m.div_ceil(mt);
+        mt = m.div_ceil(mb);
         let a_rows = mt * kt;
         let r = |x: usize| x as u16;
         Ok(Plan {
@@ -126,50 +126,96 @@ pub fn pack_weights(w: &[i8], k: usize, n: usize, dim: usize) -> Vec<u8> {
     out
 }
 
-/// Lowers a GEMM to a program for `cfg`.
+/// Output mode of an emitted GEMM (weights and parameters live in DRAM).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GemmOut {
+    Int32,
+    Int8 { zero_point: i32, qmin: i32, qmax: i32 },
+}
+
+/// How rows of C map to DRAM: row `r` starts at
+/// `addr + (r / group) * group_stride + (r % group) * row_stride`, so an
+/// image stored inside a padded buffer (a group per image row) works too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutRows {
+    pub addr: u64,
+    pub row_stride: u64,
+    pub group: usize,
+    pub group_stride: u64,
+}
+
+impl OutRows {
+    /// Plain row-major rows.
+    pub fn dense(addr: u64, row_stride: u64) -> OutRows {
+        OutRows { addr, row_stride, group: usize::MAX, group_stride: 0 }
+    }
+
+    /// Splits rows `[r0, r0 + n)` into runs that are affine in DRAM.
+    fn runs(&self, r0: usize, n: usize) -> Vec<(u64, usize)> {
+        let mut out = Vec::new();
+        let mut r = r0;
+        while r < r0 + n {
+            let in_group = r % self.group;
+            let len = (self.group - in_group).min(r0 + n - r);
+            let g = (r / self.group) as u64;
+            out.push((self.addr + g * self.group_stride + in_group as u64 * self.row_stride, len));
+            r += len;
+        }
+        out
+    }
+}
+
+/// Where a GEMM's operands are: A rows at `a_addr + r * a_stride` (K bytes
+/// each), B packed by `pack_weights` at `b_addr`, parameters packed by
+/// `pack_params` at `params_addr` (Int8 output only), C as `c`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmPlacement {
+    pub a_addr: u64,
+    pub a_stride: u64,
+    pub b_addr: u64,
+    pub params_addr: u64,
+    pub c: OutRows,
+}
+
+/// Packs per-column bias and scale as `pack_weights`' n-tiles expect: per
+/// n-tile, one accumulator row of bias and one of float32 scale bits.
+pub fn pack_params(bias: &[i32], scale: &[f32], dim: usize) -> Vec<u8> {
+    let n = bias.len();
+    let mut data = Vec::new();
+    for j in 0..n.div_ceil(dim) {
+        let mut rows = vec![0u8; 2 * dim * 4];
+        for c in 0..dim.min(n - j * dim) {
+            rows[c * 4..c * 4 + 4].copy_from_slice(&bias[j * dim + c].to_le_bytes());
+            rows[(dim + c) * 4..(dim + c) * 4 + 4].copy_from_slice(&scale[j * dim + c].to_bits().to_le_bytes());
+        }
+        data.extend_from_slice(&rows);
+    }
+    data
+}
+
+/// Lowers a GEMM to a program for `cfg`: code, packed constants, and the
+/// tensors `a` (input) and `c` (output).
 pub fn lower_gemm(spec: &GemmSpec, cfg: &HwConfig) -> Result<Program, LowerError> {
     let (m, k, n) = (spec.m, spec.k, spec.n);
-    let shape = |why: &str| LowerError::Shape { m, k, n, why: why.to_string() };
-    if m == 0 || k == 0 || n == 0 {
-        return Err(shape("every dimension must be at least 1"));
-    }
-    if spec.weights.len() != k * n {
-        return Err(shape(&format!("weights have {} values, K x N = {}", spec.weights.len(), k * n)));
-    }
-    if let GemmOutput::Int8 { bias, scale, .. } = &spec.output {
-        if bias.len() != n || scale.len() != n {
-            return Err(shape("bias and scale need one value per output column"));
-        }
-    }
-    if cfg.array.rows != cfg.array.cols {
-        return Err(LowerError::NonSquare { rows: cfg.array.rows, cols: cfg.array.cols });
-    }
-    if m > 65535 || k > 65535 || n > 65535 {
-        return Err(shape("dimensions above 65535 are not supported"));
-    }
-    let p = Plan::new(spec, cfg)?;
-    let dim = p.dim;
-    let int8_out = matches!(spec.output, GemmOutput::Int8 { .. });
-
-    // Device memory: code, then constants (weights, parameters), A, C.
-    let steps = p.mb * p.nt;
-    let code_len_bound = (steps * (p.kt + 6) + 8) as u64 * ins::INSTR_BYTES as u64;
-    let data_addr = align(code_len_bound, 4096);
+    check_spec(spec)?;
+    let dim = cfg.array.cols as usize;
+    let out = match &spec.output {
+        GemmOutput::Int32 => GemmOut::Int32,
+        GemmOutput::Int8 { zero_point, qmin, qmax, .. } => GemmOut::Int8 { zero_point: *zero_point, qmin: *qmin, qmax: *qmax },
+    };
+    // Device memory: code, then constants (weights, parameters), A, C. The
+    // instruction count does not depend on addresses: count it first.
+    let dummy = GemmPlacement { a_addr: 0, a_stride: k as u64, b_addr: 0, params_addr: 0, c: OutRows::dense(0, n as u64) };
+    let code_len = emit_gemm(m, k, n, spec.input_unsigned, out, &dummy, cfg)?.len() + 1;
+    let data_addr = align(code_len as u64 * ins::INSTR_BYTES as u64, 4096);
     let mut data = pack_weights(&spec.weights, k, n, dim);
     let params_off = align(data.len() as u64, 64);
     data.resize(params_off as usize, 0);
     if let GemmOutput::Int8 { bias, scale, .. } = &spec.output {
-        for j in 0..p.nt {
-            let mut rows = vec![0u8; 2 * dim * 4];
-            for c in 0..dim.min(n - j * dim) {
-                rows[c * 4..c * 4 + 4].copy_from_slice(&bias[j * dim + c].to_le_bytes());
-                rows[(dim + c) * 4..(dim + c) * 4 + 4].copy_from_slice(&scale[j * dim + c].to_bits().to_le_bytes());
-            }
-            data.extend_from_slice(&rows);
-        }
+        data.extend(pack_params(bias, scale, dim));
     }
     let a_addr = align(data_addr + data.len() as u64, 4096);
-    let out_elem = if int8_out { 1 } else { 4 };
+    let out_elem = if matches!(out, GemmOut::Int8 { .. }) { 1 } else { 4 };
     let c_addr = align(a_addr + (m * k) as u64, 4096);
     let mem_bytes = align(c_addr + (m * n * out_elem) as u64, 4096);
     if mem_bytes > cfg.dram_bytes() || mem_bytes > u32::MAX as u64 {
@@ -180,8 +226,101 @@ pub fn lower_gemm(spec: &GemmSpec, cfg: &HwConfig) -> Result<Program, LowerError
             why: format!("needs {mem_bytes} bytes of device memory, the config has {}", cfg.dram_bytes()),
         });
     }
-    let b_addr = |j: usize| (data_addr + (j * k * dim) as u64) as u32;
-    let param_addr = |j: usize| (data_addr + params_off + (j * 2 * dim * 4) as u64) as u32;
+    let place = GemmPlacement {
+        a_addr,
+        a_stride: k as u64,
+        b_addr: data_addr,
+        params_addr: data_addr + params_off,
+        c: OutRows::dense(c_addr, (n * out_elem) as u64),
+    };
+    let mut program = emit_gemm(m, k, n, spec.input_unsigned, out, &place, cfg)?;
+    program.push(Instr::Finish(ins::Finish::default()));
+    debug_assert_eq!(program.len(), code_len);
+
+    let (out_dtype, scale_zp) = match out {
+        GemmOut::Int32 => (DType::I32, None),
+        GemmOut::Int8 { zero_point, .. } => (DType::I8, Some(zero_point)),
+    };
+    let mut meta = serde_json::Map::new();
+    meta.insert("producer".into(), "systole compiler: gemm".into());
+    let mt = Plan::new(m, k, n, cfg)?.mt;
+    meta.insert("gemm".into(), serde_json::json!({"m": m, "k": k, "n": n, "mt": mt}));
+    Ok(Program {
+        fingerprint: cfg.fingerprint(),
+        config_name: cfg.name.clone(),
+        code_addr: 0,
+        code: program,
+        data_addr,
+        data,
+        mem_bytes,
+        tensors: vec![
+            TensorInfo {
+                name: INPUT.into(),
+                role: TensorRole::Input,
+                dtype: if spec.input_unsigned { DType::U8 } else { DType::I8 },
+                shape: vec![m as u64, k as u64],
+                addr: a_addr,
+                layout: "row-major".into(),
+                scale: None,
+                zero_point: None,
+            },
+            TensorInfo {
+                name: OUTPUT.into(),
+                role: TensorRole::Output,
+                dtype: out_dtype,
+                shape: vec![m as u64, n as u64],
+                addr: c_addr,
+                layout: "row-major".into(),
+                scale: None,
+                zero_point: scale_zp,
+            },
+        ],
+        meta,
+    })
+}
+
+fn check_spec(spec: &GemmSpec) -> Result<(), LowerError> {
+    let (m, k, n) = (spec.m, spec.k, spec.n);
+    let shape = |why: &str| LowerError::Shape { m, k, n, why: why.to_string() };
+    if spec.weights.len() != k * n {
+        return Err(shape(&format!("weights have {} values, K x N = {}", spec.weights.len(), k * n)));
+    }
+    if let GemmOutput::Int8 { bias, scale, .. } = &spec.output {
+        if bias.len() != n || scale.len() != n {
+            return Err(shape("bias and scale need one value per output column"));
+        }
+    }
+    Ok(())
+}
+
+/// Emits the instructions of one GEMM whose operands are already in device
+/// memory. The stream starts and ends with every queue idle and every
+/// token counter back where it was (no leftover tokens); it has no FINISH.
+pub fn emit_gemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    input_unsigned: bool,
+    out: GemmOut,
+    place: &GemmPlacement,
+    cfg: &HwConfig,
+) -> Result<Vec<Instr>, LowerError> {
+    let shape = |why: &str| LowerError::Shape { m, k, n, why: why.to_string() };
+    if m == 0 || k == 0 || n == 0 {
+        return Err(shape("every dimension must be at least 1"));
+    }
+    if cfg.array.rows != cfg.array.cols {
+        return Err(LowerError::NonSquare { rows: cfg.array.rows, cols: cfg.array.cols });
+    }
+    if m > 65535 || k > 65535 || n > 65535 {
+        return Err(shape("dimensions above 65535 are not supported"));
+    }
+    let p = Plan::new(m, k, n, cfg)?;
+    let dim = p.dim;
+    let int8_out = matches!(out, GemmOut::Int8 { .. });
+    let steps = p.mb * p.nt;
+    let b_addr = |j: usize| (place.b_addr + (j * k * dim) as u64) as u32;
+    let param_addr = |j: usize| (place.params_addr + (j * 2 * dim * 4) as u64) as u32;
 
     let mut load = Vec::new();
     let mut code: Vec<Instr> = Vec::new();
@@ -195,8 +334,8 @@ pub fn lower_gemm(spec: &GemmSpec, cfg: &HwConfig) -> Result<Program, LowerError
     let a_load = |mb: usize| {
         Instr::from(ins::Load {
             buf: ins::BUF_SPAD,
-            dram: (a_addr + (mb * p.mt * k) as u64) as u32,
-            stride: k as u32,
+            dram: (place.a_addr + (mb * p.mt) as u64 * place.a_stride) as u32,
+            stride: place.a_stride as u32,
             rows: m_rows(mb) as u16,
             cols: k as u16,
             addr: p.a_buf[mb % 2],
@@ -267,7 +406,7 @@ pub fn lower_gemm(spec: &GemmSpec, cfg: &HwConfig) -> Result<Program, LowerError
                 acc: p.acc_buf[s % 2],
                 accumulate: (i > 0) as u8,
                 swap: 1,
-                in_type: spec.input_unsigned as u8,
+                in_type: input_unsigned as u8,
                 ..Default::default()
             };
             if i + 1 < p.kt {
@@ -291,7 +430,7 @@ pub fn lower_gemm(spec: &GemmSpec, cfg: &HwConfig) -> Result<Program, LowerError
             }
             code.push(Instr::from(mm));
         }
-        let (src_buf, src_addr, cols_out, elem) = if let GemmOutput::Int8 { zero_point, qmin, qmax, .. } = &spec.output {
+        let (src_buf, src_addr, cols_out, elem) = if let GemmOut::Int8 { zero_point, qmin, qmax } = out {
             code.push(Instr::from(ins::Requant {
                 deps: Deps { pop_next: s >= 2, push_prev: s + 2 < steps, push_next: true, ..Deps::NONE },
                 acc: p.acc_buf[s % 2],
@@ -299,31 +438,39 @@ pub fn lower_gemm(spec: &GemmSpec, cfg: &HwConfig) -> Result<Program, LowerError
                 dst: p.o_buf[s % 2],
                 params: p.param_buf[s % 2],
                 out_type: ins::ELEM_I8,
-                zp: *zero_point as i16,
-                qmin: *qmin as i16,
-                qmax: *qmax as i16,
+                zp: zero_point as i16,
+                qmin: qmin as i16,
+                qmax: qmax as i16,
             }));
             (ins::BUF_SPAD, p.o_buf[s % 2], n_cols(j), 1)
         } else {
             (ins::BUF_ACC, p.acc_buf[s % 2], n_cols(j), 4)
         };
-        store.push(Instr::from(ins::Store {
-            deps: Deps { pop_prev: true, push_prev: s + 2 < steps, ..Deps::NONE },
-            buf: src_buf,
-            dram: (c_addr + ((mb * p.mt * n + j * dim) * elem) as u64) as u32,
-            stride: (n * elem) as u32,
-            rows,
-            cols: cols_out as u16,
-            addr: src_addr,
-            col: 0,
-        }));
+        let runs = place.c.runs(mb * p.mt, rows as usize);
+        let last = runs.len() - 1;
+        let mut step_stores = Vec::new();
+        let mut offset = 0u16;
+        for (r, (dram, len)) in runs.into_iter().enumerate() {
+            step_stores.push(Instr::from(ins::Store {
+                deps: Deps { pop_prev: r == 0, push_prev: r == last && s + 2 < steps, ..Deps::NONE },
+                buf: src_buf,
+                dram: (dram + (j * dim * elem) as u64) as u32,
+                stride: place.c.row_stride as u32,
+                rows: len as u16,
+                cols: cols_out as u16,
+                addr: src_addr + offset,
+                col: 0,
+            }));
+            offset += len as u16;
+        }
+        store.push(step_stores);
     }
     // The last two steps' releases have no consumer and are not pushed, so
     // no token is left over.
 
     // Program order: the LOAD stream runs ahead by up to two packages; the
     // dispatcher is in order, so interleave by step to keep queues fed.
-    let mut program = Vec::with_capacity(load.len() + code.len() + store.len() + 1);
+    let mut program = Vec::with_capacity(load.len() + code.len() + 2 * store.len());
     let per_step_compute = p.kt + int8_out as usize;
     let mut li = load.into_iter().peekable();
     let mut ci = code.into_iter();
@@ -348,54 +495,12 @@ pub fn lower_gemm(spec: &GemmSpec, cfg: &HwConfig) -> Result<Program, LowerError
         }
         let n_compute = per_step_compute + (s == 0) as usize;
         program.extend(ci.by_ref().take(n_compute));
-        program.extend(si.next());
+        program.extend(si.next().into_iter().flatten());
     }
     program.extend(li.map(|(l, _)| l));
     program.extend(ci);
-    program.extend(si);
-    program.push(Instr::Finish(ins::Finish::default()));
-    let code_bytes = program.len() as u64 * ins::INSTR_BYTES as u64;
-    assert!(code_bytes <= data_addr, "code bound holds");
-
-    let (out_dtype, scale_zp) = match &spec.output {
-        GemmOutput::Int32 => (DType::I32, None),
-        GemmOutput::Int8 { zero_point, .. } => (DType::I8, Some(*zero_point)),
-    };
-    let mut meta = serde_json::Map::new();
-    meta.insert("producer".into(), "systole compiler: gemm".into());
-    meta.insert("gemm".into(), serde_json::json!({"m": m, "k": k, "n": n, "mt": p.mt}));
-    Ok(Program {
-        fingerprint: cfg.fingerprint(),
-        config_name: cfg.name.clone(),
-        code_addr: 0,
-        code: program,
-        data_addr,
-        data,
-        mem_bytes,
-        tensors: vec![
-            TensorInfo {
-                name: INPUT.into(),
-                role: TensorRole::Input,
-                dtype: if spec.input_unsigned { DType::U8 } else { DType::I8 },
-                shape: vec![m as u64, k as u64],
-                addr: a_addr,
-                layout: "row-major".into(),
-                scale: None,
-                zero_point: None,
-            },
-            TensorInfo {
-                name: OUTPUT.into(),
-                role: TensorRole::Output,
-                dtype: out_dtype,
-                shape: vec![m as u64, n as u64],
-                addr: c_addr,
-                layout: "row-major".into(),
-                scale: None,
-                zero_point: scale_zp,
-            },
-        ],
-        meta,
-    })
+    program.extend(si.flatten());
+    Ok(program)
 }
 
 /// The plain reference: what the GEMM program must write, as int32
