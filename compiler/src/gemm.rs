@@ -50,6 +50,8 @@ pub enum LowerError {
     NonSquare { rows: u32, cols: u32 },
     #[error("GEMM {m}x{k}x{n} does not fit: {why}")]
     TooLarge { m: usize, k: usize, n: usize, why: String },
+    #[error("node `{node}` ({op}): {why}")]
+    Unsupported { node: String, op: String, why: String },
 }
 
 /// Names of the GEMM program's tensors.

@@ -6,4 +6,7 @@
 //! or text.
 
 pub mod gemm;
+pub mod interp;
 pub mod ir;
+pub mod lower;
+pub mod text;

@@ -1,0 +1,851 @@
+//! The reference interpreter: what a quantized graph computes, bit for bit.
+//!
+//! Every op is defined in terms of `isa::numerics` (DESIGN §2), the one
+//! definition of the arithmetic that the accelerator, its Rust model and the
+//! RTL also implement, so a lowered graph must reproduce these integers
+//! exactly. For QLinearConv, QLinearMatMul / QGemm and MaxPool they are also
+//! ONNX Runtime's integers, bit for bit; for average pooling and element-wise
+//! add the accelerator has its own integer definitions (below), whose
+//! agreement with ORT is measured, not assumed.
+//!
+//! Quantized values are carried as `i32` in their type's range
+//! (`-128..=127` for int8, `0..=255` for uint8), floats as `f32`; tensors are
+//! row-major, activations NCHW.
+//!
+//! # Semantics, op by op
+//!
+//! Below, `x` is the (first) input with scale `s_x` and zero point `zx`, `y`
+//! the output with `s_y`, `zy`; "the type range" is the output type's
+//! `(qmin, qmax)`.
+//!
+//! - **Quantize** (float → quantized): `numerics::quantize(x, s_y, zy, qmin,
+//!   qmax)` with the type range (ONNX QuantizeLinear).
+//! - **Dequantize** (quantized → float): `numerics::dequantize(q, s_x, zx)`.
+//! - **Conv** (NCHW, groups, strides, dilations, pads `[top, left, bottom,
+//!   right]`): the input is padded with its zero point `zx`, as ONNX Runtime
+//!   does. Output channel `m` of group `g` reduces over the receptive field in
+//!   the order `(kh, kw, cin)` (DESIGN §2), starting from the folded bias:
+//!   `acc = fold_zero_point(bias[m], zx, Σ w[m])`, then `acc += x·w` with the
+//!   raw integer `x` (padding reads `zx`), all in wrapping int32. This equals
+//!   `bias[m] + Σ (x − zx)·w` over the unpadded input exactly (padding
+//!   contributes `(zx − zx)·w = 0`). Then
+//!   `q = requantize(acc, requant_scale(s_x, s_w[m], s_y), zy, qmin, qmax)`
+//!   with the node's clamp `(qmin, qmax)` (fused ReLU/Clip).
+//! - **Dense**: the same for `out[.., n] = Σ_k x[.., k]·w[n][k]`, over every
+//!   leading index of `x`.
+//! - **MaxPool**: the maximum over the window positions that lie inside the
+//!   input; padding never wins (ONNX Runtime's semantics). Pads must be
+//!   smaller than the kernel (ORT enforces this), so no window is empty. The
+//!   integer passes through when the output's type and quantization equal
+//!   the input's; otherwise the maximum is *rescaled* (see below), which
+//!   commutes with the maximum because it is monotone.
+//! - **AvgPool** (the ISA has no float ops, so the hardware's integer
+//!   definition): `s = Σ (x − zx)` over the window positions inside the
+//!   input, in wrapping int32 (padding holds `zx` and so contributes 0);
+//!   `count` = the kernel size `kh·kw` if `count_include_pad`, otherwise the
+//!   number of window positions inside the input; then
+//!   `q = requantize(s, avgpool_scale(s_x, s_y, count), zy, qmin, qmax)` with
+//!   the type range and `avgpool_scale = f32(s_x / f32(s_y · f32(count)))`.
+//!   That is exactly ONNX Runtime's QLinearGlobalAveragePool (MLAS, x86 and
+//!   portable paths: int32 sum minus `zx·count`, the same f32 scale, the
+//!   same requantization), so global average pooling agrees bit for bit
+//!   there (MLAS's ARM path uses a fixed-point multiplier instead). ORT's
+//!   windowed QLinearAveragePool runs in float (dequantize, f32 sum, divide,
+//!   `nearbyint(v / s_y + zy)`); ours equals the exactly rounded real average
+//!   except within float rounding error of a tie, so the two differ by at
+//!   most 1 LSB and rarely (`tests/interp_ops.rs` measures how rarely).
+//! - **Add**: `numerics::vadd(a, za, ka, b, zb, kb, scale, zo, qmin, qmax)`
+//!   with `(ka, kb, scale) = numerics::vadd_params(s_a, s_b, s_o)` and the
+//!   node's clamp: exactly what the accelerator's VADD computes (within 1
+//!   LSB of the exactly rounded real sum; see `numerics::vadd_params`).
+//! - **Clamp**: `min(max(q, qmin), qmax)` (after rescaling, if the output's
+//!   quantization differs from the input's).
+//! - **Flatten / Reshape**: the same row-major data under the output's shape.
+//! - **Transpose**: `y[i_0, .., i_r] = x[j]` with `j[perm[d]] = i_d`.
+//! - **Concat**: the inputs' data, concatenated along the axis. Inputs whose
+//!   quantization differs from the output's are rescaled first, each on its
+//!   own (this is what the hardware can do with one VADD per input).
+//!
+//! **Rescaling** (an integer moved to another scale / zero point / type, for
+//! the data-movement ops above): the accelerator's VADD with the second
+//! operand switched off (`kb = 0`):
+//! `vadd(v, zx, K, 0, 0, 0, scale, zy, qmin, qmax)` with
+//! `(K, _, scale) = vadd_params(s_x, s_x, s_y)`, i.e. `K = 2^14` and
+//! `scale = f32(s_x / s_y / 2^14)` (see [`rescale_params`]), and the type
+//! range. Equal scales give `clamp(v − zx + zy)` exactly; otherwise the result
+//! is within 1 LSB of `round_half_even((v − zx)·s_x/s_y) + zy`. An op whose
+//! output has the same type, scale (same bits) and zero point as its input
+//! passes the integers through unchanged.
+//!
+//! # Errors
+//!
+//! [`run`] first checks the graph ([`Graph::validate`]: arity, types,
+//! shapes, order) and the op parameters it relies on (weight, scale and bias
+//! lengths, non-zero kernels, strides and dilations, pads smaller than pooling
+//! kernels, scales finite and positive, zero points and clamps within the
+//! type range), and the inputs (count, kind, shape, values in range). Every
+//! failure is an [`InterpError`] naming the node or input; nothing panics.
+
+use std::collections::HashSet;
+
+use isa::numerics::{self, dequantize, fold_zero_point, quantize, requant_scale, requantize, vadd, vadd_params};
+
+use crate::ir::{ConvParams, DenseParams, ElemType, Graph, GraphError, Node, Op, PoolParams, Value};
+
+/// The data of a tensor.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TensorData {
+    /// Quantized values, each in its type's integer range.
+    Quant(Vec<i32>),
+    Float(Vec<f32>),
+}
+
+/// A row-major tensor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor {
+    pub shape: Vec<usize>,
+    pub data: TensorData,
+}
+
+impl Tensor {
+    pub fn quant(shape: Vec<usize>, data: Vec<i32>) -> Tensor {
+        Tensor { shape, data: TensorData::Quant(data) }
+    }
+
+    pub fn float(shape: Vec<usize>, data: Vec<f32>) -> Tensor {
+        Tensor { shape, data: TensorData::Float(data) }
+    }
+
+    pub fn from_i8(shape: Vec<usize>, data: &[i8]) -> Tensor {
+        Tensor::quant(shape, data.iter().map(|&v| v as i32).collect())
+    }
+
+    pub fn from_u8(shape: Vec<usize>, data: &[u8]) -> Tensor {
+        Tensor::quant(shape, data.iter().map(|&v| v as i32).collect())
+    }
+
+    /// What [`run`] returns for a value it never computed: no shape, no data.
+    pub fn empty() -> Tensor {
+        Tensor::quant(Vec::new(), Vec::new())
+    }
+
+    /// Number of elements held.
+    pub fn len(&self) -> usize {
+        match &self.data {
+            TensorData::Quant(v) => v.len(),
+            TensorData::Float(v) => v.len(),
+        }
+    }
+
+    /// True for a tensor without data (e.g. a value [`run`] never computed).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn as_quant(&self) -> Option<&[i32]> {
+        match &self.data {
+            TensorData::Quant(v) => Some(v),
+            TensorData::Float(_) => None,
+        }
+    }
+
+    pub fn as_float(&self) -> Option<&[f32]> {
+        match &self.data {
+            TensorData::Float(v) => Some(v),
+            TensorData::Quant(_) => None,
+        }
+    }
+}
+
+/// Why a graph could not be run.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InterpError {
+    /// The graph itself is inconsistent (see [`Graph::validate`]).
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    #[error("the graph has {expected} input(s), {given} tensor(s) were given")]
+    InputCount { expected: usize, given: usize },
+    /// A tensor given for a graph input does not fit it.
+    #[error("graph input `{name}`: {why}")]
+    Input { name: String, why: String },
+    /// A node's parameters or inputs do not fit its op.
+    #[error("node `{node}` ({op}): {why}")]
+    Node { node: String, op: &'static str, why: String },
+}
+
+/// The rescale parameters `(K, scale)` of the VADD that moves a quantized
+/// value from scale `s_x` to scale `s_y` (`kb = 0`): `K = 2^14`,
+/// `scale = f32(s_x / s_y / 2^14)` — `numerics::vadd_params(s_x, s_x, s_y)`.
+///
+/// # Panics
+/// Unless both scales are finite and `> 0` (as `vadd_params`).
+pub fn rescale_params(s_x: f32, s_y: f32) -> (i32, f32) {
+    let (k, _, scale) = vadd_params(s_x, s_x, s_y);
+    (k, scale)
+}
+
+/// The requantization scale of an average over `count` elements:
+/// `f32(s_x / f32(s_y · f32(count)))` — three f32 operations in this order,
+/// as ONNX Runtime's QLinearGlobalAveragePool computes it.
+pub fn avgpool_scale(s_x: f32, s_y: f32, count: usize) -> f32 {
+    s_x / (s_y * count as f32)
+}
+
+/// Runs `graph` on `inputs` (in `graph.inputs` order) and returns the tensor
+/// of every value, indexed by `ValueId`; values no node computes (and that
+/// are not inputs) are [`Tensor::empty`].
+pub fn run(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, InterpError> {
+    precheck(graph)?;
+    graph.validate()?;
+    if inputs.len() != graph.inputs.len() {
+        return Err(InterpError::InputCount { expected: graph.inputs.len(), given: inputs.len() });
+    }
+    let mut vals = vec![Tensor::empty(); graph.values.len()];
+    for (&id, t) in graph.inputs.iter().zip(inputs) {
+        let v = &graph.values[id];
+        check_input(v, t).map_err(|why| InterpError::Input { name: v.name.clone(), why })?;
+        vals[id] = t.clone();
+    }
+    for node in &graph.nodes {
+        let out = eval(graph, node, &vals).map_err(|why| node_err(node, why))?;
+        vals[node.outputs[0]] = out;
+    }
+    Ok(vals)
+}
+
+/// [`run`] with the inputs given by name; every graph input must be named
+/// exactly once.
+pub fn run_named(graph: &Graph, inputs: &[(&str, Tensor)]) -> Result<Vec<Tensor>, InterpError> {
+    let input_err = |name: &str, why: &str| InterpError::Input { name: name.to_string(), why: why.to_string() };
+    let mut seen = HashSet::new();
+    for (name, _) in inputs {
+        if !graph.inputs.iter().any(|&i| graph.values.get(i).is_some_and(|v| v.name == *name)) {
+            return Err(input_err(name, "is not an input of the graph"));
+        }
+        if !seen.insert(*name) {
+            return Err(input_err(name, "is given more than once"));
+        }
+    }
+    let mut ordered = Vec::with_capacity(graph.inputs.len());
+    for &i in &graph.inputs {
+        let Some(v) = graph.values.get(i) else {
+            return Err(input_err(&format!("#{i}"), "does not exist"));
+        };
+        match inputs.iter().find(|(n, _)| *n == v.name) {
+            Some((_, t)) => ordered.push(t.clone()),
+            None => return Err(input_err(&v.name, "is not given")),
+        }
+    }
+    run(graph, &ordered)
+}
+
+fn node_err(node: &Node, why: String) -> InterpError {
+    InterpError::Node { node: node.name.clone(), op: node.op.name(), why }
+}
+
+/// Checks what `Graph::validate` and the ops assume without checking
+/// (indices in range, non-zero kernel sizes), so that neither panics.
+fn precheck(graph: &Graph) -> Result<(), InterpError> {
+    for &i in &graph.inputs {
+        if i >= graph.values.len() {
+            return Err(GraphError { node: "(graph)".into(), op: "input", why: format!("input {i} does not exist") }.into());
+        }
+    }
+    for n in &graph.nodes {
+        let why = match &n.op {
+            Op::Conv(c) => {
+                let [_, _, kh, kw] = c.w_shape;
+                if kh == 0 || kw == 0 {
+                    Some(format!("kernel {kh}x{kw} is empty"))
+                } else if c.dilations.contains(&0) || c.strides.contains(&0) || c.groups == 0 {
+                    Some(format!(
+                        "strides {:?}, dilations {:?} and groups {} must be at least 1",
+                        c.strides, c.dilations, c.groups
+                    ))
+                } else {
+                    None
+                }
+            }
+            Op::MaxPool(p) | Op::AvgPool(p) => {
+                if p.kernel.contains(&0) || p.strides.contains(&0) {
+                    Some(format!("kernel {:?} and strides {:?} must be at least 1", p.kernel, p.strides))
+                } else if (0..4).any(|i| p.pads[i] >= p.kernel[i % 2]) {
+                    Some(format!("pads {:?} must be smaller than the kernel {:?}", p.pads, p.kernel))
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
+        if let Some(why) = why {
+            return Err(node_err(n, why));
+        }
+    }
+    Ok(())
+}
+
+fn check_input(v: &Value, t: &Tensor) -> Result<(), String> {
+    if t.shape != v.shape {
+        return Err(format!("shape is {:?}, the graph says {:?}", t.shape, v.shape));
+    }
+    let n: usize = v.shape.iter().product();
+    if t.len() != n {
+        return Err(format!("holds {} values, its shape {:?} has {n}", t.len(), t.shape));
+    }
+    match (&t.data, v.ty.range()) {
+        (TensorData::Float(_), None) => Ok(()),
+        (TensorData::Quant(d), Some((lo, hi))) => match d.iter().position(|q| !(lo..=hi).contains(q)) {
+            Some(i) => Err(format!("value {} at {i} is outside the {} range {lo}..={hi}", d[i], v.ty.name())),
+            None => Ok(()),
+        },
+        (TensorData::Float(_), Some(_)) => Err(format!("is {}, a float tensor was given", v.ty.name())),
+        (TensorData::Quant(_), None) => Err("is f32, a quantized tensor was given".into()),
+    }
+}
+
+/// Quantization of a value as the ops use it.
+#[derive(Clone, Copy, Debug)]
+struct Q {
+    scale: f32,
+    zp: i32,
+    /// The type's range.
+    qmin: i32,
+    qmax: i32,
+}
+
+fn q_of(v: &Value) -> Result<Q, String> {
+    let Some((qmin, qmax)) = v.ty.range() else {
+        return Err(format!("value `{}` is f32, a quantized one is needed", v.name));
+    };
+    let Some(q) = v.quant else {
+        return Err(format!("value `{}` has no quantization", v.name));
+    };
+    if !(q.scale.is_finite() && q.scale > 0.0) {
+        return Err(format!("value `{}` has scale {}, it must be finite and positive", v.name, q.scale));
+    }
+    if !(qmin..=qmax).contains(&q.zero_point) {
+        return Err(format!("value `{}` has zero point {} outside the {} range", v.name, q.zero_point, v.ty.name()));
+    }
+    Ok(Q { scale: q.scale, zp: q.zero_point, qmin, qmax })
+}
+
+/// A node's output clamp must lie in the output type's range.
+fn check_clamp(qmin: i32, qmax: i32, y: &Q) -> Result<(), String> {
+    if qmin > qmax || qmin < y.qmin || qmax > y.qmax {
+        return Err(format!("clamp {qmin}..={qmax} is not a range within the output type's {}..={}", y.qmin, y.qmax));
+    }
+    Ok(())
+}
+
+fn quant_data(t: &Tensor) -> Result<&[i32], String> {
+    t.as_quant().ok_or_else(|| "a float tensor reached an op on quantized tensors".to_string())
+}
+
+/// Moves integers from one quantization to another (see the module docs).
+#[derive(Clone, Copy, Debug)]
+struct Rescale {
+    pass: bool,
+    zx: i32,
+    k: i32,
+    scale: f32,
+    y: Q,
+}
+
+impl Rescale {
+    fn new(x: Q, y: Q) -> Rescale {
+        let pass = x.scale.to_bits() == y.scale.to_bits() && x.zp == y.zp && (x.qmin, x.qmax) == (y.qmin, y.qmax);
+        let (k, scale) = rescale_params(x.scale, y.scale);
+        Rescale { pass, zx: x.zp, k, scale, y }
+    }
+
+    #[inline]
+    fn apply(&self, v: i32) -> i32 {
+        if self.pass {
+            v
+        } else {
+            vadd(v, self.zx, self.k, 0, 0, 0, self.scale, self.y.zp, self.y.qmin, self.y.qmax)
+        }
+    }
+}
+
+/// Wrapping int32 dot product of two equally long slices.
+#[inline]
+fn dot(x: &[i32], w: &[i32]) -> i32 {
+    x.iter().zip(w).fold(0i32, |s, (&a, &b)| s.wrapping_add(a.wrapping_mul(b)))
+}
+
+fn eval(g: &Graph, n: &Node, vals: &[Tensor]) -> Result<Tensor, String> {
+    let xv = &g.values[n.inputs[0]];
+    let yv = &g.values[n.outputs[0]];
+    let x = &vals[n.inputs[0]];
+    let out_shape = yv.shape.clone();
+    let data = match &n.op {
+        Op::Quantize => {
+            let y = q_of(yv)?;
+            let xs = x.as_float().ok_or("quantize reads a float tensor")?;
+            TensorData::Quant(xs.iter().map(|&f| quantize(f, y.scale, y.zp, y.qmin, y.qmax)).collect())
+        }
+        Op::Dequantize => {
+            let xq = q_of(xv)?;
+            let xs = quant_data(x)?;
+            TensorData::Float(xs.iter().map(|&q| dequantize(q, xq.scale, xq.zp)).collect())
+        }
+        Op::Conv(c) => TensorData::Quant(conv(c, quant_data(x)?, &xv.shape, q_of(xv)?, &yv.shape, q_of(yv)?)?),
+        Op::Dense(d) => TensorData::Quant(dense(d, quant_data(x)?, &xv.shape, q_of(xv)?, q_of(yv)?)?),
+        Op::MaxPool(p) => TensorData::Quant(maxpool(p, quant_data(x)?, &xv.shape, q_of(xv)?, &yv.shape, q_of(yv)?)),
+        Op::AvgPool(p) => TensorData::Quant(avgpool(p, quant_data(x)?, &xv.shape, q_of(xv)?, &yv.shape, q_of(yv)?)),
+        Op::Add { qmin, qmax } => {
+            let (a, b, y) = (q_of(xv)?, q_of(&g.values[n.inputs[1]])?, q_of(yv)?);
+            check_clamp(*qmin, *qmax, &y)?;
+            let (ka, kb, scale) = vadd_params(a.scale, b.scale, y.scale);
+            let (xa, xb) = (quant_data(x)?, quant_data(&vals[n.inputs[1]])?);
+            TensorData::Quant(
+                xa.iter().zip(xb).map(|(&va, &vb)| vadd(va, a.zp, ka, vb, b.zp, kb, scale, y.zp, *qmin, *qmax)).collect(),
+            )
+        }
+        Op::Clamp { qmin, qmax } => {
+            let y = q_of(yv)?;
+            check_clamp(*qmin, *qmax, &y)?;
+            let r = Rescale::new(q_of(xv)?, y);
+            TensorData::Quant(quant_data(x)?.iter().map(|&v| r.apply(v).max(*qmin).min(*qmax)).collect())
+        }
+        Op::Flatten { .. } | Op::Reshape { .. } => {
+            let r = Rescale::new(q_of(xv)?, q_of(yv)?);
+            TensorData::Quant(quant_data(x)?.iter().map(|&v| r.apply(v)).collect())
+        }
+        Op::Transpose { perm } => {
+            let r = Rescale::new(q_of(xv)?, q_of(yv)?);
+            TensorData::Quant(transpose(quant_data(x)?, &xv.shape, perm).into_iter().map(|v| r.apply(v)).collect())
+        }
+        Op::Concat { axis } => {
+            let y = q_of(yv)?;
+            let parts = n
+                .inputs
+                .iter()
+                .map(|&i| Ok((quant_data(&vals[i])?, &g.values[i].shape, Rescale::new(q_of(&g.values[i])?, y))))
+                .collect::<Result<Vec<_>, String>>()?;
+            TensorData::Quant(concat(&parts, &out_shape, *axis))
+        }
+    };
+    let t = Tensor { shape: out_shape, data };
+    if t.len() != yv.elements() {
+        // Unreachable for a validated graph; never hand out a tensor that
+        // contradicts its shape.
+        return Err(format!("computed {} values for shape {:?}", t.len(), yv.shape));
+    }
+    Ok(t)
+}
+
+fn check_len(what: &str, len: usize, want: usize) -> Result<(), String> {
+    if len != want {
+        return Err(format!("{what} has {len} values, {want} expected"));
+    }
+    Ok(())
+}
+
+/// Per-output-channel requantization scales; every weight scale must be
+/// finite and positive.
+fn channel_scales(w_scale: &[f32], x: Q, y: Q) -> Result<Vec<f32>, String> {
+    w_scale
+        .iter()
+        .map(|&s| {
+            if s.is_finite() && s > 0.0 {
+                Ok(requant_scale(x.scale, s, y.scale))
+            } else {
+                Err(format!("weight scale {s} must be finite and positive"))
+            }
+        })
+        .collect()
+}
+
+fn conv(c: &ConvParams, xs: &[i32], xshape: &[usize], xq: Q, yshape: &[usize], yq: Q) -> Result<Vec<i32>, String> {
+    let [n, ch, h, w] = xshape[..] else { return Err(format!("input shape {xshape:?} is not NCHW")) };
+    let [_, _, oh, ow] = yshape[..] else { return Err(format!("output shape {yshape:?} is not NCHW")) };
+    let [m, cg, kh, kw] = c.w_shape;
+    let kk = cg * kh * kw;
+    check_len("weights", c.weights.len(), m * kk)?;
+    check_len("weight scales", c.w_scale.len(), m)?;
+    check_len("bias", c.bias.len(), m)?;
+    check_clamp(c.qmin, c.qmax, &yq)?;
+    let scale = channel_scales(&c.w_scale, xq, yq)?;
+    let mg = m / c.groups;
+    // Per output channel: the folded bias, and the weights in (kh, kw, cin) order.
+    let acc0: Vec<i32> =
+        (0..m).map(|o| fold_zero_point(c.bias[o], xq.zp, numerics::weight_sum(&c.weights[o * kk..][..kk]))).collect();
+    let mut wr = vec![0i32; m * kk];
+    for o in 0..m {
+        for ci in 0..cg {
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    wr[o * kk + (ky * kw + kx) * cg + ci] = c.weights[o * kk + (ci * kh + ky) * kw + kx] as i32;
+                }
+            }
+        }
+    }
+    // One image at a time, padded with the input zero point, channels last,
+    // so that each (ky, kx) tap reads `cg` consecutive input channels.
+    let [pt, pl, pb, pr] = c.pads;
+    let (hp, wp) = (h + pt + pb, w + pl + pr);
+    let [sh, sw] = c.strides;
+    let [dh, dw] = c.dilations;
+    let mut xp = vec![xq.zp; hp * wp * ch];
+    let mut out = vec![0i32; n * m * oh * ow];
+    for b in 0..n {
+        for ci in 0..ch {
+            for iy in 0..h {
+                for ix in 0..w {
+                    xp[((iy + pt) * wp + ix + pl) * ch + ci] = xs[((b * ch + ci) * h + iy) * w + ix];
+                }
+            }
+        }
+        for o in 0..m {
+            let c0 = (o / mg) * cg;
+            let wo = &wr[o * kk..][..kk];
+            let ob = &mut out[(b * m + o) * oh * ow..][..oh * ow];
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut acc = acc0[o];
+                    for ky in 0..kh {
+                        let row = (oy * sh + ky * dh) * wp;
+                        for kx in 0..kw {
+                            let px = (row + ox * sw + kx * dw) * ch + c0;
+                            acc = acc.wrapping_add(dot(&xp[px..px + cg], &wo[(ky * kw + kx) * cg..][..cg]));
+                        }
+                    }
+                    ob[oy * ow + ox] = requantize(acc, scale[o], yq.zp, c.qmin, c.qmax);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn dense(d: &DenseParams, xs: &[i32], xshape: &[usize], xq: Q, yq: Q) -> Result<Vec<i32>, String> {
+    let (n, k) = (d.n, d.k);
+    check_len("weights", d.weights.len(), n * k)?;
+    check_len("weight scales", d.w_scale.len(), n)?;
+    check_len("bias", d.bias.len(), n)?;
+    check_clamp(d.qmin, d.qmax, &yq)?;
+    let scale = channel_scales(&d.w_scale, xq, yq)?;
+    let rows: usize = xshape[..xshape.len().saturating_sub(1)].iter().product();
+    let acc0: Vec<i32> =
+        (0..n).map(|j| fold_zero_point(d.bias[j], xq.zp, numerics::weight_sum(&d.weights[j * k..][..k]))).collect();
+    let w: Vec<i32> = d.weights.iter().map(|&v| v as i32).collect();
+    let mut out = vec![0i32; rows * n];
+    for r in 0..rows {
+        let xr = &xs[r * k..][..k];
+        for j in 0..n {
+            let acc = acc0[j].wrapping_add(dot(xr, &w[j * k..][..k]));
+            out[r * n + j] = requantize(acc, scale[j], yq.zp, d.qmin, d.qmax);
+        }
+    }
+    Ok(out)
+}
+
+/// Calls `f(plane, out_index, y0..y1, x0..x1)` for every output position of
+/// a pooling window over NCHW `x`, with the window clipped to the input.
+fn pool_windows(
+    p: &PoolParams,
+    xshape: &[usize],
+    yshape: &[usize],
+    mut f: impl FnMut(usize, usize, std::ops::Range<usize>, std::ops::Range<usize>),
+) {
+    let (planes, h, w) = (xshape[0] * xshape[1], xshape[2], xshape[3]);
+    let (oh, ow) = (yshape[2], yshape[3]);
+    let [kh, kw] = p.kernel;
+    let [sh, sw] = p.strides;
+    let [pt, pl, _, _] = p.pads;
+    // Window start in padded coordinates, clipped to the input.
+    let clip = |start: usize, pad: usize, k: usize, size: usize| start.saturating_sub(pad)..(start + k - pad).min(size);
+    for plane in 0..planes {
+        for oy in 0..oh {
+            let ys = clip(oy * sh, pt, kh, h);
+            for ox in 0..ow {
+                f(plane, (plane * oh + oy) * ow + ox, ys.clone(), clip(ox * sw, pl, kw, w));
+            }
+        }
+    }
+}
+
+fn maxpool(p: &PoolParams, xs: &[i32], xshape: &[usize], xq: Q, yshape: &[usize], yq: Q) -> Vec<i32> {
+    let (h, w) = (xshape[2], xshape[3]);
+    let r = Rescale::new(xq, yq);
+    let mut out = vec![0i32; yshape.iter().product()];
+    pool_windows(p, xshape, yshape, |plane, o, ys, xr| {
+        let mut best = i32::MIN;
+        for iy in ys {
+            for ix in xr.clone() {
+                best = best.max(xs[(plane * h + iy) * w + ix]);
+            }
+        }
+        out[o] = r.apply(best);
+    });
+    out
+}
+
+fn avgpool(p: &PoolParams, xs: &[i32], xshape: &[usize], xq: Q, yshape: &[usize], yq: Q) -> Vec<i32> {
+    let (h, w) = (xshape[2], xshape[3]);
+    let mut out = vec![0i32; yshape.iter().product()];
+    // The scale depends only on the count; cache the last one.
+    let mut last: Option<(usize, f32)> = None;
+    pool_windows(p, xshape, yshape, |plane, o, ys, xr| {
+        let count = if p.count_include_pad { p.kernel[0] * p.kernel[1] } else { ys.len() * xr.len() };
+        let mut s = 0i32;
+        for iy in ys {
+            for ix in xr.clone() {
+                s = s.wrapping_add(xs[(plane * h + iy) * w + ix].wrapping_sub(xq.zp));
+            }
+        }
+        let scale = match last {
+            Some((c, sc)) if c == count => sc,
+            _ => {
+                let sc = avgpool_scale(xq.scale, yq.scale, count);
+                last = Some((count, sc));
+                sc
+            }
+        };
+        out[o] = requantize(s, scale, yq.zp, yq.qmin, yq.qmax);
+    });
+    out
+}
+
+fn transpose(xs: &[i32], shape: &[usize], perm: &[usize]) -> Vec<i32> {
+    let rank = shape.len();
+    // Input strides, and the input stride of each output dimension.
+    let mut stride = vec![1usize; rank];
+    for d in (0..rank.saturating_sub(1)).rev() {
+        stride[d] = stride[d + 1] * shape[d + 1];
+    }
+    let oshape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
+    let ostride: Vec<usize> = perm.iter().map(|&p| stride[p]).collect();
+    let total: usize = shape.iter().product();
+    let mut out = Vec::with_capacity(total);
+    let mut idx = vec![0usize; rank];
+    let mut off = 0usize;
+    for _ in 0..total {
+        out.push(xs[off]);
+        // Odometer over the output index, last dimension fastest.
+        for d in (0..rank).rev() {
+            idx[d] += 1;
+            off += ostride[d];
+            if idx[d] < oshape[d] {
+                break;
+            }
+            off -= ostride[d] * idx[d];
+            idx[d] = 0;
+        }
+    }
+    out
+}
+
+fn concat(parts: &[(&[i32], &Vec<usize>, Rescale)], oshape: &[usize], axis: usize) -> Vec<i32> {
+    let outer: usize = oshape[..axis].iter().product();
+    let inner: usize = oshape[axis + 1..].iter().product();
+    let mut out = Vec::with_capacity(oshape.iter().product());
+    for o in 0..outer {
+        for (data, shape, r) in parts {
+            let chunk = shape[axis] * inner;
+            out.extend(data[o * chunk..][..chunk].iter().map(|&v| r.apply(v)));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::Quant;
+
+    fn qval(g: &mut Graph, name: &str, shape: &[usize], ty: ElemType, scale: f32, zp: i32) -> usize {
+        g.add_value(Value {
+            name: name.into(),
+            shape: shape.to_vec(),
+            ty,
+            quant: Some(Quant { scale, zero_point: zp }),
+        })
+    }
+
+    fn fval(g: &mut Graph, name: &str, shape: &[usize]) -> usize {
+        g.add_value(Value { name: name.into(), shape: shape.to_vec(), ty: ElemType::F32, quant: None })
+    }
+
+    fn node(g: &mut Graph, name: &str, op: Op, inputs: &[usize], output: usize) {
+        g.nodes.push(Node { name: name.into(), op, inputs: inputs.to_vec(), outputs: vec![output] });
+    }
+
+    /// x (i8) -> clamp -> y, one node.
+    fn unary(op: Op, xs: &[usize], ys: &[usize], xq: (f32, i32), yq: (f32, i32)) -> Graph {
+        let mut g = Graph::default();
+        let x = qval(&mut g, "x", xs, ElemType::I8, xq.0, xq.1);
+        let y = qval(&mut g, "y", ys, ElemType::I8, yq.0, yq.1);
+        node(&mut g, "n", op, &[x], y);
+        g.inputs = vec![x];
+        g.outputs = vec![y];
+        g
+    }
+
+    #[test]
+    fn identity_conv_1x1() {
+        let c = ConvParams {
+            weights: vec![1],
+            w_shape: [1, 1, 1, 1],
+            w_scale: vec![1.0],
+            bias: vec![0],
+            strides: [1, 1],
+            pads: [0; 4],
+            dilations: [1, 1],
+            groups: 1,
+            qmin: -128,
+            qmax: 127,
+        };
+        let g = unary(Op::Conv(c), &[1, 1, 2, 2], &[1, 1, 2, 2], (0.5, 3), (0.5, 3));
+        let x = Tensor::quant(vec![1, 1, 2, 2], vec![-128, 0, 3, 127]);
+        let vals = run(&g, &[x.clone()]).unwrap();
+        assert_eq!(vals[1], x);
+    }
+
+    #[test]
+    fn padding_holds_the_zero_point() {
+        // 1x1 input, 3x3 kernel of ones, pad 1: only the centre is real.
+        let c = ConvParams {
+            weights: vec![1; 9],
+            w_shape: [1, 1, 3, 3],
+            w_scale: vec![1.0],
+            bias: vec![0],
+            strides: [1, 1],
+            pads: [1; 4],
+            dilations: [1, 1],
+            groups: 1,
+            qmin: -128,
+            qmax: 127,
+        };
+        let g = unary(Op::Conv(c), &[1, 1, 1, 1], &[1, 1, 1, 1], (1.0, -100), (1.0, 0));
+        let vals = run(&g, &[Tensor::quant(vec![1, 1, 1, 1], vec![-90])]).unwrap();
+        assert_eq!(vals[1].as_quant().unwrap(), &[10]);
+    }
+
+    #[test]
+    fn rescale_equal_scales_is_exact_shift() {
+        let q = |scale, zp| Q { scale, zp, qmin: -128, qmax: 127 };
+        let r = Rescale::new(q(0.1, 5), q(0.1, -7));
+        assert!(!r.pass);
+        for v in -128..=127 {
+            assert_eq!(r.apply(v), (v - 5 - 7).clamp(-128, 127));
+        }
+        let u = Rescale::new(q(0.1, 0), Q { scale: 0.1, zp: 0, qmin: 0, qmax: 255 });
+        assert_eq!((u.apply(-3), u.apply(100)), (0, 100));
+        assert!(Rescale::new(q(0.1, 5), q(0.1, 5)).pass);
+    }
+
+    #[test]
+    fn maxpool_padding_never_wins() {
+        let p = PoolParams { kernel: [2, 2], strides: [1, 1], pads: [1, 1, 0, 0], count_include_pad: false };
+        let g = unary(Op::MaxPool(p), &[1, 1, 2, 2], &[1, 1, 2, 2], (0.1, 50), (0.1, 50));
+        let vals = run(&g, &[Tensor::quant(vec![1, 1, 2, 2], vec![-5, -6, -7, -8])]).unwrap();
+        assert_eq!(vals[1].as_quant().unwrap(), &[-5, -5, -5, -5]);
+    }
+
+    #[test]
+    fn transpose_2x3() {
+        let x = [1, 2, 3, 4, 5, 6];
+        assert_eq!(transpose(&x, &[2, 3], &[1, 0]), vec![1, 4, 2, 5, 3, 6]);
+        assert_eq!(transpose(&x, &[2, 3], &[0, 1]), x.to_vec());
+        assert_eq!(transpose(&[7], &[], &[]), vec![7]);
+        assert_eq!(transpose(&[], &[0, 3], &[1, 0]), Vec::<i32>::new());
+    }
+
+    #[test]
+    fn quantize_dequantize() {
+        let mut g = Graph::default();
+        let x = fval(&mut g, "x", &[4]);
+        let q = qval(&mut g, "q", &[4], ElemType::U8, 0.5, 10);
+        let y = fval(&mut g, "y", &[4]);
+        node(&mut g, "quant", Op::Quantize, &[x], q);
+        node(&mut g, "dequant", Op::Dequantize, &[q], y);
+        g.inputs = vec![x];
+        g.outputs = vec![y];
+        let vals = run_named(&g, &[("x", Tensor::float(vec![4], vec![0.0, 1.25, -100.0, 1000.0]))]).unwrap();
+        assert_eq!(vals[q].as_quant().unwrap(), &[10, 12, 0, 255]);
+        assert_eq!(vals[y].as_float().unwrap(), &[0.0, 1.0, -5.0, 122.5]);
+    }
+
+    #[test]
+    fn errors_name_the_culprit() {
+        let g = unary(Op::Clamp { qmin: 0, qmax: 127 }, &[2], &[2], (1.0, 0), (1.0, 0));
+        let t = |d: Vec<i32>| Tensor::quant(vec![2], d);
+        assert!(matches!(run(&g, &[]), Err(InterpError::InputCount { expected: 1, given: 0 })));
+        let e = run(&g, &[t(vec![0, 200])]).unwrap_err();
+        assert!(matches!(&e, InterpError::Input { name, .. } if name == "x"), "{e}");
+        let e = run(&g, &[Tensor::float(vec![2], vec![0.0, 1.0])]).unwrap_err();
+        assert!(e.to_string().contains("float"), "{e}");
+        let e = run(&g, &[Tensor::quant(vec![1, 2], vec![0, 1])]).unwrap_err();
+        assert!(e.to_string().contains("shape"), "{e}");
+        let e = run_named(&g, &[("z", t(vec![0, 1]))]).unwrap_err();
+        assert!(e.to_string().contains("`z`"), "{e}");
+        let e = run_named(&g, &[]).unwrap_err();
+        assert!(e.to_string().contains("not given"), "{e}");
+        assert_eq!(run(&g, &[t(vec![-3, 4])]).unwrap()[1].as_quant().unwrap(), &[0, 4]);
+
+        let bad = unary(Op::Clamp { qmin: 0, qmax: 200 }, &[2], &[2], (1.0, 0), (1.0, 0));
+        let e = run(&bad, &[t(vec![0, 1])]).unwrap_err();
+        assert!(matches!(&e, InterpError::Node { node, op: "clamp", .. } if node == "n"), "{e}");
+    }
+
+    #[test]
+    fn bad_params_are_errors_not_panics() {
+        let conv = |f: &dyn Fn(&mut ConvParams)| {
+            let mut c = ConvParams {
+                weights: vec![1; 4],
+                w_shape: [1, 1, 2, 2],
+                w_scale: vec![1.0],
+                bias: vec![0],
+                strides: [1, 1],
+                pads: [0; 4],
+                dilations: [1, 1],
+                groups: 1,
+                qmin: -128,
+                qmax: 127,
+            };
+            f(&mut c);
+            let g = unary(Op::Conv(c), &[1, 1, 3, 3], &[1, 1, 2, 2], (1.0, 0), (1.0, 0));
+            run(&g, &[Tensor::quant(vec![1, 1, 3, 3], vec![0; 9])])
+        };
+        assert!(conv(&|_| {}).is_ok());
+        let cases: Vec<(&str, Box<dyn Fn(&mut ConvParams)>)> = vec![
+            ("weights", Box::new(|c| c.weights.truncate(3))),
+            ("weight scales", Box::new(|c| c.w_scale.push(1.0))),
+            ("bias", Box::new(|c| c.bias.clear())),
+            ("kernel", Box::new(|c| c.w_shape = [1, 1, 0, 2])),
+            ("dilations", Box::new(|c| c.dilations = [0, 1])),
+            ("groups", Box::new(|c| c.groups = 0)),
+            ("weight scale", Box::new(|c| c.w_scale[0] = f32::NAN)),
+            ("clamp", Box::new(|c| c.qmax = 128)),
+        ];
+        for (what, f) in &cases {
+            let e = conv(f.as_ref()).unwrap_err();
+            assert!(e.to_string().contains(what), "{what}: {e}");
+        }
+        let pool = |pads| {
+            let p = PoolParams { kernel: [2, 2], strides: [1, 1], pads, count_include_pad: false };
+            let g = unary(Op::AvgPool(p), &[1, 1, 2, 2], &[1, 1, 1, 3], (1.0, 0), (1.0, 0));
+            run(&g, &[Tensor::quant(vec![1, 1, 2, 2], vec![0; 4])])
+        };
+        assert!(pool([0, 2, 0, 0]).unwrap_err().to_string().contains("smaller than the kernel"));
+        let bad_scale = unary(Op::Reshape { shape: vec![2] }, &[2], &[2], (1.0, 0), (0.0, 0));
+        let e = run(&bad_scale, &[Tensor::quant(vec![2], vec![0, 0])]).unwrap_err();
+        assert!(e.to_string().contains("finite and positive"), "{e}");
+        let mut g = unary(Op::Clamp { qmin: 0, qmax: 1 }, &[2], &[2], (1.0, 0), (1.0, 0));
+        g.inputs = vec![7];
+        assert!(matches!(run(&g, &[]), Err(InterpError::Graph(_))));
+    }
+
+    #[test]
+    fn uncomputed_values_are_empty() {
+        let mut g = unary(Op::Clamp { qmin: 0, qmax: 127 }, &[1], &[1], (1.0, 0), (1.0, 0));
+        let unused = qval(&mut g, "unused", &[3], ElemType::I8, 1.0, 0);
+        let vals = run(&g, &[Tensor::quant(vec![1], vec![5])]).unwrap();
+        assert_eq!(vals.len(), 3);
+        assert!(vals[unused].is_empty());
+        assert_eq!(vals[unused], Tensor::empty());
+    }
+}

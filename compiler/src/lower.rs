@@ -1,0 +1,775 @@
+//! Lowering of a quantized graph (`ir::Graph`) to a program for the
+//! accelerator.
+//!
+//! The program computes the graph's quantized core, between the input's
+//! QuantizeLinear and the outputs' DequantizeLinear, which the host does
+//! (`layout::quantize_input`, `layout::dequantize_output`).
+//!
+//! Memory: every quantized value lives in a device buffer, NHWC for 4-D
+//! activations (optionally inside a halo of the value's zero point, so a
+//! padded convolution reads plain rectangles) and row-major for 2-D ones.
+//! Buffers, weights and parameters are the program's constant data, so
+//! halos start filled with the zero point and stay so.
+//!
+//! Each layer is one or more *phases*; a phase starts with every queue idle
+//! and leaves no token behind, and phases are separated by a barrier
+//! (STORE -> COMPUTE -> LOAD `sync`s), so a layer reads its input only after
+//! the previous layer's last store.
+//! - Conv: an im2col copy phase (LOAD a block of receptive-field rows into
+//!   the scratchpad, STORE it into an im2col matrix) when the kernel is not
+//!   1x1, then a GEMM over the im2col matrix (`gemm::emit_gemm`) with the
+//!   input zero point folded into the bias. Reduction order (kh, kw, cin).
+//! - Dense: a GEMM; after a Flatten of NCHW data the weights are permuted
+//!   to the NHWC order the data has in memory.
+//! - MaxPool: the feature map into the scratchpad, `vmax` over the window
+//!   rows, back to memory. Add and Clamp: `vadd`.
+
+use crate::gemm::{self, GemmOut, GemmPlacement, LowerError, OutRows};
+use crate::ir::{ConvParams, DenseParams, ElemType, Graph, Op, PoolParams, Quant, ValueId};
+use isa::instr::{self as ins, Deps, Instr, Queue};
+use isa::numerics;
+use isa::program::{DType, Program, TensorInfo, TensorRole};
+use isa::HwConfig;
+
+/// How a quantized value is laid out in device memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// NHWC with `halo` rows and columns of zero point around each image
+    /// (batch 1): element (h, w, c) at `((h + halo) * (w_dim + 2 halo) + w + halo) * c_dim + c`.
+    Nhwc { h: usize, w: usize, c: usize, halo: usize },
+    /// Row-major `[rows, cols]`; `perm[i]` is the logical index of physical
+    /// column `i` (after a Flatten of NHWC data), None for the identity.
+    Flat { rows: usize, cols: usize, perm: Option<Vec<usize>> },
+}
+
+impl Layout {
+    /// Bytes the buffer occupies.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Layout::Nhwc { h, w, c, halo } => (h + 2 * halo) * (w + 2 * halo) * c,
+            Layout::Flat { rows, cols, .. } => rows * cols,
+        }
+    }
+
+    /// The tensor-map name of the layout.
+    pub fn describe(&self) -> String {
+        match self {
+            Layout::Nhwc { halo: 0, .. } => "nhwc".into(),
+            Layout::Nhwc { halo, .. } => format!("nhwc-halo{halo}"),
+            Layout::Flat { perm: None, .. } => "row-major".into(),
+            Layout::Flat { perm: Some(_), .. } => "row-major, columns in nhwc order".into(),
+        }
+    }
+
+    /// Physical byte offset of every logical element (in the logical
+    /// row-major order of the IR value).
+    pub fn offsets(&self) -> Vec<usize> {
+        match self {
+            Layout::Nhwc { h, w, c, halo } => {
+                let wp = w + 2 * halo;
+                let mut out = Vec::with_capacity(h * w * c);
+                for ch in 0..*c {
+                    for y in 0..*h {
+                        for x in 0..*w {
+                            out.push(((y + halo) * wp + x + halo) * c + ch);
+                        }
+                    }
+                }
+                out
+            }
+            Layout::Flat { rows, cols, perm } => {
+                let mut inv = vec![0; *cols];
+                match perm {
+                    Some(p) => p.iter().enumerate().for_each(|(phys, &logical)| inv[logical] = phys),
+                    None => inv.iter_mut().enumerate().for_each(|(i, v)| *v = i),
+                }
+                (0..*rows).flat_map(|r| inv.iter().map(move |&i| r * cols + i)).collect()
+            }
+        }
+    }
+}
+
+impl Layout {
+    /// The layout a tensor-map entry describes (`describe` in reverse).
+    pub fn of_tensor(t: &TensorInfo) -> Result<Layout, String> {
+        let dims: Vec<usize> = t.shape.iter().map(|&d| d as usize).collect();
+        let halo = match t.layout.as_str() {
+            "row-major" => {
+                let (rows, cols) = match dims[..] {
+                    [c] => (1, c),
+                    [r, c] => (r, c),
+                    _ => return Err(format!("tensor `{}`: row-major needs rank 1 or 2, shape {:?}", t.name, dims)),
+                };
+                return Ok(Layout::Flat { rows, cols, perm: None });
+            }
+            "nhwc" => 0,
+            other => other
+                .strip_prefix("nhwc-halo")
+                .and_then(|h| h.parse().ok())
+                .ok_or_else(|| format!("tensor `{}`: unknown layout `{other}`", t.name))?,
+        };
+        match dims[..] {
+            [1, c, h, w] => Ok(Layout::Nhwc { h, w, c, halo }),
+            _ => Err(format!("tensor `{}`: nhwc needs shape [1, C, H, W], got {:?}", t.name, dims)),
+        }
+    }
+
+    /// Places logical values (IR order) into a device buffer image, the
+    /// rest (halo) filled with `fill`.
+    pub fn pack(&self, values: &[u8], fill: u8) -> Vec<u8> {
+        let mut out = vec![fill; self.bytes()];
+        for (v, off) in values.iter().zip(self.offsets()) {
+            out[off] = *v;
+        }
+        out
+    }
+
+    /// Reads logical values (IR order) out of a device buffer image.
+    pub fn unpack(&self, image: &[u8]) -> Vec<u8> {
+        self.offsets().into_iter().map(|off| image[off]).collect()
+    }
+}
+
+/// A buffer in device memory holding one value.
+#[derive(Clone, Debug)]
+struct Buffer {
+    addr: u64,
+    layout: Layout,
+}
+
+/// Per-layer facts recorded in the program's meta (for reports and checks).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LayerInfo {
+    pub name: String,
+    pub op: String,
+    /// Instruction index range `[first, last)` of the layer's phases.
+    pub first: usize,
+    pub last: usize,
+    pub macs: u64,
+    /// The value the layer writes, where, and how.
+    pub value: String,
+    pub addr: u64,
+    pub layout: String,
+    pub shape: Vec<usize>,
+    pub elem: String,
+    pub scale: f32,
+    pub zero_point: i32,
+}
+
+struct Ctx<'a> {
+    g: &'a Graph,
+    cfg: &'a HwConfig,
+    dim: usize,
+    data: Vec<u8>,
+    /// Data offsets are relative to `data`; the final data address is added
+    /// when the program is placed (all addresses below are offsets).
+    bufs: Vec<Option<Buffer>>,
+    code: Vec<Instr>,
+    phases: usize,
+}
+
+fn unsupported(node: &str, op: &str, why: impl Into<String>) -> LowerError {
+    LowerError::Unsupported { node: node.into(), op: op.into(), why: why.into() }
+}
+
+fn align(x: usize, a: usize) -> usize {
+    x.div_ceil(a) * a
+}
+
+impl Ctx<'_> {
+    fn alloc(&mut self, bytes: usize, fill: u8) -> u64 {
+        let at = align(self.data.len(), 64);
+        self.data.resize(at, 0);
+        self.data.resize(at + bytes.max(1), fill);
+        at as u64
+    }
+
+    fn alloc_bytes(&mut self, bytes: &[u8]) -> u64 {
+        let at = self.alloc(bytes.len(), 0);
+        self.data[at as usize..at as usize + bytes.len()].copy_from_slice(bytes);
+        at
+    }
+
+    fn quant(&self, v: ValueId) -> Quant {
+        self.g.values[v].quant.expect("validated: quantized")
+    }
+
+    fn zp_byte(&self, v: ValueId) -> u8 {
+        self.quant(v).zero_point as u8
+    }
+
+    /// Appends a phase, separated from the previous one by a barrier.
+    fn phase(&mut self, instrs: Vec<Instr>) {
+        if self.phases > 0 {
+            let sync = |queue: Queue, deps: Deps| Instr::from(ins::Sync { deps, queue: queue as u8 });
+            self.code.push(sync(Queue::Store, Deps { push_prev: true, ..Deps::NONE }));
+            self.code.push(sync(Queue::Compute, Deps { pop_next: true, push_prev: true, ..Deps::NONE }));
+            self.code.push(sync(Queue::Load, Deps { pop_next: true, ..Deps::NONE }));
+        }
+        self.code.extend(instrs);
+        self.phases += 1;
+    }
+}
+
+/// Copies 2-D blocks DRAM -> scratchpad -> DRAM, one at a time:
+/// (src, src_stride, rows, cols, dst, dst_stride), all in bytes.
+fn copy_phase(blocks: &[(u64, u64, usize, usize, u64, u64)]) -> Vec<Instr> {
+    let mut v = Vec::new();
+    let n = blocks.len();
+    for (i, &(src, sstride, rows, cols, dst, dstride)) in blocks.iter().enumerate() {
+        v.push(Instr::from(ins::Load {
+            deps: Deps { pop_next: i > 0, push_next: true, ..Deps::NONE },
+            dram: src as u32,
+            stride: sstride as u32,
+            rows: rows as u16,
+            cols: cols as u16,
+            ..Default::default()
+        }));
+        v.push(Instr::from(ins::Sync {
+            deps: Deps { pop_prev: true, push_next: true, ..Deps::NONE },
+            queue: Queue::Compute as u8,
+        }));
+        v.push(Instr::from(ins::Store {
+            deps: Deps { pop_prev: true, push_prev: i + 1 < n, ..Deps::NONE },
+            dram: dst as u32,
+            stride: dstride as u32,
+            rows: rows as u16,
+            cols: cols as u16,
+            ..Default::default()
+        }));
+        if i + 1 < n {
+            v.push(Instr::from(ins::Sync {
+                deps: Deps { pop_next: true, push_prev: true, ..Deps::NONE },
+                queue: Queue::Compute as u8,
+            }));
+        }
+    }
+    v
+}
+
+/// The program and its per-layer facts.
+pub struct Lowered {
+    pub program: Program,
+    pub layers: Vec<LayerInfo>,
+}
+
+/// Lowers a validated graph for `cfg`.
+pub fn lower(g: &Graph, cfg: &HwConfig) -> Result<Lowered, LowerError> {
+    g.validate().map_err(|e| unsupported(&e.node, e.op, e.why))?;
+    if cfg.array.rows != cfg.array.cols {
+        return Err(LowerError::NonSquare { rows: cfg.array.rows, cols: cfg.array.cols });
+    }
+    let halos = plan_halos(g)?;
+    let mut cx = Ctx { g, cfg, dim: cfg.array.cols as usize, data: Vec::new(), bufs: vec![None; g.values.len()], code: Vec::new(), phases: 0 };
+
+    // The device input: the quantized graph input (after the host's Quantize).
+    let (dev_in, host_quantize) = device_input(g)?;
+    let in_layout = layout_of(g, dev_in, halos[dev_in])?;
+    let fill = cx.zp_byte(dev_in);
+    let addr = cx.alloc(in_layout.bytes(), fill);
+    cx.bufs[dev_in] = Some(Buffer { addr, layout: in_layout });
+
+    let mut layers = Vec::new();
+    for node in &g.nodes {
+        if node.inputs.first() == Some(&g.inputs[0]) && host_quantize && matches!(node.op, Op::Quantize) {
+            continue;
+        }
+        let first = cx.code.len();
+        let macs = match &node.op {
+            Op::Dequantize => {
+                if !g.outputs.contains(&node.outputs[0]) {
+                    return Err(unsupported(&node.name, "dequantize", "dequantizing inside the graph (float ops) is not supported"));
+                }
+                continue;
+            }
+            Op::Quantize => return Err(unsupported(&node.name, "quantize", "quantizing inside the graph (float ops) is not supported")),
+            Op::Conv(c) => lower_conv(&mut cx, node.inputs[0], node.outputs[0], c, halos[node.outputs[0]], &node.name)?,
+            Op::Dense(d) => lower_dense(&mut cx, node.inputs[0], node.outputs[0], d, halos[node.outputs[0]], &node.name)?,
+            Op::MaxPool(p) => lower_maxpool(&mut cx, node.inputs[0], node.outputs[0], p, halos[node.outputs[0]], &node.name)?,
+            Op::Flatten { .. } | Op::Reshape { .. } => lower_reshape(&mut cx, node.inputs[0], node.outputs[0], &node.name, node.op.name())?,
+            Op::Add { qmin, qmax } => {
+                lower_vadd(&mut cx, node.inputs[0], Some(node.inputs[1]), node.outputs[0], *qmin, *qmax, halos[node.outputs[0]], &node.name)?
+            }
+            Op::Clamp { qmin, qmax } => lower_vadd(&mut cx, node.inputs[0], None, node.outputs[0], *qmin, *qmax, halos[node.outputs[0]], &node.name)?,
+            other => return Err(unsupported(&node.name, other.name(), "not lowered to the accelerator yet")),
+        };
+        let out = node.outputs[0];
+        let v = &g.values[out];
+        let b = cx.bufs[out].as_ref().expect("layer wrote its output");
+        let q = cx.quant(out);
+        layers.push(LayerInfo {
+            name: node.name.clone(),
+            op: node.op.name().into(),
+            first,
+            last: cx.code.len(),
+            macs,
+            value: v.name.clone(),
+            addr: b.addr,
+            layout: b.layout.describe(),
+            shape: v.shape.clone(),
+            elem: v.ty.name().into(),
+            scale: q.scale,
+            zero_point: q.zero_point,
+        });
+    }
+    finish_program(cx, dev_in, layers)
+}
+
+/// The graph input the device sees, and whether the host quantizes it.
+fn device_input(g: &Graph) -> Result<(ValueId, bool), LowerError> {
+    if g.inputs.len() != 1 {
+        return Err(unsupported("(graph)", "input", format!("{} graph inputs; one is supported", g.inputs.len())));
+    }
+    let x = g.inputs[0];
+    if g.values[x].ty != ElemType::F32 {
+        return Ok((x, false));
+    }
+    let q = g.nodes.iter().find(|n| n.inputs == [x] && matches!(n.op, Op::Quantize));
+    match q {
+        Some(n) if g.nodes.iter().filter(|m| m.inputs.contains(&x)).count() == 1 => Ok((n.outputs[0], true)),
+        _ => Err(unsupported("(graph)", "input", "the float input must feed exactly one QuantizeLinear")),
+    }
+}
+
+/// The zero-point halo each value needs: the largest symmetric padding of a
+/// convolution that reads it.
+fn plan_halos(g: &Graph) -> Result<Vec<usize>, LowerError> {
+    let mut halo = vec![0; g.values.len()];
+    for n in &g.nodes {
+        if let Op::Conv(c) = &n.op {
+            let [t, l, b, r] = c.pads;
+            if !(t == l && l == b && b == r) {
+                return Err(unsupported(&n.name, "conv", format!("asymmetric padding {:?} is not lowered yet", c.pads)));
+            }
+            halo[n.inputs[0]] = halo[n.inputs[0]].max(t);
+        }
+    }
+    Ok(halo)
+}
+
+fn layout_of(g: &Graph, v: ValueId, halo: usize) -> Result<Layout, LowerError> {
+    let val = &g.values[v];
+    match val.shape[..] {
+        [1, c, h, w] => Ok(Layout::Nhwc { h, w, c, halo }),
+        [rows, cols] if halo == 0 => Ok(Layout::Flat { rows, cols, perm: None }),
+        [cols] if halo == 0 => Ok(Layout::Flat { rows: 1, cols, perm: None }),
+        _ => Err(unsupported(&val.name, "layout", format!("value shape {:?} (batch must be 1, rank 1, 2 or 4)", val.shape))),
+    }
+}
+
+fn out_buffer(cx: &mut Ctx<'_>, v: ValueId, halo: usize) -> Result<Buffer, LowerError> {
+    let layout = layout_of(cx.g, v, halo)?;
+    let fill = cx.zp_byte(v);
+    let addr = cx.alloc(layout.bytes(), fill);
+    let b = Buffer { addr, layout };
+    cx.bufs[v] = Some(b.clone());
+    Ok(b)
+}
+
+fn input_buffer<'b>(cx: &'b Ctx<'_>, v: ValueId, node: &str) -> Result<&'b Buffer, LowerError> {
+    cx.bufs[v].as_ref().ok_or_else(|| unsupported(node, "input", format!("value `{}` has no device buffer", cx.g.values[v].name)))
+}
+
+/// Rows of a GEMM output written into `b` (pixels of an NHWC buffer, or rows).
+fn out_rows(b: &Buffer) -> OutRows {
+    match &b.layout {
+        Layout::Nhwc { w, c, halo, .. } => {
+            let wp = w + 2 * halo;
+            OutRows { addr: b.addr + ((halo * wp + halo) * c) as u64, row_stride: *c as u64, group: *w, group_stride: (wp * c) as u64 }
+        }
+        Layout::Flat { cols, .. } => OutRows::dense(b.addr, *cols as u64),
+    }
+}
+
+fn gemm_out(cx: &Ctx<'_>, y: ValueId, qmin: i32, qmax: i32) -> GemmOut {
+    GemmOut::Int8 { zero_point: cx.quant(y).zero_point, qmin, qmax }
+}
+
+fn check_elem(cx: &Ctx<'_>, y: ValueId, node: &str, op: &str) -> Result<(), LowerError> {
+    if cx.g.values[y].ty != ElemType::I8 {
+        return Err(unsupported(node, op, "uint8 outputs are not lowered yet (the post-processor writes int8 here)"));
+    }
+    Ok(())
+}
+
+fn lower_conv(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, c: &ConvParams, out_halo: usize, node: &str) -> Result<u64, LowerError> {
+    check_elem(cx, y, node, "conv")?;
+    if c.groups != 1 {
+        return Err(unsupported(node, "conv", format!("groups = {} (grouped and depthwise convolution) is not lowered yet", c.groups)));
+    }
+    let inb = input_buffer(cx, x, node)?.clone();
+    let Layout::Nhwc { h: _, w, c: cin, halo } = inb.layout else {
+        return Err(unsupported(node, "conv", "input is not an NHWC feature map"));
+    };
+    let [m_out, _, kh, kw] = c.w_shape;
+    let out_shape = &cx.g.values[y].shape;
+    let (oh, ow) = (out_shape[2], out_shape[3]);
+    let (sh, sw) = (c.strides[0], c.strides[1]);
+    let (dh, dw) = (c.dilations[0], c.dilations[1]);
+    let p = c.pads[0];
+    let wp = w + 2 * halo;
+    let off = halo - p;
+    let k = kh * kw * cin;
+    // A: the input itself for a 1x1, stride-1 conv over an unpadded buffer.
+    let (a_addr, a_stride) = if kh == 1 && kw == 1 && sh == 1 && sw == 1 && halo == 0 {
+        (inb.addr, cin as u64)
+    } else {
+        let col = cx.alloc(oh * ow * k, 0);
+        let mut blocks = Vec::new();
+        for o in 0..oh {
+            for i in 0..kh {
+                let hp = o * sh + i * dh + off;
+                // With dilation 1 the kw pixels of a row are one contiguous run.
+                let runs: Vec<(usize, usize)> = if dw == 1 { vec![(0, kw)] } else { (0..kw).map(|j| (j, 1)).collect() };
+                for (j0, nj) in runs {
+                    let src = inb.addr + ((hp * wp + j0 * dw + off) * cin) as u64;
+                    let dst = col + ((o * ow) * k + (i * kw + j0) * cin) as u64;
+                    blocks.push((src, (sw * cin) as u64, ow, nj * cin, dst, k as u64));
+                }
+            }
+        }
+        cx.phase(copy_phase(&blocks));
+        (col, k as u64)
+    };
+    // B[(i, j, ci)][m] = w[m][ci][i][j]; bias with the input zero point folded.
+    let mut b = vec![0i8; k * m_out];
+    for m in 0..m_out {
+        for ci in 0..cin {
+            for i in 0..kh {
+                for j in 0..kw {
+                    b[((i * kw + j) * cin + ci) * m_out + m] = c.weights[((m * cin + ci) * kh + i) * kw + j];
+                }
+            }
+        }
+    }
+    gemm_layer(cx, x, y, &b, k, m_out, &c.w_scale, &c.bias, c.qmin, c.qmax, (a_addr, a_stride, oh * ow), out_halo)?;
+    Ok((oh * ow * k * m_out) as u64)
+}
+
+/// A GEMM layer: packs weights and parameters, emits the GEMM phase.
+#[allow(clippy::too_many_arguments)]
+fn gemm_layer(
+    cx: &mut Ctx<'_>,
+    x: ValueId,
+    y: ValueId,
+    b: &[i8],
+    k: usize,
+    n: usize,
+    w_scale: &[f32],
+    bias: &[i32],
+    qmin: i32,
+    qmax: i32,
+    (a_addr, a_stride, m): (u64, u64, usize),
+    out_halo: usize,
+) -> Result<(), LowerError> {
+    let (qx, qy) = (cx.quant(x), cx.quant(y));
+    let folded: Vec<i32> = (0..n)
+        .map(|col| {
+            let sum = (0..k).fold(0i32, |s, r| s.wrapping_add(b[r * n + col] as i32));
+            numerics::fold_zero_point(bias[col], qx.zero_point, sum)
+        })
+        .collect();
+    let scale: Vec<f32> = (0..n).map(|col| numerics::requant_scale(qx.scale, w_scale[col], qy.scale)).collect();
+    let dim = cx.dim;
+    let b_addr = cx.alloc_bytes(&gemm::pack_weights(b, k, n, dim));
+    let params_addr = cx.alloc_bytes(&gemm::pack_params(&folded, &scale, dim));
+    let outb = out_buffer(cx, y, out_halo)?;
+    let place = GemmPlacement { a_addr, a_stride, b_addr, params_addr, c: out_rows(&outb) };
+    let unsigned = cx.g.values[x].ty == ElemType::U8;
+    let out = gemm_out(cx, y, qmin, qmax);
+    let instrs = gemm::emit_gemm(m, k, n, unsigned, out, &place, cx.cfg)?;
+    cx.phase(instrs);
+    Ok(())
+}
+
+fn lower_dense(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, d: &DenseParams, out_halo: usize, node: &str) -> Result<u64, LowerError> {
+    check_elem(cx, y, node, "dense")?;
+    let inb = input_buffer(cx, x, node)?.clone();
+    let Layout::Flat { rows, cols, perm } = inb.layout else {
+        return Err(unsupported(node, "dense", "input is a feature map; flatten it first"));
+    };
+    if out_halo != 0 {
+        return Err(unsupported(node, "dense", "a padded convolution cannot read a dense layer's output"));
+    }
+    let (k, n) = (d.k, d.n);
+    debug_assert_eq!(cols, k);
+    let mut b = vec![0i8; k * n];
+    for phys in 0..k {
+        let logical = perm.as_ref().map_or(phys, |p| p[phys]);
+        for col in 0..n {
+            b[phys * n + col] = d.weights[col * k + logical];
+        }
+    }
+    gemm_layer(cx, x, y, &b, k, n, &d.w_scale, &d.bias, d.qmin, d.qmax, (inb.addr, k as u64, rows), 0)?;
+    Ok((rows * k * n) as u64)
+}
+
+fn lower_reshape(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, node: &str, op: &str) -> Result<u64, LowerError> {
+    let inb = input_buffer(cx, x, node)?.clone();
+    let shape = &cx.g.values[y].shape;
+    let (rows, cols) = match shape[..] {
+        [r, c] => (r, c),
+        [c] => (1, c),
+        _ => return Err(unsupported(node, op, format!("reshape to {shape:?} (only to 2-D) is not lowered yet"))),
+    };
+    let layout = match inb.layout {
+        Layout::Nhwc { h, w, c, halo: 0 } if rows == 1 => {
+            // Memory holds (h, w, c); the logical flatten order is (c, h, w).
+            let perm = (0..h * w * c).map(|i| (i % c) * h * w + i / c).collect();
+            Layout::Flat { rows, cols, perm: Some(perm) }
+        }
+        Layout::Flat { perm: None, .. } => Layout::Flat { rows, cols, perm: None },
+        _ => return Err(unsupported(node, op, "this reshape needs data movement, which is not lowered yet")),
+    };
+    cx.bufs[y] = Some(Buffer { addr: inb.addr, layout });
+    Ok(0)
+}
+
+/// Loads an NHWC (halo 0) or row-major buffer into the scratchpad as
+/// `pixels` rows per column block from `base`: (pixels, channels).
+fn feature_rows(layout: &Layout) -> Option<(usize, usize)> {
+    match layout {
+        Layout::Nhwc { h, w, c, halo: 0 } => Some((h * w, *c)),
+        Layout::Flat { rows, cols, perm: None } => Some((*rows, *cols)),
+        _ => None,
+    }
+}
+
+/// Stores `pixels x c` scratchpad rows (column-blocked from `base`, `dim`
+/// columns a row) into `b`. Into a halo buffer it stores image row by row,
+/// one column block at a time, since only those pieces are affine.
+fn store_feature(b: &Buffer, base: u16, dim: usize, first: Deps) -> Vec<Instr> {
+    match &b.layout {
+        Layout::Nhwc { h, w, c, halo } if *halo > 0 => {
+            let wp = w + 2 * halo;
+            let pixels = h * w;
+            let mut v = Vec::new();
+            for y in 0..*h {
+                for blk in 0..c.div_ceil(dim) {
+                    let cols = dim.min(c - blk * dim);
+                    v.push(Instr::from(ins::Store {
+                        deps: if v.is_empty() { first } else { Deps::NONE },
+                        dram: (b.addr + (((y + halo) * wp + halo) * c + blk * dim) as u64) as u32,
+                        stride: *c as u32,
+                        rows: *w as u16,
+                        cols: cols as u16,
+                        addr: base + (blk * pixels + y * w) as u16,
+                        ..Default::default()
+                    }));
+                }
+            }
+            v
+        }
+        l => {
+            let (rows, cols) = feature_rows(l).expect("plain layout");
+            vec![Instr::from(ins::Store {
+                deps: first,
+                dram: b.addr as u32,
+                stride: cols as u32,
+                rows: rows as u16,
+                cols: cols as u16,
+                addr: base,
+                ..Default::default()
+            })]
+        }
+    }
+}
+
+fn lower_maxpool(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, p: &PoolParams, out_halo: usize, node: &str) -> Result<u64, LowerError> {
+    if p.pads != [0; 4] {
+        return Err(unsupported(node, "maxpool", "padded max pooling is not lowered yet"));
+    }
+    if cx.quant(x) != cx.quant(y) || cx.g.values[x].ty != cx.g.values[y].ty {
+        return Err(unsupported(node, "maxpool", "output quantization differs from the input's"));
+    }
+    let inb = input_buffer(cx, x, node)?.clone();
+    let Layout::Nhwc { h, w, c, halo: 0 } = inb.layout else {
+        return Err(unsupported(node, "maxpool", "input must be an unpadded NHWC feature map"));
+    };
+    let shape = cx.g.values[y].shape.clone();
+    let (oh, ow) = (shape[2], shape[3]);
+    let cb = c.div_ceil(cx.dim);
+    let need = cb * (h * w + oh * ow);
+    if need > cx.cfg.spad_rows() as usize || need > 65535 {
+        return Err(unsupported(node, "maxpool", format!("the feature map needs {need} scratchpad rows; tiling is not implemented")));
+    }
+    let outb = out_buffer(cx, y, out_halo)?;
+    let in_base = 0usize;
+    let out_base = cb * h * w;
+    let unsigned = (cx.g.values[x].ty == ElemType::U8) as u8;
+    let mut v = vec![Instr::from(ins::Load {
+        deps: Deps { push_next: true, ..Deps::NONE },
+        dram: inb.addr as u32,
+        stride: c as u32,
+        rows: (h * w) as u16,
+        cols: c as u16,
+        addr: in_base as u16,
+        ..Default::default()
+    })];
+    let [kh, kw] = p.kernel;
+    let (sh, sw) = (p.strides[0], p.strides[1]);
+    let mut ops = Vec::new();
+    for blk in 0..cb {
+        for o in 0..oh {
+            let src = |i: usize, j: usize| (in_base + blk * h * w + (o * sh + i) * w + j) as u16;
+            let dst = (out_base + blk * oh * ow + o * ow) as u16;
+            let window: Vec<(usize, usize)> = (0..kh).flat_map(|i| (0..kw).map(move |j| (i, j))).collect();
+            let (a0, b0) = (window[0], *window.get(1).unwrap_or(&window[0]));
+            ops.push(ins::Vmax {
+                a: src(a0.0, a0.1),
+                a_stride: sw as u16,
+                b: src(b0.0, b0.1),
+                b_stride: sw as u16,
+                dst,
+                dst_stride: 1,
+                n: ow as u16,
+                elem: unsigned,
+                ..Default::default()
+            });
+            for &(i, j) in window.iter().skip(2) {
+                ops.push(ins::Vmax { a: dst, a_stride: 1, b: src(i, j), b_stride: sw as u16, dst, dst_stride: 1, n: ow as u16, elem: unsigned, ..Default::default() });
+            }
+        }
+    }
+    let last = ops.len() - 1;
+    ops[0].deps.pop_prev = true;
+    ops[last].deps.push_next = true;
+    v.extend(ops.into_iter().map(Instr::from));
+    v.extend(store_feature(&outb, out_base as u16, cx.dim, Deps { pop_prev: true, ..Deps::NONE }));
+    cx.phase(v);
+    Ok(0)
+}
+
+/// `vadd` of two tensors (Add) or of one with itself scaled to a copy (Clamp).
+#[allow(clippy::too_many_arguments)]
+fn lower_vadd(cx: &mut Ctx<'_>, a: ValueId, b: Option<ValueId>, y: ValueId, qmin: i32, qmax: i32, out_halo: usize, node: &str) -> Result<u64, LowerError> {
+    check_elem(cx, y, node, "add")?;
+    let ab = input_buffer(cx, a, node)?.clone();
+    let (pixels, c) = feature_rows(&ab.layout).ok_or_else(|| unsupported(node, "add", "operands must be unpadded"))?;
+    let (qa, qy) = (cx.quant(a), cx.quant(y));
+    let (bb, qb, ka, kb, scale) = match b {
+        Some(b) => {
+            let bb = input_buffer(cx, b, node)?.clone();
+            if feature_rows(&bb.layout) != Some((pixels, c)) {
+                return Err(unsupported(node, "add", "operands must share an unpadded layout"));
+            }
+            let qb = cx.quant(b);
+            let (ka, kb, s) = numerics::vadd_params(qa.scale, qb.scale, qy.scale);
+            (bb, qb, ka, kb, s)
+        }
+        // a * 2^14 * 2^-14 = a exactly: a copy through the clamp.
+        None if qa == qy => (ab.clone(), qa, 1 << 14, 0, 1.0 / (1 << 14) as f32),
+        None => return Err(unsupported(node, "clamp", "a clamp that changes quantization is not lowered")),
+    };
+    if cx.g.values[a].ty == ElemType::U8 {
+        return Err(unsupported(node, "add", "uint8 operands are not lowered yet"));
+    }
+    let dim = cx.dim;
+    let cb = c.div_ceil(dim);
+    let need = 3 * cb * pixels;
+    if need > cx.cfg.spad_rows() as usize || need > 65535 || 3 * cb > cx.cfg.acc_rows() as usize {
+        return Err(unsupported(node, "add", format!("the operands need {need} scratchpad rows; tiling is not implemented")));
+    }
+    // Parameters: per column block, rows ka, kb, scale.
+    let mut params = Vec::new();
+    for _ in 0..cb {
+        for v in [ka, kb, scale.to_bits() as i32] {
+            params.extend((0..dim).flat_map(|_| v.to_le_bytes()));
+        }
+    }
+    let p_addr = cx.alloc_bytes(&params);
+    let outb = out_buffer(cx, y, out_halo)?;
+    let load = |dram: u64, addr: usize, deps: Deps| {
+        Instr::from(ins::Load { deps, dram: dram as u32, stride: c as u32, rows: pixels as u16, cols: c as u16, addr: addr as u16, ..Default::default() })
+    };
+    let (a_base, b_base, o_base) = (0, cb * pixels, 2 * cb * pixels);
+    let mut v = vec![load(ab.addr, a_base, Deps::NONE), load(bb.addr, b_base, Deps::NONE)];
+    v.push(Instr::from(ins::Load {
+        deps: Deps { push_next: true, ..Deps::NONE },
+        buf: ins::BUF_ACC,
+        dram: p_addr as u32,
+        stride: (dim * 4) as u32,
+        rows: (3 * cb) as u16,
+        cols: dim as u16,
+        ..Default::default()
+    }));
+    for blk in 0..cb {
+        v.push(Instr::from(ins::Vadd {
+            deps: Deps { pop_prev: blk == 0, push_next: blk + 1 == cb, ..Deps::NONE },
+            a: (a_base + blk * pixels) as u16,
+            b: (b_base + blk * pixels) as u16,
+            dst: (o_base + blk * pixels) as u16,
+            n: pixels as u16,
+            params: (3 * blk) as u16,
+            za: qa.zero_point as i16,
+            zb: qb.zero_point as i16,
+            zo: qy.zero_point as i16,
+            qmin: qmin as i16,
+            qmax: qmax as i16,
+            ..Default::default()
+        }));
+    }
+    v.extend(store_feature(&outb, o_base as u16, dim, Deps { pop_prev: true, ..Deps::NONE }));
+    cx.phase(v);
+    Ok(0)
+}
+
+/// Places code and data, rebases every data address, builds the tensor map.
+fn finish_program(mut cx: Ctx<'_>, dev_in: ValueId, mut layers: Vec<LayerInfo>) -> Result<Lowered, LowerError> {
+    cx.code.push(Instr::Finish(ins::Finish::default()));
+    let g = cx.g;
+    let data_addr = (align(cx.code.len() * ins::INSTR_BYTES, 4096)) as u64;
+    let rebase = |a: u32| -> u32 { (a as u64 + data_addr) as u32 };
+    for i in cx.code.iter_mut() {
+        match i {
+            Instr::Load(l) => l.dram = rebase(l.dram),
+            Instr::Store(s) => s.dram = rebase(s.dram),
+            _ => {}
+        }
+    }
+    let mem_bytes = align(data_addr as usize + cx.data.len(), 4096) as u64;
+    if mem_bytes > cx.cfg.dram_bytes() || mem_bytes > u32::MAX as u64 {
+        return Err(unsupported("(graph)", "memory", format!("needs {mem_bytes} bytes of device memory, the config has {}", cx.cfg.dram_bytes())));
+    }
+    for l in &mut layers {
+        l.addr += data_addr;
+    }
+    let dev_out = match g.outputs[..] {
+        [o] => g.nodes.iter().find(|n| n.outputs == [o] && matches!(n.op, Op::Dequantize)).map_or(o, |n| n.inputs[0]),
+        _ => return Err(unsupported("(graph)", "output", format!("{} graph outputs; one is supported", g.outputs.len()))),
+    };
+    let tensor = |v: ValueId, role: TensorRole, name: &str| -> Result<TensorInfo, LowerError> {
+        let val = &g.values[v];
+        let b = cx.bufs[v].as_ref().ok_or_else(|| unsupported("(graph)", "output", "the output is not computed on the device"))?;
+        Ok(TensorInfo {
+            name: name.to_string(),
+            role,
+            dtype: if val.ty == ElemType::U8 { DType::U8 } else { DType::I8 },
+            shape: val.shape.iter().map(|&d| d as u64).collect(),
+            addr: b.addr + data_addr,
+            layout: b.layout.describe(),
+            scale: val.quant.map(|q| q.scale),
+            zero_point: val.quant.map(|q| q.zero_point),
+        })
+    };
+    let in_name = g.values[g.inputs[0]].name.clone();
+    let out_name = g.values[g.outputs[0]].name.clone();
+    let tensors = vec![tensor(dev_in, TensorRole::Input, &in_name)?, tensor(dev_out, TensorRole::Output, &out_name)?];
+    let mut meta = serde_json::Map::new();
+    meta.insert("producer".into(), "systole compiler".into());
+    meta.insert("model".into(), g.name.clone().into());
+    meta.insert("layers".into(), serde_json::to_value(&layers).expect("layers serialize"));
+    let program = Program {
+        fingerprint: cx.cfg.fingerprint(),
+        config_name: cx.cfg.name.clone(),
+        code_addr: 0,
+        code: cx.code,
+        data_addr,
+        data: cx.data,
+        mem_bytes,
+        tensors,
+        meta,
+    };
+    program.validate_layout().map_err(|e| unsupported("(graph)", "program", e.to_string()))?;
+    Ok(Lowered { program, layers })
+}

@@ -1,0 +1,208 @@
+//! Differential tests of the graph lowering: hand-built quantized graphs
+//! (random weights) are lowered, run on the cycle-accurate model through the
+//! driver, and every layer's output in device memory is compared with the
+//! reference interpreter, bit for bit.
+
+use compiler::interp::{self, Tensor, TensorData};
+use compiler::ir::*;
+use compiler::lower::{lower, Layout};
+use driver::{Driver, Outcome};
+use isa::program::TensorInfo;
+use isa::HwConfig;
+
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u32 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) as u32
+    }
+    fn i8s(&mut self, n: usize) -> Vec<i8> {
+        (0..n).map(|_| self.next() as u8 as i8).collect()
+    }
+    fn unit(&mut self) -> f32 {
+        (self.next() % 10_000) as f32 / 10_000.0
+    }
+}
+
+struct Builder {
+    g: Graph,
+    r: Lcg,
+}
+
+impl Builder {
+    fn value(&mut self, name: &str, shape: Vec<usize>, quant: Option<(f32, i32)>) -> ValueId {
+        let (ty, quant) = match quant {
+            Some((scale, zero_point)) => (ElemType::I8, Some(Quant { scale, zero_point })),
+            None => (ElemType::F32, None),
+        };
+        self.g.add_value(Value { name: name.into(), shape, ty, quant })
+    }
+
+    fn node(&mut self, name: &str, op: Op, inputs: Vec<ValueId>, out: ValueId) -> ValueId {
+        self.g.nodes.push(Node { name: name.into(), op, inputs, outputs: vec![out] });
+        out
+    }
+
+    fn scales(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| 0.002 + 0.004 * self.r.unit()).collect()
+    }
+
+    fn bias(&mut self, n: usize) -> Vec<i32> {
+        (0..n).map(|_| (self.r.next() % 4001) as i32 - 2000).collect()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn conv(&mut self, name: &str, x: ValueId, m: usize, k: usize, pad: usize, stride: usize, relu: bool, out_scale: f32) -> ValueId {
+        let s = self.g.values[x].shape.clone();
+        let c = s[1];
+        let oh = (s[2] + 2 * pad - k) / stride + 1;
+        let ow = (s[3] + 2 * pad - k) / stride + 1;
+        let zp = if relu { -128 } else { 3 };
+        let y = self.value(name, vec![1, m, oh, ow], Some((out_scale, zp)));
+        let p = ConvParams {
+            weights: self.r.i8s(m * c * k * k),
+            w_shape: [m, c, k, k],
+            w_scale: self.scales(m),
+            bias: self.bias(m),
+            strides: [stride; 2],
+            pads: [pad; 4],
+            dilations: [1, 1],
+            groups: 1,
+            qmin: if relu { zp } else { -128 },
+            qmax: 127,
+        };
+        self.node(name, Op::Conv(p), vec![x], y)
+    }
+
+    fn dense(&mut self, name: &str, x: ValueId, n: usize, relu: bool, out_scale: f32) -> ValueId {
+        let k = *self.g.values[x].shape.last().unwrap();
+        let zp = if relu { -128 } else { -7 };
+        let y = self.value(name, vec![1, n], Some((out_scale, zp)));
+        let p = DenseParams {
+            weights: self.r.i8s(n * k),
+            n,
+            k,
+            w_scale: self.scales(n),
+            bias: self.bias(n),
+            qmin: if relu { zp } else { -128 },
+            qmax: 127,
+        };
+        self.node(name, Op::Dense(p), vec![x], y)
+    }
+}
+
+fn input_graph(shape: Vec<usize>, seed: u64) -> (Builder, ValueId) {
+    let mut b = Builder { g: Graph { name: "test".into(), ..Default::default() }, r: Lcg(seed) };
+    let x = b.value("input", shape.clone(), None);
+    b.g.inputs.push(x);
+    let xq = b.value("input_q", shape, Some((1.0 / 255.0, -128)));
+    b.node("quantize", Op::Quantize, vec![x], xq);
+    (b, xq)
+}
+
+fn finish(mut b: Builder, y: ValueId) -> Graph {
+    let shape = b.g.values[y].shape.clone();
+    let out = b.value("output", shape, None);
+    b.node("dequantize", Op::Dequantize, vec![y], out);
+    b.g.outputs.push(out);
+    b.g.validate().expect("valid graph");
+    b.g
+}
+
+/// Lowers, runs and compares every layer with the interpreter.
+fn check(g: &Graph, cfg: &HwConfig, seed: u64) -> u64 {
+    let lowered = lower(g, cfg).unwrap_or_else(|e| panic!("lowering: {e}"));
+    let prog = &lowered.program;
+    let x_shape = g.values[g.inputs[0]].shape.clone();
+    let mut r = Lcg(seed);
+    let x: Vec<f32> = (0..x_shape.iter().product::<usize>()).map(|_| r.unit()).collect();
+    let vals = interp::run(g, &[Tensor::float(x_shape, x)]).expect("interpreter");
+    let mut d = Driver::new(sim::Model::new(cfg).unwrap());
+    d.load(prog).unwrap();
+    let input: &TensorInfo = &prog.tensors[0];
+    let xq = match &vals[g.value(&input_name(g)).unwrap()].data {
+        TensorData::Quant(q) => q.iter().map(|&v| v as u8).collect::<Vec<u8>>(),
+        _ => unreachable!(),
+    };
+    let layout = Layout::of_tensor(input).unwrap();
+    d.write_mem(input.addr, &layout.pack(&xq, input.zero_point.unwrap() as u8)).unwrap();
+    let rep = d.run().unwrap();
+    assert_eq!(rep.outcome, Outcome::Done);
+    for l in &lowered.layers {
+        if l.layout.contains("nhwc order") {
+            continue; // a view of its input (Flatten of NHWC data)
+        }
+        let v = g.value(&l.value).unwrap();
+        let want: Vec<u8> = match &vals[v].data {
+            TensorData::Quant(q) => q.iter().map(|&x| x as u8).collect(),
+            _ => unreachable!(),
+        };
+        let info = TensorInfo {
+            name: l.value.clone(),
+            role: isa::program::TensorRole::Intermediate,
+            dtype: isa::program::DType::I8,
+            shape: l.shape.iter().map(|&d| d as u64).collect(),
+            addr: l.addr,
+            layout: l.layout.clone(),
+            scale: None,
+            zero_point: None,
+        };
+        let lay = Layout::of_tensor(&info).unwrap();
+        let got = lay.unpack(&d.read_mem(l.addr, lay.bytes()).unwrap());
+        let diff = got.iter().zip(&want).position(|(a, b)| a != b);
+        assert!(diff.is_none(), "{}: layer `{}` differs first at element {:?}", cfg.name, l.name, diff);
+    }
+    rep.cycles()
+}
+
+fn input_name(g: &Graph) -> String {
+    g.nodes.iter().find(|n| matches!(n.op, Op::Quantize)).map(|n| g.values[n.outputs[0]].name.clone()).unwrap()
+}
+
+#[test]
+fn cnn_like_the_digits_model() {
+    let (mut b, x) = input_graph(vec![1, 1, 8, 8], 1);
+    let c1 = b.conv("conv1", x, 16, 3, 1, 1, true, 0.02);
+    let c2 = b.conv("conv2", c1, 32, 3, 1, 1, true, 0.05);
+    let p = b.value("pool", vec![1, 32, 4, 4], Some((0.05, -128)));
+    let pool = PoolParams { kernel: [2, 2], strides: [2, 2], pads: [0; 4], count_include_pad: false };
+    b.node("pool", Op::MaxPool(pool), vec![c2], p);
+    let f = b.value("flat", vec![1, 512], Some((0.05, -128)));
+    b.node("flatten", Op::Flatten { axis: 1 }, vec![p], f);
+    let y = b.dense("fc", f, 10, false, 0.1);
+    let g = finish(b, y);
+    for cfg in [HwConfig::tiny_4x4(), HwConfig::default_16x16(), HwConfig::large_32x32()] {
+        let cycles = check(&g, &cfg, 5);
+        println!("{}: {cycles} cycles", cfg.name);
+    }
+}
+
+#[test]
+fn mlp() {
+    let (mut b, x) = input_graph(vec![1, 64], 2);
+    let h1 = b.dense("fc1", x, 128, true, 0.05);
+    let h2 = b.dense("fc2", h1, 64, true, 0.05);
+    let y = b.dense("fc3", h2, 10, false, 0.1);
+    let g = finish(b, y);
+    for cfg in [HwConfig::tiny_4x4(), HwConfig::default_16x16()] {
+        check(&g, &cfg, 9);
+    }
+}
+
+#[test]
+fn strided_unpadded_and_pointwise_convs_and_residual_add() {
+    let (mut b, x) = input_graph(vec![1, 3, 9, 9], 3);
+    let c1 = b.conv("conv_s2", x, 8, 3, 0, 2, true, 0.03);
+    let c2 = b.conv("pointwise", c1, 8, 1, 0, 1, false, 0.04);
+    let sum = b.value("sum", vec![1, 8, 4, 4], Some((0.06, -5)));
+    b.node("add", Op::Add { qmin: -128, qmax: 127 }, vec![c1, c2], sum);
+    let c3 = b.conv("conv_pad", sum, 5, 3, 1, 1, false, 0.05);
+    let f = b.value("flat", vec![1, 80], Some((0.05, 3)));
+    b.node("flatten", Op::Flatten { axis: 1 }, vec![c3], f);
+    let y = b.dense("fc", f, 7, false, 0.1);
+    let g = finish(b, y);
+    for cfg in [HwConfig::tiny_4x4(), HwConfig::default_16x16()] {
+        check(&g, &cfg, 11);
+    }
+}
