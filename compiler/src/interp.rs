@@ -53,7 +53,10 @@
 //!   windowed QLinearAveragePool runs in float (dequantize, f32 sum, divide,
 //!   `nearbyint(v / s_y + zy)`); ours equals the exactly rounded real average
 //!   except within float rounding error of a tie, so the two differ by at
-//!   most 1 LSB and rarely (`tests/interp_ops.rs` measures how rarely).
+//!   most 1 LSB. Measured in `tests/interp_ops.rs`: 0 of ~11k outputs with
+//!   random scales; with `s_y = s_x` and windows of 2 or 4 (averages often
+//!   exactly on a tie, which ORT's float sum lands on either side of) about
+//!   5 %.
 //! - **Add**: `numerics::vadd(a, za, ka, b, zb, kb, scale, zo, qmin, qmax)`
 //!   with `(ka, kb, scale) = numerics::vadd_params(s_a, s_b, s_o)` and the
 //!   node's clamp: exactly what the accelerator's VADD computes (within 1
@@ -90,7 +93,7 @@ use std::collections::HashSet;
 
 use isa::numerics::{self, dequantize, fold_zero_point, quantize, requant_scale, requantize, vadd, vadd_params};
 
-use crate::ir::{ConvParams, DenseParams, ElemType, Graph, GraphError, Node, Op, PoolParams, Value};
+use crate::ir::{ConvParams, DenseParams, Graph, GraphError, Node, Op, PoolParams, Value};
 
 /// The data of a tensor.
 #[derive(Clone, Debug, PartialEq)]
@@ -158,7 +161,7 @@ impl Tensor {
 }
 
 /// Why a graph could not be run.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InterpError {
     /// The graph itself is inconsistent (see [`Graph::validate`]).
     #[error(transparent)]
@@ -248,7 +251,9 @@ fn node_err(node: &Node, why: String) -> InterpError {
 fn precheck(graph: &Graph) -> Result<(), InterpError> {
     for &i in &graph.inputs {
         if i >= graph.values.len() {
-            return Err(GraphError { node: "(graph)".into(), op: "input", why: format!("input {i} does not exist") }.into());
+            return Err(
+                GraphError { node: "(graph)".into(), op: "input", why: format!("input {i} does not exist") }.into()
+            );
         }
     }
     for n in &graph.nodes {
@@ -400,7 +405,10 @@ fn eval(g: &Graph, n: &Node, vals: &[Tensor]) -> Result<Tensor, String> {
             let (ka, kb, scale) = vadd_params(a.scale, b.scale, y.scale);
             let (xa, xb) = (quant_data(x)?, quant_data(&vals[n.inputs[1]])?);
             TensorData::Quant(
-                xa.iter().zip(xb).map(|(&va, &vb)| vadd(va, a.zp, ka, vb, b.zp, kb, scale, y.zp, *qmin, *qmax)).collect(),
+                xa.iter()
+                    .zip(xb)
+                    .map(|(&va, &vb)| vadd(va, a.zp, ka, vb, b.zp, kb, scale, y.zp, *qmin, *qmax))
+                    .collect(),
             )
         }
         Op::Clamp { qmin, qmax } => {
@@ -654,7 +662,7 @@ fn concat(parts: &[(&[i32], &Vec<usize>, Rescale)], oshape: &[usize], axis: usiz
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ir::Quant;
+    use crate::ir::{ElemType, Quant};
 
     fn qval(g: &mut Graph, name: &str, shape: &[usize], ty: ElemType, scale: f32, zp: i32) -> usize {
         g.add_value(Value {
