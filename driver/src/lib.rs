@@ -3,7 +3,9 @@
 //! places the program and tensors in device memory, grants the memory
 //! window, writes the registers, starts, waits, and reads the counters back.
 
-use isa::program::{Program, TensorInfo};
+use isa::layout::Layout;
+use isa::numerics;
+use isa::program::{DType, Program, TensorInfo, TensorRole};
 use isa::regs::{self, Counter, Counters, ErrorCode};
 use isa::{Device, DeviceError, InstrTrace, INSTR_BYTES};
 
@@ -22,6 +24,39 @@ pub enum DriverError {
     Tensor { name: String, why: String },
     #[error("the device did not stop within {0} cycles")]
     Timeout(u64),
+    #[error("the device faulted at instruction {pc}: {}", code.name())]
+    Fault { code: ErrorCode, pc: u32 },
+}
+
+/// The result of one inference of a compiled model.
+#[derive(Clone, Debug)]
+pub struct Inference {
+    /// The quantized input as the device saw it (logical order).
+    pub input_q: Vec<i32>,
+    /// The quantized output the device wrote (logical order).
+    pub output_q: Vec<i32>,
+    /// The output dequantized with its scale and zero point.
+    pub output: Vec<f32>,
+    pub report: RunReport,
+}
+
+fn tensor_with_role(prog: &Program, role: TensorRole) -> Result<&TensorInfo, DriverError> {
+    prog.tensors.iter().find(|t| t.role == role).ok_or_else(|| DriverError::Tensor {
+        name: format!("({role})"),
+        why: "the program's tensor map has none".into(),
+    })
+}
+
+fn quant_params(t: &TensorInfo) -> Result<(f32, i32, (i32, i32)), DriverError> {
+    let range = match t.dtype {
+        DType::I8 => numerics::I8_RANGE,
+        DType::U8 => numerics::U8_RANGE,
+        other => return Err(DriverError::Tensor { name: t.name.clone(), why: format!("{other} is not a quantized type") }),
+    };
+    match (t.scale, t.zero_point) {
+        (Some(s), Some(z)) => Ok((s, z, range)),
+        _ => Err(DriverError::Tensor { name: t.name.clone(), why: "has no scale and zero point".into() }),
+    }
 }
 
 /// How a run ended.
@@ -158,6 +193,48 @@ impl<D: Device> Driver<D> {
             counters.set(c, self.read_counter(c)?);
         }
         Ok(RunReport { outcome, counters, trace: self.dev.trace() })
+    }
+
+    /// Runs a compiled model (already `load`ed) on one float input in the
+    /// input tensor's logical order: quantizes it with the model's input
+    /// QuantizeLinear parameters, places it, runs, reads and dequantizes the
+    /// output. A device fault is an error.
+    pub fn infer(&mut self, prog: &Program, input: &[f32]) -> Result<Inference, DriverError> {
+        let t = tensor_with_role(prog, TensorRole::Input)?;
+        let (scale, zp, (lo, hi)) = quant_params(t)?;
+        let q: Vec<i32> = input.iter().map(|&x| numerics::quantize(x, scale, zp, lo, hi)).collect();
+        self.infer_quantized(prog, &q)
+    }
+
+    /// Like `infer`, from an already quantized input.
+    pub fn infer_quantized(&mut self, prog: &Program, input_q: &[i32]) -> Result<Inference, DriverError> {
+        let t = tensor_with_role(prog, TensorRole::Input)?.clone();
+        let (_, zp, _) = quant_params(&t)?;
+        let layout = Layout::of_tensor(&t).map_err(|why| DriverError::Tensor { name: t.name.clone(), why })?;
+        let want = t.shape.iter().product::<u64>() as usize;
+        if input_q.len() != want {
+            return Err(DriverError::Tensor {
+                name: t.name.clone(),
+                why: format!("{} values given, shape {:?} needs {want}", input_q.len(), t.shape),
+            });
+        }
+        let bytes: Vec<u8> = input_q.iter().map(|&v| v as u8).collect();
+        self.dev.write_mem(t.addr, &layout.pack(&bytes, zp as u8))?;
+        let report = self.run()?;
+        if let Outcome::Fault { code, pc } = report.outcome {
+            return Err(DriverError::Fault { code, pc });
+        }
+        let o = tensor_with_role(prog, TensorRole::Output)?.clone();
+        let (oscale, ozp, _) = quant_params(&o)?;
+        let olayout = Layout::of_tensor(&o).map_err(|why| DriverError::Tensor { name: o.name.clone(), why })?;
+        let image = self.dev.read_mem(o.addr, olayout.bytes())?;
+        let output_q: Vec<i32> = olayout
+            .unpack(&image)
+            .into_iter()
+            .map(|b| if o.dtype == DType::U8 { b as i32 } else { b as i8 as i32 })
+            .collect();
+        let output = output_q.iter().map(|&q| numerics::dequantize(q, oscale, ozp)).collect();
+        Ok(Inference { input_q: input_q.to_vec(), output_q, output, report })
     }
 
     fn read_counter(&mut self, c: Counter) -> Result<u64, DriverError> {

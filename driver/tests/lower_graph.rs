@@ -5,7 +5,8 @@
 
 use compiler::interp::{self, Tensor, TensorData};
 use compiler::ir::*;
-use compiler::lower::{lower, Layout};
+use compiler::lower::lower;
+use isa::layout::Layout;
 use driver::{Driver, Outcome};
 use isa::program::TensorInfo;
 use isa::HwConfig;

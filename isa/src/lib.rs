@@ -8,6 +8,7 @@ pub mod config;
 pub mod device;
 pub mod docs;
 pub mod instr;
+pub mod layout;
 pub mod legal;
 pub mod numerics;
 pub mod program;
