@@ -296,14 +296,13 @@ fn check_elem(cx: &Ctx<'_>, y: ValueId, node: &str, op: &str) -> Result<(), Lowe
 
 fn lower_conv(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, c: &ConvParams, out_halo: usize, node: &str) -> Result<u64, LowerError> {
     check_elem(cx, y, node, "conv")?;
-    if c.groups != 1 {
-        return Err(unsupported(node, "conv", format!("groups = {} (grouped and depthwise convolution) is not lowered yet", c.groups)));
-    }
     let inb = input_buffer(cx, x, node)?.clone();
     let Layout::Nhwc { h: _, w, c: cin, halo } = inb.layout else {
         return Err(unsupported(node, "conv", "input is not an NHWC feature map"));
     };
-    let [m_out, _, kh, kw] = c.w_shape;
+    let [m_out, cg, kh, kw] = c.w_shape;
+    let groups = c.groups;
+    let mg = m_out / groups;
     let out_shape = &cx.g.values[y].shape;
     let (oh, ow) = (out_shape[2], out_shape[3]);
     let (sh, sw) = (c.strides[0], c.strides[1]);
@@ -311,40 +310,49 @@ fn lower_conv(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, c: &ConvParams, out_halo
     let p = c.pads[0];
     let wp = w + 2 * halo;
     let off = halo - p;
-    let k = kh * kw * cin;
-    // A: the input itself for a 1x1, stride-1 conv over an unpadded buffer.
-    let (a_addr, a_stride) = if kh == 1 && kw == 1 && sh == 1 && sw == 1 && halo == 0 {
-        (inb.addr, cin as u64)
-    } else {
-        let col = cx.alloc(oh * ow * k, 0);
-        let mut blocks = Vec::new();
-        for o in 0..oh {
-            for i in 0..kh {
-                let hp = o * sh + i * dh + off;
-                // With dilation 1 the kw pixels of a row are one contiguous run.
-                let runs: Vec<(usize, usize)> = if dw == 1 { vec![(0, kw)] } else { (0..kw).map(|j| (j, 1)).collect() };
-                for (j0, nj) in runs {
-                    let src = inb.addr + ((hp * wp + j0 * dw + off) * cin) as u64;
-                    let dst = col + ((o * ow) * k + (i * kw + j0) * cin) as u64;
-                    blocks.push((src, (sw * cin) as u64, ow, nj * cin, dst, k as u64));
+    let k = kh * kw * cg;
+    let outb = out_buffer(cx, y, out_halo)?;
+    // Each group is its own GEMM over its slice of input and output channels.
+    for g in 0..groups {
+        // A: the input itself for a 1x1, stride-1 conv over an unpadded buffer.
+        let (a_addr, a_stride) = if kh == 1 && kw == 1 && sh == 1 && sw == 1 && halo == 0 {
+            (inb.addr + (g * cg) as u64, cin as u64)
+        } else {
+            let col = cx.alloc(oh * ow * k, 0);
+            let mut blocks = Vec::new();
+            for o in 0..oh {
+                for i in 0..kh {
+                    let hp = o * sh + i * dh + off;
+                    // With dilation 1 and one group, the kw pixels of a row
+                    // are one contiguous run of bytes.
+                    let runs: Vec<(usize, usize)> =
+                        if dw == 1 && groups == 1 { vec![(0, kw)] } else { (0..kw).map(|j| (j, 1)).collect() };
+                    for (j0, nj) in runs {
+                        let src = inb.addr + ((hp * wp + j0 * dw + off) * cin + g * cg) as u64;
+                        let dst = col + ((o * ow) * k + (i * kw + j0) * cg) as u64;
+                        blocks.push((src, (sw * cin) as u64, ow, nj * cg, dst, k as u64));
+                    }
+                }
+            }
+            cx.phase(copy_phase(&blocks));
+            (col, k as u64)
+        };
+        // B[(i, j, ci)][m] = w[g mg + m][ci][i][j].
+        let mut b = vec![0i8; k * mg];
+        for m in 0..mg {
+            for ci in 0..cg {
+                for i in 0..kh {
+                    for j in 0..kw {
+                        b[((i * kw + j) * cg + ci) * mg + m] = c.weights[(((g * mg + m) * cg + ci) * kh + i) * kw + j];
+                    }
                 }
             }
         }
-        cx.phase(copy_phase(&blocks));
-        (col, k as u64)
-    };
-    // B[(i, j, ci)][m] = w[m][ci][i][j]; bias with the input zero point folded.
-    let mut b = vec![0i8; k * m_out];
-    for m in 0..m_out {
-        for ci in 0..cin {
-            for i in 0..kh {
-                for j in 0..kw {
-                    b[((i * kw + j) * cin + ci) * m_out + m] = c.weights[((m * cin + ci) * kh + i) * kw + j];
-                }
-            }
-        }
+        let mut rows = out_rows(&outb);
+        rows.addr += (g * mg) as u64;
+        let ch = g * mg..(g + 1) * mg;
+        gemm_layer(cx, x, y, &b, k, mg, &c.w_scale[ch.clone()], &c.bias[ch], c.qmin, c.qmax, (a_addr, a_stride, oh * ow), rows)?;
     }
-    gemm_layer(cx, x, y, &b, k, m_out, &c.w_scale, &c.bias, c.qmin, c.qmax, (a_addr, a_stride, oh * ow), out_halo)?;
     Ok((oh * ow * k * m_out) as u64)
 }
 
@@ -362,7 +370,7 @@ fn gemm_layer(
     qmin: i32,
     qmax: i32,
     (a_addr, a_stride, m): (u64, u64, usize),
-    out_halo: usize,
+    out: OutRows,
 ) -> Result<(), LowerError> {
     let (qx, qy) = (cx.quant(x), cx.quant(y));
     let folded: Vec<i32> = (0..n)
@@ -375,8 +383,7 @@ fn gemm_layer(
     let dim = cx.dim;
     let b_addr = cx.alloc_bytes(&gemm::pack_weights(b, k, n, dim));
     let params_addr = cx.alloc_bytes(&gemm::pack_params(&folded, &scale, dim));
-    let outb = out_buffer(cx, y, out_halo)?;
-    let place = GemmPlacement { a_addr, a_stride, b_addr, params_addr, c: out_rows(&outb) };
+    let place = GemmPlacement { a_addr, a_stride, b_addr, params_addr, c: out };
     let unsigned = cx.g.values[x].ty == ElemType::U8;
     let out = gemm_out(cx, y, qmin, qmax);
     let instrs = gemm::emit_gemm(m, k, n, unsigned, out, &place, cx.cfg)?;
@@ -402,7 +409,8 @@ fn lower_dense(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, d: &DenseParams, out_ha
             b[phys * n + col] = d.weights[col * k + logical];
         }
     }
-    gemm_layer(cx, x, y, &b, k, n, &d.w_scale, &d.bias, d.qmin, d.qmax, (inb.addr, k as u64, rows), 0)?;
+    let outb = out_buffer(cx, y, 0)?;
+    gemm_layer(cx, x, y, &b, k, n, &d.w_scale, &d.bias, d.qmin, d.qmax, (inb.addr, k as u64, rows), out_rows(&outb))?;
     Ok((rows * k * n) as u64)
 }
 

@@ -76,6 +76,29 @@ impl Builder {
         self.node(name, Op::Conv(p), vec![x], y)
     }
 
+    /// A conv with groups and dilation (symmetric padding).
+    #[allow(clippy::too_many_arguments)]
+    fn conv_gd(&mut self, name: &str, x: ValueId, m: usize, k: usize, pad: usize, groups: usize, dil: usize, out_scale: f32) -> ValueId {
+        let s = self.g.values[x].shape.clone();
+        let cg = s[1] / groups;
+        let eff = dil * (k - 1) + 1;
+        let (oh, ow) = (s[2] + 2 * pad - eff + 1, s[3] + 2 * pad - eff + 1);
+        let y = self.value(name, vec![1, m, oh, ow], Some((out_scale, 1)));
+        let p = ConvParams {
+            weights: self.r.i8s(m * cg * k * k),
+            w_shape: [m, cg, k, k],
+            w_scale: self.scales(m),
+            bias: self.bias(m),
+            strides: [1, 1],
+            pads: [pad; 4],
+            dilations: [dil; 2],
+            groups,
+            qmin: -128,
+            qmax: 127,
+        };
+        self.node(name, Op::Conv(p), vec![x], y)
+    }
+
     fn dense(&mut self, name: &str, x: ValueId, n: usize, relu: bool, out_scale: f32) -> ValueId {
         let k = *self.g.values[x].shape.last().unwrap();
         let zp = if relu { -128 } else { -7 };
@@ -205,5 +228,21 @@ fn strided_unpadded_and_pointwise_convs_and_residual_add() {
     let g = finish(b, y);
     for cfg in [HwConfig::tiny_4x4(), HwConfig::default_16x16()] {
         check(&g, &cfg, 11);
+    }
+}
+
+#[test]
+fn grouped_depthwise_and_dilated_convs() {
+    let (mut b, x) = input_graph(vec![1, 4, 7, 7], 4);
+    let c1 = b.conv_gd("grouped", x, 6, 3, 1, 2, 1, 0.03);
+    let c2 = b.conv_gd("depthwise", c1, 6, 3, 1, 6, 1, 0.03);
+    let c3 = b.conv_gd("dilated", c2, 5, 3, 2, 1, 2, 0.04);
+    let c4 = b.conv_gd("pointwise_grouped", c3, 4, 1, 0, 1, 1, 0.04);
+    let f = b.value("flat", vec![1, 4 * 7 * 7], Some((0.04, 1)));
+    b.node("flatten", Op::Flatten { axis: 1 }, vec![c4], f);
+    let y = b.dense("fc", f, 3, false, 0.1);
+    let g = finish(b, y);
+    for cfg in [HwConfig::tiny_4x4(), HwConfig::default_16x16()] {
+        check(&g, &cfg, 13);
     }
 }
