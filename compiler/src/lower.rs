@@ -188,6 +188,7 @@ pub fn lower(g: &Graph, cfg: &HwConfig) -> Result<Lowered, LowerError> {
             Op::Conv(c) => lower_conv(&mut cx, node.inputs[0], node.outputs[0], c, halos[node.outputs[0]], &node.name)?,
             Op::Dense(d) => lower_dense(&mut cx, node.inputs[0], node.outputs[0], d, halos[node.outputs[0]], &node.name)?,
             Op::MaxPool(p) => lower_maxpool(&mut cx, node.inputs[0], node.outputs[0], p, halos[node.outputs[0]], &node.name)?,
+            Op::AvgPool(p) => lower_avgpool(&mut cx, node.inputs[0], node.outputs[0], p, halos[node.outputs[0]], &node.name)?,
             Op::Flatten { .. } | Op::Reshape { .. } => lower_reshape(&mut cx, node.inputs[0], node.outputs[0], &node.name, node.op.name())?,
             Op::Add { qmin, qmax } => {
                 lower_vadd(&mut cx, node.inputs[0], Some(node.inputs[1]), node.outputs[0], *qmin, *qmax, halos[node.outputs[0]], &node.name)?
@@ -485,29 +486,48 @@ fn store_feature(b: &Buffer, base: u16, dim: usize, first: Deps) -> Vec<Instr> {
     }
 }
 
+/// The output positions `o` whose window element `k` (kernel offset) falls
+/// inside `[0, size)`: `o * stride + k - pad` in range, a contiguous range.
+fn valid_outputs(out: usize, size: usize, stride: usize, k: usize, pad: usize) -> std::ops::Range<usize> {
+    let lo = pad.saturating_sub(k).div_ceil(stride);
+    let hi = (0..out).rev().find(|&o| o * stride + k < size + pad).map_or(0, |o| o + 1);
+    lo..hi.max(lo)
+}
+
+fn pool_input(cx: &Ctx<'_>, x: ValueId, node: &str, op: &str) -> Result<(Buffer, usize, usize, usize), LowerError> {
+    let inb = input_buffer(cx, x, node)?.clone();
+    let Layout::Nhwc { h, w, c, halo: 0 } = inb.layout else {
+        return Err(unsupported(node, op, "input must be an unpadded NHWC feature map"));
+    };
+    Ok((inb, h, w, c))
+}
+
 fn lower_maxpool(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, p: &PoolParams, out_halo: usize, node: &str) -> Result<u64, LowerError> {
-    if p.pads != [0; 4] {
-        return Err(unsupported(node, "maxpool", "padded max pooling is not lowered yet"));
-    }
     if cx.quant(x) != cx.quant(y) || cx.g.values[x].ty != cx.g.values[y].ty {
         return Err(unsupported(node, "maxpool", "output quantization differs from the input's"));
     }
-    let inb = input_buffer(cx, x, node)?.clone();
-    let Layout::Nhwc { h, w, c, halo: 0 } = inb.layout else {
-        return Err(unsupported(node, "maxpool", "input must be an unpadded NHWC feature map"));
-    };
+    let (inb, h, w, c) = pool_input(cx, x, node, "maxpool")?;
     let shape = cx.g.values[y].shape.clone();
     let (oh, ow) = (shape[2], shape[3]);
-    let cb = c.div_ceil(cx.dim);
+    let dim = cx.dim;
+    let cb = c.div_ceil(dim);
     let need = cb * (h * w + oh * ow);
     if need > cx.cfg.spad_rows() as usize || need > 65535 {
         return Err(unsupported(node, "maxpool", format!("the feature map needs {need} scratchpad rows; tiling is not implemented")));
     }
+    let unsigned = cx.g.values[x].ty == ElemType::U8;
     let outb = out_buffer(cx, y, out_halo)?;
-    let in_base = 0usize;
-    let out_base = cb * h * w;
-    let unsigned = (cx.g.values[x].ty == ElemType::U8) as u8;
-    let mut v = vec![Instr::from(ins::Load {
+    let (in_base, out_base) = (0usize, cb * h * w);
+    let mut v = Vec::new();
+    let padded = p.pads != [0; 4];
+    if padded {
+        // Padding never wins: start every output at the type's minimum and
+        // fold in each window element over the outputs where it is inside.
+        let min = if unsigned { 0u8 } else { 0x80 };
+        let init = cx.alloc(oh * ow * cb * dim, min);
+        v.push(Instr::from(ins::Load { dram: init as u32, stride: (cb * dim) as u32, rows: (oh * ow) as u16, cols: (cb * dim) as u16, addr: out_base as u16, ..Default::default() }));
+    }
+    v.push(Instr::from(ins::Load {
         deps: Deps { push_next: true, ..Deps::NONE },
         dram: inb.addr as u32,
         stride: c as u32,
@@ -515,29 +535,57 @@ fn lower_maxpool(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, p: &PoolParams, out_h
         cols: c as u16,
         addr: in_base as u16,
         ..Default::default()
-    })];
+    }));
     let [kh, kw] = p.kernel;
     let (sh, sw) = (p.strides[0], p.strides[1]);
+    let (pt, pl) = (p.pads[0], p.pads[1]);
     let mut ops = Vec::new();
+    let vmax = |a: usize, sa: usize, b: usize, sb: usize, d: usize, n: usize| ins::Vmax {
+        a: a as u16,
+        a_stride: sa as u16,
+        b: b as u16,
+        b_stride: sb as u16,
+        dst: d as u16,
+        dst_stride: 1,
+        n: n as u16,
+        elem: unsigned as u8,
+        ..Default::default()
+    };
     for blk in 0..cb {
+        let src_base = in_base + blk * h * w;
         for o in 0..oh {
-            let src = |i: usize, j: usize| (in_base + blk * h * w + (o * sh + i) * w + j) as u16;
-            let dst = (out_base + blk * oh * ow + o * ow) as u16;
-            let window: Vec<(usize, usize)> = (0..kh).flat_map(|i| (0..kw).map(move |j| (i, j))).collect();
-            let (a0, b0) = (window[0], *window.get(1).unwrap_or(&window[0]));
-            ops.push(ins::Vmax {
-                a: src(a0.0, a0.1),
-                a_stride: sw as u16,
-                b: src(b0.0, b0.1),
-                b_stride: sw as u16,
-                dst,
-                dst_stride: 1,
-                n: ow as u16,
-                elem: unsigned,
-                ..Default::default()
-            });
-            for &(i, j) in window.iter().skip(2) {
-                ops.push(ins::Vmax { a: dst, a_stride: 1, b: src(i, j), b_stride: sw as u16, dst, dst_stride: 1, n: ow as u16, elem: unsigned, ..Default::default() });
+            let dst_row = out_base + blk * oh * ow + o * ow;
+            let mut first = !padded;
+            let mut pending: Option<usize> = None;
+            for i in 0..kh {
+                let Some(hi) = (o * sh + i).checked_sub(pt).filter(|&hi| hi < h) else { continue };
+                for j in 0..kw {
+                    let r = valid_outputs(ow, w, sw, j, pl);
+                    if r.is_empty() {
+                        continue;
+                    }
+                    let src = src_base + hi * w + r.start * sw + j - pl;
+                    if first {
+                        // Unpadded: every window element covers every output;
+                        // the first two initialize the destination.
+                        match pending.take() {
+                            None => {
+                                pending = Some(src);
+                                if kh * kw == 1 {
+                                    ops.push(vmax(src, sw, src, sw, dst_row, ow));
+                                    first = false;
+                                }
+                            }
+                            Some(a) => {
+                                ops.push(vmax(a, sw, src, sw, dst_row, ow));
+                                first = false;
+                            }
+                        }
+                        continue;
+                    }
+                    let d = dst_row + r.start;
+                    ops.push(vmax(d, 1, src, sw, d, r.len()));
+                }
             }
         }
     }
@@ -545,9 +593,100 @@ fn lower_maxpool(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, p: &PoolParams, out_h
     ops[0].deps.pop_prev = true;
     ops[last].deps.push_next = true;
     v.extend(ops.into_iter().map(Instr::from));
-    v.extend(store_feature(&outb, out_base as u16, cx.dim, Deps { pop_prev: true, ..Deps::NONE }));
+    v.extend(store_feature(&outb, out_base as u16, dim, Deps { pop_prev: true, ..Deps::NONE }));
     cx.phase(v);
     Ok(0)
+}
+
+/// Average pooling on the array: each window row's pixels are loaded as a
+/// weight tile (rows = pixels, columns = channels) and a row of ones streams
+/// through it, so the accumulator sums the window exactly; `requant` then
+/// subtracts `count * zx` (the bias) and scales by `s_x / (s_y count)` —
+/// the interpreter's integer semantics (`interp::avgpool_scale`).
+fn lower_avgpool(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, p: &PoolParams, out_halo: usize, node: &str) -> Result<u64, LowerError> {
+    check_elem(cx, y, node, "avgpool")?;
+    if p.pads != [0; 4] {
+        return Err(unsupported(node, "avgpool", "padded average pooling is not lowered yet"));
+    }
+    if cx.g.values[x].ty != ElemType::I8 {
+        return Err(unsupported(node, "avgpool", "uint8 inputs are not lowered yet"));
+    }
+    let (inb, h, w, c) = pool_input(cx, x, node, "avgpool")?;
+    let shape = cx.g.values[y].shape.clone();
+    let (oh, ow) = (shape[2], shape[3]);
+    let dim = cx.dim;
+    let cb = c.div_ceil(dim);
+    let (kh, kw) = (p.kernel[0], p.kernel[1]);
+    let (sh, sw) = (p.strides[0], p.strides[1]);
+    let outs = oh * ow;
+    let (in_base, ones_row, out_base) = (0usize, cb * h * w, cb * h * w + 1);
+    if out_base + cb * outs > cx.cfg.spad_rows() as usize || cb * outs + 2 > cx.cfg.acc_rows() as usize || out_base + cb * outs > 65535 {
+        return Err(unsupported(node, "avgpool", "the feature map does not fit the buffers; tiling is not implemented"));
+    }
+    let count = kh * kw;
+    let (qx, qy) = (cx.quant(x), cx.quant(y));
+    let scale = crate::interp::avgpool_scale(qx.scale, qy.scale, count);
+    let bias = -(count as i32).wrapping_mul(qx.zero_point);
+    let ones = cx.alloc(dim, 1);
+    let params = cx.alloc_bytes(&gemm::pack_params(&vec![bias; dim], &vec![scale; dim], dim));
+    let param_row = cb * outs;
+    let outb = out_buffer(cx, y, out_halo)?;
+    let mut v = vec![
+        Instr::from(ins::Load { dram: inb.addr as u32, stride: c as u32, rows: (h * w) as u16, cols: c as u16, addr: in_base as u16, ..Default::default() }),
+        Instr::from(ins::Load { dram: ones as u32, stride: dim as u32, rows: 1, cols: dim as u16, addr: ones_row as u16, ..Default::default() }),
+        Instr::from(ins::Load {
+            deps: Deps { push_next: true, ..Deps::NONE },
+            buf: ins::BUF_ACC,
+            dram: params as u32,
+            stride: (dim * 4) as u32,
+            rows: 2,
+            cols: dim as u16,
+            addr: param_row as u16,
+            ..Default::default()
+        }),
+    ];
+    let mut ops: Vec<Instr> = Vec::new();
+    for blk in 0..cb {
+        let n = dim.min(c - blk * dim);
+        for o in 0..outs {
+            let (oy, ox) = (o / ow, o % ow);
+            let mut first = true;
+            for i in 0..kh {
+                for j0 in (0..kw).step_by(dim) {
+                    let k = dim.min(kw - j0);
+                    let row = in_base + blk * h * w + (oy * sh + i) * w + ox * sw + j0;
+                    ops.push(Instr::from(ins::Ldw { addr: row as u16, k: k as u16, n: n as u16, ..Default::default() }));
+                    ops.push(Instr::from(ins::Matmul {
+                        a: ones_row as u16,
+                        m: 1,
+                        acc: (blk * outs + o) as u16,
+                        accumulate: (!first) as u8,
+                        swap: 1,
+                        ..Default::default()
+                    }));
+                    first = false;
+                }
+            }
+        }
+    }
+    *ops[0].deps_mut() = Deps { pop_prev: true, ..Deps::NONE };
+    for blk in 0..cb {
+        ops.push(Instr::from(ins::Requant {
+            deps: Deps { push_next: blk + 1 == cb, ..Deps::NONE },
+            acc: (blk * outs) as u16,
+            rows: outs as u16,
+            dst: (out_base + blk * outs) as u16,
+            params: param_row as u16,
+            out_type: ins::ELEM_I8,
+            zp: qy.zero_point as i16,
+            qmin: -128,
+            qmax: 127,
+        }));
+    }
+    v.extend(ops);
+    v.extend(store_feature(&outb, out_base as u16, dim, Deps { pop_prev: true, ..Deps::NONE }));
+    cx.phase(v);
+    Ok((outs * count * c) as u64)
 }
 
 /// `vadd` of two tensors (Add) or of one with itself scaled to a copy (Clamp).

@@ -246,3 +246,25 @@ fn grouped_depthwise_and_dilated_convs() {
         check(&g, &cfg, 13);
     }
 }
+
+#[test]
+fn padded_max_pooling_and_average_pooling() {
+    let (mut b, x) = input_graph(vec![1, 3, 9, 9], 6);
+    let c1 = b.conv("conv", x, 20, 3, 1, 1, true, 0.03);
+    let mp = b.value("maxpool", vec![1, 20, 5, 5], Some((0.03, -128)));
+    let pool = PoolParams { kernel: [3, 3], strides: [2, 2], pads: [1; 4], count_include_pad: false };
+    b.node("maxpool", Op::MaxPool(pool), vec![c1], mp);
+    let ap = b.value("avgpool", vec![1, 20, 2, 2], Some((0.02, -3)));
+    let pool = PoolParams { kernel: [2, 2], strides: [2, 2], pads: [0; 4], count_include_pad: false };
+    b.node("avgpool", Op::AvgPool(pool), vec![mp], ap);
+    let gp = b.value("gap", vec![1, 20, 1, 1], Some((0.015, 2)));
+    let pool = PoolParams { kernel: [2, 2], strides: [1, 1], pads: [0; 4], count_include_pad: false };
+    b.node("global_avgpool", Op::AvgPool(pool), vec![ap], gp);
+    let f = b.value("flat", vec![1, 20], Some((0.015, 2)));
+    b.node("flatten", Op::Flatten { axis: 1 }, vec![gp], f);
+    let y = b.dense("fc", f, 4, false, 0.1);
+    let g = finish(b, y);
+    for cfg in [HwConfig::tiny_4x4(), HwConfig::default_16x16()] {
+        check(&g, &cfg, 17);
+    }
+}
