@@ -132,7 +132,8 @@ pub fn pack_weights(w: &[i8], k: usize, n: usize, dim: usize) -> Vec<u8> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GemmOut {
     Int32,
-    Int8 { zero_point: i32, qmin: i32, qmax: i32 },
+    /// Requantized 8-bit values; `unsigned` selects uint8 over int8.
+    Int8 { zero_point: i32, qmin: i32, qmax: i32, unsigned: bool },
 }
 
 /// How rows of C map to DRAM: row `r` starts at
@@ -203,7 +204,9 @@ pub fn lower_gemm(spec: &GemmSpec, cfg: &HwConfig) -> Result<Program, LowerError
     let dim = cfg.array.cols as usize;
     let out = match &spec.output {
         GemmOutput::Int32 => GemmOut::Int32,
-        GemmOutput::Int8 { zero_point, qmin, qmax, .. } => GemmOut::Int8 { zero_point: *zero_point, qmin: *qmin, qmax: *qmax },
+        GemmOutput::Int8 { zero_point, qmin, qmax, .. } => {
+            GemmOut::Int8 { zero_point: *zero_point, qmin: *qmin, qmax: *qmax, unsigned: false }
+        }
     };
     // Device memory: code, then constants (weights, parameters), A, C. The
     // instruction count does not depend on addresses: count it first.
@@ -432,14 +435,14 @@ pub fn emit_gemm(
             }
             code.push(Instr::from(mm));
         }
-        let (src_buf, src_addr, cols_out, elem) = if let GemmOut::Int8 { zero_point, qmin, qmax } = out {
+        let (src_buf, src_addr, cols_out, elem) = if let GemmOut::Int8 { zero_point, qmin, qmax, unsigned } = out {
             code.push(Instr::from(ins::Requant {
                 deps: Deps { pop_next: s >= 2, push_prev: s + 2 < steps, push_next: true, ..Deps::NONE },
                 acc: p.acc_buf[s % 2],
                 rows,
                 dst: p.o_buf[s % 2],
                 params: p.param_buf[s % 2],
-                out_type: ins::ELEM_I8,
+                out_type: if unsigned { ins::ELEM_U8 } else { ins::ELEM_I8 },
                 zp: zero_point as i16,
                 qmin: qmin as i16,
                 qmax: qmax as i16,

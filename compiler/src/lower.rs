@@ -285,12 +285,12 @@ fn out_rows(b: &Buffer) -> OutRows {
 }
 
 fn gemm_out(cx: &Ctx<'_>, y: ValueId, qmin: i32, qmax: i32) -> GemmOut {
-    GemmOut::Int8 { zero_point: cx.quant(y).zero_point, qmin, qmax }
+    GemmOut::Int8 { zero_point: cx.quant(y).zero_point, qmin, qmax, unsigned: cx.g.values[y].ty == ElemType::U8 }
 }
 
 fn check_elem(cx: &Ctx<'_>, y: ValueId, node: &str, op: &str) -> Result<(), LowerError> {
-    if cx.g.values[y].ty != ElemType::I8 {
-        return Err(unsupported(node, op, "uint8 outputs are not lowered yet (the post-processor writes int8 here)"));
+    if cx.g.values[y].ty == ElemType::F32 {
+        return Err(unsupported(node, op, "float outputs inside the graph are not lowered"));
     }
     Ok(())
 }
@@ -436,20 +436,29 @@ fn lower_reshape(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, node: &str, op: &str)
     Ok(0)
 }
 
-/// Loads an NHWC (halo 0) or row-major buffer into the scratchpad as
-/// `pixels` rows per column block from `base`: (pixels, channels).
+/// (pixels, channels) of a feature map or row-major buffer: how many
+/// scratchpad rows per column block `load_feature` makes of it.
 fn feature_rows(layout: &Layout) -> Option<(usize, usize)> {
     match layout {
-        Layout::Nhwc { h, w, c, halo: 0 } => Some((h * w, *c)),
+        Layout::Nhwc { h, w, c, .. } => Some((h * w, *c)),
         Layout::Flat { rows, cols, perm: None } => Some((*rows, *cols)),
         _ => None,
     }
 }
 
-/// Stores `pixels x c` scratchpad rows (column-blocked from `base`, `dim`
-/// columns a row) into `b`. Into a halo buffer it stores image row by row,
+/// Moves a buffer's `pixels x c` values between DRAM and scratchpad rows
+/// column-blocked from `base` (`dim` columns a row: block `j` of pixel `p`
+/// at row `base + j * pixels + p`). A halo buffer moves image row by row,
 /// one column block at a time, since only those pieces are affine.
-fn store_feature(b: &Buffer, base: u16, dim: usize, first: Deps) -> Vec<Instr> {
+fn move_feature(b: &Buffer, base: u16, dim: usize, first: Deps, store: bool) -> Vec<Instr> {
+    let piece = |dram: u64, stride: usize, rows: usize, cols: usize, addr: u16, deps: Deps| {
+        let (dram, stride, rows, cols) = (dram as u32, stride as u32, rows as u16, cols as u16);
+        if store {
+            Instr::from(ins::Store { deps, dram, stride, rows, cols, addr, ..Default::default() })
+        } else {
+            Instr::from(ins::Load { deps, dram, stride, rows, cols, addr, ..Default::default() })
+        }
+    };
     match &b.layout {
         Layout::Nhwc { h, w, c, halo } if *halo > 0 => {
             let wp = w + 2 * halo;
@@ -457,33 +466,30 @@ fn store_feature(b: &Buffer, base: u16, dim: usize, first: Deps) -> Vec<Instr> {
             let mut v = Vec::new();
             for y in 0..*h {
                 for blk in 0..c.div_ceil(dim) {
-                    let cols = dim.min(c - blk * dim);
-                    v.push(Instr::from(ins::Store {
-                        deps: if v.is_empty() { first } else { Deps::NONE },
-                        dram: (b.addr + (((y + halo) * wp + halo) * c + blk * dim) as u64) as u32,
-                        stride: *c as u32,
-                        rows: *w as u16,
-                        cols: cols as u16,
-                        addr: base + (blk * pixels + y * w) as u16,
-                        ..Default::default()
-                    }));
+                    let deps = if v.is_empty() { first } else { Deps::NONE };
+                    let dram = b.addr + (((y + halo) * wp + halo) * c + blk * dim) as u64;
+                    let addr = base + (blk * pixels + y * w) as u16;
+                    v.push(piece(dram, *c, *w, dim.min(c - blk * dim), addr, deps));
                 }
             }
             v
         }
         l => {
             let (rows, cols) = feature_rows(l).expect("plain layout");
-            vec![Instr::from(ins::Store {
-                deps: first,
-                dram: b.addr as u32,
-                stride: cols as u32,
-                rows: rows as u16,
-                cols: cols as u16,
-                addr: base,
-                ..Default::default()
-            })]
+            vec![piece(b.addr, cols, rows, cols, base, first)]
         }
     }
+}
+
+fn store_feature(b: &Buffer, base: u16, dim: usize, first: Deps) -> Vec<Instr> {
+    move_feature(b, base, dim, first, true)
+}
+
+/// Loads a buffer; the last load carries `last` (e.g. the signal to COMPUTE).
+fn load_feature(b: &Buffer, base: u16, dim: usize, last: Deps) -> Vec<Instr> {
+    let mut v = move_feature(b, base, dim, Deps::NONE, false);
+    *v.last_mut().expect("at least one load").deps_mut() = last;
+    v
 }
 
 /// The output positions `o` whose window element `k` (kernel offset) falls
@@ -496,8 +502,8 @@ fn valid_outputs(out: usize, size: usize, stride: usize, k: usize, pad: usize) -
 
 fn pool_input(cx: &Ctx<'_>, x: ValueId, node: &str, op: &str) -> Result<(Buffer, usize, usize, usize), LowerError> {
     let inb = input_buffer(cx, x, node)?.clone();
-    let Layout::Nhwc { h, w, c, halo: 0 } = inb.layout else {
-        return Err(unsupported(node, op, "input must be an unpadded NHWC feature map"));
+    let Layout::Nhwc { h, w, c, .. } = inb.layout else {
+        return Err(unsupported(node, op, "input must be an NHWC feature map"));
     };
     Ok((inb, h, w, c))
 }
@@ -527,15 +533,7 @@ fn lower_maxpool(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, p: &PoolParams, out_h
         let init = cx.alloc(oh * ow * cb * dim, min);
         v.push(Instr::from(ins::Load { dram: init as u32, stride: (cb * dim) as u32, rows: (oh * ow) as u16, cols: (cb * dim) as u16, addr: out_base as u16, ..Default::default() }));
     }
-    v.push(Instr::from(ins::Load {
-        deps: Deps { push_next: true, ..Deps::NONE },
-        dram: inb.addr as u32,
-        stride: c as u32,
-        rows: (h * w) as u16,
-        cols: c as u16,
-        addr: in_base as u16,
-        ..Default::default()
-    }));
+    v.extend(load_feature(&inb, in_base as u16, dim, Deps { push_next: true, ..Deps::NONE }));
     let [kh, kw] = p.kernel;
     let (sh, sw) = (p.strides[0], p.strides[1]);
     let (pt, pl) = (p.pads[0], p.pads[1]);
@@ -605,6 +603,9 @@ fn lower_maxpool(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, p: &PoolParams, out_h
 /// the interpreter's integer semantics (`interp::avgpool_scale`).
 fn lower_avgpool(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, p: &PoolParams, out_halo: usize, node: &str) -> Result<u64, LowerError> {
     check_elem(cx, y, node, "avgpool")?;
+    if cx.g.values[y].ty != ElemType::I8 {
+        return Err(unsupported(node, "avgpool", "uint8 outputs are not lowered yet"));
+    }
     if p.pads != [0; 4] {
         return Err(unsupported(node, "avgpool", "padded average pooling is not lowered yet"));
     }
@@ -631,8 +632,8 @@ fn lower_avgpool(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, p: &PoolParams, out_h
     let params = cx.alloc_bytes(&gemm::pack_params(&vec![bias; dim], &vec![scale; dim], dim));
     let param_row = cb * outs;
     let outb = out_buffer(cx, y, out_halo)?;
-    let mut v = vec![
-        Instr::from(ins::Load { dram: inb.addr as u32, stride: c as u32, rows: (h * w) as u16, cols: c as u16, addr: in_base as u16, ..Default::default() }),
+    let mut v = load_feature(&inb, in_base as u16, dim, Deps::NONE);
+    v.extend([
         Instr::from(ins::Load { dram: ones as u32, stride: dim as u32, rows: 1, cols: dim as u16, addr: ones_row as u16, ..Default::default() }),
         Instr::from(ins::Load {
             deps: Deps { push_next: true, ..Deps::NONE },
@@ -644,7 +645,7 @@ fn lower_avgpool(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, p: &PoolParams, out_h
             addr: param_row as u16,
             ..Default::default()
         }),
-    ];
+    ]);
     let mut ops: Vec<Instr> = Vec::new();
     for blk in 0..cb {
         let n = dim.min(c - blk * dim);
@@ -694,13 +695,13 @@ fn lower_avgpool(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, p: &PoolParams, out_h
 fn lower_vadd(cx: &mut Ctx<'_>, a: ValueId, b: Option<ValueId>, y: ValueId, qmin: i32, qmax: i32, out_halo: usize, node: &str) -> Result<u64, LowerError> {
     check_elem(cx, y, node, "add")?;
     let ab = input_buffer(cx, a, node)?.clone();
-    let (pixels, c) = feature_rows(&ab.layout).ok_or_else(|| unsupported(node, "add", "operands must be unpadded"))?;
+    let (pixels, c) = feature_rows(&ab.layout).ok_or_else(|| unsupported(node, "add", "operand layout not supported"))?;
     let (qa, qy) = (cx.quant(a), cx.quant(y));
     let (bb, qb, ka, kb, scale) = match b {
         Some(b) => {
             let bb = input_buffer(cx, b, node)?.clone();
             if feature_rows(&bb.layout) != Some((pixels, c)) {
-                return Err(unsupported(node, "add", "operands must share an unpadded layout"));
+                return Err(unsupported(node, "add", "operands must have the same shape"));
             }
             let qb = cx.quant(b);
             let (ka, kb, s) = numerics::vadd_params(qa.scale, qb.scale, qy.scale);
@@ -710,9 +711,11 @@ fn lower_vadd(cx: &mut Ctx<'_>, a: ValueId, b: Option<ValueId>, y: ValueId, qmin
         None if qa == qy => (ab.clone(), qa, 1 << 14, 0, 1.0 / (1 << 14) as f32),
         None => return Err(unsupported(node, "clamp", "a clamp that changes quantization is not lowered")),
     };
-    if cx.g.values[a].ty == ElemType::U8 {
-        return Err(unsupported(node, "add", "uint8 operands are not lowered yet"));
+    let unsigned_in = cx.g.values[a].ty == ElemType::U8;
+    if b.is_some_and(|b| (cx.g.values[b].ty == ElemType::U8) != unsigned_in) {
+        return Err(unsupported(node, "add", "operands of different types (int8 and uint8) are not lowered"));
     }
+    let unsigned_out = cx.g.values[y].ty == ElemType::U8;
     let dim = cx.dim;
     let cb = c.div_ceil(dim);
     let need = 3 * cb * pixels;
@@ -728,11 +731,9 @@ fn lower_vadd(cx: &mut Ctx<'_>, a: ValueId, b: Option<ValueId>, y: ValueId, qmin
     }
     let p_addr = cx.alloc_bytes(&params);
     let outb = out_buffer(cx, y, out_halo)?;
-    let load = |dram: u64, addr: usize, deps: Deps| {
-        Instr::from(ins::Load { deps, dram: dram as u32, stride: c as u32, rows: pixels as u16, cols: c as u16, addr: addr as u16, ..Default::default() })
-    };
     let (a_base, b_base, o_base) = (0, cb * pixels, 2 * cb * pixels);
-    let mut v = vec![load(ab.addr, a_base, Deps::NONE), load(bb.addr, b_base, Deps::NONE)];
+    let mut v = load_feature(&ab, a_base as u16, dim, Deps::NONE);
+    v.extend(load_feature(&bb, b_base as u16, dim, Deps::NONE));
     v.push(Instr::from(ins::Load {
         deps: Deps { push_next: true, ..Deps::NONE },
         buf: ins::BUF_ACC,
@@ -755,6 +756,8 @@ fn lower_vadd(cx: &mut Ctx<'_>, a: ValueId, b: Option<ValueId>, y: ValueId, qmin
             zo: qy.zero_point as i16,
             qmin: qmin as i16,
             qmax: qmax as i16,
+            in_type: unsigned_in as u8,
+            out_type: unsigned_out as u8,
             ..Default::default()
         }));
     }

@@ -268,3 +268,47 @@ fn padded_max_pooling_and_average_pooling() {
         check(&g, &cfg, 17);
     }
 }
+
+#[test]
+fn uint8_activations() {
+    let mut b = Builder { g: Graph { name: "u8".into(), ..Default::default() }, r: Lcg(21) };
+    let x = b.value("input", vec![1, 2, 6, 6], None);
+    b.g.inputs.push(x);
+    let u8v = |b: &mut Builder, name: &str, shape: Vec<usize>, scale: f32, zp: i32| {
+        b.g.add_value(Value { name: name.into(), shape, ty: ElemType::U8, quant: Some(Quant { scale, zero_point: zp }) })
+    };
+    let xq = u8v(&mut b, "input_q", vec![1, 2, 6, 6], 1.0 / 255.0, 0);
+    b.node("quantize", Op::Quantize, vec![x], xq);
+    let mk = |b: &mut Builder, m: usize, c: usize, relu: bool| ConvParams {
+        weights: b.r.i8s(m * c * 9),
+        w_shape: [m, c, 3, 3],
+        w_scale: b.scales(m),
+        bias: b.bias(m),
+        strides: [1, 1],
+        pads: [1; 4],
+        dilations: [1, 1],
+        groups: 1,
+        qmin: 0,
+        qmax: if relu { 255 } else { 200 },
+    };
+    let c1 = u8v(&mut b, "conv1", vec![1, 5, 6, 6], 0.02, 0);
+    let p1 = mk(&mut b, 5, 2, true);
+    b.node("conv1", Op::Conv(p1), vec![xq], c1);
+    let c2 = u8v(&mut b, "conv2", vec![1, 5, 6, 6], 0.03, 128);
+    let p2 = mk(&mut b, 5, 5, false);
+    b.node("conv2", Op::Conv(p2), vec![c1], c2);
+    let s = u8v(&mut b, "sum", vec![1, 5, 6, 6], 0.04, 100);
+    b.node("add", Op::Add { qmin: 0, qmax: 255 }, vec![c1, c2], s);
+    let mp = u8v(&mut b, "pool", vec![1, 5, 3, 3], 0.04, 100);
+    let pool = PoolParams { kernel: [2, 2], strides: [2, 2], pads: [0; 4], count_include_pad: false };
+    b.node("pool", Op::MaxPool(pool), vec![s], mp);
+    let f = u8v(&mut b, "flat", vec![1, 45], 0.04, 100);
+    b.node("flatten", Op::Flatten { axis: 1 }, vec![mp], f);
+    let y = u8v(&mut b, "fc", vec![1, 6], 0.1, 128);
+    let d = DenseParams { weights: b.r.i8s(6 * 45), n: 6, k: 45, w_scale: b.scales(6), bias: b.bias(6), qmin: 0, qmax: 255 };
+    b.node("fc", Op::Dense(d), vec![f], y);
+    let g = finish(b, y);
+    for cfg in [HwConfig::tiny_4x4(), HwConfig::default_16x16()] {
+        check(&g, &cfg, 23);
+    }
+}
