@@ -14,7 +14,7 @@ use std::rc::Rc;
 use prost::Message;
 
 use super::proto::{attribute_proto::AttributeType, tensor_proto::DataType, type_proto, ModelProto, NodeProto};
-use super::tensor::{checked_elements, dtype_name, Data, Tensor};
+use super::tensor::{checked_elements, dtype_name, Data, Tensor, TensorError};
 use super::{CutOutput, FloatTail, ImportError, ImportOptions, Imported};
 use crate::ir::{infer_shape, ConvParams, DenseParams, ElemType, Graph, Node, Op, PoolParams, Quant, Value, ValueId};
 
@@ -173,6 +173,13 @@ pub(super) fn run(bytes: &[u8], opts: &ImportOptions) -> Result<Imported> {
     Ok(Imported { graph: g, cut })
 }
 
+fn tensor_error(who: &Who, what: &str, e: TensorError) -> ImportError {
+    match e {
+        TensorError::Unsupported(m) => who.unsupported(format!("{what}: {m}")),
+        TensorError::Invalid(m) => who.invalid(format!("{what}: {m}")),
+    }
+}
+
 fn who_of(n: &NodeProto, index: usize) -> Who {
     let op = match n.domain() {
         "" | "ai.onnx" => n.op_type().to_string(),
@@ -322,13 +329,23 @@ fn channel_scales(who: &Who, t: &Tensor, name: &str, channels: usize) -> Result<
     Ok(v)
 }
 
+#[derive(Clone, Copy)]
+enum Kind {
+    Weight,
+    Bias,
+}
+
 /// Weight or bias zero points must all be 0.
-fn check_zero(who: &Who, zp: Option<(&Tensor, &str)>, what: &str) -> Result<()> {
+fn check_zero(who: &Who, zp: Option<(&Tensor, &str)>, what: Kind) -> Result<()> {
+    let (what, whats) = match what {
+        Kind::Weight => ("weight", "weights"),
+        Kind::Bias => ("bias", "biases"),
+    };
     let Some((t, name)) = zp else { return Ok(()) };
     let vals = t.as_i64().ok_or_else(|| who.invalid(format!("zero point `{name}` is float")))?;
     if let Some((c, z)) = vals.iter().enumerate().find(|(_, z)| **z != 0) {
         return Err(who.unsupported(format!(
-            "{what} zero point `{name}` is {z} (element {c}): only symmetric {what}s (zero point 0) are supported"
+            "{what} zero point `{name}` is {z} (element {c}): only symmetric {whats} (zero point 0) are supported"
         )));
     }
     Ok(())
@@ -376,7 +393,7 @@ impl ConstDeq {
     /// Per-channel weight scales along `axis` of the weight (which has
     /// `channels` entries there).
     fn weight_scales(&self, who: &Who, channels: usize, axis: usize) -> Result<Vec<f32>> {
-        check_zero(who, self.zp(), "weight")?;
+        check_zero(who, self.zp(), Kind::Weight)?;
         let s = channel_scales(who, &self.scale, &self.scale_name, channels)?;
         if self.scale.len() > 1 {
             let a = axis_in(who, "axis", self.axis, self.q.dims.len())?;
@@ -447,7 +464,7 @@ impl<'m> Ctx<'m> {
             return Ok(s.clone());
         }
         if let Some(t) = self.inits.get(name) {
-            let t = Tensor::from_proto(t).map_err(|e| who.unsupported(format!("initializer `{name}`: {e}")))?;
+            let t = Tensor::from_proto(t).map_err(|e| tensor_error(who, &format!("initializer `{name}`"), e))?;
             let s = Sym::Const(Rc::new(t));
             self.syms.insert(name.to_string(), s.clone());
             return Ok(s);
@@ -823,7 +840,7 @@ impl<'m> Ctx<'m> {
         let t = match a.name() {
             "value" => {
                 let p = a.t.as_ref().ok_or_else(|| who.invalid("`value` holds no tensor"))?;
-                Tensor::from_proto(p).map_err(|e| who.unsupported(format!("`value`: {e}")))?
+                Tensor::from_proto(p).map_err(|e| tensor_error(who, "`value`", e))?
             }
             "value_float" => Tensor { dims: vec![], data: Data::F32(vec![a.f()]) },
             "value_floats" => Tensor { dims: vec![a.floats.len()], data: Data::F32(a.floats.clone()) },
@@ -845,7 +862,9 @@ impl<'m> Ctx<'m> {
         }
         let weights = weights_i8(who, w, w_name)?.to_vec();
         let [m, cg, kh, kw] = w.dims[..] else {
-            return Err(who.invalid(format!("weights `{w_name}` have shape {:?}, expected [M, C/group, kh, kw]", w.dims)));
+            return Err(
+                who.invalid(format!("weights `{w_name}` have shape {:?}, expected [M, C/group, kh, kw]", w.dims))
+            );
         };
         if w.dims.iter().any(|&d| d == 0 || d as i64 > ATTR_LIMIT) {
             return Err(who.invalid(format!("weights `{w_name}` have shape {:?}", w.dims)));
@@ -866,10 +885,9 @@ impl<'m> Ctx<'m> {
         }
         let groups = groups as usize;
         if xs[1] != cg * groups || m % groups != 0 {
-            return Err(who.invalid(format!(
-                "{} input channels do not fit weights {:?} with {groups} group(s)",
-                xs[1], w.dims
-            )));
+            return Err(
+                who.invalid(format!("{} input channels do not fit weights {:?} with {groups} group(s)", xs[1], w.dims))
+            );
         }
         let (lo, hi) = self.g.values[x].ty.range().unwrap_or((-128, 127));
         Ok(ConvParams {
@@ -894,6 +912,9 @@ impl<'m> Ctx<'m> {
             return Err(who.unsupported(format!("weights `{w_name}` of shape {:?} (only 2-D weights)", w.dims)));
         };
         let (n, k) = if kn { (c, r) } else { (r, c) };
+        if n == 0 || k == 0 {
+            return Err(who.invalid(format!("weights `{w_name}` have shape {:?}", w.dims)));
+        }
         let weights = if kn {
             let mut t = vec![0i8; n * k];
             for kk in 0..k {
@@ -964,19 +985,18 @@ impl<'m> Ctx<'m> {
     // ------------------------------------------------------- QOperator ops
 
     fn qlinear_conv(&mut self, who: &Who, n: &NodeProto) -> Result<()> {
-        let (x, qx) = self.quant_input(who, n, 0, 1)?;
+        let (x, _) = self.quant_input(who, n, 0, 1)?;
         let (w, w_name) = self.konst(who, n, 3, "weights")?;
         let mut c = self.conv_params(who, n, x, &w, &w_name)?;
         let m = c.w_shape[0];
         let (ws, ws_name) = self.konst(who, n, 4, "weight scale")?;
         c.w_scale = channel_scales(who, &ws, &ws_name, m)?;
         let wz = self.opt_konst(who, n, 5, "weight zero point")?;
-        check_zero(who, wz.as_ref().map(|(t, s)| (&**t, s.as_str())), "weight")?;
+        check_zero(who, wz.as_ref().map(|(t, s)| (&**t, s.as_str())), Kind::Weight)?;
         let (qy, ty) = self.quant_params(who, n, 6, 7, self.g.values[x].ty)?;
         if let Some((b, b_name)) = self.opt_konst(who, n, 8, "bias")? {
             c.bias = bias_i32(who, &b, &b_name, m)?;
         }
-        let _ = qx;
         (c.qmin, c.qmax) = ty.range().unwrap_or((-128, 127));
         let out = self.output(who, n)?;
         let y = self.emit(who, Op::Conv(c), vec![x], out, ty, Some(qy))?;
@@ -995,7 +1015,7 @@ impl<'m> Ctx<'m> {
         let (ws, ws_name) = self.konst(who, n, 4, "weight scale")?;
         d.w_scale = channel_scales(who, &ws, &ws_name, d.n)?;
         let wz = self.opt_konst(who, n, 5, "weight zero point")?;
-        check_zero(who, wz.as_ref().map(|(t, s)| (&**t, s.as_str())), "weight")?;
+        check_zero(who, wz.as_ref().map(|(t, s)| (&**t, s.as_str())), Kind::Weight)?;
         let (qy, ty) = self.quant_params(who, n, 6, 7, self.g.values[x].ty)?;
         (d.qmin, d.qmax) = ty.range().unwrap_or((-128, 127));
         let out = self.output(who, n)?;
@@ -1016,7 +1036,7 @@ impl<'m> Ctx<'m> {
         let (ws, ws_name) = self.konst(who, n, 4, "weight scale")?;
         d.w_scale = channel_scales(who, &ws, &ws_name, d.n)?;
         let wz = self.opt_konst(who, n, 5, "weight zero point")?;
-        check_zero(who, wz.as_ref().map(|(t, s)| (&**t, s.as_str())), "weight")?;
+        check_zero(who, wz.as_ref().map(|(t, s)| (&**t, s.as_str())), Kind::Weight)?;
         if let Some((b, b_name)) = self.opt_konst(who, n, 6, "bias")? {
             d.bias = bias_i32(who, &b, &b_name, d.n)?;
         }
@@ -1066,7 +1086,9 @@ impl<'m> Ctx<'m> {
         known_attrs(who, n, &["axis"])?;
         let axis = attr_int(who, n, "axis")?.ok_or_else(|| who.invalid("missing axis"))?;
         if n.input.len() < 5 || (n.input.len() - 2) % 3 != 0 {
-            return Err(who.invalid(format!("{} inputs; QLinearConcat takes Y_scale, Y_zp, then triples", n.input.len())));
+            return Err(
+                who.invalid(format!("{} inputs; QLinearConcat takes Y_scale, Y_zp, then triples", n.input.len()))
+            );
         }
         let first = match self.input(who, n, 2)? {
             Sym::Quant(v) => self.g.values[v].ty,
@@ -1138,7 +1160,13 @@ impl<'m> Ctx<'m> {
                 known_attrs(who, n, &[])?;
                 self.known_quant(who, b.v)?;
                 self.check_same_shape(who, xs.v, b.v)?;
-                let p = Pending { who: who.clone(), op: Op::Add { qmin: 0, qmax: 0 }, inputs: vec![xs, b], lo: f32::NEG_INFINITY, hi: f32::INFINITY };
+                let p = Pending {
+                    who: who.clone(),
+                    op: Op::Add { qmin: 0, qmax: 0 },
+                    inputs: vec![xs, b],
+                    lo: f32::NEG_INFINITY,
+                    hi: f32::INFINITY,
+                };
                 let out = self.output(who, n)?;
                 self.set(out, Sym::Pending(Rc::new(p)));
                 return Ok(());
@@ -1166,7 +1194,7 @@ impl<'m> Ctx<'m> {
         match self.opt_input(who, n, i)? {
             None => Ok(None),
             Some(Sym::ConstDeq(b)) => {
-                check_zero(who, b.zp(), "bias")?;
+                check_zero(who, b.zp(), Kind::Bias)?;
                 check_bias_scale(who, &b, s_in, w_scale)?;
                 bias_i32(who, &b.q, &b.q_name, w_scale.len()).map(Some)
             }
@@ -1183,15 +1211,18 @@ impl<'m> Ctx<'m> {
     fn movement(&mut self, who: &Who, n: &NodeProto) -> Result<()> {
         let op_type = n.op_type();
         let count = if op_type == "Concat" { n.input.len() } else { 1 };
+        if count == 0 {
+            return Err(who.invalid("Concat without inputs"));
+        }
         let mut ins = Vec::new();
         let mut deq = None;
         for i in 0..count {
-            match (self.input(who, n, i)?, i) {
-                (Sym::Quant(v), _) if deq != Some(true) => {
+            match self.input(who, n, i)? {
+                Sym::Quant(v) if deq != Some(true) => {
                     deq = Some(false);
                     ins.push(v)
                 }
-                (Sym::Deq(s), _) if deq != Some(false) => {
+                Sym::Deq(s) if deq != Some(false) => {
                     deq = Some(true);
                     ins.push(s.v)
                 }
@@ -1201,8 +1232,8 @@ impl<'m> Ctx<'m> {
         let x = ins[0];
         let q = self.known_quant(who, x)?;
         for &v in &ins[1..] {
-            let same = self.g.values[v].ty == self.g.values[x].ty
-                && self.g.values[v].quant.is_some_and(|h| same_quant(h, q));
+            let same =
+                self.g.values[v].ty == self.g.values[x].ty && self.g.values[v].quant.is_some_and(|h| same_quant(h, q));
             if !same {
                 return Err(who.unsupported(format!(
                     "Concat of tensors in different quantizations (`{}` and `{}`)",
@@ -1388,7 +1419,9 @@ impl<'m> Ctx<'m> {
             let name = input_name(n, i).unwrap_or_default().to_string();
             let what = match self.opt_input(who, n, i)? {
                 None | Some(Sym::Const(_)) | Some(Sym::ConstDeq(_)) => continue,
-                Some(Sym::Quant(_)) if matches!(op, "Conv" | "Gemm" | "MatMul" | "Add" | "AveragePool" | "GlobalAveragePool") => {
+                Some(Sym::Quant(_))
+                    if matches!(op, "Conv" | "Gemm" | "MatMul" | "Add" | "AveragePool" | "GlobalAveragePool") =>
+                {
                     return Err(who.invalid(format!(
                         "{op} reads the quantized tensor `{name}`: ONNX's {op} is float; quantized models use the \
                          QLinear ops or DequantizeLinear → {op} → QuantizeLinear"
@@ -1412,7 +1445,10 @@ impl<'m> Ctx<'m> {
             };
             return Err(who.unsupported(what));
         }
-        Err(who.unsupported(format!("{op} on inputs that do not form a quantized pattern")))
+        Err(who.unsupported(format!(
+            "{op} without a dequantized activation input (inputs {:?}): not a quantized pattern",
+            n.input
+        )))
     }
 
     fn graph_output(&mut self, name: &str, cut: &mut Vec<CutOutput>) -> Result<()> {
@@ -1490,7 +1526,9 @@ fn reshape_target(who: &Who, input: &[usize], spec: &[i64], allowzero: bool) -> 
                 out.push(1)
             }
             0 if allowzero => return Err(who.unsupported("zero-size dimensions (allowzero = 1 with a 0)")),
-            0 => out.push(*input.get(i).ok_or_else(|| who.invalid(format!("shape {spec:?}: 0 at axis {i} copies nothing")))?),
+            0 => out.push(
+                *input.get(i).ok_or_else(|| who.invalid(format!("shape {spec:?}: 0 at axis {i} copies nothing")))?,
+            ),
             d if d > 0 && d <= i64::from(u32::MAX) => out.push(d as usize),
             _ => return Err(who.invalid(format!("shape {spec:?} for input shape {input:?}"))),
         }

@@ -52,6 +52,9 @@
 //!   finite and positive. A change of quantization between two ops that
 //!   only move data (requantization) is not expressible.
 //! - Element types int8, uint8, int32, float (and int64 for shapes).
+//! - Graph inputs are float (then quantized by a `QuantizeLinear`) or
+//!   int8/uint8; a quantized input takes its scale and zero point from the
+//!   first QLinear op or `DequantizeLinear` that reads it.
 //! - Static shapes: the graph inputs' dims must be numbers, except a
 //!   symbolic (named or missing) leading batch dimension, which is taken
 //!   as 1. Every other shape follows from [`crate::ir::infer_shape`].

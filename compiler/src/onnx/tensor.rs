@@ -17,6 +17,22 @@ pub(crate) enum Data {
     I64(Vec<i64>),
 }
 
+/// Why a `TensorProto` could not be decoded.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum TensorError {
+    /// Well-formed, but outside what the importer reads.
+    Unsupported(String),
+    /// Contradicts itself (sizes, dims).
+    Invalid(String),
+}
+
+/// The size checks of the element decoders report inconsistencies.
+impl From<String> for TensorError {
+    fn from(s: String) -> Self {
+        TensorError::Invalid(s)
+    }
+}
+
 /// A decoded constant tensor.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Tensor {
@@ -70,20 +86,23 @@ impl Tensor {
     }
 
     /// Decodes a `TensorProto`; the error says what is wrong with it.
-    pub fn from_proto(t: &TensorProto) -> Result<Tensor, String> {
+    pub fn from_proto(t: &TensorProto) -> Result<Tensor, TensorError> {
+        use TensorError::{Invalid, Unsupported};
         if t.segment.is_some() {
-            return Err("segmented tensors are not supported".into());
+            return Err(Unsupported("segmented tensors".into()));
         }
         if t.data_location == Some(DataLocation::External as i32) || !t.external_data.is_empty() {
-            return Err("tensor data stored outside the model (external data) is not supported: \
-                 the importer reads one self-contained .onnx file"
-                .into());
+            return Err(Unsupported(
+                "tensor data stored outside the model (external data): the importer reads one self-contained \
+                 .onnx file"
+                    .into(),
+            ));
         }
         let mut dims = Vec::with_capacity(t.dims.len());
         for &d in &t.dims {
-            dims.push(usize::try_from(d).map_err(|_| format!("negative dimension {d}"))?);
+            dims.push(usize::try_from(d).map_err(|_| Invalid(format!("negative dimension {d}")))?);
         }
-        let n = checked_elements(&dims).ok_or_else(|| format!("too many elements (dims {dims:?})"))?;
+        let n = checked_elements(&dims).ok_or_else(|| Unsupported(format!("too many elements (dims {dims:?})")))?;
         let code = t.data_type();
         let raw = t.raw_data.as_deref();
         let data = match DataType::try_from(code) {
@@ -108,10 +127,10 @@ impl Tensor {
                 None => exact(t.int64_data.clone(), n)?,
             }),
             _ => {
-                return Err(format!(
-                    "element type {} is not supported (only int8, uint8, int32, int64 for shapes, and float)",
+                return Err(Unsupported(format!(
+                    "element type {} (only int8, uint8, int32, int64 for shapes, and float)",
                     dtype_name(code)
-                ))
+                )))
             }
         };
         Ok(Tensor { dims, data })
