@@ -3,12 +3,15 @@
 //! [`CliError`], carrying the message and the exit code.
 
 mod asm;
+mod compile;
 mod disasm;
 mod error;
 mod files;
+mod layers;
 mod load;
 mod npy;
 mod report;
+mod run;
 mod sim;
 mod spec;
 mod table;
@@ -22,6 +25,8 @@ const AFTER_HELP: &str = "\
 Exit codes: 0 ok, 1 a check failed, 2 bad input or usage.
 
 Examples:
+  systole compile model.onnx --hw examples/hw/default.toml -o model.sbin
+  systole run model.sbin --input x.npy --out out/ --check --json report.json
   systole asm gemm.s --hw examples/hw/tiny.toml -o gemm.sbin
   systole disasm gemm.sbin
   systole sim gemm.sbin --hw examples/hw/tiny.toml --load 0x1000=a.npy --dump 0x2000:i32:4x4=c.npy --json report.json";
@@ -30,7 +35,7 @@ Examples:
 #[command(
     name = "systole",
     version,
-    about = "Systolic-array accelerator co-design: assemble, inspect and simulate programs",
+    about = "Systolic-array accelerator co-design: compile models, assemble, inspect, run and simulate programs",
     after_help = AFTER_HELP
 )]
 pub struct Cli {
@@ -40,6 +45,37 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Compile a quantized model (.onnx or .stm) for a hardware configuration into a .sbin file
+    #[command(
+        long_about = "Compile a statically quantized model for a hardware configuration into a .sbin file.\n\n\
+            MODEL is an ONNX model (.onnx, QOperator or QDQ form, as ONNX Runtime's quantizer \
+            writes them) or a text model (.stm, see compiler/src/text.rs; `file(\"w.npy\")` \
+            tensors are read relative to the model's directory). The program records the \
+            configuration, the per-layer facts and the graph, so `systole run` needs nothing \
+            else. An unsupported operator or pattern is an error (exit 2) that names the node.",
+        after_help = "Examples:\n  \
+            systole compile digits.onnx --hw examples/hw/default.toml -o digits.sbin\n  \
+            systole compile examples/models/tiny_mlp.stm --hw examples/hw/tiny.toml -o mlp.sbin"
+    )]
+    Compile(compile::CompileArgs),
+    /// Run a compiled model on float inputs (.npy) and report cycles, energy and per-layer figures
+    #[command(
+        long_about = "Run a compiled model on the cycle-accurate model through the driver, as a host \
+            program runs it on hardware.\n\n\
+            The input is a float32 .npy of the model input's shape (one inference) or with one more \
+            leading dimension (a batch of independent inferences); the host quantizes it with the \
+            model's input parameters. The output goes to DIR/<output name>.npy as float32 (stacked \
+            for a batch). The report gives totals over the run (cycles, MAC utilization, DRAM \
+            traffic, energy by class) and a per-layer table (cycles, MACs, utilization, DRAM bytes, \
+            compute- or bandwidth-bound, attributed energy). --check compares every layer's \
+            output buffer with the reference interpreter after each inference and fails (exit 1) at \
+            the first difference, naming the run, layer, element and tile.",
+        after_help = "Examples:\n  \
+            systole run digits.sbin --input x.npy --out out/\n  \
+            systole run digits.sbin --input batch.npy --out out/ --check --json report.json\n  \
+            systole run digits.sbin --input x.npy --out out/ --hw slow-dram.toml"
+    )]
+    Run(run::RunArgs),
     /// Assemble a program for a hardware configuration into a .sbin file
     #[command(
         long_about = "Assemble a program for a hardware configuration into a .sbin file.\n\n\
@@ -83,6 +119,8 @@ pub enum Command {
 /// Runs a parsed command.
 pub fn run(cli: &Cli) -> Result<(), CliError> {
     match &cli.command {
+        Command::Compile(a) => compile::run(a),
+        Command::Run(a) => run::run(a),
         Command::Asm(a) => asm::run(a),
         Command::Disasm(a) => disasm::run(a),
         Command::Sim(a) => sim::run(a),

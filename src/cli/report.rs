@@ -83,7 +83,7 @@ impl Derived {
 }
 
 /// Energy with a unit chosen for readability.
-fn energy_text(pj: f64) -> String {
+pub fn energy_text(pj: f64) -> String {
     let a = pj.abs();
     if a >= 1e9 {
         format!("{:.3} mJ", pj / 1e9)

@@ -1,0 +1,166 @@
+//! `systole compile`: a quantized model (ONNX, or the `.stm` text format)
+//! to a `.sbin` program for one hardware configuration.
+//!
+//! The program's meta carries what `systole run` needs without the model
+//! file: the per-layer facts (`layers`), the configuration (`hw`) and the
+//! graph as text (`graph`, for the reference interpreter of `run --check`).
+
+use super::error::{CliError, Result};
+use super::files::{check_destination, print_stdout, read_bytes, read_text, write_atomic};
+use super::load;
+use super::table::{cells, group, table, Align};
+use clap::Args;
+use compiler::ir::{ElemType, Graph};
+use isa::program::TensorRole;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Args, Debug)]
+pub struct CompileArgs {
+    /// Model to compile: a statically quantized ONNX model (.onnx, QOperator
+    /// or QDQ form) or a text model (.stm, see compiler/src/text.rs).
+    #[arg(value_name = "MODEL")]
+    pub model: PathBuf,
+    /// Hardware configuration to compile for (TOML).
+    #[arg(long, value_name = "HW.toml")]
+    pub hw: PathBuf,
+    /// Program file to write.
+    #[arg(short = 'o', long = "output", value_name = "MODEL.sbin")]
+    pub output: PathBuf,
+}
+
+/// The model formats `compile` reads, by file extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    Onnx,
+    Text,
+}
+
+fn format_of(path: &Path) -> Result<Format> {
+    let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("onnx") => Ok(Format::Onnx),
+        Some("stm") => Ok(Format::Text),
+        Some(other) => Err(CliError::input(format!(
+            "{}: unknown model format `.{other}` (expected a .onnx or a .stm file)",
+            path.display()
+        ))),
+        None => Err(CliError::input(format!(
+            "{}: no file extension, so no model format (expected a .onnx or a .stm file)",
+            path.display()
+        ))),
+    }
+}
+
+/// Reads and imports a model into the quantized IR.
+fn import(path: &Path) -> Result<Graph> {
+    let name = path.display();
+    match format_of(path)? {
+        Format::Onnx => {
+            let bytes = read_bytes(path)?;
+            compiler::onnx::import(&bytes).map_err(|e| CliError::input(format!("{name}: {e}")))
+        }
+        Format::Text => {
+            let text = read_text(path)?;
+            // `file("PATH")` references resolve relative to the model's directory.
+            let dir = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            let mut loader = |reference: &str| -> std::result::Result<compiler::text::NpyArray, String> {
+                let file = dir.join(reference);
+                let bytes = std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+                compiler::text::load_npy(&bytes).map_err(|e| format!("{}: {e}", file.display()))
+            };
+            compiler::text::parse_with(&text, &mut loader)
+                .map_err(|e| CliError::input(format!("{name}:{}:{}: {}", e.line, e.column, e.message)))
+        }
+    }
+}
+
+fn shape_text(shape: &[usize]) -> String {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    format!("[{}]", dims.join(", "))
+}
+
+fn ms(d: std::time::Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+pub fn run(args: &CompileArgs) -> Result<()> {
+    check_destination(&args.output, "output")?;
+    format_of(&args.model)?;
+    let cfg = load::config(&args.hw)?;
+    let model = args.model.display().to_string();
+
+    let t0 = Instant::now();
+    let graph = import(&args.model)?;
+    let t1 = Instant::now();
+    let lowered = compiler::lower::lower(&graph, &cfg)
+        .map_err(|e| CliError::input(format!("{model}: cannot compile for config `{}`: {e}", cfg.name)))?;
+    let t2 = Instant::now();
+    let prog = &lowered.program;
+    prog.check_config(&cfg).map_err(|e| CliError::input(format!("{model}: the compiled program is invalid: {e}")))?;
+    write_atomic(&args.output, prog.to_bytes())?;
+
+    let mut out = String::new();
+    let name = if graph.name.is_empty() { "(unnamed)" } else { graph.name.as_str() };
+    let _ = writeln!(
+        out,
+        "systole compile: model `{name}` ({model}) for config `{}` ({}x{} array, fingerprint {:#018x})",
+        cfg.name, cfg.array.rows, cfg.array.cols, prog.fingerprint
+    );
+    for t in &prog.tensors {
+        let dims: Vec<usize> = t.shape.iter().map(|&d| d as usize).collect();
+        let host_float = graph.value(&t.name).is_some_and(|v| graph.values[v].ty == ElemType::F32);
+        let quant = match (t.scale, t.zero_point) {
+            (Some(s), Some(z)) => format!("{} (scale {s}, zero point {z})", t.dtype),
+            _ => t.dtype.to_string(),
+        };
+        let what = match (t.role, host_float) {
+            (TensorRole::Input, true) => format!("f32, quantized on the host to {quant}"),
+            (TensorRole::Output, true) => format!("{quant}, dequantized on the host to f32"),
+            _ => quant,
+        };
+        let _ = writeln!(
+            out,
+            "{:<13} `{}` {} {what}; device layout {} at {:#x}",
+            t.role.name(),
+            t.name,
+            shape_text(&dims),
+            t.layout,
+            t.addr
+        );
+    }
+    out.push('\n');
+    let mut rows = vec![cells(&["layer", "op", "output", "shape", "MACs", "instructions"])];
+    let mut macs = 0u64;
+    for l in &lowered.layers {
+        macs += l.macs;
+        let instrs = if l.first == l.last { "- (a view)".to_string() } else { format!("{}..{}", l.first, l.last) };
+        rows.push(vec![l.name.clone(), l.op.clone(), l.value.clone(), shape_text(&l.shape), group(l.macs), instrs]);
+    }
+    rows.push(vec!["total".into(), String::new(), String::new(), String::new(), group(macs), String::new()]);
+    let align = [Align::Left, Align::Left, Align::Left, Align::Left, Align::Right, Align::Left];
+    out.push_str(&table("  ", &rows, &align));
+    out.push('\n');
+    let _ = writeln!(
+        out,
+        "instructions  {} ({} B of code at {:#x})",
+        group(prog.code.len() as u64),
+        group(prog.code_bytes()),
+        prog.code_addr
+    );
+    let _ = writeln!(
+        out,
+        "data          {} B at {:#x} (weights, parameters, activation buffers)",
+        group(prog.data.len() as u64),
+        prog.data_addr
+    );
+    let _ =
+        writeln!(out, "memory        {} B of device memory (window [0, {:#x}))", group(prog.mem_bytes), prog.mem_bytes);
+    let _ = writeln!(out, "compile time  {} (import {}, lower {})", ms(t2 - t0), ms(t1 - t0), ms(t2 - t1));
+    let _ = writeln!(out, "wrote         {}", args.output.display());
+    print_stdout(&out)
+}
