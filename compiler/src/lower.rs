@@ -113,37 +113,57 @@ impl Ctx<'_> {
     }
 }
 
-/// Copies 2-D blocks DRAM -> scratchpad -> DRAM, one at a time:
-/// (src, src_stride, rows, cols, dst, dst_stride), all in bytes.
-fn copy_phase(blocks: &[(u64, u64, usize, usize, u64, u64)]) -> Vec<Instr> {
-    let mut v = Vec::new();
+/// Copies 2-D blocks DRAM -> scratchpad -> DRAM: (src, src_stride, rows,
+/// cols, dst, dst_stride), all in bytes. `COPY_BUFFERS` scratchpad buffers
+/// rotate, so several blocks' LOADs and STOREs are in flight at once (each
+/// pays the DRAM latency); COMPUTE `sync`s forward "loaded" to STORE and
+/// "stored" back to LOAD.
+fn copy_phase(blocks: &[(u64, u64, usize, usize, u64, u64)], dim: usize, spad_rows: usize) -> Vec<Instr> {
+    const COPY_BUFFERS: usize = 4;
     let n = blocks.len();
-    for (i, &(src, sstride, rows, cols, dst, dstride)) in blocks.iter().enumerate() {
-        v.push(Instr::from(ins::Load {
-            deps: Deps { pop_next: i > 0, push_next: true, ..Deps::NONE },
+    let buf_rows = blocks.iter().map(|b| b.2 * b.3.div_ceil(dim)).max().unwrap_or(0);
+    // At least two buffers: a release must never wait behind its own forward.
+    let nb = COPY_BUFFERS.min(spad_rows / buf_rows.max(1)).max(2);
+    let buf = |i: usize| ((i % nb) * buf_rows) as u16;
+    let load = |i: usize| {
+        let (src, sstride, rows, cols, _, _) = blocks[i];
+        Instr::from(ins::Load {
+            deps: Deps { pop_next: i >= nb, push_next: true, ..Deps::NONE },
             dram: src as u32,
             stride: sstride as u32,
             rows: rows as u16,
             cols: cols as u16,
+            addr: buf(i),
             ..Default::default()
-        }));
-        v.push(Instr::from(ins::Sync {
-            deps: Deps { pop_prev: true, push_next: true, ..Deps::NONE },
-            queue: Queue::Compute as u8,
-        }));
-        v.push(Instr::from(ins::Store {
-            deps: Deps { pop_prev: true, push_prev: i + 1 < n, ..Deps::NONE },
+        })
+    };
+    let forward = Instr::from(ins::Sync { deps: Deps { pop_prev: true, push_next: true, ..Deps::NONE }, queue: Queue::Compute as u8 });
+    let release = Instr::from(ins::Sync { deps: Deps { pop_next: true, push_prev: true, ..Deps::NONE }, queue: Queue::Compute as u8 });
+    let store = |i: usize| {
+        let (_, _, rows, cols, dst, dstride) = blocks[i];
+        Instr::from(ins::Store {
+            deps: Deps { pop_prev: true, push_prev: i + nb < n, ..Deps::NONE },
             dram: dst as u32,
             stride: dstride as u32,
             rows: rows as u16,
             cols: cols as u16,
+            addr: buf(i),
             ..Default::default()
-        }));
-        if i + 1 < n {
-            v.push(Instr::from(ins::Sync {
-                deps: Deps { pop_next: true, push_prev: true, ..Deps::NONE },
-                queue: Queue::Compute as u8,
-            }));
+        })
+    };
+    // Order (two buffers): L0 L1 F0 S0 | F1 S1 R0 L2 | F2 S2 R1 L3 | ...:
+    // the release of block i follows the forward of block i + 1, so COMPUTE
+    // never holds a forward behind a store in flight.
+    let mut v = Vec::new();
+    for i in 0..n.min(nb) {
+        v.push(load(i));
+    }
+    for i in 0..n {
+        v.push(forward);
+        v.push(store(i));
+        if i >= 1 && i - 1 + nb < n {
+            v.push(release);
+            v.push(load(i - 1 + nb));
         }
     }
     v
@@ -335,7 +355,7 @@ fn lower_conv(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, c: &ConvParams, out_halo
                     }
                 }
             }
-            cx.phase(copy_phase(&blocks));
+            cx.phase(copy_phase(&blocks, cx.dim, cx.cfg.spad_rows() as usize));
             (col, k as u64)
         };
         // B[(i, j, ci)][m] = w[g mg + m][ci][i][j].
