@@ -312,3 +312,36 @@ fn uint8_activations() {
         check(&g, &cfg, 23);
     }
 }
+
+#[test]
+fn pooling_over_feature_maps_larger_than_the_scratchpad_runs_in_bands() {
+    // A 4x4 array with a 2 KiB scratchpad (512 rows): the 16x16x12 feature
+    // map needs 3 x 256 rows, so both poolings split into bands of rows.
+    let mut cfg = HwConfig::tiny_4x4();
+    cfg.scratchpad.bytes = 2048;
+    cfg.validate().unwrap();
+    let (mut b, x) = input_graph(vec![1, 2, 16, 16], 8);
+    let c1 = b.conv("conv", x, 12, 3, 1, 1, true, 0.03);
+    let mp = b.value("maxpool", vec![1, 12, 8, 8], Some((0.03, -128)));
+    let pool = PoolParams { kernel: [3, 3], strides: [2, 2], pads: [1; 4], count_include_pad: false };
+    b.node("maxpool", Op::MaxPool(pool), vec![c1], mp);
+    let mp2 = b.value("maxpool2", vec![1, 12, 14, 14], Some((0.03, -128)));
+    let pool = PoolParams { kernel: [3, 3], strides: [1, 1], pads: [0; 4], count_include_pad: false };
+    b.node("maxpool2", Op::MaxPool(pool), vec![c1], mp2);
+    let ap = b.value("avgpool", vec![1, 12, 7, 7], Some((0.02, -3)));
+    let pool = PoolParams { kernel: [2, 2], strides: [2, 2], pads: [0; 4], count_include_pad: false };
+    b.node("avgpool", Op::AvgPool(pool), vec![mp2], ap);
+    let sum = b.value("sum", vec![1, 12, 7, 7], Some((0.03, 0)));
+    let mp3 = b.value("maxpool3", vec![1, 12, 7, 7], Some((0.03, -128)));
+    let pool = PoolParams { kernel: [2, 2], strides: [1, 1], pads: [0; 4], count_include_pad: false };
+    b.node("maxpool3", Op::MaxPool(pool), vec![mp], mp3);
+    b.node("add", Op::Add { qmin: -128, qmax: 127 }, vec![ap, mp3], sum);
+    let gp = b.value("gap", vec![1, 12, 1, 1], Some((0.01, 0)));
+    let pool = PoolParams { kernel: [7, 7], strides: [1, 1], pads: [0; 4], count_include_pad: false };
+    b.node("gap", Op::AvgPool(pool), vec![sum], gp);
+    let f = b.value("flat", vec![1, 12], Some((0.01, 0)));
+    b.node("flatten", Op::Flatten { axis: 1 }, vec![gp], f);
+    let y = b.dense("fc", f, 5, false, 0.1);
+    let g = finish(b, y);
+    check(&g, &cfg, 29);
+}
