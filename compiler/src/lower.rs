@@ -560,13 +560,25 @@ fn pool_bands(
     Ok(bands)
 }
 
-/// The rows `[r0, r1)` of an NHWC buffer as a buffer of its own.
+/// The rows `[r0, r1)` of a buffer (image rows of a feature map) as a
+/// buffer of its own.
 fn rows_view(b: &Buffer, r0: usize, r1: usize) -> Buffer {
-    match b.layout {
-        Layout::Nhwc { w, c, halo, .. } => {
-            Buffer { addr: b.addr + (r0 * (w + 2 * halo) * c) as u64, layout: Layout::Nhwc { h: r1 - r0, w, c, halo } }
+    match &b.layout {
+        Layout::Nhwc { w, c, halo, .. } => Buffer {
+            addr: b.addr + (r0 * (w + 2 * halo) * c) as u64,
+            layout: Layout::Nhwc { h: r1 - r0, w: *w, c: *c, halo: *halo },
+        },
+        Layout::Flat { cols, perm, .. } => {
+            Buffer { addr: b.addr + (r0 * cols) as u64, layout: Layout::Flat { rows: r1 - r0, cols: *cols, perm: perm.clone() } }
         }
-        _ => unreachable!("row views are of feature maps"),
+    }
+}
+
+/// (rows, pixels per row) of a buffer, for banding by rows.
+fn row_shape(l: &Layout) -> (usize, usize) {
+    match l {
+        Layout::Nhwc { h, w, .. } => (*h, *w),
+        Layout::Flat { rows, .. } => (*rows, 1),
     }
 }
 
@@ -786,51 +798,55 @@ fn lower_vadd(cx: &mut Ctx<'_>, a: ValueId, b: Option<ValueId>, y: ValueId, qmin
     let unsigned_out = cx.g.values[y].ty == ElemType::U8;
     let dim = cx.dim;
     let cb = c.div_ceil(dim);
-    let need = 3 * cb * pixels;
-    if need > cx.cfg.spad_rows() as usize || need > 65535 || 3 * cb > cx.cfg.acc_rows() as usize {
-        return Err(unsupported(node, "add", format!("the operands need {need} scratchpad rows; tiling is not implemented")));
+    let (rows, per_row) = row_shape(&ab.layout);
+    let budget = (cx.cfg.spad_rows() as usize).min(65535);
+    let band = budget / (3 * cb * per_row);
+    if band == 0 || cx.cfg.acc_rows() < 3 {
+        return Err(unsupported(node, "add", "one row of the operands does not fit the scratchpad"));
     }
-    // Parameters: per column block, rows ka, kb, scale.
+    // Parameters (the same for every column): rows ka, kb, scale.
     let mut params = Vec::new();
-    for _ in 0..cb {
-        for v in [ka, kb, scale.to_bits() as i32] {
-            params.extend((0..dim).flat_map(|_| v.to_le_bytes()));
-        }
+    for v in [ka, kb, scale.to_bits() as i32] {
+        params.extend((0..dim).flat_map(|_| v.to_le_bytes()));
     }
     let p_addr = cx.alloc_bytes(&params);
     let outb = out_buffer(cx, y, out_halo)?;
-    let (a_base, b_base, o_base) = (0, cb * pixels, 2 * cb * pixels);
-    let mut v = load_feature(&ab, a_base as u16, dim, Deps::NONE);
-    v.extend(load_feature(&bb, b_base as u16, dim, Deps::NONE));
-    v.push(Instr::from(ins::Load {
-        deps: Deps { push_next: true, ..Deps::NONE },
-        buf: ins::BUF_ACC,
-        dram: p_addr as u32,
-        stride: (dim * 4) as u32,
-        rows: (3 * cb) as u16,
-        cols: dim as u16,
-        ..Default::default()
-    }));
-    for blk in 0..cb {
-        v.push(Instr::from(ins::Vadd {
-            deps: Deps { pop_prev: blk == 0, push_next: blk + 1 == cb, ..Deps::NONE },
-            a: (a_base + blk * pixels) as u16,
-            b: (b_base + blk * pixels) as u16,
-            dst: (o_base + blk * pixels) as u16,
-            n: pixels as u16,
-            params: (3 * blk) as u16,
-            za: qa.zero_point as i16,
-            zb: qb.zero_point as i16,
-            zo: qy.zero_point as i16,
-            qmin: qmin as i16,
-            qmax: qmax as i16,
-            in_type: unsigned_in as u8,
-            out_type: unsigned_out as u8,
+    // Bands of rows when the operands exceed the scratchpad.
+    for r0 in (0..rows).step_by(band) {
+        let r1 = (r0 + band).min(rows);
+        let px = (r1 - r0) * per_row;
+        let (a_base, b_base, o_base) = (0, cb * px, 2 * cb * px);
+        let mut v = load_feature(&rows_view(&ab, r0, r1), a_base as u16, dim, Deps::NONE);
+        v.extend(load_feature(&rows_view(&bb, r0, r1), b_base as u16, dim, Deps::NONE));
+        v.push(Instr::from(ins::Load {
+            deps: Deps { push_next: true, ..Deps::NONE },
+            buf: ins::BUF_ACC,
+            dram: p_addr as u32,
+            stride: (dim * 4) as u32,
+            rows: 3,
+            cols: dim as u16,
             ..Default::default()
         }));
+        for blk in 0..cb {
+            v.push(Instr::from(ins::Vadd {
+                deps: Deps { pop_prev: blk == 0, push_next: blk + 1 == cb, ..Deps::NONE },
+                a: (a_base + blk * px) as u16,
+                b: (b_base + blk * px) as u16,
+                dst: (o_base + blk * px) as u16,
+                n: px as u16,
+                params: 0,
+                za: qa.zero_point as i16,
+                zb: qb.zero_point as i16,
+                zo: qy.zero_point as i16,
+                qmin: qmin as i16,
+                qmax: qmax as i16,
+                in_type: unsigned_in as u8,
+                out_type: unsigned_out as u8,
+            }));
+        }
+        v.extend(store_feature(&rows_view(&outb, r0, r1), o_base as u16, dim, Deps { pop_prev: true, ..Deps::NONE }));
+        cx.phase(v);
     }
-    v.extend(store_feature(&outb, o_base as u16, dim, Deps { pop_prev: true, ..Deps::NONE }));
-    cx.phase(v);
     Ok(0)
 }
 

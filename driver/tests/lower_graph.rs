@@ -345,3 +345,25 @@ fn pooling_over_feature_maps_larger_than_the_scratchpad_runs_in_bands() {
     let g = finish(b, y);
     check(&g, &cfg, 29);
 }
+
+#[test]
+fn residual_add_in_bands() {
+    // 1 KiB of scratchpad (256 rows of 4 bytes) against operands of
+    // 2 x 3 blocks x 100 pixels: the add runs in bands of image rows.
+    let mut cfg = HwConfig::tiny_4x4();
+    cfg.scratchpad.bytes = 1024;
+    cfg.validate().unwrap();
+    let (mut b, x) = input_graph(vec![1, 3, 10, 10], 31);
+    let c1 = b.conv("branch1", x, 10, 1, 0, 1, true, 0.01);
+    let c2 = b.conv("branch2", x, 10, 1, 0, 1, false, 0.01);
+    let sum = b.value("sum", vec![1, 10, 10, 10], Some((0.02, 4)));
+    b.node("add", Op::Add { qmin: 4, qmax: 127 }, vec![c1, c2], sum);
+    let mp = b.value("pool", vec![1, 10, 2, 2], Some((0.02, 4)));
+    let pool = PoolParams { kernel: [5, 5], strides: [5, 5], pads: [0; 4], count_include_pad: false };
+    b.node("pool", Op::MaxPool(pool), vec![sum], mp);
+    let f = b.value("flat", vec![1, 40], Some((0.02, 4)));
+    b.node("flatten", Op::Flatten { axis: 1 }, vec![mp], f);
+    let y = b.dense("fc", f, 3, false, 0.1);
+    let g = finish(b, y);
+    check(&g, &cfg, 37);
+}
