@@ -213,6 +213,7 @@ pub fn lower(g: &Graph, cfg: &HwConfig) -> Result<Lowered, LowerError> {
             Op::Add { qmin, qmax } => {
                 lower_vadd(&mut cx, node.inputs[0], Some(node.inputs[1]), node.outputs[0], *qmin, *qmax, halos[node.outputs[0]], &node.name)?
             }
+            Op::Concat { axis } => lower_concat(&mut cx, &node.inputs, node.outputs[0], *axis, halos[node.outputs[0]], &node.name)?,
             Op::Clamp { qmin, qmax } => lower_vadd(&mut cx, node.inputs[0], None, node.outputs[0], *qmin, *qmax, halos[node.outputs[0]], &node.name)?,
             other => return Err(unsupported(&node.name, other.name(), "not lowered to the accelerator yet")),
         };
@@ -847,6 +848,44 @@ fn lower_vadd(cx: &mut Ctx<'_>, a: ValueId, b: Option<ValueId>, y: ValueId, qmin
         v.extend(store_feature(&rows_view(&outb, r0, r1), o_base as u16, dim, Deps { pop_prev: true, ..Deps::NONE }));
         cx.phase(v);
     }
+    Ok(0)
+}
+
+/// Concatenation along channels (NCHW axis 1, or the columns of a 2-D
+/// value): each input's rows are copied into their column slice of the
+/// output with the DMA copy phase. All operands share one quantization.
+fn lower_concat(cx: &mut Ctx<'_>, ins_: &[ValueId], y: ValueId, axis: usize, out_halo: usize, node: &str) -> Result<u64, LowerError> {
+    let rank = cx.g.values[y].shape.len();
+    if axis != 1 || !(rank == 2 || rank == 4) {
+        return Err(unsupported(node, "concat", format!("concatenation along axis {axis} of a rank-{rank} value is not lowered yet")));
+    }
+    let qy = cx.quant(y);
+    if ins_.iter().any(|&i| cx.quant(i) != qy || cx.g.values[i].ty != cx.g.values[y].ty) {
+        return Err(unsupported(node, "concat", "inputs quantized differently from the output need requantizing, which is not lowered yet"));
+    }
+    let outb = out_buffer(cx, y, out_halo)?;
+    let (rows, per_row) = row_shape(&outb.layout);
+    let (_, c_out) = feature_rows(&outb.layout).ok_or_else(|| unsupported(node, "concat", "output layout not supported"))?;
+    let row_pitch = |b: &Buffer| match b.layout {
+        Layout::Nhwc { w, c, halo, .. } => ((w + 2 * halo) * c, ((halo * (w + 2 * halo)) + halo) * c),
+        Layout::Flat { cols, .. } => (cols, 0),
+    };
+    let (out_pitch, out_first) = row_pitch(&outb);
+    let mut blocks = Vec::new();
+    let mut c0 = 0;
+    for &i in ins_ {
+        let b = input_buffer(cx, i, node)?.clone();
+        let (_, ci) = feature_rows(&b.layout).ok_or_else(|| unsupported(node, "concat", "input layout not supported"))?;
+        let (in_pitch, in_first) = row_pitch(&b);
+        // One block per image row: `per_row` pixels of `ci` channels.
+        for r in 0..rows {
+            let src = b.addr + (in_first + r * in_pitch) as u64;
+            let dst = outb.addr + (out_first + r * out_pitch + c0) as u64;
+            blocks.push((src, ci as u64, per_row, ci, dst, c_out as u64));
+        }
+        c0 += ci;
+    }
+    cx.phase(copy_phase(&blocks, cx.dim, cx.cfg.spad_rows() as usize));
     Ok(0)
 }
 

@@ -367,3 +367,21 @@ fn residual_add_in_bands() {
     let g = finish(b, y);
     check(&g, &cfg, 37);
 }
+
+#[test]
+fn channel_concat_of_branches() {
+    let (mut b, x) = input_graph(vec![1, 3, 6, 6], 41);
+    let c1 = b.conv("branch1", x, 5, 3, 1, 1, true, 0.02);
+    let c2 = b.conv("branch2", x, 7, 1, 0, 1, true, 0.02);
+    // Same quantization as both branches (ReLU, zero point -128).
+    let cat = b.value("cat", vec![1, 12, 6, 6], Some((0.02, -128)));
+    b.node("concat", Op::Concat { axis: 1 }, vec![c1, c2], cat);
+    let c3 = b.conv("after", cat, 4, 3, 1, 1, false, 0.03);
+    let f = b.value("flat", vec![1, 144], Some((0.03, 3)));
+    b.node("flatten", Op::Flatten { axis: 1 }, vec![c3], f);
+    let y = b.dense("fc", f, 3, false, 0.1);
+    let g = finish(b, y);
+    for cfg in [HwConfig::tiny_4x4(), HwConfig::default_16x16()] {
+        check(&g, &cfg, 43);
+    }
+}
