@@ -276,7 +276,7 @@ pub fn load_npy(bytes: &[u8]) -> Result<NpyArray, String> {
     let shape: Vec<usize> = file.shape().iter().map(|&d| usize::try_from(d).unwrap_or(usize::MAX)).collect();
     let n = file.len();
     // A forged header must not make us allocate more than the file holds.
-    if n.checked_mul(size).map_or(true, |b| b > bytes.len() as u64) {
+    if n.checked_mul(size).is_none_or(|b| b > bytes.len() as u64) {
         return Err(format!("truncated: shape {shape:?} needs more data than the {} bytes of the file", bytes.len()));
     }
     let fortran = file.order() == npyz::Order::Fortran && shape.len() > 1;
@@ -440,7 +440,7 @@ fn print_node(s: &mut String, g: &Graph, n: &Node) {
 fn print_tensors(s: &mut String, shape: &[usize], weights: &[i8], w_scale: &[f32], bias: &[i32]) {
     let n = shape[0];
     let _ = write!(s, "\n    weights: i8{} = ", dims(shape));
-    let row = if n > 0 && weights.len() % n == 0 { (weights.len() / n).max(1) } else { 16 };
+    let row = if n > 0 && weights.len().is_multiple_of(n) { (weights.len() / n).max(1) } else { 16 };
     list(s, weights, row, 16, |v| v.to_string());
     if w_scale.len() == n && n > 0 && w_scale.iter().all(|&w| w.to_bits() == w_scale[0].to_bits()) {
         let _ = write!(s, "\n    w_scale = {}", fmt_f32(w_scale[0]));

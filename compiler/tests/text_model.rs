@@ -540,7 +540,7 @@ impl Gen {
 
     fn conv(&mut self, x: ValueId) -> ValueId {
         let c = self.g.values[x].shape[1];
-        let divisors: Vec<usize> = (1..=c).filter(|g| c % g == 0).collect();
+        let divisors: Vec<usize> = (1..=c).filter(|g| c.is_multiple_of(*g)).collect();
         let groups = divisors[self.rng.below(divisors.len())];
         let m = groups * self.rng.int(1, 3) as usize;
         let mut p = ConvParams {
@@ -652,7 +652,7 @@ impl Gen {
 
 fn gen(seed: u64) -> Gen {
     let mut gen = Gen { g: Graph::default(), rng: Rng(seed) };
-    gen.g.name = format!("{}", gen.name());
+    gen.g.name = gen.name().to_string();
     gen
 }
 

@@ -220,7 +220,7 @@ impl Model {
         let end = prog + self.prog_len as u64 * INSTR_BYTES as u64;
         if limit > self.mem.len() as u64
             || base > limit
-            || prog % INSTR_BYTES as u64 != 0
+            || !prog.is_multiple_of(INSTR_BYTES as u64)
             || self.prog_len == 0
             || prog < base
             || end > limit
@@ -759,7 +759,7 @@ impl Device for Model {
             a if a >= regs::COUNTERS && a < regs::COUNTERS + 8 * Counter::COUNT as u32 && a % 4 == 0 => {
                 let i = ((a - regs::COUNTERS) / 8) as usize;
                 let v = self.counters.0[i];
-                if (a - regs::COUNTERS) % 8 == 0 {
+                if (a - regs::COUNTERS).is_multiple_of(8) {
                     v as u32
                 } else {
                     (v >> 32) as u32

@@ -83,7 +83,7 @@ pub fn run(args: &AsmArgs) -> Result<()> {
     }
     check_legal(&src, &text, &code, &cfg)?;
 
-    if args.code_addr % CODE_ALIGN != 0 {
+    if !args.code_addr.is_multiple_of(CODE_ALIGN) {
         return Err(CliError::input(format!(
             "--code-addr {:#x}: must be a multiple of {CODE_ALIGN} (one instruction)",
             args.code_addr

@@ -25,10 +25,10 @@ pub fn table(prefix: &str, rows: &[Vec<String>], align: &[Align]) -> String {
             match align.get(c).copied().unwrap_or(Align::Left) {
                 Align::Left => {
                     line.push_str(cell);
-                    line.extend(std::iter::repeat(' ').take(pad));
+                    line.extend(std::iter::repeat_n(' ', pad));
                 }
                 Align::Right => {
-                    line.extend(std::iter::repeat(' ').take(pad));
+                    line.extend(std::iter::repeat_n(' ', pad));
                     line.push_str(cell);
                 }
             }
@@ -49,7 +49,7 @@ pub fn group(v: u64) -> String {
     let digits = v.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -967,7 +967,7 @@ impl<'m> Ctx<'m> {
             // on the padded edge; elsewhere it is the same pooling.
             let exact = (0..2).all(|d| {
                 let span = xs[2 + d] + pads[d] + pads[d + 2];
-                span >= k[d] && (span - k[d]) % strides[d] == 0
+                span >= k[d] && (span - k[d]).is_multiple_of(strides[d])
             });
             if !exact {
                 return Err(who.unsupported("ceil_mode = 1 where it adds a partial window"));
@@ -1085,7 +1085,7 @@ impl<'m> Ctx<'m> {
     fn qlinear_concat(&mut self, who: &Who, n: &NodeProto) -> Result<()> {
         known_attrs(who, n, &["axis"])?;
         let axis = attr_int(who, n, "axis")?.ok_or_else(|| who.invalid("missing axis"))?;
-        if n.input.len() < 5 || (n.input.len() - 2) % 3 != 0 {
+        if n.input.len() < 5 || !(n.input.len() - 2).is_multiple_of(3) {
             return Err(
                 who.invalid(format!("{} inputs; QLinearConcat takes Y_scale, Y_zp, then triples", n.input.len()))
             );
@@ -1535,7 +1535,7 @@ fn reshape_target(who: &Who, input: &[usize], spec: &[i64], allowzero: bool) -> 
     }
     let known = checked_elements(&out).ok_or_else(|| who.invalid(format!("shape {spec:?} is too large")))?;
     if let Some(i) = infer {
-        if known == 0 || total % known != 0 {
+        if known == 0 || !total.is_multiple_of(known) {
             return Err(who.invalid(format!("shape {spec:?} does not fit input shape {input:?}")));
         }
         out[i] = total / known;
