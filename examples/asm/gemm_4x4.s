@@ -6,7 +6,7 @@
 ; input: 0x1000 gemm_4x4.a.npy          A, int8 [4,4], row-major
 ; input: 0x1100 gemm_4x4.w.npy          W, int8 [4,4], row r = weights of reduction index r
 ; output: 0x2000 i32 4x4 gemm_4x4.c.npy C, int32 [4,4]
-; expect-cycles: 157
+; expect-cycles: 135
 
 load buf=spad dram=0x1000 stride=4 rows=4 cols=4                   ; A -> scratchpad rows 0..4
 load buf=spad dram=0x1100 stride=4 rows=4 cols=4 addr=4 @signal(compute) ; W -> rows 4..8

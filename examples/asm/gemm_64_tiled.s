@@ -16,7 +16,7 @@
 ; input: 0x3000 gemm_64_tiled.a.npy      A, int8 [64,64]
 ; input: 0x1000 gemm_64_tiled.data.npy   packed weights and parameters
 ; output: 0x4000 i8 64x64 gemm_64_tiled.c.npy
-; expect-cycles: 3165
+; expect-cycles: 2759
 
 load dram=0x3000 stride=64 rows=64 cols=64
 load dram=0x1000 stride=16 rows=64 cols=16 addr=512

@@ -9,7 +9,7 @@
 ; input: 0x1100 layer_16x16.w.npy         W, int8 [16,16]
 ; input: 0x1200 layer_16x16.params.npy    int32 [2,16]: bias row, then scale bits row
 ; output: 0x2000 i8 16x16 layer_16x16.y.npy Y, int8 [16,16]
-; expect-cycles: 666
+; expect-cycles: 462
 
 load buf=spad dram=0x1000 stride=16 rows=16 cols=16                   ; X -> scratchpad rows 0..16
 load buf=spad dram=0x1100 stride=16 rows=16 cols=16 addr=16           ; W -> rows 16..32

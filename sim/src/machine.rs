@@ -87,11 +87,22 @@ impl DmaJob {
     }
 }
 
+/// A DMA unit is two stages: the request stage holds one instruction
+/// (`job`) until its last burst is accepted, then the next instruction may
+/// start while the previous one's data still moves; the buffer side (LOAD's
+/// chunk writes, STORE's chunk reads) stays in program order.
 #[derive(Clone, Debug, Default)]
 struct DmaUnit {
     queue: VecDeque<Entry>,
-    free_at: u64,
+    /// The request stage: the instruction whose bursts are being requested.
     job: Option<DmaJob>,
+    /// First cycle the next instruction may start (after the last grant).
+    issue_free_at: u64,
+    /// Cycle every started instruction has finished by.
+    idle_at: u64,
+    /// Last buffer-side cycle of the previous instruction (LOAD: its last
+    /// chunk write; STORE: its last chunk read).
+    seq_last: u64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -366,18 +377,23 @@ impl Model {
                     let finish = if is_store {
                         g.end
                     } else {
-                        let (f, chunks) = dma::load_finish(&job.block, self.cols as u64, w, job.start, &job.plan, &job.data_start);
+                        // Chunk writes follow the previous LOAD's.
+                        let after = job.start.max(du.seq_last);
+                        let (f, chunks) = dma::load_finish(&job.block, self.cols as u64, w, after, &job.plan, &job.data_start);
                         let c = if job.block.to_acc { Counter::AccWriteRows } else { Counter::SpadWriteRows };
                         self.counters.add(c, chunks);
+                        du.seq_last = f - 1;
                         f
                     };
                     if is_store {
                         let c = if job.block.to_acc { Counter::AccReadRows } else { Counter::SpadReadRows };
                         self.counters.add(c, job.chunks);
                     }
-                    du.free_at = finish;
+                    du.issue_free_at = t + 1;
+                    let busy = finish - job.start.max(du.idle_at).min(finish);
+                    du.idle_at = du.idle_at.max(finish);
                     let q = if is_store { Queue::Store } else { Queue::Load };
-                    self.counters.add(if is_store { Counter::StoreBusy } else { Counter::LoadBusy }, finish - job.start);
+                    self.counters.add(if is_store { Counter::StoreBusy } else { Counter::LoadBusy }, busy);
                     self.trace[job.index as usize] = InstrTrace { index: job.index, start: job.start, finish };
                     run.last_active = run.last_active.max(finish - 1);
                     schedule_pushes(run, q, job.deps, finish, finish, job.index);
@@ -416,8 +432,8 @@ impl Model {
                     && run.compute.queue.is_empty()
                     && run.load.job.is_none()
                     && run.store.job.is_none()
-                    && run.load.free_at <= t
-                    && run.store.free_at <= t
+                    && run.load.idle_at <= t
+                    && run.store.idle_at <= t
                     && run.compute.array_free <= t
                     && run.compute.ppu_free <= t
                     && run.compute.drained_at <= t
@@ -474,10 +490,15 @@ impl Model {
     fn start_dma(&mut self, run: &mut Run, t: u64, is_store: bool) -> bool {
         let q = if is_store { Queue::Store } else { Queue::Load };
         let du = if is_store { &run.store } else { &run.load };
+        // A `sync` waits until the unit is idle, so its push means "every
+        // earlier DMA of this queue is done"; a transfer needs only the
+        // request stage.
+        let free_from = |h: &Entry| if matches!(h.instr, Instr::Sync(_)) { du.idle_at } else { du.issue_free_at };
         let head = match du.queue.front() {
-            Some(h) if h.avail <= t && du.job.is_none() && du.free_at <= t => h.clone(),
+            Some(h) if h.avail <= t && du.job.is_none() && free_from(h) <= t => h.clone(),
             _ => return false,
         };
+        let free_at = free_from(&head);
         let deps = head.instr.deps();
         if !Self::tokens_ready(run, q, deps) {
             return false;
@@ -485,7 +506,7 @@ impl Model {
         Self::take_tokens(run, q, deps);
         let du = if is_store { &mut run.store } else { &mut run.load };
         du.queue.pop_front();
-        let stall = t - head.avail.max(du.free_at);
+        let stall = t - head.avail.max(free_at);
         self.counters.add(if is_store { Counter::StoreStall } else { Counter::LoadStall }, stall);
         let dim = self.cols as u64;
         let w = self.cfg.dram.bytes_per_cycle as u64;
@@ -499,11 +520,15 @@ impl Model {
                 let block = DmaBlock::of_store(&s);
                 dma::store_copy(&block, dim, &self.spad, &self.acc, &mut self.mem);
                 let plan = BurstPlan::of(&block, w);
-                let (ready, chunks) = dma::store_ready(&block, dim, w, t, &plan);
+                // Chunk reads follow the previous STORE's.
+                let read_base = t.max(du.seq_last);
+                let (ready, chunks) = dma::store_ready(&block, dim, w, read_base, &plan);
+                du.seq_last = read_base + chunks;
                 du.job = Some(DmaJob::new(head.index, deps, block, t, plan, ready, chunks));
             }
             Instr::Sync(_) => {
-                du.free_at = t + 1;
+                du.issue_free_at = t + 1;
+                du.idle_at = t + 1;
                 self.counters.add(if is_store { Counter::StoreBusy } else { Counter::LoadBusy }, 1);
                 self.trace[head.index as usize] = InstrTrace { index: head.index, start: t, finish: t + 1 };
                 schedule_pushes(run, q, deps, t + 1, t + 1, head.index);
@@ -701,7 +726,8 @@ impl Model {
             consider(s);
         }
         for du in [&run.load, &run.store] {
-            consider(du.free_at);
+            consider(du.issue_free_at);
+            consider(du.idle_at);
             if let Some(h) = du.queue.front() {
                 consider(h.avail);
             }
