@@ -310,6 +310,29 @@ pub fn emit_gemm(
     place: &GemmPlacement,
     cfg: &HwConfig,
 ) -> Result<Vec<Instr>, LowerError> {
+    emit_gemm_gather(m, k, n, input_unsigned, out, place, None, cfg)
+}
+
+/// Gathers a block of A into the scratchpad: given the block's first row,
+/// its row count and the scratchpad row of its buffer, the LOADs that
+/// write A's row `r0 + i`, column `c` to scratchpad row
+/// `base + (c / cols) * rows + i`, column `c % cols` (column-blocked).
+pub type AGather<'a> = &'a dyn Fn(usize, usize, u16) -> Vec<Instr>;
+
+/// `emit_gemm` whose A blocks are gathered by `gather` (e.g. im2col rows of
+/// a convolution, straight from the feature map) instead of read from the
+/// row-major matrix at `place.a_addr`.
+#[allow(clippy::too_many_arguments)]
+pub fn emit_gemm_gather(
+    m: usize,
+    k: usize,
+    n: usize,
+    input_unsigned: bool,
+    out: GemmOut,
+    place: &GemmPlacement,
+    gather: Option<AGather<'_>>,
+    cfg: &HwConfig,
+) -> Result<Vec<Instr>, LowerError> {
     let shape = |why: &str| LowerError::Shape { m, k, n, why: why.to_string() };
     if m == 0 || k == 0 || n == 0 {
         return Err(shape("every dimension must be at least 1"));
@@ -336,16 +359,19 @@ pub fn emit_gemm(
 
     // LOAD packages: package s holds what step s needs, and is released by
     // step s's end; package s >= 2 waits for step s-2's release.
-    let a_load = |mb: usize| {
-        Instr::from(ins::Load {
-            buf: ins::BUF_SPAD,
-            dram: (place.a_addr + (mb * p.mt) as u64 * place.a_stride) as u32,
-            stride: place.a_stride as u32,
-            rows: m_rows(mb) as u16,
-            cols: k as u16,
-            addr: p.a_buf[mb % 2],
-            ..Default::default()
-        })
+    let a_load = |mb: usize| -> Vec<Instr> {
+        match gather {
+            Some(g) => g(mb * p.mt, m_rows(mb), p.a_buf[mb % 2]),
+            None => vec![Instr::from(ins::Load {
+                buf: ins::BUF_SPAD,
+                dram: (place.a_addr + (mb * p.mt) as u64 * place.a_stride) as u32,
+                stride: place.a_stride as u32,
+                rows: m_rows(mb) as u16,
+                cols: k as u16,
+                addr: p.a_buf[mb % 2],
+                ..Default::default()
+            })],
+        }
     };
     // A(mb + 1) rides in package (mb, 1), or in (mb + 1, 0) when there is
     // one n-tile (its buffer is free only after step mb - 1's release).
@@ -354,10 +380,10 @@ pub fn emit_gemm(
         let (mb, j) = step_of(s);
         let first = load.len();
         if s == 0 {
-            load.push((a_load(0), false));
+            load.extend(a_load(0).into_iter().map(|l| (l, false)));
         }
         if p.nt == 1 && mb > 0 {
-            load.push((a_load(mb), false));
+            load.extend(a_load(mb).into_iter().map(|l| (l, false)));
         }
         load.push((Instr::from(ins::Load {
             buf: ins::BUF_SPAD,
@@ -385,7 +411,7 @@ pub fn emit_gemm(
         load.last_mut().expect("package").0.deps_mut().push_next = true;
         if p.nt >= 2 && mb + 1 < p.mb && s == a_package(mb + 1) {
             // A prefetch: follows the package's signal, guarded by its wait.
-            load.push((a_load(mb + 1), true));
+            load.extend(a_load(mb + 1).into_iter().map(|l| (l, true)));
         }
     }
 

@@ -336,29 +336,6 @@ fn lower_conv(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, c: &ConvParams, out_halo
     let outb = out_buffer(cx, y, out_halo)?;
     // Each group is its own GEMM over its slice of input and output channels.
     for g in 0..groups {
-        // A: the input itself for a 1x1, stride-1 conv over an unpadded buffer.
-        let (a_addr, a_stride) = if kh == 1 && kw == 1 && sh == 1 && sw == 1 && halo == 0 {
-            (inb.addr + (g * cg) as u64, cin as u64)
-        } else {
-            let col = cx.alloc(oh * ow * k, 0);
-            let mut blocks = Vec::new();
-            for o in 0..oh {
-                for i in 0..kh {
-                    let hp = o * sh + i * dh + off;
-                    // With dilation 1 and one group, the kw pixels of a row
-                    // are one contiguous run of bytes.
-                    let runs: Vec<(usize, usize)> =
-                        if dw == 1 && groups == 1 { vec![(0, kw)] } else { (0..kw).map(|j| (j, 1)).collect() };
-                    for (j0, nj) in runs {
-                        let src = inb.addr + ((hp * wp + j0 * dw + off) * cin + g * cg) as u64;
-                        let dst = col + ((o * ow) * k + (i * kw + j0) * cg) as u64;
-                        blocks.push((src, (sw * cin) as u64, ow, nj * cg, dst, k as u64));
-                    }
-                }
-            }
-            cx.phase(copy_phase(&blocks, cx.dim, cx.cfg.spad_rows() as usize));
-            (col, k as u64)
-        };
         // B[(i, j, ci)][m] = w[g mg + m][ci][i][j].
         let mut b = vec![0i8; k * mg];
         for m in 0..mg {
@@ -373,7 +350,52 @@ fn lower_conv(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, c: &ConvParams, out_halo
         let mut rows = out_rows(&outb);
         rows.addr += (g * mg) as u64;
         let ch = g * mg..(g + 1) * mg;
-        gemm_layer(cx, x, y, &b, k, mg, &c.w_scale[ch.clone()], &c.bias[ch], c.qmin, c.qmax, (a_addr, a_stride, oh * ow), rows)?;
+        let (w_scale, bias) = (&c.w_scale[ch.clone()], &c.bias[ch]);
+        if kh == 1 && kw == 1 && sh == 1 && sw == 1 && halo == 0 {
+            // A is the input itself: rows are pixels, this group's channels.
+            let a = (inb.addr + (g * cg) as u64, cin as u64, oh * ow);
+            gemm_layer(cx, x, y, &b, k, mg, w_scale, bias, c.qmin, c.qmax, a, rows, None)?;
+            continue;
+        }
+        // im2col straight into the scratchpad: A row (oh, ow), column
+        // (i, j, ci) is input pixel (oh sh + i dh, ow sw + j dw) in the halo'd
+        // buffer, channel g cg + ci. Per output row and kernel row, the kw
+        // pixels of consecutive outputs are rows of one strided 2-D block;
+        // it is cut at column-block boundaries so each LOAD writes one block.
+        let dim = cx.dim;
+        let runs: Vec<(usize, usize)> = if dw == 1 && groups == 1 { vec![(0, kw)] } else { (0..kw).map(|j| (j, 1)).collect() };
+        let gather = |r0: usize, nrows: usize, base: u16| -> Vec<Instr> {
+            let mut v = Vec::new();
+            let mut r = r0;
+            while r < r0 + nrows {
+                let (o, ow0) = (r / ow, r % ow);
+                let n = (ow - ow0).min(r0 + nrows - r);
+                for i in 0..kh {
+                    let hp = o * sh + i * dh + off;
+                    for &(j0, nj) in &runs {
+                        let src = inb.addr + ((hp * wp + ow0 * sw + j0 * dw + off) * cin + g * cg) as u64;
+                        let (c0, c1) = ((i * kw + j0) * cg, (i * kw + j0 + nj) * cg);
+                        let mut p0 = c0;
+                        while p0 < c1 {
+                            let p1 = c1.min((p0 / dim + 1) * dim);
+                            v.push(Instr::from(ins::Load {
+                                dram: (src + (p0 - c0) as u64) as u32,
+                                stride: (sw * cin) as u32,
+                                rows: n as u16,
+                                cols: (p1 - p0) as u16,
+                                addr: base + ((p0 / dim) * nrows + (r - r0)) as u16,
+                                col: (p0 % dim) as u16,
+                                ..Default::default()
+                            }));
+                            p0 = p1;
+                        }
+                    }
+                }
+                r += n;
+            }
+            v
+        };
+        gemm_layer(cx, x, y, &b, k, mg, w_scale, bias, c.qmin, c.qmax, (0, k as u64, oh * ow), rows, Some(&gather))?;
     }
     Ok((oh * ow * k * m_out) as u64)
 }
@@ -393,6 +415,7 @@ fn gemm_layer(
     qmax: i32,
     (a_addr, a_stride, m): (u64, u64, usize),
     out: OutRows,
+    gather: Option<gemm::AGather<'_>>,
 ) -> Result<(), LowerError> {
     let (qx, qy) = (cx.quant(x), cx.quant(y));
     let folded: Vec<i32> = (0..n)
@@ -408,7 +431,7 @@ fn gemm_layer(
     let place = GemmPlacement { a_addr, a_stride, b_addr, params_addr, c: out };
     let unsigned = cx.g.values[x].ty == ElemType::U8;
     let out = gemm_out(cx, y, qmin, qmax);
-    let instrs = gemm::emit_gemm(m, k, n, unsigned, out, &place, cx.cfg)?;
+    let instrs = gemm::emit_gemm_gather(m, k, n, unsigned, out, &place, gather, cx.cfg)?;
     cx.phase(instrs);
     Ok(())
 }
@@ -432,7 +455,7 @@ fn lower_dense(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, d: &DenseParams, out_ha
         }
     }
     let outb = out_buffer(cx, y, 0)?;
-    gemm_layer(cx, x, y, &b, k, n, &d.w_scale, &d.bias, d.qmin, d.qmax, (inb.addr, k as u64, rows), out_rows(&outb))?;
+    gemm_layer(cx, x, y, &b, k, n, &d.w_scale, &d.bias, d.qmin, d.qmax, (inb.addr, k as u64, rows), out_rows(&outb), None)?;
     Ok((rows * k * n) as u64)
 }
 
