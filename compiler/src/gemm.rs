@@ -211,7 +211,8 @@ pub fn lower_gemm(spec: &GemmSpec, cfg: &HwConfig) -> Result<Program, LowerError
     // Device memory: code, then constants (weights, parameters), A, C. The
     // instruction count does not depend on addresses: count it first.
     let dummy = GemmPlacement { a_addr: 0, a_stride: k as u64, b_addr: 0, params_addr: 0, c: OutRows::dense(0, n as u64) };
-    let code_len = emit_gemm(m, k, n, spec.input_unsigned, out, &dummy, cfg)?.len() + 1;
+    let nonzero = nonzero_tiles(&spec.weights, k, n, dim);
+    let code_len = emit_gemm_gather(m, k, n, spec.input_unsigned, out, &dummy, None, Some(&nonzero), cfg)?.len() + 1;
     let data_addr = align(code_len as u64 * ins::INSTR_BYTES as u64, 4096);
     let mut data = pack_weights(&spec.weights, k, n, dim);
     let params_off = align(data.len() as u64, 64);
@@ -238,7 +239,7 @@ pub fn lower_gemm(spec: &GemmSpec, cfg: &HwConfig) -> Result<Program, LowerError
         params_addr: data_addr + params_off,
         c: OutRows::dense(c_addr, (n * out_elem) as u64),
     };
-    let mut program = emit_gemm(m, k, n, spec.input_unsigned, out, &place, cfg)?;
+    let mut program = emit_gemm_gather(m, k, n, spec.input_unsigned, out, &place, None, Some(&nonzero), cfg)?;
     program.push(Instr::Finish(ins::Finish::default()));
     debug_assert_eq!(program.len(), code_len);
 
@@ -310,7 +311,22 @@ pub fn emit_gemm(
     place: &GemmPlacement,
     cfg: &HwConfig,
 ) -> Result<Vec<Instr>, LowerError> {
-    emit_gemm_gather(m, k, n, input_unsigned, out, place, None, cfg)
+    emit_gemm_gather(m, k, n, input_unsigned, out, place, None, None, cfg)
+}
+
+/// Which `dim x dim` weight tiles of B `[k, n]` hold a non-zero value,
+/// indexed `k_tile * n_tiles + n_tile` (for skipping zero tiles).
+pub fn nonzero_tiles(b: &[i8], k: usize, n: usize, dim: usize) -> Vec<bool> {
+    let (kt, nt) = (k.div_ceil(dim), n.div_ceil(dim));
+    let mut nz = vec![false; kt * nt];
+    for r in 0..k {
+        for c in 0..n {
+            if b[r * n + c] != 0 {
+                nz[(r / dim) * nt + c / dim] = true;
+            }
+        }
+    }
+    nz
 }
 
 /// Gathers a block of A into the scratchpad: given the block's first row,
@@ -331,6 +347,7 @@ pub fn emit_gemm_gather(
     out: GemmOut,
     place: &GemmPlacement,
     gather: Option<AGather<'_>>,
+    nonzero: Option<&[bool]>,
     cfg: &HwConfig,
 ) -> Result<Vec<Instr>, LowerError> {
     let shape = |why: &str| LowerError::Shape { m, k, n, why: why.to_string() };
@@ -416,45 +433,56 @@ pub fn emit_gemm_gather(
     }
 
     // COMPUTE and STORE, interleaved in program order by step.
+    // The k-tiles each step streams: weight tiles that are all zero add
+    // nothing and are skipped (a step keeps one so its accumulator tile is
+    // written).
+    let step_tiles: Vec<Vec<usize>> = (0..steps)
+        .map(|s| {
+            let j = step_of(s).1;
+            let live: Vec<usize> = (0..p.kt).filter(|&i| nonzero.is_none_or(|nz| nz[i * p.nt + j])).collect();
+            if live.is_empty() { vec![0] } else { live }
+        })
+        .collect();
     let mut store = Vec::new();
     for s in 0..steps {
         let (mb, j) = step_of(s);
         let rows = m_rows(mb) as u16;
         let b_tile = |s: usize, i: usize| p.b_buf[s % 2] + (i * dim) as u16;
         if s == 0 {
+            let i0 = step_tiles[0][0];
             code.push(Instr::from(ins::Ldw {
                 deps: Deps { pop_prev: true, ..Deps::NONE },
-                addr: b_tile(0, 0),
-                k: k_rows(0) as u16,
+                addr: b_tile(0, i0),
+                k: k_rows(i0) as u16,
                 n: n_cols(0) as u16,
                 ..Default::default()
             }));
         }
-        for i in 0..p.kt {
+        let tiles = &step_tiles[s];
+        for (idx, &i) in tiles.iter().enumerate() {
             let mut mm = ins::Matmul {
                 a: p.a_buf[mb % 2] + (i * rows as usize) as u16,
                 m: rows,
                 acc: p.acc_buf[s % 2],
-                accumulate: (i > 0) as u8,
+                accumulate: (idx > 0) as u8,
                 swap: 1,
                 in_type: input_unsigned as u8,
                 ..Default::default()
             };
-            if i + 1 < p.kt {
-                (mm.preload, mm.w, mm.k, mm.n) = (1, b_tile(s, i + 1), k_rows(i + 1) as u16, n_cols(j) as u16);
+            if let Some(&i1) = tiles.get(idx + 1) {
+                (mm.preload, mm.w, mm.k, mm.n) = (1, b_tile(s, i1), k_rows(i1) as u16, n_cols(j) as u16);
             } else if s + 1 < steps {
                 // Preload the next step's first tile: take its package's token.
                 let (_, j1) = step_of(s + 1);
-                (mm.preload, mm.w, mm.k, mm.n) = (1, b_tile(s + 1, 0), k_rows(0) as u16, n_cols(j1) as u16);
+                let i1 = step_tiles[s + 1][0];
+                (mm.preload, mm.w, mm.k, mm.n) = (1, b_tile(s + 1, i1), k_rows(i1) as u16, n_cols(j1) as u16);
                 mm.deps.pop_prev = true;
             }
-            if int8_out {
-                // Nothing else to wait for.
-            } else if i == 0 && s >= 2 {
+            if !int8_out && idx == 0 && s >= 2 {
                 // The STORE of step s-2 must have read this accumulator tile.
                 mm.deps.pop_next = true;
             }
-            if !int8_out && i + 1 == p.kt {
+            if !int8_out && idx + 1 == tiles.len() {
                 // Release the package (inputs consumed) and hand the tile to STORE.
                 mm.deps.push_prev = s + 2 < steps;
                 mm.deps.push_next = true;
@@ -502,7 +530,7 @@ pub fn emit_gemm_gather(
     // Program order: the LOAD stream runs ahead by up to two packages; the
     // dispatcher is in order, so interleave by step to keep queues fed.
     let mut program = Vec::with_capacity(load.len() + code.len() + 2 * store.len());
-    let per_step_compute = p.kt + int8_out as usize;
+    let per_step_compute = |s: usize| step_tiles[s].len() + int8_out as usize;
     let mut li = load.into_iter().peekable();
     let mut ci = code.into_iter();
     let mut si = store.into_iter();
@@ -524,7 +552,7 @@ pub fn emit_gemm_gather(
         while li.peek().is_some_and(|(_, prefetch)| *prefetch) {
             program.push(li.next().expect("peeked").0);
         }
-        let n_compute = per_step_compute + (s == 0) as usize;
+        let n_compute = per_step_compute(s) + (s == 0) as usize;
         program.extend(ci.by_ref().take(n_compute));
         program.extend(si.next().into_iter().flatten());
     }

@@ -431,7 +431,8 @@ fn gemm_layer(
     let place = GemmPlacement { a_addr, a_stride, b_addr, params_addr, c: out };
     let unsigned = cx.g.values[x].ty == ElemType::U8;
     let out = gemm_out(cx, y, qmin, qmax);
-    let instrs = gemm::emit_gemm_gather(m, k, n, unsigned, out, &place, gather, cx.cfg)?;
+    let nonzero = gemm::nonzero_tiles(b, k, n, dim);
+    let instrs = gemm::emit_gemm_gather(m, k, n, unsigned, out, &place, gather, Some(&nonzero), cx.cfg)?;
     cx.phase(instrs);
     Ok(())
 }

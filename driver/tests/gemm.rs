@@ -44,3 +44,29 @@ fn small_gemms_match_reference() {
         }
     }
 }
+
+#[test]
+fn zero_weight_tiles_are_skipped() {
+    // Block-structured pruning: every other 16x16 weight tile is zero (and
+    // one whole n-tile column), so those tiles are never streamed.
+    let cfg = HwConfig::default_16x16();
+    let (m, k, n) = (40, 96, 64);
+    let weights: Vec<i8> = (0..k * n)
+        .map(|i| {
+            let (r, c) = (i / n, i % n);
+            let zero = (r / 16 + c / 16) % 2 == 1 || c / 16 == 2;
+            if zero { 0 } else { ((i * 37 + 11) % 255) as i8 }
+        })
+        .collect();
+    let a: Vec<u8> = (0..m * k).map(|i| ((i * 53 + 7) % 256) as u8).collect();
+    for output in [
+        GemmOutput::Int32,
+        GemmOutput::Int8 { bias: (0..n as i32).collect(), scale: vec![0.001; n], zero_point: 5, qmin: -128, qmax: 127 },
+    ] {
+        let spec = GemmSpec { m, k, n, weights: weights.clone(), input_unsigned: false, output };
+        let (out, rep) = run_gemm(&cfg, &spec, &a);
+        assert_eq!(out, reference_gemm(&spec, &a));
+        let macs = rep.counters.get(isa::Counter::Macs);
+        assert!(macs < (m * k * n) as u64 / 2, "{macs} MACs: zero tiles were streamed");
+    }
+}
