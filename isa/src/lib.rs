@@ -14,6 +14,7 @@ pub mod numerics;
 pub mod program;
 pub mod regs;
 pub mod timing;
+pub mod verilog;
 
 pub use config::{ConfigError, HwConfig};
 pub use device::{Device, DeviceError, InstrTrace};

@@ -1,0 +1,188 @@
+//! Builds the verilated RTL when the `verilator` feature is on; does nothing
+//! otherwise (the crate then holds no RTL, see `src/lib.rs`).
+//!
+//! With the feature:
+//! 1. every configuration in `MODELS` is verilated (`verilator --cc`) into
+//!    its own folder under `OUT_DIR`, cleared first (Verilator's file names
+//!    carry hashes, so stale files would otherwise be compiled too), with its
+//!    own `--prefix` so that several configurations link into one binary;
+//! 2. the generated C++, Verilator's runtime (`verilated.cpp`,
+//!    `verilated_threads.cpp`), the C++ harness (`cpp/`) and the cxx bridge
+//!    (`src/ffi.rs`) are compiled by `cc` (through `cxx-build`, in parallel,
+//!    one translation unit per model) at `-Os`,
+//!    whatever the cargo profile (a debug build would otherwise compile the
+//!    model at -O0 and simulate ~9x slower; -Os was the fastest level here,
+//!    DESIGN §9), with `-pthread`, and linked with `atomic`.
+//!
+//! A missing `verilator` is a build error that says how to install it,
+//! never a silent skip (DESIGN §1, §9).
+
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    #[cfg(feature = "verilator")]
+    verilated::build();
+}
+
+#[cfg(feature = "verilator")]
+mod verilated {
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+    use std::time::Instant;
+
+    /// One verilated configuration: the `--prefix` (its C++ class), the top
+    /// module, its source and parameter overrides.
+    struct Model {
+        prefix: &'static str,
+        top: &'static str,
+        source: &'static str,
+        params: &'static [(&'static str, &'static str)],
+    }
+
+    /// The requantizer in each of its pipeline depths (`LATENCY` 0, 1, 2).
+    const MODELS: &[Model] = &[
+        Model { prefix: "Vrequant_l0", top: "requant", source: "verilog/requant.sv", params: &[("LATENCY", "0")] },
+        Model { prefix: "Vrequant_l1", top: "requant", source: "verilog/requant.sv", params: &[("LATENCY", "1")] },
+        Model { prefix: "Vrequant_l2", top: "requant", source: "verilog/requant.sv", params: &[("LATENCY", "2")] },
+    ];
+
+    const INSTALL: &str =
+        "install it with `apt-get install -y verilator` (Verilator 5.006 is what this project is tested \
+                           with), or build without the `verilator` feature to use the Rust model only";
+
+    /// `SYS_REQUANT_ZP_W` of the generated header: the requantizer's default
+    /// `QW`, handed to the harness (C++) and the crate (Rust).
+    fn requant_qw(header: &Path) -> u32 {
+        let text = std::fs::read_to_string(header).unwrap_or_else(|e| panic!("reading {}: {e}", header.display()));
+        text.lines()
+            .find_map(|l| l.strip_prefix("`define SYS_REQUANT_ZP_W "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{} defines no SYS_REQUANT_ZP_W", header.display()))
+    }
+
+    fn verilator_root() -> PathBuf {
+        let out = match Command::new("verilator").arg("--getenv").arg("VERILATOR_ROOT").output() {
+            Ok(out) if out.status.success() => out,
+            Ok(out) => panic!(
+                "\n\n`verilator --getenv VERILATOR_ROOT` failed ({}): {}\nThe `verilator` feature needs a working Verilator: {INSTALL}.\n\n",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) => panic!(
+                "\n\nThe `verilator` feature of the `rtl` crate needs Verilator, but `verilator` could not be run ({e}): \
+                 {INSTALL}.\n\n"
+            ),
+        };
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    }
+
+    fn verilate(model: &Model, manifest: &Path, include: &Path, out_root: &Path) -> PathBuf {
+        let mdir = out_root.join(model.prefix);
+        if mdir.exists() {
+            std::fs::remove_dir_all(&mdir).unwrap_or_else(|e| panic!("clearing {}: {e}", mdir.display()));
+        }
+        std::fs::create_dir_all(&mdir).unwrap_or_else(|e| panic!("creating {}: {e}", mdir.display()));
+        let mut cmd = Command::new("verilator");
+        cmd.arg("--cc")
+            .arg("--prefix")
+            .arg(model.prefix)
+            .arg("--top-module")
+            .arg(model.top)
+            .arg("--Mdir")
+            .arg(&mdir)
+            .arg(format!("-I{}", include.display()));
+        for (name, value) in model.params {
+            cmd.arg(format!("-G{name}={value}"));
+        }
+        cmd.arg(manifest.join(model.source));
+        let out = cmd.output().unwrap_or_else(|e| panic!("\n\nrunning verilator ({e}): {INSTALL}.\n\n"));
+        if !out.status.success() {
+            panic!(
+                "verilator failed on {} ({}):\n{}{}",
+                model.source,
+                model.prefix,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        mdir
+    }
+
+    fn cpp_files(dir: &Path) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("listing {}: {e}", dir.display()))
+            .map(|e| e.expect("directory entry").path())
+            .filter(|p| p.extension().is_some_and(|x| x == "cpp"))
+            .collect();
+        files.sort();
+        files
+    }
+
+    pub fn build() {
+        let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+        let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
+        let include = manifest.join("include");
+        for dir in ["verilog", "include", "cpp"] {
+            println!("cargo:rerun-if-changed={}", manifest.join(dir).display());
+        }
+        println!("cargo:rerun-if-changed={}", manifest.join("src/ffi.rs").display());
+        println!("cargo:rerun-if-env-changed=VERILATOR_ROOT");
+
+        let root = verilator_root();
+        let t0 = Instant::now();
+        let out_root = out_dir.join("verilated");
+        let mdirs: Vec<PathBuf> = MODELS.iter().map(|m| verilate(m, &manifest, &include, &out_root)).collect();
+        let verilate_s = t0.elapsed().as_secs_f64();
+
+        let qw = requant_qw(&include.join("systole_isa.vh"));
+        println!("cargo:rustc-env=SYSTOLE_REQUANT_QW={qw}");
+
+        let t1 = Instant::now();
+        let mut build = cxx_build::bridge("src/ffi.rs");
+        build
+            .cpp(true)
+            .std("c++17")
+            .opt_level_str("s")
+            .debug(false)
+            .warnings(false)
+            .include(&manifest)
+            .include(root.join("include"))
+            .include(root.join("include/vltstd"))
+            .define("VM_COVERAGE", "0")
+            .define("VM_SC", "0")
+            .define("VM_TRACE", "0")
+            .define("VM_TRACE_FST", "0")
+            .define("VM_TRACE_VCD", "0")
+            .define("SYSTOLE_REQUANT_QW", qw.to_string().as_str())
+            .flag("-pthread")
+            .flag_if_supported("-faligned-new")
+            .flag_if_supported("-Wno-bool-operation")
+            .flag_if_supported("-Wno-sign-compare")
+            .flag_if_supported("-Wno-uninitialized")
+            .flag_if_supported("-Wno-unused-but-set-variable")
+            .flag_if_supported("-Wno-unused-parameter")
+            .flag_if_supported("-Wno-unused-variable")
+            .flag_if_supported("-Wno-shadow");
+        // One translation unit per model (a "unity" file including its
+        // generated .cpp files): each generated file alone spends ~1.8 s
+        // parsing Verilator's headers, a model's seven together ~2 s.
+        for (model, mdir) in MODELS.iter().zip(&mdirs) {
+            build.include(mdir);
+            let unity = out_root.join(format!("{}__all.cpp", model.prefix));
+            let text: String = cpp_files(mdir).iter().map(|f| format!("#include \"{}\"\n", f.display())).collect();
+            std::fs::write(&unity, text).unwrap_or_else(|e| panic!("writing {}: {e}", unity.display()));
+            build.file(unity);
+        }
+        build.file(root.join("include/verilated.cpp"));
+        build.file(root.join("include/verilated_threads.cpp"));
+        build.file(manifest.join("cpp/requant_harness.cc"));
+        build.compile("systole_rtl");
+        println!("cargo:rustc-link-lib=atomic");
+        println!("cargo:rustc-link-lib=pthread");
+        // Build times, for the tests to print (verilating, compiling the C++).
+        println!(
+            "cargo:rustc-env=SYSTOLE_RTL_BUILD_TIMES=verilated {} models in {verilate_s:.1} s, compiled the C++ in {:.1} s",
+            MODELS.len(),
+            t1.elapsed().as_secs_f64()
+        );
+    }
+}
