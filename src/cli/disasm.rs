@@ -65,7 +65,25 @@ pub fn header(name: &str, prog: &Program, sections: &[Section]) -> String {
         s.push_str(&table(";   ", &rows, &[]));
     }
     let _ = writeln!(s, ";");
-    let meta = serde_json::Value::Object(prog.meta.clone());
+    // Multi-line text entries (the embedded config and graph) read best as
+    // text blocks; the rest as JSON.
+    let mut meta_map = prog.meta.clone();
+    let texts: Vec<(String, String)> = prog
+        .meta
+        .iter()
+        .filter_map(|(k, v)| v.as_str().filter(|t| t.contains('\n')).map(|t| (k.clone(), t.to_string())))
+        .collect();
+    for (k, _) in &texts {
+        meta_map.remove(k);
+    }
+    for (k, text) in &texts {
+        let _ = writeln!(s, "; {k}:");
+        for line in text.lines() {
+            let _ = writeln!(s, ";   {line}");
+        }
+        let _ = writeln!(s, ";");
+    }
+    let meta = serde_json::Value::Object(meta_map);
     let compact = meta.to_string();
     if compact.len() <= 100 {
         let _ = writeln!(s, "; meta: {compact}");
