@@ -137,6 +137,8 @@ struct Run {
     tokens: [u32; 4],
     pushes: Vec<(u64, usize, u32)>,
     last_active: u64,
+    /// Cycles the run has advanced through (`advance` pauses between events).
+    clock: u64,
 }
 
 /// The cycle-accurate model; implements `Device`.
@@ -224,6 +226,7 @@ impl Model {
             tokens: [0; 4],
             pushes: Vec::new(),
             last_active: 0,
+            clock: 0,
         };
         self.run = Some(Box::new(run));
         let (base, limit) = (self.win_base as u64, self.win_limit as u64);
@@ -256,6 +259,8 @@ impl Model {
         while self.status == regs::STATUS_RUNNING {
             let t = run.now;
             if t > deadline {
+                // Nothing happens before `t`: the cycles up to the deadline pass.
+                run.clock = run.clock.max(deadline.saturating_add(1));
                 break;
             }
             let acted = self.cycle(&mut run, t);
@@ -266,15 +271,20 @@ impl Model {
                 Some(next) => run.now = next,
                 None => {
                     // Nothing can ever happen again: the watchdog fires
-                    // WATCHDOG_CYCLES after the last active cycle.
+                    // WATCHDOG_CYCLES after the last active cycle (visit that
+                    // cycle like an event, so `advance` can pause before it).
                     let at = run.last_active + WATCHDOG_CYCLES;
-                    let pc = run.compute.queue.front().or(run.load.queue.front()).or(run.store.queue.front()).map(|e| e.index);
-                    self.fault(at, ErrorCode::Deadlock, pc.unwrap_or(run.dispatched));
+                    if t < at {
+                        run.now = at;
+                    } else {
+                        let pc = run.compute.queue.front().or(run.load.queue.front()).or(run.store.queue.front()).map(|e| e.index);
+                        self.fault(at, ErrorCode::Deadlock, pc.unwrap_or(run.dispatched));
+                    }
                 }
             }
         }
         if self.status == regs::STATUS_RUNNING {
-            self.counters.set(Counter::Cycles, run.now);
+            self.counters.set(Counter::Cycles, run.clock);
         }
         self.run = Some(run);
     }
@@ -828,8 +838,10 @@ impl Device for Model {
 
     fn advance(&mut self, max_cycles: u64) -> Result<u32, DeviceError> {
         if self.status == regs::STATUS_RUNNING {
-            let now = self.run.as_ref().map_or(0, |r| r.now);
-            self.run_until(now.saturating_add(max_cycles));
+            let clock = self.run.as_ref().map_or(0, |r| r.clock);
+            if max_cycles > 0 {
+                self.run_until(clock.saturating_add(max_cycles - 1));
+            }
         }
         Ok(self.status)
     }
