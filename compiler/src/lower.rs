@@ -39,8 +39,9 @@ struct Buffer {
     layout: Layout,
 }
 
-/// Per-layer facts recorded in the program's meta (for reports and checks).
-#[derive(Clone, Debug, serde::Serialize)]
+/// Per-layer facts recorded in the program's meta `layers` (for reports
+/// and checks; `systole run` reads them back).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LayerInfo {
     pub name: String,
     pub op: String,
@@ -52,10 +53,33 @@ pub struct LayerInfo {
     pub value: String,
     pub addr: u64,
     pub layout: String,
-    pub shape: Vec<usize>,
+    pub shape: Vec<u64>,
     pub elem: String,
     pub scale: f32,
     pub zero_point: i32,
+}
+
+impl LayerInfo {
+    /// A layer that only reinterprets its input's buffer (a flatten of NHWC
+    /// data): its buffer is the input's, its layout a view.
+    pub fn is_view(&self) -> bool {
+        self.layout.contains("nhwc order")
+    }
+
+    /// The device layout of the layer's output buffer.
+    pub fn device_layout(&self) -> Result<Layout, String> {
+        let t = TensorInfo {
+            name: self.value.clone(),
+            role: TensorRole::Intermediate,
+            dtype: if self.elem == "u8" { DType::U8 } else { DType::I8 },
+            shape: self.shape.clone(),
+            addr: self.addr,
+            layout: self.layout.clone(),
+            scale: None,
+            zero_point: None,
+        };
+        Layout::of_tensor(&t)
+    }
 }
 
 struct Ctx<'a> {
@@ -230,7 +254,7 @@ pub fn lower(g: &Graph, cfg: &HwConfig) -> Result<Lowered, LowerError> {
             value: v.name.clone(),
             addr: b.addr,
             layout: b.layout.describe(),
-            shape: v.shape.clone(),
+            shape: v.shape.iter().map(|&d| d as u64).collect(),
             elem: v.ty.name().into(),
             scale: q.scale,
             zero_point: q.zero_point,

@@ -166,7 +166,7 @@ fn check(g: &Graph, cfg: &HwConfig, seed: u64) -> u64 {
             name: l.value.clone(),
             role: isa::program::TensorRole::Intermediate,
             dtype: isa::program::DType::I8,
-            shape: l.shape.iter().map(|&d| d as u64).collect(),
+            shape: l.shape.clone(),
             addr: l.addr,
             layout: l.layout.clone(),
             scale: None,

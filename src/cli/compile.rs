@@ -79,7 +79,7 @@ fn import(path: &Path) -> Result<Graph> {
     }
 }
 
-fn shape_text(shape: &[usize]) -> String {
+fn shape_text<T: std::fmt::Display>(shape: &[T]) -> String {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     format!("[{}]", dims.join(", "))
 }

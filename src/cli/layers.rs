@@ -35,9 +35,8 @@ use super::error::{CliError, Result};
 use super::report::energy_text;
 use super::table::{cells, group, table, Align};
 use isa::instr::{Instr, BUF_ACC, INSTR_BYTES};
-use isa::layout::Layout;
 use isa::legal::DmaBlock;
-use isa::program::{DType, Program, TensorInfo, TensorRole};
+use isa::program::Program;
 use isa::{Counter, Counters, HwConfig, InstrTrace};
 use serde_json::{json, Map, Value};
 use sim::dma::BurstPlan;
@@ -54,45 +53,8 @@ const BY_MACS: [&str; 2] = ["mac", "pe_registers"];
 const BY_WEIGHT_ROWS: &str = "weight_load";
 const BY_BYTES: &str = "dram";
 
-/// One entry of the program meta's `layers`.
-#[derive(Clone, Debug)]
-pub struct LayerMeta {
-    pub name: String,
-    pub op: String,
-    /// Instruction index range `[first, last)`.
-    pub first: usize,
-    pub last: usize,
-    pub macs: u64,
-    /// The value the layer writes, where and how.
-    pub value: String,
-    pub addr: u64,
-    pub layout: String,
-    pub shape: Vec<u64>,
-    pub elem: String,
-}
-
-impl LayerMeta {
-    /// A layer that only reinterprets its input's buffer (a flatten of NHWC
-    /// data): its buffer is the input's, its layout a view.
-    pub fn is_view(&self) -> bool {
-        self.layout.contains("nhwc order")
-    }
-
-    /// The device layout of the layer's output buffer.
-    pub fn device_layout(&self) -> std::result::Result<Layout, String> {
-        let t = TensorInfo {
-            name: self.value.clone(),
-            role: TensorRole::Intermediate,
-            dtype: if self.elem == "u8" { DType::U8 } else { DType::I8 },
-            shape: self.shape.clone(),
-            addr: self.addr,
-            layout: self.layout.clone(),
-            scale: None,
-            zero_point: None,
-        };
-        Layout::of_tensor(&t)
-    }
-}
+/// One entry of the program meta's `layers`, as the compiler wrote it.
+pub use compiler::lower::LayerInfo as LayerMeta;
 
 /// The program's per-layer facts (none when the meta has no `layers`, as
 /// for a program from `systole asm`).
@@ -100,38 +62,17 @@ pub fn from_meta(prog: &Program, prog_name: &str) -> Result<Vec<LayerMeta>> {
     let Some(v) = prog.meta.get("layers") else {
         return Ok(Vec::new());
     };
-    let bad = |i: usize, what: &str| {
-        CliError::input(format!("{prog_name}: meta `layers` entry {i}: {what} (the program's meta is malformed)"))
-    };
-    let items = v.as_array().ok_or_else(|| bad(0, "`layers` is not an array"))?;
-    let mut out = Vec::with_capacity(items.len());
-    for (i, l) in items.iter().enumerate() {
-        let s =
-            |k: &str| l.get(k).and_then(Value::as_str).map(str::to_string).ok_or_else(|| bad(i, &format!("no `{k}`")));
-        let u = |k: &str| l.get(k).and_then(Value::as_u64).ok_or_else(|| bad(i, &format!("no `{k}`")));
-        let shape = l
-            .get("shape")
-            .and_then(Value::as_array)
-            .and_then(|a| a.iter().map(Value::as_u64).collect::<Option<Vec<u64>>>())
-            .ok_or_else(|| bad(i, "no `shape`"))?;
-        let layer = LayerMeta {
-            name: s("name")?,
-            op: s("op")?,
-            first: u("first")? as usize,
-            last: u("last")? as usize,
-            macs: u("macs")?,
-            value: s("value")?,
-            addr: u("addr")?,
-            layout: s("layout")?,
-            shape,
-            elem: s("elem")?,
-        };
-        if layer.first > layer.last || layer.last > prog.code.len() {
-            return Err(bad(i, &format!("instruction range {}..{} outside the code", layer.first, layer.last)));
+    let layers: Vec<LayerMeta> = serde_json::from_value(v.clone())
+        .map_err(|e| CliError::input(format!("{prog_name}: meta `layers` is malformed: {e}")))?;
+    for (i, l) in layers.iter().enumerate() {
+        if l.first > l.last || l.last > prog.code.len() {
+            return Err(CliError::input(format!(
+                "{prog_name}: meta `layers` entry {i}: instruction range {}..{} outside the code (the program's meta is malformed)",
+                l.first, l.last
+            )));
         }
-        out.push(layer);
     }
-    Ok(out)
+    Ok(layers)
 }
 
 /// The layer an instruction belongs to.
