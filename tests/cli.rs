@@ -2,9 +2,11 @@
 //! outputs and their errors (exit code 2, a message naming the problem, no
 //! output file left behind).
 
+mod common;
+use common::*;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use compiler::gemm::{lower_gemm, reference_gemm, GemmOutput, GemmSpec, INPUT, OUTPUT};
 use isa::program::Program;
@@ -28,48 +30,17 @@ store buf=acc dram=0x2000 stride=16 rows=4 cols=4 addr=0 @wait(compute)
 finish
 ";
 
-fn systole(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_systole")).current_dir(dir).args(args).output().expect("the binary runs")
-}
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
-#[track_caller]
-fn assert_ok(o: &Output) {
-    assert_eq!(o.status.code(), Some(0), "stdout:\n{}\nstderr:\n{}", stdout(o), stderr(o));
-}
 
 /// Exit code 2, `error:` with every needle in the message, no panic, and
 /// none of `absent` (relative to `dir`) exists.
 #[track_caller]
 fn assert_bad_input(o: &Output, needles: &[&str], dir: &Path, absent: &[&str]) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(2), "stdout:\n{}\nstderr:\n{err}", stdout(o));
-    assert!(err.starts_with("error: ") || err.contains("\nerror: "), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
-    for n in needles {
-        assert!(err.contains(n), "expected `{n}` in:\n{err}");
-    }
-    for f in absent {
-        assert!(!dir.join(f).exists(), "{f} was created; stderr:\n{err}");
-    }
-    assert_no_temp_files(dir);
+    assert_fails(o, 2, needles, dir, absent)
 }
 
-/// No temporary file of an atomic write is left behind.
-#[track_caller]
-fn assert_no_temp_files(dir: &Path) {
-    for e in fs::read_dir(dir).unwrap() {
-        let name = e.unwrap().file_name().to_string_lossy().into_owned();
-        assert!(!name.ends_with(".tmp"), "temporary file {name} left in {}", dir.display());
-    }
-}
 
 fn write_npy_i8(path: &Path, shape: &[u64], data: &[i8]) {
     let mut w =

@@ -4,9 +4,10 @@
 //! a message, no output file); a corrupted weight caught by `--check`
 //! (exit 1, naming the layer).
 
+mod common;
+use common::*;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use isa::instr::{Instr, BUF_SPAD};
 use isa::program::Program;
@@ -15,60 +16,16 @@ use serde_json::Value;
 const TINY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/hw/tiny.toml");
 const DEFAULT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/hw/default.toml");
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn digits() -> PathBuf {
     root().join("compiler/tests/data/digits")
 }
 
-fn systole(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_systole")).current_dir(dir).args(args).output().expect("the binary runs")
-}
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
-#[track_caller]
-fn assert_ok(o: &Output) {
-    assert_eq!(o.status.code(), Some(0), "stdout:\n{}\nstderr:\n{}", stdout(o), stderr(o));
-    assert!(!stderr(o).contains("panicked"), "{}", stderr(o));
-}
 
-/// Exit code `code`, `error:` with every needle in the message, no panic,
-/// none of `absent` (relative to `dir`) exists, no temporary file left.
-#[track_caller]
-fn assert_fails(o: &Output, code: i32, needles: &[&str], dir: &Path, absent: &[&str]) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(code), "stdout:\n{}\nstderr:\n{err}", stdout(o));
-    assert!(err.starts_with("error: ") || err.contains("\nerror: "), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
-    for n in needles {
-        assert!(err.contains(n), "expected `{n}` in:\n{err}");
-    }
-    for f in absent {
-        assert!(!dir.join(f).exists(), "{f} was created; stderr:\n{err}");
-    }
-    assert_no_temp_files(dir);
-}
 
-#[track_caller]
-fn assert_no_temp_files(dir: &Path) {
-    for e in fs::read_dir(dir).unwrap() {
-        let e = e.unwrap();
-        let name = e.file_name().to_string_lossy().into_owned();
-        assert!(!name.ends_with(".tmp"), "temporary file {name} left in {}", dir.display());
-        if e.file_type().unwrap().is_dir() {
-            assert_no_temp_files(&e.path());
-        }
-    }
-}
 
 fn write_npy_f32(path: &Path, shape: &[u64], data: &[f32]) {
     use npyz::WriterBuilder;

@@ -53,8 +53,8 @@ fn format_of(path: &Path) -> Result<Format> {
     }
 }
 
-/// Reads and imports a model into the quantized IR.
-fn import(path: &Path) -> Result<Graph> {
+/// Reads and imports a model into the quantized IR (also used by `sweep`).
+pub(crate) fn import(path: &Path) -> Result<Graph> {
     let name = path.display();
     match format_of(path)? {
         Format::Onnx => {

@@ -14,6 +14,7 @@ mod report;
 mod run;
 mod sim;
 mod spec;
+mod sweep;
 mod table;
 mod trace;
 
@@ -29,7 +30,8 @@ Examples:
   systole run model.sbin --input x.npy --out out/ --check --json report.json
   systole asm gemm.s --hw examples/hw/tiny.toml -o gemm.sbin
   systole disasm gemm.sbin
-  systole sim gemm.sbin --hw examples/hw/tiny.toml --load 0x1000=a.npy --dump 0x2000:i32:4x4=c.npy --json report.json";
+  systole sim gemm.sbin --hw examples/hw/tiny.toml --load 0x1000=a.npy --dump 0x2000:i32:4x4=c.npy --json report.json
+  systole sweep model.onnx --hw examples/hw/default.toml --input x.npy --set array=16,32 --set dram.latency_cycles=50,200";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -114,6 +116,26 @@ pub enum Command {
             --json report.json --trace trace.json --energy-table my-table.toml"
     )]
     Sim(sim::SimArgs),
+    /// Sweep hardware parameters: run a model at every point of a design space and compare cycles, energy and area
+    #[command(
+        long_about = "A design-space sweep: compile a model for every point of the cartesian product of the \
+            --set lists, run the first inference of the input on each through the driver, and compare.\n\n\
+            --set KEY=V1,V2,... takes a dotted key of the hardware configuration (e.g. \
+            dram.latency_cycles, dram.bytes_per_cycle, scratchpad.bytes, tech.node_nm, clock.mhz; `array` \
+            sets array.rows and array.cols together) and the values to sweep it over; repeat it for more \
+            keys (the first varies slowest, at most 256 points). Each point is the base configuration with \
+            those fields changed; an invalid combination is reported as a row with its validation error. \
+            For each point the table gives total cycles, time at the clock, MAC utilization, DRAM bytes, \
+            energy (µJ and pJ/MAC) and analytical area, marks the fastest and the lowest-energy point, and \
+            checks that the output equals the first point's bit for bit (quantized results do not depend \
+            on the hardware). An unknown key is a usage error (exit 2).",
+        after_help = "Examples:\n  \
+            systole sweep digits.onnx --hw examples/hw/default.toml --input x.npy \\\n      \
+            --set array=8,16,32 --set dram.bytes_per_cycle=8 --set dram.latency_cycles=50,100,200\n  \
+            systole sweep digits.onnx --hw examples/hw/default.toml --input x.npy \\\n      \
+            --set scratchpad.bytes=65536,262144 --set tech.node_nm=45,22 --json sweep.json --csv sweep.csv"
+    )]
+    Sweep(sweep::SweepArgs),
 }
 
 /// Runs a parsed command.
@@ -124,5 +146,6 @@ pub fn run(cli: &Cli) -> Result<(), CliError> {
         Command::Asm(a) => asm::run(a),
         Command::Disasm(a) => disasm::run(a),
         Command::Sim(a) => sim::run(a),
+        Command::Sweep(a) => sweep::run(a),
     }
 }

@@ -1,0 +1,61 @@
+//! Helpers shared by the CLI test files: run the built binary, read its
+//! output, and check the CLI's conventions (exit codes, `error:` messages,
+//! no panic, no output or temporary file left behind on failure).
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `systole` with `args` in `dir`.
+pub fn systole(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_systole")).current_dir(dir).args(args).output().expect("the binary runs")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[track_caller]
+pub fn assert_ok(o: &Output) {
+    assert_eq!(o.status.code(), Some(0), "stdout:\n{}\nstderr:\n{}", stdout(o), stderr(o));
+    assert!(!stderr(o).contains("panicked"), "{}", stderr(o));
+}
+
+/// Exit code `code`, `error:` with every needle in the message, no panic,
+/// none of `absent` (relative to `dir`) exists, no temporary file left.
+#[track_caller]
+pub fn assert_fails(o: &Output, code: i32, needles: &[&str], dir: &Path, absent: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "stdout:\n{}\nstderr:\n{err}", stdout(o));
+    assert!(err.starts_with("error: ") || err.contains("\nerror: "), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "expected `{n}` in:\n{err}");
+    }
+    for f in absent {
+        assert!(!dir.join(f).exists(), "{f} was created; stderr:\n{err}");
+    }
+    assert_no_temp_files(dir);
+}
+
+/// No temporary file of an atomic write is left behind (recursively).
+#[track_caller]
+pub fn assert_no_temp_files(dir: &Path) {
+    for e in fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        assert!(!name.ends_with(".tmp"), "temporary file {name} left in {}", dir.display());
+        if e.file_type().unwrap().is_dir() {
+            assert_no_temp_files(&e.path());
+        }
+    }
+}
