@@ -38,11 +38,25 @@ mod verilated {
         params: &'static [(&'static str, &'static str)],
     }
 
-    /// The requantizer in each of its pipeline depths (`LATENCY` 0, 1, 2).
+    /// The requantizer in each of its pipeline depths (`LATENCY` 0, 1, 2),
+    /// and the systolic array at 4x4 and 16x16.
     const MODELS: &[Model] = &[
         Model { prefix: "Vrequant_l0", top: "requant", source: "verilog/requant.sv", params: &[("LATENCY", "0")] },
         Model { prefix: "Vrequant_l1", top: "requant", source: "verilog/requant.sv", params: &[("LATENCY", "1")] },
         Model { prefix: "Vrequant_l2", top: "requant", source: "verilog/requant.sv", params: &[("LATENCY", "2")] },
+        // The systolic array at the two sizes its tests use.
+        Model {
+            prefix: "Varray_4x4",
+            top: "array",
+            source: "verilog/array.sv",
+            params: &[("ROWS", "4"), ("COLS", "4")],
+        },
+        Model {
+            prefix: "Varray_16x16",
+            top: "array",
+            source: "verilog/array.sv",
+            params: &[("ROWS", "16"), ("COLS", "16")],
+        },
     ];
 
     const INSTALL: &str =
@@ -175,6 +189,7 @@ mod verilated {
         build.file(root.join("include/verilated.cpp"));
         build.file(root.join("include/verilated_threads.cpp"));
         build.file(manifest.join("cpp/requant_harness.cc"));
+        build.file(manifest.join("cpp/array_harness.cc"));
         build.compile("systole_rtl");
         println!("cargo:rustc-link-lib=atomic");
         println!("cargo:rustc-link-lib=pthread");

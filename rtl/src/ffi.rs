@@ -1,6 +1,7 @@
-//! The cxx bridge to the C++ harness of the verilated models
-//! (`cpp/requant_harness.{h,cc}`). Only built with the `verilator` feature;
-//! the safe API is [`crate::requant`].
+//! The cxx bridge to the C++ harnesses of the verilated models
+//! (`cpp/requant_harness.{h,cc}`, `cpp/array_harness.{h,cc}`). Only built
+//! with the `verilator` feature; the safe APIs are [`crate::requant`] and
+//! [`crate::array`].
 
 #[cxx::bridge(namespace = "systole_rtl")]
 pub(crate) mod bridge {
@@ -13,6 +14,53 @@ pub(crate) mod bridge {
         pub zp: i32,
         pub qmin: i32,
         pub qmax: i32,
+    }
+
+    /// The control inputs of the systolic array (`verilog/array.sv`) for one
+    /// clock cycle; the data buses travel as byte slices beside it.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct ArrayCycle {
+        /// Zero the shadow weight buffer.
+        pub w_clear: bool,
+        /// Write shadow row `w_row` with this cycle's weight bytes.
+        pub w_valid: bool,
+        pub w_row: u32,
+        /// Stream this cycle's input row.
+        pub in_valid: bool,
+        /// The input row is uint8 (else int8).
+        pub in_unsigned: bool,
+        /// The shadow weights become active from this row on.
+        pub swap: bool,
+    }
+
+    unsafe extern "C++" {
+        include!("rtl/cpp/array_harness.h");
+
+        /// A verilated `array` (one ROWS x COLS) in its own Verilator context.
+        type ArrayModel;
+
+        /// A fresh model of the given size (4x4 or 16x16), after a reset.
+        fn new_array_model(rows: u32, cols: u32) -> Result<UniquePtr<ArrayModel>>;
+        fn rows(self: &ArrayModel) -> u32;
+        fn cols(self: &ArrayModel) -> u32;
+        /// Cycles from an input row to its output row (ROWS + COLS - 1).
+        fn latency(self: &ArrayModel) -> u32;
+        /// One cycle with `rst` = 1 (weights zero, no valid row in flight).
+        fn reset(self: Pin<&mut ArrayModel>);
+        /// One clock cycle: drives `cyc`, `x` (rows bytes) and `w` (cols
+        /// bytes), writes the output row present in this cycle to `out`
+        /// (cols words) and returns `out_valid`; then the clock edge.
+        fn step(self: Pin<&mut ArrayModel>, cyc: &ArrayCycle, x: &[u8], w: &[u8], out: &mut [i32]) -> Result<bool>;
+        /// `step` for every cycle: `x` holds rows bytes per cycle, `w` and
+        /// `out` cols per cycle, `out_valid` one flag (0/1) per cycle.
+        fn run(
+            self: Pin<&mut ArrayModel>,
+            cycles: &[ArrayCycle],
+            x: &[u8],
+            w: &[u8],
+            out_valid: &mut [u8],
+            out: &mut [i32],
+        ) -> Result<()>;
     }
 
     unsafe extern "C++" {

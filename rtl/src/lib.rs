@@ -5,14 +5,16 @@
 //! - `verilog/`: the synthesizable sources, in the SystemVerilog subset that
 //!   both Verilator 5.006 (lint-clean under `-Wall`) and yosys 0.23 accept.
 //!   Today: `requant.sv`, the requantizer, bit-exact with
-//!   `isa::numerics::requantize`.
+//!   `isa::numerics::requantize`; `array.sv`, the weight-stationary
+//!   systolic array with double-buffered weights, bit-exact with
+//!   `sim::array::matmul` (latency `ROWS + COLS - 1`).
 //! - `include/systole_isa.vh`: the ISA's constants as `` `define``s,
 //!   generated from the `isa` crate by `isa::verilog::header()` and checked
 //!   by a test there (`UPDATE_EXPECT=1 cargo test -p isa --lib verilog`
 //!   rewrites it). The RTL's only source of opcodes, field positions,
 //!   register addresses and timing constants; pass `-I rtl/include`.
 //! - `cpp/`: the C++ harnesses that own the verilated models; `src/ffi.rs`:
-//!   their cxx bridge; [`requant`]: the safe Rust API.
+//!   their cxx bridge; [`requant`] and [`array`]: the safe Rust APIs.
 //!
 //! What is built with which feature:
 //! - default (no feature): only this documentation and [`VERILOG_DIR`] /
@@ -22,10 +24,11 @@
 //!   each with its own `--prefix`, into a freshly cleared folder under
 //!   `OUT_DIR`), compiles the generated C++ with Verilator's runtime and the
 //!   harness at `-Os` (`-pthread`, linked with `atomic`), and this crate
-//!   gains [`requant`]. If `verilator` is not on `PATH` the build fails and
+//!   gains [`requant`] and [`array`]. If `verilator` is not on `PATH` the build fails and
 //!   says how to install it (`apt-get install -y verilator`): never a silent
 //!   skip. The tests `tests/requant.rs` (10^6+ cases against
-//!   `isa::numerics::requantize`) and `tests/hdl_lint.rs` (every source
+//!   `isa::numerics::requantize`), `tests/array.rs` (compiler-like
+//!   weight-load / stream sequences against `sim::array`) and `tests/hdl_lint.rs` (every source
 //!   through `verilator --lint-only -Wall` and yosys `synth`) need it:
 //!   `cargo test -p rtl --features verilator --release`.
 
@@ -40,3 +43,6 @@ mod ffi;
 
 #[cfg(feature = "verilator")]
 pub mod requant;
+
+#[cfg(feature = "verilator")]
+pub mod array;

@@ -1,0 +1,219 @@
+// array: the weight-stationary systolic array, ROWS x COLS processing
+// elements (PEs) with double-buffered weights, bit-exact with
+// `sim::array::matmul` (ISA §3 `ldw` / `matmul`, §4 COMPUTE).
+//
+//   out[c] = sum_{r < ROWS} x[r] * w_active[r][c]     (wrapping int32)
+//
+// x: int8 or uint8 (`in_unsigned`), widened to 9 bits at the port; w: int8.
+//
+// Dataflow (PE(r, c) = reduction row r, output column c):
+// - an input row presented in cycle t (in_valid) enters row r skewed by r
+//   cycles; x[r] moves right one PE per cycle, so PE(r, c) sees it in cycle
+//   t + r + c. Partial sums move down one PE per cycle; the sum of column c
+//   leaves the bottom row in the register written at the end of cycle
+//   t + ROWS - 1 + c, and a de-skew of COLS - 1 - c registers aligns the
+//   columns: the whole output row is on `out_data` with `out_valid` in cycle
+//   t + LAT, LAT = ROWS + COLS - 1 (the accumulator write adds the ISA's
+//   last cycle: "in the accumulator by t + i + rows + cols"). One output row
+//   per cycle, back-to-back rows with no bubble. The outputs are registers
+//   (no combinational path from any input).
+// - `swap` travels with the row presented in the same cycle (Gemmini's
+//   propagate bit, moving diagonally with the skewed x): PE(r, c) uses its
+//   shadow weight for that row in cycle t + r + c and exchanges active and
+//   shadow at the end of that cycle (the ISA's exchange). Rows already in
+//   flight keep their weights. A swap in a cycle without in_valid still
+//   travels and exchanges (a bubble row).
+// - the weight-load port writes the shadow buffer: one row of COLS int8
+//   per cycle (`w_valid`, row index `w_row`, `w_data`, column c in bits
+//   8c+7..8c; columns >= n must be driven 0 by the issuer), and `w_clear`
+//   zeroes the whole shadow buffer (ldw's zero fill; a row write in the same
+//   cycle lands after the clear). The writes travel diagonally too: a write
+//   or clear issued in cycle s reaches PE(r, c) at the end of cycle s + r + c,
+//   the edge at which a swap issued in the same cycle s exchanges there, so a
+//   load issued from the cycle of a swap on (the preload of a `matmul`, or an
+//   `ldw` after it) never disturbs the weights the swap makes active, and a
+//   load finished before the next swap is issued is complete when that swap
+//   reaches each PE. At one edge of one PE: write > clear > exchange for the
+//   shadow. w_row >= ROWS writes nothing.
+// - rst (synchronous) zeroes both weight buffers and the valid pipeline;
+//   data registers have no reset (they carry data only).
+//
+// Constructs: only what both Verilator 5.006 (lint-clean under -Wall) and
+// yosys 0.23 accept (DESIGN §6): one module, no packages, no functions,
+// arrays flattened into vectors.
+
+module array #(
+    parameter int ROWS = 4,
+    parameter int COLS = 4
+) (
+    input  logic                 clk,
+    input  logic                 rst,
+    // Weight load into the shadow buffer.
+    input  logic                 w_clear,   // zero the shadow buffer
+    input  logic                 w_valid,   // write shadow row w_row
+    input  logic [         15:0] w_row,
+    input  logic [   COLS*8-1:0] w_data,    // COLS int8
+    // Streamed input rows.
+    input  logic                 in_valid,
+    input  logic                 in_unsigned,  // x is uint8 (else int8)
+    input  logic                 swap,      // shadow weights active from this row
+    input  logic [   ROWS*8-1:0] in_data,   // ROWS int8/uint8, x[r] in bits 8r+7..8r
+    // Output rows, LAT cycles after their input row.
+    output logic                 out_valid,
+    output logic [  COLS*32-1:0] out_data   // COLS int32, column c in bits 32c+31..32c
+);
+  localparam int LAT = ROWS + COLS - 1;
+  // Row index carried down the columns with a write.
+  localparam int RIW = (ROWS > 1) ? $clog2(ROWS) : 1;
+  // x (9 bits) and the swap bit.
+  localparam int XW = 10;
+  // Write bus: clear, valid, row index, one int8.
+  localparam int WB = 2 + RIW + 8;
+
+  // x and swap entering PE(r, c), index r * COLS + c.
+  logic [ROWS*COLS*XW-1:0] xbus;
+  // Write bus entering PE(r, c).
+  logic [ROWS*COLS*WB-1:0] wbus;
+  // Partial sum leaving PE(r, c) (its register).
+  logic [ROWS*COLS*32-1:0] psum;
+
+  // A write to a row that exists.
+  logic           w_ok;
+  logic [RIW-1:0] w_idx;
+  assign w_ok  = w_valid & (w_row < 16'(ROWS));
+  assign w_idx = w_row[RIW-1:0];
+
+  generate
+    if (ROWS < 2 || COLS < 2 || ROWS > 65535) begin : g_bad_size
+      $error("array: ROWS and COLS must be at least 2");
+    end
+
+    // ---- input skew: row r delayed r cycles ---------------------------
+    for (genvar r = 0; r < ROWS; r++) begin : g_in
+      logic [XW-1:0] x0;
+      assign x0 = {swap, in_unsigned ? 1'b0 : in_data[r*8+7], in_data[r*8+:8]};
+      if (r == 0) begin : g_d0
+        assign xbus[0+:XW] = x0;
+      end else if (r == 1) begin : g_d1
+        logic [XW-1:0] sr;
+        always_ff @(posedge clk) sr <= x0;
+        assign xbus[(r*COLS)*XW+:XW] = sr;
+      end else begin : g_dn
+        logic [r*XW-1:0] sr;
+        always_ff @(posedge clk) sr <= {sr[(r-1)*XW-1:0], x0};
+        assign xbus[(r*COLS)*XW+:XW] = sr[r*XW-1-:XW];
+      end
+    end
+
+    // ---- weight-write skew: column c delayed c cycles -----------------
+    for (genvar c = 0; c < COLS; c++) begin : g_wskew
+      logic [WB-1:0] w0;
+      assign w0 = {w_clear, w_ok, w_idx, w_data[c*8+:8]};
+      if (c == 0) begin : g_d0
+        assign wbus[0+:WB] = w0;
+      end else if (c == 1) begin : g_d1
+        logic [WB-1:0] sr;
+        always_ff @(posedge clk) sr <= w0;
+        assign wbus[c*WB+:WB] = sr;
+      end else begin : g_dn
+        logic [c*WB-1:0] sr;
+        always_ff @(posedge clk) sr <= {sr[(c-1)*WB-1:0], w0};
+        assign wbus[c*WB+:WB] = sr[c*WB-1-:WB];
+      end
+    end
+
+    // ---- the PEs -------------------------------------------------------
+    for (genvar r = 0; r < ROWS; r++) begin : g_row
+      for (genvar c = 0; c < COLS; c++) begin : g_col
+        localparam int I = r * COLS + c;
+        // x from the left neighbour (one register per hop).
+        if (c > 0) begin : g_xreg
+          logic [XW-1:0] xr;
+          always_ff @(posedge clk) xr <= xbus[(I-1)*XW+:XW];
+          assign xbus[I*XW+:XW] = xr;
+        end
+        // Writes from the PE above (one register per hop).
+        if (r > 0) begin : g_wreg
+          logic [WB-1:0] wr;
+          always_ff @(posedge clk) wr <= wbus[(I-COLS)*WB+:WB];
+          assign wbus[I*WB+:WB] = wr;
+        end
+        // Partial sum from the PE above.
+        logic [31:0] ps_in;
+        if (r > 0) begin : g_ps
+          assign ps_in = psum[(I-COLS)*32+:32];
+        end else begin : g_ps0
+          assign ps_in = 32'd0;
+        end
+
+        logic [XW-1:0] xv;
+        logic [WB-1:0] wv;
+        logic          sw;  // swap travelling with this x
+        logic          clr;
+        logic          wr_here;  // shadow write for this PE's row
+        logic [7:0] wa;  // active weight
+        logic [7:0] ws;  // shadow weight
+        logic [7:0] wu;  // weight used this cycle
+        logic signed [8:0] xs;
+        logic signed [7:0] wsg;
+        logic signed [16:0] prod;
+        logic [31:0] sum;
+        logic [31:0] pr;
+
+        assign xv      = xbus[I*XW+:XW];
+        assign wv      = wbus[I*WB+:WB];
+        assign sw      = xv[XW-1];
+        assign clr     = wv[WB-1];
+        assign wr_here = wv[WB-2] & (wv[WB-3-:RIW] == RIW'(r));
+        assign wu      = sw ? ws : wa;
+        assign xs      = xv[8:0];
+        assign wsg     = wu;
+        assign prod    = 17'(xs) * 17'(wsg);
+        assign sum     = ps_in + {{15{prod[16]}}, prod};
+
+        always_ff @(posedge clk) begin
+          if (rst) begin
+            wa <= 8'd0;
+            ws <= 8'd0;
+          end else begin
+            if (sw) wa <= ws;
+            if (wr_here) ws <= wv[7:0];
+            else if (clr) ws <= 8'd0;
+            else if (sw) ws <= wa;
+          end
+        end
+
+        always_ff @(posedge clk) pr <= sum;
+        assign psum[I*32+:32] = pr;
+
+      end
+    end
+
+    // ---- output de-skew: column c delayed COLS - 1 - c cycles ---------
+    for (genvar c = 0; c < COLS; c++) begin : g_out
+      localparam int D = COLS - 1 - c;
+      logic [31:0] o0;
+      assign o0 = psum[((ROWS-1)*COLS+c)*32+:32];
+      if (D == 0) begin : g_d0
+        assign out_data[c*32+:32] = o0;
+      end else if (D == 1) begin : g_d1
+        logic [31:0] sr;
+        always_ff @(posedge clk) sr <= o0;
+        assign out_data[c*32+:32] = sr;
+      end else begin : g_dn
+        logic [D*32-1:0] sr;
+        always_ff @(posedge clk) sr <= {sr[(D-1)*32-1:0], o0};
+        assign out_data[c*32+:32] = sr[D*32-1-:32];
+      end
+    end
+  endgenerate
+
+  // ---- valid: in_valid delayed LAT cycles ------------------------------
+  logic [LAT-1:0] vq;
+  always_ff @(posedge clk) begin
+    if (rst) vq <= '0;
+    else vq <= {vq[LAT-2:0], in_valid};
+  end
+  assign out_valid = vq[LAT-1];
+
+endmodule
