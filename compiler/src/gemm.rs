@@ -314,6 +314,19 @@ pub fn emit_gemm(
     emit_gemm_gather(m, k, n, input_unsigned, out, place, None, None, cfg)
 }
 
+/// The MACs the array performs for a GEMM whose all-zero weight tiles are
+/// skipped (`nonzero` from `nonzero_tiles`; a tile column keeps one tile).
+pub fn streamed_macs(m: usize, k: usize, n: usize, dim: usize, nonzero: &[bool]) -> u64 {
+    let (kt, nt) = (k.div_ceil(dim), n.div_ceil(dim));
+    let mut per_row = 0;
+    for j in 0..nt {
+        let live: Vec<usize> = (0..kt).filter(|&i| nonzero[i * nt + j]).collect();
+        let live = if live.is_empty() { vec![0] } else { live };
+        per_row += live.iter().map(|&i| dim.min(k - i * dim) * dim.min(n - j * dim)).sum::<usize>();
+    }
+    (m * per_row) as u64
+}
+
 /// Which `dim x dim` weight tiles of B `[k, n]` hold a non-zero value,
 /// indexed `k_tile * n_tiles + n_tile` (for skipping zero tiles).
 pub fn nonzero_tiles(b: &[i8], k: usize, n: usize, dim: usize) -> Vec<bool> {

@@ -48,6 +48,7 @@ pub struct LayerInfo {
     /// Instruction index range `[first, last)` of the layer's phases.
     pub first: usize,
     pub last: usize,
+    /// MACs the array performs (all-zero weight tiles are skipped).
     pub macs: u64,
     /// The value the layer writes, where, and how.
     pub value: String,
@@ -359,6 +360,7 @@ fn lower_conv(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, c: &ConvParams, out_halo
     let k = kh * kw * cg;
     let outb = out_buffer(cx, y, out_halo)?;
     // Each group is its own GEMM over its slice of input and output channels.
+    let mut macs = 0;
     for g in 0..groups {
         // B[(i, j, ci)][m] = w[g mg + m][ci][i][j].
         let mut b = vec![0i8; k * mg];
@@ -378,7 +380,7 @@ fn lower_conv(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, c: &ConvParams, out_halo
         if kh == 1 && kw == 1 && sh == 1 && sw == 1 && halo == 0 {
             // A is the input itself: rows are pixels, this group's channels.
             let a = (inb.addr + (g * cg) as u64, cin as u64, oh * ow);
-            gemm_layer(cx, x, y, &b, k, mg, w_scale, bias, c.qmin, c.qmax, a, rows, None)?;
+            macs += gemm_layer(cx, x, y, &b, k, mg, w_scale, bias, c.qmin, c.qmax, a, rows, None)?;
             continue;
         }
         // im2col straight into the scratchpad: A row (oh, ow), column
@@ -419,9 +421,9 @@ fn lower_conv(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, c: &ConvParams, out_halo
             }
             v
         };
-        gemm_layer(cx, x, y, &b, k, mg, w_scale, bias, c.qmin, c.qmax, (0, k as u64, oh * ow), rows, Some(&gather))?;
+        macs += gemm_layer(cx, x, y, &b, k, mg, w_scale, bias, c.qmin, c.qmax, (0, k as u64, oh * ow), rows, Some(&gather))?;
     }
-    Ok((oh * ow * k * m_out) as u64)
+    Ok(macs)
 }
 
 /// A GEMM layer: packs weights and parameters, emits the GEMM phase.
@@ -440,7 +442,7 @@ fn gemm_layer(
     (a_addr, a_stride, m): (u64, u64, usize),
     out: OutRows,
     gather: Option<gemm::AGather<'_>>,
-) -> Result<(), LowerError> {
+) -> Result<u64, LowerError> {
     let (qx, qy) = (cx.quant(x), cx.quant(y));
     let folded: Vec<i32> = (0..n)
         .map(|col| {
@@ -458,7 +460,7 @@ fn gemm_layer(
     let nonzero = gemm::nonzero_tiles(b, k, n, dim);
     let instrs = gemm::emit_gemm_gather(m, k, n, unsigned, out, &place, gather, Some(&nonzero), cx.cfg)?;
     cx.phase(instrs);
-    Ok(())
+    Ok(gemm::streamed_macs(m, k, n, dim, &nonzero))
 }
 
 fn lower_dense(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, d: &DenseParams, out_halo: usize, node: &str) -> Result<u64, LowerError> {
@@ -480,8 +482,7 @@ fn lower_dense(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, d: &DenseParams, out_ha
         }
     }
     let outb = out_buffer(cx, y, 0)?;
-    gemm_layer(cx, x, y, &b, k, n, &d.w_scale, &d.bias, d.qmin, d.qmax, (inb.addr, k as u64, rows), out_rows(&outb), None)?;
-    Ok((rows * k * n) as u64)
+    gemm_layer(cx, x, y, &b, k, n, &d.w_scale, &d.bias, d.qmin, d.qmax, (inb.addr, k as u64, rows), out_rows(&outb), None)
 }
 
 fn lower_reshape(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, node: &str, op: &str) -> Result<u64, LowerError> {

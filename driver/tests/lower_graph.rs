@@ -153,6 +153,9 @@ fn check(g: &Graph, cfg: &HwConfig, seed: u64) -> u64 {
     d.write_mem(input.addr, &layout.pack(&xq, input.zero_point.unwrap() as u8)).unwrap();
     let rep = d.run().unwrap();
     assert_eq!(rep.outcome, Outcome::Done);
+    // The compiler's per-layer MACs are what the array performs.
+    let layer_macs: u64 = lowered.layers.iter().map(|l| l.macs).sum();
+    assert_eq!(layer_macs, rep.counters.get(isa::Counter::Macs), "{}: per-layer MACs", cfg.name);
     for l in &lowered.layers {
         if l.layout.contains("nhwc order") {
             continue; // a view of its input (Flatten of NHWC data)
