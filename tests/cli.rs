@@ -30,17 +30,12 @@ store buf=acc dram=0x2000 stride=16 rows=4 cols=4 addr=0 @wait(compute)
 finish
 ";
 
-
-
-
-
 /// Exit code 2, `error:` with every needle in the message, no panic, and
 /// none of `absent` (relative to `dir`) exists.
 #[track_caller]
 fn assert_bad_input(o: &Output, needles: &[&str], dir: &Path, absent: &[&str]) {
     assert_fails(o, 2, needles, dir, absent)
 }
-
 
 fn write_npy_i8(path: &Path, shape: &[u64], data: &[i8]) {
     let mut w =

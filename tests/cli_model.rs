@@ -16,16 +16,9 @@ use serde_json::Value;
 const TINY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/hw/tiny.toml");
 const DEFAULT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/hw/default.toml");
 
-
 fn digits() -> PathBuf {
     root().join("compiler/tests/data/digits")
 }
-
-
-
-
-
-
 
 fn write_npy_f32(path: &Path, shape: &[u64], data: &[f32]) {
     use npyz::WriterBuilder;

@@ -10,7 +10,6 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-
 fn model() -> String {
     root().join("examples/models/digits_cnn_nm24.onnx").display().to_string()
 }
@@ -30,9 +29,6 @@ fn sweep(dir: &Path, args: &[&str]) -> Output {
     all.extend_from_slice(args);
     Command::new(env!("CARGO_BIN_EXE_systole")).current_dir(dir).args(&all).output().expect("the binary runs")
 }
-
-
-
 
 #[track_caller]
 fn assert_usage_error(o: &Output, needles: &[&str]) {

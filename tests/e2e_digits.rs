@@ -52,7 +52,11 @@ fn compile(model: &str, form: &str, cfg: &HwConfig) -> Compiled {
     let t0 = Instant::now();
     let graph = compiler::onnx::import(&bytes).unwrap_or_else(|e| panic!("{model} {form}: {e}"));
     let lowered = compiler::lower::lower(&graph, cfg).unwrap_or_else(|e| panic!("{model} {form}: {e}"));
-    println!("{model} {form}: compiled in {:.1} ms, {} instructions", t0.elapsed().as_secs_f64() * 1e3, lowered.program.code.len());
+    println!(
+        "{model} {form}: compiled in {:.1} ms, {} instructions",
+        t0.elapsed().as_secs_f64() * 1e3,
+        lowered.program.code.len()
+    );
     let input_shape = graph.values[graph.inputs[0]].shape.clone();
     Compiled { graph, program: lowered.program, input_shape }
 }
@@ -94,7 +98,9 @@ fn test_set_accuracy_equals_onnx_runtime() {
         let c = compile(model, "qop", &cfg);
         let mut d = Driver::new(sim::Model::new(&cfg).unwrap());
         d.load(&c.program).unwrap();
-        let correct = (0..y.len()).filter(|&i| argmax(&d.infer(&c.program, &x[i * 64..(i + 1) * 64]).unwrap().output) as i64 == y[i]).count();
+        let correct = (0..y.len())
+            .filter(|&i| argmax(&d.infer(&c.program, &x[i * 64..(i + 1) * 64]).unwrap().output) as i64 == y[i])
+            .count();
         let acc = correct as f64 / y.len() as f64;
         let ort = summary_accuracy(model);
         println!("{model}: accuracy {acc:.4} ({correct}/{}), ONNX Runtime int8 {ort:.4}", y.len());

@@ -103,17 +103,32 @@ impl Npy {
         {
             match self.dtype {
                 DType::I8 => {
-                    let mut w = npyz::WriteOptions::new().default_dtype().shape(&self.shape).writer(&mut out).begin_nd().unwrap();
+                    let mut w = npyz::WriteOptions::new()
+                        .default_dtype()
+                        .shape(&self.shape)
+                        .writer(&mut out)
+                        .begin_nd()
+                        .unwrap();
                     w.extend(self.bytes.iter().map(|&b| b as i8)).unwrap();
                     w.finish().unwrap();
                 }
                 DType::U8 => {
-                    let mut w = npyz::WriteOptions::new().default_dtype().shape(&self.shape).writer(&mut out).begin_nd().unwrap();
+                    let mut w = npyz::WriteOptions::new()
+                        .default_dtype()
+                        .shape(&self.shape)
+                        .writer(&mut out)
+                        .begin_nd()
+                        .unwrap();
                     w.extend(self.bytes.iter().copied()).unwrap();
                     w.finish().unwrap();
                 }
                 _ => {
-                    let mut w = npyz::WriteOptions::new().default_dtype().shape(&self.shape).writer(&mut out).begin_nd().unwrap();
+                    let mut w = npyz::WriteOptions::new()
+                        .default_dtype()
+                        .shape(&self.shape)
+                        .writer(&mut out)
+                        .begin_nd()
+                        .unwrap();
                     w.extend(self.bytes.chunks(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()))).unwrap();
                     w.finish().unwrap();
                 }
@@ -293,7 +308,8 @@ fn example_data_is_what_the_reference_makes() {
             let path = dir().join(format!("{name}.s"));
             let committed = std::fs::read_to_string(&path).unwrap_or_default();
             // The cycle count is checked by the other test; compare the rest.
-            let strip = |s: &str| s.lines().filter(|l| !l.starts_with("; expect-cycles:")).collect::<Vec<_>>().join("\n");
+            let strip =
+                |s: &str| s.lines().filter(|l| !l.starts_with("; expect-cycles:")).collect::<Vec<_>>().join("\n");
             if strip(&committed) != strip(&fresh) {
                 assert!(updating(), "{name}.s is stale: UPDATE_EXPECT=1 cargo test --test examples");
                 std::fs::write(&path, fresh).unwrap();
@@ -341,7 +357,8 @@ fn examples_run_bit_exact_with_expected_cycles() {
         }
         if rep.cycles() != h.cycles {
             assert!(updating(), "{name}.s: {} cycles, the header expects {}", rep.cycles(), h.cycles);
-            let fixed = text.replace(&format!("; expect-cycles: {}", h.cycles), &format!("; expect-cycles: {}", rep.cycles()));
+            let fixed =
+                text.replace(&format!("; expect-cycles: {}", h.cycles), &format!("; expect-cycles: {}", rep.cycles()));
             std::fs::write(&path, fixed).unwrap();
         }
         println!("{name}: {} cycles, {} MACs", rep.cycles(), rep.counters.get(isa::Counter::Macs));

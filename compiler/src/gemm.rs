@@ -87,9 +87,10 @@ impl Plan {
         let too_large = |why: String| LowerError::TooLarge { m, k, n, why };
         // Rows: 2 A blocks (mt * kt), 2 B stripes (kt * dim), 2 output tiles (mt).
         let b_rows = kt * dim;
-        let spare = spad.checked_sub(2 * b_rows).filter(|&s| s >= 2 * (kt + 1)).ok_or_else(|| {
-            too_large(format!("two weight stripes need {} scratchpad rows of {spad}", 2 * b_rows))
-        })?;
+        let spare = spad
+            .checked_sub(2 * b_rows)
+            .filter(|&s| s >= 2 * (kt + 1))
+            .ok_or_else(|| too_large(format!("two weight stripes need {} scratchpad rows of {spad}", 2 * b_rows)))?;
         let mut mt = (spare / (2 * (kt + 1))).min((accr.saturating_sub(4)) / 2).min(m).min(256);
         if mt == 0 {
             return Err(too_large(format!("the accumulator's {accr} rows leave no room for a tile")));
@@ -133,7 +134,12 @@ pub fn pack_weights(w: &[i8], k: usize, n: usize, dim: usize) -> Vec<u8> {
 pub enum GemmOut {
     Int32,
     /// Requantized 8-bit values; `unsigned` selects uint8 over int8.
-    Int8 { zero_point: i32, qmin: i32, qmax: i32, unsigned: bool },
+    Int8 {
+        zero_point: i32,
+        qmin: i32,
+        qmax: i32,
+        unsigned: bool,
+    },
 }
 
 /// How rows of C map to DRAM: row `r` starts at
@@ -210,7 +216,8 @@ pub fn lower_gemm(spec: &GemmSpec, cfg: &HwConfig) -> Result<Program, LowerError
     };
     // Device memory: code, then constants (weights, parameters), A, C. The
     // instruction count does not depend on addresses: count it first.
-    let dummy = GemmPlacement { a_addr: 0, a_stride: k as u64, b_addr: 0, params_addr: 0, c: OutRows::dense(0, n as u64) };
+    let dummy =
+        GemmPlacement { a_addr: 0, a_stride: k as u64, b_addr: 0, params_addr: 0, c: OutRows::dense(0, n as u64) };
     let nonzero = nonzero_tiles(&spec.weights, k, n, dim);
     let code_len = emit_gemm_gather(m, k, n, spec.input_unsigned, out, &dummy, None, Some(&nonzero), cfg)?.len() + 1;
     let data_addr = align(code_len as u64 * ins::INSTR_BYTES as u64, 4096);
@@ -415,25 +422,31 @@ pub fn emit_gemm_gather(
         if p.nt == 1 && mb > 0 {
             load.extend(a_load(mb).into_iter().map(|l| (l, false)));
         }
-        load.push((Instr::from(ins::Load {
-            buf: ins::BUF_SPAD,
-            dram: b_addr(j),
-            stride: dim as u32,
-            rows: k as u16,
-            cols: dim as u16,
-            addr: p.b_buf[s % 2],
-            ..Default::default()
-        }), false));
-        if int8_out {
-            load.push((Instr::from(ins::Load {
-                buf: ins::BUF_ACC,
-                dram: param_addr(j),
-                stride: (dim * 4) as u32,
-                rows: 2,
+        load.push((
+            Instr::from(ins::Load {
+                buf: ins::BUF_SPAD,
+                dram: b_addr(j),
+                stride: dim as u32,
+                rows: k as u16,
                 cols: dim as u16,
-                addr: p.param_buf[s % 2],
+                addr: p.b_buf[s % 2],
                 ..Default::default()
-            }), false));
+            }),
+            false,
+        ));
+        if int8_out {
+            load.push((
+                Instr::from(ins::Load {
+                    buf: ins::BUF_ACC,
+                    dram: param_addr(j),
+                    stride: (dim * 4) as u32,
+                    rows: 2,
+                    cols: dim as u16,
+                    addr: p.param_buf[s % 2],
+                    ..Default::default()
+                }),
+                false,
+            ));
         }
         if s >= 2 {
             load[first].0.deps_mut().pop_next = true;
@@ -453,7 +466,11 @@ pub fn emit_gemm_gather(
         .map(|s| {
             let j = step_of(s).1;
             let live: Vec<usize> = (0..p.kt).filter(|&i| nonzero.is_none_or(|nz| nz[i * p.nt + j])).collect();
-            if live.is_empty() { vec![0] } else { live }
+            if live.is_empty() {
+                vec![0]
+            } else {
+                live
+            }
         })
         .collect();
     let mut store = Vec::new();

@@ -134,14 +134,28 @@ pub enum Op {
     AvgPool(PoolParams),
     /// Quantized element-wise add of two tensors of one shape (QLinearAdd,
     /// DQ+DQ -> Add -> Q), with output clamp.
-    Add { qmin: i32, qmax: i32 },
+    Add {
+        qmin: i32,
+        qmax: i32,
+    },
     /// A standalone ReLU/Clip on a quantized tensor that could not be fused.
-    Clamp { qmin: i32, qmax: i32 },
+    Clamp {
+        qmin: i32,
+        qmax: i32,
+    },
     /// Reshape to `[d0 * .. * d(axis-1), rest]`.
-    Flatten { axis: usize },
-    Reshape { shape: Vec<usize> },
-    Transpose { perm: Vec<usize> },
-    Concat { axis: usize },
+    Flatten {
+        axis: usize,
+    },
+    Reshape {
+        shape: Vec<usize>,
+    },
+    Transpose {
+        perm: Vec<usize>,
+    },
+    Concat {
+        axis: usize,
+    },
 }
 
 impl Op {
@@ -257,12 +271,19 @@ impl Graph {
                     return Err(err(format!("output shape is {:?}, the op gives {:?}", y.shape, shape)));
                 }
             } else {
-                return Err(err(format!("input shapes {:?} do not fit the op", ins.iter().map(|v| &v.shape).collect::<Vec<_>>())));
+                return Err(err(format!(
+                    "input shapes {:?} do not fit the op",
+                    ins.iter().map(|v| &v.shape).collect::<Vec<_>>()
+                )));
             }
         }
         for &o in &self.outputs {
             if o >= self.values.len() || !defined[o] {
-                return Err(GraphError { node: "(graph)".into(), op: "output", why: format!("output {o} is never computed") });
+                return Err(GraphError {
+                    node: "(graph)".into(),
+                    op: "output",
+                    why: format!("output {o} is never computed"),
+                });
             }
         }
         Ok(())
@@ -306,7 +327,9 @@ pub fn infer_shape(op: &Op, ins: &[&Value]) -> Option<Vec<usize>> {
             }
             Some(vec![x[..*axis].iter().product(), x[*axis..].iter().product()])
         }
-        Op::Reshape { shape } => (shape.iter().product::<usize>() == x.iter().product::<usize>()).then(|| shape.clone()),
+        Op::Reshape { shape } => {
+            (shape.iter().product::<usize>() == x.iter().product::<usize>()).then(|| shape.clone())
+        }
         Op::Transpose { perm } => {
             let mut seen = vec![false; x.len()];
             for &p in perm {

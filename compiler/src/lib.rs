@@ -8,6 +8,6 @@
 pub mod gemm;
 pub mod interp;
 pub mod ir;
-pub mod onnx;
 pub mod lower;
+pub mod onnx;
 pub mod text;

@@ -27,9 +27,9 @@
 use crate::gemm::{self, GemmOut, GemmPlacement, LowerError, OutRows};
 use crate::ir::{ConvParams, DenseParams, ElemType, Graph, Op, PoolParams, Quant, ValueId};
 use isa::instr::{self as ins, Deps, Instr, Queue};
+use isa::layout::Layout;
 use isa::numerics;
 use isa::program::{DType, Program, TensorInfo, TensorRole};
-use isa::layout::Layout;
 use isa::HwConfig;
 
 /// A buffer in device memory holding one value.
@@ -162,8 +162,14 @@ fn copy_phase(blocks: &[(u64, u64, usize, usize, u64, u64)], dim: usize, spad_ro
             ..Default::default()
         })
     };
-    let forward = Instr::from(ins::Sync { deps: Deps { pop_prev: true, push_next: true, ..Deps::NONE }, queue: Queue::Compute as u8 });
-    let release = Instr::from(ins::Sync { deps: Deps { pop_next: true, push_prev: true, ..Deps::NONE }, queue: Queue::Compute as u8 });
+    let forward = Instr::from(ins::Sync {
+        deps: Deps { pop_prev: true, push_next: true, ..Deps::NONE },
+        queue: Queue::Compute as u8,
+    });
+    let release = Instr::from(ins::Sync {
+        deps: Deps { pop_next: true, push_prev: true, ..Deps::NONE },
+        queue: Queue::Compute as u8,
+    });
     let store = |i: usize| {
         let (_, _, rows, cols, dst, dstride) = blocks[i];
         Instr::from(ins::Store {
@@ -207,7 +213,15 @@ pub fn lower(g: &Graph, cfg: &HwConfig) -> Result<Lowered, LowerError> {
         return Err(LowerError::NonSquare { rows: cfg.array.rows, cols: cfg.array.cols });
     }
     let halos = plan_halos(g)?;
-    let mut cx = Ctx { g, cfg, dim: cfg.array.cols as usize, data: Vec::new(), bufs: vec![None; g.values.len()], code: Vec::new(), phases: 0 };
+    let mut cx = Ctx {
+        g,
+        cfg,
+        dim: cfg.array.cols as usize,
+        data: Vec::new(),
+        bufs: vec![None; g.values.len()],
+        code: Vec::new(),
+        phases: 0,
+    };
 
     // The device input: the quantized graph input (after the host's Quantize).
     let (dev_in, host_quantize) = device_input(g)?;
@@ -225,21 +239,57 @@ pub fn lower(g: &Graph, cfg: &HwConfig) -> Result<Lowered, LowerError> {
         let macs = match &node.op {
             Op::Dequantize => {
                 if !g.outputs.contains(&node.outputs[0]) {
-                    return Err(unsupported(&node.name, "dequantize", "dequantizing inside the graph (float ops) is not supported"));
+                    return Err(unsupported(
+                        &node.name,
+                        "dequantize",
+                        "dequantizing inside the graph (float ops) is not supported",
+                    ));
                 }
                 continue;
             }
-            Op::Quantize => return Err(unsupported(&node.name, "quantize", "quantizing inside the graph (float ops) is not supported")),
-            Op::Conv(c) => lower_conv(&mut cx, node.inputs[0], node.outputs[0], c, halos[node.outputs[0]], &node.name)?,
-            Op::Dense(d) => lower_dense(&mut cx, node.inputs[0], node.outputs[0], d, halos[node.outputs[0]], &node.name)?,
-            Op::MaxPool(p) => lower_maxpool(&mut cx, node.inputs[0], node.outputs[0], p, halos[node.outputs[0]], &node.name)?,
-            Op::AvgPool(p) => lower_avgpool(&mut cx, node.inputs[0], node.outputs[0], p, halos[node.outputs[0]], &node.name)?,
-            Op::Flatten { .. } | Op::Reshape { .. } => lower_reshape(&mut cx, node.inputs[0], node.outputs[0], &node.name, node.op.name())?,
-            Op::Add { qmin, qmax } => {
-                lower_vadd(&mut cx, node.inputs[0], Some(node.inputs[1]), node.outputs[0], *qmin, *qmax, halos[node.outputs[0]], &node.name)?
+            Op::Quantize => {
+                return Err(unsupported(
+                    &node.name,
+                    "quantize",
+                    "quantizing inside the graph (float ops) is not supported",
+                ))
             }
-            Op::Concat { axis } => lower_concat(&mut cx, &node.inputs, node.outputs[0], *axis, halos[node.outputs[0]], &node.name)?,
-            Op::Clamp { qmin, qmax } => lower_vadd(&mut cx, node.inputs[0], None, node.outputs[0], *qmin, *qmax, halos[node.outputs[0]], &node.name)?,
+            Op::Conv(c) => lower_conv(&mut cx, node.inputs[0], node.outputs[0], c, halos[node.outputs[0]], &node.name)?,
+            Op::Dense(d) => {
+                lower_dense(&mut cx, node.inputs[0], node.outputs[0], d, halos[node.outputs[0]], &node.name)?
+            }
+            Op::MaxPool(p) => {
+                lower_maxpool(&mut cx, node.inputs[0], node.outputs[0], p, halos[node.outputs[0]], &node.name)?
+            }
+            Op::AvgPool(p) => {
+                lower_avgpool(&mut cx, node.inputs[0], node.outputs[0], p, halos[node.outputs[0]], &node.name)?
+            }
+            Op::Flatten { .. } | Op::Reshape { .. } => {
+                lower_reshape(&mut cx, node.inputs[0], node.outputs[0], &node.name, node.op.name())?
+            }
+            Op::Add { qmin, qmax } => lower_vadd(
+                &mut cx,
+                node.inputs[0],
+                Some(node.inputs[1]),
+                node.outputs[0],
+                *qmin,
+                *qmax,
+                halos[node.outputs[0]],
+                &node.name,
+            )?,
+            Op::Concat { axis } => {
+                lower_concat(&mut cx, &node.inputs, node.outputs[0], *axis, halos[node.outputs[0]], &node.name)?
+            }
+            Op::Clamp { qmin, qmax } => lower_vadd(
+                &mut cx,
+                node.inputs[0],
+                None,
+                node.outputs[0],
+                *qmin,
+                *qmax,
+                halos[node.outputs[0]],
+                &node.name,
+            )?,
             other => return Err(unsupported(&node.name, other.name(), "not lowered to the accelerator yet")),
         };
         let out = node.outputs[0];
@@ -288,7 +338,11 @@ fn plan_halos(g: &Graph) -> Result<Vec<usize>, LowerError> {
         if let Op::Conv(c) = &n.op {
             let [t, l, b, r] = c.pads;
             if !(t == l && l == b && b == r) {
-                return Err(unsupported(&n.name, "conv", format!("asymmetric padding {:?} is not lowered yet", c.pads)));
+                return Err(unsupported(
+                    &n.name,
+                    "conv",
+                    format!("asymmetric padding {:?} is not lowered yet", c.pads),
+                ));
             }
             halo[n.inputs[0]] = halo[n.inputs[0]].max(t);
         }
@@ -302,7 +356,11 @@ fn layout_of(g: &Graph, v: ValueId, halo: usize) -> Result<Layout, LowerError> {
         [1, c, h, w] => Ok(Layout::Nhwc { h, w, c, halo }),
         [rows, cols] if halo == 0 => Ok(Layout::Flat { rows, cols, perm: None }),
         [cols] if halo == 0 => Ok(Layout::Flat { rows: 1, cols, perm: None }),
-        _ => Err(unsupported(&val.name, "layout", format!("value shape {:?} (batch must be 1, rank 1, 2 or 4)", val.shape))),
+        _ => Err(unsupported(
+            &val.name,
+            "layout",
+            format!("value shape {:?} (batch must be 1, rank 1, 2 or 4)", val.shape),
+        )),
     }
 }
 
@@ -316,7 +374,9 @@ fn out_buffer(cx: &mut Ctx<'_>, v: ValueId, halo: usize) -> Result<Buffer, Lower
 }
 
 fn input_buffer<'b>(cx: &'b Ctx<'_>, v: ValueId, node: &str) -> Result<&'b Buffer, LowerError> {
-    cx.bufs[v].as_ref().ok_or_else(|| unsupported(node, "input", format!("value `{}` has no device buffer", cx.g.values[v].name)))
+    cx.bufs[v]
+        .as_ref()
+        .ok_or_else(|| unsupported(node, "input", format!("value `{}` has no device buffer", cx.g.values[v].name)))
 }
 
 /// Rows of a GEMM output written into `b` (pixels of an NHWC buffer, or rows).
@@ -324,7 +384,12 @@ fn out_rows(b: &Buffer) -> OutRows {
     match &b.layout {
         Layout::Nhwc { w, c, halo, .. } => {
             let wp = w + 2 * halo;
-            OutRows { addr: b.addr + ((halo * wp + halo) * c) as u64, row_stride: *c as u64, group: *w, group_stride: (wp * c) as u64 }
+            OutRows {
+                addr: b.addr + ((halo * wp + halo) * c) as u64,
+                row_stride: *c as u64,
+                group: *w,
+                group_stride: (wp * c) as u64,
+            }
         }
         Layout::Flat { cols, .. } => OutRows::dense(b.addr, *cols as u64),
     }
@@ -341,7 +406,14 @@ fn check_elem(cx: &Ctx<'_>, y: ValueId, node: &str, op: &str) -> Result<(), Lowe
     Ok(())
 }
 
-fn lower_conv(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, c: &ConvParams, out_halo: usize, node: &str) -> Result<u64, LowerError> {
+fn lower_conv(
+    cx: &mut Ctx<'_>,
+    x: ValueId,
+    y: ValueId,
+    c: &ConvParams,
+    out_halo: usize,
+    node: &str,
+) -> Result<u64, LowerError> {
     check_elem(cx, y, node, "conv")?;
     let inb = input_buffer(cx, x, node)?.clone();
     let Layout::Nhwc { h: _, w, c: cin, halo } = inb.layout else {
@@ -389,7 +461,8 @@ fn lower_conv(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, c: &ConvParams, out_halo
         // pixels of consecutive outputs are rows of one strided 2-D block;
         // it is cut at column-block boundaries so each LOAD writes one block.
         let dim = cx.dim;
-        let runs: Vec<(usize, usize)> = if dw == 1 && groups == 1 { vec![(0, kw)] } else { (0..kw).map(|j| (j, 1)).collect() };
+        let runs: Vec<(usize, usize)> =
+            if dw == 1 && groups == 1 { vec![(0, kw)] } else { (0..kw).map(|j| (j, 1)).collect() };
         let gather = |r0: usize, nrows: usize, base: u16| -> Vec<Instr> {
             let mut v = Vec::new();
             let mut r = r0;
@@ -421,7 +494,21 @@ fn lower_conv(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, c: &ConvParams, out_halo
             }
             v
         };
-        macs += gemm_layer(cx, x, y, &b, k, mg, w_scale, bias, c.qmin, c.qmax, (0, k as u64, oh * ow), rows, Some(&gather))?;
+        macs += gemm_layer(
+            cx,
+            x,
+            y,
+            &b,
+            k,
+            mg,
+            w_scale,
+            bias,
+            c.qmin,
+            c.qmax,
+            (0, k as u64, oh * ow),
+            rows,
+            Some(&gather),
+        )?;
     }
     Ok(macs)
 }
@@ -463,7 +550,14 @@ fn gemm_layer(
     Ok(gemm::streamed_macs(m, k, n, dim, &nonzero))
 }
 
-fn lower_dense(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, d: &DenseParams, out_halo: usize, node: &str) -> Result<u64, LowerError> {
+fn lower_dense(
+    cx: &mut Ctx<'_>,
+    x: ValueId,
+    y: ValueId,
+    d: &DenseParams,
+    out_halo: usize,
+    node: &str,
+) -> Result<u64, LowerError> {
     check_elem(cx, y, node, "dense")?;
     let inb = input_buffer(cx, x, node)?.clone();
     let Layout::Flat { rows, cols, perm } = inb.layout else {
@@ -482,7 +576,21 @@ fn lower_dense(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, d: &DenseParams, out_ha
         }
     }
     let outb = out_buffer(cx, y, 0)?;
-    gemm_layer(cx, x, y, &b, k, n, &d.w_scale, &d.bias, d.qmin, d.qmax, (inb.addr, k as u64, rows), out_rows(&outb), None)
+    gemm_layer(
+        cx,
+        x,
+        y,
+        &b,
+        k,
+        n,
+        &d.w_scale,
+        &d.bias,
+        d.qmin,
+        d.qmax,
+        (inb.addr, k as u64, rows),
+        out_rows(&outb),
+        None,
+    )
 }
 
 fn lower_reshape(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, node: &str, op: &str) -> Result<u64, LowerError> {
@@ -618,9 +726,10 @@ fn rows_view(b: &Buffer, r0: usize, r1: usize) -> Buffer {
             addr: b.addr + (r0 * (w + 2 * halo) * c) as u64,
             layout: Layout::Nhwc { h: r1 - r0, w: *w, c: *c, halo: *halo },
         },
-        Layout::Flat { cols, perm, .. } => {
-            Buffer { addr: b.addr + (r0 * cols) as u64, layout: Layout::Flat { rows: r1 - r0, cols: *cols, perm: perm.clone() } }
-        }
+        Layout::Flat { cols, perm, .. } => Buffer {
+            addr: b.addr + (r0 * cols) as u64,
+            layout: Layout::Flat { rows: r1 - r0, cols: *cols, perm: perm.clone() },
+        },
     }
 }
 
@@ -632,7 +741,14 @@ fn row_shape(l: &Layout) -> (usize, usize) {
     }
 }
 
-fn lower_maxpool(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, p: &PoolParams, out_halo: usize, node: &str) -> Result<u64, LowerError> {
+fn lower_maxpool(
+    cx: &mut Ctx<'_>,
+    x: ValueId,
+    y: ValueId,
+    p: &PoolParams,
+    out_halo: usize,
+    node: &str,
+) -> Result<u64, LowerError> {
     if cx.quant(x) != cx.quant(y) || cx.g.values[x].ty != cx.g.values[y].ty {
         return Err(unsupported(node, "maxpool", "output quantization differs from the input's"));
     }
@@ -658,7 +774,14 @@ fn lower_maxpool(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, p: &PoolParams, out_h
             // Padding never wins: start every output at the type's minimum and
             // fold in each window element over the outputs where it is inside.
             let (rows, cols) = (ohb * ow, cb * dim);
-            v.push(Instr::from(ins::Load { dram: init as u32, stride: cols as u32, rows: rows as u16, cols: cols as u16, addr: out_base as u16, ..Default::default() }));
+            v.push(Instr::from(ins::Load {
+                dram: init as u32,
+                stride: cols as u32,
+                rows: rows as u16,
+                cols: cols as u16,
+                addr: out_base as u16,
+                ..Default::default()
+            }));
         }
         v.extend(load_feature(&rows_view(&inb, i0, i1), in_base as u16, dim, Deps { push_next: true, ..Deps::NONE }));
         let mut ops = Vec::new();
@@ -727,7 +850,14 @@ fn lower_maxpool(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, p: &PoolParams, out_h
 /// through it, so the accumulator sums the window exactly; `requant` then
 /// subtracts `count * zx` (the bias) and scales by `s_x / (s_y count)` —
 /// the interpreter's integer semantics (`interp::avgpool_scale`).
-fn lower_avgpool(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, p: &PoolParams, out_halo: usize, node: &str) -> Result<u64, LowerError> {
+fn lower_avgpool(
+    cx: &mut Ctx<'_>,
+    x: ValueId,
+    y: ValueId,
+    p: &PoolParams,
+    out_halo: usize,
+    node: &str,
+) -> Result<u64, LowerError> {
     check_elem(cx, y, node, "avgpool")?;
     if cx.g.values[y].ty != ElemType::I8 {
         return Err(unsupported(node, "avgpool", "uint8 outputs are not lowered yet"));
@@ -756,14 +886,22 @@ fn lower_avgpool(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, p: &PoolParams, out_h
     // accumulator: one row per output pixel and block, plus two parameter rows.
     let spad_budget = (cx.cfg.spad_rows() as usize).min(65535);
     let acc_rows = cx.cfg.acc_rows() as usize;
-    let rows = |ir: usize, or: usize| if cb * or * ow + 2 > acc_rows { usize::MAX } else { cb * ir * w + 1 + cb * or * ow };
+    let rows =
+        |ir: usize, or: usize| if cb * or * ow + 2 > acc_rows { usize::MAX } else { cb * ir * w + 1 + cb * or * ow };
     for (o0, o1, i0, i1) in pool_bands((oh, h, kh, sh, 0), rows, spad_budget, node, "avgpool")? {
         let (hb, outs) = (i1 - i0, (o1 - o0) * ow);
         let (in_base, ones_row, out_base) = (0usize, cb * hb * w, cb * hb * w + 1);
         let param_row = cb * outs;
         let mut v = load_feature(&rows_view(&inb, i0, i1), in_base as u16, dim, Deps::NONE);
         v.extend([
-            Instr::from(ins::Load { dram: ones as u32, stride: dim as u32, rows: 1, cols: dim as u16, addr: ones_row as u16, ..Default::default() }),
+            Instr::from(ins::Load {
+                dram: ones as u32,
+                stride: dim as u32,
+                rows: 1,
+                cols: dim as u16,
+                addr: ones_row as u16,
+                ..Default::default()
+            }),
             Instr::from(ins::Load {
                 deps: Deps { push_next: true, ..Deps::NONE },
                 buf: ins::BUF_ACC,
@@ -785,7 +923,12 @@ fn lower_avgpool(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, p: &PoolParams, out_h
                     for j0 in (0..kw).step_by(dim) {
                         let k = dim.min(kw - j0);
                         let row = in_base + blk * hb * w + (oy * sh + i - i0) * w + ox * sw + j0;
-                        ops.push(Instr::from(ins::Ldw { addr: row as u16, k: k as u16, n: n as u16, ..Default::default() }));
+                        ops.push(Instr::from(ins::Ldw {
+                            addr: row as u16,
+                            k: k as u16,
+                            n: n as u16,
+                            ..Default::default()
+                        }));
                         ops.push(Instr::from(ins::Matmul {
                             a: ones_row as u16,
                             m: 1,
@@ -822,10 +965,20 @@ fn lower_avgpool(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, p: &PoolParams, out_h
 
 /// `vadd` of two tensors (Add) or of one with itself scaled to a copy (Clamp).
 #[allow(clippy::too_many_arguments)]
-fn lower_vadd(cx: &mut Ctx<'_>, a: ValueId, b: Option<ValueId>, y: ValueId, qmin: i32, qmax: i32, out_halo: usize, node: &str) -> Result<u64, LowerError> {
+fn lower_vadd(
+    cx: &mut Ctx<'_>,
+    a: ValueId,
+    b: Option<ValueId>,
+    y: ValueId,
+    qmin: i32,
+    qmax: i32,
+    out_halo: usize,
+    node: &str,
+) -> Result<u64, LowerError> {
     check_elem(cx, y, node, "add")?;
     let ab = input_buffer(cx, a, node)?.clone();
-    let (pixels, c) = feature_rows(&ab.layout).ok_or_else(|| unsupported(node, "add", "operand layout not supported"))?;
+    let (pixels, c) =
+        feature_rows(&ab.layout).ok_or_else(|| unsupported(node, "add", "operand layout not supported"))?;
     let (qa, qy) = (cx.quant(a), cx.quant(y));
     let (bb, qb, ka, kb, scale) = match b {
         Some(b) => {
@@ -903,18 +1056,34 @@ fn lower_vadd(cx: &mut Ctx<'_>, a: ValueId, b: Option<ValueId>, y: ValueId, qmin
 /// Concatenation along channels (NCHW axis 1, or the columns of a 2-D
 /// value): each input's rows are copied into their column slice of the
 /// output with the DMA copy phase. All operands share one quantization.
-fn lower_concat(cx: &mut Ctx<'_>, ins_: &[ValueId], y: ValueId, axis: usize, out_halo: usize, node: &str) -> Result<u64, LowerError> {
+fn lower_concat(
+    cx: &mut Ctx<'_>,
+    ins_: &[ValueId],
+    y: ValueId,
+    axis: usize,
+    out_halo: usize,
+    node: &str,
+) -> Result<u64, LowerError> {
     let rank = cx.g.values[y].shape.len();
     if axis != 1 || !(rank == 2 || rank == 4) {
-        return Err(unsupported(node, "concat", format!("concatenation along axis {axis} of a rank-{rank} value is not lowered yet")));
+        return Err(unsupported(
+            node,
+            "concat",
+            format!("concatenation along axis {axis} of a rank-{rank} value is not lowered yet"),
+        ));
     }
     let qy = cx.quant(y);
     if ins_.iter().any(|&i| cx.quant(i) != qy || cx.g.values[i].ty != cx.g.values[y].ty) {
-        return Err(unsupported(node, "concat", "inputs quantized differently from the output need requantizing, which is not lowered yet"));
+        return Err(unsupported(
+            node,
+            "concat",
+            "inputs quantized differently from the output need requantizing, which is not lowered yet",
+        ));
     }
     let outb = out_buffer(cx, y, out_halo)?;
     let (rows, per_row) = row_shape(&outb.layout);
-    let (_, c_out) = feature_rows(&outb.layout).ok_or_else(|| unsupported(node, "concat", "output layout not supported"))?;
+    let (_, c_out) =
+        feature_rows(&outb.layout).ok_or_else(|| unsupported(node, "concat", "output layout not supported"))?;
     let row_pitch = |b: &Buffer| match b.layout {
         Layout::Nhwc { w, c, halo, .. } => ((w + 2 * halo) * c, ((halo * (w + 2 * halo)) + halo) * c),
         Layout::Flat { cols, .. } => (cols, 0),
@@ -924,7 +1093,8 @@ fn lower_concat(cx: &mut Ctx<'_>, ins_: &[ValueId], y: ValueId, axis: usize, out
     let mut c0 = 0;
     for &i in ins_ {
         let b = input_buffer(cx, i, node)?.clone();
-        let (_, ci) = feature_rows(&b.layout).ok_or_else(|| unsupported(node, "concat", "input layout not supported"))?;
+        let (_, ci) =
+            feature_rows(&b.layout).ok_or_else(|| unsupported(node, "concat", "input layout not supported"))?;
         let (in_pitch, in_first) = row_pitch(&b);
         // One block per image row: `per_row` pixels of `ci` channels.
         for r in 0..rows {
@@ -953,18 +1123,30 @@ fn finish_program(mut cx: Ctx<'_>, dev_in: ValueId, mut layers: Vec<LayerInfo>) 
     }
     let mem_bytes = align(data_addr as usize + cx.data.len(), 4096) as u64;
     if mem_bytes > cx.cfg.dram_bytes() || mem_bytes > u32::MAX as u64 {
-        return Err(unsupported("(graph)", "memory", format!("needs {mem_bytes} bytes of device memory, the config has {}", cx.cfg.dram_bytes())));
+        return Err(unsupported(
+            "(graph)",
+            "memory",
+            format!("needs {mem_bytes} bytes of device memory, the config has {}", cx.cfg.dram_bytes()),
+        ));
     }
     for l in &mut layers {
         l.addr += data_addr;
     }
     let dev_out = match g.outputs[..] {
         [o] => g.nodes.iter().find(|n| n.outputs == [o] && matches!(n.op, Op::Dequantize)).map_or(o, |n| n.inputs[0]),
-        _ => return Err(unsupported("(graph)", "output", format!("{} graph outputs; one is supported", g.outputs.len()))),
+        _ => {
+            return Err(unsupported(
+                "(graph)",
+                "output",
+                format!("{} graph outputs; one is supported", g.outputs.len()),
+            ))
+        }
     };
     let tensor = |v: ValueId, role: TensorRole, name: &str| -> Result<TensorInfo, LowerError> {
         let val = &g.values[v];
-        let b = cx.bufs[v].as_ref().ok_or_else(|| unsupported("(graph)", "output", "the output is not computed on the device"))?;
+        let b = cx.bufs[v]
+            .as_ref()
+            .ok_or_else(|| unsupported("(graph)", "output", "the output is not computed on the device"))?;
         Ok(TensorInfo {
             name: name.to_string(),
             role,

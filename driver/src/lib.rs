@@ -51,7 +51,9 @@ fn quant_params(t: &TensorInfo) -> Result<(f32, i32, (i32, i32)), DriverError> {
     let range = match t.dtype {
         DType::I8 => numerics::I8_RANGE,
         DType::U8 => numerics::U8_RANGE,
-        other => return Err(DriverError::Tensor { name: t.name.clone(), why: format!("{other} is not a quantized type") }),
+        other => {
+            return Err(DriverError::Tensor { name: t.name.clone(), why: format!("{other} is not a quantized type") })
+        }
     };
     match (t.scale, t.zero_point) {
         (Some(s), Some(z)) => Ok((s, z, range)),

@@ -55,7 +55,11 @@ fn zero_weight_tiles_are_skipped() {
         .map(|i| {
             let (r, c) = (i / n, i % n);
             let zero = (r / 16 + c / 16) % 2 == 1 || c / 16 == 2;
-            if zero { 0 } else { ((i * 37 + 11) % 255) as i8 }
+            if zero {
+                0
+            } else {
+                ((i * 37 + 11) % 255) as i8
+            }
         })
         .collect();
     let a: Vec<u8> = (0..m * k).map(|i| ((i * 53 + 7) % 256) as u8).collect();

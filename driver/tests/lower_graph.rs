@@ -6,8 +6,8 @@
 use compiler::interp::{self, Tensor, TensorData};
 use compiler::ir::*;
 use compiler::lower::lower;
-use isa::layout::Layout;
 use driver::{Driver, Outcome};
+use isa::layout::Layout;
 use isa::program::TensorInfo;
 use isa::HwConfig;
 
@@ -54,7 +54,17 @@ impl Builder {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn conv(&mut self, name: &str, x: ValueId, m: usize, k: usize, pad: usize, stride: usize, relu: bool, out_scale: f32) -> ValueId {
+    fn conv(
+        &mut self,
+        name: &str,
+        x: ValueId,
+        m: usize,
+        k: usize,
+        pad: usize,
+        stride: usize,
+        relu: bool,
+        out_scale: f32,
+    ) -> ValueId {
         let s = self.g.values[x].shape.clone();
         let c = s[1];
         let oh = (s[2] + 2 * pad - k) / stride + 1;
@@ -78,7 +88,17 @@ impl Builder {
 
     /// A conv with groups and dilation (symmetric padding).
     #[allow(clippy::too_many_arguments)]
-    fn conv_gd(&mut self, name: &str, x: ValueId, m: usize, k: usize, pad: usize, groups: usize, dil: usize, out_scale: f32) -> ValueId {
+    fn conv_gd(
+        &mut self,
+        name: &str,
+        x: ValueId,
+        m: usize,
+        k: usize,
+        pad: usize,
+        groups: usize,
+        dil: usize,
+        out_scale: f32,
+    ) -> ValueId {
         let s = self.g.values[x].shape.clone();
         let cg = s[1] / groups;
         let eff = dil * (k - 1) + 1;
@@ -278,7 +298,12 @@ fn uint8_activations() {
     let x = b.value("input", vec![1, 2, 6, 6], None);
     b.g.inputs.push(x);
     let u8v = |b: &mut Builder, name: &str, shape: Vec<usize>, scale: f32, zp: i32| {
-        b.g.add_value(Value { name: name.into(), shape, ty: ElemType::U8, quant: Some(Quant { scale, zero_point: zp }) })
+        b.g.add_value(Value {
+            name: name.into(),
+            shape,
+            ty: ElemType::U8,
+            quant: Some(Quant { scale, zero_point: zp }),
+        })
     };
     let xq = u8v(&mut b, "input_q", vec![1, 2, 6, 6], 1.0 / 255.0, 0);
     b.node("quantize", Op::Quantize, vec![x], xq);
@@ -308,7 +333,15 @@ fn uint8_activations() {
     let f = u8v(&mut b, "flat", vec![1, 45], 0.04, 100);
     b.node("flatten", Op::Flatten { axis: 1 }, vec![mp], f);
     let y = u8v(&mut b, "fc", vec![1, 6], 0.1, 128);
-    let d = DenseParams { weights: b.r.i8s(6 * 45), n: 6, k: 45, w_scale: b.scales(6), bias: b.bias(6), qmin: 0, qmax: 255 };
+    let d = DenseParams {
+        weights: b.r.i8s(6 * 45),
+        n: 6,
+        k: 45,
+        w_scale: b.scales(6),
+        bias: b.bias(6),
+        qmin: 0,
+        qmax: 255,
+    };
     b.node("fc", Op::Dense(d), vec![f], y);
     let g = finish(b, y);
     for cfg in [HwConfig::tiny_4x4(), HwConfig::default_16x16()] {

@@ -153,10 +153,7 @@ fn word(i: &str) -> IResult<&str, &str> {
 
 /// Optional whitespace, an optional comment, the end of the line.
 fn line_end(i: &str) -> IResult<&str, ()> {
-    map(
-        tuple((spaces, opt(preceded(satisfy(is_comment), rest)), eof)),
-        |_| (),
-    )(i)
+    map(tuple((spaces, opt(preceded(satisfy(is_comment), rest)), eof)), |_| ())(i)
 }
 
 fn ident(i: &str) -> IResult<&str, &str> {
@@ -191,24 +188,14 @@ fn number(i: &str) -> IResult<&str, (bool, u32, &str)> {
     let hex = map(
         preceded(
             tag_no_case("0x"),
-            verify(
-                take_while1(|c: char| c.is_ascii_hexdigit() || c == '_'),
-                |d: &str| d.chars().any(|c| c.is_ascii_hexdigit()),
-            ),
+            verify(take_while1(|c: char| c.is_ascii_hexdigit() || c == '_'), |d: &str| {
+                d.chars().any(|c| c.is_ascii_hexdigit())
+            }),
         ),
         |d| (16, d),
     );
-    let dec = map(
-        recognize(pair(
-            digit1,
-            take_while(|c: char| c.is_ascii_digit() || c == '_'),
-        )),
-        |d| (10, d),
-    );
-    map(
-        pair(opt(char('-')), alt((hex, dec))),
-        |(neg, (radix, digits))| (neg.is_some(), radix, digits),
-    )(i)
+    let dec = map(recognize(pair(digit1, take_while(|c: char| c.is_ascii_digit() || c == '_'))), |d| (10, d));
+    map(pair(opt(char('-')), alt((hex, dec))), |(neg, (radix, digits))| (neg.is_some(), radix, digits))(i)
 }
 
 /// `@kind(queue)`; returns the kind and the queue name with its byte offset
@@ -266,11 +253,7 @@ struct Dep<'a> {
 
 /// Parses a line; `lineno` is reported in errors.
 fn parse_line(line: &str, lineno: usize) -> Result<Option<Instr>, AsmError> {
-    let err = |off: usize, message: String| AsmError {
-        line: lineno,
-        column: column(line, off),
-        message,
-    };
+    let err = |off: usize, message: String| AsmError { line: lineno, column: column(line, off), message };
     let toks = lex(line);
     let Some((first, args)) = toks.split_first() else {
         return Ok(None);
@@ -308,20 +291,14 @@ fn parse_line(line: &str, lineno: usize) -> Result<Option<Instr>, AsmError> {
         }
         let (k, v) = parse_field(spec, tok).map_err(|(off, m)| err(off, m))?;
         if given[k].is_some() {
-            return Err(err(
-                tok.off,
-                format!("field `{}` given twice", spec.fields[k].name),
-            ));
+            return Err(err(tok.off, format!("field `{}` given twice", spec.fields[k].name)));
         }
         given[k] = Some(tok.off);
         values[k] = v;
     }
 
     let Some(mut instr) = Instr::from_values(spec.mnemonic, Deps::NONE, &values) else {
-        return Err(err(
-            first.off,
-            format!("internal error: no instruction `{}`", spec.mnemonic),
-        ));
+        return Err(err(first.off, format!("internal error: no instruction `{}`", spec.mnemonic)));
     };
 
     // Dependencies name neighbour queues; which neighbour depends on the
@@ -330,13 +307,7 @@ fn parse_line(line: &str, lineno: usize) -> Result<Option<Instr>, AsmError> {
     let mut flags = Deps::NONE;
     for d in &deps {
         let Some(q) = queue else {
-            return Err(err(
-                d.off,
-                format!(
-                    "`{}` takes no dependency annotations, found `{}`",
-                    spec.mnemonic, d.text
-                ),
-            ));
+            return Err(err(d.off, format!("`{}` takes no dependency annotations, found `{}`", spec.mnemonic, d.text)));
         };
         let flag = if Some(d.queue) == q.prev() {
             if d.signal {
@@ -351,11 +322,7 @@ fn parse_line(line: &str, lineno: usize) -> Result<Option<Instr>, AsmError> {
                 &mut flags.pop_next
             }
         } else {
-            let neighbours: Vec<&str> = [q.prev(), q.next()]
-                .into_iter()
-                .flatten()
-                .map(Queue::name)
-                .collect();
+            let neighbours: Vec<&str> = [q.prev(), q.next()].into_iter().flatten().map(Queue::name).collect();
             return Err(err(
                 d.off,
                 format!(
@@ -399,36 +366,20 @@ fn parse_dep<'a>(tok: &Tok<'a>, seen: &[Dep<'a>]) -> Result<Dep<'a>, (usize, Str
     };
     let Some(queue) = queue_by_name(qname) else {
         let names: Vec<&str> = Queue::ALL.iter().map(|q| q.name()).collect();
-        return Err((
-            tok.off + qoff,
-            format!(
-                "expected a queue ({}), found {}",
-                or_list(&names),
-                found(qname)
-            ),
-        ));
+        return Err((tok.off + qoff, format!("expected a queue ({}), found {}", or_list(&names), found(qname))));
     };
     if seen.iter().any(|d| d.signal == signal && d.queue == queue) {
         return Err((tok.off, format!("`{}` given twice", tok.text)));
     }
     // Point at the queue name, the part that can be wrong.
-    Ok(Dep {
-        signal,
-        queue,
-        text: tok.text,
-        off: tok.off + qoff,
-    })
+    Ok(Dep { signal, queue, text: tok.text, off: tok.off + qoff })
 }
 
 /// Parses `field=value`; returns the field's index and value.
 fn parse_field(spec: &InstrSpec, tok: &Tok<'_>) -> Result<(usize, i64), (usize, String)> {
     let expected_field = |found_text: &str| {
         if spec.fields.is_empty() {
-            format!(
-                "`{}` takes no fields, found {}",
-                spec.mnemonic,
-                found(found_text)
-            )
+            format!("`{}` takes no fields, found {}", spec.mnemonic, found(found_text))
         } else {
             format!(
                 "expected a field of `{}` ({}), found {}",
@@ -446,10 +397,7 @@ fn parse_field(spec: &InstrSpec, tok: &Tok<'_>) -> Result<(usize, i64), (usize, 
     };
     let Ok((value, _)) = char::<_, nom::error::Error<&str>>('=')(after) else {
         let off = tok.off + (tok.text.len() - after.len());
-        return Err((
-            off,
-            format!("expected `=` after field `{name}`, found {}", found(after)),
-        ));
+        return Err((off, format!("expected `=` after field `{name}`, found {}", found(after))));
     };
     let voff = tok.off + (tok.text.len() - value.len());
     let v = parse_value(&spec.fields[k], value).map_err(|m| (voff, m))?;
@@ -461,32 +409,17 @@ fn parse_value(field: &FieldSpec, text: &str) -> Result<i64, String> {
     if let FieldKind::Enum(names) = field.kind {
         return match names.iter().position(|n| *n == text) {
             Some(k) => Ok(k as i64),
-            None => Err(format!(
-                "expected {} for field `{}`, found {}",
-                or_list(names),
-                field.name,
-                found(text)
-            )),
+            None => Err(format!("expected {} for field `{}`, found {}", or_list(names), field.name, found(text))),
         };
     }
     let Ok((_, (neg, radix, digits))) = all_consuming(number)(text) else {
         return Err(format!("expected a number, found {}", found(text)));
     };
-    let out_of_range = || {
-        format!(
-            "value {text} out of range {lo}..={hi} for field `{}`",
-            field.name
-        )
-    };
+    let out_of_range = || format!("value {text} out of range {lo}..={hi} for field `{}`", field.name);
     let mut mag: i128 = 0;
     for c in digits.chars().filter(|&c| c != '_') {
-        let d = c
-            .to_digit(radix)
-            .ok_or_else(|| format!("expected a number, found {}", found(text)))?;
-        mag = mag
-            .checked_mul(radix as i128)
-            .and_then(|m| m.checked_add(d as i128))
-            .ok_or_else(out_of_range)?;
+        let d = c.to_digit(radix).ok_or_else(|| format!("expected a number, found {}", found(text)))?;
+        mag = mag.checked_mul(radix as i128).and_then(|m| m.checked_add(d as i128)).ok_or_else(out_of_range)?;
     }
     let v = if neg { -mag } else { mag };
     if v < lo as i128 || v > hi as i128 {
@@ -522,10 +455,7 @@ finish
                 stride: 64,
                 rows: 4,
                 cols: 4,
-                deps: Deps {
-                    push_next: true,
-                    ..Deps::NONE
-                },
+                deps: Deps { push_next: true, ..Deps::NONE },
                 ..Default::default()
             })
         );
@@ -534,45 +464,17 @@ finish
             Instr::from(Matmul {
                 m: 4,
                 swap: 1,
-                deps: Deps {
-                    pop_prev: true,
-                    push_next: true,
-                    ..Deps::NONE
-                },
+                deps: Deps { pop_prev: true, push_next: true, ..Deps::NONE },
                 ..Default::default()
             })
         );
         assert_eq!(
             p[2],
-            Instr::from(Requant {
-                rows: 4,
-                dst: 8,
-                params: 16,
-                zp: -128,
-                qmin: -128,
-                qmax: 127,
-                ..Default::default()
-            })
+            Instr::from(Requant { rows: 4, dst: 8, params: 16, zp: -128, qmin: -128, qmax: 127, ..Default::default() })
         );
-        assert_eq!(
-            p[3],
-            Instr::from(Sync {
-                queue: 1,
-                deps: Deps {
-                    pop_prev: true,
-                    push_prev: true,
-                    ..Deps::NONE
-                }
-            })
-        );
-        assert_eq!(
-            print_program(&p[..1]),
-            "load buf=acc dram=0x1000 stride=64 rows=4 cols=4 @signal(compute)\n"
-        );
-        assert_eq!(
-            p[3].to_string(),
-            "sync queue=compute @wait(load) @signal(load)"
-        );
+        assert_eq!(p[3], Instr::from(Sync { queue: 1, deps: Deps { pop_prev: true, push_prev: true, ..Deps::NONE } }));
+        assert_eq!(print_program(&p[..1]), "load buf=acc dram=0x1000 stride=64 rows=4 cols=4 @signal(compute)\n");
+        assert_eq!(p[3].to_string(), "sync queue=compute @wait(load) @signal(load)");
         assert_eq!(p[4].to_string(), "finish");
         assert_eq!(parse_program(&print_program(&p)).unwrap(), p);
     }

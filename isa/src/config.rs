@@ -178,10 +178,9 @@ impl HwConfig {
             format!("{:?}", a.weight_precisions),
             "must include \"int8\"",
         )?;
-        for (name, b, row_bytes) in [
-            ("scratchpad", &self.scratchpad, a.cols as u64),
-            ("accumulator", &self.accumulator, 4 * a.cols as u64),
-        ] {
+        for (name, b, row_bytes) in
+            [("scratchpad", &self.scratchpad, a.cols as u64), ("accumulator", &self.accumulator, 4 * a.cols as u64)]
+        {
             let (fb, fk) = if name == "scratchpad" {
                 ("scratchpad.banks", "scratchpad.bytes")
             } else {

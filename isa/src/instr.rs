@@ -493,7 +493,12 @@ impl Instr {
         };
         for (f, v) in spec.fields.iter().zip(self.values()) {
             if nonzero.contains(&f.name) && v == 0 {
-                return Err(DecodeError::IllegalField { mnemonic, field: f.name, value: 0, legal: "at least 1".into() });
+                return Err(DecodeError::IllegalField {
+                    mnemonic,
+                    field: f.name,
+                    value: 0,
+                    legal: "at least 1".into(),
+                });
             }
         }
         let deps = self.deps();

@@ -102,4 +102,3 @@ impl Layout {
         self.offsets().into_iter().map(|off| image[off]).collect()
     }
 }
-

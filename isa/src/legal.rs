@@ -162,7 +162,10 @@ pub fn check(instr: &Instr, cfg: &HwConfig) -> Result<(), Illegal> {
     let in_type = |what: &str, v: i16, t: u8| -> Result<(), Illegal> {
         let (lo, hi) = type_range(t);
         if (v as i64) < lo || v as i64 > hi {
-            return Err(illegal(format!("{what} = {v} is outside the {} range {lo}..={hi}", ["i8", "u8"][t as usize & 1])));
+            return Err(illegal(format!(
+                "{what} = {v} is outside the {} range {lo}..={hi}",
+                ["i8", "u8"][t as usize & 1]
+            )));
         }
         Ok(())
     };

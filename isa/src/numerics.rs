@@ -160,9 +160,7 @@ pub fn weight_sum(w: &[i8]) -> i32 {
 #[inline]
 pub fn dot_i8(x: &[i8], w: &[i8]) -> i32 {
     assert_eq!(x.len(), w.len(), "dot_i8: length mismatch");
-    x.iter()
-        .zip(w)
-        .fold(0i32, |s, (&a, &b)| s.wrapping_add((a as i32) * (b as i32)))
+    x.iter().zip(w).fold(0i32, |s, (&a, &b)| s.wrapping_add((a as i32) * (b as i32)))
 }
 
 /// Dot product of uint8 activations and int8 weights: `Σ_k x[k]·w[k]`.
@@ -177,9 +175,7 @@ pub fn dot_i8(x: &[i8], w: &[i8]) -> i32 {
 #[inline]
 pub fn dot_u8(x: &[u8], w: &[i8]) -> i32 {
     assert_eq!(x.len(), w.len(), "dot_u8: length mismatch");
-    x.iter()
-        .zip(w)
-        .fold(0i32, |s, (&a, &b)| s.wrapping_add((a as i32) * (b as i32)))
+    x.iter().zip(w).fold(0i32, |s, (&a, &b)| s.wrapping_add((a as i32) * (b as i32)))
 }
 
 /// Exponent of the larger integer multiplier chosen by [`vadd_params`]:
@@ -203,18 +199,7 @@ pub const VADD_K_BITS: u32 = 14;
 /// not assumed (DESIGN §2).
 #[allow(clippy::too_many_arguments)]
 #[inline]
-pub fn vadd(
-    a: i32,
-    za: i32,
-    ka: i32,
-    b: i32,
-    zb: i32,
-    kb: i32,
-    scale: f32,
-    zo: i32,
-    qmin: i32,
-    qmax: i32,
-) -> i32 {
+pub fn vadd(a: i32, za: i32, ka: i32, b: i32, zb: i32, kb: i32, scale: f32, zo: i32, qmin: i32, qmax: i32) -> i32 {
     let ta = a.wrapping_sub(za).wrapping_mul(ka);
     let tb = b.wrapping_sub(zb).wrapping_mul(kb);
     requantize(ta.wrapping_add(tb), scale, zo, qmin, qmax)
@@ -255,15 +240,8 @@ pub fn vadd(
 /// Unless all three scales are finite and `> 0` (as ONNX requires of
 /// quantization scales).
 pub fn vadd_params(a_scale: f32, b_scale: f32, out_scale: f32) -> (i32, i32, f32) {
-    for (name, s) in [
-        ("a_scale", a_scale),
-        ("b_scale", b_scale),
-        ("out_scale", out_scale),
-    ] {
-        assert!(
-            s.is_finite() && s > 0.0,
-            "vadd_params: {name} must be finite and > 0, got {s}"
-        );
+    for (name, s) in [("a_scale", a_scale), ("b_scale", b_scale), ("out_scale", out_scale)] {
+        assert!(s.is_finite() && s > 0.0, "vadd_params: {name} must be finite and > 0, got {s}");
     }
     let k: i32 = 1 << VADD_K_BITS;
     let kf = k as f64;
@@ -358,18 +336,9 @@ mod tests {
         assert_eq!(rq(1, f32::NEG_INFINITY), -128);
         assert_eq!(rq(-1, f32::NEG_INFINITY), 127);
         // Saturation then zero point: i64::MAX + zp saturates, no wrap.
-        assert_eq!(
-            requantize(1, f32::INFINITY, 100, i32::MIN, i32::MAX),
-            i32::MAX
-        );
-        assert_eq!(
-            requantize(-1, f32::INFINITY, -100, i32::MIN, i32::MAX),
-            i32::MIN
-        );
-        assert_eq!(
-            requantize(-1, f32::INFINITY, 100, i32::MIN, i32::MAX),
-            i32::MIN
-        );
+        assert_eq!(requantize(1, f32::INFINITY, 100, i32::MIN, i32::MAX), i32::MAX);
+        assert_eq!(requantize(-1, f32::INFINITY, -100, i32::MIN, i32::MAX), i32::MIN);
+        assert_eq!(requantize(-1, f32::INFINITY, 100, i32::MIN, i32::MAX), i32::MIN);
     }
 
     #[test]
@@ -401,14 +370,8 @@ mod tests {
     fn zero_point_addition_saturates() {
         let full = (i32::MIN, i32::MAX);
         // r + zp beyond i32 saturates at the clamp instead of wrapping.
-        assert_eq!(
-            requantize(i32::MAX, 1.0, i32::MAX, full.0, full.1),
-            i32::MAX
-        );
-        assert_eq!(
-            requantize(i32::MIN, 1.0, i32::MIN, full.0, full.1),
-            i32::MIN
-        );
+        assert_eq!(requantize(i32::MAX, 1.0, i32::MAX, full.0, full.1), i32::MAX);
+        assert_eq!(requantize(i32::MIN, 1.0, i32::MIN, full.0, full.1), i32::MIN);
         assert_eq!(requantize(100, 1.0, i32::MAX, QMIN, QMAX), 127);
         assert_eq!(requantize(-100, 1.0, i32::MIN, QMIN, QMAX), -128);
         assert_eq!(requantize(1 << 30, 4.0, i32::MAX, full.0, full.1), i32::MAX);
@@ -464,10 +427,7 @@ mod tests {
             let div = x / sc;
             let mul = x * (1.0 / sc);
             if div.round_ties_even() != mul.round_ties_even() {
-                assert_eq!(
-                    quantize(x, sc, 0, i32::MIN, i32::MAX),
-                    div.round_ties_even() as i32
-                );
+                assert_eq!(quantize(x, sc, 0, i32::MIN, i32::MAX), div.round_ties_even() as i32);
                 found = true;
                 break;
             }
@@ -490,10 +450,7 @@ mod tests {
         assert_eq!(dequantize(i32::MIN, 1.0, i32::MAX), -(u32::MAX as f32));
         let s = 1.0f32 / 255.0;
         for q in -128..=127 {
-            assert_eq!(
-                dequantize(q, s, -128).to_bits(),
-                (((q + 128) as f32) * s).to_bits()
-            );
+            assert_eq!(dequantize(q, s, -128).to_bits(), (((q + 128) as f32) * s).to_bits());
         }
     }
 
@@ -503,11 +460,7 @@ mod tests {
         let w: [i8; 5] = [-128, 127, 5, -3, 64];
         let bias = 1234;
         for zx in [-128, -5, 0, 3, 127] {
-            let direct: i32 = bias
-                + x.iter()
-                    .zip(&w)
-                    .map(|(&a, &b)| (a as i32 - zx) * b as i32)
-                    .sum::<i32>();
+            let direct: i32 = bias + x.iter().zip(&w).map(|(&a, &b)| (a as i32 - zx) * b as i32).sum::<i32>();
             let folded = fold_zero_point(bias, zx, weight_sum(&w)) + dot_i8(&x, &w);
             assert_eq!(direct, folded);
         }
@@ -575,23 +528,16 @@ mod tests {
                 for a in QMIN..=QMAX {
                     for b in QMIN..=QMAX {
                         let got = vadd(a, za, ka, b, zb, kb, scale, zo, QMIN, QMAX);
-                        let y = (a - za) as f64 * sa as f64 / so as f64
-                            + (b - zb) as f64 * sb as f64 / so as f64;
-                        let exact = ((y.round_ties_even() as i64) + zo as i64)
-                            .clamp(QMIN as i64, QMAX as i64)
-                            as i32;
+                        let y = (a - za) as f64 * sa as f64 / so as f64 + (b - zb) as f64 * sb as f64 / so as f64;
+                        let exact = ((y.round_ties_even() as i64) + zo as i64).clamp(QMIN as i64, QMAX as i64) as i32;
                         let d = (got - exact).abs();
-                        assert!(
-                            d <= 1,
-                            "vadd off by {d}: sa={sa} sb={sb} so={so} a={a} b={b}"
-                        );
+                        assert!(d <= 1, "vadd off by {d}: sa={sa} sb={sb} so={so} a={a} b={b}");
                         if d == 1 {
                             off_by_one += 1;
                             // Only near a tie, within the documented bound.
                             let xs = if sa >= sb { b - zb } else { a - za };
-                            let bound =
-                                (xs.abs() as f64) * r * 2f64.powi(-15) * (1.0 + 2f64.powi(-22))
-                                    + y.abs() * 2f64.powi(-22);
+                            let bound = (xs.abs() as f64) * r * 2f64.powi(-15) * (1.0 + 2f64.powi(-22))
+                                + y.abs() * 2f64.powi(-22);
                             let dist_to_tie = (y - y.floor() - 0.5).abs();
                             assert!(dist_to_tie <= bound, "a={a} b={b} y={y} bound={bound}");
                         }
@@ -600,10 +546,7 @@ mod tests {
                 // Equal scales (or power-of-two ratios) are exact apart from f32
                 // rounding: count must be tiny.
                 if sa == sb || (sa / sb).log2().fract() == 0.0 {
-                    assert!(
-                        off_by_one <= 4,
-                        "{off_by_one} off-by-one for {sa} {sb} {so}"
-                    );
+                    assert!(off_by_one <= 4, "{off_by_one} off-by-one for {sa} {sb} {so}");
                 }
             }
         }
@@ -614,18 +557,7 @@ mod tests {
         let k = 1i64 << VADD_K_BITS;
         let m = 2 * 255 * k;
         assert!(m < (1 << 23));
-        let v = vadd(
-            127,
-            -128,
-            1 << VADD_K_BITS,
-            127,
-            -128,
-            1 << VADD_K_BITS,
-            1.0,
-            0,
-            i32::MIN,
-            i32::MAX,
-        );
+        let v = vadd(127, -128, 1 << VADD_K_BITS, 127, -128, 1 << VADD_K_BITS, 1.0, 0, i32::MIN, i32::MAX);
         assert_eq!(v as i64, m);
     }
 }

@@ -25,34 +25,22 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
-use isa::numerics::{
-    dequantize, dot_i8, fold_zero_point, quantize, requant_scale, requantize, weight_sum, I8_RANGE,
-};
+use isa::numerics::{dequantize, dot_i8, fold_zero_point, quantize, requant_scale, requantize, weight_sum, I8_RANGE};
 use serde_json::Value;
 
 const QMIN: i32 = I8_RANGE.0;
 const QMAX: i32 = I8_RANGE.1;
 
 fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("data")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("data")
 }
 
 fn load_npy<T: npyz::Deserialize>(path: &Path) -> (Vec<usize>, Vec<T>) {
     let f = File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
-    let npy = npyz::NpyFile::new(BufReader::new(f))
-        .unwrap_or_else(|e| panic!("parse {}: {e}", path.display()));
+    let npy = npyz::NpyFile::new(BufReader::new(f)).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()));
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
-    let data = npy
-        .into_vec::<T>()
-        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    assert_eq!(
-        data.len(),
-        shape.iter().product::<usize>(),
-        "{}",
-        path.display()
-    );
+    let data = npy.into_vec::<T>().unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    assert_eq!(data.len(), shape.iter().product::<usize>(), "{}", path.display());
     (shape, data)
 }
 
@@ -90,10 +78,7 @@ impl Model {
         for i in index["initializers"].as_array().unwrap() {
             inits.insert(
                 i["tensor"].as_str().unwrap().to_string(),
-                (
-                    i["file"].as_str().unwrap().to_string(),
-                    i["dtype"].as_str().unwrap().to_string(),
-                ),
+                (i["file"].as_str().unwrap().to_string(), i["dtype"].as_str().unwrap().to_string()),
             );
         }
         let nodes = index["nodes"].as_array().unwrap().clone();
@@ -106,21 +91,11 @@ impl Model {
             act_order.push(tensor.clone());
             acts.insert(tensor, Tensor { shape, data });
         }
-        Model {
-            name,
-            dir,
-            inits,
-            nodes,
-            acts,
-            act_order,
-        }
+        Model { name, dir, inits, nodes, acts, act_order }
     }
 
     fn init_path(&self, tensor: &str, dtype: &str) -> PathBuf {
-        let (file, dt) = self
-            .inits
-            .get(tensor)
-            .unwrap_or_else(|| panic!("{}: no initializer {tensor}", self.name));
+        let (file, dt) = self.inits.get(tensor).unwrap_or_else(|| panic!("{}: no initializer {tensor}", self.name));
         assert_eq!(dt, dtype, "{}: dtype of {tensor}", self.name);
         self.dir.join("params").join(file)
     }
@@ -156,10 +131,7 @@ impl Model {
     /// Weight zero points must all be 0 (symmetric weights, DESIGN §2).
     fn assert_zero_weight_zp(&self, tensor: &str) {
         let (_, v) = self.i8s(tensor);
-        assert!(
-            v.iter().all(|&z| z == 0),
-            "{tensor}: non-zero weight zero point"
-        );
+        assert!(v.iter().all(|&z| z == 0), "{tensor}: non-zero weight zero point");
     }
 
     /// The reference float input: `ref_x_f32.npy` [32, 64], reshaped to the
@@ -173,24 +145,13 @@ impl Model {
 }
 
 fn attr_ints(node: &Value, name: &str) -> Option<Vec<usize>> {
-    node["attributes"].get(name).map(|v| {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_u64().unwrap() as usize)
-            .collect()
-    })
+    node["attributes"].get(name).map(|v| v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect())
 }
 fn attr_int(node: &Value, name: &str) -> Option<i64> {
     node["attributes"].get(name).map(|v| v.as_i64().unwrap())
 }
 fn inputs(node: &Value) -> Vec<String> {
-    node["inputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_str().unwrap().to_string())
-        .collect()
+    node["inputs"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
 }
 fn output(node: &Value) -> String {
     let outs = node["outputs"].as_array().unwrap();
@@ -277,11 +238,7 @@ fn qlinear_conv(m: &Model, node: &Value, x: &Tensor, st: &mut Stats) -> Tensor {
     let (_, bias) = m.i32s(&ins[8]);
     assert_eq!(bias.len(), co_n);
 
-    assert_eq!(
-        attr_int(node, "group").unwrap_or(1),
-        1,
-        "grouped conv not covered"
-    );
+    assert_eq!(attr_int(node, "group").unwrap_or(1), 1, "grouped conv not covered");
     let kshape = attr_ints(node, "kernel_shape").unwrap_or(vec![kh_n, kw_n]);
     assert_eq!(kshape, vec![kh_n, kw_n]);
     let pads = attr_ints(node, "pads").unwrap_or(vec![0; 4]); // [top, left, bottom, right]
@@ -337,9 +294,7 @@ fn qlinear_conv(m: &Model, node: &Value, x: &Tensor, st: &mut Stats) -> Tensor {
             for ox in 0..ow {
                 let iy0 = (oy * strides[0]) as isize - pads[0] as isize;
                 let ix0 = (ox * strides[1]) as isize - pads[1] as isize;
-                let pos = |ky: usize, kx: usize| {
-                    (iy0 + (ky * dil[0]) as isize, ix0 + (kx * dil[1]) as isize)
-                };
+                let pos = |ky: usize, kx: usize| (iy0 + (ky * dil[0]) as isize, ix0 + (kx * dil[1]) as isize);
                 // Input patch, padding filled with the input zero point.
                 patch_chw.clear();
                 for ci in 0..ci_n {
@@ -380,8 +335,7 @@ fn qlinear_conv(m: &Model, node: &Value, x: &Tensor, st: &mut Stats) -> Tensor {
                             for kx in 0..kw_n {
                                 let (iy, ix) = pos(ky, kx);
                                 if let Some(v) = xat(n, ci, iy, ix) {
-                                    direct += (v as i64 - zx as i64)
-                                        * w_onnx[c][(ci * kh_n + ky) * kw_n + kx] as i64;
+                                    direct += (v as i64 - zx as i64) * w_onnx[c][(ci * kh_n + ky) * kw_n + kx] as i64;
                                 }
                             }
                         }
@@ -398,10 +352,7 @@ fn qlinear_conv(m: &Model, node: &Value, x: &Tensor, st: &mut Stats) -> Tensor {
             }
         }
     }
-    Tensor {
-        shape: vec![n_n, co_n, oh, ow],
-        data: out,
-    }
+    Tensor { shape: vec![n_n, co_n, oh, ow], data: out }
 }
 
 /// `com.microsoft::QGemm`: Y = requant(A · B' + C), A [M, K], B [N, K]
@@ -410,10 +361,7 @@ fn qgemm(m: &Model, node: &Value, a: &Tensor, st: &mut Stats) -> Tensor {
     let ins = inputs(node);
     assert_eq!(ins.len(), 9, "QGemm with C and y_scale");
     assert_eq!(node["domain"].as_str().unwrap(), "com.microsoft");
-    let alpha = node["attributes"]
-        .get("alpha")
-        .map(|v| v.as_f64().unwrap())
-        .unwrap_or(1.0);
+    let alpha = node["attributes"].get("alpha").map(|v| v.as_f64().unwrap()).unwrap_or(1.0);
     assert_eq!(alpha, 1.0, "alpha != 1 not covered");
     assert_eq!(attr_int(node, "transA").unwrap_or(0), 0);
     let trans_b = attr_int(node, "transB").unwrap_or(0) == 1;
@@ -421,11 +369,7 @@ fn qgemm(m: &Model, node: &Value, a: &Tensor, st: &mut Stats) -> Tensor {
     let s_a = m.scalar_f32(&ins[1]);
     let za = m.scalar_i8(&ins[2]);
     let (bshape, b) = m.i8s(&ins[3]);
-    let (n_out, k) = if trans_b {
-        (bshape[0], bshape[1])
-    } else {
-        (bshape[1], bshape[0])
-    };
+    let (n_out, k) = if trans_b { (bshape[0], bshape[1]) } else { (bshape[1], bshape[0]) };
     let s_b = m.per_channel_f32(&ins[4], n_out);
     m.assert_zero_weight_zp(&ins[5]);
     let (_, bias) = m.i32s(&ins[6]);
@@ -438,21 +382,9 @@ fn qgemm(m: &Model, node: &Value, a: &Tensor, st: &mut Stats) -> Tensor {
     assert_eq!(ka, k);
     // Weight rows [n][k] (the reduction runs over k).
     let w_rows: Vec<Vec<i8>> = (0..n_out)
-        .map(|j| {
-            (0..k)
-                .map(|kk| {
-                    if trans_b {
-                        b[j * k + kk]
-                    } else {
-                        b[kk * n_out + j]
-                    }
-                })
-                .collect()
-        })
+        .map(|j| (0..k).map(|kk| if trans_b { b[j * k + kk] } else { b[kk * n_out + j] }).collect())
         .collect();
-    let folded: Vec<i32> = (0..n_out)
-        .map(|j| fold_zero_point(bias[j], za, weight_sum(&w_rows[j])))
-        .collect();
+    let folded: Vec<i32> = (0..n_out).map(|j| fold_zero_point(bias[j], za, weight_sum(&w_rows[j]))).collect();
 
     let mut out = vec![0i8; m_rows * n_out];
     for r in 0..m_rows {
@@ -460,19 +392,12 @@ fn qgemm(m: &Model, node: &Value, a: &Tensor, st: &mut Stats) -> Tensor {
         for j in 0..n_out {
             let acc = folded[j].wrapping_add(dot_i8(row, &w_rows[j]));
             let direct: i64 = bias[j] as i64
-                + row
-                    .iter()
-                    .zip(&w_rows[j])
-                    .map(|(&x, &w)| (x as i64 - za as i64) * w as i64)
-                    .sum::<i64>();
+                + row.iter().zip(&w_rows[j]).map(|(&x, &w)| (x as i64 - za as i64) * w as i64).sum::<i64>();
             assert_eq!(acc as i64, direct, "zero-point folding changed the sum");
             out[r * n_out + j] = requant_with_stats(acc, s_a, s_b[j], s_y, zy, st) as i8;
         }
     }
-    Tensor {
-        shape: vec![m_rows, n_out],
-        data: out,
-    }
+    Tensor { shape: vec![m_rows, n_out], data: out }
 }
 
 /// MaxPool on int8, NCHW, no padding, floor mode.
@@ -502,27 +427,19 @@ fn maxpool(node: &Value, x: &Tensor) -> Tensor {
             }
         }
     }
-    Tensor {
-        shape: vec![n_n, c_n, oh, ow],
-        data: out,
-    }
+    Tensor { shape: vec![n_n, c_n, oh, ow], data: out }
 }
 
 fn flatten(node: &Value, x: &Tensor) -> Tensor {
     let axis = attr_int(node, "axis").unwrap_or(1) as usize;
     let outer: usize = x.shape[..axis].iter().product();
     let inner: usize = x.shape[axis..].iter().product();
-    Tensor {
-        shape: vec![outer, inner],
-        data: x.data.clone(),
-    }
+    Tensor { shape: vec![outer, inner], data: x.data.clone() }
 }
 
 fn assert_same(model: &str, mode: &str, tensor: &str, got: &Tensor, ort: &Tensor) -> usize {
     assert_eq!(got.shape, ort.shape, "{model} {mode} {tensor}: shape");
-    let diffs: Vec<usize> = (0..got.data.len())
-        .filter(|&i| got.data[i] != ort.data[i])
-        .collect();
+    let diffs: Vec<usize> = (0..got.data.len()).filter(|&i| got.data[i] != ort.data[i]).collect();
     if let Some(&i) = diffs.first() {
         panic!(
             "{model} {mode} {tensor}: {} of {} elements differ from ORT; first at flat index {i}: got {} ORT {}",
@@ -561,10 +478,7 @@ fn run(m: &Model, from_ort: bool) -> Vec<(String, String, Stats)> {
                 let s = m.scalar_f32(&ins[1]);
                 let z = m.scalar_i8(&ins[2]);
                 let (shape, x) = m.float_input();
-                let data = x
-                    .iter()
-                    .map(|&v| quantize(v, s, z, QMIN, QMAX) as i8)
-                    .collect();
+                let data = x.iter().map(|&v| quantize(v, s, z, QMIN, QMAX) as i8).collect();
                 Tensor { shape, data }
             }
             "QLinearConv" => qlinear_conv(m, node, &input(&ins[0]), &mut st),
@@ -577,21 +491,14 @@ fn run(m: &Model, from_ort: bool) -> Vec<(String, String, Stats)> {
             }
             other => panic!("{}: op {other} not covered", m.name),
         };
-        let ort = m
-            .acts
-            .get(&out_name)
-            .unwrap_or_else(|| panic!("{}: no ORT activation for {out_name}", m.name));
+        let ort = m.acts.get(&out_name).unwrap_or_else(|| panic!("{}: no ORT activation for {out_name}", m.name));
         st.compared = assert_same(m.name, mode, &out_name, &y, ort);
         ours.insert(out_name.clone(), y);
         report.push((out_name, op, st));
     }
     // Every ORT activation was reproduced.
     for t in &m.act_order {
-        assert!(
-            ours.contains_key(t),
-            "{}: ORT activation {t} not computed",
-            m.name
-        );
+        assert!(ours.contains_key(t), "{}: ORT activation {t} not computed", m.name);
     }
     // The final DequantizeLinear: float logits, bit for bit.
     let (qname, s, z) = final_q.expect("graph ends with DequantizeLinear");
@@ -600,20 +507,12 @@ fn run(m: &Model, from_ort: bool) -> Vec<(String, String, Stats)> {
     assert_eq!(lshape, q.shape);
     for (i, (&qv, &l)) in q.data.iter().zip(&logits).enumerate() {
         let d = dequantize(qv as i32, s, z);
-        assert_eq!(
-            d.to_bits(),
-            l.to_bits(),
-            "{} {mode} logits[{i}]: {d} vs ORT {l}",
-            m.name
-        );
+        assert_eq!(d.to_bits(), l.to_bits(), "{} {mode} logits[{i}]: {d} vs ORT {l}", m.name);
     }
     report.push((
         "logits (DequantizeLinear, f32 bits)".into(),
         "DequantizeLinear".into(),
-        Stats {
-            compared: logits.len(),
-            ..Stats::default()
-        },
+        Stats { compared: logits.len(), ..Stats::default() },
     ));
     report
 }
@@ -621,20 +520,13 @@ fn run(m: &Model, from_ort: bool) -> Vec<(String, String, Stats)> {
 fn check_model(name: &'static str) {
     let m = Model::load(name);
     for from_ort in [true, false] {
-        let mode = if from_ort {
-            "from ORT activations"
-        } else {
-            "chained from the float input"
-        };
+        let mode = if from_ort { "from ORT activations" } else { "chained from the float input" };
         println!("{name}, {mode}:");
         let report = run(&m, from_ort);
         let mut total = 0;
         for (tensor, op, st) in &report {
             total += st.compared;
-            println!(
-                "  {op:<16} {tensor:<36} {:>6} elements equal to ORT",
-                st.compared
-            );
+            println!("  {op:<16} {tensor:<36} {:>6} elements equal to ORT", st.compared);
             if op == "QLinearConv" || op == "QGemm" {
                 println!(
                     "      clamped at qmin {} / qmax {}; within 1e-3 of a tie {} (closest {:e}), exact ties {}; \
@@ -666,11 +558,7 @@ fn quantize_matches_ort_input() {
         let m = Model::load(name);
         let s = m.scalar_f32("input_scale");
         let z = m.scalar_i8("input_zero_point");
-        assert_eq!(
-            s.to_bits(),
-            (1.0f32 / 255.0).to_bits(),
-            "input scale is f32(1/255)"
-        );
+        assert_eq!(s.to_bits(), (1.0f32 / 255.0).to_bits(), "input scale is f32(1/255)");
         assert_eq!(z, -128);
         let (_, x) = m.float_input();
         let (qshape, q_ort) = load_npy::<i8>(&m.dir.join("input_q_int8.npy"));

@@ -30,18 +30,8 @@ fn field_value(f: &FieldSpec) -> BoxedStrategy<i64> {
 
 /// The dependency bits an instruction of queue `q` may set.
 fn legal_dep_bits(q: Option<Queue>) -> u64 {
-    let prev = Deps {
-        pop_prev: true,
-        push_prev: true,
-        ..Deps::NONE
-    }
-    .bits();
-    let next = Deps {
-        pop_next: true,
-        push_next: true,
-        ..Deps::NONE
-    }
-    .bits();
+    let prev = Deps { pop_prev: true, push_prev: true, ..Deps::NONE }.bits();
+    let next = Deps { pop_next: true, push_next: true, ..Deps::NONE }.bits();
     let q_prev = q.and_then(Queue::prev).map_or(0, |_| prev);
     let q_next = q.and_then(Queue::next).map_or(0, |_| next);
     q_prev | q_next
@@ -51,22 +41,13 @@ fn legal_dep_bits(q: Option<Queue>) -> u64 {
 /// keeping only the legal flags and turning zero counts that `check_fields`
 /// rejects into 1, so that the filter behind it (almost) never rejects.
 fn build(mnemonic: &str, mut values: Vec<i64>, dep_bits: u64) -> Instr {
-    let spec = INSTR_SPECS
-        .iter()
-        .find(|s| s.mnemonic == mnemonic)
-        .expect("known mnemonic");
+    let spec = INSTR_SPECS.iter().find(|s| s.mnemonic == mnemonic).expect("known mnemonic");
     loop {
         let mut i = Instr::from_values(mnemonic, Deps::NONE, &values).expect("known mnemonic");
         *i.deps_mut() = Deps::from_bits(dep_bits & legal_dep_bits(i.queue()));
         match i.check_fields() {
-            Err(DecodeError::IllegalField {
-                field, value: 0, ..
-            }) => {
-                let k = spec
-                    .fields
-                    .iter()
-                    .position(|f| f.name == field)
-                    .expect("field of the spec");
+            Err(DecodeError::IllegalField { field, value: 0, .. }) => {
+                let k = spec.fields.iter().position(|f| f.name == field).expect("field of the spec");
                 if values[k] != 0 {
                     return i; // not a zero-count problem; the filter drops it
                 }
@@ -95,11 +76,7 @@ fn arb_program() -> impl Strategy<Value = Vec<Instr>> {
 
 /// How to write one number in a non-canonical but legal way.
 fn write_number(v: i64, style: u8) -> String {
-    let (sign, mag) = if v < 0 {
-        ("-", v.unsigned_abs())
-    } else {
-        ("", v as u64)
-    };
+    let (sign, mag) = if v < 0 { ("-", v.unsigned_abs()) } else { ("", v as u64) };
     match style % 4 {
         0 => format!("{v}"),
         1 => format!("{sign}{mag:#x}"),
@@ -122,13 +99,7 @@ fn write_number(v: i64, style: u8) -> String {
 /// A non-canonical text of `i`: every field (zeros too) or only the non-zero
 /// ones, in a shuffled order, numbers in assorted notations, extra blanks,
 /// annotations in shuffled order and a trailing comment.
-fn alternative_text(
-    i: &Instr,
-    order: &[u8],
-    styles: &[u8],
-    all_fields: bool,
-    blanks: &str,
-) -> String {
+fn alternative_text(i: &Instr, order: &[u8], styles: &[u8], all_fields: bool, blanks: &str) -> String {
     let spec = i.spec();
     let values = i.values();
     let mut parts = vec![spec.mnemonic.to_string()];
@@ -169,11 +140,7 @@ fn alternative_text(
 fn mutate(text: &str, edits: &[(usize, u8, char)]) -> String {
     let mut chars: Vec<char> = text.chars().collect();
     for &(pos, op, c) in edits {
-        let at = if chars.is_empty() {
-            0
-        } else {
-            pos % (chars.len() + 1)
-        };
+        let at = if chars.is_empty() { 0 } else { pos % (chars.len() + 1) };
         match op % 3 {
             0 if at < chars.len() => {
                 chars.remove(at);
@@ -189,11 +156,7 @@ fn mutate(text: &str, edits: &[(usize, u8, char)]) -> String {
 /// Characters that matter to the assembler, and a few that do not.
 fn interesting_char() -> impl Strategy<Value = char> {
     prop_oneof![
-        prop::sample::select(
-            " \t\n\r=@();#-_0123456789abcdefxXloadstrwigncmpu"
-                .chars()
-                .collect::<Vec<_>>()
-        ),
+        prop::sample::select(" \t\n\r=@();#-_0123456789abcdefxXloadstrwigncmpu".chars().collect::<Vec<_>>()),
         any::<char>(),
     ]
 }
@@ -362,55 +325,23 @@ fn canonical_text_examples() {
 
 #[test]
 fn sync_deps_follow_its_queue() {
-    let i = parse_instr("sync queue=load @wait(compute) @signal(compute)")
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        i.deps(),
-        Deps {
-            pop_next: true,
-            push_next: true,
-            ..Deps::NONE
-        }
-    );
-    let i = parse_instr("sync queue=compute @wait(store) @signal(load)")
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        i.deps(),
-        Deps {
-            pop_next: true,
-            push_prev: true,
-            ..Deps::NONE
-        }
-    );
+    let i = parse_instr("sync queue=load @wait(compute) @signal(compute)").unwrap().unwrap();
+    assert_eq!(i.deps(), Deps { pop_next: true, push_next: true, ..Deps::NONE });
+    let i = parse_instr("sync queue=compute @wait(store) @signal(load)").unwrap().unwrap();
+    assert_eq!(i.deps(), Deps { pop_next: true, push_prev: true, ..Deps::NONE });
     // The field may follow nothing in particular: deps are resolved after it.
     let i = parse_instr("sync @wait(compute)").unwrap().unwrap();
-    assert_eq!(
-        i.deps(),
-        Deps {
-            pop_next: true,
-            ..Deps::NONE
-        }
-    );
+    assert_eq!(i.deps(), Deps { pop_next: true, ..Deps::NONE });
 }
 
 #[test]
 fn numbers() {
     let line = "load dram=0xdead_BEEF stride=1_000 rows=0X10 cols=-0 pad_value=-0x80 cols_x=1";
-    assert_eq!(
-        parse_instr(line).unwrap_err().column,
-        line.find("cols_x").unwrap() + 1
-    );
-    let i = parse_instr("load dram=0xdead_BEEF stride=1_000 rows=0X10 cols=1 pad_value=-0x80")
-        .unwrap()
-        .unwrap();
+    assert_eq!(parse_instr(line).unwrap_err().column, line.find("cols_x").unwrap() + 1);
+    let i = parse_instr("load dram=0xdead_BEEF stride=1_000 rows=0X10 cols=1 pad_value=-0x80").unwrap().unwrap();
     assert_eq!(i.values()[1..5], [0xdead_beef, 1000, 16, 1]);
     assert_eq!(i.values()[9], -128);
-    assert_eq!(
-        i.to_string(),
-        "load dram=0xdeadbeef stride=1000 rows=16 cols=1 pad_value=-128"
-    );
+    assert_eq!(i.to_string(), "load dram=0xdeadbeef stride=1000 rows=16 cols=1 pad_value=-128");
 }
 
 #[test]
@@ -419,14 +350,8 @@ fn blank_and_comment_lines() {
     assert_eq!(parse_instr("   \t "), Ok(None));
     assert_eq!(parse_instr("; load rows=1"), Ok(None));
     assert_eq!(parse_instr("  # anything @ = ("), Ok(None));
-    assert_eq!(
-        parse_instr("finish\n"),
-        Ok(Some(parse_instr("finish").unwrap().unwrap()))
-    );
-    assert_eq!(
-        parse_instr("finish;done").unwrap().unwrap().mnemonic(),
-        "finish"
-    );
+    assert_eq!(parse_instr("finish\n"), Ok(Some(parse_instr("finish").unwrap().unwrap())));
+    assert_eq!(parse_instr("finish;done").unwrap().unwrap().mnemonic(), "finish");
     assert_eq!(parse_program("\n\n; nothing\r\n\n"), Ok(vec![]));
     assert_eq!(parse_program("finish\r\nfinish\r\n").unwrap().len(), 2);
 }
@@ -445,11 +370,7 @@ fn err(text: &str) -> AsmError {
 #[track_caller]
 fn assert_err(text: &str, line: usize, column: usize, message: &str) {
     let e = err(text);
-    assert_eq!(
-        (e.line, e.column, e.message.as_str()),
-        (line, column, message),
-        "for {text:?}"
-    );
+    assert_eq!((e.line, e.column, e.message.as_str()), (line, column, message), "for {text:?}");
 }
 
 #[test]
@@ -473,11 +394,7 @@ fn error_unknown_mnemonic() {
     );
     assert_eq!(err("finish\nLOAD").line, 2);
     assert_eq!(
-        err("@wait(load)")
-            .message
-            .split(' ')
-            .take(3)
-            .collect::<Vec<_>>(),
+        err("@wait(load)").message.split(' ').take(3).collect::<Vec<_>>(),
         ["unknown", "mnemonic", "`@wait(load)`"]
     );
 }
@@ -491,121 +408,36 @@ fn error_unknown_field() {
         "expected a field of `load` (buf, dram, stride, rows, cols, pad_top, pad_bottom, pad_left, pad_right, \
          pad_value, addr, col), found `foo`",
     );
-    assert_err(
-        "sync =1",
-        1,
-        6,
-        "expected a field of `sync` (queue), found `=1`",
-    );
+    assert_err("sync =1", 1, 6, "expected a field of `sync` (queue), found `=1`");
     assert_err("finish now", 1, 8, "`finish` takes no fields, found `now`");
-    assert_err(
-        "ldw k=1 n=1 k-1",
-        1,
-        14,
-        "expected `=` after field `k`, found `-1`",
-    );
-    assert_err(
-        "ldw k=1 n=1 k",
-        1,
-        14,
-        "expected `=` after field `k`, found end of line",
-    );
+    assert_err("ldw k=1 n=1 k-1", 1, 14, "expected `=` after field `k`, found `-1`");
+    assert_err("ldw k=1 n=1 k", 1, 14, "expected `=` after field `k`, found end of line");
 }
 
 #[test]
 fn error_field_given_twice() {
-    assert_err(
-        "load rows=1 cols=1 rows=2",
-        1,
-        20,
-        "field `rows` given twice",
-    );
-    assert_err(
-        "\n\tsync queue=load queue=load",
-        2,
-        18,
-        "field `queue` given twice",
-    );
+    assert_err("load rows=1 cols=1 rows=2", 1, 20, "field `rows` given twice");
+    assert_err("\n\tsync queue=load queue=load", 2, 18, "field `queue` given twice");
 }
 
 #[test]
 fn error_not_a_number() {
-    assert_err(
-        "load rows=x1 cols=1",
-        1,
-        11,
-        "expected a number, found `x1`",
-    );
-    assert_err(
-        "load rows= cols=1",
-        1,
-        11,
-        "expected a number, found end of line",
-    );
-    assert_err(
-        "load rows=0x cols=1",
-        1,
-        11,
-        "expected a number, found `0x`",
-    );
-    assert_err(
-        "load rows=_1 cols=1",
-        1,
-        11,
-        "expected a number, found `_1`",
-    );
-    assert_err(
-        "load rows=--1 cols=1",
-        1,
-        11,
-        "expected a number, found `--1`",
-    );
-    assert_err(
-        "load rows=4k cols=1",
-        1,
-        11,
-        "expected a number, found `4k`",
-    );
-    assert_err(
-        "load buf=dram rows=1 cols=1",
-        1,
-        10,
-        "expected spad or acc for field `buf`, found `dram`",
-    );
-    assert_err(
-        "sync queue=1",
-        1,
-        12,
-        "expected load, compute or store for field `queue`, found `1`",
-    );
+    assert_err("load rows=x1 cols=1", 1, 11, "expected a number, found `x1`");
+    assert_err("load rows= cols=1", 1, 11, "expected a number, found end of line");
+    assert_err("load rows=0x cols=1", 1, 11, "expected a number, found `0x`");
+    assert_err("load rows=_1 cols=1", 1, 11, "expected a number, found `_1`");
+    assert_err("load rows=--1 cols=1", 1, 11, "expected a number, found `--1`");
+    assert_err("load rows=4k cols=1", 1, 11, "expected a number, found `4k`");
+    assert_err("load buf=dram rows=1 cols=1", 1, 10, "expected spad or acc for field `buf`, found `dram`");
+    assert_err("sync queue=1", 1, 12, "expected load, compute or store for field `queue`, found `1`");
 }
 
 #[test]
 fn error_out_of_range() {
-    assert_err(
-        "load rows=70000 cols=1",
-        1,
-        11,
-        "value 70000 out of range 0..=65535 for field `rows`",
-    );
-    assert_err(
-        "load rows=1 cols=-1",
-        1,
-        18,
-        "value -1 out of range 0..=65535 for field `cols`",
-    );
-    assert_err(
-        "requant rows=1 zp=-257",
-        1,
-        19,
-        "value -257 out of range -256..=255 for field `zp`",
-    );
-    assert_err(
-        "matmul m=1 swap=2",
-        1,
-        17,
-        "value 2 out of range 0..=1 for field `swap`",
-    );
+    assert_err("load rows=70000 cols=1", 1, 11, "value 70000 out of range 0..=65535 for field `rows`");
+    assert_err("load rows=1 cols=-1", 1, 18, "value -1 out of range 0..=65535 for field `cols`");
+    assert_err("requant rows=1 zp=-257", 1, 19, "value -257 out of range -256..=255 for field `zp`");
+    assert_err("matmul m=1 swap=2", 1, 17, "value 2 out of range 0..=1 for field `swap`");
     assert_err(
         "load dram=0x1_0000_0000 rows=1 cols=1",
         1,
@@ -613,12 +445,7 @@ fn error_out_of_range() {
         "value 0x1_0000_0000 out of range 0..=4294967295 for field `dram`",
     );
     let huge = "9".repeat(60);
-    assert_err(
-        &format!("load rows={huge}"),
-        1,
-        11,
-        &format!("value {huge} out of range 0..=65535 for field `rows`"),
-    );
+    assert_err(&format!("load rows={huge}"), 1, 11, &format!("value {huge} out of range 0..=65535 for field `rows`"));
 }
 
 #[test]
@@ -641,36 +468,11 @@ fn error_dependencies() {
         26,
         "compute has no token path to compute (`sync` runs in the compute queue; expected load or store)",
     );
-    assert_err(
-        "finish @wait(load)",
-        1,
-        14,
-        "`finish` takes no dependency annotations, found `@wait(load)`",
-    );
-    assert_err(
-        "vmax n=1 @wait(load) @wait(load)",
-        1,
-        22,
-        "`@wait(load)` given twice",
-    );
-    assert_err(
-        "vmax n=1 @wait(dram)",
-        1,
-        16,
-        "expected a queue (load, compute or store), found `dram`",
-    );
-    assert_err(
-        "vmax n=1 @wait(load",
-        1,
-        10,
-        "expected `@wait(QUEUE)` or `@signal(QUEUE)`, found `@wait(load`",
-    );
-    assert_err(
-        "vmax n=1 @push(load)",
-        1,
-        10,
-        "expected `@wait(QUEUE)` or `@signal(QUEUE)`, found `@push(load)`",
-    );
+    assert_err("finish @wait(load)", 1, 14, "`finish` takes no dependency annotations, found `@wait(load)`");
+    assert_err("vmax n=1 @wait(load) @wait(load)", 1, 22, "`@wait(load)` given twice");
+    assert_err("vmax n=1 @wait(dram)", 1, 16, "expected a queue (load, compute or store), found `dram`");
+    assert_err("vmax n=1 @wait(load", 1, 10, "expected `@wait(QUEUE)` or `@signal(QUEUE)`, found `@wait(load`");
+    assert_err("vmax n=1 @push(load)", 1, 10, "expected `@wait(QUEUE)` or `@signal(QUEUE)`, found `@push(load)`");
     assert_err(
         "vmax @wait(load) n=1",
         1,
@@ -681,12 +483,7 @@ fn error_dependencies() {
 
 #[test]
 fn error_check_fields() {
-    assert_err(
-        "load rows=0 cols=1",
-        1,
-        6,
-        "load: field `rows` = 0 is not a legal value (at least 1)",
-    );
+    assert_err("load rows=0 cols=1", 1, 6, "load: field `rows` = 0 is not a legal value (at least 1)");
     assert_err(
         "  load rows=1",
         1,
@@ -711,13 +508,7 @@ fn error_columns_count_characters() {
     assert_eq!((e.line, e.column), (1, 32));
     assert!(e.message.ends_with("found `ééé=1`"), "{e}");
     let e = err("load rows=1 cols=1 pad_value=1 @wait(ééé)");
-    assert_eq!(
-        (e.column, e.message.as_str()),
-        (
-            32,
-            "expected `@wait(QUEUE)` or `@signal(QUEUE)`, found `@wait(ééé)`"
-        )
-    );
+    assert_eq!((e.column, e.message.as_str()), (32, "expected `@wait(QUEUE)` or `@signal(QUEUE)`, found `@wait(ééé)`"));
     assert_err(
         "finish\nfinish\n   ldw k=1 n=1 wfmt=i5",
         3,
@@ -730,9 +521,6 @@ fn error_columns_count_characters() {
 fn parse_instr_rejects_line_breaks() {
     let e = parse_instr("finish\nfinish").unwrap_err();
     assert_eq!((e.line, e.column), (1, 7));
-    assert_eq!(
-        e.message,
-        "expected one instruction per line, found a line break"
-    );
+    assert_eq!(e.message, "expected one instruction per line, found a line break");
     assert!(parse_instr("finish\r\n").unwrap().is_some());
 }

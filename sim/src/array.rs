@@ -128,7 +128,8 @@ pub fn requant(
     qmax: i32,
 ) {
     let bias = &acc[params * cols..(params + 1) * cols];
-    let scale: Vec<f32> = acc[(params + 1) * cols..(params + 2) * cols].iter().map(|&b| f32::from_bits(b as u32)).collect();
+    let scale: Vec<f32> =
+        acc[(params + 1) * cols..(params + 2) * cols].iter().map(|&b| f32::from_bits(b as u32)).collect();
     for i in 0..rows {
         for c in 0..cols {
             let v = acc[(src + i) * cols + c].wrapping_add(bias[c]);
@@ -140,7 +141,18 @@ pub fn requant(
 
 /// VMAX: element-wise maximum of two strided row sets.
 #[allow(clippy::too_many_arguments)]
-pub fn vmax(spad: &mut [u8], cols: usize, a: usize, sa: usize, b: usize, sb: usize, d: usize, sd: usize, n: usize, unsigned: bool) {
+pub fn vmax(
+    spad: &mut [u8],
+    cols: usize,
+    a: usize,
+    sa: usize,
+    b: usize,
+    sb: usize,
+    d: usize,
+    sd: usize,
+    n: usize,
+    unsigned: bool,
+) {
     let mut row = vec![0u8; cols];
     for i in 0..n {
         for (c, out) in row.iter_mut().enumerate() {
@@ -165,7 +177,17 @@ pub struct VaddParams {
 /// VADD: quantized element-wise add with per-column multipliers and scale
 /// from accumulator rows `params..params + 3`.
 #[allow(clippy::too_many_arguments)]
-pub fn vadd(spad: &mut [u8], acc: &[i32], cols: usize, a: usize, b: usize, d: usize, n: usize, params: usize, p: &VaddParams) {
+pub fn vadd(
+    spad: &mut [u8],
+    acc: &[i32],
+    cols: usize,
+    a: usize,
+    b: usize,
+    d: usize,
+    n: usize,
+    params: usize,
+    p: &VaddParams,
+) {
     let ka = &acc[params * cols..(params + 1) * cols];
     let kb = &acc[(params + 1) * cols..(params + 2) * cols];
     let sc = &acc[(params + 2) * cols..(params + 3) * cols];

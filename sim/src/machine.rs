@@ -71,7 +71,15 @@ struct DmaJob {
 }
 
 impl DmaJob {
-    fn new(index: u32, deps: Deps, block: DmaBlock, start: u64, plan: BurstPlan, ready: Vec<u64>, chunks: u64) -> DmaJob {
+    fn new(
+        index: u32,
+        deps: Deps,
+        block: DmaBlock,
+        start: u64,
+        plan: BurstPlan,
+        ready: Vec<u64>,
+        chunks: u64,
+    ) -> DmaJob {
         let data_start = Vec::with_capacity(plan.bursts.len());
         DmaJob { index, deps, block, start, plan, next: 0, data_start, ready, last_grant: 0, chunks }
     }
@@ -173,7 +181,8 @@ impl Model {
     pub fn new(cfg: &HwConfig) -> Result<Model, ModelError> {
         if cfg.array.dataflow != isa::config::Dataflow::WeightStationary {
             return Err(ModelError::Unsupported(
-                "array.dataflow = \"output-stationary\" is not implemented by the model yet; use \"weight-stationary\"".into(),
+                "array.dataflow = \"output-stationary\" is not implemented by the model yet; use \"weight-stationary\""
+                    .into(),
             ));
         }
         let (rows, cols) = (cfg.array.rows as usize, cfg.array.cols as usize);
@@ -277,7 +286,13 @@ impl Model {
                     if t < at {
                         run.now = at;
                     } else {
-                        let pc = run.compute.queue.front().or(run.load.queue.front()).or(run.store.queue.front()).map(|e| e.index);
+                        let pc = run
+                            .compute
+                            .queue
+                            .front()
+                            .or(run.load.queue.front())
+                            .or(run.store.queue.front())
+                            .map(|e| e.index);
                         self.fault(at, ErrorCode::Deadlock, pc.unwrap_or(run.dispatched));
                     }
                 }
@@ -389,7 +404,8 @@ impl Model {
                     } else {
                         // Chunk writes follow the previous LOAD's.
                         let after = job.start.max(du.seq_last);
-                        let (f, chunks) = dma::load_finish(&job.block, self.cols as u64, w, after, &job.plan, &job.data_start);
+                        let (f, chunks) =
+                            dma::load_finish(&job.block, self.cols as u64, w, after, &job.plan, &job.data_start);
                         let c = if job.block.to_acc { Counter::AccWriteRows } else { Counter::SpadWriteRows };
                         self.counters.add(c, chunks);
                         du.seq_last = f - 1;
@@ -688,7 +704,17 @@ impl Model {
                     qmin: v.qmin as i32,
                     qmax: v.qmax as i32,
                 };
-                array::vadd(&mut self.spad, &self.acc, cols, v.a as usize, v.b as usize, v.dst as usize, v.n as usize, v.params as usize, &p);
+                array::vadd(
+                    &mut self.spad,
+                    &self.acc,
+                    cols,
+                    v.a as usize,
+                    v.b as usize,
+                    v.dst as usize,
+                    v.n as usize,
+                    v.params as usize,
+                    &p,
+                );
                 issue_end = t + n + VADD_OVERHEAD;
                 (prev_at, next_at, finish) = (issue_end, issue_end, issue_end);
                 c.ppu_free = issue_end;
@@ -819,7 +845,9 @@ impl Device for Model {
             regs::STATUS | regs::ERROR_CODE | regs::ERROR_PC | regs::FINGERPRINT_LO | regs::FINGERPRINT_HI => {
                 return Err(DeviceError::ReadOnly(addr))
             }
-            a if a >= regs::COUNTERS && a < regs::COUNTERS + 8 * Counter::COUNT as u32 => return Err(DeviceError::ReadOnly(a)),
+            a if a >= regs::COUNTERS && a < regs::COUNTERS + 8 * Counter::COUNT as u32 => {
+                return Err(DeviceError::ReadOnly(a))
+            }
             a => return Err(DeviceError::NoRegister(a)),
         }
         Ok(())

@@ -283,7 +283,6 @@ fn parse_set(spec: &str, base: &Value) -> Result<Param> {
     Ok(Param { key: key.to_string(), paths, values })
 }
 
-
 /// The first input of the array, checked against the program's input tensor.
 fn first_input(array: &npy::Array, t: &isa::program::TensorInfo, what: &str) -> Result<Input> {
     match (array.elem, t.dtype) {
