@@ -8,9 +8,8 @@
 //! own activations, and timed.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
-use compiler::interp::{self, avgpool_scale, rescale_params, run, run_named, InterpError, Tensor};
+use compiler::interp::{avgpool_scale, rescale_params, run, run_named, InterpError, Tensor};
 use compiler::ir::{ConvParams, DenseParams, ElemType, Graph, Node, Op, PoolParams, Quant, Value, ValueId};
 use isa::numerics::{dequantize, quantize, requant_scale, requantize, vadd, vadd_params};
 use proptest::prelude::*;
@@ -916,22 +915,4 @@ fn digits_cnn_matches_ort_layer_by_layer() {
         assert_eq!(vals[*id].as_quant().unwrap(), &want[..], "batch of 32, {file}");
     }
     println!("digits CNN: {compared} int8 activations equal ORT's");
-}
-
-/// 297 batch-1 runs of the digits CNN (the size of the accuracy test) must
-/// take well under a second.
-#[test]
-fn digits_cnn_297_runs_are_fast() {
-    let (_, images) = npy_f32(&data_dir().join("ref_x_f32.npy"));
-    let (g, _) = digits_cnn(1);
-    let inputs: Vec<Tensor> =
-        (0..297).map(|i| Tensor::float(vec![1, 1, 8, 8], images[(i % 32) * 64..][..64].to_vec())).collect();
-    let start = Instant::now();
-    let mut checksum = 0i64;
-    for x in &inputs {
-        let vals = interp::run(&g, std::slice::from_ref(x)).unwrap();
-        checksum += vals[g.outputs[0]].as_float().unwrap().iter().map(|v| v.to_bits() as i64).sum::<i64>();
-    }
-    let dt = start.elapsed();
-    println!("digits CNN: 297 runs in {:.1} ms (checksum {checksum})", dt.as_secs_f64() * 1e3);
 }

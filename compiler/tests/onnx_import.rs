@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use compiler::ir::{ElemType, Graph, Op, Quant};
 use compiler::onnx::proto::{
@@ -327,25 +326,6 @@ fn standard_ops_model_has_a_float_tail() {
         let full = import_with(&model_bytes(model, "int8_qop"), &ImportOptions { float_tail: FloatTail::Cut }).unwrap();
         assert!(full.cut.is_empty());
         assert_eq!(full.graph, qop);
-    }
-}
-
-#[test]
-fn import_time_per_model() {
-    // A measurement, not an assertion: printed with --nocapture.
-    for model in MODELS {
-        for form in ["int8_qop", "int8_qdq", "int8_qop_std"] {
-            let p = data_dir().join(model).join(format!("{form}.onnx"));
-            let Ok(bytes) = std::fs::read(&p) else { continue };
-            let opts = ImportOptions { float_tail: FloatTail::Cut };
-            let reps = 20;
-            let t = Instant::now();
-            for _ in 0..reps {
-                import_with(&bytes, &opts).unwrap();
-            }
-            let per = t.elapsed() / reps;
-            println!("import {model}/{form}.onnx ({} bytes): {per:?}", bytes.len());
-        }
     }
 }
 

@@ -527,6 +527,12 @@ fn check_model(name: &'static str) {
         for (tensor, op, st) in &report {
             total += st.compared;
             println!("  {op:<16} {tensor:<36} {:>6} elements equal to ORT", st.compared);
+            if op == "QLinearConv" {
+                // The fixtures must be able to catch the two things the
+                // integer path most easily gets wrong.
+                assert!(st.diff_zero_padding > 0, "{name} {tensor}: padding with 0 would not be caught");
+                assert!(st.at_qmin > 0, "{name} {tensor}: the fused-ReLU clamp is never exercised");
+            }
             if op == "QLinearConv" || op == "QGemm" {
                 println!(
                     "      clamped at qmin {} / qmax {}; within 1e-3 of a tie {} (closest {:e}), exact ties {}; \
