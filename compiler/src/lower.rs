@@ -58,13 +58,16 @@ pub struct LayerInfo {
     pub elem: String,
     pub scale: f32,
     pub zero_point: i32,
+    /// The layer only reinterprets its input's buffer in an order no tensor
+    /// layout describes (a flatten of NHWC data): there is nothing of its
+    /// own to read back.
+    #[serde(default)]
+    pub view: bool,
 }
 
 impl LayerInfo {
-    /// A layer that only reinterprets its input's buffer (a flatten of NHWC
-    /// data): its buffer is the input's, its layout a view.
     pub fn is_view(&self) -> bool {
-        self.layout.contains("nhwc order")
+        self.view
     }
 
     /// The device layout of the layer's output buffer.
@@ -309,6 +312,7 @@ pub fn lower(g: &Graph, cfg: &HwConfig) -> Result<Lowered, LowerError> {
             elem: v.ty.name().into(),
             scale: q.scale,
             zero_point: q.zero_point,
+            view: matches!(b.layout, Layout::Flat { perm: Some(_), .. }),
         });
     }
     finish_program(cx, dev_in, layers)

@@ -177,7 +177,7 @@ fn check(g: &Graph, cfg: &HwConfig, seed: u64) -> u64 {
     let layer_macs: u64 = lowered.layers.iter().map(|l| l.macs).sum();
     assert_eq!(layer_macs, rep.counters.get(isa::Counter::Macs), "{}: per-layer MACs", cfg.name);
     for l in &lowered.layers {
-        if l.layout.contains("nhwc order") {
+        if l.is_view() {
             continue; // a view of its input (Flatten of NHWC data)
         }
         let v = g.value(&l.value).unwrap();
@@ -185,17 +185,7 @@ fn check(g: &Graph, cfg: &HwConfig, seed: u64) -> u64 {
             TensorData::Quant(q) => q.iter().map(|&x| x as u8).collect(),
             _ => unreachable!(),
         };
-        let info = TensorInfo {
-            name: l.value.clone(),
-            role: isa::program::TensorRole::Intermediate,
-            dtype: isa::program::DType::I8,
-            shape: l.shape.clone(),
-            addr: l.addr,
-            layout: l.layout.clone(),
-            scale: None,
-            zero_point: None,
-        };
-        let lay = Layout::of_tensor(&info).unwrap();
+        let lay = l.device_layout().unwrap();
         let got = lay.unpack(&d.read_mem(l.addr, lay.bytes()).unwrap());
         let diff = got.iter().zip(&want).position(|(a, b)| a != b);
         assert!(diff.is_none(), "{}: layer `{}` differs first at element {:?}", cfg.name, l.name, diff);
