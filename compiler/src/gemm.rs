@@ -215,22 +215,29 @@ pub fn lower_gemm(spec: &GemmSpec, cfg: &HwConfig) -> Result<Program, LowerError
         }
     };
     // Device memory: code, then constants (weights, parameters), A, C. The
-    // instruction count does not depend on addresses: count it first.
-    let dummy =
-        GemmPlacement { a_addr: 0, a_stride: k as u64, b_addr: 0, params_addr: 0, c: OutRows::dense(0, n as u64) };
+    // stream is emitted with addresses relative to the data and rebased
+    // once the code's size is known.
     let nonzero = nonzero_tiles(&spec.weights, k, n, dim);
-    let code_len = emit_gemm_gather(m, k, n, spec.input_unsigned, out, &dummy, None, Some(&nonzero), cfg)?.len() + 1;
-    let data_addr = align(code_len as u64 * ins::INSTR_BYTES as u64, 4096);
     let mut data = pack_weights(&spec.weights, k, n, dim);
     let params_off = align(data.len() as u64, 64);
     data.resize(params_off as usize, 0);
     if let GemmOutput::Int8 { bias, scale, .. } = &spec.output {
         data.extend(pack_params(bias, scale, dim));
     }
-    let a_addr = align(data_addr + data.len() as u64, 4096);
+    let a_off = align(data.len() as u64, 4096);
     let out_elem = if matches!(out, GemmOut::Int8 { .. }) { 1 } else { 4 };
-    let c_addr = align(a_addr + (m * k) as u64, 4096);
-    let mem_bytes = align(c_addr + (m * n * out_elem) as u64, 4096);
+    let c_off = align(a_off + (m * k) as u64, 4096);
+    let place = GemmPlacement {
+        a_addr: a_off,
+        a_stride: k as u64,
+        b_addr: 0,
+        params_addr: params_off,
+        c: OutRows::dense(c_off, (n * out_elem) as u64),
+    };
+    let mut program = emit_gemm_gather(m, k, n, spec.input_unsigned, out, &place, None, Some(&nonzero), cfg)?;
+    program.push(Instr::Finish(ins::Finish::default()));
+    let data_addr = align(program.len() as u64 * ins::INSTR_BYTES as u64, 4096);
+    let mem_bytes = align(data_addr + c_off + (m * n * out_elem) as u64, 4096);
     if mem_bytes > cfg.dram_bytes() || mem_bytes > u32::MAX as u64 {
         return Err(LowerError::TooLarge {
             m,
@@ -239,16 +246,8 @@ pub fn lower_gemm(spec: &GemmSpec, cfg: &HwConfig) -> Result<Program, LowerError
             why: format!("needs {mem_bytes} bytes of device memory, the config has {}", cfg.dram_bytes()),
         });
     }
-    let place = GemmPlacement {
-        a_addr,
-        a_stride: k as u64,
-        b_addr: data_addr,
-        params_addr: data_addr + params_off,
-        c: OutRows::dense(c_addr, (n * out_elem) as u64),
-    };
-    let mut program = emit_gemm_gather(m, k, n, spec.input_unsigned, out, &place, None, Some(&nonzero), cfg)?;
-    program.push(Instr::Finish(ins::Finish::default()));
-    debug_assert_eq!(program.len(), code_len);
+    rebase_dram(&mut program, data_addr);
+    let (a_addr, c_addr) = (data_addr + a_off, data_addr + c_off);
 
     let (out_dtype, scale_zp) = match out {
         GemmOut::Int32 => (DType::I32, None),
@@ -290,6 +289,19 @@ pub fn lower_gemm(spec: &GemmSpec, cfg: &HwConfig) -> Result<Program, LowerError
         ],
         meta,
     })
+}
+
+/// Moves every DRAM address of the stream's LOADs and STOREs up by `by`:
+/// streams are emitted with addresses relative to their data, which is
+/// placed after the code once the code's size is known.
+pub fn rebase_dram(code: &mut [Instr], by: u64) {
+    for i in code.iter_mut() {
+        match i {
+            Instr::Load(l) => l.dram = (l.dram as u64 + by) as u32,
+            Instr::Store(s) => s.dram = (s.dram as u64 + by) as u32,
+            _ => {}
+        }
+    }
 }
 
 fn check_spec(spec: &GemmSpec) -> Result<(), LowerError> {

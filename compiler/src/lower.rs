@@ -1117,14 +1117,7 @@ fn finish_program(mut cx: Ctx<'_>, dev_in: ValueId, mut layers: Vec<LayerInfo>) 
     cx.code.push(Instr::Finish(ins::Finish::default()));
     let g = cx.g;
     let data_addr = (align(cx.code.len() * ins::INSTR_BYTES, 4096)) as u64;
-    let rebase = |a: u32| -> u32 { (a as u64 + data_addr) as u32 };
-    for i in cx.code.iter_mut() {
-        match i {
-            Instr::Load(l) => l.dram = rebase(l.dram),
-            Instr::Store(s) => s.dram = rebase(s.dram),
-            _ => {}
-        }
-    }
+    gemm::rebase_dram(&mut cx.code, data_addr);
     let mem_bytes = align(data_addr as usize + cx.data.len(), 4096) as u64;
     if mem_bytes > cx.cfg.dram_bytes() || mem_bytes > u32::MAX as u64 {
         return Err(unsupported(
