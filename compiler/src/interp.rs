@@ -694,18 +694,7 @@ mod tests {
 
     #[test]
     fn identity_conv_1x1() {
-        let c = ConvParams {
-            weights: vec![1],
-            w_shape: [1, 1, 1, 1],
-            w_scale: vec![1.0],
-            bias: vec![0],
-            strides: [1, 1],
-            pads: [0; 4],
-            dilations: [1, 1],
-            groups: 1,
-            qmin: -128,
-            qmax: 127,
-        };
+        let c = ConvParams::plain(vec![1], [1, 1, 1, 1]);
         let g = unary(Op::Conv(c), &[1, 1, 2, 2], &[1, 1, 2, 2], (0.5, 3), (0.5, 3));
         let x = Tensor::quant(vec![1, 1, 2, 2], vec![-128, 0, 3, 127]);
         let vals = run(&g, &[x.clone()]).unwrap();
@@ -715,18 +704,7 @@ mod tests {
     #[test]
     fn padding_holds_the_zero_point() {
         // 1x1 input, 3x3 kernel of ones, pad 1: only the centre is real.
-        let c = ConvParams {
-            weights: vec![1; 9],
-            w_shape: [1, 1, 3, 3],
-            w_scale: vec![1.0],
-            bias: vec![0],
-            strides: [1, 1],
-            pads: [1; 4],
-            dilations: [1, 1],
-            groups: 1,
-            qmin: -128,
-            qmax: 127,
-        };
+        let c = ConvParams { pads: [1; 4], ..ConvParams::plain(vec![1; 9], [1, 1, 3, 3]) };
         let g = unary(Op::Conv(c), &[1, 1, 1, 1], &[1, 1, 1, 1], (1.0, -100), (1.0, 0));
         let vals = run(&g, &[Tensor::quant(vec![1, 1, 1, 1], vec![-90])]).unwrap();
         assert_eq!(vals[1].as_quant().unwrap(), &[10]);
@@ -802,18 +780,7 @@ mod tests {
     #[test]
     fn bad_params_are_errors_not_panics() {
         let conv = |f: &dyn Fn(&mut ConvParams)| {
-            let mut c = ConvParams {
-                weights: vec![1; 4],
-                w_shape: [1, 1, 2, 2],
-                w_scale: vec![1.0],
-                bias: vec![0],
-                strides: [1, 1],
-                pads: [0; 4],
-                dilations: [1, 1],
-                groups: 1,
-                qmin: -128,
-                qmax: 127,
-            };
+            let mut c = ConvParams::plain(vec![1; 4], [1, 1, 2, 2]);
             f(&mut c);
             let g = unary(Op::Conv(c), &[1, 1, 3, 3], &[1, 1, 2, 2], (1.0, 0), (1.0, 0));
             run(&g, &[Tensor::quant(vec![1, 1, 3, 3], vec![0; 9])])

@@ -90,6 +90,26 @@ pub struct ConvParams {
     pub qmax: i32,
 }
 
+impl ConvParams {
+    /// A plain convolution with `weights` of shape `w_shape`: unit weight
+    /// scales, no bias, stride and dilation 1, no padding, one group, the
+    /// full int8 output range. Set the other fields as needed.
+    pub fn plain(weights: Vec<i8>, w_shape: [usize; 4]) -> ConvParams {
+        ConvParams {
+            weights,
+            w_shape,
+            w_scale: vec![1.0; w_shape[0]],
+            bias: vec![0; w_shape[0]],
+            strides: [1, 1],
+            pads: [0; 4],
+            dilations: [1, 1],
+            groups: 1,
+            qmin: -128,
+            qmax: 127,
+        }
+    }
+}
+
 /// Quantized fully-connected layer (QGemm, QLinearMatMul, DQ -> Gemm/MatMul -> Q):
 /// `out[.., n] = sum_k x[.., k] * w[n][k] + bias[n]`, requantized.
 #[derive(Clone, Debug, PartialEq)]

@@ -826,16 +826,10 @@ fn digits_cnn(n: usize) -> (Graph, Vec<(&'static str, ValueId)>) {
         let (shape, w) = npy_i8(&p(&format!("{name}.weight_quantized.npy")));
         assert!(npy_i8(&p(&format!("{name}.weight_zero_point.npy"))).1.iter().all(|&v| v == 0));
         ConvParams {
-            weights: w,
-            w_shape: [shape[0], shape[1], shape[2], shape[3]],
             w_scale: npy_f32(&p(&format!("{name}.weight_scale.npy"))).1,
             bias: npy_i32(&p(&format!("{name}.bias_quantized.npy"))),
-            strides: [1, 1],
             pads: [1; 4],
-            dilations: [1, 1],
-            groups: 1,
-            qmin: -128,
-            qmax: 127,
+            ..ConvParams::plain(w, [shape[0], shape[1], shape[2], shape[3]])
         }
     };
     let (fc_shape, fc_w) = npy_i8(&p("fc.weight_quantized.npy"));
