@@ -10,25 +10,28 @@ use driver::{Driver, Outcome};
 use isa::layout::Layout;
 use isa::program::TensorInfo;
 use isa::HwConfig;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
-struct Lcg(u64);
+/// Seeded random test data.
+struct Data(StdRng);
 
-impl Lcg {
-    fn next(&mut self) -> u32 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (self.0 >> 33) as u32
-    }
+fn data(seed: u64) -> Data {
+    Data(StdRng::seed_from_u64(seed))
+}
+
+impl Data {
     fn i8s(&mut self, n: usize) -> Vec<i8> {
-        (0..n).map(|_| self.next() as u8 as i8).collect()
+        (0..n).map(|_| self.0.gen()).collect()
     }
     fn unit(&mut self) -> f32 {
-        (self.next() % 10_000) as f32 / 10_000.0
+        self.0.gen_range(0.0..1.0)
     }
 }
 
 struct Builder {
     g: Graph,
-    r: Lcg,
+    r: Data,
 }
 
 impl Builder {
@@ -50,7 +53,7 @@ impl Builder {
     }
 
     fn bias(&mut self, n: usize) -> Vec<i32> {
-        (0..n).map(|_| (self.r.next() % 4001) as i32 - 2000).collect()
+        (0..n).map(|_| self.r.0.gen_range(-2000..=2000)).collect()
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -137,7 +140,7 @@ impl Builder {
 }
 
 fn input_graph(shape: Vec<usize>, seed: u64) -> (Builder, ValueId) {
-    let mut b = Builder { g: Graph { name: "test".into(), ..Default::default() }, r: Lcg(seed) };
+    let mut b = Builder { g: Graph { name: "test".into(), ..Default::default() }, r: data(seed) };
     let x = b.value("input", shape.clone(), None);
     b.g.inputs.push(x);
     let xq = b.value("input_q", shape, Some((1.0 / 255.0, -128)));
@@ -159,7 +162,7 @@ fn check(g: &Graph, cfg: &HwConfig, seed: u64) -> u64 {
     let lowered = lower(g, cfg).unwrap_or_else(|e| panic!("lowering: {e}"));
     let prog = &lowered.program;
     let x_shape = g.values[g.inputs[0]].shape.clone();
-    let mut r = Lcg(seed);
+    let mut r = data(seed);
     let x: Vec<f32> = (0..x_shape.iter().product::<usize>()).map(|_| r.unit()).collect();
     let vals = interp::run(g, &[Tensor::float(x_shape, x)]).expect("interpreter");
     let mut d = Driver::new(sim::Model::new(cfg).unwrap());
@@ -284,7 +287,7 @@ fn padded_max_pooling_and_average_pooling() {
 
 #[test]
 fn uint8_activations() {
-    let mut b = Builder { g: Graph { name: "u8".into(), ..Default::default() }, r: Lcg(21) };
+    let mut b = Builder { g: Graph { name: "u8".into(), ..Default::default() }, r: data(21) };
     let x = b.value("input", vec![1, 2, 6, 6], None);
     b.g.inputs.push(x);
     let u8v = |b: &mut Builder, name: &str, shape: Vec<usize>, scale: f32, zp: i32| {
