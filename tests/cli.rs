@@ -11,7 +11,7 @@ use std::process::Output;
 use compiler::gemm::{lower_gemm, reference_gemm, GemmOutput, GemmSpec, INPUT, OUTPUT};
 use isa::program::Program;
 use isa::{Counter, HwConfig};
-use npyz::WriterBuilder;
+
 use serde_json::Value;
 
 const TINY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/hw/tiny.toml");
@@ -35,20 +35,6 @@ finish
 #[track_caller]
 fn assert_bad_input(o: &Output, needles: &[&str], dir: &Path, absent: &[&str]) {
     assert_fails(o, 2, needles, dir, absent)
-}
-
-fn write_npy_i8(path: &Path, shape: &[u64], data: &[i8]) {
-    let mut w =
-        npyz::WriteOptions::new().default_dtype().shape(shape).writer(File::create(path).unwrap()).begin_nd().unwrap();
-    w.extend(data.iter().copied()).unwrap();
-    w.finish().unwrap();
-}
-
-fn write_npy_i32(path: &Path, shape: &[u64], data: &[i32]) {
-    let mut w =
-        npyz::WriteOptions::new().default_dtype().shape(shape).writer(File::create(path).unwrap()).begin_nd().unwrap();
-    w.extend(data.iter().copied()).unwrap();
-    w.finish().unwrap();
 }
 
 fn read_npy_i32(path: &Path) -> (Vec<u64>, Vec<i32>) {
@@ -76,8 +62,8 @@ impl Gemm {
         assert_ok(&systole(dir.path(), &["asm", "prog.s", "--hw", TINY, "-o", "prog.sbin"]));
         let a: Vec<i8> = (0..16).map(|i| (i * 37 % 256 - 128) as i8).collect();
         let w: Vec<i8> = (0..16).map(|i| (i * 7 - 50) as i8).collect();
-        write_npy_i8(&dir.path().join("a.npy"), &[4, 4], &a);
-        write_npy_i8(&dir.path().join("w.npy"), &[4, 4], &w);
+        write_npy(&dir.path().join("a.npy"), &[4, 4], &a);
+        write_npy(&dir.path().join("w.npy"), &[4, 4], &w);
         Gemm { dir, a, w }
     }
 
@@ -249,7 +235,7 @@ fn compiled_program_tensors_by_name() {
     let prog = lower_gemm(&spec, &cfg).unwrap();
     fs::write(dir.path().join("gemm.sbin"), prog.to_bytes()).unwrap();
     let a: Vec<i8> = (0..m * k).map(|i| ((i * 53 + 7) % 256) as u8 as i8).collect();
-    write_npy_i8(&dir.path().join("a.npy"), &[m as u64, k as u64], &a);
+    write_npy(&dir.path().join("a.npy"), &[m as u64, k as u64], &a);
 
     let o = systole(
         dir.path(),
@@ -279,10 +265,10 @@ fn compiled_program_tensors_by_name() {
     assert_eq!(program(&dir.path().join("again.sbin")).code, prog.code);
 
     // Wrong dtype, wrong element count, unknown name.
-    write_npy_i32(&dir.path().join("a32.npy"), &[m as u64, k as u64], &vec![0; m * k]);
+    write_npy(&dir.path().join("a32.npy"), &[m as u64, k as u64], &vec![0; m * k]);
     let o = systole(dir.path(), &["sim", "gemm.sbin", "--hw", TINY, "--input", "a=a32.npy", "--output", "c=x.npy"]);
     assert_bad_input(&o, &["a32.npy", "i32", "i8"], dir.path(), &["x.npy"]);
-    write_npy_i8(&dir.path().join("short.npy"), &[3], &[1, 2, 3]);
+    write_npy(&dir.path().join("short.npy"), &[3], &[1i8, 2, 3]);
     let o = systole(dir.path(), &["sim", "gemm.sbin", "--hw", TINY, "--input", "a=short.npy", "--output", "c=x.npy"]);
     assert_bad_input(&o, &["short.npy", "3 elements"], dir.path(), &["x.npy"]);
     let o = systole(dir.path(), &["sim", "gemm.sbin", "--hw", TINY, "--input", "a=a.npy", "--output", "nope=x.npy"]);

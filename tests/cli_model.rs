@@ -6,7 +6,7 @@
 
 mod common;
 use common::*;
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use isa::instr::{Instr, BUF_SPAD};
@@ -18,30 +18,6 @@ const DEFAULT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/hw/default.
 
 fn digits() -> PathBuf {
     root().join("compiler/tests/data/digits")
-}
-
-fn write_npy_f32(path: &Path, shape: &[u64], data: &[f32]) {
-    use npyz::WriterBuilder;
-    let mut w =
-        npyz::WriteOptions::new().default_dtype().shape(shape).writer(File::create(path).unwrap()).begin_nd().unwrap();
-    w.extend(data.iter().copied()).unwrap();
-    w.finish().unwrap();
-}
-
-fn write_npy_i8(path: &Path, shape: &[u64], data: &[i8]) {
-    use npyz::WriterBuilder;
-    let mut w =
-        npyz::WriteOptions::new().default_dtype().shape(shape).writer(File::create(path).unwrap()).begin_nd().unwrap();
-    w.extend(data.iter().copied()).unwrap();
-    w.finish().unwrap();
-}
-
-fn write_npy_i32(path: &Path, shape: &[u64], data: &[i32]) {
-    use npyz::WriterBuilder;
-    let mut w =
-        npyz::WriteOptions::new().default_dtype().shape(shape).writer(File::create(path).unwrap()).begin_nd().unwrap();
-    w.extend(data.iter().copied()).unwrap();
-    w.finish().unwrap();
 }
 
 fn read_npy_f32(path: &Path) -> (Vec<u64>, Vec<f32>) {
@@ -66,7 +42,7 @@ fn write_reference_batch(path: &Path, shape: &[u64]) {
     assert_eq!(s, vec![32, 64]);
     let mut batch = vec![32];
     batch.extend_from_slice(shape);
-    write_npy_f32(path, &batch, &x);
+    write_npy(path, &batch, &x);
 }
 
 /// Compiles a digits model, runs the 32 reference images as one batch with
@@ -220,7 +196,7 @@ fn text_models_compile_and_run_single_inputs() {
         let n: u64 = shape.iter().product();
         let x: Vec<f32> = (0..n).map(|i| (i * 7 % 11) as f32 / 10.0).collect();
         let input = format!("{name}_x.npy");
-        write_npy_f32(&d.join(&input), &shape, &x);
+        write_npy(&d.join(&input), &shape, &x);
         let out = format!("{name}_out");
         let o = systole(d, &["run", &sbin, "--input", &input, "--out", &out, "--check"]);
         assert_ok(&o);
@@ -239,10 +215,10 @@ fn text_models_compile_and_run_single_inputs() {
     fs::create_dir(&m).unwrap();
     fs::write(m.join("net.stm"), FILE_MODEL).unwrap();
     let w: Vec<i8> = (0..32).map(|i| ((i * 37) % 255 - 127) as i8).collect();
-    write_npy_i8(&m.join("w.npy"), &[4, 8], &w);
+    write_npy(&m.join("w.npy"), &[4, 8], &w);
     let o = systole(d, &["compile", "model/net.stm", "--hw", TINY, "-o", "net.sbin"]);
     assert_ok(&o);
-    write_npy_f32(&d.join("x8.npy"), &[1, 8], &[0.1, -0.2, 0.3, 0.5, -0.9, 0.0, 0.7, -0.4]);
+    write_npy(&d.join("x8.npy"), &[1, 8], &[0.1f32, -0.2, 0.3, 0.5, -0.9, 0.0, 0.7, -0.4]);
     let o = systole(d, &["run", "net.sbin", "--input", "x8.npy", "--out", "o", "--check", "--json", "o/r.json"]);
     assert_ok(&o);
     let (shape, y) = read_npy_f32(&d.join("o/y.npy"));
@@ -309,11 +285,11 @@ fn run_usage_errors_exit_2() {
     assert_fails(&o, 2, &["32x64", "1x1x8x8", "batch"], d, &["out"]);
 
     // Wrong dtype: int32 (the model takes float32, or int8 already quantized).
-    write_npy_i32(&d.join("q32.npy"), &[2, 1, 1, 8, 8], &[0; 128]);
+    write_npy(&d.join("q32.npy"), &[2, 1, 1, 8, 8], &[0i32; 128]);
     let o = systole(d, &["run", "model.sbin", "--input", "q32.npy", "--out", "out"]);
     assert_fails(&o, 2, &["q32.npy", "i32", "float32", "i8"], d, &["out"]);
     // An int8 batch is taken as already quantized.
-    write_npy_i8(&d.join("q8.npy"), &[2, 1, 1, 8, 8], &[-128; 128]);
+    write_npy(&d.join("q8.npy"), &[2, 1, 1, 8, 8], &[-128i8; 128]);
     let o = systole(d, &["run", "model.sbin", "--input", "q8.npy", "--out", "q8", "--check"]);
     assert_ok(&o);
     assert_eq!(read_npy_f32(&d.join("q8/logits.npy")).0, vec![2, 1, 10]);

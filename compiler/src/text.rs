@@ -291,8 +291,9 @@ pub fn load_npy(bytes: &[u8]) -> Result<NpyArray, String> {
     Ok(NpyArray { shape, data })
 }
 
-/// Reorders elements stored in Fortran order (first index fastest) to C order.
-fn c_order<T: Copy>(data: Vec<T>, shape: &[usize], fortran: bool) -> Vec<T> {
+/// Reorders elements stored in Fortran order (first index fastest) to C
+/// order (last index fastest); the identity when `fortran` is false.
+pub fn c_order<T: Copy>(data: Vec<T>, shape: &[usize], fortran: bool) -> Vec<T> {
     if !fortran || data.is_empty() {
         return data;
     }

@@ -136,29 +136,10 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Array, String> {
     Ok(Array { elem, shape, data })
 }
 
-/// Reorders elements stored in Fortran order (first index fastest) to C
-/// order (last index fastest).
+/// Reorders elements stored in Fortran order to C order, `size` bytes each.
 fn fortran_to_c(data: &[u8], shape: &[u64], size: usize) -> Vec<u8> {
-    let mut out = vec![0u8; data.len()];
-    let n = data.len() / size;
-    let mut index = vec![0u64; shape.len()];
-    for c in 0..n {
-        // `index` is the multi-index of C-order element `c`.
-        let mut f = 0u64;
-        for (d, &i) in index.iter().enumerate().rev() {
-            f = f * shape[d] + i;
-        }
-        let f = f as usize;
-        out[c * size..(c + 1) * size].copy_from_slice(&data[f * size..(f + 1) * size]);
-        for d in (0..shape.len()).rev() {
-            index[d] += 1;
-            if index[d] < shape[d] {
-                break;
-            }
-            index[d] = 0;
-        }
-    }
-    out
+    let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+    compiler::text::c_order(data.chunks(size).collect(), &dims, true).concat()
 }
 
 fn encode_typed<T: npyz::AutoSerialize, const N: usize>(
