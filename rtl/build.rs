@@ -190,9 +190,13 @@ mod verilated {
         build.file(root.join("include/verilated_threads.cpp"));
         build.file(manifest.join("cpp/requant_harness.cc"));
         build.file(manifest.join("cpp/array_harness.cc"));
+        // The loader of whole-accelerator libraries (built per configuration
+        // at run time by `rtl::verilate`, so no accelerator is compiled here).
+        build.file(manifest.join("cpp/accel_loader.cc"));
         build.compile("systole_rtl");
         println!("cargo:rustc-link-lib=atomic");
         println!("cargo:rustc-link-lib=pthread");
+        println!("cargo:rustc-link-lib=dl");
         // Build times, for the tests to print (verilating, compiling the C++).
         println!(
             "cargo:rustc-env=SYSTOLE_RTL_BUILD_TIMES=verilated {} models in {verilate_s:.1} s, compiled the C++ in {:.1} s",

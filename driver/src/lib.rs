@@ -3,6 +3,8 @@
 //! places the program and tensors in device memory, grants the memory
 //! window, writes the registers, starts, waits, and reads the counters back.
 
+pub mod compare;
+
 use isa::layout::Layout;
 use isa::numerics;
 use isa::program::{DType, Program, TensorInfo, TensorRole};

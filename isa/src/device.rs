@@ -39,3 +39,28 @@ pub trait Device {
     /// Per-instruction timing of the last run, in program order.
     fn trace(&self) -> Vec<InstrTrace>;
 }
+
+/// A borrowed device is a device (a driver can work on a device it does not own).
+impl<D: Device + ?Sized> Device for &mut D {
+    fn config(&self) -> &HwConfig {
+        (**self).config()
+    }
+    fn read_reg(&mut self, addr: u32) -> Result<u32, DeviceError> {
+        (**self).read_reg(addr)
+    }
+    fn write_reg(&mut self, addr: u32, value: u32) -> Result<(), DeviceError> {
+        (**self).write_reg(addr, value)
+    }
+    fn read_mem(&mut self, addr: u64, len: usize) -> Result<Vec<u8>, DeviceError> {
+        (**self).read_mem(addr, len)
+    }
+    fn write_mem(&mut self, addr: u64, data: &[u8]) -> Result<(), DeviceError> {
+        (**self).write_mem(addr, data)
+    }
+    fn advance(&mut self, max_cycles: u64) -> Result<u32, DeviceError> {
+        (**self).advance(max_cycles)
+    }
+    fn trace(&self) -> Vec<InstrTrace> {
+        (**self).trace()
+    }
+}

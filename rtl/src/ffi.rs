@@ -89,4 +89,25 @@ pub(crate) mod bridge {
         /// `ce` = 1), and writes each result to `out` (same length).
         fn run(self: Pin<&mut RequantModel>, cases: &[RequantCase], out: &mut [i32]) -> Result<()>;
     }
+
+    unsafe extern "C++" {
+        include!("rtl/cpp/accel_loader.h");
+
+        /// One configuration's verilated accelerator, loaded from the shared
+        /// library `rtl::verilate` built for it (interface `cpp/accel_abi.h`).
+        type AccelSim;
+
+        /// dlopen()s a library built by `rtl::verilate`.
+        fn accel_open(path: &str) -> Result<UniquePtr<AccelSim>>;
+        /// One clock cycle: `inp` holds the inputs (SYS_IN_WORDS words),
+        /// `out` receives the outputs sampled before the rising edge.
+        fn cycle(self: Pin<&mut AccelSim>, inp: &[u32], out: &mut [u32]) -> Result<()>;
+        /// Starts a VCD file; false when the library has no tracing.
+        fn vcd_open(self: Pin<&mut AccelSim>, path: &str) -> bool;
+    }
 }
+
+// SAFETY: an AccelSim owns its Verilator context and model and touches no
+// shared state; moving it to another thread (never using it from two at
+// once, which `&mut` guarantees) is sound.
+unsafe impl Send for bridge::AccelSim {}

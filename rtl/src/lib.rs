@@ -46,3 +46,12 @@ pub mod requant;
 
 #[cfg(feature = "verilator")]
 pub mod array;
+
+#[cfg(feature = "verilator")]
+pub mod verilate;
+
+#[cfg(feature = "verilator")]
+pub mod device;
+
+#[cfg(feature = "verilator")]
+pub use device::{RtlDevice, RtlError};

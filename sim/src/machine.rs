@@ -222,6 +222,9 @@ impl Model {
         self.error_pc = 0;
         self.trace = (0..self.prog_len).map(|index| InstrTrace { index, start: 0, finish: 0 }).collect();
         self.status = regs::STATUS_RUNNING;
+        // CTRL.start resets the array: both weight buffers are zero.
+        self.active = WeightTile::zero(self.rows, self.cols);
+        self.shadow = WeightTile::zero(self.rows, self.cols);
         let run = Run {
             now: 0,
             fetch_next: 0,

@@ -1,0 +1,36 @@
+// Loads one configuration's verilated accelerator (a shared library built
+// by `rtl::verilate`, interface accel_abi.h) and exposes it to Rust through
+// the cxx bridge (src/ffi.rs). One library per configuration lets any
+// HwConfig be simulated without rebuilding the crate.
+#pragma once
+#include <memory>
+
+#include "rust/cxx.h"
+#include "rtl/cpp/accel_abi.h"
+
+namespace systole_rtl {
+
+class AccelSim {
+ public:
+  AccelSim(void* lib, void* sim, sys_delete_fn del, sys_vcd_open_fn vcd, sys_cycle_fn cycle);
+  ~AccelSim();
+  AccelSim(const AccelSim&) = delete;
+  AccelSim& operator=(const AccelSim&) = delete;
+
+  // One clock cycle: `in` has SYS_IN_WORDS words, `out` SYS_OUT_WORDS.
+  void cycle(rust::Slice<const uint32_t> in, rust::Slice<uint32_t> out);
+  // Starts a VCD waveform; false if the library was built without tracing.
+  bool vcd_open(rust::Str path);
+
+ private:
+  void* lib_;
+  void* sim_;
+  sys_delete_fn del_;
+  sys_vcd_open_fn vcd_;
+  sys_cycle_fn cycle_;
+};
+
+// dlopen()s the library; throws (an Err in Rust) saying what failed.
+std::unique_ptr<AccelSim> accel_open(rust::Str path);
+
+}  // namespace systole_rtl

@@ -1,0 +1,447 @@
+//! The verilated accelerator as a `Device` (DESIGN §7): registers through
+//! its AXI4-Lite slave, memory behind its AXI4 master answered from the
+//! same DRAM timing model the Rust model uses (`sim::dram`), and the
+//! per-instruction trace read from its trace ports.
+//!
+//! The harness owns device memory (a host writes it directly, as a host
+//! shares DRAM with an accelerator) and the DRAM timing: in each cycle it
+//! tells the RTL whether a request slot is free, accepts the request the
+//! RTL's arbiter presents, and moves the beat the model's bus moves in that
+//! cycle (read data in, or write data out with its strobes). A register
+//! access is a real AXI4-Lite transaction: its cycles pass on the device
+//! like any others (a run in progress advances meanwhile).
+
+use crate::ffi::bridge::{accel_open, AccelSim};
+use isa::regs::{self, Counter};
+use isa::{Device, DeviceError, HwConfig, InstrTrace};
+use sim::dram::Dram;
+use std::collections::VecDeque;
+use std::path::Path;
+
+// The word layout of cpp/accel_abi.h.
+const IN_WORDS: usize = 20;
+const OUT_WORDS: usize = 36;
+const IN_FLAGS: usize = 0;
+const IN_S_AWADDR: usize = 1;
+const IN_S_WDATA: usize = 2;
+const IN_S_ARADDR: usize = 3;
+const IN_RDATA: usize = 4;
+const I_RST_N: u32 = 1 << 0;
+const I_M_READY: u32 = 1 << 1;
+const I_RVALID: u32 = 1 << 2;
+const I_RLAST: u32 = 1 << 3;
+const I_RID_SHIFT: u32 = 4;
+const I_WREADY: u32 = 1 << 6;
+const I_S_AWVALID: u32 = 1 << 7;
+const I_S_WVALID: u32 = 1 << 8;
+const I_S_BREADY: u32 = 1 << 9;
+const I_S_ARVALID: u32 = 1 << 10;
+const I_S_RREADY: u32 = 1 << 11;
+const OUT_FLAGS: usize = 0;
+const OUT_ARADDR: usize = 1;
+const OUT_ARLEN: usize = 2;
+const OUT_AWADDR: usize = 3;
+const OUT_AWLEN: usize = 4;
+const OUT_S_RDATA: usize = 5;
+const OUT_WDATA: usize = 6;
+const OUT_WSTRB: usize = 22;
+const OUT_TR_START: usize = 24;
+const OUT_TR_START_PC: usize = 25;
+const OUT_TR_FIN: usize = 29;
+const OUT_TR_FIN_PC: usize = 30;
+const O_ARVALID: u32 = 1 << 0;
+const O_AWVALID: u32 = 1 << 1;
+const O_ARID_SHIFT: u32 = 2;
+const O_WVALID: u32 = 1 << 4;
+const O_WLAST: u32 = 1 << 5;
+const O_S_AWREADY: u32 = 1 << 6;
+const O_S_BVALID: u32 = 1 << 8;
+const O_S_BRESP_SHIFT: u32 = 9;
+const O_S_ARREADY: u32 = 1 << 11;
+const O_S_RVALID: u32 = 1 << 12;
+const O_S_RRESP_SHIFT: u32 = 13;
+const O_RUNNING: u32 = 1 << 15;
+const O_OVERFLOW_SHIFT: u32 = 16;
+
+/// A register transaction gives up after this many cycles (a hung slave).
+const AXI_LITE_TIMEOUT: u32 = 64;
+
+/// An accepted DRAM request: its beats move in cycles `[data_start, data_start + beats)`.
+#[derive(Clone, Copy, Debug)]
+struct Transfer {
+    write: bool,
+    id: u32,
+    beat0: u64,
+    beats: u64,
+    data_start: u64,
+}
+
+/// The verilated accelerator for one configuration.
+pub struct RtlDevice {
+    cfg: HwConfig,
+    sim: cxx::UniquePtr<AccelSim>,
+    mem: Vec<u8>,
+    dram: Dram,
+    transfers: VecDeque<Transfer>,
+    /// Device cycles since creation; `run_start` is cycle 0 of the run.
+    now: u64,
+    run_start: u64,
+    running: bool,
+    prog_len: u32,
+    trace: Vec<InstrTrace>,
+    inp: [u32; IN_WORDS],
+    out: [u32; OUT_WORDS],
+    /// The first harness-detected problem (protocol, staging overflow).
+    broken: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RtlError {
+    #[error(transparent)]
+    Build(#[from] crate::verilate::BuildError),
+    #[error("loading the verilated accelerator: {0}")]
+    Load(String),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl RtlDevice {
+    /// Builds (or finds in the cache) the RTL of `cfg` and loads it.
+    pub fn new(cfg: &HwConfig) -> Result<RtlDevice, RtlError> {
+        Self::with_options(cfg, None)
+    }
+
+    /// Like `new`, writing a VCD waveform of everything the device does to `vcd`.
+    pub fn with_options(cfg: &HwConfig, vcd: Option<&Path>) -> Result<RtlDevice, RtlError> {
+        if cfg.array.dataflow != isa::config::Dataflow::WeightStationary {
+            return Err(RtlError::Unsupported(
+                "array.dataflow = \"output-stationary\" is not implemented by the RTL; use \"weight-stationary\""
+                    .into(),
+            ));
+        }
+        let lib = crate::verilate::library(cfg, vcd.is_some())?;
+        let mut sim = accel_open(&lib.to_string_lossy()).map_err(|e| RtlError::Load(e.to_string()))?;
+        if let Some(path) = vcd {
+            if !sim.pin_mut().vcd_open(&path.to_string_lossy()) {
+                return Err(RtlError::Load(format!("cannot open the waveform file {}", path.display())));
+            }
+        }
+        let mut dev = RtlDevice {
+            cfg: cfg.clone(),
+            sim,
+            mem: vec![0; cfg.dram_bytes() as usize],
+            dram: Dram::from_config(cfg),
+            transfers: VecDeque::new(),
+            now: 0,
+            run_start: 0,
+            running: false,
+            prog_len: 0,
+            trace: Vec::new(),
+            inp: [0; IN_WORDS],
+            out: [0; OUT_WORDS],
+            broken: None,
+        };
+        // Two cycles of reset.
+        for _ in 0..2 {
+            dev.inp = [0; IN_WORDS];
+            dev.cycle_raw();
+        }
+        dev.inp[IN_FLAGS] = I_RST_N;
+        Ok(dev)
+    }
+
+    fn cycle_raw(&mut self) {
+        // The C++ side only fails on wrong slice lengths, fixed here.
+        self.sim.pin_mut().cycle(&self.inp, &mut self.out).expect("fixed word counts");
+        self.now += 1;
+    }
+
+    /// One device cycle: the DRAM side of the harness around one RTL cycle.
+    /// `lite` holds this cycle's AXI4-Lite input flags and words.
+    fn cycle(&mut self, lite: u32, lite_words: [u32; 3]) {
+        let t = self.now.wrapping_sub(self.run_start);
+        let w = self.dram.bytes_per_cycle;
+        let mut flags = I_RST_N | lite;
+        if self.running && self.dram.can_accept(t) {
+            flags |= I_M_READY;
+        }
+        // The beat the bus moves in this cycle, if any.
+        let mut beat: Option<(Transfer, u64)> = None;
+        if self.running {
+            if let Some(tr) = self.transfers.front().copied() {
+                if tr.data_start <= t {
+                    let k = t - tr.data_start;
+                    beat = Some((tr, k));
+                    if !tr.write {
+                        flags |= I_RVALID | (tr.id << I_RID_SHIFT);
+                        if k + 1 == tr.beats {
+                            flags |= I_RLAST;
+                        }
+                        let a = ((tr.beat0 + k) * w) as usize;
+                        let mut words = [0u32; 16];
+                        for (i, b) in self.mem[a..a + w as usize].iter().enumerate() {
+                            words[i / 4] |= (*b as u32) << (8 * (i % 4));
+                        }
+                        self.inp[IN_RDATA..IN_RDATA + 16].copy_from_slice(&words);
+                    } else {
+                        flags |= I_WREADY;
+                    }
+                }
+            }
+        }
+        self.inp[IN_FLAGS] = flags;
+        self.inp[IN_S_AWADDR] = lite_words[0];
+        self.inp[IN_S_WDATA] = lite_words[1];
+        self.inp[IN_S_ARADDR] = lite_words[2];
+        self.sim.pin_mut().cycle(&self.inp, &mut self.out).expect("fixed word counts");
+        let o = self.out[OUT_FLAGS];
+        if self.running {
+            self.observe(t, o, beat);
+        }
+        self.now += 1;
+        self.running = o & O_RUNNING != 0 && self.running;
+    }
+
+    /// The DRAM requests, write data and trace events of run cycle `t`.
+    fn observe(&mut self, t: u64, o: u32, beat: Option<(Transfer, u64)>) {
+        let w = self.dram.bytes_per_cycle;
+        if let Some((tr, k)) = beat {
+            if tr.write {
+                if o & O_WVALID == 0 || (o & O_WLAST != 0) != (k + 1 == tr.beats) {
+                    self.fail(format!(
+                        "AXI write protocol: at run cycle {t} the DRAM takes beat {k} of a {}-beat burst but the \
+                         accelerator presents {}",
+                        tr.beats,
+                        if o & O_WVALID == 0 { "no data" } else { "a misplaced WLAST" }
+                    ));
+                } else {
+                    let strb = self.out[OUT_WSTRB] as u64 | (self.out[OUT_WSTRB + 1] as u64) << 32;
+                    let a = ((tr.beat0 + k) * w) as usize;
+                    for i in 0..w as usize {
+                        if strb >> i & 1 != 0 {
+                            self.mem[a + i] = (self.out[OUT_WDATA + i / 4] >> (8 * (i % 4))) as u8;
+                        }
+                    }
+                }
+            }
+            if k + 1 == tr.beats {
+                self.transfers.pop_front();
+            }
+        }
+        let (ar, aw) = (o & O_ARVALID != 0, o & O_AWVALID != 0);
+        if (ar || aw) && self.dram.can_accept(t) {
+            let (addr, len) = if ar {
+                (self.out[OUT_ARADDR], self.out[OUT_ARLEN])
+            } else {
+                (self.out[OUT_AWADDR], self.out[OUT_AWLEN])
+            };
+            let beats = len as u64 + 1;
+            let beat0 = addr as u64 / w;
+            if addr as u64 % w != 0 || (beat0 + beats) * w > self.mem.len() as u64 {
+                self.fail(format!(
+                    "AXI request at run cycle {t}: address {addr:#x} + {beats} beats is not a valid burst"
+                ));
+            } else {
+                let g = self.dram.accept(t, beats);
+                self.transfers.push_back(Transfer {
+                    write: aw,
+                    id: (o >> O_ARID_SHIFT) & 3,
+                    beat0,
+                    beats,
+                    data_start: g.data_start,
+                });
+            }
+        }
+        let starts = self.out[OUT_TR_START];
+        for i in 0..4 {
+            if starts >> i & 1 != 0 {
+                let pc = self.out[OUT_TR_START_PC + i] as usize;
+                if let Some(e) = self.trace.get_mut(pc) {
+                    e.start = t;
+                    if i == 3 {
+                        e.finish = t + 1; // finish: done in its dispatch cycle
+                    }
+                }
+            }
+        }
+        let fins = self.out[OUT_TR_FIN];
+        for i in 0..6 {
+            if fins >> i & 1 != 0 {
+                let pc = self.out[OUT_TR_FIN_PC + i] as usize;
+                if let Some(e) = self.trace.get_mut(pc) {
+                    e.finish = t + 1;
+                }
+            }
+        }
+        let overflow = (o >> O_OVERFLOW_SHIFT) & 3;
+        if overflow != 0 {
+            let (unit, bytes) = if overflow & 1 != 0 {
+                ("LOAD", crate::verilate::LOAD_STAGE_BYTES)
+            } else {
+                ("STORE", crate::verilate::STORE_STAGE_BYTES)
+            };
+            self.fail(format!(
+                "the RTL's {unit} staging buffer ({bytes} bytes) overflowed at run cycle {t}: the program keeps more \
+                 DRAM data in flight than the hardware buffers (the model's timing assumes an unbounded buffer)"
+            ));
+        }
+    }
+
+    fn fail(&mut self, msg: String) {
+        if self.broken.is_none() {
+            self.broken = Some(msg);
+        }
+    }
+
+    fn check_broken(&self) -> Result<(), DeviceError> {
+        match &self.broken {
+            Some(m) => Err(DeviceError::Backend(m.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// An AXI4-Lite write; returns BRESP.
+    fn lite_write(&mut self, addr: u32, value: u32) -> Result<u32, DeviceError> {
+        let mut n = 0;
+        loop {
+            let o_before = self.out[OUT_FLAGS];
+            let _ = o_before;
+            self.cycle(I_S_AWVALID | I_S_WVALID, [addr, value, 0]);
+            if self.out[OUT_FLAGS] & O_S_AWREADY != 0 {
+                break;
+            }
+            n += 1;
+            if n > AXI_LITE_TIMEOUT {
+                return Err(DeviceError::Backend(format!("AXI4-Lite write to {addr:#x}: no AWREADY")));
+            }
+        }
+        if addr == regs::CTRL && value & regs::CTRL_START != 0 && !self.running_flag() {
+            // The write's cycle is the one before run cycle 0.
+            self.begin_run();
+        }
+        for _ in 0..AXI_LITE_TIMEOUT {
+            self.cycle(I_S_BREADY, [0; 3]);
+            let o = self.out[OUT_FLAGS];
+            if o & O_S_BVALID != 0 {
+                return Ok((o >> O_S_BRESP_SHIFT) & 3);
+            }
+        }
+        Err(DeviceError::Backend(format!("AXI4-Lite write to {addr:#x}: no BVALID")))
+    }
+
+    /// An AXI4-Lite read; returns (data, RRESP).
+    fn lite_read(&mut self, addr: u32) -> Result<(u32, u32), DeviceError> {
+        let mut n = 0;
+        loop {
+            self.cycle(I_S_ARVALID, [0, 0, addr]);
+            if self.out[OUT_FLAGS] & O_S_ARREADY != 0 {
+                break;
+            }
+            n += 1;
+            if n > AXI_LITE_TIMEOUT {
+                return Err(DeviceError::Backend(format!("AXI4-Lite read of {addr:#x}: no ARREADY")));
+            }
+        }
+        for _ in 0..AXI_LITE_TIMEOUT {
+            self.cycle(I_S_RREADY, [0; 3]);
+            let o = self.out[OUT_FLAGS];
+            if o & O_S_RVALID != 0 {
+                return Ok((self.out[OUT_S_RDATA], (o >> O_S_RRESP_SHIFT) & 3));
+            }
+        }
+        Err(DeviceError::Backend(format!("AXI4-Lite read of {addr:#x}: no RVALID")))
+    }
+
+    fn running_flag(&self) -> bool {
+        self.running
+    }
+
+    fn begin_run(&mut self) {
+        self.run_start = self.now; // `now` was advanced past the write's cycle
+        self.running = true;
+        self.dram = Dram::from_config(&self.cfg);
+        self.transfers.clear();
+        self.trace = (0..self.prog_len).map(|index| InstrTrace { index, start: 0, finish: 0 }).collect();
+    }
+
+    /// The performance counters, read through the register slave.
+    pub fn counters(&mut self) -> Result<regs::Counters, DeviceError> {
+        let mut c = regs::Counters::default();
+        for (i, v) in c.0.iter_mut().enumerate() {
+            let a = regs::COUNTERS + 8 * i as u32;
+            let lo = self.read_reg(a)? as u64;
+            let hi = self.read_reg(a + 4)? as u64;
+            *v = hi << 32 | lo;
+        }
+        let _ = Counter::Cycles;
+        Ok(c)
+    }
+}
+
+impl Device for RtlDevice {
+    fn config(&self) -> &HwConfig {
+        &self.cfg
+    }
+
+    fn read_reg(&mut self, addr: u32) -> Result<u32, DeviceError> {
+        self.check_broken()?;
+        let (v, resp) = self.lite_read(addr)?;
+        self.check_broken()?;
+        match resp {
+            0 => Ok(v),
+            _ => Err(DeviceError::NoRegister(addr)),
+        }
+    }
+
+    fn write_reg(&mut self, addr: u32, value: u32) -> Result<(), DeviceError> {
+        self.check_broken()?;
+        if addr == regs::PROG_LEN {
+            self.prog_len = value;
+        }
+        let resp = self.lite_write(addr, value)?;
+        self.check_broken()?;
+        match resp {
+            0 => Ok(()),
+            2 => Err(DeviceError::ReadOnly(addr)),
+            _ => Err(DeviceError::NoRegister(addr)),
+        }
+    }
+
+    fn read_mem(&mut self, addr: u64, len: usize) -> Result<Vec<u8>, DeviceError> {
+        let size = self.mem.len() as u64;
+        match addr.checked_add(len as u64) {
+            Some(end) if end <= size => Ok(self.mem[addr as usize..end as usize].to_vec()),
+            _ => Err(DeviceError::MemoryRange { addr, len: len as u64, size }),
+        }
+    }
+
+    fn write_mem(&mut self, addr: u64, data: &[u8]) -> Result<(), DeviceError> {
+        let size = self.mem.len() as u64;
+        match addr.checked_add(data.len() as u64) {
+            Some(end) if end <= size => {
+                self.mem[addr as usize..end as usize].copy_from_slice(data);
+                Ok(())
+            }
+            _ => Err(DeviceError::MemoryRange { addr, len: data.len() as u64, size }),
+        }
+    }
+
+    fn advance(&mut self, max_cycles: u64) -> Result<u32, DeviceError> {
+        self.check_broken()?;
+        let mut n = 0;
+        while self.running && n < max_cycles {
+            self.cycle(0, [0; 3]);
+            n += 1;
+            self.check_broken()?;
+        }
+        if self.running {
+            Ok(regs::STATUS_RUNNING)
+        } else {
+            self.read_reg(regs::STATUS)
+        }
+    }
+
+    fn trace(&self) -> Vec<InstrTrace> {
+        self.trace.clone()
+    }
+}

@@ -1,0 +1,297 @@
+//! Builds the whole accelerator (`verilog/accel.sv` and its units) for one
+//! `HwConfig` into a shared library, on first use, and caches it.
+//!
+//! The sources are compiled into this crate (`include_str!`), so a built
+//! `systole` binary can verilate any configuration wherever it runs. A
+//! library is keyed by everything that changes the hardware: the
+//! configuration's fingerprint and the RTL parameters (array, buffers, DRAM
+//! beat width, memory size), the sources, the Verilator version and whether
+//! it traces waveforms. It lives in `$SYSTOLE_RTL_CACHE`, else
+//! `$XDG_CACHE_HOME/systole/rtl`, else `~/.cache/systole/rtl`. A build goes
+//! into a temporary folder renamed into place, so a crashed or concurrent
+//! build never leaves a half-written library behind.
+//!
+//! Build steps: `verilator --cc` (with `-G` parameters), then `g++ -Os` of
+//! the generated files as one translation unit (DESIGN §9: one unit is ~6x
+//! faster to compile than the separate files) with the ABI wrapper
+//! (`cpp/accel_abi.cc`) and Verilator's runtime, linked `-shared`.
+//! Verilator's runtime objects are cached separately (per Verilator version
+//! and tracing), since every configuration shares them.
+
+use isa::HwConfig;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+/// The sources of the accelerator, by file name.
+const SOURCES: &[(&str, &str)] = &[
+    ("systole_isa.vh", include_str!("../include/systole_isa.vh")),
+    ("accel.sv", include_str!("../verilog/accel.sv")),
+    ("check.sv", include_str!("../verilog/check.sv")),
+    ("dma_load.sv", include_str!("../verilog/dma_load.sv")),
+    ("dma_store.sv", include_str!("../verilog/dma_store.sv")),
+    ("compute.sv", include_str!("../verilog/compute.sv")),
+    ("array.sv", include_str!("../verilog/array.sv")),
+    ("requant.sv", include_str!("../verilog/requant.sv")),
+    ("accel_abi.h", include_str!("../cpp/accel_abi.h")),
+    ("accel_abi.cc", include_str!("../cpp/accel_abi.cc")),
+];
+
+/// The Verilog files, in the order Verilator reads them.
+const VERILOG: &[&str] =
+    &["accel.sv", "check.sv", "dma_load.sv", "dma_store.sv", "compute.sv", "array.sv", "requant.sv"];
+
+/// Bytes of the DMA staging buffers (see `verilog/dma_load.sv`).
+pub const LOAD_STAGE_BYTES: u32 = 4096;
+pub const STORE_STAGE_BYTES: u32 = 8192;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(
+        "the RTL backend needs Verilator to build configuration `{config}`, but `verilator` could not be run ({why}); \
+         install it with `apt-get install -y verilator` (the project is tested with Verilator 5.006)"
+    )]
+    NoVerilator { config: String, why: String },
+    #[error("{step} failed for configuration `{config}`:\n{output}")]
+    Step { config: String, step: String, output: String },
+    #[error("{0}")]
+    Io(String),
+}
+
+fn io(what: &str, path: &Path, e: std::io::Error) -> BuildError {
+    BuildError::Io(format!("{what} {}: {e}", path.display()))
+}
+
+/// The Verilog parameters of a configuration.
+pub fn parameters(cfg: &HwConfig) -> Vec<(&'static str, String)> {
+    vec![
+        ("ROWS", cfg.array.rows.to_string()),
+        ("COLS", cfg.array.cols.to_string()),
+        ("SPAD_ROWS", cfg.spad_rows().to_string()),
+        ("ACC_ROWS", cfg.acc_rows().to_string()),
+        ("W", cfg.dram.bytes_per_cycle.to_string()),
+        ("MEM_BYTES", format!("64'd{}", cfg.dram_bytes())),
+        ("FINGERPRINT", format!("64'h{:016x}", cfg.fingerprint())),
+        ("LOAD_STAGE_BYTES", LOAD_STAGE_BYTES.to_string()),
+        ("STORE_STAGE_BYTES", STORE_STAGE_BYTES.to_string()),
+    ]
+}
+
+/// FNV-1a, the hash the `isa` crate's fingerprint uses.
+fn fnv1a64(data: &[u8], mut h: u64) -> u64 {
+    for &b in data {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100_0000_01b3);
+    }
+    h
+}
+
+fn cache_root() -> PathBuf {
+    if let Some(p) = std::env::var_os("SYSTOLE_RTL_CACHE") {
+        return PathBuf::from(p);
+    }
+    if let Some(p) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(p).join("systole/rtl");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".cache/systole/rtl"),
+        None => std::env::temp_dir().join("systole-rtl"),
+    }
+}
+
+fn run(cmd: &mut Command, step: &str, config: &str) -> Result<(), BuildError> {
+    let out = cmd.output().map_err(|e| BuildError::Io(format!("running {step}: {e}")))?;
+    if !out.status.success() {
+        return Err(BuildError::Step {
+            config: config.into(),
+            step: step.into(),
+            output: format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        });
+    }
+    Ok(())
+}
+
+fn verilator_info(config: &str) -> Result<(String, PathBuf), BuildError> {
+    let no = |why: String| BuildError::NoVerilator { config: config.into(), why };
+    let version = Command::new("verilator").arg("--version").output().map_err(|e| no(e.to_string()))?;
+    let root =
+        Command::new("verilator").args(["--getenv", "VERILATOR_ROOT"]).output().map_err(|e| no(e.to_string()))?;
+    if !version.status.success() || !root.status.success() {
+        return Err(no(String::from_utf8_lossy(&root.stderr).into_owned()));
+    }
+    Ok((
+        String::from_utf8_lossy(&version.stdout).trim().to_string(),
+        PathBuf::from(String::from_utf8_lossy(&root.stdout).trim()),
+    ))
+}
+
+const CXXFLAGS: &[&str] = &[
+    "-std=c++17",
+    "-Os",
+    "-fPIC",
+    "-pthread",
+    "-faligned-new",
+    "-w",
+    "-DVM_COVERAGE=0",
+    "-DVM_SC=0",
+    "-DVL_IGNORE_UNKNOWN_ARCH",
+];
+
+/// Verilator's runtime as position-independent objects, built once per
+/// Verilator version and tracing choice.
+fn runtime_objects(root: &Path, version: &str, trace: bool, config: &str) -> Result<Vec<PathBuf>, BuildError> {
+    let key = fnv1a64(format!("{version};trace={trace}").as_bytes(), 0xcbf2_9ce4_8422_2325);
+    let dir = cache_root().join(format!("runtime-{key:016x}"));
+    let mut sources = vec!["verilated.cpp", "verilated_threads.cpp"];
+    if trace {
+        sources.push("verilated_vcd_c.cpp");
+    }
+    let objs: Vec<PathBuf> = sources.iter().map(|s| dir.join(s.replace(".cpp", ".o"))).collect();
+    if objs.iter().all(|o| o.exists()) {
+        return Ok(objs);
+    }
+    let tmp = cache_root().join(format!("runtime-{key:016x}.tmp-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).map_err(|e| io("creating", &tmp, e))?;
+    let mut children = Vec::new();
+    for s in &sources {
+        let mut cmd = Command::new("g++");
+        cmd.args(CXXFLAGS)
+            .arg(format!("-DVM_TRACE={}", trace as u8))
+            .arg(format!("-DVM_TRACE_VCD={}", trace as u8))
+            .arg("-I")
+            .arg(root.join("include"))
+            .arg("-I")
+            .arg(root.join("include/vltstd"))
+            .arg("-c")
+            .arg(root.join("include").join(s))
+            .arg("-o")
+            .arg(tmp.join(s.replace(".cpp", ".o")));
+        children.push((s, cmd.output()));
+    }
+    for (s, out) in children {
+        let out = out.map_err(|e| BuildError::Io(format!("running g++: {e}")))?;
+        if !out.status.success() {
+            return Err(BuildError::Step {
+                config: config.into(),
+                step: format!("g++ {s}"),
+                output: String::from_utf8_lossy(&out.stderr).into_owned(),
+            });
+        }
+    }
+    if std::fs::rename(&tmp, &dir).is_err() {
+        // Another build won the race; its objects are as good as ours.
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    Ok(objs)
+}
+
+/// The library for `cfg` (built now if it is not cached). `trace` builds
+/// the variant that can write VCD waveforms. Says on stderr when it builds.
+pub fn library(cfg: &HwConfig, trace: bool) -> Result<PathBuf, BuildError> {
+    let config = cfg.name.clone();
+    let (version, root) = verilator_info(&config)?;
+    let params = parameters(cfg);
+    let mut h = fnv1a64(version.as_bytes(), 0xcbf2_9ce4_8422_2325);
+    for (name, text) in SOURCES {
+        h = fnv1a64(name.as_bytes(), h);
+        h = fnv1a64(text.as_bytes(), h);
+    }
+    for (k, v) in &params {
+        h = fnv1a64(format!("{k}={v};").as_bytes(), h);
+    }
+    h = fnv1a64(if trace { b"trace" } else { b"notrace" }, h);
+    let dir = cache_root().join(format!("{:016x}-{h:016x}", cfg.fingerprint()));
+    let lib = dir.join("libaccel.so");
+    if lib.exists() {
+        return Ok(lib);
+    }
+    let t0 = Instant::now();
+    eprintln!(
+        "systole: building the RTL for configuration `{config}` ({}x{} array; first use, cached in {})",
+        cfg.array.rows,
+        cfg.array.cols,
+        dir.display()
+    );
+    let runtime = runtime_objects(&root, &version, trace, &config)?;
+    let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let src = tmp.join("src");
+    let obj = tmp.join("obj");
+    std::fs::create_dir_all(&src).map_err(|e| io("creating", &src, e))?;
+    for (name, text) in SOURCES {
+        std::fs::write(src.join(name), text).map_err(|e| io("writing", &src.join(name), e))?;
+    }
+    let mut cmd = Command::new("verilator");
+    cmd.args([
+        "--cc",
+        "--top-module",
+        "accel",
+        "--prefix",
+        "Vaccel",
+        "-O3",
+        "--x-assign",
+        "fast",
+        "--x-initial",
+        "fast",
+    ])
+    .args(["-Wno-fatal", "-Wno-lint", "-Wno-style"])
+    .arg("--Mdir")
+    .arg(&obj)
+    .arg(format!("-I{}", src.display()));
+    if trace {
+        cmd.arg("--trace");
+    }
+    for (k, v) in &params {
+        cmd.arg(format!("-G{k}={v}"));
+    }
+    for f in VERILOG {
+        cmd.arg(src.join(f));
+    }
+    run(&mut cmd, "verilator", &config)?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&obj)
+        .map_err(|e| io("listing", &obj, e))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| io("listing", &obj, e))?;
+    files.retain(|p| p.extension().is_some_and(|x| x == "cpp"));
+    files.sort();
+    let unity = tmp.join("accel_all.cpp");
+    let text: String = files.iter().map(|f| format!("#include \"{}\"\n", f.display())).collect();
+    std::fs::write(&unity, text).map_err(|e| io("writing", &unity, e))?;
+    let out = tmp.join("libaccel.so");
+    let mut gxx = Command::new("g++");
+    gxx.args(CXXFLAGS)
+        .arg("-shared")
+        .arg(format!("-DVM_TRACE={}", trace as u8))
+        .arg(format!("-DVM_TRACE_VCD={}", trace as u8))
+        .arg(format!("-DSYS_TRACE={}", trace as u8))
+        .arg("-I")
+        .arg(&obj)
+        .arg("-I")
+        .arg(&src)
+        .arg("-I")
+        .arg(root.join("include"))
+        .arg("-I")
+        .arg(root.join("include/vltstd"))
+        .arg(&unity)
+        .arg(src.join("accel_abi.cc"))
+        .args(&runtime)
+        .arg("-o")
+        .arg(&out)
+        .arg("-latomic");
+    run(&mut gxx, "g++ (the verilated accelerator)", &config)?;
+    // Keep only the library: the generated C++ is large.
+    let final_tmp = tmp.with_extension("done");
+    let _ = std::fs::remove_dir_all(&final_tmp);
+    std::fs::create_dir_all(&final_tmp).map_err(|e| io("creating", &final_tmp, e))?;
+    std::fs::rename(&out, final_tmp.join("libaccel.so")).map_err(|e| io("moving", &out, e))?;
+    let _ = std::fs::remove_dir_all(&tmp);
+    if std::fs::rename(&final_tmp, &dir).is_err() {
+        let _ = std::fs::remove_dir_all(&final_tmp);
+    }
+    eprintln!("systole: built `{config}` in {:.1} s", t0.elapsed().as_secs_f64());
+    if !lib.exists() {
+        return Err(BuildError::Io(format!("{} is missing after the build", lib.display())));
+    }
+    Ok(lib)
+}

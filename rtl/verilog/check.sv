@@ -1,0 +1,278 @@
+// check: the dispatcher's decode and legality check of the instruction at the
+// head of the fetch buffer (ISA.md §4 "Faults", "At dispatch"). It returns the
+// fault the Rust model raises, in the model's order:
+//   1. `Instr::decode` fails (unknown opcode; reserved bits 12..16 or any bit
+//      from the opcode's SYS_<OP>_END up set; enum field out of range; a
+//      ">= 1" count zero; a dependency flag toward a queue the instruction's
+//      queue has no token path to)                 -> IllegalInstruction (1)
+//   2. `isa::legal::check` against the configuration: per opcode, its checks
+//      in that function's order, the first failing one deciding between
+//      IllegalInstruction (wfmt not i8; zero point / clamp outside the type's
+//      range; qmin > qmax) and BufferOutOfRange (3)
+//   3. `isa::legal::check_window` (LOAD/STORE DRAM span outside
+//      [win_base, win_limit))                       -> DmaOutOfWindow (2)
+// All decode faults share one code, so step 1 is one OR of all of them; in
+// steps 2 and 3 the order matters and is kept exactly.
+//
+// Timing: purely combinational. The dispatcher decides dispatch-or-fault in
+// the cycle the head is available (ISA.md §4), so code, is_finish and queue
+// must be valid in that same cycle from the head's bits.
+//
+// Arithmetic is exact (no wrap-around anywhere, as in the model's u64):
+// every intermediate is sized to its largest possible value (the widths are
+// noted where they are declared). The column-block index of a DMA
+// (`DmaBlock::local_end`: last_col / COLS) is a shift when COLS is a power
+// of two and a constant division otherwise.
+//
+// Parameters: the array shape and the buffer sizes in rows (HwConfig's
+// array.rows/cols, spad_rows(), acc_rows(); rows <= 65536).
+`include "systole_isa.vh"
+
+module check #(
+    parameter int ROWS      = 4,
+    parameter int COLS      = 4,
+    parameter int SPAD_ROWS = 4096,
+    parameter int ACC_ROWS  = 256
+) (
+    input  logic [255:0] instr,
+    input  logic [ 31:0] win_base,
+    input  logic [ 31:0] win_limit,
+    output logic [  2:0] code,       // `SYS_ERR_*: 0 = legal
+    output logic         is_finish,  // legal finish
+    // The port name is the dispatcher's interface; `queue` is only a C++ word.
+    /* verilator lint_off SYMRSVDWORD */
+    output logic [  1:0] queue       // `SYS_QUEUE_* (for a legal non-finish)
+    /* verilator lint_on SYMRSVDWORD */
+);
+
+  // Configuration limits, 32 bits (all are <= 65536).
+  localparam logic [31:0] ROWS_L = ROWS;
+  localparam logic [31:0] COLS_L = COLS;
+  localparam logic [31:0] SPAD_L = SPAD_ROWS;
+  localparam logic [31:0] ACC_L = ACC_ROWS;
+  localparam bit COLS_POW2 = (COLS & (COLS - 1)) == 0;
+  localparam int COLS_LOG2 = $clog2(COLS);
+
+  localparam logic [2:0] E_NONE = `SYS_ERR_NONE;
+  localparam logic [2:0] E_ILL = `SYS_ERR_ILLEGAL_INSTRUCTION;
+  localparam logic [2:0] E_WIN = `SYS_ERR_DMA_OUT_OF_WINDOW;
+  localparam logic [2:0] E_OOR = `SYS_ERR_BUFFER_OUT_OF_RANGE;
+
+  localparam logic [7:0] OP_LOAD = `SYS_OP_LOAD;
+  localparam logic [7:0] OP_STORE = `SYS_OP_STORE;
+  localparam logic [7:0] OP_LDW = `SYS_OP_LDW;
+  localparam logic [7:0] OP_MATMUL = `SYS_OP_MATMUL;
+  localparam logic [7:0] OP_REQUANT = `SYS_OP_REQUANT;
+  localparam logic [7:0] OP_VMAX = `SYS_OP_VMAX;
+  localparam logic [7:0] OP_VADD = `SYS_OP_VADD;
+  localparam logic [7:0] OP_SYNC = `SYS_OP_SYNC;
+  localparam logic [7:0] OP_FINISH = `SYS_OP_FINISH;
+
+  localparam logic [1:0] Q_LOAD = `SYS_QUEUE_LOAD;
+  localparam logic [1:0] Q_COMPUTE = `SYS_QUEUE_COMPUTE;
+  localparam logic [1:0] Q_STORE = `SYS_QUEUE_STORE;
+
+  // ---------------------------------------------------------------- header
+  wire [7:0] op = instr[`SYS_OPCODE_LO+:`SYS_OPCODE_W];
+  wire pop_prev = instr[`SYS_DEP_POP_PREV];
+  wire pop_next = instr[`SYS_DEP_POP_NEXT];
+  wire push_prev = instr[`SYS_DEP_PUSH_PREV];
+  wire push_next = instr[`SYS_DEP_PUSH_NEXT];
+  wire any_dep = |instr[`SYS_DEPS_LO+:`SYS_DEPS_W];
+  wire rsvd_hdr = |instr[`SYS_FIELDS_LO-1:`SYS_DEPS_LO+`SYS_DEPS_W];
+  wire dep_prev = pop_prev | push_prev;
+  wire dep_next = pop_next | push_next;
+
+  // ------------------------------------------------------------ LOAD/STORE
+  // The two share one datapath: same dram/stride/rows/cols positions in the
+  // header, addr/col/padding selected by opcode (STORE has no padding).
+  wire is_load = op == OP_LOAD;
+  wire d_acc = is_load ? instr[`SYS_LOAD_BUF_LO] : instr[`SYS_STORE_BUF_LO];
+  wire [31:0] d_dram = is_load ? instr[`SYS_LOAD_DRAM_HI:`SYS_LOAD_DRAM_LO]
+                               : instr[`SYS_STORE_DRAM_HI:`SYS_STORE_DRAM_LO];
+  wire [31:0] d_stride = is_load ? instr[`SYS_LOAD_STRIDE_HI:`SYS_LOAD_STRIDE_LO]
+                                 : instr[`SYS_STORE_STRIDE_HI:`SYS_STORE_STRIDE_LO];
+  wire [15:0] d_rows = is_load ? instr[`SYS_LOAD_ROWS_HI:`SYS_LOAD_ROWS_LO]
+                               : instr[`SYS_STORE_ROWS_HI:`SYS_STORE_ROWS_LO];
+  wire [15:0] d_cols = is_load ? instr[`SYS_LOAD_COLS_HI:`SYS_LOAD_COLS_LO]
+                               : instr[`SYS_STORE_COLS_HI:`SYS_STORE_COLS_LO];
+  wire [15:0] d_addr = is_load ? instr[`SYS_LOAD_ADDR_HI:`SYS_LOAD_ADDR_LO]
+                               : instr[`SYS_STORE_ADDR_HI:`SYS_STORE_ADDR_LO];
+  wire [15:0] d_col = is_load ? instr[`SYS_LOAD_COL_HI:`SYS_LOAD_COL_LO]
+                              : instr[`SYS_STORE_COL_HI:`SYS_STORE_COL_LO];
+  wire [7:0] d_pt = is_load ? instr[`SYS_LOAD_PAD_TOP_HI:`SYS_LOAD_PAD_TOP_LO] : 8'd0;
+  wire [7:0] d_pb = is_load ? instr[`SYS_LOAD_PAD_BOTTOM_HI:`SYS_LOAD_PAD_BOTTOM_LO] : 8'd0;
+  wire [7:0] d_pl = is_load ? instr[`SYS_LOAD_PAD_LEFT_HI:`SYS_LOAD_PAD_LEFT_LO] : 8'd0;
+  wire [7:0] d_pr = is_load ? instr[`SYS_LOAD_PAD_RIGHT_HI:`SYS_LOAD_PAD_RIGHT_LO] : 8'd0;
+
+  // DmaBlock::local_end: addr + (last_col / COLS + 1) * block_rows.
+  // block_rows, block_cols <= 255 + 65535 + 255 (17 bits); last_col <= 65535
+  // + block_cols - 1 (18 bits); the product <= 2^18 * 2^17 (35 bits).
+  wire [16:0] blk_rows = {9'd0, d_pt} + {1'b0, d_rows} + {9'd0, d_pb};
+  wire [16:0] blk_cols = {9'd0, d_pl} + {1'b0, d_cols} + {9'd0, d_pr};
+  wire [17:0] last_col = {2'd0, d_col} + {1'b0, blk_cols} - 18'd1;
+  logic [17:0] col_blk;
+  generate
+    if (COLS_POW2) begin : g_shift
+      assign col_blk = last_col >> COLS_LOG2;
+    end else begin : g_div
+      assign col_blk = last_col / COLS_L[17:0];
+    end
+  endgenerate
+  wire [34:0] blk_span = ({17'd0, col_blk} + 35'd1) * {18'd0, blk_rows};
+  wire [35:0] local_end = {20'd0, d_addr} + {1'b0, blk_span};
+  wire [31:0] d_limit = d_acc ? ACC_L : SPAD_L;
+  wire dma_oor = local_end > {4'd0, d_limit};
+
+  // DmaBlock::dram_span: [dram, dram + (rows - 1) * stride + cols * e).
+  // (rows - 1) * stride < 2^48, cols * e < 2^18, sum < 2^49.
+  wire [17:0] row_bytes = d_acc ? {d_cols, 2'b00} : {2'b00, d_cols};
+  wire [15:0] rows_m1 = d_rows - 16'd1;
+  wire [47:0] span_mul = {32'd0, rows_m1} * {16'd0, d_stride};
+  wire [49:0] dram_hi = {18'd0, d_dram} + {2'd0, span_mul} + {32'd0, row_bytes};
+  wire win_bad = (d_dram < win_base) | (dram_hi > {18'd0, win_limit});
+
+  // ------------------------------------------------------------------ LDW
+  wire [15:0] l_addr = instr[`SYS_LDW_ADDR_HI:`SYS_LDW_ADDR_LO];
+  wire [15:0] l_k = instr[`SYS_LDW_K_HI:`SYS_LDW_K_LO];
+  wire [15:0] l_n = instr[`SYS_LDW_N_HI:`SYS_LDW_N_LO];
+  wire [1:0] l_wfmt = instr[`SYS_LDW_WFMT_HI:`SYS_LDW_WFMT_LO];
+  // tile(): wfmt first (illegal), then the shape, then in_spad(addr, k).
+  wire [2:0] ldw_code = (l_wfmt != 2'(`SYS_WFMT_I8)) ? E_ILL
+      : (({16'd0, l_k} > ROWS_L) | ({16'd0, l_n} > COLS_L)
+         | ({16'd0, l_addr} + {16'd0, l_k} > SPAD_L)) ? E_OOR : E_NONE;
+
+  // --------------------------------------------------------------- MATMUL
+  wire [15:0] m_a = instr[`SYS_MATMUL_A_HI:`SYS_MATMUL_A_LO];
+  wire [15:0] m_m = instr[`SYS_MATMUL_M_HI:`SYS_MATMUL_M_LO];
+  wire [15:0] m_acc = instr[`SYS_MATMUL_ACC_HI:`SYS_MATMUL_ACC_LO];
+  wire m_pre = instr[`SYS_MATMUL_PRELOAD_LO];
+  wire [15:0] m_w = instr[`SYS_MATMUL_W_HI:`SYS_MATMUL_W_LO];
+  wire [15:0] m_k = instr[`SYS_MATMUL_K_HI:`SYS_MATMUL_K_LO];
+  wire [15:0] m_n = instr[`SYS_MATMUL_N_HI:`SYS_MATMUL_N_LO];
+  wire [1:0] m_wfmt = instr[`SYS_MATMUL_WFMT_HI:`SYS_MATMUL_WFMT_LO];
+  // in_spad(a, m), in_acc(acc, m), then (preload) tile() and in_spad(w, k).
+  wire [2:0] matmul_code =
+      (({16'd0, m_a} + {16'd0, m_m} > SPAD_L) | ({16'd0, m_acc} + {16'd0, m_m} > ACC_L)) ? E_OOR
+      : !m_pre ? E_NONE
+      : (m_wfmt != 2'(`SYS_WFMT_I8)) ? E_ILL
+      : (({16'd0, m_k} > ROWS_L) | ({16'd0, m_n} > COLS_L)
+         | ({16'd0, m_w} + {16'd0, m_k} > SPAD_L)) ? E_OOR : E_NONE;
+
+  // -------------------------------------------------------------- REQUANT
+  // A 9-bit value is in the i8 range iff bits 8 and 7 agree (it is an 8-bit
+  // value sign-extended), in the u8 range iff bit 8 is clear: `top` is
+  // bits 8..7 of the value.
+  function automatic logic in_type(input logic [1:0] top, input logic u8);
+    in_type = u8 ? !top[1] : (top[1] == top[0]);
+  endfunction
+
+  wire [15:0] r_acc = instr[`SYS_REQUANT_ACC_HI:`SYS_REQUANT_ACC_LO];
+  wire [15:0] r_rows = instr[`SYS_REQUANT_ROWS_HI:`SYS_REQUANT_ROWS_LO];
+  wire [15:0] r_dst = instr[`SYS_REQUANT_DST_HI:`SYS_REQUANT_DST_LO];
+  wire [15:0] r_params = instr[`SYS_REQUANT_PARAMS_HI:`SYS_REQUANT_PARAMS_LO];
+  wire r_u8 = instr[`SYS_REQUANT_OUT_TYPE_LO];
+  wire [1:0] r_zp_top = instr[`SYS_REQUANT_ZP_HI-:2];  // bits 8..7
+  wire [8:0] r_qmin = instr[`SYS_REQUANT_QMIN_HI:`SYS_REQUANT_QMIN_LO];
+  wire [8:0] r_qmax = instr[`SYS_REQUANT_QMAX_HI:`SYS_REQUANT_QMAX_LO];
+  // in_acc(acc, rows), in_acc(params, 2), in_spad(dst, rows); then zp, qmin,
+  // qmax in the output type's range; then qmin <= qmax.
+  wire [2:0] requant_code =
+      (({16'd0, r_acc} + {16'd0, r_rows} > ACC_L) | ({16'd0, r_params} + 32'd2 > ACC_L)
+       | ({16'd0, r_dst} + {16'd0, r_rows} > SPAD_L)) ? E_OOR
+      : (!in_type(r_zp_top, r_u8) | !in_type(r_qmin[8:7], r_u8) | !in_type(r_qmax[8:7], r_u8)
+         | ($signed(r_qmin) > $signed(r_qmax))) ? E_ILL : E_NONE;
+
+  // ----------------------------------------------------------------- VMAX
+  wire [15:0] x_a = instr[`SYS_VMAX_A_HI:`SYS_VMAX_A_LO];
+  wire [15:0] x_as = instr[`SYS_VMAX_A_STRIDE_HI:`SYS_VMAX_A_STRIDE_LO];
+  wire [15:0] x_b = instr[`SYS_VMAX_B_HI:`SYS_VMAX_B_LO];
+  wire [15:0] x_bs = instr[`SYS_VMAX_B_STRIDE_HI:`SYS_VMAX_B_STRIDE_LO];
+  wire [15:0] x_d = instr[`SYS_VMAX_DST_HI:`SYS_VMAX_DST_LO];
+  wire [15:0] x_ds = instr[`SYS_VMAX_DST_STRIDE_HI:`SYS_VMAX_DST_STRIDE_LO];
+  wire [15:0] x_n = instr[`SYS_VMAX_N_HI:`SYS_VMAX_N_LO];
+  // strided(lo, stride, n): lo + (n - 1) * stride + 1 > SPAD (33 bits).
+  wire [15:0] x_n1 = x_n - 16'd1;
+  wire [31:0] x_am = x_n1 * x_as;
+  wire [31:0] x_bm = x_n1 * x_bs;
+  wire [31:0] x_dm = x_n1 * x_ds;
+  wire [2:0] vmax_code =
+      (({17'd0, x_a} + {1'b0, x_am} + 33'd1 > {1'b0, SPAD_L})
+       | ({17'd0, x_b} + {1'b0, x_bm} + 33'd1 > {1'b0, SPAD_L})
+       | ({17'd0, x_d} + {1'b0, x_dm} + 33'd1 > {1'b0, SPAD_L})) ? E_OOR : E_NONE;
+
+  // ----------------------------------------------------------------- VADD
+  wire [15:0] v_a = instr[`SYS_VADD_A_HI:`SYS_VADD_A_LO];
+  wire [15:0] v_b = instr[`SYS_VADD_B_HI:`SYS_VADD_B_LO];
+  wire [15:0] v_d = instr[`SYS_VADD_DST_HI:`SYS_VADD_DST_LO];
+  wire [15:0] v_n = instr[`SYS_VADD_N_HI:`SYS_VADD_N_LO];
+  wire [15:0] v_params = instr[`SYS_VADD_PARAMS_HI:`SYS_VADD_PARAMS_LO];
+  wire v_in_u8 = instr[`SYS_VADD_IN_TYPE_LO];
+  wire v_out_u8 = instr[`SYS_VADD_OUT_TYPE_LO];
+  wire [1:0] v_za_top = instr[`SYS_VADD_ZA_HI-:2];  // bits 8..7
+  wire [1:0] v_zb_top = instr[`SYS_VADD_ZB_HI-:2];  // bits 8..7
+  wire [1:0] v_zo_top = instr[`SYS_VADD_ZO_HI-:2];  // bits 8..7
+  wire [8:0] v_qmin = instr[`SYS_VADD_QMIN_HI:`SYS_VADD_QMIN_LO];
+  wire [8:0] v_qmax = instr[`SYS_VADD_QMAX_HI:`SYS_VADD_QMAX_LO];
+  // in_spad(a|b|dst, n), in_acc(params, 3); then za, zb (input type), zo,
+  // qmin, qmax (output type); then qmin <= qmax.
+  wire [2:0] vadd_code =
+      (({16'd0, v_a} + {16'd0, v_n} > SPAD_L) | ({16'd0, v_b} + {16'd0, v_n} > SPAD_L)
+       | ({16'd0, v_d} + {16'd0, v_n} > SPAD_L) | ({16'd0, v_params} + 32'd3 > ACC_L)) ? E_OOR
+      : (!in_type(v_za_top, v_in_u8) | !in_type(v_zb_top, v_in_u8) | !in_type(v_zo_top, v_out_u8)
+         | !in_type(v_qmin[8:7], v_out_u8) | !in_type(v_qmax[8:7], v_out_u8)
+         | ($signed(v_qmin) > $signed(v_qmax))) ? E_ILL : E_NONE;
+
+  // ----------------------------------------------------------------- SYNC
+  wire [1:0] s_queue = instr[`SYS_SYNC_QUEUE_HI:`SYS_SYNC_QUEUE_LO];
+
+  // --------------------------------------------------------------- decode
+  // Instr::decode: reserved bits from the opcode's END up, then
+  // check_fields (enum ranges, zero counts, dependency flags). Unsigned and
+  // signed fields are in range by construction; enums of 2^W names too.
+  logic dec_bad;
+  always_comb begin
+    unique case (op)
+      OP_LOAD:
+      dec_bad = (|instr[255:`SYS_LOAD_END]) | (instr[`SYS_LOAD_BUF_HI:`SYS_LOAD_BUF_LO] > 2'(`SYS_BUF_ACC))
+          | (d_rows == 16'd0) | (d_cols == 16'd0) | dep_prev;
+      OP_STORE:
+      dec_bad = (|instr[255:`SYS_STORE_END]) | (instr[`SYS_STORE_BUF_HI:`SYS_STORE_BUF_LO] > 2'(`SYS_BUF_ACC))
+          | (d_rows == 16'd0) | (d_cols == 16'd0) | dep_next;
+      OP_LDW: dec_bad = (|instr[255:`SYS_LDW_END]) | (l_k == 16'd0) | (l_n == 16'd0);
+      OP_MATMUL:
+      dec_bad = (|instr[255:`SYS_MATMUL_END]) | (m_m == 16'd0)
+          | (m_pre & ((m_k == 16'd0) | (m_n == 16'd0)));
+      OP_REQUANT: dec_bad = (|instr[255:`SYS_REQUANT_END]) | (r_rows == 16'd0);
+      OP_VMAX: dec_bad = (|instr[255:`SYS_VMAX_END]) | (x_n == 16'd0);
+      OP_VADD: dec_bad = (|instr[255:`SYS_VADD_END]) | (v_n == 16'd0);
+      OP_SYNC:
+      dec_bad = (|instr[255:`SYS_SYNC_END]) | (s_queue > Q_STORE)
+          | ((s_queue == Q_LOAD) & dep_prev) | ((s_queue == Q_STORE) & dep_next);
+      OP_FINISH: dec_bad = (|instr[255:`SYS_FINISH_END]) | any_dep;
+      default: dec_bad = 1'b1;
+    endcase
+  end
+
+  // ----------------------------------------------------------------- result
+  always_comb begin
+    code  = E_NONE;
+    queue = Q_COMPUTE;
+    unique case (op)
+      OP_LOAD, OP_STORE: begin
+        code  = dma_oor ? E_OOR : win_bad ? E_WIN : E_NONE;
+        queue = is_load ? Q_LOAD : Q_STORE;
+      end
+      OP_LDW: code = ldw_code;
+      OP_MATMUL: code = matmul_code;
+      OP_REQUANT: code = requant_code;
+      OP_VMAX: code = vmax_code;
+      OP_VADD: code = vadd_code;
+      OP_SYNC: queue = s_queue;
+      default: ;
+    endcase
+    if (dec_bad | rsvd_hdr) code = E_ILL;
+  end
+  assign is_finish = (op == OP_FINISH) & !dec_bad & !rsvd_hdr;
+
+endmodule

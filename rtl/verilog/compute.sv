@@ -1,0 +1,657 @@
+// compute: the COMPUTE unit (ISA.md §3 ldw / matmul / requant / vmax / vadd /
+// sync, §3 "Hazards", §4 "COMPUTE"), cycle-exact with `issue_compute` of
+// sim/src/machine.rs and bit-exact with sim/src/array.rs.
+//
+// One instruction issues per cycle, in order, to one of two sub-units: the
+// array (ldw, matmul: the verified `array`) and the post-processor (PPU:
+// requant, vmax, vadd: one verified `requant` per column, LATENCY 1). The
+// head issues in cycle t (`start`) when it is valid, its tokens are there,
+// its sub-unit is free (busy windows below are [t, t + span)), and the
+// interlocks allow it. Everything the issue cycle does (the first
+// scratchpad / accumulator read, the first streamed row, the swap, the
+// weight clear) is combinational from head_instr; later cycles run from
+// registers. Cycle t + s of an instruction does (s = 0 is the issue cycle):
+// - ldw (busy k): s < k: read weight row addr+s, write shadow row s
+//   (s = 0 also clears the shadow buffer). Pushes and finish at t + k.
+// - matmul (busy max(m, preload ? k : 0)): s < m: read input row a+s and
+//   stream it (the swap rides the first row); s < k (preload): weight row
+//   w+s as ldw does. The array returns row s at t + s + ROWS + COLS - 1, the
+//   cycle it is written (accumulate: read, add, write) to acc + s, so it is
+//   visible at t + s + ROWS + COLS; push_prev at the end of busy,
+//   push_next and finish at t + m + ROWS + COLS (the cycle after the last
+//   row is visible, ISA §4). In-flight matmuls wait in a descriptor FIFO
+//   (depth >= ROWS + COLS - 1, the most that can be in flight) whose head
+//   names the accumulator rows of the rows leaving the array.
+// - requant (busy rows + 3): s = 0 bias row (acc `params`), s = 1 scale row
+//   (params + 1), s = 2 + i acc row acc + i (bias added, into the
+//   requantizers), s = 3 + i their registered result written to dst + i.
+// - vmax (busy n + 1): s = i reads rows a + i*sa, b + i*sb, s = i + 1
+//   writes the registered maximum to dst + i*sd.
+// - vadd (busy n + 4): s = 0, 1, 2 read ka, kb, scale (acc params..+2);
+//   s = 3 + i reads rows a + i, b + i, s = 4 + i writes dst + i.
+// - sync: issues on tokens alone, finishes and pushes at t + 1.
+// A PPU write and a read of the same row in one cycle (vmax / vadd whose
+// destination feeds a later row of the same instruction) forwards the
+// written row: the model applies iterations in order.
+// Interlocks (exactly machine.rs): while the PPU is busy, ldw waits if
+// [addr, addr+k) meets the PPU's destination rows ([dst, dst+n), vmax
+// [dst, dst+(n-1)*sd+1)); matmul if [a, a+m), preload [w, w+k) do, or
+// [acc, acc+m) meets the accumulator rows a running requant reads; requant
+// waits for the PPU and for the drain (every issued matmul finished).
+// Outputs asserted in cycle p-1 for an event at p (pushes, trace), as the
+// top registers them. Counters are per-cycle events whose run totals equal
+// the model's bulk sums (MACs at issue).
+//
+// Constructs: only what both Verilator 5.006 (lint-clean under -Wall) and
+// yosys 0.23 accept (DESIGN §6): no packages, no functions; constants and
+// field positions from the generated header (pass -I rtl/include).
+
+`include "systole_isa.vh"
+
+module compute #(
+    parameter int ROWS = 4,
+    parameter int COLS = 4,
+    parameter int SPAD_ROWS = 4096,
+    parameter int ACC_ROWS = 256
+) (
+    input  logic               clk,
+    input  logic               rst,
+    input  logic               head_valid,
+    input  logic [      255:0] head_instr,
+    input  logic [       31:0] head_pc,
+    input  logic               tok_ok,
+    output logic               start,
+    output logic [        1:0] push_prev_n,   // to LOAD: 0..3
+    output logic [        2:0] push_next_n,   // to STORE: 0..4
+    // scratchpad: async read ports, one write port
+    output logic [       15:0] sp_row_x,
+    input  logic [ COLS*8-1:0] sp_q_x,
+    output logic [       15:0] sp_row_w,
+    input  logic [ COLS*8-1:0] sp_q_w,
+    output logic [       15:0] sp_row_a,
+    input  logic [ COLS*8-1:0] sp_q_a,
+    output logic [       15:0] sp_row_b,
+    input  logic [ COLS*8-1:0] sp_q_b,
+    output logic               sp_we,
+    output logic [       15:0] sp_wrow,
+    output logic [ COLS*8-1:0] sp_wdata,
+    // accumulator: async read ports, one write port
+    output logic [       15:0] ac_row_mm,
+    input  logic [COLS*32-1:0] ac_q_mm,
+    output logic [       15:0] ac_row_pp,
+    input  logic [COLS*32-1:0] ac_q_pp,
+    output logic               ac_we,
+    output logic [       15:0] ac_wrow,
+    output logic [COLS*32-1:0] ac_wdata,
+    // trace (each asserted in cycle finish-1)
+    output logic               fin_arr_valid,
+    output logic [       31:0] fin_arr_pc,
+    output logic               fin_mm_valid,
+    output logic [       31:0] fin_mm_pc,
+    output logic               fin_ppu_valid,
+    output logic [       31:0] fin_ppu_pc,
+    output logic               fin_sync_valid,
+    output logic [       31:0] fin_sync_pc,
+    output logic               idle,
+    output logic               tail_busy,
+    output logic               c_busy,
+    output logic               c_stall,
+    output logic               c_array_busy,
+    output logic               c_ppu_busy,
+    output logic [       31:0] c_macs,
+    output logic               c_weight_rows,
+    output logic [        2:0] c_spad_rd,
+    output logic               c_spad_wr,
+    output logic [        1:0] c_acc_rd,
+    output logic               c_acc_wr,
+    output logic [       15:0] c_ppu_elems
+);
+  // Tile shape widths (k <= ROWS, n <= COLS).
+  localparam int KW = $clog2(ROWS + 1);
+  localparam int NW = $clog2(COLS + 1);
+  // m * k * n.
+  localparam int MW = 16 + KW + NW;
+  // Matmul descriptor FIFO: at most ROWS + COLS - 1 matmuls are in flight.
+  localparam int FAW = $clog2(ROWS + COLS);
+  localparam int FD = 1 << FAW;
+
+  // =====================================================================
+  // Decode of the head.
+  // =====================================================================
+  logic [7:0] op;
+  logic is_ldw, is_mm, is_rq, is_vmax, is_vadd, is_sync;
+  logic d_pp, d_pn;  // push_prev, push_next
+
+  assign op      = head_instr[`SYS_OPCODE_LO+:`SYS_OPCODE_W];
+  assign is_ldw  = op == 8'(`SYS_OP_LDW);
+  assign is_mm   = op == 8'(`SYS_OP_MATMUL);
+  assign is_rq   = op == 8'(`SYS_OP_REQUANT);
+  assign is_vmax = op == 8'(`SYS_OP_VMAX);
+  assign is_vadd = op == 8'(`SYS_OP_VADD);
+  assign is_sync = op == 8'(`SYS_OP_SYNC);
+  assign d_pp    = head_instr[`SYS_DEP_PUSH_PREV];
+  assign d_pn    = head_instr[`SYS_DEP_PUSH_NEXT];
+
+  // ldw
+  logic [15:0] l_addr, l_k, l_n;
+  assign l_addr = head_instr[`SYS_LDW_ADDR_LO+:16];
+  assign l_k    = head_instr[`SYS_LDW_K_LO+:16];
+  assign l_n    = head_instr[`SYS_LDW_N_LO+:16];
+  // matmul
+  logic [15:0] m_a, m_m, m_acc, m_w, m_k, m_n;
+  logic m_accum, m_swap, m_uns, m_pre;
+  assign m_a     = head_instr[`SYS_MATMUL_A_LO+:16];
+  assign m_m     = head_instr[`SYS_MATMUL_M_LO+:16];
+  assign m_acc   = head_instr[`SYS_MATMUL_ACC_LO+:16];
+  assign m_accum = head_instr[`SYS_MATMUL_ACCUMULATE_LO];
+  assign m_swap  = head_instr[`SYS_MATMUL_SWAP_LO];
+  assign m_uns   = head_instr[`SYS_MATMUL_IN_TYPE_LO] == 1'(`SYS_ELEM_U8);
+  assign m_pre   = head_instr[`SYS_MATMUL_PRELOAD_LO];
+  assign m_w     = head_instr[`SYS_MATMUL_W_LO+:16];
+  assign m_k     = head_instr[`SYS_MATMUL_K_LO+:16];
+  assign m_n     = head_instr[`SYS_MATMUL_N_LO+:16];
+  // requant
+  logic [15:0] r_acc, r_rows, r_dst, r_params;
+  logic [8:0] r_zp, r_qmin, r_qmax;
+  assign r_acc    = head_instr[`SYS_REQUANT_ACC_LO+:16];
+  assign r_rows   = head_instr[`SYS_REQUANT_ROWS_LO+:16];
+  assign r_dst    = head_instr[`SYS_REQUANT_DST_LO+:16];
+  assign r_params = head_instr[`SYS_REQUANT_PARAMS_LO+:16];
+  assign r_zp     = head_instr[`SYS_REQUANT_ZP_LO+:9];
+  assign r_qmin   = head_instr[`SYS_REQUANT_QMIN_LO+:9];
+  assign r_qmax   = head_instr[`SYS_REQUANT_QMAX_LO+:9];
+  // vmax
+  logic [15:0] v_a, v_sa, v_b, v_sb, v_d, v_sd, v_n;
+  logic v_uns;
+  assign v_a   = head_instr[`SYS_VMAX_A_LO+:16];
+  assign v_sa  = head_instr[`SYS_VMAX_A_STRIDE_LO+:16];
+  assign v_b   = head_instr[`SYS_VMAX_B_LO+:16];
+  assign v_sb  = head_instr[`SYS_VMAX_B_STRIDE_LO+:16];
+  assign v_d   = head_instr[`SYS_VMAX_DST_LO+:16];
+  assign v_sd  = head_instr[`SYS_VMAX_DST_STRIDE_LO+:16];
+  assign v_n   = head_instr[`SYS_VMAX_N_LO+:16];
+  assign v_uns = head_instr[`SYS_VMAX_ELEM_LO] == 1'(`SYS_ELEM_U8);
+  // vadd
+  logic [15:0] e_a, e_b, e_dst, e_n, e_params;
+  logic e_uns;
+  logic [8:0] e_za, e_zb, e_zo, e_qmin, e_qmax;
+  assign e_a      = head_instr[`SYS_VADD_A_LO+:16];
+  assign e_b      = head_instr[`SYS_VADD_B_LO+:16];
+  assign e_dst    = head_instr[`SYS_VADD_DST_LO+:16];
+  assign e_n      = head_instr[`SYS_VADD_N_LO+:16];
+  assign e_params = head_instr[`SYS_VADD_PARAMS_LO+:16];
+  assign e_uns    = head_instr[`SYS_VADD_IN_TYPE_LO] == 1'(`SYS_ELEM_U8);
+  assign e_za     = head_instr[`SYS_VADD_ZA_LO+:9];
+  assign e_zb     = head_instr[`SYS_VADD_ZB_LO+:9];
+  assign e_zo     = head_instr[`SYS_VADD_ZO_LO+:9];
+  assign e_qmin   = head_instr[`SYS_VADD_QMIN_LO+:9];
+  assign e_qmax   = head_instr[`SYS_VADD_QMAX_LO+:9];
+
+  // =====================================================================
+  // State.
+  // =====================================================================
+  // Array sequencer: busy cycles left after the current one, input rows
+  // and weight rows still to go.
+  logic [15:0] ar_rem;
+  logic [15:0] x_left, x_row;
+  logic        x_uns;
+  logic [15:0] w_left, w_src, w_idx, w_n;
+  logic        ar_pp, ar_pn, ar_ldw;
+  logic [31:0] ar_pc;
+  // Shapes of the active and shadow tiles (for the MAC count).
+  logic [KW-1:0] act_k, sh_k;
+  logic [NW-1:0] act_n, sh_n;
+  // Matmuls in flight: descriptor FIFO, rows of the head already written,
+  // and the completion one cycle after the last row's write.
+  logic [15:0] f_acc[FD];
+  logic [15:0] f_m[FD];
+  logic [31:0] f_pc[FD];
+  logic f_accum[FD];
+  logic f_pn[FD];
+  logic [FAW:0] f_wp, f_rp;
+  logic [15:0] o_cnt;
+  logic fin_p, fin_p_pn;
+  logic [31:0] fin_p_pc;
+  // PPU: busy cycles left after the current one; parameter-row reads and
+  // data-row reads to go; row pointers and strides; the write stage.
+  localparam logic [1:0] OP_RQ = 2'd0, OP_VMAX = 2'd1, OP_VADD = 2'd2;
+  logic [16:0] pp_rem;
+  logic [1:0] pp_op;
+  logic [1:0] pp_pleft, pp_pidx;
+  logic [15:0] pp_prow;
+  logic [15:0] pp_dleft, pp_ra, pp_rb, pp_sa, pp_sb;
+  logic pp_wv;
+  logic [15:0] pp_wrow, pp_sd;
+  logic pp_uns;
+  logic [8:0] pp_za, pp_zb, pp_zp, pp_qmin, pp_qmax;
+  logic pp_pp, pp_pn;
+  logic [31:0] pp_pc;
+  // Interlock ranges of the running PPU instruction, [lo, hi).
+  logic [15:0] pp_dst_lo, pp_acc_lo;
+  logic [16:0] pp_dst_hi, pp_acc_hi;
+  logic pp_acc_v;
+  // Parameter rows (requant: bias, scale; vadd: ka, kb, scale) and the
+  // vmax result stage.
+  logic [COLS*32-1:0] p_k0, p_k1, p_scale;
+  logic [COLS*8-1:0] vm_res;
+
+  // =====================================================================
+  // Issue.
+  // =====================================================================
+  logic ar_free, pp_run, drained;
+  assign ar_free = ar_rem == 16'd0;
+  assign pp_run  = pp_rem != 17'd0;
+  assign drained = (f_wp == f_rp) && !fin_p;
+
+  // overlaps(lo, n, [rlo, rhi)) while the PPU runs (17-bit: rows are legal).
+  logic [16:0] l_end, mx_end, mw_end, ma_end;
+  logic ov_l, ov_ma, ov_mw, ov_macc;
+  assign l_end   = {1'b0, l_addr} + {1'b0, l_k};
+  assign mx_end  = {1'b0, m_a} + {1'b0, m_m};
+  assign mw_end  = {1'b0, m_w} + {1'b0, m_k};
+  assign ma_end  = {1'b0, m_acc} + {1'b0, m_m};
+  assign ov_l    = pp_run && ({1'b0, l_addr} < pp_dst_hi) && ({1'b0, pp_dst_lo} < l_end);
+  assign ov_ma   = pp_run && ({1'b0, m_a} < pp_dst_hi) && ({1'b0, pp_dst_lo} < mx_end);
+  assign ov_mw   = pp_run && m_pre && ({1'b0, m_w} < pp_dst_hi) && ({1'b0, pp_dst_lo} < mw_end);
+  assign ov_macc = pp_run && pp_acc_v && ({1'b0, m_acc} < pp_acc_hi) && ({1'b0, pp_acc_lo} < ma_end);
+
+  logic can;
+  always_comb begin
+    can = 1'b0;
+    if (is_ldw) can = ar_free && !ov_l;
+    else if (is_mm) can = ar_free && !ov_ma && !ov_mw && !ov_macc;
+    else if (is_rq) can = !pp_run && drained;
+    else if (is_vmax || is_vadd) can = !pp_run;
+    else if (is_sync) can = 1'b1;
+  end
+  assign start = head_valid && tok_ok && can;
+
+  logic iss_ldw, iss_mm, iss_arr, iss_pp, iss_sync;
+  assign iss_ldw  = start && is_ldw;
+  assign iss_mm   = start && is_mm;
+  assign iss_arr  = iss_ldw || iss_mm;
+  assign iss_pp   = start && (is_rq || is_vmax || is_vadd);
+  assign iss_sync = start && is_sync;
+
+  // =====================================================================
+  // Array sub-unit.
+  // =====================================================================
+  logic [15:0] iss_wk;  // weight rows of the issuing ldw / matmul
+  logic [15:0] iss_span;
+  assign iss_wk   = is_ldw ? l_k : (m_pre ? m_k : 16'd0);
+  assign iss_span = is_ldw ? l_k : ((m_pre && m_k > m_m) ? m_k : m_m);
+
+  // This cycle's array activity.
+  logic cx_v, cx_uns, c_swap, cw_v, cw_clr, arr_busy, arr_last;
+  logic [15:0] cx_row, cw_src, cw_idx, cw_n;
+  logic last_pp, last_pn, last_ldw;
+  logic [31:0] last_pc;
+  assign cx_v     = iss_mm || x_left != 16'd0;
+  assign cx_row   = iss_mm ? m_a : x_row;
+  assign cx_uns   = iss_mm ? m_uns : x_uns;
+  assign c_swap   = iss_mm && m_swap;
+  assign cw_clr   = iss_ldw || (iss_mm && m_pre);
+  assign cw_v     = cw_clr || w_left != 16'd0;
+  assign cw_src   = iss_arr ? (is_ldw ? l_addr : m_w) : w_src;
+  assign cw_idx   = iss_arr ? 16'd0 : w_idx;
+  assign cw_n     = iss_arr ? (is_ldw ? l_n : m_n) : w_n;
+  assign arr_busy = iss_arr || !ar_free;
+  assign arr_last = iss_arr ? (iss_span == 16'd1) : (ar_rem == 16'd1);
+  assign last_pp  = iss_arr ? d_pp : ar_pp;
+  assign last_pn  = iss_arr ? (is_ldw && d_pn) : ar_pn;
+  assign last_ldw = iss_arr ? is_ldw : ar_ldw;
+  assign last_pc  = iss_arr ? head_pc : ar_pc;
+
+  assign sp_row_x = cx_v ? cx_row : 16'd0;
+  assign sp_row_w = cw_v ? cw_src : 16'd0;
+
+  // Input row: x[r] = byte r of the scratchpad row (none past COLS);
+  // weight row: columns >= n are zero.
+  logic [ROWS*8-1:0] x_data;
+  logic [COLS*8-1:0] w_data;
+  for (genvar r = 0; r < ROWS; r++) begin : g_x
+    if (r < COLS) begin : g_in
+      assign x_data[r*8+:8] = sp_q_x[r*8+:8];
+    end else begin : g_zero
+      assign x_data[r*8+:8] = 8'd0;
+    end
+  end
+  for (genvar c = 0; c < COLS; c++) begin : g_w
+    assign w_data[c*8+:8] = (16'(c) < cw_n) ? sp_q_w[c*8+:8] : 8'd0;
+  end
+
+  logic a_ov;
+  logic [COLS*32-1:0] a_od;
+  array #(
+      .ROWS(ROWS),
+      .COLS(COLS)
+  ) u_array (
+      .clk(clk),
+      .rst(rst),
+      .w_clear(cw_clr),
+      .w_valid(cw_v),
+      .w_row(cw_idx),
+      .w_data(w_data),
+      .in_valid(cx_v),
+      .in_unsigned(cx_uns),
+      .swap(c_swap),
+      .in_data(x_data),
+      .out_valid(a_ov),
+      .out_data(a_od)
+  );
+
+  always_ff @(posedge clk) begin
+    if (rst) begin
+      ar_rem <= 16'd0;
+      x_left <= 16'd0;
+      w_left <= 16'd0;
+      act_k  <= '0;
+      act_n  <= '0;
+      sh_k   <= '0;
+      sh_n   <= '0;
+    end else if (iss_arr) begin
+      ar_rem <= iss_span - 16'd1;
+      x_left <= is_mm ? m_m - 16'd1 : 16'd0;
+      w_left <= (iss_wk != 16'd0) ? iss_wk - 16'd1 : 16'd0;
+      if (is_ldw) begin
+        sh_k <= l_k[KW-1:0];
+        sh_n <= l_n[NW-1:0];
+      end else begin
+        if (m_swap) begin
+          act_k <= sh_k;
+          act_n <= sh_n;
+          sh_k  <= act_k;
+          sh_n  <= act_n;
+        end
+        if (m_pre) begin
+          sh_k <= m_k[KW-1:0];
+          sh_n <= m_n[NW-1:0];
+        end
+      end
+    end else begin
+      if (!ar_free) ar_rem <= ar_rem - 16'd1;
+      if (x_left != 16'd0) x_left <= x_left - 16'd1;
+      if (w_left != 16'd0) w_left <= w_left - 16'd1;
+    end
+  end
+
+  // Data registers of the sequencer (meaningful only while counting).
+  always_ff @(posedge clk) begin
+    if (iss_arr) begin
+      x_row  <= m_a + 16'd1;
+      x_uns  <= m_uns;
+      w_src  <= cw_src + 16'd1;
+      w_idx  <= 16'd1;
+      w_n    <= cw_n;
+      ar_pp  <= d_pp;
+      ar_pn  <= is_ldw && d_pn;
+      ar_ldw <= is_ldw;
+      ar_pc  <= head_pc;
+    end else begin
+      x_row <= x_row + 16'd1;
+      w_src <= w_src + 16'd1;
+      w_idx <= w_idx + 16'd1;
+    end
+  end
+
+  // MACs of the issuing matmul: m * k * n of the active tile after the swap.
+  logic [KW-1:0] mac_k;
+  logic [NW-1:0] mac_n;
+  logic [MW-1:0] mac_full;
+  assign mac_k    = m_swap ? sh_k : act_k;
+  assign mac_n    = m_swap ? sh_n : act_n;
+  assign mac_full = MW'(m_m) * MW'(mac_k) * MW'(mac_n);
+  assign c_macs   = iss_mm ? 32'(mac_full) : 32'd0;
+
+  // ---- results leaving the array -------------------------------------
+  logic [FAW-1:0] f_wi, f_ri;
+  logic [15:0] o_row;
+  logic o_accum, o_last;
+  assign f_wi    = f_wp[FAW-1:0];
+  assign f_ri    = f_rp[FAW-1:0];
+  assign o_row   = f_acc[f_ri] + o_cnt;
+  assign o_accum = f_accum[f_ri];
+  assign o_last  = o_cnt == f_m[f_ri] - 16'd1;
+
+  assign ac_row_mm = o_row;
+  assign ac_we     = a_ov;
+  assign ac_wrow   = o_row;
+  for (genvar c = 0; c < COLS; c++) begin : g_acc
+    assign ac_wdata[c*32+:32] = o_accum ? a_od[c*32+:32] + ac_q_mm[c*32+:32] : a_od[c*32+:32];
+  end
+
+  always_ff @(posedge clk) begin
+    if (iss_mm) begin
+      f_acc[f_wi]   <= m_acc;
+      f_m[f_wi]     <= m_m;
+      f_pc[f_wi]    <= head_pc;
+      f_accum[f_wi] <= m_accum;
+      f_pn[f_wi]    <= d_pn;
+    end
+    fin_p_pc <= f_pc[f_ri];
+    fin_p_pn <= f_pn[f_ri];
+  end
+
+  always_ff @(posedge clk) begin
+    if (rst) begin
+      f_wp  <= '0;
+      f_rp  <= '0;
+      o_cnt <= 16'd0;
+      fin_p <= 1'b0;
+    end else begin
+      if (iss_mm) f_wp <= f_wp + 1'b1;
+      fin_p <= a_ov && o_last;
+      if (a_ov) begin
+        if (o_last) begin
+          f_rp  <= f_rp + 1'b1;
+          o_cnt <= 16'd0;
+        end else begin
+          o_cnt <= o_cnt + 16'd1;
+        end
+      end
+    end
+  end
+
+  // =====================================================================
+  // Post-processing unit.
+  // =====================================================================
+  logic [1:0] cur_op;
+  logic pp_busy, pp_last;
+  logic cp_v, cd_v, cd_sp, cd_uns;
+  logic [15:0] cp_row, cd_ra, cd_rb;
+  logic [1:0] cp_idx;
+  assign cur_op  = iss_pp ? (is_rq ? OP_RQ : (is_vmax ? OP_VMAX : OP_VADD)) : pp_op;
+  assign pp_busy = iss_pp || pp_run;
+  assign pp_last = pp_rem == 17'd1;  // never the issue cycle: busy >= 2
+  // Parameter-row read (acc), data-row read (requant: acc; vmax, vadd: spad).
+  assign cp_v    = iss_pp ? (is_rq || is_vadd) : pp_pleft != 2'd0;
+  assign cp_row  = iss_pp ? (is_rq ? r_params : e_params) : pp_prow;
+  assign cp_idx  = iss_pp ? 2'd0 : pp_pidx;
+  assign cd_v    = iss_pp ? is_vmax : (pp_pleft == 2'd0 && pp_dleft != 16'd0);
+  assign cd_ra   = iss_pp ? v_a : pp_ra;
+  assign cd_rb   = iss_pp ? v_b : pp_rb;
+  assign cd_uns  = iss_pp ? v_uns : pp_uns;
+  assign cd_sp   = cd_v && cur_op != OP_RQ;
+
+  assign ac_row_pp = cp_v ? cp_row : ((cd_v && cur_op == OP_RQ) ? cd_ra : 16'd0);
+  assign sp_row_a  = cd_sp ? cd_ra : 16'd0;
+  assign sp_row_b  = cd_sp ? cd_rb : 16'd0;
+
+  // Operands, with the row this cycle's write replaces forwarded.
+  logic [COLS*8-1:0] opa, opb;
+  assign opa = (pp_wv && pp_wrow == sp_row_a) ? sp_wdata : sp_q_a;
+  assign opb = (pp_wv && pp_wrow == sp_row_b) ? sp_wdata : sp_q_b;
+
+  logic [COLS*8-1:0] vm_now;  // vmax of this cycle's rows
+  logic [COLS*8-1:0] rq_q;  // requantizer results (registered)
+  logic [COLS*9-1:0] rq_q9;
+  for (genvar c = 0; c < COLS; c++) begin : g_ppu
+    logic [7:0] ab, bb;
+    logic signed [10:0] ea, eb, da, db;
+    logic [31:0] ta, tb;
+    logic [31:0] v_add, v_rq, rin;
+    assign ab = opa[c*8+:8];
+    assign bb = opb[c*8+:8];
+    assign ea = cd_uns ? {3'b000, ab} : {{3{ab[7]}}, ab};
+    assign eb = cd_uns ? {3'b000, bb} : {{3{bb[7]}}, bb};
+    // vmax: the larger as elem (ties keep a).
+    assign vm_now[c*8+:8] = (ea >= eb) ? ab : bb;
+    // vadd: (a - za) * ka + (b - zb) * kb, wrapping int32.
+    assign da = ea - {{2{pp_za[8]}}, pp_za};
+    assign db = eb - {{2{pp_zb[8]}}, pp_zb};
+    // (an 11 x 32-bit signed product; its low 32 bits are the wrapping one)
+    assign ta = 32'(43'(da) * 43'($signed(p_k0[c*32+:32])));
+    assign tb = 32'(43'(db) * 43'($signed(p_k1[c*32+:32])));
+    assign v_add = ta + tb;
+    // requant: acc row + bias, wrapping int32.
+    assign v_rq = ac_q_pp[c*32+:32] + p_k0[c*32+:32];
+    assign rin = (cur_op == OP_VADD) ? v_add : v_rq;
+    requant #(
+        .QW(9),
+        .LATENCY(1)
+    ) u_rq (
+        .clk(clk),
+        .ce(1'b1),
+        .acc(rin),
+        .scale(p_scale[c*32+:32]),
+        .zp(pp_zp),
+        .qmin(pp_qmin),
+        .qmax(pp_qmax),
+        .q(rq_q9[c*9+:9])
+    );
+    assign rq_q[c*8+:8] = rq_q9[c*9+:8];
+  end
+
+  assign sp_we    = pp_wv;
+  assign sp_wrow  = pp_wrow;
+  assign sp_wdata = (pp_op == OP_VMAX) ? vm_res : rq_q;
+
+  // Parameter rows and the vmax stage.
+  always_ff @(posedge clk) begin
+    if (cp_v) begin
+      if (cp_idx == 2'd0) p_k0 <= ac_q_pp;
+      if (cp_idx == 2'd1) begin
+        if (cur_op == OP_RQ) p_scale <= ac_q_pp;
+        else p_k1 <= ac_q_pp;
+      end
+      if (cp_idx == 2'd2) p_scale <= ac_q_pp;
+    end
+    vm_res <= vm_now;
+  end
+
+  // vmax destination span: [dst, dst + (n-1)*sd + 1), at most SPAD_ROWS
+  // for a legal instruction, so 17 bits hold it exactly.
+  logic [16:0] vm_hi;
+  assign vm_hi = {1'b0, v_d} + 17'(v_n - 16'd1) * 17'(v_sd) + 17'd1;
+
+  always_ff @(posedge clk) begin
+    if (rst) begin
+      pp_rem   <= 17'd0;
+      pp_pleft <= 2'd0;
+      pp_dleft <= 16'd0;
+      pp_wv    <= 1'b0;
+    end else if (iss_pp) begin
+      pp_rem   <= is_rq ? {1'b0, r_rows} + 17'(`SYS_REQUANT_OVERHEAD - 1) :
+                  is_vmax ? {1'b0, v_n} + 17'(`SYS_VMAX_OVERHEAD - 1) :
+                  {1'b0, e_n} + 17'(`SYS_VADD_OVERHEAD - 1);
+      pp_pleft <= is_rq ? 2'd1 : (is_vadd ? 2'd2 : 2'd0);
+      pp_dleft <= is_rq ? r_rows : (is_vmax ? v_n - 16'd1 : e_n);
+      pp_wv    <= cd_v;
+    end else begin
+      if (pp_run) pp_rem <= pp_rem - 17'd1;
+      if (cp_v) pp_pleft <= pp_pleft - 2'd1;
+      else if (cd_v) pp_dleft <= pp_dleft - 16'd1;
+      pp_wv <= cd_v;
+    end
+  end
+
+  always_ff @(posedge clk) begin
+    if (iss_pp) begin
+      pp_op     <= cur_op;
+      pp_prow   <= cp_row + 16'd1;
+      pp_pidx   <= 2'd1;
+      pp_ra     <= is_rq ? r_acc : (is_vmax ? v_a + v_sa : e_a);
+      pp_rb     <= is_vmax ? v_b + v_sb : e_b;
+      pp_sa     <= is_vmax ? v_sa : 16'd1;
+      pp_sb     <= is_vmax ? v_sb : 16'd1;
+      pp_wrow   <= is_rq ? r_dst : (is_vmax ? v_d : e_dst);
+      pp_sd     <= is_vmax ? v_sd : 16'd1;
+      pp_uns    <= is_vmax ? v_uns : e_uns;
+      pp_za     <= e_za;
+      pp_zb     <= e_zb;
+      pp_zp     <= is_rq ? r_zp : e_zo;
+      pp_qmin   <= is_rq ? r_qmin : e_qmin;
+      pp_qmax   <= is_rq ? r_qmax : e_qmax;
+      pp_pp     <= d_pp;
+      pp_pn     <= d_pn;
+      pp_pc     <= head_pc;
+      pp_dst_lo <= is_rq ? r_dst : (is_vmax ? v_d : e_dst);
+      pp_dst_hi <= is_rq ? {1'b0, r_dst} + {1'b0, r_rows} :
+                   is_vmax ? vm_hi : {1'b0, e_dst} + {1'b0, e_n};
+      pp_acc_lo <= r_acc;
+      pp_acc_hi <= {1'b0, r_acc} + {1'b0, r_rows};
+      pp_acc_v  <= is_rq;
+    end else begin
+      if (cp_v) begin
+        pp_prow <= pp_prow + 16'd1;
+        pp_pidx <= pp_pidx + 2'd1;
+      end else if (cd_v) begin
+        pp_ra <= pp_ra + pp_sa;
+        pp_rb <= pp_rb + pp_sb;
+      end
+      if (pp_wv) pp_wrow <= pp_wrow + pp_sd;
+    end
+  end
+
+  // =====================================================================
+  // Tokens, trace, status, counters.
+  // =====================================================================
+  logic arr_push_p, arr_push_n, pp_push_p, pp_push_n, mm_push_n, sy_push_p, sy_push_n;
+  assign arr_push_p  = arr_last && last_pp;
+  assign arr_push_n  = arr_last && last_pn;
+  assign pp_push_p   = pp_last && pp_pp;
+  assign pp_push_n   = pp_last && pp_pn;
+  assign mm_push_n   = fin_p && fin_p_pn;
+  assign sy_push_p   = iss_sync && d_pp;
+  assign sy_push_n   = iss_sync && d_pn;
+  assign push_prev_n = 2'(arr_push_p) + 2'(pp_push_p) + 2'(sy_push_p);
+  assign push_next_n = 3'(arr_push_n) + 3'(mm_push_n) + 3'(pp_push_n) + 3'(sy_push_n);
+
+  assign fin_arr_valid  = arr_last && last_ldw;
+  assign fin_arr_pc     = last_pc;
+  assign fin_mm_valid   = fin_p;
+  assign fin_mm_pc      = fin_p_pc;
+  assign fin_ppu_valid  = pp_last;
+  assign fin_ppu_pc     = pp_pc;
+  assign fin_sync_valid = iss_sync;
+  assign fin_sync_pc    = head_pc;
+
+  assign idle      = ar_free && !pp_run && drained;
+  assign tail_busy = !idle;
+
+  assign c_busy        = arr_busy || pp_busy || iss_sync;
+  assign c_stall       = head_valid && !start && ar_free && !pp_run;
+  assign c_array_busy  = arr_busy;
+  assign c_ppu_busy    = pp_busy;
+  assign c_weight_rows = cw_v;
+  assign c_spad_rd     = 3'(cx_v) + 3'(cw_v) + 3'(cd_sp) + 3'(cd_sp);
+  assign c_spad_wr     = pp_wv;
+  assign c_acc_rd      = 2'(a_ov && o_accum) + 2'(cp_v || (cd_v && cur_op == OP_RQ));
+  assign c_acc_wr      = a_ov;
+  assign c_ppu_elems   = pp_wv ? 16'(COLS) : 16'd0;
+
+  // ---- parameter checks and unused bits -------------------------------
+  generate
+    if (SPAD_ROWS < 1 || SPAD_ROWS > 65536 || ACC_ROWS < 1 || ACC_ROWS > 65536) begin : g_bad_rows
+      $error("compute: SPAD_ROWS and ACC_ROWS must be in 1..65536");
+    end
+    if (COLS > 65535 || ROWS * COLS > 65536) begin : g_bad_size
+      $error("compute: the MAC count of a matmul must fit in 32 bits");
+    end
+  endgenerate
+  logic unused;
+  // Pops are the top's (tok_ok); bits past vadd's last field are reserved;
+  // input bytes past ROWS meet no PE (COLS > ROWS).
+  assign unused = ^{head_instr[255:`SYS_VADD_END], head_instr[15:12], head_instr[`SYS_DEP_POP_NEXT],
+                    head_instr[`SYS_DEP_POP_PREV], rq_q9, sp_q_x};
+endmodule

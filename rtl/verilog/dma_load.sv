@@ -1,0 +1,434 @@
+// dma_load: the LOAD DMA unit (ISA §4 "LOAD and STORE", LOAD queue: `load`
+// and `sync`), cycle-exact with sim::machine (start_dma, arbitrate) and
+// sim::dma (for_each_chunk, chunk_dram, BurstPlan, load_finish, load_copy).
+//
+// Two stages, as in the model:
+// - Request stage: holds one `load` from its start s until its last burst is
+//   granted. Bursts follow BurstPlan::of / dram::split_bursts: one DRAM range
+//   if stride == cols*e (e = 1 spad, 4 acc), else one range per DRAM row; a
+//   range is cut at 256 beats and at 4 KiB boundaries. Burst b is requested
+//   (req_valid) from cycle max(s+1, previous grant+1), held until req_grant.
+//   A `load` at the head may start from the cycle after the last grant; a
+//   `sync` only when, in addition, every started load has finished (idle),
+//   and takes one cycle (fin_valid and push_next in its start cycle s:
+//   finish and push at s+1).
+// - Buffer side, in program order: chunk q (one local-row write: padded row
+//   y, one column block; ISA §3 `load` placement) is written in cycle
+//   w_q = max(w_{q-1}+1, a_q+1), w_{-1} = max(s, previous load's last write),
+//   a_q = arrival of the beat holding the chunk's last DRAM byte (padding-only
+//   chunks need none). The chunks of a block consume its useful DRAM bytes
+//   in order (padding consumes none), and the beats of successive loads
+//   arrive in program order, so a byte-stream FIFO between beats and chunk
+//   writes is exact: each beat pushes its useful bytes (a range's first beat
+//   may start before lo, its last may end after hi; a FIFO of granted
+//   bursts' descriptors says which lanes), visible from the cycle after the
+//   beat (a+1); a chunk is written in the first cycle the stage holds all of
+//   its bytes, no earlier than the cycle after the previous chunk write and
+//   the cycle after its load started (the load's walk parameters enter a
+//   FIFO at s, visible from s+1). The load finishes at f = w_last+1:
+//   fin_valid and push_next are asserted in cycle w_last.
+//
+// The stage is B byte banks (B = 2^k >= 4*COLS and >= W), stream byte p in
+// bank p mod B: a beat's <= W bytes and a chunk's <= 4*COLS bytes each touch
+// a bank at most once, so every bank is a 1-write 1-read memory and a beat
+// (a chunk) is one rotation away from the banks. The stage holds
+// CAP = B * DEPTH >= STAGE_BYTES bytes; the model has no such limit, so if
+// a legal program would need more (loads of much padding behind fast data,
+// or more than JOBS unfinished loads, or more than BURSTS granted bursts
+// awaiting data) the sticky `stage_overflow` is raised instead of stalling
+// (stalling would break cycle-exactness; the harness reports it).
+//
+// Counters per cycle: c_busy = some started load/sync not finished (union of
+// [s, f)); c_stall = the head is available and could start but for tok_ok;
+// c_spad_wr / c_acc_wr = a chunk write. idle: every started instruction has
+// finished. tail_busy: a started load has all its bursts granted and has not
+// finished (the model's last_active = finish - 1).
+//
+// Constructs: only what both Verilator 5.006 (lint-clean under -Wall) and
+// yosys 0.23 accept (DESIGN §6).
+
+`include "systole_isa.vh"
+
+module dma_load #(
+    parameter int COLS = 4,
+    parameter int W = 4,
+    parameter int SPAD_ROWS = 4096,
+    parameter int ACC_ROWS = 256,
+    parameter int STAGE_BYTES = 4096,
+    // Loads started and not finished (a power of two, >= 2).
+    parameter int JOBS = 16,
+    // LOAD bursts granted whose beats have not all arrived (a power of two,
+    // >= dram.max_outstanding, at most 64).
+    parameter int BURSTS = 64
+) (
+    input  logic                 clk,
+    input  logic                 rst,
+    input  logic                 head_valid,
+    input  logic [        255:0] head_instr,
+    input  logic [         31:0] head_pc,
+    input  logic                 tok_ok,
+    output logic                 start,
+    output logic                 push_next,     // LOAD pushes only toward COMPUTE
+    output logic                 req_valid,
+    output logic [         31:0] req_addr,      // beat0 * W
+    output logic [          8:0] req_beats,
+    input  logic                 req_grant,
+    input  logic                 rd_valid,      // a LOAD read beat this cycle
+    input  logic [      W*8-1:0] rd_data,       // byte i = DRAM byte beat*W + i
+    output logic                 sp_we,
+    output logic [         15:0] sp_row,
+    output logic [     COLS*8-1:0] sp_data,
+    output logic [       COLS-1:0] sp_be,
+    output logic                 ac_we,
+    output logic [         15:0] ac_row,
+    output logic [    COLS*32-1:0] ac_data,
+    output logic [       COLS-1:0] ac_be,
+    output logic                 fin_valid,
+    output logic [         31:0] fin_pc,
+    output logic                 idle,
+    output logic                 tail_busy,
+    output logic                 c_busy,
+    output logic                 c_stall,
+    output logic                 c_spad_wr,
+    output logic                 c_acc_wr,
+    output logic                 stage_overflow
+);
+  // ---------------------------------------------------------------- sizes
+  localparam int LW = $clog2(W);               // W = 2^LW
+  localparam int OW = LW + 1;                  // a lane count 0..W
+  localparam int CB = 4 * COLS;                // bytes of the widest chunk (acc)
+  localparam int BMAX = (W > CB) ? W : CB;
+  localparam int LB = $clog2(BMAX);
+  localparam int B = 1 << LB;                  // stage banks
+  localparam int DREQ = (STAGE_BYTES + B - 1) / B;
+  localparam int LD = (DREQ > 2) ? $clog2(DREQ) : 1;
+  localparam int DEPTH = 1 << LD;              // bytes per bank
+  localparam int CAP = B * DEPTH;              // stage capacity (>= STAGE_BYTES)
+  localparam int PW = LB + LD + 1;             // stage pointers (one wrap bit)
+  localparam int LJ = $clog2(JOBS);
+  localparam int LBU = $clog2(BURSTS);
+  localparam int LCW = $clog2(COLS);           // a local column 0..COLS-1
+  localparam int LBPB = $clog2(`SYS_BURST_BOUNDARY) - LW;  // beats per 4 KiB = 2^LBPB
+  localparam logic [47:0] WMASK = 48'(W) - 48'd1;   // byte lane of an address
+  localparam logic [7:0] OP_SYNC = `SYS_OP_SYNC;
+  localparam logic [`SYS_LOAD_BUF_W-1:0] BUF_ACC = `SYS_BUF_ACC;
+
+  // ------------------------------------------------- the head (cycle s)
+  wire        h_sync = head_instr[`SYS_OPCODE_LO+:`SYS_OPCODE_W] == OP_SYNC;
+  wire        h_push = head_instr[`SYS_DEP_PUSH_NEXT];
+  wire        h_acc = head_instr[`SYS_LOAD_BUF_LO+:`SYS_LOAD_BUF_W] == BUF_ACC;
+  wire [31:0] h_dram = head_instr[`SYS_LOAD_DRAM_LO+:`SYS_LOAD_DRAM_W];
+  wire [31:0] h_stride = head_instr[`SYS_LOAD_STRIDE_LO+:`SYS_LOAD_STRIDE_W];
+  wire [15:0] h_rows = head_instr[`SYS_LOAD_ROWS_LO+:`SYS_LOAD_ROWS_W];
+  wire [15:0] h_cols = head_instr[`SYS_LOAD_COLS_LO+:`SYS_LOAD_COLS_W];
+  wire [ 7:0] h_ptop = head_instr[`SYS_LOAD_PAD_TOP_LO+:`SYS_LOAD_PAD_TOP_W];
+  wire [ 7:0] h_pbot = head_instr[`SYS_LOAD_PAD_BOTTOM_LO+:`SYS_LOAD_PAD_BOTTOM_W];
+  wire [ 7:0] h_pleft = head_instr[`SYS_LOAD_PAD_LEFT_LO+:`SYS_LOAD_PAD_LEFT_W];
+  wire [ 7:0] h_pright = head_instr[`SYS_LOAD_PAD_RIGHT_LO+:`SYS_LOAD_PAD_RIGHT_W];
+  wire [ 7:0] h_padv = head_instr[`SYS_LOAD_PAD_VALUE_LO+:`SYS_LOAD_PAD_VALUE_W];
+  wire [15:0] h_addr = head_instr[`SYS_LOAD_ADDR_LO+:`SYS_LOAD_ADDR_W];
+  wire [15:0] h_col = head_instr[`SYS_LOAD_COL_LO+:`SYS_LOAD_COL_W];
+
+  // DRAM side: bytes per DRAM row, one range or one per row.
+  wire [17:0] h_rowbytes = h_acc ? {h_cols, 2'b00} : {2'b00, h_cols};
+  wire        h_contig = h_stride == 32'(h_rowbytes);
+  wire [47:0] h_len = h_contig ? 48'(34'(h_rows) * 34'(h_rowbytes)) : 48'(h_rowbytes);
+  // Buffer side: padded block Y x X, column block of its first element.
+  wire [16:0] h_ny = 17'(h_ptop) + 17'(h_rows) + 17'(h_pbot);
+  wire [16:0] h_nx = 17'(h_pleft) + 17'(h_cols) + 17'(h_pright);
+  wire [15:0] h_cb0 = h_col / 16'(COLS);
+  wire [LCW-1:0] h_lc0 = LCW'(h_col % 16'(COLS));
+  // First local row: addr + (col / COLS) * Y (rows are 16 bits: mod 2^16).
+  wire [15:0] h_row0 = h_addr + h_cb0 * h_ny[15:0];
+
+  // Request stage free; unit idle (no started load unfinished).
+  logic rq_busy;
+  logic [LJ:0] j_wp, j_rp;
+  wire have_job = j_wp != j_rp;
+  wire can_start = h_sync ? !have_job : !rq_busy;
+  assign start = head_valid && tok_ok && can_start;
+  wire start_load = start && !h_sync;
+  wire start_sync = start && h_sync;
+
+  // -------------------------------------------------------- request stage
+  logic [47:0] rq_lo;            // first byte of the current range
+  logic [31:0] rq_stride;
+  logic [17:0] rq_rowbytes;
+  logic [15:0] rq_left;          // ranges after the current one
+  logic [47:0] rq_beat;          // first beat of the next burst
+  logic [47:0] rq_last;          // last beat of the current range
+  logic [OW-1:0] rq_endl;        // lanes of the range's last beat in the range
+  logic        rq_first;         // the next burst starts the range
+
+  // A range's beats: the head's first range (at start) or the next DRAM row.
+  wire [47:0] nr_lo = rq_busy ? rq_lo + 48'(rq_stride) : 48'(h_dram);
+  wire [47:0] nr_len = rq_busy ? 48'(rq_rowbytes) : h_len;
+  wire [47:0] nr_hi1 = nr_lo + nr_len - 48'd1;
+  wire [47:0] nr_beat = nr_lo >> LW;
+  wire [47:0] nr_last = nr_hi1 >> LW;
+  wire [OW-1:0] nr_endl = OW'(nr_hi1 & WMASK) + OW'(1);
+
+  // The next burst: up to the range's end, 256 beats, the 4 KiB boundary.
+  wire [47:0] e_range = rq_last + 48'd1;
+  wire [47:0] e_max = rq_beat + 48'(`SYS_BURST_MAX_BEATS);
+  wire [47:0] e_page = ((rq_beat >> LBPB) + 48'd1) << LBPB;
+  wire [47:0] e_1 = (e_range < e_max) ? e_range : e_max;
+  wire [47:0] bend = (e_1 < e_page) ? e_1 : e_page;
+  wire        rng_done = bend == e_range;
+
+  assign req_valid = rq_busy;
+  assign req_addr = 32'(rq_beat << LW);
+  assign req_beats = 9'(bend - rq_beat);
+
+  always_ff @(posedge clk) begin
+    if (rst) begin
+      rq_busy <= 1'b0;
+    end else if (start_load) begin
+      rq_busy <= 1'b1;
+      rq_lo <= nr_lo;
+      rq_stride <= h_stride;
+      rq_rowbytes <= h_rowbytes;
+      rq_left <= h_contig ? 16'd0 : h_rows - 16'd1;
+      rq_beat <= nr_beat;
+      rq_last <= nr_last;
+      rq_endl <= nr_endl;
+      rq_first <= 1'b1;
+    end else if (req_grant && rq_busy) begin
+      if (!rng_done) begin
+        rq_beat <= bend;
+        rq_first <= 1'b0;
+      end else if (rq_left == 16'd0) begin
+        rq_busy <= 1'b0;
+      end else begin
+        rq_left <= rq_left - 16'd1;
+        rq_lo <= nr_lo;
+        rq_beat <= nr_beat;
+        rq_last <= nr_last;
+        rq_endl <= nr_endl;
+        rq_first <= 1'b1;
+      end
+    end
+  end
+
+  // ---------------------------------- granted bursts awaiting their beats
+  logic [8:0] bf_beats[0:BURSTS-1];
+  logic [OW-1:0] bf_off[0:BURSTS-1];   // first useful lane of the first beat
+  logic [OW-1:0] bf_end[0:BURSTS-1];   // one past the last useful lane of the last beat
+  logic [LBU:0] bf_wp, bf_rp;
+  logic [8:0] bcnt;                    // beats of the head burst received
+  wire bf_push = req_grant && rq_busy;
+  always_ff @(posedge clk) begin
+    if (bf_push) begin
+      bf_beats[bf_wp[LBU-1:0]] <= req_beats;
+      bf_off[bf_wp[LBU-1:0]] <= rq_first ? OW'(rq_lo & WMASK) : OW'(0);
+      bf_end[bf_wp[LBU-1:0]] <= rng_done ? rq_endl : OW'(W);
+    end
+  end
+
+  wire [LBU-1:0] bh = bf_rp[LBU-1:0];
+  wire b_first = bcnt == 9'd0;
+  wire b_last = bcnt == bf_beats[bh] - 9'd1;
+  wire [OW-1:0] b_off = b_first ? bf_off[bh] : OW'(0);
+  wire [OW-1:0] b_end = b_last ? bf_end[bh] : OW'(W);
+  wire [OW-1:0] nb = rd_valid ? b_end - b_off : OW'(0);   // bytes pushed this cycle
+  wire bf_pop = rd_valid && b_last;
+  wire [LBU:0] bf_held = bf_wp - bf_rp;
+  wire [LBU+1:0] bf_next = {1'b0, bf_held} + (LBU + 2)'(bf_push) - (LBU + 2)'(bf_pop);
+
+  always_ff @(posedge clk) begin
+    if (rst) begin
+      bf_wp <= '0;
+      bf_rp <= '0;
+      bcnt <= 9'd0;
+    end else begin
+      if (bf_push) bf_wp <= bf_wp + (LBU + 1)'(1);
+      if (rd_valid) begin
+        if (b_last) begin
+          bf_rp <= bf_rp + (LBU + 1)'(1);
+          bcnt <= 9'd0;
+        end else begin
+          bcnt <= bcnt + 9'd1;
+        end
+      end
+    end
+  end
+
+  // ------------------------------------------------------------ the stage
+  logic [PW-1:0] wptr, rptr;
+  wire [PW-1:0] cnt = wptr - rptr;     // bytes held
+  wire [LB-1:0] wlo = wptr[LB-1:0];
+  wire [LD-1:0] wrow = wptr[LB+LD-1:LB];
+  logic [LB-1:0] rlo;
+  logic [LD-1:0] rrow;
+  assign rlo = rptr[LB-1:0];
+  assign rrow = rptr[LB+LD-1:LB];
+
+  // The beat's lanes, rotated so that lane l lands in bank (wptr + l - off) mod B.
+  logic [B*8-1:0] wvec;
+  always_comb begin
+    wvec = '0;
+    wvec[W*8-1:0] = rd_data;
+  end
+  wire [LB-1:0] wsh = wlo - LB'(b_off);
+  wire [2*B*8-1:0] wdbl = {wvec, wvec} << {wsh, 3'b000};
+  wire [B*8-1:0] wrot = wdbl[2*B*8-1:B*8];
+
+  logic [B*8-1:0] bq;                  // bank k's byte at stream position rptr + ((k - rptr) mod B)
+  for (genvar k = 0; k < B; k++) begin : g_bank
+    localparam logic [LB-1:0] K = LB'(k);
+    logic [7:0] mem[0:DEPTH-1];
+    // Offset of bank k from the pointer; it wraps to the next bank row iff
+    // k < ptr mod B, i.e. offset > B - 1 - ptr mod B.
+    wire [LB-1:0] woff = K - wlo;
+    wire [LB-1:0] roff = K - rlo;
+    wire wen = {1'b0, woff} < (LB + 1)'(nb);
+    wire [LD-1:0] wr_row = (woff > ~wlo) ? wrow + LD'(1) : wrow;
+    wire [LD-1:0] rd_row = (roff > ~rlo) ? rrow + LD'(1) : rrow;
+    always_ff @(posedge clk) begin
+      if (wen) mem[wr_row] <= wrot[8*k+:8];
+    end
+    assign bq[8*k+:8] = mem[rd_row];
+  end
+
+  // ------------------------------------------------------ the chunk walk
+  // Per load, from its start (entry j_wp) to its last chunk write (j_rp).
+  logic        j_acc  [0:JOBS-1];
+  logic        j_push [0:JOBS-1];
+  logic [31:0] j_pc   [0:JOBS-1];
+  logic [ 7:0] j_padv [0:JOBS-1];
+  logic [16:0] j_ny   [0:JOBS-1];    // Y
+  logic [16:0] j_nx   [0:JOBS-1];    // X
+  logic [ 7:0] j_ylo  [0:JOBS-1];    // data rows [pad_top, pad_top + rows)
+  logic [16:0] j_yhi  [0:JOBS-1];
+  logic [ 7:0] j_xlo  [0:JOBS-1];    // data columns [pad_left, pad_left + cols)
+  logic [16:0] j_xhi  [0:JOBS-1];
+  logic [LCW-1:0] j_lc0 [0:JOBS-1];  // col mod COLS
+  logic [15:0] j_row0 [0:JOBS-1];    // local row of chunk 0
+  always_ff @(posedge clk) begin
+    if (start_load) begin
+      j_acc[j_wp[LJ-1:0]] <= h_acc;
+      j_push[j_wp[LJ-1:0]] <= h_push;
+      j_pc[j_wp[LJ-1:0]] <= head_pc;
+      j_padv[j_wp[LJ-1:0]] <= h_padv;
+      j_ny[j_wp[LJ-1:0]] <= h_ny;
+      j_nx[j_wp[LJ-1:0]] <= h_nx;
+      j_ylo[j_wp[LJ-1:0]] <= h_ptop;
+      j_yhi[j_wp[LJ-1:0]] <= 17'(h_ptop) + 17'(h_rows);
+      j_xlo[j_wp[LJ-1:0]] <= h_pleft;
+      j_xhi[j_wp[LJ-1:0]] <= 17'(h_pleft) + 17'(h_cols);
+      j_lc0[j_wp[LJ-1:0]] <= h_lc0;
+      j_row0[j_wp[LJ-1:0]] <= h_row0;
+    end
+  end
+
+  // Walk state of the next chunk of the oldest load (wk_fresh: its first).
+  logic        wk_fresh;
+  logic [16:0] wk_y, wk_x0;          // padded row, padded column of the chunk
+  logic [15:0] wk_row, wk_rowy;      // its local row; local row of (y, first block)
+
+  wire [LJ-1:0] jh = j_rp[LJ-1:0];
+  wire        cur_acc = j_acc[jh];
+  wire [ 7:0] padv = j_padv[jh];
+  wire [16:0] ny = j_ny[jh];
+  wire [16:0] c_y = wk_fresh ? 17'd0 : wk_y;
+  wire [16:0] c_x0 = wk_fresh ? 17'd0 : wk_x0;
+  wire [15:0] c_row = wk_fresh ? j_row0[jh] : wk_row;
+  wire [15:0] c_rowy = wk_fresh ? j_row0[jh] : wk_rowy;
+  wire [16:0] c_lcol = (c_x0 == 17'd0) ? 17'(j_lc0[jh]) : 17'd0;
+  wire [16:0] rem = j_nx[jh] - c_x0;
+  wire [16:0] room = 17'(COLS) - c_lcol;
+  wire        row_end = rem <= room;  // last column block of row y
+  wire [16:0] len = row_end ? rem : room;
+  wire [16:0] x1 = c_x0 + len;
+  wire        in_rows = c_y >= 17'(j_ylo[jh]) && c_y < j_yhi[jh];
+  wire [16:0] ux0 = (c_x0 > 17'(j_xlo[jh])) ? c_x0 : 17'(j_xlo[jh]);
+  wire [16:0] ux1 = (x1 < j_xhi[jh]) ? x1 : j_xhi[jh];
+  wire        has_data = in_rows && ux1 > ux0;
+  wire [16:0] nu = has_data ? ux1 - ux0 : 17'd0;      // DRAM elements in the chunk
+  wire [16:0] dsh = c_lcol + (ux0 - c_x0);            // local column of the first
+  wire [PW-1:0] need = cur_acc ? PW'(nu << 2) : PW'(nu);
+  wire        wr = have_job && cnt >= need;
+  wire        last = row_end && c_y == ny - 17'd1;
+
+  // The chunk's bytes: lane j = stream byte rptr + j - dsh*e.
+  wire [LB-1:0] dshb = cur_acc ? LB'(dsh << 2) : LB'(dsh);
+  wire [LB-1:0] rsh = rlo - dshb;
+  wire [2*B*8-1:0] rdbl = {bq, bq} >> {rsh, 3'b000};
+  wire [CB*8-1:0] rot = rdbl[CB*8-1:0];
+
+  logic [COLS-1:0] be, isd;
+  always_comb begin
+    for (int c = 0; c < COLS; c++) begin
+      be[c] = 17'(c) >= c_lcol && 17'(c) < c_lcol + len;
+      isd[c] = has_data && 17'(c) >= dsh && 17'(c) < dsh + nu;
+      sp_data[8*c+:8] = isd[c] ? rot[8*c+:8] : padv;
+      ac_data[32*c+:32] = isd[c] ? rot[32*c+:32] : {{24{padv[7]}}, padv};
+    end
+  end
+  assign sp_we = wr && !cur_acc;
+  assign ac_we = wr && cur_acc;
+  assign sp_row = c_row;
+  assign ac_row = c_row;
+  assign sp_be = be;
+  assign ac_be = be;
+
+  always_ff @(posedge clk) begin
+    if (rst) begin
+      wk_fresh <= 1'b1;
+    end else if (wr) begin
+      if (!row_end) begin
+        wk_fresh <= 1'b0;
+        wk_y <= c_y;
+        wk_x0 <= x1;
+        wk_row <= c_row + ny[15:0];
+        wk_rowy <= c_rowy;
+      end else if (last) begin
+        wk_fresh <= 1'b1;
+      end else begin
+        wk_fresh <= 1'b0;
+        wk_y <= c_y + 17'd1;
+        wk_x0 <= 17'd0;
+        wk_row <= c_rowy + 16'd1;
+        wk_rowy <= c_rowy + 16'd1;
+      end
+    end
+  end
+
+  wire j_pop = wr && last;
+  wire [LJ:0] njobs = j_wp - j_rp;
+  wire [PW:0] cnt_next = {1'b0, cnt} + (PW + 1)'(nb) - (wr ? {1'b0, need} : (PW + 1)'(0));
+  logic ovf;
+  always_ff @(posedge clk) begin
+    if (rst) begin
+      j_wp <= '0;
+      j_rp <= '0;
+      wptr <= '0;
+      rptr <= '0;
+      ovf <= 1'b0;
+    end else begin
+      if (start_load) j_wp <= j_wp + (LJ + 1)'(1);
+      if (j_pop) j_rp <= j_rp + (LJ + 1)'(1);
+      wptr <= wptr + PW'(nb);
+      if (wr) rptr <= rptr + need;
+      if (cnt_next > (PW + 1)'(CAP)) ovf <= 1'b1;
+      if (start_load && !j_pop && njobs == (LJ + 1)'(JOBS)) ovf <= 1'b1;
+      if (bf_next > (LBU + 2)'(BURSTS)) ovf <= 1'b1;
+    end
+  end
+  assign stage_overflow = ovf;
+
+  // ------------------------------------------------- trace and counters
+  assign fin_valid = start_sync || j_pop;
+  assign fin_pc = start_sync ? head_pc : j_pc[jh];
+  assign push_next = start_sync ? h_push : j_pop && j_push[jh];
+  assign idle = !have_job;
+  assign tail_busy = have_job && !(rq_busy && njobs == (LJ + 1)'(1));
+  assign c_busy = start || have_job;
+  assign c_stall = head_valid && can_start && !tok_ok;
+  assign c_spad_wr = sp_we;
+  assign c_acc_wr = ac_we;
+
+  // Fields the unit does not use (pops are the top's; the rest reserved).
+  wire unused_ok = &{1'b0, head_instr[255:`SYS_LOAD_END], head_instr[15:8], SPAD_ROWS[0], ACC_ROWS[0],
+                     wdbl[B*8-1:0], rdbl[2*B*8-1:CB*8]};
+endmodule
