@@ -124,3 +124,83 @@ fn examples_match_the_model() {
         println!("{name} on {hw}: {} cycles, equal on both backends", r.cycles());
     }
 }
+
+/// Runs a compiled program (code and constants placed by the driver) with
+/// random bytes in its input tensors on both backends and compares.
+fn check_program(cfg: &HwConfig, what: &str, prog: &isa::program::Program, seed: u64) -> RunReport {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let inputs: Vec<(isa::program::TensorInfo, Vec<u8>)> =
+        prog.inputs().map(|t| (t.clone(), (0..t.byte_len()).map(|_| rng.gen()).collect())).collect();
+    let window = prog.mem_bytes as usize;
+    let run = |d: &mut Driver<&mut dyn Device>| {
+        d.write_mem(0, &vec![0; window]).unwrap();
+        d.load(prog).unwrap();
+        for (t, bytes) in &inputs {
+            d.write_tensor(t, bytes).unwrap();
+        }
+        let r = d.run().unwrap();
+        (r, d.read_mem(0, window).unwrap())
+    };
+    let mut model = sim::Model::new(cfg).unwrap();
+    let (a, mem_a) = run(&mut Driver::new(&mut model as &mut dyn Device));
+    let (b, mem_b) = with_rtl(cfg, |dev| run(&mut Driver::new(dev as &mut dyn Device)));
+    if let Err(d) = compare_runs(&a, &b).and_then(|_| compare_memory(0, &mem_a, &mem_b)) {
+        panic!("{what} on `{}`: model vs RTL: {d}", cfg.name);
+    }
+    a
+}
+
+/// Random GEMMs (shapes, int8/uint8 inputs, int32 or requantized int8
+/// outputs with random clamps) lowered by the compiler, as the model's
+/// property tests draw them.
+#[test]
+fn random_gemms_match_the_model() {
+    use compiler::gemm::{lower_gemm, GemmOutput, GemmSpec};
+    let mut rng = StdRng::seed_from_u64(3);
+    for (cfg_name, cases) in [("tiny", 40), ("default", 24)] {
+        let cfg = config(cfg_name);
+        let mut cycles = 0;
+        for case in 0..cases {
+            let mut dim = || if rng.gen_ratio(1, 8) { rng.gen_range(41..=100) } else { rng.gen_range(1..=40) };
+            let (m, k, n) = (dim(), dim(), dim());
+            let output = if rng.gen() {
+                GemmOutput::Int32
+            } else {
+                let (a, b) = (rng.gen_range(-128..=127), rng.gen_range(-128..=127));
+                GemmOutput::Int8 {
+                    bias: (0..n).map(|_| rng.gen_range(-200_000..=200_000)).collect(),
+                    scale: (0..n).map(|_| 10f32.powf(rng.gen_range(-5.0f32..=-1.0))).collect(),
+                    zero_point: rng.gen_range(-128..=127),
+                    qmin: a.min(b),
+                    qmax: a.max(b),
+                }
+            };
+            let weights: Vec<i8> = (0..k * n).map(|_| if rng.gen_ratio(1, 4) { 0 } else { rng.gen() }).collect();
+            let spec = GemmSpec { m, k, n, weights, input_unsigned: rng.gen(), output };
+            let prog = lower_gemm(&spec, &cfg).unwrap();
+            let r = check_program(&cfg, &format!("GEMM case {case}: {m}x{k}x{n}"), &prog, case as u64);
+            assert_eq!(r.outcome, Outcome::Done);
+            cycles += r.cycles();
+        }
+        println!("{cases} random GEMMs on {cfg_name}: {cycles} cycles in all, equal on both backends");
+    }
+}
+
+/// Compiled networks: convolutions (padded im2col gathers), max pooling,
+/// requantization and dense layers, on both array sizes.
+#[test]
+fn compiled_models_match_the_model() {
+    let onnx = std::fs::read(root().join("examples/models/digits_cnn_nm24.onnx")).unwrap();
+    let cnn = compiler::onnx::import(&onnx).unwrap();
+    let tiny_cnn =
+        compiler::text::parse(&std::fs::read_to_string(root().join("examples/models/tiny_cnn.stm")).unwrap()).unwrap();
+    for (name, g) in [("digits_cnn_nm24", &cnn), ("tiny_cnn", &tiny_cnn)] {
+        for hw in ["tiny", "default"] {
+            let cfg = config(hw);
+            let prog = compiler::lower::lower(g, &cfg).unwrap().program;
+            let r = check_program(&cfg, name, &prog, 7);
+            assert_eq!(r.outcome, Outcome::Done);
+            println!("{name} on {hw}: {} cycles, equal on both backends", r.cycles());
+        }
+    }
+}
