@@ -356,7 +356,8 @@ module accel #(
   logic [31:0] fault_pc;
   logic [31:0] ld_fin_pc, st_fin_pc, arr_fin_pc, mm_fin_pc, ppu_fin_pc, csync_fin_pc;
   logic ld_fin, st_fin, arr_fin, mm_fin, ppu_fin, csync_fin;
-  logic [31:0] pend_pc;  // an instruction whose push lands this cycle (for ERROR_PC)
+  logic [31:0] pend_pc;  // an instruction whose push lands next cycle (for ERROR_PC)
+  logic [31:0] pend_pc_q;  // ... and whose push lands this cycle
   always_comb begin
     fault_code = 3'd0;
     fault_pc = 32'd0;
@@ -364,7 +365,7 @@ module accel #(
       fault_code = 3'(`SYS_ERR_BAD_PROGRAM);
     end else if (tok_fault) begin
       fault_code = 3'(`SYS_ERR_TOKEN_OVERFLOW);
-      fault_pc = pend_pc;
+      fault_pc = pend_pc_q;
     end else if (disp_fault) begin
       fault_code = chk_code;
       fault_pc = dispatched;
@@ -512,7 +513,6 @@ module accel #(
   assign active = busy_any || ld_start || st_start || cp_start;
   assign wd_fault = !busy_any && idle_cycles == 13'(`SYS_WATCHDOG_CYCLES - 1);
 
-  logic [31:0] pend_pc_q;
   always_ff @(posedge clk) begin
     if (!rst_n) begin
       status <= 2'(`SYS_STATUS_IDLE);
@@ -656,7 +656,7 @@ module accel #(
   assign stage_overflow = {st_ovf, ld_ovf};
 
   logic unused;
-  assign unused = ^{ld_tail, st_tail, cp_tail, pend_pc_q, m_rdata[511:WB], cnt_off, q_tail_sel, ld_sp_row, ld_ac_row,
+  assign unused = ^{ld_tail, st_tail, cp_tail, m_rdata[511:WB], cnt_off, q_tail_sel, ld_sp_row, ld_ac_row,
                     st_sp_row, st_ac_row, cp_sp_row_x, cp_sp_row_w, cp_sp_row_a, cp_sp_row_b, cp_sp_wrow,
                     cp_ac_row_mm, cp_ac_row_pp, cp_ac_wrow};
 endmodule

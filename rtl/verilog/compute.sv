@@ -39,7 +39,9 @@
 // [acc, acc+m) meets the accumulator rows a running requant reads; requant
 // waits for the PPU and for the drain (every issued matmul finished).
 // Outputs asserted in cycle p-1 for an event at p (pushes, trace), as the
-// top registers them. Counters are per-cycle events whose run totals equal
+// top registers them. Pushes are counts: toward STORE an ldw's end, a
+// matmul's completion, a PPU end and a sync can land in one cycle (0..4),
+// toward LOAD all but the matmul (0..3). Counters are per-cycle events whose run totals equal
 // the model's bulk sums (MACs at issue).
 //
 // Constructs: only what both Verilator 5.006 (lint-clean under -Wall) and
