@@ -30,8 +30,8 @@ module accel #(
     parameter int SPAD_ROWS = 4096,
     parameter int ACC_ROWS = 256,
     parameter int W = 4,                       // DRAM bytes per beat
-    parameter longint MEM_BYTES = 64'd16777216,  // device memory size
-    parameter longint FINGERPRINT = 64'd0,
+    parameter logic [63:0] MEM_BYTES = 64'd16777216,  // device memory size
+    parameter logic [63:0] FINGERPRINT = 64'd0,
     parameter int LOAD_STAGE_BYTES = 4096,
     parameter int STORE_STAGE_BYTES = 8192
 ) (
@@ -299,8 +299,8 @@ module accel #(
   // The queues: QUEUE_DEPTH entries each of {pc, instruction}.
   localparam int QD = `SYS_QUEUE_DEPTH;
   localparam int QDW = $clog2(QD);
-  logic [255:0] q_instr[3*QD];  // queue q, slot i at q * QD + i
-  logic [31:0] q_pc[3*QD];
+  logic [255:0] q_instr[4*QD];  // queue q, slot i at {q, i} (QD is a power of two)
+  logic [31:0] q_pc[4*QD];
   logic [QDW:0] q_head[3], q_tail[3];
   logic [2:0] q_empty, q_full, q_pop;
   logic [QDW:0] q_tail_sel;  // tail of the queue the head dispatches to
@@ -374,9 +374,9 @@ module accel #(
       fault_pc = prog_len;
     end else if (wd_fault) begin
       fault_code = 3'(`SYS_ERR_DEADLOCK);
-      fault_pc = !q_empty[1] ? q_pc[QD + int'(q_head[1][QDW-1:0])] :
-                 !q_empty[0] ? q_pc[int'(q_head[0][QDW-1:0])] :
-                 !q_empty[2] ? q_pc[2 * QD + int'(q_head[2][QDW-1:0])] : dispatched;
+      fault_pc = !q_empty[1] ? q_pc[{2'd1, q_head[1][QDW-1:0]}] :
+                 !q_empty[0] ? q_pc[{2'd0, q_head[0][QDW-1:0]}] :
+                 !q_empty[2] ? q_pc[{2'd2, q_head[2][QDW-1:0]}] : dispatched;
     end
   end
   assign halt = running && fault_code != 3'd0;
@@ -387,8 +387,8 @@ module accel #(
   logic [255:0] hd_instr[3];
   logic [31:0] hd_pc[3];
   for (genvar q = 0; q < 3; q++) begin : g_head
-    assign hd_instr[q] = q_instr[q*QD+int'(q_head[q][QDW-1:0])];
-    assign hd_pc[q] = q_pc[q*QD+int'(q_head[q][QDW-1:0])];
+    assign hd_instr[q] = q_instr[{2'(q), q_head[q][QDW-1:0]}];
+    assign hd_pc[q] = q_pc[{2'(q), q_head[q][QDW-1:0]}];
   end
   // A head pops: LOAD pop_next <- COMPUTE->LOAD (1); COMPUTE pop_prev <- 0,
   // pop_next <- 3; STORE pop_prev <- COMPUTE->STORE (2).
@@ -618,8 +618,8 @@ module accel #(
       if (fe_beat) begin
         for (int p = 0; p < NP; p++) begin
           if (part_hit[p]) begin
-            fbuf[part_slot[p]][8*int'(part_byte[p])+:8*PB] <= m_rdata[8*p*PB+:8*PB];
-            if (int'(part_byte[p]) + PB == 32) fb_avail[part_slot[p]] <= 1'b1;
+            fbuf[part_slot[p]][{part_byte[p], 3'b000}+:8*PB] <= m_rdata[8*p*PB+:8*PB];
+            if ({27'd0, part_byte[p]} + 32'(PB) == 32'd32) fb_avail[part_slot[p]] <= 1'b1;
           end
         end
         if (m_rlast) begin
@@ -636,8 +636,8 @@ module accel #(
         dispatched <= dispatched + 32'd1;
       end
       if (!halt && disp_move) begin
-        q_instr[int'(chk_queue)*QD+int'(q_tail_sel[QDW-1:0])] <= head_instr;
-        q_pc[int'(chk_queue)*QD+int'(q_tail_sel[QDW-1:0])] <= dispatched;
+        q_instr[{chk_queue, q_tail_sel[QDW-1:0]}] <= head_instr;
+        q_pc[{chk_queue, q_tail_sel[QDW-1:0]}] <= dispatched;
         q_tail[chk_queue] <= q_tail[chk_queue] + 1'b1;
       end
       // Phase 3: starts leave their queues.
