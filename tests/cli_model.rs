@@ -294,17 +294,12 @@ fn run_usage_errors_exit_2() {
     assert_ok(&o);
     assert_eq!(read_npy_f32(&d.join("q8/logits.npy")).0, vec![2, 1, 10]);
 
-    // The RTL backends are not built yet.
+    // Without the `rtl` feature the RTL backends say how to get them.
     write_reference_batch(&d.join("x.npy"), &[1, 1, 8, 8]);
+    #[cfg(not(feature = "rtl"))]
     for backend in ["rtl", "both"] {
         let o = systole(d, &["run", "model.sbin", "--input", "x.npy", "--out", "out", "--backend", backend]);
-        assert_fails(
-            &o,
-            2,
-            &["the RTL backend is not available in this build (it arrives with the Verilog RTL, issue 3); use --backend sim"],
-            d,
-            &["out"],
-        );
+        assert_fails(&o, 2, &["built without the RTL", "--features rtl", "apt-get install -y verilator"], d, &["out"]);
     }
     // A configuration of another fingerprint.
     let o = systole(d, &["run", "model.sbin", "--input", "x.npy", "--out", "out", "--hw", TINY]);

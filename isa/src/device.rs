@@ -64,3 +64,28 @@ impl<D: Device + ?Sized> Device for &mut D {
         (**self).trace()
     }
 }
+
+/// A boxed device is a device (backends chosen at run time).
+impl<D: Device + ?Sized> Device for Box<D> {
+    fn config(&self) -> &HwConfig {
+        (**self).config()
+    }
+    fn read_reg(&mut self, addr: u32) -> Result<u32, DeviceError> {
+        (**self).read_reg(addr)
+    }
+    fn write_reg(&mut self, addr: u32, value: u32) -> Result<(), DeviceError> {
+        (**self).write_reg(addr, value)
+    }
+    fn read_mem(&mut self, addr: u64, len: usize) -> Result<Vec<u8>, DeviceError> {
+        (**self).read_mem(addr, len)
+    }
+    fn write_mem(&mut self, addr: u64, data: &[u8]) -> Result<(), DeviceError> {
+        (**self).write_mem(addr, data)
+    }
+    fn advance(&mut self, max_cycles: u64) -> Result<u32, DeviceError> {
+        (**self).advance(max_cycles)
+    }
+    fn trace(&self) -> Vec<InstrTrace> {
+        (**self).trace()
+    }
+}

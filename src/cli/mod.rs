@@ -3,6 +3,7 @@
 //! [`CliError`], carrying the message and the exit code.
 
 mod asm;
+mod backend;
 mod compile;
 mod disasm;
 mod error;

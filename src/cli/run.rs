@@ -4,6 +4,7 @@
 //! per-layer table, and optionally a bit-exact check of every layer against
 //! the reference interpreter (`--check`).
 
+use super::backend::{self, Backend};
 use super::error::{CliError, Result};
 use super::files::{check_destinations, print_stdout, Outputs};
 use super::layers::{self, LayerMeta};
@@ -12,7 +13,7 @@ use super::npy::{self, Array, Elem};
 use super::report::{self, RunSummary};
 use super::spec::shape_text;
 use super::table::group;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use compiler::interp::{self, Tensor};
 use compiler::ir::{ElemType, Graph, ValueId};
 use driver::{Driver, DriverError, Inference};
@@ -22,17 +23,6 @@ use isa::{Counter, Counters, HwConfig};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-
-/// Where the model runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Backend {
-    /// The cycle-accurate Rust model.
-    Sim,
-    /// The verilated RTL (not in this build yet).
-    Rtl,
-    /// Both in lockstep, comparing outputs and counters (not in this build yet).
-    Both,
-}
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -54,7 +44,8 @@ pub struct RunArgs {
     /// fingerprint the program was compiled for.
     #[arg(long, value_name = "HW.toml")]
     pub hw: Option<PathBuf>,
-    /// Where to run.
+    /// Where to run: the Rust model, the verilated RTL, or both compared
+    /// (outputs, cycles, counters, every instruction's start and finish).
     #[arg(long, value_enum, default_value_t = Backend::Sim)]
     pub backend: Backend,
     /// Compare every layer's output buffer, and the final output, with the
@@ -69,9 +60,6 @@ pub struct RunArgs {
     #[arg(long, value_name = "TABLE.toml")]
     pub energy_table: Option<PathBuf>,
 }
-
-const RTL_UNAVAILABLE: &str = "the RTL backend is not available in this build (it arrives with the Verilog RTL, \
-     issue 3); use --backend sim";
 
 /// The inputs of the runs, in the input tensor's logical order.
 enum Inputs {
@@ -443,9 +431,6 @@ fn check_json_destination(json: &Path, out: &Path) -> Result<()> {
 }
 
 pub fn run(args: &RunArgs) -> Result<()> {
-    if args.backend != Backend::Sim {
-        return Err(CliError::input(RTL_UNAVAILABLE));
-    }
     if args.out.exists() && !args.out.is_dir() {
         return Err(CliError::input(format!("--out {}: exists and is not a directory", args.out.display())));
     }
@@ -467,8 +452,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
         return Err(CliError::input(format!("{} is named as an output twice", out_file.display())));
     }
 
-    let model = sim::Model::new(&cfg).map_err(|e| CliError::input(format!("config `{}`: {e}", cfg.name)))?;
-    let mut drv = Driver::new(model);
+    let (device, comparison) = backend::open(args.backend, &cfg, None)?;
+    let mut drv = Driver::new(device);
     drv.load(&prog).map_err(|e| CliError::input(format!("{prog_name}: {e}")))?;
 
     let pb = progress_bar(batch.runs);
@@ -483,7 +468,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
                 (_, Some(q)) => drv.infer_quantized(&prog, q),
                 _ => unreachable!("a batch holds float or quantized inputs"),
             }
-            .map_err(|e| run_error(e, &prog, &layers, &batch, k))?;
+            .map_err(|e| comparison.mismatch().unwrap_or_else(|| run_error(e, &prog, &layers, &batch, k)))?;
             if let Some(chk) = &checker {
                 check_run(chk, &mut drv, &layers, &cfg, &batch, k, &inf)?;
             }
@@ -545,7 +530,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         let mut j = report::json(&summary);
         if let Value::Object(m) = &mut j {
             m.insert("command".into(), Value::from("run"));
-            m.insert("backend".into(), Value::from("sim"));
+            m.insert("backend".into(), Value::from(args.backend.name()));
             m.insert("inferences".into(), Value::from(runs));
             m.insert("cycles_per_inference".into(), Value::from(mean));
             m.insert("cycles_per_inference_min".into(), Value::from(min));
@@ -584,8 +569,12 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "systole run: {prog_name} on config `{}` ({}x{} array, {} MHz), backend sim",
-        cfg.name, cfg.array.rows, cfg.array.cols, cfg.clock.mhz
+        "systole run: {prog_name} on config `{}` ({}x{} array, {} MHz), backend {}",
+        cfg.name,
+        cfg.array.rows,
+        cfg.array.cols,
+        cfg.clock.mhz,
+        args.backend.name()
     );
     let _ = writeln!(
         out,

@@ -2,6 +2,7 @@
 //! driver, as a host program would on hardware; move tensors in and out as
 //! `.npy`; report cycles, utilization, traffic, energy and area.
 
+use super::backend::{self, Backend};
 use super::error::{CliError, Result};
 use super::files::{check_destinations, print_stdout, Outputs};
 use super::npy::{self, Elem};
@@ -52,6 +53,13 @@ pub struct SimArgs {
     /// trace (open in ui.perfetto.dev or chrome://tracing).
     #[arg(long, value_name = "TRACE.json")]
     pub trace: Option<PathBuf>,
+    /// Where to run: the Rust model, the verilated RTL, or both compared
+    /// (outputs, cycles, counters, every instruction's start and finish).
+    #[arg(long, value_enum, default_value_t = Backend::Sim)]
+    pub backend: Backend,
+    /// Write the RTL's waveforms (VCD, opens in GTKWave); --backend rtl or both.
+    #[arg(long, value_name = "WAVES.vcd")]
+    pub vcd: Option<PathBuf>,
 }
 
 /// Bytes to place in device memory before the run, and where they came from.
@@ -166,6 +174,7 @@ pub fn run(args: &SimArgs) -> Result<()> {
     dests.extend(args.output.iter().map(|o| (o.file.as_path(), "--output")));
     dests.extend(args.json.iter().map(|p| (p.as_path(), "--json")));
     dests.extend(args.trace.iter().map(|p| (p.as_path(), "--trace")));
+    dests.extend(args.vcd.iter().map(|p| (p.as_path(), "--vcd")));
     check_destinations(dests)?;
 
     let prog_name = args.program.display().to_string();
@@ -175,14 +184,31 @@ pub fn run(args: &SimArgs) -> Result<()> {
     let places = placements(args, &prog, &prog_name, &cfg)?;
     let reads = readbacks(args, &prog, &prog_name, &cfg)?;
 
-    let model = sim::Model::new(&cfg).map_err(|e| CliError::input(format!("{}: {e}", args.hw.display())))?;
-    let mut drv = Driver::new(model);
+    // The waveform goes to a side file renamed into place after a good run,
+    // so a failed run leaves no partial output.
+    let vcd_tmp = args.vcd.as_ref().map(|p| p.with_extension("vcd.partial"));
+    let (device, comparison) = backend::open(args.backend, &cfg, vcd_tmp.as_deref())?;
+    let mut drv = Driver::new(device);
     drv.load(&prog).map_err(|e| CliError::input(format!("{prog_name}: {e}")))?;
     for p in &places {
         drv.write_mem(p.addr, &p.data).map_err(|e| CliError::input(format!("{}: {e}", p.what)))?;
     }
-    let rep = drv.run().map_err(device_err)?;
+    let rep = drv.run().map_err(|e| comparison.mismatch().unwrap_or_else(|| device_err(e)));
+    let rep = match rep {
+        Ok(r) => r,
+        Err(e) => {
+            drop(drv);
+            if let Some(t) = &vcd_tmp {
+                let _ = std::fs::remove_file(t);
+            }
+            return Err(e);
+        }
+    };
     if let Outcome::Fault { code, pc } = rep.outcome {
+        drop(drv);
+        if let Some(t) = &vcd_tmp {
+            let _ = std::fs::remove_file(t);
+        }
         let text = prog.code.get(pc as usize).map_or_else(|| "past the end of the code".to_string(), |i| i.to_string());
         return Err(CliError::input(format!("the device faulted at instruction {pc} ({text}): {}", code.name())));
     }
@@ -205,5 +231,21 @@ pub fn run(args: &SimArgs) -> Result<()> {
         outputs.add(path, serde_json::to_vec(&t).unwrap_or_default());
     }
     outputs.commit()?;
-    print_stdout(&report::text(&summary))
+    drop(drv); // closes the waveform
+    if let (Some(tmp), Some(vcd)) = (&vcd_tmp, &args.vcd) {
+        std::fs::rename(tmp, vcd).map_err(|e| CliError::input(format!("--vcd {}: {e}", vcd.display())))?;
+    }
+    let mut text = report::text(&summary);
+    match args.backend {
+        Backend::Sim => {}
+        Backend::Rtl => text.push_str("backend: the verilated RTL\n"),
+        Backend::Both => text.push_str(&format!(
+            "backend: both: the model and the RTL agree on the memory, {} cycles, all {} counters and the start and \
+             finish cycle of all {} instructions\n",
+            rep.cycles(),
+            isa::Counter::ALL.len(),
+            rep.trace.len()
+        )),
+    }
+    print_stdout(&text)
 }

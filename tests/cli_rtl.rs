@@ -1,0 +1,102 @@
+//! The CLI's RTL backends (`--features rtl`, needs Verilator): `sim` and
+//! `run` on the verilated accelerator and on both backends compared, and
+//! waveforms. Run by `scripts/test-rtl.sh`.
+#![cfg(feature = "rtl")]
+
+mod common;
+use common::*;
+
+const TINY: &str = "examples/hw/tiny.toml";
+
+fn asm_gemm(d: &std::path::Path) {
+    let src = root().join("examples/asm/gemm_4x4.s");
+    let o = systole(d, &["asm", src.to_str().unwrap(), "--hw", root().join(TINY).to_str().unwrap(), "-o", "g.sbin"]);
+    assert_ok(&o);
+}
+
+#[test]
+fn sim_on_both_backends_agrees_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    asm_gemm(d);
+    let hw = root().join(TINY);
+    let a = root().join("examples/asm/gemm_4x4.a.npy");
+    let w = root().join("examples/asm/gemm_4x4.w.npy");
+    let args = |backend: &str| {
+        vec![
+            "sim".to_string(),
+            "g.sbin".into(),
+            "--hw".into(),
+            hw.display().to_string(),
+            "--load".into(),
+            format!("0x1000={}", a.display()),
+            "--load".into(),
+            format!("0x1100={}", w.display()),
+            "--dump".into(),
+            format!("0x2000:i32:4x4={backend}.npy"),
+            "--backend".into(),
+            backend.into(),
+        ]
+    };
+    for backend in ["sim", "rtl", "both"] {
+        let v = args(backend);
+        let o = systole(d, &v.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_ok(&o);
+        assert!(stdout(&o).contains("135 cycles") || stdout(&o).contains("135"), "{}", stdout(&o));
+        if backend == "both" {
+            assert!(stdout(&o).contains("the model and the RTL agree"), "{}", stdout(&o));
+        }
+    }
+    let sim = std::fs::read(d.join("sim.npy")).unwrap();
+    assert_eq!(std::fs::read(d.join("rtl.npy")).unwrap(), sim);
+    assert_eq!(std::fs::read(d.join("both.npy")).unwrap(), sim);
+    let want = std::fs::read(root().join("examples/asm/gemm_4x4.c.npy")).unwrap();
+    assert_eq!(sim, want);
+}
+
+#[test]
+fn vcd_waveforms_of_an_rtl_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    asm_gemm(d);
+    let hw = root().join(TINY);
+    let o = systole(d, &["sim", "g.sbin", "--hw", hw.to_str().unwrap(), "--backend", "rtl", "--vcd", "w.vcd"]);
+    assert_ok(&o);
+    let text = std::fs::read_to_string(d.join("w.vcd")).unwrap();
+    assert!(text.starts_with("$version") && text.contains("$var") && text.contains("m_arvalid"), "not a VCD");
+    assert!(!d.join("w.vcd.partial").exists());
+    // Waveforms come from the RTL only.
+    let o = systole(d, &["sim", "g.sbin", "--hw", hw.to_str().unwrap(), "--vcd", "x.vcd"]);
+    assert_fails(&o, 2, &["--vcd", "--backend rtl"], d, &["x.vcd"]);
+}
+
+#[test]
+fn run_a_compiled_model_on_both_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = root().join("examples/models/digits_cnn_nm24.onnx");
+    let hw = root().join(TINY);
+    let o = systole(d, &["compile", model.to_str().unwrap(), "--hw", hw.to_str().unwrap(), "-o", "m.sbin"]);
+    assert_ok(&o);
+    let x = root().join("examples/models/digits_x.npy");
+    let o = systole(
+        d,
+        &[
+            "run",
+            "m.sbin",
+            "--input",
+            x.to_str().unwrap(),
+            "--out",
+            "out",
+            "--backend",
+            "both",
+            "--check",
+            "--json",
+            "r.json",
+        ],
+    );
+    assert_ok(&o);
+    assert!(stdout(&o).contains("backend both"), "{}", stdout(&o));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("r.json")).unwrap()).unwrap();
+    assert_eq!(r["backend"], "both");
+}
