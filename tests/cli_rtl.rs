@@ -1,6 +1,6 @@
 //! The CLI's RTL backends (`--features rtl`, needs Verilator): `sim` and
 //! `run` on the verilated accelerator and on both backends compared, and
-//! waveforms. Run by `scripts/test-rtl.sh`.
+//! waveforms. Run by `scripts/test.sh`.
 #![cfg(feature = "rtl")]
 
 mod common;
