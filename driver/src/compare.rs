@@ -77,3 +77,47 @@ pub fn compare_memory(base: u64, a: &[u8], b: &[u8]) -> Result<(), Difference> {
         b: b.get(i).copied().unwrap_or(0),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use isa::regs::{Counters, ErrorCode};
+    use isa::InstrTrace;
+
+    fn report(trace: &[(u64, u64)], cycles: u64) -> RunReport {
+        let mut counters = Counters::default();
+        counters.set(Counter::Cycles, cycles);
+        counters.set(Counter::Macs, 64);
+        let trace = trace.iter().enumerate().map(|(i, &(s, f))| InstrTrace { index: i as u32, start: s, finish: f });
+        RunReport { outcome: Outcome::Done, counters, trace: trace.collect() }
+    }
+
+    #[test]
+    fn names_the_first_instruction_that_differs() {
+        let a = report(&[(0, 5), (1, 9), (4, 12)], 13);
+        assert_eq!(compare_runs(&a, &a.clone()), Ok(()));
+        let b = report(&[(0, 5), (1, 10), (4, 13)], 13);
+        let d = compare_runs(&a, &b).unwrap_err();
+        assert_eq!(d, Difference::Instruction { index: 1, a: (1, 9), b: (1, 10) });
+        assert!(d.to_string().contains("instruction 1"), "{d}");
+    }
+
+    #[test]
+    fn outcome_cycles_and_counters_are_compared() {
+        let a = report(&[(0, 5)], 6);
+        let mut b = a.clone();
+        b.outcome = Outcome::Fault { code: ErrorCode::Deadlock, pc: 0 };
+        assert!(matches!(compare_runs(&a, &b), Err(Difference::Outcome { .. })));
+        let b = report(&[(0, 5)], 7);
+        assert!(matches!(compare_runs(&a, &b), Err(Difference::Counter { counter: Counter::Cycles, .. })));
+        let mut b = a.clone();
+        b.counters.set(Counter::Macs, 65);
+        assert_eq!(compare_runs(&a, &b), Err(Difference::Counter { counter: Counter::Macs, a: 64, b: 65 }));
+    }
+
+    #[test]
+    fn memory_difference_is_located() {
+        assert_eq!(compare_memory(0x100, &[1, 2, 3], &[1, 2, 3]), Ok(()));
+        assert_eq!(compare_memory(0x100, &[1, 2, 3], &[1, 9, 3]), Err(Difference::Memory { addr: 0x101, a: 2, b: 9 }));
+    }
+}

@@ -293,9 +293,21 @@ impl RtlDevice {
         }
     }
 
-    fn check_broken(&self) -> Result<(), DeviceError> {
-        match &self.broken {
-            Some(m) => Err(DeviceError::Backend(m.clone())),
+    /// Reports a harness-detected problem once, after resetting the
+    /// accelerator (its run cannot go on meaningfully) so the device can run
+    /// the next program.
+    fn check_broken(&mut self) -> Result<(), DeviceError> {
+        match self.broken.take() {
+            Some(m) => {
+                for _ in 0..2 {
+                    self.inp = [0; IN_WORDS];
+                    self.cycle_raw();
+                }
+                self.inp[IN_FLAGS] = I_RST_N;
+                self.running = false;
+                self.transfers.clear();
+                Err(DeviceError::Backend(m))
+            }
             None => Ok(()),
         }
     }
