@@ -49,7 +49,9 @@ pub fn matmul(
     acc_row: usize,
     accumulate: bool,
 ) {
-    let k = wt.k.min(rows);
+    // A scratchpad row holds `cols` inputs: on an array with more rows than
+    // columns, reduction rows past `cols` see zero inputs (ISA.md §3).
+    let k = wt.k.min(rows).min(cols);
     let x = &spad[a * cols..(a + m) * cols];
     let dst = &mut acc[acc_row * cols..(acc_row + m) * cols];
     // Fixed widths let the compiler unroll and vectorize the row update.
