@@ -4,28 +4,13 @@
 //! (three nested loops, no timing model). Prints a table; run with
 //! `cargo bench --bench gemm512`. Not a test: nothing here asserts a time.
 
-use compiler::gemm::{lower_gemm, reference_gemm, GemmOutput, GemmSpec, INPUT};
+mod common;
+
+use common::median;
+use compiler::gemm::{lower_gemm, reference_gemm, INPUT};
 use driver::Driver;
 use isa::{Counter, HwConfig};
 use std::time::Instant;
-
-fn spec(m: usize, k: usize, n: usize) -> (GemmSpec, Vec<u8>) {
-    let spec = GemmSpec {
-        m,
-        k,
-        n,
-        weights: (0..k * n).map(|i| (i.wrapping_mul(2654435761) >> 7) as i8).collect(),
-        input_unsigned: false,
-        output: GemmOutput::Int8 { bias: vec![7; n], scale: vec![1e-4; n], zero_point: -128, qmin: -128, qmax: 127 },
-    };
-    let a = (0..m * k).map(|i| (i.wrapping_mul(40503) >> 3) as u8).collect();
-    (spec, a)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 fn main() {
     let cfg = HwConfig::default_16x16();
@@ -36,7 +21,7 @@ fn main() {
         "gemm", "cycles", "util", "wall ms", "cycles/s", "MAC/s", "reference MAC/s", "ratio"
     );
     for &(m, k, n) in &[(512, 512, 512), (128, 384, 1536)] {
-        let (spec, a) = spec(m, k, n);
+        let (spec, a) = common::gemm(m, k, n);
         let prog = lower_gemm(&spec, &cfg).expect("lowers");
         let macs = (m * k * n) as f64;
         let mut walls = Vec::new();
