@@ -17,9 +17,12 @@
 //!   their cxx bridge; [`requant`] and [`array`]: the safe Rust APIs.
 //!
 //! What is built with which feature:
-//! - default (no feature): only this documentation and [`VERILOG_DIR`] /
-//!   [`INCLUDE_DIR`]. No Verilator is needed, so `cargo test --workspace`
-//!   runs everywhere; the Rust model (`sim`) is the backend.
+//! - default (no feature): [`VERILOG_DIR`] / [`INCLUDE_DIR`], [`sources`]
+//!   (the sources compiled in, their parameters for a configuration) and
+//!   [`area`] (area and FPGA resources from a yosys synthesis, `systole
+//!   area`; needs yosys at run time, not Verilator). No Verilator is needed,
+//!   so `cargo test --workspace` runs everywhere; the Rust model (`sim`) is
+//!   the backend.
 //! - `verilator`: `build.rs` verilates every configuration (`verilator --cc`,
 //!   each with its own `--prefix`, into a freshly cleared folder under
 //!   `OUT_DIR`), compiles the generated C++ with Verilator's runtime and the
@@ -37,6 +40,10 @@ pub const VERILOG_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/verilog");
 
 /// The include folder holding the generated `systole_isa.vh`.
 pub const INCLUDE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/include");
+
+pub mod sources;
+
+pub mod area;
 
 #[cfg(feature = "verilator")]
 mod ffi;

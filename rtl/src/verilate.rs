@@ -23,27 +23,17 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-/// The sources of the accelerator, by file name.
-const SOURCES: &[(&str, &str)] = &[
-    ("systole_isa.vh", include_str!("../include/systole_isa.vh")),
-    ("accel.sv", include_str!("../verilog/accel.sv")),
-    ("check.sv", include_str!("../verilog/check.sv")),
-    ("dma_load.sv", include_str!("../verilog/dma_load.sv")),
-    ("dma_store.sv", include_str!("../verilog/dma_store.sv")),
-    ("compute.sv", include_str!("../verilog/compute.sv")),
-    ("array.sv", include_str!("../verilog/array.sv")),
-    ("requant.sv", include_str!("../verilog/requant.sv")),
-    ("accel_abi.h", include_str!("../cpp/accel_abi.h")),
-    ("accel_abi.cc", include_str!("../cpp/accel_abi.cc")),
-];
+use crate::sources::{cache_root, fnv1a64, FNV_START, HDL, VERILOG};
+pub use crate::sources::{parameters, LOAD_STAGE_BYTES, STORE_STAGE_BYTES};
 
-/// The Verilog files, in the order Verilator reads them.
-const VERILOG: &[&str] =
-    &["accel.sv", "check.sv", "dma_load.sv", "dma_store.sv", "compute.sv", "array.sv", "requant.sv"];
+/// The C++ side of the build, after the HDL in the key's hash (the order the
+/// sources were hashed in before the list was split).
+const CPP: &[(&str, &str)] =
+    &[("accel_abi.h", include_str!("../cpp/accel_abi.h")), ("accel_abi.cc", include_str!("../cpp/accel_abi.cc"))];
 
-/// Bytes of the DMA staging buffers (see `verilog/dma_load.sv`).
-pub const LOAD_STAGE_BYTES: u32 = 4096;
-pub const STORE_STAGE_BYTES: u32 = 8192;
+fn sources() -> impl Iterator<Item = &'static (&'static str, &'static str)> {
+    HDL.iter().chain(CPP)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -60,43 +50,6 @@ pub enum BuildError {
 
 fn io(what: &str, path: &Path, e: std::io::Error) -> BuildError {
     BuildError::Io(format!("{what} {}: {e}", path.display()))
-}
-
-/// The Verilog parameters of a configuration.
-pub fn parameters(cfg: &HwConfig) -> Vec<(&'static str, String)> {
-    vec![
-        ("ROWS", cfg.array.rows.to_string()),
-        ("COLS", cfg.array.cols.to_string()),
-        ("SPAD_ROWS", cfg.spad_rows().to_string()),
-        ("ACC_ROWS", cfg.acc_rows().to_string()),
-        ("W", cfg.dram.bytes_per_cycle.to_string()),
-        ("MEM_BYTES", format!("64'd{}", cfg.dram_bytes())),
-        ("FINGERPRINT", format!("64'h{:016x}", cfg.fingerprint())),
-        ("LOAD_STAGE_BYTES", LOAD_STAGE_BYTES.to_string()),
-        ("STORE_STAGE_BYTES", STORE_STAGE_BYTES.to_string()),
-    ]
-}
-
-/// FNV-1a, the hash the `isa` crate's fingerprint uses.
-fn fnv1a64(data: &[u8], mut h: u64) -> u64 {
-    for &b in data {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x100_0000_01b3);
-    }
-    h
-}
-
-fn cache_root() -> PathBuf {
-    if let Some(p) = std::env::var_os("SYSTOLE_RTL_CACHE") {
-        return PathBuf::from(p);
-    }
-    if let Some(p) = std::env::var_os("XDG_CACHE_HOME") {
-        return PathBuf::from(p).join("systole/rtl");
-    }
-    match std::env::var_os("HOME") {
-        Some(h) => PathBuf::from(h).join(".cache/systole/rtl"),
-        None => std::env::temp_dir().join("systole-rtl"),
-    }
 }
 
 fn run(cmd: &mut Command, step: &str, config: &str) -> Result<(), BuildError> {
@@ -140,7 +93,7 @@ const CXXFLAGS: &[&str] = &[
 /// Verilator's runtime as position-independent objects, built once per
 /// Verilator version and tracing choice.
 fn runtime_objects(root: &Path, version: &str, trace: bool, config: &str) -> Result<Vec<PathBuf>, BuildError> {
-    let key = fnv1a64(format!("{version};trace={trace}").as_bytes(), 0xcbf2_9ce4_8422_2325);
+    let key = fnv1a64(format!("{version};trace={trace}").as_bytes(), FNV_START);
     let dir = cache_root().join(format!("runtime-{key:016x}"));
     let mut sources = vec!["verilated.cpp", "verilated_threads.cpp"];
     if trace {
@@ -191,8 +144,8 @@ pub fn library(cfg: &HwConfig, trace: bool) -> Result<PathBuf, BuildError> {
     let config = cfg.name.clone();
     let (version, root) = verilator_info(&config)?;
     let params = parameters(cfg);
-    let mut h = fnv1a64(version.as_bytes(), 0xcbf2_9ce4_8422_2325);
-    for (name, text) in SOURCES {
+    let mut h = fnv1a64(version.as_bytes(), FNV_START);
+    for (name, text) in sources() {
         h = fnv1a64(name.as_bytes(), h);
         h = fnv1a64(text.as_bytes(), h);
     }
@@ -218,7 +171,7 @@ pub fn library(cfg: &HwConfig, trace: bool) -> Result<PathBuf, BuildError> {
     let src = tmp.join("src");
     let obj = tmp.join("obj");
     std::fs::create_dir_all(&src).map_err(|e| io("creating", &src, e))?;
-    for (name, text) in SOURCES {
+    for (name, text) in sources() {
         std::fs::write(src.join(name), text).map_err(|e| io("writing", &src.join(name), e))?;
     }
     let mut cmd = Command::new("verilator");

@@ -116,10 +116,23 @@ pub struct EnergyTable {
     /// Logic leakage, mW per mm² (at 45 nm; scales with area). Aladdin, 40 nm:
     /// ~10 mW/mm².
     pub logic_leakage_mw_per_mm2: f64,
+    /// Area of one NAND2-equivalent gate, µm² (at 45 nm): what the RTL's
+    /// synthesized cells are costed in (`rtl::area`, which converts each
+    /// generic yosys cell to NAND2 equivalents). NanGate FreePDK45 Open Cell
+    /// Library, NAND2_X1: 0.798 µm². Cell area only: no placement utilization
+    /// or wiring, like the Aladdin figures behind `pe_area_um2`. Absent in
+    /// tables written before it existed, which get this default.
+    #[serde(default = "default_gate_area_um2")]
+    pub gate_area_um2: f64,
     /// CACTI 7 reference points at 45 nm (ENERGY.md), scaled to each bank.
     pub sram: Vec<SramPoint>,
     /// Scaling factors from 45 nm, one per supported node.
     pub node: Vec<NodeScale>,
+}
+
+/// NanGate FreePDK45 NAND2_X1, µm² (see [`EnergyTable::gate_area_um2`]).
+fn default_gate_area_um2() -> f64 {
+    0.798
 }
 
 /// One CACTI 7 run at 45 nm (itrs-hp cells, one bank), per access.
@@ -177,6 +190,7 @@ impl Default for EnergyTable {
             pe_area_um2: 1010.0,
             logic_overhead: 0.4,
             logic_leakage_mw_per_mm2: 10.0,
+            gate_area_um2: default_gate_area_um2(),
             // CACTI 7, 45 nm (ENERGY.md, SRAM table).
             sram: vec![
                 p(8, 64, 7.5, 9.2, 0.060, 13.7, None),
@@ -238,6 +252,7 @@ impl EnergyTable {
             ("pe_area_um2", self.pe_area_um2),
             ("logic_overhead", self.logic_overhead),
             ("logic_leakage_mw_per_mm2", self.logic_leakage_mw_per_mm2),
+            ("gate_area_um2", self.gate_area_um2),
         ] {
             check_nonneg(field, v)?;
         }
@@ -398,8 +413,9 @@ pub struct AreaReport {
     pub total: f64,
 }
 
-/// Analytical area at the configured node (DESIGN §6: replaced by the RTL's
-/// yosys cell count for logic once it exists).
+/// Analytical area at the configured node. DESIGN §6: the RTL's synthesized
+/// area (`rtl::area::area`, `systole area`) replaces it where available; this
+/// one stays for fast sweeps and configurations nobody synthesized.
 pub fn area(cfg: &HwConfig, table: &EnergyTable) -> AreaReport {
     let scale = table.node_scale(cfg.tech.node_nm).area;
     let pe_array = cfg.peak_macs_per_cycle() as f64 * table.pe_area_um2 * 1e-6 * scale;

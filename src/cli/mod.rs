@@ -2,6 +2,7 @@
 //! dispatch. Each command lives in its own module; errors are one type,
 //! [`CliError`], carrying the message and the exit code.
 
+mod area;
 mod asm;
 mod backend;
 mod compile;
@@ -32,7 +33,8 @@ Examples:
   systole asm gemm.s --hw examples/hw/tiny.toml -o gemm.sbin
   systole disasm gemm.sbin
   systole sim gemm.sbin --hw examples/hw/tiny.toml --load 0x1000=a.npy --dump 0x2000:i32:4x4=c.npy --json report.json
-  systole sweep model.onnx --hw examples/hw/default.toml --input x.npy --set array=16,32 --set dram.latency_cycles=50,200";
+  systole sweep model.onnx --hw examples/hw/default.toml --input x.npy --set array=16,32 --set dram.latency_cycles=50,200
+  systole area --hw examples/hw/tiny.toml --json area.json";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -137,6 +139,24 @@ pub enum Command {
             --set scratchpad.bytes=65536,262144 --set tech.node_nm=45,22 --json sweep.json --csv sweep.csv"
     )]
     Sweep(sweep::SweepArgs),
+    /// Synthesize a configuration's RTL with yosys: cells per module, FPGA resources, area in mm² vs the model's
+    #[command(
+        long_about = "Synthesize the accelerator's RTL for a hardware configuration with yosys and report its \
+            area and FPGA resources.\n\n\
+            A generic synthesis (yosys `synth`; memories of at least 16 Kbit kept as memories: the \
+            scratchpad, the accumulator, the DMA staging buffers) gives the cells and flip-flops per module (array, requant, compute, dma_load, dma_store, check, the top); \
+            `synth_xilinx` (--fpga xilinx, the default) gives LUT, FF, DSP and block RAM use. The area in \
+            mm² costs the logic in NAND2 equivalents and the memories with the energy table's SRAM figures, \
+            at the configuration's node; it replaces the model's analytical estimate, which is printed next \
+            to it with their ratio. Synthesis takes minutes (a 16x16 array longer than a 4x4); results are \
+            cached per configuration and source ($SYSTOLE_RTL_CACHE, else ~/.cache/systole/rtl). Needs \
+            yosys (`apt-get install -y yosys`; $SYSTOLE_YOSYS names another binary): without it, exit 2.",
+        after_help = "Examples:\n  \
+            systole area --hw examples/hw/tiny.toml\n  \
+            systole area --hw examples/hw/default.toml --json area.json\n  \
+            systole area --hw examples/hw/default.toml --fpga none --energy-table my-table.toml"
+    )]
+    Area(area::AreaArgs),
 }
 
 /// Runs a parsed command.
@@ -148,5 +168,6 @@ pub fn run(cli: &Cli) -> Result<(), CliError> {
         Command::Disasm(a) => disasm::run(a),
         Command::Sim(a) => sim::run(a),
         Command::Sweep(a) => sweep::run(a),
+        Command::Area(a) => area::run(a),
     }
 }

@@ -1,0 +1,71 @@
+//! `systole area`: bad input and a missing yosys exit 2 and write nothing
+//! (no yosys needed); with `--features rtl` (the RTL tier, `scripts/test.sh`,
+//! which installs yosys) the 4x4 configuration end to end, text and JSON.
+
+mod common;
+use common::*;
+
+const TINY: &str = "examples/hw/tiny.toml";
+
+#[test]
+fn a_missing_yosys_is_bad_input_and_says_how_to_install_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let hw = root().join(TINY);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_systole"))
+        .current_dir(d)
+        .env("SYSTOLE_YOSYS", d.join("no-such-yosys"))
+        .args(["area", "--hw", hw.to_str().unwrap(), "--json", "area.json"])
+        .output()
+        .unwrap();
+    assert_fails(&o, 2, &["needs yosys", "install it with `apt-get install -y yosys`", "tiny-4x4"], d, &["area.json"]);
+}
+
+#[test]
+fn bad_arguments_exit_2_before_any_synthesis() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let hw = root().join(TINY);
+    let hw = hw.to_str().unwrap();
+    let o = systole(d, &["area", "--hw", "missing.toml"]);
+    assert_fails(&o, 2, &["missing.toml", "no such file"], d, &[]);
+    let o = systole(d, &["area", "--hw", hw, "--json", "no/such/dir/a.json"]);
+    assert_fails(&o, 2, &["--json", "does not exist"], d, &[]);
+    let o = systole(d, &["area", "--hw", hw, "--fpga", "altera"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("xilinx"), "{}", stderr(&o));
+}
+
+/// The 4x4 configuration with yosys, without the FPGA synthesis (half the
+/// time). It shares `rtl`'s test cache (`target/tmp/systole-area-cache`), so
+/// after `cargo test -p rtl --test area` this is quick.
+#[cfg(feature = "rtl")]
+#[test]
+fn tiny_config_area_text_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let hw = root().join(TINY);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_systole"))
+        .current_dir(d)
+        .env("SYSTOLE_RTL_CACHE", concat!(env!("CARGO_TARGET_TMPDIR"), "/systole-area-cache"))
+        .args(["area", "--hw", hw.to_str().unwrap(), "--fpga", "none", "--json", "area.json"])
+        .output()
+        .unwrap();
+    assert_ok(&o);
+    let text = stdout(&o);
+    println!("{text}");
+    for needle in ["configuration `tiny-4x4`", "array", "requant", "dma_load", "accel (top)", "spad", "from the RTL"] {
+        assert!(text.contains(needle), "`{needle}` missing:\n{text}");
+    }
+    assert!(!text.contains("LUT"), "--fpga none reports no FPGA resources:\n{text}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("area.json")).unwrap()).unwrap();
+    let area = v["area_mm2"].as_f64().unwrap();
+    assert_eq!(v["area_source"], "rtl");
+    assert_eq!(area, v["synthesized"]["total"].as_f64().unwrap());
+    let analytical = v["analytical"]["total"].as_f64().unwrap();
+    assert!((v["ratio"].as_f64().unwrap() - area / analytical).abs() < 1e-9);
+    assert!(v["generic"]["cells"].as_u64().unwrap() > 10_000);
+    assert!(v["fpga"].is_null());
+    assert_eq!(v["generic"]["modules"].as_array().unwrap().len(), 7);
+    assert_no_temp_files(d);
+}
