@@ -184,19 +184,7 @@ impl<D: Device> Driver<D> {
                 return Err(DriverError::Timeout(self.cycle_limit));
             }
         }
-        let outcome = match self.dev.read_reg(regs::STATUS)? {
-            regs::STATUS_DONE => Outcome::Done,
-            _ => {
-                let code = self.dev.read_reg(regs::ERROR_CODE)?;
-                let pc = self.dev.read_reg(regs::ERROR_PC)?;
-                Outcome::Fault { code: ErrorCode::from_u32(code).unwrap_or(ErrorCode::IllegalInstruction), pc }
-            }
-        };
-        let mut counters = Counters::default();
-        for &c in Counter::ALL {
-            counters.set(c, self.read_counter(c)?);
-        }
-        Ok(RunReport { outcome, counters, trace: self.dev.trace() })
+        Ok(read_report(&mut self.dev)?)
     }
 
     /// Runs a compiled model (already `load`ed) on one float input in the
@@ -242,8 +230,30 @@ impl<D: Device> Driver<D> {
     }
 
     fn read_counter(&mut self, c: Counter) -> Result<u64, DriverError> {
-        let lo = self.dev.read_reg(c.addr())? as u64;
-        let hi = self.dev.read_reg(c.addr() + 4)? as u64;
-        Ok(hi << 32 | lo)
+        Ok(read_counter(&mut self.dev, c)?)
     }
+}
+
+fn read_counter<D: Device + ?Sized>(dev: &mut D, c: Counter) -> Result<u64, DeviceError> {
+    let lo = dev.read_reg(c.addr())? as u64;
+    let hi = dev.read_reg(c.addr() + 4)? as u64;
+    Ok(hi << 32 | lo)
+}
+
+/// The report of a device's last run, read through its registers: status,
+/// fault code and instruction, every counter, the trace.
+pub fn read_report<D: Device + ?Sized>(dev: &mut D) -> Result<RunReport, DeviceError> {
+    let outcome = match dev.read_reg(regs::STATUS)? {
+        regs::STATUS_DONE => Outcome::Done,
+        _ => {
+            let code = dev.read_reg(regs::ERROR_CODE)?;
+            let pc = dev.read_reg(regs::ERROR_PC)?;
+            Outcome::Fault { code: ErrorCode::from_u32(code).unwrap_or(ErrorCode::IllegalInstruction), pc }
+        }
+    };
+    let mut counters = Counters::default();
+    for &c in Counter::ALL {
+        counters.set(c, read_counter(dev, c)?);
+    }
+    Ok(RunReport { outcome, counters, trace: dev.trace() })
 }

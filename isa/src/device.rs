@@ -40,52 +40,34 @@ pub trait Device {
     fn trace(&self) -> Vec<InstrTrace>;
 }
 
-/// A borrowed device is a device (a driver can work on a device it does not own).
-impl<D: Device + ?Sized> Device for &mut D {
-    fn config(&self) -> &HwConfig {
-        (**self).config()
-    }
-    fn read_reg(&mut self, addr: u32) -> Result<u32, DeviceError> {
-        (**self).read_reg(addr)
-    }
-    fn write_reg(&mut self, addr: u32, value: u32) -> Result<(), DeviceError> {
-        (**self).write_reg(addr, value)
-    }
-    fn read_mem(&mut self, addr: u64, len: usize) -> Result<Vec<u8>, DeviceError> {
-        (**self).read_mem(addr, len)
-    }
-    fn write_mem(&mut self, addr: u64, data: &[u8]) -> Result<(), DeviceError> {
-        (**self).write_mem(addr, data)
-    }
-    fn advance(&mut self, max_cycles: u64) -> Result<u32, DeviceError> {
-        (**self).advance(max_cycles)
-    }
-    fn trace(&self) -> Vec<InstrTrace> {
-        (**self).trace()
-    }
+/// A borrowed or boxed device is a device: a driver can work on a device it
+/// does not own, and a backend can be chosen at run time.
+macro_rules! forward_device {
+    ($($ty:ty),*) => {$(
+        impl<D: Device + ?Sized> Device for $ty {
+            fn config(&self) -> &HwConfig {
+                (**self).config()
+            }
+            fn read_reg(&mut self, addr: u32) -> Result<u32, DeviceError> {
+                (**self).read_reg(addr)
+            }
+            fn write_reg(&mut self, addr: u32, value: u32) -> Result<(), DeviceError> {
+                (**self).write_reg(addr, value)
+            }
+            fn read_mem(&mut self, addr: u64, len: usize) -> Result<Vec<u8>, DeviceError> {
+                (**self).read_mem(addr, len)
+            }
+            fn write_mem(&mut self, addr: u64, data: &[u8]) -> Result<(), DeviceError> {
+                (**self).write_mem(addr, data)
+            }
+            fn advance(&mut self, max_cycles: u64) -> Result<u32, DeviceError> {
+                (**self).advance(max_cycles)
+            }
+            fn trace(&self) -> Vec<InstrTrace> {
+                (**self).trace()
+            }
+        }
+    )*};
 }
 
-/// A boxed device is a device (backends chosen at run time).
-impl<D: Device + ?Sized> Device for Box<D> {
-    fn config(&self) -> &HwConfig {
-        (**self).config()
-    }
-    fn read_reg(&mut self, addr: u32) -> Result<u32, DeviceError> {
-        (**self).read_reg(addr)
-    }
-    fn write_reg(&mut self, addr: u32, value: u32) -> Result<(), DeviceError> {
-        (**self).write_reg(addr, value)
-    }
-    fn read_mem(&mut self, addr: u64, len: usize) -> Result<Vec<u8>, DeviceError> {
-        (**self).read_mem(addr, len)
-    }
-    fn write_mem(&mut self, addr: u64, data: &[u8]) -> Result<(), DeviceError> {
-        (**self).write_mem(addr, data)
-    }
-    fn advance(&mut self, max_cycles: u64) -> Result<u32, DeviceError> {
-        (**self).advance(max_cycles)
-    }
-    fn trace(&self) -> Vec<InstrTrace> {
-        (**self).trace()
-    }
-}
+forward_device!(&mut D, Box<D>);

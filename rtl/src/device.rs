@@ -12,7 +12,7 @@
 //! like any others (a run in progress advances meanwhile).
 
 use crate::ffi::bridge::{accel_open, AccelSim};
-use isa::regs::{self, Counter};
+use isa::regs;
 use isa::{Device, DeviceError, HwConfig, InstrTrace};
 use sim::dram::Dram;
 use std::collections::VecDeque;
@@ -316,8 +316,6 @@ impl RtlDevice {
     fn lite_write(&mut self, addr: u32, value: u32) -> Result<u32, DeviceError> {
         let mut n = 0;
         loop {
-            let o_before = self.out[OUT_FLAGS];
-            let _ = o_before;
             self.cycle(I_S_AWVALID | I_S_WVALID, [addr, value, 0]);
             if self.out[OUT_FLAGS] & O_S_AWREADY != 0 {
                 break;
@@ -327,7 +325,7 @@ impl RtlDevice {
                 return Err(DeviceError::Backend(format!("AXI4-Lite write to {addr:#x}: no AWREADY")));
             }
         }
-        if addr == regs::CTRL && value & regs::CTRL_START != 0 && !self.running_flag() {
+        if addr == regs::CTRL && value & regs::CTRL_START != 0 && !self.running {
             // The write's cycle is the one before run cycle 0.
             self.begin_run();
         }
@@ -364,29 +362,12 @@ impl RtlDevice {
         Err(DeviceError::Backend(format!("AXI4-Lite read of {addr:#x}: no RVALID")))
     }
 
-    fn running_flag(&self) -> bool {
-        self.running
-    }
-
     fn begin_run(&mut self) {
         self.run_start = self.now; // `now` was advanced past the write's cycle
         self.running = true;
         self.dram = Dram::from_config(&self.cfg);
         self.transfers.clear();
         self.trace = (0..self.prog_len).map(|index| InstrTrace { index, start: 0, finish: 0 }).collect();
-    }
-
-    /// The performance counters, read through the register slave.
-    pub fn counters(&mut self) -> Result<regs::Counters, DeviceError> {
-        let mut c = regs::Counters::default();
-        for (i, v) in c.0.iter_mut().enumerate() {
-            let a = regs::COUNTERS + 8 * i as u32;
-            let lo = self.read_reg(a)? as u64;
-            let hi = self.read_reg(a + 4)? as u64;
-            *v = hi << 32 | lo;
-        }
-        let _ = Counter::Cycles;
-        Ok(c)
     }
 }
 

@@ -7,8 +7,8 @@
 
 use crate::RtlDevice;
 use driver::compare::{compare_memory, compare_runs, Difference};
-use driver::{Outcome, RunReport};
-use isa::regs::{self, Counter, Counters, ErrorCode};
+use driver::read_report;
+use isa::regs;
 use isa::{Device, DeviceError, HwConfig, InstrTrace};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -34,26 +34,9 @@ impl Lockstep {
         self.difference.clone()
     }
 
-    fn report(dev: &mut dyn Device) -> Result<RunReport, DeviceError> {
-        let outcome = match dev.read_reg(regs::STATUS)? {
-            regs::STATUS_DONE => Outcome::Done,
-            _ => Outcome::Fault {
-                code: ErrorCode::from_u32(dev.read_reg(regs::ERROR_CODE)?).unwrap_or(ErrorCode::IllegalInstruction),
-                pc: dev.read_reg(regs::ERROR_PC)?,
-            },
-        };
-        let mut counters = Counters::default();
-        for &c in Counter::ALL {
-            let lo = dev.read_reg(c.addr())? as u64;
-            let hi = dev.read_reg(c.addr() + 4)? as u64;
-            counters.set(c, hi << 32 | lo);
-        }
-        Ok(RunReport { outcome, counters, trace: dev.trace() })
-    }
-
     fn compare(&mut self) -> Result<(), DeviceError> {
-        let a = Self::report(&mut self.model)?;
-        let b = Self::report(&mut self.rtl)?;
+        let a = read_report(&mut self.model)?;
+        let b = read_report(&mut self.rtl)?;
         let mut diff = compare_runs(&a, &b).err();
         if diff.is_none() {
             let size = self.model.config().dram_bytes() as usize;
