@@ -239,7 +239,9 @@ module accel #(
   assign blk_bytes = blk_len * 32;
   assign blk_beat0 = blk_addr / W;
   assign blk_beats = (blk_addr + blk_bytes - 1) / W - blk_beat0 + 1;
-  assign fetch_wants = fetch_next < prog_len && 32'(FBW'(fb_tail - fb_head)) + (fb_tail - fb_head == (FBW + 1)'(FB) ? 32'(FB) : 32'd0) + blk_len <= 32'(FB);
+  logic [FBW:0] fb_used;  // entries received or in flight
+  assign fb_used = fb_tail - fb_head;
+  assign fetch_wants = fetch_next < prog_len && 32'(fb_used) + blk_len <= 32'(FB);
 
   // ---------------------------------------------------------------- arbiter
   logic ld_req, st_req, ld_grant, st_grant, fe_grant, any_grant;
@@ -422,7 +424,7 @@ module accel #(
   logic [2:0] cp_c_spad_rd;
   logic [1:0] cp_c_acc_rd;
   logic [15:0] cp_c_ppu_elems;
-  logic ld_tail, st_tail, cp_tail, ld_ovf, st_ovf;
+  logic ld_ovf, st_ovf;
 
   dma_load #(
       .COLS(COLS), .W(W), .SPAD_ROWS(SPAD_ROWS), .ACC_ROWS(ACC_ROWS), .STAGE_BYTES(LOAD_STAGE_BYTES)
@@ -434,7 +436,7 @@ module accel #(
       .rd_valid(ld_beat), .rd_data(m_rdata[WB-1:0]),
       .sp_we(ld_sp_we), .sp_row(ld_sp_row), .sp_data(ld_sp_data), .sp_be(ld_sp_be),
       .ac_we(ld_ac_we), .ac_row(ld_ac_row), .ac_data(ld_ac_data), .ac_be(ld_ac_be),
-      .fin_valid(ld_fin), .fin_pc(ld_fin_pc), .idle(ld_idle), .tail_busy(ld_tail),
+      .fin_valid(ld_fin), .fin_pc(ld_fin_pc), .idle(ld_idle),
       .c_busy(ld_c_busy), .c_stall(ld_c_stall), .c_spad_wr(ld_c_spad_wr), .c_acc_wr(ld_c_acc_wr),
       .stage_overflow(ld_ovf)
   );
@@ -448,7 +450,7 @@ module accel #(
       .req_valid(st_req), .req_addr(st_addr), .req_beats(st_beats), .req_grant(st_grant),
       .wr_ready(m_wready && running), .wr_data(st_wdata), .wr_strb(st_wstrb), .wr_last(st_wlast),
       .sp_row(st_sp_row), .sp_q(spad[st_sp_row[SPW-1:0]]), .ac_row(st_ac_row), .ac_q(acc[st_ac_row[ACW-1:0]]),
-      .fin_valid(st_fin), .fin_pc(st_fin_pc), .idle(st_idle), .tail_busy(st_tail),
+      .fin_valid(st_fin), .fin_pc(st_fin_pc), .idle(st_idle),
       .c_busy(st_c_busy), .c_stall(st_c_stall), .c_spad_rd(st_c_spad_rd), .c_acc_rd(st_c_acc_rd),
       .stage_overflow(st_ovf)
   );
@@ -469,7 +471,7 @@ module accel #(
       .fin_mm_valid(mm_fin), .fin_mm_pc(mm_fin_pc),
       .fin_ppu_valid(ppu_fin), .fin_ppu_pc(ppu_fin_pc),
       .fin_sync_valid(csync_fin), .fin_sync_pc(csync_fin_pc),
-      .idle(cp_idle), .tail_busy(cp_tail),
+      .idle(cp_idle),
       .c_busy(cp_c_busy), .c_stall(cp_c_stall), .c_array_busy(cp_c_array_busy), .c_ppu_busy(cp_c_ppu_busy),
       .c_macs(cp_c_macs), .c_weight_rows(cp_c_weight_rows), .c_spad_rd(cp_c_spad_rd),
       .c_spad_wr(cp_c_spad_wr), .c_acc_rd(cp_c_acc_rd), .c_acc_wr(cp_c_acc_wr), .c_ppu_elems(cp_c_ppu_elems)
@@ -656,7 +658,7 @@ module accel #(
   assign stage_overflow = {st_ovf, ld_ovf};
 
   logic unused;
-  assign unused = ^{ld_tail, st_tail, cp_tail, m_rdata[511:WB], cnt_off, q_tail_sel, ld_sp_row, ld_ac_row,
+  assign unused = ^{m_rdata[511:WB], cnt_off, q_tail_sel, ld_sp_row, ld_ac_row,
                     st_sp_row, st_ac_row, cp_sp_row_x, cp_sp_row_w, cp_sp_row_a, cp_sp_row_b, cp_sp_wrow,
                     cp_ac_row_mm, cp_ac_row_pp, cp_ac_wrow};
 endmodule

@@ -95,7 +95,6 @@ module compute #(
     output logic               fin_sync_valid,
     output logic [       31:0] fin_sync_pc,
     output logic               idle,
-    output logic               tail_busy,
     output logic               c_busy,
     output logic               c_stall,
     output logic               c_array_busy,
@@ -629,7 +628,6 @@ module compute #(
   assign fin_sync_pc    = head_pc;
 
   assign idle      = ar_free && !pp_run && drained;
-  assign tail_busy = !idle;
 
   assign c_busy        = arr_busy || pp_busy || iss_sync;
   assign c_stall       = head_valid && !start && ar_free && !pp_run;

@@ -41,8 +41,7 @@
 // Counters per cycle: c_busy = some started load/sync not finished (union of
 // [s, f)); c_stall = the head is available and could start but for tok_ok;
 // c_spad_wr / c_acc_wr = a chunk write. idle: every started instruction has
-// finished. tail_busy: a started load has all its bursts granted and has not
-// finished (the model's last_active = finish - 1).
+// finished.
 //
 // Constructs: only what both Verilator 5.006 (lint-clean under -Wall) and
 // yosys 0.23 accept (DESIGN §6).
@@ -86,7 +85,6 @@ module dma_load #(
     output logic                 fin_valid,
     output logic [         31:0] fin_pc,
     output logic                 idle,
-    output logic                 tail_busy,
     output logic                 c_busy,
     output logic                 c_stall,
     output logic                 c_spad_wr,
@@ -422,7 +420,6 @@ module dma_load #(
   assign fin_pc = start_sync ? head_pc : j_pc[jh];
   assign push_next = start_sync ? h_push : j_pop && j_push[jh];
   assign idle = !have_job;
-  assign tail_busy = have_job && !(rq_busy && njobs == (LJ + 1)'(1));
   assign c_busy = start || have_job;
   assign c_stall = head_valid && can_start && !tok_ok;
   assign c_spad_wr = sp_we;

@@ -91,7 +91,6 @@ module dma_store #(
     output logic               fin_valid,
     output logic [       31:0] fin_pc,
     output logic               idle,
-    output logic               tail_busy,
     output logic               c_busy,
     output logic               c_stall,
     output logic               c_spad_rd,
@@ -173,7 +172,6 @@ module dma_store #(
   logic [DDW-1:0] d_head, d_tail;
   logic [DDW:0] d_cnt;
   logic [8:0] bk;  // beat of the head burst
-  logic [6:0] tail_cnt;  // stores past their last grant, unfinished
   logic ovf;
 
   // ------------------------------------------------------------ start
@@ -302,7 +300,6 @@ module dma_store #(
   assign push_prev = tail_fin ? d_push[d_head] : start && h_sync && head_instr[`SYS_DEP_PUSH_PREV];
 
   assign idle = !job_active && !d_any;
-  assign tail_busy = tail_cnt != '0;
   assign c_busy = start || job_active || d_any;
   assign stage_overflow = ovf;
 
@@ -323,7 +320,6 @@ module dma_store #(
       d_tail <= '0;
       d_cnt <= '0;
       bk <= '0;
-      tail_cnt <= '0;
       ovf <= 1'b0;
     end else begin
       // Start of a store: request stage and chunk walk.
@@ -399,7 +395,6 @@ module dma_store #(
         end
       end
       d_cnt <= d_cnt + (DDW + 1)'(grant) - (DDW + 1)'(beat_go && beat_last);
-      tail_cnt <= tail_cnt + 7'(grant && burst_last) - 7'(tail_fin);
     end
   end
 
