@@ -1,21 +1,48 @@
 #!/usr/bin/env bash
-# The project's tests, all of them: the Rust model, the compiler, the CLI,
-# and the RTL (every Verilog file linted and synthesized; the verilated
-# accelerator checked against the model to the cycle; the CLI's rtl/both
-# backends). Installs Verilator and yosys from Debian's packages when they
-# are missing (as root, or with sudo).
+# The project's tests, in two tiers:
+#   rust  everything that needs only Rust: the ISA, the compiler, the model,
+#         the driver, the CLI (`cargo test --workspace`);
+#   rtl   the Verilog: every file linted and synthesized, the verilated
+#         accelerator checked against the model to the cycle, the CLI's
+#         rtl/both backends and `systole area`. Installs Verilator and yosys
+#         from Debian's packages when they are missing (as root, or with sudo).
+# `bash scripts/test.sh` runs both, the Rust tier first; `bash scripts/test.sh
+# rust` (or `rtl`) runs one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v verilator >/dev/null || ! command -v yosys >/dev/null; then
-    echo "installing verilator and yosys (apt-get)" >&2
-    sudo=""
-    [ "$(id -u)" = 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
-    $sudo apt-get install -y -qq verilator yosys
-fi
-verilator --version
-yosys -V
-# Release: the verilated models and the long property tests run ~10x
-# faster; `--features rtl` turns on the RTL backend (and the rtl crate's
-# `verilator` feature with its tests).
-cargo test --workspace --release --locked --features rtl
+tiers=("$@")
+[ ${#tiers[@]} -gt 0 ] || tiers=(rust rtl)
+
+install_hdl_tools() {
+    if ! command -v verilator >/dev/null || ! command -v yosys >/dev/null; then
+        echo "installing verilator and yosys (apt-get)" >&2
+        local sudo=""
+        [ "$(id -u)" = 0 ] || sudo="sudo"
+        $sudo apt-get update -qq
+        $sudo apt-get install -y -qq verilator yosys
+    fi
+    verilator --version
+    yosys -V
+}
+
+for tier in "${tiers[@]}"; do
+    case "$tier" in
+    rust)
+        echo "== tier rust: cargo test --workspace" >&2
+        # Release: the long property tests run ~10x faster.
+        cargo test --workspace --release --locked
+        ;;
+    rtl)
+        install_hdl_tools
+        echo "== tier rtl: cargo test --features rtl (the rtl crate and the CLI)" >&2
+        # `--features rtl` turns on the RTL backend of the CLI and the rtl
+        # crate's `verilator` feature with its tests; the other crates do not
+        # change with it, so their tests ran in the Rust tier.
+        cargo test --release --locked --features rtl -p rtl -p systole
+        ;;
+    *)
+        echo "usage: scripts/test.sh [rust] [rtl]" >&2
+        exit 2
+        ;;
+    esac
+done
