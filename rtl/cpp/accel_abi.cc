@@ -59,6 +59,12 @@ void wide_out(const Wide& w, uint32_t* dst, int words) {
 
 extern "C" uint32_t sys_abi_version(void) { return SYS_ABI_VERSION; }
 
+extern "C" const uint32_t* sys_abi_table(uint32_t* len) {
+  static const uint32_t table[] = SYS_ABI_TABLE;
+  *len = SYS_ABI_TABLE_LEN;
+  return table;
+}
+
 extern "C" void* sys_new(void) { return new Sim; }
 
 extern "C" void sys_delete(void* p) { delete static_cast<Sim*>(p); }

@@ -7,8 +7,11 @@
 
 namespace systole_rtl {
 
-AccelSim::AccelSim(void* lib, void* sim, sys_delete_fn del, sys_vcd_open_fn vcd, sys_cycle_fn cycle)
-    : lib_(lib), sim_(sim), del_(del), vcd_(vcd), cycle_(cycle) {}
+AccelSim::AccelSim(void* lib, void* sim, rust::Vec<uint32_t> table, sys_delete_fn del, sys_vcd_open_fn vcd,
+                   sys_cycle_fn cycle)
+    : lib_(lib), sim_(sim), table_(std::move(table)), del_(del), vcd_(vcd), cycle_(cycle) {}
+
+rust::Vec<uint32_t> AccelSim::abi_table() const { return table_; }
 
 AccelSim::~AccelSim() {
   del_(sim_);
@@ -42,11 +45,16 @@ std::unique_ptr<AccelSim> accel_open(rust::Str path) {
   if (version() != SYS_ABI_VERSION) {
     throw std::runtime_error(p + " was built for another harness interface version");
   }
+  auto table_fn = reinterpret_cast<sys_abi_table_fn>(sym("sys_abi_table"));
+  uint32_t len = 0;
+  const uint32_t* words = table_fn(&len);
+  rust::Vec<uint32_t> table;
+  for (uint32_t i = 0; i < len; i++) table.push_back(words[i]);
   auto make = reinterpret_cast<sys_new_fn>(sym("sys_new"));
   auto del = reinterpret_cast<sys_delete_fn>(sym("sys_delete"));
   auto vcd = reinterpret_cast<sys_vcd_open_fn>(sym("sys_vcd_open"));
   auto cycle = reinterpret_cast<sys_cycle_fn>(sym("sys_cycle"));
-  return std::unique_ptr<AccelSim>(new AccelSim(lib, make(), del, vcd, cycle));
+  return std::unique_ptr<AccelSim>(new AccelSim(lib, make(), std::move(table), del, vcd, cycle));
 }
 
 }  // namespace systole_rtl

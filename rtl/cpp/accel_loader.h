@@ -12,7 +12,8 @@ namespace systole_rtl {
 
 class AccelSim {
  public:
-  AccelSim(void* lib, void* sim, sys_delete_fn del, sys_vcd_open_fn vcd, sys_cycle_fn cycle);
+  AccelSim(void* lib, void* sim, rust::Vec<uint32_t> table, sys_delete_fn del, sys_vcd_open_fn vcd,
+           sys_cycle_fn cycle);
   ~AccelSim();
   AccelSim(const AccelSim&) = delete;
   AccelSim& operator=(const AccelSim&) = delete;
@@ -21,10 +22,13 @@ class AccelSim {
   void cycle(rust::Slice<const uint32_t> in, rust::Slice<uint32_t> out);
   // Starts a VCD waveform; false if the library was built without tracing.
   bool vcd_open(rust::Str path);
+  // The library's compiled-in copy of the interface table (SYS_ABI_TABLE).
+  rust::Vec<uint32_t> abi_table() const;
 
  private:
   void* lib_;
   void* sim_;
+  rust::Vec<uint32_t> table_;
   sys_delete_fn del_;
   sys_vcd_open_fn vcd_;
   sys_cycle_fn cycle_;

@@ -18,50 +18,7 @@ use sim::dram::Dram;
 use std::collections::VecDeque;
 use std::path::Path;
 
-// The word layout of cpp/accel_abi.h.
-const IN_WORDS: usize = 20;
-const OUT_WORDS: usize = 36;
-const IN_FLAGS: usize = 0;
-const IN_S_AWADDR: usize = 1;
-const IN_S_WDATA: usize = 2;
-const IN_S_ARADDR: usize = 3;
-const IN_RDATA: usize = 4;
-const I_RST_N: u32 = 1 << 0;
-const I_M_READY: u32 = 1 << 1;
-const I_RVALID: u32 = 1 << 2;
-const I_RLAST: u32 = 1 << 3;
-const I_RID_SHIFT: u32 = 4;
-const I_WREADY: u32 = 1 << 6;
-const I_S_AWVALID: u32 = 1 << 7;
-const I_S_WVALID: u32 = 1 << 8;
-const I_S_BREADY: u32 = 1 << 9;
-const I_S_ARVALID: u32 = 1 << 10;
-const I_S_RREADY: u32 = 1 << 11;
-const OUT_FLAGS: usize = 0;
-const OUT_ARADDR: usize = 1;
-const OUT_ARLEN: usize = 2;
-const OUT_AWADDR: usize = 3;
-const OUT_AWLEN: usize = 4;
-const OUT_S_RDATA: usize = 5;
-const OUT_WDATA: usize = 6;
-const OUT_WSTRB: usize = 22;
-const OUT_TR_START: usize = 24;
-const OUT_TR_START_PC: usize = 25;
-const OUT_TR_FIN: usize = 29;
-const OUT_TR_FIN_PC: usize = 30;
-const O_ARVALID: u32 = 1 << 0;
-const O_AWVALID: u32 = 1 << 1;
-const O_ARID_SHIFT: u32 = 2;
-const O_WVALID: u32 = 1 << 4;
-const O_WLAST: u32 = 1 << 5;
-const O_S_AWREADY: u32 = 1 << 6;
-const O_S_BVALID: u32 = 1 << 8;
-const O_S_BRESP_SHIFT: u32 = 9;
-const O_S_ARREADY: u32 = 1 << 11;
-const O_S_RVALID: u32 = 1 << 12;
-const O_S_RRESP_SHIFT: u32 = 13;
-const O_RUNNING: u32 = 1 << 15;
-const O_OVERFLOW_SHIFT: u32 = 16;
+use crate::abi::*;
 
 /// A register transaction gives up after this many cycles (a hung slave).
 const AXI_LITE_TIMEOUT: u32 = 64;
@@ -121,6 +78,7 @@ impl RtlDevice {
         }
         let lib = crate::verilate::library(cfg, vcd.is_some())?;
         let mut sim = accel_open(&lib.to_string_lossy()).map_err(|e| RtlError::Load(e.to_string()))?;
+        crate::abi::check_table(&sim.abi_table()).map_err(|e| RtlError::Load(format!("{}: {e}", lib.display())))?;
         if let Some(path) = vcd {
             if !sim.pin_mut().vcd_open(&path.to_string_lossy()) {
                 return Err(RtlError::Load(format!("cannot open the waveform file {}", path.display())));
@@ -148,6 +106,12 @@ impl RtlDevice {
         }
         dev.inp[IN_FLAGS] = I_RST_N;
         Ok(dev)
+    }
+
+    /// The loaded library's compiled-in copy of the interface table
+    /// (checked against [`crate::abi::table`] when loading).
+    pub fn abi_table(&self) -> Vec<u32> {
+        self.sim.abi_table()
     }
 
     fn cycle_raw(&mut self) {

@@ -104,6 +104,9 @@ pub(crate) mod bridge {
         fn cycle(self: Pin<&mut AccelSim>, inp: &[u32], out: &mut [u32]) -> Result<()>;
         /// Starts a VCD file; false when the library has no tracing.
         fn vcd_open(self: Pin<&mut AccelSim>, path: &str) -> bool;
+        /// The library's compiled-in copy of the interface table
+        /// (`SYS_ABI_TABLE`), for `abi::check_table`.
+        fn abi_table(self: &AccelSim) -> Vec<u32>;
     }
 }
 

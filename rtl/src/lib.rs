@@ -43,6 +43,8 @@ pub const INCLUDE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/include");
 
 pub mod sources;
 
+pub mod abi;
+
 pub mod area;
 
 #[cfg(feature = "verilator")]
