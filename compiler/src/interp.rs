@@ -697,7 +697,7 @@ mod tests {
         let c = ConvParams::plain(vec![1], [1, 1, 1, 1]);
         let g = unary(Op::Conv(c), &[1, 1, 2, 2], &[1, 1, 2, 2], (0.5, 3), (0.5, 3));
         let x = Tensor::quant(vec![1, 1, 2, 2], vec![-128, 0, 3, 127]);
-        let vals = run(&g, &[x.clone()]).unwrap();
+        let vals = run(&g, std::slice::from_ref(&x)).unwrap();
         assert_eq!(vals[1], x);
     }
 
@@ -786,7 +786,8 @@ mod tests {
             run(&g, &[Tensor::quant(vec![1, 1, 3, 3], vec![0; 9])])
         };
         assert!(conv(&|_| {}).is_ok());
-        let cases: Vec<(&str, Box<dyn Fn(&mut ConvParams)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut ConvParams)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("weights", Box::new(|c| c.weights.truncate(3))),
             ("weight scales", Box::new(|c| c.w_scale.push(1.0))),
             ("bias", Box::new(|c| c.bias.clear())),

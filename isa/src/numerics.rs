@@ -388,7 +388,7 @@ mod tests {
     #[test]
     fn requant_scale_order() {
         // f32(f32(a*b)/c), not a*(b/c) or f64.
-        let (a, b, c) = (0.003_921_568_9_f32, 0.011_f32, 0.037_f32);
+        let (a, b, c) = (0.003_921_569_f32, 0.011_f32, 0.037_f32);
         let s = requant_scale(a, b, c);
         assert_eq!(s.to_bits(), ((a * b) / c).to_bits());
         // Find inputs where the order matters, to pin it down.

@@ -226,14 +226,16 @@ mod tests {
         }
     }
 
+    // The multi-word fields fit before the next one.
+    const _: () = assert!(IN_RDATA + 16 <= IN_WORDS && OUT_WDATA + 16 <= OUT_WSTRB && OUT_WSTRB + 2 <= OUT_TR_START);
+    const _: () = assert!(OUT_TR_START_PC + 4 <= OUT_TR_FIN && OUT_TR_FIN_PC + 6 <= OUT_WORDS);
+
     #[test]
-    fn names_are_unique_and_words_fit() {
+    fn names_are_unique() {
         let mut names: Vec<&str> = table().map(|c| c.name).collect();
         names.sort();
         names.dedup();
         assert_eq!(names.len(), table().count());
-        assert!(IN_RDATA + 16 <= IN_WORDS && OUT_WDATA + 16 <= OUT_WSTRB && OUT_WSTRB + 2 <= OUT_TR_START);
-        assert!(OUT_TR_START_PC + 4 <= OUT_TR_FIN && OUT_TR_FIN_PC + 6 <= OUT_WORDS);
     }
 
     #[test]

@@ -201,7 +201,7 @@ impl RtlDevice {
             };
             let beats = len as u64 + 1;
             let beat0 = addr as u64 / w;
-            if addr as u64 % w != 0 || (beat0 + beats) * w > self.mem.len() as u64 {
+            if !(addr as u64).is_multiple_of(w) || (beat0 + beats) * w > self.mem.len() as u64 {
                 self.fail(format!(
                     "AXI request at run cycle {t}: address {addr:#x} + {beats} beats is not a valid burst"
                 ));

@@ -811,8 +811,7 @@ mod tests {
         let text = toml::to_string(&r.area).unwrap();
         assert!(text.contains("default-45nm") && text.contains("pe_array"), "{text}");
         assert_eq!(r.table, "default-45nm");
-        let mut t = EnergyTable::default();
-        t.name = "mine".into();
+        let t = EnergyTable { name: "mine".into(), ..EnergyTable::default() };
         assert_eq!(energy(&HwConfig::tiny_4x4(), &sample(), &t).table, "mine");
     }
 }

@@ -578,10 +578,11 @@ impl Model {
         let can_issue = match &head.instr {
             Instr::Ldw(l) => c.array_free <= t && !overlaps(l.addr as u64, l.k as u64, c.ppu_dst),
             Instr::Matmul(m) => {
-                c.array_free <= t
-                    && !overlaps(m.a as u64, m.m as u64, c.ppu_dst)
-                    && !(m.preload != 0 && overlaps(m.w as u64, m.k as u64, c.ppu_dst))
-                    && !overlaps(m.acc as u64, m.m as u64, c.ppu_acc)
+                // Its scratchpad reads (inputs, and the preloaded weights)
+                // and its accumulator writes wait for the post-processor.
+                let reads_ppu_dst = overlaps(m.a as u64, m.m as u64, c.ppu_dst)
+                    || (m.preload != 0 && overlaps(m.w as u64, m.k as u64, c.ppu_dst));
+                c.array_free <= t && !reads_ppu_dst && !overlaps(m.acc as u64, m.m as u64, c.ppu_acc)
             }
             Instr::Requant(_) => c.ppu_free <= t && c.drained_at <= t,
             Instr::Vmax(_) | Instr::Vadd(_) => c.ppu_free <= t,

@@ -44,10 +44,7 @@ fn results_do_not_depend_on_advance_slices() {
         assert_eq!(sliced.read_reg(regs::STATUS).unwrap(), regs::STATUS_DONE);
         assert_eq!(sliced.counters(), whole.counters(), "slice {slice}");
         assert_eq!(sliced.trace(), whole.trace(), "slice {slice}");
-        assert_eq!(
-            sliced.read_mem(c.addr, (m * n) as usize).unwrap(),
-            whole.read_mem(c.addr, (m * n) as usize).unwrap()
-        );
+        assert_eq!(sliced.read_mem(c.addr, m * n).unwrap(), whole.read_mem(c.addr, m * n).unwrap());
         assert!(polls >= whole.counters().get(Counter::Cycles) / slice / 2, "slice {slice}: only {polls} polls");
     }
 }
