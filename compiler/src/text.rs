@@ -1,5 +1,5 @@
 //! The text model format (`.stm`): small quantized models written by hand,
-//! for tests and examples. [`parse`] reads one into a [`Graph`]; [`print`]
+//! for tests and examples. [`parse`] reads one into a [`Graph`]; [`print()`]
 //! writes a graph back as text with inline tensors.
 //!
 //! # Example
@@ -115,7 +115,7 @@
 //! Integers are decimal or `0x` hex, with an optional sign. Floats are
 //! decimal (`0.0125`, `1e-3`, rounded to the nearest f32) or C99 hex floats
 //! (`0x1.99999ap-7`, which must be exactly representable as an f32, so they
-//! read back bit for bit). [`print`] writes the shortest decimal that reads
+//! read back bit for bit). [`print()`] writes the shortest decimal that reads
 //! back to the same f32 (at most 9 significant digits), so printed models
 //! are exact too.
 //!
@@ -128,7 +128,7 @@
 //!
 //! ## Printing
 //!
-//! [`print`] writes every output's type, shape and quantization and
+//! [`print()`] writes every output's type, shape and quantization and
 //! every non-default attribute, tensors inline. For a valid graph whose
 //! values are numbered in definition order (graph inputs and node outputs,
 //! as the parser numbers them), `parse(&print(g)) == Ok(g)`. Values that

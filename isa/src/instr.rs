@@ -441,8 +441,8 @@ instructions! {
         elem: u8 = 1 ELEM "element type: i8 or u8",
     }
     /// Element-wise quantized add of two sets of scratchpad rows (residuals):
-    /// v = (a - za) * ka[c] + (b - zb) * kb[c] in int32, then requantized with
-    /// scale[c] like `requant` (ka, kb, scale in accumulator rows params..+3).
+    /// `v = (a - za) * ka[c] + (b - zb) * kb[c]` in int32, then requantized with
+    /// `scale[c]` like `requant` (ka, kb, scale in accumulator rows params..+3).
     Vadd = 0x07, "vadd", |_| Some(Queue::Compute), {
         a: u16 = 16 U "first row of operand a",
         b: u16 = 16 U "first row of operand b",

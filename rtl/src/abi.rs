@@ -2,12 +2,12 @@
 //! configuration by `rtl::verilate`) and the harness that drives it — defined
 //! once, here.
 //!
-//! The constants below are what [`crate::device`] uses, and [`c_header()`]
+//! The constants below are what `rtl::device` uses, and [`c_header()`]
 //! generates `cpp/accel_abi.h` from the same table for the C++ side (a test
 //! fails when the committed header is stale: `UPDATE_EXPECT=1 cargo test -p
 //! rtl --lib abi` rewrites it). Every library also exports its compiled-in
 //! copy of the table (`sys_abi_table`), and the loader refuses a library
-//! whose table differs from [`TABLE`] ([`check_table`]), so a stale cached
+//! whose table differs from [`table()`] ([`check_table`]), so a stale cached
 //! library can never be driven with the wrong word layout.
 //!
 //! One call moves one clock cycle: the harness sets every input for the

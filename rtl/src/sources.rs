@@ -1,6 +1,6 @@
 //! The accelerator's Verilog as compiled into this crate, its parameters for
 //! a configuration, and the cache folder of generated artifacts: what both
-//! the Verilator build ([`crate::verilate`], feature `verilator`) and the
+//! the Verilator build (`rtl::verilate`, feature `verilator`) and the
 //! yosys synthesis ([`crate::area`], no feature) need.
 
 use isa::HwConfig;
