@@ -836,3 +836,79 @@ fn qdq_matmul_add_reshape_equal_their_qoperator_twin() {
     assert_eq!(a.values[a.outputs[0]].shape, [1, 2, 2]);
     assert_eq!(a.values[a.nodes[2].outputs[0]].ty, ElemType::U8);
 }
+
+/// Defect 11: a MatMul of two activations says what is unsupported.
+#[test]
+fn matmul_of_two_activations_is_named_as_such() {
+    let nodes = vec![
+        node("QuantizeLinear", "qx", &["x", "s", "z"], &["xq"], vec![]),
+        node("DequantizeLinear", "dqx", &["xq", "s", "z"], &["xf"], vec![]),
+        node("Transpose", "t", &["xf"], &["xt"], vec![attr_ints("perm", &[1, 0])]),
+        node("QuantizeLinear", "qt", &["xt", "s", "z"], &["tq"], vec![]),
+        node("DequantizeLinear", "dqt", &["tq", "s", "z"], &["tf"], vec![]),
+        node("MatMul", "outer", &["tf", "xf"], &["m"], vec![]),
+        node("QuantizeLinear", "qm", &["m", "s", "z"], &["mq"], vec![]),
+        node("DequantizeLinear", "dqm", &["mq", "s", "z"], &["y"], vec![]),
+    ];
+    let inits = vec![t_f32("s", &[], &[0.5]), t_i8("z", &[], &[0])];
+    let err = import(&model(nodes, inits, value_info("x", DataType::Float, &[1, 4]), "y")).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(&err, ImportError::Unsupported { node, op, .. } if node == "outer" && op == "MatMul"), "{msg}");
+    assert!(msg.contains("MatMul `outer` with two activation inputs"), "{msg}");
+    assert!(msg.contains("activation × activation") && msg.contains("not supported yet"), "{msg}");
+    assert!(!msg.contains("outside a DequantizeLinear"), "{msg}");
+}
+
+/// Defect 10: duplicate attributes, extra inputs and a non-boolean
+/// `ceil_mode` are invalid models, each named by node, op and culprit.
+#[test]
+fn duplicate_attributes_extra_inputs_and_bad_flags_are_rejected() {
+    fn pool(g: &mut GraphProto) -> &mut NodeProto {
+        g.node.iter_mut().find(|n| n.name() == "/pool/MaxPool").unwrap()
+    }
+    let edit = |f: &dyn Fn(&mut GraphProto)| {
+        let mut m = ModelProto::decode(&model_bytes("cnn_dense", "int8_qop")[..]).unwrap();
+        f(m.graph.as_mut().unwrap());
+        import(&m.encode_to_vec())
+    };
+    let invalid = |r: Result<Graph, ImportError>, want_op: &str, want: &[&str]| match r {
+        Err(e @ ImportError::Invalid { .. }) => {
+            let msg = e.to_string();
+            let ImportError::Invalid { node, op, .. } = &e else { unreachable!() };
+            assert_eq!((node.as_str(), op.as_str()), ("/pool/MaxPool", want_op), "{msg}");
+            for w in want {
+                assert!(msg.contains(w), "`{w}` missing from: {msg}");
+            }
+        }
+        other => panic!("{other:?}"),
+    };
+    // The same attribute twice, even with the same value.
+    invalid(
+        edit(&|g| {
+            let n = pool(g);
+            let k = n.attribute.iter().find(|a| a.name() == "kernel_shape").unwrap().clone();
+            n.attribute.push(k);
+        }),
+        "MaxPool",
+        &["attribute `kernel_shape`", "more than once"],
+    );
+    // An input MaxPool does not have.
+    invalid(
+        edit(&|g| {
+            let first = pool(g).input[0].clone();
+            pool(g).input.push(first);
+        }),
+        "MaxPool",
+        &["2 inputs", "at most 1"],
+    );
+    // ceil_mode is a boolean.
+    invalid(
+        edit(&|g| {
+            let n = pool(g);
+            n.attribute.retain(|a| a.name() != "ceil_mode");
+            n.attribute.push(attr_i("ceil_mode", 2));
+        }),
+        "MaxPool",
+        &["attribute `ceil_mode` = 2", "0 or 1"],
+    );
+}

@@ -220,6 +220,34 @@ fn attr<'n>(n: &'n NodeProto, name: &str) -> Option<&'n super::proto::AttributeP
     n.attribute.iter().find(|a| a.name() == name)
 }
 
+/// ONNX gives each attribute once per node; a second one is ambiguous.
+fn unique_attrs(who: &Who, n: &NodeProto) -> Result<()> {
+    for (i, a) in n.attribute.iter().enumerate() {
+        if n.attribute[..i].iter().any(|b| b.name() == a.name()) {
+            return Err(who.invalid(format!("attribute `{}` is given more than once", a.name())));
+        }
+    }
+    Ok(())
+}
+
+/// The most inputs the ONNX (or com.microsoft) schema of a supported op
+/// has; `None` for variadic ops and ops the importer does not know.
+fn max_inputs(op: &str, standard: bool, ms: bool) -> Option<usize> {
+    let max = match op {
+        "Constant" => 0,
+        "Identity" | "AveragePool" | "GlobalAveragePool" | "MaxPool" | "Flatten" | "Transpose" | "Relu" => 1,
+        "MatMul" | "Add" | "Reshape" => 2,
+        "QuantizeLinear" | "DequantizeLinear" | "Conv" | "Gemm" | "Clip" => 3,
+        "QLinearMatMul" => 8,
+        "QLinearConv" => 9,
+        "QGemm" if ms => 9,
+        "QLinearAdd" if ms => 8,
+        "QLinearAveragePool" | "QLinearGlobalAveragePool" if ms => 5,
+        _ => return None,
+    };
+    (standard || ms).then_some(max)
+}
+
 fn known_attrs(who: &Who, n: &NodeProto, known: &[&str]) -> Result<()> {
     for a in &n.attribute {
         if !known.contains(&a.name()) {
@@ -241,6 +269,15 @@ fn attr_int(who: &Who, n: &NodeProto, name: &str) -> Result<Option<i64>> {
         None => Ok(None),
         Some(a) if attr_is(a, AttributeType::Int, a.i.is_some()) => Ok(Some(a.i())),
         Some(_) => Err(who.invalid(format!("attribute `{name}` is not an integer"))),
+    }
+}
+
+/// A 0/1 integer attribute (ONNX's booleans), `false` when absent.
+fn attr_flag(who: &Who, n: &NodeProto, name: &str) -> Result<bool> {
+    match attr_int(who, n, name)? {
+        None | Some(0) => Ok(false),
+        Some(1) => Ok(true),
+        Some(v) => Err(who.invalid(format!("attribute `{name}` = {v}; it must be 0 or 1"))),
     }
 }
 
@@ -661,6 +698,17 @@ impl<'m> Ctx<'m> {
     fn node(&mut self, n: &NodeProto, who: &Who) -> Result<()> {
         let standard = matches!(n.domain(), "" | "ai.onnx");
         let ms = n.domain() == "com.microsoft";
+        unique_attrs(who, n)?;
+        if let Some(max) = max_inputs(n.op_type(), standard, ms) {
+            if n.input.len() > max {
+                return Err(who.invalid(format!(
+                    "{} inputs (`{}` and after are extra); {} takes at most {max}",
+                    n.input.len(),
+                    n.input[max],
+                    n.op_type()
+                )));
+            }
+        }
         match n.op_type() {
             "QuantizeLinear" if standard => self.quantize_linear(who, n),
             "DequantizeLinear" if standard => self.dequantize_linear(who, n),
@@ -946,7 +994,7 @@ impl<'m> Ctx<'m> {
             }
             known_attrs(who, n, &known)?;
         }
-        if attr_int(who, n, "channels_last")?.unwrap_or(0) != 0 {
+        if attr_flag(who, n, "channels_last")? {
             return Err(who.unsupported("channels_last = 1 (NHWC); the IR is NCHW"));
         }
         if kind.global {
@@ -962,7 +1010,7 @@ impl<'m> Ctx<'m> {
                 return Err(who.unsupported(format!("dilations {d:?} in pooling")));
             }
         }
-        if attr_int(who, n, "ceil_mode")?.unwrap_or(0) != 0 {
+        if attr_flag(who, n, "ceil_mode")? {
             // Ceil mode only adds a window where the last one does not end
             // on the padded edge; elsewhere it is the same pooling.
             let exact = (0..2).all(|d| {
@@ -973,7 +1021,7 @@ impl<'m> Ctx<'m> {
                 return Err(who.unsupported("ceil_mode = 1 where it adds a partial window"));
             }
         }
-        let count_include_pad = kind.avg && attr_int(who, n, "count_include_pad")?.unwrap_or(0) != 0;
+        let count_include_pad = kind.avg && attr_flag(who, n, "count_include_pad")?;
         Ok(PoolParams {
             kernel: [k[0], k[1]],
             strides: [strides[0], strides[1]],
@@ -1259,7 +1307,7 @@ impl<'m> Ctx<'m> {
                         t.as_i64().ok_or_else(|| who.invalid(format!("shape `{name}` is not an integer tensor")))?
                     }
                 };
-                let allowzero = attr_int(who, n, "allowzero")?.unwrap_or(0) != 0;
+                let allowzero = attr_flag(who, n, "allowzero")?;
                 Op::Reshape { shape: reshape_target(who, &self.g.values[x].shape, &spec, allowzero)? }
             }
             "Transpose" => {
@@ -1415,6 +1463,19 @@ impl<'m> Ctx<'m> {
             }
         }
         let op = n.op_type();
+        if matches!(op, "Conv" | "Gemm" | "MatMul") {
+            let deq = |s: Option<Sym>| matches!(s, Some(Sym::Deq(_)));
+            if deq(self.opt_input(who, n, 0)?) && deq(self.opt_input(who, n, 1)?) {
+                let what = if op == "Conv" { "run-time weights" } else { "two activation inputs" };
+                return Err(who.unsupported(format!(
+                    "{op} `{}` with {what} (`{}` × `{}`, activation × activation) is not supported yet; its second \
+                     input must be constant weights",
+                    who.node,
+                    input_name(n, 0).unwrap_or_default(),
+                    input_name(n, 1).unwrap_or_default(),
+                )));
+            }
+        }
         for i in 0..n.input.len() {
             let name = input_name(n, i).unwrap_or_default().to_string();
             let what = match self.opt_input(who, n, i)? {
@@ -1499,7 +1560,7 @@ struct Pool {
 
 /// Gemm / QGemm attributes the IR's Dense can take; returns transB.
 fn gemm_checks(who: &Who, n: &NodeProto) -> Result<bool> {
-    if attr_int(who, n, "transA")?.unwrap_or(0) != 0 {
+    if attr_flag(who, n, "transA")? {
         return Err(who.unsupported("transA = 1"));
     }
     let alpha = attr_float(who, n, "alpha")?.unwrap_or(1.0);
