@@ -1,7 +1,7 @@
 //! Differential property tests: random quantized GEMMs lowered by the
 //! compiler and run on the cycle model through the driver must write exactly
 //! what `compiler::gemm::reference_gemm` computes, on several array
-//! configurations, and the run report must satisfy its invariants (MAC count,
+//! configurations (square and non-square: taller, wider, 5x12), and the run report must satisfy its invariants (MAC count,
 //! a cycle lower bound, a well-formed trace, determinism). A program timed
 //! under a different memory system (same fingerprint) must give the same
 //! results.
@@ -13,7 +13,7 @@
 //! runs 128 cases (two runs each). Shapes are 1..=80 per dimension, with about
 //! one dimension in eight drawn from 81..=200.
 
-use compiler::gemm::{lower_gemm, reference_gemm, GemmOutput, GemmSpec, INPUT, OUTPUT};
+use compiler::gemm::{lower_gemm, reference_gemm, GemmOutput, GemmSpec, TileShape, INPUT, OUTPUT};
 use driver::{Driver, Outcome, RunReport};
 use isa::program::Program;
 use isa::{Counter, HwConfig};
@@ -21,14 +21,38 @@ use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-const CONFIGS: [&str; 3] = ["tiny_4x4", "default_16x16", "large_32x32"];
+const CONFIGS: [&str; 6] = ["tiny_4x4", "default_16x16", "large_32x32", "tall_8x4", "wide_4x8", "odd_5x12"];
 
 fn config(i: usize) -> HwConfig {
     match i {
         0 => HwConfig::tiny_4x4(),
         1 => HwConfig::default_16x16(),
-        _ => HwConfig::large_32x32(),
+        2 => HwConfig::large_32x32(),
+        _ => nonsquare(CONFIGS[i]),
     }
+}
+
+/// The tiny config reshaped (buffers resized to whole rows): `tall_8x4`
+/// has more rows than a scratchpad row holds values, `wide_4x8` fewer.
+fn nonsquare(name: &str) -> HwConfig {
+    let mut cfg = HwConfig::tiny_4x4();
+    let (rows, cols) = match name {
+        "tall_8x4" => (8, 4),
+        "wide_4x8" => (4, 8),
+        _ => (5, 12),
+    };
+    cfg.name = name.into();
+    (cfg.array.rows, cfg.array.cols) = (rows, cols);
+    cfg.scratchpad.bytes = 2048 * cols as u64 * cfg.scratchpad.banks as u64;
+    cfg.accumulator.bytes = 128 * 4 * cols as u64 * cfg.accumulator.banks as u64;
+    cfg.validate().unwrap();
+    cfg
+}
+
+/// The weight tile: K at most a scratchpad row (`cols` values) and the
+/// array's rows, N the array's columns.
+fn tile(cfg: &HwConfig) -> TileShape {
+    TileShape { k: cfg.array.rows.min(cfg.array.cols) as usize, n: cfg.array.cols as usize }
 }
 
 /// Which kind of output a case asks for; the bulk values (weights, inputs,
@@ -149,15 +173,15 @@ fn check_outputs(what: &str, c: &Case, out: &[i32], want: &[i32]) -> Result<(), 
 /// the compiler skips (a column of tiles keeps at least one).
 fn streamed_macs(cfg: &HwConfig, c: &Case) -> u64 {
     let (spec, _) = build(c);
-    let dim = cfg.array.cols as usize;
-    let nz = compiler::gemm::nonzero_tiles(&spec.weights, c.k, c.n, dim);
-    let (kt, nt) = (c.k.div_ceil(dim), c.n.div_ceil(dim));
+    let t = tile(cfg);
+    let nz = compiler::gemm::nonzero_tiles(&spec.weights, c.k, c.n, t);
+    let (kt, nt) = (c.k.div_ceil(t.k), c.n.div_ceil(t.n));
     let mut macs = 0;
     for j in 0..nt {
-        let n_j = dim.min(c.n - j * dim);
+        let n_j = t.n.min(c.n - j * t.n);
         let live: Vec<usize> = (0..kt).filter(|&i| nz[i * nt + j]).collect();
         let live = if live.is_empty() { vec![0] } else { live };
-        macs += live.iter().map(|&i| dim.min(c.k - i * dim) * n_j).sum::<usize>();
+        macs += live.iter().map(|&i| t.k.min(c.k - i * t.k) * n_j).sum::<usize>();
     }
     (c.m * macs) as u64
 }
@@ -281,8 +305,8 @@ proptest! {
 fn tile_edge_shapes_match_reference() {
     for cfg_i in 0..CONFIGS.len() {
         let cfg = config(cfg_i);
-        let d = cfg.array.cols as usize;
-        let edge = [1, d - 1, d, d + 1, 2 * d + 1];
+        let (tk, d) = (tile(&cfg).k, cfg.array.cols as usize);
+        let edge = [1, tk - 1, tk, tk + 1, 2 * tk + 1];
         let mut seed = 1u64;
         for &m in &[1, d + 1] {
             for &k in &edge {

@@ -1,0 +1,210 @@
+//! Packed weights: the one place that knows how a GEMM's B `[K, N]` is
+//! stored in device memory and fed to the array. Schedules ask a
+//! `PackedWeights` for what they need (stripe sizes, the LOAD of a stripe,
+//! a tile's `ldw` fields, which tiles are all zero, MAC counts) and never
+//! look at the bytes, so a new `WeightFormat` (2:4-sparse, int4) changes
+//! this file and not the schedules.
+
+use isa::instr::{self as ins, Deps, Instr};
+
+/// How weights are encoded. Only dense int8 exists today; the sparse and
+/// int4 formats of the ISA's `wfmt` field are reserved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightFormat {
+    /// One int8 per weight, zeros included.
+    DenseI8,
+}
+
+impl WeightFormat {
+    /// The ISA's `wfmt` field for tiles of this format.
+    pub fn wfmt(self) -> u8 {
+        match self {
+            WeightFormat::DenseI8 => ins::WFMT_I8,
+        }
+    }
+}
+
+/// The weight tile of the array: `k` reduction rows by `n` output columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TileShape {
+    pub k: usize,
+    pub n: usize,
+}
+
+/// One weight tile of a stripe in the scratchpad: the fields of an `ldw`
+/// (or of a `matmul`'s preload).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WeightTile {
+    pub addr: u16,
+    pub k: u16,
+    pub n: u16,
+    pub wfmt: u8,
+    pub meta: u16,
+}
+
+impl WeightTile {
+    pub fn ldw(self, deps: Deps) -> Instr {
+        Instr::from(ins::Ldw { deps, addr: self.addr, k: self.k, n: self.n, wfmt: self.wfmt, meta: self.meta })
+    }
+
+    /// Makes `mm` preload this tile while it streams.
+    pub fn preload_into(self, mm: &mut ins::Matmul) {
+        (mm.preload, mm.w, mm.k, mm.n, mm.wfmt, mm.meta) = (1, self.addr, self.k, self.n, self.wfmt, self.meta);
+    }
+}
+
+/// B `[K, N]` packed for one tile shape: per n-tile a *stripe* that one
+/// LOAD brings into the scratchpad, holding that column block's k-tiles.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PackedWeights {
+    format: WeightFormat,
+    k: usize,
+    n: usize,
+    tile: TileShape,
+    bytes: Vec<u8>,
+    /// Per tile `k_tile * n_tiles + n_tile`: holds a non-zero weight.
+    nonzero: Vec<bool>,
+}
+
+impl PackedWeights {
+    /// Dense int8: stripe `j` is K rows of `tile.n` bytes (zero padded),
+    /// k-tile `i` its rows `[i tile.k, (i + 1) tile.k)`.
+    pub fn dense_i8(b: &[i8], k: usize, n: usize, tile: TileShape) -> PackedWeights {
+        assert_eq!(b.len(), k * n, "B is K x N");
+        let nt = n.div_ceil(tile.n);
+        let mut bytes = vec![0u8; nt * k * tile.n];
+        for j in 0..nt {
+            for kk in 0..k {
+                for c in 0..tile.n.min(n - j * tile.n) {
+                    bytes[(j * k + kk) * tile.n + c] = b[kk * n + j * tile.n + c] as u8;
+                }
+            }
+        }
+        let nonzero = nonzero_tiles(b, k, n, tile);
+        PackedWeights { format: WeightFormat::DenseI8, k, n, tile, bytes, nonzero }
+    }
+
+    pub fn format(&self) -> WeightFormat {
+        self.format
+    }
+    pub fn k(&self) -> usize {
+        self.k
+    }
+    pub fn n(&self) -> usize {
+        self.n
+    }
+    pub fn tile_shape(&self) -> TileShape {
+        self.tile
+    }
+    pub fn k_tiles(&self) -> usize {
+        self.k.div_ceil(self.tile.k)
+    }
+    pub fn n_tiles(&self) -> usize {
+        self.n.div_ceil(self.tile.n)
+    }
+    /// Output columns of n-tile `j`.
+    pub fn tile_cols(&self, j: usize) -> usize {
+        self.tile.n.min(self.n - j * self.tile.n)
+    }
+    fn tile_rows(&self, i: usize) -> usize {
+        self.tile.k.min(self.k - i * self.tile.k)
+    }
+
+    /// The constant bytes to place in device memory.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Scratchpad rows a stripe occupies.
+    pub fn stripe_rows(&self) -> usize {
+        self.k_tiles() * self.tile.k
+    }
+
+    /// The LOAD bringing stripe `j` of weights placed at `base` into
+    /// scratchpad row `row`.
+    pub fn stripe_load(&self, j: usize, base: u64, row: u16) -> ins::Load {
+        let row_bytes = self.tile.n;
+        ins::Load {
+            buf: ins::BUF_SPAD,
+            dram: (base + (j * self.k * row_bytes) as u64) as u32,
+            stride: row_bytes as u32,
+            rows: self.k as u16,
+            cols: row_bytes as u16,
+            addr: row,
+            ..Default::default()
+        }
+    }
+
+    /// Tile `(i, j)` of stripe `j` loaded at scratchpad row `row`.
+    pub fn tile(&self, i: usize, j: usize, row: u16) -> WeightTile {
+        WeightTile {
+            addr: row + (i * self.tile.k) as u16,
+            k: self.tile_rows(i) as u16,
+            n: self.tile_cols(j) as u16,
+            wfmt: self.format.wfmt(),
+            meta: 0,
+        }
+    }
+
+    /// The k-tiles of n-tile `j` the array streams: all-zero tiles add
+    /// nothing and are skipped, but one is kept so the output is written.
+    pub fn live_k_tiles(&self, j: usize) -> Vec<usize> {
+        let nt = self.n_tiles();
+        let live: Vec<usize> = (0..self.k_tiles()).filter(|&i| self.nonzero[i * nt + j]).collect();
+        if live.is_empty() {
+            vec![0]
+        } else {
+            live
+        }
+    }
+
+    /// The MACs the array performs streaming `m` rows through every live tile.
+    pub fn macs(&self, m: usize) -> u64 {
+        let per_row: usize = (0..self.n_tiles())
+            .map(|j| self.live_k_tiles(j).iter().map(|&i| self.tile_rows(i) * self.tile_cols(j)).sum::<usize>())
+            .sum();
+        (m * per_row) as u64
+    }
+}
+
+/// Which `tile.k x tile.n` tiles of B `[k, n]` hold a non-zero value,
+/// indexed `k_tile * n_tiles + n_tile`.
+pub fn nonzero_tiles(b: &[i8], k: usize, n: usize, tile: TileShape) -> Vec<bool> {
+    let (kt, nt) = (k.div_ceil(tile.k), n.div_ceil(tile.n));
+    let mut nz = vec![false; kt * nt];
+    for r in 0..k {
+        for c in 0..n {
+            if b[r * n + c] != 0 {
+                nz[(r / tile.k) * nt + c / tile.n] = true;
+            }
+        }
+    }
+    nz
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 5x7 B on 2x3 tiles: stripes, tile fields, zero tiles, MACs.
+    #[test]
+    fn dense_i8_packing_and_tiles() {
+        let (k, n, tile) = (5, 7, TileShape { k: 2, n: 3 });
+        // Only rows 2..4 (k-tile 1) of columns 3..6 (n-tile 1) are non-zero.
+        let b: Vec<i8> =
+            (0..k * n).map(|x| if (2..4).contains(&(x / n)) && (3..6).contains(&(x % n)) { 1 } else { 0 }).collect();
+        let w = PackedWeights::dense_i8(&b, k, n, tile);
+        assert_eq!((w.k_tiles(), w.n_tiles(), w.stripe_rows()), (3, 3, 6));
+        assert_eq!(w.bytes().len(), 3 * k * 3);
+        // Stripe 1, row 2, columns 0..3 are B[2][3..6].
+        assert_eq!(&w.bytes()[(k + 2) * 3..(k + 2) * 3 + 3], [1, 1, 1]);
+        let l = w.stripe_load(2, 1000, 40);
+        assert_eq!((l.dram, l.stride, l.rows, l.cols, l.addr), (1000 + 2 * 5 * 3, 3, 5, 3, 40));
+        // The last tiles are partial: 1 row (k = 5), 1 column (n = 7).
+        assert_eq!(w.tile(2, 2, 40), WeightTile { addr: 44, k: 1, n: 1, wfmt: ins::WFMT_I8, meta: 0 });
+        assert_eq!(w.live_k_tiles(1), [1]);
+        assert_eq!(w.live_k_tiles(0), [0], "an all-zero column of tiles keeps one tile");
+        // Per row: n-tile 0 streams tile (0, 0) = 2x3, n-tile 1 tile (1, 1) = 2x3, n-tile 2 tile (0, 2) = 2x1.
+        assert_eq!(w.macs(4), 4 * (6 + 6 + 2));
+    }
+}

@@ -1,0 +1,174 @@
+//! Packaging: the instruction stream assembled from phases, then code and
+//! data placed in device memory, every data address rebased, the tensor map
+//! and the per-layer facts (`LayerInfo`) recorded in the program's meta.
+
+use super::memory::MemoryPlan;
+use super::unsupported;
+use crate::gemm::{self, LowerError};
+use crate::ir::{ElemType, Graph, Op, ValueId};
+use isa::instr::{self as ins, Deps, Instr, Queue};
+use isa::layout::Layout;
+use isa::program::{DType, Program, TensorInfo, TensorRole};
+use isa::HwConfig;
+
+/// Per-layer facts recorded in the program's meta `layers` (for reports
+/// and checks; `systole run` reads them back).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LayerInfo {
+    pub name: String,
+    pub op: String,
+    /// Instruction index range `[first, last)` of the layer's phases.
+    pub first: usize,
+    pub last: usize,
+    /// MACs the array performs (all-zero weight tiles are skipped).
+    pub macs: u64,
+    /// The value the layer writes, where, and how.
+    pub value: String,
+    pub addr: u64,
+    pub layout: String,
+    pub shape: Vec<u64>,
+    pub elem: String,
+    pub scale: f32,
+    pub zero_point: i32,
+    /// The layer only reinterprets its input's buffer in an order no tensor
+    /// layout describes (a flatten of NHWC data): there is nothing of its
+    /// own to read back.
+    #[serde(default)]
+    pub view: bool,
+}
+
+impl LayerInfo {
+    pub fn is_view(&self) -> bool {
+        self.view
+    }
+
+    /// The device layout of the layer's output buffer.
+    pub fn device_layout(&self) -> Result<Layout, String> {
+        let t = TensorInfo {
+            name: self.value.clone(),
+            role: TensorRole::Intermediate,
+            dtype: if self.elem == "u8" { DType::U8 } else { DType::I8 },
+            shape: self.shape.clone(),
+            addr: self.addr,
+            layout: self.layout.clone(),
+            scale: None,
+            zero_point: None,
+        };
+        Layout::of_tensor(&t)
+    }
+}
+
+/// The instruction stream of a graph: phases, each starting with every
+/// queue idle and leaving no token behind, separated by barriers (STORE ->
+/// COMPUTE -> LOAD `sync`s), so a layer reads its input only after the
+/// previous layer's last store.
+#[derive(Debug, Default)]
+pub struct Code {
+    instrs: Vec<Instr>,
+    phases: usize,
+}
+
+impl Code {
+    /// Appends a phase, separated from the previous one by a barrier.
+    pub fn phase(&mut self, instrs: Vec<Instr>) {
+        if self.phases > 0 {
+            let sync = |queue: Queue, deps: Deps| Instr::from(ins::Sync { deps, queue: queue as u8 });
+            self.instrs.push(sync(Queue::Store, Deps { push_prev: true, ..Deps::NONE }));
+            self.instrs.push(sync(Queue::Compute, Deps { pop_next: true, push_prev: true, ..Deps::NONE }));
+            self.instrs.push(sync(Queue::Load, Deps { pop_next: true, ..Deps::NONE }));
+        }
+        self.instrs.extend(instrs);
+        self.phases += 1;
+    }
+
+    /// The index the next instruction gets.
+    pub fn next_index(&self) -> usize {
+        self.instrs.len()
+    }
+}
+
+/// The program and its per-layer facts.
+pub struct Lowered {
+    pub program: Program,
+    pub layers: Vec<LayerInfo>,
+}
+
+/// Places code and data, rebases every data address, builds the tensor map
+/// and the meta.
+pub fn package(
+    (g, cfg): (&Graph, &HwConfig),
+    code: Code,
+    mem: MemoryPlan,
+    dev_in: ValueId,
+    mut layers: Vec<LayerInfo>,
+) -> Result<Lowered, LowerError> {
+    let mut code = code.instrs;
+    code.push(Instr::Finish(ins::Finish::default()));
+    let data_addr = (align(code.len() * ins::INSTR_BYTES, 4096)) as u64;
+    gemm::rebase_dram(&mut code, data_addr);
+    let mem_bytes = align(data_addr as usize + mem.data().len(), 4096) as u64;
+    if mem_bytes > cfg.dram_bytes() || mem_bytes > u32::MAX as u64 {
+        return Err(unsupported(
+            "(graph)",
+            "memory",
+            format!("needs {mem_bytes} bytes of device memory, the config has {}", cfg.dram_bytes()),
+        ));
+    }
+    for l in &mut layers {
+        l.addr += data_addr;
+    }
+    let dev_out = match g.outputs[..] {
+        [o] => g.nodes.iter().find(|n| n.outputs == [o] && matches!(n.op, Op::Dequantize)).map_or(o, |n| n.inputs[0]),
+        _ => {
+            return Err(unsupported(
+                "(graph)",
+                "output",
+                format!("{} graph outputs; one is supported", g.outputs.len()),
+            ))
+        }
+    };
+    let tensor = |v: ValueId, role: TensorRole, name: &str| -> Result<TensorInfo, LowerError> {
+        let val = &g.values[v];
+        let b = mem
+            .buffer(v)
+            .ok_or_else(|| unsupported("(graph)", "output", "the output is not computed on the device"))?;
+        Ok(TensorInfo {
+            name: name.to_string(),
+            role,
+            dtype: if val.ty == ElemType::U8 { DType::U8 } else { DType::I8 },
+            shape: val.shape.iter().map(|&d| d as u64).collect(),
+            addr: b.addr + data_addr,
+            layout: b.layout.describe(),
+            scale: val.quant.map(|q| q.scale),
+            zero_point: val.quant.map(|q| q.zero_point),
+        })
+    };
+    let in_name = g.values[g.inputs[0]].name.clone();
+    let out_name = g.values[g.outputs[0]].name.clone();
+    let tensors = vec![tensor(dev_in, TensorRole::Input, &in_name)?, tensor(dev_out, TensorRole::Output, &out_name)?];
+    let mut meta = serde_json::Map::new();
+    meta.insert("producer".into(), "systole compiler".into());
+    meta.insert("model".into(), g.name.clone().into());
+    meta.insert("layers".into(), serde_json::to_value(&layers).expect("layers serialize"));
+    // What `systole run` needs without the model file: the hardware to
+    // simulate, and the graph for the reference interpreter (`--check`).
+    meta.insert("hw".into(), cfg.to_toml().into());
+    meta.insert("graph".into(), crate::text::print(g).into());
+    let program = Program {
+        fingerprint: cfg.fingerprint(),
+        config_name: cfg.name.clone(),
+        code_addr: 0,
+        code,
+        data_addr,
+        data: mem.into_data(),
+        mem_bytes,
+        tensors,
+        meta,
+    };
+    program.validate_layout().map_err(|e| unsupported("(graph)", "program", e.to_string()))?;
+    Ok(Lowered { program, layers })
+}
+
+fn align(x: usize, a: usize) -> usize {
+    x.div_ceil(a) * a
+}
