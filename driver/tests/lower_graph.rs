@@ -196,6 +196,24 @@ fn check(g: &Graph, cfg: &HwConfig, seed: u64) -> u64 {
     rep.cycles()
 }
 
+/// Non-square arrays: more rows than a scratchpad row holds values (8x4),
+/// fewer (4x8), and neither a power of two nor square (5x12); the tiny
+/// config's buffers resized to whole rows.
+fn nonsquare() -> Vec<HwConfig> {
+    [(8, 4), (4, 8), (5, 12)]
+        .into_iter()
+        .map(|(rows, cols)| {
+            let mut cfg = HwConfig::tiny_4x4();
+            cfg.name = format!("tiny-{rows}x{cols}");
+            (cfg.array.rows, cfg.array.cols) = (rows, cols);
+            cfg.scratchpad.bytes = 2048 * cols as u64 * cfg.scratchpad.banks as u64;
+            cfg.accumulator.bytes = 128 * 4 * cols as u64 * cfg.accumulator.banks as u64;
+            cfg.validate().unwrap();
+            cfg
+        })
+        .collect()
+}
+
 fn input_name(g: &Graph) -> String {
     g.nodes.iter().find(|n| matches!(n.op, Op::Quantize)).map(|n| g.values[n.outputs[0]].name.clone()).unwrap()
 }
@@ -212,7 +230,8 @@ fn cnn_like_the_digits_model() {
     b.node("flatten", Op::Flatten { axis: 1 }, vec![p], f);
     let y = b.dense("fc", f, 10, false, 0.1);
     let g = finish(b, y);
-    for cfg in [HwConfig::tiny_4x4(), HwConfig::default_16x16(), HwConfig::large_32x32()] {
+    for cfg in [HwConfig::tiny_4x4(), HwConfig::default_16x16(), HwConfig::large_32x32()].into_iter().chain(nonsquare())
+    {
         let cycles = check(&g, &cfg, 5);
         println!("{}: {cycles} cycles", cfg.name);
     }
@@ -225,7 +244,7 @@ fn mlp() {
     let h2 = b.dense("fc2", h1, 64, true, 0.05);
     let y = b.dense("fc3", h2, 10, false, 0.1);
     let g = finish(b, y);
-    for cfg in [HwConfig::tiny_4x4(), HwConfig::default_16x16()] {
+    for cfg in [HwConfig::tiny_4x4(), HwConfig::default_16x16()].into_iter().chain(nonsquare()) {
         check(&g, &cfg, 9);
     }
 }
@@ -242,7 +261,7 @@ fn strided_unpadded_and_pointwise_convs_and_residual_add() {
     b.node("flatten", Op::Flatten { axis: 1 }, vec![c3], f);
     let y = b.dense("fc", f, 7, false, 0.1);
     let g = finish(b, y);
-    for cfg in [HwConfig::tiny_4x4(), HwConfig::default_16x16()] {
+    for cfg in [HwConfig::tiny_4x4(), HwConfig::default_16x16()].into_iter().chain(nonsquare()) {
         check(&g, &cfg, 11);
     }
 }
@@ -258,7 +277,7 @@ fn grouped_depthwise_and_dilated_convs() {
     b.node("flatten", Op::Flatten { axis: 1 }, vec![c4], f);
     let y = b.dense("fc", f, 3, false, 0.1);
     let g = finish(b, y);
-    for cfg in [HwConfig::tiny_4x4(), HwConfig::default_16x16()] {
+    for cfg in [HwConfig::tiny_4x4(), HwConfig::default_16x16()].into_iter().chain(nonsquare()) {
         check(&g, &cfg, 13);
     }
 }
@@ -280,7 +299,7 @@ fn padded_max_pooling_and_average_pooling() {
     b.node("flatten", Op::Flatten { axis: 1 }, vec![gp], f);
     let y = b.dense("fc", f, 4, false, 0.1);
     let g = finish(b, y);
-    for cfg in [HwConfig::tiny_4x4(), HwConfig::default_16x16()] {
+    for cfg in [HwConfig::tiny_4x4(), HwConfig::default_16x16()].into_iter().chain(nonsquare()) {
         check(&g, &cfg, 17);
     }
 }
@@ -337,7 +356,7 @@ fn uint8_activations() {
     };
     b.node("fc", Op::Dense(d), vec![f], y);
     let g = finish(b, y);
-    for cfg in [HwConfig::tiny_4x4(), HwConfig::default_16x16()] {
+    for cfg in [HwConfig::tiny_4x4(), HwConfig::default_16x16()].into_iter().chain(nonsquare()) {
         check(&g, &cfg, 23);
     }
 }
@@ -410,7 +429,7 @@ fn channel_concat_of_branches() {
     b.node("flatten", Op::Flatten { axis: 1 }, vec![c3], f);
     let y = b.dense("fc", f, 3, false, 0.1);
     let g = finish(b, y);
-    for cfg in [HwConfig::tiny_4x4(), HwConfig::default_16x16()] {
+    for cfg in [HwConfig::tiny_4x4(), HwConfig::default_16x16()].into_iter().chain(nonsquare()) {
         check(&g, &cfg, 43);
     }
 }
