@@ -406,3 +406,79 @@ fn emit_weight_stationary(job: &GemmJob<'_>, cfg: &HwConfig) -> Result<Vec<Instr
     program.extend(si.flatten());
     Ok(program)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gemm::rebase_dram;
+    use driver::{Driver, Outcome};
+    use isa::program::Program;
+
+    /// A 3x4 GEMM job on 7x5 weights, hand-placed, on a non-square array
+    /// whose tile is narrower than a scratchpad row: every instruction is
+    /// legal, the int32 result is the plain product, the MACs the packing's.
+    #[test]
+    fn one_job_is_legal_and_correct_on_the_model() {
+        let mut cfg = HwConfig::tiny_4x4();
+        (cfg.array.rows, cfg.array.cols) = (2, 4);
+        cfg.validate().unwrap();
+        let dataflow = Dataflow::for_config(&cfg).unwrap();
+        assert_eq!(dataflow.tile_shape(), TileShape { k: 2, n: 4 });
+        let (m, k, n) = (3, 7, 5);
+        let b: Vec<i8> = (0..k * n).map(|i| (i as i8 % 7) - 3).collect();
+        let a: Vec<u8> = (0..m * k).map(|i| (i * 37 % 256) as u8).collect();
+        let weights = PackedWeights::dense_i8(&b, k, n, dataflow.tile_shape());
+        let (a_off, c_off) = (4096, 8192);
+        let job = GemmJob {
+            m,
+            a: ASource::Matrix { addr: a_off, stride: k as u64 },
+            a_unsigned: true,
+            weights: &weights,
+            weights_addr: 0,
+            out: GemmOut::Int32,
+            c: OutRows::dense(c_off, (n * 4) as u64),
+        };
+        let mut code = dataflow.emit(&job, &cfg).unwrap();
+        for (i, instr) in code.iter().enumerate() {
+            isa::legal::check(instr, &cfg).unwrap_or_else(|e| panic!("instruction {i} {instr:?}: {e}"));
+        }
+        code.push(Instr::Finish(ins::Finish::default()));
+        let data_addr = 4096;
+        rebase_dram(&mut code, data_addr);
+        let mut data = weights.bytes().to_vec();
+        data.resize(c_off as usize + m * n * 4, 0);
+        data[a_off as usize..a_off as usize + a.len()].copy_from_slice(&a);
+        let prog = Program {
+            fingerprint: cfg.fingerprint(),
+            config_name: cfg.name.clone(),
+            code_addr: 0,
+            code,
+            data_addr,
+            mem_bytes: data_addr + data.len() as u64,
+            data,
+            tensors: vec![],
+            meta: Default::default(),
+        };
+        let mut d = Driver::new(sim::Model::new(&cfg).unwrap());
+        d.load(&prog).unwrap();
+        let rep = d.run().unwrap();
+        assert_eq!(rep.outcome, Outcome::Done);
+        assert_eq!(rep.counters.get(isa::Counter::Macs), weights.macs(m));
+        let c = d.read_mem(data_addr + c_off, m * n * 4).unwrap();
+        for r in 0..m {
+            for col in 0..n {
+                let want: i32 = (0..k).map(|kk| a[r * k + kk] as i32 * b[kk * n + col] as i32).sum();
+                let at = (r * n + col) * 4;
+                assert_eq!(i32::from_le_bytes(c[at..at + 4].try_into().unwrap()), want, "C[{r}][{col}]");
+            }
+        }
+    }
+
+    #[test]
+    fn output_stationary_is_refused_by_name() {
+        let mut cfg = HwConfig::tiny_4x4();
+        cfg.array.dataflow = ConfigDataflow::OutputStationary;
+        let err = Dataflow::for_config(&cfg).unwrap_err().to_string();
+        assert!(err.contains("output-stationary") && err.contains("not implemented"), "{err}");
+    }
+}

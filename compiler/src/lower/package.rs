@@ -172,3 +172,62 @@ pub fn package(
 fn align(x: usize, a: usize) -> usize {
     x.div_ceil(a) * a
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{Node, Quant, Value};
+
+    /// Packaging two hand-made phases and one buffer, without any other
+    /// step: code before data, addresses rebased, a barrier between the
+    /// phases, and a `.sbin` round trip that keeps code, data and layers.
+    #[test]
+    fn packaging_places_rebases_and_round_trips() {
+        let q = Some(Quant { scale: 0.5, zero_point: 3 });
+        let value = |name: &str, ty, quant| Value { name: name.into(), shape: vec![1, 8], ty, quant };
+        let g = Graph {
+            name: "pkg".into(),
+            values: vec![value("x", ElemType::I8, q), value("y", ElemType::F32, None)],
+            nodes: vec![Node { name: "dq".into(), op: Op::Dequantize, inputs: vec![0], outputs: vec![1] }],
+            inputs: vec![0],
+            outputs: vec![1],
+        };
+        let cfg = HwConfig::tiny_4x4();
+        let mut mem = MemoryPlan::new(2);
+        let addr = mem.alloc(8, 3);
+        mem.set_buffer(0, super::super::memory::Buffer { addr, layout: Layout::Flat { rows: 1, cols: 8, perm: None } });
+        let mut code = Code::default();
+        let load = |dram| Instr::from(ins::Load { dram, stride: 8, rows: 1, cols: 4, ..Default::default() });
+        code.phase(vec![load(addr as u32)]);
+        code.phase(vec![load(addr as u32 + 4)]);
+        let layer = LayerInfo {
+            name: "x".into(),
+            op: "quantize".into(),
+            first: 0,
+            last: code.next_index(),
+            macs: 0,
+            value: "x".into(),
+            addr,
+            layout: "row-major".into(),
+            shape: vec![1, 8],
+            elem: "i8".into(),
+            scale: 0.5,
+            zero_point: 3,
+            view: false,
+        };
+        let lowered = package((&g, &cfg), code, mem, 0, vec![layer]).unwrap();
+        let p = &lowered.program;
+        // Two loads, a three-sync barrier, FINISH; data on the next 4 KiB.
+        assert_eq!(p.code.len(), 6);
+        assert_eq!(p.data_addr, 4096);
+        let Instr::Load(l) = &p.code[4] else { panic!("{:?}", p.code[4]) };
+        assert_eq!(l.dram as u64, p.data_addr + addr + 4);
+        assert_eq!(lowered.layers[0].addr, p.data_addr + addr);
+        assert_eq!(p.tensors[0].addr, p.data_addr + addr);
+        let back = Program::from_bytes(&p.to_bytes()).unwrap();
+        assert_eq!(back.code, p.code);
+        assert_eq!(back.data, p.data);
+        let layers: Vec<LayerInfo> = serde_json::from_value(back.meta["layers"].clone()).unwrap();
+        assert_eq!(layers, lowered.layers);
+    }
+}
