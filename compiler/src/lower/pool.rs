@@ -279,3 +279,37 @@ pub fn lower_avgpool(
     }
     Ok((oh * ow * count * c) as u64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_outputs_are_the_windows_inside_the_map() {
+        // 5 wide, kernel offset 0 with padding 1, stride 2: o * 2 - 1 in 0..5.
+        assert_eq!(valid_outputs(3, 5, 2, 0, 1), 1..3);
+        // Offset 2: o * 2 + 1 in 0..5 for o = 0, 1 (o = 2 reads column 5).
+        assert_eq!(valid_outputs(3, 5, 2, 2, 1), 0..2);
+        assert!(valid_outputs(1, 1, 1, 2, 1).is_empty());
+    }
+
+    /// Bands cover every output row once, in order, each within budget,
+    /// reading the input rows its windows need.
+    #[test]
+    fn bands_cover_the_output_within_the_budget() {
+        let (oh, h, kh, sh, pt) = (9, 18, 3, 2, 1);
+        let rows = |ir: usize, or: usize| 4 * ir + or;
+        let bands = pool_bands((oh, h, kh, sh, pt), rows, 40, "p", "maxpool").unwrap();
+        assert!(bands.len() > 1);
+        let mut next = 0;
+        for &(o0, o1, i0, i1) in &bands {
+            assert_eq!(o0, next);
+            assert!(rows(i1 - i0, o1 - o0) <= 40);
+            assert_eq!((i0, i1), ((o0 * sh).saturating_sub(pt), ((o1 - 1) * sh + kh - pt).min(h)));
+            next = o1;
+        }
+        assert_eq!(next, oh);
+        let err = pool_bands((oh, h, kh, sh, pt), rows, 5, "p", "maxpool").unwrap_err().to_string();
+        assert!(err.contains("does not fit the scratchpad"), "{err}");
+    }
+}
