@@ -331,7 +331,7 @@ fn tile_edge_shapes_match_reference() {
 /// multiple of the m-block `mt` and K needs more than one k-tile, the last
 /// (shorter) A block is stored with a column-block stride of its own row
 /// count, but the MATMULs address k-tile `i` at `a_buf + i * mt`
-/// (compiler/src/gemm.rs, `a: p.a_buf[mb % 2] + (i * p.mt) as u16`), so
+/// (then compiler/src/gemm.rs, `a: p.a_buf[mb % 2] + (i * p.mt) as u16`), so
 /// every k-tile after the first reads the wrong scratchpad rows.
 #[test]
 fn short_last_m_block_with_several_k_tiles() {

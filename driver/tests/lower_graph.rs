@@ -282,6 +282,25 @@ fn grouped_depthwise_and_dilated_convs() {
     }
 }
 
+/// A pooling window wider than the array has rows (7 > 4 on the 4x8, > 5
+/// on the 5x12): each window row is cut into tiles of the array's
+/// reduction size, as the `ldw` allows.
+#[test]
+fn global_average_pooling_wider_than_the_array() {
+    let (mut b, x) = input_graph(vec![1, 3, 7, 7], 8);
+    let c1 = b.conv("conv", x, 12, 3, 1, 1, true, 0.03);
+    let gp = b.value("gap", vec![1, 12, 1, 1], Some((0.02, -3)));
+    let pool = PoolParams { kernel: [7, 7], strides: [1, 1], pads: [0; 4], count_include_pad: false };
+    b.node("global_avgpool", Op::AvgPool(pool), vec![c1], gp);
+    let f = b.value("flat", vec![1, 12], Some((0.02, -3)));
+    b.node("flatten", Op::Flatten { axis: 1 }, vec![gp], f);
+    let y = b.dense("fc", f, 5, false, 0.1);
+    let g = finish(b, y);
+    for cfg in [HwConfig::tiny_4x4()].into_iter().chain(nonsquare()) {
+        check(&g, &cfg, 19);
+    }
+}
+
 #[test]
 fn padded_max_pooling_and_average_pooling() {
     let (mut b, x) = input_graph(vec![1, 3, 9, 9], 6);

@@ -196,6 +196,8 @@ pub fn lower_avgpool(
     let (qx, qy) = (cx.quant(x), cx.quant(y));
     let scale = crate::interp::avgpool_scale(qx.scale, qy.scale, count);
     let bias = -(count as i32).wrapping_mul(qx.zero_point);
+    // A window row is cut into tiles of at most the array's reduction.
+    let tile_k = cx.dataflow.tile_shape().k;
     let ones = cx.mem.alloc(dim, 1);
     let params = cx.mem.alloc_bytes(&gemm::pack_params(&vec![bias; dim], &vec![scale; dim], dim));
     let outb = out_buffer(cx, y, out_halo)?;
@@ -237,8 +239,8 @@ pub fn lower_avgpool(
                 let (oy, ox) = (o0 + o / ow, o % ow);
                 let mut first = true;
                 for i in 0..kh {
-                    for j0 in (0..kw).step_by(dim) {
-                        let k = dim.min(kw - j0);
+                    for j0 in (0..kw).step_by(tile_k) {
+                        let k = tile_k.min(kw - j0);
                         let row = in_base + blk * hb * w + (oy * sh + i - i0) * w + ox * sw + j0;
                         ops.push(Instr::from(ins::Ldw {
                             addr: row as u16,
