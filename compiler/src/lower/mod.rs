@@ -31,7 +31,7 @@ mod pool;
 pub use package::{LayerInfo, Lowered};
 
 use crate::gemm::{Dataflow, LowerError};
-use crate::ir::{ElemType, Graph, Op, Quant, ValueId};
+use crate::ir::{ElemType, Graph, Node, Op, Quant, ValueId};
 use isa::layout::Layout;
 use isa::HwConfig;
 use memory::{layout_of, plan_halos, Buffer, MemoryPlan};
@@ -92,62 +92,18 @@ pub fn lower(g: &Graph, cfg: &HwConfig) -> Result<Lowered, LowerError> {
         if node.inputs.first() == Some(&g.inputs[0]) && host_quantize && matches!(node.op, Op::Quantize) {
             continue;
         }
-        let first = cx.code.next_index();
-        let macs = match &node.op {
-            Op::Dequantize => {
-                if !g.outputs.contains(&node.outputs[0]) {
-                    return Err(unsupported(
-                        &node.name,
-                        "dequantize",
-                        "dequantizing inside the graph (float ops) is not supported",
-                    ));
-                }
-                continue;
-            }
-            Op::Quantize => {
+        if matches!(node.op, Op::Dequantize) {
+            if !g.outputs.contains(&node.outputs[0]) {
                 return Err(unsupported(
                     &node.name,
-                    "quantize",
-                    "quantizing inside the graph (float ops) is not supported",
-                ))
+                    "dequantize",
+                    "dequantizing inside the graph (float ops) is not supported",
+                ));
             }
-            Op::Conv(c) => gemm_layers::lower_conv(
-                &mut cx,
-                node.inputs[0],
-                node.outputs[0],
-                c,
-                halos[node.outputs[0]],
-                &node.name,
-            )?,
-            Op::Dense(d) => gemm_layers::lower_dense(
-                &mut cx,
-                node.inputs[0],
-                node.outputs[0],
-                d,
-                halos[node.outputs[0]],
-                &node.name,
-            )?,
-            Op::MaxPool(p) => {
-                pool::lower_maxpool(&mut cx, node.inputs[0], node.outputs[0], p, halos[node.outputs[0]], &node.name)?
-            }
-            Op::AvgPool(p) => {
-                pool::lower_avgpool(&mut cx, node.inputs[0], node.outputs[0], p, halos[node.outputs[0]], &node.name)?
-            }
-            Op::Flatten { .. } | Op::Reshape { .. } => {
-                movement::lower_reshape(&mut cx, node.inputs[0], node.outputs[0], &node.name, node.op.name())?
-            }
-            Op::Add { qmin, qmax } => elementwise::lower_vadd(&mut cx, node, (*qmin, *qmax), halos[node.outputs[0]])?,
-            Op::Concat { axis } => movement::lower_concat(
-                &mut cx,
-                &node.inputs,
-                node.outputs[0],
-                *axis,
-                halos[node.outputs[0]],
-                &node.name,
-            )?,
-            Op::Clamp { qmin, qmax } => elementwise::lower_vadd(&mut cx, node, (*qmin, *qmax), halos[node.outputs[0]])?,
-            other => return Err(unsupported(&node.name, other.name(), "not lowered to the accelerator yet")),
-        };
+            continue;
+        }
+        let first = cx.code.next_index();
+        let macs = lower_node(&mut cx, node, halos[node.outputs[0]])?;
         let out = node.outputs[0];
         let v = &g.values[out];
         let b = cx.mem.buffer(out).expect("layer wrote its output");
@@ -169,6 +125,25 @@ pub fn lower(g: &Graph, cfg: &HwConfig) -> Result<Lowered, LowerError> {
         });
     }
     package::package((g, cfg), cx.code, cx.mem, dev_in, layers)
+}
+
+/// Lowers one layer with the step its op belongs to; returns its MACs.
+/// Its inputs have buffers; `out_halo` is the halo its output needs.
+fn lower_node(cx: &mut Ctx<'_>, node: &Node, out_halo: usize) -> Result<u64, LowerError> {
+    let (x, y, name) = (node.inputs[0], node.outputs[0], node.name.as_str());
+    match &node.op {
+        Op::Conv(c) => gemm_layers::lower_conv(cx, x, y, c, out_halo, name),
+        Op::Dense(d) => gemm_layers::lower_dense(cx, x, y, d, out_halo, name),
+        Op::MaxPool(p) => pool::lower_maxpool(cx, x, y, p, out_halo, name),
+        Op::AvgPool(p) => pool::lower_avgpool(cx, x, y, p, out_halo, name),
+        Op::Flatten { .. } | Op::Reshape { .. } => movement::lower_reshape(cx, x, y, name, node.op.name()),
+        Op::Concat { axis } => movement::lower_concat(cx, &node.inputs, y, *axis, out_halo, name),
+        Op::Add { qmin, qmax } | Op::Clamp { qmin, qmax } => {
+            elementwise::lower_vadd(cx, node, (*qmin, *qmax), out_halo)
+        }
+        Op::Quantize => Err(unsupported(name, "quantize", "quantizing inside the graph (float ops) is not supported")),
+        other => Err(unsupported(name, other.name(), "not lowered to the accelerator yet")),
+    }
 }
 
 /// The graph input the device sees, and whether the host quantizes it.
@@ -207,4 +182,155 @@ fn check_elem(cx: &Ctx<'_>, y: ValueId, node: &str, op: &str) -> Result<(), Lowe
         return Err(unsupported(node, op, "float outputs inside the graph are not lowered"));
     }
     Ok(())
+}
+
+/// Each step run alone: a one-layer graph whose inputs are quantized
+/// values already in device buffers, lowered by that step only, the
+/// stream checked instruction by instruction and run on the model, the
+/// output buffer compared with the interpreter.
+#[cfg(test)]
+mod step_tests {
+    use super::*;
+    use crate::interp::{self, Tensor};
+    use driver::{Driver, Outcome};
+    use isa::instr::{self as ins, Instr};
+    use isa::program::Program;
+
+    fn bytes(n: usize, seed: u64) -> Vec<u8> {
+        let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                (s >> 33) as u8
+            })
+            .collect()
+    }
+
+    fn list(n: usize, seed: u64) -> String {
+        bytes(n, seed).iter().map(|&b| (b as i8).to_string()).collect::<Vec<_>>().join(", ")
+    }
+
+    /// Lowers the last node of the graph in `text` alone on `cfg`, runs it
+    /// and compares; returns the step's MACs and the MAC counter.
+    fn check_step(text: &str, cfg: &HwConfig) -> (u64, u64) {
+        let g = crate::text::parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let halos = plan_halos(&g).unwrap();
+        let mut cx = Ctx::new(&g, cfg).unwrap();
+        let mut inputs = Vec::new();
+        for (i, &v) in g.inputs.iter().enumerate() {
+            let val = &g.values[v];
+            let data = bytes(val.elements(), i as u64 + 7);
+            let layout = layout_of(&g, v, halos[v]).unwrap();
+            let addr = cx.mem.alloc_bytes(&layout.pack(&data, cx.zp_byte(v)));
+            cx.mem.set_buffer(v, Buffer { addr, layout });
+            inputs.push(match val.ty {
+                ElemType::U8 => Tensor::from_u8(val.shape.clone(), &data),
+                _ => Tensor::from_i8(val.shape.clone(), &data.iter().map(|&b| b as i8).collect::<Vec<_>>()),
+            });
+        }
+        let node = g.nodes.last().unwrap();
+        let y = node.outputs[0];
+        let macs = lower_node(&mut cx, node, 0).unwrap();
+        let out = cx.mem.buffer(y).unwrap().clone();
+        let mut code = std::mem::take(&mut cx.code).into_instrs();
+        for (i, instr) in code.iter().enumerate() {
+            isa::legal::check(instr, cfg).unwrap_or_else(|e| panic!("{}: instruction {i} {instr:?}: {e}", cfg.name));
+        }
+        code.push(Instr::Finish(ins::Finish::default()));
+        let data_addr = (code.len() * ins::INSTR_BYTES).div_ceil(4096) as u64 * 4096;
+        crate::gemm::rebase_dram(&mut code, data_addr);
+        let data = cx.mem.into_data();
+        let prog = Program {
+            fingerprint: cfg.fingerprint(),
+            config_name: cfg.name.clone(),
+            code_addr: 0,
+            code,
+            data_addr,
+            mem_bytes: (data_addr + data.len() as u64).div_ceil(4096) * 4096,
+            data,
+            tensors: vec![],
+            meta: Default::default(),
+        };
+        let mut d = Driver::new(sim::Model::new(cfg).unwrap());
+        d.load(&prog).unwrap();
+        let rep = d.run().unwrap();
+        assert_eq!(rep.outcome, Outcome::Done, "{}", cfg.name);
+        let got = out.layout.unpack(&d.read_mem(data_addr + out.addr, out.layout.bytes()).unwrap());
+        let vals = interp::run(&g, &inputs).unwrap();
+        let want: Vec<u8> = vals[y].as_quant().unwrap().iter().map(|&q| q as u8).collect();
+        assert_eq!(got.len(), want.len());
+        assert!(want.iter().any(|&b| b != want[0]), "{}: a constant output checks little", node.name);
+        let diff = got.iter().zip(&want).position(|(a, b)| a != b);
+        assert!(diff.is_none(), "{}: `{}` differs first at element {diff:?}", cfg.name, node.name);
+        (macs, rep.counters.get(isa::Counter::Macs))
+    }
+
+    /// Square and non-square (wider, taller, neither a power of two).
+    fn configs() -> Vec<HwConfig> {
+        let mut v = vec![HwConfig::tiny_4x4()];
+        for (rows, cols) in [(4, 8), (8, 4), (5, 12)] {
+            let mut cfg = HwConfig::tiny_4x4();
+            (cfg.array.rows, cfg.array.cols) = (rows, cols);
+            cfg.name = format!("{rows}x{cols}");
+            cfg.scratchpad.bytes = 2048 * cols as u64 * cfg.scratchpad.banks as u64;
+            cfg.accumulator.bytes = 128 * 4 * cols as u64 * cfg.accumulator.banks as u64;
+            cfg.validate().unwrap();
+            v.push(cfg);
+        }
+        v
+    }
+
+    #[test]
+    fn gemm_layers_conv_and_dense() {
+        let conv = format!(
+            "model t\ninput x: i8[1, 5, 6, 6] scale=0.05 zp=3\n\
+             conv c x -> y: i8[1, 7, 6, 6] scale=0.1 zp=-4 relu strides=1 pads=1 dilations=1 groups=1\n    \
+             weights: i8[7, 5, 3, 3] = [{}]\n    w_scale = 0.01\n    bias = [5, -3, 0, 100, -100, 7, 1]\noutput y\n",
+            list(7 * 5 * 9, 1)
+        );
+        let dense = format!(
+            "model t\ninput x: u8[1, 20] scale=0.05 zp=130\n\
+             dense fc x -> y: i8[1, 9] scale=0.2 zp=1\n    weights: i8[9, 20] = [{}]\n    w_scale = 0.02\noutput y\n",
+            list(9 * 20, 2)
+        );
+        for cfg in configs() {
+            for text in [&conv, &dense] {
+                let (macs, counted) = check_step(text, &cfg);
+                assert_eq!(macs, counted, "{}: the step's MACs are the array's", cfg.name);
+            }
+        }
+    }
+
+    #[test]
+    fn pooling() {
+        let max = "model t\ninput x: i8[1, 6, 7, 7] scale=0.05 zp=3\n\
+                   maxpool p x -> y kernel=3 strides=2 pads=1\noutput y\n";
+        let avg = "model t\ninput x: i8[1, 6, 7, 7] scale=0.05 zp=3\n\
+                   avgpool p x -> y: i8[1, 6, 1, 1] scale=0.04 zp=-2 kernel=7 strides=1\noutput y\n";
+        for cfg in configs() {
+            check_step(max, &cfg);
+            check_step(avg, &cfg);
+        }
+    }
+
+    #[test]
+    fn elementwise_add_and_clamp() {
+        let add = "model t\ninput a: i8[1, 6, 3, 5] scale=0.05 zp=3\ninput b: i8[1, 6, 3, 5] scale=0.08 zp=-7\n\
+                   add s a, b -> y: i8[1, 6, 3, 5] scale=0.1 zp=2 relu\noutput y\n";
+        let clamp = "model t\ninput a: u8[1, 10] scale=0.05 zp=100\n\
+                     clamp c a -> y: u8[1, 10] scale=0.05 zp=100 clamp=(90, 200)\noutput y\n";
+        for cfg in configs() {
+            check_step(add, &cfg);
+            check_step(clamp, &cfg);
+        }
+    }
+
+    #[test]
+    fn data_movement_concat() {
+        let concat = "model t\ninput a: i8[1, 3, 4, 5] scale=0.05 zp=3\ninput b: i8[1, 9, 4, 5] scale=0.05 zp=3\n\
+                      concat c a, b -> y axis=1\noutput y\n";
+        for cfg in configs() {
+            check_step(concat, &cfg);
+        }
+    }
 }

@@ -81,6 +81,11 @@ impl Code {
         self.phases += 1;
     }
 
+    /// The stream so far, without a FINISH.
+    pub fn into_instrs(self) -> Vec<Instr> {
+        self.instrs
+    }
+
     /// The index the next instruction gets.
     pub fn next_index(&self) -> usize {
         self.instrs.len()
@@ -102,7 +107,7 @@ pub fn package(
     dev_in: ValueId,
     mut layers: Vec<LayerInfo>,
 ) -> Result<Lowered, LowerError> {
-    let mut code = code.instrs;
+    let mut code = code.into_instrs();
     code.push(Instr::Finish(ins::Finish::default()));
     let data_addr = (align(code.len() * ins::INSTR_BYTES, 4096)) as u64;
     gemm::rebase_dram(&mut code, data_addr);
