@@ -8,6 +8,7 @@
 pub mod gemm;
 pub mod interp;
 pub mod ir;
+pub mod ir_codec;
 pub mod lower;
 pub mod onnx;
 pub mod text;

@@ -1,5 +1,5 @@
 //! The text model format: the bundled examples, print/parse round trips on
-//! generated graphs, file references, one test per error kind, and no
+//! generated graphs (and the binary encoding's, `decode(encode(g)) == g`), file references, one test per error kind, and no
 //! panics on arbitrary text.
 
 use std::collections::HashMap;
@@ -20,12 +20,15 @@ fn value<'g>(g: &'g Graph, name: &str) -> &'g Value {
     &g.values[g.value(name).unwrap_or_else(|| panic!("no value `{name}`"))]
 }
 
-/// `parse(print(g)) == g`, and printing is a fixed point.
+/// `parse(print(g)) == g`, and printing is a fixed point; the binary
+/// encoding (`ir_codec`) round-trips too.
 fn assert_round_trip(g: &Graph) {
     let text = print(g);
     let back = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(&back, g, "\n{text}");
     assert_eq!(print(&back), text);
+    let bytes = compiler::ir_codec::encode(g);
+    assert_eq!(&compiler::ir_codec::decode(&bytes).unwrap_or_else(|e| panic!("{e}\n{text}")), g);
 }
 
 // ---------------------------------------------------------------------------

@@ -5,7 +5,6 @@
 
 pub mod compare;
 
-use isa::layout::Layout;
 use isa::numerics;
 use isa::program::{DType, Program, TensorInfo, TensorRole};
 use isa::regs::{self, Counter, Counters, ErrorCode};
@@ -202,7 +201,7 @@ impl<D: Device> Driver<D> {
     pub fn infer_quantized(&mut self, prog: &Program, input_q: &[i32]) -> Result<Inference, DriverError> {
         let t = tensor_with_role(prog, TensorRole::Input)?.clone();
         let (_, zp, _) = quant_params(&t)?;
-        let layout = Layout::of_tensor(&t).map_err(|why| DriverError::Tensor { name: t.name.clone(), why })?;
+        let layout = &t.layout;
         let want = t.shape.iter().product::<u64>() as usize;
         if input_q.len() != want {
             return Err(DriverError::Tensor {
@@ -218,7 +217,7 @@ impl<D: Device> Driver<D> {
         }
         let o = tensor_with_role(prog, TensorRole::Output)?.clone();
         let (oscale, ozp, _) = quant_params(&o)?;
-        let olayout = Layout::of_tensor(&o).map_err(|why| DriverError::Tensor { name: o.name.clone(), why })?;
+        let olayout = &o.layout;
         let image = self.dev.read_mem(o.addr, olayout.bytes())?;
         let output_q: Vec<i32> = olayout
             .unpack(&image)

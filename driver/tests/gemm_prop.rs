@@ -345,7 +345,9 @@ fn short_last_m_block_with_several_k_tiles() {
             let cfg = config(cfg_i);
             let (spec, a) = build(&c);
             let prog = lower_gemm(&spec, &cfg).unwrap();
-            let mt = prog.meta["gemm"]["mt"].as_u64().unwrap() as usize;
+            let dataflow = compiler::gemm::Dataflow::for_config(&cfg).unwrap();
+            let weights = compiler::gemm::PackedWeights::dense_i8(&spec.weights, k, n, dataflow.tile_shape());
+            let mt = dataflow.block_rows(m, &weights, &cfg).unwrap();
             assert!(m % mt != 0 && k > cfg.array.rows as usize, "{m}x{k}: mt = {mt} must leave a short last block");
             let mut drv = fresh(&cfg, &prog);
             let (out, rep) = run_loaded(&mut drv, &prog, &spec, &a);

@@ -1,8 +1,8 @@
 //! How tensors are laid out in device memory: the contract between the
 //! compiler, which places them, and the host, which writes inputs and reads
-//! outputs (the `layout` string of a tensor-map entry names it).
+//! outputs (every tensor-map entry and layer record carries its `Layout`).
 
-use crate::program::TensorInfo;
+use crate::codec::{DecodeError, Reader, Writer};
 
 /// How a quantized value is laid out in device memory.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,7 +24,7 @@ impl Layout {
         }
     }
 
-    /// The tensor-map name of the layout.
+    /// A short name of the layout for people (`disasm`, `compile`'s summary).
     pub fn describe(&self) -> String {
         match self {
             Layout::Nhwc { halo: 0, .. } => "nhwc".into(),
@@ -63,28 +63,86 @@ impl Layout {
 }
 
 impl Layout {
-    /// The layout a tensor-map entry describes (`describe` in reverse).
-    pub fn of_tensor(t: &TensorInfo) -> Result<Layout, String> {
-        let dims: Vec<usize> = t.shape.iter().map(|&d| d as usize).collect();
-        let halo = match t.layout.as_str() {
-            "row-major" => {
-                let (rows, cols) = match dims[..] {
-                    [c] => (1, c),
-                    [r, c] => (r, c),
-                    _ => return Err(format!("tensor `{}`: row-major needs rank 1 or 2, shape {:?}", t.name, dims)),
-                };
-                return Ok(Layout::Flat { rows, cols, perm: None });
+    /// Bytes the buffer occupies, `None` on overflow (for untrusted layouts).
+    pub fn checked_bytes(&self) -> Option<usize> {
+        match self {
+            Layout::Nhwc { h, w, c, halo } => {
+                let pad = halo.checked_mul(2)?;
+                h.checked_add(pad)?.checked_mul(w.checked_add(pad)?)?.checked_mul(*c)
             }
-            "nhwc" => 0,
-            other => other
-                .strip_prefix("nhwc-halo")
-                .and_then(|h| h.parse().ok())
-                .ok_or_else(|| format!("tensor `{}`: unknown layout `{other}`", t.name))?,
-        };
-        match dims[..] {
-            [1, c, h, w] => Ok(Layout::Nhwc { h, w, c, halo }),
-            _ => Err(format!("tensor `{}`: nhwc needs shape [1, C, H, W], got {:?}", t.name, dims)),
+            Layout::Flat { rows, cols, .. } => rows.checked_mul(*cols),
         }
+    }
+
+    /// Checks that the layout places a tensor of this (logical) shape:
+    /// NHWC holds `[1, C, H, W]`, row-major `[cols]` or `[rows, cols]`, and
+    /// a column order is a permutation of the columns.
+    pub fn check_shape(&self, shape: &[u64]) -> Result<(), String> {
+        let dims = |v: &[usize]| v.iter().map(|&d| d as u64).collect::<Vec<_>>();
+        let expected = match self {
+            Layout::Nhwc { h, w, c, .. } => vec![dims(&[1, *c, *h, *w])],
+            Layout::Flat { rows, cols, perm } => {
+                if let Some(p) = perm {
+                    let mut seen = vec![false; p.len()];
+                    let permutes =
+                        p.len() == *cols && p.iter().all(|&i| i < *cols && !std::mem::replace(&mut seen[i], true));
+                    if !permutes {
+                        return Err(format!("its column order is not a permutation of its {cols} columns"));
+                    }
+                }
+                let mut both = vec![dims(&[*rows, *cols])];
+                if *rows == 1 {
+                    both.push(dims(&[*cols]));
+                }
+                both
+            }
+        };
+        if !expected.iter().any(|e| e == shape) {
+            return Err(format!("layout {} does not hold shape {shape:?}", self.describe()));
+        }
+        if self.checked_bytes().is_none() {
+            return Err(format!("layout {} is larger than the address space", self.describe()));
+        }
+        Ok(())
+    }
+
+    /// The binary encoding (see `isa::codec`).
+    pub fn encode(&self, w: &mut Writer) {
+        match self {
+            Layout::Nhwc { h, w: width, c, halo } => {
+                w.u8(0);
+                [*h, *width, *c, *halo].iter().for_each(|&d| w.len(d));
+            }
+            Layout::Flat { rows, cols, perm } => {
+                w.u8(1);
+                w.len(*rows);
+                w.len(*cols);
+                w.bool(perm.is_some());
+                if let Some(p) = perm {
+                    w.u64s(&p.iter().map(|&i| i as u64).collect::<Vec<_>>());
+                }
+            }
+        }
+    }
+
+    /// Reads what [`Layout::encode`] wrote (the shape is checked by
+    /// [`Layout::check_shape`]).
+    pub fn decode(r: &mut Reader<'_>) -> Result<Layout, DecodeError> {
+        Ok(match r.tag("layout", 2)? {
+            0 => Layout::Nhwc {
+                h: r.usize("layout height")?,
+                w: r.usize("layout width")?,
+                c: r.usize("layout channels")?,
+                halo: r.usize("layout halo")?,
+            },
+            _ => {
+                let rows = r.usize("layout rows")?;
+                let cols = r.usize("layout columns")?;
+                let perm =
+                    if r.bool("layout column order present")? { Some(r.usizes("layout column order")?) } else { None };
+                Layout::Flat { rows, cols, perm }
+            }
+        })
     }
 
     /// Places logical values (IR order) into a device buffer image, the
@@ -100,5 +158,15 @@ impl Layout {
     /// Reads logical values (IR order) out of a device buffer image.
     pub fn unpack(&self, image: &[u8]) -> Vec<u8> {
         self.offsets().into_iter().map(|off| image[off]).collect()
+    }
+}
+
+impl std::fmt::Display for Layout {
+    /// The short name and the dimensions: `nhwc-halo1 (h 28, w 28, c 8)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Layout::Nhwc { h, w, c, .. } => write!(f, "{} (h {h}, w {w}, c {c})", self.describe()),
+            Layout::Flat { rows, cols, .. } => write!(f, "{} ({rows} x {cols})", self.describe()),
+        }
     }
 }

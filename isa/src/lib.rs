@@ -4,6 +4,7 @@
 //! arithmetic every implementation must reproduce.
 
 pub mod asm;
+pub mod codec;
 pub mod config;
 pub mod device;
 pub mod docs;

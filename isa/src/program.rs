@@ -11,51 +11,33 @@
 //! # Binary layout
 //!
 //! All integers are little-endian. Offsets are byte offsets from the start of
-//! the file.
+//! the file. The full layout, field by field, is in `isa/ISA.md` ("The
+//! program container"); in short:
 //!
-//! **Header** (32 bytes):
+//! **Header** (32 bytes): magic `b"SYSTOLE\0"`, the format version (u32,
+//! [`FORMAT_VERSION`]), the ISA version (u32, [`crate::ISA_VERSION`]), the
+//! config fingerprint (u64, [`HwConfig::fingerprint`]), the section count
+//! (u32, = 4) and a reserved u32 (0).
 //!
-//! | offset | size | field                                              |
-//! |-------:|-----:|----------------------------------------------------|
-//! |      0 |    8 | magic `b"SYSTOLE\0"` (`53 59 53 54 4f 4c 45 00`)   |
-//! |      8 |    4 | format version, u32 (= 1, [`FORMAT_VERSION`])      |
-//! |     12 |    4 | ISA version, u32 ([`crate::ISA_VERSION`])          |
-//! |     16 |    8 | config fingerprint, u64 ([`HwConfig::fingerprint`]) |
-//! |     24 |    4 | section count, u32 (= 3)                           |
-//! |     28 |    4 | reserved, u32, must be 0                           |
+//! **Section table** (24 bytes per section): kind (u32), reserved (u32, 0),
+//! offset (u64) and length (u64) of the section's bytes.
 //!
-//! **Section table** (immediately after the header, 24 bytes per section,
-//! `section count` entries):
+//! | kind | name     | contents                                                        |
+//! |-----:|----------|-----------------------------------------------------------------|
+//! |    1 | code     | n x 32-byte instructions ([`Instr::encode`]), in program order  |
+//! |    2 | data     | the constant bytes placed at `data_addr`, as runs (see below)   |
+//! |    3 | manifest | the typed metadata: addresses, tensor map, producer, layers, config ([`crate::codec`]) |
+//! |    4 | graph    | the model graph for the reference interpreter, opaque here (`compiler::ir_codec`); may be empty |
 //!
-//! | offset | size | field                                        |
-//! |-------:|-----:|----------------------------------------------|
-//! |      0 |    4 | kind, u32 (see below)                        |
-//! |      4 |    4 | reserved, u32, must be 0                     |
-//! |      8 |    8 | offset of the section's bytes in the file    |
-//! |     16 |    8 | length of the section in bytes               |
+//! Each kind appears exactly once; sections lie between the section table
+//! and the trailer and do not overlap. **Trailer** (4 bytes): CRC-32 (IEEE)
+//! of every preceding byte.
 //!
-//! Section kinds ([`SectionKind`]):
-//!
-//! | kind | name     | contents                                                     |
-//! |-----:|----------|--------------------------------------------------------------|
-//! |    1 | code     | n x 32-byte instructions ([`Instr::encode`]), in program order |
-//! |    2 | data     | raw constant bytes, placed at `data_addr` in device memory   |
-//! |    3 | manifest | UTF-8 JSON object: `config_name`, `code_addr`, `data_addr`, `mem_bytes`, `tensors`, `meta` |
-//!
-//! Each kind appears exactly once. Sections lie after the section table and
-//! before the trailer, and do not overlap (gaps are allowed; empty sections
-//! are allowed). The writer places code, data and manifest back to back in
-//! that order.
-//!
-//! **Trailer** (4 bytes): CRC-32 (IEEE, as computed by `crc32fast`) of every
-//! preceding byte of the file, u32.
-//!
-//! The manifest's `tensors` is a list of objects
-//! `{"name", "role": "input"|"output"|"intermediate", "dtype": "i8"|"u8"|"i32"|"f32",
-//! "shape": [u64...], "addr", "layout", "scale"?, "zero_point"?}`; `scale` is
-//! written as the exact decimal value of the float32 (read back bit-exactly),
-//! and an absent `scale` / `zero_point` means none. Unknown fields are
-//! rejected; `meta` is a free-form object (optional, default `{}`).
+//! The data section is the byte count followed by runs, each a tag byte
+//! and a u64 length: tag 0 = that many literal bytes follow, tag 1 = one
+//! byte follows, repeated that many times. Activation buffers (zeros, or
+//! their zero point around a halo) become fill runs, so they cost a few
+//! bytes in the file, not their size.
 //!
 //! # Validation
 //!
@@ -63,20 +45,33 @@
 //! header, the magic, the format version and the ISA version; then the
 //! checksum; then the section table (reserved fields, known kinds, each kind
 //! exactly once, bounds, no overlaps); then the contents (the code length is a
-//! multiple of 32 and every instruction decodes, the manifest parses); and
-//! finally [`Program::validate_layout`]. Whether the program fits a given
+//! multiple of 32 and every instruction decodes, the manifest and the data
+//! runs decode, every count bounded by the bytes that remain); and
+//! finally [`Program::validate_layout`]. A file of another format version is
+//! [`ProgramError::UnsupportedFormat`]: made by another systole version,
+//! rebuild it. Whether the program fits a given
 //! hardware configuration is a separate step, [`Program::check_config`].
 
+use crate::codec::{self, Reader, Writer};
 use crate::config::HwConfig;
+use crate::config::{
+    ArrayConfig, BufferConfig, ClockConfig, Dataflow, DramConfig, SramCells, TechConfig, WeightPrecision,
+};
 use crate::instr::{DecodeError, Instr, INSTR_BYTES};
+use crate::layout::Layout;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 use std::fmt;
 
 /// The first 8 bytes of every `.sbin` file.
 pub const MAGIC: [u8; 8] = *b"SYSTOLE\0";
 /// The container format version this crate reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// 2: binary typed metadata, the data as runs, the graph section (1 was a
+/// JSON manifest with the graph and the config as text).
+pub const FORMAT_VERSION: u32 = 2;
+/// The largest device-memory window a program can use: addresses in
+/// instructions are 32-bit.
+pub const MAX_MEM_BYTES: u64 = 1 << 32;
 /// Size of the fixed header.
 pub const HEADER_BYTES: usize = 32;
 /// Size of one section-table entry.
@@ -151,23 +146,20 @@ impl fmt::Display for TensorRole {
 }
 
 /// A named tensor in device memory.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct TensorInfo {
     pub name: String,
     pub role: TensorRole,
     pub dtype: DType,
+    /// The logical shape (the model's, NCHW for feature maps).
     pub shape: Vec<u64>,
     /// Device byte address of the first element.
     pub addr: u64,
-    /// How the elements are laid out ("row-major", "nhwc", ...), free text
-    /// documented by the producer.
-    pub layout: String,
+    /// Where each element lies from `addr` (in elements of `dtype`).
+    pub layout: Layout,
     /// Quantization scale (real = scale * (q - zero_point)); finite and > 0.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "exact_f32")]
     pub scale: Option<f32>,
     /// Quantization zero point; in the dtype's range for i8 / u8.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zero_point: Option<i32>,
 }
 
@@ -189,22 +181,123 @@ impl TensorInfo {
     }
 }
 
-/// Writes an `f32` as the `f64` of the same value, so the JSON decimal reads
-/// back bit-exactly whatever the JSON parser's float accuracy; `null` is
-/// rejected on read (it would otherwise silently become "no scale").
-mod exact_f32 {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &Option<f32>, s: S) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(x) => s.serialize_f64(*x as f64),
-            None => s.serialize_none(),
+impl TensorInfo {
+    /// A row-major tensor of shape `[rows, cols]`.
+    pub fn row_major(name: &str, role: TensorRole, dtype: DType, rows: usize, cols: usize, addr: u64) -> TensorInfo {
+        TensorInfo {
+            name: name.into(),
+            role,
+            dtype,
+            shape: vec![rows as u64, cols as u64],
+            addr,
+            layout: Layout::Flat { rows, cols, perm: None },
+            scale: None,
+            zero_point: None,
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f32>, D::Error> {
-        f64::deserialize(d).map(|x| Some(x as f32))
+    /// Bytes of device memory the tensor's layout spans (halo included),
+    /// `None` on overflow.
+    pub fn checked_extent(&self) -> Option<u64> {
+        (self.layout.checked_bytes()? as u64).checked_mul(self.dtype.size_bytes())
     }
+}
+
+/// What a layer of a compiled model is (the op of its graph node).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LayerOp {
+    Conv,
+    Dense,
+    MaxPool,
+    AvgPool,
+    Add,
+    Clamp,
+    Flatten,
+    Reshape,
+    Concat,
+}
+
+impl LayerOp {
+    pub const ALL: [LayerOp; 9] = [
+        LayerOp::Conv,
+        LayerOp::Dense,
+        LayerOp::MaxPool,
+        LayerOp::AvgPool,
+        LayerOp::Add,
+        LayerOp::Clamp,
+        LayerOp::Flatten,
+        LayerOp::Reshape,
+        LayerOp::Concat,
+    ];
+
+    /// The op's name, as the graph's text format spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            LayerOp::Conv => "conv",
+            LayerOp::Dense => "dense",
+            LayerOp::MaxPool => "maxpool",
+            LayerOp::AvgPool => "avgpool",
+            LayerOp::Add => "add",
+            LayerOp::Clamp => "clamp",
+            LayerOp::Flatten => "flatten",
+            LayerOp::Reshape => "reshape",
+            LayerOp::Concat => "concat",
+        }
+    }
+}
+
+impl fmt::Display for LayerOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Per-layer facts the compiler records (for reports and the layer-by-layer
+/// check; `systole run` reads them back).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerMeta {
+    /// The graph node's name.
+    pub name: String,
+    pub op: LayerOp,
+    /// Instruction index range `[first, last)` of the layer's phases.
+    pub first: usize,
+    pub last: usize,
+    /// MACs the array performs (all-zero weight tiles are skipped).
+    pub macs: u64,
+    /// The value the layer writes, where, and how.
+    pub value: String,
+    pub addr: u64,
+    pub layout: Layout,
+    pub shape: Vec<u64>,
+    pub dtype: DType,
+    pub scale: f32,
+    pub zero_point: i32,
+}
+
+impl LayerMeta {
+    /// The layer only reinterprets its input's buffer in an order no tensor
+    /// layout of its own describes (a flatten of NHWC data): there is
+    /// nothing of its own to read back.
+    pub fn is_view(&self) -> bool {
+        matches!(self.layout, Layout::Flat { perm: Some(_), .. })
+    }
+}
+
+/// What the program records about itself beyond code, data and tensors.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProgramMeta {
+    /// What wrote the program ("systole compiler", "systole asm", ...).
+    pub producer: String,
+    /// What it was made from (the model's name, the assembly file, ...).
+    pub source: String,
+    /// Per-layer facts of a compiled model (empty otherwise).
+    pub layers: Vec<LayerMeta>,
+    /// The configuration the program was compiled for, so `systole run`
+    /// needs no `--hw` (its fingerprint is the program's).
+    pub config: Option<HwConfig>,
+    /// The model graph for the reference interpreter of `run --check`,
+    /// encoded by `compiler::ir_codec` (opaque here); empty when none.
+    pub graph: Vec<u8>,
 }
 
 /// A compiled program: code, constant data, tensor map and the configuration
@@ -225,8 +318,8 @@ pub struct Program {
     pub mem_bytes: u64,
     /// Inputs and outputs (and optionally intermediates), by name.
     pub tensors: Vec<TensorInfo>,
-    /// Free-form metadata: producer, source file, compiler version, per-layer info.
-    pub meta: Map<String, Value>,
+    /// Producer, source, per-layer facts, the config and the graph.
+    pub meta: ProgramMeta,
 }
 
 /// The kinds of section in a `.sbin` file.
@@ -235,16 +328,18 @@ pub enum SectionKind {
     Code = 1,
     Data = 2,
     Manifest = 3,
+    Graph = 4,
 }
 
 impl SectionKind {
-    pub const ALL: [SectionKind; 3] = [SectionKind::Code, SectionKind::Data, SectionKind::Manifest];
+    pub const ALL: [SectionKind; 4] = [SectionKind::Code, SectionKind::Data, SectionKind::Manifest, SectionKind::Graph];
 
     pub fn from_u32(kind: u32) -> Option<SectionKind> {
         match kind {
             1 => Some(SectionKind::Code),
             2 => Some(SectionKind::Data),
             3 => Some(SectionKind::Manifest),
+            4 => Some(SectionKind::Graph),
             _ => None,
         }
     }
@@ -254,6 +349,7 @@ impl SectionKind {
             SectionKind::Code => "code",
             SectionKind::Data => "data",
             SectionKind::Manifest => "manifest",
+            SectionKind::Graph => "graph",
         }
     }
 }
@@ -285,9 +381,9 @@ pub enum ProgramError {
         .found.escape_ascii()
     )]
     BadMagic { found: Vec<u8> },
-    #[error("unsupported container format version {found} (this build reads version {supported})")]
+    #[error("made by another systole version (container format {found}, this build reads format {supported}): rebuild it with `systole compile`")]
     UnsupportedFormat { found: u32, supported: u32 },
-    #[error("ISA version mismatch: the program was built for ISA version {found}, this build implements version {expected}; recompile the program")]
+    #[error("made by another systole version (ISA version {found}, this build implements {expected}): rebuild it with `systole compile`")]
     IsaVersion { found: u32, expected: u32 },
     #[error("checksum mismatch: the trailer says 0x{stored:08x} but the {covered} bytes before it hash to 0x{computed:08x}; the file is corrupted (or truncated)")]
     Checksum { stored: u32, computed: u32, covered: usize },
@@ -295,7 +391,7 @@ pub enum ProgramError {
     Reserved { what: String, offset: u64, value: u64 },
     #[error("section table truncated: {count} sections need bytes [{HEADER_BYTES}, {}) but the file's {len} bytes leave [{HEADER_BYTES}, {}) before the checksum", table_end_text(*.count), .len.saturating_sub(TRAILER_BYTES))]
     SectionTableTruncated { count: u32, len: usize },
-    #[error("section {index} has unknown kind {kind} (known: 1 = code, 2 = data, 3 = manifest)")]
+    #[error("section {index} has unknown kind {kind} (known: 1 = code, 2 = data, 3 = manifest, 4 = graph)")]
     UnknownSection { index: u32, kind: u32 },
     #[error("sections {first} and {second} are both of kind {kind}; each kind must appear exactly once")]
     DuplicateSection { kind: SectionKind, first: u32, second: u32 },
@@ -319,7 +415,13 @@ pub enum ProgramError {
     #[error("instruction {index} at byte offset 0x{offset:x}: {source}")]
     Decode { index: usize, offset: u64, source: DecodeError },
     #[error("manifest (section at byte offset 0x{offset:x}) is not valid: {source}")]
-    Manifest { offset: u64, source: serde_json::Error },
+    Manifest { offset: u64, source: codec::DecodeError },
+    #[error("data (section at byte offset 0x{offset:x}) is not valid: {source}")]
+    Data { offset: u64, source: codec::DecodeError },
+    #[error("the recorded hardware configuration {why}")]
+    BadConfig { why: String },
+    #[error("memory window of 0x{mem_bytes:x} bytes exceeds the device's 32-bit address space (0x{MAX_MEM_BYTES:x})")]
+    WindowTooLarge { mem_bytes: u64 },
     #[error("code_addr 0x{code_addr:x} is not {CODE_ALIGN}-byte aligned")]
     CodeMisaligned { code_addr: u64 },
     #[error("{what} [0x{start:x}, {}) lies outside the program's memory window [0, 0x{mem_bytes:x})", end_hex(*.start, *.length))]
@@ -330,6 +432,8 @@ pub enum ProgramError {
     DuplicateTensor { name: String },
     #[error("tensor `{name}`: {why}")]
     BadTensor { name: String, why: String },
+    #[error("layer `{name}`: {why}")]
+    BadLayer { name: String, why: String },
     #[error("program was built for config `{built_for}` (fingerprint 0x{program:016x}) but the device's config `{config_name}` has fingerprint 0x{config:016x}; recompile the program for this config")]
     FingerprintMismatch { program: u64, built_for: String, config: u64, config_name: String },
     #[error("program needs {needs} bytes of device memory but config `{config_name}` has {has}")]
@@ -371,26 +475,247 @@ fn ranges_overlap(a: u64, a_len: u64, b: u64, b_len: u64) -> bool {
     a_len > 0 && b_len > 0 && a < b_end && b < a_end
 }
 
-#[derive(Serialize)]
-struct ManifestOut<'a> {
-    config_name: &'a str,
-    code_addr: u64,
-    data_addr: u64,
-    mem_bytes: u64,
-    tensors: &'a [TensorInfo],
-    meta: &'a Map<String, Value>,
+/// Runs of at least this many equal bytes (one aligned chunk) are stored
+/// as a fill.
+const FILL_CHUNK: usize = 64;
+
+/// The data section: the byte count, then literal and fill runs.
+fn encode_data(data: &[u8], w: &mut Writer) {
+    w.len(data.len());
+    let uniform = |c: &[u8]| c.len() == FILL_CHUNK && c.iter().all(|&b| b == c[0]);
+    let mut literal = 0; // start of the pending literal run
+    let mut at = 0;
+    while at < data.len() {
+        let chunk = &data[at..data.len().min(at + FILL_CHUNK)];
+        if !uniform(chunk) {
+            at += chunk.len();
+            continue;
+        }
+        let byte = chunk[0];
+        let end = at + data[at..].iter().position(|&b| b != byte).unwrap_or(data.len() - at);
+        if literal < at {
+            w.u8(0);
+            w.raw(&data[literal..at]);
+        }
+        w.u8(1);
+        w.len(end - at);
+        w.u8(byte);
+        (literal, at) = (end, end);
+    }
+    if literal < data.len() {
+        w.u8(0);
+        w.raw(&data[literal..]);
+    }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ManifestIn {
+/// Reads the data section; the data may not outgrow the program's window,
+/// which bounds what a fill can make this allocate.
+fn decode_data(bytes: &[u8], window: u64) -> Result<Vec<u8>, codec::DecodeError> {
+    let mut r = Reader::new(bytes);
+    let len = r.u64("data length")?;
+    if len > window {
+        return Err(r.error(format!("data length {len} exceeds the memory window of {window} bytes")));
+    }
+    let len = len as usize;
+    let mut data = Vec::with_capacity(len);
+    while data.len() < len {
+        let room = len - data.len();
+        match r.tag("data run", 2)? {
+            0 => {
+                let b = r.raw("literal run")?;
+                if b.len() > room {
+                    return Err(r.error(format!("literal run of {} bytes overruns the data's {len}", b.len())));
+                }
+                data.extend_from_slice(b);
+            }
+            _ => {
+                let n = r.u64("fill run length")?;
+                let byte = r.u8("fill byte")?;
+                if n > room as u64 {
+                    return Err(r.error(format!("fill run of {n} bytes overruns the data's {len}")));
+                }
+                data.resize(data.len() + n as usize, byte);
+            }
+        }
+    }
+    r.finish()?;
+    Ok(data)
+}
+
+fn dtype_tag(d: DType) -> u8 {
+    match d {
+        DType::I8 => 0,
+        DType::U8 => 1,
+        DType::I32 => 2,
+        DType::F32 => 3,
+    }
+}
+
+fn read_dtype(r: &mut Reader<'_>) -> Result<DType, codec::DecodeError> {
+    Ok([DType::I8, DType::U8, DType::I32, DType::F32][r.tag("dtype", 4)? as usize])
+}
+
+fn encode_tensor(t: &TensorInfo, w: &mut Writer) {
+    w.str(&t.name);
+    w.u8(t.role as u8);
+    w.u8(dtype_tag(t.dtype));
+    w.u64s(&t.shape);
+    w.u64(t.addr);
+    t.layout.encode(w);
+    w.bool(t.scale.is_some());
+    if let Some(s) = t.scale {
+        w.f32(s);
+    }
+    w.bool(t.zero_point.is_some());
+    if let Some(z) = t.zero_point {
+        w.i32(z);
+    }
+}
+
+fn decode_tensor(r: &mut Reader<'_>) -> Result<TensorInfo, codec::DecodeError> {
+    let name = r.str("tensor name")?;
+    let role = [TensorRole::Input, TensorRole::Output, TensorRole::Intermediate][r.tag("tensor role", 3)? as usize];
+    let dtype = read_dtype(r)?;
+    let shape = r.u64s("tensor shape")?;
+    let addr = r.u64("tensor address")?;
+    let layout = Layout::decode(r)?;
+    let scale = if r.bool("scale present")? { Some(r.f32("scale")?) } else { None };
+    let zero_point = if r.bool("zero point present")? { Some(r.i32("zero point")?) } else { None };
+    Ok(TensorInfo { name, role, dtype, shape, addr, layout, scale, zero_point })
+}
+
+fn encode_layer(l: &LayerMeta, w: &mut Writer) {
+    w.str(&l.name);
+    w.u8(l.op as u8);
+    w.len(l.first);
+    w.len(l.last);
+    w.u64(l.macs);
+    w.str(&l.value);
+    w.u64(l.addr);
+    l.layout.encode(w);
+    w.u64s(&l.shape);
+    w.u8(dtype_tag(l.dtype));
+    w.f32(l.scale);
+    w.i32(l.zero_point);
+}
+
+fn decode_layer(r: &mut Reader<'_>) -> Result<LayerMeta, codec::DecodeError> {
+    Ok(LayerMeta {
+        name: r.str("layer name")?,
+        op: LayerOp::ALL[r.tag("layer op", LayerOp::ALL.len() as u8)? as usize],
+        first: r.usize("layer's first instruction")?,
+        last: r.usize("layer's last instruction")?,
+        macs: r.u64("layer MACs")?,
+        value: r.str("layer value")?,
+        addr: r.u64("layer address")?,
+        layout: Layout::decode(r)?,
+        shape: r.u64s("layer shape")?,
+        dtype: read_dtype(r)?,
+        scale: r.f32("layer scale")?,
+        zero_point: r.i32("layer zero point")?,
+    })
+}
+
+fn encode_config(c: &HwConfig, w: &mut Writer) {
+    w.str(&c.name);
+    let a = &c.array;
+    w.u32(a.rows);
+    w.u32(a.cols);
+    w.u8(a.dataflow as u8);
+    w.len(a.weight_precisions.len());
+    a.weight_precisions.iter().for_each(|&p| w.u8(p as u8));
+    w.bool(a.sparsity_2_4);
+    for b in [&c.scratchpad, &c.accumulator] {
+        w.u64(b.bytes);
+        w.u32(b.banks);
+    }
+    let d = &c.dram;
+    [d.bytes_per_cycle, d.latency_cycles, d.max_outstanding, d.size_mib].iter().for_each(|&v| w.u32(v));
+    w.f64(d.pj_per_bit);
+    w.f64(c.clock.mhz);
+    w.u32(c.tech.node_nm);
+    w.u8(c.tech.sram_cells as u8);
+}
+
+fn decode_config(r: &mut Reader<'_>) -> Result<HwConfig, codec::DecodeError> {
+    let name = r.str("config name")?;
+    let rows = r.u32("array rows")?;
+    let cols = r.u32("array columns")?;
+    let dataflow = [Dataflow::WeightStationary, Dataflow::OutputStationary][r.tag("dataflow", 2)? as usize];
+    let weight_precisions = r.seq("weight precisions", 1, |r| {
+        Ok([WeightPrecision::Int8, WeightPrecision::Int4][r.tag("weight precision", 2)? as usize])
+    })?;
+    let sparsity_2_4 = r.bool("2:4 sparsity")?;
+    let mut buffer = |what: &str| -> Result<BufferConfig, codec::DecodeError> {
+        Ok(BufferConfig { bytes: r.u64(what)?, banks: r.u32(what)? })
+    };
+    let (scratchpad, accumulator) = (buffer("scratchpad")?, buffer("accumulator")?);
+    let dram = DramConfig {
+        bytes_per_cycle: r.u32("DRAM bytes per cycle")?,
+        latency_cycles: r.u32("DRAM latency")?,
+        max_outstanding: r.u32("DRAM outstanding requests")?,
+        size_mib: r.u32("DRAM size")?,
+        pj_per_bit: r.f64("DRAM energy")?,
+    };
+    let clock = ClockConfig { mhz: r.f64("clock")? };
+    let tech = TechConfig {
+        node_nm: r.u32("technology node")?,
+        sram_cells: [SramCells::Hp, SramCells::Lstp][r.tag("SRAM cells", 2)? as usize],
+    };
+    let array = ArrayConfig { rows, cols, dataflow, weight_precisions, sparsity_2_4 };
+    Ok(HwConfig { name, array, scratchpad, accumulator, dram, clock, tech })
+}
+
+/// The fields of the manifest section, in order.
+struct Manifest {
     config_name: String,
     code_addr: u64,
     data_addr: u64,
     mem_bytes: u64,
     tensors: Vec<TensorInfo>,
-    #[serde(default)]
-    meta: Map<String, Value>,
+    producer: String,
+    source: String,
+    layers: Vec<LayerMeta>,
+    config: Option<HwConfig>,
+}
+
+fn encode_manifest(p: &Program) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.str(&p.config_name);
+    w.u64(p.code_addr);
+    w.u64(p.data_addr);
+    w.u64(p.mem_bytes);
+    w.len(p.tensors.len());
+    p.tensors.iter().for_each(|t| encode_tensor(t, &mut w));
+    w.str(&p.meta.producer);
+    w.str(&p.meta.source);
+    w.len(p.meta.layers.len());
+    p.meta.layers.iter().for_each(|l| encode_layer(l, &mut w));
+    w.bool(p.meta.config.is_some());
+    if let Some(c) = &p.meta.config {
+        encode_config(c, &mut w);
+    }
+    w.bytes
+}
+
+/// The smallest encoding of a tensor or a layer record (a bound for counts).
+const MIN_RECORD_BYTES: usize = 16;
+
+fn decode_manifest(bytes: &[u8]) -> Result<Manifest, codec::DecodeError> {
+    let mut r = Reader::new(bytes);
+    let m = Manifest {
+        config_name: r.str("config name")?,
+        code_addr: r.u64("code address")?,
+        data_addr: r.u64("data address")?,
+        mem_bytes: r.u64("memory window")?,
+        tensors: r.seq("tensors", MIN_RECORD_BYTES, decode_tensor)?,
+        producer: r.str("producer")?,
+        source: r.str("source")?,
+        layers: r.seq("layers", MIN_RECORD_BYTES, decode_layer)?,
+        config: if r.bool("config present")? { Some(decode_config(&mut r)?) } else { None },
+    };
+    r.finish()?;
+    Ok(m)
 }
 
 impl Program {
@@ -418,19 +743,15 @@ impl Program {
     /// call [`Program::validate_layout`] first, since [`Program::from_bytes`]
     /// rejects what it rejects.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let manifest = ManifestOut {
-            config_name: &self.config_name,
-            code_addr: self.code_addr,
-            data_addr: self.data_addr,
-            mem_bytes: self.mem_bytes,
-            tensors: &self.tensors,
-            meta: &self.meta,
-        };
-        let manifest = serde_json::to_vec_pretty(&manifest).expect("the manifest serializes to JSON");
+        let manifest = encode_manifest(self);
+        let mut data = Writer::default();
+        encode_data(&self.data, &mut data);
+        let data = data.bytes;
         let count = SectionKind::ALL.len();
         let table_end = HEADER_BYTES + count * SECTION_ENTRY_BYTES;
         let code_len = self.code.len() * INSTR_BYTES;
-        let total = table_end + code_len + self.data.len() + manifest.len() + TRAILER_BYTES;
+        let graph = &self.meta.graph;
+        let total = table_end + code_len + data.len() + manifest.len() + graph.len() + TRAILER_BYTES;
 
         let mut out = Vec::with_capacity(total);
         out.extend_from_slice(&MAGIC);
@@ -442,8 +763,9 @@ impl Program {
         let mut offset = table_end as u64;
         for (kind, len) in [
             (SectionKind::Code, code_len),
-            (SectionKind::Data, self.data.len()),
+            (SectionKind::Data, data.len()),
             (SectionKind::Manifest, manifest.len()),
+            (SectionKind::Graph, graph.len()),
         ] {
             out.extend_from_slice(&(kind as u32).to_le_bytes());
             out.extend_from_slice(&0u32.to_le_bytes());
@@ -454,8 +776,9 @@ impl Program {
         for i in &self.code {
             out.extend_from_slice(&i.encode());
         }
-        out.extend_from_slice(&self.data);
+        out.extend_from_slice(&data);
         out.extend_from_slice(&manifest);
+        out.extend_from_slice(graph);
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_le_bytes());
         debug_assert_eq!(out.len(), total);
@@ -610,10 +933,16 @@ impl Program {
             code.push(instr);
         }
 
-        let (_, data) = slice_of(SectionKind::Data);
         let (manifest_offset, manifest) = slice_of(SectionKind::Manifest);
-        let m: ManifestIn = serde_json::from_slice(manifest)
-            .map_err(|source| ProgramError::Manifest { offset: manifest_offset, source })?;
+        let m =
+            decode_manifest(manifest).map_err(|source| ProgramError::Manifest { offset: manifest_offset, source })?;
+        if m.mem_bytes > MAX_MEM_BYTES {
+            return Err(ProgramError::WindowTooLarge { mem_bytes: m.mem_bytes });
+        }
+        let (data_offset, data) = slice_of(SectionKind::Data);
+        let data =
+            decode_data(data, m.mem_bytes).map_err(|source| ProgramError::Data { offset: data_offset, source })?;
+        let (_, graph) = slice_of(SectionKind::Graph);
 
         let program = Program {
             fingerprint,
@@ -621,10 +950,16 @@ impl Program {
             code_addr: m.code_addr,
             code,
             data_addr: m.data_addr,
-            data: data.to_vec(),
+            data,
             mem_bytes: m.mem_bytes,
             tensors: m.tensors,
-            meta: m.meta,
+            meta: ProgramMeta {
+                producer: m.producer,
+                source: m.source,
+                layers: m.layers,
+                config: m.config,
+                graph: graph.to_vec(),
+            },
         };
         program.validate_layout()?;
         Ok(program)
@@ -638,6 +973,9 @@ impl Program {
     pub fn validate_layout(&self) -> Result<(), ProgramError> {
         if self.code_addr % CODE_ALIGN != 0 {
             return Err(ProgramError::CodeMisaligned { code_addr: self.code_addr });
+        }
+        if self.mem_bytes > MAX_MEM_BYTES {
+            return Err(ProgramError::WindowTooLarge { mem_bytes: self.mem_bytes });
         }
         let mem = self.mem_bytes;
         let inside = |start: u64, length: u64| start.checked_add(length).is_some_and(|end| end <= mem);
@@ -666,7 +1004,8 @@ impl Program {
                 return Err(ProgramError::DuplicateTensor { name: t.name.clone() });
             }
             let bad = |why: String| ProgramError::BadTensor { name: t.name.clone(), why };
-            let Some(length) = t.checked_byte_len() else {
+            t.layout.check_shape(&t.shape).map_err(bad)?;
+            let (Some(_), Some(length)) = (t.checked_byte_len(), t.checked_extent()) else {
                 return Err(bad(format!("shape {:?} of {} is larger than the address space", t.shape, t.dtype)));
             };
             let what = format!("{} tensor `{}`", t.role, t.name);
@@ -704,6 +1043,35 @@ impl Program {
                 }
             }
         }
+        for l in &self.meta.layers {
+            let bad = |why: String| ProgramError::BadLayer { name: l.name.clone(), why };
+            if l.first > l.last || l.last > self.code.len() {
+                return Err(bad(format!(
+                    "instruction range {}..{} lies outside the code's {} instructions",
+                    l.first,
+                    l.last,
+                    self.code.len()
+                )));
+            }
+            l.layout.check_shape(&l.shape).map_err(bad)?;
+            let extent = l.layout.checked_bytes().unwrap_or(usize::MAX) as u64;
+            if !inside(l.addr, extent) {
+                return Err(window_err(format!("layer `{}`'s output", l.name), l.addr, extent));
+            }
+        }
+        if let Some(c) = &self.meta.config {
+            c.validate().map_err(|e| ProgramError::BadConfig { why: format!("is invalid: {e}") })?;
+            if c.fingerprint() != self.fingerprint {
+                return Err(ProgramError::BadConfig {
+                    why: format!(
+                        "`{}` has fingerprint 0x{:016x}, not the program's 0x{:016x}",
+                        c.name,
+                        c.fingerprint(),
+                        self.fingerprint
+                    ),
+                });
+            }
+        }
         Ok(())
     }
 
@@ -737,8 +1105,27 @@ mod tests {
 
     fn sample() -> Program {
         let cfg = HwConfig::tiny_4x4();
-        let mut meta = Map::new();
-        meta.insert("producer".into(), Value::from("unit test"));
+        let layer = LayerMeta {
+            name: "fc".into(),
+            op: LayerOp::Dense,
+            first: 0,
+            last: 3,
+            macs: 64,
+            value: "y".into(),
+            addr: 0x2000,
+            layout: Layout::Flat { rows: 4, cols: 4, perm: Some(vec![3, 1, 2, 0]) },
+            shape: vec![4, 4],
+            dtype: DType::U8,
+            scale: 0.5,
+            zero_point: 128,
+        };
+        let meta = ProgramMeta {
+            producer: "unit test".into(),
+            source: "sample".into(),
+            layers: vec![layer],
+            config: Some(cfg.clone()),
+            graph: vec![1, 2, 3],
+        };
         Program {
             fingerprint: cfg.fingerprint(),
             config_name: cfg.name.clone(),
@@ -750,7 +1137,8 @@ mod tests {
                 Instr::Finish(Finish::default()),
             ],
             data_addr: 0x800,
-            data: (0..48).collect(),
+            // A literal run, a fill run and a literal tail.
+            data: (0..48).chain([7; 200]).chain([1, 2]).collect(),
             mem_bytes: 0x3000,
             tensors: vec![
                 TensorInfo {
@@ -759,7 +1147,7 @@ mod tests {
                     dtype: DType::I8,
                     shape: vec![4, 4],
                     addr: 0x1000,
-                    layout: "row-major".into(),
+                    layout: Layout::Flat { rows: 4, cols: 4, perm: None },
                     scale: Some(0.1),
                     zero_point: Some(-3),
                 },
@@ -769,7 +1157,7 @@ mod tests {
                     dtype: DType::I32,
                     shape: vec![4, 4],
                     addr: 0x2000,
-                    layout: "row-major".into(),
+                    layout: Layout::Flat { rows: 4, cols: 4, perm: None },
                     scale: None,
                     zero_point: None,
                 },
@@ -787,7 +1175,9 @@ mod tests {
         assert_eq!(Program::from_bytes(&bytes).unwrap(), p);
         let s = Program::sections(&bytes).unwrap();
         assert_eq!(s.iter().map(|s| s.kind).collect::<Vec<_>>(), SectionKind::ALL);
-        assert_eq!(s[0].offset, (HEADER_BYTES + 3 * SECTION_ENTRY_BYTES) as u64);
+        assert_eq!(s[0].offset, (HEADER_BYTES + 4 * SECTION_ENTRY_BYTES) as u64);
+        // The length, a literal up to the first uniform 64-byte chunk, the fill, the tail.
+        assert_eq!(s[1].length, 8 + (1 + 8 + 64) + (1 + 8 + 1) + (1 + 8 + 2));
         assert_eq!(s[0].length, p.code_bytes());
     }
 
@@ -813,7 +1203,7 @@ mod tests {
         let mut p = sample();
         p.data_addr = 0x40;
         let e = p.validate_layout().unwrap_err().to_string();
-        assert!(e.contains("code [0x0, 0x80) and data [0x40, 0x70) overlap"), "{e}");
+        assert!(e.contains("code [0x0, 0x80) and data [0x40, 0x13a) overlap"), "{e}");
         let mut p = sample();
         p.mem_bytes = 0x2020;
         let e = p.validate_layout().unwrap_err().to_string();
@@ -831,6 +1221,18 @@ mod tests {
         let mut p = sample();
         p.tensors[0].scale = Some(f32::NAN);
         assert!(matches!(p.validate_layout(), Err(ProgramError::BadTensor { .. })));
+        let mut p = sample();
+        p.tensors[0].layout = Layout::Nhwc { h: 4, w: 4, c: 1, halo: 0 };
+        assert!(p.validate_layout().unwrap_err().to_string().contains("does not hold shape [4, 4]"));
+        let mut p = sample();
+        p.meta.layers[0].last = 9;
+        assert!(p.validate_layout().unwrap_err().to_string().contains("outside the code's 4 instructions"));
+        let mut p = sample();
+        p.meta.layers[0].layout = Layout::Flat { rows: 4, cols: 4, perm: Some(vec![0, 0, 1, 2]) };
+        assert!(p.validate_layout().unwrap_err().to_string().contains("not a permutation"));
+        let mut p = sample();
+        p.meta.config = Some(HwConfig::default_16x16());
+        assert!(p.validate_layout().unwrap_err().to_string().contains("not the program's"));
         let mut p = sample();
         p.tensors[0].addr = 0x60;
         assert!(matches!(p.validate_layout(), Err(ProgramError::LayoutOverlap { .. })));

@@ -2,31 +2,73 @@
 //! that names the problem, never a panic (DESIGN §4).
 
 use isa::instr::{Finish, Load, Matmul, Requant, Store, Sync};
-use isa::program::{DType, Program, ProgramError, SectionKind, TensorInfo, TensorRole, HEADER_BYTES};
+use isa::layout::Layout;
+use isa::program::{
+    DType, LayerMeta, LayerOp, Program, ProgramError, ProgramMeta, SectionKind, TensorInfo, TensorRole, FORMAT_VERSION,
+    HEADER_BYTES,
+};
 use isa::{Deps, HwConfig, Instr};
 use proptest::prelude::*;
-use serde_json::{json, Map, Value};
 
+/// A row-major tensor of shape `[cols]` or `[rows, cols]`.
 fn tensor(name: &str, role: TensorRole, dtype: DType, shape: &[u64], addr: u64) -> TensorInfo {
+    let (rows, cols) = match shape {
+        [c] => (1, *c as usize),
+        [r, c] => (*r as usize, *c as usize),
+        _ => panic!("row-major tensors are 1-D or 2-D"),
+    };
     TensorInfo {
         name: name.into(),
         role,
         dtype,
         shape: shape.to_vec(),
         addr,
-        layout: "row-major".into(),
+        layout: Layout::Flat { rows, cols, perm: None },
         scale: None,
         zero_point: None,
     }
 }
 
+fn layer(name: &str, op: LayerOp, first: usize, last: usize, addr: u64, layout: Layout, shape: &[u64]) -> LayerMeta {
+    LayerMeta {
+        name: name.into(),
+        op,
+        first,
+        last,
+        macs: 64,
+        value: format!("{name}_out"),
+        addr,
+        layout,
+        shape: shape.to_vec(),
+        dtype: DType::U8,
+        scale: 0.25,
+        zero_point: 3,
+    }
+}
+
 /// A program with several kinds of instruction, constant data, three tensors
-/// and nested metadata.
+/// and every kind of metadata.
 fn sample() -> Program {
     let cfg = HwConfig::tiny_4x4();
-    let mut meta = Map::new();
-    meta.insert("producer".into(), json!("program_container test"));
-    meta.insert("layers".into(), json!([{ "name": "fc1", "macs": 64, "ratio": 0.25 }, { "name": "relu" }]));
+    let meta = ProgramMeta {
+        producer: "program_container test".into(),
+        source: "sample".into(),
+        layers: vec![
+            layer("conv1", LayerOp::Conv, 0, 4, 0x2000, Layout::Nhwc { h: 2, w: 2, c: 4, halo: 1 }, &[1, 4, 2, 2]),
+            layer(
+                "flat",
+                LayerOp::Flatten,
+                4,
+                4,
+                0x2000,
+                Layout::Flat { rows: 1, cols: 3, perm: Some(vec![2, 0, 1]) },
+                &[1, 3],
+            ),
+            layer("fc1", LayerOp::Dense, 4, 7, 0x2100, Layout::Flat { rows: 1, cols: 16, perm: None }, &[1, 16]),
+        ],
+        config: Some(cfg.clone()),
+        graph: b"an encoded graph, opaque to the container".to_vec(),
+    };
     let push_next = Deps { push_next: true, ..Deps::NONE };
     let pop_prev = Deps { pop_prev: true, ..Deps::NONE };
     let mut x = tensor("x", TensorRole::Input, DType::I8, &[4, 4], 0x1000);
@@ -75,7 +117,7 @@ fn small() -> Program {
         data: vec![1, 2, 3],
         mem_bytes: 128,
         tensors: vec![tensor("o", TensorRole::Output, DType::I8, &[2], 96)],
-        meta: Map::new(),
+        meta: ProgramMeta::default(),
     }
 }
 
@@ -133,7 +175,7 @@ fn round_trip_empty_program() {
         data: vec![],
         mem_bytes: 0,
         tensors: vec![],
-        meta: Map::new(),
+        meta: ProgramMeta::default(),
     };
     assert_eq!(Program::from_bytes(&p.to_bytes()).unwrap(), p);
 }
@@ -143,26 +185,44 @@ fn header_layout() {
     let p = sample();
     let b = p.to_bytes();
     assert_eq!(&b[0..8], b"SYSTOLE\0");
-    assert_eq!(u32::from_le_bytes(b[8..12].try_into().unwrap()), 1);
+    assert_eq!(u32::from_le_bytes(b[8..12].try_into().unwrap()), FORMAT_VERSION);
+    assert_eq!(FORMAT_VERSION, 2);
     assert_eq!(u32::from_le_bytes(b[12..16].try_into().unwrap()), isa::ISA_VERSION);
     assert_eq!(u64::from_le_bytes(b[16..24].try_into().unwrap()), p.fingerprint);
-    assert_eq!(u32::from_le_bytes(b[24..28].try_into().unwrap()), 3);
+    assert_eq!(u32::from_le_bytes(b[24..28].try_into().unwrap()), 4);
     assert_eq!(u32::from_le_bytes(b[28..32].try_into().unwrap()), 0);
     let n = b.len();
     assert_eq!(u32::from_le_bytes(b[n - 4..].try_into().unwrap()), crc32fast::hash(&b[..n - 4]));
     let (off, len) = section(&b, SectionKind::Code);
-    assert_eq!((off, len), (32 + 3 * 24, 7 * 32));
+    assert_eq!((off, len), (32 + 4 * 24, 7 * 32));
     for (k, i) in p.code.iter().enumerate() {
         assert_eq!(&b[off + 32 * k..off + 32 * k + 32], &i.encode());
     }
+    // The data: its length, then one literal run (tag 0, length, bytes).
     let (off, len) = section(&b, SectionKind::Data);
-    assert_eq!(&b[off..off + len], &p.data[..]);
-    let (off, len) = section(&b, SectionKind::Manifest);
-    let manifest: Value = serde_json::from_slice(&b[off..off + len]).unwrap();
-    assert_eq!(manifest["tensors"][1]["dtype"], "u8");
-    assert_eq!(manifest["tensors"][0]["role"], "input");
-    assert_eq!(manifest["mem_bytes"], 0x3000);
-    assert!(manifest["tensors"][2].get("scale").is_none());
+    assert_eq!(len, 8 + 1 + 8 + 300);
+    assert_eq!(u64::from_le_bytes(b[off..off + 8].try_into().unwrap()), 300);
+    assert_eq!(b[off + 8], 0);
+    assert_eq!(&b[off + 17..off + len], &p.data[..]);
+    // The manifest starts with the config name (u64 length, UTF-8).
+    let (off, _) = section(&b, SectionKind::Manifest);
+    assert_eq!(u64::from_le_bytes(b[off..off + 8].try_into().unwrap()), 8);
+    assert_eq!(&b[off + 8..off + 16], b"tiny-4x4");
+    let (off, len) = section(&b, SectionKind::Graph);
+    assert_eq!(&b[off..off + len], &p.meta.graph[..]);
+    assert_eq!(off + len, n - 4, "the graph is the last section");
+}
+
+/// Activation buffers (long runs of one byte) cost a few bytes in the file.
+#[test]
+fn fill_runs_are_compact_and_exact() {
+    let mut p = small();
+    p.mem_bytes = 1 << 20;
+    p.data = [vec![9u8; 100_000], vec![1, 2, 3], vec![0x80; 5000], vec![4; 63]].concat();
+    let b = p.to_bytes();
+    let (_, len) = section(&b, SectionKind::Data);
+    assert!(len < 200, "{len} bytes of data section for 105 KB of runs");
+    assert_eq!(Program::from_bytes(&b).unwrap(), p);
 }
 
 #[test]
@@ -213,15 +273,16 @@ fn header_errors() {
     assert!(matches!(err(b"PK\x03\x04"), ProgramError::BadMagic { .. }));
 
     let mut c = b.clone();
-    put_u32(&mut c, 8, 2);
-    assert!(matches!(err(&c), ProgramError::UnsupportedFormat { found: 2, supported: 1 }));
-    assert!(err(&c).to_string().contains("format version 2"));
+    put_u32(&mut c, 8, 3);
+    assert!(matches!(err(&c), ProgramError::UnsupportedFormat { found: 3, supported: 2 }));
+    let e = err(&c).to_string();
+    assert!(e.contains("made by another systole version") && e.contains("rebuild it with `systole compile`"), "{e}");
 
     let mut c = b.clone();
     put_u32(&mut c, 12, isa::ISA_VERSION + 1);
     let e = err(&c);
     assert!(matches!(e, ProgramError::IsaVersion { .. }), "{e}");
-    assert!(e.to_string().contains("ISA version"), "{e}");
+    assert!(e.to_string().contains("ISA version") && e.to_string().contains("rebuild it"), "{e}");
 
     let mut c = b.clone();
     put_u32(&mut c, 28, 7);
@@ -232,6 +293,20 @@ fn header_errors() {
     put_u32(&mut c, entry(1, 4), 1);
     reseal(&mut c);
     assert!(err(&c).to_string().contains("section 1 reserved field"), "{}", err(&c));
+}
+
+/// A file of the previous container format (JSON manifest, version 1), as
+/// `systole compile` wrote it before: refused with "rebuild it".
+#[test]
+fn a_format_1_file_says_rebuild_it() {
+    let old = include_bytes!("data/format1.sbin");
+    assert_eq!(u32::from_le_bytes(old[8..12].try_into().unwrap()), 1);
+    let e = err(old);
+    assert!(matches!(e, ProgramError::UnsupportedFormat { found: 1, supported: FORMAT_VERSION }), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "made by another systole version (container format 1, this build reads format 2): rebuild it with `systole compile`"
+    );
 }
 
 #[test]
@@ -302,11 +377,11 @@ fn section_bounds_errors() {
 
     // covering the trailer
     let mut c = b.clone();
-    let (man_off, man_len) = section(&b, SectionKind::Manifest);
-    put_u64(&mut c, entry(2, 16), (man_len + 1) as u64);
+    let (graph_off, graph_len) = section(&b, SectionKind::Graph);
+    put_u64(&mut c, entry(3, 16), (graph_len + 1) as u64);
     reseal(&mut c);
-    assert!(matches!(err(&c), ProgramError::SectionOutOfBounds { index: 2, .. }));
-    assert_eq!(man_off + man_len, n - 4);
+    assert!(matches!(err(&c), ProgramError::SectionOutOfBounds { index: 3, .. }));
+    assert_eq!(graph_off + graph_len, n - 4);
 
     // data moved onto the code
     let mut c = b.clone();
@@ -354,45 +429,85 @@ fn code_content_errors() {
     assert!(e.to_string().contains("not a multiple of the 32-byte instruction"), "{e}");
 }
 
+/// The position of `needle` in `hay` (once).
+fn find(hay: &[u8], needle: &[u8]) -> usize {
+    hay.windows(needle.len()).position(|w| w == needle).expect("present")
+}
+
+/// A length-prefixed string as the codec writes it.
+fn encoded_str(s: &str) -> Vec<u8> {
+    [&(s.len() as u64).to_le_bytes()[..], s.as_bytes()].concat()
+}
+
 #[test]
 fn manifest_errors() {
     let b = sample().to_bytes();
     let (off, len) = section(&b, SectionKind::Manifest);
-    let text = std::str::from_utf8(&b[off..off + len]).unwrap().to_string();
-
-    // A syntax error on the line of `"mem_bytes"`, same length so the table still fits.
-    let line = text.lines().position(|l| l.contains("\"mem_bytes\"")).unwrap() + 1;
-    let broken = text.replacen("\"mem_bytes\":", "\"mem_bytes\";", 1);
-    assert_eq!(broken.len(), text.len());
-    let mut c = b.clone();
-    c[off..off + len].copy_from_slice(broken.as_bytes());
-    reseal(&mut c);
-    let e = err(&c);
-    assert!(matches!(e, ProgramError::Manifest { .. }), "{e}");
-    let msg = e.to_string();
-    assert!(msg.contains(&format!("line {line} column")) && msg.contains(&format!("0x{off:x}")), "{msg}");
-
-    // Invalid UTF-8.
-    let mut c = b.clone();
-    c[off + 1] = 0xff;
-    reseal(&mut c);
-    assert!(matches!(err(&c), ProgramError::Manifest { .. }));
-
-    // Valid JSON, wrong contents: an unknown dtype, a missing field, an unknown field.
-    for (from, to, expect) in [
-        ("\"dtype\": \"u8\"", "\"dtype\": \"u9\"", "unknown variant `u9`"),
-        ("\"mem_bytes\"", "\"mem_bytez\"", "unknown field `mem_bytez`"),
-        ("\"scale\": 0.10000000149011612", "\"scale\": null               ", "invalid type: null"),
-    ] {
-        assert!(text.contains(from), "{from} not in {text}");
-        let edited = text.replacen(from, to, 1);
-        assert_eq!(edited.len(), text.len());
+    let edit = |at: usize, bytes: &[u8]| {
         let mut c = b.clone();
-        c[off..off + len].copy_from_slice(edited.as_bytes());
+        c[at..at + bytes.len()].copy_from_slice(bytes);
         reseal(&mut c);
-        let msg = err(&c).to_string();
-        assert!(msg.contains(expect), "{msg}");
-    }
+        let e = err(&c);
+        assert!(matches!(e, ProgramError::Manifest { .. }), "{e}");
+        assert!(e.to_string().contains(&format!("section at byte offset 0x{off:x}")), "{e}");
+        e.to_string()
+    };
+    // Tensor `x`: name, role, then the dtype tag.
+    let x = off + find(&b[off..off + len], &encoded_str("x"));
+    let e = edit(x + 9 + 1, &[9]);
+    assert!(e.contains("unknown dtype tag 9 (known: 0..4)"), "{e}");
+    let e = edit(x + 9, &[3]);
+    assert!(e.contains("unknown tensor role tag 3"), "{e}");
+    // The layer `fc1`'s op.
+    let fc1 = off + find(&b[off..off + len], &encoded_str("fc1"));
+    let e = edit(fc1 + 11, &[200]);
+    assert!(e.contains("unknown layer op tag 200"), "{e}");
+    // A forged count: the tensor count is after the name and three u64s.
+    let count = off + 8 + "tiny-4x4".len() + 24;
+    assert_eq!(u64::from_le_bytes(b[count..count + 8].try_into().unwrap()), 3);
+    let e = edit(count, &u64::MAX.to_le_bytes());
+    assert!(e.contains("tensors") && e.contains("exceed"), "{e}");
+    // The name's length beyond the manifest.
+    let e = edit(off, &(1u64 << 40).to_le_bytes());
+    assert!(e.contains("config name"), "{e}");
+    // The config's array is a u32 row count: zero rows is an invalid config.
+    let cfg = off + find(&b[off..off + len], &[&[1u8][..], &encoded_str("tiny-4x4")].concat()[..]) + 1 + 16;
+    let mut c = b.clone();
+    c[cfg..cfg + 4].copy_from_slice(&0u32.to_le_bytes());
+    reseal(&mut c);
+    let e = err(&c).to_string();
+    assert!(e.contains("the recorded hardware configuration is invalid") && e.contains("array.rows"), "{e}");
+    // One byte short: the last field cannot be read.
+    let mut c = b.clone();
+    put_u64(&mut c, entry(2, 16), (len - 1) as u64);
+    reseal(&mut c);
+    assert!(err(&c).to_string().contains("remain"), "{}", err(&c));
+}
+
+#[test]
+fn data_errors() {
+    let mut p = small();
+    p.data = vec![5; 64];
+    let b = p.to_bytes();
+    let (off, len) = section(&b, SectionKind::Data);
+    assert_eq!(len, 8 + 1 + 8 + 1, "one fill run");
+    let edit = |at: usize, bytes: &[u8]| {
+        let mut c = b.clone();
+        c[off + at..off + at + bytes.len()].copy_from_slice(bytes);
+        reseal(&mut c);
+        let e = err(&c);
+        assert!(matches!(e, ProgramError::Data { .. }), "{e}");
+        e.to_string()
+    };
+    // A data length beyond the window cannot make the reader allocate it.
+    let e = edit(0, &u64::MAX.to_le_bytes());
+    assert!(e.contains("exceeds the memory window of 128 bytes"), "{e}");
+    let e = edit(9, &65u64.to_le_bytes());
+    assert!(e.contains("fill run of 65 bytes overruns the data's 64"), "{e}");
+    let e = edit(9, &63u64.to_le_bytes());
+    assert!(e.contains("data run"), "{e}");
+    let e = edit(8, &[2]);
+    assert!(e.contains("unknown data run tag 2"), "{e}");
 }
 
 #[test]
@@ -457,17 +572,28 @@ fn fingerprint_mismatch_names_both_configs() {
     assert!(msg.contains("device memory") && msg.contains(&tiny.dram_bytes().to_string()), "{msg}");
 }
 
+fn arb_layout() -> impl Strategy<Value = (Layout, Vec<u64>)> {
+    prop_oneof![
+        (1usize..8, 1usize..8, 1usize..8, 0usize..3)
+            .prop_map(|(h, w, c, halo)| (Layout::Nhwc { h, w, c, halo }, vec![1, c as u64, h as u64, w as u64])),
+        (1usize..8, 1usize..8, any::<bool>(), any::<u64>()).prop_map(|(rows, cols, permuted, seed)| {
+            // A rotation of the columns stands for a permutation.
+            let perm = permuted.then(|| (0..cols).map(|i| (i + seed as usize % cols) % cols).collect());
+            (Layout::Flat { rows, cols, perm }, vec![rows as u64, cols as u64])
+        }),
+    ]
+}
+
 fn arb_tensor(i: usize) -> impl Strategy<Value = TensorInfo> {
     (
         prop_oneof![Just(DType::I8), Just(DType::U8), Just(DType::I32), Just(DType::F32)],
         prop_oneof![Just(TensorRole::Input), Just(TensorRole::Output), Just(TensorRole::Intermediate)],
-        proptest::collection::vec(1u64..8, 0..4),
+        arb_layout(),
         0u64..0x400,
         proptest::option::of(proptest::num::f32::POSITIVE | proptest::num::f32::NORMAL | proptest::num::f32::SUBNORMAL),
         proptest::option::of(0i32..=127),
-        "[ -~]{0,12}",
     )
-        .prop_map(move |(dtype, role, shape, addr, scale, zero_point, layout)| TensorInfo {
+        .prop_map(move |(dtype, role, (layout, shape), addr, scale, zero_point)| TensorInfo {
             name: format!("t{i}"),
             role,
             dtype,
@@ -479,35 +605,62 @@ fn arb_tensor(i: usize) -> impl Strategy<Value = TensorInfo> {
         })
 }
 
+fn arb_layer(code_len: usize) -> impl Strategy<Value = LayerMeta> {
+    (".{0,8}", 0usize..LayerOp::ALL.len(), 0..=code_len, 0..=code_len, arb_layout(), 0u64..0x400, any::<u64>())
+        .prop_map(|(name, op, a, b, (layout, shape), addr, macs)| LayerMeta {
+            name: name.clone(),
+            op: LayerOp::ALL[op],
+            first: a.min(b),
+            last: a.max(b),
+            macs,
+            value: name,
+            addr: 0x1000 + addr,
+            layout,
+            shape,
+            dtype: DType::I8,
+            scale: 0.5,
+            zero_point: -1,
+        })
+}
+
 fn arb_program() -> impl Strategy<Value = Program> {
     (
         any::<u64>(),
         ".{0,10}",
         0u64..8,
         proptest::collection::vec((1u16..100, 1u16..100, any::<u32>()), 0..6),
-        proptest::collection::vec(any::<u8>(), 0..200),
+        proptest::collection::vec(prop_oneof![any::<u8>(), Just(0u8)], 0..400),
         proptest::collection::vec(arb_tensor(0), 0..2),
         proptest::collection::vec(arb_tensor(1), 0..2),
-        proptest::collection::btree_map("[a-z]{1,6}", any::<i64>(), 0..4),
+        (
+            ".{0,10}",
+            proptest::collection::vec(arb_layer(1), 0..3),
+            any::<bool>(),
+            proptest::collection::vec(any::<u8>(), 0..50),
+        ),
     )
-        .prop_map(|(fingerprint, config_name, code_slot, loads, data, t0, t1, meta)| {
-            let mut code: Vec<Instr> = loads
-                .into_iter()
-                .map(|(rows, cols, dram)| Instr::from(Load { rows, cols, dram, ..Default::default() }))
-                .collect();
-            code.push(Instr::Finish(Default::default()));
-            Program {
-                fingerprint,
-                config_name,
-                code_addr: code_slot * 32,
-                code,
-                data_addr: 0x800,
-                data,
-                mem_bytes: 0x2000,
-                tensors: t0.into_iter().chain(t1).collect(),
-                meta: meta.into_iter().map(|(k, v)| (k, Value::from(v))).collect(),
-            }
-        })
+        .prop_map(
+            |(fingerprint, config_name, code_slot, loads, data, t0, t1, (producer, layers, config, graph))| {
+                let mut code: Vec<Instr> = loads
+                    .into_iter()
+                    .map(|(rows, cols, dram)| Instr::from(Load { rows, cols, dram, ..Default::default() }))
+                    .collect();
+                code.push(Instr::Finish(Default::default()));
+                let config = config.then(HwConfig::tiny_4x4);
+                Program {
+                    // A recorded config's fingerprint is the program's.
+                    fingerprint: config.as_ref().map_or(fingerprint, HwConfig::fingerprint),
+                    config_name,
+                    code_addr: code_slot * 32,
+                    code,
+                    data_addr: 0x800,
+                    data,
+                    mem_bytes: 0x2000,
+                    tensors: t0.into_iter().chain(t1).collect(),
+                    meta: ProgramMeta { producer, source: String::new(), layers, config, graph },
+                }
+            },
+        )
 }
 
 proptest! {

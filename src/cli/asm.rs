@@ -4,9 +4,8 @@ use super::error::{CliError, Result};
 use super::files::{check_destination, print_stdout, read_text, write_atomic};
 use super::{load, spec};
 use clap::Args;
-use isa::program::{Program, CODE_ALIGN};
+use isa::program::{Program, ProgramMeta, CODE_ALIGN};
 use isa::{HwConfig, Instr};
-use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
@@ -105,9 +104,8 @@ pub fn run(args: &AsmArgs) -> Result<()> {
         );
     }
 
-    let mut meta = Map::new();
-    meta.insert("producer".into(), Value::from("systole asm"));
-    meta.insert("source".into(), Value::from(file_name(&args.source)));
+    let meta =
+        ProgramMeta { producer: "systole asm".into(), source: file_name(&args.source), ..ProgramMeta::default() };
     let prog = Program {
         fingerprint: cfg.fingerprint(),
         config_name: cfg.name.clone(),

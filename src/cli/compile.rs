@@ -1,9 +1,9 @@
 //! `systole compile`: a quantized model (ONNX, or the `.stm` text format)
 //! to a `.sbin` program for one hardware configuration.
 //!
-//! The program's meta carries what `systole run` needs without the model
-//! file: the per-layer facts (`layers`), the configuration (`hw`) and the
-//! graph as text (`graph`, for the reference interpreter of `run --check`).
+//! The program's typed metadata carries what `systole run` needs without the
+//! model file: the per-layer facts, the configuration and the graph (in
+//! binary, for the reference interpreter of `run --check`).
 
 use super::error::{CliError, Result};
 use super::files::{check_destination, print_stdout, read_bytes, read_text, write_atomic};
@@ -139,7 +139,7 @@ pub fn run(args: &CompileArgs) -> Result<()> {
     for l in &lowered.layers {
         macs += l.macs;
         let instrs = if l.first == l.last { "- (a view)".to_string() } else { format!("{}..{}", l.first, l.last) };
-        rows.push(vec![l.name.clone(), l.op.clone(), l.value.clone(), shape_text(&l.shape), group(l.macs), instrs]);
+        rows.push(vec![l.name.clone(), l.op.to_string(), l.value.clone(), shape_text(&l.shape), group(l.macs), instrs]);
     }
     rows.push(vec!["total".into(), String::new(), String::new(), String::new(), group(macs), String::new()]);
     let align = [Align::Left, Align::Left, Align::Left, Align::Left, Align::Right, Align::Left];

@@ -1,5 +1,6 @@
 //! `systole disasm`: a `.sbin` program as re-assemblable text, with its
-//! container layout, tensor map and metadata as `;` comments.
+//! container layout, tensor map and typed metadata as `;` comments (the
+//! config as TOML, the graph in the `.stm` text format).
 
 use super::error::Result;
 use super::files::print_stdout;
@@ -57,7 +58,7 @@ pub fn header(name: &str, prog: &Program, sections: &[Section]) -> String {
                 t.dtype.to_string(),
                 shape_text(&t.shape),
                 format!("{:#x}", t.addr),
-                t.layout.clone(),
+                t.layout.to_string(),
                 t.scale.map_or_else(|| "-".to_string(), |v| v.to_string()),
                 t.zero_point.map_or_else(|| "-".to_string(), |v| v.to_string()),
             ]);
@@ -65,36 +66,79 @@ pub fn header(name: &str, prog: &Program, sections: &[Section]) -> String {
         s.push_str(&table(";   ", &rows, &[]));
     }
     let _ = writeln!(s, ";");
-    // Multi-line text entries (the embedded config and graph) read best as
-    // text blocks; the rest as JSON.
-    let mut meta_map = prog.meta.clone();
-    let texts: Vec<(String, String)> = prog
-        .meta
-        .iter()
-        .filter_map(|(k, v)| v.as_str().filter(|t| t.contains('\n')).map(|t| (k.clone(), t.to_string())))
-        .collect();
-    for (k, _) in &texts {
-        meta_map.remove(k);
+    s.push_str(&meta_text(prog));
+    s
+}
+
+/// The typed metadata: producer, per-layer facts, and the config and the
+/// graph as text blocks (TOML, and the `.stm` text format).
+fn meta_text(prog: &Program) -> String {
+    let mut s = String::new();
+    let m = &prog.meta;
+    let _ = writeln!(s, "; producer: {}; source: {}", or_dash(&m.producer), or_dash(&m.source));
+    if !m.layers.is_empty() {
+        let _ = writeln!(s, ";");
+        let _ = writeln!(s, "; layers:");
+        let mut rows = vec![cells(&[
+            "name",
+            "op",
+            "instructions",
+            "MACs",
+            "output",
+            "shape",
+            "dtype",
+            "addr",
+            "layout",
+            "scale",
+            "zero_point",
+        ])];
+        for l in &m.layers {
+            rows.push(vec![
+                l.name.clone(),
+                l.op.to_string(),
+                format!("{}..{}", l.first, l.last),
+                l.macs.to_string(),
+                l.value.clone(),
+                shape_text(&l.shape),
+                l.dtype.to_string(),
+                format!("{:#x}", l.addr),
+                l.layout.to_string(),
+                l.scale.to_string(),
+                l.zero_point.to_string(),
+            ]);
+        }
+        s.push_str(&table(";   ", &rows, &[]));
     }
-    for (k, text) in &texts {
-        let _ = writeln!(s, "; {k}:");
-        for line in text.lines() {
+    if let Some(cfg) = &m.config {
+        let _ = writeln!(s, ";");
+        let _ = writeln!(s, "; config:");
+        for line in cfg.to_toml().lines() {
             let _ = writeln!(s, ";   {line}");
         }
-        let _ = writeln!(s, ";");
     }
-    let meta = serde_json::Value::Object(meta_map);
-    let compact = meta.to_string();
-    if compact.len() <= 100 {
-        let _ = writeln!(s, "; meta: {compact}");
-    } else {
-        let _ = writeln!(s, "; meta:");
-        let pretty = serde_json::to_string_pretty(&meta).unwrap_or(compact);
-        for line in pretty.lines() {
-            let _ = writeln!(s, ";   {line}");
+    if !m.graph.is_empty() {
+        let _ = writeln!(s, ";");
+        match compiler::ir_codec::decode(&m.graph) {
+            Ok(g) => {
+                let _ = writeln!(s, "; graph ({} bytes encoded):", m.graph.len());
+                for line in compiler::text::print(&g).lines() {
+                    let _ = writeln!(s, ";   {line}");
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(s, "; graph ({} bytes encoded): does not decode: {e}", m.graph.len());
+            }
         }
     }
     s
+}
+
+fn or_dash(text: &str) -> &str {
+    if text.is_empty() {
+        "-"
+    } else {
+        text
+    }
 }
 
 /// The code as assembly, one instruction per line with its index aligned

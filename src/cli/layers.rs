@@ -31,7 +31,7 @@
 //! least as long as its data at peak bandwidth (DRAM B / bytes_per_cycle),
 //! bandwidth-bound otherwise.
 
-use super::error::{CliError, Result};
+use super::error::Result;
 use super::report::energy_text;
 use super::table::{cells, group, table, Align};
 use isa::instr::{Instr, BUF_ACC, INSTR_BYTES};
@@ -53,26 +53,13 @@ const BY_MACS: [&str; 2] = ["mac", "pe_registers"];
 const BY_WEIGHT_ROWS: &str = "weight_load";
 const BY_BYTES: &str = "dram";
 
-/// One entry of the program meta's `layers`, as the compiler wrote it.
-pub use compiler::lower::LayerInfo as LayerMeta;
+/// One of the program's per-layer records, as the compiler wrote it.
+pub use isa::program::LayerMeta;
 
-/// The program's per-layer facts (none when the meta has no `layers`, as
-/// for a program from `systole asm`).
-pub fn from_meta(prog: &Program, prog_name: &str) -> Result<Vec<LayerMeta>> {
-    let Some(v) = prog.meta.get("layers") else {
-        return Ok(Vec::new());
-    };
-    let layers: Vec<LayerMeta> = serde_json::from_value(v.clone())
-        .map_err(|e| CliError::input(format!("{prog_name}: meta `layers` is malformed: {e}")))?;
-    for (i, l) in layers.iter().enumerate() {
-        if l.first > l.last || l.last > prog.code.len() {
-            return Err(CliError::input(format!(
-                "{prog_name}: meta `layers` entry {i}: instruction range {}..{} outside the code (the program's meta is malformed)",
-                l.first, l.last
-            )));
-        }
-    }
-    Ok(layers)
+/// The program's per-layer facts (none for a program from `systole asm`);
+/// `Program::from_bytes` checked them against the code and the window.
+pub fn from_meta(prog: &Program, _prog_name: &str) -> Result<Vec<LayerMeta>> {
+    Ok(prog.meta.layers.clone())
 }
 
 /// The layer an instruction belongs to.
@@ -212,7 +199,7 @@ pub fn rows(
             + by_cycles * fraction(cyc as f64, total_cycles);
         out.push(LayerRow {
             name: l.name.clone(),
-            op: l.op.clone(),
+            op: l.op.to_string(),
             instructions: (l.first < l.last).then_some((l.first, l.last)),
             cycles: cyc,
             macs,

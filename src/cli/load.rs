@@ -3,7 +3,7 @@
 
 use super::error::{CliError, Result};
 use super::files::{read_bytes, read_text};
-use isa::program::Program;
+use isa::program::{Program, ProgramError};
 use isa::HwConfig;
 use sim::energy::EnergyTable;
 use std::path::Path;
@@ -52,7 +52,15 @@ pub fn energy_table(path: Option<&Path>) -> Result<EnergyTable> {
 /// Reads and validates a `.sbin` program; returns it with the file's bytes.
 pub fn program(path: &Path) -> Result<(Program, Vec<u8>)> {
     let bytes = read_bytes(path)?;
-    let prog = Program::from_bytes(&bytes)
-        .map_err(|e| CliError::input(format!("{}: not a valid systole program: {e}", path.display())))?;
+    let prog = Program::from_bytes(&bytes).map_err(|e| {
+        let file = path.display();
+        match e {
+            // A good file of another version: say so, not "invalid".
+            ProgramError::UnsupportedFormat { .. } | ProgramError::IsaVersion { .. } => {
+                CliError::input(format!("{file}: {e}"))
+            }
+            _ => CliError::input(format!("{file}: not a valid systole program: {e}")),
+        }
+    })?;
     Ok((prog, bytes))
 }

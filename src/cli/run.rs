@@ -18,7 +18,7 @@ use compiler::interp::{self, Tensor};
 use compiler::ir::{ElemType, Graph, ValueId};
 use driver::{Driver, DriverError, Inference};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use isa::program::{DType, Program, TensorInfo, TensorRole};
+use isa::program::{DType, LayerOp, Program, TensorInfo, TensorRole};
 use isa::{Counter, Counters, HwConfig};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
@@ -107,13 +107,9 @@ fn device_config(args: &RunArgs, prog: &Program, prog_name: &str) -> Result<HwCo
     if let Some(path) = &args.hw {
         return load::config(path);
     }
-    let text = prog.meta.get("hw").and_then(Value::as_str).ok_or_else(|| {
-        CliError::input(format!(
-            "{prog_name}: the program records no hardware configuration (meta `hw`); give one with --hw"
-        ))
-    })?;
-    HwConfig::from_toml(text).map_err(|e| {
-        CliError::input(format!("{prog_name}: the recorded hardware configuration (meta `hw`) is invalid: {e}"))
+    // `Program::from_bytes` validated it and checked its fingerprint.
+    prog.meta.config.clone().ok_or_else(|| {
+        CliError::input(format!("{prog_name}: the program records no hardware configuration; give one with --hw"))
     })
 }
 
@@ -188,15 +184,13 @@ struct Checker {
 
 impl Checker {
     fn new(prog: &Program, prog_name: &str, layers: &[LayerMeta]) -> Result<Checker> {
-        let text = prog.meta.get("graph").and_then(Value::as_str).ok_or_else(|| {
-            CliError::input(format!(
-                "--check: {prog_name} records no graph (meta `graph`) for the reference interpreter; \
-                 recompile it with `systole compile`"
-            ))
-        })?;
-        let graph = compiler::text::parse(text).map_err(|e| {
-            CliError::input(format!("--check: {prog_name}: the recorded graph (meta `graph`) does not parse: {e}"))
-        })?;
+        if prog.meta.graph.is_empty() {
+            return Err(CliError::input(format!(
+                "--check: {prog_name} records no graph for the reference interpreter; recompile it with `systole compile`"
+            )));
+        }
+        let graph = compiler::ir_codec::decode(&prog.meta.graph)
+            .map_err(|e| CliError::input(format!("--check: {prog_name}: the recorded graph does not decode: {e}")))?;
         if graph.inputs.len() != 1 || graph.outputs.len() != 1 {
             return Err(CliError::input(format!(
                 "--check: {prog_name}: the recorded graph has {} inputs and {} outputs; one of each is supported",
@@ -217,7 +211,7 @@ impl Checker {
                     l.name, l.value
                 ))
             })?;
-            let layout = l.device_layout().map_err(|e| CliError::input(format!("--check: {prog_name}: {e}")))?;
+            let layout = l.layout.clone();
             if layout.offsets().len() != graph.values[id].elements() {
                 return Err(CliError::input(format!(
                     "--check: {prog_name}: layer `{}`: the layout of `{}` does not hold its {} elements",
@@ -325,10 +319,10 @@ fn check_run<D: isa::Device>(
         let offsets = layout.offsets();
         for (idx, (&off, &r)) in offsets.iter().zip(want).enumerate() {
             let b = image[off];
-            let got = if l.elem == "u8" { b as i32 } else { b as i8 as i32 };
+            let got = if l.dtype == DType::U8 { b as i32 } else { b as i8 as i32 };
             if got != r {
                 let (pos, channel) = position(&l.shape, idx);
-                let tile = if matches!(l.op.as_str(), "conv" | "dense") {
+                let tile = if matches!(l.op, LayerOp::Conv | LayerOp::Dense) {
                     // Output channels are the GEMM's columns, `array.cols` to an n-tile;
                     // they are dimension 1 of both [1, C, H, W] and [rows, N].
                     let cols = cfg.array.cols as usize;
@@ -341,7 +335,9 @@ fn check_run<D: isa::Device>(
                 let mismatches = offsets
                     .iter()
                     .zip(want)
-                    .filter(|(&o, &w)| (if l.elem == "u8" { image[o] as i32 } else { image[o] as i8 as i32 }) != w)
+                    .filter(|(&o, &w)| {
+                        (if l.dtype == DType::U8 { image[o] as i32 } else { image[o] as i8 as i32 }) != w
+                    })
                     .count();
                 return Err(CliError::check(format!(
                     "check failed: {run}, layer `{}` ({}, instructions {}..{}), value `{}` {}: element {idx} {pos}{tile}: \
@@ -604,7 +600,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     out.push_str(total.split_once('\n').map_or(total.as_str(), |(_, rest)| rest));
     out.push('\n');
     if layers.is_empty() {
-        let _ = writeln!(out, "per layer: the program records no layers (meta `layers`)");
+        let _ = writeln!(out, "per layer: the program records no layers");
     } else {
         let _ = writeln!(out, "per layer (summed over the {runs} inference{}):", if runs == 1 { "" } else { "s" });
         out.push_str(&layers::text(&rows, &other, &cfg, &counters, &energy));

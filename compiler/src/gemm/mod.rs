@@ -14,7 +14,7 @@ pub use schedule::{AGather, ASource, Dataflow, GemmJob, GemmOut, OutRows};
 pub use weights::{nonzero_tiles, PackedWeights, TileShape, WeightFormat, WeightTile};
 
 use isa::instr::{self as ins, Instr};
-use isa::program::{DType, Program, TensorInfo, TensorRole};
+use isa::program::{DType, Program, ProgramMeta, TensorInfo, TensorRole};
 use isa::HwConfig;
 
 /// What the GEMM writes.
@@ -127,10 +127,11 @@ pub fn lower_gemm(spec: &GemmSpec, cfg: &HwConfig) -> Result<Program, LowerError
         GemmOut::Int32 => (DType::I32, None),
         GemmOut::Int8 { zero_point, .. } => (DType::I8, Some(zero_point)),
     };
-    let mut meta = serde_json::Map::new();
-    meta.insert("producer".into(), "systole compiler: gemm".into());
-    let mt = dataflow.block_rows(m, &weights, cfg)?;
-    meta.insert("gemm".into(), serde_json::json!({"m": m, "k": k, "n": n, "mt": mt}));
+    let meta = ProgramMeta {
+        producer: "systole compiler: gemm".into(),
+        source: format!("gemm {m}x{k}x{n}"),
+        ..ProgramMeta::default()
+    };
     Ok(Program {
         fingerprint: cfg.fingerprint(),
         config_name: cfg.name.clone(),
@@ -140,25 +141,17 @@ pub fn lower_gemm(spec: &GemmSpec, cfg: &HwConfig) -> Result<Program, LowerError
         data,
         mem_bytes,
         tensors: vec![
+            TensorInfo::row_major(
+                INPUT,
+                TensorRole::Input,
+                if spec.input_unsigned { DType::U8 } else { DType::I8 },
+                m,
+                k,
+                a_addr,
+            ),
             TensorInfo {
-                name: INPUT.into(),
-                role: TensorRole::Input,
-                dtype: if spec.input_unsigned { DType::U8 } else { DType::I8 },
-                shape: vec![m as u64, k as u64],
-                addr: a_addr,
-                layout: "row-major".into(),
-                scale: None,
-                zero_point: None,
-            },
-            TensorInfo {
-                name: OUTPUT.into(),
-                role: TensorRole::Output,
-                dtype: out_dtype,
-                shape: vec![m as u64, n as u64],
-                addr: c_addr,
-                layout: "row-major".into(),
-                scale: None,
                 zero_point: scale_zp,
+                ..TensorInfo::row_major(OUTPUT, TensorRole::Output, out_dtype, m, n, c_addr)
             },
         ],
         meta,

@@ -31,12 +31,12 @@ struct GemmLayer<'a> {
 fn gemm_layer(cx: &mut Ctx<'_>, l: &GemmLayer<'_>) -> Result<u64, LowerError> {
     let (qx, qy) = (cx.quant(l.x), cx.quant(l.y));
     let (k, n, b) = (l.k, l.n, l.b);
-    let folded: Vec<i32> = (0..n)
-        .map(|col| {
-            let sum = (0..k).fold(0i32, |s, r| s.wrapping_add(b[r * n + col] as i32));
-            numerics::fold_zero_point(l.bias[col], qx.zero_point, sum)
-        })
-        .collect();
+    // Column sums of B, row by row (a column walk misses the cache).
+    let mut sums = vec![0i32; n];
+    for row in b.chunks_exact(n.max(1)).take(k) {
+        sums.iter_mut().zip(row).for_each(|(s, &v)| *s = s.wrapping_add(v as i32));
+    }
+    let folded: Vec<i32> = (0..n).map(|col| numerics::fold_zero_point(l.bias[col], qx.zero_point, sums[col])).collect();
     let scale: Vec<f32> = (0..n).map(|col| numerics::requant_scale(qx.scale, l.w_scale[col], qy.scale)).collect();
     let weights = PackedWeights::dense_i8(b, k, n, cx.dataflow.tile_shape());
     let weights_addr = cx.mem.alloc_bytes(weights.bytes());
@@ -84,15 +84,22 @@ pub fn lower_conv(
     // Each group is its own GEMM over its slice of input and output channels.
     let mut macs = 0;
     for g in 0..groups {
-        // B[(i, j, ci)][m] = w[g mg + m][ci][i][j].
-        let mut b = vec![0i8; k * mg];
-        for m in 0..mg {
-            for ci in 0..cg {
-                for i in 0..kh {
-                    for j in 0..kw {
-                        b[((i * kw + j) * cg + ci) * mg + m] = c.weights[(((g * mg + m) * cg + ci) * kh + i) * kw + j];
-                    }
+        // B[(i, j, ci)][m] = w[g mg + m][ci][i][j]: where each filter tap
+        // goes, computed once (index arithmetic per weight was a third of a
+        // large model's compile time).
+        let mut row_of = Vec::with_capacity(k);
+        for ci in 0..cg {
+            for i in 0..kh {
+                for j in 0..kw {
+                    row_of.push(((i * kw + j) * cg + ci) * mg);
                 }
+            }
+        }
+        let mut b = vec![0i8; k * mg];
+        let filters = c.weights[g * mg * k..(g + 1) * mg * k].chunks_exact(k.max(1));
+        for (m, filter) in filters.enumerate() {
+            for (&row, &v) in row_of.iter().zip(filter) {
+                b[row + m] = v;
             }
         }
         let mut rows = out_rows(&outb);

@@ -32,7 +32,6 @@ pub use package::{LayerInfo, Lowered};
 
 use crate::gemm::{Dataflow, LowerError};
 use crate::ir::{ElemType, Graph, Node, Op, Quant, ValueId};
-use isa::layout::Layout;
 use isa::HwConfig;
 use memory::{layout_of, plan_halos, Buffer, MemoryPlan};
 use package::Code;
@@ -110,18 +109,17 @@ pub fn lower(g: &Graph, cfg: &HwConfig) -> Result<Lowered, LowerError> {
         let q = cx.quant(out);
         layers.push(LayerInfo {
             name: node.name.clone(),
-            op: node.op.name().into(),
+            op: package::layer_op(&node.op),
             first,
             last: cx.code.next_index(),
             macs,
             value: v.name.clone(),
             addr: b.addr,
-            layout: b.layout.describe(),
+            layout: b.layout.clone(),
             shape: v.shape.iter().map(|&d| d as u64).collect(),
-            elem: v.ty.name().into(),
+            dtype: package::dtype_of(v.ty),
             scale: q.scale,
             zero_point: q.zero_point,
-            view: matches!(b.layout, Layout::Flat { perm: Some(_), .. }),
         });
     }
     package::package((g, cfg), cx.code, cx.mem, dev_in, layers)

@@ -1,62 +1,18 @@
 //! Packaging: the instruction stream assembled from phases, then code and
 //! data placed in device memory, every data address rebased, the tensor map
-//! and the per-layer facts (`LayerInfo`) recorded in the program's meta.
+//! and the per-layer facts (`LayerInfo`), the config and the encoded graph
+//! recorded in the program's metadata.
 
 use super::memory::MemoryPlan;
 use super::unsupported;
 use crate::gemm::{self, LowerError};
 use crate::ir::{ElemType, Graph, Op, ValueId};
 use isa::instr::{self as ins, Deps, Instr, Queue};
-use isa::layout::Layout;
-use isa::program::{DType, Program, TensorInfo, TensorRole};
+use isa::program::{DType, LayerOp, Program, ProgramMeta, TensorInfo, TensorRole};
 use isa::HwConfig;
 
-/// Per-layer facts recorded in the program's meta `layers` (for reports
-/// and checks; `systole run` reads them back).
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct LayerInfo {
-    pub name: String,
-    pub op: String,
-    /// Instruction index range `[first, last)` of the layer's phases.
-    pub first: usize,
-    pub last: usize,
-    /// MACs the array performs (all-zero weight tiles are skipped).
-    pub macs: u64,
-    /// The value the layer writes, where, and how.
-    pub value: String,
-    pub addr: u64,
-    pub layout: String,
-    pub shape: Vec<u64>,
-    pub elem: String,
-    pub scale: f32,
-    pub zero_point: i32,
-    /// The layer only reinterprets its input's buffer in an order no tensor
-    /// layout describes (a flatten of NHWC data): there is nothing of its
-    /// own to read back.
-    #[serde(default)]
-    pub view: bool,
-}
-
-impl LayerInfo {
-    pub fn is_view(&self) -> bool {
-        self.view
-    }
-
-    /// The device layout of the layer's output buffer.
-    pub fn device_layout(&self) -> Result<Layout, String> {
-        let t = TensorInfo {
-            name: self.value.clone(),
-            role: TensorRole::Intermediate,
-            dtype: if self.elem == "u8" { DType::U8 } else { DType::I8 },
-            shape: self.shape.clone(),
-            addr: self.addr,
-            layout: self.layout.clone(),
-            scale: None,
-            zero_point: None,
-        };
-        Layout::of_tensor(&t)
-    }
-}
+/// Per-layer facts recorded in the program's metadata (`isa::program::LayerMeta`).
+pub use isa::program::LayerMeta as LayerInfo;
 
 /// The instruction stream of a graph: phases, each starting with every
 /// queue idle and leaving no token behind, separated by barriers (STORE ->
@@ -140,10 +96,10 @@ pub fn package(
         Ok(TensorInfo {
             name: name.to_string(),
             role,
-            dtype: if val.ty == ElemType::U8 { DType::U8 } else { DType::I8 },
+            dtype: dtype_of(val.ty),
             shape: val.shape.iter().map(|&d| d as u64).collect(),
             addr: b.addr + data_addr,
-            layout: b.layout.describe(),
+            layout: b.layout.clone(),
             scale: val.quant.map(|q| q.scale),
             zero_point: val.quant.map(|q| q.zero_point),
         })
@@ -151,14 +107,15 @@ pub fn package(
     let in_name = g.values[g.inputs[0]].name.clone();
     let out_name = g.values[g.outputs[0]].name.clone();
     let tensors = vec![tensor(dev_in, TensorRole::Input, &in_name)?, tensor(dev_out, TensorRole::Output, &out_name)?];
-    let mut meta = serde_json::Map::new();
-    meta.insert("producer".into(), "systole compiler".into());
-    meta.insert("model".into(), g.name.clone().into());
-    meta.insert("layers".into(), serde_json::to_value(&layers).expect("layers serialize"));
     // What `systole run` needs without the model file: the hardware to
     // simulate, and the graph for the reference interpreter (`--check`).
-    meta.insert("hw".into(), cfg.to_toml().into());
-    meta.insert("graph".into(), crate::text::print(g).into());
+    let meta = ProgramMeta {
+        producer: "systole compiler".into(),
+        source: g.name.clone(),
+        layers: layers.clone(),
+        config: Some(cfg.clone()),
+        graph: crate::ir_codec::encode(g),
+    };
     let program = Program {
         fingerprint: cfg.fingerprint(),
         config_name: cfg.name.clone(),
@@ -174,6 +131,31 @@ pub fn package(
     Ok(Lowered { program, layers })
 }
 
+/// The device element type of a quantized value.
+pub fn dtype_of(t: ElemType) -> DType {
+    if t == ElemType::U8 {
+        DType::U8
+    } else {
+        DType::I8
+    }
+}
+
+/// The layer record's op of a lowered node (only these reach the device).
+pub fn layer_op(op: &Op) -> LayerOp {
+    match op {
+        Op::Conv(_) => LayerOp::Conv,
+        Op::Dense(_) => LayerOp::Dense,
+        Op::MaxPool(_) => LayerOp::MaxPool,
+        Op::AvgPool(_) => LayerOp::AvgPool,
+        Op::Add { .. } => LayerOp::Add,
+        Op::Clamp { .. } => LayerOp::Clamp,
+        Op::Flatten { .. } => LayerOp::Flatten,
+        Op::Reshape { .. } => LayerOp::Reshape,
+        Op::Concat { .. } => LayerOp::Concat,
+        Op::Quantize | Op::Dequantize | Op::Transpose { .. } => unreachable!("not lowered to a layer"),
+    }
+}
+
 fn align(x: usize, a: usize) -> usize {
     x.div_ceil(a) * a
 }
@@ -182,6 +164,7 @@ fn align(x: usize, a: usize) -> usize {
 mod tests {
     use super::*;
     use crate::ir::{Node, Quant, Value};
+    use isa::layout::Layout;
 
     /// Packaging two hand-made phases and one buffer, without any other
     /// step: code before data, addresses rebased, a barrier between the
@@ -207,18 +190,17 @@ mod tests {
         code.phase(vec![load(addr as u32 + 4)]);
         let layer = LayerInfo {
             name: "x".into(),
-            op: "quantize".into(),
+            op: LayerOp::Clamp,
             first: 0,
             last: code.next_index(),
             macs: 0,
             value: "x".into(),
             addr,
-            layout: "row-major".into(),
+            layout: Layout::Flat { rows: 1, cols: 8, perm: None },
             shape: vec![1, 8],
-            elem: "i8".into(),
+            dtype: DType::I8,
             scale: 0.5,
             zero_point: 3,
-            view: false,
         };
         let lowered = package((&g, &cfg), code, mem, 0, vec![layer]).unwrap();
         let p = &lowered.program;
@@ -232,7 +214,7 @@ mod tests {
         let back = Program::from_bytes(&p.to_bytes()).unwrap();
         assert_eq!(back.code, p.code);
         assert_eq!(back.data, p.data);
-        let layers: Vec<LayerInfo> = serde_json::from_value(back.meta["layers"].clone()).unwrap();
-        assert_eq!(layers, lowered.layers);
+        assert_eq!(back.meta.layers, lowered.layers);
+        assert_eq!(crate::ir_codec::decode(&back.meta.graph).unwrap(), g);
     }
 }
