@@ -7,7 +7,6 @@ use compiler::interp::{self, Tensor, TensorData};
 use compiler::ir::*;
 use compiler::lower::lower;
 use driver::{Driver, Outcome};
-use isa::layout::Layout;
 use isa::program::TensorInfo;
 use isa::HwConfig;
 use rand::rngs::StdRng;
@@ -172,7 +171,7 @@ fn check(g: &Graph, cfg: &HwConfig, seed: u64) -> u64 {
         TensorData::Quant(q) => q.iter().map(|&v| v as u8).collect::<Vec<u8>>(),
         _ => unreachable!(),
     };
-    let layout = Layout::of_tensor(input).unwrap();
+    let layout = &input.layout;
     d.write_mem(input.addr, &layout.pack(&xq, input.zero_point.unwrap() as u8)).unwrap();
     let rep = d.run().unwrap();
     assert_eq!(rep.outcome, Outcome::Done);
@@ -188,7 +187,7 @@ fn check(g: &Graph, cfg: &HwConfig, seed: u64) -> u64 {
             TensorData::Quant(q) => q.iter().map(|&x| x as u8).collect(),
             _ => unreachable!(),
         };
-        let lay = l.device_layout().unwrap();
+        let lay = &l.layout;
         let got = lay.unpack(&d.read_mem(l.addr, lay.bytes()).unwrap());
         let diff = got.iter().zip(&want).position(|(a, b)| a != b);
         assert!(diff.is_none(), "{}: layer `{}` differs first at element {:?}", cfg.name, l.name, diff);
