@@ -184,8 +184,8 @@ fn asm_writes_program_for_the_config() {
     assert_eq!(p.code, isa::asm::parse_program(GEMM_ASM).unwrap());
     assert_eq!((p.code_addr, p.mem_bytes), (0, cfg.dram_bytes()));
     assert!(p.data.is_empty() && p.tensors.is_empty());
-    assert_eq!(p.meta["producer"], "systole asm");
-    assert_eq!(p.meta["source"], "prog.s");
+    assert_eq!(p.meta.producer, "systole asm");
+    assert_eq!(p.meta.source, "prog.s");
 
     let o = systole(
         g.path(),
@@ -319,6 +319,25 @@ fn corrupted_program_is_rejected() {
     for cmd in [vec!["disasm", "flip.sbin"], vec!["sim", "flip.sbin", "--hw", TINY, "--json", "r.json"]] {
         let o = systole(g.path(), &cmd);
         assert_bad_input(&o, &["flip.sbin", "checksum mismatch"], g.path(), &["r.json"]);
+    }
+}
+
+/// A program from the previous container format (JSON manifest): one line
+/// saying to rebuild it, exit 2, for every command that reads programs.
+#[test]
+fn a_program_of_another_format_says_rebuild_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = concat!(env!("CARGO_MANIFEST_DIR"), "/isa/tests/data/format1.sbin");
+    for cmd in [vec!["disasm", old], vec!["sim", old, "--hw", TINY], vec!["run", old, "--input", "x.npy", "--out", "o"]]
+    {
+        let o = systole(dir.path(), &cmd);
+        assert_bad_input(
+            &o,
+            &["format1.sbin: made by another systole version", "rebuild it with `systole compile`"],
+            dir.path(),
+            &["o"],
+        );
+        assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
     }
 }
 

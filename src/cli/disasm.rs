@@ -113,7 +113,7 @@ fn meta_text(prog: &Program) -> String {
         let _ = writeln!(s, ";");
         let _ = writeln!(s, "; config:");
         for line in cfg.to_toml().lines() {
-            let _ = writeln!(s, ";   {line}");
+            let _ = writeln!(s, "{}", format!(";   {line}").trim_end());
         }
     }
     if !m.graph.is_empty() {
@@ -122,7 +122,7 @@ fn meta_text(prog: &Program) -> String {
             Ok(g) => {
                 let _ = writeln!(s, "; graph ({} bytes encoded):", m.graph.len());
                 for line in compiler::text::print(&g).lines() {
-                    let _ = writeln!(s, ";   {line}");
+                    let _ = writeln!(s, "{}", format!(";   {line}").trim_end());
                 }
             }
             Err(e) => {
