@@ -272,7 +272,7 @@ mod tests {
         assert!(Reader::new(&[9]).tag("op", 3).unwrap_err().to_string().contains("unknown op tag 9"));
         assert!(Reader::new(&[2]).bool("flag").is_err());
         assert!(Reader::new(&[1, 2]).u32("x").unwrap_err().to_string().contains("needs 4 bytes, 2 remain"));
-        let mut r = Reader::new(&[0]);
+        let r = Reader::new(&[0]);
         assert!(r.finish().unwrap_err().to_string().contains("1 bytes left over"));
     }
 }

@@ -11,8 +11,8 @@
 //! # Binary layout
 //!
 //! All integers are little-endian. Offsets are byte offsets from the start of
-//! the file. The full layout, field by field, is in `isa/ISA.md` ("The
-//! program container"); in short:
+//! the file. The full layout, field by field, is in `isa/ISA.md` §7; in
+//! short:
 //!
 //! **Header** (32 bytes): magic `b"SYSTOLE\0"`, the format version (u32,
 //! [`FORMAT_VERSION`]), the ISA version (u32, [`crate::ISA_VERSION`]), the
@@ -971,7 +971,7 @@ impl Program {
     /// the code; tensor names are unique; scales are finite and positive and
     /// i8 / u8 zero points are in the type's range.
     pub fn validate_layout(&self) -> Result<(), ProgramError> {
-        if self.code_addr % CODE_ALIGN != 0 {
+        if !self.code_addr.is_multiple_of(CODE_ALIGN) {
             return Err(ProgramError::CodeMisaligned { code_addr: self.code_addr });
         }
         if self.mem_bytes > MAX_MEM_BYTES {

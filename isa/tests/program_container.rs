@@ -86,7 +86,7 @@ fn sample() -> Program {
             Instr::from(Load { buf: 0, rows: 4, cols: 4, dram: 0x800, stride: 4, addr: 4, ..Default::default() }),
             Instr::from(Matmul { m: 4, swap: 1, deps: pop_prev, ..Default::default() }),
             Instr::from(Requant { rows: 4, dst: 8, out_type: 1, qmin: 0, qmax: 255, ..Default::default() }),
-            Instr::from(Sync { queue: 1, deps: push_next, ..Default::default() }),
+            Instr::from(Sync { queue: 1, deps: push_next }),
             Instr::from(Store {
                 rows: 4,
                 cols: 4,
