@@ -286,6 +286,15 @@ fn flatten_output_runs_and_matches_the_interpreter() {
         assert!(text.contains(needle), "disasm lacks `{needle}`:\n{text}");
     }
 
+    // Without the graph the file is smaller and still runs, but cannot be checked.
+    let o = systole(d, &["compile", "net.stm", "--hw", TINY, "-o", "lean.sbin", "--no-graph"]);
+    assert_ok(&o);
+    assert!(fs::metadata(d.join("lean.sbin")).unwrap().len() < fs::metadata(d.join("net.sbin")).unwrap().len());
+    assert_ok(&systole(d, &["run", "lean.sbin", "--input", "x.npy", "--out", "lean"]));
+    assert_eq!(read_npy_f32(&d.join("lean/y.npy")).1, y);
+    let o = systole(d, &["run", "lean.sbin", "--input", "x.npy", "--out", "lean2", "--check"]);
+    assert_fails(&o, 2, &["records no graph", "--no-graph"], d, &["lean2"]);
+
     let g = compiler::text::parse(CONV_FLATTEN).unwrap();
     let input = compiler::interp::Tensor::float(vec![1, 1, 4, 4], x);
     let values = compiler::interp::run(&g, &[input]).unwrap();

@@ -3,7 +3,8 @@
 //!
 //! The program's typed metadata carries what `systole run` needs without the
 //! model file: the per-layer facts, the configuration and the graph (in
-//! binary, for the reference interpreter of `run --check`).
+//! binary, for the reference interpreter of `run --check`; `--no-graph`
+//! leaves it out, since it holds the weights a second time).
 
 use super::error::{CliError, Result};
 use super::files::{check_destination, print_stdout, read_bytes, read_text, write_atomic};
@@ -28,6 +29,11 @@ pub struct CompileArgs {
     /// Program file to write.
     #[arg(short = 'o', long = "output", value_name = "MODEL.sbin")]
     pub output: PathBuf,
+    /// Leave the model graph out of the program: the file is about the size
+    /// of its weights and code instead of twice the weights, but `run
+    /// --check` has no reference to compare with.
+    #[arg(long)]
+    pub no_graph: bool,
 }
 
 /// The model formats `compile` reads, by file extension.
@@ -97,9 +103,12 @@ pub fn run(args: &CompileArgs) -> Result<()> {
     let t0 = Instant::now();
     let graph = import(&args.model)?;
     let t1 = Instant::now();
-    let lowered = compiler::lower::lower(&graph, &cfg)
+    let mut lowered = compiler::lower::lower(&graph, &cfg)
         .map_err(|e| CliError::input(format!("{model}: cannot compile for config `{}`: {e}", cfg.name)))?;
     let t2 = Instant::now();
+    if args.no_graph {
+        lowered.program.meta.graph = Vec::new();
+    }
     let prog = &lowered.program;
     prog.check_config(&cfg).map_err(|e| CliError::input(format!("{model}: the compiled program is invalid: {e}")))?;
     write_atomic(&args.output, prog.to_bytes())?;

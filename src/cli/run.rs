@@ -186,7 +186,7 @@ impl Checker {
     fn new(prog: &Program, prog_name: &str, layers: &[LayerMeta]) -> Result<Checker> {
         if prog.meta.graph.is_empty() {
             return Err(CliError::input(format!(
-                "--check: {prog_name} records no graph for the reference interpreter; recompile it with `systole compile`"
+                "--check: {prog_name} records no graph for the reference interpreter; recompile it with `systole compile` (without --no-graph)"
             )));
         }
         let graph = compiler::ir_codec::decode(&prog.meta.graph)
