@@ -744,7 +744,8 @@ impl Program {
     /// rejects what it rejects.
     pub fn to_bytes(&self) -> Vec<u8> {
         let manifest = encode_manifest(self);
-        let mut data = Writer::default();
+        // About the bytes themselves at most: a fill run is shorter than its bytes.
+        let mut data = Writer { bytes: Vec::with_capacity(self.data.len() + 64) };
         encode_data(&self.data, &mut data);
         let data = data.bytes;
         let count = SectionKind::ALL.len();
