@@ -49,13 +49,12 @@
 //! runs decode, every count bounded by the bytes that remain); and
 //! finally [`Program::validate_layout`]. A file of another format version is
 //! [`ProgramError::UnsupportedFormat`]: made by another systole version,
-//! rebuild it. Whether the program fits a given
-//! hardware configuration is a separate step, [`Program::check_config`].
+//! rebuild it. Whether the program fits a given hardware configuration is a
+//! separate step, [`Program::check_config`].
 
 use crate::codec::{self, Reader, Writer};
-use crate::config::HwConfig;
 use crate::config::{
-    ArrayConfig, BufferConfig, ClockConfig, Dataflow, DramConfig, SramCells, TechConfig, WeightPrecision,
+    ArrayConfig, BufferConfig, ClockConfig, Dataflow, DramConfig, HwConfig, SramCells, TechConfig, WeightPrecision,
 };
 use crate::instr::{DecodeError, Instr, INSTR_BYTES};
 use crate::layout::Layout;
@@ -179,9 +178,7 @@ impl TensorInfo {
     pub fn byte_len(&self) -> u64 {
         self.checked_byte_len().unwrap_or(u64::MAX)
     }
-}
 
-impl TensorInfo {
     /// A row-major tensor of shape `[rows, cols]`.
     pub fn row_major(name: &str, role: TensorRole, dtype: DType, rows: usize, cols: usize, addr: u64) -> TensorInfo {
         TensorInfo {
