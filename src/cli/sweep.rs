@@ -91,7 +91,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         "cycles",
         "time µs",
         "MAC util",
-        "DRAM B",
+        "DRAM bus B",
         "energy µJ",
         "pJ/MAC",
         "area mm²",

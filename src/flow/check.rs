@@ -97,7 +97,6 @@ impl Checker {
 
     /// Compares run `run`'s layers and output (`inf`, with the device still
     /// holding the run's memory) with the interpreter on the same input.
-    #[allow(clippy::too_many_arguments)]
     pub fn check<D: Device>(
         &self,
         drv: &mut Driver<D>,
