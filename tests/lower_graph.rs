@@ -13,6 +13,7 @@ use rand::{Rng, SeedableRng};
 use systole::flow::backend::Comparison;
 use systole::flow::check::Checker;
 use systole::flow::infer::{run_batch, Batch, HostData};
+use systole::flow::Compiled;
 
 /// Seeded random test data.
 struct Data(StdRng);
@@ -172,7 +173,8 @@ fn check(g: &Graph, cfg: &HwConfig, seed: u64) -> u64 {
     assert_eq!(checker.layers() + checker.views(), lowered.layers.len());
     let mut d = Driver::new(sim::Model::new(cfg).unwrap());
     d.load(prog).unwrap();
-    let run = run_batch(&mut d, prog, &lowered.layers, cfg, &batch, Some(&checker), &Comparison::default(), || {})
+    let model = Compiled { prog, layers: &lowered.layers, cfg };
+    let run = run_batch(&mut d, model, &batch, Some(&checker), &Comparison::default(), || {})
         .unwrap_or_else(|e| panic!("{}: {e}", cfg.name));
     // The compiler's per-layer MACs are what the array performs.
     let layer_macs: u64 = lowered.layers.iter().map(|l| l.macs).sum();

@@ -25,6 +25,7 @@ use systole::flow::check::{recorded_graph, Checker};
 use systole::flow::infer::{run_batch, Batch, HostData};
 use systole::flow::layers::{attribute, from_program, ATTRIBUTION};
 use systole::flow::report::{CheckSummary, ModelRun, Report, TensorFile};
+use systole::flow::Compiled;
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -181,7 +182,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
     drv.load(&prog).map_err(|e| CliError::input(format!("{prog_name}: {e}")))?;
 
     let pb = progress_bar(batch.runs);
-    let result = run_batch(&mut drv, &prog, &layers, &cfg, &batch, checker.as_ref(), &comparison, || {
+    let model = Compiled { prog: &prog, layers: &layers, cfg: &cfg };
+    let result = run_batch(&mut drv, model, &batch, checker.as_ref(), &comparison, || {
         if let Some(pb) = &pb {
             pb.inc(1);
         }
@@ -204,7 +206,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let runs = batch.runs as u64;
     let counters = &measured.counters;
     let energy = sim::energy::energy(&cfg, counters, &table);
-    let (rows, other) = attribute(&prog, &layers, &measured.layer_cycles, runs, &cfg, counters, &energy);
+    let (rows, other) = attribute(model, &measured.layer_cycles, runs, counters, &energy);
     let mut rep = Report::new("run", &prog_name, args.backend.name(), &cfg, counters, &energy, &measured.run_cycles);
     let per = rep.per_inference.clone();
     rep.model = Some(ModelRun {

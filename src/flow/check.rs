@@ -10,7 +10,7 @@
 //! network's.
 
 use super::layers::LayerMeta;
-use super::{shape_text, FlowError, Result, RunNumber};
+use super::{shape_text, Compiled, FlowError, Result, RunNumber};
 use compiler::interp::{self, StreamError, Tensor};
 use compiler::ir::{ElemType, Graph, Op, ValueId};
 use driver::{Driver, Inference};
@@ -100,8 +100,7 @@ impl Checker {
     pub fn check<D: Device>(
         &self,
         drv: &mut Driver<D>,
-        layers: &[LayerMeta],
-        cfg: &HwConfig,
+        model: Compiled<'_>,
         input: RunInput<'_>,
         inf: &Inference,
         run: RunNumber,
@@ -129,7 +128,7 @@ impl Checker {
                 self.host_quantization(id, t, inf, run)?;
             }
             for c in self.checked.iter().filter(|c| c.value == id) {
-                self.layer(drv, &layers[c.layer], c, cfg, t, run)?;
+                self.layer(drv, &model.layers[c.layer], c, model.cfg, t, run)?;
             }
             if id == out {
                 self.output(t, inf, run)?;

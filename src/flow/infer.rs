@@ -6,10 +6,10 @@
 use super::backend::Comparison;
 use super::check::{Checker, RunInput};
 use super::layers::{self, LayerMeta};
-use super::{shape_text, FlowError, Result, RunNumber};
+use super::{shape_text, Compiled, FlowError, Result, RunNumber};
 use driver::{Driver, DriverError, Inference};
 use isa::program::{DType, Program, TensorInfo};
-use isa::{Counters, Device, HwConfig};
+use isa::{Counters, Device};
 
 /// A host array's elements, as read from a file.
 #[derive(Clone, Debug)]
@@ -133,22 +133,20 @@ pub struct BatchRun {
     pub run_cycles: Vec<u64>,
 }
 
-/// Runs every input of `batch` on the driver's (loaded) program; with a
+/// Runs every input of `batch` on the driver's (loaded) program `model`; with a
 /// checker, checks each run as soon as it ends. `progress` is called after
 /// each run. The first failure ends the batch: a device fault names the
 /// run, the instruction and its layer; a lockstep difference of
 /// `comparison` is a check failure.
-#[allow(clippy::too_many_arguments)]
 pub fn run_batch<D: Device>(
     drv: &mut Driver<D>,
-    prog: &Program,
-    layers: &[LayerMeta],
-    cfg: &HwConfig,
+    model: Compiled<'_>,
     batch: &Batch,
     checker: Option<&Checker>,
     comparison: &Comparison,
     mut progress: impl FnMut(),
 ) -> Result<BatchRun> {
+    let Compiled { prog, layers, .. } = model;
     let out_len = prog
         .tensors
         .iter()
@@ -165,7 +163,7 @@ pub fn run_batch<D: Device>(
             .infer(drv, prog, k)
             .map_err(|e| comparison.mismatch().unwrap_or_else(|| run_error(e, prog, layers, batch.number(k))))?;
         if let Some(chk) = checker {
-            chk.check(drv, layers, cfg, batch.run_input(k), &inf, batch.number(k))?;
+            chk.check(drv, model, batch.run_input(k), &inf, batch.number(k))?;
         }
         for (c, v) in inf.report.counters.iter() {
             r.counters.add(c, v);

@@ -31,7 +31,7 @@
 //! bandwidth-bound otherwise.
 
 use super::report::{fraction, Bound, LayerFigures};
-use super::{FlowError, Result};
+use super::{Compiled, FlowError, Result};
 use isa::instr::{Instr, BUF_ACC, INSTR_BYTES};
 use isa::legal::DmaBlock;
 use isa::program::Program;
@@ -147,18 +147,18 @@ fn bound(cfg: &HwConfig, macs: u64, bytes: u64) -> Option<Bound> {
     Some(if compute >= transfer { Bound::Compute } else { Bound::Bandwidth })
 }
 
-/// The per-layer figures of `runs` runs: `cycles[k]` is layer `k`'s cycles
-/// summed over the runs, `counters` and `energy` the runs' totals. Returns
-/// the layers' figures and the `(other)` row (what no layer accounts for).
+/// The per-layer figures of `runs` runs of `model`: `cycles[k]` is layer
+/// `k`'s cycles summed over the runs, `counters` and `energy` the runs'
+/// totals. Returns the layers' figures and the `(other)` row (what no
+/// layer accounts for).
 pub fn attribute(
-    prog: &Program,
-    layers: &[LayerMeta],
+    model: Compiled<'_>,
     cycles: &[u64],
     runs: u64,
-    cfg: &HwConfig,
     counters: &Counters,
     energy: &EnergyReport,
 ) -> (Vec<LayerFigures>, LayerFigures) {
+    let Compiled { prog, layers, cfg } = model;
     let total_cycles = counters.get(Counter::Cycles) as f64;
     let total_macs = counters.get(Counter::Macs) as f64;
     let total_bus = (counters.get(Counter::DramReadBytes) + counters.get(Counter::DramWriteBytes)) as f64;

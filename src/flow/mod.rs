@@ -22,6 +22,15 @@ pub mod layers;
 pub mod report;
 pub mod sweep;
 
+/// A compiled model as the flow runs it: the program, the layers it
+/// records ([`layers::from_program`]) and the configuration it runs on.
+#[derive(Clone, Copy)]
+pub struct Compiled<'a> {
+    pub prog: &'a isa::program::Program,
+    pub layers: &'a [layers::LayerMeta],
+    pub cfg: &'a isa::HwConfig,
+}
+
 /// What went wrong in the flow, said for a user in one line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FlowError {
