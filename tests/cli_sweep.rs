@@ -41,9 +41,12 @@ fn assert_usage_error(o: &Output, needles: &[&str]) {
     }
 }
 
+/// The points of a sweep's JSON.
 fn read_json(path: &Path) -> Vec<Value> {
     let v: Value = serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
-    v.as_array().expect("a JSON array").clone()
+    assert_eq!(v["schema_version"], 1, "{v}");
+    assert_eq!(v["command"], "sweep", "{v}");
+    v["points"].as_array().expect("a JSON array of points").clone()
 }
 
 fn no_temp_files(dir: &Path) {
@@ -100,7 +103,10 @@ fn array_by_latency_sweep_runs_every_point_with_identical_outputs() {
         assert!(get(p, "cycles") > 0.0 && get(p, "time_us") > 0.0, "{p}");
         let util = get(p, "mac_utilization");
         assert!(util > 0.0 && util <= 1.0, "{p}");
-        assert!(get(p, "dram_bytes") > 0.0 && get(p, "energy_uj") > 0.0 && get(p, "energy_per_mac_pj") > 0.0, "{p}");
+        assert!(
+            get(p, "dram_bus_bytes") > 0.0 && get(p, "energy_uj") > 0.0 && get(p, "energy_per_mac_pj") > 0.0,
+            "{p}"
+        );
         assert!(get(p, "area_mm2") > 0.0, "{p}");
     }
     // Higher latency never gives fewer cycles at the same array size.

@@ -93,7 +93,7 @@ use std::collections::HashSet;
 
 use isa::numerics::{self, dequantize, fold_zero_point, quantize, requant_scale, requantize, vadd, vadd_params};
 
-use crate::ir::{ConvParams, DenseParams, Graph, GraphError, Node, Op, PoolParams, Value};
+use crate::ir::{ConvParams, DenseParams, Graph, GraphError, Node, Op, PoolParams, Value, ValueId};
 
 /// The data of a tensor.
 #[derive(Clone, Debug, PartialEq)]
@@ -210,10 +210,76 @@ pub fn run(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, InterpError>
         vals[id] = t.clone();
     }
     for node in &graph.nodes {
-        let out = eval(graph, node, &vals).map_err(|why| node_err(node, why))?;
+        let out = eval(graph, node, vals.as_slice()).map_err(|why| node_err(node, why))?;
         vals[node.outputs[0]] = out;
     }
     Ok(vals)
+}
+
+/// Why [`run_streaming`] stopped.
+#[derive(Debug)]
+pub enum StreamError<E> {
+    /// The graph, a given value or a node is wrong (as for [`run`]).
+    Interp(InterpError),
+    /// The visitor stopped the run.
+    Visit(E),
+}
+
+/// [`run`] without keeping every value: memory is the values still to be
+/// read, not all of them. `given` seeds values — the graph's inputs, or
+/// any value, in which case the nodes computing given values are skipped
+/// (e.g. a quantized input given in place of its QuantizeLinear). Each
+/// computed value is handed to `visit` as soon as it exists and freed
+/// after the last node that reads it; `visit` returning `Err` stops the
+/// run.
+pub fn run_streaming<E>(
+    graph: &Graph,
+    given: Vec<(ValueId, Tensor)>,
+    mut visit: impl FnMut(ValueId, &Tensor) -> Result<(), E>,
+) -> Result<(), StreamError<E>> {
+    let interp = StreamError::Interp;
+    precheck(graph).map_err(interp)?;
+    graph.validate().map_err(|e| interp(e.into()))?;
+    let mut vals: Vec<Option<Tensor>> = vec![None; graph.values.len()];
+    for (id, t) in given {
+        let Some(v) = graph.values.get(id) else {
+            let why = "is not a value of the graph".to_string();
+            return Err(interp(InterpError::Input { name: format!("#{id}"), why }));
+        };
+        check_input(v, &t).map_err(|why| interp(InterpError::Input { name: v.name.clone(), why }))?;
+        vals[id] = Some(t);
+    }
+    let skipped: Vec<bool> = graph.nodes.iter().map(|n| vals[n.outputs[0]].is_some()).collect();
+    // The index of the last node reading each value.
+    let mut last_use: Vec<Option<usize>> = vec![None; graph.values.len()];
+    for (k, n) in graph.nodes.iter().enumerate().filter(|(k, _)| !skipped[*k]) {
+        for &i in &n.inputs {
+            last_use[i] = Some(k);
+        }
+    }
+    for (id, v) in vals.iter_mut().enumerate() {
+        if last_use[id].is_none() {
+            *v = None;
+        }
+    }
+    for (k, node) in graph.nodes.iter().enumerate().filter(|(k, _)| !skipped[*k]) {
+        if let Some(&i) = node.inputs.iter().find(|&&i| vals[i].is_none()) {
+            let why = format!("its input `{}` is neither given nor computed", graph.values[i].name);
+            return Err(interp(node_err(node, why)));
+        }
+        let out = eval(graph, node, vals.as_slice()).map_err(|why| interp(node_err(node, why)))?;
+        for &i in &node.inputs {
+            if last_use[i] == Some(k) {
+                vals[i] = None;
+            }
+        }
+        let id = node.outputs[0];
+        visit(id, &out).map_err(StreamError::Visit)?;
+        if last_use[id].is_some() {
+            vals[id] = Some(out);
+        }
+    }
+    Ok(())
 }
 
 /// [`run`] with the inputs given by name; every graph input must be named
@@ -240,6 +306,26 @@ pub fn run_named(graph: &Graph, inputs: &[(&str, Tensor)]) -> Result<Vec<Tensor>
         }
     }
     run(graph, &ordered)
+}
+
+/// The values a node reads, by id: all of them ([`run`]) or the live ones
+/// ([`run_streaming`]; a freed value reads as empty).
+trait Values {
+    fn value(&self, id: ValueId) -> &Tensor;
+}
+
+impl Values for [Tensor] {
+    fn value(&self, id: ValueId) -> &Tensor {
+        &self[id]
+    }
+}
+
+static NO_TENSOR: Tensor = Tensor { shape: Vec::new(), data: TensorData::Quant(Vec::new()) };
+
+impl Values for [Option<Tensor>] {
+    fn value(&self, id: ValueId) -> &Tensor {
+        self[id].as_ref().unwrap_or(&NO_TENSOR)
+    }
 }
 
 fn node_err(node: &Node, why: String) -> InterpError {
@@ -379,10 +465,10 @@ fn dot(x: &[i32], w: &[i32]) -> i32 {
     x.iter().zip(w).fold(0i32, |s, (&a, &b)| s.wrapping_add(a.wrapping_mul(b)))
 }
 
-fn eval(g: &Graph, n: &Node, vals: &[Tensor]) -> Result<Tensor, String> {
+fn eval<V: Values + ?Sized>(g: &Graph, n: &Node, vals: &V) -> Result<Tensor, String> {
     let xv = &g.values[n.inputs[0]];
     let yv = &g.values[n.outputs[0]];
-    let x = &vals[n.inputs[0]];
+    let x = vals.value(n.inputs[0]);
     let out_shape = yv.shape.clone();
     let data = match &n.op {
         Op::Quantize => {
@@ -403,7 +489,7 @@ fn eval(g: &Graph, n: &Node, vals: &[Tensor]) -> Result<Tensor, String> {
             let (a, b, y) = (q_of(xv)?, q_of(&g.values[n.inputs[1]])?, q_of(yv)?);
             check_clamp(*qmin, *qmax, &y)?;
             let (ka, kb, scale) = vadd_params(a.scale, b.scale, y.scale);
-            let (xa, xb) = (quant_data(x)?, quant_data(&vals[n.inputs[1]])?);
+            let (xa, xb) = (quant_data(x)?, quant_data(vals.value(n.inputs[1]))?);
             TensorData::Quant(
                 xa.iter()
                     .zip(xb)
@@ -430,7 +516,7 @@ fn eval(g: &Graph, n: &Node, vals: &[Tensor]) -> Result<Tensor, String> {
             let parts = n
                 .inputs
                 .iter()
-                .map(|&i| Ok((quant_data(&vals[i])?, &g.values[i].shape, Rescale::new(q_of(&g.values[i])?, y))))
+                .map(|&i| Ok((quant_data(vals.value(i))?, &g.values[i].shape, Rescale::new(q_of(&g.values[i])?, y))))
                 .collect::<Result<Vec<_>, String>>()?;
             TensorData::Quant(concat(&parts, &out_shape, *axis))
         }
@@ -753,6 +839,41 @@ mod tests {
         let vals = run_named(&g, &[("x", Tensor::float(vec![4], vec![0.0, 1.25, -100.0, 1000.0]))]).unwrap();
         assert_eq!(vals[q].as_quant().unwrap(), &[10, 12, 0, 255]);
         assert_eq!(vals[y].as_float().unwrap(), &[0.0, 1.0, -5.0, 122.5]);
+    }
+
+    #[test]
+    fn streaming_visits_what_run_computes_and_can_start_past_a_node() {
+        let mut g = Graph::default();
+        let x = fval(&mut g, "x", &[4]);
+        let q = qval(&mut g, "q", &[4], ElemType::U8, 0.5, 10);
+        let c = qval(&mut g, "c", &[4], ElemType::U8, 0.5, 10);
+        let y = fval(&mut g, "y", &[4]);
+        node(&mut g, "quant", Op::Quantize, &[x], q);
+        node(&mut g, "clamp", Op::Clamp { qmin: 12, qmax: 200 }, &[q], c);
+        node(&mut g, "dequant", Op::Dequantize, &[c], y);
+        g.inputs = vec![x];
+        g.outputs = vec![y];
+        let input = Tensor::float(vec![4], vec![0.0, 1.25, -100.0, 1000.0]);
+        let all = run(&g, std::slice::from_ref(&input)).unwrap();
+        let mut seen = Vec::new();
+        run_streaming(&g, vec![(x, input)], |id, t| {
+            seen.push((id, t.clone()));
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert_eq!(seen, vec![(q, all[q].clone()), (c, all[c].clone()), (y, all[y].clone())]);
+
+        // From the quantized value on: the QuantizeLinear is skipped.
+        let mut seen = Vec::new();
+        run_streaming(&g, vec![(q, all[q].clone())], |id, _| {
+            seen.push(id);
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert_eq!(seen, vec![c, y]);
+        // The visitor stops the run.
+        let r = run_streaming(&g, vec![(q, all[q].clone())], |id, _| if id == c { Err("stop") } else { Ok(()) });
+        assert!(matches!(r, Err(StreamError::Visit("stop"))));
     }
 
     #[test]

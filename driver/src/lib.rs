@@ -4,7 +4,11 @@
 //! window, writes the registers, starts, waits, and reads the counters back.
 
 pub mod compare;
+mod lockstep;
 
+pub use lockstep::{DifferenceSlot, Lockstep};
+
+use isa::layout::Layout;
 use isa::numerics;
 use isa::program::{DType, Program, TensorInfo, TensorRole};
 use isa::regs::{self, Counter, Counters, ErrorCode};
@@ -138,7 +142,9 @@ impl<D: Device> Driver<D> {
         Ok(())
     }
 
-    /// Writes a tensor's bytes at its address, checking the length.
+    /// Writes a tensor's bytes (logical order, C order) at its address in
+    /// its device layout (`tensor_layout`), checking the length; a halo is
+    /// filled with the tensor's zero point.
     pub fn write_tensor(&mut self, t: &TensorInfo, bytes: &[u8]) -> Result<(), DriverError> {
         if bytes.len() as u64 != t.byte_len() {
             return Err(DriverError::Tensor {
@@ -146,12 +152,19 @@ impl<D: Device> Driver<D> {
                 why: format!("{} bytes given, shape {:?} of {} needs {}", bytes.len(), t.shape, t.dtype, t.byte_len()),
             });
         }
-        self.dev.write_mem(t.addr, bytes)?;
+        match tensor_layout(t)? {
+            None => self.dev.write_mem(t.addr, bytes)?,
+            Some(l) => self.dev.write_mem(t.addr, &l.pack(bytes, t.zero_point.unwrap_or(0) as u8))?,
+        }
         Ok(())
     }
 
+    /// A tensor's bytes in logical order, read from its device layout.
     pub fn read_tensor(&mut self, t: &TensorInfo) -> Result<Vec<u8>, DriverError> {
-        Ok(self.dev.read_mem(t.addr, t.byte_len() as usize)?)
+        match tensor_layout(t)? {
+            None => Ok(self.dev.read_mem(t.addr, t.byte_len() as usize)?),
+            Some(l) => Ok(l.unpack(&self.dev.read_mem(t.addr, l.bytes())?)),
+        }
     }
 
     pub fn write_mem(&mut self, addr: u64, bytes: &[u8]) -> Result<(), DriverError> {
@@ -231,6 +244,34 @@ impl<D: Device> Driver<D> {
     fn read_counter(&mut self, c: Counter) -> Result<u64, DriverError> {
         Ok(read_counter(&mut self.dev, c)?)
     }
+}
+
+/// How a tensor lies in device memory: None for plain row-major (C
+/// order, what `systole asm` programs and GEMMs use), else its layout
+/// (`isa::layout`, one byte per element, as a compiled model's
+/// activations: e.g. `nhwc-halo1`).
+pub fn tensor_layout(t: &TensorInfo) -> Result<Option<Layout>, DriverError> {
+    let err = |why: String| DriverError::Tensor { name: t.name.clone(), why };
+    if matches!(t.layout, Layout::Flat { perm: None, .. }) {
+        return Ok(None);
+    }
+    if t.dtype.size_bytes() != 1 {
+        return Err(err(format!(
+            "layout `{}` holds one-byte elements, the tensor is {}",
+            t.layout.describe(),
+            t.dtype
+        )));
+    }
+    Ok(Some(t.layout.clone()))
+}
+
+/// The bytes a tensor occupies in device memory (its layout's, halo
+/// included).
+pub fn tensor_device_bytes(t: &TensorInfo) -> Result<u64, DriverError> {
+    Ok(match tensor_layout(t)? {
+        None => t.byte_len(),
+        Some(l) => l.bytes() as u64,
+    })
 }
 
 fn read_counter<D: Device + ?Sized>(dev: &mut D, c: Counter) -> Result<u64, DeviceError> {

@@ -63,9 +63,4 @@ pub mod verilate;
 pub mod device;
 
 #[cfg(feature = "verilator")]
-pub mod lockstep;
-
-#[cfg(feature = "verilator")]
 pub use device::{RtlDevice, RtlError};
-#[cfg(feature = "verilator")]
-pub use lockstep::Lockstep;

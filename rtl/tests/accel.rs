@@ -217,6 +217,45 @@ fn random_gemms_match_the_model() {
     }
 }
 
+/// `driver::Lockstep` of the model and the RTL (the `--backend both`
+/// device): a compiled GEMM agrees; against a model whose DRAM is slower,
+/// the lockstep names the difference and the run fails.
+#[test]
+fn lockstep_of_model_and_rtl_names_a_difference() {
+    use compiler::gemm::{lower_gemm, GemmOutput, GemmSpec, INPUT};
+    let cfg = config("tiny");
+    let (m, k, n) = (9, 12, 7);
+    let weights: Vec<i8> = (0..k * n).map(|i| ((i * 37 + 11) % 255) as i8).collect();
+    let prog =
+        lower_gemm(&GemmSpec { m, k, n, weights, input_unsigned: false, output: GemmOutput::Int32 }, &cfg).unwrap();
+    let input: Vec<u8> = (0..prog.tensor(INPUT).unwrap().byte_len()).map(|i| (i * 53 + 7) as u8).collect();
+    // The lockstep compares all of device memory, and the RTL device is
+    // reused across tests: clear all of it.
+    let size = cfg.dram_bytes() as usize;
+    let mut slow = cfg.clone();
+    slow.dram.latency_cycles += 9;
+    for (model_cfg, agree) in [(&cfg, true), (&slow, false)] {
+        let (result, difference) = with_rtl(&cfg, |rtl| {
+            let both = driver::Lockstep::new(sim::Model::new(model_cfg).unwrap(), rtl, ("the model", "the RTL"));
+            let slot = both.difference();
+            let mut d = Driver::new(both);
+            d.write_mem(0, &vec![0; size]).unwrap();
+            d.load(&prog).unwrap();
+            d.write_tensor(prog.tensor(INPUT).unwrap(), &input).unwrap();
+            let r = d.run().map(|r| r.cycles()).map_err(|e| e.to_string());
+            let diff = slot.borrow().clone();
+            (r, diff)
+        });
+        if agree {
+            assert!(result.is_ok() && difference.is_none(), "{result:?} {difference:?}");
+        } else {
+            let e = result.unwrap_err();
+            assert!(e.contains("the model and the RTL differ") && e.contains("cycles"), "{e}");
+            assert!(difference.is_some());
+        }
+    }
+}
+
 /// Compiled networks: convolutions (padded im2col gathers), max pooling,
 /// requantization and dense layers, on both array sizes.
 #[test]

@@ -4,7 +4,6 @@
 
 mod area;
 mod asm;
-mod backend;
 mod compile;
 mod disasm;
 mod error;
@@ -21,6 +20,16 @@ mod table;
 mod trace;
 
 pub use error::CliError;
+
+/// The flow's errors keep their exit codes: bad input 2, a failed check 1.
+impl From<systole::flow::FlowError> for CliError {
+    fn from(e: systole::flow::FlowError) -> CliError {
+        match e {
+            systole::flow::FlowError::Input(m) => CliError::input(m),
+            systole::flow::FlowError::Check(m) => CliError::check(m),
+        }
+    }
+}
 
 use clap::{Parser, Subcommand};
 

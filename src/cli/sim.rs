@@ -1,8 +1,8 @@
 //! `systole sim`: run a program on the cycle-accurate model through the
 //! driver, as a host program would on hardware; move tensors in and out as
-//! `.npy`; report cycles, utilization, traffic, energy and area.
+//! `.npy` (a program's tensors in their device layout, as `driver::infer`
+//! places them); report cycles, utilization, traffic, energy and area.
 
-use super::backend::{self, Backend};
 use super::error::{CliError, Result};
 use super::files::{check_destinations, print_stdout, Outputs};
 use super::npy::{self, Elem};
@@ -10,10 +10,12 @@ use super::report::{self, RunSummary};
 use super::spec::{self, shape_text, DumpSpec, LoadSpec, NamedSpec};
 use super::{load, trace};
 use clap::Args;
-use driver::{Driver, Outcome};
+use driver::{tensor_device_bytes, Driver, Outcome};
 use isa::program::{Program, TensorInfo};
 use isa::HwConfig;
 use std::path::{Path, PathBuf};
+use systole::flow::backend::{self, Backend};
+use systole::flow::report::Report;
 
 #[derive(Args, Debug)]
 pub struct SimArgs {
@@ -30,7 +32,8 @@ pub struct SimArgs {
     #[arg(long = "load", value_name = "ADDR=FILE.npy", value_parser = spec::parse_load)]
     pub load: Vec<LoadSpec>,
     /// Before the run, write a .npy array into the program's tensor NAME
-    /// (the dtype and element count must match the tensor). Repeatable.
+    /// (the dtype and element count must match the tensor), in the
+    /// tensor's device layout (e.g. NHWC with a halo). Repeatable.
     #[arg(long = "input", value_name = "NAME=FILE.npy", value_parser = spec::parse_named)]
     pub input: Vec<NamedSpec>,
     /// After the run, save prod(SHAPE) elements of DTYPE (i8, u8, i16, i32,
@@ -39,7 +42,7 @@ pub struct SimArgs {
     #[arg(long = "dump", value_name = "ADDR:DTYPE:SHAPE=FILE.npy", value_parser = spec::parse_dump)]
     pub dump: Vec<DumpSpec>,
     /// After the run, save the program's tensor NAME (its own dtype and
-    /// shape) as a .npy file. Repeatable.
+    /// shape, read from its device layout) as a .npy file. Repeatable.
     #[arg(long = "output", value_name = "NAME=FILE.npy", value_parser = spec::parse_named)]
     pub output: Vec<NamedSpec>,
     /// Also write the report as JSON.
@@ -62,10 +65,14 @@ pub struct SimArgs {
     pub vcd: Option<PathBuf>,
 }
 
-/// Bytes to place in device memory before the run, and where they came from.
+/// Bytes to place in device memory before the run, and where they came
+/// from: raw at an address, or a tensor's logical elements (placed in its
+/// device layout, `len` bytes).
 struct Placement {
     addr: u64,
+    len: u64,
     data: Vec<u8>,
+    tensor: Option<TensorInfo>,
     what: String,
 }
 
@@ -98,7 +105,7 @@ fn placements(args: &SimArgs, prog: &Program, prog_name: &str, cfg: &HwConfig) -
         let what = format!("--load {:#x}={}", l.addr, l.file.display());
         let a = npy::read(&l.file)?;
         check_range(&what, l.addr, Some(a.data.len() as u64), cfg)?;
-        out.push(Placement { addr: l.addr, data: a.data, what });
+        out.push(Placement { addr: l.addr, len: a.data.len() as u64, data: a.data, tensor: None, what });
     }
     for i in &args.input {
         let what = format!("--input {}={}", i.name, i.file.display());
@@ -123,12 +130,13 @@ fn placements(args: &SimArgs, prog: &Program, prog_name: &str, cfg: &HwConfig) -
                 shape_text(&t.shape)
             )));
         }
-        check_range(&what, t.addr, t.checked_byte_len(), cfg)?;
-        out.push(Placement { addr: t.addr, data: a.data, what });
+        let len = tensor_device_bytes(t).map_err(|e| CliError::input(format!("{what}: {e}")))?;
+        check_range(&what, t.addr, Some(len), cfg)?;
+        out.push(Placement { addr: t.addr, len, data: a.data, tensor: Some(t.clone()), what });
     }
     for p in &out {
-        let end = p.addr + p.data.len() as u64;
-        if !p.data.is_empty() && p.addr < code.1 && code.0 < end {
+        let end = p.addr + p.len;
+        if p.len > 0 && p.addr < code.1 && code.0 < end {
             return Err(CliError::input(format!(
                 "{}: bytes [{:#x}, {end:#x}) would overwrite the program's code at [{:#x}, {:#x})",
                 p.what, p.addr, code.0, code.1
@@ -138,12 +146,14 @@ fn placements(args: &SimArgs, prog: &Program, prog_name: &str, cfg: &HwConfig) -
     Ok(out)
 }
 
-/// An output array to read from device memory after the run.
+/// An output array to read from device memory after the run: raw bytes
+/// at an address, or a tensor (from its device layout).
 struct Readback {
     addr: u64,
     elem: Elem,
     shape: Vec<u64>,
     len: usize,
+    tensor: Option<TensorInfo>,
     file: PathBuf,
 }
 
@@ -153,13 +163,28 @@ fn readbacks(args: &SimArgs, prog: &Program, prog_name: &str, cfg: &HwConfig) ->
         let what = format!("--dump {:#x}:{}:{}", d.addr, d.elem.name(), shape_text(&d.shape));
         check_range(&what, d.addr, d.byte_len(), cfg)?;
         let len = d.byte_len().unwrap_or(0) as usize;
-        out.push(Readback { addr: d.addr, elem: d.elem, shape: d.shape.clone(), len, file: d.file.clone() });
+        out.push(Readback {
+            addr: d.addr,
+            elem: d.elem,
+            shape: d.shape.clone(),
+            len,
+            tensor: None,
+            file: d.file.clone(),
+        });
     }
     for o in &args.output {
         let t = tensor(prog, prog_name, "--output", &o.name)?;
-        check_range(&format!("--output {}", o.name), t.addr, t.checked_byte_len(), cfg)?;
-        let len = t.byte_len() as usize;
-        out.push(Readback { addr: t.addr, elem: Elem::of(t.dtype), shape: t.shape.clone(), len, file: o.file.clone() });
+        let what = format!("--output {}", o.name);
+        let len = tensor_device_bytes(t).map_err(|e| CliError::input(format!("{what}: {e}")))?;
+        check_range(&what, t.addr, Some(len), cfg)?;
+        out.push(Readback {
+            addr: t.addr,
+            elem: Elem::of(t.dtype),
+            shape: t.shape.clone(),
+            len: len as usize,
+            tensor: Some(t.clone()),
+            file: o.file.clone(),
+        });
     }
     Ok(out)
 }
@@ -191,9 +216,13 @@ pub fn run(args: &SimArgs) -> Result<()> {
     let mut drv = Driver::new(device);
     drv.load(&prog).map_err(|e| CliError::input(format!("{prog_name}: {e}")))?;
     for p in &places {
-        drv.write_mem(p.addr, &p.data).map_err(|e| CliError::input(format!("{}: {e}", p.what)))?;
+        match &p.tensor {
+            None => drv.write_mem(p.addr, &p.data),
+            Some(t) => drv.write_tensor(t, &p.data),
+        }
+        .map_err(|e| CliError::input(format!("{}: {e}", p.what)))?;
     }
-    let rep = drv.run().map_err(|e| comparison.mismatch().unwrap_or_else(|| device_err(e)));
+    let rep = drv.run().map_err(|e| comparison.mismatch().map_or_else(|| device_err(e), CliError::from));
     let rep = match rep {
         Ok(r) => r,
         Err(e) => {
@@ -215,16 +244,20 @@ pub fn run(args: &SimArgs) -> Result<()> {
 
     let mut outputs = Outputs::new();
     for r in &reads {
-        let bytes = drv.read_mem(r.addr, r.len).map_err(device_err)?;
+        let bytes = match &r.tensor {
+            None => drv.read_mem(r.addr, r.len),
+            Some(t) => drv.read_tensor(t),
+        }
+        .map_err(device_err)?;
         outputs.add(&r.file, npy::encode(r.elem, &r.shape, &bytes)?);
     }
     let energy = sim::energy::energy(&cfg, &rep.counters, &table);
     let summary =
         RunSummary { program: &prog_name, cfg: &cfg, outcome: "done", counters: &rep.counters, energy: &energy };
     if let Some(path) = &args.json {
-        let mut text = serde_json::to_string_pretty(&report::json(&summary)).unwrap_or_default();
-        text.push('\n');
-        outputs.add(path, text.into_bytes());
+        let cycles = [rep.cycles()];
+        let json = Report::new("sim", &prog_name, args.backend.name(), &cfg, &rep.counters, &energy, &cycles);
+        outputs.add(path, json.to_json().into_bytes());
     }
     if let Some(path) = &args.trace {
         let t = trace::chrome_trace(&prog, &rep.trace, &cfg, &prog_name);

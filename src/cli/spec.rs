@@ -37,13 +37,7 @@ pub fn parse_shape(text: &str) -> Result<Vec<u64>, String> {
 }
 
 /// Prints a shape as `16x16` (`scalar` for no dimensions).
-pub fn shape_text(shape: &[u64]) -> String {
-    if shape.is_empty() {
-        "scalar".to_string()
-    } else {
-        shape.iter().map(u64::to_string).collect::<Vec<_>>().join("x")
-    }
-}
+pub use systole::flow::shape_text;
 
 /// Splits `LEFT=FILE` at the first `=`.
 fn split_file<'a>(text: &'a str, form: &str) -> Result<(&'a str, PathBuf), String> {

@@ -72,3 +72,4 @@ pub fn write_npy<T: npyz::AutoSerialize + Copy>(path: &Path, shape: &[u64], data
     w.extend(data.iter().copied()).unwrap();
     w.finish().unwrap();
 }
+pub mod schema;

@@ -1,16 +1,19 @@
 //! Differential tests of the graph lowering: hand-built quantized graphs
 //! (random weights) are lowered, run on the cycle-accurate model through the
 //! driver, and every layer's output in device memory is compared with the
-//! reference interpreter, bit for bit.
+//! reference interpreter, bit for bit, by the flow's layer check
+//! (`systole::flow::check`, what `systole run --check` does).
 
-use compiler::interp::{self, Tensor, TensorData};
 use compiler::ir::*;
 use compiler::lower::lower;
-use driver::{Driver, Outcome};
-use isa::program::TensorInfo;
+use driver::Driver;
 use isa::HwConfig;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use systole::flow::backend::Comparison;
+use systole::flow::check::Checker;
+use systole::flow::infer::{run_batch, Batch, HostData};
+use systole::flow::Compiled;
 
 /// Seeded random test data.
 struct Data(StdRng);
@@ -163,36 +166,20 @@ fn check(g: &Graph, cfg: &HwConfig, seed: u64) -> u64 {
     let x_shape = g.values[g.inputs[0]].shape.clone();
     let mut r = data(seed);
     let x: Vec<f32> = (0..x_shape.iter().product::<usize>()).map(|_| r.unit()).collect();
-    let vals = interp::run(g, &[Tensor::float(x_shape, x)]).expect("interpreter");
+    let input = prog.tensors.iter().find(|t| t.role == isa::program::TensorRole::Input).unwrap();
+    let shape: Vec<u64> = x_shape.iter().map(|&d| d as u64).collect();
+    let batch = Batch::new(&shape, HostData::F32(x), input, "input").unwrap();
+    let checker = Checker::new(g.clone(), "test", &lowered.layers).unwrap();
+    assert_eq!(checker.layers() + checker.views(), lowered.layers.len());
     let mut d = Driver::new(sim::Model::new(cfg).unwrap());
     d.load(prog).unwrap();
-    let input: &TensorInfo = &prog.tensors[0];
-    let xq = match &vals[g.value(&input_name(g)).unwrap()].data {
-        TensorData::Quant(q) => q.iter().map(|&v| v as u8).collect::<Vec<u8>>(),
-        _ => unreachable!(),
-    };
-    let layout = &input.layout;
-    d.write_mem(input.addr, &layout.pack(&xq, input.zero_point.unwrap() as u8)).unwrap();
-    let rep = d.run().unwrap();
-    assert_eq!(rep.outcome, Outcome::Done);
+    let model = Compiled { prog, layers: &lowered.layers, cfg };
+    let run = run_batch(&mut d, model, &batch, Some(&checker), &Comparison::default(), || {})
+        .unwrap_or_else(|e| panic!("{}: {e}", cfg.name));
     // The compiler's per-layer MACs are what the array performs.
     let layer_macs: u64 = lowered.layers.iter().map(|l| l.macs).sum();
-    assert_eq!(layer_macs, rep.counters.get(isa::Counter::Macs), "{}: per-layer MACs", cfg.name);
-    for l in &lowered.layers {
-        if l.is_view() {
-            continue; // a view of its input (Flatten of NHWC data)
-        }
-        let v = g.value(&l.value).unwrap();
-        let want: Vec<u8> = match &vals[v].data {
-            TensorData::Quant(q) => q.iter().map(|&x| x as u8).collect(),
-            _ => unreachable!(),
-        };
-        let lay = &l.layout;
-        let got = lay.unpack(&d.read_mem(l.addr, lay.bytes()).unwrap());
-        let diff = got.iter().zip(&want).position(|(a, b)| a != b);
-        assert!(diff.is_none(), "{}: layer `{}` differs first at element {:?}", cfg.name, l.name, diff);
-    }
-    rep.cycles()
+    assert_eq!(layer_macs, run.counters.get(isa::Counter::Macs), "{}: per-layer MACs", cfg.name);
+    run.run_cycles[0]
 }
 
 /// Non-square arrays: more rows than a scratchpad row holds values (8x4),
@@ -211,10 +198,6 @@ fn nonsquare() -> Vec<HwConfig> {
             cfg
         })
         .collect()
-}
-
-fn input_name(g: &Graph) -> String {
-    g.nodes.iter().find(|n| matches!(n.op, Op::Quantize)).map(|n| g.values[n.outputs[0]].name.clone()).unwrap()
 }
 
 #[test]

@@ -1,15 +1,15 @@
-//! Where a program runs (`--backend`): the cycle-accurate Rust model, the
-//! verilated RTL, or both in lockstep (DESIGN §5, §7). The RTL needs the
-//! `rtl` feature (and Verilator); a configuration is verilated on first
-//! use and cached (`rtl::verilate`).
+//! Where a program runs: the cycle-accurate Rust model, the verilated RTL,
+//! or both in [`driver::Lockstep`] (every instruction's start and finish,
+//! every counter and every byte compared). The RTL needs the root `rtl`
+//! feature (and Verilator); a configuration is verilated on first use and
+//! cached (`rtl::verilate`).
 
-use super::error::{CliError, Result};
-use clap::ValueEnum;
+use super::{FlowError, Result};
 use isa::{Device, HwConfig};
 use std::path::Path;
 
 /// Where a program runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Backend {
     /// The cycle-accurate Rust model.
     Sim,
@@ -31,51 +31,45 @@ impl Backend {
     }
 }
 
-/// For `both`: where the lockstep comparison records the first difference.
+/// For `both`: where the lockstep records the first difference.
 #[derive(Default)]
 pub struct Comparison {
-    #[cfg(feature = "rtl")]
-    difference: Option<std::rc::Rc<std::cell::RefCell<Option<driver::compare::Difference>>>>,
+    slot: Option<driver::DifferenceSlot>,
 }
 
 impl Comparison {
-    /// The lockstep comparison failed: a check failure (exit 1) naming the
-    /// first difference; None otherwise.
-    pub fn mismatch(&self) -> Option<CliError> {
-        #[cfg(not(feature = "rtl"))]
-        let _ = self;
-        #[cfg(feature = "rtl")]
-        if let Some(d) = self.difference.as_ref().and_then(|d| d.borrow().clone()) {
-            return Some(CliError::check(format!("--backend both: the model and the RTL differ: {d} (model first)")));
-        }
-        None
+    /// The lockstep comparison failed: a check failure naming the first
+    /// difference; None otherwise.
+    pub fn mismatch(&self) -> Option<FlowError> {
+        let d = self.slot.as_ref()?.borrow().clone()?;
+        Some(FlowError::check(format!("--backend both: the model and the RTL differ: {d} (model first)")))
     }
 }
 
 fn model(cfg: &HwConfig) -> Result<sim::Model> {
-    sim::Model::new(cfg).map_err(|e| CliError::input(format!("config `{}`: {e}", cfg.name)))
+    sim::Model::new(cfg).map_err(|e| FlowError::input(format!("config `{}`: {e}", cfg.name)))
 }
 
 /// Opens the device; `vcd` (RTL only) receives the waveforms of the run.
 pub fn open(backend: Backend, cfg: &HwConfig, vcd: Option<&Path>) -> Result<(Box<dyn Device>, Comparison)> {
     if vcd.is_some() && backend == Backend::Sim {
-        return Err(CliError::input("--vcd records the RTL's waveforms: use it with --backend rtl or both"));
+        return Err(FlowError::input("--vcd records the RTL's waveforms: use it with --backend rtl or both"));
     }
     match backend {
         Backend::Sim => Ok((Box::new(model(cfg)?), Comparison::default())),
         #[cfg(feature = "rtl")]
         Backend::Rtl | Backend::Both => {
             let rtl = rtl::RtlDevice::with_options(cfg, vcd)
-                .map_err(|e| CliError::input(format!("--backend {}: {e}", backend.name())))?;
+                .map_err(|e| FlowError::input(format!("--backend {}: {e}", backend.name())))?;
             if backend == Backend::Rtl {
                 return Ok((Box::new(rtl), Comparison::default()));
             }
-            let both = rtl::Lockstep::new(model(cfg)?, rtl);
-            let difference = Some(both.difference());
-            Ok((Box::new(both), Comparison { difference }))
+            let both = driver::Lockstep::new(model(cfg)?, rtl, ("the model", "the RTL"));
+            let slot = Some(both.difference());
+            Ok((Box::new(both), Comparison { slot }))
         }
         #[cfg(not(feature = "rtl"))]
-        Backend::Rtl | Backend::Both => Err(CliError::input(format!(
+        Backend::Rtl | Backend::Both => Err(FlowError::input(format!(
             "--backend {}: this systole was built without the RTL; rebuild with `cargo build --release --features rtl` \
              (it needs Verilator: `apt-get install -y verilator`)",
             backend.name()
