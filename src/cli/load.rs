@@ -14,30 +14,9 @@ pub fn config(path: &Path) -> Result<HwConfig> {
     HwConfig::from_toml(&text).map_err(|e| CliError::input(toml_error(path, &e.to_string())))
 }
 
-/// One line for a TOML error: `FILE:LINE:COL: message (in `source line`)`
-/// from the toml crate's multi-line snippet; other errors as `FILE: message`.
+/// A TOML file's error: the parsers' messages are one line, `line L, column C: reason`.
 fn toml_error(path: &Path, message: &str) -> String {
-    let file = path.display();
-    let Some(at) = message.find("TOML parse error at line ") else {
-        return format!("{file}: {}", message.trim_end());
-    };
-    let prefix = &message[..at];
-    let mut lines = message[at..].lines();
-    let head = lines.next().unwrap_or_default();
-    let pos = head.trim_start_matches("TOML parse error at line ");
-    let Some((line, col)) = pos.split_once(", column ") else {
-        return format!("{file}: {}", message.trim_end());
-    };
-    // The snippet: `  |`, `5 | text`, `  | ^^^`, then the message.
-    let rest: Vec<&str> = lines.collect();
-    let source = rest.iter().find_map(|l| l.split_once(" | ").filter(|(n, _)| n.trim() == line).map(|(_, t)| t.trim()));
-    let text: Vec<&str> =
-        rest.iter().skip_while(|l| l.trim_start().starts_with('|') || l.contains(" | ")).map(|l| l.trim()).collect();
-    let text = text.join(", ");
-    match source {
-        Some(src) if !src.is_empty() => format!("{file}:{line}:{col}: {prefix}{text} (in `{src}`)"),
-        _ => format!("{file}:{line}:{col}: {prefix}{text}"),
-    }
+    format!("{}: {message}", path.display())
 }
 
 /// Reads and validates an energy table (TOML), or the default table.

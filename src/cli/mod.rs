@@ -20,7 +20,7 @@ mod sweep;
 mod table;
 mod trace;
 
-pub use error::CliError;
+pub use error::{usage_line, CliError, EXIT_INPUT};
 
 use clap::{Parser, Subcommand};
 
