@@ -144,7 +144,7 @@ mod tests {
         let long = "k".repeat(20_000);
         let line = one_line(&format!("unknown key `{long}` here"));
         assert!(line.starts_with("unknown key `kkk"), "{line}");
-        assert!(line.contains("…[19801 more characters] here"), "{line}");
+        assert!(line.contains("…[19802 more characters] here"), "{line}");
         assert!(line.len() < 300);
         let many = "word ".repeat(2000);
         let line = one_line(&many);
