@@ -9,5 +9,6 @@ pub mod gemm;
 pub mod interp;
 pub mod ir;
 pub mod lower;
+pub mod npy;
 pub mod onnx;
 pub mod text;

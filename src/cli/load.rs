@@ -2,7 +2,7 @@
 //! the energy table and `.sbin` programs, with errors that name the file.
 
 use super::error::{CliError, Result};
-use super::files::{read_bytes, read_text};
+use super::files::{read_input, read_input_text, InputKind};
 use isa::program::Program;
 use isa::HwConfig;
 use sim::energy::EnergyTable;
@@ -10,7 +10,7 @@ use std::path::Path;
 
 /// Reads and validates a hardware configuration (TOML).
 pub fn config(path: &Path) -> Result<HwConfig> {
-    let text = read_text(path)?;
+    let text = read_input_text(path, InputKind::Toml)?;
     HwConfig::from_toml(&text).map_err(|e| CliError::input(toml_error(path, &e.to_string())))
 }
 
@@ -24,13 +24,13 @@ pub fn energy_table(path: Option<&Path>) -> Result<EnergyTable> {
     let Some(path) = path else {
         return Ok(EnergyTable::default());
     };
-    let text = read_text(path)?;
+    let text = read_input_text(path, InputKind::Toml)?;
     EnergyTable::from_toml(&text).map_err(|e| CliError::input(toml_error(path, &e.to_string())))
 }
 
 /// Reads and validates a `.sbin` program; returns it with the file's bytes.
 pub fn program(path: &Path) -> Result<(Program, Vec<u8>)> {
-    let bytes = read_bytes(path)?;
+    let bytes = read_input(path, InputKind::Program)?;
     let prog = Program::from_bytes(&bytes)
         .map_err(|e| CliError::input(format!("{}: not a valid systole program: {e}", path.display())))?;
     Ok((prog, bytes))

@@ -104,7 +104,7 @@ fn placements(args: &SimArgs, prog: &Program, prog_name: &str, cfg: &HwConfig) -
         let what = format!("--input {}={}", i.name, i.file.display());
         let t = tensor(prog, prog_name, "--input", &i.name)?;
         let a = npy::read(&i.file)?;
-        let want = Elem::of(t.dtype);
+        let want = npy::elem_of(t.dtype);
         if a.elem != want {
             return Err(CliError::input(format!(
                 "{what}: the array is {}, tensor `{}` is {}",
@@ -159,7 +159,13 @@ fn readbacks(args: &SimArgs, prog: &Program, prog_name: &str, cfg: &HwConfig) ->
         let t = tensor(prog, prog_name, "--output", &o.name)?;
         check_range(&format!("--output {}", o.name), t.addr, t.checked_byte_len(), cfg)?;
         let len = t.byte_len() as usize;
-        out.push(Readback { addr: t.addr, elem: Elem::of(t.dtype), shape: t.shape.clone(), len, file: o.file.clone() });
+        out.push(Readback {
+            addr: t.addr,
+            elem: npy::elem_of(t.dtype),
+            shape: t.shape.clone(),
+            len,
+            file: o.file.clone(),
+        });
     }
     Ok(out)
 }

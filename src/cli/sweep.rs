@@ -306,7 +306,7 @@ fn first_input(array: &npy::Array, t: &isa::program::TensorInfo, what: &str) -> 
         )));
     }
     let n = t.shape.iter().product::<u64>() as usize;
-    let size = array.elem.size() as usize;
+    let size = array.elem.size();
     let data = &array.data[..n * size];
     Ok(match (array.elem, t.dtype) {
         (Elem::F32, _) => {

@@ -72,3 +72,39 @@ pub fn write_npy<T: npyz::AutoSerialize + Copy>(path: &Path, shape: &[u64], data
     w.extend(data.iter().copied()).unwrap();
     w.finish().unwrap();
 }
+
+/// Runs `systole` with `args` in `dir`, killed (and the test failed) if it
+/// takes longer than `secs` seconds: a hang is a bug.
+pub fn systole_within(dir: &Path, args: &[&str], secs: u64) -> Output {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_systole"))
+        .current_dir(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(secs) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("systole {args:?} hung (killed after {secs} s)");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Exit code `code` and exactly one line on stderr, `error: ...` with every needle.
+#[track_caller]
+pub fn assert_one_line_error(o: &Output, code: i32, needles: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "stdout:\n{}\nstderr:\n{err}", stdout(o));
+    assert!(err.starts_with("error: ") && err.ends_with('\n') && err.lines().count() == 1, "not one line:\n{err}");
+    for n in needles {
+        assert!(err.contains(n), "expected `{n}` in:\n{err}");
+    }
+}
