@@ -76,9 +76,30 @@ pub fn write_npy<T: npyz::AutoSerialize + Copy>(path: &Path, shape: &[u64], data
 /// Runs `systole` with `args` in `dir`, killed (and the test failed) if it
 /// takes longer than `secs` seconds: a hang is a bug.
 pub fn systole_within(dir: &Path, args: &[&str], secs: u64) -> Output {
+    systole_limited(dir, args, secs, None)
+}
+
+/// Like [`systole_within`], with the address space limited to
+/// `memory_bytes` (RLIMIT_AS): an allocation past it fails.
+pub fn systole_limited(dir: &Path, args: &[&str], secs: u64, memory_bytes: Option<u64>) -> Output {
+    use std::os::unix::process::CommandExt;
     use std::process::Stdio;
     use std::time::{Duration, Instant};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_systole"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_systole"));
+    if let Some(limit) = memory_bytes {
+        let rlim = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setrlimit(libc::RLIMIT_AS, &rlim) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+    }
+    let mut child = cmd
         .current_dir(dir)
         .args(args)
         .stdin(Stdio::null())
