@@ -390,7 +390,14 @@ fn check_run<D: isa::Device>(
 }
 
 /// A driver error during run `k`, naming the instruction and its layer.
-fn run_error(e: DriverError, prog: &Program, layers: &[LayerMeta], batch: &Batch, k: usize) -> CliError {
+fn run_error(
+    e: DriverError,
+    prog: &Program,
+    layers: &[LayerMeta],
+    batch: &Batch,
+    k: usize,
+    overwritten: Option<String>,
+) -> CliError {
     let run = if batch.batched { format!("run {k} (batch index {k}): ") } else { String::new() };
     match e {
         DriverError::Fault { code, pc } => {
@@ -398,7 +405,11 @@ fn run_error(e: DriverError, prog: &Program, layers: &[LayerMeta], batch: &Batch
                 prog.code.get(pc as usize).map_or_else(|| "past the end of the code".to_string(), |i| format!("`{i}`"));
             let layer = layers::layer_of(layers, pc as usize)
                 .map_or_else(String::new, |l| format!(" in layer `{}` ({})", l.name, l.op));
-            CliError::input(format!("{run}the device faulted at instruction {pc} ({instr}){layer}: {}", code.name()))
+            let why = overwritten.map_or_else(String::new, |o| format!("; {o}"));
+            CliError::input(format!(
+                "{run}the device faulted at instruction {pc} ({instr}){layer}: {}{why}",
+                code.name()
+            ))
         }
         other => CliError::input(format!("{run}{other}")),
     }
@@ -471,7 +482,13 @@ pub fn run(args: &RunArgs) -> Result<()> {
                 (_, Some(q)) => drv.infer_quantized(&prog, q),
                 _ => unreachable!("a batch holds float or quantized inputs"),
             }
-            .map_err(|e| comparison.mismatch().unwrap_or_else(|| run_error(e, &prog, &layers, &batch, k)))?;
+            .map_err(|e| {
+                let overwritten = match &e {
+                    DriverError::Fault { pc, .. } => driver::fault::overwritten_code(drv.device_mut(), &prog, *pc),
+                    _ => None,
+                };
+                comparison.mismatch().unwrap_or_else(|| run_error(e, &prog, &layers, &batch, k, overwritten))
+            })?;
             if let Some(chk) = &checker {
                 check_run(chk, &mut drv, &layers, &cfg, &batch, k, &inf)?;
             }

@@ -211,12 +211,14 @@ pub fn run(args: &SimArgs) -> Result<()> {
         }
     };
     if let Outcome::Fault { code, pc } = rep.outcome {
+        let overwritten = driver::fault::overwritten_code(drv.device_mut(), &prog, pc);
         drop(drv);
         if let Some(t) = &vcd_tmp {
             let _ = std::fs::remove_file(t);
         }
         let text = prog.code.get(pc as usize).map_or_else(|| "past the end of the code".to_string(), |i| i.to_string());
-        return Err(CliError::input(format!("the device faulted at instruction {pc} ({text}): {}", code.name())));
+        let why = overwritten.map_or_else(String::new, |o| format!("; {o}"));
+        return Err(CliError::input(format!("the device faulted at instruction {pc} ({text}): {}{why}", code.name())));
     }
 
     let mut outputs = Outputs::new();
