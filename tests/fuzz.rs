@@ -38,6 +38,9 @@ struct Kind {
     name: &'static str,
     file: &'static str,
     text: bool,
+    /// A `.sbin`: after half of its mutations the CRC-32 trailer is made
+    /// right again, so that the mutation reaches the parser behind it.
+    sealed: bool,
     seed: Vec<u8>,
     commands: Vec<Vec<String>>,
 }
@@ -63,6 +66,7 @@ fn kinds(ctx: &Path) -> Vec<Kind> {
             name: "onnx",
             file: "m.onnx",
             text: false,
+            sealed: false,
             seed: read(DIGITS),
             commands: vec![cmd(&["compile", "{}", "--hw", DEFAULT, "-o", "out.sbin"])],
         },
@@ -70,6 +74,7 @@ fn kinds(ctx: &Path) -> Vec<Kind> {
             name: "stm",
             file: "m.stm",
             text: true,
+            sealed: false,
             seed: read(MLP),
             commands: vec![cmd(&["compile", "{}", "--hw", TINY, "-o", "out.sbin"])],
         },
@@ -77,6 +82,7 @@ fn kinds(ctx: &Path) -> Vec<Kind> {
             name: "toml",
             file: "hw.toml",
             text: true,
+            sealed: false,
             seed: read(TINY),
             commands: vec![cmd(&["asm", GEMM_S, "--hw", "{}", "-o", "out.sbin"])],
         },
@@ -84,6 +90,7 @@ fn kinds(ctx: &Path) -> Vec<Kind> {
             name: "asm",
             file: "p.s",
             text: true,
+            sealed: false,
             seed: read(GEMM_S),
             commands: vec![cmd(&["asm", "{}", "--hw", TINY, "-o", "out.sbin"])],
         },
@@ -91,6 +98,7 @@ fn kinds(ctx: &Path) -> Vec<Kind> {
             name: "sbin-model",
             file: "m.sbin",
             text: false,
+            sealed: true,
             seed: fs::read(ctx.join("mlp.sbin")).unwrap(),
             commands: vec![
                 vec![
@@ -109,6 +117,7 @@ fn kinds(ctx: &Path) -> Vec<Kind> {
             name: "sbin-asm",
             file: "g.sbin",
             text: false,
+            sealed: true,
             seed: fs::read(ctx.join("gemm.sbin")).unwrap(),
             commands: vec![
                 vec![
@@ -130,6 +139,7 @@ fn kinds(ctx: &Path) -> Vec<Kind> {
             name: "npy",
             file: "x.npy",
             text: false,
+            sealed: false,
             seed: fs::read(ctx.join("x.npy")).unwrap(),
             commands: vec![
                 vec!["run".into(), c("mlp.sbin"), "--input".into(), "{}".into(), "--out".into(), "out".into()],
@@ -289,6 +299,11 @@ fn mutated_inputs_fail_cleanly() {
                 let mut input = kind.seed.clone();
                 for _ in 0..rng.gen_range(1..=3) {
                     mutate(&mut rng, &mut input, kind.text, other);
+                }
+                if kind.sealed && input.len() >= 4 && rng.gen_bool(0.5) {
+                    let body = input.len() - 4;
+                    let crc = crc32fast::hash(&input[..body]);
+                    input[body..].copy_from_slice(&crc.to_le_bytes());
                 }
                 let outcome = run_case(kind, command, &input);
                 if let Ok(code) = outcome {
