@@ -191,8 +191,13 @@ struct DirLock {
 
 impl DirLock {
     fn acquire(dir: &Path) -> Result<DirLock> {
+        use std::os::fd::AsRawFd;
         let f = File::open(dir).map_err(|e| write_error(dir, &e))?;
-        f.lock().map_err(|e| CliError::input(format!("cannot lock {}: {}", dir.display(), io_message(&e))))?;
+        // SAFETY: flock on a file descriptor this function owns.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            let e = io::Error::last_os_error();
+            return Err(CliError::input(format!("cannot lock {}: {}", dir.display(), io_message(&e))));
+        }
         Ok(DirLock { _held: f })
     }
 }
