@@ -10,5 +10,6 @@ pub mod interp;
 pub mod ir;
 pub mod ir_codec;
 pub mod lower;
+pub mod npy;
 pub mod onnx;
 pub mod text;

@@ -258,62 +258,19 @@ pub fn parse_with(text: &str, load: &mut dyn FnMut(&str) -> Result<NpyArray, Str
 }
 
 /// Decodes a `.npy` file holding int8, int32 or float32 data (either byte
-/// order, C or Fortran order).
+/// order, C or Fortran order) with [`crate::npy::decode`].
 pub fn load_npy(bytes: &[u8]) -> Result<NpyArray, String> {
-    let file = npyz::NpyFile::new(bytes).map_err(|e| format!("not a valid .npy file: {e}"))?;
-    let dtype = file.dtype();
-    let size = match &dtype {
-        npyz::DType::Plain(ts) => match (ts.type_char(), ts.size_field()) {
-            (npyz::TypeChar::Int, 1) => 1u64,
-            (npyz::TypeChar::Int, 4) | (npyz::TypeChar::Float, 4) => 4,
-            _ => 0,
-        },
-        _ => 0,
-    };
-    if size == 0 {
-        return Err(format!("unsupported dtype {} (expected int8, int32 or float32)", dtype.descr()));
-    }
-    let shape: Vec<usize> = file.shape().iter().map(|&d| usize::try_from(d).unwrap_or(usize::MAX)).collect();
-    let n = file.len();
-    // A forged header must not make us allocate more than the file holds.
-    if n.checked_mul(size).is_none_or(|b| b > bytes.len() as u64) {
-        return Err(format!("truncated: shape {shape:?} needs more data than the {} bytes of the file", bytes.len()));
-    }
-    let fortran = file.order() == npyz::Order::Fortran && shape.len() > 1;
-    let read = |e: std::io::Error| format!("cannot read the array data: {e}");
-    let data = match &dtype {
-        npyz::DType::Plain(ts) if ts.type_char() == npyz::TypeChar::Float => {
-            NpyData::F32(c_order(file.into_vec::<f32>().map_err(read)?, &shape, fortran))
-        }
-        _ if size == 1 => NpyData::I8(c_order(file.into_vec::<i8>().map_err(read)?, &shape, fortran)),
-        _ => NpyData::I32(c_order(file.into_vec::<i32>().map_err(read)?, &shape, fortran)),
+    use crate::npy::Elem;
+    let a = crate::npy::decode(bytes)?;
+    let shape: Vec<usize> = a.shape.iter().map(|&d| d as usize).collect();
+    let words = |n: usize| a.data.chunks_exact(n);
+    let data = match a.elem {
+        Elem::I8 => NpyData::I8(a.data.iter().map(|&b| b as i8).collect()),
+        Elem::I32 => NpyData::I32(words(4).map(|w| i32::from_le_bytes(w.try_into().expect("4 bytes"))).collect()),
+        Elem::F32 => NpyData::F32(words(4).map(|w| f32::from_le_bytes(w.try_into().expect("4 bytes"))).collect()),
+        other => return Err(format!("unsupported dtype {} (expected int8, int32 or float32)", other.name())),
     };
     Ok(NpyArray { shape, data })
-}
-
-/// Reorders elements stored in Fortran order (first index fastest) to C
-/// order (last index fastest); the identity when `fortran` is false.
-pub fn c_order<T: Copy>(data: Vec<T>, shape: &[usize], fortran: bool) -> Vec<T> {
-    if !fortran || data.is_empty() {
-        return data;
-    }
-    let mut out = Vec::with_capacity(data.len());
-    let mut index = vec![0usize; shape.len()];
-    for _ in 0..data.len() {
-        let mut f = 0usize;
-        for (d, &i) in index.iter().enumerate().rev() {
-            f = f * shape[d] + i;
-        }
-        out.push(data[f]);
-        for d in (0..shape.len()).rev() {
-            index[d] += 1;
-            if index[d] < shape[d] {
-                break;
-            }
-            index[d] = 0;
-        }
-    }
-    out
 }
 
 // ---------------------------------------------------------------------------

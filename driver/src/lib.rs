@@ -4,6 +4,7 @@
 //! window, writes the registers, starts, waits, and reads the counters back.
 
 pub mod compare;
+pub mod fault;
 mod lockstep;
 
 pub use lockstep::{DifferenceSlot, Lockstep};

@@ -144,6 +144,37 @@ pub enum ConfigError {
     Invalid { field: &'static str, value: String, why: String },
 }
 
+/// A TOML error as one line, `line L, column C: reason (in `source line`)`:
+/// the toml crate's message without its multi-line snippet, and a reason
+/// where it gives none (a control character, even in a comment, is not
+/// allowed in TOML). The source line is cut at 80 characters.
+pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let reason = e.message().lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(", ");
+    let Some(span) = e.span() else {
+        return reason;
+    };
+    let at = span.start.min(text.len());
+    let at = (0..=at).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let reason = match text[at..].chars().next() {
+        _ if !reason.is_empty() => reason,
+        Some(c) if c.is_control() && c != '\n' => {
+            format!("control character U+{:04X} is not allowed in TOML (not even in a comment)", c as u32)
+        }
+        Some(c) => format!("invalid TOML at `{c}`"),
+        None => "unexpected end of the TOML text".to_string(),
+    };
+    let source = text[at - before.rsplit('\n').next().map_or(0, str::len)..].lines().next().unwrap_or("").trim();
+    if source.is_empty() {
+        return format!("line {line}, column {column}: {reason}");
+    }
+    let cut: String = source.chars().take(80).collect();
+    let more = if cut.len() < source.len() { "…" } else { "" };
+    format!("line {line}, column {column}: {reason} (in `{cut}{more}`)")
+}
+
 /// Technology nodes with published scaling factors (ENERGY.md).
 pub const SUPPORTED_NODES_NM: [u32; 9] = [45, 65, 32, 28, 22, 16, 14, 10, 7];
 
@@ -158,7 +189,7 @@ fn check(ok: bool, field: &'static str, value: impl fmt::Display, why: &str) -> 
 impl HwConfig {
     /// Parses and validates a TOML configuration.
     pub fn from_toml(text: &str) -> Result<HwConfig, ConfigError> {
-        let cfg: HwConfig = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let cfg: HwConfig = toml::from_str(text).map_err(|e| ConfigError::Parse(toml_error(text, &e)))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -325,6 +356,12 @@ mod tests {
         assert!(err.contains("dram.latency_cycles"), "{err}");
         let err = HwConfig::from_toml("[array]\nrows = 4").unwrap_err().to_string();
         assert!(err.contains("missing field"), "{err}");
+        // One line with the position and the reason, also where the toml crate gives none.
+        let text = format!("{}# comment \u{1} here\n", include_str!("../../examples/hw/default.toml"));
+        let err = HwConfig::from_toml(&text).unwrap_err().to_string();
+        assert!(err.contains(", column 11: control character U+0001"), "{err}");
+        let err = HwConfig::from_toml("[array]\nrows = \"x\"\n").unwrap_err().to_string();
+        assert_eq!(err, "line 2, column 8: invalid type: string \"x\", expected u32 (in `rows = \"x\"`)");
     }
 
     #[test]

@@ -142,12 +142,16 @@ pub fn check(instr: &Instr, cfg: &HwConfig) -> Result<(), Illegal> {
             Ok(())
         }
     };
-    let tile = |k: u16, n: u16, wfmt: u8| -> Result<(), Illegal> {
+    let tile = |k: u16, n: u16, wfmt: u8, meta: u16| -> Result<(), Illegal> {
         if wfmt != WFMT_I8 {
             return Err(illegal(format!(
                 "weight format {} is not implemented by this accelerator (only i8)",
                 ["i8", "i8s24", "i4", "i4s24"][wfmt as usize & 3]
             )));
+        }
+        // `meta` names 2:4 metadata, which no implemented format has.
+        if meta != 0 {
+            return Err(illegal(format!("meta = {meta}: the field is reserved and must be 0 (weight format i8)")));
         }
         if k as u64 > rows || n as u64 > cols {
             return Err(Illegal {
@@ -183,14 +187,14 @@ pub fn check(instr: &Instr, cfg: &HwConfig) -> Result<(), Illegal> {
             }
         }
         Instr::Ldw(l) => {
-            tile(l.k, l.n, l.wfmt)?;
+            tile(l.k, l.n, l.wfmt, l.meta)?;
             in_spad("ldw weights", l.addr as u64, l.k as u64)?;
         }
         Instr::Matmul(m) => {
             in_spad("matmul input", m.a as u64, m.m as u64)?;
             in_acc("matmul output", m.acc as u64, m.m as u64)?;
             if m.preload != 0 {
-                tile(m.k, m.n, m.wfmt)?;
+                tile(m.k, m.n, m.wfmt, m.meta)?;
                 in_spad("matmul preload", m.w as u64, m.k as u64)?;
             }
         }
@@ -246,4 +250,28 @@ pub fn check_window(instr: &Instr, base: u64, limit: u64) -> Result<(), Illegal>
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> HwConfig {
+        HwConfig::from_toml(include_str!("../../examples/hw/tiny.toml")).unwrap()
+    }
+
+    #[test]
+    fn reserved_meta_is_illegal() {
+        let cfg = tiny();
+        let ldw = |meta| Instr::Ldw(Ldw { addr: 0, k: 1, n: 1, wfmt: WFMT_I8, meta, ..Default::default() });
+        assert_eq!(check(&ldw(0), &cfg), Ok(()));
+        let e = check(&ldw(1), &cfg).unwrap_err();
+        assert_eq!(e.code, ErrorCode::IllegalInstruction);
+        assert!(e.message.contains("meta = 1"), "{e}");
+        let matmul = |preload, meta| {
+            Instr::Matmul(Matmul { m: 1, preload, k: 1, n: 1, wfmt: WFMT_I8, meta, ..Default::default() })
+        };
+        assert_eq!(check(&matmul(1, 0), &cfg), Ok(()));
+        assert_eq!(check(&matmul(1, 7), &cfg).unwrap_err().code, ErrorCode::IllegalInstruction);
+    }
 }

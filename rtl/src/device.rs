@@ -15,6 +15,7 @@ use crate::ffi::bridge::{accel_open, AccelSim};
 use isa::regs;
 use isa::{Device, DeviceError, HwConfig, InstrTrace};
 use sim::dram::Dram;
+use sim::memory::Memory;
 use std::collections::VecDeque;
 use std::path::Path;
 
@@ -37,7 +38,7 @@ struct Transfer {
 pub struct RtlDevice {
     cfg: HwConfig,
     sim: cxx::UniquePtr<AccelSim>,
-    mem: Vec<u8>,
+    mem: Memory,
     dram: Dram,
     transfers: VecDeque<Transfer>,
     /// Device cycles since creation; `run_start` is cycle 0 of the run.
@@ -87,7 +88,7 @@ impl RtlDevice {
         let mut dev = RtlDevice {
             cfg: cfg.clone(),
             sim,
-            mem: vec![0; cfg.dram_bytes() as usize],
+            mem: Memory::new(cfg.dram_bytes()),
             dram: Dram::from_config(cfg),
             transfers: VecDeque::new(),
             now: 0,
@@ -141,9 +142,10 @@ impl RtlDevice {
                         if k + 1 == tr.beats {
                             flags |= I_RLAST;
                         }
-                        let a = ((tr.beat0 + k) * w) as usize;
+                        let mut beat = [0u8; 64];
+                        self.mem.read((tr.beat0 + k) * w, &mut beat[..w as usize]);
                         let mut words = [0u32; 16];
-                        for (i, b) in self.mem[a..a + w as usize].iter().enumerate() {
+                        for (i, b) in beat[..w as usize].iter().enumerate() {
                             words[i / 4] |= (*b as u32) << (8 * (i % 4));
                         }
                         self.inp[IN_RDATA..IN_RDATA + 16].copy_from_slice(&words);
@@ -180,10 +182,10 @@ impl RtlDevice {
                     ));
                 } else {
                     let strb = self.out[OUT_WSTRB] as u64 | (self.out[OUT_WSTRB + 1] as u64) << 32;
-                    let a = ((tr.beat0 + k) * w) as usize;
+                    let a = (tr.beat0 + k) * w;
                     for i in 0..w as usize {
                         if strb >> i & 1 != 0 {
-                            self.mem[a + i] = (self.out[OUT_WDATA + i / 4] >> (8 * (i % 4))) as u8;
+                            self.mem.write_byte(a + i as u64, (self.out[OUT_WDATA + i / 4] >> (8 * (i % 4))) as u8);
                         }
                     }
                 }
@@ -201,7 +203,7 @@ impl RtlDevice {
             };
             let beats = len as u64 + 1;
             let beat0 = addr as u64 / w;
-            if !(addr as u64).is_multiple_of(w) || (beat0 + beats) * w > self.mem.len() as u64 {
+            if !(addr as u64).is_multiple_of(w) || (beat0 + beats) * w > self.mem.size() {
                 self.fail(format!(
                     "AXI request at run cycle {t}: address {addr:#x} + {beats} beats is not a valid burst"
                 ));
@@ -365,22 +367,18 @@ impl Device for RtlDevice {
     }
 
     fn read_mem(&mut self, addr: u64, len: usize) -> Result<Vec<u8>, DeviceError> {
-        let size = self.mem.len() as u64;
-        match addr.checked_add(len as u64) {
-            Some(end) if end <= size => Ok(self.mem[addr as usize..end as usize].to_vec()),
-            _ => Err(DeviceError::MemoryRange { addr, len: len as u64, size }),
+        if !self.mem.contains(addr, len as u64) {
+            return Err(DeviceError::MemoryRange { addr, len: len as u64, size: self.mem.size() });
         }
+        Ok(self.mem.to_vec(addr, len))
     }
 
     fn write_mem(&mut self, addr: u64, data: &[u8]) -> Result<(), DeviceError> {
-        let size = self.mem.len() as u64;
-        match addr.checked_add(data.len() as u64) {
-            Some(end) if end <= size => {
-                self.mem[addr as usize..end as usize].copy_from_slice(data);
-                Ok(())
-            }
-            _ => Err(DeviceError::MemoryRange { addr, len: data.len() as u64, size }),
+        if !self.mem.contains(addr, data.len() as u64) {
+            return Err(DeviceError::MemoryRange { addr, len: data.len() as u64, size: self.mem.size() });
         }
+        self.mem.write(addr, data);
+        Ok(())
     }
 
     fn advance(&mut self, max_cycles: u64) -> Result<u32, DeviceError> {

@@ -7,7 +7,7 @@
 //      queue has no token path to)                 -> IllegalInstruction (1)
 //   2. `isa::legal::check` against the configuration: per opcode, its checks
 //      in that function's order, the first failing one deciding between
-//      IllegalInstruction (wfmt not i8; zero point / clamp outside the type's
+//      IllegalInstruction (wfmt not i8 or meta not 0; zero point / clamp outside the type's
 //      range; qmin > qmax) and BufferOutOfRange (3)
 //   3. `isa::legal::check_window` (LOAD/STORE DRAM span outside
 //      [win_base, win_limit))                       -> DmaOutOfWindow (2)
@@ -137,8 +137,9 @@ module check #(
   wire [15:0] l_k = instr[`SYS_LDW_K_HI:`SYS_LDW_K_LO];
   wire [15:0] l_n = instr[`SYS_LDW_N_HI:`SYS_LDW_N_LO];
   wire [1:0] l_wfmt = instr[`SYS_LDW_WFMT_HI:`SYS_LDW_WFMT_LO];
-  // tile(): wfmt first (illegal), then the shape, then in_spad(addr, k).
-  wire [2:0] ldw_code = (l_wfmt != 2'(`SYS_WFMT_I8)) ? E_ILL
+  wire [15:0] l_meta = instr[`SYS_LDW_META_HI:`SYS_LDW_META_LO];
+  // tile(): wfmt and meta first (illegal), then the shape, then in_spad(addr, k).
+  wire [2:0] ldw_code = ((l_wfmt != 2'(`SYS_WFMT_I8)) | (l_meta != 16'd0)) ? E_ILL
       : (({16'd0, l_k} > ROWS_L) | ({16'd0, l_n} > COLS_L)
          | ({16'd0, l_addr} + {16'd0, l_k} > SPAD_L)) ? E_OOR : E_NONE;
 
@@ -151,11 +152,12 @@ module check #(
   wire [15:0] m_k = instr[`SYS_MATMUL_K_HI:`SYS_MATMUL_K_LO];
   wire [15:0] m_n = instr[`SYS_MATMUL_N_HI:`SYS_MATMUL_N_LO];
   wire [1:0] m_wfmt = instr[`SYS_MATMUL_WFMT_HI:`SYS_MATMUL_WFMT_LO];
+  wire [15:0] m_meta = instr[`SYS_MATMUL_META_HI:`SYS_MATMUL_META_LO];
   // in_spad(a, m), in_acc(acc, m), then (preload) tile() and in_spad(w, k).
   wire [2:0] matmul_code =
       (({16'd0, m_a} + {16'd0, m_m} > SPAD_L) | ({16'd0, m_acc} + {16'd0, m_m} > ACC_L)) ? E_OOR
       : !m_pre ? E_NONE
-      : (m_wfmt != 2'(`SYS_WFMT_I8)) ? E_ILL
+      : ((m_wfmt != 2'(`SYS_WFMT_I8)) | (m_meta != 16'd0)) ? E_ILL
       : (({16'd0, m_k} > ROWS_L) | ({16'd0, m_n} > COLS_L)
          | ({16'd0, m_w} + {16'd0, m_k} > SPAD_L)) ? E_OOR : E_NONE;
 

@@ -3,6 +3,7 @@
 //! read) per cycle, and its DRAM bytes as bursts.
 
 use crate::dram::{split_bursts, Burst};
+use crate::memory::Memory;
 use isa::legal::DmaBlock;
 
 /// One local-row access of a DMA block: `len` elements of padded-block row
@@ -127,47 +128,52 @@ pub fn store_ready(b: &DmaBlock, dim: u64, w: u64, start: u64, plan: &BurstPlan)
 }
 
 /// Performs a LOAD's data movement: DRAM (`mem`) into the scratchpad
-/// (`dim` bytes a row) or the accumulator (`dim` int32 a row).
-pub fn load_copy(b: &DmaBlock, dim: u64, pad_value: i8, mem: &[u8], spad: &mut [u8], acc: &mut [i32]) {
+/// (`dim` bytes a row) or the accumulator (`dim` int32 a row). A chunk is
+/// its padding and at most one contiguous DRAM range.
+pub fn load_copy(b: &DmaBlock, dim: u64, pad_value: i8, mem: &Memory, spad: &mut [u8], acc: &mut [i32]) {
     let es = b.elem_bytes();
+    let mut bytes = Vec::new();
     for_each_chunk(b, dim, |c| {
-        let data = chunk_dram(b, &c);
-        for i in 0..c.len {
-            let x = c.x0 + i;
-            let local = (c.row * dim + c.lcol + i) as usize;
-            let value: Option<u64> = match data {
-                Some(_) if x >= b.pad_left && x < b.pad_left + b.cols => {
-                    Some(b.dram + (c.y - b.pad_top) * b.stride + (x - b.pad_left) * es)
+        let local = (c.row * dim + c.lcol) as usize;
+        let len = c.len as usize;
+        let data = chunk_dram(b, &c).map(|(_, lo, hi)| {
+            let skip = (c.x0.max(b.pad_left) - c.x0) as usize;
+            (lo, skip, ((hi - lo) / es) as usize)
+        });
+        if b.to_acc {
+            let dst = &mut acc[local..local + len];
+            dst.fill(pad_value as i32);
+            if let Some((lo, skip, n)) = data {
+                bytes.resize(n * 4, 0);
+                mem.read(lo, &mut bytes);
+                for (d, w) in dst[skip..skip + n].iter_mut().zip(bytes.chunks_exact(4)) {
+                    *d = i32::from_le_bytes(w.try_into().expect("4 bytes"));
                 }
-                _ => None,
-            };
-            if b.to_acc {
-                acc[local] = match value {
-                    Some(a) => i32::from_le_bytes(mem[a as usize..a as usize + 4].try_into().expect("4 bytes")),
-                    None => pad_value as i32,
-                };
-            } else {
-                spad[local] = match value {
-                    Some(a) => mem[a as usize],
-                    None => pad_value as u8,
-                };
+            }
+        } else {
+            let dst = &mut spad[local..local + len];
+            dst.fill(pad_value as u8);
+            if let Some((lo, skip, n)) = data {
+                mem.read(lo, &mut dst[skip..skip + n]);
             }
         }
     });
 }
 
 /// Performs a STORE's data movement from the scratchpad or accumulator to DRAM.
-pub fn store_copy(b: &DmaBlock, dim: u64, spad: &[u8], acc: &[i32], mem: &mut [u8]) {
+pub fn store_copy(b: &DmaBlock, dim: u64, spad: &[u8], acc: &[i32], mem: &mut Memory) {
     let es = b.elem_bytes();
+    let mut bytes = Vec::new();
     for_each_chunk(b, dim, |c| {
-        let base = (b.dram + c.y * b.stride + c.x0 * es) as usize;
+        let base = b.dram + c.y * b.stride + c.x0 * es;
         let local = (c.row * dim + c.lcol) as usize;
+        let len = c.len as usize;
         if b.to_acc {
-            for i in 0..c.len as usize {
-                mem[base + 4 * i..base + 4 * i + 4].copy_from_slice(&acc[local + i].to_le_bytes());
-            }
+            bytes.clear();
+            bytes.extend(acc[local..local + len].iter().flat_map(|v| v.to_le_bytes()));
+            mem.write(base, &bytes);
         } else {
-            mem[base..base + c.len as usize].copy_from_slice(&spad[local..local + c.len as usize]);
+            mem.write(base, &spad[local..local + len]);
         }
     });
 }
@@ -207,9 +213,9 @@ mod tests {
         b.pad_left = 1;
         b.col = 1;
         b.dram = 100;
-        let mut mem = vec![0u8; 200];
-        mem[100..102].copy_from_slice(&[1, 2]);
-        mem[108..110].copy_from_slice(&[3, 4]);
+        let mut mem = Memory::new(200);
+        mem.write(100, &[1, 2]);
+        mem.write(108, &[3, 4]);
         let mut spad = vec![9u8; 16];
         load_copy(&b, 4, -1, &mem, &mut spad, &mut []);
         let ff = 0xff;

@@ -230,7 +230,8 @@ fn check_nonneg(field: impl Into<String>, v: f64) -> Result<(), EnergyError> {
 impl EnergyTable {
     /// Parses and validates a table.
     pub fn from_toml(text: &str) -> Result<EnergyTable, EnergyError> {
-        let table: EnergyTable = toml::from_str(text).map_err(|e| EnergyError::Parse(e.to_string()))?;
+        let table: EnergyTable =
+            toml::from_str(text).map_err(|e| EnergyError::Parse(isa::config::toml_error(text, &e)))?;
         table.validate()?;
         Ok(table)
     }

@@ -7,5 +7,6 @@ pub mod dma;
 pub mod dram;
 pub mod energy;
 pub mod machine;
+pub mod memory;
 
 pub use machine::{Model, ModelError};

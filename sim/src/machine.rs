@@ -18,6 +18,7 @@
 use crate::array::{self, WeightTile};
 use crate::dma::{self, BurstPlan};
 use crate::dram::Dram;
+use crate::memory::Memory;
 use isa::instr::{self as ins, Deps, Instr, Queue, INSTR_BYTES};
 use isa::legal::{self, DmaBlock};
 use isa::regs::{self, Counter, Counters, ErrorCode};
@@ -154,7 +155,7 @@ pub struct Model {
     cfg: HwConfig,
     rows: usize,
     cols: usize,
-    mem: Vec<u8>,
+    mem: Memory,
     spad: Vec<u8>,
     acc: Vec<i32>,
     active: WeightTile,
@@ -190,7 +191,7 @@ impl Model {
             cfg: cfg.clone(),
             rows,
             cols,
-            mem: vec![0; cfg.dram_bytes() as usize],
+            mem: Memory::new(cfg.dram_bytes()),
             spad: vec![0; cfg.spad_rows() as usize * cols],
             acc: vec![0; cfg.acc_rows() as usize * cols],
             active: WeightTile::zero(rows, cols),
@@ -244,7 +245,7 @@ impl Model {
         let (base, limit) = (self.win_base as u64, self.win_limit as u64);
         let prog = self.prog_addr as u64;
         let end = prog + self.prog_len as u64 * INSTR_BYTES as u64;
-        if limit > self.mem.len() as u64
+        if limit > self.mem.size()
             || base > limit
             || !prog.is_multiple_of(INSTR_BYTES as u64)
             || self.prog_len == 0
@@ -379,7 +380,7 @@ impl Model {
                     let a = addr + i as u64 * INSTR_BYTES as u64;
                     let last_beat = (a + INSTR_BYTES as u64 - 1) / w;
                     let mut b = [0u8; INSTR_BYTES];
-                    b.copy_from_slice(&self.mem[a as usize..a as usize + INSTR_BYTES]);
+                    self.mem.read(a, &mut b);
                     run.fetched.push_back(Fetched {
                         index: run.fetch_next + i,
                         avail: g.data_start + (last_beat - beat0) + 1,
@@ -785,11 +786,11 @@ impl Model {
         (next != u64::MAX).then_some(next)
     }
 
-    fn mem_range(&self, addr: u64, len: usize) -> Result<std::ops::Range<usize>, DeviceError> {
-        let size = self.mem.len() as u64;
-        match addr.checked_add(len as u64) {
-            Some(end) if end <= size => Ok(addr as usize..end as usize),
-            _ => Err(DeviceError::MemoryRange { addr, len: len as u64, size }),
+    fn check_mem_range(&self, addr: u64, len: usize) -> Result<(), DeviceError> {
+        if self.mem.contains(addr, len as u64) {
+            Ok(())
+        } else {
+            Err(DeviceError::MemoryRange { addr, len: len as u64, size: self.mem.size() })
         }
     }
 }
@@ -858,13 +859,13 @@ impl Device for Model {
     }
 
     fn read_mem(&mut self, addr: u64, len: usize) -> Result<Vec<u8>, DeviceError> {
-        let r = self.mem_range(addr, len)?;
-        Ok(self.mem[r].to_vec())
+        self.check_mem_range(addr, len)?;
+        Ok(self.mem.to_vec(addr, len))
     }
 
     fn write_mem(&mut self, addr: u64, data: &[u8]) -> Result<(), DeviceError> {
-        let r = self.mem_range(addr, data.len())?;
-        self.mem[r].copy_from_slice(data);
+        self.check_mem_range(addr, data.len())?;
+        self.mem.write(addr, data);
         Ok(())
     }
 

@@ -1,7 +1,7 @@
 //! `systole asm`: assembly text to a `.sbin` program for one configuration.
 
 use super::error::{CliError, Result};
-use super::files::{check_destination, print_stdout, read_text, write_atomic};
+use super::files::{check_destination, print_stdout, read_input_text, write_atomic, InputKind};
 use super::{load, spec};
 use clap::Args;
 use isa::program::{Program, ProgramMeta, CODE_ALIGN};
@@ -71,7 +71,7 @@ fn file_name(path: &Path) -> String {
 
 pub fn run(args: &AsmArgs) -> Result<()> {
     check_destination(&args.output, "output")?;
-    let text = read_text(&args.source)?;
+    let text = read_input_text(&args.source, InputKind::Assembly)?;
     let cfg = load::config(&args.hw)?;
     let src = args.source.display().to_string();
 

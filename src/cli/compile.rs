@@ -7,7 +7,7 @@
 //! leaves it out, since it holds the weights a second time).
 
 use super::error::{CliError, Result};
-use super::files::{check_destination, print_stdout, read_bytes, read_text, write_atomic};
+use super::files::{check_destination, print_stdout, read_input, read_input_text, write_atomic, InputKind};
 use super::load;
 use super::table::{cells, group, table, Align};
 use clap::Args;
@@ -64,11 +64,11 @@ pub(crate) fn import(path: &Path) -> Result<Graph> {
     let name = path.display();
     match format_of(path)? {
         Format::Onnx => {
-            let bytes = read_bytes(path)?;
+            let bytes = read_input(path, InputKind::Onnx)?;
             compiler::onnx::import(&bytes).map_err(|e| CliError::input(format!("{name}: {e}")))
         }
         Format::Text => {
-            let text = read_text(path)?;
+            let text = read_input_text(path, InputKind::TextModel)?;
             // `file("PATH")` references resolve relative to the model's directory.
             let dir = match path.parent() {
                 Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -76,7 +76,7 @@ pub(crate) fn import(path: &Path) -> Result<Graph> {
             };
             let mut loader = |reference: &str| -> std::result::Result<compiler::text::NpyArray, String> {
                 let file = dir.join(reference);
-                let bytes = std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+                let bytes = read_input(&file, InputKind::Npy).map_err(|e| e.message)?;
                 compiler::text::load_npy(&bytes).map_err(|e| format!("{}: {e}", file.display()))
             };
             compiler::text::parse_with(&text, &mut loader)

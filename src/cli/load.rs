@@ -2,7 +2,7 @@
 //! the energy table and `.sbin` programs, with errors that name the file.
 
 use super::error::{CliError, Result};
-use super::files::{read_bytes, read_text};
+use super::files::{read_input, read_input_text, InputKind};
 use isa::program::{Program, ProgramError};
 use isa::HwConfig;
 use sim::energy::EnergyTable;
@@ -10,34 +10,13 @@ use std::path::Path;
 
 /// Reads and validates a hardware configuration (TOML).
 pub fn config(path: &Path) -> Result<HwConfig> {
-    let text = read_text(path)?;
+    let text = read_input_text(path, InputKind::Toml)?;
     HwConfig::from_toml(&text).map_err(|e| CliError::input(toml_error(path, &e.to_string())))
 }
 
-/// One line for a TOML error: `FILE:LINE:COL: message (in `source line`)`
-/// from the toml crate's multi-line snippet; other errors as `FILE: message`.
+/// A TOML file's error: the parsers' messages are one line, `line L, column C: reason`.
 fn toml_error(path: &Path, message: &str) -> String {
-    let file = path.display();
-    let Some(at) = message.find("TOML parse error at line ") else {
-        return format!("{file}: {}", message.trim_end());
-    };
-    let prefix = &message[..at];
-    let mut lines = message[at..].lines();
-    let head = lines.next().unwrap_or_default();
-    let pos = head.trim_start_matches("TOML parse error at line ");
-    let Some((line, col)) = pos.split_once(", column ") else {
-        return format!("{file}: {}", message.trim_end());
-    };
-    // The snippet: `  |`, `5 | text`, `  | ^^^`, then the message.
-    let rest: Vec<&str> = lines.collect();
-    let source = rest.iter().find_map(|l| l.split_once(" | ").filter(|(n, _)| n.trim() == line).map(|(_, t)| t.trim()));
-    let text: Vec<&str> =
-        rest.iter().skip_while(|l| l.trim_start().starts_with('|') || l.contains(" | ")).map(|l| l.trim()).collect();
-    let text = text.join(", ");
-    match source {
-        Some(src) if !src.is_empty() => format!("{file}:{line}:{col}: {prefix}{text} (in `{src}`)"),
-        _ => format!("{file}:{line}:{col}: {prefix}{text}"),
-    }
+    format!("{}: {message}", path.display())
 }
 
 /// Reads and validates an energy table (TOML), or the default table.
@@ -45,13 +24,13 @@ pub fn energy_table(path: Option<&Path>) -> Result<EnergyTable> {
     let Some(path) = path else {
         return Ok(EnergyTable::default());
     };
-    let text = read_text(path)?;
+    let text = read_input_text(path, InputKind::Toml)?;
     EnergyTable::from_toml(&text).map_err(|e| CliError::input(toml_error(path, &e.to_string())))
 }
 
 /// Reads and validates a `.sbin` program; returns it with the file's bytes.
 pub fn program(path: &Path) -> Result<(Program, Vec<u8>)> {
-    let bytes = read_bytes(path)?;
+    let bytes = read_input(path, InputKind::Program)?;
     let prog = Program::from_bytes(&bytes).map_err(|e| {
         let file = path.display();
         match e {

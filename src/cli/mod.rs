@@ -19,7 +19,7 @@ mod sweep;
 mod table;
 mod trace;
 
-pub use error::CliError;
+pub use error::{usage_line, CliError, EXIT_INPUT};
 
 /// The flow's errors keep their exit codes: bad input 2, a failed check 1.
 impl From<systole::flow::FlowError> for CliError {

@@ -168,6 +168,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
         false => None,
     };
     let out_file = args.out.join(format!("{}.npy", file_stem(&tout.name)));
+    if out_file.is_dir() {
+        return Err(CliError::input(format!("--out: {} is a directory", out_file.display())));
+    }
     if args.json.as_deref() == Some(out_file.as_path()) {
         return Err(CliError::input(format!("{} is named as an output twice", out_file.display())));
     }
@@ -195,7 +198,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     }
     shape.extend_from_slice(&tout.shape);
     let bytes: Vec<u8> = measured.outputs.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let mut files = Outputs::new();
+    let mut files = Outputs::in_dir(&args.out);
     files.add(&out_file, npy::encode(Elem::F32, &shape, &bytes)?);
 
     let runs = batch.runs as u64;
@@ -223,10 +226,6 @@ pub fn run(args: &RunArgs) -> Result<()> {
     });
     if let Some(path) = &args.json {
         files.add(path, rep.to_json().into_bytes());
-    }
-    if !args.out.exists() {
-        std::fs::create_dir_all(&args.out)
-            .map_err(|e| CliError::input(format!("--out {}: cannot create the directory: {e}", args.out.display())))?;
     }
     files.commit()?;
 

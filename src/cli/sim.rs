@@ -111,7 +111,7 @@ fn placements(args: &SimArgs, prog: &Program, prog_name: &str, cfg: &HwConfig) -
         let what = format!("--input {}={}", i.name, i.file.display());
         let t = tensor(prog, prog_name, "--input", &i.name)?;
         let a = npy::read(&i.file)?;
-        let want = Elem::of(t.dtype);
+        let want = npy::elem_of(t.dtype);
         if a.elem != want {
             return Err(CliError::input(format!(
                 "{what}: the array is {}, tensor `{}` is {}",
@@ -179,7 +179,7 @@ fn readbacks(args: &SimArgs, prog: &Program, prog_name: &str, cfg: &HwConfig) ->
         check_range(&what, t.addr, Some(len), cfg)?;
         out.push(Readback {
             addr: t.addr,
-            elem: Elem::of(t.dtype),
+            elem: npy::elem_of(t.dtype),
             shape: t.shape.clone(),
             len: len as usize,
             tensor: Some(t.clone()),
@@ -234,12 +234,14 @@ pub fn run(args: &SimArgs) -> Result<()> {
         }
     };
     if let Outcome::Fault { code, pc } = rep.outcome {
+        let overwritten = driver::fault::overwritten_code(drv.device_mut(), &prog, pc);
         drop(drv);
         if let Some(t) = &vcd_tmp {
             let _ = std::fs::remove_file(t);
         }
         let text = prog.code.get(pc as usize).map_or_else(|| "past the end of the code".to_string(), |i| i.to_string());
-        return Err(CliError::input(format!("the device faulted at instruction {pc} ({text}): {}", code.name())));
+        let why = overwritten.map_or_else(String::new, |o| format!("; {o}"));
+        return Err(CliError::input(format!("the device faulted at instruction {pc} ({text}): {}{why}", code.name())));
     }
 
     let mut outputs = Outputs::new();

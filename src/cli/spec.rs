@@ -84,7 +84,7 @@ pub struct DumpSpec {
 impl DumpSpec {
     /// Bytes to read, `None` on overflow.
     pub fn byte_len(&self) -> Option<u64> {
-        self.shape.iter().try_fold(self.elem.size(), |acc, &d| acc.checked_mul(d))
+        self.shape.iter().try_fold(self.elem.size() as u64, |acc, &d| acc.checked_mul(d))
     }
 }
 

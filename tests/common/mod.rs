@@ -72,4 +72,62 @@ pub fn write_npy<T: npyz::AutoSerialize + Copy>(path: &Path, shape: &[u64], data
     w.extend(data.iter().copied()).unwrap();
     w.finish().unwrap();
 }
+
 pub mod schema;
+
+/// Runs `systole` with `args` in `dir`, killed (and the test failed) if it
+/// takes longer than `secs` seconds: a hang is a bug.
+pub fn systole_within(dir: &Path, args: &[&str], secs: u64) -> Output {
+    systole_limited(dir, args, secs, None)
+}
+
+/// Like [`systole_within`], with the address space limited to
+/// `memory_bytes` (RLIMIT_AS): an allocation past it fails.
+pub fn systole_limited(dir: &Path, args: &[&str], secs: u64, memory_bytes: Option<u64>) -> Output {
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_systole"));
+    if let Some(limit) = memory_bytes {
+        let rlim = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setrlimit(libc::RLIMIT_AS, &rlim) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+    }
+    let mut child = cmd
+        .current_dir(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(secs) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("systole {args:?} hung (killed after {secs} s)");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Exit code `code` and exactly one line on stderr, `error: ...` with every needle.
+#[track_caller]
+pub fn assert_one_line_error(o: &Output, code: i32, needles: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "stdout:\n{}\nstderr:\n{err}", stdout(o));
+    assert!(err.starts_with("error: ") && err.ends_with('\n') && err.lines().count() == 1, "not one line:\n{err}");
+    for n in needles {
+        assert!(err.contains(n), "expected `{n}` in:\n{err}");
+    }
+}
