@@ -12,10 +12,10 @@
 //!    one translation unit per model) at `-Os`,
 //!    whatever the cargo profile (a debug build would otherwise compile the
 //!    model at -O0 and simulate ~9x slower; -Os was the fastest level here,
-//!    DESIGN §9), with `-pthread`, and linked with `atomic`.
+//!    docs/DESIGN.md §9), with `-pthread`, and linked with `atomic`.
 //!
 //! A missing `verilator` is a build error that says how to install it,
-//! never a silent skip (DESIGN §1, §9).
+//! never a silent skip (docs/DESIGN.md §1, §9).
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");

@@ -1,6 +1,6 @@
 //! The reference interpreter: what a quantized graph computes, bit for bit.
 //!
-//! Every op is defined in terms of `isa::numerics` (DESIGN §2), the one
+//! Every op is defined in terms of `isa::numerics` (docs/DESIGN.md §2), the one
 //! definition of the arithmetic that the accelerator, its Rust model and the
 //! RTL also implement, so a lowered graph must reproduce these integers
 //! exactly. For QLinearConv, QLinearMatMul / QGemm and MaxPool they are also
@@ -24,7 +24,7 @@
 //! - **Conv** (NCHW, groups, strides, dilations, pads `[top, left, bottom,
 //!   right]`): the input is padded with its zero point `zx`, as ONNX Runtime
 //!   does. Output channel `m` of group `g` reduces over the receptive field in
-//!   the order `(kh, kw, cin)` (DESIGN §2), starting from the folded bias:
+//!   the order `(kh, kw, cin)` (docs/DESIGN.md §2), starting from the folded bias:
 //!   `acc = fold_zero_point(bias[m], zx, Σ w[m])`, then `acc += x·w` with the
 //!   raw integer `x` (padding reads `zx`), all in wrapping int32. This equals
 //!   `bias[m] + Σ (x − zx)·w` over the unpadded input exactly (padding

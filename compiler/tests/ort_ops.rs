@@ -1,5 +1,5 @@
 //! The reference interpreter against ONNX Runtime on the ops whose integer
-//! semantics the ISA defines itself (DESIGN §2): QLinearAdd (`vadd`),
+//! semantics the ISA defines itself (docs/DESIGN.md §2): QLinearAdd (`vadd`),
 //! QLinearAveragePool and QLinearGlobalAveragePool (exact int32 window sum,
 //! then `requantize(sum, f32(s_x / f32(s_y * count)), zp)`). Their agreement
 //! with ORT is *measured* here, and must stay within 1 LSB; the ops that must

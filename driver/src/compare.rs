@@ -1,4 +1,4 @@
-//! Comparing two runs of one program on two backends (DESIGN §5): the
+//! Comparing two runs of one program on two backends (docs/DESIGN.md §5): the
 //! outcome, every performance counter, and each instruction's start and
 //! finish cycle. The first difference is named: for the trace, the first
 //! instruction (in program order) whose start or finish differs.

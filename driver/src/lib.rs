@@ -1,5 +1,5 @@
 //! The host runtime: what a host program does to run a compiled program on
-//! an accelerator, through nothing but the `Device` trait (DESIGN §7). It
+//! an accelerator, through nothing but the `Device` trait (docs/DESIGN.md §7). It
 //! places the program and tensors in device memory, grants the memory
 //! window, writes the registers, starts, waits, and reads the counters back.
 

@@ -3,7 +3,7 @@
 //! The fingerprint covers what decides whether a program is valid (array
 //! shape, buffer sizes and banks, dataflow, precisions, sparsity) and not what
 //! only changes timing or energy (clock, DRAM timing, technology), so one
-//! binary can be timed under many memory systems (DESIGN §3).
+//! binary can be timed under many memory systems (docs/DESIGN.md §3).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -88,7 +88,7 @@ pub struct DramConfig {
     /// Device memory size in MiB (the device's whole address space).
     #[serde(default = "default_dram_size")]
     pub size_mib: u32,
-    /// Energy per bit moved, pJ (default: LPDDR4, 8 pJ/bit, ENERGY.md).
+    /// Energy per bit moved, pJ (default: LPDDR4, 8 pJ/bit, docs/ENERGY.md).
     #[serde(default = "default_dram_pj")]
     pub pj_per_bit: f64,
 }
@@ -124,7 +124,7 @@ pub enum SramCells {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TechConfig {
-    /// Technology node in nm; energy and area scale from 45 nm (ENERGY.md).
+    /// Technology node in nm; energy and area scale from 45 nm (docs/ENERGY.md).
     pub node_nm: u32,
     pub sram_cells: SramCells,
 }
@@ -175,7 +175,7 @@ pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
     format!("line {line}, column {column}: {reason} (in `{cut}{more}`)")
 }
 
-/// Technology nodes with published scaling factors (ENERGY.md).
+/// Technology nodes with published scaling factors (docs/ENERGY.md).
 pub const SUPPORTED_NODES_NM: [u32; 9] = [45, 65, 32, 28, 22, 16, 14, 10, 7];
 
 fn check(ok: bool, field: &'static str, value: impl fmt::Display, why: &str) -> Result<(), ConfigError> {

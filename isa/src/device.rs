@@ -1,4 +1,4 @@
-//! The `Device` trait: how a host reaches an accelerator (DESIGN §7). The
+//! The `Device` trait: how a host reaches an accelerator (docs/DESIGN.md §7). The
 //! Rust model, the verilated RTL and a future FPGA board implement it; only
 //! the driver calls it.
 
@@ -18,7 +18,7 @@ pub enum DeviceError {
     Backend(String),
 }
 
-/// Start and finish cycle of one executed instruction (DESIGN §5): start is
+/// Start and finish cycle of one executed instruction (docs/DESIGN.md §5): start is
 /// the cycle it leaves its queue; finish the cycle after its last effect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InstrTrace {

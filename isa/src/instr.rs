@@ -1,6 +1,6 @@
 //! The instruction set: one table per instruction, from which the binary
 //! encoding, the assembly syntax, the docs' field tables and the Verilog
-//! header are all derived (the single source of truth, DESIGN §3).
+//! header are all derived (the single source of truth, docs/DESIGN.md §3).
 //!
 //! Every instruction is 256 bits (32 bytes, little-endian). Bits 0..8 hold
 //! the opcode, bits 8..12 the dependency flags, bits 12..16 are reserved

@@ -1,4 +1,4 @@
-//! The ISA's arithmetic, defined once (DESIGN §2).
+//! The ISA's arithmetic, defined once (docs/DESIGN.md §2).
 //!
 //! Every function here is pure (no IO, no state, no allocation) and total
 //! over its argument types unless a `# Panics` section says otherwise. The
@@ -168,7 +168,7 @@ pub fn dot_i8(x: &[i8], w: &[i8]) -> i32 {
 /// Each product is exact (fits in i32); the sum is a wrapping i32 sum, so
 /// the result does not depend on the summation order. (No intermediate
 /// 16-bit saturation, unlike ORT's x86 non-VNNI u8×s8 kernels without
-/// `session.x64quantprecision`; see DESIGN §2.)
+/// `session.x64quantprecision`; see docs/DESIGN.md §2.)
 ///
 /// # Panics
 /// If `x.len() != w.len()`.
@@ -196,7 +196,7 @@ pub const VADD_K_BITS: u32 = 14;
 /// `clamp(round_half_even((a-za)·sa/so + (b-zb)·sb/so) + zo)`; see
 /// [`vadd_params`] for the error bound. ORT's QLinearAdd uses its own
 /// fixed-point path, so agreement with ORT is measured (≤ 1 LSB expected),
-/// not assumed (DESIGN §2).
+/// not assumed (docs/DESIGN.md §2).
 #[allow(clippy::too_many_arguments)]
 #[inline]
 pub fn vadd(a: i32, za: i32, ka: i32, b: i32, zb: i32, kb: i32, scale: f32, zo: i32, qmin: i32, qmax: i32) -> i32 {

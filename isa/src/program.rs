@@ -1,4 +1,4 @@
-//! The program container: one `.sbin` file per compiled model (DESIGN §4).
+//! The program container: one `.sbin` file per compiled model (docs/DESIGN.md §4).
 //!
 //! A [`Program`] holds the instruction stream, the constant data (packed
 //! weights, biases, scales) and the tensor map, together with the fingerprint

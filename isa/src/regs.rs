@@ -1,4 +1,4 @@
-//! The register map of the accelerator (DESIGN §6–7), shared by the driver,
+//! The register map of the accelerator (docs/DESIGN.md §6–7), shared by the driver,
 //! the Rust model and the RTL (through the generated Verilog header).
 //! All registers are 32 bits wide at 4-byte aligned byte offsets.
 

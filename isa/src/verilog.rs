@@ -1,10 +1,10 @@
 //! The Verilog header generated from the ISA's tables: the RTL's only source
 //! of opcodes, field positions, enum values, register addresses, fault codes,
-//! counter indices and timing constants (DESIGN §3, §6).
+//! counter indices and timing constants (docs/DESIGN.md §3, §6).
 //!
 //! [`header()`] returns the text of `rtl/include/systole_isa.vh`: plain
 //! `` `define``s inside an include guard, because yosys 0.23 rejects SV
-//! packages (DESIGN §6) and a `` `define`` is accepted by every tool. Every
+//! packages (docs/DESIGN.md §6) and a `` `define`` is accepted by every tool. Every
 //! value is computed from the tables (`INSTR_SPECS`, `REGISTERS`,
 //! `ErrorCode::ALL`, `Counter::ALL`) or names a Rust constant through
 //! `stringify!`, so nothing is typed twice. A test compares the committed

@@ -13,11 +13,11 @@
 //! `Σ x·w` over raw int8 values (`dot_i8`; convolution padding holds the input
 //! zero point), then `requantize(acc, requant_scale(s_x, s_w[c], s_y), zy,
 //! -128, 127)`. The accumulator is also checked against the reduction in
-//! DESIGN §2's order (kh, kw, cin) and against the unfolded
+//! docs/DESIGN.md §2's order (kh, kw, cin) and against the unfolded
 //! `bias + Σ (x - zx)·w` over the unpadded input.
 //!
-//! Fixtures: `tests/data/` (copied from the shared models folder; see
-//! `/work/shared/models/README.md`). Run with `--nocapture` to see the
+//! Fixtures: `tests/data/` (ONNX Runtime's own outputs; `tests/data/README.md` says how they
+//! were made). Run with `--nocapture` to see the
 //! per-layer element counts.
 
 use std::collections::HashMap;
@@ -128,7 +128,7 @@ impl Model {
             l => panic!("{tensor}: {l} scales for {n} channels"),
         }
     }
-    /// Weight zero points must all be 0 (symmetric weights, DESIGN §2).
+    /// Weight zero points must all be 0 (symmetric weights, docs/DESIGN.md §2).
     fn assert_zero_weight_zp(&self, tensor: &str) {
         let (_, v) = self.i8s(tensor);
         assert!(v.iter().all(|&z| z == 0), "{tensor}: non-zero weight zero point");
@@ -325,7 +325,7 @@ fn qlinear_conv(m: &Model, node: &Value, x: &Tensor, st: &mut Stats) -> Tensor {
                 }
                 for c in 0..co_n {
                     let acc = folded[c].wrapping_add(dot_i8(&patch_chw, w_onnx[c]));
-                    // DESIGN §2's reduction order (kh, kw, cin).
+                    // docs/DESIGN.md §2's reduction order (kh, kw, cin).
                     let acc_hwc = folded[c].wrapping_add(dot_i8(&patch_hwc, &w_hwc[c]));
                     assert_eq!(acc, acc_hwc, "reduction order changed the sum");
                     // Unfolded: bias + Σ (x - zx)·w over the real (unpadded) input.

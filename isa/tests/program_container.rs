@@ -1,5 +1,5 @@
 //! The `.sbin` container: round trips, and every malformed file is an error
-//! that names the problem, never a panic (DESIGN §4).
+//! that names the problem, never a panic (docs/DESIGN.md §4).
 
 use isa::instr::{Finish, Load, Matmul, Requant, Store, Sync};
 use isa::layout::Layout;

@@ -1,4 +1,4 @@
-//! Area and FPGA resources from the RTL itself (DESIGN §6): the accelerator
+//! Area and FPGA resources from the RTL itself (docs/DESIGN.md §6): the accelerator
 //! of one configuration synthesized with yosys (tested with 0.23), costed
 //! with the energy table the model uses, next to the model's analytical
 //! estimate ([`sim::energy::area`]).

@@ -1,4 +1,4 @@
-//! The verilated accelerator as a `Device` (DESIGN §7): registers through
+//! The verilated accelerator as a `Device` (docs/DESIGN.md §7): registers through
 //! its AXI4-Lite slave, memory behind its AXI4 master answered from the
 //! same DRAM timing model the Rust model uses (`sim::dram`), and the
 //! per-instruction trace read from its trace ports.

@@ -1,5 +1,5 @@
 //! The systole accelerator in Verilog, and the crate that builds it with
-//! Verilator and drives it from Rust through cxx (DESIGN §1, §6).
+//! Verilator and drives it from Rust through cxx (docs/DESIGN.md §1, §6).
 //!
 //! What is here:
 //! - `verilog/`: the synthesizable sources, in the SystemVerilog subset that

@@ -12,7 +12,7 @@
 //! build never leaves a half-written library behind.
 //!
 //! Build steps: `verilator --cc` (with `-G` parameters), then `g++ -Os` of
-//! the generated files as one translation unit (DESIGN §9: one unit is ~6x
+//! the generated files as one translation unit (docs/DESIGN.md §9: one unit is ~6x
 //! faster to compile than the separate files) with the ABI wrapper
 //! (`cpp/accel_abi.cc`) and Verilator's runtime, linked `-shared`.
 //! Verilator's runtime objects are cached separately (per Verilator version

@@ -1,5 +1,5 @@
 //! Every Verilog source through both tools, so that a construct one of them
-//! rejects is caught the day it is written (DESIGN §6): `verilator
+//! rejects is caught the day it is written (docs/DESIGN.md §6): `verilator
 //! --lint-only -Wall` (no warning allowed) and yosys `synth` (no warning
 //! allowed), each for the default parameters and the variants in
 //! [`VARIANTS`]. Needs the `verilator` feature (and yosys:

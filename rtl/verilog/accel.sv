@@ -75,7 +75,7 @@ module accel #(
     output logic [511:0] m_wdata,
     output logic [ 63:0] m_wstrb,
     output logic         m_wlast,
-    // Per-instruction trace (DESIGN §5): starts this cycle, and finishes
+    // Per-instruction trace (docs/DESIGN.md §5): starts this cycle, and finishes
     // next cycle (asserted in the cycle before the recorded finish).
     output logic [  3:0] tr_start,     // load, compute, store, finish
     output logic [127:0] tr_start_pc,  // 32 bits each, same order

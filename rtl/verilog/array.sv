@@ -39,7 +39,7 @@
 //   data registers have no reset (they carry data only).
 //
 // Constructs: only what both Verilator 5.006 (lint-clean under -Wall) and
-// yosys 0.23 accept (DESIGN §6): one module, no packages, no functions,
+// yosys 0.23 accept (docs/DESIGN.md §6): one module, no packages, no functions,
 // arrays flattened into vectors.
 
 module array #(

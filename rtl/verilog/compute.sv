@@ -45,7 +45,7 @@
 // the model's bulk sums (MACs at issue).
 //
 // Constructs: only what both Verilator 5.006 (lint-clean under -Wall) and
-// yosys 0.23 accept (DESIGN §6): no packages, no functions; constants and
+// yosys 0.23 accept (docs/DESIGN.md §6): no packages, no functions; constants and
 // field positions from the generated header (pass -I rtl/include).
 
 `include "systole_isa.vh"

@@ -44,7 +44,7 @@
 // finished.
 //
 // Constructs: only what both Verilator 5.006 (lint-clean under -Wall) and
-// yosys 0.23 accept (DESIGN §6).
+// yosys 0.23 accept (docs/DESIGN.md §6).
 
 `include "systole_isa.vh"
 

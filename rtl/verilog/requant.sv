@@ -1,5 +1,5 @@
 // requant: the ISA's requantization in integer logic, bit-exact with
-// `isa::numerics::requantize(acc, scale, zp, qmin, qmax)` (DESIGN §2):
+// `isa::numerics::requantize(acc, scale, zp, qmin, qmax)` (docs/DESIGN.md §2):
 //
 //   x = f32(acc)                  int32 -> float32, round to nearest even
 //   p = x * f32::from_bits(scale) one IEEE float32 multiply, nearest even,
@@ -49,7 +49,7 @@
 //   tracks which stages hold valid data.
 //
 // Constructs: only what both Verilator 5.006 (lint-clean under -Wall) and
-// yosys 0.23 accept (DESIGN §6): no packages, no functions, constants from
+// yosys 0.23 accept (docs/DESIGN.md §6): no packages, no functions, constants from
 // the generated header (rtl/include/systole_isa.vh, pass -I rtl/include).
 
 `include "systole_isa.vh"

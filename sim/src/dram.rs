@@ -1,4 +1,4 @@
-//! The off-chip memory timing model (DESIGN §5), shared by the Rust model
+//! The off-chip memory timing model (docs/DESIGN.md §5), shared by the Rust model
 //! and the RTL harness so both see the same memory.
 //!
 //! One data bus moves `bytes_per_cycle` bytes (one beat) per cycle for reads

@@ -1,4 +1,4 @@
-//! Analytical energy and area model (DESIGN §6, `/work/shared/ENERGY.md`).
+//! Analytical energy and area model (docs/DESIGN.md §6, `docs/ENERGY.md`).
 //!
 //! The model turns a configuration ([`HwConfig`]) and a run's performance
 //! counters ([`Counters`]) into energy, and a configuration alone into area,
@@ -48,7 +48,7 @@
 //! multiplied by the node's energy factor and every area by its area factor
 //! (Stillmaker & Baas, Integration 2017, as used by Accelergy). Leakage power
 //! is taken to scale with area (constant mW/mm²): for CACTI's 22 nm runs in
-//! ENERGY.md this is within 3 % for hp cells (373 mW × 0.252 = 94 mW vs
+//! docs/ENERGY.md this is within 3 % for hp cells (373 mW × 0.252 = 94 mW vs
 //! 96 mW), and underestimates lstp leakage (0.021 vs 0.081 mW), which is
 //! negligible in absolute terms. DRAM energy per bit does not scale with the
 //! node.
@@ -124,7 +124,7 @@ pub struct EnergyTable {
     /// tables written before it existed, which get this default.
     #[serde(default = "default_gate_area_um2")]
     pub gate_area_um2: f64,
-    /// CACTI 7 reference points at 45 nm (ENERGY.md), scaled to each bank.
+    /// CACTI 7 reference points at 45 nm (docs/ENERGY.md), scaled to each bank.
     pub sram: Vec<SramPoint>,
     /// Scaling factors from 45 nm, one per supported node.
     pub node: Vec<NodeScale>,
@@ -169,7 +169,7 @@ pub struct NodeScale {
 }
 
 impl Default for EnergyTable {
-    /// The 45 nm table of ENERGY.md; see each field for its source.
+    /// The 45 nm table of docs/ENERGY.md; see each field for its source.
     fn default() -> Self {
         let p = |kib: u64, width_bits, read_pj, write_pj, area_mm2, leakage_hp_mw, leakage_lstp_mw| SramPoint {
             bytes: kib * 1024,
@@ -191,7 +191,7 @@ impl Default for EnergyTable {
             logic_overhead: 0.4,
             logic_leakage_mw_per_mm2: 10.0,
             gate_area_um2: default_gate_area_um2(),
-            // CACTI 7, 45 nm (ENERGY.md, SRAM table).
+            // CACTI 7, 45 nm (docs/ENERGY.md, SRAM table).
             sram: vec![
                 p(8, 64, 7.5, 9.2, 0.060, 13.7, None),
                 p(32, 64, 21.2, 18.1, 0.213, 50.1, None),
@@ -199,7 +199,7 @@ impl Default for EnergyTable {
                 p(256, 128, 84.5, 78.2, 1.92, 373.0, Some(0.083)),
                 p(64, 512, 63.0, 203.0, 0.48, 101.0, Some(0.022)),
             ],
-            // Stillmaker & Baas 2017 (ENERGY.md, "Other nodes").
+            // Stillmaker & Baas 2017 (docs/ENERGY.md, "Other nodes").
             node: vec![
                 n(45, 1.0, 1.0),
                 n(65, 1.241, 1.50),
@@ -414,7 +414,7 @@ pub struct AreaReport {
     pub total: f64,
 }
 
-/// Analytical area at the configured node. DESIGN §6: the RTL's synthesized
+/// Analytical area at the configured node. docs/DESIGN.md §6: the RTL's synthesized
 /// area (`rtl::area::area`, `systole area`) replaces it where available; this
 /// one stays for fast sweeps and configurations nobody synthesized.
 pub fn area(cfg: &HwConfig, table: &EnergyTable) -> AreaReport {
@@ -773,7 +773,7 @@ mod tests {
 
     #[test]
     fn scaling_to_22nm_matches_cactis_22nm_runs() {
-        // ENERGY.md lists CACTI at 22 nm for the two wide points; node-scaling
+        // docs/ENERGY.md lists CACTI at 22 nm for the two wide points; node-scaling
         // the 45 nm figures should land close to them.
         let t = EnergyTable::default();
         let b = sram_bank(&t, 256 * 1024, 128, SramCells::Hp, 22);

@@ -1,4 +1,4 @@
-//! The cycle-accurate Rust model of the systole accelerator (DESIGN §5):
+//! The cycle-accurate Rust model of the systole accelerator (docs/DESIGN.md §5):
 //! it implements `isa::Device`, counts events, and turns them into energy.
 //! It never reads the clock or does IO.
 

@@ -1,4 +1,4 @@
-//! The `systole` command line (DESIGN §7): argument definitions and
+//! The `systole` command line (docs/DESIGN.md §7): argument definitions and
 //! dispatch. Each command lives in its own module; errors are one type,
 //! [`CliError`], carrying the message and the exit code.
 
