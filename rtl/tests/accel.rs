@@ -90,7 +90,7 @@ fn check_both(cfg: &HwConfig, what: &str, img: &Image) -> RunReport {
 }
 
 fn image(code: &[Instr], data: Vec<u8>, window: u64) -> Image {
-    let code_addr = (data.len() as u64 + 127) / 128 * 128;
+    let code_addr = (data.len() as u64).div_ceil(128) * 128;
     let code: Vec<u8> = code.iter().flat_map(|i| i.encode()).collect();
     Image { code_addr, code, data, window }
 }
