@@ -463,6 +463,11 @@ fn check_catches_a_corrupted_weight_and_names_the_layer() {
     let dir = compiled_cnn();
     let d = dir.path();
     let mut prog = Program::from_bytes(&fs::read(d.join("model.sbin")).unwrap()).unwrap();
+    // The device computes with a wrong weight while the reference keeps the
+    // model's: the graph refers to the packed weights, so it is recorded
+    // raw first (as if loading had corrupted the device's copy).
+    let model = compiler::ir_codec::decode_with_data(&prog.meta.graph, &prog.data).unwrap();
+    prog.meta.graph = compiler::ir_codec::encode(&model);
     let off = first_layer_weight_offset(&prog);
     prog.data[off] ^= 0x80;
     fs::write(d.join("bad.sbin"), prog.to_bytes()).unwrap();
