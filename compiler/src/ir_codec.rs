@@ -176,7 +176,9 @@ fn unpack_conv(p: &PackedRef, w_shape: [usize; 4], groups: usize, data: &[u8]) -
     }
     let volume = w_shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
     // Packing never shrinks weights: a larger volume is forged, not allocated.
-    let volume = volume.filter(|&v| v <= data.len()).ok_or_else(|| format!("{w_shape:?} weights exceed the data"))?;
+    let volume = volume
+        .filter(|&v| v <= data.len())
+        .ok_or_else(|| format!("{w_shape:?} weights exceed the {} bytes of data", data.len()))?;
     let mut weights = vec![0i8; volume];
     for (g, &offset) in p.offsets.iter().enumerate() {
         let b = unpack_b(p, offset, kh * kw * cg, m_out / groups, data)?;
@@ -191,7 +193,7 @@ fn unpack_dense(p: &PackedRef, n: usize, k: usize, data: &[u8]) -> Result<Vec<i8
         return Err(format!("{} packed weight blocks for a dense layer, which has one", p.offsets.len()));
     };
     if n.checked_mul(k).is_none_or(|v| v > data.len()) {
-        return Err(format!("{n} x {k} weights exceed the data"));
+        return Err(format!("{n} x {k} weights exceed the {} bytes of data", data.len()));
     }
     if let Some(perm) = &p.perm {
         let mut seen = vec![false; k];
@@ -438,4 +440,127 @@ fn decode_op(r: &mut Reader<'_>, data: &[u8]) -> Result<Op, DecodeError> {
         10 => Op::Transpose { perm: r.usizes("transpose permutation")? },
         _ => Op::Concat { axis: r.usize("concat axis")? },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gemm::{PackedWeights, TileShape};
+    use crate::lower::gemm_layers::{conv_group_b, dense_b};
+
+    fn weights(n: usize, seed: usize) -> Vec<i8> {
+        // Every fifth weight zero, the rest spread over the int8 range.
+        (0..n).map(|x| if (x + seed) % 5 == 0 { 0 } else { ((x * 37 + seed * 11) % 255) as i8 }).collect()
+    }
+
+    /// Packs B blocks as the lowering does, each at its own offset after
+    /// some unrelated bytes; returns the data and the reference.
+    fn pack(blocks: &[(Vec<i8>, usize, usize)], tile: TileShape, perm: Option<Vec<usize>>) -> (Vec<u8>, PackedRef) {
+        let mut data = vec![0xee; 24];
+        let mut offsets = Vec::new();
+        for (b, k, n) in blocks {
+            offsets.push(data.len() as u64);
+            data.extend_from_slice(PackedWeights::dense_i8(b, *k, *n, tile).bytes());
+            data.extend_from_slice(&[0xdd; 7]);
+        }
+        (data, PackedRef { format: WeightFormat::DenseI8, tile_n: tile.n, offsets, perm })
+    }
+
+    /// Convolutions packed per group on square and non-square tiles unpack
+    /// to their weights: groups, depthwise, 1x1 and 3x3 and 2x3 kernels.
+    #[test]
+    fn conv_weights_round_trip_through_packing() {
+        let convs = [([8, 3, 3, 3], 1), ([8, 2, 3, 3], 2), ([6, 1, 3, 3], 6), ([5, 4, 1, 1], 1), ([12, 3, 2, 3], 4)];
+        let tiles =
+            [TileShape { k: 4, n: 4 }, TileShape { k: 8, n: 4 }, TileShape { k: 5, n: 12 }, TileShape { k: 16, n: 16 }];
+        for (s, (w_shape, groups)) in convs.into_iter().enumerate() {
+            let w = weights(w_shape.iter().product(), s);
+            let [m, cg, kh, kw] = w_shape;
+            for tile in tiles {
+                let blocks: Vec<_> =
+                    (0..groups).map(|g| (conv_group_b(&w, w_shape, groups, g), kh * kw * cg, m / groups)).collect();
+                let (data, p) = pack(&blocks, tile, None);
+                assert_eq!(unpack_conv(&p, w_shape, groups, &data).unwrap(), w, "{w_shape:?} / {groups} on {tile:?}");
+                // A group's block read from elsewhere is not the weights.
+                let mut swapped = p.clone();
+                swapped.offsets.rotate_left(1);
+                if groups > 1 {
+                    assert_ne!(unpack_conv(&swapped, w_shape, groups, &data).unwrap(), w);
+                }
+            }
+        }
+    }
+
+    /// A dense layer after a Flatten (rows in NHWC order), with an all-zero
+    /// tile, unpacks to its `[n, k]` weights.
+    #[test]
+    fn dense_weights_after_a_flatten_round_trip_through_packing() {
+        // Flatten of [c=3, h=2, w=2]: physical (h, w, c) holds logical c*4 + h*2 + w.
+        let (n, k) = (7, 12);
+        let perm: Vec<usize> = (0..k).map(|phys| (phys % 3) * 4 + phys / 3).collect();
+        let mut w = weights(n * k, 3);
+        // Outputs 0..4 ignore logical inputs 0..4: physical rows 0, 3 (h=0..1, c=0) ... form zero tiles.
+        for (col, row) in w.chunks_mut(k).enumerate().take(4) {
+            if col < 4 {
+                row.iter_mut().for_each(|v| *v = 0);
+            }
+        }
+        for tile in [TileShape { k: 4, n: 4 }, TileShape { k: 5, n: 12 }] {
+            for perm in [None, Some(perm.clone())] {
+                let b = dense_b(&w, k, n, perm.as_deref());
+                let (data, p) = pack(&[(b, k, n)], tile, perm.clone());
+                assert_eq!(unpack_dense(&p, n, k, &data).unwrap(), w, "{tile:?}, {perm:?}");
+            }
+        }
+        let (data, mut p) = pack(&[(dense_b(&w, k, n, None), k, n)], TileShape { k: 4, n: 4 }, None);
+        p.perm = Some(vec![0; k]);
+        assert!(unpack_dense(&p, n, k, &data).unwrap_err().contains("not a permutation"));
+        p.perm = None;
+        p.offsets = vec![data.len() as u64 - 3];
+        assert!(unpack_dense(&p, n, k, &data).unwrap_err().contains("outside"));
+    }
+
+    fn one_dense_graph(w: Vec<i8>, n: usize, k: usize) -> Graph {
+        let q = Some(Quant { scale: 0.5, zero_point: 0 });
+        let value = |name: &str, cols| Value { name: name.into(), shape: vec![1, cols], ty: ElemType::I8, quant: q };
+        let op = Op::Dense(DenseParams {
+            weights: w,
+            n,
+            k,
+            w_scale: vec![0.25; n],
+            bias: vec![7; n],
+            qmin: -128,
+            qmax: 127,
+        });
+        Graph {
+            name: "dense".into(),
+            values: vec![value("x", k), value("y", n)],
+            nodes: vec![Node { name: "fc".into(), op, inputs: vec![0], outputs: vec![1] }],
+            inputs: vec![0],
+            outputs: vec![1],
+        }
+    }
+
+    /// A reference is written only when it unpacks to the weights; one that
+    /// does not (a packing bug) leaves them raw, so the reference the check
+    /// interprets is still the model.
+    #[test]
+    fn a_reference_that_does_not_invert_is_stored_raw() {
+        let (n, k) = (5, 6);
+        let g = one_dense_graph(weights(n * k, 1), n, k);
+        let Op::Dense(d) = &g.nodes[0].op else { unreachable!() };
+        let (data, p) = pack(&[(dense_b(&d.weights, k, n, None), k, n)], TileShape { k: 4, n: 4 }, None);
+        let referenced = encode_referencing(&g, &data, &[Some(p.clone())]);
+        // The raw count and bytes become a format, a tile width, one offset (with its count) and a flag.
+        assert_eq!(referenced.len(), encode(&g).len() - (8 + n * k) + (1 + 8 + 8 + 8 + 1));
+        assert_eq!(decode_with_data(&referenced, &data).unwrap(), g);
+        // Without the data the reference is an error, not zeros.
+        assert!(decode(&referenced).unwrap_err().to_string().contains("exceed the 0 bytes of data"));
+
+        let mut wrong = data.clone();
+        wrong[p.offsets[0] as usize + 1] ^= 1;
+        let raw = encode_referencing(&g, &wrong, &[Some(p)]);
+        assert_eq!(raw, encode(&g));
+        assert_eq!(decode_with_data(&raw, &wrong).unwrap(), g);
+    }
 }
