@@ -110,7 +110,8 @@ pub fn decode_with_data(bytes: &[u8], data: &[u8]) -> Result<Graph, DecodeError>
     let version = r.u32("graph version")?;
     if version != VERSION {
         return Err(r.error(format!(
-            "graph encoding version {version}, this build reads {VERSION}: made by another systole version"
+            "made by another systole version (graph encoding version {version}, this build reads {VERSION}): \
+             rebuild it with `systole compile`"
         )));
     }
     let name = r.str("graph name")?;

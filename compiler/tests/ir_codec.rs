@@ -34,7 +34,7 @@ fn magic_and_version_are_checked() {
     let mut bytes = cnn();
     bytes[MAGIC.len()..MAGIC.len() + 4].copy_from_slice(&(VERSION + 1).to_le_bytes());
     let e = decode(&bytes).unwrap_err().to_string();
-    assert!(e.contains("made by another systole version"), "{e}");
+    assert!(e.contains("made by another systole version") && e.contains("rebuild it with `systole compile`"), "{e}");
 }
 
 #[test]
