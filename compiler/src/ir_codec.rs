@@ -451,7 +451,7 @@ mod tests {
 
     fn weights(n: usize, seed: usize) -> Vec<i8> {
         // Every fifth weight zero, the rest spread over the int8 range.
-        (0..n).map(|x| if (x + seed) % 5 == 0 { 0 } else { ((x * 37 + seed * 11) % 255) as i8 }).collect()
+        (0..n).map(|x| if (x + seed).is_multiple_of(5) { 0 } else { ((x * 37 + seed * 11) % 255) as i8 }).collect()
     }
 
     /// Packs B blocks as the lowering does, each at its own offset after
