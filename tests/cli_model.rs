@@ -463,6 +463,11 @@ fn check_catches_a_corrupted_weight_and_names_the_layer() {
     let dir = compiled_cnn();
     let d = dir.path();
     let mut prog = Program::from_bytes(&fs::read(d.join("model.sbin")).unwrap()).unwrap();
+    // The device computes with a wrong weight while the reference keeps the
+    // model's: the graph refers to the packed weights, so it is recorded
+    // raw first (as if loading had corrupted the device's copy).
+    let model = compiler::ir_codec::decode_with_data(&prog.meta.graph, &prog.data).unwrap();
+    prog.meta.graph = compiler::ir_codec::encode(&model);
     let off = first_layer_weight_offset(&prog);
     prog.data[off] ^= 0x80;
     fs::write(d.join("bad.sbin"), prog.to_bytes()).unwrap();
@@ -504,4 +509,26 @@ fn help_lists_the_model_commands() {
     for needle in ["--input", "--out", "--backend", "--check", "--json", "--hw"] {
         assert!(stdout(&o).contains(needle), "{}", stdout(&o));
     }
+}
+
+/// A program whose graph an older systole encoded (before weights were
+/// references into the data) still runs; `--check` says to rebuild it.
+#[test]
+fn check_of_an_old_graph_encoding_says_rebuild_it() {
+    let dir = compiled_cnn();
+    let d = dir.path();
+    let mut prog = Program::from_bytes(&fs::read(d.join("model.sbin")).unwrap()).unwrap();
+    let version = compiler::ir_codec::MAGIC.len();
+    prog.meta.graph[version..version + 4].copy_from_slice(&1u32.to_le_bytes());
+    fs::write(d.join("old.sbin"), prog.to_bytes()).unwrap();
+    write_reference_batch(&d.join("x.npy"), &[1, 1, 8, 8]);
+    assert_ok(&systole(d, &["run", "old.sbin", "--input", "x.npy", "--out", "unchecked"]));
+    let o = systole(d, &["run", "old.sbin", "--input", "x.npy", "--out", "out", "--check"]);
+    assert_fails(
+        &o,
+        2,
+        &["old.sbin", "made by another systole version (graph encoding version 1", "rebuild it with `systole compile`"],
+        d,
+        &["out"],
+    );
 }

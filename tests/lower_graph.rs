@@ -169,7 +169,11 @@ fn check(g: &Graph, cfg: &HwConfig, seed: u64) -> u64 {
     let input = prog.tensors.iter().find(|t| t.role == isa::program::TensorRole::Input).unwrap();
     let shape: Vec<u64> = x_shape.iter().map(|&d| d as u64).collect();
     let batch = Batch::new(&shape, HostData::F32(x), input, "input").unwrap();
-    let checker = Checker::new(g.clone(), "test", &lowered.layers).unwrap();
+    // The reference is the graph the program records (weights read from
+    // its packed data), which must be the model.
+    let recorded = compiler::ir_codec::decode_with_data(&prog.meta.graph, &prog.data).unwrap();
+    assert!(recorded == *g, "{}: the recorded graph is not the model", cfg.name);
+    let checker = Checker::new(recorded, "test", &lowered.layers).unwrap();
     assert_eq!(checker.layers() + checker.views(), lowered.layers.len());
     let mut d = Driver::new(sim::Model::new(cfg).unwrap());
     d.load(prog).unwrap();

@@ -4,8 +4,15 @@
 //!
 //! Little-endian, as `isa::codec` writes it: the magic `b"STMGRAPH"`, the
 //! version (u32, [`VERSION`]), the name, the values, the nodes, the input
-//! and output ids. Weights are raw bytes (int8), biases int32 and scales
-//! the bits of their float32, so a graph reads back exactly. The text
+//! and output ids. Biases are int32 and scales the bits of their float32,
+//! so a graph reads back exactly. A conv or dense layer's weights are
+//! either raw bytes (int8) or, in a compiled program, a reference to
+//! where the lowering packed them in the program's data ([`PackedRef`]):
+//! the file holds the weights once, and [`decode_with_data`] unpacks them.
+//! [`encode_referencing`] writes a reference only after checking that it
+//! unpacks to exactly the graph's weights, so the reference interpreter
+//! always has the model's weights: a packing bug still shows up under
+//! `--check`. The text
 //! format (`text.rs`) stays the one for people; this one is for machines
 //! and costs a copy, not a printout.
 //!
@@ -14,22 +21,50 @@
 //! graph must pass [`Graph::validate`], so what it returns is safe to
 //! interpret.
 
+use crate::gemm::{dense_i8_packed_len, unpack_dense_i8, WeightFormat};
 use crate::ir::{ConvParams, DenseParams, ElemType, Graph, Node, Op, PoolParams, Quant, Value};
+use crate::lower::gemm_layers::{conv_group_from_b, dense_from_b};
 use isa::codec::{DecodeError, Reader, Writer};
 
 /// The first 8 bytes of an encoded graph.
 pub const MAGIC: [u8; 8] = *b"STMGRAPH";
-/// The encoding's version; [`decode`] reads only this one.
-pub const VERSION: u32 = 1;
+/// The encoding's version; [`decode`] reads only this one (2: weights may
+/// be references to the program's packed data).
+pub const VERSION: u32 = 2;
+
+/// Where a conv or dense layer's weights are packed in a program's data:
+/// per group (one for dense) the offset of its B `[k, n]` packed in
+/// `format` on tiles `tile_n` columns wide (`gemm::PackedWeights`), and
+/// for dense the order of B's rows (`perm[phys]` is the logical column,
+/// NHWC after a Flatten). B's layout per op is the lowering's
+/// (`conv_group_b`, `dense_b`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PackedRef {
+    pub format: WeightFormat,
+    pub tile_n: usize,
+    pub offsets: Vec<u64>,
+    pub perm: Option<Vec<usize>>,
+}
 
 /// The largest kernel, stride, dilation, pad or group count accepted.
 const MAX_PARAM: usize = 1 << 16;
 /// The most elements a value may have (bounds what interpreting it allocates).
 const MAX_ELEMENTS: usize = 1 << 32;
 
-/// The graph's bytes.
+/// The graph's bytes, weights raw.
 pub fn encode(g: &Graph) -> Vec<u8> {
-    let weights: usize = g.nodes.iter().map(|n| params_bytes(&n.op)).sum();
+    encode_referencing(g, &[], &[])
+}
+
+/// The graph's bytes, the weights of node `i` as the reference `packed[i]`
+/// into `data` (the program's data section) when it unpacks to exactly
+/// the node's weights, raw otherwise (no reference, or a packing that does
+/// not invert).
+pub fn encode_referencing(g: &Graph, data: &[u8], packed: &[Option<PackedRef>]) -> Vec<u8> {
+    let refs: Vec<Option<&PackedRef>> = (0..g.nodes.len())
+        .map(|i| packed.get(i).and_then(Option::as_ref).filter(|p| unpacks_to(p, &g.nodes[i].op, data)))
+        .collect();
+    let weights: usize = g.nodes.iter().zip(&refs).map(|(n, p)| params_bytes(&n.op, p.is_some())).sum();
     let mut w = Writer { bytes: Vec::with_capacity(weights + 64 * (g.values.len() + g.nodes.len()) + 64) };
     w.bytes.extend_from_slice(&MAGIC);
     w.u32(VERSION);
@@ -47,9 +82,9 @@ pub fn encode(g: &Graph) -> Vec<u8> {
         }
     }
     w.len(g.nodes.len());
-    for n in &g.nodes {
+    for (n, p) in g.nodes.iter().zip(&refs) {
         w.str(&n.name);
-        encode_op(&n.op, &mut w);
+        encode_op(&n.op, *p, &mut w);
         ids(&n.inputs, &mut w);
         ids(&n.outputs, &mut w);
     }
@@ -58,8 +93,15 @@ pub fn encode(g: &Graph) -> Vec<u8> {
     w.bytes
 }
 
-/// Reads a graph [`encode`] wrote; an error says what is wrong and where.
+/// Reads a graph [`encode`] wrote (weights raw); an error says what is
+/// wrong and where.
 pub fn decode(bytes: &[u8]) -> Result<Graph, DecodeError> {
+    decode_with_data(bytes, &[])
+}
+
+/// Reads a graph [`encode_referencing`] wrote, unpacking referenced
+/// weights from `data` (the program's data section).
+pub fn decode_with_data(bytes: &[u8], data: &[u8]) -> Result<Graph, DecodeError> {
     let mut r = Reader::new(bytes);
     let magic: Vec<u8> = (0..MAGIC.len()).map(|_| r.u8("graph magic")).collect::<Result<_, _>>()?;
     if magic != MAGIC {
@@ -68,7 +110,8 @@ pub fn decode(bytes: &[u8]) -> Result<Graph, DecodeError> {
     let version = r.u32("graph version")?;
     if version != VERSION {
         return Err(r.error(format!(
-            "graph encoding version {version}, this build reads {VERSION}: made by another systole version"
+            "made by another systole version (graph encoding version {version}, this build reads {VERSION}): \
+             rebuild it with `systole compile`"
         )));
     }
     let name = r.str("graph name")?;
@@ -76,7 +119,7 @@ pub fn decode(bytes: &[u8]) -> Result<Graph, DecodeError> {
     let values = r.seq("values", 18, decode_value)?;
     let nodes = r.seq("nodes", 18, |r| {
         let name = r.str("node name")?;
-        let op = decode_op(r).map_err(|e| DecodeError { why: format!("node `{name}`: {}", e.why), ..e })?;
+        let op = decode_op(r, data).map_err(|e| DecodeError { why: format!("node `{name}`: {}", e.why), ..e })?;
         let inputs = decode_ids(r, "node inputs", values.len())?;
         let outputs = decode_ids(r, "node outputs", values.len())?;
         Ok(Node { name, op, inputs, outputs })
@@ -89,11 +132,132 @@ pub fn decode(bytes: &[u8]) -> Result<Graph, DecodeError> {
     Ok(g)
 }
 
-fn params_bytes(op: &Op) -> usize {
+fn params_bytes(op: &Op, referenced: bool) -> usize {
+    let (weights, bias) = match op {
+        Op::Conv(c) => (c.weights.len(), c.bias.len()),
+        Op::Dense(d) => (d.weights.len(), d.bias.len()),
+        _ => (0, 0),
+    };
+    if referenced {
+        8 * bias
+    } else {
+        weights + 8 * bias
+    }
+}
+
+/// Whether `p` unpacks from `data` to exactly `op`'s weights.
+fn unpacks_to(p: &PackedRef, op: &Op, data: &[u8]) -> bool {
     match op {
-        Op::Conv(c) => c.weights.len() + 8 * c.bias.len(),
-        Op::Dense(d) => d.weights.len() + 8 * d.bias.len(),
-        _ => 0,
+        Op::Conv(c) => unpack_conv(p, c.w_shape, c.groups, data).is_ok_and(|w| w == c.weights),
+        Op::Dense(d) => unpack_dense(p, d.n, d.k, data).is_ok_and(|w| w == d.weights),
+        _ => false,
+    }
+}
+
+/// The packed bytes of one B `[k, n]` at `offset` in `data`, unpacked.
+fn unpack_b(p: &PackedRef, offset: u64, k: usize, n: usize, data: &[u8]) -> Result<Vec<i8>, String> {
+    let WeightFormat::DenseI8 = p.format;
+    let len = dense_i8_packed_len(k, n, p.tile_n).ok_or_else(|| format!("{k} x {n} weights overflow"))?;
+    let at = usize::try_from(offset).ok();
+    let bytes = at.and_then(|at| data.get(at..at.checked_add(len)?)).ok_or_else(|| {
+        format!("packed weights at data offset {offset} ({len} bytes) are outside the {} bytes of data", data.len())
+    })?;
+    Ok(unpack_dense_i8(bytes, k, n, p.tile_n).expect("the length is the packed length"))
+}
+
+/// A convolution's weights `[m, cg, kh, kw]` from its groups' packed B.
+fn unpack_conv(p: &PackedRef, w_shape: [usize; 4], groups: usize, data: &[u8]) -> Result<Vec<i8>, String> {
+    let [m_out, cg, kh, kw] = w_shape;
+    if groups == 0 || m_out % groups != 0 || p.offsets.len() != groups || p.perm.is_some() {
+        return Err(format!(
+            "{} packed groups (with a row order: {}) for {m_out} filters in {groups} groups",
+            p.offsets.len(),
+            p.perm.is_some()
+        ));
+    }
+    let volume = w_shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+    // Packing never shrinks weights: a larger volume is forged, not allocated.
+    let volume = volume
+        .filter(|&v| v <= data.len())
+        .ok_or_else(|| format!("{w_shape:?} weights exceed the {} bytes of data", data.len()))?;
+    let mut weights = vec![0i8; volume];
+    for (g, &offset) in p.offsets.iter().enumerate() {
+        let b = unpack_b(p, offset, kh * kw * cg, m_out / groups, data)?;
+        conv_group_from_b(&b, w_shape, groups, g, &mut weights);
+    }
+    Ok(weights)
+}
+
+/// A dense layer's weights `[n, k]` from its packed B.
+fn unpack_dense(p: &PackedRef, n: usize, k: usize, data: &[u8]) -> Result<Vec<i8>, String> {
+    let [offset] = p.offsets[..] else {
+        return Err(format!("{} packed weight blocks for a dense layer, which has one", p.offsets.len()));
+    };
+    if n.checked_mul(k).is_none_or(|v| v > data.len()) {
+        return Err(format!("{n} x {k} weights exceed the {} bytes of data", data.len()));
+    }
+    if let Some(perm) = &p.perm {
+        let mut seen = vec![false; k];
+        let permutes = perm.len() == k && perm.iter().all(|&i| i < k && !std::mem::replace(&mut seen[i], true));
+        if !permutes {
+            return Err(format!("the row order of {} entries is not a permutation of 0..{k}", perm.len()));
+        }
+    }
+    let b = unpack_b(p, offset, k, n, data)?;
+    Ok(dense_from_b(&b, k, n, p.perm.as_deref()))
+}
+
+/// Weights raw (tag 0) or as a reference (tag 1).
+fn encode_weights(weights: &[i8], packed: Option<&PackedRef>, w: &mut Writer) {
+    let Some(p) = packed else {
+        w.u8(0);
+        w.i8s(weights);
+        return;
+    };
+    w.u8(1);
+    w.u8(match p.format {
+        WeightFormat::DenseI8 => 0,
+    });
+    w.len(p.tile_n);
+    w.u64s(&p.offsets);
+    w.bool(p.perm.is_some());
+    if let Some(perm) = &p.perm {
+        ids(perm, w);
+    }
+}
+
+/// What [`encode_weights`] wrote: raw weights or a reference.
+enum WeightsField {
+    Raw(Vec<i8>),
+    Packed(PackedRef),
+}
+
+fn decode_weights(r: &mut Reader<'_>, what: &str) -> Result<WeightsField, DecodeError> {
+    if r.tag(what, 2)? == 0 {
+        return Ok(WeightsField::Raw(r.i8s(what)?));
+    }
+    let format = [WeightFormat::DenseI8][r.tag("weight format", 1)? as usize];
+    let [tile_n] = sizes(r, "packed tile width", 1)?;
+    let offsets = r.u64s("packed weight offsets")?;
+    let perm = if r.bool("row order present")? { Some(r.usizes("row order")?) } else { None };
+    Ok(WeightsField::Packed(PackedRef { format, tile_n, offsets, perm }))
+}
+
+/// The weights of a decoded field: raw ones must be `volume` long,
+/// references are unpacked by `unpack`.
+fn resolve_weights(
+    r: &Reader<'_>,
+    what: &str,
+    field: WeightsField,
+    volume: usize,
+    unpack: impl FnOnce(&PackedRef) -> Result<Vec<i8>, String>,
+) -> Result<Vec<i8>, DecodeError> {
+    match field {
+        WeightsField::Raw(w) => {
+            check_len(r, what, w.len(), volume)?;
+            Ok(w)
+        }
+        WeightsField::Packed(p) => unpack(&p).map_err(|e| r.error(format!("{what}: {e}"))),
     }
 }
 
@@ -139,7 +303,7 @@ fn encode_pool(p: &PoolParams, w: &mut Writer) {
     w.bool(p.count_include_pad);
 }
 
-fn encode_op(op: &Op, w: &mut Writer) {
+fn encode_op(op: &Op, packed: Option<&PackedRef>, w: &mut Writer) {
     let tag = match op {
         Op::Quantize => 0,
         Op::Dequantize => 1,
@@ -158,7 +322,7 @@ fn encode_op(op: &Op, w: &mut Writer) {
     match op {
         Op::Quantize | Op::Dequantize => {}
         Op::Conv(c) => {
-            w.i8s(&c.weights);
+            encode_weights(&c.weights, packed, w);
             c.w_shape.iter().for_each(|&d| w.len(d));
             w.f32s(&c.w_scale);
             w.i32s(&c.bias);
@@ -168,7 +332,7 @@ fn encode_op(op: &Op, w: &mut Writer) {
             w.i32(c.qmax);
         }
         Op::Dense(d) => {
-            w.i8s(&d.weights);
+            encode_weights(&d.weights, packed, w);
             w.len(d.n);
             w.len(d.k);
             w.f32s(&d.w_scale);
@@ -217,12 +381,12 @@ fn decode_pool(r: &mut Reader<'_>) -> Result<PoolParams, DecodeError> {
     })
 }
 
-fn decode_op(r: &mut Reader<'_>) -> Result<Op, DecodeError> {
+fn decode_op(r: &mut Reader<'_>, data: &[u8]) -> Result<Op, DecodeError> {
     Ok(match r.tag("op", 12)? {
         0 => Op::Quantize,
         1 => Op::Dequantize,
         2 => {
-            let weights = r.i8s("conv weights")?;
+            let weights = decode_weights(r, "conv weights")?;
             let w_shape: [usize; 4] = sizes(r, "conv weight dimension", 1)?;
             let w_scale = r.f32s("conv weight scales")?;
             let bias = r.i32s("conv bias")?;
@@ -233,7 +397,8 @@ fn decode_op(r: &mut Reader<'_>) -> Result<Op, DecodeError> {
             let [groups] = sizes(r, "conv groups", 1)?;
             let (qmin, qmax) = (r.i32("qmin")?, r.i32("qmax")?);
             let volume = w_shape.iter().product(); // each at most 2^16, so no overflow in 64 bits
-            check_len(r, "conv weights", weights.len(), volume)?;
+            let weights =
+                resolve_weights(r, "conv weights", weights, volume, |p| unpack_conv(p, w_shape, groups, data))?;
             check_len(r, "conv weight scales", w_scale.len(), w_shape[0])?;
             check_len(r, "conv biases", bias.len(), w_shape[0])?;
             Op::Conv(ConvParams {
@@ -250,13 +415,13 @@ fn decode_op(r: &mut Reader<'_>) -> Result<Op, DecodeError> {
             })
         }
         3 => {
-            let weights = r.i8s("dense weights")?;
+            let weights = decode_weights(r, "dense weights")?;
             let [n, k] = [r.usize("dense n")?, r.usize("dense k")?];
             let w_scale = r.f32s("dense weight scales")?;
             let bias = r.i32s("dense bias")?;
             let (qmin, qmax) = (r.i32("qmin")?, r.i32("qmax")?);
             let volume = n.checked_mul(k).ok_or_else(|| r.error(format!("dense {n} x {k} overflows")))?;
-            check_len(r, "dense weights", weights.len(), volume)?;
+            let weights = resolve_weights(r, "dense weights", weights, volume, |p| unpack_dense(p, n, k, data))?;
             check_len(r, "dense weight scales", w_scale.len(), n)?;
             check_len(r, "dense biases", bias.len(), n)?;
             Op::Dense(DenseParams { weights, n, k, w_scale, bias, qmin, qmax })
@@ -276,4 +441,127 @@ fn decode_op(r: &mut Reader<'_>) -> Result<Op, DecodeError> {
         10 => Op::Transpose { perm: r.usizes("transpose permutation")? },
         _ => Op::Concat { axis: r.usize("concat axis")? },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gemm::{PackedWeights, TileShape};
+    use crate::lower::gemm_layers::{conv_group_b, dense_b};
+
+    fn weights(n: usize, seed: usize) -> Vec<i8> {
+        // Every fifth weight zero, the rest spread over the int8 range.
+        (0..n).map(|x| if (x + seed).is_multiple_of(5) { 0 } else { ((x * 37 + seed * 11) % 255) as i8 }).collect()
+    }
+
+    /// Packs B blocks as the lowering does, each at its own offset after
+    /// some unrelated bytes; returns the data and the reference.
+    fn pack(blocks: &[(Vec<i8>, usize, usize)], tile: TileShape, perm: Option<Vec<usize>>) -> (Vec<u8>, PackedRef) {
+        let mut data = vec![0xee; 24];
+        let mut offsets = Vec::new();
+        for (b, k, n) in blocks {
+            offsets.push(data.len() as u64);
+            data.extend_from_slice(PackedWeights::dense_i8(b, *k, *n, tile).bytes());
+            data.extend_from_slice(&[0xdd; 7]);
+        }
+        (data, PackedRef { format: WeightFormat::DenseI8, tile_n: tile.n, offsets, perm })
+    }
+
+    /// Convolutions packed per group on square and non-square tiles unpack
+    /// to their weights: groups, depthwise, 1x1 and 3x3 and 2x3 kernels.
+    #[test]
+    fn conv_weights_round_trip_through_packing() {
+        let convs = [([8, 3, 3, 3], 1), ([8, 2, 3, 3], 2), ([6, 1, 3, 3], 6), ([5, 4, 1, 1], 1), ([12, 3, 2, 3], 4)];
+        let tiles =
+            [TileShape { k: 4, n: 4 }, TileShape { k: 8, n: 4 }, TileShape { k: 5, n: 12 }, TileShape { k: 16, n: 16 }];
+        for (s, (w_shape, groups)) in convs.into_iter().enumerate() {
+            let w = weights(w_shape.iter().product(), s);
+            let [m, cg, kh, kw] = w_shape;
+            for tile in tiles {
+                let blocks: Vec<_> =
+                    (0..groups).map(|g| (conv_group_b(&w, w_shape, groups, g), kh * kw * cg, m / groups)).collect();
+                let (data, p) = pack(&blocks, tile, None);
+                assert_eq!(unpack_conv(&p, w_shape, groups, &data).unwrap(), w, "{w_shape:?} / {groups} on {tile:?}");
+                // A group's block read from elsewhere is not the weights.
+                let mut swapped = p.clone();
+                swapped.offsets.rotate_left(1);
+                if groups > 1 {
+                    assert_ne!(unpack_conv(&swapped, w_shape, groups, &data).unwrap(), w);
+                }
+            }
+        }
+    }
+
+    /// A dense layer after a Flatten (rows in NHWC order), with an all-zero
+    /// tile, unpacks to its `[n, k]` weights.
+    #[test]
+    fn dense_weights_after_a_flatten_round_trip_through_packing() {
+        // Flatten of [c=3, h=2, w=2]: physical (h, w, c) holds logical c*4 + h*2 + w.
+        let (n, k) = (7, 12);
+        let perm: Vec<usize> = (0..k).map(|phys| (phys % 3) * 4 + phys / 3).collect();
+        let mut w = weights(n * k, 3);
+        // Outputs 0..4 ignore logical inputs 0..4: physical rows 0, 3 (h=0..1, c=0) ... form zero tiles.
+        for (col, row) in w.chunks_mut(k).enumerate().take(4) {
+            if col < 4 {
+                row.iter_mut().for_each(|v| *v = 0);
+            }
+        }
+        for tile in [TileShape { k: 4, n: 4 }, TileShape { k: 5, n: 12 }] {
+            for perm in [None, Some(perm.clone())] {
+                let b = dense_b(&w, k, n, perm.as_deref());
+                let (data, p) = pack(&[(b, k, n)], tile, perm.clone());
+                assert_eq!(unpack_dense(&p, n, k, &data).unwrap(), w, "{tile:?}, {perm:?}");
+            }
+        }
+        let (data, mut p) = pack(&[(dense_b(&w, k, n, None), k, n)], TileShape { k: 4, n: 4 }, None);
+        p.perm = Some(vec![0; k]);
+        assert!(unpack_dense(&p, n, k, &data).unwrap_err().contains("not a permutation"));
+        p.perm = None;
+        p.offsets = vec![data.len() as u64 - 3];
+        assert!(unpack_dense(&p, n, k, &data).unwrap_err().contains("outside"));
+    }
+
+    fn one_dense_graph(w: Vec<i8>, n: usize, k: usize) -> Graph {
+        let q = Some(Quant { scale: 0.5, zero_point: 0 });
+        let value = |name: &str, cols| Value { name: name.into(), shape: vec![1, cols], ty: ElemType::I8, quant: q };
+        let op = Op::Dense(DenseParams {
+            weights: w,
+            n,
+            k,
+            w_scale: vec![0.25; n],
+            bias: vec![7; n],
+            qmin: -128,
+            qmax: 127,
+        });
+        Graph {
+            name: "dense".into(),
+            values: vec![value("x", k), value("y", n)],
+            nodes: vec![Node { name: "fc".into(), op, inputs: vec![0], outputs: vec![1] }],
+            inputs: vec![0],
+            outputs: vec![1],
+        }
+    }
+
+    /// A reference is written only when it unpacks to the weights; one that
+    /// does not (a packing bug) leaves them raw, so the reference the check
+    /// interprets is still the model.
+    #[test]
+    fn a_reference_that_does_not_invert_is_stored_raw() {
+        let (n, k) = (5, 6);
+        let g = one_dense_graph(weights(n * k, 1), n, k);
+        let Op::Dense(d) = &g.nodes[0].op else { unreachable!() };
+        let (data, p) = pack(&[(dense_b(&d.weights, k, n, None), k, n)], TileShape { k: 4, n: 4 }, None);
+        let referenced = encode_referencing(&g, &data, &[Some(p.clone())]);
+        // The raw count and bytes become a format, a tile width, one offset (with its count) and a flag.
+        assert_eq!(referenced.len(), encode(&g).len() - (8 + n * k) + (1 + 8 + 8 + 8 + 1));
+        assert_eq!(decode_with_data(&referenced, &data).unwrap(), g);
+        // Without the data the reference is an error, not zeros.
+        assert!(decode(&referenced).unwrap_err().to_string().contains("exceed the 0 bytes of data"));
+
+        let mut wrong = data.clone();
+        wrong[p.offsets[0] as usize + 1] ^= 1;
+        let raw = encode_referencing(&g, &wrong, &[Some(p)]);
+        assert_eq!(raw, encode(&g));
+        assert_eq!(decode_with_data(&raw, &wrong).unwrap(), g);
+    }
 }

@@ -27,7 +27,7 @@
 //! |    1 | code     | n x 32-byte instructions ([`Instr::encode`]), in program order  |
 //! |    2 | data     | the constant bytes placed at `data_addr`, as runs (see below)   |
 //! |    3 | manifest | the typed metadata: addresses, tensor map, producer, layers, config ([`crate::codec`]) |
-//! |    4 | graph    | the model graph for the reference interpreter, opaque here (`compiler::ir_codec`); may be empty |
+//! |    4 | graph    | the model graph for the reference interpreter, opaque here (`compiler::ir_codec`; its weights may refer to the data section); may be empty |
 //!
 //! Each kind appears exactly once; sections lie between the section table
 //! and the trailer and do not overlap. **Trailer** (4 bytes): CRC-32 (IEEE)
@@ -293,7 +293,8 @@ pub struct ProgramMeta {
     /// needs no `--hw` (its fingerprint is the program's).
     pub config: Option<HwConfig>,
     /// The model graph for the reference interpreter of `run --check`,
-    /// encoded by `compiler::ir_codec` (opaque here); empty when none.
+    /// encoded by `compiler::ir_codec` (opaque here; its weights may be
+    /// references into [`Program::data`]); empty when none.
     pub graph: Vec<u8>,
 }
 

@@ -3,8 +3,8 @@
 //!
 //! The program's typed metadata carries what `systole run` needs without the
 //! model file: the per-layer facts, the configuration and the graph (in
-//! binary, for the reference interpreter of `run --check`; `--no-graph`
-//! leaves it out, since it holds the weights a second time).
+//! binary, for the reference interpreter of `run --check`; its weights refer
+//! to the packed ones in the data; `--no-graph` leaves it out).
 
 use super::error::{CliError, Result};
 use super::files::{check_destination, print_stdout, read_input, read_input_text, write_atomic, InputKind};
@@ -29,9 +29,9 @@ pub struct CompileArgs {
     /// Program file to write.
     #[arg(short = 'o', long = "output", value_name = "MODEL.sbin")]
     pub output: PathBuf,
-    /// Leave the model graph out of the program: the file is about the size
-    /// of its weights and code instead of twice the weights, but `run
-    /// --check` has no reference to compare with.
+    /// Leave the model graph out of the program (its structure, biases and
+    /// scales: its weights refer to the packed ones); `run --check` then
+    /// has no reference to compare with.
     #[arg(long)]
     pub no_graph: bool,
 }

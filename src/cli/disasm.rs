@@ -118,7 +118,7 @@ fn meta_text(prog: &Program) -> String {
     }
     if !m.graph.is_empty() {
         let _ = writeln!(s, ";");
-        match compiler::ir_codec::decode(&m.graph) {
+        match compiler::ir_codec::decode_with_data(&m.graph, &prog.data) {
             Ok(g) => {
                 let _ = writeln!(s, "; graph ({} bytes encoded):", m.graph.len());
                 for line in compiler::text::print(&g).lines() {

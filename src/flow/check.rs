@@ -239,7 +239,7 @@ pub fn recorded_graph(prog: &Program, prog_name: &str) -> Result<Graph> {
              `systole compile` (without --no-graph)"
         )));
     }
-    compiler::ir_codec::decode(&prog.meta.graph)
+    compiler::ir_codec::decode_with_data(&prog.meta.graph, &prog.data)
         .map_err(|e| FlowError::input(format!("--check: {prog_name}: the recorded graph does not decode: {e}")))
 }
 

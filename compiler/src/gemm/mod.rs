@@ -11,7 +11,9 @@ mod schedule;
 mod weights;
 
 pub use schedule::{AGather, ASource, Dataflow, GemmJob, GemmOut, OutRows};
-pub use weights::{nonzero_tiles, PackedWeights, TileShape, WeightFormat, WeightTile};
+pub use weights::{
+    dense_i8_packed_len, nonzero_tiles, unpack_dense_i8, PackedWeights, TileShape, WeightFormat, WeightTile,
+};
 
 use isa::instr::{self as ins, Instr};
 use isa::program::{DType, Program, ProgramMeta, TensorInfo, TensorRole};

@@ -168,6 +168,35 @@ impl PackedWeights {
     }
 }
 
+/// The bytes [`PackedWeights::dense_i8`] packs B `[k, n]` into on tiles
+/// `tile_n` columns wide (every tile stored, all-zero ones included), or
+/// `None` if that overflows.
+pub fn dense_i8_packed_len(k: usize, n: usize, tile_n: usize) -> Option<usize> {
+    if tile_n == 0 {
+        return None;
+    }
+    n.div_ceil(tile_n).checked_mul(tile_n)?.checked_mul(k)
+}
+
+/// B `[k, n]` back from the bytes [`PackedWeights::dense_i8`] packed it
+/// into on tiles `tile_n` columns wide: what a program's graph reads
+/// instead of a second copy of the weights. `None` if `packed` is not
+/// [`dense_i8_packed_len`] bytes.
+pub fn unpack_dense_i8(packed: &[u8], k: usize, n: usize, tile_n: usize) -> Option<Vec<i8>> {
+    if dense_i8_packed_len(k, n, tile_n) != Some(packed.len()) {
+        return None;
+    }
+    let mut b = vec![0i8; k * n];
+    for (kk, row) in b.chunks_exact_mut(n.max(1)).take(k).enumerate() {
+        for (j, piece) in row.chunks_mut(tile_n).enumerate() {
+            let at = (j * k + kk) * tile_n;
+            let len = piece.len();
+            piece.iter_mut().zip(&packed[at..at + len]).for_each(|(o, &v)| *o = v as i8);
+        }
+    }
+    Some(b)
+}
+
 /// Which `tile.k x tile.n` tiles of B `[k, n]` hold a non-zero value,
 /// indexed `k_tile * n_tiles + n_tile`.
 pub fn nonzero_tiles(b: &[i8], k: usize, n: usize, tile: TileShape) -> Vec<bool> {
@@ -208,5 +237,26 @@ mod tests {
         assert_eq!(w.live_k_tiles(0), [0], "an all-zero column of tiles keeps one tile");
         // Per row: n-tile 0 streams tile (0, 0) = 2x3, n-tile 1 tile (1, 1) = 2x3, n-tile 2 tile (0, 2) = 2x1.
         assert_eq!(w.macs(4), 4 * (6 + 6 + 2));
+    }
+
+    /// Unpacking inverts packing, partial and all-zero tiles included
+    /// (every tile is stored, so zeros come back from the bytes).
+    #[test]
+    fn dense_i8_unpacks_to_the_original() {
+        for (k, n, tile) in
+            [(5, 7, TileShape { k: 2, n: 3 }), (9, 4, TileShape { k: 4, n: 4 }), (1, 1, TileShape { k: 8, n: 8 })]
+        {
+            let b: Vec<i8> = (0..k * n).map(|x| if x % 5 == 1 { 0 } else { (x as i32 * 37 - 128) as i8 }).collect();
+            let w = PackedWeights::dense_i8(&b, k, n, tile);
+            assert_eq!(dense_i8_packed_len(k, n, tile.n), Some(w.bytes().len()));
+            assert_eq!(unpack_dense_i8(w.bytes(), k, n, tile.n).as_deref(), Some(&b[..]), "{k}x{n} on {tile:?}");
+            assert_eq!(unpack_dense_i8(&w.bytes()[1..], k, n, tile.n), None, "short bytes");
+        }
+        // An all-zero tile (rows 0..2, columns 0..3 of a 4x6 B on 2x3 tiles).
+        let b: Vec<i8> = (0..24).map(|x| if x / 6 < 2 && x % 6 < 3 { 0 } else { 1 + x as i8 }).collect();
+        let w = PackedWeights::dense_i8(&b, 4, 6, TileShape { k: 2, n: 3 });
+        assert_eq!(w.live_k_tiles(0), [1]);
+        assert_eq!(unpack_dense_i8(w.bytes(), 4, 6, 3).unwrap(), b);
+        assert_eq!(dense_i8_packed_len(4, 6, 0), None);
     }
 }

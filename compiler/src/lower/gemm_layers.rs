@@ -6,8 +6,9 @@
 use super::memory::out_rows;
 use super::movement::Im2col;
 use super::{check_elem, input_buffer, out_buffer, unsupported, Ctx};
-use crate::gemm::{self, ASource, GemmJob, GemmOut, LowerError, OutRows, PackedWeights};
+use crate::gemm::{self, ASource, GemmJob, GemmOut, LowerError, OutRows, PackedWeights, WeightFormat};
 use crate::ir::{ConvParams, DenseParams, ElemType, ValueId};
+use crate::ir_codec::PackedRef;
 use isa::layout::Layout;
 use isa::numerics;
 
@@ -27,8 +28,9 @@ struct GemmLayer<'a> {
     c: OutRows,
 }
 
-/// Packs weights and parameters, emits the GEMM phase; returns its MACs.
-fn gemm_layer(cx: &mut Ctx<'_>, l: &GemmLayer<'_>) -> Result<u64, LowerError> {
+/// Packs weights and parameters, emits the GEMM phase; returns its MACs
+/// and where the packed weights are in the data.
+fn gemm_layer(cx: &mut Ctx<'_>, l: &GemmLayer<'_>) -> Result<(u64, u64), LowerError> {
     let (qx, qy) = (cx.quant(l.x), cx.quant(l.y));
     let (k, n, b) = (l.k, l.n, l.b);
     // Column sums of B, row by row (a column walk misses the cache).
@@ -58,7 +60,7 @@ fn gemm_layer(cx: &mut Ctx<'_>, l: &GemmLayer<'_>) -> Result<u64, LowerError> {
     };
     let instrs = cx.dataflow.emit(&job, cx.cfg)?;
     cx.code.phase(instrs);
-    Ok(weights.macs(l.m))
+    Ok((weights.macs(l.m), weights_addr))
 }
 
 pub fn lower_conv(
@@ -83,25 +85,9 @@ pub fn lower_conv(
     let outb = out_buffer(cx, y, out_halo)?;
     // Each group is its own GEMM over its slice of input and output channels.
     let mut macs = 0;
+    let mut offsets = Vec::with_capacity(groups);
     for g in 0..groups {
-        // B[(i, j, ci)][m] = w[g mg + m][ci][i][j]: where each filter tap
-        // goes, computed once (index arithmetic per weight was a third of a
-        // large model's compile time).
-        let mut row_of = Vec::with_capacity(k);
-        for ci in 0..cg {
-            for i in 0..kh {
-                for j in 0..kw {
-                    row_of.push(((i * kw + j) * cg + ci) * mg);
-                }
-            }
-        }
-        let mut b = vec![0i8; k * mg];
-        let filters = c.weights[g * mg * k..(g + 1) * mg * k].chunks_exact(k.max(1));
-        for (m, filter) in filters.enumerate() {
-            for (&row, &v) in row_of.iter().zip(filter) {
-                b[row + m] = v;
-            }
-        }
+        let b = conv_group_b(&c.weights, c.w_shape, groups, g);
         let mut rows = out_rows(&outb);
         rows.addr += (g * mg) as u64;
         let ch = g * mg..(g + 1) * mg;
@@ -138,8 +124,11 @@ pub fn lower_conv(
             a,
             c: rows,
         };
-        macs += gemm_layer(cx, &layer)?;
+        let (group_macs, at) = gemm_layer(cx, &layer)?;
+        macs += group_macs;
+        offsets.push(at);
     }
+    cx.packed_weights = Some(packed_ref(cx, offsets, None));
     Ok(macs)
 }
 
@@ -161,13 +150,7 @@ pub fn lower_dense(
     }
     let (k, n) = (d.k, d.n);
     debug_assert_eq!(cols, k);
-    let mut b = vec![0i8; k * n];
-    for phys in 0..k {
-        let logical = perm.as_ref().map_or(phys, |p| p[phys]);
-        for col in 0..n {
-            b[phys * n + col] = d.weights[col * k + logical];
-        }
-    }
+    let b = dense_b(&d.weights, k, n, perm.as_deref());
     let outb = out_buffer(cx, y, 0)?;
     let layer = GemmLayer {
         x,
@@ -182,5 +165,78 @@ pub fn lower_dense(
         a: ASource::Matrix { addr: inb.addr, stride: k as u64 },
         c: out_rows(&outb),
     };
-    gemm_layer(cx, &layer)
+    let (macs, at) = gemm_layer(cx, &layer)?;
+    cx.packed_weights = Some(packed_ref(cx, vec![at], perm));
+    Ok(macs)
+}
+
+fn packed_ref(cx: &Ctx<'_>, offsets: Vec<u64>, perm: Option<Vec<usize>>) -> PackedRef {
+    let format = WeightFormat::DenseI8;
+    PackedRef { format, tile_n: cx.dataflow.tile_shape().n, offsets, perm }
+}
+
+/// Group `g`'s B `[kh kw cg, mg]` of a convolution's weights `[m, cg, kh,
+/// kw]`: `B[(i, j, ci)][m] = w[g mg + m][ci][i][j]`, the reduction in the
+/// order im2col gathers it (tap by tap, channels innermost).
+pub(crate) fn conv_group_b(weights: &[i8], w_shape: [usize; 4], groups: usize, g: usize) -> Vec<i8> {
+    let (rows, k, mg) = conv_rows(w_shape, groups);
+    let mut b = vec![0i8; k * mg];
+    for (m, filter) in weights[g * mg * k..(g + 1) * mg * k].chunks_exact(k.max(1)).enumerate() {
+        for (&row, &v) in rows.iter().zip(filter) {
+            b[row + m] = v;
+        }
+    }
+    b
+}
+
+/// The inverse of [`conv_group_b`]: writes group `g`'s filters from its B.
+pub(crate) fn conv_group_from_b(b: &[i8], w_shape: [usize; 4], groups: usize, g: usize, weights: &mut [i8]) {
+    let (rows, k, mg) = conv_rows(w_shape, groups);
+    for (m, filter) in weights[g * mg * k..(g + 1) * mg * k].chunks_exact_mut(k.max(1)).enumerate() {
+        for (&row, v) in rows.iter().zip(filter) {
+            *v = b[row + m];
+        }
+    }
+}
+
+/// Where each filter tap `(ci, i, j)` goes in B (its row times `mg`),
+/// computed once (index arithmetic per weight was a third of a large
+/// model's compile time); B's rows `k` and columns `mg`.
+fn conv_rows([m_out, cg, kh, kw]: [usize; 4], groups: usize) -> (Vec<usize>, usize, usize) {
+    let mg = m_out / groups;
+    let mut rows = Vec::with_capacity(kh * kw * cg);
+    for ci in 0..cg {
+        for i in 0..kh {
+            for j in 0..kw {
+                rows.push(((i * kw + j) * cg + ci) * mg);
+            }
+        }
+    }
+    (rows, kh * kw * cg, mg)
+}
+
+/// A dense layer's B `[k, n]` of its weights `[n, k]`, rows in the input
+/// buffer's physical order (`perm[phys]` is the logical column, e.g. NHWC
+/// after a Flatten of NCHW).
+pub(crate) fn dense_b(weights: &[i8], k: usize, n: usize, perm: Option<&[usize]>) -> Vec<i8> {
+    let mut b = vec![0i8; k * n];
+    for phys in 0..k {
+        let logical = perm.map_or(phys, |p| p[phys]);
+        for col in 0..n {
+            b[phys * n + col] = weights[col * k + logical];
+        }
+    }
+    b
+}
+
+/// The inverse of [`dense_b`].
+pub(crate) fn dense_from_b(b: &[i8], k: usize, n: usize, perm: Option<&[usize]>) -> Vec<i8> {
+    let mut weights = vec![0i8; k * n];
+    for phys in 0..k {
+        let logical = perm.map_or(phys, |p| p[phys]);
+        for col in 0..n {
+            weights[col * k + logical] = b[phys * n + col];
+        }
+    }
+    weights
 }

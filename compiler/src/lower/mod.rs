@@ -22,7 +22,7 @@
 //!   rows, back to memory. Add and Clamp: `vadd`.
 
 mod elementwise;
-mod gemm_layers;
+pub(crate) mod gemm_layers;
 mod memory;
 mod movement;
 mod package;
@@ -32,6 +32,7 @@ pub use package::{LayerInfo, Lowered};
 
 use crate::gemm::{Dataflow, LowerError};
 use crate::ir::{ElemType, Graph, Node, Op, Quant, ValueId};
+use crate::ir_codec::PackedRef;
 use isa::HwConfig;
 use memory::{layout_of, plan_halos, Buffer, MemoryPlan};
 use package::Code;
@@ -46,6 +47,8 @@ pub(crate) struct Ctx<'a> {
     dim: usize,
     mem: MemoryPlan,
     code: Code,
+    /// Where the node being lowered left its packed weights (a GEMM layer).
+    packed_weights: Option<PackedRef>,
 }
 
 impl<'a> Ctx<'a> {
@@ -57,6 +60,7 @@ impl<'a> Ctx<'a> {
             dim: cfg.array.cols as usize,
             mem: MemoryPlan::new(g.values.len()),
             code: Code::default(),
+            packed_weights: None,
         })
     }
 
@@ -87,7 +91,8 @@ pub fn lower(g: &Graph, cfg: &HwConfig) -> Result<Lowered, LowerError> {
     cx.mem.set_buffer(dev_in, Buffer { addr, layout: in_layout });
 
     let mut layers = Vec::new();
-    for node in &g.nodes {
+    let mut packed = vec![None; g.nodes.len()];
+    for (index, node) in g.nodes.iter().enumerate() {
         if node.inputs.first() == Some(&g.inputs[0]) && host_quantize && matches!(node.op, Op::Quantize) {
             continue;
         }
@@ -103,6 +108,7 @@ pub fn lower(g: &Graph, cfg: &HwConfig) -> Result<Lowered, LowerError> {
         }
         let first = cx.code.next_index();
         let macs = lower_node(&mut cx, node, halos[node.outputs[0]])?;
+        packed[index] = cx.packed_weights.take();
         let out = node.outputs[0];
         let v = &g.values[out];
         let b = cx.mem.buffer(out).expect("layer wrote its output");
@@ -122,7 +128,7 @@ pub fn lower(g: &Graph, cfg: &HwConfig) -> Result<Lowered, LowerError> {
             zero_point: q.zero_point,
         });
     }
-    package::package((g, cfg), cx.code, cx.mem, dev_in, layers)
+    package::package((g, cfg), cx.code, cx.mem, dev_in, layers, &packed)
 }
 
 /// Lowers one layer with the step its op belongs to; returns its MACs.

@@ -7,6 +7,7 @@ use super::memory::MemoryPlan;
 use super::unsupported;
 use crate::gemm::{self, LowerError};
 use crate::ir::{ElemType, Graph, Op, ValueId};
+use crate::ir_codec::PackedRef;
 use isa::instr::{self as ins, Deps, Instr, Queue};
 use isa::program::{DType, LayerOp, Program, ProgramMeta, TensorInfo, TensorRole};
 use isa::HwConfig;
@@ -62,6 +63,7 @@ pub fn package(
     mem: MemoryPlan,
     dev_in: ValueId,
     mut layers: Vec<LayerInfo>,
+    packed: &[Option<PackedRef>],
 ) -> Result<Lowered, LowerError> {
     let mut code = code.into_instrs();
     code.push(Instr::Finish(ins::Finish::default()));
@@ -114,7 +116,9 @@ pub fn package(
         source: g.name.clone(),
         layers: layers.clone(),
         config: Some(cfg.clone()),
-        graph: crate::ir_codec::encode(g),
+        // Conv and dense weights as references to their packed bytes in
+        // the data (each verified to unpack to the original), not a copy.
+        graph: crate::ir_codec::encode_referencing(g, mem.data(), packed),
     };
     let program = Program {
         fingerprint: cfg.fingerprint(),
@@ -202,7 +206,7 @@ mod tests {
             scale: 0.5,
             zero_point: 3,
         };
-        let lowered = package((&g, &cfg), code, mem, 0, vec![layer]).unwrap();
+        let lowered = package((&g, &cfg), code, mem, 0, vec![layer], &[None]).unwrap();
         let p = &lowered.program;
         // Two loads, a three-sync barrier, FINISH; data on the next 4 KiB.
         assert_eq!(p.code.len(), 6);
