@@ -48,11 +48,17 @@ impl<A: Device, B: Device> Lockstep<A, B> {
         let ra = read_report(&mut self.a)?;
         let rb = read_report(&mut self.b)?;
         let mut diff = compare_runs(&ra, &rb).err();
-        if diff.is_none() {
-            let size = self.a.config().dram_bytes() as usize;
-            let ma = self.a.read_mem(0, size)?;
-            let mb = self.b.read_mem(0, size)?;
-            diff = compare_memory(0, &ma, &mb).err();
+        // Memory in slices, so a large device (say 4 GiB of which a program
+        // touches little) costs two slices of host memory, not two copies.
+        const SLICE: u64 = 1 << 20;
+        let size = self.a.config().dram_bytes();
+        let mut addr = 0;
+        while diff.is_none() && addr < size {
+            let len = SLICE.min(size - addr) as usize;
+            let ma = self.a.read_mem(addr, len)?;
+            let mb = self.b.read_mem(addr, len)?;
+            diff = compare_memory(addr, &ma, &mb).err();
+            addr += len as u64;
         }
         match diff {
             Some(d) => {
