@@ -13,3 +13,6 @@ pub mod lower;
 pub mod npy;
 pub mod onnx;
 pub mod text;
+
+#[cfg(test)]
+mod test_run;

@@ -410,9 +410,6 @@ fn emit_weight_stationary(job: &GemmJob<'_>, cfg: &HwConfig) -> Result<Vec<Instr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gemm::rebase_dram;
-    use driver::{Driver, Outcome};
-    use isa::program::Program;
 
     /// A 3x4 GEMM job on 7x5 weights, hand-placed, on a non-square array
     /// whose tile is narrower than a scratchpad row: every instruction is
@@ -438,32 +435,12 @@ mod tests {
             out: GemmOut::Int32,
             c: OutRows::dense(c_off, (n * 4) as u64),
         };
-        let mut code = dataflow.emit(&job, &cfg).unwrap();
-        for (i, instr) in code.iter().enumerate() {
-            isa::legal::check(instr, &cfg).unwrap_or_else(|e| panic!("instruction {i} {instr:?}: {e}"));
-        }
-        code.push(Instr::Finish(ins::Finish::default()));
-        let data_addr = 4096;
-        rebase_dram(&mut code, data_addr);
+        let code = dataflow.emit(&job, &cfg).unwrap();
         let mut data = weights.bytes().to_vec();
         data.resize(c_off as usize + m * n * 4, 0);
         data[a_off as usize..a_off as usize + a.len()].copy_from_slice(&a);
-        let prog = Program {
-            fingerprint: cfg.fingerprint(),
-            config_name: cfg.name.clone(),
-            code_addr: 0,
-            code,
-            data_addr,
-            mem_bytes: data_addr + data.len() as u64,
-            data,
-            tensors: vec![],
-            meta: Default::default(),
-        };
-        let mut d = Driver::new(sim::Model::new(&cfg).unwrap());
-        d.load(&prog).unwrap();
-        let rep = d.run().unwrap();
-        assert_eq!(rep.outcome, Outcome::Done);
-        assert_eq!(rep.counters.get(isa::Counter::Macs), weights.macs(m));
+        let (mut d, counters, data_addr) = crate::test_run::run_alone(&cfg, code, data);
+        assert_eq!(counters.get(isa::Counter::Macs), weights.macs(m));
         let c = d.read_mem(data_addr + c_off, m * n * 4).unwrap();
         for r in 0..m {
             for col in 0..n {

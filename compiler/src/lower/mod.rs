@@ -196,9 +196,6 @@ fn check_elem(cx: &Ctx<'_>, y: ValueId, node: &str, op: &str) -> Result<(), Lowe
 mod step_tests {
     use super::*;
     use crate::interp::{self, Tensor};
-    use driver::{Driver, Outcome};
-    use isa::instr::{self as ins, Instr};
-    use isa::program::Program;
 
     fn bytes(n: usize, seed: u64) -> Vec<u8> {
         let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
@@ -236,29 +233,8 @@ mod step_tests {
         let y = node.outputs[0];
         let macs = lower_node(&mut cx, node, 0).unwrap();
         let out = cx.mem.buffer(y).unwrap().clone();
-        let mut code = std::mem::take(&mut cx.code).into_instrs();
-        for (i, instr) in code.iter().enumerate() {
-            isa::legal::check(instr, cfg).unwrap_or_else(|e| panic!("{}: instruction {i} {instr:?}: {e}", cfg.name));
-        }
-        code.push(Instr::Finish(ins::Finish::default()));
-        let data_addr = (code.len() * ins::INSTR_BYTES).div_ceil(4096) as u64 * 4096;
-        crate::gemm::rebase_dram(&mut code, data_addr);
-        let data = cx.mem.into_data();
-        let prog = Program {
-            fingerprint: cfg.fingerprint(),
-            config_name: cfg.name.clone(),
-            code_addr: 0,
-            code,
-            data_addr,
-            mem_bytes: (data_addr + data.len() as u64).div_ceil(4096) * 4096,
-            data,
-            tensors: vec![],
-            meta: Default::default(),
-        };
-        let mut d = Driver::new(sim::Model::new(cfg).unwrap());
-        d.load(&prog).unwrap();
-        let rep = d.run().unwrap();
-        assert_eq!(rep.outcome, Outcome::Done, "{}", cfg.name);
+        let code = std::mem::take(&mut cx.code).into_instrs();
+        let (mut d, counters, data_addr) = crate::test_run::run_alone(cfg, code, cx.mem.into_data());
         let got = out.layout.unpack(&d.read_mem(data_addr + out.addr, out.layout.bytes()).unwrap());
         let vals = interp::run(&g, &inputs).unwrap();
         let want: Vec<u8> = vals[y].as_quant().unwrap().iter().map(|&q| q as u8).collect();
@@ -266,7 +242,7 @@ mod step_tests {
         assert!(want.iter().any(|&b| b != want[0]), "{}: a constant output checks little", node.name);
         let diff = got.iter().zip(&want).position(|(a, b)| a != b);
         assert!(diff.is_none(), "{}: `{}` differs first at element {diff:?}", cfg.name, node.name);
-        (macs, rep.counters.get(isa::Counter::Macs))
+        (macs, counters.get(isa::Counter::Macs))
     }
 
     /// Square and non-square (wider, taller, neither a power of two).

@@ -282,8 +282,6 @@ impl Im2col {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use driver::{Driver, Outcome};
-    use isa::program::Program;
     use isa::HwConfig;
 
     /// A copy phase of more blocks than buffers, strided on both sides, run
@@ -302,32 +300,9 @@ mod tests {
                 dst_stride: 7,
             })
             .collect();
-        let data_addr = 4096;
-        let mut code = copy_phase(&blocks, 4, cfg.spad_rows() as usize);
-        for i in &mut code {
-            isa::legal::check(i, &cfg).unwrap();
-            match i {
-                Instr::Load(l) => l.dram += data_addr as u32,
-                Instr::Store(s) => s.dram += data_addr as u32,
-                _ => {}
-            }
-        }
-        code.push(Instr::Finish(ins::Finish::default()));
+        let code = copy_phase(&blocks, 4, cfg.spad_rows() as usize);
         let data: Vec<u8> = (0..8192u32).map(|i| if i < 4096 { (i * 7 % 251) as u8 } else { 0 }).collect();
-        let prog = Program {
-            fingerprint: cfg.fingerprint(),
-            config_name: cfg.name.clone(),
-            code_addr: 0,
-            code,
-            data_addr,
-            mem_bytes: data_addr + data.len() as u64,
-            data: data.clone(),
-            tensors: vec![],
-            meta: Default::default(),
-        };
-        let mut d = Driver::new(sim::Model::new(&cfg).unwrap());
-        d.load(&prog).unwrap();
-        assert_eq!(d.run().unwrap().outcome, Outcome::Done);
+        let (mut d, _, data_addr) = crate::test_run::run_alone(&cfg, code, data.clone());
         let out = d.read_mem(data_addr + dst, 4096).unwrap();
         let mut want = vec![0u8; 4096];
         for b in &blocks {
