@@ -183,9 +183,19 @@ impl RtlDevice {
                 } else {
                     let strb = self.out[OUT_WSTRB] as u64 | (self.out[OUT_WSTRB + 1] as u64) << 32;
                     let a = (tr.beat0 + k) * w;
-                    for i in 0..w as usize {
-                        if strb >> i & 1 != 0 {
-                            self.mem.write_byte(a + i as u64, (self.out[OUT_WDATA + i / 4] >> (8 * (i % 4))) as u8);
+                    let beat: [u8; 64] = std::array::from_fn(|i| (self.out[OUT_WDATA + i / 4] >> (8 * (i % 4))) as u8);
+                    // Each run of strobed bytes in one write (a whole beat, as a rule).
+                    let strobed = |i: usize| strb >> i & 1 != 0;
+                    let mut i = 0;
+                    while i < w as usize {
+                        let start = i;
+                        while i < w as usize && strobed(i) {
+                            i += 1;
+                        }
+                        if i > start {
+                            self.mem.write(a + start as u64, &beat[start..i]);
+                        } else {
+                            i += 1;
                         }
                     }
                 }

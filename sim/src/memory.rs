@@ -89,11 +89,6 @@ impl Memory {
             }
         }
     }
-
-    /// Writes one byte.
-    pub fn write_byte(&mut self, addr: u64, value: u8) {
-        self.write(addr, &[value]);
-    }
 }
 
 #[cfg(test)]
@@ -114,7 +109,7 @@ mod tests {
         m.write(0, &vec![0; 3 * PAGE_BYTES]);
         assert_eq!(m.allocated_bytes(), 2 * PAGE_BYTES as u64);
         assert_eq!(m.to_vec(at, 4), vec![0, 0, 3, 4]);
-        m.write_byte((4 << 30) - 1, 9);
+        m.write((4 << 30) - 1, &[9]);
         assert_eq!(m.to_vec((4 << 30) - 2, 2), vec![0, 9]);
         assert!(m.contains((4 << 30) - 1, 1) && !m.contains(4 << 30, 1) && !m.contains(u64::MAX, 2));
     }
