@@ -50,6 +50,14 @@ impl Builder {
         out
     }
 
+    /// `Flatten(axis 1)` of `x` into `[1, rest]`, with `x`'s quantization.
+    fn flatten(&mut self, x: ValueId) -> ValueId {
+        let v = self.g.values[x].clone();
+        let q = v.quant.map(|q| (q.scale, q.zero_point));
+        let f = self.value("flat", vec![1, v.shape[1..].iter().product()], q);
+        self.node("flatten", Op::Flatten { axis: 1 }, vec![x], f)
+    }
+
     fn scales(&mut self, n: usize) -> Vec<f32> {
         (0..n).map(|_| 0.002 + 0.004 * self.r.unit()).collect()
     }
@@ -189,6 +197,13 @@ fn check(g: &Graph, cfg: &HwConfig, seed: u64) -> u64 {
 /// Non-square arrays: more rows than a scratchpad row holds values (8x4),
 /// fewer (4x8), and neither a power of two nor square (5x12); the tiny
 /// config's buffers resized to whole rows.
+/// `check` on the 4x4 and 16x16 and on every non-square array.
+fn check_everywhere(g: &Graph, seed: u64) {
+    for cfg in [HwConfig::tiny_4x4(), HwConfig::default_16x16()].into_iter().chain(nonsquare()) {
+        check(g, &cfg, seed);
+    }
+}
+
 fn nonsquare() -> Vec<HwConfig> {
     [(8, 4), (4, 8), (5, 12)]
         .into_iter()
@@ -212,8 +227,7 @@ fn cnn_like_the_digits_model() {
     let p = b.value("pool", vec![1, 32, 4, 4], Some((0.05, -128)));
     let pool = PoolParams { kernel: [2, 2], strides: [2, 2], pads: [0; 4], count_include_pad: false };
     b.node("pool", Op::MaxPool(pool), vec![c2], p);
-    let f = b.value("flat", vec![1, 512], Some((0.05, -128)));
-    b.node("flatten", Op::Flatten { axis: 1 }, vec![p], f);
+    let f = b.flatten(p);
     let y = b.dense("fc", f, 10, false, 0.1);
     let g = finish(b, y);
     for cfg in [HwConfig::tiny_4x4(), HwConfig::default_16x16(), HwConfig::large_32x32()].into_iter().chain(nonsquare())
@@ -230,9 +244,7 @@ fn mlp() {
     let h2 = b.dense("fc2", h1, 64, true, 0.05);
     let y = b.dense("fc3", h2, 10, false, 0.1);
     let g = finish(b, y);
-    for cfg in [HwConfig::tiny_4x4(), HwConfig::default_16x16()].into_iter().chain(nonsquare()) {
-        check(&g, &cfg, 9);
-    }
+    check_everywhere(&g, 9);
 }
 
 #[test]
@@ -243,13 +255,10 @@ fn strided_unpadded_and_pointwise_convs_and_residual_add() {
     let sum = b.value("sum", vec![1, 8, 4, 4], Some((0.06, -5)));
     b.node("add", Op::Add { qmin: -128, qmax: 127 }, vec![c1, c2], sum);
     let c3 = b.conv("conv_pad", sum, 5, 3, 1, 1, false, 0.05);
-    let f = b.value("flat", vec![1, 80], Some((0.05, 3)));
-    b.node("flatten", Op::Flatten { axis: 1 }, vec![c3], f);
+    let f = b.flatten(c3);
     let y = b.dense("fc", f, 7, false, 0.1);
     let g = finish(b, y);
-    for cfg in [HwConfig::tiny_4x4(), HwConfig::default_16x16()].into_iter().chain(nonsquare()) {
-        check(&g, &cfg, 11);
-    }
+    check_everywhere(&g, 11);
 }
 
 #[test]
@@ -259,13 +268,10 @@ fn grouped_depthwise_and_dilated_convs() {
     let c2 = b.conv_gd("depthwise", c1, 6, 3, 1, 6, 1, 0.03);
     let c3 = b.conv_gd("dilated", c2, 5, 3, 2, 1, 2, 0.04);
     let c4 = b.conv_gd("pointwise_grouped", c3, 4, 1, 0, 1, 1, 0.04);
-    let f = b.value("flat", vec![1, 4 * 7 * 7], Some((0.04, 1)));
-    b.node("flatten", Op::Flatten { axis: 1 }, vec![c4], f);
+    let f = b.flatten(c4);
     let y = b.dense("fc", f, 3, false, 0.1);
     let g = finish(b, y);
-    for cfg in [HwConfig::tiny_4x4(), HwConfig::default_16x16()].into_iter().chain(nonsquare()) {
-        check(&g, &cfg, 13);
-    }
+    check_everywhere(&g, 13);
 }
 
 /// A pooling window wider than the array has rows (7 > 4 on the 4x8, > 5
@@ -278,8 +284,7 @@ fn global_average_pooling_wider_than_the_array() {
     let gp = b.value("gap", vec![1, 12, 1, 1], Some((0.02, -3)));
     let pool = PoolParams { kernel: [7, 7], strides: [1, 1], pads: [0; 4], count_include_pad: false };
     b.node("global_avgpool", Op::AvgPool(pool), vec![c1], gp);
-    let f = b.value("flat", vec![1, 12], Some((0.02, -3)));
-    b.node("flatten", Op::Flatten { axis: 1 }, vec![gp], f);
+    let f = b.flatten(gp);
     let y = b.dense("fc", f, 5, false, 0.1);
     let g = finish(b, y);
     for cfg in [HwConfig::tiny_4x4()].into_iter().chain(nonsquare()) {
@@ -300,13 +305,10 @@ fn padded_max_pooling_and_average_pooling() {
     let gp = b.value("gap", vec![1, 20, 1, 1], Some((0.015, 2)));
     let pool = PoolParams { kernel: [2, 2], strides: [1, 1], pads: [0; 4], count_include_pad: false };
     b.node("global_avgpool", Op::AvgPool(pool), vec![ap], gp);
-    let f = b.value("flat", vec![1, 20], Some((0.015, 2)));
-    b.node("flatten", Op::Flatten { axis: 1 }, vec![gp], f);
+    let f = b.flatten(gp);
     let y = b.dense("fc", f, 4, false, 0.1);
     let g = finish(b, y);
-    for cfg in [HwConfig::tiny_4x4(), HwConfig::default_16x16()].into_iter().chain(nonsquare()) {
-        check(&g, &cfg, 17);
-    }
+    check_everywhere(&g, 17);
 }
 
 #[test]
@@ -361,9 +363,7 @@ fn uint8_activations() {
     };
     b.node("fc", Op::Dense(d), vec![f], y);
     let g = finish(b, y);
-    for cfg in [HwConfig::tiny_4x4(), HwConfig::default_16x16()].into_iter().chain(nonsquare()) {
-        check(&g, &cfg, 23);
-    }
+    check_everywhere(&g, 23);
 }
 
 #[test]
@@ -392,8 +392,7 @@ fn pooling_over_feature_maps_larger_than_the_scratchpad_runs_in_bands() {
     let gp = b.value("gap", vec![1, 12, 1, 1], Some((0.01, 0)));
     let pool = PoolParams { kernel: [7, 7], strides: [1, 1], pads: [0; 4], count_include_pad: false };
     b.node("gap", Op::AvgPool(pool), vec![sum], gp);
-    let f = b.value("flat", vec![1, 12], Some((0.01, 0)));
-    b.node("flatten", Op::Flatten { axis: 1 }, vec![gp], f);
+    let f = b.flatten(gp);
     let y = b.dense("fc", f, 5, false, 0.1);
     let g = finish(b, y);
     check(&g, &cfg, 29);
@@ -414,8 +413,7 @@ fn residual_add_in_bands() {
     let mp = b.value("pool", vec![1, 10, 2, 2], Some((0.02, 4)));
     let pool = PoolParams { kernel: [5, 5], strides: [5, 5], pads: [0; 4], count_include_pad: false };
     b.node("pool", Op::MaxPool(pool), vec![sum], mp);
-    let f = b.value("flat", vec![1, 40], Some((0.02, 4)));
-    b.node("flatten", Op::Flatten { axis: 1 }, vec![mp], f);
+    let f = b.flatten(mp);
     let y = b.dense("fc", f, 3, false, 0.1);
     let g = finish(b, y);
     check(&g, &cfg, 37);
@@ -430,11 +428,8 @@ fn channel_concat_of_branches() {
     let cat = b.value("cat", vec![1, 12, 6, 6], Some((0.02, -128)));
     b.node("concat", Op::Concat { axis: 1 }, vec![c1, c2], cat);
     let c3 = b.conv("after", cat, 4, 3, 1, 1, false, 0.03);
-    let f = b.value("flat", vec![1, 144], Some((0.03, 3)));
-    b.node("flatten", Op::Flatten { axis: 1 }, vec![c3], f);
+    let f = b.flatten(c3);
     let y = b.dense("fc", f, 3, false, 0.1);
     let g = finish(b, y);
-    for cfg in [HwConfig::tiny_4x4(), HwConfig::default_16x16()].into_iter().chain(nonsquare()) {
-        check(&g, &cfg, 43);
-    }
+    check_everywhere(&g, 43);
 }
