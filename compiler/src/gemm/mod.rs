@@ -163,6 +163,21 @@ pub fn lower_gemm(spec: &GemmSpec, cfg: &HwConfig) -> Result<Program, LowerError
 /// Moves every DRAM address of the stream's LOADs and STOREs up by `by`:
 /// streams are emitted with addresses relative to their data, which is
 /// placed after the code once the code's size is known.
+/// A LOAD of `rows` post-processor parameter rows (int32, `width` a row,
+/// contiguous in DRAM at `dram`) into the accumulator at row `acc_row`.
+pub fn load_params(dram: u64, rows: u16, width: usize, acc_row: u16, deps: ins::Deps) -> ins::Load {
+    ins::Load {
+        deps,
+        buf: ins::BUF_ACC,
+        dram: dram as u32,
+        stride: (width * 4) as u32,
+        rows,
+        cols: width as u16,
+        addr: acc_row,
+        ..Default::default()
+    }
+}
+
 pub fn rebase_dram(code: &mut [Instr], by: u64) {
     for i in code.iter_mut() {
         match i {

@@ -239,7 +239,7 @@ fn emit_weight_stationary(job: &GemmJob<'_>, cfg: &HwConfig) -> Result<Vec<Instr
     let spad_width = cfg.array.cols as usize;
     let int8_out = matches!(job.out, GemmOut::Int8 { .. });
     let steps = p.mb * nt;
-    let param_addr = |params: u64, j: usize| (params + (j * 2 * spad_width * 4) as u64) as u32;
+    let param_addr = |params: u64, j: usize| params + (j * 2 * spad_width * 4) as u64;
 
     let mut load = Vec::new();
     let mut code: Vec<Instr> = Vec::new();
@@ -272,15 +272,13 @@ fn emit_weight_stationary(job: &GemmJob<'_>, cfg: &HwConfig) -> Result<Vec<Instr
         load.push((Instr::from(w.stripe_load(j, job.weights_addr, p.b_buf[s % 2])), false));
         if let GemmOut::Int8 { params_addr, .. } = job.out {
             load.push((
-                Instr::from(ins::Load {
-                    buf: ins::BUF_ACC,
-                    dram: param_addr(params_addr, j),
-                    stride: (spad_width * 4) as u32,
-                    rows: 2,
-                    cols: spad_width as u16,
-                    addr: p.param_buf[s % 2],
-                    ..Default::default()
-                }),
+                Instr::from(super::load_params(
+                    param_addr(params_addr, j),
+                    2,
+                    spad_width,
+                    p.param_buf[s % 2],
+                    Deps::NONE,
+                )),
                 false,
             ));
         }

@@ -59,15 +59,7 @@ pub fn lower_vadd(cx: &mut Ctx<'_>, n: &Node, (qmin, qmax): (i32, i32), out_halo
         let (a_base, b_base, o_base) = (0, cb * px, 2 * cb * px);
         let mut v = load_feature(&rows_view(&ab, r0, r1), a_base as u16, dim, Deps::NONE);
         v.extend(load_feature(&rows_view(&bb, r0, r1), b_base as u16, dim, Deps::NONE));
-        v.push(Instr::from(ins::Load {
-            deps: Deps { push_next: true, ..Deps::NONE },
-            buf: ins::BUF_ACC,
-            dram: p_addr as u32,
-            stride: (dim * 4) as u32,
-            rows: 3,
-            cols: dim as u16,
-            ..Default::default()
-        }));
+        v.push(Instr::from(crate::gemm::load_params(p_addr, 3, dim, 0, Deps { push_next: true, ..Deps::NONE })));
         for blk in 0..cb {
             v.push(Instr::from(ins::Vadd {
                 deps: Deps { pop_prev: blk == 0, push_next: blk + 1 == cb, ..Deps::NONE },

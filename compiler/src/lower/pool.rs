@@ -221,16 +221,7 @@ pub fn lower_avgpool(
                 addr: ones_row as u16,
                 ..Default::default()
             }),
-            Instr::from(ins::Load {
-                deps: Deps { push_next: true, ..Deps::NONE },
-                buf: ins::BUF_ACC,
-                dram: params as u32,
-                stride: (dim * 4) as u32,
-                rows: 2,
-                cols: dim as u16,
-                addr: param_row as u16,
-                ..Default::default()
-            }),
+            Instr::from(gemm::load_params(params, 2, dim, param_row as u16, Deps { push_next: true, ..Deps::NONE })),
         ]);
         let mut ops: Vec<Instr> = Vec::new();
         for blk in 0..cb {
