@@ -409,7 +409,7 @@ fn device_fault_is_reported_and_writes_nothing() {
     );
     assert_bad_input(
         &o,
-        &["the device faulted at instruction 0 (load dram=0x2000", "DMA outside the memory window"],
+        &["the device faulted at instruction 0 (`load dram=0x2000", "DMA outside the memory window"],
         p,
         &["r.json", "t.json", "d.npy"],
     );

@@ -15,6 +15,7 @@ use isa::program::{Program, TensorInfo};
 use isa::HwConfig;
 use std::path::{Path, PathBuf};
 use systole::flow::backend::{self, Backend};
+use systole::flow::infer::run_error;
 use systole::flow::report::Report;
 
 #[derive(Args, Debug)]
@@ -234,14 +235,14 @@ pub fn run(args: &SimArgs) -> Result<()> {
         }
     };
     if let Outcome::Fault { code, pc } = rep.outcome {
-        let overwritten = driver::fault::overwritten_code(drv.device_mut(), &prog, pc);
+        let layers = systole::flow::layers::from_program(&prog);
+        let single = systole::flow::RunNumber { index: 0, of: 1 };
+        let e = run_error(driver::DriverError::Fault { code, pc }, drv.device_mut(), &prog, &layers, single);
         drop(drv);
         if let Some(t) = &vcd_tmp {
             let _ = std::fs::remove_file(t);
         }
-        let text = prog.code.get(pc as usize).map_or_else(|| "past the end of the code".to_string(), |i| i.to_string());
-        let why = overwritten.map_or_else(String::new, |o| format!("; {o}"));
-        return Err(CliError::input(format!("the device faulted at instruction {pc} ({text}): {}{why}", code.name())));
+        return Err(e.into());
     }
 
     let mut outputs = Outputs::new();

@@ -160,12 +160,7 @@ pub fn run_batch<D: Device>(
     };
     for k in 0..batch.runs {
         let inf = batch.infer(drv, prog, k).map_err(|e| {
-            // A fault on code the program overwrote: say what happened.
-            let overwritten = match &e {
-                DriverError::Fault { pc, .. } => driver::fault::overwritten_code(drv.device_mut(), prog, *pc),
-                _ => None,
-            };
-            comparison.mismatch().unwrap_or_else(|| run_error(e, prog, layers, batch.number(k), overwritten))
+            comparison.mismatch().unwrap_or_else(|| run_error(e, drv.device_mut(), prog, layers, batch.number(k)))
         })?;
         if let Some(chk) = checker {
             chk.check(drv, model, batch.run_input(k), &inf, batch.number(k))?;
@@ -184,14 +179,15 @@ pub fn run_batch<D: Device>(
 }
 
 /// A driver error during a run, naming the run (counted from 1, when there
-/// are several), the instruction and its layer, and what overwrote the
-/// instruction if the program wrote over its own code (`overwritten`).
-pub fn run_error(
+/// are several), the instruction and its layer, and — read from the device
+/// that faulted — what overwrote the instruction if the program wrote over
+/// its own code. `run`, `sim` and `sweep` all say a fault this way.
+pub fn run_error<D: Device + ?Sized>(
     e: DriverError,
+    dev: &mut D,
     prog: &Program,
     layers: &[LayerMeta],
     run: RunNumber,
-    overwritten: Option<String>,
 ) -> FlowError {
     let run = if run.of > 1 { format!("{run}: ") } else { String::new() };
     match e {
@@ -200,7 +196,7 @@ pub fn run_error(
                 prog.code.get(pc as usize).map_or_else(|| "past the end of the code".to_string(), |i| format!("`{i}`"));
             let layer = layers::layer_of(layers, pc as usize)
                 .map_or_else(String::new, |l| format!(" in layer `{}` ({})", l.name, l.op));
-            let why = overwritten.map_or_else(String::new, |o| format!("; {o}"));
+            let why = driver::fault::overwritten_code(dev, prog, pc).map_or_else(String::new, |o| format!("; {o}"));
             FlowError::input(format!(
                 "{run}the device faulted at instruction {pc} ({instr}){layer}: {}{why}",
                 code.name()

@@ -266,7 +266,11 @@ fn measure(
     };
     let inf = match inf {
         Ok(i) => i,
-        Err(e) => return Ok(Status::RunError(format!("the run failed: {e}"), area)),
+        Err(e) => {
+            let layers = super::layers::from_program(prog);
+            let e = super::infer::run_error(e, drv.device_mut(), prog, &layers, super::RunNumber { index: 0, of: 1 });
+            return Ok(Status::RunError(format!("the run failed: {e}"), area));
+        }
     };
     let c = &inf.report.counters;
     let energy = sim::energy::energy(cfg, c, table);
