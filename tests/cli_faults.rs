@@ -22,7 +22,7 @@ fn self_overwriting_program_is_explained() {
         &o,
         2,
         &[
-            "faulted at instruction 41 (finish): illegal instruction",
+            "faulted at instruction 41 (`finish`): illegal instruction",
             "the program overwrote its own code: the STORE of instruction 0 (started at cycle",
             "wrote over instruction 41 at 0x520, so the device fetched 0x0 (no instruction) there instead of `finish`",
         ],
