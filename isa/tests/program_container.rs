@@ -655,7 +655,9 @@ fn arb_program() -> impl Strategy<Value = Program> {
                     code,
                     data_addr: 0x800,
                     data,
-                    mem_bytes: 0x2000,
+                    // Room for the largest generated tensor: an i32 7x7x7
+                    // map with a halo of 2 (3,388 B) at 0x1000 + 0x3ff.
+                    mem_bytes: 0x3000,
                     tensors: t0.into_iter().chain(t1).collect(),
                     meta: ProgramMeta { producer, source: String::new(), layers, config, graph },
                 }
