@@ -415,6 +415,9 @@ instructions! {
         n: u16 = 16 U "preload: tile columns, 1..=array.cols",
         wfmt: u8 = 2 WFMT "preload: weight format (only i8 implemented)",
         meta: u16 = 16 U "preload: 2:4 metadata row (reserved, 0)",
+        a_stride: u8 = 8 U "row step between consecutive input rows of a group (0 means 1)",
+        a_group: u16 = 16 U "input rows per group (0: all m rows are one group)",
+        a_gstride: u16 = 16 U "row step between the first input rows of consecutive groups",
     }
     /// Post-process accumulator rows into scratchpad rows: add the per-column
     /// bias, requantize with the per-column float32 scale (ORT-exact), add the
@@ -457,12 +460,59 @@ instructions! {
         qmin: i16 = 9 S "clamp lower bound",
         qmax: i16 = 9 S "clamp upper bound",
     }
+    /// Map every byte of scratchpad rows through a 256-entry table held in
+    /// scratchpad rows (element-wise unary ops, requantization between scales).
+    Vlut = 0x0a, "vlut", |_| Some(Queue::Compute), {
+        src: u16 = 16 U "first row of the input",
+        dst: u16 = 16 U "first destination row",
+        n: u16 = 16 U "rows to process (>= 1)",
+        table: u16 = 16 U "first scratchpad row of the table: entry e at row table + e / cols, column e % cols",
+    }
     /// Move dependency tokens only: runs in the named queue for one cycle.
     Sync = 0x08, "sync", |i| match i { Instr::Sync(s) => match s.queue { 0 => Some(Queue::Load), 1 => Some(Queue::Compute), 2 => Some(Queue::Store), _ => None }, _ => None }, {
         queue: u8 = 2 QUEUE "queue the instruction runs in",
     }
     /// End of program: completes when every queue and unit is idle.
     Finish = 0x09, "finish", |_| None, {
+    }
+}
+
+impl Matmul {
+    /// Rows per group of the input-row pattern (ISA.md §3 `matmul`).
+    pub fn group_rows(&self) -> u64 {
+        if self.a_group == 0 {
+            self.m as u64
+        } else {
+            self.a_group as u64
+        }
+    }
+
+    /// Row step inside a group (`a_stride`, 0 meaning 1).
+    pub fn row_step(&self) -> u64 {
+        (self.a_stride as u64).max(1)
+    }
+
+    /// Scratchpad row of input row `i`: `a + (i / g) * a_gstride + (i % g) * s`.
+    pub fn input_row(&self, i: u64) -> u64 {
+        let g = self.group_rows();
+        self.a as u64 + (i / g) * self.a_gstride as u64 + (i % g) * self.row_step()
+    }
+
+    /// The input rows' span `[a, a_last]` as `(first, one past a_last)`: the
+    /// range the legality check and the post-processor interlock use.
+    pub fn input_span(&self) -> (u64, u64) {
+        let (m, g) = (self.m as u64, self.group_rows());
+        if m == 0 {
+            return (self.a as u64, self.a as u64);
+        }
+        let last = self.a as u64 + ((m - 1) / g) * self.a_gstride as u64 + (g.min(m) - 1) * self.row_step();
+        (self.a as u64, last + 1)
+    }
+
+    /// True when the input rows are `a, a + 1, ..., a + m - 1`.
+    pub fn input_contiguous(&self) -> bool {
+        let g = self.group_rows();
+        self.row_step() == 1 && (g >= self.m as u64 || self.a_gstride as u64 == g)
     }
 }
 
@@ -488,7 +538,7 @@ impl Instr {
             Instr::Matmul(m) if m.preload != 0 => &["m", "k", "n"],
             Instr::Matmul(_) => &["m"],
             Instr::Requant(_) => &["rows"],
-            Instr::Vmax(_) | Instr::Vadd(_) => &["n"],
+            Instr::Vmax(_) | Instr::Vadd(_) | Instr::Vlut(_) => &["n"],
             _ => &[],
         };
         for (f, v) in spec.fields.iter().zip(self.values()) {

@@ -191,7 +191,8 @@ pub fn check(instr: &Instr, cfg: &HwConfig) -> Result<(), Illegal> {
             in_spad("ldw weights", l.addr as u64, l.k as u64)?;
         }
         Instr::Matmul(m) => {
-            in_spad("matmul input", m.a as u64, m.m as u64)?;
+            let (lo, hi) = m.input_span();
+            in_spad("matmul input", lo, hi - lo)?;
             in_acc("matmul output", m.acc as u64, m.m as u64)?;
             if m.preload != 0 {
                 tile(m.k, m.n, m.wfmt, m.meta)?;
@@ -229,6 +230,12 @@ pub fn check(instr: &Instr, cfg: &HwConfig) -> Result<(), Illegal> {
             if v.qmin > v.qmax {
                 return Err(illegal(format!("qmin {} > qmax {}", v.qmin, v.qmax)));
             }
+        }
+        Instr::Vlut(v) => {
+            let n = v.n as u64;
+            in_spad("vlut src", v.src as u64, n)?;
+            in_spad("vlut dst", v.dst as u64, n)?;
+            in_spad("vlut table", v.table as u64, crate::timing::lut_rows(cfg.array.cols))?;
         }
         Instr::Sync(_) | Instr::Finish(_) => {}
     }

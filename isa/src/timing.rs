@@ -22,6 +22,16 @@ pub const REQUANT_OVERHEAD: u64 = 3;
 pub const VMAX_OVERHEAD: u64 = 1;
 /// Cycles a VADD spends beyond one per row (three parameter rows, one stage).
 pub const VADD_OVERHEAD: u64 = 4;
+/// Cycles a VLUT spends beyond its table rows and one per row (one stage).
+pub const VLUT_OVERHEAD: u64 = 1;
+/// Entries of a VLUT table (one per byte value).
+pub const LUT_ENTRIES: u32 = 256;
+
+/// Scratchpad rows a VLUT table occupies, and cycles a VLUT spends reading
+/// it: `ceil(256 / cols)`.
+pub fn lut_rows(cols: u32) -> u64 {
+    LUT_ENTRIES.div_ceil(cols) as u64
+}
 
 /// Cycles from a MATMUL's first streaming cycle to the cycle after its last
 /// accumulator write beyond one per row: skew in, down the rows, skew out.

@@ -237,6 +237,8 @@ pub fn header() -> String {
         timing::REQUANT_OVERHEAD,
         timing::VMAX_OVERHEAD,
         timing::VADD_OVERHEAD,
+        timing::VLUT_OVERHEAD,
+        timing::LUT_ENTRIES,
     ) {
         o.int(name, v);
     }

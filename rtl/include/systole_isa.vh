@@ -28,6 +28,7 @@
 `define SYS_OP_REQUANT 'h05
 `define SYS_OP_VMAX 'h06
 `define SYS_OP_VADD 'h07
+`define SYS_OP_VLUT 'h0a
 `define SYS_OP_SYNC 'h08
 `define SYS_OP_FINISH 'h09
 
@@ -150,7 +151,16 @@
 `define SYS_MATMUL_META_LO 118
 `define SYS_MATMUL_META_W 16
 `define SYS_MATMUL_META_HI 133
-`define SYS_MATMUL_END 134
+`define SYS_MATMUL_A_STRIDE_LO 134
+`define SYS_MATMUL_A_STRIDE_W 8
+`define SYS_MATMUL_A_STRIDE_HI 141
+`define SYS_MATMUL_A_GROUP_LO 142
+`define SYS_MATMUL_A_GROUP_W 16
+`define SYS_MATMUL_A_GROUP_HI 157
+`define SYS_MATMUL_A_GSTRIDE_LO 158
+`define SYS_MATMUL_A_GSTRIDE_W 16
+`define SYS_MATMUL_A_GSTRIDE_HI 173
+`define SYS_MATMUL_END 174
 
 // requant fields: _LO lowest bit, _W width, _HI highest bit
 `define SYS_REQUANT_ACC_LO 16
@@ -253,6 +263,21 @@
 `define SYS_VADD_QMAX_SIGNED 1
 `define SYS_VADD_END 143
 
+// vlut fields: _LO lowest bit, _W width, _HI highest bit
+`define SYS_VLUT_SRC_LO 16
+`define SYS_VLUT_SRC_W 16
+`define SYS_VLUT_SRC_HI 31
+`define SYS_VLUT_DST_LO 32
+`define SYS_VLUT_DST_W 16
+`define SYS_VLUT_DST_HI 47
+`define SYS_VLUT_N_LO 48
+`define SYS_VLUT_N_W 16
+`define SYS_VLUT_N_HI 63
+`define SYS_VLUT_TABLE_LO 64
+`define SYS_VLUT_TABLE_W 16
+`define SYS_VLUT_TABLE_HI 79
+`define SYS_VLUT_END 80
+
 // sync fields: _LO lowest bit, _W width, _HI highest bit
 `define SYS_SYNC_QUEUE_LO 16
 `define SYS_SYNC_QUEUE_W 2
@@ -342,6 +367,8 @@
 `define SYS_REQUANT_OVERHEAD 3
 `define SYS_VMAX_OVERHEAD 1
 `define SYS_VADD_OVERHEAD 4
+`define SYS_VLUT_OVERHEAD 1
+`define SYS_LUT_ENTRIES 256
 `define SYS_ARRAY_LATENCY(rows, cols) (1 * (rows) + 1 * (cols) + 0)
 
 // Numerics (isa::numerics)

@@ -34,6 +34,44 @@ impl WeightTile {
     }
 }
 
+/// A MATMUL's input rows, following its row pattern (ISA.md §3): groups of
+/// rows `row_step` apart are streamed through the weights into consecutive
+/// accumulator rows from `acc_row`; a contiguous pattern is one stream.
+pub fn matmul_pattern(
+    wt: &WeightTile,
+    rows: usize,
+    cols: usize,
+    spad: &[u8],
+    m: &isa::instr::Matmul,
+    acc: &mut [i32],
+    acc_row: usize,
+) {
+    let (unsigned, accumulate) = (m.in_type == isa::instr::ELEM_U8, m.accumulate != 0);
+    let total = m.m as usize;
+    if m.input_contiguous() {
+        return matmul(wt, rows, cols, spad, m.a as usize, total, unsigned, acc, acc_row, accumulate);
+    }
+    let (g, step) = (m.group_rows() as usize, m.row_step() as usize);
+    let mut rows_buf = Vec::new();
+    let mut i = 0;
+    while i < total {
+        let len = g.min(total - i);
+        let first = m.input_row(i as u64) as usize;
+        if step == 1 {
+            matmul(wt, rows, cols, spad, first, len, unsigned, acc, acc_row + i, accumulate);
+        } else {
+            // Gather the group's rows, then stream them as one block.
+            rows_buf.clear();
+            for j in 0..len {
+                let r = first + j * step;
+                rows_buf.extend_from_slice(&spad[r * cols..(r + 1) * cols]);
+            }
+            matmul(wt, rows, cols, &rows_buf, 0, len, unsigned, acc, acc_row + i, accumulate);
+        }
+        i += len;
+    }
+}
+
 /// Streams `m` scratchpad rows through the weights into accumulator rows:
 /// `acc[i][c] = (accumulate ? acc[i][c] : 0) + sum_r x[i][r] * w[r][c]`.
 #[allow(clippy::too_many_arguments)]
@@ -163,6 +201,21 @@ pub fn vmax(
             *out = if elem(x, unsigned) >= elem(y, unsigned) { x } else { y };
         }
         spad[(d + i * sd) * cols..(d + i * sd + 1) * cols].copy_from_slice(&row);
+    }
+}
+
+/// VLUT: every byte of rows `src..src + n` through the 256-entry table in
+/// rows `table..` (entry `e` at row `table + e / cols`, column `e % cols`),
+/// into rows `dst..`; row by row, so a row is read before it is written.
+pub fn vlut(spad: &mut [u8], cols: usize, src: usize, dst: usize, n: usize, table: usize) {
+    let entries = isa::timing::LUT_ENTRIES as usize;
+    let lut: Vec<u8> = spad[table * cols..table * cols + entries].to_vec();
+    let mut row = vec![0u8; cols];
+    for i in 0..n {
+        for (out, &x) in row.iter_mut().zip(&spad[(src + i) * cols..(src + i + 1) * cols]) {
+            *out = lut[x as usize];
+        }
+        spad[(dst + i) * cols..(dst + i + 1) * cols].copy_from_slice(&row);
     }
 }
 

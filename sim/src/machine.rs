@@ -581,12 +581,13 @@ impl Model {
             Instr::Matmul(m) => {
                 // Its scratchpad reads (inputs, and the preloaded weights)
                 // and its accumulator writes wait for the post-processor.
-                let reads_ppu_dst = overlaps(m.a as u64, m.m as u64, c.ppu_dst)
-                    || (m.preload != 0 && overlaps(m.w as u64, m.k as u64, c.ppu_dst));
+                let (lo, hi) = m.input_span();
+                let reads_ppu_dst =
+                    overlaps(lo, hi - lo, c.ppu_dst) || (m.preload != 0 && overlaps(m.w as u64, m.k as u64, c.ppu_dst));
                 c.array_free <= t && !reads_ppu_dst && !overlaps(m.acc as u64, m.m as u64, c.ppu_acc)
             }
             Instr::Requant(_) => c.ppu_free <= t && c.drained_at <= t,
-            Instr::Vmax(_) | Instr::Vadd(_) => c.ppu_free <= t,
+            Instr::Vmax(_) | Instr::Vadd(_) | Instr::Vlut(_) => c.ppu_free <= t,
             Instr::Sync(_) => true,
             other => unreachable!("{other:?} in the compute queue"),
         };
@@ -619,18 +620,7 @@ impl Model {
                 if m.swap != 0 {
                     std::mem::swap(&mut self.active, &mut self.shadow);
                 }
-                array::matmul(
-                    &self.active,
-                    rows,
-                    cols,
-                    &self.spad,
-                    m.a as usize,
-                    m.m as usize,
-                    m.in_type == ins::ELEM_U8,
-                    &mut self.acc,
-                    m.acc as usize,
-                    m.accumulate != 0,
-                );
+                array::matmul_pattern(&self.active, rows, cols, &self.spad, &m, &mut self.acc, m.acc as usize);
                 self.counters.add(Counter::Macs, m.m as u64 * self.active.k as u64 * self.active.n as u64);
                 let mut span = m.m as u64;
                 if m.preload != 0 {
@@ -728,6 +718,20 @@ impl Model {
                 self.counters.add(Counter::PpuBusy, issue_end - t);
                 self.counters.add(Counter::SpadReadRows, 2 * n);
                 self.counters.add(Counter::AccReadRows, 3);
+                self.counters.add(Counter::SpadWriteRows, n);
+                self.counters.add(Counter::PpuElements, n * cols as u64);
+            }
+            Instr::Vlut(v) => {
+                let n = v.n as u64;
+                let table_rows = lut_rows(self.cfg.array.cols);
+                array::vlut(&mut self.spad, cols, v.src as usize, v.dst as usize, v.n as usize, v.table as usize);
+                issue_end = t + table_rows + n + VLUT_OVERHEAD;
+                (prev_at, next_at, finish) = (issue_end, issue_end, issue_end);
+                c.ppu_free = issue_end;
+                c.ppu_dst = (v.dst as u64, v.dst as u64 + n);
+                c.ppu_acc = (0, 0);
+                self.counters.add(Counter::PpuBusy, issue_end - t);
+                self.counters.add(Counter::SpadReadRows, table_rows + n);
                 self.counters.add(Counter::SpadWriteRows, n);
                 self.counters.add(Counter::PpuElements, n * cols as u64);
             }
