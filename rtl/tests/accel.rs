@@ -401,6 +401,8 @@ fn random_instruction_words_match_the_model() {
          requant acc=1 rows=2 dst=4 params=8 out_type=u8 zp=3 qmin=3 qmax=200\n\
          vmax a=0 a_stride=2 b=1 b_stride=2 dst=10 dst_stride=1 n=4 elem=u8\n\
          vadd a=0 b=4 dst=8 n=4 params=10 in_type=i8 out_type=u8 za=-3 zb=5 zo=7 qmin=7 qmax=255\n\
+         vlut src=3 dst=9 n=5 table=20\n\
+         matmul a=2 m=7 acc=1 a_stride=2 a_group=3 a_gstride=9\n\
          sync queue=store @signal(compute)\n",
     )
     .unwrap();
@@ -465,5 +467,230 @@ fn tall_array_matches_the_model() {
         let img = image(&code, random_bytes(0x3000, seed), 1 << 20);
         let r = check_both(&cfg, "tall array program", &img);
         assert_eq!(r.outcome, Outcome::Done);
+    }
+}
+
+/// A config's shape for the program generators below: columns, the vlut
+/// table's rows, scratchpad rows.
+fn shape(cfg: &HwConfig) -> (u64, u64, u64) {
+    let cols = cfg.array.cols as u64;
+    (cols, isa::timing::lut_rows(cfg.array.cols), cfg.spad_rows() as u64)
+}
+
+/// Parses `text` and runs it on both backends over random data (seeded);
+/// it must finish.
+fn check_text(cfg: &HwConfig, what: &str, text: &str, seed: u64) -> RunReport {
+    let code = isa::asm::parse_program(text).unwrap_or_else(|e| panic!("{what}: {e}\n{text}"));
+    let img = image(&code, random_bytes(0x30000, seed), 1 << 20);
+    let r = check_both(cfg, what, &img);
+    assert_eq!(r.outcome, Outcome::Done, "{what} on `{}`", cfg.name);
+    r
+}
+
+/// `vlut` on both array sizes: tables at the scratchpad's end, at row 0 and
+/// inside the rows it rewrites (the table is a snapshot taken first), in
+/// place, with the destination one row after and before the source (each
+/// row is read before it is written), a long run over most of the loaded
+/// rows, and back to back with vmax, ldw, matmul and requant (whose inputs
+/// the vlut wrote: the interlocks) and with another vlut.
+#[test]
+fn vlut_matches_the_model() {
+    for hw in ["tiny", "default"] {
+        let cfg = config(hw);
+        let (c, t, spad) = shape(&cfg);
+        let (rows, k) = (cfg.array.rows, cfg.array.rows.min(cfg.array.cols));
+        let end = spad - t;
+        // Requant parameters at 0x20000: a bias row (small int32) and a
+        // scale row (0.03125 as f32) per column.
+        let text = format!(
+            "load dram=0 stride={c} rows=3000 cols={c} addr=0\n\
+             load dram=0x10000 stride={c} rows={t} cols={c} addr={end}\n\
+             load buf=acc dram=0x20000 stride={acc_stride} rows=2 cols={c} addr=200 @signal(compute)\n\
+             vlut src=0 dst=100 n=90 table={end} @wait(load)\n\
+             vlut src=100 dst=100 n=90 table={end}\n\
+             vlut src=10 dst=11 n=50 table=200\n\
+             vlut src=12 dst=11 n=40 table=205\n\
+             vlut src=300 dst=250 n=70 table=260\n\
+             vmax a=100 a_stride=1 b=250 b_stride=2 dst=400 dst_stride=1 n=20\n\
+             vlut src=400 dst=400 n=20 table=0\n\
+             ldw addr=400 k={k} n={c}\n\
+             vlut src=420 dst=430 n=3 table=1\n\
+             matmul a=430 m=3 acc=0 swap=1\n\
+             vlut src=600 dst=700 n=2300 table=5\n\
+             matmul a=690 m=40 acc=3 in_type=u8\n\
+             requant acc=0 rows=43 dst=3000 params=200 zp=3 qmin=-100 qmax=100\n\
+             vlut src=3000 dst=3000 n=43 table={req_table}\n\
+             vlut src=3000 dst=3043 n=43 table=2900\n\
+             sync queue=compute @signal(store)\n\
+             store dram=0x40000 stride={c} rows=3086 cols={c} addr=0 @wait(compute)\n\
+             store dram=0x80000 stride={c} rows={t} cols={c} addr={end}\n\
+             store buf=acc dram=0x90000 stride={acc_stride} rows=43 cols={c} addr=0\n\
+             finish\n",
+            acc_stride = 4 * c,
+            // The table's last row is the requant's last: the in-place
+            // vlut rewrites its own table.
+            req_table = 3043 - t,
+        );
+        let code = isa::asm::parse_program(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        for seed in 0..2 {
+            let mut data = random_bytes(0x30000, seed);
+            for col in 0..c as usize {
+                let bias = (data[col] as i8 as i32) * 50;
+                data[0x20000 + 4 * col..][..4].copy_from_slice(&bias.to_le_bytes());
+                let at = 0x20000 + 4 * c as usize + 4 * col;
+                data[at..at + 4].copy_from_slice(&0.03125f32.to_bits().to_le_bytes());
+            }
+            let img = image(&code, data, 1 << 20);
+            let r = check_both(&cfg, "vlut program", &img);
+            assert_eq!(r.outcome, Outcome::Done);
+            println!(
+                "vlut program on {hw} ({rows}x{c}, {t} table rows): {} cycles, equal on both backends",
+                r.cycles()
+            );
+        }
+    }
+}
+
+/// `matmul` input-row patterns on both array sizes: the model's unit-test
+/// patterns (contiguous, strided, grouped as a stride-2 convolution's output
+/// row, overlapping groups, one-row groups), back to back (each next
+/// pattern starts on the cycle the previous one's rows end), with
+/// accumulation and preload; and the post-processor interlock, which takes
+/// every row of the span [a, a_last] as read: a matmul waits for a vmax
+/// writing a row between its strided rows, or the span's last row (past
+/// the rows a partial last group reads), and not for one writing the row
+/// after the span.
+#[test]
+fn matmul_patterns_match_the_model() {
+    for hw in ["tiny", "default"] {
+        let cfg = config(hw);
+        let (c, _, _) = shape(&cfg);
+        let k = cfg.array.rows.min(cfg.array.cols);
+        let mut text = format!(
+            "load dram=0 stride={c} rows=600 cols={c} addr=0 @signal(compute)\n\
+             ldw addr=0 k={k} n={c} @wait(load)\n"
+        );
+        let patterns = [(20, 3, 0, 0, 0), (20, 3, 2, 0, 0), (24, 1, 2, 6, 30), (15, 0, 1, 5, 2), (9, 7, 3, 1, 5)];
+        let mut acc = 0;
+        for (i, (m, a, s, g, gs)) in patterns.iter().enumerate() {
+            let swap = if i == 0 { " swap=1" } else { "" };
+            text += &format!("matmul a={} m={m} acc={acc} a_stride={s} a_group={g} a_gstride={gs}{swap}\n", k + a);
+            acc += m;
+        }
+        // Accumulating over the first pattern's rows, with a preload, then
+        // swapping the preloaded tile in.
+        text += &format!(
+            "matmul a=50 m=20 acc=0 accumulate=1 a_stride=3 a_group=4 a_gstride=7 in_type=u8 preload=1 w=5 k={k} n={c}\n\
+             matmul a=80 m=12 acc={acc} swap=1 a_stride=5 a_group=5 a_gstride=1\n"
+        );
+        acc += 12;
+        // The interlock. Span of `a=200 m=10 a_stride=3 a_group=4
+        // a_gstride=20`: rows 200..=249 (last group: 240, 243; a_last 249).
+        let pattern = "a_stride=3 a_group=4 a_gstride=20";
+        let vmax = |dst: u64| format!("vmax a=300 a_stride=1 b=330 b_stride=1 dst={dst} dst_stride=1 n=25\n");
+        for (dst, note) in [(201, "between strided rows"), (249, "a_last"), (250, "after the span")] {
+            text += &vmax(dst);
+            text += &format!("matmul a=200 m=10 acc={acc} {pattern} ; {note}\n");
+            acc += 10;
+        }
+        // A vlut's destination inside the span of a one-row-group pattern.
+        text += &format!(
+            "vlut src=400 dst=417 n=9 table=450\n\
+             matmul a=400 m=6 acc={acc} a_group=1 a_gstride=4\n"
+        );
+        acc += 6;
+        text += "sync queue=compute @signal(store)\n";
+        // The accumulator rows 32 at a time, each store after the previous
+        // one's bytes left (a STORE-queue sync waits for the unit to be
+        // idle): a row of int32 is read faster than DRAM takes it, and the
+        // RTL's staging buffer is finite.
+        for (i, first) in (0..acc).step_by(32).enumerate() {
+            let wait = if i == 0 { " @wait(compute)" } else { "" };
+            let (rows, dram) = ((acc - first).min(32), 0x40000 + first * 4 * c);
+            text += &format!(
+                "store buf=acc dram={dram} stride={s} rows={rows} cols={c} addr={first}{wait}\nsync queue=store\n",
+                s = 4 * c
+            );
+        }
+        text += &format!("store dram=0x60000 stride={c} rows=600 cols={c} addr=0\nfinish\n");
+        for seed in 0..2 {
+            let r = check_text(&cfg, "matmul patterns", &text, 100 + seed);
+            println!("matmul patterns on {hw}: {} cycles, equal on both backends", r.cycles());
+        }
+    }
+}
+
+/// The dispatch check of the new fields on both sizes: a vlut's table,
+/// source or destination past the scratchpad, a zero-row vlut, and matmul
+/// input spans past it (the last group partial, one-row groups far apart,
+/// a long stride, a group longer than m), each faulting (or not) at the
+/// same cycle with the same ERROR_PC, also behind a running instruction.
+#[test]
+fn pattern_and_table_faults_match_the_model() {
+    use isa::regs::ErrorCode::{BufferOutOfRange, IllegalInstruction};
+    for hw in ["tiny", "default"] {
+        let cfg = config(hw);
+        let (c, t, spad) = shape(&cfg);
+        let win = (0x1000, 0x10000);
+        let lead = format!(
+            "load dram=0x2000 stride={c} rows=8 cols={c} @signal(compute)\nvlut src=0 dst=0 n=8 table=0 @wait(load)\n"
+        );
+        let bad: Vec<(String, String, isa::regs::ErrorCode)> = vec![
+            (
+                "vlut table past the scratchpad".into(),
+                format!("vlut src=0 dst=0 n=1 table={}", spad - t + 1),
+                BufferOutOfRange,
+            ),
+            ("vlut table at the last row".into(), format!("vlut src=0 dst=0 n=1 table={}", spad - 1), BufferOutOfRange),
+            (
+                "vlut source past the scratchpad".into(),
+                format!("vlut src={} dst=0 n=2 table=0", spad - 1),
+                BufferOutOfRange,
+            ),
+            (
+                "vlut destination past the scratchpad".into(),
+                format!("vlut src=0 dst={} n=2 table=0", spad - 1),
+                BufferOutOfRange,
+            ),
+            (
+                "matmul span past the scratchpad (partial last group)".into(),
+                format!("matmul a={} m=10 a_stride=3 a_group=4 a_gstride=100", spad - 209),
+                BufferOutOfRange,
+            ),
+            ("matmul groups far apart".into(), "matmul a=0 m=3 a_group=1 a_gstride=65535".into(), BufferOutOfRange),
+            ("matmul long stride".into(), "matmul a=0 m=300 a_stride=255".into(), BufferOutOfRange),
+            (
+                "matmul group longer than m".into(),
+                format!("matmul a={} m=5 a_stride=2 a_group=1000 a_gstride=7", spad - 8),
+                BufferOutOfRange,
+            ),
+        ];
+        for (what, instr, want) in &bad {
+            check_fault(&cfg, what, &format!("{instr}\nfinish"), win, *want);
+            check_fault(&cfg, &format!("{what}, behind a vlut"), &format!("{lead}{instr}\nfinish"), win, *want);
+        }
+        // A vlut of no rows does not decode (the assembler refuses to write it).
+        let mut code: Vec<[u8; 32]> = isa::asm::parse_program(&lead).unwrap().iter().map(|i| i.encode()).collect();
+        code.push(Instr::Vlut(isa::instr::Vlut { n: 0, ..Default::default() }).encode());
+        code.push(isa::asm::parse_program("finish").unwrap()[0].encode());
+        let r =
+            check_fault_raw(&cfg, "vlut of no rows", &code, 0x4000, code.len() as u32, win, Some(IllegalInstruction));
+        assert!(matches!(r.outcome, Outcome::Fault { .. }));
+        // The largest legal spans and tables run.
+        let ok = [
+            format!("vlut src=0 dst=0 n=1 table={}", spad - t),
+            format!("matmul a={} m=10 a_stride=3 a_group=4 a_gstride=100", spad - 210),
+            format!("matmul a={} m=5 a_stride=2 a_group=1000 a_gstride=7", spad - 9),
+        ];
+        for instr in &ok {
+            let code: Vec<[u8; 32]> = isa::asm::parse_program(&format!("{lead}{instr}\nfinish"))
+                .unwrap()
+                .iter()
+                .map(|i| i.encode())
+                .collect();
+            let r = check_fault_raw(&cfg, instr, &code, 0x4000, code.len() as u32, win, None);
+            assert_eq!(r.outcome, Outcome::Done, "{instr} on {hw}");
+        }
+        println!("vlut and matmul-pattern faults on {hw}: every code and cycle equal");
     }
 }

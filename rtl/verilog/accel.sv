@@ -286,6 +286,7 @@ module accel #(
   logic [2:0] chk_code;
   logic chk_finish;
   logic [1:0] chk_queue;
+  logic [16:0] chk_mm_in_end;
   assign head_instr = fbuf[fb_head[FBW-1:0]];
   assign head_avail = fb_head != fb_tail && fb_avail[fb_head[FBW-1:0]];
 
@@ -295,7 +296,8 @@ module accel #(
       .win_limit(win_limit),
       .code(chk_code),
       .is_finish(chk_finish),
-      .queue(chk_queue)
+      .queue(chk_queue),
+      .mm_in_end(chk_mm_in_end)
   );
 
   // The queues: QUEUE_DEPTH entries each of {pc, instruction}.
@@ -303,6 +305,7 @@ module accel #(
   localparam int QDW = $clog2(QD);
   logic [255:0] q_instr[4*QD];  // queue q, slot i at {q, i} (QD is a power of two)
   logic [31:0] q_pc[4*QD];
+  logic [16:0] q_mm_in_end[QD];  // COMPUTE queue: a matmul's predecoded input span end
   logic [QDW:0] q_head[3], q_tail[3];
   logic [2:0] q_empty, q_full, q_pop;
   logic [QDW:0] q_tail_sel;  // tail of the queue the head dispatches to
@@ -458,6 +461,7 @@ module accel #(
   compute #(.ROWS(ROWS), .COLS(COLS), .SPAD_ROWS(SPAD_ROWS), .ACC_ROWS(ACC_ROWS)) u_compute (
       .clk(clk), .rst(rst),
       .head_valid(!q_empty[1]), .head_instr(hd_instr[1]), .head_pc(hd_pc[1]), .tok_ok(tok_ok[1]),
+      .head_mm_in_end(q_mm_in_end[q_head[1][QDW-1:0]]),
       .start(cp_start), .push_prev_n(cp_push_prev_n), .push_next_n(cp_push_next_n),
       .sp_row_x(cp_sp_row_x), .sp_q_x(spad[cp_sp_row_x[SPW-1:0]]),
       .sp_row_w(cp_sp_row_w), .sp_q_w(spad[cp_sp_row_w[SPW-1:0]]),
@@ -640,6 +644,7 @@ module accel #(
       if (!halt && disp_move) begin
         q_instr[{chk_queue, q_tail_sel[QDW-1:0]}] <= head_instr;
         q_pc[{chk_queue, q_tail_sel[QDW-1:0]}] <= dispatched;
+        if (chk_queue == 2'(`SYS_QUEUE_COMPUTE)) q_mm_in_end[q_tail_sel[QDW-1:0]] <= chk_mm_in_end;
         q_tail[chk_queue] <= q_tail[chk_queue] + 1'b1;
       end
       // Phase 3: starts leave their queues.

@@ -41,8 +41,12 @@ module check #(
     output logic         is_finish,  // legal finish
     // The port name is the dispatcher's interface; `queue` is only a C++ word.
     /* verilator lint_off SYMRSVDWORD */
-    output logic [  1:0] queue       // `SYS_QUEUE_* (for a legal non-finish)
+    output logic [  1:0] queue,      // `SYS_QUEUE_* (for a legal non-finish)
     /* verilator lint_on SYMRSVDWORD */
+    // A legal matmul's input span end (one past `a_last`, <= SPAD_ROWS):
+    // predecoded here, where the span is checked, for the COMPUTE unit's
+    // interlock (the span needs a division).
+    output logic [ 16:0] mm_in_end
 );
 
   // Configuration limits, 32 bits (all are <= 65536).
@@ -65,6 +69,7 @@ module check #(
   localparam logic [7:0] OP_REQUANT = `SYS_OP_REQUANT;
   localparam logic [7:0] OP_VMAX = `SYS_OP_VMAX;
   localparam logic [7:0] OP_VADD = `SYS_OP_VADD;
+  localparam logic [7:0] OP_VLUT = `SYS_OP_VLUT;
   localparam logic [7:0] OP_SYNC = `SYS_OP_SYNC;
   localparam logic [7:0] OP_FINISH = `SYS_OP_FINISH;
 
@@ -153,9 +158,24 @@ module check #(
   wire [15:0] m_n = instr[`SYS_MATMUL_N_HI:`SYS_MATMUL_N_LO];
   wire [1:0] m_wfmt = instr[`SYS_MATMUL_WFMT_HI:`SYS_MATMUL_WFMT_LO];
   wire [15:0] m_meta = instr[`SYS_MATMUL_META_HI:`SYS_MATMUL_META_LO];
-  // in_spad(a, m), in_acc(acc, m), then (preload) tile() and in_spad(w, k).
+  wire [7:0] m_as = instr[`SYS_MATMUL_A_STRIDE_HI:`SYS_MATMUL_A_STRIDE_LO];
+  wire [15:0] m_ag = instr[`SYS_MATMUL_A_GROUP_HI:`SYS_MATMUL_A_GROUP_LO];
+  wire [15:0] m_ags = instr[`SYS_MATMUL_A_GSTRIDE_HI:`SYS_MATMUL_A_GSTRIDE_LO];
+  // Matmul::input_span: a_last = a + ((m - 1) / g) * a_gstride
+  // + (min(g, m) - 1) * s, g = a_group (0: m), s = a_stride (0: 1); for a
+  // legal m >= 1. The products < 2^32 and 2^24, the sum + 1 < 2^33.
+  wire [15:0] m_g = (m_ag == 16'd0) ? m_m : m_ag;
+  wire [7:0] m_s = (m_as == 8'd0) ? 8'd1 : m_as;
+  wire [15:0] m_gm = (m_g < m_m) ? m_g : m_m;
+  wire [15:0] m_groups1 = (m_m - 16'd1) / ((m_g == 16'd0) ? 16'd1 : m_g);  // (g = 0 only if m = 0: illegal)
+  wire [31:0] m_gspan = m_groups1 * m_ags;
+  wire [15:0] m_gm1 = m_gm - 16'd1;
+  wire [23:0] m_rspan = {8'd0, m_gm1} * {16'd0, m_s};
+  wire [32:0] m_in_hi = {17'd0, m_a} + {1'b0, m_gspan} + {9'd0, m_rspan} + 33'd1;
+  assign mm_in_end = m_in_hi[16:0];
+  // in_spad(a, span), in_acc(acc, m), then (preload) tile() and in_spad(w, k).
   wire [2:0] matmul_code =
-      (({16'd0, m_a} + {16'd0, m_m} > SPAD_L) | ({16'd0, m_acc} + {16'd0, m_m} > ACC_L)) ? E_OOR
+      ((m_in_hi > {1'b0, SPAD_L}) | ({16'd0, m_acc} + {16'd0, m_m} > ACC_L)) ? E_OOR
       : !m_pre ? E_NONE
       : ((m_wfmt != 2'(`SYS_WFMT_I8)) | (m_meta != 16'd0)) ? E_ILL
       : (({16'd0, m_k} > ROWS_L) | ({16'd0, m_n} > COLS_L)
@@ -225,6 +245,18 @@ module check #(
          | !in_type(v_qmin[8:7], v_out_u8) | !in_type(v_qmax[8:7], v_out_u8)
          | ($signed(v_qmin) > $signed(v_qmax))) ? E_ILL : E_NONE;
 
+  // ----------------------------------------------------------------- VLUT
+  // The table's rows: isa::timing::lut_rows(cols) = ceil(256 / cols).
+  localparam logic [31:0] LUT_ROWS = (32'(`SYS_LUT_ENTRIES) + COLS_L - 32'd1) / COLS_L;
+  wire [15:0] u_src = instr[`SYS_VLUT_SRC_HI:`SYS_VLUT_SRC_LO];
+  wire [15:0] u_dst = instr[`SYS_VLUT_DST_HI:`SYS_VLUT_DST_LO];
+  wire [15:0] u_n = instr[`SYS_VLUT_N_HI:`SYS_VLUT_N_LO];
+  wire [15:0] u_table = instr[`SYS_VLUT_TABLE_HI:`SYS_VLUT_TABLE_LO];
+  // in_spad(src, n), in_spad(dst, n), in_spad(table, lut_rows).
+  wire [2:0] vlut_code =
+      (({16'd0, u_src} + {16'd0, u_n} > SPAD_L) | ({16'd0, u_dst} + {16'd0, u_n} > SPAD_L)
+       | ({16'd0, u_table} + LUT_ROWS > SPAD_L)) ? E_OOR : E_NONE;
+
   // ----------------------------------------------------------------- SYNC
   wire [1:0] s_queue = instr[`SYS_SYNC_QUEUE_HI:`SYS_SYNC_QUEUE_LO];
 
@@ -248,6 +280,7 @@ module check #(
       OP_REQUANT: dec_bad = (|instr[255:`SYS_REQUANT_END]) | (r_rows == 16'd0);
       OP_VMAX: dec_bad = (|instr[255:`SYS_VMAX_END]) | (x_n == 16'd0);
       OP_VADD: dec_bad = (|instr[255:`SYS_VADD_END]) | (v_n == 16'd0);
+      OP_VLUT: dec_bad = (|instr[255:`SYS_VLUT_END]) | (u_n == 16'd0);
       OP_SYNC:
       dec_bad = (|instr[255:`SYS_SYNC_END]) | (s_queue > Q_STORE)
           | ((s_queue == Q_LOAD) & dep_prev) | ((s_queue == Q_STORE) & dep_next);
@@ -270,6 +303,7 @@ module check #(
       OP_REQUANT: code = requant_code;
       OP_VMAX: code = vmax_code;
       OP_VADD: code = vadd_code;
+      OP_VLUT: code = vlut_code;
       OP_SYNC: queue = s_queue;
       default: ;
     endcase

@@ -1,10 +1,10 @@
 // compute: the COMPUTE unit (ISA.md §3 ldw / matmul / requant / vmax / vadd /
-// sync, §3 "Hazards", §4 "COMPUTE"), cycle-exact with `issue_compute` of
+// vlut / sync, §3 "Hazards", §4 "COMPUTE"), cycle-exact with `issue_compute` of
 // sim/src/machine.rs and bit-exact with sim/src/array.rs.
 //
 // One instruction issues per cycle, in order, to one of two sub-units: the
 // array (ldw, matmul: the verified `array`) and the post-processor (PPU:
-// requant, vmax, vadd: one verified `requant` per column, LATENCY 1). The
+// requant, vmax, vadd, vlut: one verified `requant` per column, LATENCY 1). The
 // head issues in cycle t (`start`) when it is valid, its tokens are there,
 // its sub-unit is free (busy windows below are [t, t + span)), and the
 // interlocks allow it. Everything the issue cycle does (the first
@@ -13,9 +13,11 @@
 // registers. Cycle t + s of an instruction does (s = 0 is the issue cycle):
 // - ldw (busy k): s < k: read weight row addr+s, write shadow row s
 //   (s = 0 also clears the shadow buffer). Pushes and finish at t + k.
-// - matmul (busy max(m, preload ? k : 0)): s < m: read input row a+s and
-//   stream it (the swap rides the first row); s < k (preload): weight row
-//   w+s as ldw does. The array returns row s at t + s + ROWS + COLS - 1, the
+// - matmul (busy max(m, preload ? k : 0)): s < m: read input row row(s) of
+//   the input-row pattern (a + (s / g) * a_gstride + (s % g) * a_stride,
+//   stepped: a_stride inside a group, a_gstride from a group's first row to
+//   the next's) and stream it (the swap rides the first row); s < k
+//   (preload): weight row w+s as ldw does. The array returns row s at t + s + ROWS + COLS - 1, the
 //   cycle it is written (accumulate: read, add, write) to acc + s, so it is
 //   visible at t + s + ROWS + COLS; push_prev at the end of busy,
 //   push_next and finish at t + m + ROWS + COLS (the cycle after the last
@@ -29,13 +31,18 @@
 //   writes the registered maximum to dst + i*sd.
 // - vadd (busy n + 4): s = 0, 1, 2 read ka, kb, scale (acc params..+2);
 //   s = 3 + i reads rows a + i, b + i, s = 4 + i writes dst + i.
+// - vlut (busy T + n + 1, T = ceil(256 / COLS)): s < T reads table row
+//   table + s into the 256-entry table register (a snapshot: the rows it
+//   writes later never change it); s = T + i reads row src + i, s = T + i + 1
+//   writes the registered lookup to dst + i.
 // - sync: issues on tokens alone, finishes and pushes at t + 1.
 // A PPU write and a read of the same row in one cycle (vmax / vadd whose
 // destination feeds a later row of the same instruction) forwards the
 // written row: the model applies iterations in order.
 // Interlocks (exactly machine.rs): while the PPU is busy, ldw waits if
 // [addr, addr+k) meets the PPU's destination rows ([dst, dst+n), vmax
-// [dst, dst+(n-1)*sd+1)); matmul if [a, a+m), preload [w, w+k) do, or
+// [dst, dst+(n-1)*sd+1)); matmul if its input span [a, a_last] (predecoded
+// by the dispatch check: head_mm_in_end), preload [w, w+k) do, or
 // [acc, acc+m) meets the accumulator rows a running requant reads; requant
 // waits for the PPU and for the drain (every issued matmul finished).
 // Outputs asserted in cycle p-1 for an event at p (pushes, trace), as the
@@ -62,6 +69,7 @@ module compute #(
     input  logic [      255:0] head_instr,
     input  logic [       31:0] head_pc,
     input  logic               tok_ok,
+    input  logic [       16:0] head_mm_in_end,  // a matmul's input span end (check.sv)
     output logic               start,
     output logic [        1:0] push_prev_n,   // to LOAD: 0..3
     output logic [        2:0] push_next_n,   // to STORE: 0..4
@@ -120,7 +128,7 @@ module compute #(
   // Decode of the head.
   // =====================================================================
   logic [7:0] op;
-  logic is_ldw, is_mm, is_rq, is_vmax, is_vadd, is_sync;
+  logic is_ldw, is_mm, is_rq, is_vmax, is_vadd, is_vlut, is_sync;
   logic d_pp, d_pn;  // push_prev, push_next
 
   assign op      = head_instr[`SYS_OPCODE_LO+:`SYS_OPCODE_W];
@@ -129,6 +137,7 @@ module compute #(
   assign is_rq   = op == 8'(`SYS_OP_REQUANT);
   assign is_vmax = op == 8'(`SYS_OP_VMAX);
   assign is_vadd = op == 8'(`SYS_OP_VADD);
+  assign is_vlut = op == 8'(`SYS_OP_VLUT);
   assign is_sync = op == 8'(`SYS_OP_SYNC);
   assign d_pp    = head_instr[`SYS_DEP_PUSH_PREV];
   assign d_pn    = head_instr[`SYS_DEP_PUSH_NEXT];
@@ -151,6 +160,13 @@ module compute #(
   assign m_w     = head_instr[`SYS_MATMUL_W_LO+:16];
   assign m_k     = head_instr[`SYS_MATMUL_K_LO+:16];
   assign m_n     = head_instr[`SYS_MATMUL_N_LO+:16];
+  // matmul input-row pattern: stride in a group (0: 1), rows per group (0:
+  // m), step between groups' first rows.
+  logic [15:0] m_s, m_g, m_gs;
+  assign m_s     = (head_instr[`SYS_MATMUL_A_STRIDE_LO+:8] == 8'd0) ? 16'd1 :
+                   {8'd0, head_instr[`SYS_MATMUL_A_STRIDE_LO+:8]};
+  assign m_g     = (head_instr[`SYS_MATMUL_A_GROUP_LO+:16] == 16'd0) ? m_m : head_instr[`SYS_MATMUL_A_GROUP_LO+:16];
+  assign m_gs    = head_instr[`SYS_MATMUL_A_GSTRIDE_LO+:16];
   // requant
   logic [15:0] r_acc, r_rows, r_dst, r_params;
   logic [8:0] r_zp, r_qmin, r_qmax;
@@ -187,6 +203,15 @@ module compute #(
   assign e_zo     = head_instr[`SYS_VADD_ZO_LO+:9];
   assign e_qmin   = head_instr[`SYS_VADD_QMIN_LO+:9];
   assign e_qmax   = head_instr[`SYS_VADD_QMAX_LO+:9];
+  // vlut
+  logic [15:0] u_src, u_dst, u_n, u_table;
+  assign u_src   = head_instr[`SYS_VLUT_SRC_LO+:16];
+  assign u_dst   = head_instr[`SYS_VLUT_DST_LO+:16];
+  assign u_n     = head_instr[`SYS_VLUT_N_LO+:16];
+  assign u_table = head_instr[`SYS_VLUT_TABLE_LO+:16];
+  // Its table's rows, isa::timing::lut_rows(COLS).
+  localparam int LUT_T = (`SYS_LUT_ENTRIES + COLS - 1) / COLS;
+  localparam int LTW = $clog2(LUT_T + 1);
 
   // =====================================================================
   // State.
@@ -195,6 +220,9 @@ module compute #(
   // and weight rows still to go.
   logic [15:0] ar_rem;
   logic [15:0] x_left, x_row;
+  // The input-row pattern: the next row's group's first row, rows of its
+  // group after it, and the pattern's steps.
+  logic [15:0] x_gbase, x_gleft, x_g, x_s, x_gs;
   logic        x_uns;
   logic [15:0] w_left, w_src, w_idx, w_n;
   logic        ar_pp, ar_pn, ar_ldw;
@@ -215,7 +243,7 @@ module compute #(
   logic [31:0] fin_p_pc;
   // PPU: busy cycles left after the current one; parameter-row reads and
   // data-row reads to go; row pointers and strides; the write stage.
-  localparam logic [1:0] OP_RQ = 2'd0, OP_VMAX = 2'd1, OP_VADD = 2'd2;
+  localparam logic [1:0] OP_RQ = 2'd0, OP_VMAX = 2'd1, OP_VADD = 2'd2, OP_VLUT = 2'd3;
   logic [16:0] pp_rem;
   logic [1:0] pp_op;
   logic [1:0] pp_pleft, pp_pidx;
@@ -235,6 +263,11 @@ module compute #(
   // vmax result stage.
   logic [COLS*32-1:0] p_k0, p_k1, p_scale;
   logic [COLS*8-1:0] vm_res;
+  // vlut: table-row reads to go and the next one's row and index; the
+  // table, entry e in bits 8e+7..8e.
+  logic [LTW-1:0] pp_tleft, pp_tidx;
+  logic [15:0] pp_trow;
+  logic [`SYS_LUT_ENTRIES*8-1:0] lut_tab;
 
   // =====================================================================
   // Issue.
@@ -248,7 +281,7 @@ module compute #(
   logic [16:0] l_end, mx_end, mw_end, ma_end;
   logic ov_l, ov_ma, ov_mw, ov_macc;
   assign l_end   = {1'b0, l_addr} + {1'b0, l_k};
-  assign mx_end  = {1'b0, m_a} + {1'b0, m_m};
+  assign mx_end  = head_mm_in_end;
   assign mw_end  = {1'b0, m_w} + {1'b0, m_k};
   assign ma_end  = {1'b0, m_acc} + {1'b0, m_m};
   assign ov_l    = pp_run && ({1'b0, l_addr} < pp_dst_hi) && ({1'b0, pp_dst_lo} < l_end);
@@ -262,7 +295,7 @@ module compute #(
     if (is_ldw) can = ar_free && !ov_l;
     else if (is_mm) can = ar_free && !ov_ma && !ov_mw && !ov_macc;
     else if (is_rq) can = !pp_run && drained;
-    else if (is_vmax || is_vadd) can = !pp_run;
+    else if (is_vmax || is_vadd || is_vlut) can = !pp_run;
     else if (is_sync) can = 1'b1;
   end
   assign start = head_valid && tok_ok && can;
@@ -271,7 +304,7 @@ module compute #(
   assign iss_ldw  = start && is_ldw;
   assign iss_mm   = start && is_mm;
   assign iss_arr  = iss_ldw || iss_mm;
-  assign iss_pp   = start && (is_rq || is_vmax || is_vadd);
+  assign iss_pp   = start && (is_rq || is_vmax || is_vadd || is_vlut);
   assign iss_sync = start && is_sync;
 
   // =====================================================================
@@ -379,7 +412,14 @@ module compute #(
   // Data registers of the sequencer (meaningful only while counting).
   always_ff @(posedge clk) begin
     if (iss_arr) begin
-      x_row  <= m_a + 16'd1;
+      // Row 1 of the pattern: the next group's first row if groups are of
+      // one row, else a + a_stride.
+      x_row   <= (m_g == 16'd1) ? m_a + m_gs : m_a + m_s;
+      x_gbase <= (m_g == 16'd1) ? m_a + m_gs : m_a;
+      x_gleft <= (m_g == 16'd1) ? 16'd0 : m_g - 16'd2;
+      x_g     <= m_g;
+      x_s     <= m_s;
+      x_gs    <= m_gs;
       x_uns  <= m_uns;
       w_src  <= cw_src + 16'd1;
       w_idx  <= 16'd1;
@@ -389,7 +429,14 @@ module compute #(
       ar_ldw <= is_ldw;
       ar_pc  <= head_pc;
     end else begin
-      x_row <= x_row + 16'd1;
+      if (x_gleft == 16'd0) begin
+        x_row   <= x_gbase + x_gs;
+        x_gbase <= x_gbase + x_gs;
+        x_gleft <= x_g - 16'd1;
+      end else begin
+        x_row   <= x_row + x_s;
+        x_gleft <= x_gleft - 16'd1;
+      end
       w_src <= w_src + 16'd1;
       w_idx <= w_idx + 16'd1;
     end
@@ -461,22 +508,30 @@ module compute #(
   logic cp_v, cd_v, cd_sp, cd_uns;
   logic [15:0] cp_row, cd_ra, cd_rb;
   logic [1:0] cp_idx;
-  assign cur_op  = iss_pp ? (is_rq ? OP_RQ : (is_vmax ? OP_VMAX : OP_VADD)) : pp_op;
+  logic ct_v, cd_b;
+  logic [15:0] ct_row;
+  logic [LTW-1:0] ct_idx;
+  assign cur_op  = iss_pp ? (is_rq ? OP_RQ : (is_vmax ? OP_VMAX : (is_vlut ? OP_VLUT : OP_VADD))) : pp_op;
   assign pp_busy = iss_pp || pp_run;
   assign pp_last = pp_rem == 17'd1;  // never the issue cycle: busy >= 2
   // Parameter-row read (acc), data-row read (requant: acc; vmax, vadd: spad).
   assign cp_v    = iss_pp ? (is_rq || is_vadd) : pp_pleft != 2'd0;
   assign cp_row  = iss_pp ? (is_rq ? r_params : e_params) : pp_prow;
   assign cp_idx  = iss_pp ? 2'd0 : pp_pidx;
-  assign cd_v    = iss_pp ? is_vmax : (pp_pleft == 2'd0 && pp_dleft != 16'd0);
+  assign cd_v    = iss_pp ? is_vmax : (pp_pleft == 2'd0 && pp_tleft == '0 && pp_dleft != 16'd0);
   assign cd_ra   = iss_pp ? v_a : pp_ra;
   assign cd_rb   = iss_pp ? v_b : pp_rb;
   assign cd_uns  = iss_pp ? v_uns : pp_uns;
   assign cd_sp   = cd_v && cur_op != OP_RQ;
+  assign cd_b    = cd_sp && cur_op != OP_VLUT;  // vlut reads one row
+  // vlut table-row read (port a, before any of its data rows).
+  assign ct_v    = iss_pp ? is_vlut : pp_tleft != '0;
+  assign ct_row  = iss_pp ? u_table : pp_trow;
+  assign ct_idx  = iss_pp ? '0 : pp_tidx;
 
   assign ac_row_pp = cp_v ? cp_row : ((cd_v && cur_op == OP_RQ) ? cd_ra : 16'd0);
-  assign sp_row_a  = cd_sp ? cd_ra : 16'd0;
-  assign sp_row_b  = cd_sp ? cd_rb : 16'd0;
+  assign sp_row_a  = cd_sp ? cd_ra : (ct_v ? ct_row : 16'd0);
+  assign sp_row_b  = cd_b ? cd_rb : 16'd0;
 
   // Operands, with the row this cycle's write replaces forwarded.
   logic [COLS*8-1:0] opa, opb;
@@ -484,6 +539,7 @@ module compute #(
   assign opb = (pp_wv && pp_wrow == sp_row_b) ? sp_wdata : sp_q_b;
 
   logic [COLS*8-1:0] vm_now;  // vmax of this cycle's rows
+  logic [COLS*8-1:0] lut_now;  // this cycle's row through the table
   logic [COLS*8-1:0] rq_q;  // requantizer results (registered)
   logic [COLS*9-1:0] rq_q9;
   for (genvar c = 0; c < COLS; c++) begin : g_ppu
@@ -497,6 +553,8 @@ module compute #(
     assign eb = cd_uns ? {3'b000, bb} : {{3{bb[7]}}, bb};
     // vmax: the larger as elem (ties keep a).
     assign vm_now[c*8+:8] = (ea >= eb) ? ab : bb;
+    // vlut: the byte as an unsigned index.
+    assign lut_now[c*8+:8] = lut_tab[{ab, 3'b000}+:8];
     // vadd: (a - za) * ka + (b - zb) * kb, wrapping int32.
     assign da = ea - {{2{pp_za[8]}}, pp_za};
     assign db = eb - {{2{pp_zb[8]}}, pp_zb};
@@ -525,7 +583,7 @@ module compute #(
 
   assign sp_we    = pp_wv;
   assign sp_wrow  = pp_wrow;
-  assign sp_wdata = (pp_op == OP_VMAX) ? vm_res : rq_q;
+  assign sp_wdata = (pp_op == OP_VMAX || pp_op == OP_VLUT) ? vm_res : rq_q;
 
   // Parameter rows and the vmax stage.
   always_ff @(posedge clk) begin
@@ -537,7 +595,16 @@ module compute #(
       end
       if (cp_idx == 2'd2) p_scale <= ac_q_pp;
     end
-    vm_res <= vm_now;
+    vm_res <= (cur_op == OP_VLUT) ? lut_now : vm_now;
+  end
+
+  // The vlut table: row j holds entries j*COLS .. j*COLS+COLS-1.
+  always_ff @(posedge clk) begin
+    if (ct_v) begin
+      for (int e = 0; e < `SYS_LUT_ENTRIES; e++) begin
+        if (ct_idx == LTW'(e / COLS)) lut_tab[e*8+:8] <= sp_q_a[(e%COLS)*8+:8];
+      end
+    end
   end
 
   // vmax destination span: [dst, dst + (n-1)*sd + 1), at most SPAD_ROWS
@@ -550,17 +617,21 @@ module compute #(
       pp_rem   <= 17'd0;
       pp_pleft <= 2'd0;
       pp_dleft <= 16'd0;
+      pp_tleft <= '0;
       pp_wv    <= 1'b0;
     end else if (iss_pp) begin
       pp_rem   <= is_rq ? {1'b0, r_rows} + 17'(`SYS_REQUANT_OVERHEAD - 1) :
                   is_vmax ? {1'b0, v_n} + 17'(`SYS_VMAX_OVERHEAD - 1) :
+                  is_vlut ? {1'b0, u_n} + 17'(LUT_T + `SYS_VLUT_OVERHEAD - 1) :
                   {1'b0, e_n} + 17'(`SYS_VADD_OVERHEAD - 1);
       pp_pleft <= is_rq ? 2'd1 : (is_vadd ? 2'd2 : 2'd0);
-      pp_dleft <= is_rq ? r_rows : (is_vmax ? v_n - 16'd1 : e_n);
+      pp_dleft <= is_rq ? r_rows : (is_vmax ? v_n - 16'd1 : (is_vlut ? u_n : e_n));
+      pp_tleft <= is_vlut ? LTW'(LUT_T - 1) : '0;
       pp_wv    <= cd_v;
     end else begin
       if (pp_run) pp_rem <= pp_rem - 17'd1;
       if (cp_v) pp_pleft <= pp_pleft - 2'd1;
+      else if (ct_v) pp_tleft <= pp_tleft - 1'b1;
       else if (cd_v) pp_dleft <= pp_dleft - 16'd1;
       pp_wv <= cd_v;
     end
@@ -571,11 +642,13 @@ module compute #(
       pp_op     <= cur_op;
       pp_prow   <= cp_row + 16'd1;
       pp_pidx   <= 2'd1;
-      pp_ra     <= is_rq ? r_acc : (is_vmax ? v_a + v_sa : e_a);
+      pp_trow   <= u_table + 16'd1;
+      pp_tidx   <= LTW'(1);
+      pp_ra     <= is_rq ? r_acc : (is_vmax ? v_a + v_sa : (is_vlut ? u_src : e_a));
       pp_rb     <= is_vmax ? v_b + v_sb : e_b;
       pp_sa     <= is_vmax ? v_sa : 16'd1;
       pp_sb     <= is_vmax ? v_sb : 16'd1;
-      pp_wrow   <= is_rq ? r_dst : (is_vmax ? v_d : e_dst);
+      pp_wrow   <= is_rq ? r_dst : (is_vmax ? v_d : (is_vlut ? u_dst : e_dst));
       pp_sd     <= is_vmax ? v_sd : 16'd1;
       pp_uns    <= is_vmax ? v_uns : e_uns;
       pp_za     <= e_za;
@@ -586,9 +659,9 @@ module compute #(
       pp_pp     <= d_pp;
       pp_pn     <= d_pn;
       pp_pc     <= head_pc;
-      pp_dst_lo <= is_rq ? r_dst : (is_vmax ? v_d : e_dst);
+      pp_dst_lo <= is_rq ? r_dst : (is_vmax ? v_d : (is_vlut ? u_dst : e_dst));
       pp_dst_hi <= is_rq ? {1'b0, r_dst} + {1'b0, r_rows} :
-                   is_vmax ? vm_hi : {1'b0, e_dst} + {1'b0, e_n};
+                   is_vmax ? vm_hi : is_vlut ? {1'b0, u_dst} + {1'b0, u_n} : {1'b0, e_dst} + {1'b0, e_n};
       pp_acc_lo <= r_acc;
       pp_acc_hi <= {1'b0, r_acc} + {1'b0, r_rows};
       pp_acc_v  <= is_rq;
@@ -596,6 +669,9 @@ module compute #(
       if (cp_v) begin
         pp_prow <= pp_prow + 16'd1;
         pp_pidx <= pp_pidx + 2'd1;
+      end else if (ct_v) begin
+        pp_trow <= pp_trow + 16'd1;
+        pp_tidx <= pp_tidx + 1'b1;
       end else if (cd_v) begin
         pp_ra <= pp_ra + pp_sa;
         pp_rb <= pp_rb + pp_sb;
@@ -634,7 +710,7 @@ module compute #(
   assign c_array_busy  = arr_busy;
   assign c_ppu_busy    = pp_busy;
   assign c_weight_rows = cw_v;
-  assign c_spad_rd     = 3'(cx_v) + 3'(cw_v) + 3'(cd_sp) + 3'(cd_sp);
+  assign c_spad_rd     = 3'(cx_v) + 3'(cw_v) + 3'(cd_sp) + 3'(cd_b) + 3'(ct_v);
   assign c_spad_wr     = pp_wv;
   assign c_acc_rd      = 2'(a_ov && o_accum) + 2'(cp_v || (cd_v && cur_op == OP_RQ));
   assign c_acc_wr      = a_ov;
@@ -650,8 +726,9 @@ module compute #(
     end
   endgenerate
   logic unused;
-  // Pops are the top's (tok_ok); bits past vadd's last field are reserved;
-  // input bytes past ROWS meet no PE (COLS > ROWS).
-  assign unused = ^{head_instr[255:`SYS_VADD_END], head_instr[15:12], head_instr[`SYS_DEP_POP_NEXT],
+  // Pops are the top's (tok_ok); bits past matmul's last field (the last
+  // of any COMPUTE instruction's) are reserved; input bytes past ROWS meet
+  // no PE (COLS > ROWS).
+  assign unused = ^{head_instr[255:`SYS_MATMUL_END], head_instr[15:12], head_instr[`SYS_DEP_POP_NEXT],
                     head_instr[`SYS_DEP_POP_PREV], rq_q9, sp_q_x};
 endmodule
