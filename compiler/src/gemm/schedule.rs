@@ -268,8 +268,10 @@ fn emit_weight_stationary(job: &GemmJob<'_>, cfg: &HwConfig) -> Result<Vec<Instr
     if m == 0 || k == 0 || n == 0 {
         return Err(job.shape_error("every dimension must be at least 1"));
     }
-    if m > 65535 || k > 65535 || n > 65535 {
-        return Err(job.shape_error("dimensions above 65535 are not supported"));
+    // M is unbounded: A streams in blocks of at most 256 rows, each with
+    // its own LOADs and STOREs. A stripe is one LOAD of K rows.
+    if k > 65535 || n > 65535 {
+        return Err(job.shape_error("K or N above 65535 is not supported"));
     }
     let p = Plan::new(m, w, cfg)?;
     let nt = w.n_tiles();
