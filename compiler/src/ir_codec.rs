@@ -479,6 +479,29 @@ mod tests {
         (data, PackedRef { format: WeightFormat::DenseI8, tile_n: tile.n, offsets, perm })
     }
 
+    /// A dense layer's weights packed to stream (`WeightFormat::StreamI8`,
+    /// format tag 1) unpack to its `[n, k]` weights; read as dense bytes
+    /// they do not.
+    #[test]
+    fn streamed_dense_weights_round_trip_through_packing() {
+        let (n, k, tile) = (9, 21, TileShape { k: 4, n: 4 });
+        let w = weights(n * k, 5);
+        let mut data = vec![0xee; 8];
+        data.extend_from_slice(PackedWeights::stream_i8(&dense_b(&w, k, n, None), k, n, tile).bytes());
+        let p = PackedRef { format: WeightFormat::StreamI8, tile_n: 4, offsets: vec![8], perm: None };
+        assert_eq!(unpack_dense(&p, n, k, &data).unwrap(), w);
+        let as_dense = PackedRef { format: WeightFormat::DenseI8, ..p.clone() };
+        assert_ne!(unpack_dense(&as_dense, n, k, &data).ok(), Some(w.clone()));
+        // The reference survives encoding (format tag 1).
+        let mut wr = Writer { bytes: Vec::new() };
+        encode_weights(&w, Some(&p), &mut wr);
+        let mut r = Reader::new(&wr.bytes);
+        match decode_weights(&mut r, "weights").unwrap() {
+            WeightsField::Packed(q) => assert_eq!(q, p),
+            WeightsField::Raw(_) => panic!("decoded raw weights"),
+        }
+    }
+
     /// Convolutions packed per group on square and non-square tiles unpack
     /// to their weights: groups, depthwise, 1x1 and 3x3 and 2x3 kernels.
     #[test]

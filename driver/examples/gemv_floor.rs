@@ -11,7 +11,10 @@ use isa::HwConfig;
 
 fn main() {
     let default = HwConfig::default_16x16();
-    println!("{:>16} {:>10} {:>10} {:>7} {:>7}", "GEMV 1xKxN", "cycles", "floor", "ratio", "instrs");
+    println!(
+        "{:>16} {:>10} {:>10} {:>7} {:>7} {:>11} {:>13}",
+        "GEMV 1xKxN", "cycles", "floor", "ratio", "instrs", "array busy", "bus B / wts B"
+    );
     for &(k, n) in &[(2048, 2048), (2048, 8192), (8192, 2048), (8192, 8192)] {
         let m = 1;
         let mut cfg = default.clone();
@@ -42,13 +45,18 @@ fn main() {
             .collect();
         assert_eq!(c, reference_gemm(&spec, &a), "1x{k}x{n} differs from the reference");
         let floor = (k * n) as f64 / cfg.dram.bytes_per_cycle as f64;
+        let busy = rep.counters.get(isa::Counter::ArrayBusy) as f64 / rep.cycles() as f64;
+        let bus =
+            (rep.counters.get(isa::Counter::DramReadBytes) + rep.counters.get(isa::Counter::DramWriteBytes)) as f64;
         println!(
-            "{:>16} {:>10} {:>10} {:>7.3} {:>7}",
+            "{:>16} {:>10} {:>10} {:>7.3} {:>7} {:>10.1}% {:>13.4}",
             format!("1x{k}x{n}"),
             rep.cycles(),
             floor as u64,
             rep.cycles() as f64 / floor,
-            prog.code.len()
+            prog.code.len(),
+            100.0 * busy,
+            bus / (k * n) as f64
         );
     }
 }
