@@ -21,7 +21,9 @@
 //! graph must pass [`Graph::validate`], so what it returns is safe to
 //! interpret.
 
-use crate::gemm::{dense_i8_packed_len, unpack_dense_i8, WeightFormat};
+use crate::gemm::{
+    dense_i8_packed_len, stream_i8_packed_len, unpack_dense_i8, unpack_stream_i8, TileShape, WeightFormat,
+};
 use crate::ir::{ConvParams, DenseParams, ElemType, Graph, Node, Op, PoolParams, Quant, Value};
 use crate::lower::gemm_layers::{conv_group_from_b, dense_from_b};
 use isa::codec::{DecodeError, Reader, Writer};
@@ -156,13 +158,22 @@ fn unpacks_to(p: &PackedRef, op: &Op, data: &[u8]) -> bool {
 
 /// The packed bytes of one B `[k, n]` at `offset` in `data`, unpacked.
 fn unpack_b(p: &PackedRef, offset: u64, k: usize, n: usize, data: &[u8]) -> Result<Vec<i8>, String> {
-    let WeightFormat::DenseI8 = p.format;
-    let len = dense_i8_packed_len(k, n, p.tile_n).ok_or_else(|| format!("{k} x {n} weights overflow"))?;
+    // A streamed row holds `tile_n` reduction values (square tiles).
+    let stream_tile = TileShape { k: p.tile_n, n: p.tile_n };
+    let len = match p.format {
+        WeightFormat::DenseI8 => dense_i8_packed_len(k, n, p.tile_n),
+        WeightFormat::StreamI8 => stream_i8_packed_len(k, n, stream_tile),
+    }
+    .ok_or_else(|| format!("{k} x {n} weights overflow"))?;
     let at = usize::try_from(offset).ok();
     let bytes = at.and_then(|at| data.get(at..at.checked_add(len)?)).ok_or_else(|| {
         format!("packed weights at data offset {offset} ({len} bytes) are outside the {} bytes of data", data.len())
     })?;
-    Ok(unpack_dense_i8(bytes, k, n, p.tile_n).expect("the length is the packed length"))
+    let b = match p.format {
+        WeightFormat::DenseI8 => unpack_dense_i8(bytes, k, n, p.tile_n),
+        WeightFormat::StreamI8 => unpack_stream_i8(bytes, k, n, stream_tile),
+    };
+    Ok(b.expect("the length is the packed length"))
 }
 
 /// A convolution's weights `[m, cg, kh, kw]` from its groups' packed B.
@@ -217,6 +228,7 @@ fn encode_weights(weights: &[i8], packed: Option<&PackedRef>, w: &mut Writer) {
     w.u8(1);
     w.u8(match p.format {
         WeightFormat::DenseI8 => 0,
+        WeightFormat::StreamI8 => 1,
     });
     w.len(p.tile_n);
     w.u64s(&p.offsets);
@@ -236,7 +248,7 @@ fn decode_weights(r: &mut Reader<'_>, what: &str) -> Result<WeightsField, Decode
     if r.tag(what, 2)? == 0 {
         return Ok(WeightsField::Raw(r.i8s(what)?));
     }
-    let format = [WeightFormat::DenseI8][r.tag("weight format", 1)? as usize];
+    let format = [WeightFormat::DenseI8, WeightFormat::StreamI8][r.tag("weight format", 2)? as usize];
     let [tile_n] = sizes(r, "packed tile width", 1)?;
     let offsets = r.u64s("packed weight offsets")?;
     let perm = if r.bool("row order present")? { Some(r.usizes("row order")?) } else { None };
@@ -465,6 +477,29 @@ mod tests {
             data.extend_from_slice(&[0xdd; 7]);
         }
         (data, PackedRef { format: WeightFormat::DenseI8, tile_n: tile.n, offsets, perm })
+    }
+
+    /// A dense layer's weights packed to stream (`WeightFormat::StreamI8`,
+    /// format tag 1) unpack to its `[n, k]` weights; read as dense bytes
+    /// they do not.
+    #[test]
+    fn streamed_dense_weights_round_trip_through_packing() {
+        let (n, k, tile) = (9, 21, TileShape { k: 4, n: 4 });
+        let w = weights(n * k, 5);
+        let mut data = vec![0xee; 8];
+        data.extend_from_slice(PackedWeights::stream_i8(&dense_b(&w, k, n, None), k, n, tile).bytes());
+        let p = PackedRef { format: WeightFormat::StreamI8, tile_n: 4, offsets: vec![8], perm: None };
+        assert_eq!(unpack_dense(&p, n, k, &data).unwrap(), w);
+        let as_dense = PackedRef { format: WeightFormat::DenseI8, ..p.clone() };
+        assert_ne!(unpack_dense(&as_dense, n, k, &data).ok(), Some(w.clone()));
+        // The reference survives encoding (format tag 1).
+        let mut wr = Writer { bytes: Vec::new() };
+        encode_weights(&w, Some(&p), &mut wr);
+        let mut r = Reader::new(&wr.bytes);
+        match decode_weights(&mut r, "weights").unwrap() {
+            WeightsField::Packed(q) => assert_eq!(q, p),
+            WeightsField::Raw(_) => panic!("decoded raw weights"),
+        }
     }
 
     /// Convolutions packed per group on square and non-square tiles unpack

@@ -5,6 +5,7 @@
 //! dense and convolution layers become. No IO here: importers take bytes
 //! or text.
 
+pub mod batch;
 pub mod gemm;
 pub mod interp;
 pub mod ir;

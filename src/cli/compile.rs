@@ -34,6 +34,13 @@ pub struct CompileArgs {
     /// has no reference to compare with.
     #[arg(long)]
     pub no_graph: bool,
+    /// Compile N inferences into one program: the model's input gets a
+    /// leading dimension N (`[N, ...]` in place of `[1, ...]`), and every
+    /// dense layer is one GEMM over the N rows, each weight tile loaded once
+    /// for the whole batch. Models with convolutions or pooling are refused
+    /// (run their inputs as a batch of single inferences instead).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=65535))]
+    pub batch: u32,
 }
 
 /// The model formats `compile` reads, by file extension.
@@ -102,6 +109,8 @@ pub fn run(args: &CompileArgs) -> Result<()> {
 
     let t0 = Instant::now();
     let graph = import(&args.model)?;
+    let graph = compiler::batch::with_batch(&graph, args.batch as usize)
+        .map_err(|e| CliError::input(format!("{model}: cannot compile a batch of {}: {e}", args.batch)))?;
     let t1 = Instant::now();
     let mut lowered = compiler::lower::lower(&graph, &cfg)
         .map_err(|e| CliError::input(format!("{model}: cannot compile for config `{}`: {e}", cfg.name)))?;

@@ -66,10 +66,16 @@ pub enum Command {
             writes them) or a text model (.stm, see compiler/src/text.rs; `file(\"w.npy\")` \
             tensors are read relative to the model's directory). The program records the \
             configuration, the per-layer facts and the graph, so `systole run` needs nothing \
-            else. An unsupported operator or pattern is an error (exit 2) that names the node.",
+            else. An unsupported operator or pattern is an error (exit 2) that names the node.\n\n\
+            --batch N compiles N inferences into one program: its input is [N, ...] (the model's \
+            [1, ...] with N rows) and each dense layer is one GEMM over the N rows, so every weight \
+            tile is loaded once per batch; `systole run` then takes an [N, ...] array as one run \
+            (or [R, N, ...] for R runs) and writes [N, ...] outputs. Models with convolutions or \
+            pooling are refused with --batch > 1.",
         after_help = "Examples:\n  \
             systole compile digits.onnx --hw examples/hw/default.toml -o digits.sbin\n  \
-            systole compile examples/models/tiny_mlp.stm --hw examples/hw/tiny.toml -o mlp.sbin"
+            systole compile examples/models/tiny_mlp.stm --hw examples/hw/tiny.toml -o mlp.sbin\n  \
+            systole compile mlp.onnx --hw examples/hw/default.toml --batch 32 -o mlp32.sbin"
     )]
     Compile(compile::CompileArgs),
     /// Run a compiled model on float inputs (.npy) and report cycles, energy and per-layer figures

@@ -3,16 +3,20 @@
 //! - `weights`: `PackedWeights`, the one place that knows a weight format
 //!   (`WeightFormat`) and how its tiles reach the array.
 //! - `schedule`: a `GemmJob` (operands in device memory) emitted as a
-//!   double-buffered instruction stream by the `Dataflow` the config asks for.
+//!   double-buffered instruction stream by the `Dataflow` the config asks
+//!   for; `Dataflow::pack` picks the weights' format and with it the
+//!   schedule: weight-stationary, or `streaming` for GEMMs of a few rows.
 //! - this file: the standalone GEMM program (`lower_gemm`, tensors `a` and
 //!   `c`) and its plain reference (`reference_gemm`).
 
 mod schedule;
+mod streaming;
 mod weights;
 
-pub use schedule::{AGather, ASource, Dataflow, GemmJob, GemmOut, OutRows};
+pub use schedule::{AGather, ASource, Dataflow, GemmJob, GemmOut, GemmUse, OutRows};
 pub use weights::{
-    dense_i8_packed_len, nonzero_tiles, unpack_dense_i8, PackedWeights, TileShape, WeightFormat, WeightTile,
+    dense_i8_packed_len, nonzero_tiles, stream_i8_packed_len, unpack_dense_i8, unpack_stream_i8, PackedWeights,
+    TileShape, WeightFormat, WeightTile,
 };
 
 use isa::instr::{self as ins, Instr};
@@ -84,7 +88,8 @@ pub fn lower_gemm(spec: &GemmSpec, cfg: &HwConfig) -> Result<Program, LowerError
     let (m, k, n) = (spec.m, spec.k, spec.n);
     check_spec(spec)?;
     let dataflow = Dataflow::for_config(cfg)?;
-    let weights = PackedWeights::dense_i8(&spec.weights, k, n, dataflow.tile_shape());
+    let usage = GemmUse { m, a_unsigned: spec.input_unsigned, int32_out: matches!(spec.output, GemmOutput::Int32) };
+    let weights = dataflow.pack(&spec.weights, k, n, usage, cfg);
     // Device memory: code, then constants (weights, parameters), A, C. The
     // stream is emitted with addresses relative to the data and rebased
     // once the code's size is known.

@@ -16,7 +16,7 @@
 //!   step s+2 waits for step s's release, the REQUANT of step s waits for the
 //!   STORE of step s-2.
 
-use super::weights::{PackedWeights, TileShape};
+use super::weights::{PackedWeights, TileShape, WeightFormat};
 use super::LowerError;
 use isa::config::Dataflow as ConfigDataflow;
 use isa::instr::{self as ins, Deps, Instr};
@@ -96,6 +96,18 @@ pub struct GemmJob<'a> {
     pub c: OutRows,
 }
 
+/// What a GEMM's weights will be used for: enough to choose their packing
+/// (and with it the schedule).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmUse {
+    /// Rows of A.
+    pub m: usize,
+    /// A holds uint8 values.
+    pub a_unsigned: bool,
+    /// The output is the raw int32 accumulators.
+    pub int32_out: bool,
+}
+
 /// The dataflow of a configuration: the one place a schedule is chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dataflow {
@@ -125,9 +137,35 @@ impl Dataflow {
         }
     }
 
+    /// Packs B `[k, n]` for `usage`, choosing the schedule that will run
+    /// it: streaming (`super::streaming`) when A has at most a few rows —
+    /// the array then waits on weight bytes, not on MACs — and the
+    /// streaming schedule can run the job; weight-stationary otherwise.
+    pub fn pack(self, b: &[i8], k: usize, n: usize, usage: GemmUse, cfg: &HwConfig) -> PackedWeights {
+        if Self::streams(k, n, usage, cfg) {
+            PackedWeights::stream_i8(b, k, n, super::streaming::tile_shape(cfg))
+        } else {
+            PackedWeights::dense_i8(b, k, n, self.tile_shape())
+        }
+    }
+
+    /// Whether `usage` of B `[k, n]` streams. Loading A^T costs one cycle
+    /// per row of A per reduction index, weights `k n / bytes_per_cycle`:
+    /// stream when the former is under a tenth of the latter.
+    fn streams(k: usize, n: usize, usage: GemmUse, cfg: &HwConfig) -> bool {
+        let weight_cycles = (k * n) as u64 / cfg.dram.bytes_per_cycle as u64;
+        !usage.a_unsigned
+            && usage.int32_out
+            && 10 * (usage.m * k) as u64 <= weight_cycles
+            && super::streaming::StreamPlan::new(usage.m, k, n, cfg).is_ok()
+    }
+
     /// Emits `job`. The stream starts and ends with every queue idle and
     /// every token counter back where it was; it has no FINISH.
     pub fn emit(self, job: &GemmJob<'_>, cfg: &HwConfig) -> Result<Vec<Instr>, LowerError> {
+        if job.weights.format() == WeightFormat::StreamI8 {
+            return super::streaming::emit(job, cfg);
+        }
         match self {
             Dataflow::WeightStationary(tile) => {
                 if job.weights.tile_shape() != tile {
@@ -230,8 +268,10 @@ fn emit_weight_stationary(job: &GemmJob<'_>, cfg: &HwConfig) -> Result<Vec<Instr
     if m == 0 || k == 0 || n == 0 {
         return Err(job.shape_error("every dimension must be at least 1"));
     }
-    if m > 65535 || k > 65535 || n > 65535 {
-        return Err(job.shape_error("dimensions above 65535 are not supported"));
+    // M is unbounded: A streams in blocks of at most 256 rows, each with
+    // its own LOADs and STOREs. A stripe is one LOAD of K rows.
+    if k > 65535 || n > 65535 {
+        return Err(job.shape_error("K or N above 65535 is not supported"));
     }
     let p = Plan::new(m, w, cfg)?;
     let nt = w.n_tiles();

@@ -7,19 +7,27 @@
 
 use isa::instr::{self as ins, Deps, Instr};
 
-/// How weights are encoded. Only dense int8 exists today; the sparse and
-/// int4 formats of the ISA's `wfmt` field are reserved.
+/// How weights are encoded. The sparse and int4 formats of the ISA's
+/// `wfmt` field are reserved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WeightFormat {
-    /// One int8 per weight, zeros included.
+    /// One int8 per weight, zeros included, in stripes of `tile.n` columns
+    /// that sit in the array (the weight-stationary schedule).
     DenseI8,
+    /// One int8 per weight, zeros included, laid out to *stream* through
+    /// the array as its input rows (the streaming schedule,
+    /// `schedule::streaming`): per k-tile `i`, per output column `c`, one
+    /// row of `tile.n` bytes holding `B[i tile.k + r][c]` at byte `r`
+    /// (`r < tile.k`, zero padded). A k-tile of consecutive columns is
+    /// contiguous in DRAM, so any run of columns is one long burst.
+    StreamI8,
 }
 
 impl WeightFormat {
     /// The ISA's `wfmt` field for tiles of this format.
     pub fn wfmt(self) -> u8 {
         match self {
-            WeightFormat::DenseI8 => ins::WFMT_I8,
+            WeightFormat::DenseI8 | WeightFormat::StreamI8 => ins::WFMT_I8,
         }
     }
 }
@@ -83,6 +91,44 @@ impl PackedWeights {
         }
         let nonzero = nonzero_tiles(b, k, n, tile);
         PackedWeights { format: WeightFormat::DenseI8, k, n, tile, bytes, nonzero }
+    }
+
+    /// Streaming int8 (`WeightFormat::StreamI8`): `tile.k` reduction values
+    /// per row of `tile.n` bytes (a scratchpad row), k-tile major.
+    pub fn stream_i8(b: &[i8], k: usize, n: usize, tile: TileShape) -> PackedWeights {
+        assert_eq!(b.len(), k * n, "B is K x N");
+        assert!(tile.k <= tile.n, "a streamed row holds a k-tile");
+        let mut bytes = vec![0u8; k.div_ceil(tile.k) * n * tile.n];
+        for (kk, row) in b.chunks_exact(n.max(1)).take(k).enumerate() {
+            let (i, r) = (kk / tile.k, kk % tile.k);
+            for (c, &v) in row.iter().enumerate() {
+                bytes[(i * n + c) * tile.n + r] = v as u8;
+            }
+        }
+        // Streaming never skips: every column of a k-tile is one row.
+        let nonzero = vec![true; k.div_ceil(tile.k) * n.div_ceil(tile.n)];
+        PackedWeights { format: WeightFormat::StreamI8, k, n, tile, bytes, nonzero }
+    }
+
+    /// Streaming format: the LOAD bringing columns `[c0, c0 + cols)` of
+    /// k-tile `i` of weights placed at `base` into scratchpad rows from
+    /// `row` (one row per column, one contiguous DRAM range).
+    pub fn stream_chunk_load(&self, i: usize, (c0, cols): (usize, usize), base: u64, row: u16) -> ins::Load {
+        debug_assert_eq!(self.format, WeightFormat::StreamI8);
+        ins::Load {
+            buf: ins::BUF_SPAD,
+            dram: (base + ((i * self.n + c0) * self.tile.n) as u64) as u32,
+            stride: self.tile.n as u32,
+            rows: cols as u16,
+            cols: self.tile.n as u16,
+            addr: row,
+            ..Default::default()
+        }
+    }
+
+    /// Reduction rows of k-tile `i`.
+    pub fn k_tile_rows(&self, i: usize) -> usize {
+        self.tile_rows(i)
     }
 
     pub fn format(&self) -> WeightFormat {
@@ -161,6 +207,10 @@ impl PackedWeights {
 
     /// The MACs the array performs streaming `m` rows through every live tile.
     pub fn macs(&self, m: usize) -> u64 {
+        if self.format == WeightFormat::StreamI8 {
+            // Every column of every k-tile streams once past `m` stationary columns.
+            return (m * self.k * self.n) as u64;
+        }
         let per_row: usize = (0..self.n_tiles())
             .map(|j| self.live_k_tiles(j).iter().map(|&i| self.tile_rows(i) * self.tile_cols(j)).sum::<usize>())
             .sum();
@@ -192,6 +242,31 @@ pub fn unpack_dense_i8(packed: &[u8], k: usize, n: usize, tile_n: usize) -> Opti
             let at = (j * k + kk) * tile_n;
             let len = piece.len();
             piece.iter_mut().zip(&packed[at..at + len]).for_each(|(o, &v)| *o = v as i8);
+        }
+    }
+    Some(b)
+}
+
+/// The bytes [`PackedWeights::stream_i8`] packs B `[k, n]` into, or `None`
+/// if that overflows or the tile cannot hold a k-tile per row.
+pub fn stream_i8_packed_len(k: usize, n: usize, tile: TileShape) -> Option<usize> {
+    if tile.k == 0 || tile.k > tile.n {
+        return None;
+    }
+    k.div_ceil(tile.k).checked_mul(n)?.checked_mul(tile.n)
+}
+
+/// B `[k, n]` back from the bytes [`PackedWeights::stream_i8`] packed it
+/// into; `None` if `packed` is not [`stream_i8_packed_len`] bytes.
+pub fn unpack_stream_i8(packed: &[u8], k: usize, n: usize, tile: TileShape) -> Option<Vec<i8>> {
+    if stream_i8_packed_len(k, n, tile) != Some(packed.len()) {
+        return None;
+    }
+    let mut b = vec![0i8; k * n];
+    for (kk, row) in b.chunks_exact_mut(n.max(1)).take(k).enumerate() {
+        let (i, r) = (kk / tile.k, kk % tile.k);
+        for (c, v) in row.iter_mut().enumerate() {
+            *v = packed[(i * n + c) * tile.n + r] as i8;
         }
     }
     Some(b)
@@ -237,6 +312,24 @@ mod tests {
         assert_eq!(w.live_k_tiles(0), [0], "an all-zero column of tiles keeps one tile");
         // Per row: n-tile 0 streams tile (0, 0) = 2x3, n-tile 1 tile (1, 1) = 2x3, n-tile 2 tile (0, 2) = 2x1.
         assert_eq!(w.macs(4), 4 * (6 + 6 + 2));
+    }
+
+    /// Streaming packing: row `(i, c)` holds k-tile `i` of column `c`; a
+    /// chunk is contiguous; unpacking inverts it.
+    #[test]
+    fn stream_i8_packing_and_unpacking() {
+        let (k, n, tile) = (5, 3, TileShape { k: 2, n: 4 });
+        let b: Vec<i8> = (0..k * n).map(|x| x as i8 - 7).collect();
+        let w = PackedWeights::stream_i8(&b, k, n, tile);
+        assert_eq!(w.bytes().len(), 3 * n * 4);
+        // k-tile 1 (rows 2, 3), column 2: B[2][2], B[3][2], then padding.
+        assert_eq!(&w.bytes()[(n + 2) * 4..(n + 3) * 4], [b[2 * n + 2] as u8, b[3 * n + 2] as u8, 0, 0]);
+        let l = w.stream_chunk_load(2, (1, 2), 100, 7);
+        assert_eq!((l.dram, l.stride, l.rows, l.cols, l.addr), (100 + (2 * n + 1) as u32 * 4, 4, 2, 4, 7));
+        assert_eq!(w.macs(2), 2 * 15);
+        assert_eq!(unpack_stream_i8(w.bytes(), k, n, tile).as_deref(), Some(&b[..]));
+        assert_eq!(unpack_stream_i8(&w.bytes()[1..], k, n, tile), None);
+        assert_eq!(stream_i8_packed_len(4, 4, TileShape { k: 5, n: 4 }), None);
     }
 
     /// Unpacking inverts packing, partial and all-zero tiles included

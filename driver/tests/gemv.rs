@@ -1,0 +1,135 @@
+//! GEMVs and few-row GEMMs on the model against the plain reference: the
+//! streaming schedule (int8 A, int32 output, K split over many accumulator
+//! passes, several accumulator blocks) and the weight-stationary fallback
+//! (uint8 A, int8 output), on the 4x4 and the 16x16 configs.
+
+use compiler::gemm::{
+    lower_gemm, reference_gemm, Dataflow, GemmOutput, GemmSpec, GemmUse, WeightFormat, INPUT, OUTPUT,
+};
+use driver::{Driver, Outcome};
+use isa::HwConfig;
+
+/// A small deterministic generator (xorshift), so failures reproduce.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+fn run(cfg: &HwConfig, spec: &GemmSpec, a: &[u8]) -> Vec<i32> {
+    let prog = lower_gemm(spec, cfg).unwrap_or_else(|e| panic!("{}: {e}", cfg.name));
+    let mut d = Driver::new(sim::Model::new(cfg).unwrap());
+    d.load(&prog).unwrap();
+    d.write_tensor(prog.tensor(INPUT).unwrap(), a).unwrap();
+    let rep = d.run().unwrap();
+    assert_eq!(rep.outcome, Outcome::Done, "{}: {:?}", cfg.name, rep.outcome);
+    let bytes = d.read_tensor(prog.tensor(OUTPUT).unwrap()).unwrap();
+    match spec.output {
+        GemmOutput::Int32 => bytes.chunks(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect(),
+        GemmOutput::Int8 { .. } => bytes.iter().map(|&b| b as i8 as i32).collect(),
+    }
+}
+
+fn format_of(cfg: &HwConfig, spec: &GemmSpec) -> WeightFormat {
+    let usage =
+        GemmUse { m: spec.m, a_unsigned: spec.input_unsigned, int32_out: matches!(spec.output, GemmOutput::Int32) };
+    Dataflow::for_config(cfg).unwrap().pack(&spec.weights, spec.k, spec.n, usage, cfg).format()
+}
+
+/// Arrays with more rows than a scratchpad row holds (8x4), fewer (4x8),
+/// and neither square nor a power of two (5x12).
+fn nonsquare() -> Vec<HwConfig> {
+    [(8, 4), (4, 8), (5, 12)]
+        .into_iter()
+        .map(|(rows, cols)| {
+            let mut cfg = HwConfig::tiny_4x4();
+            cfg.name = format!("tiny-{rows}x{cols}");
+            (cfg.array.rows, cfg.array.cols) = (rows, cols);
+            cfg.scratchpad.bytes = 2048 * cols as u64 * cfg.scratchpad.banks as u64;
+            cfg.accumulator.bytes = 128 * 4 * cols as u64 * cfg.accumulator.banks as u64;
+            cfg.validate().unwrap();
+            cfg
+        })
+        .collect()
+}
+
+#[test]
+fn random_gemvs_match_the_reference() {
+    let mut rng = Rng(0x9e3779b97f4a7c15);
+    let mut streamed = 0;
+    for cfg in [HwConfig::tiny_4x4(), HwConfig::default_16x16()].into_iter().chain(nonsquare()) {
+        let cols = cfg.array.cols as usize;
+        for case in 0..12 {
+            // M up to the array's columns; K up to many k-tiles (not a
+            // multiple of the tile); N long enough to stream, over several
+            // accumulator blocks.
+            let m = 1 + rng.below(cols);
+            let k = 1 + rng.below(if cfg.array.cols == 16 { 1500 } else { 300 });
+            let n = 64 * m + rng.below(2500);
+            let (unsigned, int8) = match case % 4 {
+                0 | 1 => (false, false),
+                2 => (true, false),
+                _ => (false, true),
+            };
+            let output = if int8 {
+                GemmOutput::Int8 {
+                    bias: (0..n).map(|_| rng.below(2001) as i32 - 1000).collect(),
+                    scale: (0..n).map(|_| 0.0001 + rng.below(100) as f32 * 1e-5).collect(),
+                    zero_point: 3,
+                    qmin: -128,
+                    qmax: 127,
+                }
+            } else {
+                GemmOutput::Int32
+            };
+            let spec = GemmSpec {
+                m,
+                k,
+                n,
+                weights: rng.bytes(k * n).into_iter().map(|b| b as i8).collect(),
+                input_unsigned: unsigned,
+                output,
+            };
+            let a = rng.bytes(m * k);
+            let format = format_of(&cfg, &spec);
+            let expect_stream = !unsigned && !int8 && 10 * m * k <= k * n / cfg.dram.bytes_per_cycle as usize;
+            // K rows of A^T and three weight buffers of at least `rows` rows.
+            let fits = k + 3 * cfg.array.rows as usize <= cfg.spad_rows() as usize;
+            let expect_stream = expect_stream && fits;
+            assert_eq!(format == WeightFormat::StreamI8, expect_stream, "{} {m}x{k}x{n}", cfg.name);
+            streamed += expect_stream as usize;
+            assert_eq!(run(&cfg, &spec, &a), reference_gemm(&spec, &a), "{} {m}x{k}x{n} {format:?}", cfg.name);
+        }
+    }
+    assert!(streamed >= 15, "only {streamed} cases streamed");
+}
+
+/// The decode shape that did not compile before (two 8192-row weight
+/// stripes exceed the scratchpad): K split across accumulator passes.
+#[test]
+fn a_long_k_gemv_compiles_and_is_exact() {
+    let cfg = HwConfig::default_16x16();
+    let mut rng = Rng(7);
+    let (k, n) = (8192, 1040);
+    let spec = GemmSpec {
+        m: 1,
+        k,
+        n,
+        weights: rng.bytes(k * n).into_iter().map(|b| b as i8).collect(),
+        input_unsigned: false,
+        output: GemmOutput::Int32,
+    };
+    assert_eq!(format_of(&cfg, &spec), WeightFormat::StreamI8);
+    let a = rng.bytes(k);
+    assert_eq!(run(&cfg, &spec, &a), reference_gemm(&spec, &a));
+}
