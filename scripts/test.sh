@@ -6,6 +6,10 @@
 #         accelerator checked against the model to the cycle, the CLI's
 #         rtl/both backends and `systole area`. Installs Verilator and yosys
 #         from Debian's packages when they are missing (as root, or with sudo).
+#   ort   (not run by default) full-size ResNet-18 and MobileNetV2 with random
+#         weights, quantized by ONNX Runtime: pip-installs onnx, onnxruntime
+#         and numpy, makes the models into target/ort-models with
+#         tools/ort-fixtures/cnn_zoo.py, and checks them bit for bit.
 # `bash scripts/test.sh` runs both, the Rust tier first; `bash scripts/test.sh
 # rust` (or `rtl`) runs one.
 set -euo pipefail
@@ -40,8 +44,14 @@ for tier in "${tiers[@]}"; do
         # change with it, so their tests ran in the Rust tier.
         cargo test --release --locked --features rtl -p rtl -p systole
         ;;
+    ort)
+        echo "== tier ort: full-size CNNs against ONNX Runtime" >&2
+        python3 -m pip install --quiet onnx onnxruntime numpy
+        python3 tools/ort-fixtures/cnn_zoo.py --only full --full-out target/ort-models
+        cargo test --release --locked --test ort_cnn -- --ignored --nocapture
+        ;;
     *)
-        echo "usage: scripts/test.sh [rust] [rtl]" >&2
+        echo "usage: scripts/test.sh [rust] [rtl] [ort]" >&2
         exit 2
         ;;
     esac

@@ -645,14 +645,24 @@ fn unsupported_attributes_and_shapes_are_named() {
     unsupported(edit(&|g| set_attr(g, "/pool/MaxPool", attr_ints("dilations", &[2, 2]))), "/pool/MaxPool", "dilations");
     // ceil_mode = 1 where it changes nothing (8 = 2 + 3 * 2) is accepted ...
     assert!(edit(&|g| set_attr(g, "/pool/MaxPool", attr_i("ceil_mode", 1))).is_ok());
-    // ... and rejected where it adds a partial window.
+    // ... adds the last, partial window otherwise (8 = 3 + 2 * 2 + 1: a fourth
+    // window over the last input row and one row of padding) ...
+    let g = edit(&|g| {
+        set_attr(g, "/pool/MaxPool", attr_i("ceil_mode", 1));
+        set_attr(g, "/pool/MaxPool", attr_ints("kernel_shape", &[3, 3]));
+    })
+    .unwrap();
+    let pool = g.nodes.iter().find(|n| matches!(n.op, Op::MaxPool(_))).unwrap();
+    assert_eq!(g.values[pool.outputs[0]].shape[2..], [4, 4]);
+    assert!(matches!(&pool.op, Op::MaxPool(p) if p.pads == [0, 0, 1, 1]), "{:?}", pool.op);
+    // ... and is rejected where that window would lie entirely in the padding.
     unsupported(
         edit(&|g| {
             set_attr(g, "/pool/MaxPool", attr_i("ceil_mode", 1));
-            set_attr(g, "/pool/MaxPool", attr_ints("kernel_shape", &[3, 3]));
+            set_attr(g, "/pool/MaxPool", attr_ints("kernel_shape", &[1, 1]));
         }),
         "/pool/MaxPool",
-        "ceil_mode",
+        "entirely in the padding",
     );
     // Per-channel activation quantization.
     unsupported(

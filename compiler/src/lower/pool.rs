@@ -162,11 +162,27 @@ pub fn lower_maxpool(
     Ok(0)
 }
 
-/// Average pooling on the array: each window row's pixels are loaded as a
-/// weight tile (rows = pixels, columns = channels) and a row of ones streams
-/// through it, so the accumulator sums the window exactly; `requant` then
-/// subtracts `count * zx` (the bias) and scales by `s_x / (s_y count)` —
-/// the interpreter's integer semantics (`interp::avgpool_scale`).
+/// How many window positions of output `o` fall inside `[0, size)` along one axis.
+fn inside(o: usize, size: usize, stride: usize, k: usize, pad: usize) -> usize {
+    let start = (o * stride) as isize - pad as isize;
+    ((start + k as isize).min(size as isize) - start.max(0)).max(0) as usize
+}
+
+/// Average pooling on the array, in two steps per band of output rows:
+///
+/// 1. Window sums into the accumulator, exactly. Where the array has at
+///    least as many rows as columns, the weights are an identity tile and
+///    each window position streams the input pixels it covers (one MATMUL
+///    per output row and window position, the row pattern stepping by the
+///    stride), so int8 and uint8 inputs sum alike. On a wider array, where
+///    an identity tile cannot reach every channel, a window row's pixels
+///    are the weights instead and a row of ones streams through them (int8
+///    inputs only: weights are int8).
+/// 2. `requant` per run of outputs whose windows have the same number of
+///    positions inside the input (`inside`; they differ only at padded
+///    borders): bias `-inside * zx` and scale `s_x / (s_y count)` with
+///    `count` = the kernel size under `count_include_pad`, else `inside` —
+///    the interpreter's integer semantics (`interp::avgpool_scale`).
 pub fn lower_avgpool(
     cx: &mut Ctx<'_>,
     x: ValueId,
@@ -176,101 +192,222 @@ pub fn lower_avgpool(
     node: &str,
 ) -> Result<u64, LowerError> {
     check_elem(cx, y, node, "avgpool")?;
-    if cx.g.values[y].ty != ElemType::I8 {
-        return Err(unsupported(node, "avgpool", "uint8 outputs are not lowered yet"));
+    let unsigned_in = cx.g.values[x].ty == ElemType::U8;
+    let identity = cx.cfg.array.rows as usize >= cx.dim;
+    if unsigned_in && !identity {
+        return Err(unsupported(
+            node,
+            "avgpool",
+            "uint8 average pooling needs an array with at least as many rows as columns",
+        ));
     }
-    if p.pads != [0; 4] {
-        return Err(unsupported(node, "avgpool", "padded average pooling is not lowered yet"));
-    }
-    if cx.g.values[x].ty != ElemType::I8 {
-        return Err(unsupported(node, "avgpool", "uint8 inputs are not lowered yet"));
-    }
+    let (out_type, qmin, qmax) =
+        if cx.g.values[y].ty == ElemType::U8 { (ins::ELEM_U8, 0, 255) } else { (ins::ELEM_I8, -128, 127) };
     let (inb, h, w, c) = pool_input(cx, x, node, "avgpool")?;
     let shape = cx.g.values[y].shape.clone();
     let (oh, ow) = (shape[2], shape[3]);
     let dim = cx.dim;
     let cb = c.div_ceil(dim);
-    let (kh, kw) = (p.kernel[0], p.kernel[1]);
-    let (sh, sw) = (p.strides[0], p.strides[1]);
-    let count = kh * kw;
+    let [kh, kw] = p.kernel;
+    let [sh, sw] = p.strides;
+    let (pt, pl) = (p.pads[0], p.pads[1]);
+    if sw > u8::MAX as usize {
+        return Err(unsupported(node, "avgpool", format!("stride {sw} wider than 255")));
+    }
+    let padded = p.pads != [0; 4];
     let (qx, qy) = (cx.quant(x), cx.quant(y));
-    let scale = crate::interp::avgpool_scale(qx.scale, qy.scale, count);
-    let bias = -(count as i32).wrapping_mul(qx.zero_point);
-    // A window row is cut into tiles of at most the array's reduction.
+
+    // One pair of parameter rows per distinct (inside, count).
+    let key = |oy: usize, ox: usize| {
+        let n = inside(oy, h, sh, kh, pt) * inside(ox, w, sw, kw, pl);
+        (n, if p.count_include_pad { kh * kw } else { n })
+    };
+    let mut groups: Vec<(usize, usize)> = Vec::new();
+    for oy in 0..oh {
+        for ox in 0..ow {
+            if !groups.contains(&key(oy, ox)) {
+                groups.push(key(oy, ox));
+            }
+        }
+    }
+    let mut packed = Vec::new();
+    for &(n, count) in &groups {
+        let bias = -(n as i32).wrapping_mul(qx.zero_point);
+        let scale = crate::interp::avgpool_scale(qx.scale, qy.scale, count);
+        packed.extend(gemm::pack_params(&vec![bias; dim], &vec![scale; dim], dim));
+    }
+    let params = cx.mem.alloc_bytes(&packed);
+    // Constant scratchpad rows: the identity tile and a zero row (to clear a
+    // padded row's sums), or the row of ones.
+    let consts = if identity {
+        let mut t = vec![0u8; dim * dim + dim];
+        (0..dim).for_each(|r| t[r * dim + r] = 1);
+        t
+    } else {
+        vec![1u8; dim]
+    };
+    let const_rows = consts.len() / dim;
+    let consts_addr = cx.mem.alloc_bytes(&consts);
     let tile_k = cx.dataflow.tile_shape().k;
-    let ones = cx.mem.alloc(dim, 1);
-    let params = cx.mem.alloc_bytes(&gemm::pack_params(&vec![bias; dim], &vec![scale; dim], dim));
     let outb = out_buffer(cx, y, out_halo)?;
-    // A band's scratchpad: input rows, the ones row, output rows; its
-    // accumulator: one row per output pixel and block, plus two parameter rows.
+
     let spad_budget = (cx.cfg.spad_rows() as usize).min(65535);
     let acc_rows = cx.cfg.acc_rows() as usize;
-    let rows =
-        |ir: usize, or: usize| if cb * or * ow + 2 > acc_rows { usize::MAX } else { cb * ir * w + 1 + cb * or * ow };
-    for (o0, o1, i0, i1) in pool_bands((oh, h, kh, sh, 0), rows, spad_budget, node, "avgpool")? {
+    let param_rows = 2 * groups.len();
+    // What the array performs (k x n per streamed row), as the model counts it.
+    let mut macs = 0u64;
+    let rows = |ir: usize, or: usize| {
+        if cb * or * ow + param_rows > acc_rows {
+            usize::MAX
+        } else {
+            cb * ir * w + const_rows + cb * or * ow
+        }
+    };
+    for (o0, o1, i0, i1) in pool_bands((oh, h, kh, sh, pt), rows, spad_budget, node, "avgpool")? {
         let (hb, outs) = (i1 - i0, (o1 - o0) * ow);
-        let (in_base, ones_row, out_base) = (0usize, cb * hb * w, cb * hb * w + 1);
+        let (in_base, const_row, out_base) = (0usize, cb * hb * w, cb * hb * w + const_rows);
         let param_row = cb * outs;
         let mut v = load_feature(&rows_view(&inb, i0, i1), in_base as u16, dim, Deps::NONE);
         v.extend([
             Instr::from(ins::Load {
-                dram: ones as u32,
+                dram: consts_addr as u32,
                 stride: dim as u32,
-                rows: 1,
+                rows: const_rows as u16,
                 cols: dim as u16,
-                addr: ones_row as u16,
+                addr: const_row as u16,
                 ..Default::default()
             }),
-            Instr::from(gemm::load_params(params, 2, dim, param_row as u16, Deps { push_next: true, ..Deps::NONE })),
+            Instr::from(gemm::load_params(
+                params,
+                param_rows as u16,
+                dim,
+                param_row as u16,
+                Deps { push_next: true, ..Deps::NONE },
+            )),
         ]);
         let mut ops: Vec<Instr> = Vec::new();
         for blk in 0..cb {
             let n = dim.min(c - blk * dim);
-            for o in 0..outs {
-                let (oy, ox) = (o0 + o / ow, o % ow);
-                let mut first = true;
-                for i in 0..kh {
-                    for j0 in (0..kw).step_by(tile_k) {
-                        let k = tile_k.min(kw - j0);
-                        let row = in_base + blk * hb * w + (oy * sh + i - i0) * w + ox * sw + j0;
-                        ops.push(Instr::from(ins::Ldw {
-                            addr: row as u16,
-                            k: k as u16,
-                            n: n as u16,
-                            ..Default::default()
-                        }));
+            let src = |iy: usize, ix: usize| in_base + blk * hb * w + (iy - i0) * w + ix;
+            let acc = |oy: usize, ox: usize| blk * outs + (oy - o0) * ow + ox;
+            if identity {
+                ops.push(Instr::from(ins::Ldw {
+                    addr: const_row as u16,
+                    k: n as u16,
+                    n: n as u16,
+                    ..Default::default()
+                }));
+                let mut swap = true;
+                let in_type = if unsigned_in { ins::ELEM_U8 } else { ins::ELEM_I8 };
+                for oy in o0..o1 {
+                    // Unpadded, the first window position covers every output.
+                    let mut first = !padded;
+                    if padded {
                         ops.push(Instr::from(ins::Matmul {
-                            a: ones_row as u16,
-                            m: 1,
-                            acc: (blk * outs + o) as u16,
-                            accumulate: (!first) as u8,
-                            swap: 1,
+                            a: (const_row + dim) as u16,
+                            m: ow as u16,
+                            acc: acc(oy, 0) as u16,
+                            swap: swap as u8,
+                            in_type,
+                            a_group: 1,
+                            a_gstride: 0,
                             ..Default::default()
                         }));
-                        first = false;
+                        macs += (ow * n * n) as u64;
+                        swap = false;
+                    }
+                    for i in 0..kh {
+                        let Some(iy) = (oy * sh + i).checked_sub(pt).filter(|&iy| iy < h) else { continue };
+                        for j in 0..kw {
+                            let r = valid_outputs(ow, w, sw, j, pl);
+                            if r.is_empty() {
+                                continue;
+                            }
+                            ops.push(Instr::from(ins::Matmul {
+                                a: src(iy, r.start * sw + j - pl) as u16,
+                                m: r.len() as u16,
+                                a_stride: sw as u8,
+                                acc: acc(oy, r.start) as u16,
+                                accumulate: (!first) as u8,
+                                swap: swap as u8,
+                                in_type,
+                                ..Default::default()
+                            }));
+                            macs += (r.len() * n * n) as u64;
+                            first = false;
+                            swap = false;
+                        }
+                    }
+                }
+            } else {
+                for oy in o0..o1 {
+                    for ox in 0..ow {
+                        let mut first = true;
+                        for i in 0..kh {
+                            let Some(iy) = (oy * sh + i).checked_sub(pt).filter(|&iy| iy < h) else { continue };
+                            // The window row's columns inside the input.
+                            let (j_lo, j_hi) = (pl.saturating_sub(ox * sw), (w + pl - ox * sw).min(kw));
+                            for j0 in (j_lo..j_hi).step_by(tile_k) {
+                                let k = tile_k.min(j_hi - j0);
+                                ops.push(Instr::from(ins::Ldw {
+                                    addr: src(iy, ox * sw + j0 - pl) as u16,
+                                    k: k as u16,
+                                    n: n as u16,
+                                    ..Default::default()
+                                }));
+                                ops.push(Instr::from(ins::Matmul {
+                                    a: const_row as u16,
+                                    m: 1,
+                                    acc: acc(oy, ox) as u16,
+                                    accumulate: (!first) as u8,
+                                    swap: 1,
+                                    ..Default::default()
+                                }));
+                                macs += (k * n) as u64;
+                                first = false;
+                            }
+                        }
                     }
                 }
             }
         }
         *ops[0].deps_mut() = Deps { pop_prev: true, ..Deps::NONE };
+        let mut requants = Vec::new();
         for blk in 0..cb {
+            let acc0 = blk * outs;
+            if groups.len() == 1 {
+                requants.push((acc0, outs, 0));
+                continue;
+            }
+            for oy in o0..o1 {
+                let mut ox = 0;
+                while ox < ow {
+                    let g = groups.iter().position(|&k| k == key(oy, ox)).expect("every key has a group");
+                    let run = (ox..ow).take_while(|&e| key(oy, e) == groups[g]).count();
+                    requants.push((acc0 + (oy - o0) * ow + ox, run, g));
+                    ox += run;
+                }
+            }
+        }
+        let last = requants.len() - 1;
+        for (i, (a, n, g)) in requants.into_iter().enumerate() {
             ops.push(Instr::from(ins::Requant {
-                deps: Deps { push_next: blk + 1 == cb, ..Deps::NONE },
-                acc: (blk * outs) as u16,
-                rows: outs as u16,
-                dst: (out_base + blk * outs) as u16,
-                params: param_row as u16,
-                out_type: ins::ELEM_I8,
+                deps: Deps { push_next: i == last, ..Deps::NONE },
+                acc: a as u16,
+                rows: n as u16,
+                dst: (out_base + a) as u16,
+                params: (param_row + 2 * g) as u16,
+                out_type,
                 zp: qy.zero_point as i16,
-                qmin: -128,
-                qmax: 127,
+                qmin,
+                qmax,
             }));
         }
         v.extend(ops);
         v.extend(store_feature(&rows_view(&outb, o0, o1), out_base as u16, dim, Deps { pop_prev: true, ..Deps::NONE }));
         cx.code.phase(v);
     }
-    Ok((oh * ow * count * c) as u64)
+    Ok(macs)
 }
 
 #[cfg(test)]

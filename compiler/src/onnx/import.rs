@@ -1010,15 +1010,25 @@ impl<'m> Ctx<'m> {
                 return Err(who.unsupported(format!("dilations {d:?} in pooling")));
             }
         }
+        let mut pads = pads;
         if attr_flag(who, n, "ceil_mode")? {
-            // Ceil mode only adds a window where the last one does not end
-            // on the padded edge; elsewhere it is the same pooling.
-            let exact = (0..2).all(|d| {
-                let span = xs[2 + d] + pads[d] + pads[d + 2];
-                span >= k[d] && (span - k[d]).is_multiple_of(strides[d])
-            });
-            if !exact {
-                return Err(who.unsupported("ceil_mode = 1 where it adds a partial window"));
+            // Ceil mode adds a last, partial window where the windows do not
+            // end on the padded edge: the same pooling with that much more
+            // padding at the end (ORT clips windows to the input, and with
+            // `count_include_pad` divides by the kernel size either way).
+            for d in 0..2 {
+                let span = (xs[2 + d] + pads[d] + pads[d + 2]).checked_sub(k[d]);
+                let extra = span.map_or(0, |s| (strides[d] - s % strides[d]) % strides[d]);
+                if pads[d + 2] + extra >= k[d] {
+                    return Err(who.unsupported(format!(
+                        "ceil_mode = 1 adds a window that lies entirely in the padding (axis {}, kernel {}, stride {}, pads {:?})",
+                        2 + d,
+                        k[d],
+                        strides[d],
+                        pads
+                    )));
+                }
+                pads[d + 2] += extra;
             }
         }
         let count_include_pad = kind.avg && attr_flag(who, n, "count_include_pad")?;

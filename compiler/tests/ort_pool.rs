@@ -1,0 +1,373 @@
+//! Quantized pooling against ONNX Runtime on random cases: QLinearAveragePool
+//! (kernels 1-5 per axis, strides 1-3, asymmetric pads, `ceil_mode`,
+//! `count_include_pad`), QLinearGlobalAveragePool and MaxPool, int8 and
+//! uint8, random scales and zero points; over a million outputs in all.
+//!
+//! Fixtures: `tests/data/ort_pool/`, made by
+//! `tools/ort-fixtures/pool_fixtures.py` (its docstring says how). Each
+//! case is rebuilt here as a one-node ONNX model (so the import of the
+//! attributes is under test too), its input drawn from the same SplitMix64
+//! stream as the generator's, and run on the reference interpreter; ORT's
+//! output is stored as a hash, with the outputs where ORT differs from the
+//! integer definition of average pooling listed (and in full for the first
+//! cases).
+//!
+//! What must hold:
+//! - MaxPool and QLinearGlobalAveragePool: every output equals ORT's;
+//! - QLinearAveragePool: ORT averages in float (dequantize, f32 sum,
+//!   divide, round `y / s_y + zy`), so where the exact average lies within
+//!   float rounding of a tie (`n + 1/2`) its rounding errors break the tie
+//!   either way, depending on the window's values and their order, which no
+//!   integer sum can reproduce. Every output equals ORT's except there, by
+//!   one step; the count is printed (most where the output scale equals the
+//!   input's, so that averages of an even count land exactly on ties).
+//! - The compiled program on the model equals the interpreter on the cases
+//!   stored in full, on the 4x4 and 16x16 configurations.
+
+use compiler::interp::{self, Tensor};
+use compiler::ir::Graph;
+use compiler::onnx::proto::{
+    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto, AttributeProto, GraphProto,
+    ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+};
+use driver::Driver;
+use isa::HwConfig;
+use prost::Message;
+use serde_json::Value as Json;
+use std::path::{Path, PathBuf};
+
+fn data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ort_pool")
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Byte `i` = low byte of the `i`-th SplitMix64 draw (as the generator).
+fn splitmix64_bytes(seed: u64, n: usize) -> Vec<u8> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = s;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            (z ^ (z >> 31)) as u8
+        })
+        .collect()
+}
+
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xCBF2_9CE4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01B3))
+}
+
+fn ints(c: &Json, key: &str) -> Vec<i64> {
+    c[key].as_array().unwrap_or_else(|| panic!("{key}")).iter().map(|v| v.as_i64().unwrap()).collect()
+}
+
+fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Ints as i32),
+        ints: v.to_vec(),
+        ..Default::default()
+    }
+}
+
+fn attr_i(name: &str, v: i64) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Int as i32),
+        i: Some(v),
+        ..Default::default()
+    }
+}
+
+fn value_info(name: &str, dt: DataType, dims: &[i64]) -> ValueInfoProto {
+    let dim = dims
+        .iter()
+        .map(|&d| tensor_shape_proto::Dimension {
+            value: Some(tensor_shape_proto::dimension::Value::DimValue(d)),
+            ..Default::default()
+        })
+        .collect();
+    ValueInfoProto {
+        name: Some(name.into()),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: Some(dt as i32),
+                shape: Some(TensorShapeProto { dim }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn scalar(name: &str, dt: DataType, raw: Vec<u8>) -> TensorProto {
+    TensorProto { name: Some(name.into()), data_type: Some(dt as i32), raw_data: Some(raw), ..Default::default() }
+}
+
+/// The case as the one-node ONNX model the generator gave ORT.
+fn case_model(c: &Json) -> Vec<u8> {
+    let dt = if c["dtype"] == "uint8" { DataType::Uint8 } else { DataType::Int8 };
+    let zp = |k: &str| vec![c[k].as_i64().unwrap() as u8];
+    let sc = |k: &str| (c[k].as_f64().unwrap() as f32).to_le_bytes().to_vec();
+    let kind = c["kind"].as_str().unwrap();
+    let pool_attrs = || {
+        vec![
+            attr_ints("kernel_shape", &ints(c, "kernel")),
+            attr_ints("strides", &ints(c, "strides")),
+            attr_ints("pads", &ints(c, "pads")),
+            attr_i("ceil_mode", c["ceil_mode"].as_i64().unwrap()),
+        ]
+    };
+    let x_params = vec![scalar("xs", DataType::Float, sc("x_scale")), scalar("xz", dt, zp("x_zero_point"))];
+    let node = |op: &str, domain: &str, input: &[&str], output: &str, attribute| NodeProto {
+        op_type: Some(op.into()),
+        domain: Some(domain.into()),
+        name: Some(format!("{op}_{output}")),
+        input: input.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        attribute,
+        ..Default::default()
+    };
+    let (nodes, inits) = match kind {
+        // ORT ran MaxPool on the integers; its QDQ form (the scale only
+        // passes through) imports to the same.
+        "max" => (
+            vec![
+                node("DequantizeLinear", "", &["x", "xs", "xz"], "xf", vec![]),
+                node("MaxPool", "", &["xf"], "yf", pool_attrs()),
+                node("QuantizeLinear", "", &["yf", "xs", "xz"], "y", vec![]),
+            ],
+            x_params,
+        ),
+        _ => {
+            let mut attribute = vec![attr_i("channels_last", 0)];
+            if kind == "avg" {
+                attribute.extend(pool_attrs());
+                attribute.push(attr_i("count_include_pad", c["count_include_pad"].as_i64().unwrap()));
+            }
+            let op = if kind == "avg" { "QLinearAveragePool" } else { "QLinearGlobalAveragePool" };
+            let mut inits = x_params;
+            inits.extend([scalar("ys", DataType::Float, sc("y_scale")), scalar("yz", dt, zp("y_zero_point"))]);
+            (vec![node(op, "com.microsoft", &["x", "xs", "xz", "ys", "yz"], "y", attribute)], inits)
+        }
+    };
+    let opset = |d: &str, v| OperatorSetIdProto { domain: Some(d.into()), version: Some(v) };
+    ModelProto {
+        ir_version: Some(8),
+        opset_import: vec![opset("", 17), opset("com.microsoft", 1)],
+        graph: Some(GraphProto {
+            name: Some("pool".into()),
+            node: nodes,
+            initializer: inits,
+            input: vec![value_info("x", dt, &ints(c, "shape"))],
+            output: vec![value_info("y", dt, &ints(c, "output_shape"))],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+struct Case {
+    index: usize,
+    json: Json,
+    graph: Graph,
+    input: Tensor,
+    input_q: Vec<i32>,
+    /// ORT's output bytes, where stored in full.
+    ort: Option<Vec<u8>>,
+}
+
+impl Case {
+    fn what(&self) -> String {
+        let c = &self.json;
+        format!(
+            "case {} ({} {} shape {} kernel {} strides {} pads {} ceil {} cip {} s_x {} s_y {})",
+            self.index,
+            c["kind"],
+            c["dtype"],
+            c["shape"],
+            c["kernel"],
+            c["strides"],
+            c["pads"],
+            c["ceil_mode"],
+            c["count_include_pad"],
+            c["x_scale"],
+            c["y_scale"]
+        )
+    }
+
+    fn ties_case(&self) -> bool {
+        self.json["kind"] == "avg" && self.json["x_scale"] == self.json["y_scale"]
+    }
+}
+
+fn load() -> (Json, Vec<Case>) {
+    let meta: Json = serde_json::from_slice(&read(&data().join("cases.json"))).unwrap();
+    let full = read(&data().join("outputs.bin"));
+    let cases = meta["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(index, c)| {
+            let shape: Vec<usize> = ints(c, "shape").iter().map(|&d| d as usize).collect();
+            let bytes = splitmix64_bytes(c["seed"].as_u64().unwrap(), shape.iter().product());
+            let unsigned = c["dtype"] == "uint8";
+            let input_q: Vec<i32> = bytes.iter().map(|&b| if unsigned { b as i32 } else { b as i8 as i32 }).collect();
+            let input = Tensor::quant(shape, input_q.clone());
+            let graph = compiler::onnx::import(&case_model(c)).unwrap_or_else(|e| panic!("case {index}: import: {e}"));
+            let n: usize = ints(c, "output_shape").iter().product::<i64>() as usize;
+            let ort = c.get("output_offset").map(|o| full[o.as_u64().unwrap() as usize..][..n].to_vec());
+            Case { index, json: c.clone(), graph, input, input_q, ort }
+        })
+        .collect();
+    (meta, cases)
+}
+
+fn as_bytes(v: &[i32]) -> Vec<u8> {
+    v.iter().map(|&q| q as u8).collect()
+}
+
+fn run_interp(c: &Case) -> Vec<i32> {
+    let vals = interp::run(&c.graph, std::slice::from_ref(&c.input)).unwrap_or_else(|e| panic!("{}: {e}", c.what()));
+    vals[c.graph.outputs[0]].as_quant().expect("quantized output").to_vec()
+}
+
+/// The window of output `o`: its sum of `x - zx`, the sum of `|x - zx|`,
+/// and the positions inside the input.
+fn window(c: &Case, o: usize) -> (i64, i64, i64) {
+    let j = &c.json;
+    let shape: Vec<usize> = ints(j, "shape").iter().map(|&d| d as usize).collect();
+    let oshape: Vec<usize> = ints(j, "output_shape").iter().map(|&d| d as usize).collect();
+    let (k, s, p) = (ints(j, "kernel"), ints(j, "strides"), ints(j, "pads"));
+    let (h, w, oh, ow) = (shape[2] as i64, shape[3] as i64, oshape[2], oshape[3]);
+    let (plane, oy, ox) = (o / (oh * ow), (o / ow % oh) as i64, (o % ow) as i64);
+    let (y0, x0) = (oy * s[0] - p[0], ox * s[1] - p[1]);
+    let (ys, xs) = (y0.max(0)..(y0 + k[0]).min(h), x0.max(0)..(x0 + k[1]).min(w));
+    let zx = j["x_zero_point"].as_i64().unwrap();
+    let (mut sum, mut abs) = (0i64, 0i64);
+    for y in ys.clone() {
+        for x in xs.clone() {
+            let q = c.input_q[plane * (h * w) as usize + (y * w + x) as usize] as i64 - zx;
+            sum += q;
+            abs += q.abs();
+        }
+    }
+    (sum, abs, (ys.end - ys.start) * (xs.end - xs.start))
+}
+
+/// Output `o`'s exact average, in output steps, lies within the float
+/// rounding error of ORT's float QLinearAveragePool (and of our f32
+/// requantization) from a tie `n + 1/2`, where either rounding is possible.
+/// ORT: `K` products `s_x q` rounded, `K - 1` rounded partial sums (each off
+/// by at most `u Σ|s_x q|`), a division by the count and by `s_y`, the
+/// addition of `zy`; ours: the f32 scale (two roundings) and the product.
+fn near_tie(c: &Case, o: usize) -> bool {
+    let j = &c.json;
+    let (sum, abs, inside) = window(c, o);
+    let k = ints(j, "kernel");
+    let count = if j["count_include_pad"] == 1 { k[0] * k[1] } else { inside };
+    let a = j["x_scale"].as_f64().unwrap() / (j["y_scale"].as_f64().unwrap() * count as f64);
+    let v = a * sum as f64;
+    let zy = j["y_zero_point"].as_f64().unwrap();
+    let u = f32::EPSILON as f64; // 2^-23: twice the unit roundoff, for margin
+    let eps = u * ((inside + 1) as f64 * a * abs as f64 + 6.0 * v.abs() + (v + zy).abs());
+    ((v - v.floor()) - 0.5).abs() <= eps
+}
+
+#[test]
+fn pooling_matches_onnx_runtime() {
+    let (meta, cases) = load();
+    let (mut outputs, mut exceptions, mut ties) = (0usize, 0usize, 0usize);
+    let mut failures = Vec::new();
+    for c in &cases {
+        let ours = run_interp(c);
+        outputs += ours.len();
+        // ORT's output: ours where the generator found ORT equal to the
+        // integer definition, its exceptions elsewhere; the hash then says
+        // whether that is ORT's output.
+        let mut ort = ours.clone();
+        for e in c.json.get("exceptions").and_then(Json::as_array).into_iter().flatten() {
+            let (o, v) = (e[0].as_u64().unwrap() as usize, e[1].as_i64().unwrap() as i32);
+            exceptions += 1;
+            ties += usize::from(c.ties_case());
+            if c.json["kind"] != "avg" {
+                failures.push(format!(
+                    "{}: output {o}: ORT {v}, ours {} (global pooling must be exact)",
+                    c.what(),
+                    ours[o]
+                ));
+            } else if (ours[o] - v).abs() != 1 || !near_tie(c, o) {
+                failures.push(format!("{}: output {o}: ORT {v}, ours {}, not one step at a tie", c.what(), ours[o]));
+            }
+            ort[o] = v;
+        }
+        let want = c.json["output_fnv1a64"].as_str().unwrap();
+        if format!("{:016x}", fnv1a64(&as_bytes(&ort))) != want {
+            let detail = c.ort.as_ref().map_or(String::new(), |full| {
+                let n = as_bytes(&ort).iter().zip(full).filter(|(a, b)| a != b).count();
+                format!(": {n} of {} outputs differ", ours.len())
+            });
+            failures.push(format!("{}: differs from ORT{detail}", c.what()));
+        }
+    }
+    println!(
+        "{} cases, {outputs} outputs: all equal ORT's but {exceptions} one step off at a tie of the average \
+         ({ties} of them with equal input and output scales)",
+        cases.len()
+    );
+    assert_eq!(outputs as u64, meta["total_outputs"].as_u64().unwrap());
+    assert!(outputs >= 1_000_000, "{outputs} outputs");
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// A configuration with `rows x cols` array (scratchpad and accumulator
+/// sized like the 4x4's per column).
+fn array(rows: u32, cols: u32) -> HwConfig {
+    let mut cfg = HwConfig::tiny_4x4();
+    cfg.name = format!("tiny-{rows}x{cols}");
+    (cfg.array.rows, cfg.array.cols) = (rows, cols);
+    cfg.scratchpad.bytes = 2048 * cols as u64 * cfg.scratchpad.banks as u64;
+    cfg.accumulator.bytes = 128 * 4 * cols as u64 * cfg.accumulator.banks as u64;
+    cfg.validate().unwrap();
+    cfg
+}
+
+/// The compiled programs on the model equal the interpreter (and so ORT,
+/// as above) on the cases stored in full, on square, tall and wide arrays.
+/// A wide array (fewer rows than columns) sums int8 windows only, and says
+/// so for uint8.
+#[test]
+fn pooling_on_the_model_equals_the_interpreter() {
+    let (_, cases) = load();
+    let full: Vec<&Case> = cases.iter().filter(|c| c.ort.is_some()).collect();
+    assert!(full.len() >= 48, "{} cases stored in full", full.len());
+    let (mut ran, mut refused) = (0, 0);
+    for cfg in [HwConfig::tiny_4x4(), HwConfig::default_16x16(), array(8, 4), array(4, 8)] {
+        for c in &full {
+            let want = run_interp(c);
+            let wide_u8 = cfg.array.rows < cfg.array.cols && c.json["dtype"] == "uint8" && c.json["kind"] != "max";
+            let lowered = match compiler::lower::lower(&c.graph, &cfg) {
+                Err(e) if wide_u8 && e.to_string().contains("at least as many rows as columns") => {
+                    refused += 1;
+                    continue;
+                }
+                r => r.unwrap_or_else(|e| panic!("{}: {}: {e}", cfg.name, c.what())),
+            };
+            assert!(!wide_u8, "{}: {}: compiled", cfg.name, c.what());
+            let mut d = Driver::new(sim::Model::new(&cfg).unwrap());
+            d.load(&lowered.program).unwrap();
+            let got = d.infer_quantized(&lowered.program, &c.input_q).unwrap_or_else(|e| panic!("{}: {e}", c.what()));
+            assert_eq!(got.output_q, want, "{}: {}: model vs interpreter", cfg.name, c.what());
+            ran += 1;
+        }
+    }
+    println!("{ran} programs equal the interpreter; {refused} uint8 average poolings refused on the wide array");
+    assert!(ran >= 3 * full.len() && refused > 0, "{ran} run, {refused} refused");
+}
