@@ -65,9 +65,15 @@
 //!   quantization differs from the input's).
 //! - **Flatten / Reshape**: the same row-major data under the output's shape.
 //! - **Transpose**: `y[i_0, .., i_r] = x[j]` with `j[perm[d]] = i_d`.
-//! - **Concat**: the inputs' data, concatenated along the axis. Inputs whose
-//!   quantization differs from the output's are rescaled first, each on its
-//!   own (this is what the hardware can do with one VADD per input).
+//! - **Concat**: the inputs' data, concatenated along the axis, each input
+//!   through the identity's table to the output's quantization (below):
+//!   ONNX Runtime's QLinearConcat bit for bit.
+//! - **Lut** (Sigmoid, Tanh, HardSigmoid, HardSwish, LeakyRelu, Clip and
+//!   requantization): each value through the 256-entry table
+//!   `lut::table(f, x's type and quantization, y's)`: dequantize, the op in
+//!   binary32 as ORT's CPU kernels compute it, quantize as MLAS does —
+//!   ORT's QLinearSigmoid / QLinearLeakyRelu and DQ -> op -> Q bit for bit
+//!   (`tests/lut_ort.rs`).
 //!
 //! **Rescaling** (an integer moved to another scale / zero point / type, for
 //! the data-movement ops above): the accelerator's VADD with the second
@@ -93,7 +99,8 @@ use std::collections::HashSet;
 
 use isa::numerics::{self, dequantize, fold_zero_point, quantize, requant_scale, requantize, vadd, vadd_params};
 
-use crate::ir::{ConvParams, DenseParams, Graph, GraphError, Node, Op, PoolParams, Value, ValueId};
+use crate::ir::{ConvParams, DenseParams, ElemType, Graph, GraphError, Node, Op, PoolParams, Quant, Value, ValueId};
+use crate::lut::{self, UnaryFn};
 
 /// The data of a tensor.
 #[derive(Clone, Debug, PartialEq)]
@@ -512,13 +519,22 @@ fn eval<V: Values + ?Sized>(g: &Graph, n: &Node, vals: &V) -> Result<Tensor, Str
             TensorData::Quant(transpose(quant_data(x)?, &xv.shape, perm).into_iter().map(|v| r.apply(v)).collect())
         }
         Op::Concat { axis } => {
-            let y = q_of(yv)?;
             let parts = n
                 .inputs
                 .iter()
-                .map(|&i| Ok((quant_data(vals.value(i))?, &g.values[i].shape, Rescale::new(q_of(&g.values[i])?, y))))
+                .map(|&i| {
+                    Ok((
+                        quant_data(vals.value(i))?,
+                        &g.values[i].shape,
+                        Lut::new(&UnaryFn::Identity, &g.values[i], yv)?,
+                    ))
+                })
                 .collect::<Result<Vec<_>, String>>()?;
             TensorData::Quant(concat(&parts, &out_shape, *axis))
+        }
+        Op::Lut(f) => {
+            let t = Lut::new(f, xv, yv)?;
+            TensorData::Quant(quant_data(x)?.iter().map(|&v| t.apply(v)).collect())
         }
     };
     let t = Tensor { shape: out_shape, data };
@@ -732,7 +748,26 @@ fn transpose(xs: &[i32], shape: &[usize], perm: &[usize]) -> Vec<i32> {
     out
 }
 
-fn concat(parts: &[(&[i32], &Vec<usize>, Rescale)], oshape: &[usize], axis: usize) -> Vec<i32> {
+/// A unary op's table (`crate::lut::table`) between two quantized values.
+struct Lut {
+    table: [u8; 256],
+    out: ElemType,
+}
+
+impl Lut {
+    fn new(f: &UnaryFn, x: &Value, y: &Value) -> Result<Lut, String> {
+        let (qx, qy) = (q_of(x)?, q_of(y)?);
+        let q = |q: Q| Quant { scale: q.scale, zero_point: q.zp };
+        Ok(Lut { table: lut::table(f, x.ty, q(qx), y.ty, q(qy)), out: y.ty })
+    }
+
+    /// The entry of `v`'s byte (an int8 value selects entry `v & 0xff`).
+    fn apply(&self, v: i32) -> i32 {
+        lut::byte_value(self.out, self.table[v as u8 as usize])
+    }
+}
+
+fn concat(parts: &[(&[i32], &Vec<usize>, Lut)], oshape: &[usize], axis: usize) -> Vec<i32> {
     let outer: usize = oshape[..axis].iter().product();
     let inner: usize = oshape[axis + 1..].iter().product();
     let mut out = Vec::with_capacity(oshape.iter().product());
@@ -748,7 +783,6 @@ fn concat(parts: &[(&[i32], &Vec<usize>, Rescale)], oshape: &[usize], axis: usiz
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ir::{ElemType, Quant};
 
     fn qval(g: &mut Graph, name: &str, shape: &[usize], ty: ElemType, scale: f32, zp: i32) -> usize {
         g.add_value(Value {

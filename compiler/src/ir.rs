@@ -176,6 +176,11 @@ pub enum Op {
     Concat {
         axis: usize,
     },
+    /// An element-wise unary op in float between dequantization and
+    /// quantization (QLinearSigmoid, DQ -> Tanh -> Q, ...; the identity
+    /// requantizes): a 256-entry table of the input's and output's
+    /// quantization (`crate::lut`).
+    Lut(crate::lut::UnaryFn),
 }
 
 impl Op {
@@ -193,6 +198,7 @@ impl Op {
             Op::Reshape { .. } => "reshape",
             Op::Transpose { .. } => "transpose",
             Op::Concat { .. } => "concat",
+            Op::Lut(f) => f.name(),
         }
     }
 }
@@ -319,7 +325,7 @@ fn conv_out(size: usize, k: usize, stride: usize, pad: usize, dil: usize) -> Opt
 pub fn infer_shape(op: &Op, ins: &[&Value]) -> Option<Vec<usize>> {
     let x = &ins.first()?.shape;
     match op {
-        Op::Quantize | Op::Dequantize | Op::Clamp { .. } => Some(x.clone()),
+        Op::Quantize | Op::Dequantize | Op::Clamp { .. } | Op::Lut(_) => Some(x.clone()),
         Op::Add { .. } => (ins.len() == 2 && ins[1].shape == *x).then(|| x.clone()),
         Op::Conv(c) => {
             let [n, ch, h, w] = x[..] else { return None };

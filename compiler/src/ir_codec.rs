@@ -26,6 +26,7 @@ use crate::gemm::{
 };
 use crate::ir::{ConvParams, DenseParams, ElemType, Graph, Node, Op, PoolParams, Quant, Value};
 use crate::lower::gemm_layers::{conv_group_from_b, dense_from_b};
+use crate::lut::UnaryFn;
 use isa::codec::{DecodeError, Reader, Writer};
 
 /// The first 8 bytes of an encoded graph.
@@ -329,6 +330,7 @@ fn encode_op(op: &Op, packed: Option<&PackedRef>, w: &mut Writer) {
         Op::Reshape { .. } => 9,
         Op::Transpose { .. } => 10,
         Op::Concat { .. } => 11,
+        Op::Lut(_) => 12,
     };
     w.u8(tag);
     match op {
@@ -358,6 +360,12 @@ fn encode_op(op: &Op, packed: Option<&PackedRef>, w: &mut Writer) {
             w.i32(*qmax);
         }
         Op::Flatten { axis } | Op::Concat { axis } => w.len(*axis),
+        Op::Lut(f) => {
+            let (tag, a, b) = lut_fn_parts(f);
+            w.u8(tag);
+            w.f32(a);
+            w.f32(b);
+        }
         Op::Reshape { shape: v } | Op::Transpose { perm: v } => {
             w.len(v.len());
             v.iter().for_each(|&d| w.len(d));
@@ -394,7 +402,7 @@ fn decode_pool(r: &mut Reader<'_>) -> Result<PoolParams, DecodeError> {
 }
 
 fn decode_op(r: &mut Reader<'_>, data: &[u8]) -> Result<Op, DecodeError> {
-    Ok(match r.tag("op", 12)? {
+    Ok(match r.tag("op", 13)? {
         0 => Op::Quantize,
         1 => Op::Dequantize,
         2 => {
@@ -451,8 +459,34 @@ fn decode_op(r: &mut Reader<'_>, data: &[u8]) -> Result<Op, DecodeError> {
             Op::Reshape { shape }
         }
         10 => Op::Transpose { perm: r.usizes("transpose permutation")? },
-        _ => Op::Concat { axis: r.usize("concat axis")? },
+        11 => Op::Concat { axis: r.usize("concat axis")? },
+        _ => {
+            let tag = r.tag("unary function", 7)?;
+            let (a, b) = (r.f32("unary attribute")?, r.f32("unary attribute")?);
+            Op::Lut(match tag {
+                0 => UnaryFn::Identity,
+                1 => UnaryFn::Sigmoid,
+                2 => UnaryFn::Tanh,
+                3 => UnaryFn::HardSigmoid { alpha: a, beta: b },
+                4 => UnaryFn::HardSwish,
+                5 => UnaryFn::LeakyRelu { alpha: a },
+                _ => UnaryFn::Clip { min: a, max: b },
+            })
+        }
     })
+}
+
+/// A unary function as (tag, attribute, attribute), unused attributes 0.
+fn lut_fn_parts(f: &UnaryFn) -> (u8, f32, f32) {
+    match *f {
+        UnaryFn::Identity => (0, 0.0, 0.0),
+        UnaryFn::Sigmoid => (1, 0.0, 0.0),
+        UnaryFn::Tanh => (2, 0.0, 0.0),
+        UnaryFn::HardSigmoid { alpha, beta } => (3, alpha, beta),
+        UnaryFn::HardSwish => (4, 0.0, 0.0),
+        UnaryFn::LeakyRelu { alpha } => (5, alpha, 0.0),
+        UnaryFn::Clip { min, max } => (6, min, max),
+    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod interp;
 pub mod ir;
 pub mod ir_codec;
 pub mod lower;
+pub mod lut;
 pub mod npy;
 pub mod onnx;
 pub mod text;

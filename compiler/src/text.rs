@@ -90,6 +90,10 @@
 //! | `reshape` | 1 | `shape` (the output's declared shape) |
 //! | `transpose` | 1 | `perm` |
 //! | `concat` | 1 or more | `axis` |
+//! | `requantize`, `sigmoid`, `tanh`, `hardswish` | 1 | — |
+//! | `hardsigmoid` | 1 | `alpha` (0.2), `beta` (0.5) |
+//! | `leakyrelu` | 1 | `alpha` (0.01) |
+//! | `clip` | 1 | `min` (-inf), `max` (inf): float bounds before quantizing |
 //!
 //! - `kernel`, `strides`, `dilations`: `N` (both dimensions) or `(H, W)`.
 //! - `pads`: `P` (all four sides), `(H, W)` (top = bottom = H, left =
@@ -146,6 +150,7 @@ use nom::sequence::{pair, preceded, terminated, tuple};
 use nom::IResult;
 
 use crate::ir::{infer_shape, ConvParams, DenseParams, ElemType, Graph, Node, Op, PoolParams, Quant, Value, ValueId};
+use crate::lut::UnaryFn;
 
 /// A parse error: 1-based line and column (in characters) of the offending
 /// token, and what was expected and found there.
@@ -390,6 +395,23 @@ fn print_node(s: &mut String, g: &Graph, n: &Node) {
             let p: Vec<String> = perm.iter().map(|p| p.to_string()).collect();
             let _ = write!(s, " perm=({})", p.join(", "));
         }
+        Op::Lut(f) => match *f {
+            UnaryFn::HardSigmoid { alpha, beta } => {
+                let _ = write!(s, " alpha={} beta={}", fmt_f32(alpha), fmt_f32(beta));
+            }
+            UnaryFn::LeakyRelu { alpha } => {
+                let _ = write!(s, " alpha={}", fmt_f32(alpha));
+            }
+            UnaryFn::Clip { min, max } => {
+                if min != f32::NEG_INFINITY {
+                    let _ = write!(s, " min={}", fmt_f32(min));
+                }
+                if max != f32::INFINITY {
+                    let _ = write!(s, " max={}", fmt_f32(max));
+                }
+            }
+            _ => {}
+        },
     }
     s.push('\n');
 }
@@ -796,7 +818,7 @@ fn scale(t: &Tok<'_>, what: &str) -> Result<f32, TextError> {
 // ---------------------------------------------------------------------------
 // Parsing
 
-const OPS: [&str; 12] = [
+const OPS: [&str; 19] = [
     "quantize",
     "dequantize",
     "conv",
@@ -809,6 +831,13 @@ const OPS: [&str; 12] = [
     "reshape",
     "transpose",
     "concat",
+    "requantize",
+    "sigmoid",
+    "tanh",
+    "hardsigmoid",
+    "hardswish",
+    "leakyrelu",
+    "clip",
 ];
 
 /// The attributes a statement takes (`input` or an op).
@@ -823,6 +852,9 @@ fn allowed_attrs(op: &str) -> &'static [&'static str] {
         "flatten" | "concat" => &["scale", "zp", "axis"],
         "reshape" => &["scale", "zp", "shape"],
         "transpose" => &["scale", "zp", "perm"],
+        "hardsigmoid" => &["scale", "zp", "alpha", "beta"],
+        "leakyrelu" => &["scale", "zp", "alpha"],
+        "clip" => &["scale", "zp", "min", "max"],
         _ => &["scale", "zp"],
     }
 }
@@ -1530,6 +1562,20 @@ impl Parser<'_> {
                     None => 1,
                 },
             },
+            "requantize" | "sigmoid" | "tanh" | "hardsigmoid" | "hardswish" | "leakyrelu" | "clip" => {
+                let num = |key: &str, default: f32| -> Result<f32, TextError> {
+                    attrs.get(key).map_or(Ok(default), |a| float(&a.scalar("a float")?, key))
+                };
+                Op::Lut(match kind {
+                    "requantize" => UnaryFn::Identity,
+                    "sigmoid" => UnaryFn::Sigmoid,
+                    "tanh" => UnaryFn::Tanh,
+                    "hardsigmoid" => UnaryFn::HardSigmoid { alpha: num("alpha", 0.2)?, beta: num("beta", 0.5)? },
+                    "hardswish" => UnaryFn::HardSwish,
+                    "leakyrelu" => UnaryFn::LeakyRelu { alpha: num("alpha", 0.01)? },
+                    _ => UnaryFn::Clip { min: num("min", f32::NEG_INFINITY)?, max: num("max", f32::INFINITY)? },
+                })
+            }
             "concat" => Op::Concat { axis: uint(&attrs.require("axis", &layer, "axis=N")?.scalar("an integer")?, 0, "an axis")? },
             "reshape" => Op::Reshape {
                 shape: match (attrs.get("shape"), &shape) {

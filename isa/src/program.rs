@@ -212,10 +212,12 @@ pub enum LayerOp {
     Flatten,
     Reshape,
     Concat,
+    /// An element-wise unary op or a requantization through a 256-entry table.
+    Lut,
 }
 
 impl LayerOp {
-    pub const ALL: [LayerOp; 9] = [
+    pub const ALL: [LayerOp; 10] = [
         LayerOp::Conv,
         LayerOp::Dense,
         LayerOp::MaxPool,
@@ -225,6 +227,7 @@ impl LayerOp {
         LayerOp::Flatten,
         LayerOp::Reshape,
         LayerOp::Concat,
+        LayerOp::Lut,
     ];
 
     /// The op's name, as the graph's text format spells it.
@@ -239,6 +242,7 @@ impl LayerOp {
             LayerOp::Flatten => "flatten",
             LayerOp::Reshape => "reshape",
             LayerOp::Concat => "concat",
+            LayerOp::Lut => "lut",
         }
     }
 }

@@ -142,6 +142,7 @@ fn lower_node(cx: &mut Ctx<'_>, node: &Node, out_halo: usize) -> Result<u64, Low
         Op::AvgPool(p) => pool::lower_avgpool(cx, x, y, p, out_halo, name),
         Op::Flatten { .. } | Op::Reshape { .. } => movement::lower_reshape(cx, x, y, name, node.op.name()),
         Op::Concat { axis } => movement::lower_concat(cx, &node.inputs, y, *axis, out_halo, name),
+        Op::Lut(f) => movement::lower_lut(cx, x, y, f, out_halo, name),
         Op::Add { qmin, qmax } | Op::Clamp { qmin, qmax } => {
             elementwise::lower_vadd(cx, node, (*qmin, *qmax), out_halo)
         }
@@ -311,6 +312,39 @@ mod step_tests {
                       concat c a, b -> y axis=1\noutput y\n";
         for cfg in configs() {
             check_step(concat, &cfg);
+        }
+    }
+
+    #[test]
+    fn concat_requantizes_through_tables() {
+        let concat = "model t\ninput a: i8[1, 3, 4, 5] scale=0.05 zp=3\ninput b: i8[1, 9, 4, 5] scale=0.08 zp=-7\n\
+                      concat c a, b -> y: i8[1, 12, 4, 5] scale=0.07 zp=1 axis=1\noutput y\n";
+        let flat = "model t\ninput a: u8[3, 7] scale=0.05 zp=3\ninput b: u8[3, 5] scale=0.05 zp=3\n\
+                    concat c a, b -> y: u8[3, 12] scale=0.03 zp=128 axis=1\noutput y\n";
+        for cfg in configs() {
+            check_step(concat, &cfg);
+            check_step(flat, &cfg);
+        }
+    }
+
+    #[test]
+    fn unary_ops_through_tables() {
+        let ops = [
+            "sigmoid s x -> y: i8[1, 6, 5, 7] scale=0.0039 zp=-128",
+            "tanh s x -> y: i8[1, 6, 5, 7] scale=0.0078 zp=0",
+            "hardsigmoid s x -> y: i8[1, 6, 5, 7] scale=0.004 zp=-128 alpha=0.3 beta=0.4",
+            "hardswish s x -> y: i8[1, 6, 5, 7] scale=0.03 zp=-100",
+            "leakyrelu s x -> y: i8[1, 6, 5, 7] scale=0.05 zp=20 alpha=0.1",
+            "clip s x -> y: i8[1, 6, 5, 7] scale=0.02 zp=-128 min=0 max=2.51",
+            "requantize s x -> y: u8[1, 6, 5, 7] scale=0.07 zp=128",
+        ];
+        for cfg in configs() {
+            for op in ops {
+                let text = format!("model t\ninput x: i8[1, 6, 5, 7] scale=0.05 zp=3\n{op}\noutput y\n");
+                check_step(&text, &cfg);
+            }
+            let flat = "model t\ninput x: u8[9, 21] scale=0.1 zp=120\nsigmoid s x -> y: u8[9, 21] scale=0.0039 zp=0\noutput y\n";
+            check_step(flat, &cfg);
         }
     }
 }

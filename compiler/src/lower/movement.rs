@@ -26,12 +26,29 @@ pub struct CopyBlock {
 /// pays the DRAM latency); COMPUTE `sync`s forward "loaded" to STORE and
 /// "stored" back to LOAD.
 pub fn copy_phase(blocks: &[CopyBlock], dim: usize, spad_rows: usize) -> Vec<Instr> {
+    mapped_copy_phase(blocks, &vec![None; blocks.len()], &[], dim, spad_rows)
+}
+
+/// `copy_phase` where block `i` goes through table `luts[i]` (an index into
+/// `tables`, the tables' DRAM addresses) on its way: the COMPUTE step that
+/// forwards the block is a `vlut` in place. The tables are loaded first,
+/// into the scratchpad rows before the copy buffers.
+pub fn mapped_copy_phase(
+    blocks: &[CopyBlock],
+    luts: &[Option<usize>],
+    tables: &[u64],
+    dim: usize,
+    spad_rows: usize,
+) -> Vec<Instr> {
     const COPY_BUFFERS: usize = 4;
     let n = blocks.len();
-    let buf_rows = blocks.iter().map(|b| b.rows * b.cols.div_ceil(dim)).max().unwrap_or(0);
+    let t_rows = isa::timing::lut_rows(dim as u32) as usize;
+    let base = tables.len() * t_rows;
+    let block_rows = |b: &CopyBlock| b.rows * b.cols.div_ceil(dim);
+    let buf_rows = blocks.iter().map(block_rows).max().unwrap_or(0);
     // At least two buffers: a release must never wait behind its own forward.
-    let nb = COPY_BUFFERS.min(spad_rows / buf_rows.max(1)).max(2);
-    let buf = |i: usize| ((i % nb) * buf_rows) as u16;
+    let nb = COPY_BUFFERS.min(spad_rows.saturating_sub(base) / buf_rows.max(1)).max(2);
+    let buf = |i: usize| (base + (i % nb) * buf_rows) as u16;
     let load = |i: usize| {
         let b = blocks[i];
         Instr::from(ins::Load {
@@ -44,10 +61,19 @@ pub fn copy_phase(blocks: &[CopyBlock], dim: usize, spad_rows: usize) -> Vec<Ins
             ..Default::default()
         })
     };
-    let forward = Instr::from(ins::Sync {
-        deps: Deps { pop_prev: true, push_next: true, ..Deps::NONE },
-        queue: Queue::Compute as u8,
-    });
+    let forward = |i: usize| {
+        let deps = Deps { pop_prev: true, push_next: true, ..Deps::NONE };
+        match luts[i] {
+            Some(t) => Instr::from(ins::Vlut {
+                deps,
+                src: buf(i),
+                dst: buf(i),
+                n: block_rows(&blocks[i]) as u16,
+                table: (t * t_rows) as u16,
+            }),
+            None => Instr::from(ins::Sync { deps, queue: Queue::Compute as u8 }),
+        }
+    };
     let release = Instr::from(ins::Sync {
         deps: Deps { pop_next: true, push_prev: true, ..Deps::NONE },
         queue: Queue::Compute as u8,
@@ -64,15 +90,30 @@ pub fn copy_phase(blocks: &[CopyBlock], dim: usize, spad_rows: usize) -> Vec<Ins
             ..Default::default()
         })
     };
+    let mut v = Vec::new();
+    // Tables first; loads finish in order, so one token says all are in.
+    for (k, &dram) in tables.iter().enumerate() {
+        v.push(Instr::from(ins::Load {
+            deps: Deps { push_next: k + 1 == tables.len(), ..Deps::NONE },
+            dram: dram as u32,
+            stride: dim as u32,
+            rows: t_rows as u16,
+            cols: dim as u16,
+            addr: (k * t_rows) as u16,
+            ..Default::default()
+        }));
+    }
+    if !tables.is_empty() {
+        v.push(Instr::from(ins::Sync { deps: Deps { pop_prev: true, ..Deps::NONE }, queue: Queue::Compute as u8 }));
+    }
     // Order (two buffers): L0 L1 F0 S0 | F1 S1 R0 L2 | F2 S2 R1 L3 | ...:
     // the release of block i follows the forward of block i + 1, so COMPUTE
     // never holds a forward behind a store in flight.
-    let mut v = Vec::new();
     for i in 0..n.min(nb) {
         v.push(load(i));
     }
     for i in 0..n {
-        v.push(forward);
+        v.push(forward(i));
         v.push(store(i));
         if i >= 1 && i - 1 + nb < n {
             v.push(release);
@@ -82,9 +123,77 @@ pub fn copy_phase(blocks: &[CopyBlock], dim: usize, spad_rows: usize) -> Vec<Ins
     v
 }
 
+/// A table's bytes as scratchpad rows of `dim` (entry `e` at row `e / dim`,
+/// column `e % dim`), zero-padded to whole rows.
+pub fn table_rows(table: &[u8; 256], dim: usize) -> Vec<u8> {
+    let mut v = table.to_vec();
+    v.resize(isa::timing::lut_rows(dim as u32) as usize * dim, 0);
+    v
+}
+
+/// (row pitch, offset of pixel (0, 0)) of a buffer, in bytes.
+fn row_pitch(b: &Buffer) -> (usize, usize) {
+    match b.layout {
+        Layout::Nhwc { w, c, halo, .. } => ((w + 2 * halo) * c, ((halo * (w + 2 * halo)) + halo) * c),
+        Layout::Flat { cols, .. } => (cols, 0),
+    }
+}
+
+/// Copy blocks moving all of `src`'s pixels (`ci` channels each) to
+/// channels `c0..c0 + ci` of `dst`'s pixels: one block per image row, or,
+/// when neither side has gaps between rows, runs of up to `max_pixels`
+/// pixels.
+pub fn feature_blocks(src: &Buffer, dst: &Buffer, c0: usize, max_pixels: usize) -> Option<Vec<CopyBlock>> {
+    let (rows, per_row) = row_shape(&dst.layout);
+    let (_, c_out) = feature_rows(&dst.layout)?;
+    let (_, ci) = feature_rows(&src.layout)?;
+    let ((in_pitch, in_first), (out_pitch, out_first)) = (row_pitch(src), row_pitch(dst));
+    let mut blocks = Vec::new();
+    if in_pitch == per_row * ci && out_pitch == per_row * c_out {
+        let pixels = rows * per_row;
+        let step = max_pixels.clamp(1, u16::MAX as usize);
+        for p0 in (0..pixels).step_by(step) {
+            blocks.push(CopyBlock {
+                src: src.addr + (in_first + p0 * ci) as u64,
+                src_stride: ci as u64,
+                rows: step.min(pixels - p0),
+                cols: ci,
+                dst: dst.addr + (out_first + p0 * c_out + c0) as u64,
+                dst_stride: c_out as u64,
+            });
+        }
+        return Some(blocks);
+    }
+    if per_row > max_pixels {
+        return None;
+    }
+    // One block per image row: `per_row` pixels of `ci` channels.
+    for r in 0..rows {
+        blocks.push(CopyBlock {
+            src: src.addr + (in_first + r * in_pitch) as u64,
+            src_stride: ci as u64,
+            rows: per_row,
+            cols: ci,
+            dst: dst.addr + (out_first + r * out_pitch + c0) as u64,
+            dst_stride: c_out as u64,
+        });
+    }
+    Some(blocks)
+}
+
+/// Pixels of `channels` values a copy buffer holds: a quarter of the
+/// scratchpad left after `tables` tables (so four buffers rotate).
+pub fn max_block_pixels(cx: &Ctx<'_>, channels: usize, tables: usize) -> usize {
+    let t_rows = isa::timing::lut_rows(cx.dim as u32) as usize;
+    let avail = (cx.cfg.spad_rows() as usize).min(65536).saturating_sub(tables * t_rows);
+    (avail / 4 / channels.div_ceil(cx.dim)).min(u16::MAX as usize)
+}
+
 /// Concatenation along channels (NCHW axis 1, or the columns of a 2-D
 /// value): each input's rows are copied into their column slice of the
-/// output with the DMA copy phase. All operands share one quantization.
+/// output with the DMA copy phase; an input quantized differently from the
+/// output goes through its identity table on the way (a `vlut`), which is
+/// how ONNX Runtime's QLinearConcat requantizes.
 pub fn lower_concat(
     cx: &mut Ctx<'_>,
     ins_: &[ValueId],
@@ -101,46 +210,59 @@ pub fn lower_concat(
             format!("concatenation along axis {axis} of a rank-{rank} value is not lowered yet"),
         ));
     }
-    let qy = cx.quant(y);
-    if ins_.iter().any(|&i| cx.quant(i) != qy || cx.g.values[i].ty != cx.g.values[y].ty) {
-        return Err(unsupported(
-            node,
-            "concat",
-            "inputs quantized differently from the output need requantizing, which is not lowered yet",
-        ));
+    let (qy, ty) = (cx.quant(y), cx.g.values[y].ty);
+    let mut tables = Vec::new();
+    let mut table_of = Vec::new();
+    for &i in ins_ {
+        let (qi, ti) = (cx.quant(i), cx.g.values[i].ty);
+        if qi == qy && ti == ty {
+            table_of.push(None);
+        } else {
+            let t = crate::lut::table(&crate::lut::UnaryFn::Identity, ti, qi, ty, qy);
+            tables.push(cx.mem.alloc_bytes(&table_rows(&t, cx.dim)));
+            table_of.push(Some(tables.len() - 1));
+        }
     }
     let outb = out_buffer(cx, y, out_halo)?;
-    let (rows, per_row) = row_shape(&outb.layout);
-    let (_, c_out) =
-        feature_rows(&outb.layout).ok_or_else(|| unsupported(node, "concat", "output layout not supported"))?;
-    let row_pitch = |b: &Buffer| match b.layout {
-        Layout::Nhwc { w, c, halo, .. } => ((w + 2 * halo) * c, ((halo * (w + 2 * halo)) + halo) * c),
-        Layout::Flat { cols, .. } => (cols, 0),
-    };
-    let (out_pitch, out_first) = row_pitch(&outb);
     let mut blocks = Vec::new();
+    let mut luts = Vec::new();
     let mut c0 = 0;
-    for &i in ins_ {
+    for (k, &i) in ins_.iter().enumerate() {
         let b = input_buffer(cx, i, node)?.clone();
         let (_, ci) =
             feature_rows(&b.layout).ok_or_else(|| unsupported(node, "concat", "input layout not supported"))?;
-        let (in_pitch, in_first) = row_pitch(&b);
-        // One block per image row: `per_row` pixels of `ci` channels.
-        for r in 0..rows {
-            let src = b.addr + (in_first + r * in_pitch) as u64;
-            let dst = outb.addr + (out_first + r * out_pitch + c0) as u64;
-            blocks.push(CopyBlock {
-                src,
-                src_stride: ci as u64,
-                rows: per_row,
-                cols: ci,
-                dst,
-                dst_stride: c_out as u64,
-            });
-        }
+        let max = max_block_pixels(cx, ci, tables.len());
+        let bl = feature_blocks(&b, &outb, c0, max)
+            .ok_or_else(|| unsupported(node, "concat", "one image row of an input does not fit the scratchpad"))?;
+        luts.extend(std::iter::repeat(table_of[k]).take(bl.len()));
+        blocks.extend(bl);
         c0 += ci;
     }
-    cx.code.phase(copy_phase(&blocks, cx.dim, cx.cfg.spad_rows() as usize));
+    cx.code.phase(mapped_copy_phase(&blocks, &luts, &tables, cx.dim, cx.cfg.spad_rows() as usize));
+    Ok(0)
+}
+
+/// An element-wise unary op (`Op::Lut`): the feature map through its table
+/// on the way DRAM -> scratchpad -> DRAM, blocks pipelined as in a copy.
+pub fn lower_lut(
+    cx: &mut Ctx<'_>,
+    x: ValueId,
+    y: ValueId,
+    f: &crate::lut::UnaryFn,
+    out_halo: usize,
+    node: &str,
+) -> Result<u64, LowerError> {
+    let (vx, vy) = (&cx.g.values[x], &cx.g.values[y]);
+    let t = crate::lut::table(f, vx.ty, cx.quant(x), vy.ty, cx.quant(y));
+    let table = cx.mem.alloc_bytes(&table_rows(&t, cx.dim));
+    let inb = input_buffer(cx, x, node)?.clone();
+    let outb = out_buffer(cx, y, out_halo)?;
+    let (_, c) = feature_rows(&inb.layout).ok_or_else(|| unsupported(node, f.name(), "input layout not supported"))?;
+    let max = max_block_pixels(cx, c, 1);
+    let blocks = feature_blocks(&inb, &outb, 0, max)
+        .ok_or_else(|| unsupported(node, f.name(), "one image row does not fit the scratchpad"))?;
+    let luts = vec![Some(0); blocks.len()];
+    cx.code.phase(mapped_copy_phase(&blocks, &luts, &[table], cx.dim, cx.cfg.spad_rows() as usize));
     Ok(0)
 }
 

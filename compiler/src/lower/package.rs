@@ -156,6 +156,7 @@ pub fn layer_op(op: &Op) -> LayerOp {
         Op::Flatten { .. } => LayerOp::Flatten,
         Op::Reshape { .. } => LayerOp::Reshape,
         Op::Concat { .. } => LayerOp::Concat,
+        Op::Lut(_) => LayerOp::Lut,
         Op::Quantize | Op::Dequantize | Op::Transpose { .. } => unreachable!("not lowered to a layer"),
     }
 }
