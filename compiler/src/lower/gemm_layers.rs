@@ -83,6 +83,12 @@ pub fn lower_conv(
     let (oh, ow) = (out_shape[2], out_shape[3]);
     let k = kh * kw * cg;
     let outb = out_buffer(cx, y, out_halo)?;
+    // A band of the feature map in the scratchpad when it fits (ISA.md's
+    // input-row pattern forms the array's rows on chip).
+    if let Some(macs) = super::conv_band::lower(cx, (x, y), c, &inb, &outb)? {
+        cx.packed_weights = None;
+        return Ok(macs);
+    }
     // Each group is its own GEMM over its slice of input and output channels.
     let mut macs = 0;
     let mut offsets = Vec::with_capacity(groups);
@@ -100,7 +106,7 @@ pub fn lower_conv(
             kernel: [kh, kw],
             strides: c.strides,
             dilations: c.dilations,
-            off: halo - c.pads[0],
+            off: [halo - c.pads[0], halo - c.pads[1]],
             ow,
             tile_k: cx.dataflow.tile_shape().k,
         };

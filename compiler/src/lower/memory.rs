@@ -64,21 +64,15 @@ impl MemoryPlan {
     }
 }
 
-/// The zero-point halo each value needs: the largest symmetric padding of a
-/// convolution that reads it.
+/// The zero-point halo each value needs: the largest padding (any side) of
+/// a convolution that reads it. The halo is the same on every side; a
+/// convolution with asymmetric padding starts its windows inside it.
 pub fn plan_halos(g: &Graph) -> Result<Vec<usize>, LowerError> {
     let mut halo = vec![0; g.values.len()];
     for n in &g.nodes {
         if let Op::Conv(c) = &n.op {
-            let [t, l, b, r] = c.pads;
-            if !(t == l && l == b && b == r) {
-                return Err(unsupported(
-                    &n.name,
-                    "conv",
-                    format!("asymmetric padding {:?} is not lowered yet", c.pads),
-                ));
-            }
-            halo[n.inputs[0]] = halo[n.inputs[0]].max(t);
+            let pad = c.pads.iter().copied().max().unwrap_or(0);
+            halo[n.inputs[0]] = halo[n.inputs[0]].max(pad);
         }
     }
     Ok(halo)

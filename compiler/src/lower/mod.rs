@@ -21,6 +21,7 @@
 //! - MaxPool: the feature map into the scratchpad, `vmax` over the window
 //!   rows, back to memory. Add and Clamp: `vadd`.
 
+mod conv_band;
 mod elementwise;
 pub(crate) mod gemm_layers;
 mod memory;
@@ -215,6 +216,12 @@ mod step_tests {
     /// Lowers the last node of the graph in `text` alone on `cfg`, runs it
     /// and compares; returns the step's MACs and the MAC counter.
     fn check_step(text: &str, cfg: &HwConfig) -> (u64, u64) {
+        let (macs, counted, _) = run_step(text, cfg);
+        (macs, counted)
+    }
+
+    /// [`check_step`], also returning the step's code.
+    pub(in crate::lower) fn run_step(text: &str, cfg: &HwConfig) -> (u64, u64, Vec<isa::instr::Instr>) {
         let g = crate::text::parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         let halos = plan_halos(&g).unwrap();
         let mut cx = Ctx::new(&g, cfg).unwrap();
@@ -235,7 +242,7 @@ mod step_tests {
         let macs = lower_node(&mut cx, node, 0).unwrap();
         let out = cx.mem.buffer(y).unwrap().clone();
         let code = std::mem::take(&mut cx.code).into_instrs();
-        let (mut d, counters, data_addr) = crate::test_run::run_alone(cfg, code, cx.mem.into_data());
+        let (mut d, counters, data_addr) = crate::test_run::run_alone(cfg, code.clone(), cx.mem.into_data());
         let got = out.layout.unpack(&d.read_mem(data_addr + out.addr, out.layout.bytes()).unwrap());
         let vals = interp::run(&g, &inputs).unwrap();
         let want: Vec<u8> = vals[y].as_quant().unwrap().iter().map(|&q| q as u8).collect();
@@ -243,11 +250,11 @@ mod step_tests {
         assert!(want.iter().any(|&b| b != want[0]), "{}: a constant output checks little", node.name);
         let diff = got.iter().zip(&want).position(|(a, b)| a != b);
         assert!(diff.is_none(), "{}: `{}` differs first at element {diff:?}", cfg.name, node.name);
-        (macs, counters.get(isa::Counter::Macs))
+        (macs, counters.get(isa::Counter::Macs), code)
     }
 
     /// Square and non-square (wider, taller, neither a power of two).
-    fn configs() -> Vec<HwConfig> {
+    pub(in crate::lower) fn configs() -> Vec<HwConfig> {
         let mut v = vec![HwConfig::tiny_4x4()];
         for (rows, cols) in [(4, 8), (8, 4), (5, 12)] {
             let mut cfg = HwConfig::tiny_4x4();

@@ -351,8 +351,9 @@ pub struct Im2col {
     pub kernel: [usize; 2],
     pub strides: [usize; 2],
     pub dilations: [usize; 2],
-    /// Halo minus the convolution's padding: where padded row 0 starts.
-    pub off: usize,
+    /// Halo minus the convolution's leading padding (rows, columns): where
+    /// the padded image's row 0 and column 0 start.
+    pub off: [usize; 2],
     /// Output width.
     pub ow: usize,
     pub tile_k: usize,
@@ -375,9 +376,10 @@ impl Im2col {
             let (o, ow0) = (r / ow, r % ow);
             let n = (ow - ow0).min(r0 + nrows - r);
             for i in 0..kh {
-                let hp = o * sh + i * dh + self.off;
+                let hp = o * sh + i * dh + self.off[0];
                 for &(j0, nj) in &runs {
-                    let src = self.src + ((hp * self.wp + ow0 * sw + j0 * dw + self.off) * self.cin + self.c0) as u64;
+                    let src =
+                        self.src + ((hp * self.wp + ow0 * sw + j0 * dw + self.off[1]) * self.cin + self.c0) as u64;
                     let (c0, c1) = ((i * kw + j0) * cg, (i * kw + j0 + nj) * cg);
                     let mut p0 = c0;
                     while p0 < c1 {

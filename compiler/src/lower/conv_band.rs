@@ -1,0 +1,781 @@
+//! Convolutions from feature-map bands: a band of output rows reads a band
+//! of padded input rows, which one LOAD brings into the scratchpad in long
+//! contiguous bursts (the DRAM buffer already holds the zero-point halo, so
+//! the band's padding comes with it). The array's input rows are then
+//! formed on chip by the `matmul` input-row pattern: for kernel tap
+//! `(ky, kx)` and input channel block `cb`, output pixel `(oy, ox)` of the
+//! band reads band pixel `(oy·sh + ky·dh, ox·sw + kx·dw)`'s block `cb` —
+//! one group per output row (`a_group` = output width, `a_stride` = sw,
+//! `a_gstride` = sh × padded width). Every tap and channel block of an
+//! output tile accumulates in the accumulator before one `requant`.
+//!
+//! Each input byte crosses the bus once per band (plus the halo rows two
+//! bands share), instead of up to kh·kw times in small im2col gathers.
+//!
+//! Weights are *terms*: per output tile `j` (its `cols` channels), a list
+//! of (tap, input block) with a `k × n` tile each. Ordinary and aligned
+//! grouped convolutions use all blocks of the tile's group; a depthwise
+//! convolution (one input and one output channel per group) maps channels
+//! across the array: tile `j` reads input block `j` only, with the tap's
+//! weights on the diagonal, so each array row carries one channel.
+//!
+//! Scratchpad: two band buffers, the weight stream (resident when it fits,
+//! else double-buffered chunks reloaded per band), two output buffers;
+//! accumulator: the parameters, two output tiles. Tokens follow the
+//! in-order completion of each DMA queue: COMPUTE pops LOAD tokens up to
+//! the last item an instruction needs (a `sync` per extra token), and every
+//! buffer release is pushed by the instruction that last reads it.
+
+use super::memory::Buffer;
+use super::Ctx;
+use crate::gemm::{self, LowerError};
+use crate::ir::{ConvParams, ElemType, ValueId};
+use isa::instr::{self as ins, Deps, Instr, Queue};
+use isa::layout::Layout;
+use isa::numerics;
+
+/// Output tiles (array columns) a band conv computes and what each reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Mapping {
+    /// Tile `j` reads every input block of its group (`blocks_per_group`
+    /// blocks from `j · cols / out_per_group · blocks_per_group`).
+    Dense { blocks_per_group: usize, out_per_group: usize },
+    /// Tile `j` reads input block `j`, weights on the diagonal.
+    Depthwise,
+}
+
+/// A convolution's geometry on the band path.
+#[derive(Clone, Debug)]
+struct Geometry {
+    /// Padded input: width, channels, where the conv's padded row 0 / column 0 start.
+    wp: usize,
+    cin: usize,
+    off: [usize; 2],
+    kernel: [usize; 2],
+    strides: [usize; 2],
+    dilations: [usize; 2],
+    oh: usize,
+    ow: usize,
+    cout: usize,
+    /// Array columns (= a scratchpad row's values = a tile's k).
+    dim: usize,
+}
+
+impl Geometry {
+    fn in_blocks(&self) -> usize {
+        self.cin.div_ceil(self.dim)
+    }
+    fn out_tiles(&self) -> usize {
+        self.cout.div_ceil(self.dim)
+    }
+    /// Padded input rows a band of `rows` output rows reads.
+    fn band_in_rows(&self, rows: usize) -> usize {
+        (rows - 1) * self.strides[0] + (self.kernel[0] - 1) * self.dilations[0] + 1
+    }
+    /// Scratchpad rows of such a band: every pixel, every channel block.
+    fn band_spad_rows(&self, rows: usize) -> usize {
+        self.band_in_rows(rows) * self.wp * self.in_blocks()
+    }
+}
+
+/// One weight tile of the stream: which input block at which tap, its rows.
+#[derive(Clone, Debug)]
+struct Term {
+    tap: [usize; 2],
+    block: usize,
+    k: usize,
+    n: usize,
+    /// `k` rows of `dim` bytes.
+    bytes: Vec<u8>,
+}
+
+/// The terms of every output tile, all-zero tiles skipped (one kept per
+/// output tile so it is written).
+fn terms(c: &ConvParams, g: &Geometry, map: &Mapping) -> Vec<Vec<Term>> {
+    let [m_out, cg, kh, kw] = c.w_shape;
+    let dim = g.dim;
+    let w = |o: usize, ci: usize, ky: usize, kx: usize| c.weights[((o * cg + ci) * kh + ky) * kw + kx];
+    (0..g.out_tiles())
+        .map(|j| {
+            let n = dim.min(m_out - j * dim);
+            let mut v = Vec::new();
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    let blocks: Vec<usize> = match map {
+                        Mapping::Dense { blocks_per_group, out_per_group } => {
+                            let grp = j * dim / out_per_group;
+                            (grp * blocks_per_group..(grp + 1) * blocks_per_group).collect()
+                        }
+                        Mapping::Depthwise => vec![j],
+                    };
+                    for block in blocks {
+                        let k = dim.min(g.cin - block * dim);
+                        let mut bytes = vec![0u8; k * dim];
+                        for r in 0..k {
+                            for col in 0..n {
+                                let o = j * dim + col;
+                                let v = match map {
+                                    Mapping::Dense { out_per_group, .. } => {
+                                        let ci = block * dim + r - (o / out_per_group) * cg;
+                                        w(o, ci, ky, kx)
+                                    }
+                                    Mapping::Depthwise if r == col => w(o, 0, ky, kx),
+                                    Mapping::Depthwise => 0,
+                                };
+                                bytes[r * dim + col] = v as u8;
+                            }
+                        }
+                        v.push(Term { tap: [ky, kx], block, k, n, bytes });
+                    }
+                }
+            }
+            let live: Vec<Term> = v.iter().filter(|t| t.bytes.iter().any(|&b| b != 0)).cloned().collect();
+            if live.is_empty() {
+                v.truncate(1);
+                v
+            } else {
+                live
+            }
+        })
+        .collect()
+}
+
+/// Where everything lives and how the output rows are cut into bands.
+#[derive(Clone, Debug)]
+struct Plan {
+    /// Output rows per band (the last band may be shorter).
+    rows: usize,
+    bands: usize,
+    band_buf: [u16; 2],
+    out_buf: [u16; 2],
+    /// Weight area and, when streaming, the rows of one chunk buffer.
+    w_base: u16,
+    chunk_rows: Option<usize>,
+    acc_buf: [u16; 2],
+    params: u16,
+}
+
+/// The largest band that fits, or `None` when even one output row does not.
+fn plan(g: &Geometry, weight_rows: usize, max_term_rows: usize, spad: usize, accr: usize) -> Option<Plan> {
+    let nt = g.out_tiles();
+    let acc_tile = accr.checked_sub(2 * nt)? / 2;
+    let max_rows = (acc_tile / g.ow).min(g.oh).min(u16::MAX as usize / g.ow.max(1));
+    for rows in (1..=max_rows).rev() {
+        let bands = g.oh.div_ceil(rows);
+        let rows = g.oh.div_ceil(bands);
+        let slots = if bands > 1 { 2 } else { 1 };
+        let band = g.band_spad_rows(rows);
+        let out = rows * g.ow * nt;
+        let fixed = slots * (band + out);
+        let Some(left) = spad.checked_sub(fixed) else { continue };
+        let chunk_rows = if weight_rows <= left {
+            None
+        } else if left / 2 >= max_term_rows * 8 || (rows == 1 && left / 2 >= max_term_rows) {
+            Some(left / 2)
+        } else {
+            continue;
+        };
+        let r = |x: usize| x as u16;
+        let b1 = if bands > 1 { band } else { 0 };
+        let o0 = band + b1;
+        let o1 = o0 + if bands > 1 { out } else { 0 };
+        return Some(Plan {
+            rows,
+            bands,
+            band_buf: [0, r(b1)],
+            out_buf: [r(o0), r(o1)],
+            w_base: r(o1 + out),
+            chunk_rows,
+            acc_buf: [r(2 * nt), r(2 * nt + acc_tile)],
+            params: 0,
+        });
+    }
+    None
+}
+
+/// Lowers `c` on the band path, or returns `None` when it does not apply
+/// (the caller then uses the im2col GEMM): arrays with fewer rows than
+/// columns (a tile's reduction is shorter than a scratchpad row), groups
+/// that neither are depthwise nor split channels in whole array-width
+/// blocks, and bands that do not fit the scratchpad or the accumulator
+/// even one output row high.
+pub(super) fn lower(
+    cx: &mut Ctx<'_>,
+    (x, y): (ValueId, ValueId),
+    c: &ConvParams,
+    inb: &Buffer,
+    outb: &Buffer,
+) -> Result<Option<u64>, LowerError> {
+    let dim = cx.dim;
+    if cx.dataflow.tile_shape().k != dim {
+        return Ok(None);
+    }
+    let Layout::Nhwc { w, c: cin, halo, .. } = inb.layout else { return Ok(None) };
+    let Layout::Nhwc { h: oh, w: ow, c: cout, halo: out_halo } = outb.layout else { return Ok(None) };
+    let [m_out, cg, kh, kw] = c.w_shape;
+    let groups = c.groups;
+    let mg = m_out / groups;
+    let map = if groups == 1 {
+        Mapping::Dense { blocks_per_group: cin.div_ceil(dim), out_per_group: m_out.div_ceil(dim) * dim }
+    } else if cg == 1 && mg == 1 {
+        Mapping::Depthwise
+    } else if cg % dim == 0 && mg % dim == 0 {
+        Mapping::Dense { blocks_per_group: cg / dim, out_per_group: mg }
+    } else {
+        return Ok(None);
+    };
+    let [pt, pl, _, _] = c.pads;
+    let g = Geometry {
+        wp: w + 2 * halo,
+        cin,
+        off: [halo - pt, halo - pl],
+        kernel: [kh, kw],
+        strides: c.strides,
+        dilations: c.dilations,
+        oh,
+        ow,
+        cout,
+        dim,
+    };
+    if g.strides[1] > u8::MAX as usize || g.strides[0] * g.wp > u16::MAX as usize {
+        return Ok(None);
+    }
+    let terms = terms(c, &g, &map);
+    let weight_rows: usize = terms.iter().flatten().map(|t| t.k).sum();
+    let max_term_rows = terms.iter().map(|ts| ts.iter().map(|t| t.k).max().unwrap_or(0)).max().unwrap_or(0);
+    let spad = (cx.cfg.spad_rows() as usize).min(u16::MAX as usize + 1);
+    let accr = (cx.cfg.acc_rows() as usize).min(u16::MAX as usize + 1);
+    let Some(p) = plan(&g, weight_rows, max_term_rows, spad, accr) else { return Ok(None) };
+
+    // Parameters: the input zero point folded into the bias with the
+    // column sums of the weights, the per-column requantization scale.
+    let (qx, qy) = (cx.quant(x), cx.quant(y));
+    let per_out = cg * kh * kw;
+    let folded: Vec<i32> = (0..cout)
+        .map(|o| {
+            let sum = c.weights[o * per_out..(o + 1) * per_out].iter().fold(0i32, |s, &v| s.wrapping_add(v as i32));
+            numerics::fold_zero_point(c.bias[o], qx.zero_point, sum)
+        })
+        .collect();
+    let scale: Vec<f32> = (0..cout).map(|o| numerics::requant_scale(qx.scale, c.w_scale[o], qy.scale)).collect();
+    let params_addr = cx.mem.alloc_bytes(&gemm::pack_params(&folded, &scale, dim));
+    let stream: Vec<u8> = terms.iter().flatten().flat_map(|t| t.bytes.iter().copied()).collect();
+    let weights_addr = cx.mem.alloc_bytes(&stream);
+
+    let job = Job {
+        g: &g,
+        p: &p,
+        terms: &terms,
+        in_addr: inb.addr,
+        out: OutTarget { addr: outb.addr, wp: ow + 2 * out_halo, halo: out_halo },
+        params_addr,
+        weights_addr,
+        a_unsigned: cx.g.values[x].ty == ElemType::U8,
+        requant: Requant { zp: qy.zero_point, qmin: c.qmin, qmax: c.qmax, unsigned: cx.g.values[y].ty == ElemType::U8 },
+    };
+    let (code, macs) = job.emit();
+    cx.code.phase(code);
+    Ok(Some(macs))
+}
+
+#[derive(Clone, Copy)]
+struct OutTarget {
+    addr: u64,
+    wp: usize,
+    halo: usize,
+}
+
+#[derive(Clone, Copy)]
+struct Requant {
+    zp: i32,
+    qmin: i32,
+    qmax: i32,
+    unsigned: bool,
+}
+
+struct Job<'a> {
+    g: &'a Geometry,
+    p: &'a Plan,
+    terms: &'a [Vec<Term>],
+    in_addr: u64,
+    out: OutTarget,
+    params_addr: u64,
+    weights_addr: u64,
+    a_unsigned: bool,
+    requant: Requant,
+}
+
+/// A weight chunk: terms `[t0, t1)` of the per-band stream (flattened
+/// over output tiles), its rows from the stream's start.
+#[derive(Clone, Copy, Debug)]
+struct Chunk {
+    t0: usize,
+    t1: usize,
+    row0: usize,
+    rows: usize,
+}
+
+/// The three queues' streams being built, with the token bookkeeping.
+#[derive(Default)]
+struct Streams {
+    program: Vec<Instr>,
+    /// LOAD items pushed so far (each LOAD pushes one token on completion).
+    loads: usize,
+    /// LOAD tokens COMPUTE has popped.
+    popped: usize,
+    macs: u64,
+}
+
+impl Streams {
+    /// A LOAD that signals COMPUTE when done; returns its item index.
+    fn load(&mut self, mut l: ins::Load, wait_release: bool) -> usize {
+        l.deps = Deps { push_next: true, pop_next: wait_release, ..Deps::NONE };
+        self.program.push(Instr::from(l));
+        self.loads += 1;
+        self.loads - 1
+    }
+
+    /// Pops LOAD tokens until item `item` is known loaded (LOADs finish in
+    /// order): the instruction about to be pushed (`deps`) takes one, a
+    /// `sync` before it each further one.
+    fn need(&mut self, item: usize, deps: &mut Deps) {
+        debug_assert!(item < self.loads, "item {item} needed before its LOAD");
+        while self.popped < item + 1 {
+            if !deps.pop_prev && self.popped + 1 == item + 1 {
+                deps.pop_prev = true;
+            } else {
+                self.program.push(Instr::from(ins::Sync {
+                    deps: Deps { pop_prev: true, ..Deps::NONE },
+                    queue: Queue::Compute as u8,
+                }));
+            }
+            self.popped += 1;
+        }
+    }
+}
+
+impl Job<'_> {
+    fn chunks(&self) -> Vec<Chunk> {
+        let flat: Vec<&Term> = self.terms.iter().flatten().collect();
+        let cap = self.p.chunk_rows.unwrap_or(usize::MAX);
+        let mut v = Vec::new();
+        let (mut t0, mut row0, mut rows) = (0, 0, 0);
+        for (t, term) in flat.iter().enumerate() {
+            if rows + term.k > cap.min(u16::MAX as usize) && rows > 0 {
+                v.push(Chunk { t0, t1: t, row0, rows });
+                (t0, row0, rows) = (t, row0 + rows, 0);
+            }
+            rows += term.k;
+        }
+        v.push(Chunk { t0, t1: flat.len(), row0, rows });
+        v
+    }
+
+    fn emit(&self) -> (Vec<Instr>, u64) {
+        let (g, p) = (self.g, self.p);
+        let dim = g.dim;
+        let nt = g.out_tiles();
+        let flat: Vec<&Term> = self.terms.iter().flatten().collect();
+        let chunks = self.chunks();
+        let streaming = p.chunk_rows.is_some();
+        let nch = chunks.len();
+        let mut s = Streams::default();
+
+        // Scratchpad row of term `t`'s tile for band `b` (chunk slot or resident).
+        let chunk_of = |t: usize| chunks.iter().position(|c| t < c.t1).expect("term in a chunk");
+        let w_row = |b: usize, t: usize| -> u16 {
+            let q = chunk_of(t);
+            let c = chunks[q];
+            let within: usize = flat[c.t0..t].iter().map(|t| t.k).sum();
+            if streaming {
+                let slot = (b * nch + q) % 2;
+                p.w_base + (slot * p.chunk_rows.unwrap() + within) as u16
+            } else {
+                p.w_base + (c.row0 + within) as u16
+            }
+        };
+        let chunk_load = |b: usize, q: usize| -> ins::Load {
+            let c = chunks[q];
+            let addr = if streaming {
+                p.w_base + (((b * nch + q) % 2) * p.chunk_rows.unwrap()) as u16
+            } else {
+                p.w_base + c.row0 as u16
+            };
+            ins::Load {
+                buf: ins::BUF_SPAD,
+                dram: (self.weights_addr + (c.row0 * dim) as u64) as u32,
+                stride: dim as u32,
+                rows: c.rows as u16,
+                cols: dim as u16,
+                addr,
+                ..Default::default()
+            }
+        };
+        let band_rows = |b: usize| p.rows.min(g.oh - b * p.rows);
+        let band_load = |b: usize| -> ins::Load {
+            let r0 = g.off[0] + b * p.rows * g.strides[0];
+            let nin = g.band_in_rows(band_rows(b));
+            ins::Load {
+                buf: ins::BUF_SPAD,
+                dram: (self.in_addr + (r0 * g.wp * g.cin) as u64) as u32,
+                stride: g.cin as u32,
+                rows: (nin * g.wp) as u16,
+                cols: g.cin as u16,
+                addr: p.band_buf[b % 2],
+                ..Default::default()
+            }
+        };
+
+        // Item indices: LOAD items in program order.
+        let mut band_item = vec![usize::MAX; p.bands];
+        let mut chunk_item = vec![vec![usize::MAX; nch]; if streaming { p.bands } else { 1 }];
+        let params = ins::Load {
+            buf: ins::BUF_ACC,
+            dram: self.params_addr as u32,
+            stride: (dim * 4) as u32,
+            rows: (2 * nt) as u16,
+            cols: dim as u16,
+            addr: p.params,
+            ..Default::default()
+        };
+        s.load(params, false);
+        band_item[0] = s.load(band_load(0), false);
+        if streaming {
+            // Chunk (b, q) is global chunk b·nch + q; the first two need no release.
+            for gq in 0..2.min(p.bands * nch) {
+                chunk_item[gq / nch][gq % nch] = s.load(chunk_load(gq / nch, gq % nch), false);
+            }
+        } else {
+            for q in 0..nch {
+                chunk_item[0][q] = s.load(chunk_load(0, q), false);
+            }
+        }
+        if p.bands > 1 {
+            band_item[1] = s.load(band_load(1), false);
+        }
+        let item_of_term = |chunk_item: &Vec<Vec<usize>>, b: usize, t: usize| {
+            if streaming {
+                chunk_item[b][chunk_of(t)]
+            } else {
+                chunk_item[0][chunk_of(t)]
+            }
+        };
+
+        let rq = self.requant;
+        let mut tile_count = 0usize;
+        // A band's STOREs follow the next band's first matmul in program
+        // order, so the dispatcher never waits on them with COMPUTE idle.
+        let mut pending_stores: Vec<Instr> = Vec::new();
+        let total_terms = flat.len();
+        // The first tile goes in with an ldw.
+        {
+            let mut deps = Deps::NONE;
+            s.need(item_of_term(&chunk_item, 0, 0), &mut deps);
+            let t = flat[0];
+            s.program.push(Instr::from(ins::Ldw {
+                deps,
+                addr: w_row(0, 0),
+                k: t.k as u16,
+                n: t.n as u16,
+                wfmt: ins::WFMT_I8,
+                meta: 0,
+            }));
+        }
+        for b in 0..p.bands {
+            let rows = band_rows(b);
+            let m = rows * g.ow;
+            let nin = g.band_in_rows(rows);
+            let y_band = nin * g.wp;
+            let mut t = 0usize;
+            for j in 0..nt {
+                let acc = p.acc_buf[tile_count % 2];
+                tile_count += 1;
+                for (idx, term) in self.terms[j].iter().enumerate() {
+                    let a = p.band_buf[b % 2] as usize
+                        + term.block * y_band
+                        + term.tap[0] * g.dilations[0] * g.wp
+                        + term.tap[1] * g.dilations[1];
+                    let mut mm = ins::Matmul {
+                        a: a as u16,
+                        m: m as u16,
+                        acc,
+                        accumulate: (idx > 0) as u8,
+                        swap: 1,
+                        in_type: self.a_unsigned as u8,
+                        a_stride: g.strides[1] as u8,
+                        a_group: g.ow as u16,
+                        a_gstride: (g.strides[0] * g.wp) as u16,
+                        ..Default::default()
+                    };
+                    // The band's horizontal offset: padded column `off` is the conv's column 0.
+                    mm.a += g.off[1] as u16;
+                    let mut deps = Deps::NONE;
+                    s.need(band_item[b], &mut deps);
+                    // Preload the next tile (this band's or the next band's first).
+                    let next = if t + 1 < total_terms {
+                        Some((b, t + 1))
+                    } else if b + 1 < p.bands {
+                        Some((b + 1, 0))
+                    } else {
+                        None
+                    };
+                    if let Some((nb, nt_)) = next {
+                        let term1 = flat[nt_];
+                        s.need(item_of_term(&chunk_item, nb, nt_), &mut deps);
+                        (mm.preload, mm.w, mm.k, mm.n, mm.wfmt) =
+                            (1, w_row(nb, nt_), term1.k as u16, term1.n as u16, ins::WFMT_I8);
+                    }
+                    // Releases: this matmul is the last reader of a chunk (and,
+                    // at the band's end, of the band).
+                    let q = chunk_of(t);
+                    let last_of_chunk = t + 1 == chunks[q].t1;
+                    let last_of_band = t + 1 == total_terms;
+                    let mut release_load = Vec::new();
+                    if streaming && last_of_chunk {
+                        let gq = b * nch + q;
+                        if gq + 2 < p.bands * nch {
+                            deps.push_prev = true;
+                            let (b2, q2) = ((gq + 2) / nch, (gq + 2) % nch);
+                            release_load.push((b2, q2));
+                        }
+                    } else if !streaming && last_of_band && b + 2 < p.bands {
+                        deps.push_prev = true;
+                    }
+                    mm.deps = deps;
+                    s.macs += (m * term.k * term.n) as u64;
+                    s.program.push(Instr::from(mm));
+                    if t == 0 {
+                        s.program.append(&mut pending_stores);
+                    }
+                    // Refill the freed buffers right behind their release.
+                    for (b2, q2) in release_load {
+                        chunk_item[b2][q2] = s.load(chunk_load(b2, q2), true);
+                        if last_of_band && b + 2 < p.bands {
+                            // Ordered after the chunk's wait: band b is free too.
+                            band_item[b + 2] = s.load(band_load(b + 2), false);
+                        }
+                    }
+                    if !streaming && last_of_band && b + 2 < p.bands {
+                        band_item[b + 2] = s.load(band_load(b + 2), true);
+                    }
+                    t += 1;
+                }
+                // Requantize tile j of every output row of the band.
+                let segs = self.segments(rows);
+                let last_tile = j + 1 == nt;
+                for (si, &(px0, len)) in segs.iter().enumerate() {
+                    let first = j == 0 && si == 0;
+                    let last = last_tile && si + 1 == segs.len();
+                    s.program.push(Instr::from(ins::Requant {
+                        deps: Deps { pop_next: first && b >= 2, push_next: last, ..Deps::NONE },
+                        acc: acc + px0 as u16,
+                        rows: len as u16,
+                        dst: p.out_buf[b % 2] + (px0 * nt + j * len) as u16,
+                        params: p.params + (2 * j) as u16,
+                        out_type: if rq.unsigned { ins::ELEM_U8 } else { ins::ELEM_I8 },
+                        zp: rq.zp as i16,
+                        qmin: rq.qmin as i16,
+                        qmax: rq.qmax as i16,
+                    }));
+                }
+            }
+            // Store the band: one contiguous DRAM run per segment.
+            let segs = self.segments(rows);
+            for (si, &(px0, len)) in segs.iter().enumerate() {
+                let (oy, ox) = (b * p.rows + px0 / g.ow, px0 % g.ow);
+                let o = self.out;
+                let dram = o.addr + (((oy + o.halo) * o.wp + o.halo + ox) * g.cout) as u64;
+                pending_stores.push(Instr::from(ins::Store {
+                    deps: Deps { pop_prev: si == 0, push_prev: si + 1 == segs.len() && b + 2 < p.bands, ..Deps::NONE },
+                    buf: ins::BUF_SPAD,
+                    dram: dram as u32,
+                    stride: g.cout as u32,
+                    rows: len as u16,
+                    cols: g.cout as u16,
+                    addr: p.out_buf[b % 2] + (px0 * nt) as u16,
+                    col: 0,
+                }));
+            }
+        }
+        s.program.append(&mut pending_stores);
+        // Every LOAD token is popped (the last item is needed by a matmul).
+        debug_assert_eq!(s.popped, s.loads, "LOAD tokens left over");
+        (s.program, s.macs)
+    }
+
+    /// A band's output pixels as runs contiguous in DRAM: `(first pixel, count)`.
+    fn segments(&self, rows: usize) -> Vec<(usize, usize)> {
+        let ow = self.g.ow;
+        if self.out.halo == 0 {
+            return vec![(0, rows * ow)];
+        }
+        (0..rows).map(|r| (r * ow, ow)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::step_tests::{configs, run_step};
+    use isa::HwConfig;
+
+    /// A conv case: input `[1, cin, h, w]`, `cout` outputs, kernel, strides,
+    /// pads `[t, l, b, r]`, dilations, groups, uint8 input / output.
+    #[derive(Clone, Copy, Debug)]
+    struct Case {
+        cin: usize,
+        cout: usize,
+        hw: [usize; 2],
+        kernel: [usize; 2],
+        strides: [usize; 2],
+        pads: [usize; 4],
+        dil: [usize; 2],
+        groups: usize,
+        u8_in: bool,
+        u8_out: bool,
+    }
+
+    fn lcg(seed: &mut u64) -> u64 {
+        *seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        *seed >> 33
+    }
+
+    impl Case {
+        fn out_hw(&self) -> [usize; 2] {
+            let o = |i: usize| {
+                (self.hw[i] + self.pads[i] + self.pads[i + 2] - self.dil[i] * (self.kernel[i] - 1) - 1)
+                    / self.strides[i]
+                    + 1
+            };
+            [o(0), o(1)]
+        }
+
+        fn text(&self, seed: u64) -> String {
+            let mut s = seed | 1;
+            let cg = self.cin / self.groups;
+            let n = self.cout * cg * self.kernel[0] * self.kernel[1];
+            // Small weights keep the output from saturating.
+            let weights: Vec<String> = (0..n).map(|_| ((lcg(&mut s) % 31) as i32 - 15).to_string()).collect();
+            let bias: Vec<String> = (0..self.cout).map(|_| ((lcg(&mut s) % 2001) as i32 - 1000).to_string()).collect();
+            let ty = |u: bool| if u { "u8" } else { "i8" };
+            let (zin, zout) = (if self.u8_in { 128 } else { 3 }, if self.u8_out { 120 } else { -5 });
+            let [oh, ow] = self.out_hw();
+            let [pt, pl, pb, pr] = self.pads;
+            format!(
+                "model t\ninput x: {}[1, {}, {}, {}] scale=0.05 zp={zin}\n\
+                 conv c x -> y: {}[1, {}, {oh}, {ow}] scale={} zp={zout} strides=({}, {}) pads=({pt}, {pl}, {pb}, {pr}) \
+                 dilations=({}, {}) groups={}\n    weights: i8[{}, {cg}, {}, {}] = [{}]\n    w_scale = 0.01\n    \
+                 bias = [{}]\noutput y\n",
+                ty(self.u8_in),
+                self.cin,
+                self.hw[0],
+                self.hw[1],
+                ty(self.u8_out),
+                self.cout,
+                0.05 * (cg * self.kernel[0] * self.kernel[1]) as f32 / 4.0,
+                self.strides[0],
+                self.strides[1],
+                self.dil[0],
+                self.dil[1],
+                self.groups,
+                self.cout,
+                self.kernel[0],
+                self.kernel[1],
+                weights.join(", "),
+                bias.join(", "),
+            )
+        }
+    }
+
+    fn case(
+        cin: usize,
+        cout: usize,
+        hw: [usize; 2],
+        kernel: [usize; 2],
+        strides: [usize; 2],
+        pads: [usize; 4],
+    ) -> Case {
+        Case { cin, cout, hw, kernel, strides, pads, dil: [1, 1], groups: 1, u8_in: false, u8_out: false }
+    }
+
+    fn band_configs() -> Vec<HwConfig> {
+        let mut v = configs();
+        v.push(HwConfig::default_16x16());
+        v
+    }
+
+    /// Runs `c` on every config; on arrays whose tile reduction is a whole
+    /// scratchpad row, asserts the band path took it (`banded`).
+    fn check(c: Case, seed: u64, banded: impl Fn(&HwConfig) -> bool) {
+        let text = c.text(seed);
+        for cfg in band_configs() {
+            let (macs, counted, code) = run_step(&text, &cfg);
+            assert_eq!(macs, counted, "{}: {c:?}", cfg.name);
+            let patterned = code.iter().any(|i| matches!(i, isa::instr::Instr::Matmul(m) if m.a_group != 0));
+            let band_cfg = cfg.array.rows >= cfg.array.cols;
+            assert_eq!(patterned, band_cfg && banded(&cfg), "{}: band path taken? {c:?}", cfg.name);
+        }
+    }
+
+    #[test]
+    fn plain_strided_and_asymmetric_convs() {
+        let cases = [
+            case(5, 7, [6, 6], [3, 3], [1, 1], [1; 4]),
+            Case { u8_in: true, ..case(20, 18, [9, 11], [3, 3], [2, 2], [1; 4]) },
+            case(6, 5, [5, 9], [1, 7], [1, 1], [0, 3, 0, 3]),
+            Case { u8_out: true, ..case(4, 6, [9, 4], [7, 1], [1, 1], [2, 0, 4, 0]) },
+            case(9, 10, [8, 7], [3, 3], [2, 1], [1, 0, 2, 1]),
+            case(3, 8, [20, 20], [7, 7], [2, 2], [3; 4]),
+            Case { dil: [2, 2], ..case(6, 6, [9, 9], [3, 3], [1, 1], [2; 4]) },
+            case(17, 9, [5, 6], [1, 1], [1, 1], [0; 4]),
+            case(17, 9, [7, 6], [1, 1], [2, 2], [0; 4]),
+        ];
+        for (i, c) in cases.into_iter().enumerate() {
+            check(c, i as u64 + 1, |_| true);
+        }
+    }
+
+    #[test]
+    fn depthwise_and_grouped_convs() {
+        let dw = |ch: usize, s: usize| Case { groups: ch, ..case(ch, ch, [9, 10], [3, 3], [s, s], [1; 4]) };
+        check(dw(20, 1), 1, |_| true);
+        check(Case { u8_in: true, u8_out: true, ..dw(7, 2) }, 2, |_| true);
+        // Two groups of 8 channels: whole blocks on 4- and 8-wide arrays only.
+        let grouped = Case { groups: 2, ..case(16, 16, [6, 7], [3, 3], [1, 1], [1; 4]) };
+        check(grouped, 3, |cfg| 8 % cfg.array.cols == 0);
+        // Channel multiplier 2: not depthwise, not aligned: the im2col GEMM.
+        check(Case { groups: 3, ..case(3, 6, [5, 5], [3, 3], [1, 1], [1; 4]) }, 4, |_| false);
+    }
+
+    /// Maps wider than one band and weights that stream in chunks (the 4x4's
+    /// scratchpad is 4096 rows, its accumulator 256).
+    #[test]
+    fn several_bands_and_streamed_weights() {
+        check(case(24, 20, [40, 30], [3, 3], [1, 1], [1; 4]), 5, |_| true);
+        check(case(40, 36, [12, 12], [5, 5], [1, 1], [2; 4]), 6, |_| true);
+        check(Case { groups: 40, ..case(40, 40, [33, 20], [3, 3], [1, 1], [1; 4]) }, 7, |_| true);
+    }
+
+    /// Random convolutions: kernels 1..=7, strides 1..=2, any pads below the
+    /// kernel, channels not multiples of the array, depthwise, uint8.
+    #[test]
+    fn random_convs() {
+        let mut s = 12345u64;
+        for i in 0..12 {
+            let mut r = |n: usize| (lcg(&mut s) % n as u64) as usize;
+            let kernel = [1 + r(7), 1 + r(7)];
+            let strides = [1 + r(2), 1 + r(2)];
+            let pads = [r(kernel[0]), r(kernel[1]), r(kernel[0]), r(kernel[1])];
+            let hw = [kernel[0] + r(9), kernel[1] + r(9)];
+            let depthwise = r(4) == 0;
+            let cin = 1 + r(24);
+            let cout = if depthwise { cin } else { 1 + r(24) };
+            let c = Case {
+                groups: if depthwise { cin } else { 1 },
+                u8_in: r(2) == 0,
+                u8_out: r(2) == 0,
+                ..case(cin, cout, hw, kernel, strides, pads)
+            };
+            check(c, 100 + i, |_| true);
+        }
+    }
+}
