@@ -286,6 +286,18 @@ fn raw_run<D: Device>(
     base: u64,
     limit: u64,
 ) -> (RunReport, bool) {
+    try_raw_run(dev, code, prog_addr, prog_len, base, limit).unwrap()
+}
+
+/// [`raw_run`], the run's error returned (the RTL's staging-buffer limit).
+fn try_raw_run<D: Device>(
+    dev: &mut D,
+    code: &[[u8; 32]],
+    prog_addr: u64,
+    prog_len: u32,
+    base: u64,
+    limit: u64,
+) -> Result<(RunReport, bool), String> {
     let span = 1 << 16;
     let pattern: Vec<u8> = (0..span).map(|i| (i * 7 + 3) as u8).collect();
     dev.write_mem(0, &pattern).unwrap();
@@ -305,11 +317,11 @@ fn raw_run<D: Device>(
         dev.write_reg(r, v as u32).unwrap();
     }
     let before = dev.read_mem(0, base as usize).unwrap();
-    let report = Driver::new(&mut *dev).run().unwrap();
+    let report = Driver::new(&mut *dev).run().map_err(|e| e.to_string())?;
     let below = dev.read_mem(0, base as usize).unwrap();
     let above = if above_ok { dev.read_mem(limit, span).unwrap() } else { pattern.clone() };
     let untouched = below == before && above == pattern;
-    (report, untouched)
+    Ok((report, untouched))
 }
 
 /// Runs a faulting program on both backends: same fault (code and
@@ -432,18 +444,22 @@ fn random_instruction_words_match_the_model() {
                     word[bit / 8] ^= 1 << (bit % 8);
                 }
             }
-            let r = check_fault_raw(
-                &cfg,
-                &format!("word {case} {word:02x?}"),
-                &[word, fin],
-                0x4000,
-                2,
-                (0x1000, 0x10000),
-                None,
-            );
+            // A transfer the RTL's finite DMA staging cannot hold (ISA.md §4:
+            // the harness stops with an error naming the buffer) is no
+            // comparison: counted and shown.
+            let (code, win) = ([word, fin], (0x1000, 0x10000));
+            if let Err(e) = with_rtl(&cfg, |dev| try_raw_run(dev, &code, 0x4000, 2, win.0, win.1)) {
+                assert!(e.contains("staging buffer") && e.contains("overflowed"), "word {case} {word:02x?}: {e}");
+                println!("word {case}: {:?} overflows the RTL's staging", Instr::decode(&word));
+                *faults.entry("RTL staging overflow".to_string()).or_insert(0) += 1;
+                continue;
+            }
+            let r = check_fault_raw(&cfg, &format!("word {case} {word:02x?}"), &code, 0x4000, 2, win, None);
             *faults.entry(format!("{:?}", r.outcome).split(',').next().unwrap().to_string()).or_insert(0) += 1;
         }
     }
+    // The limit is rare: nearly every word is compared.
+    assert!(faults.get("RTL staging overflow").copied().unwrap_or(0) <= 6, "{faults:?}");
     println!("600 random instruction words, equal on both backends: {faults:?}");
 }
 
