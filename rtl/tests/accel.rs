@@ -409,12 +409,12 @@ fn random_instruction_words_match_the_model() {
         "load buf=acc dram=0x2000 stride=64 rows=2 cols=4 pad_top=1 pad_left=2 pad_value=-3 addr=3 col=1\n\
          store dram=0x3000 stride=8 rows=3 cols=5 addr=2 col=3\n\
          ldw addr=5 k=3 n=4\n\
+         vlut src=3 dst=9 n=5 table=20\n\
+         matmul a=2 m=7 acc=1 a_stride=2 a_group=3 a_gstride=9\n\
          matmul a=1 m=3 acc=2 accumulate=1 swap=1 in_type=u8 preload=1 w=9 k=2 n=3\n\
          requant acc=1 rows=2 dst=4 params=8 out_type=u8 zp=3 qmin=3 qmax=200\n\
          vmax a=0 a_stride=2 b=1 b_stride=2 dst=10 dst_stride=1 n=4 elem=u8\n\
          vadd a=0 b=4 dst=8 n=4 params=10 in_type=i8 out_type=u8 za=-3 zb=5 zo=7 qmin=7 qmax=255\n\
-         vlut src=3 dst=9 n=5 table=20\n\
-         matmul a=2 m=7 acc=1 a_stride=2 a_group=3 a_gstride=9\n\
          sync queue=store @signal(compute)\n",
     )
     .unwrap();
