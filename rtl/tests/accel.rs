@@ -286,6 +286,18 @@ fn raw_run<D: Device>(
     base: u64,
     limit: u64,
 ) -> (RunReport, bool) {
+    try_raw_run(dev, code, prog_addr, prog_len, base, limit).unwrap()
+}
+
+/// [`raw_run`], the run's error returned (the RTL's staging-buffer limit).
+fn try_raw_run<D: Device>(
+    dev: &mut D,
+    code: &[[u8; 32]],
+    prog_addr: u64,
+    prog_len: u32,
+    base: u64,
+    limit: u64,
+) -> Result<(RunReport, bool), String> {
     let span = 1 << 16;
     let pattern: Vec<u8> = (0..span).map(|i| (i * 7 + 3) as u8).collect();
     dev.write_mem(0, &pattern).unwrap();
@@ -305,11 +317,11 @@ fn raw_run<D: Device>(
         dev.write_reg(r, v as u32).unwrap();
     }
     let before = dev.read_mem(0, base as usize).unwrap();
-    let report = Driver::new(&mut *dev).run().unwrap();
+    let report = Driver::new(&mut *dev).run().map_err(|e| e.to_string())?;
     let below = dev.read_mem(0, base as usize).unwrap();
     let above = if above_ok { dev.read_mem(limit, span).unwrap() } else { pattern.clone() };
     let untouched = below == before && above == pattern;
-    (report, untouched)
+    Ok((report, untouched))
 }
 
 /// Runs a faulting program on both backends: same fault (code and
@@ -397,12 +409,12 @@ fn random_instruction_words_match_the_model() {
         "load buf=acc dram=0x2000 stride=64 rows=2 cols=4 pad_top=1 pad_left=2 pad_value=-3 addr=3 col=1\n\
          store dram=0x3000 stride=8 rows=3 cols=5 addr=2 col=3\n\
          ldw addr=5 k=3 n=4\n\
+         vlut src=3 dst=9 n=5 table=20\n\
+         matmul a=2 m=7 acc=1 a_stride=2 a_group=3 a_gstride=9\n\
          matmul a=1 m=3 acc=2 accumulate=1 swap=1 in_type=u8 preload=1 w=9 k=2 n=3\n\
          requant acc=1 rows=2 dst=4 params=8 out_type=u8 zp=3 qmin=3 qmax=200\n\
          vmax a=0 a_stride=2 b=1 b_stride=2 dst=10 dst_stride=1 n=4 elem=u8\n\
          vadd a=0 b=4 dst=8 n=4 params=10 in_type=i8 out_type=u8 za=-3 zb=5 zo=7 qmin=7 qmax=255\n\
-         vlut src=3 dst=9 n=5 table=20\n\
-         matmul a=2 m=7 acc=1 a_stride=2 a_group=3 a_gstride=9\n\
          sync queue=store @signal(compute)\n",
     )
     .unwrap();
@@ -432,18 +444,22 @@ fn random_instruction_words_match_the_model() {
                     word[bit / 8] ^= 1 << (bit % 8);
                 }
             }
-            let r = check_fault_raw(
-                &cfg,
-                &format!("word {case} {word:02x?}"),
-                &[word, fin],
-                0x4000,
-                2,
-                (0x1000, 0x10000),
-                None,
-            );
+            // A transfer the RTL's finite DMA staging cannot hold (ISA.md §4:
+            // the harness stops with an error naming the buffer) is no
+            // comparison: counted and shown.
+            let (code, win) = ([word, fin], (0x1000, 0x10000));
+            if let Err(e) = with_rtl(&cfg, |dev| try_raw_run(dev, &code, 0x4000, 2, win.0, win.1)) {
+                assert!(e.contains("staging buffer") && e.contains("overflowed"), "word {case} {word:02x?}: {e}");
+                println!("word {case}: {:?} overflows the RTL's staging", Instr::decode(&word));
+                *faults.entry("RTL staging overflow".to_string()).or_insert(0) += 1;
+                continue;
+            }
+            let r = check_fault_raw(&cfg, &format!("word {case} {word:02x?}"), &code, 0x4000, 2, win, None);
             *faults.entry(format!("{:?}", r.outcome).split(',').next().unwrap().to_string()).or_insert(0) += 1;
         }
     }
+    // The limit is rare: nearly every word is compared.
+    assert!(faults.get("RTL staging overflow").copied().unwrap_or(0) <= 6, "{faults:?}");
     println!("600 random instruction words, equal on both backends: {faults:?}");
 }
 

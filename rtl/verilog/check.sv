@@ -245,6 +245,9 @@ module check #(
          | !in_type(v_qmin[8:7], v_out_u8) | !in_type(v_qmax[8:7], v_out_u8)
          | ($signed(v_qmin) > $signed(v_qmax))) ? E_ILL : E_NONE;
 
+  // ----------------------------------------------------------------- SYNC
+  wire [1:0] s_queue = instr[`SYS_SYNC_QUEUE_HI:`SYS_SYNC_QUEUE_LO];
+
   // ----------------------------------------------------------------- VLUT
   // The table's rows: isa::timing::lut_rows(cols) = ceil(256 / cols).
   localparam logic [31:0] LUT_ROWS = (32'(`SYS_LUT_ENTRIES) + COLS_L - 32'd1) / COLS_L;
@@ -256,9 +259,6 @@ module check #(
   wire [2:0] vlut_code =
       (({16'd0, u_src} + {16'd0, u_n} > SPAD_L) | ({16'd0, u_dst} + {16'd0, u_n} > SPAD_L)
        | ({16'd0, u_table} + LUT_ROWS > SPAD_L)) ? E_OOR : E_NONE;
-
-  // ----------------------------------------------------------------- SYNC
-  wire [1:0] s_queue = instr[`SYS_SYNC_QUEUE_HI:`SYS_SYNC_QUEUE_LO];
 
   // --------------------------------------------------------------- decode
   // Instr::decode: reserved bits from the opcode's END up, then

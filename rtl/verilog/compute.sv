@@ -4,7 +4,7 @@
 //
 // One instruction issues per cycle, in order, to one of two sub-units: the
 // array (ldw, matmul: the verified `array`) and the post-processor (PPU:
-// requant, vmax, vadd, vlut: one verified `requant` per column, LATENCY 1). The
+// requant, vmax, vadd: one verified `requant` per column, LATENCY 1). The
 // head issues in cycle t (`start`) when it is valid, its tokens are there,
 // its sub-unit is free (busy windows below are [t, t + span)), and the
 // interlocks allow it. Everything the issue cycle does (the first
@@ -31,11 +31,11 @@
 //   writes the registered maximum to dst + i*sd.
 // - vadd (busy n + 4): s = 0, 1, 2 read ka, kb, scale (acc params..+2);
 //   s = 3 + i reads rows a + i, b + i, s = 4 + i writes dst + i.
-// - vlut (busy T + n + 1, T = ceil(256 / COLS)): s < T reads table row
-//   table + s into the 256-entry table register (a snapshot: the rows it
-//   writes later never change it); s = T + i reads row src + i, s = T + i + 1
-//   writes the registered lookup to dst + i.
 // - sync: issues on tokens alone, finishes and pushes at t + 1.
+// - vlut (post-processor too; busy T + n + 1, T = ceil(256 / COLS)): s < T
+//   reads table row table + s into the 256-entry table register (a
+//   snapshot: the rows it writes later never change it); s = T + i reads
+//   row src + i, s = T + i + 1 writes the registered lookup to dst + i.
 // A PPU write and a read of the same row in one cycle (vmax / vadd whose
 // destination feeds a later row of the same instruction) forwards the
 // written row: the model applies iterations in order.
