@@ -5,7 +5,10 @@
 //!   block column-blocked by the tile's `k`, so k-tile `i` is `mt`
 //!   consecutive rows.
 //! - B comes packed (`PackedWeights`) as one stripe per n-tile, one LOAD
-//!   per stripe.
+//!   per stripe; when two stripes do not fit beside A (long K), per piece
+//!   of a stripe: K is split across accumulator passes, each piece a step
+//!   that accumulates into the same accumulator tile, and pieces holding
+//!   only zero tiles are never loaded.
 //! - A *step* is one (m-block, n-tile) pair: one MATMUL per live k-tile,
 //!   each swapping in the weights the previous one preloaded and preloading
 //!   the next tile's, so weight loading hides under streaming and tiles
@@ -193,6 +196,9 @@ impl GemmJob<'_> {
 struct Plan {
     mt: usize,
     mb: usize,
+    /// k-tiles per piece of a stripe: all of them, unless two stripes
+    /// do not fit beside A, then K is split across accumulator passes.
+    kp: usize,
     a_buf: [u16; 2],
     b_buf: [u16; 2],
     o_buf: [u16; 2],
@@ -203,15 +209,33 @@ struct Plan {
 impl Plan {
     fn new(m: usize, w: &PackedWeights, cfg: &HwConfig) -> Result<Plan, LowerError> {
         let (k, n, kt) = (w.k(), w.n(), w.k_tiles());
+        let tile_k = w.tile_shape().k;
         let spad = cfg.spad_rows() as usize;
         let accr = cfg.acc_rows() as usize;
         let too_large = |why: String| LowerError::TooLarge { m, k, n, why };
-        // Rows: 2 A blocks (mt * kt), 2 B stripes, 2 output tiles (mt).
-        let b_rows = w.stripe_rows();
-        let spare = spad
-            .checked_sub(2 * b_rows)
-            .filter(|&s| s >= 2 * (kt + 1))
-            .ok_or_else(|| too_large(format!("two weight stripes need {} scratchpad rows of {spad}", 2 * b_rows)))?;
+        // Rows: 2 A blocks (mt * kt), 2 B pieces (kp * tile_k), 2 output
+        // tiles (mt). Whole stripes when they fit (one LOAD of at most
+        // 65,535 rows); else the largest pieces that leave A blocks of
+        // min(M, 16) rows (at least 1).
+        let a_room = |mt: usize| 2 * (kt + 1) * mt;
+        let kp = if 2 * kt * tile_k + a_room(1) <= spad && kt * tile_k <= 65535 {
+            kt
+        } else {
+            let piece = |mt: usize| spad.saturating_sub(a_room(mt)) / (2 * tile_k);
+            let kp = if piece(m.min(16)) > 0 { piece(m.min(16)) } else { piece(1) };
+            let kp = kp.min(65535 / tile_k).min(kt);
+            if kp == 0 {
+                return Err(too_large(format!(
+                    "an A block of one row and K = {k} ({} scratchpad rows twice) leaves no room for weights in \
+                     {spad} rows",
+                    kt + 1
+                )));
+            }
+            // Even pieces.
+            kt.div_ceil(kt.div_ceil(kp))
+        };
+        let b_rows = kp * tile_k;
+        let spare = spad - 2 * b_rows;
         let mut mt = (spare / (2 * (kt + 1))).min((accr.saturating_sub(4)) / 2).min(m).min(256);
         if mt == 0 {
             return Err(too_large(format!("the accumulator's {accr} rows leave no room for a tile")));
@@ -224,6 +248,7 @@ impl Plan {
         Ok(Plan {
             mt,
             mb,
+            kp,
             a_buf: [0, r(a_rows)],
             b_buf: [r(2 * a_rows), r(2 * a_rows + b_rows)],
             o_buf: [r(2 * a_rows + 2 * b_rows), r(2 * a_rows + 2 * b_rows + mt)],
@@ -235,8 +260,8 @@ impl Plan {
 
 /// The LOADs of A rows `[r0, r0 + rows)` of a row-major matrix into the
 /// scratchpad at `base`, column-blocked by `tile_k`: one LOAD when the
-/// tile is a whole scratchpad row wide (the DMA blocks by rows), else one
-/// per k-tile.
+/// tile is a whole scratchpad row wide (the DMA blocks by rows; one per
+/// 65,535 columns), else one per k-tile.
 fn matrix_block(
     (addr, stride): (u64, u64),
     (r0, rows): (usize, usize),
@@ -257,9 +282,27 @@ fn matrix_block(
         })
     };
     if tile_k == spad_width {
-        return vec![piece(0, k, base)];
+        // As few LOADs as the 16-bit column count allows, whole k-tiles each.
+        let span = (65535 / tile_k) * tile_k;
+        return (0..k.div_ceil(span))
+            .map(|x| piece(x * span, span.min(k - x * span), base + (x * span / tile_k * rows) as u16))
+            .collect();
     }
     (0..k.div_ceil(tile_k)).map(|i| piece(i * tile_k, tile_k.min(k - i * tile_k), base + (i * rows) as u16)).collect()
+}
+
+/// One step of the weight-stationary schedule: piece `piece` of stripe
+/// `j` against m-block `mb`, part of pair `q`.
+struct Step {
+    q: usize,
+    mb: usize,
+    j: usize,
+    piece: usize,
+    /// The live k-tiles of the piece.
+    tiles: Vec<usize>,
+    /// The pair's first and last step.
+    first: bool,
+    last: bool,
 }
 
 fn emit_weight_stationary(job: &GemmJob<'_>, cfg: &HwConfig) -> Result<Vec<Instr>, LowerError> {
@@ -269,22 +312,45 @@ fn emit_weight_stationary(job: &GemmJob<'_>, cfg: &HwConfig) -> Result<Vec<Instr
         return Err(job.shape_error("every dimension must be at least 1"));
     }
     // M is unbounded: A streams in blocks of at most 256 rows, each with
-    // its own LOADs and STOREs. A stripe is one LOAD of K rows.
-    if k > 65535 || n > 65535 {
-        return Err(job.shape_error("K or N above 65535 is not supported"));
+    // its own LOADs and STOREs; K is split into pieces of at most 65,535
+    // rows when needed. N is bounded by the STORE's column count.
+    if n > 65535 {
+        return Err(job.shape_error("N above 65535 is not supported"));
     }
     let p = Plan::new(m, w, cfg)?;
     let nt = w.n_tiles();
     let tile_k = w.tile_shape().k;
     let spad_width = cfg.array.cols as usize;
     let int8_out = matches!(job.out, GemmOut::Int8 { .. });
-    let steps = p.mb * nt;
     let param_addr = |params: u64, j: usize| params + (j * 2 * spad_width * 4) as u64;
+    let m_rows = |mb: usize| p.mt.min(m - mb * p.mt);
+
+    // A *pair* (m-block, n-tile) owns an accumulator tile; a *step* is one
+    // piece of its stripe (the whole stripe unless K is split). Pieces
+    // without a live k-tile are skipped, so the MACs are the packing's.
+    let live: Vec<Vec<usize>> = (0..nt).map(|j| w.live_k_tiles(j)).collect();
+    let pieces_of = |j: usize| -> Vec<usize> {
+        let mut ps: Vec<usize> = live[j].iter().map(|&i| i / p.kp).collect();
+        ps.dedup();
+        ps
+    };
+    let pieces: Vec<Vec<usize>> = (0..nt).map(pieces_of).collect();
+    let pairs = p.mb * nt;
+    let mut steps: Vec<Step> = Vec::new();
+    for q in 0..pairs {
+        let (mb, j) = (q / nt, q % nt);
+        let ps = &pieces[j];
+        for (x, &piece) in ps.iter().enumerate() {
+            let tiles = live[j].iter().copied().filter(|&i| i / p.kp == piece).collect();
+            steps.push(Step { q, mb, j, piece, tiles, first: x == 0, last: x + 1 == ps.len() });
+        }
+    }
+    let n_steps = steps.len();
+    let steps_per_block = n_steps / p.mb;
+    let piece_tiles = |piece: usize| piece * p.kp..((piece + 1) * p.kp).min(w.k_tiles());
 
     let mut load = Vec::new();
     let mut code: Vec<Instr> = Vec::new();
-    let step_of = |s: usize| (s / nt, s % nt);
-    let m_rows = |mb: usize| p.mt.min(m - mb * p.mt);
 
     // LOAD packages: package s holds what step s needs, and is released by
     // step s's end; package s >= 2 waits for step s-2's release.
@@ -297,23 +363,30 @@ fn emit_weight_stationary(job: &GemmJob<'_>, cfg: &HwConfig) -> Result<Vec<Instr
             }
         }
     };
-    // A(mb + 1) rides in package (mb, 1), or in (mb + 1, 0) when there is
-    // one n-tile (its buffer is free only after step mb - 1's release).
-    let a_package = |mb: usize| if nt >= 2 { (mb - 1) * nt + 1 } else { mb * nt };
-    for s in 0..steps {
-        let (mb, j) = step_of(s);
+    // A(mb + 1) rides in the package of block mb's second step, or in
+    // block mb + 1's first when a block has one step (its buffer is free
+    // only after the release of block mb - 1's last step).
+    let a_package = |mb: usize| {
+        if steps_per_block >= 2 {
+            (mb - 1) * steps_per_block + 1
+        } else {
+            mb * steps_per_block
+        }
+    };
+    for (s, st) in steps.iter().enumerate() {
         let first = load.len();
         if s == 0 {
             load.extend(a_load(0).into_iter().map(|l| (l, false)));
         }
-        if nt == 1 && mb > 0 {
-            load.extend(a_load(mb).into_iter().map(|l| (l, false)));
+        if steps_per_block == 1 && st.mb > 0 {
+            load.extend(a_load(st.mb).into_iter().map(|l| (l, false)));
         }
-        load.push((Instr::from(w.stripe_load(j, job.weights_addr, p.b_buf[s % 2])), false));
-        if let GemmOut::Int8 { params_addr, .. } = job.out {
+        let b_load = w.stripe_load(st.j, piece_tiles(st.piece), job.weights_addr, p.b_buf[s % 2]);
+        load.push((Instr::from(b_load), false));
+        if let (GemmOut::Int8 { params_addr, .. }, true) = (job.out, st.last) {
             load.push((
                 Instr::from(super::load_params(
-                    param_addr(params_addr, j),
+                    param_addr(params_addr, st.j),
                     2,
                     spad_width,
                     p.param_buf[s % 2],
@@ -326,67 +399,73 @@ fn emit_weight_stationary(job: &GemmJob<'_>, cfg: &HwConfig) -> Result<Vec<Instr
             load[first].0.deps_mut().pop_next = true;
         }
         load.last_mut().expect("package").0.deps_mut().push_next = true;
-        if nt >= 2 && mb + 1 < p.mb && s == a_package(mb + 1) {
+        if steps_per_block >= 2 && st.mb + 1 < p.mb && s == a_package(st.mb + 1) {
             // A prefetch: follows the package's signal, guarded by its wait.
-            load.extend(a_load(mb + 1).into_iter().map(|l| (l, true)));
+            load.extend(a_load(st.mb + 1).into_iter().map(|l| (l, true)));
         }
     }
 
     // COMPUTE and STORE, interleaved in program order by step. The k-tiles
     // each step streams come from the packing (all-zero tiles skipped).
-    let step_tiles: Vec<Vec<usize>> = (0..steps).map(|s| w.live_k_tiles(step_of(s).1)).collect();
+    let at = |s: usize| (piece_tiles(steps[s].piece).start, p.b_buf[s % 2]);
     let mut store = Vec::new();
-    for s in 0..steps {
-        let (mb, j) = step_of(s);
+    for (s, st) in steps.iter().enumerate() {
+        let (mb, j, q) = (st.mb, st.j, st.q);
         let rows = m_rows(mb) as u16;
         if s == 0 {
-            code.push(w.tile(step_tiles[0][0], 0, p.b_buf[0]).ldw(Deps { pop_prev: true, ..Deps::NONE }));
+            code.push(w.tile(st.tiles[0], j, at(0)).ldw(Deps { pop_prev: true, ..Deps::NONE }));
         }
-        let tiles = &step_tiles[s];
-        for (idx, &i) in tiles.iter().enumerate() {
+        // Int8: the REQUANT of the pair's last step releases the package
+        // (it reads the parameters) and hands the tile to STORE.
+        let requants = int8_out && st.last;
+        for (idx, &i) in st.tiles.iter().enumerate() {
             let mut mm = ins::Matmul {
                 a: p.a_buf[mb % 2] + (i * rows as usize) as u16,
                 m: rows,
-                acc: p.acc_buf[s % 2],
-                accumulate: (idx > 0) as u8,
+                acc: p.acc_buf[q % 2],
+                accumulate: !(st.first && idx == 0) as u8,
                 swap: 1,
                 in_type: job.a_unsigned as u8,
                 ..Default::default()
             };
-            if let Some(&i1) = tiles.get(idx + 1) {
-                w.tile(i1, j, p.b_buf[s % 2]).preload_into(&mut mm);
-            } else if s + 1 < steps {
+            if let Some(&i1) = st.tiles.get(idx + 1) {
+                w.tile(i1, j, at(s)).preload_into(&mut mm);
+            } else if s + 1 < n_steps {
                 // Preload the next step's first tile: take its package's token.
-                let j1 = step_of(s + 1).1;
-                w.tile(step_tiles[s + 1][0], j1, p.b_buf[(s + 1) % 2]).preload_into(&mut mm);
+                w.tile(steps[s + 1].tiles[0], steps[s + 1].j, at(s + 1)).preload_into(&mut mm);
                 mm.deps.pop_prev = true;
             }
-            if !int8_out && idx == 0 && s >= 2 {
-                // The STORE of step s-2 must have read this accumulator tile.
+            if !int8_out && st.first && idx == 0 && q >= 2 {
+                // The STORE of pair q-2 must have read this accumulator tile.
                 mm.deps.pop_next = true;
             }
-            if !int8_out && idx + 1 == tiles.len() {
-                // Release the package (inputs consumed) and hand the tile to STORE.
-                mm.deps.push_prev = s + 2 < steps;
-                mm.deps.push_next = true;
+            if !requants && idx + 1 == st.tiles.len() {
+                // Release the package (inputs consumed); the pair's last
+                // step hands the tile to STORE.
+                mm.deps.push_prev = s + 2 < n_steps;
+                mm.deps.push_next = st.last;
             }
             code.push(Instr::from(mm));
         }
+        if !st.last {
+            store.push(Vec::new());
+            continue;
+        }
         let (src_buf, src_addr, elem) = if let GemmOut::Int8 { zero_point, qmin, qmax, unsigned, .. } = job.out {
             code.push(Instr::from(ins::Requant {
-                deps: Deps { pop_next: s >= 2, push_prev: s + 2 < steps, push_next: true, ..Deps::NONE },
-                acc: p.acc_buf[s % 2],
+                deps: Deps { pop_next: q >= 2, push_prev: s + 2 < n_steps, push_next: true, ..Deps::NONE },
+                acc: p.acc_buf[q % 2],
                 rows,
-                dst: p.o_buf[s % 2],
+                dst: p.o_buf[q % 2],
                 params: p.param_buf[s % 2],
                 out_type: if unsigned { ins::ELEM_U8 } else { ins::ELEM_I8 },
                 zp: zero_point as i16,
                 qmin: qmin as i16,
                 qmax: qmax as i16,
             }));
-            (ins::BUF_SPAD, p.o_buf[s % 2], 1)
+            (ins::BUF_SPAD, p.o_buf[q % 2], 1)
         } else {
-            (ins::BUF_ACC, p.acc_buf[s % 2], 4)
+            (ins::BUF_ACC, p.acc_buf[q % 2], 4)
         };
         let runs = job.c.runs(mb * p.mt, rows as usize);
         let last = runs.len() - 1;
@@ -394,7 +473,7 @@ fn emit_weight_stationary(job: &GemmJob<'_>, cfg: &HwConfig) -> Result<Vec<Instr
         let mut offset = 0u16;
         for (r, (dram, len)) in runs.into_iter().enumerate() {
             step_stores.push(Instr::from(ins::Store {
-                deps: Deps { pop_prev: r == 0, push_prev: r == last && s + 2 < steps, ..Deps::NONE },
+                deps: Deps { pop_prev: r == 0, push_prev: r == last && q + 2 < pairs, ..Deps::NONE },
                 buf: src_buf,
                 dram: (dram + (j * w.tile_shape().n * elem) as u64) as u32,
                 stride: job.c.row_stride as u32,
@@ -413,14 +492,14 @@ fn emit_weight_stationary(job: &GemmJob<'_>, cfg: &HwConfig) -> Result<Vec<Instr
     // Program order: the LOAD stream runs ahead by up to two packages; the
     // dispatcher is in order, so interleave by step to keep queues fed.
     let mut program = Vec::with_capacity(load.len() + code.len() + 2 * store.len());
-    let per_step_compute = |s: usize| step_tiles[s].len() + int8_out as usize;
+    let per_step_compute = |s: usize| steps[s].tiles.len() + (int8_out && steps[s].last) as usize;
     let mut li = load.into_iter().peekable();
     let mut ci = code.into_iter();
     let mut si = store.into_iter();
     let mut loads_pushed = 0;
-    for s in 0..steps {
+    for s in 0..n_steps {
         // Dispatch loads up to and including package s + 1.
-        while loads_pushed < (s + 2).min(steps) {
+        while loads_pushed < (s + 2).min(n_steps) {
             match li.next() {
                 Some((l, _)) => {
                     if l.deps().push_next {

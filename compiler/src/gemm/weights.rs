@@ -167,25 +167,28 @@ impl PackedWeights {
         self.k_tiles() * self.tile.k
     }
 
-    /// The LOAD bringing stripe `j` of weights placed at `base` into
-    /// scratchpad row `row`.
-    pub fn stripe_load(&self, j: usize, base: u64, row: u16) -> ins::Load {
+    /// The LOAD bringing k-tiles `tiles` of stripe `j` of weights placed at
+    /// `base` into scratchpad rows from `row` (the whole stripe, or a piece
+    /// of it when K is split across accumulator passes).
+    pub fn stripe_load(&self, j: usize, tiles: std::ops::Range<usize>, base: u64, row: u16) -> ins::Load {
         let row_bytes = self.tile.n;
+        let (r0, r1) = (tiles.start * self.tile.k, (tiles.end * self.tile.k).min(self.k));
         ins::Load {
             buf: ins::BUF_SPAD,
-            dram: (base + (j * self.k * row_bytes) as u64) as u32,
+            dram: (base + ((j * self.k + r0) * row_bytes) as u64) as u32,
             stride: row_bytes as u32,
-            rows: self.k as u16,
+            rows: (r1 - r0) as u16,
             cols: row_bytes as u16,
             addr: row,
             ..Default::default()
         }
     }
 
-    /// Tile `(i, j)` of stripe `j` loaded at scratchpad row `row`.
-    pub fn tile(&self, i: usize, j: usize, row: u16) -> WeightTile {
+    /// Tile `(i, j)` of the piece of stripe `j` that starts at k-tile `i0`
+    /// and was loaded at scratchpad row `row`.
+    pub fn tile(&self, i: usize, j: usize, (i0, row): (usize, u16)) -> WeightTile {
         WeightTile {
-            addr: row + (i * self.tile.k) as u16,
+            addr: row + ((i - i0) * self.tile.k) as u16,
             k: self.tile_rows(i) as u16,
             n: self.tile_cols(j) as u16,
             wfmt: self.format.wfmt(),
@@ -304,10 +307,14 @@ mod tests {
         assert_eq!(w.bytes().len(), 3 * k * 3);
         // Stripe 1, row 2, columns 0..3 are B[2][3..6].
         assert_eq!(&w.bytes()[(k + 2) * 3..(k + 2) * 3 + 3], [1, 1, 1]);
-        let l = w.stripe_load(2, 1000, 40);
+        let l = w.stripe_load(2, 0..3, 1000, 40);
         assert_eq!((l.dram, l.stride, l.rows, l.cols, l.addr), (1000 + 2 * 5 * 3, 3, 5, 3, 40));
+        // A piece: k-tiles 1..3 of stripe 2 are its rows 2..5.
+        let l = w.stripe_load(2, 1..3, 1000, 40);
+        assert_eq!((l.dram, l.rows), (1000 + (2 * 5 + 2) * 3, 3));
         // The last tiles are partial: 1 row (k = 5), 1 column (n = 7).
-        assert_eq!(w.tile(2, 2, 40), WeightTile { addr: 44, k: 1, n: 1, wfmt: ins::WFMT_I8, meta: 0 });
+        assert_eq!(w.tile(2, 2, (0, 40)), WeightTile { addr: 44, k: 1, n: 1, wfmt: ins::WFMT_I8, meta: 0 });
+        assert_eq!(w.tile(2, 2, (1, 40)).addr, 42);
         assert_eq!(w.live_k_tiles(1), [1]);
         assert_eq!(w.live_k_tiles(0), [0], "an all-zero column of tiles keeps one tile");
         // Per row: n-tile 0 streams tile (0, 0) = 2x3, n-tile 1 tile (1, 1) = 2x3, n-tile 2 tile (0, 2) = 2x1.
