@@ -47,9 +47,10 @@ Output layout:
                                            its own reference: its float output,
                                            then every integer tensor inside
   <small-out>/meta.json                    tensors, executed ops, comparisons
-  <full-out>/<model>/<form>.onnx, input.npy ([1, 3, 224, 224] float32),
-  <form>.output.npy (float logits of the form's reference),
-  <form>.output_q.npy (the same logits as integers), meta.json
+  <full-out>/...                           the same for the full-size models
+                                           (input.npy: [1, 3, 224, 224]), and
+  <full-out>/<model>/<form>.output.npy     the reference's float logits
+  <full-out>/<model>/<form>.output_q.npy   the same logits as integers
 
 How to run (from the repository root):
     pip install onnx onnxruntime numpy
@@ -370,7 +371,7 @@ def run_tapped(model, x, names, elem):
     return res
 
 
-def build_forms(name, fmodel, calib, x, mdir, tmp, tap_all):
+def build_forms(name, fmodel, calib, x, mdir, tmp):
     """Quantize into the four forms, run ORT, return (per-form info, per-form outputs)."""
     fpath = os.path.join(tmp, f"{name}_f32.onnx")
     onnx.save(fmodel, fpath)
@@ -392,10 +393,10 @@ def build_forms(name, fmodel, calib, x, mdir, tmp, tap_all):
     for form, m in models.items():
         act = "int8" if form.endswith("_int8") else "uint8"
         elem = TensorProto.INT8 if act == "int8" else TensorProto.UINT8
-        names = integer_tensors(m, form.startswith("qdq")) if (tap_all and reference[form] == form) else [final_integer(m)]
+        names = integer_tensors(m, form.startswith("qdq")) if reference[form] == form else [final_integer(m)]
         res = run_tapped(m, x, names, elem)
         info.setdefault(form, {}).update({
-            "model": f"{name}/{form}.onnx" if tap_all else f"{form}.onnx",
+            "model": f"{name}/{form}.onnx",
             "executed_ops": executed_ops(m.SerializeToString(), tmp),
             "reference": reference[form],
         })
@@ -419,7 +420,34 @@ def versions():
             "python": platform.python_version(), "machine": platform.machine()}
 
 
+def save_tensors(mdir, name, info, outs):
+    """Each form that is its own reference: ORT's float output, then its integer tensors."""
+    for form in FORMS:
+        if info[form]["reference"] != form:
+            continue
+        os.makedirs(os.path.join(mdir, form))
+        tensors = []
+        for i, (tname, arr) in enumerate(zip(*outs[form])):
+            np.save(os.path.join(mdir, form, f"{i}.npy"), np.ascontiguousarray(arr))
+            tensors.append({"name": tname, "file": f"{form}/{i}.npy", "dtype": str(arr.dtype),
+                            "shape": list(arr.shape), "output": i == 0})
+        info[form]["tensors"] = tensors
+
+
+def write_meta(out, models):
+    meta = {"generator": "tools/ort-fixtures/cnn_zoo.py", "versions": versions(),
+            "session_config": CONFIG, "models": models}
+    with open(os.path.join(out, "meta.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+        f.write("\n")
+
+
 def make_full(out_root, tmp):
+    """Full-size models, each in <out_root>/<model>/ with its tensors (as the
+    small ones), plus input.npy and <form>.output.npy / .output_q.npy (the
+    reference's float and integer logits) for other tools."""
+    os.makedirs(out_root, exist_ok=True)
+    models = {}
     for name, build in FULL.items():
         rng = np.random.default_rng({"resnet18": 31, "mobilenetv2": 32}[name])
         calib = rng.normal(0.0, 1.0, size=[8, 3, 224, 224]).astype(np.float32)
@@ -429,28 +457,25 @@ def make_full(out_root, tmp):
         shutil.rmtree(mdir, ignore_errors=True)
         os.makedirs(mdir)
         np.save(os.path.join(mdir, "input.npy"), x)
-        info, outs = build_forms(name, build(), calib, x, mdir, tmp, tap_all=False)
+        info, outs = build_forms(name, build(), calib, x, mdir, tmp)
         for form in FORMS:
-            twin = info[form]["reference"]
-            y, yq = outs[twin][1][0], outs[twin][1][1]
-            np.save(os.path.join(mdir, f"{form}.output.npy"), y)
+            ref = info[form]["reference"]
+            np.save(os.path.join(mdir, f"{form}.output.npy"), outs[ref][1][0])
+            names, values = outs[ref]
+            yq = values[names.index(final_integer(onnx.load(os.path.join(mdir, f"{ref}.onnx"))))]
             np.save(os.path.join(mdir, f"{form}.output_q.npy"), yq)
-            info[form]["output"] = f"{form}.output.npy"
-            info[form]["output_from"] = twin
-        with open(os.path.join(mdir, "meta.json"), "w") as f:
-            json.dump({"generator": "tools/ort-fixtures/cnn_zoo.py", "versions": versions(),
-                       "session_config": CONFIG, "input": "input.npy", "forms": info}, f, indent=1)
-            f.write("\n")
+        save_tensors(mdir, name, info, outs)
         shutil.rmtree(final, ignore_errors=True)
         os.rename(mdir, final)
+        models[name] = {"input": f"{name}/input.npy", "forms": info}
         print(f"wrote {final}")
+    write_meta(out_root, models)
 
 
 def make_small(out, tmp):
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
-    meta = {"generator": "tools/ort-fixtures/cnn_zoo.py", "versions": versions(),
-            "session_config": CONFIG, "models": {}}
+    models = {}
     for seed, (name, build) in enumerate(SMALL.items()):
         rng = np.random.default_rng(100 + seed)
         calib = rng.normal(0.0, 1.0, size=[16, 3, 16, 16]).astype(np.float32)
@@ -458,21 +483,10 @@ def make_small(out, tmp):
         mdir = os.path.join(out, name)
         os.makedirs(mdir)
         np.save(os.path.join(mdir, "x.npy"), x)
-        info, outs = build_forms(name, build(), calib, x, mdir, tmp, tap_all=True)
-        for form in FORMS:
-            if info[form]["reference"] != form:
-                continue
-            os.makedirs(os.path.join(mdir, form))
-            tensors = []
-            for i, (tname, arr) in enumerate(zip(*outs[form])):
-                np.save(os.path.join(mdir, form, f"{i}.npy"), np.ascontiguousarray(arr))
-                tensors.append({"name": tname, "file": f"{form}/{i}.npy", "dtype": str(arr.dtype),
-                                "shape": list(arr.shape), "output": i == 0})
-            info[form]["tensors"] = tensors
-        meta["models"][name] = {"input": f"{name}/x.npy", "forms": info}
-    with open(os.path.join(out, "meta.json"), "w") as f:
-        json.dump(meta, f, indent=1)
-        f.write("\n")
+        info, outs = build_forms(name, build(), calib, x, mdir, tmp)
+        save_tensors(mdir, name, info, outs)
+        models[name] = {"input": f"{name}/x.npy", "forms": info}
+    write_meta(out, models)
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs)
     print(f"wrote {out} ({total / 1024:.0f} KiB)")
 
