@@ -6,10 +6,12 @@
 //! models (ResNet, MobileNet and Inception-style blocks, a VGG stack; 16x16
 //! inputs), each in four forms (QOperator / QDQ x int8 / uint8 activations,
 //! per-channel int8 weights), with ORT's float output and every integer
-//! tensor of the QOperator form on 4 random inputs. A QDQ form holds the
-//! same integer model as its QOperator twin (the generator checks it), and
-//! ORT runs parts of a QDQ model in float, so a QDQ import is compared with
-//! the QOperator twin's output.
+//! tensor on 4 random inputs. A QDQ form mostly holds the same integer model
+//! as its QOperator twin (the generator checks it), and ORT runs parts of a
+//! QDQ model in float, so a QDQ import is compared with the twin's output;
+//! where the integer models differ (ORT's QDQ quantizer gives AveragePool
+//! its input's scale: `pool_block`) the QDQ form is its own reference
+//! (`reference` in meta.json).
 //!
 //! Every (model, form) compiles for the 4x4 and 16x16 configurations and
 //! runs on the cycle-accurate model and on the reference interpreter; both
@@ -32,10 +34,11 @@ use isa::HwConfig;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-const MODELS: [&str; 4] = ["resnet_block", "mobilenet_block", "inception_block", "vgg_stack"];
+const MODELS: [&str; 5] = ["resnet_block", "mobilenet_block", "inception_block", "vgg_stack", "pool_block"];
 const FORMS: [&str; 4] = ["qop_int8", "qop_uint8", "qdq_int8", "qdq_uint8"];
 
-/// Cases not yet exact: (model, form, what the failure must show, why).
+/// Cases not exact: (model, form, what the failure must show, why): two
+/// until other work lands, one that integer hardware cannot follow.
 /// Checked exactly: a pending case that passes, or fails otherwise, fails
 /// the test.
 const PENDING: &[(&str, &str, &str, &str)] = &[
@@ -49,9 +52,14 @@ const PENDING: &[(&str, &str, &str, &str)] = &[
     ("inception_block", "qop_uint8", "QLinearConcat that requantizes", CONCAT),
     ("inception_block", "qdq_int8", "Concat of tensors in different quantizations", CONCAT),
     ("inception_block", "qdq_uint8", "Concat of tensors in different quantizations", CONCAT),
+    ("pool_block", "qdq_int8", "`averagepool3_out_QuantizeLinear_Output` (avgpool)", TIES),
+    ("pool_block", "qdq_uint8", "`averagepool3_out_QuantizeLinear_Output` (avgpool)", TIES),
 ];
 const ADD: &str = "the residual Add (vadd) is within one step of QLinearAdd, not equal, until `exact-add` lands";
 const CONCAT: &str = "Concat of differently quantized inputs is refused until `lut-ops` lands";
+const TIES: &str = "ORT's QDQ quantizer gives AveragePool its input's scale, so averages of even counts land on ties, \
+                    which ORT's float QLinearAveragePool breaks either way depending on the window's values; the \
+                    integer sum cannot follow (one step, at ties only: compiler/tests/ort_pool.rs)";
 
 fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ort_cnn")
@@ -87,24 +95,26 @@ struct Case {
     input_shape: Vec<usize>,
     samples: usize,
     x: Vec<f32>,
-    /// ORT's float output (the QOperator twin's for a QDQ form).
+    /// ORT's float output (of the form's reference: the QOperator twin's for
+    /// most QDQ forms).
     y: Reference,
-    /// ORT's integer tensors of the QOperator twin, by name.
+    /// ORT's integer tensors of the reference, by name.
     inner: HashMap<String, Reference>,
 }
 
-fn load(model: &str, form: &str) -> Result<Case, String> {
-    let meta: serde_json::Value = serde_json::from_slice(&read(&data().join("meta.json"))).unwrap();
+/// One model in one form from a fixture tree as `cnn_zoo.py` writes it.
+fn load(root: &Path, model: &str, form: &str) -> Result<Case, String> {
+    let meta: serde_json::Value = serde_json::from_slice(&read(&root.join("meta.json"))).unwrap();
     let entry = &meta["models"][model];
-    let twin = form.replace("qdq", "qop");
-    let bytes = read(&data().join(model).join(format!("{form}.onnx")));
+    let twin = entry["forms"][form]["reference"].as_str().expect("meta.json: reference").to_string();
+    let bytes = read(&root.join(model).join(format!("{form}.onnx")));
     let graph = compiler::onnx::import(&bytes).map_err(|e| format!("import: {e}"))?;
-    let (xs, x) = npy(&data().join(entry["input"].as_str().unwrap()));
+    let (xs, x) = npy(&root.join(entry["input"].as_str().unwrap()));
     let samples = xs[0];
     let mut y = None;
     let mut inner = HashMap::new();
     for t in entry["forms"][&twin]["tensors"].as_array().unwrap() {
-        let (s, d) = npy(&data().join(model).join(t["file"].as_str().unwrap()));
+        let (s, d) = npy(&root.join(model).join(t["file"].as_str().unwrap()));
         assert_eq!(s[0], samples);
         let r = Reference { per_sample: s[1..].iter().product(), data: d };
         if t["output"].as_bool().unwrap() {
@@ -149,20 +159,21 @@ fn differing_layers(c: &Case, vals: &[Vec<Tensor>]) -> (usize, Vec<String>) {
     (compared, out)
 }
 
-/// Compiles and runs one case on one configuration: Ok, or why not.
-fn run_case(c: &Case, cfg: &HwConfig) -> Result<(), String> {
+/// Compiles and runs one case on one configuration: the cycles of one
+/// inference, or why it is not exact.
+fn run_case(c: &Case, cfg: &HwConfig) -> Result<u64, String> {
     let lowered = compiler::lower::lower(&c.graph, cfg).map_err(|e| format!("{}: lower: {e}", cfg.name))?;
     let prog = lowered.program;
     let mut d = Driver::new(sim::Model::new(cfg).unwrap());
     d.load(&prog).map_err(|e| format!("{}: load: {e}", cfg.name))?;
     let n_in: usize = c.input_shape.iter().product();
     let per = c.y.per_sample;
-    let mut problems = Vec::new();
-    let mut vals = Vec::new();
+    let (mut problems, mut vals, mut cycles) = (Vec::new(), Vec::new(), 0);
     for s in 0..c.samples {
         let x = &c.x[s * n_in..][..n_in];
         let want: Vec<u32> = c.y.data[s * per..][..per].iter().map(|&v| (v as f32).to_bits()).collect();
         let got = d.infer(&prog, x).map_err(|e| format!("{}: sample {s}: run: {e}", cfg.name))?;
+        cycles = got.report.cycles();
         let sim: Vec<u32> = got.output.iter().map(|f| f.to_bits()).collect();
         let v = interp::run(&c.graph, &[Tensor::float(c.input_shape.clone(), x.to_vec())])
             .map_err(|e| format!("interpreter: {e}"))?;
@@ -184,23 +195,29 @@ fn run_case(c: &Case, cfg: &HwConfig) -> Result<(), String> {
         problems.push(format!("layers that differ from ORT: {}", layers.join(", ")));
     }
     if problems.is_empty() {
-        return Ok(());
+        return Ok(cycles);
     }
     Err(problems.join("; "))
 }
 
-#[test]
-fn cnn_blocks_match_onnx_runtime_bit_for_bit() {
-    let configs = [HwConfig::tiny_4x4(), HwConfig::default_16x16()];
+type Pending = (&'static str, &'static str, &'static str, &'static str);
+
+/// Runs every (model, form) of the tree on `configs` and checks the
+/// outcomes against `pending` exactly.
+fn check_suite(root: &Path, models: &[&str], configs: &[HwConfig], pending: &[Pending]) {
     let mut failures = Vec::new();
-    for model in MODELS {
+    for &model in models {
         for form in FORMS {
-            let outcome = load(model, form).and_then(|c| configs.iter().try_for_each(|cfg| run_case(&c, cfg)));
-            let pending = PENDING.iter().find(|p| p.0 == model && p.1 == form);
-            match (&outcome, pending) {
-                (Ok(()), None) => println!("{model}/{form}: exact on 4x4 and 16x16"),
-                (Ok(()), Some(p)) => {
-                    failures.push(format!("{model}/{form} now matches ORT: remove it from PENDING ({})", p.3))
+            let outcome: Result<Vec<u64>, String> =
+                load(root, model, form).and_then(|c| configs.iter().map(|cfg| run_case(&c, cfg)).collect());
+            let p = pending.iter().find(|p| p.0 == model && p.1 == form);
+            match (&outcome, p) {
+                (Ok(cycles), None) => {
+                    let names: Vec<&str> = configs.iter().map(|c| c.name.as_str()).collect();
+                    println!("{model}/{form}: exact on {names:?}, {cycles:?} cycles per inference")
+                }
+                (Ok(_), Some(p)) => {
+                    failures.push(format!("{model}/{form} now matches ORT: remove it from the pending list ({})", p.3))
                 }
                 (Err(e), Some(p)) if e.contains(p.2) => println!("{model}/{form}: PENDING ({}): {e}", p.3),
                 (Err(e), Some(p)) => {
@@ -210,66 +227,42 @@ fn cnn_blocks_match_onnx_runtime_bit_for_bit() {
             }
         }
     }
-    for p in PENDING {
-        assert!(MODELS.contains(&p.0) && FORMS.contains(&p.1), "PENDING names no case: {p:?}");
+    for p in pending {
+        assert!(models.contains(&p.0) && FORMS.contains(&p.1), "the pending list names no case: {p:?}");
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }
 
+#[test]
+fn cnn_blocks_match_onnx_runtime_bit_for_bit() {
+    check_suite(&data(), &MODELS, &[HwConfig::tiny_4x4(), HwConfig::default_16x16()], PENDING);
+}
+
+/// Full-size cases not exact, as `PENDING`.
+const FULL_PENDING: &[Pending] = &[
+    ("resnet18", "qop_int8", "(add)", ADD),
+    ("resnet18", "qop_uint8", "(add)", ADD),
+    ("resnet18", "qdq_int8", "(conv)", ADD),
+    ("resnet18", "qdq_uint8", "(conv)", ADD),
+    ("mobilenetv2", "qop_int8", "(add)", ADD),
+    ("mobilenetv2", "qop_uint8", "(add)", ADD),
+    ("mobilenetv2", "qdq_int8", "(add)", ADD),
+    ("mobilenetv2", "qdq_uint8", "(add)", ADD),
+];
+
 /// ResNet-18 and MobileNetV2 at 224x224 with random weights, made by
-/// `bash scripts/test.sh ort` into `target/ort-models`: the model's logits
-/// equal ORT's bit for bit (the interpreter's too), on the 16x16 default.
+/// `bash scripts/test.sh ort` into `target/ort-models` (or
+/// `$SYSTOLE_ORT_MODELS`): as the blocks, on the 16x16 default.
 #[test]
 #[ignore = "needs target/ort-models (bash scripts/test.sh ort)"]
 fn full_size_models_match_onnx_runtime() {
     let root = std::env::var_os("SYSTOLE_ORT_MODELS")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ort-models"));
-    let cfg = HwConfig::default_16x16();
-    let mut failures = Vec::new();
-    let mut ran = 0;
-    for model in ["resnet18", "mobilenetv2"] {
-        let dir = root.join(model);
-        if !dir.join("meta.json").exists() {
-            println!("{model}: no {} (run `bash scripts/test.sh ort`)", dir.display());
-            continue;
-        }
-        let (xs, x) = npy(&dir.join("input.npy"));
-        let x: Vec<f32> = x.into_iter().map(|v| v as f32).collect();
-        for form in FORMS {
-            ran += 1;
-            let (_, want) = npy(&dir.join(format!("{form}.output.npy")));
-            let want: Vec<u32> = want.iter().map(|&v| (v as f32).to_bits()).collect();
-            let outcome = (|| -> Result<u64, String> {
-                let g = compiler::onnx::import(&read(&dir.join(format!("{form}.onnx")))).map_err(|e| e.to_string())?;
-                assert_eq!(g.values[g.inputs[0]].shape, xs, "{model}/{form}: input shape");
-                let prog = compiler::lower::lower(&g, &cfg).map_err(|e| e.to_string())?.program;
-                let mut d = Driver::new(sim::Model::new(&cfg).unwrap());
-                d.load(&prog).map_err(|e| e.to_string())?;
-                let got = d.infer(&prog, &x).map_err(|e| e.to_string())?;
-                let sim: Vec<u32> = got.output.iter().map(|f| f.to_bits()).collect();
-                let v = interp::run(&g, &[Tensor::float(xs.clone(), x.clone())]).map_err(|e| e.to_string())?;
-                let it: Vec<u32> = v[g.outputs[0]].as_float().unwrap().iter().map(|f| f.to_bits()).collect();
-                let differ = |a: &[u32]| a.iter().zip(&want).filter(|(p, q)| p != q).count();
-                if sim != it || differ(&it) > 0 {
-                    return Err(format!(
-                        "{} of {} logits differ from ORT (model vs interpreter: {} differ)",
-                        differ(&it),
-                        want.len(),
-                        sim.iter().zip(&it).filter(|(p, q)| p != q).count()
-                    ));
-                }
-                Ok(got.report.cycles())
-            })();
-            match outcome {
-                Ok(cycles) => println!("{model}/{form}: exact, {cycles} cycles"),
-                Err(e) => {
-                    println!("{model}/{form}: {e}");
-                    failures.push(format!("{model}/{form}: {e}"));
-                }
-            }
-        }
-    }
-    assert!(ran > 0, "no full-size model under {} (run `bash scripts/test.sh ort`)", root.display());
-    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    assert!(
+        root.join("meta.json").exists(),
+        "no full-size models under {} (run `bash scripts/test.sh ort`)",
+        root.display()
+    );
+    check_suite(&root, &["resnet18", "mobilenetv2"], &[HwConfig::default_16x16()], FULL_PENDING);
 }

@@ -15,6 +15,9 @@ seeds):
     inception_block  stem conv, parallel 1x1 / 1x1-3x3 / 1x1-5x5 /
                      maxpool 3x3-1x1 branches, Concat, 1x1 conv, maxpool
     vgg_stack        two conv-conv-maxpool stages, Flatten, Gemm
+    pool_block       padded AveragePool (count_include_pad 0), MaxPool with
+                     asymmetric pads and ceil_mode, AveragePool with ceil_mode,
+                     asymmetric pads and count_include_pad 1, global pooling
   full size, 224x224 (for measurements; not committed):
     resnet18         ResNet-18 (torchvision's topology), 1000 logits
     mobilenetv2      MobileNetV2 (width 1.0), 1000 logits
@@ -25,24 +28,29 @@ inputs, per-channel symmetric int8 weights) into four forms:
 suffix naming the activation type. ORT (CPU, session option
 `session.qdqisint8allowed = 1`) runs each on seeded inputs.
 
-The QDQ form holds the same integer model as its QOperator twin: the script
-checks that every quantized weight, bias, scale and zero point the QDQ model
-stores is stored, equal, under the same name in the QOperator model (it
-exits if not) and records in `meta.json` how many of ORT's outputs for the
-QDQ model differ from those for the QOperator twin (ORT runs parts of a QDQ
-model in float). The reference for a QDQ import is the QOperator twin's
-output: `qdq_*` forms save no output of their own.
+A QDQ form usually holds the same integer model as its QOperator twin: the
+script checks whether every quantized weight and bias the QDQ model stores
+is stored, equal, under the same name in the QOperator model, with equal
+scales and zero points, and records in `meta.json` how many of ORT's
+outputs for the QDQ model differ from those for the twin (ORT runs parts of
+a QDQ model in float). Where it is the same, the twin's output is the
+reference for the QDQ import (`reference` in meta.json) and the QDQ form
+saves no output of its own. Where it is not (ORT's QDQ quantizer gives an
+AveragePool its input's scale and zero point, the QOperator quantizer
+calibrates the output's), the QDQ form is its own reference and saves its
+QuantizeLinear outputs.
 
 Output layout:
   <small-out>/<model>/<form>.onnx          the quantized models
   <small-out>/<model>/x.npy                [N, 3, 16, 16] float32 inputs
-  <small-out>/<model>/qop_<act>/<i>.npy    ORT's tensors for the QOperator
-                                           form: its float output(s), then every
-                                           integer tensor computed inside
+  <small-out>/<model>/<form>/<i>.npy       ORT's tensors for each form that is
+                                           its own reference: its float output,
+                                           then every integer tensor inside
   <small-out>/meta.json                    tensors, executed ops, comparisons
-  <full-out>/<model>/<form>.onnx, input.npy ([1, 3, 224, 224] float32),
-  <form>.output.npy (float logits; the QOperator twin's for QDQ forms),
-  <form>.output_q.npy (the same logits as integers), meta.json
+  <full-out>/...                           the same for the full-size models
+                                           (input.npy: [1, 3, 224, 224]), and
+  <full-out>/<model>/<form>.output.npy     the reference's float logits
+  <full-out>/<model>/<form>.output_q.npy   the same logits as integers
 
 How to run (from the repository root):
     pip install onnx onnxruntime numpy
@@ -231,6 +239,18 @@ def vgg_stack():
     return net.model(net.gemm(f, 16 * 4 * 4, 10))
 
 
+def pool_block():
+    net = Net("pool_block", 15, [3, 16, 16])
+    h = net.conv("x", 3, 8, 3, act="relu")
+    h = net.op("AveragePool", [h], kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1], count_include_pad=0)
+    h = net.conv(h, 8, 8, 3, act="relu")
+    h = net.op("MaxPool", [h], kernel_shape=[3, 3], strides=[2, 2], pads=[0, 0, 1, 1], ceil_mode=1)
+    h = net.conv(h, 8, 16, 1, act="relu")
+    h = net.op("AveragePool", [h], kernel_shape=[2, 2], strides=[2, 2], pads=[1, 1, 0, 0], ceil_mode=1,
+               count_include_pad=1)
+    return net.model(head(net, h, 16, 10))
+
+
 def resnet18():
     net = Net("resnet18", 21, [3, 224, 224])
     h = net.conv("x", 3, 64, 7, 2, pad=3, act="relu")
@@ -257,7 +277,7 @@ def mobilenetv2():
 
 
 SMALL = {"resnet_block": resnet_block, "mobilenet_block": mobilenet_block,
-         "inception_block": inception_block, "vgg_stack": vgg_stack}
+         "inception_block": inception_block, "vgg_stack": vgg_stack, "pool_block": pool_block}
 FULL = {"resnet18": resnet18, "mobilenetv2": mobilenetv2}
 
 
@@ -321,10 +341,12 @@ def same_integer_model(qop, qdq):
             "scales_and_zero_points_equal": params_a == params_b}
 
 
-def integer_tensors(model):
-    """Integer tensors computed inside a QOperator model (every node output but the final DequantizeLinear's)."""
+def integer_tensors(model, qdq):
+    """Integer tensors computed inside a model: every node output but a DequantizeLinear's in
+    QOperator form, every QuantizeLinear output in QDQ form."""
     outs = {o.name for o in model.graph.output}
-    return [o for n in model.graph.node if n.op_type != "DequantizeLinear" for o in n.output if o and o not in outs]
+    keep = (lambda n: n.op_type == "QuantizeLinear") if qdq else (lambda n: n.op_type != "DequantizeLinear")
+    return [o for n in model.graph.node if keep(n) for o in n.output if o and o not in outs]
 
 
 def final_integer(model):
@@ -349,7 +371,7 @@ def run_tapped(model, x, names, elem):
     return res
 
 
-def build_forms(name, fmodel, calib, x, mdir, tmp, tap_all):
+def build_forms(name, fmodel, calib, x, mdir, tmp):
     """Quantize into the four forms, run ORT, return (per-form info, per-form outputs)."""
     fpath = os.path.join(tmp, f"{name}_f32.onnx")
     onnx.save(fmodel, fpath)
@@ -358,26 +380,38 @@ def build_forms(name, fmodel, calib, x, mdir, tmp, tap_all):
         qpath = os.path.join(mdir, f"{form}.onnx")
         quantize(fpath, qpath, form, calib)
         models[form] = onnx.load(qpath)
-    for form, m in models.items():
-        act = "int8" if form.endswith("_int8") else "uint8"
-        elem = TensorProto.INT8 if act == "int8" else TensorProto.UINT8
-        names = integer_tensors(m) if (tap_all and form.startswith("qop")) else [final_integer(m)]
-        res = run_tapped(m, x, names, elem)
-        info[form] = {"model": f"{name}/{form}.onnx" if tap_all else f"{form}.onnx",
-                      "executed_ops": executed_ops(m.SerializeToString(), tmp)}
-        outs[form] = (["y"] + names, res)
+    # A QDQ form whose integer model is not its twin's (ORT's QDQ quantizer
+    # gives AveragePool its input's scale, the QOperator one calibrates it)
+    # is its own reference.
+    reference = {form: form for form in FORMS}
     for act in ("int8", "uint8"):
         qop, qdq = f"qop_{act}", f"qdq_{act}"
         same = same_integer_model(models[qop], models[qdq])
-        if same["missing_in_qop"] or same["differing"] or not same["scales_and_zero_points_equal"]:
-            sys.exit(f"{name}: {qdq} is not the integer model of {qop}: {same}")
+        info[qdq] = {"comparison": same}
+        if not (same["missing_in_qop"] or same["differing"] or not same["scales_and_zero_points_equal"]):
+            reference[qdq] = qop
+    for form, m in models.items():
+        act = "int8" if form.endswith("_int8") else "uint8"
+        elem = TensorProto.INT8 if act == "int8" else TensorProto.UINT8
+        names = integer_tensors(m, form.startswith("qdq")) if reference[form] == form else [final_integer(m)]
+        res = run_tapped(m, x, names, elem)
+        info.setdefault(form, {}).update({
+            "model": f"{name}/{form}.onnx",
+            "executed_ops": executed_ops(m.SerializeToString(), tmp),
+            "reference": reference[form],
+        })
+        outs[form] = (["y"] + names, res)
+    for act in ("int8", "uint8"):
+        qop, qdq = f"qop_{act}", f"qdq_{act}"
+        same = info[qdq]["comparison"]
         y_qop, y_qdq = outs[qop][1][0], outs[qdq][1][0]
         same["ort_output_elements"] = int(y_qop.size)
         same["ort_output_elements_differing_from_qop"] = int(np.count_nonzero(y_qop != y_qdq))
-        info[qdq]["same_integer_model_as"] = qop
-        info[qdq]["comparison"] = same
-        print(f"{name}/{qdq}: same integer model as {qop} ({same['qdq_constants']} constants); "
-              f"ORT's outputs differ in {same['ort_output_elements_differing_from_qop']} of {y_qop.size} elements")
+        if reference[qdq] == qop:
+            print(f"{name}/{qdq}: same integer model as {qop} ({same['qdq_constants']} constants); ORT's outputs "
+                  f"differ in {same['ort_output_elements_differing_from_qop']} of {y_qop.size} elements")
+        else:
+            print(f"{name}/{qdq}: NOT the integer model of {qop} ({same}); compared with its own ORT outputs")
     return info, outs
 
 
@@ -386,7 +420,34 @@ def versions():
             "python": platform.python_version(), "machine": platform.machine()}
 
 
+def save_tensors(mdir, name, info, outs):
+    """Each form that is its own reference: ORT's float output, then its integer tensors."""
+    for form in FORMS:
+        if info[form]["reference"] != form:
+            continue
+        os.makedirs(os.path.join(mdir, form))
+        tensors = []
+        for i, (tname, arr) in enumerate(zip(*outs[form])):
+            np.save(os.path.join(mdir, form, f"{i}.npy"), np.ascontiguousarray(arr))
+            tensors.append({"name": tname, "file": f"{form}/{i}.npy", "dtype": str(arr.dtype),
+                            "shape": list(arr.shape), "output": i == 0})
+        info[form]["tensors"] = tensors
+
+
+def write_meta(out, models):
+    meta = {"generator": "tools/ort-fixtures/cnn_zoo.py", "versions": versions(),
+            "session_config": CONFIG, "models": models}
+    with open(os.path.join(out, "meta.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+        f.write("\n")
+
+
 def make_full(out_root, tmp):
+    """Full-size models, each in <out_root>/<model>/ with its tensors (as the
+    small ones), plus input.npy and <form>.output.npy / .output_q.npy (the
+    reference's float and integer logits) for other tools."""
+    os.makedirs(out_root, exist_ok=True)
+    models = {}
     for name, build in FULL.items():
         rng = np.random.default_rng({"resnet18": 31, "mobilenetv2": 32}[name])
         calib = rng.normal(0.0, 1.0, size=[8, 3, 224, 224]).astype(np.float32)
@@ -396,28 +457,25 @@ def make_full(out_root, tmp):
         shutil.rmtree(mdir, ignore_errors=True)
         os.makedirs(mdir)
         np.save(os.path.join(mdir, "input.npy"), x)
-        info, outs = build_forms(name, build(), calib, x, mdir, tmp, tap_all=False)
+        info, outs = build_forms(name, build(), calib, x, mdir, tmp)
         for form in FORMS:
-            twin = form.replace("qdq", "qop")
-            y, yq = outs[twin][1][0], outs[twin][1][1]
-            np.save(os.path.join(mdir, f"{form}.output.npy"), y)
+            ref = info[form]["reference"]
+            np.save(os.path.join(mdir, f"{form}.output.npy"), outs[ref][1][0])
+            names, values = outs[ref]
+            yq = values[names.index(final_integer(onnx.load(os.path.join(mdir, f"{ref}.onnx"))))]
             np.save(os.path.join(mdir, f"{form}.output_q.npy"), yq)
-            info[form]["output"] = f"{form}.output.npy"
-            info[form]["output_from"] = twin
-        with open(os.path.join(mdir, "meta.json"), "w") as f:
-            json.dump({"generator": "tools/ort-fixtures/cnn_zoo.py", "versions": versions(),
-                       "session_config": CONFIG, "input": "input.npy", "forms": info}, f, indent=1)
-            f.write("\n")
+        save_tensors(mdir, name, info, outs)
         shutil.rmtree(final, ignore_errors=True)
         os.rename(mdir, final)
+        models[name] = {"input": f"{name}/input.npy", "forms": info}
         print(f"wrote {final}")
+    write_meta(out_root, models)
 
 
 def make_small(out, tmp):
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
-    meta = {"generator": "tools/ort-fixtures/cnn_zoo.py", "versions": versions(),
-            "session_config": CONFIG, "models": {}}
+    models = {}
     for seed, (name, build) in enumerate(SMALL.items()):
         rng = np.random.default_rng(100 + seed)
         calib = rng.normal(0.0, 1.0, size=[16, 3, 16, 16]).astype(np.float32)
@@ -425,22 +483,10 @@ def make_small(out, tmp):
         mdir = os.path.join(out, name)
         os.makedirs(mdir)
         np.save(os.path.join(mdir, "x.npy"), x)
-        info, outs = build_forms(name, build(), calib, x, mdir, tmp, tap_all=True)
-        for form in FORMS:
-            if form.startswith("qdq"):
-                info[form]["reference"] = form.replace("qdq", "qop")
-                continue
-            os.makedirs(os.path.join(mdir, form))
-            tensors = []
-            for i, (tname, arr) in enumerate(zip(*outs[form])):
-                np.save(os.path.join(mdir, form, f"{i}.npy"), np.ascontiguousarray(arr))
-                tensors.append({"name": tname, "file": f"{form}/{i}.npy", "dtype": str(arr.dtype),
-                                "shape": list(arr.shape), "output": i == 0})
-            info[form]["tensors"] = tensors
-        meta["models"][name] = {"input": f"{name}/x.npy", "forms": info}
-    with open(os.path.join(out, "meta.json"), "w") as f:
-        json.dump(meta, f, indent=1)
-        f.write("\n")
+        info, outs = build_forms(name, build(), calib, x, mdir, tmp)
+        save_tensors(mdir, name, info, outs)
+        models[name] = {"input": f"{name}/x.npy", "forms": info}
+    write_meta(out, models)
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs)
     print(f"wrote {out} ({total / 1024:.0f} KiB)")
 

@@ -15,8 +15,9 @@ hash of ORT's output bytes, and for average pooling the `exceptions`: the
 outputs (index, ORT's value) where ORT differs from the integer definition
 below. The test rebuilds ORT's output from its own and the exceptions and
 checks the hash, so every output is compared. `outputs.bin` holds the full
-output bytes of the first `FULL` cases (to run on the model). The inputs are not stored: both this script and the
-test draw them from SplitMix64 seeded with the case's seed (byte i of the
+output bytes of the first `FULL` cases (to run on the model).
+
+The inputs are not stored: both this script and the test draw them from SplitMix64 seeded with the case's seed (byte i of the
 input = low byte of the i-th draw).
 
 The integer definition of average pooling is `compiler/src/interp.rs`'s
@@ -24,8 +25,8 @@ The integer definition of average pooling is `compiler/src/interp.rs`'s
 which is MLAS's QLinearGlobalAveragePool exactly. ORT's windowed
 QLinearAveragePool instead dequantizes to float, sums in float, divides,
 and rounds `y / s_y + zy`, so the two differ where the average lies within
-float rounding of a tie (n + 1/2): 2 of ~600k outputs with random scales,
-~14k where the output scale equals the input's and even counts put
+float rounding of a tie (n + 1/2): 2 of ~520k outputs with random scales,
+~14k of ~200k where the output scale equals the input's and even counts put
 averages exactly on ties.
 
     pip install onnx onnxruntime numpy

@@ -295,9 +295,25 @@ mod step_tests {
                    maxpool p x -> y kernel=3 strides=2 pads=1\noutput y\n";
         let avg = "model t\ninput x: i8[1, 6, 7, 7] scale=0.05 zp=3\n\
                    avgpool p x -> y: i8[1, 6, 1, 1] scale=0.04 zp=-2 kernel=7 strides=1\noutput y\n";
+        // Padded (asymmetric, as ceil_mode imports), both count_include_pad.
+        let padded = |cip: &str| {
+            format!(
+                "model t\ninput x: i8[1, 6, 7, 7] scale=0.05 zp=3\n\
+                 avgpool p x -> y: i8[1, 6, 4, 3] scale=0.04 zp=-2 kernel=(3, 2) strides=(2, 3) \
+                 pads=(1, 0, 1, 1){cip}\noutput y\n"
+            )
+        };
+        let uint8 = "model t\ninput x: u8[1, 6, 7, 7] scale=0.05 zp=130\n\
+                     avgpool p x -> y: u8[1, 6, 7, 7] scale=0.04 zp=120 kernel=3 strides=1 pads=1\noutput y\n";
         for cfg in configs() {
             check_step(max, &cfg);
             check_step(avg, &cfg);
+            check_step(&padded(""), &cfg);
+            check_step(&padded(" count_include_pad"), &cfg);
+            // uint8 windows sum through an identity tile: arrays at least as tall as wide.
+            if cfg.array.rows >= cfg.array.cols {
+                check_step(uint8, &cfg);
+            }
         }
     }
 
