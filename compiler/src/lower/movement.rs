@@ -21,18 +21,14 @@ pub struct CopyBlock {
     pub dst_stride: u64,
 }
 
-/// Copies 2-D blocks DRAM -> scratchpad -> DRAM. `COPY_BUFFERS` scratchpad buffers
-/// rotate, so several blocks' LOADs and STOREs are in flight at once (each
-/// pays the DRAM latency); COMPUTE `sync`s forward "loaded" to STORE and
-/// "stored" back to LOAD.
-pub fn copy_phase(blocks: &[CopyBlock], dim: usize, spad_rows: usize) -> Vec<Instr> {
-    mapped_copy_phase(blocks, &vec![None; blocks.len()], &[], dim, spad_rows)
-}
-
-/// `copy_phase` where block `i` goes through table `luts[i]` (an index into
-/// `tables`, the tables' DRAM addresses) on its way: the COMPUTE step that
-/// forwards the block is a `vlut` in place. The tables are loaded first,
-/// into the scratchpad rows before the copy buffers.
+/// Copies 2-D blocks DRAM -> scratchpad -> DRAM. `COPY_BUFFERS` scratchpad
+/// buffers rotate, so several blocks' LOADs and STOREs are in flight at
+/// once (each pays the DRAM latency); COMPUTE forwards "loaded" to STORE
+/// and `sync`s "stored" back to LOAD. Block `i` goes through table
+/// `luts[i]` (an index into `tables`, the tables' DRAM addresses) on its
+/// way: then the COMPUTE step that forwards it is a `vlut` in place (a
+/// plain copy forwards with a `sync`). The tables are loaded first, into
+/// the scratchpad rows before the copy buffers.
 pub fn mapped_copy_phase(
     blocks: &[CopyBlock],
     luts: &[Option<usize>],
@@ -422,7 +418,7 @@ mod tests {
                 dst_stride: 7,
             })
             .collect();
-        let code = copy_phase(&blocks, 4, cfg.spad_rows() as usize);
+        let code = mapped_copy_phase(&blocks, &[None; 7], &[], 4, cfg.spad_rows() as usize);
         let data: Vec<u8> = (0..8192u32).map(|i| if i < 4096 { (i * 7 % 251) as u8 } else { 0 }).collect();
         let (mut d, _, data_addr) = crate::test_run::run_alone(&cfg, code, data.clone());
         let out = d.read_mem(data_addr + dst, 4096).unwrap();

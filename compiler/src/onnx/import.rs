@@ -17,6 +17,7 @@ use super::proto::{attribute_proto::AttributeType, tensor_proto::DataType, type_
 use super::tensor::{checked_elements, dtype_name, Data, Tensor, TensorError};
 use super::{CutOutput, FloatTail, ImportError, ImportOptions, Imported};
 use crate::ir::{infer_shape, ConvParams, DenseParams, ElemType, Graph, Node, Op, PoolParams, Quant, Value, ValueId};
+use crate::lut::UnaryFn;
 
 type Result<T> = std::result::Result<T, ImportError>;
 
@@ -236,6 +237,8 @@ fn max_inputs(op: &str, standard: bool, ms: bool) -> Option<usize> {
     let max = match op {
         "Constant" => 0,
         "Identity" | "AveragePool" | "GlobalAveragePool" | "MaxPool" | "Flatten" | "Transpose" | "Relu" => 1,
+        "Sigmoid" | "Tanh" | "HardSigmoid" | "HardSwish" | "LeakyRelu" => 1,
+        "QLinearSigmoid" | "QLinearLeakyRelu" if ms => 5,
         "MatMul" | "Add" | "Reshape" => 2,
         "QuantizeLinear" | "DequantizeLinear" | "Conv" | "Gemm" | "Clip" => 3,
         "QLinearMatMul" => 8,
@@ -727,6 +730,8 @@ impl<'m> Ctx<'m> {
             "QLinearAveragePool" if ms => self.qlinear_avgpool(who, n, false),
             "QLinearGlobalAveragePool" if ms => self.qlinear_avgpool(who, n, true),
             "QLinearConcat" if ms => self.qlinear_concat(who, n),
+            "QLinearSigmoid" | "QLinearLeakyRelu" if ms => self.qlinear_lookup(who, n),
+            "Sigmoid" | "Tanh" | "HardSigmoid" | "HardSwish" | "LeakyRelu" if standard => self.float_unary(who, n),
             "Conv" | "Gemm" | "MatMul" | "Add" | "AveragePool" | "GlobalAveragePool" if standard => {
                 self.float_compute(who, n)
             }
@@ -770,14 +775,13 @@ impl<'m> Ctx<'m> {
             Sym::Deq(s) => {
                 let val = &self.g.values[s.v];
                 let same = val.ty == ty && val.quant.is_some_and(|h| same_quant(h, q));
-                if !same {
-                    return Err(who.unsupported(format!(
-                        "requantization of `{}` (DequantizeLinear → QuantizeLinear with another scale, zero point \
-                         or type)",
-                        val.name
-                    )));
+                if same {
+                    Sym::Quant(s.v)
+                } else {
+                    // DequantizeLinear -> QuantizeLinear into another scale,
+                    // zero point or type: a requantization table.
+                    Sym::Quant(self.emit(who, Op::Lut(UnaryFn::Identity), vec![s.v], out, ty, Some(q))?)
                 }
-                Sym::Quant(s.v)
             }
             Sym::Tail(t) => {
                 return Err(who.unsupported(format!(
@@ -827,18 +831,26 @@ impl<'m> Ctx<'m> {
                 let x = ins[0];
                 let val = &self.g.values[x];
                 if val.ty != ty || !val.quant.is_some_and(|h| same_quant(h, q)) {
-                    return Err(q_who.unsupported(format!(
-                        "requantization of `{}` around {} (the QuantizeLinear after it has another scale, zero \
-                         point or type)",
-                        val.name,
-                        who.desc()
-                    )));
+                    // Into another quantization: the float clip, then Q, as a table.
+                    let f = UnaryFn::Clip { min: p.lo, max: p.hi };
+                    return self.emit(who, Op::Lut(f), ins, out, ty, Some(q));
                 }
                 if (qmin, qmax) == (tmin, tmax) {
                     Ok(x)
                 } else {
                     self.emit(who, Op::Clamp { qmin, qmax }, ins, out, ty, Some(q))
                 }
+            }
+            op @ (Op::Lut(_) | Op::Concat { .. }) => {
+                if (p.lo, p.hi) != (f32::NEG_INFINITY, f32::INFINITY) {
+                    return Err(q_who.unsupported(format!(
+                        "a Relu/Clip between {} and its QuantizeLinear (clamp [{}, {}])",
+                        who.desc(),
+                        p.lo,
+                        p.hi
+                    )));
+                }
+                self.emit(who, op, ins, out, ty, Some(q))
             }
             other => Err(who.invalid(format!("internal: pending {}", other.name()))),
         }
@@ -1145,13 +1157,9 @@ impl<'m> Ctx<'m> {
         let (qy, ty) = self.quant_params(who, n, 0, 1, first)?;
         let mut ins = Vec::new();
         for i in (2..n.input.len()).step_by(3) {
-            let (v, q) = self.quant_input(who, n, i, i + 1)?;
-            if !same_quant(q, qy) || self.g.values[v].ty != ty {
-                return Err(who.unsupported(format!(
-                    "QLinearConcat that requantizes input `{}` (its scale and zero point differ from the output's)",
-                    self.g.values[v].name
-                )));
-            }
+            // An input in another quantization is requantized (the IR's
+            // Concat does, through its identity table, as ORT does).
+            let (v, _) = self.quant_input(who, n, i, i + 1)?;
             ins.push(v);
         }
         let axis = axis_in(who, "axis", axis, self.g.values[ins[0]].shape.len())?;
@@ -1159,6 +1167,73 @@ impl<'m> Ctx<'m> {
         let y = self.emit(who, Op::Concat { axis }, ins, out, ty, Some(qy))?;
         self.set(out, Sym::Quant(y));
         Ok(())
+    }
+
+    /// com.microsoft QLinearSigmoid / QLinearLeakyRelu (X, X_scale, X_zp,
+    /// Y_scale, Y_zp): ORT computes these through a 256-entry table, which
+    /// is `Op::Lut`.
+    fn qlinear_lookup(&mut self, who: &Who, n: &NodeProto) -> Result<()> {
+        let f = if n.op_type() == "QLinearSigmoid" {
+            known_attrs(who, n, &[])?;
+            UnaryFn::Sigmoid
+        } else {
+            known_attrs(who, n, &["alpha"])?;
+            UnaryFn::LeakyRelu { alpha: attr_float(who, n, "alpha")?.unwrap_or(0.01) }
+        };
+        let (x, _) = self.quant_input(who, n, 0, 1)?;
+        let (qy, ty) = self.quant_params(who, n, 3, 4, self.g.values[x].ty)?;
+        let out = self.output(who, n)?;
+        let y = self.emit(who, Op::Lut(f), vec![x], out, ty, Some(qy))?;
+        self.set(out, Sym::Quant(y));
+        Ok(())
+    }
+
+    /// Sigmoid, Tanh, HardSigmoid, HardSwish, LeakyRelu on a dequantized
+    /// tensor: pending until the QuantizeLinear after it gives the output's
+    /// quantization, then `Op::Lut` (what ORT computes in float between DQ
+    /// and Q, or fuses into its QLinear lookup ops: the same table).
+    fn float_unary(&mut self, who: &Who, n: &NodeProto) -> Result<()> {
+        let f = match n.op_type() {
+            "Sigmoid" => {
+                known_attrs(who, n, &[])?;
+                UnaryFn::Sigmoid
+            }
+            "Tanh" => {
+                known_attrs(who, n, &[])?;
+                UnaryFn::Tanh
+            }
+            "HardSwish" => {
+                known_attrs(who, n, &[])?;
+                UnaryFn::HardSwish
+            }
+            "HardSigmoid" => {
+                known_attrs(who, n, &["alpha", "beta"])?;
+                UnaryFn::HardSigmoid {
+                    alpha: attr_float(who, n, "alpha")?.unwrap_or(0.2),
+                    beta: attr_float(who, n, "beta")?.unwrap_or(0.5),
+                }
+            }
+            _ => {
+                known_attrs(who, n, &["alpha"])?;
+                UnaryFn::LeakyRelu { alpha: attr_float(who, n, "alpha")?.unwrap_or(0.01) }
+            }
+        };
+        match self.input(who, n, 0)? {
+            Sym::Deq(src) => {
+                self.known_quant(who, src.v)?;
+                let p = Pending {
+                    who: who.clone(),
+                    op: Op::Lut(f),
+                    inputs: vec![src],
+                    lo: f32::NEG_INFINITY,
+                    hi: f32::INFINITY,
+                };
+                let out = self.output(who, n)?;
+                self.set(out, Sym::Pending(Rc::new(p)));
+                Ok(())
+            }
+            _ => self.not_quantized(who, n),
+        }
     }
 
     // ------------------------------------------- float ops (QDQ, float tail)
@@ -1282,6 +1357,30 @@ impl<'m> Ctx<'m> {
         for &v in &ins[1..] {
             let same =
                 self.g.values[v].ty == self.g.values[x].ty && self.g.values[v].quant.is_some_and(|h| same_quant(h, q));
+            if !same && deq == Some(true) {
+                // DQ -> Concat -> Q of differently quantized inputs: each is
+                // requantized into the QuantizeLinear's quantization.
+                known_attrs(who, n, &["axis"])?;
+                let a = attr_int(who, n, "axis")?.ok_or_else(|| who.invalid("missing axis"))?;
+                let axis = axis_in(who, "axis", a, self.g.values[x].shape.len())?;
+                let mut inputs = Vec::new();
+                for i in 0..count {
+                    match self.input(who, n, i)? {
+                        Sym::Deq(src) => inputs.push(src),
+                        _ => return self.not_quantized(who, n),
+                    }
+                }
+                let p = Pending {
+                    who: who.clone(),
+                    op: Op::Concat { axis },
+                    inputs,
+                    lo: f32::NEG_INFINITY,
+                    hi: f32::INFINITY,
+                };
+                let out = self.output(who, n)?;
+                self.set(out, Sym::Pending(Rc::new(p)));
+                return Ok(());
+            }
             if !same {
                 return Err(who.unsupported(format!(
                     "Concat of tensors in different quantizations (`{}` and `{}`)",
