@@ -3,7 +3,8 @@
 //! - `memory`: the memory plan — buffers, layouts, halos, aligned offsets;
 //! - `gemm_layers`: conv and dense as one `gemm::GemmJob` each (per group);
 //! - `pool`: max and average pooling; `elementwise`: add and clamp;
-//! - `movement`: DMA copies (concat), reshapes, feature-map moves, im2col;
+//! - `movement`: DMA copies (concat), reshapes, feature-map moves, im2col,
+//!   and the copies through a `vlut` table (unary ops, requantizing concat);
 //! - `package`: phases joined by barriers, code and data placed, tensor
 //!   map and per-layer facts (`LayerInfo`).
 //!
