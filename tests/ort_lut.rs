@@ -7,6 +7,8 @@
 //! `compiler/tests/data/lut_models/`). Each is compiled for the 4x4 and
 //! the 16x16 configurations and run on the cycle-accurate model; its float
 //! outputs, and the reference interpreter's, must equal ORT's bit for bit.
+//! A third model chains nearest Resizes in every coordinate transformation
+//! and nearest mode, up and down, by scales and by sizes.
 
 use compiler::interp::{self, Tensor};
 use driver::Driver;
@@ -34,7 +36,8 @@ fn check(model: &str) {
             let bytes = std::fs::read(data().join(format!("{name}.onnx"))).unwrap();
             let graph = compiler::onnx::import(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
             let luts = graph.nodes.iter().filter(|n| matches!(n.op, compiler::ir::Op::Lut(_))).count();
-            assert!(luts > 0, "{name}: no table op imported");
+            let resizes = graph.nodes.iter().filter(|n| matches!(n.op, compiler::ir::Op::Resize { .. })).count();
+            assert!(luts + resizes > 0, "{name}: no table op or resize imported");
             // Concat inputs quantized differently from the output (requantized).
             let requantized: usize = graph
                 .nodes
@@ -87,4 +90,9 @@ fn unary_ops_match_onnx_runtime_bit_for_bit() {
 #[test]
 fn inception_block_with_requantizing_concat_matches_onnx_runtime_bit_for_bit() {
     check("inception");
+}
+
+#[test]
+fn nearest_resize_in_every_mode_matches_onnx_runtime_bit_for_bit() {
+    check("resize");
 }

@@ -7,7 +7,11 @@ Models (opset 17, random He-initialised weights, 8x8 images):
   -> HardSwish -> Conv -> LeakyRelu -> Conv -> Clip(-0.4, 0.9) -> Conv;
 - `inception`: a stem Conv, then four branches with their own scales
   (1x1 Conv + Relu; 1x1 -> 3x3 Conv + Sigmoid; 3x3 MaxPool -> 1x1 Conv;
-  1x1 Conv + LeakyRelu), Concat on channels, a 1x1 Conv.
+  1x1 Conv + LeakyRelu), Concat on channels, a 1x1 Conv;
+- `resize`: Convs with nearest Resizes between them in every coordinate
+  transformation mode and nearest mode ORT's CPU kernel has (but
+  half_pixel_symmetric and tf_crop_and_resize), by scales and by sizes, up
+  and down, integer and fractional factors.
 Each quantized by `quantize_static` in QOperator and QDQ form, int8 and
 uint8 activations (per-channel int8 weights), calibrated on 16 random
 inputs. ORT runs every model on 16 other inputs with the session option
@@ -74,6 +78,38 @@ def inception_model():
     return nodes, inits, y, [1, 6, 8, 8]
 
 
+def resize(nodes, inits, name, x, coord, nearest, scales=None, sizes=None):
+    ins = [x, ""]
+    if scales is not None:
+        inits.append(numpy_helper.from_array(np.array(scales, np.float32), name + "_scales"))
+        ins.append(name + "_scales")
+    else:
+        inits.append(numpy_helper.from_array(np.array(sizes, np.int64), name + "_sizes"))
+        ins += ["", name + "_sizes"]
+    nodes.append(
+        helper.make_node(
+            "Resize", ins, [name], mode="nearest", coordinate_transformation_mode=coord, nearest_mode=nearest
+        )
+    )
+    return name
+
+
+def resize_model():
+    nodes, inits = [], []
+    x = conv(nodes, inits, "c1", "x", 3, 6, 3, "Relu")
+    x = resize(nodes, inits, "r1", x, "asymmetric", "floor", scales=[1, 1, 2, 2])
+    x = conv(nodes, inits, "c2", x, 6, 6, 3, "Relu")
+    x = resize(nodes, inits, "r2", x, "half_pixel", "round_prefer_floor", sizes=[1, 6, 11, 7])
+    x = conv(nodes, inits, "c3", x, 6, 6, 1)
+    x = resize(nodes, inits, "r3", x, "align_corners", "round_prefer_ceil", sizes=[1, 6, 6, 9])
+    x = conv(nodes, inits, "c4", x, 6, 6, 1, "Sigmoid")
+    x = resize(nodes, inits, "r4", x, "pytorch_half_pixel", "ceil", scales=[1, 1, 1.5, 0.75])
+    x = conv(nodes, inits, "c5", x, 6, 6, 1)
+    x = resize(nodes, inits, "r5", x, "tf_half_pixel_for_nn", "round_prefer_floor", scales=[1, 1, 1.7, 1.3])
+    y = conv(nodes, inits, "c6", x, 6, 4, 1)
+    return nodes, inits, y, [1, 4, 15, 7]
+
+
 class Reader(CalibrationDataReader):
     def __init__(self, xs):
         self.it = iter([{"x": x} for x in xs])
@@ -99,7 +135,7 @@ def main():
     xs = rng.standard_normal([SAMPLES] + SHAPE[1:]).astype(np.float32)
     np.save(os.path.join(OUT, "x.npy"), xs)
     meta = {"versions": {"onnxruntime": ort.__version__, "onnx": onnx.__version__, "numpy": np.__version__}, "models": {}}
-    for name, build in [("unary", unary_model), ("inception", inception_model)]:
+    for name, build in [("unary", unary_model), ("inception", inception_model), ("resize", resize_model)]:
         nodes, inits, y, yshape = build()
         graph = helper.make_graph(
             nodes,

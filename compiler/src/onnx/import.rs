@@ -238,6 +238,7 @@ fn max_inputs(op: &str, standard: bool, ms: bool) -> Option<usize> {
         "Constant" => 0,
         "Identity" | "AveragePool" | "GlobalAveragePool" | "MaxPool" | "Flatten" | "Transpose" | "Relu" => 1,
         "Sigmoid" | "Tanh" | "HardSigmoid" | "HardSwish" | "LeakyRelu" => 1,
+        "Resize" => 4,
         "QLinearSigmoid" | "QLinearLeakyRelu" if ms => 5,
         "MatMul" | "Add" | "Reshape" => 2,
         "QuantizeLinear" | "DequantizeLinear" | "Conv" | "Gemm" | "Clip" => 3,
@@ -732,6 +733,7 @@ impl<'m> Ctx<'m> {
             "QLinearConcat" if ms => self.qlinear_concat(who, n),
             "QLinearSigmoid" | "QLinearLeakyRelu" if ms => self.qlinear_lookup(who, n),
             "Sigmoid" | "Tanh" | "HardSigmoid" | "HardSwish" | "LeakyRelu" if standard => self.float_unary(who, n),
+            "Resize" if standard => self.resize(who, n),
             "Conv" | "Gemm" | "MatMul" | "Add" | "AveragePool" | "GlobalAveragePool" if standard => {
                 self.float_compute(who, n)
             }
@@ -1234,6 +1236,98 @@ impl<'m> Ctx<'m> {
             }
             _ => self.not_quantized(who, n),
         }
+    }
+
+    /// Resize (opset 11 and later), nearest, of H and W: the source index of
+    /// every output row and column computed as ONNX Runtime's CPU kernel
+    /// does (binary32 coordinate transform, then the nearest mode, clamped).
+    /// On a quantized tensor, or a dequantized one (QDQ: it commutes with
+    /// dequantization; a QuantizeLinear into another quantization after it
+    /// becomes a requantization table).
+    fn resize(&mut self, who: &Who, n: &NodeProto) -> Result<()> {
+        known_attrs(
+            who,
+            n,
+            &[
+                "mode",
+                "coordinate_transformation_mode",
+                "nearest_mode",
+                "cubic_coeff_a",
+                "exclude_outside",
+                "extrapolation_value",
+                "antialias",
+                "keep_aspect_ratio_policy",
+            ],
+        )?;
+        let mode = attr_str(who, n, "mode")?.unwrap_or_else(|| "nearest".into());
+        if mode != "nearest" {
+            return Err(who.unsupported(format!(
+                "Resize mode `{mode}` (only nearest: a linear resize mixes neighbours in float, which the \
+                 post-processor's tables cannot reproduce)"
+            )));
+        }
+        if n.input.len() < 3 {
+            return Err(who.unsupported("Resize without its roi/scales/sizes inputs (opset 10)"));
+        }
+        if attr_int(who, n, "antialias")?.unwrap_or(0) != 0 {
+            return Err(who.unsupported("Resize with antialias"));
+        }
+        let policy = attr_str(who, n, "keep_aspect_ratio_policy")?.unwrap_or_else(|| "stretch".into());
+        if policy != "stretch" {
+            return Err(who.unsupported(format!("Resize keep_aspect_ratio_policy `{policy}`")));
+        }
+        let coord = attr_str(who, n, "coordinate_transformation_mode")?.unwrap_or_else(|| "half_pixel".into());
+        let nearest = attr_str(who, n, "nearest_mode")?.unwrap_or_else(|| "round_prefer_floor".into());
+        let (src, deq) = match self.input(who, n, 0)? {
+            Sym::Quant(v) => (v, None),
+            Sym::Deq(s) => (s.v, Some(s)),
+            _ => return self.not_quantized(who, n),
+        };
+        let shape = self.g.values[src].shape.clone();
+        let [nb, c, h, w] = shape[..] else {
+            return Err(who.unsupported(format!("Resize of a rank-{} tensor (only NCHW)", shape.len())));
+        };
+        let sizes = if n.input.len() > 3 && !n.input[3].is_empty() {
+            let (t, name) = self.konst(who, n, 3, "sizes")?;
+            Some(t.as_i64().ok_or_else(|| who.invalid(format!("sizes `{name}` is not an integer tensor")))?)
+        } else {
+            None
+        };
+        let (oh, ow, sh, sw) = match sizes {
+            Some(s) => {
+                if s.len() != 4 || s[0] != nb as i64 || s[1] != c as i64 || s[2] < 1 || s[3] < 1 {
+                    return Err(who.unsupported(format!("Resize sizes {s:?} (only H and W of NCHW change)")));
+                }
+                let (oh, ow) = (s[2] as usize, s[3] as usize);
+                (oh, ow, oh as f32 / h as f32, ow as f32 / w as f32)
+            }
+            None => {
+                let (t, name) = self.konst(who, n, 2, "scales")?;
+                let sc = match &t.data {
+                    Data::F32(v) if v.len() == 4 => v.clone(),
+                    _ => return Err(who.invalid(format!("scales `{name}` must be 4 floats"))),
+                };
+                if sc[0] != 1.0 || sc[1] != 1.0 || !(sc[2] > 0.0 && sc[3] > 0.0) {
+                    return Err(who.unsupported(format!("Resize scales {sc:?} (only H and W of NCHW change)")));
+                }
+                // ORT: static_cast<int64_t>(scale * input_dim), in binary32.
+                let (oh, ow) = ((sc[2] * h as f32) as usize, (sc[3] * w as f32) as usize);
+                if oh == 0 || ow == 0 || oh > 1 << 16 || ow > 1 << 16 {
+                    return Err(who.unsupported(format!("Resize to {oh} x {ow}")));
+                }
+                (oh, ow, sc[2], sc[3])
+            }
+        };
+        let rows = nearest_indices(who, oh, h, sh, &coord, &nearest)?;
+        let cols = nearest_indices(who, ow, w, sw, &coord, &nearest)?;
+        let out = self.output(who, n)?;
+        let y = self.emit_same(who, Op::Resize { rows, cols }, vec![src], out)?;
+        let sym = match deq {
+            Some(_) => Sym::Deq(Source { v: y, node: who.node.clone(), out: out.to_string() }),
+            None => Sym::Quant(y),
+        };
+        self.set(out, sym);
+        Ok(())
     }
 
     // ------------------------------------------- float ops (QDQ, float tail)
@@ -1781,4 +1875,50 @@ fn compact(g: &mut Graph) {
             *v = map[*v];
         }
     }
+}
+
+/// The source index of each of `out` positions along an axis of `inp`, as
+/// ONNX Runtime's CPU Resize computes it for nearest mode: the coordinate
+/// transform in binary32, the nearest mode, then clamped to the input.
+fn nearest_indices(who: &Who, out: usize, inp: usize, scale: f32, coord: &str, nearest: &str) -> Result<Vec<usize>> {
+    let (lr, lo) = (out as f32, inp as f32);
+    let mut v = Vec::with_capacity(out);
+    for o in 0..out {
+        let xr = o as f32;
+        let x: f32 = match coord {
+            "half_pixel" => (xr + 0.5) / scale - 0.5,
+            "asymmetric" => xr / scale,
+            "pytorch_half_pixel" => {
+                if lr > 1.0 {
+                    (xr + 0.5) / scale - 0.5
+                } else {
+                    0.0
+                }
+            }
+            "tf_half_pixel_for_nn" => (xr + 0.5) / scale,
+            "align_corners" => {
+                if lr == 1.0 {
+                    0.0
+                } else {
+                    xr * (lo - 1.0) / (lr - 1.0)
+                }
+            }
+            other => return Err(who.unsupported(format!("Resize coordinate_transformation_mode `{other}`"))),
+        };
+        let i = match nearest {
+            "round_prefer_floor" => {
+                if x == (x as i64) as f32 + 0.5 {
+                    x.floor()
+                } else {
+                    x.round()
+                }
+            }
+            "round_prefer_ceil" => x.round(),
+            "floor" => x.floor(),
+            "ceil" => x.ceil(),
+            other => return Err(who.unsupported(format!("Resize nearest_mode `{other}`"))),
+        };
+        v.push((i as i64).clamp(0, inp as i64 - 1) as usize);
+    }
+    Ok(v)
 }
