@@ -70,6 +70,8 @@
 //! - **Concat**: the inputs' data, concatenated along the axis, each input
 //!   through the identity's table to the output's quantization (below):
 //!   ONNX Runtime's QLinearConcat bit for bit.
+//! - **Resize** (nearest): `y[n, c, oy, ox] = x[n, c, rows[oy], cols[ox]]`
+//!   through the identity's table (the output may be quantized differently).
 //! - **Lut** (Sigmoid, Tanh, HardSigmoid, HardSwish, LeakyRelu, Clip and
 //!   requantization): each value through the 256-entry table
 //!   `lut::table(f, x's type and quantization, y's)`: dequantize, the op in
@@ -533,6 +535,18 @@ fn eval<V: Values + ?Sized>(g: &Graph, n: &Node, vals: &V) -> Result<Tensor, Str
                 })
                 .collect::<Result<Vec<_>, String>>()?;
             TensorData::Quant(concat(&parts, &out_shape, *axis))
+        }
+        Op::Resize { rows, cols } => {
+            let t = Lut::new(&UnaryFn::Identity, xv, yv)?;
+            let xs = quant_data(x)?;
+            let [n, c, h, w] = xv.shape[..] else { return Err("resize of a value that is not NCHW".into()) };
+            let mut out = Vec::with_capacity(n * c * rows.len() * cols.len());
+            for plane in 0..n * c {
+                for &r in rows {
+                    out.extend(cols.iter().map(|&q| t.apply(xs[(plane * h + r) * w + q])));
+                }
+            }
+            TensorData::Quant(out)
         }
         Op::Lut(f) => {
             let t = Lut::new(f, xv, yv)?;

@@ -181,6 +181,14 @@ pub enum Op {
     /// requantizes): a 256-entry table of the input's and output's
     /// quantization (`crate::lut`).
     Lut(crate::lut::UnaryFn),
+    /// Nearest-neighbour resize of NCHW's H and W: `y[n, c, oy, ox] =
+    /// x[n, c, rows[oy], cols[ox]]`, requantized (identity table) when the
+    /// output's quantization differs. The importer computes the source
+    /// indices as ONNX Runtime does for the node's modes.
+    Resize {
+        rows: Vec<usize>,
+        cols: Vec<usize>,
+    },
 }
 
 impl Op {
@@ -199,6 +207,7 @@ impl Op {
             Op::Transpose { .. } => "transpose",
             Op::Concat { .. } => "concat",
             Op::Lut(f) => f.name(),
+            Op::Resize { .. } => "resize",
         }
     }
 }
@@ -364,6 +373,11 @@ pub fn infer_shape(op: &Op, ins: &[&Value]) -> Option<Vec<usize>> {
                 }
             }
             (perm.len() == x.len()).then(|| perm.iter().map(|&p| x[p]).collect())
+        }
+        Op::Resize { rows, cols } => {
+            let [n, c, h, w] = x[..] else { return None };
+            let inside = rows.iter().all(|&r| r < h) && cols.iter().all(|&q| q < w);
+            (inside && !rows.is_empty() && !cols.is_empty()).then(|| vec![n, c, rows.len(), cols.len()])
         }
         Op::Concat { axis } => {
             let mut out = x.clone();

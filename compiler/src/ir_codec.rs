@@ -331,6 +331,7 @@ fn encode_op(op: &Op, packed: Option<&PackedRef>, w: &mut Writer) {
         Op::Transpose { .. } => 10,
         Op::Concat { .. } => 11,
         Op::Lut(_) => 12,
+        Op::Resize { .. } => 13,
     };
     w.u8(tag);
     match op {
@@ -365,6 +366,12 @@ fn encode_op(op: &Op, packed: Option<&PackedRef>, w: &mut Writer) {
             w.u8(tag);
             w.f32(a);
             w.f32(b);
+        }
+        Op::Resize { rows, cols } => {
+            for v in [rows, cols] {
+                w.len(v.len());
+                v.iter().for_each(|&d| w.len(d));
+            }
         }
         Op::Reshape { shape: v } | Op::Transpose { perm: v } => {
             w.len(v.len());
@@ -402,7 +409,7 @@ fn decode_pool(r: &mut Reader<'_>) -> Result<PoolParams, DecodeError> {
 }
 
 fn decode_op(r: &mut Reader<'_>, data: &[u8]) -> Result<Op, DecodeError> {
-    Ok(match r.tag("op", 13)? {
+    Ok(match r.tag("op", 14)? {
         0 => Op::Quantize,
         1 => Op::Dequantize,
         2 => {
@@ -460,6 +467,7 @@ fn decode_op(r: &mut Reader<'_>, data: &[u8]) -> Result<Op, DecodeError> {
         }
         10 => Op::Transpose { perm: r.usizes("transpose permutation")? },
         11 => Op::Concat { axis: r.usize("concat axis")? },
+        13 => Op::Resize { rows: r.usizes("resize rows")?, cols: r.usizes("resize columns")? },
         _ => {
             let tag = r.tag("unary function", 7)?;
             let (a, b) = (r.f32("unary attribute")?, r.f32("unary attribute")?);

@@ -93,6 +93,7 @@
 //! | `requantize`, `sigmoid`, `tanh`, `hardswish` | 1 | — |
 //! | `hardsigmoid` | 1 | `alpha` (0.2), `beta` (0.5) |
 //! | `leakyrelu` | 1 | `alpha` (0.01) |
+//! | `resize` | 1 | `rows`, `cols`: the source row and column of each output row and column (nearest) |
 //! | `clip` | 1 | `min` (-inf), `max` (inf): float bounds before quantizing |
 //!
 //! - `kernel`, `strides`, `dilations`: `N` (both dimensions) or `(H, W)`.
@@ -394,6 +395,10 @@ fn print_node(s: &mut String, g: &Graph, n: &Node) {
         Op::Transpose { perm } => {
             let p: Vec<String> = perm.iter().map(|p| p.to_string()).collect();
             let _ = write!(s, " perm=({})", p.join(", "));
+        }
+        Op::Resize { rows, cols } => {
+            let list = |v: &[usize]| v.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ");
+            let _ = write!(s, " rows=[{}] cols=[{}]", list(rows), list(cols));
         }
         Op::Lut(f) => match *f {
             UnaryFn::HardSigmoid { alpha, beta } => {
@@ -818,7 +823,7 @@ fn scale(t: &Tok<'_>, what: &str) -> Result<f32, TextError> {
 // ---------------------------------------------------------------------------
 // Parsing
 
-const OPS: [&str; 19] = [
+const OPS: [&str; 20] = [
     "quantize",
     "dequantize",
     "conv",
@@ -838,6 +843,7 @@ const OPS: [&str; 19] = [
     "hardswish",
     "leakyrelu",
     "clip",
+    "resize",
 ];
 
 /// The attributes a statement takes (`input` or an op).
@@ -855,6 +861,7 @@ fn allowed_attrs(op: &str) -> &'static [&'static str] {
         "hardsigmoid" => &["scale", "zp", "alpha", "beta"],
         "leakyrelu" => &["scale", "zp", "alpha"],
         "clip" => &["scale", "zp", "min", "max"],
+        "resize" => &["scale", "zp", "rows", "cols"],
         _ => &["scale", "zp"],
     }
 }
@@ -1575,6 +1582,13 @@ impl Parser<'_> {
                     "leakyrelu" => UnaryFn::LeakyRelu { alpha: num("alpha", 0.01)? },
                     _ => UnaryFn::Clip { min: num("min", f32::NEG_INFINITY)?, max: num("max", f32::INFINITY)? },
                 })
+            }
+            "resize" => {
+                let idx = |key: &str| -> Result<Vec<usize>, TextError> {
+                    let a = attrs.require(key, &layer, &format!("{key}=[i0, i1, ..]"))?;
+                    a.ints(&format!("`{key}=[i0, i1, ..]`"))?.iter().map(|t| uint(t, 0, "a source index")).collect()
+                };
+                Op::Resize { rows: idx("rows")?, cols: idx("cols")? }
             }
             "concat" => Op::Concat { axis: uint(&attrs.require("axis", &layer, "axis=N")?.scalar("an integer")?, 0, "an axis")? },
             "reshape" => Op::Reshape {

@@ -589,10 +589,15 @@ fn unsupported_op_is_named() {
         other => panic!("{other:?}"),
     }
     // A contrib op under its domain.
-    let mut n = node("QLinearSigmoid", "sig", &["yq", "s", "z", "s", "z"], &["n"], vec![]);
+    let mut n = node("QLinearSoftmax", "sm", &["yq", "s", "z", "s", "z"], &["n"], vec![]);
     n.domain = Some("com.microsoft".into());
     let err = import(&tiny_qop(0, vec![n], "n")).unwrap_err();
-    assert_eq!(err.to_string(), "node `sig`: operator com.microsoft::QLinearSigmoid is not supported");
+    assert_eq!(err.to_string(), "node `sm`: operator com.microsoft::QLinearSoftmax is not supported");
+    // QLinearSigmoid is a table op.
+    let mut n = node("QLinearSigmoid", "sig", &["yq", "s", "z", "s", "z"], &["n"], vec![]);
+    n.domain = Some("com.microsoft".into());
+    let g = import(&tiny_qop(0, vec![n], "n")).unwrap();
+    assert!(g.nodes.iter().any(|n| n.name == "sig" && n.op == Op::Lut(compiler::lut::UnaryFn::Sigmoid)));
 }
 
 #[test]

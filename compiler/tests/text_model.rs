@@ -796,3 +796,23 @@ fn check_error_position(text: &str) {
         }
     }
 }
+
+#[test]
+fn table_ops_round_trip() {
+    let g = parse(
+        "model t\ninput x: i8[1, 3, 2, 2] scale=0.05 zp=3\n\
+         sigmoid a x -> a: i8[1, 3, 2, 2] scale=0.0039 zp=-128\n\
+         tanh b a -> b: u8[1, 3, 2, 2] scale=0.0078 zp=128\n\
+         hardsigmoid c b -> c: i8[1, 3, 2, 2] scale=0.004 zp=-128 alpha=0.3 beta=0.4\n\
+         hardswish d c -> d: i8[1, 3, 2, 2] scale=0.03 zp=-100\n\
+         leakyrelu e d -> e: i8[1, 3, 2, 2] scale=0.05 zp=20 alpha=0.1\n\
+         clip f e -> f: i8[1, 3, 2, 2] scale=0.02 zp=-128 min=0 max=2.51\n\
+         clip g f -> g: i8[1, 3, 2, 2] scale=0.02 zp=-128 max=1.5\n\
+         requantize h g -> h: u8[1, 3, 2, 2] scale=0.07 zp=128\n\
+         output h\n",
+    )
+    .unwrap();
+    g.validate().unwrap();
+    assert_eq!(ops(&g), ["sigmoid", "tanh", "hardsigmoid", "hardswish", "leakyrelu", "clip", "clip", "requantize"]);
+    assert_round_trip(&g);
+}

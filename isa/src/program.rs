@@ -214,10 +214,12 @@ pub enum LayerOp {
     Concat,
     /// An element-wise unary op or a requantization through a 256-entry table.
     Lut,
+    /// Nearest-neighbour resize (with requantization).
+    Resize,
 }
 
 impl LayerOp {
-    pub const ALL: [LayerOp; 10] = [
+    pub const ALL: [LayerOp; 11] = [
         LayerOp::Conv,
         LayerOp::Dense,
         LayerOp::MaxPool,
@@ -228,6 +230,7 @@ impl LayerOp {
         LayerOp::Reshape,
         LayerOp::Concat,
         LayerOp::Lut,
+        LayerOp::Resize,
     ];
 
     /// The op's name, as the graph's text format spells it.
@@ -243,6 +246,7 @@ impl LayerOp {
             LayerOp::Reshape => "reshape",
             LayerOp::Concat => "concat",
             LayerOp::Lut => "lut",
+            LayerOp::Resize => "resize",
         }
     }
 }

@@ -3,7 +3,8 @@
 //! - `memory`: the memory plan — buffers, layouts, halos, aligned offsets;
 //! - `gemm_layers`: conv and dense as one `gemm::GemmJob` each (per group);
 //! - `pool`: max and average pooling; `elementwise`: add and clamp;
-//! - `movement`: DMA copies (concat), reshapes, feature-map moves, im2col;
+//! - `movement`: DMA copies (concat), reshapes, feature-map moves, im2col,
+//!   and the copies through a `vlut` table (unary ops, requantizing concat);
 //! - `package`: phases joined by barriers, code and data placed, tensor
 //!   map and per-layer facts (`LayerInfo`).
 //!
@@ -144,6 +145,7 @@ fn lower_node(cx: &mut Ctx<'_>, node: &Node, out_halo: usize) -> Result<u64, Low
         Op::Flatten { .. } | Op::Reshape { .. } => movement::lower_reshape(cx, x, y, name, node.op.name()),
         Op::Concat { axis } => movement::lower_concat(cx, &node.inputs, y, *axis, out_halo, name),
         Op::Lut(f) => movement::lower_lut(cx, x, y, f, out_halo, name),
+        Op::Resize { rows, cols } => movement::lower_resize(cx, x, y, (rows, cols), out_halo, name),
         Op::Add { qmin, qmax } | Op::Clamp { qmin, qmax } => {
             elementwise::lower_vadd(cx, node, (*qmin, *qmax), out_halo)
         }
@@ -347,6 +349,18 @@ mod step_tests {
         for cfg in configs() {
             check_step(concat, &cfg);
             check_step(flat, &cfg);
+        }
+    }
+
+    #[test]
+    fn resize_nearest_gathers_and_requantizes() {
+        let same = "model t\ninput x: i8[1, 6, 3, 4] scale=0.05 zp=3\n\
+                    resize r x -> y: i8[1, 6, 6, 7] scale=0.05 zp=3 rows=[0, 0, 1, 1, 2, 2] cols=[0, 0, 1, 2, 2, 3, 3]\noutput y\n";
+        let requant = "model t\ninput x: u8[1, 5, 4, 4] scale=0.05 zp=100\n\
+                       resize r x -> y: i8[1, 5, 2, 3] scale=0.03 zp=-7 rows=[1, 3] cols=[0, 2, 3]\noutput y\n";
+        for cfg in configs() {
+            check_step(same, &cfg);
+            check_step(requant, &cfg);
         }
     }
 

@@ -21,20 +21,47 @@ pub struct CopyBlock {
     pub dst_stride: u64,
 }
 
-/// Copies 2-D blocks DRAM -> scratchpad -> DRAM. `COPY_BUFFERS` scratchpad buffers
-/// rotate, so several blocks' LOADs and STOREs are in flight at once (each
-/// pays the DRAM latency); COMPUTE `sync`s forward "loaded" to STORE and
-/// "stored" back to LOAD.
-pub fn copy_phase(blocks: &[CopyBlock], dim: usize, spad_rows: usize) -> Vec<Instr> {
-    mapped_copy_phase(blocks, &vec![None; blocks.len()], &[], dim, spad_rows)
-}
-
-/// `copy_phase` where block `i` goes through table `luts[i]` (an index into
-/// `tables`, the tables' DRAM addresses) on its way: the COMPUTE step that
-/// forwards the block is a `vlut` in place. The tables are loaded first,
-/// into the scratchpad rows before the copy buffers.
+/// Copies 2-D blocks DRAM -> scratchpad -> DRAM. `COPY_BUFFERS` scratchpad
+/// buffers rotate, so several blocks' LOADs and STOREs are in flight at
+/// once (each pays the DRAM latency); COMPUTE forwards "loaded" to STORE
+/// and `sync`s "stored" back to LOAD. Block `i` goes through table
+/// `luts[i]` (an index into `tables`, the tables' DRAM addresses) on its
+/// way: then the COMPUTE step that forwards it is a `vlut` in place (a
+/// plain copy forwards with a `sync`). The tables are loaded first, into
+/// the scratchpad rows before the copy buffers.
 pub fn mapped_copy_phase(
     blocks: &[CopyBlock],
+    luts: &[Option<usize>],
+    tables: &[u64],
+    dim: usize,
+    spad_rows: usize,
+) -> Vec<Instr> {
+    let gathers: Vec<GatherBlock> = blocks
+        .iter()
+        .map(|b| GatherBlock {
+            loads: vec![(b.src, b.src_stride, b.rows, 0)],
+            pixels: b.rows,
+            cols: b.cols,
+            dst: b.dst,
+            dst_stride: b.dst_stride,
+        })
+        .collect();
+    gather_phase(&gathers, luts, tables, dim, spad_rows)
+}
+
+/// A block of `pixels` rows of `cols` bytes gathered by several LOADs
+/// `(dram, dram stride, rows, first row in the block)`, stored as one.
+pub struct GatherBlock {
+    pub loads: Vec<(u64, u64, usize, usize)>,
+    pub pixels: usize,
+    pub cols: usize,
+    pub dst: u64,
+    pub dst_stride: u64,
+}
+
+/// `mapped_copy_phase` of blocks each gathered by several LOADs.
+pub fn gather_phase(
+    blocks: &[GatherBlock],
     luts: &[Option<usize>],
     tables: &[u64],
     dim: usize,
@@ -44,22 +71,40 @@ pub fn mapped_copy_phase(
     let n = blocks.len();
     let t_rows = isa::timing::lut_rows(dim as u32) as usize;
     let base = tables.len() * t_rows;
-    let block_rows = |b: &CopyBlock| b.rows * b.cols.div_ceil(dim);
+    let block_rows = |b: &GatherBlock| b.pixels * b.cols.div_ceil(dim);
     let buf_rows = blocks.iter().map(block_rows).max().unwrap_or(0);
     // At least two buffers: a release must never wait behind its own forward.
     let nb = COPY_BUFFERS.min(spad_rows.saturating_sub(base) / buf_rows.max(1)).max(2);
     let buf = |i: usize| (base + (i % nb) * buf_rows) as u16;
+    // A LOAD of rows `r0..r0 + rows` of a block lands column-blocked like
+    // the block's own rows: column block j at `buf + j * pixels + r0`,
+    // which a LOAD of `rows` rows writes as `j * rows` — so split per column
+    // block when a gather has several LOADs and the row is wider than dim.
     let load = |i: usize| {
-        let b = blocks[i];
-        Instr::from(ins::Load {
-            deps: Deps { pop_next: i >= nb, push_next: true, ..Deps::NONE },
-            dram: b.src as u32,
-            stride: b.src_stride as u32,
-            rows: b.rows as u16,
-            cols: b.cols as u16,
-            addr: buf(i),
-            ..Default::default()
-        })
+        let b = &blocks[i];
+        let whole = b.loads.len() == 1 || b.cols <= dim;
+        let mut v = Vec::new();
+        for &(dram, stride, rows, r0) in &b.loads {
+            let pieces: Vec<(usize, usize)> = if whole {
+                vec![(0, b.cols)]
+            } else {
+                (0..b.cols).step_by(dim).map(|c0| (c0, dim.min(b.cols - c0))).collect()
+            };
+            for (c0, w) in pieces {
+                v.push(ins::Load {
+                    deps: Deps::NONE,
+                    dram: (dram + c0 as u64) as u32,
+                    stride: stride as u32,
+                    rows: rows as u16,
+                    cols: w as u16,
+                    addr: buf(i) + ((c0 / dim) * b.pixels + r0) as u16,
+                    ..Default::default()
+                });
+            }
+        }
+        v[0].deps.pop_next = i >= nb;
+        v.last_mut().expect("a load").deps.push_next = true;
+        v.into_iter().map(Instr::from)
     };
     let forward = |i: usize| {
         let deps = Deps { pop_prev: true, push_next: true, ..Deps::NONE };
@@ -79,12 +124,12 @@ pub fn mapped_copy_phase(
         queue: Queue::Compute as u8,
     });
     let store = |i: usize| {
-        let b = blocks[i];
+        let b = &blocks[i];
         Instr::from(ins::Store {
             deps: Deps { pop_prev: true, push_prev: i + nb < n, ..Deps::NONE },
             dram: b.dst as u32,
             stride: b.dst_stride as u32,
-            rows: b.rows as u16,
+            rows: b.pixels as u16,
             cols: b.cols as u16,
             addr: buf(i),
             ..Default::default()
@@ -110,14 +155,14 @@ pub fn mapped_copy_phase(
     // the release of block i follows the forward of block i + 1, so COMPUTE
     // never holds a forward behind a store in flight.
     for i in 0..n.min(nb) {
-        v.push(load(i));
+        v.extend(load(i));
     }
     for i in 0..n {
         v.push(forward(i));
         v.push(store(i));
         if i >= 1 && i - 1 + nb < n {
             v.push(release);
-            v.push(load(i - 1 + nb));
+            v.extend(load(i - 1 + nb));
         }
     }
     v
@@ -263,6 +308,64 @@ pub fn lower_lut(
         .ok_or_else(|| unsupported(node, f.name(), "one image row does not fit the scratchpad"))?;
     let luts = vec![Some(0); blocks.len()];
     cx.code.phase(mapped_copy_phase(&blocks, &luts, &[table], cx.dim, cx.cfg.spad_rows() as usize));
+    Ok(0)
+}
+
+/// Nearest-neighbour resize: each output row is gathered from its source
+/// row by LOADs of runs of output pixels that repeat one source pixel (DRAM
+/// stride 0), through the identity's table when the output is quantized
+/// differently, then stored; rows pipelined as in a copy.
+pub fn lower_resize(
+    cx: &mut Ctx<'_>,
+    x: ValueId,
+    y: ValueId,
+    (rows, cols): (&[usize], &[usize]),
+    out_halo: usize,
+    node: &str,
+) -> Result<u64, LowerError> {
+    let (vx, vy) = (&cx.g.values[x], &cx.g.values[y]);
+    let (qx, qy) = (cx.quant(x), cx.quant(y));
+    let mut tables = Vec::new();
+    if qx != qy || vx.ty != vy.ty {
+        let t = crate::lut::table(&crate::lut::UnaryFn::Identity, vx.ty, qx, vy.ty, qy);
+        tables.push(cx.mem.alloc_bytes(&table_rows(&t, cx.dim)));
+    }
+    let inb = input_buffer(cx, x, node)?.clone();
+    let outb = out_buffer(cx, y, out_halo)?;
+    let (Layout::Nhwc { c, .. }, Layout::Nhwc { .. }) = (&inb.layout, &outb.layout) else {
+        return Err(unsupported(node, "resize", "only NCHW feature maps are resized"));
+    };
+    let c = *c;
+    let (in_pitch, in_first) = row_pitch(&inb);
+    let (out_pitch, out_first) = row_pitch(&outb);
+    if cols.len() > max_block_pixels(cx, c, tables.len()) {
+        return Err(unsupported(node, "resize", "one output row does not fit the scratchpad"));
+    }
+    // Runs of output columns that read the same source column.
+    let mut runs = Vec::new();
+    let mut o0 = 0;
+    for o in 1..=cols.len() {
+        if o == cols.len() || cols[o] != cols[o0] {
+            runs.push((o0, o - o0, cols[o0]));
+            o0 = o;
+        }
+    }
+    let blocks: Vec<GatherBlock> = rows
+        .iter()
+        .enumerate()
+        .map(|(oy, &iy)| GatherBlock {
+            loads: runs
+                .iter()
+                .map(|&(o0, n, ix)| (inb.addr + (in_first + iy * in_pitch + ix * c) as u64, 0, n, o0))
+                .collect(),
+            pixels: cols.len(),
+            cols: c,
+            dst: outb.addr + (out_first + oy * out_pitch) as u64,
+            dst_stride: c as u64,
+        })
+        .collect();
+    let luts = vec![(!tables.is_empty()).then_some(0); blocks.len()];
+    cx.code.phase(gather_phase(&blocks, &luts, &tables, cx.dim, cx.cfg.spad_rows() as usize));
     Ok(0)
 }
 
@@ -424,7 +527,7 @@ mod tests {
                 dst_stride: 7,
             })
             .collect();
-        let code = copy_phase(&blocks, 4, cfg.spad_rows() as usize);
+        let code = mapped_copy_phase(&blocks, &[None; 7], &[], 4, cfg.spad_rows() as usize);
         let data: Vec<u8> = (0..8192u32).map(|i| if i < 4096 { (i * 7 % 251) as u8 } else { 0 }).collect();
         let (mut d, _, data_addr) = crate::test_run::run_alone(&cfg, code, data.clone());
         let out = d.read_mem(data_addr + dst, 4096).unwrap();

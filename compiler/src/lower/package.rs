@@ -157,6 +157,7 @@ pub fn layer_op(op: &Op) -> LayerOp {
         Op::Reshape { .. } => LayerOp::Reshape,
         Op::Concat { .. } => LayerOp::Concat,
         Op::Lut(_) => LayerOp::Lut,
+        Op::Resize { .. } => LayerOp::Resize,
         Op::Quantize | Op::Dequantize | Op::Transpose { .. } => unreachable!("not lowered to a layer"),
     }
 }

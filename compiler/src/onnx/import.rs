@@ -17,6 +17,7 @@ use super::proto::{attribute_proto::AttributeType, tensor_proto::DataType, type_
 use super::tensor::{checked_elements, dtype_name, Data, Tensor, TensorError};
 use super::{CutOutput, FloatTail, ImportError, ImportOptions, Imported};
 use crate::ir::{infer_shape, ConvParams, DenseParams, ElemType, Graph, Node, Op, PoolParams, Quant, Value, ValueId};
+use crate::lut::UnaryFn;
 
 type Result<T> = std::result::Result<T, ImportError>;
 
@@ -236,6 +237,9 @@ fn max_inputs(op: &str, standard: bool, ms: bool) -> Option<usize> {
     let max = match op {
         "Constant" => 0,
         "Identity" | "AveragePool" | "GlobalAveragePool" | "MaxPool" | "Flatten" | "Transpose" | "Relu" => 1,
+        "Sigmoid" | "Tanh" | "HardSigmoid" | "HardSwish" | "LeakyRelu" => 1,
+        "Resize" => 4,
+        "QLinearSigmoid" | "QLinearLeakyRelu" if ms => 5,
         "MatMul" | "Add" | "Reshape" => 2,
         "QuantizeLinear" | "DequantizeLinear" | "Conv" | "Gemm" | "Clip" => 3,
         "QLinearMatMul" => 8,
@@ -727,6 +731,9 @@ impl<'m> Ctx<'m> {
             "QLinearAveragePool" if ms => self.qlinear_avgpool(who, n, false),
             "QLinearGlobalAveragePool" if ms => self.qlinear_avgpool(who, n, true),
             "QLinearConcat" if ms => self.qlinear_concat(who, n),
+            "QLinearSigmoid" | "QLinearLeakyRelu" if ms => self.qlinear_lookup(who, n),
+            "Sigmoid" | "Tanh" | "HardSigmoid" | "HardSwish" | "LeakyRelu" if standard => self.float_unary(who, n),
+            "Resize" if standard => self.resize(who, n),
             "Conv" | "Gemm" | "MatMul" | "Add" | "AveragePool" | "GlobalAveragePool" if standard => {
                 self.float_compute(who, n)
             }
@@ -770,14 +777,13 @@ impl<'m> Ctx<'m> {
             Sym::Deq(s) => {
                 let val = &self.g.values[s.v];
                 let same = val.ty == ty && val.quant.is_some_and(|h| same_quant(h, q));
-                if !same {
-                    return Err(who.unsupported(format!(
-                        "requantization of `{}` (DequantizeLinear → QuantizeLinear with another scale, zero point \
-                         or type)",
-                        val.name
-                    )));
+                if same {
+                    Sym::Quant(s.v)
+                } else {
+                    // DequantizeLinear -> QuantizeLinear into another scale,
+                    // zero point or type: a requantization table.
+                    Sym::Quant(self.emit(who, Op::Lut(UnaryFn::Identity), vec![s.v], out, ty, Some(q))?)
                 }
-                Sym::Quant(s.v)
             }
             Sym::Tail(t) => {
                 return Err(who.unsupported(format!(
@@ -827,18 +833,26 @@ impl<'m> Ctx<'m> {
                 let x = ins[0];
                 let val = &self.g.values[x];
                 if val.ty != ty || !val.quant.is_some_and(|h| same_quant(h, q)) {
-                    return Err(q_who.unsupported(format!(
-                        "requantization of `{}` around {} (the QuantizeLinear after it has another scale, zero \
-                         point or type)",
-                        val.name,
-                        who.desc()
-                    )));
+                    // Into another quantization: the float clip, then Q, as a table.
+                    let f = UnaryFn::Clip { min: p.lo, max: p.hi };
+                    return self.emit(who, Op::Lut(f), ins, out, ty, Some(q));
                 }
                 if (qmin, qmax) == (tmin, tmax) {
                     Ok(x)
                 } else {
                     self.emit(who, Op::Clamp { qmin, qmax }, ins, out, ty, Some(q))
                 }
+            }
+            op @ (Op::Lut(_) | Op::Concat { .. }) => {
+                if (p.lo, p.hi) != (f32::NEG_INFINITY, f32::INFINITY) {
+                    return Err(q_who.unsupported(format!(
+                        "a Relu/Clip between {} and its QuantizeLinear (clamp [{}, {}])",
+                        who.desc(),
+                        p.lo,
+                        p.hi
+                    )));
+                }
+                self.emit(who, op, ins, out, ty, Some(q))
             }
             other => Err(who.invalid(format!("internal: pending {}", other.name()))),
         }
@@ -1155,19 +1169,174 @@ impl<'m> Ctx<'m> {
         let (qy, ty) = self.quant_params(who, n, 0, 1, first)?;
         let mut ins = Vec::new();
         for i in (2..n.input.len()).step_by(3) {
-            let (v, q) = self.quant_input(who, n, i, i + 1)?;
-            if !same_quant(q, qy) || self.g.values[v].ty != ty {
-                return Err(who.unsupported(format!(
-                    "QLinearConcat that requantizes input `{}` (its scale and zero point differ from the output's)",
-                    self.g.values[v].name
-                )));
-            }
+            // An input in another quantization is requantized (the IR's
+            // Concat does, through its identity table, as ORT does).
+            let (v, _) = self.quant_input(who, n, i, i + 1)?;
             ins.push(v);
         }
         let axis = axis_in(who, "axis", axis, self.g.values[ins[0]].shape.len())?;
         let out = self.output(who, n)?;
         let y = self.emit(who, Op::Concat { axis }, ins, out, ty, Some(qy))?;
         self.set(out, Sym::Quant(y));
+        Ok(())
+    }
+
+    /// com.microsoft QLinearSigmoid / QLinearLeakyRelu (X, X_scale, X_zp,
+    /// Y_scale, Y_zp): ORT computes these through a 256-entry table, which
+    /// is `Op::Lut`.
+    fn qlinear_lookup(&mut self, who: &Who, n: &NodeProto) -> Result<()> {
+        let f = if n.op_type() == "QLinearSigmoid" {
+            known_attrs(who, n, &[])?;
+            UnaryFn::Sigmoid
+        } else {
+            known_attrs(who, n, &["alpha"])?;
+            UnaryFn::LeakyRelu { alpha: attr_float(who, n, "alpha")?.unwrap_or(0.01) }
+        };
+        let (x, _) = self.quant_input(who, n, 0, 1)?;
+        let (qy, ty) = self.quant_params(who, n, 3, 4, self.g.values[x].ty)?;
+        let out = self.output(who, n)?;
+        let y = self.emit(who, Op::Lut(f), vec![x], out, ty, Some(qy))?;
+        self.set(out, Sym::Quant(y));
+        Ok(())
+    }
+
+    /// Sigmoid, Tanh, HardSigmoid, HardSwish, LeakyRelu on a dequantized
+    /// tensor: pending until the QuantizeLinear after it gives the output's
+    /// quantization, then `Op::Lut` (what ORT computes in float between DQ
+    /// and Q, or fuses into its QLinear lookup ops: the same table).
+    fn float_unary(&mut self, who: &Who, n: &NodeProto) -> Result<()> {
+        let f = match n.op_type() {
+            "Sigmoid" => {
+                known_attrs(who, n, &[])?;
+                UnaryFn::Sigmoid
+            }
+            "Tanh" => {
+                known_attrs(who, n, &[])?;
+                UnaryFn::Tanh
+            }
+            "HardSwish" => {
+                known_attrs(who, n, &[])?;
+                UnaryFn::HardSwish
+            }
+            "HardSigmoid" => {
+                known_attrs(who, n, &["alpha", "beta"])?;
+                UnaryFn::HardSigmoid {
+                    alpha: attr_float(who, n, "alpha")?.unwrap_or(0.2),
+                    beta: attr_float(who, n, "beta")?.unwrap_or(0.5),
+                }
+            }
+            _ => {
+                known_attrs(who, n, &["alpha"])?;
+                UnaryFn::LeakyRelu { alpha: attr_float(who, n, "alpha")?.unwrap_or(0.01) }
+            }
+        };
+        match self.input(who, n, 0)? {
+            Sym::Deq(src) => {
+                self.known_quant(who, src.v)?;
+                let p = Pending {
+                    who: who.clone(),
+                    op: Op::Lut(f),
+                    inputs: vec![src],
+                    lo: f32::NEG_INFINITY,
+                    hi: f32::INFINITY,
+                };
+                let out = self.output(who, n)?;
+                self.set(out, Sym::Pending(Rc::new(p)));
+                Ok(())
+            }
+            _ => self.not_quantized(who, n),
+        }
+    }
+
+    /// Resize (opset 11 and later), nearest, of H and W: the source index of
+    /// every output row and column computed as ONNX Runtime's CPU kernel
+    /// does (binary32 coordinate transform, then the nearest mode, clamped).
+    /// On a quantized tensor, or a dequantized one (QDQ: it commutes with
+    /// dequantization; a QuantizeLinear into another quantization after it
+    /// becomes a requantization table).
+    fn resize(&mut self, who: &Who, n: &NodeProto) -> Result<()> {
+        known_attrs(
+            who,
+            n,
+            &[
+                "mode",
+                "coordinate_transformation_mode",
+                "nearest_mode",
+                "cubic_coeff_a",
+                "exclude_outside",
+                "extrapolation_value",
+                "antialias",
+                "keep_aspect_ratio_policy",
+            ],
+        )?;
+        let mode = attr_str(who, n, "mode")?.unwrap_or_else(|| "nearest".into());
+        if mode != "nearest" {
+            return Err(who.unsupported(format!(
+                "Resize mode `{mode}` (only nearest: a linear resize mixes neighbours in float, which the \
+                 post-processor's tables cannot reproduce)"
+            )));
+        }
+        if n.input.len() < 3 {
+            return Err(who.unsupported("Resize without its roi/scales/sizes inputs (opset 10)"));
+        }
+        if attr_int(who, n, "antialias")?.unwrap_or(0) != 0 {
+            return Err(who.unsupported("Resize with antialias"));
+        }
+        let policy = attr_str(who, n, "keep_aspect_ratio_policy")?.unwrap_or_else(|| "stretch".into());
+        if policy != "stretch" {
+            return Err(who.unsupported(format!("Resize keep_aspect_ratio_policy `{policy}`")));
+        }
+        let coord = attr_str(who, n, "coordinate_transformation_mode")?.unwrap_or_else(|| "half_pixel".into());
+        let nearest = attr_str(who, n, "nearest_mode")?.unwrap_or_else(|| "round_prefer_floor".into());
+        let (src, deq) = match self.input(who, n, 0)? {
+            Sym::Quant(v) => (v, None),
+            Sym::Deq(s) => (s.v, Some(s)),
+            _ => return self.not_quantized(who, n),
+        };
+        let shape = self.g.values[src].shape.clone();
+        let [nb, c, h, w] = shape[..] else {
+            return Err(who.unsupported(format!("Resize of a rank-{} tensor (only NCHW)", shape.len())));
+        };
+        let sizes = if n.input.len() > 3 && !n.input[3].is_empty() {
+            let (t, name) = self.konst(who, n, 3, "sizes")?;
+            Some(t.as_i64().ok_or_else(|| who.invalid(format!("sizes `{name}` is not an integer tensor")))?)
+        } else {
+            None
+        };
+        let (oh, ow, sh, sw) = match sizes {
+            Some(s) => {
+                if s.len() != 4 || s[0] != nb as i64 || s[1] != c as i64 || s[2] < 1 || s[3] < 1 {
+                    return Err(who.unsupported(format!("Resize sizes {s:?} (only H and W of NCHW change)")));
+                }
+                let (oh, ow) = (s[2] as usize, s[3] as usize);
+                (oh, ow, oh as f32 / h as f32, ow as f32 / w as f32)
+            }
+            None => {
+                let (t, name) = self.konst(who, n, 2, "scales")?;
+                let sc = match &t.data {
+                    Data::F32(v) if v.len() == 4 => v.clone(),
+                    _ => return Err(who.invalid(format!("scales `{name}` must be 4 floats"))),
+                };
+                if sc[0] != 1.0 || sc[1] != 1.0 || !(sc[2] > 0.0 && sc[3] > 0.0) {
+                    return Err(who.unsupported(format!("Resize scales {sc:?} (only H and W of NCHW change)")));
+                }
+                // ORT: static_cast<int64_t>(scale * input_dim), in binary32.
+                let (oh, ow) = ((sc[2] * h as f32) as usize, (sc[3] * w as f32) as usize);
+                if oh == 0 || ow == 0 || oh > 1 << 16 || ow > 1 << 16 {
+                    return Err(who.unsupported(format!("Resize to {oh} x {ow}")));
+                }
+                (oh, ow, sc[2], sc[3])
+            }
+        };
+        let rows = nearest_indices(who, oh, h, sh, &coord, &nearest)?;
+        let cols = nearest_indices(who, ow, w, sw, &coord, &nearest)?;
+        let out = self.output(who, n)?;
+        let y = self.emit_same(who, Op::Resize { rows, cols }, vec![src], out)?;
+        let sym = match deq {
+            Some(_) => Sym::Deq(Source { v: y, node: who.node.clone(), out: out.to_string() }),
+            None => Sym::Quant(y),
+        };
+        self.set(out, sym);
         Ok(())
     }
 
@@ -1292,6 +1461,30 @@ impl<'m> Ctx<'m> {
         for &v in &ins[1..] {
             let same =
                 self.g.values[v].ty == self.g.values[x].ty && self.g.values[v].quant.is_some_and(|h| same_quant(h, q));
+            if !same && deq == Some(true) {
+                // DQ -> Concat -> Q of differently quantized inputs: each is
+                // requantized into the QuantizeLinear's quantization.
+                known_attrs(who, n, &["axis"])?;
+                let a = attr_int(who, n, "axis")?.ok_or_else(|| who.invalid("missing axis"))?;
+                let axis = axis_in(who, "axis", a, self.g.values[x].shape.len())?;
+                let mut inputs = Vec::new();
+                for i in 0..count {
+                    match self.input(who, n, i)? {
+                        Sym::Deq(src) => inputs.push(src),
+                        _ => return self.not_quantized(who, n),
+                    }
+                }
+                let p = Pending {
+                    who: who.clone(),
+                    op: Op::Concat { axis },
+                    inputs,
+                    lo: f32::NEG_INFINITY,
+                    hi: f32::INFINITY,
+                };
+                let out = self.output(who, n)?;
+                self.set(out, Sym::Pending(Rc::new(p)));
+                return Ok(());
+            }
             if !same {
                 return Err(who.unsupported(format!(
                     "Concat of tensors in different quantizations (`{}` and `{}`)",
@@ -1692,4 +1885,50 @@ fn compact(g: &mut Graph) {
             *v = map[*v];
         }
     }
+}
+
+/// The source index of each of `out` positions along an axis of `inp`, as
+/// ONNX Runtime's CPU Resize computes it for nearest mode: the coordinate
+/// transform in binary32, the nearest mode, then clamped to the input.
+fn nearest_indices(who: &Who, out: usize, inp: usize, scale: f32, coord: &str, nearest: &str) -> Result<Vec<usize>> {
+    let (lr, lo) = (out as f32, inp as f32);
+    let mut v = Vec::with_capacity(out);
+    for o in 0..out {
+        let xr = o as f32;
+        let x: f32 = match coord {
+            "half_pixel" => (xr + 0.5) / scale - 0.5,
+            "asymmetric" => xr / scale,
+            "pytorch_half_pixel" => {
+                if lr > 1.0 {
+                    (xr + 0.5) / scale - 0.5
+                } else {
+                    0.0
+                }
+            }
+            "tf_half_pixel_for_nn" => (xr + 0.5) / scale,
+            "align_corners" => {
+                if lr == 1.0 {
+                    0.0
+                } else {
+                    xr * (lo - 1.0) / (lr - 1.0)
+                }
+            }
+            other => return Err(who.unsupported(format!("Resize coordinate_transformation_mode `{other}`"))),
+        };
+        let i = match nearest {
+            "round_prefer_floor" => {
+                if x == (x as i64) as f32 + 0.5 {
+                    x.floor()
+                } else {
+                    x.round()
+                }
+            }
+            "round_prefer_ceil" => x.round(),
+            "floor" => x.floor(),
+            "ceil" => x.ceil(),
+            other => return Err(who.unsupported(format!("Resize nearest_mode `{other}`"))),
+        };
+        v.push((i as i64).clamp(0, inp as i64 - 1) as usize);
+    }
+    Ok(v)
 }

@@ -17,8 +17,10 @@
 //! `QLinearMatMul`, `com.microsoft` `QGemm` (`transA = 0`, `transB` 0 or 1,
 //! `alpha = 1`, quantized output), `com.microsoft` `QLinearAdd`,
 //! `QLinearAveragePool`, `QLinearGlobalAveragePool`, `QLinearConcat`
-//! (inputs already in the output's quantization), `MaxPool`, `Flatten`,
-//! `Reshape`, `Transpose`, `Concat`, `Identity` and `Constant` on quantized
+//! (inputs in other quantizations are requantized, as ORT does, through a
+//! table), `QLinearSigmoid` and `QLinearLeakyRelu` (`Op::Lut`), `MaxPool`, `Flatten`,
+//! `Reshape`, `Transpose`, `Concat`, `Resize` (nearest, opset 11+, H and W;
+//! source indices as ORT's CPU kernel computes them), `Identity` and `Constant` on quantized
 //! tensors, and `Relu` / `Clip` on quantized tensors. The latter keep
 //! ONNX's meaning for integer tensors: `Relu` is `max(q, 0)` on the stored
 //! integers, `Clip` clamps to its integer bounds; both become the clamp of
@@ -50,7 +52,15 @@
 //!   f32 product): the IR keeps the integer bias and that implied scale.
 //! - Activations int8 or uint8, per-tensor scale and zero point, scales
 //!   finite and positive. A change of quantization between two ops that
-//!   only move data (requantization) is not expressible.
+//!   only move data (DQ -> Q into another quantization) is an `Op::Lut` of
+//!   the identity.
+//! - Element-wise float ops between DQ and Q — `Sigmoid`, `Tanh`,
+//!   `HardSigmoid`, `HardSwish`, `LeakyRelu`, and `Relu` / `Clip` whose
+//!   Q has another quantization than the DQ — become `Op::Lut`, a 256-entry
+//!   table computed as ORT computes the op (`crate::lut`); so does a
+//!   `Concat` of differently quantized dequantized inputs (each input
+//!   requantized into the Q's quantization). A `Relu`/`Clip` between such an
+//!   op and its Q is refused.
 //! - Element types int8, uint8, int32, float (and int64 for shapes).
 //! - Graph inputs are float (then quantized by a `QuantizeLinear`) or
 //!   int8/uint8; a quantized input takes its scale and zero point from the
