@@ -42,6 +42,9 @@ enum Mapping {
     Dense { blocks_per_group: usize, out_per_group: usize },
     /// Tile `j` reads input block `j`, weights on the diagonal.
     Depthwise,
+    /// One group, the kernel row's taps packed into the scratchpad row
+    /// (see [`Geometry::packed`]): tile `j` reads every packed block.
+    Packed,
 }
 
 /// A convolution's geometry on the band path.
@@ -59,11 +62,46 @@ struct Geometry {
     cout: usize,
     /// Array columns (= a scratchpad row's values = a tile's k).
     dim: usize,
+    /// Few input channels: a band row holds, per output column, the `kw · cin`
+    /// bytes of its kernel row's window (one DRAM request each), so a tile
+    /// reduces over taps and channels at once (a 7x7 stem on 3 channels
+    /// streams 7 × 2 tiles per output tile rather than 49 three-row ones).
+    packed: bool,
 }
 
 impl Geometry {
+    /// Channel blocks of a band element (a padded pixel, or a packed window row).
     fn in_blocks(&self) -> usize {
-        self.cin.div_ceil(self.dim)
+        if self.packed {
+            (self.kernel[1] * self.cin).div_ceil(self.dim)
+        } else {
+            self.cin.div_ceil(self.dim)
+        }
+    }
+    /// Band elements per input row.
+    fn row_elems(&self) -> usize {
+        if self.packed {
+            self.ow
+        } else {
+            self.wp
+        }
+    }
+    /// The first scratchpad row (from the band's start) term `(tap, block)`
+    /// reads for output pixel (0, 0), in a band of `nin` input rows.
+    fn term_row(&self, tap: [usize; 2], block: usize, nin: usize) -> usize {
+        if self.packed {
+            (tap[0] * self.dilations[0] * self.in_blocks() + block) * self.ow
+        } else {
+            block * nin * self.wp + tap[0] * self.dilations[0] * self.wp + tap[1] * self.dilations[1] + self.off[1]
+        }
+    }
+    /// The matmul pattern's row step and group step.
+    fn steps(&self) -> (usize, usize) {
+        if self.packed {
+            (1, self.strides[0] * self.in_blocks() * self.ow)
+        } else {
+            (self.strides[1], self.strides[0] * self.wp)
+        }
     }
     fn out_tiles(&self) -> usize {
         self.cout.div_ceil(self.dim)
@@ -72,9 +110,9 @@ impl Geometry {
     fn band_in_rows(&self, rows: usize) -> usize {
         (rows - 1) * self.strides[0] + (self.kernel[0] - 1) * self.dilations[0] + 1
     }
-    /// Scratchpad rows of such a band: every pixel, every channel block.
+    /// Scratchpad rows of such a band: every element, every block.
     fn band_spad_rows(&self, rows: usize) -> usize {
-        self.band_in_rows(rows) * self.wp * self.in_blocks()
+        self.band_in_rows(rows) * self.row_elems() * self.in_blocks()
     }
 }
 
@@ -101,15 +139,20 @@ fn terms(c: &ConvParams, g: &Geometry, map: &Mapping) -> Vec<Vec<Term>> {
             let mut v = Vec::new();
             for ky in 0..kh {
                 for kx in 0..kw {
+                    if matches!(map, Mapping::Packed) && kx > 0 {
+                        continue; // the row's taps are inside the packed blocks
+                    }
                     let blocks: Vec<usize> = match map {
                         Mapping::Dense { blocks_per_group, out_per_group } => {
                             let grp = j * dim / out_per_group;
                             (grp * blocks_per_group..(grp + 1) * blocks_per_group).collect()
                         }
                         Mapping::Depthwise => vec![j],
+                        Mapping::Packed => (0..g.in_blocks()).collect(),
                     };
+                    let width = if g.packed { kw * g.cin } else { g.cin };
                     for block in blocks {
-                        let k = dim.min(g.cin - block * dim);
+                        let k = dim.min(width - block * dim);
                         let mut bytes = vec![0u8; k * dim];
                         for r in 0..k {
                             for col in 0..n {
@@ -121,6 +164,10 @@ fn terms(c: &ConvParams, g: &Geometry, map: &Mapping) -> Vec<Vec<Term>> {
                                     }
                                     Mapping::Depthwise if r == col => w(o, 0, ky, kx),
                                     Mapping::Depthwise => 0,
+                                    Mapping::Packed => {
+                                        let i = block * dim + r;
+                                        w(o, i % g.cin, ky, i / g.cin)
+                                    }
                                 };
                                 bytes[r * dim + col] = v as u8;
                             }
@@ -139,6 +186,16 @@ fn terms(c: &ConvParams, g: &Geometry, map: &Mapping) -> Vec<Vec<Term>> {
         })
         .collect()
 }
+
+/// Scratchpad rows per DRAM row of a weight chunk: each LOAD burst is one
+/// DRAM row (WIDE × cols bytes, rows apart by one more beat), so a chunk
+/// never holds the memory queue with 4 KiB bursts and instruction fetch
+/// gets through between them (a contiguous chunk starved small-M layers).
+const WIDE: usize = 16;
+
+/// The largest resident chunk (a LOAD moves at most 65535 DRAM rows, and
+/// scratchpad rows are 16-bit).
+const RESIDENT_CHUNK: usize = 32768;
 
 /// Where everything lives and how the output rows are cut into bands.
 #[derive(Clone, Debug)]
@@ -168,10 +225,11 @@ fn plan(g: &Geometry, weight_rows: usize, max_term_rows: usize, spad: usize, acc
         let out = rows * g.ow * nt;
         let fixed = slots * (band + out);
         let Some(left) = spad.checked_sub(fixed) else { continue };
-        let chunk_rows = if weight_rows <= left {
+        let slot = left / 2 / WIDE * WIDE;
+        let chunk_rows = if weight_rows + WIDE <= left && weight_rows + WIDE <= RESIDENT_CHUNK {
             None
-        } else if left / 2 >= max_term_rows * 8 || (rows == 1 && left / 2 >= max_term_rows) {
-            Some(left / 2)
+        } else if slot >= max_term_rows * 8 || (rows == 1 && slot >= max_term_rows) {
+            Some(slot)
         } else {
             continue;
         };
@@ -191,6 +249,31 @@ fn plan(g: &Geometry, weight_rows: usize, max_term_rows: usize, spad: usize, acc
         });
     }
     None
+}
+
+/// Whether packing the kernel row's taps (`Geometry::packed`) beats plain
+/// pixels: fewer matmul rows, unless the one-request-per-window loads
+/// (`latency / outstanding` cycles each at best) take longer still.
+fn packing_pays(g: &Geometry, cfg: &isa::HwConfig) -> bool {
+    let [kh, kw] = g.kernel;
+    if g.dilations[1] != 1 || kw == 1 {
+        return false;
+    }
+    let plain_blocks = kw * g.cin.div_ceil(g.dim);
+    let packed_blocks = (kw * g.cin).div_ceil(g.dim);
+    if packed_blocks >= plain_blocks {
+        return false;
+    }
+    let (m, nt) = ((g.oh * g.ow) as f64, g.out_tiles() as f64);
+    let w = cfg.dram.bytes_per_cycle as f64;
+    let per_request =
+        (cfg.dram.latency_cycles as f64 + (kw * g.cin) as f64 / w + 1.0) / cfg.dram.max_outstanding as f64;
+    // Each output row reads about `kh` window rows (bands share few).
+    let requests = (g.oh * g.ow) as f64 * (g.strides[0].max(1) as f64).max(kh as f64 / 2.0);
+    let packed = (m * nt * (kh * packed_blocks) as f64).max(requests * per_request);
+    let in_bytes = (g.oh * g.strides[0] * g.wp * g.cin) as f64;
+    let plain = (m * nt * (kh * plain_blocks) as f64).max(in_bytes / w);
+    packed < plain
 }
 
 /// Lowers `c` on the band path, or returns `None` when it does not apply
@@ -225,7 +308,7 @@ pub(super) fn lower(
         return Ok(None);
     };
     let [pt, pl, _, _] = c.pads;
-    let g = Geometry {
+    let mut g = Geometry {
         wp: w + 2 * halo,
         cin,
         off: [halo - pt, halo - pl],
@@ -236,8 +319,19 @@ pub(super) fn lower(
         ow,
         cout,
         dim,
+        packed: false,
     };
-    if g.strides[1] > u8::MAX as usize || g.strides[0] * g.wp > u16::MAX as usize {
+    let map = if map
+        == (Mapping::Dense { blocks_per_group: cin.div_ceil(dim), out_per_group: m_out.div_ceil(dim) * dim })
+        && groups == 1
+        && packing_pays(&g, cx.cfg)
+    {
+        g.packed = true;
+        Mapping::Packed
+    } else {
+        map
+    };
+    if g.strides[1] > u8::MAX as usize || g.steps().1 > u16::MAX as usize {
         return Ok(None);
     }
     let terms = terms(c, &g, &map);
@@ -259,13 +353,15 @@ pub(super) fn lower(
         .collect();
     let scale: Vec<f32> = (0..cout).map(|o| numerics::requant_scale(qx.scale, c.w_scale[o], qy.scale)).collect();
     let params_addr = cx.mem.alloc_bytes(&gemm::pack_params(&folded, &scale, dim));
-    let stream: Vec<u8> = terms.iter().flatten().flat_map(|t| t.bytes.iter().copied()).collect();
-    let weights_addr = cx.mem.alloc_bytes(&stream);
+    let flat: Vec<&Term> = terms.iter().flatten().collect();
+    let chunks = chunk_terms(&flat, p.chunk_rows.unwrap_or(RESIDENT_CHUNK), dim);
+    let weights_addr = cx.mem.alloc_bytes(&weight_image(&flat, &chunks, dim));
 
     let job = Job {
         g: &g,
         p: &p,
         terms: &terms,
+        chunks: &chunks,
         in_addr: inb.addr,
         out: OutTarget { addr: outb.addr, wp: ow + 2 * out_halo, halo: out_halo },
         params_addr,
@@ -297,6 +393,7 @@ struct Job<'a> {
     g: &'a Geometry,
     p: &'a Plan,
     terms: &'a [Vec<Term>],
+    chunks: &'a [Chunk],
     in_addr: u64,
     out: OutTarget,
     params_addr: u64,
@@ -306,13 +403,65 @@ struct Job<'a> {
 }
 
 /// A weight chunk: terms `[t0, t1)` of the per-band stream (flattened
-/// over output tiles), its rows from the stream's start.
+/// over output tiles), its rows (padded to whole DRAM rows of `WIDE`)
+/// from the stream's start, and its DRAM image's offset.
 #[derive(Clone, Copy, Debug)]
 struct Chunk {
     t0: usize,
     t1: usize,
     row0: usize,
     rows: usize,
+    dram: usize,
+}
+
+impl Chunk {
+    fn padded(&self) -> usize {
+        self.rows.div_ceil(WIDE) * WIDE
+    }
+}
+
+/// The terms cut into chunks of at most `cap` scratchpad rows.
+fn chunk_terms(flat: &[&Term], cap: usize, dim: usize) -> Vec<Chunk> {
+    let mut v: Vec<Chunk> = Vec::new();
+    let mut t0 = 0;
+    let mut rows = 0;
+    let close = |v: &mut Vec<Chunk>, t0: usize, t1: usize, rows: usize| {
+        let (row0, dram) =
+            v.last().map_or((0, 0), |c| (c.row0 + c.padded(), c.dram + c.padded() / WIDE * (WIDE + 1) * dim));
+        v.push(Chunk { t0, t1, row0, rows, dram });
+    };
+    for (t, term) in flat.iter().enumerate() {
+        if rows + term.k > cap && rows > 0 {
+            close(&mut v, t0, t, rows);
+            (t0, rows) = (t, 0);
+        }
+        rows += term.k;
+    }
+    close(&mut v, t0, flat.len(), rows);
+    v
+}
+
+/// The weights' DRAM image: per chunk, DRAM row `y` holds its scratchpad
+/// rows `b · Y + y` for `b < WIDE` (`Y` = DRAM rows), then a gap of one
+/// row's `dim` bytes — the order a LOAD of `WIDE · dim` columns, column-
+/// blocked, writes back as consecutive scratchpad rows.
+fn weight_image(flat: &[&Term], chunks: &[Chunk], dim: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in chunks {
+        let rows: Vec<u8> = flat[c.t0..c.t1].iter().flat_map(|t| t.bytes.iter().copied()).collect();
+        let y_rows = c.padded() / WIDE;
+        for y in 0..y_rows {
+            for b in 0..WIDE {
+                let r = b * y_rows + y;
+                match rows.get(r * dim..(r + 1) * dim) {
+                    Some(row) => out.extend_from_slice(row),
+                    None => out.extend(std::iter::repeat_n(0u8, dim)),
+                }
+            }
+            out.extend(std::iter::repeat_n(0u8, dim));
+        }
+    }
+    out
 }
 
 /// The three queues' streams being built, with the token bookkeeping.
@@ -328,9 +477,18 @@ struct Streams {
 
 impl Streams {
     /// A LOAD that signals COMPUTE when done; returns its item index.
-    fn load(&mut self, mut l: ins::Load, wait_release: bool) -> usize {
-        l.deps = Deps { push_next: true, pop_next: wait_release, ..Deps::NONE };
-        self.program.push(Instr::from(l));
+    fn load(&mut self, l: ins::Load, wait_release: bool) -> usize {
+        self.load_group(vec![l], wait_release)
+    }
+
+    /// LOADs that make one item: the first waits for the release, the last
+    /// signals (LOADs finish in order).
+    fn load_group(&mut self, mut ls: Vec<ins::Load>, wait_release: bool) -> usize {
+        let n = ls.len();
+        for (i, l) in ls.iter_mut().enumerate() {
+            l.deps = Deps { push_next: i + 1 == n, pop_next: wait_release && i == 0, ..Deps::NONE };
+        }
+        self.program.extend(ls.into_iter().map(Instr::from));
         self.loads += 1;
         self.loads - 1
     }
@@ -355,28 +513,12 @@ impl Streams {
 }
 
 impl Job<'_> {
-    fn chunks(&self) -> Vec<Chunk> {
-        let flat: Vec<&Term> = self.terms.iter().flatten().collect();
-        let cap = self.p.chunk_rows.unwrap_or(usize::MAX);
-        let mut v = Vec::new();
-        let (mut t0, mut row0, mut rows) = (0, 0, 0);
-        for (t, term) in flat.iter().enumerate() {
-            if rows + term.k > cap.min(u16::MAX as usize) && rows > 0 {
-                v.push(Chunk { t0, t1: t, row0, rows });
-                (t0, row0, rows) = (t, row0 + rows, 0);
-            }
-            rows += term.k;
-        }
-        v.push(Chunk { t0, t1: flat.len(), row0, rows });
-        v
-    }
-
     fn emit(&self) -> (Vec<Instr>, u64) {
         let (g, p) = (self.g, self.p);
         let dim = g.dim;
         let nt = g.out_tiles();
         let flat: Vec<&Term> = self.terms.iter().flatten().collect();
-        let chunks = self.chunks();
+        let chunks = self.chunks;
         let streaming = p.chunk_rows.is_some();
         let nch = chunks.len();
         let mut s = Streams::default();
@@ -403,19 +545,34 @@ impl Job<'_> {
             };
             ins::Load {
                 buf: ins::BUF_SPAD,
-                dram: (self.weights_addr + (c.row0 * dim) as u64) as u32,
-                stride: dim as u32,
-                rows: c.rows as u16,
-                cols: dim as u16,
+                dram: (self.weights_addr + c.dram as u64) as u32,
+                stride: ((WIDE + 1) * dim) as u32,
+                rows: (c.padded() / WIDE) as u16,
+                cols: (WIDE * dim) as u16,
                 addr,
                 ..Default::default()
             }
         };
         let band_rows = |b: usize| p.rows.min(g.oh - b * p.rows);
-        let band_load = |b: usize| -> ins::Load {
+        let band_load = |b: usize| -> Vec<ins::Load> {
             let r0 = g.off[0] + b * p.rows * g.strides[0];
             let nin = g.band_in_rows(band_rows(b));
-            ins::Load {
+            if g.packed {
+                // One LOAD per input row: output column x's window row.
+                let kb = g.in_blocks();
+                return (0..nin)
+                    .map(|r| ins::Load {
+                        buf: ins::BUF_SPAD,
+                        dram: (self.in_addr + (((r0 + r) * g.wp + g.off[1]) * g.cin) as u64) as u32,
+                        stride: (g.strides[1] * g.cin) as u32,
+                        rows: g.ow as u16,
+                        cols: (g.kernel[1] * g.cin) as u16,
+                        addr: p.band_buf[b % 2] + (r * kb * g.ow) as u16,
+                        ..Default::default()
+                    })
+                    .collect();
+            }
+            vec![ins::Load {
                 buf: ins::BUF_SPAD,
                 dram: (self.in_addr + (r0 * g.wp * g.cin) as u64) as u32,
                 stride: g.cin as u32,
@@ -423,7 +580,7 @@ impl Job<'_> {
                 cols: g.cin as u16,
                 addr: p.band_buf[b % 2],
                 ..Default::default()
-            }
+            }]
         };
 
         // Item indices: LOAD items in program order.
@@ -439,7 +596,7 @@ impl Job<'_> {
             ..Default::default()
         };
         s.load(params, false);
-        band_item[0] = s.load(band_load(0), false);
+        band_item[0] = s.load_group(band_load(0), false);
         if streaming {
             // Chunk (b, q) is global chunk b·nch + q; the first two need no release.
             for gq in 0..2.min(p.bands * nch) {
@@ -451,7 +608,7 @@ impl Job<'_> {
             }
         }
         if p.bands > 1 {
-            band_item[1] = s.load(band_load(1), false);
+            band_item[1] = s.load_group(band_load(1), false);
         }
         let item_of_term = |chunk_item: &Vec<Vec<usize>>, b: usize, t: usize| {
             if streaming {
@@ -485,16 +642,13 @@ impl Job<'_> {
             let rows = band_rows(b);
             let m = rows * g.ow;
             let nin = g.band_in_rows(rows);
-            let y_band = nin * g.wp;
             let mut t = 0usize;
             for j in 0..nt {
                 let acc = p.acc_buf[tile_count % 2];
                 tile_count += 1;
                 for (idx, term) in self.terms[j].iter().enumerate() {
-                    let a = p.band_buf[b % 2] as usize
-                        + term.block * y_band
-                        + term.tap[0] * g.dilations[0] * g.wp
-                        + term.tap[1] * g.dilations[1];
+                    let a = p.band_buf[b % 2] as usize + g.term_row(term.tap, term.block, nin);
+                    let (step, gstep) = g.steps();
                     let mut mm = ins::Matmul {
                         a: a as u16,
                         m: m as u16,
@@ -502,13 +656,11 @@ impl Job<'_> {
                         accumulate: (idx > 0) as u8,
                         swap: 1,
                         in_type: self.a_unsigned as u8,
-                        a_stride: g.strides[1] as u8,
+                        a_stride: step as u8,
                         a_group: g.ow as u16,
-                        a_gstride: (g.strides[0] * g.wp) as u16,
+                        a_gstride: gstep as u16,
                         ..Default::default()
                     };
-                    // The band's horizontal offset: padded column `off` is the conv's column 0.
-                    mm.a += g.off[1] as u16;
                     let mut deps = Deps::NONE;
                     s.need(band_item[b], &mut deps);
                     // Preload the next tile (this band's or the next band's first).
@@ -552,11 +704,11 @@ impl Job<'_> {
                         chunk_item[b2][q2] = s.load(chunk_load(b2, q2), true);
                         if last_of_band && b + 2 < p.bands {
                             // Ordered after the chunk's wait: band b is free too.
-                            band_item[b + 2] = s.load(band_load(b + 2), false);
+                            band_item[b + 2] = s.load_group(band_load(b + 2), false);
                         }
                     }
                     if !streaming && last_of_band && b + 2 < p.bands {
-                        band_item[b + 2] = s.load(band_load(b + 2), true);
+                        band_item[b + 2] = s.load_group(band_load(b + 2), true);
                     }
                     t += 1;
                 }
@@ -744,6 +896,26 @@ mod tests {
         check(grouped, 3, |cfg| 8 % cfg.array.cols == 0);
         // Channel multiplier 2: not depthwise, not aligned: the im2col GEMM.
         check(Case { groups: 3, ..case(3, 6, [5, 5], [3, 3], [1, 1], [1; 4]) }, 4, |_| false);
+    }
+
+    /// Few input channels: the kernel row's windows are packed (overlapping
+    /// LOAD rows, stride < row), and the result is still exact.
+    #[test]
+    fn few_channel_convs_pack_the_kernel_row() {
+        for (i, c) in [
+            case(3, 20, [23, 21], [7, 7], [2, 2], [3; 4]),
+            Case { u8_in: true, ..case(3, 40, [17, 16], [3, 3], [2, 2], [1, 0, 1, 1]) },
+            case(1, 5, [9, 8], [3, 5], [1, 1], [1, 2, 1, 2]),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            check(c, 30 + i as u64, |_| true);
+            let cfg = HwConfig::default_16x16();
+            let (_, _, code) = run_step(&c.text(30 + i as u64), &cfg);
+            let packed = code.iter().any(|i| matches!(i, isa::instr::Instr::Load(l) if l.stride < l.cols as u32));
+            assert!(packed, "{c:?}: windows not packed");
+        }
     }
 
     /// Maps wider than one band and weights that stream in chunks (the 4x4's
