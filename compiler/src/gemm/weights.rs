@@ -13,13 +13,18 @@ use isa::instr::{self as ins, Deps, Instr};
 pub enum WeightFormat {
     /// One int8 per weight, zeros included.
     DenseI8,
+    /// A convolution's band stream (`lower::conv_band`): int8 tiles per
+    /// (output tile, tap, input block), depthwise ones diagonal.
+    BandI8,
+    /// The same with a kernel row's taps packed into each tile's rows.
+    BandRowsI8,
 }
 
 impl WeightFormat {
     /// The ISA's `wfmt` field for tiles of this format.
     pub fn wfmt(self) -> u8 {
         match self {
-            WeightFormat::DenseI8 => ins::WFMT_I8,
+            WeightFormat::DenseI8 | WeightFormat::BandI8 | WeightFormat::BandRowsI8 => ins::WFMT_I8,
         }
     }
 }
