@@ -164,6 +164,9 @@ fn unpack_b(p: &PackedRef, offset: u64, k: usize, n: usize, data: &[u8]) -> Resu
     let len = match p.format {
         WeightFormat::DenseI8 => dense_i8_packed_len(k, n, p.tile_n),
         WeightFormat::StreamI8 => stream_i8_packed_len(k, n, stream_tile),
+        WeightFormat::BandI8 | WeightFormat::BandRowsI8 => {
+            return Err(format!("{:?} does not pack a GEMM's B", p.format));
+        }
     }
     .ok_or_else(|| format!("{k} x {n} weights overflow"))?;
     let at = usize::try_from(offset).ok();
@@ -173,12 +176,16 @@ fn unpack_b(p: &PackedRef, offset: u64, k: usize, n: usize, data: &[u8]) -> Resu
     let b = match p.format {
         WeightFormat::DenseI8 => unpack_dense_i8(bytes, k, n, p.tile_n),
         WeightFormat::StreamI8 => unpack_stream_i8(bytes, k, n, stream_tile),
+        WeightFormat::BandI8 | WeightFormat::BandRowsI8 => unreachable!("refused above"),
     };
     Ok(b.expect("the length is the packed length"))
 }
 
 /// A convolution's weights `[m, cg, kh, kw]` from its groups' packed B.
 fn unpack_conv(p: &PackedRef, w_shape: [usize; 4], groups: usize, data: &[u8]) -> Result<Vec<i8>, String> {
+    if let WeightFormat::BandI8 | WeightFormat::BandRowsI8 = p.format {
+        return unpack_band(p, w_shape, groups, data);
+    }
     let [m_out, cg, kh, kw] = w_shape;
     if groups == 0 || m_out % groups != 0 || p.offsets.len() != groups || p.perm.is_some() {
         return Err(format!(
@@ -198,6 +205,21 @@ fn unpack_conv(p: &PackedRef, w_shape: [usize; 4], groups: usize, data: &[u8]) -
         conv_group_from_b(&b, w_shape, groups, g, &mut weights);
     }
     Ok(weights)
+}
+
+/// A band convolution's weights from its stream image (one offset; the
+/// image's length follows from the shapes and the tile width).
+fn unpack_band(p: &PackedRef, w_shape: [usize; 4], groups: usize, data: &[u8]) -> Result<Vec<i8>, String> {
+    let [offset] = p.offsets[..] else {
+        return Err(format!("{} offsets for a band convolution's weights, which have one", p.offsets.len()));
+    };
+    let at = usize::try_from(offset).ok().filter(|&a| a <= data.len() && p.perm.is_none());
+    let at =
+        at.ok_or_else(|| format!("band weights at data offset {offset} are outside the {} bytes of data", data.len()))?;
+    let packed = p.format == WeightFormat::BandRowsI8;
+    crate::lower::conv_band::unpack_weights(&data[at..], w_shape, groups, p.tile_n, packed).ok_or_else(|| {
+        format!("no {:?} band image of {w_shape:?} weights in {groups} groups at offset {offset}", p.format)
+    })
 }
 
 /// A dense layer's weights `[n, k]` from its packed B.
@@ -230,6 +252,8 @@ fn encode_weights(weights: &[i8], packed: Option<&PackedRef>, w: &mut Writer) {
     w.u8(match p.format {
         WeightFormat::DenseI8 => 0,
         WeightFormat::StreamI8 => 1,
+        WeightFormat::BandI8 => 2,
+        WeightFormat::BandRowsI8 => 3,
     });
     w.len(p.tile_n);
     w.u64s(&p.offsets);
@@ -249,7 +273,8 @@ fn decode_weights(r: &mut Reader<'_>, what: &str) -> Result<WeightsField, Decode
     if r.tag(what, 2)? == 0 {
         return Ok(WeightsField::Raw(r.i8s(what)?));
     }
-    let format = [WeightFormat::DenseI8, WeightFormat::StreamI8][r.tag("weight format", 2)? as usize];
+    let format = [WeightFormat::DenseI8, WeightFormat::StreamI8, WeightFormat::BandI8, WeightFormat::BandRowsI8]
+        [r.tag("weight format", 4)? as usize];
     let [tile_n] = sizes(r, "packed tile width", 1)?;
     let offsets = r.u64s("packed weight offsets")?;
     let perm = if r.bool("row order present")? { Some(r.usizes("row order")?) } else { None };

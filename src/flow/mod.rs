@@ -12,10 +12,13 @@
 //! - [`report`]: the typed report (totals, units, energy, per inference,
 //!   per layer), serialized as the JSON of `docs/schema/report.schema.json`.
 //! - [`sweep`]: the design-space sweep engine (`docs/schema/sweep.schema.json`).
+//! - [`baseline`]: per GEMM layer its shape, ideal cycles, SCALE-Sim's
+//!   weight-stationary cycles and minimal DRAM bytes (the yardsticks).
 //!
 //! Errors are [`FlowError`]: bad input, or a check that failed.
 
 pub mod backend;
+pub mod baseline;
 pub mod check;
 pub mod infer;
 pub mod layers;

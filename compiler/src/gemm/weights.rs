@@ -21,13 +21,20 @@ pub enum WeightFormat {
     /// (`r < tile.k`, zero padded). A k-tile of consecutive columns is
     /// contiguous in DRAM, so any run of columns is one long burst.
     StreamI8,
+    /// A convolution's band stream (`lower::conv_band`): int8 tiles per
+    /// (output tile, tap, input block), depthwise ones diagonal.
+    BandI8,
+    /// The same with a kernel row's taps packed into each tile's rows.
+    BandRowsI8,
 }
 
 impl WeightFormat {
     /// The ISA's `wfmt` field for tiles of this format.
     pub fn wfmt(self) -> u8 {
         match self {
-            WeightFormat::DenseI8 | WeightFormat::StreamI8 => ins::WFMT_I8,
+            WeightFormat::DenseI8 | WeightFormat::StreamI8 | WeightFormat::BandI8 | WeightFormat::BandRowsI8 => {
+                ins::WFMT_I8
+            }
         }
     }
 }

@@ -28,8 +28,9 @@
 
 use super::memory::Buffer;
 use super::Ctx;
-use crate::gemm::{self, LowerError};
+use crate::gemm::{self, LowerError, WeightFormat};
 use crate::ir::{ConvParams, ElemType, ValueId};
+use crate::ir_codec::PackedRef;
 use isa::instr::{self as ins, Deps, Instr, Queue};
 use isa::layout::Layout;
 use isa::numerics;
@@ -42,6 +43,9 @@ enum Mapping {
     Dense { blocks_per_group: usize, out_per_group: usize },
     /// Tile `j` reads input block `j`, weights on the diagonal.
     Depthwise,
+    /// One group, the kernel row's taps packed into the scratchpad row
+    /// (see [`Geometry::packed`]): tile `j` reads every packed block.
+    Packed,
 }
 
 /// A convolution's geometry on the band path.
@@ -59,11 +63,46 @@ struct Geometry {
     cout: usize,
     /// Array columns (= a scratchpad row's values = a tile's k).
     dim: usize,
+    /// Few input channels: a band row holds, per output column, the `kw · cin`
+    /// bytes of its kernel row's window (one DRAM request each), so a tile
+    /// reduces over taps and channels at once (a 7x7 stem on 3 channels
+    /// streams 7 × 2 tiles per output tile rather than 49 three-row ones).
+    packed: bool,
 }
 
 impl Geometry {
+    /// Channel blocks of a band element (a padded pixel, or a packed window row).
     fn in_blocks(&self) -> usize {
-        self.cin.div_ceil(self.dim)
+        if self.packed {
+            (self.kernel[1] * self.cin).div_ceil(self.dim)
+        } else {
+            self.cin.div_ceil(self.dim)
+        }
+    }
+    /// Band elements per input row.
+    fn row_elems(&self) -> usize {
+        if self.packed {
+            self.ow
+        } else {
+            self.wp
+        }
+    }
+    /// The first scratchpad row (from the band's start) term `(tap, block)`
+    /// reads for output pixel (0, 0), in a band of `nin` input rows.
+    fn term_row(&self, tap: [usize; 2], block: usize, nin: usize) -> usize {
+        if self.packed {
+            (tap[0] * self.dilations[0] * self.in_blocks() + block) * self.ow
+        } else {
+            block * nin * self.wp + tap[0] * self.dilations[0] * self.wp + tap[1] * self.dilations[1] + self.off[1]
+        }
+    }
+    /// The matmul pattern's row step and group step.
+    fn steps(&self) -> (usize, usize) {
+        if self.packed {
+            (1, self.strides[0] * self.in_blocks() * self.ow)
+        } else {
+            (self.strides[1], self.strides[0] * self.wp)
+        }
     }
     fn out_tiles(&self) -> usize {
         self.cout.div_ceil(self.dim)
@@ -72,73 +111,197 @@ impl Geometry {
     fn band_in_rows(&self, rows: usize) -> usize {
         (rows - 1) * self.strides[0] + (self.kernel[0] - 1) * self.dilations[0] + 1
     }
-    /// Scratchpad rows of such a band: every pixel, every channel block.
+    /// Scratchpad rows of such a band: every element, every block.
     fn band_spad_rows(&self, rows: usize) -> usize {
-        self.band_in_rows(rows) * self.wp * self.in_blocks()
+        self.band_in_rows(rows) * self.row_elems() * self.in_blocks()
     }
 }
 
-/// One weight tile of the stream: which input block at which tap, its rows.
+/// One weight tile of the stream: output tile `j`, which input block at
+/// which tap, its shape, and whether it holds a non-zero weight.
 #[derive(Clone, Debug)]
 struct Term {
+    j: usize,
     tap: [usize; 2],
     block: usize,
     k: usize,
     n: usize,
-    /// `k` rows of `dim` bytes.
-    bytes: Vec<u8>,
+    live: bool,
 }
 
-/// The terms of every output tile, all-zero tiles skipped (one kept per
-/// output tile so it is written).
-fn terms(c: &ConvParams, g: &Geometry, map: &Mapping) -> Vec<Vec<Term>> {
-    let [m_out, cg, kh, kw] = c.w_shape;
-    let dim = g.dim;
-    let w = |o: usize, ci: usize, ky: usize, kx: usize| c.weights[((o * cg + ci) * kh + ky) * kw + kx];
-    (0..g.out_tiles())
-        .map(|j| {
+/// The mapping a band conv of these weights uses (`packed`: the kernel
+/// row's taps in the scratchpad row), or `None` when none applies.
+fn mapping_of(w_shape: [usize; 4], groups: usize, dim: usize, packed: bool) -> Option<Mapping> {
+    let [m_out, cg, _, _] = w_shape;
+    let mg = m_out / groups.max(1);
+    let cin = cg * groups;
+    Some(if groups == 1 && packed {
+        Mapping::Packed
+    } else if groups == 1 {
+        Mapping::Dense { blocks_per_group: cin.div_ceil(dim), out_per_group: m_out.div_ceil(dim) * dim }
+    } else if cg == 1 && mg == 1 {
+        Mapping::Depthwise
+    } else if cg % dim == 0 && mg % dim == 0 {
+        Mapping::Dense { blocks_per_group: cg / dim, out_per_group: mg }
+    } else {
+        return None;
+    })
+}
+
+/// Every weight tile in stream order (output tile, kernel row, tap, block),
+/// with the index into the weights `[m, cg, kh, kw]` of each tile element
+/// `(r, col)` (`None`: a zero the packing adds). Depends on shapes only, so
+/// the program's recorded graph can unpack the weights from the stream.
+struct TileMap {
+    w_shape: [usize; 4],
+    dim: usize,
+    map: Mapping,
+}
+
+impl TileMap {
+    fn cin(&self) -> usize {
+        match self.map {
+            Mapping::Depthwise => self.w_shape[0],
+            Mapping::Dense { blocks_per_group, out_per_group } => {
+                if out_per_group >= self.w_shape[0] {
+                    self.w_shape[1]
+                } else {
+                    blocks_per_group * self.dim * (self.w_shape[0] / out_per_group)
+                }
+            }
+            Mapping::Packed => self.w_shape[1],
+        }
+    }
+
+    fn terms(&self) -> Vec<Term> {
+        let [m_out, _, kh, kw] = self.w_shape;
+        let dim = self.dim;
+        let width = if self.map == Mapping::Packed { kw * self.cin() } else { self.cin() };
+        let mut v = Vec::new();
+        for j in 0..m_out.div_ceil(dim) {
             let n = dim.min(m_out - j * dim);
-            let mut v = Vec::new();
             for ky in 0..kh {
                 for kx in 0..kw {
-                    let blocks: Vec<usize> = match map {
+                    let blocks: Vec<usize> = match self.map {
                         Mapping::Dense { blocks_per_group, out_per_group } => {
                             let grp = j * dim / out_per_group;
                             (grp * blocks_per_group..(grp + 1) * blocks_per_group).collect()
                         }
                         Mapping::Depthwise => vec![j],
+                        // The row's taps are inside the packed blocks.
+                        Mapping::Packed if kx > 0 => continue,
+                        Mapping::Packed => (0..width.div_ceil(dim)).collect(),
                     };
                     for block in blocks {
-                        let k = dim.min(g.cin - block * dim);
-                        let mut bytes = vec![0u8; k * dim];
-                        for r in 0..k {
-                            for col in 0..n {
-                                let o = j * dim + col;
-                                let v = match map {
-                                    Mapping::Dense { out_per_group, .. } => {
-                                        let ci = block * dim + r - (o / out_per_group) * cg;
-                                        w(o, ci, ky, kx)
-                                    }
-                                    Mapping::Depthwise if r == col => w(o, 0, ky, kx),
-                                    Mapping::Depthwise => 0,
-                                };
-                                bytes[r * dim + col] = v as u8;
-                            }
-                        }
-                        v.push(Term { tap: [ky, kx], block, k, n, bytes });
+                        let k = dim.min(width - block * dim);
+                        v.push(Term { j, tap: [ky, kx], block, k, n, live: true });
                     }
                 }
             }
-            let live: Vec<Term> = v.iter().filter(|t| t.bytes.iter().any(|&b| b != 0)).cloned().collect();
-            if live.is_empty() {
-                v.truncate(1);
-                v
-            } else {
-                live
+        }
+        v
+    }
+
+    /// The weight at element `(r, col)` of tile `t`.
+    fn source(&self, t: &Term, r: usize, col: usize) -> Option<usize> {
+        let [_, cg, kh, kw] = self.w_shape;
+        if r >= t.k || col >= t.n {
+            return None;
+        }
+        let o = t.j * self.dim + col;
+        let (ci, ky, kx) = match self.map {
+            Mapping::Dense { out_per_group, .. } => {
+                (t.block * self.dim + r - (o / out_per_group) * cg, t.tap[0], t.tap[1])
             }
-        })
-        .collect()
+            Mapping::Depthwise if r == col => (0, t.tap[0], t.tap[1]),
+            Mapping::Depthwise => return None,
+            Mapping::Packed => {
+                let i = t.block * self.dim + r;
+                (i % cg, t.tap[0], i / cg)
+            }
+        };
+        Some(((o * cg + ci) * kh + ky) * kw + kx)
+    }
+
+    /// The stream's DRAM image: tiles of `dim` rows (zero padded), WIDE
+    /// tiles a *superblock* whose DRAM row `y` holds row `y` of each of its
+    /// tiles, then one row's `dim` bytes of gap — what a LOAD of `WIDE ·
+    /// dim` columns, column-blocked, writes back as the tiles' rows in order.
+    fn pack(&self, terms: &[Term], weights: &[i8]) -> Vec<u8> {
+        let dim = self.dim;
+        let sbs = terms.len().div_ceil(WIDE);
+        let mut out = vec![0u8; sbs * dim * (WIDE + 1) * dim];
+        for (t, term) in terms.iter().enumerate() {
+            for r in 0..term.k {
+                for col in 0..term.n {
+                    if let Some(i) = self.source(term, r, col) {
+                        out[image_at(t, r, col, dim)] = weights[i] as u8;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The weights back from [`TileMap::pack`]'s image (`None`: wrong length).
+    fn unpack(&self, image: &[u8]) -> Option<Vec<i8>> {
+        let terms = self.terms();
+        let dim = self.dim;
+        if image.len() != terms.len().div_ceil(WIDE) * dim * (WIDE + 1) * dim {
+            return None;
+        }
+        let mut w = vec![0i8; self.w_shape.iter().product()];
+        for (t, term) in terms.iter().enumerate() {
+            for r in 0..term.k {
+                for col in 0..term.n {
+                    if let Some(i) = self.source(term, r, col) {
+                        w[i] = image[image_at(t, r, col, dim)] as i8;
+                    }
+                }
+            }
+        }
+        Some(w)
+    }
 }
+
+/// Byte of tile `t`'s element `(r, col)` in the stream image.
+fn image_at(t: usize, r: usize, col: usize, dim: usize) -> usize {
+    let (sb, b) = (t / WIDE, t % WIDE);
+    (sb * dim + r) * (WIDE + 1) * dim + b * dim + col
+}
+
+/// A band conv's weights `[m, cg, kh, kw]` from the start of `image`, its
+/// stream image (what the program's recorded graph references), or `None`
+/// if the shapes have no band mapping or `image` is shorter than theirs.
+pub(crate) fn unpack_weights(
+    image: &[u8],
+    w_shape: [usize; 4],
+    groups: usize,
+    dim: usize,
+    packed: bool,
+) -> Option<Vec<i8>> {
+    if dim == 0 || groups == 0 || w_shape[0] % groups != 0 {
+        return None;
+    }
+    let volume = w_shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))?;
+    if volume > image.len() {
+        return None;
+    }
+    let map = mapping_of(w_shape, groups, dim, packed)?;
+    let tiles = TileMap { w_shape, dim, map };
+    let len = tiles.terms().len().div_ceil(WIDE) * dim * (WIDE + 1) * dim;
+    tiles.unpack(image.get(..len)?)
+}
+
+/// Scratchpad rows per DRAM row of a weight chunk: each LOAD burst is one
+/// DRAM row (WIDE × cols bytes, rows apart by one more beat), so a chunk
+/// never holds the memory queue with 4 KiB bursts and instruction fetch
+/// gets through between them (a contiguous chunk starved small-M layers).
+const WIDE: usize = 16;
+
+/// The largest resident chunk (a LOAD moves at most 65535 DRAM rows, and
+/// scratchpad rows are 16-bit).
+const RESIDENT_CHUNK: usize = 32768;
 
 /// Where everything lives and how the output rows are cut into bands.
 #[derive(Clone, Debug)]
@@ -156,7 +319,7 @@ struct Plan {
 }
 
 /// The largest band that fits, or `None` when even one output row does not.
-fn plan(g: &Geometry, weight_rows: usize, max_term_rows: usize, spad: usize, accr: usize) -> Option<Plan> {
+fn plan(g: &Geometry, weight_rows: usize, sb_rows: usize, spad: usize, accr: usize) -> Option<Plan> {
     let nt = g.out_tiles();
     let acc_tile = accr.checked_sub(2 * nt)? / 2;
     let max_rows = (acc_tile / g.ow).min(g.oh).min(u16::MAX as usize / g.ow.max(1));
@@ -168,10 +331,11 @@ fn plan(g: &Geometry, weight_rows: usize, max_term_rows: usize, spad: usize, acc
         let out = rows * g.ow * nt;
         let fixed = slots * (band + out);
         let Some(left) = spad.checked_sub(fixed) else { continue };
-        let chunk_rows = if weight_rows <= left {
+        let slot = left / 2 / sb_rows * sb_rows;
+        let chunk_rows = if weight_rows <= left && weight_rows <= RESIDENT_CHUNK {
             None
-        } else if left / 2 >= max_term_rows * 8 || (rows == 1 && left / 2 >= max_term_rows) {
-            Some(left / 2)
+        } else if slot >= 2 * sb_rows || (rows == 1 && slot >= sb_rows) {
+            Some(slot)
         } else {
             continue;
         };
@@ -191,6 +355,31 @@ fn plan(g: &Geometry, weight_rows: usize, max_term_rows: usize, spad: usize, acc
         });
     }
     None
+}
+
+/// Whether packing the kernel row's taps (`Geometry::packed`) beats plain
+/// pixels: fewer matmul rows, unless the one-request-per-window loads
+/// (`latency / outstanding` cycles each at best) take longer still.
+fn packing_pays(g: &Geometry, cfg: &isa::HwConfig) -> bool {
+    let [kh, kw] = g.kernel;
+    if g.dilations[1] != 1 || kw == 1 {
+        return false;
+    }
+    let plain_blocks = kw * g.cin.div_ceil(g.dim);
+    let packed_blocks = (kw * g.cin).div_ceil(g.dim);
+    if packed_blocks >= plain_blocks {
+        return false;
+    }
+    let (m, nt) = ((g.oh * g.ow) as f64, g.out_tiles() as f64);
+    let w = cfg.dram.bytes_per_cycle as f64;
+    let per_request =
+        (cfg.dram.latency_cycles as f64 + (kw * g.cin) as f64 / w + 1.0) / cfg.dram.max_outstanding as f64;
+    // Each output row reads about `kh` window rows (bands share few).
+    let requests = (g.oh * g.ow) as f64 * (g.strides[0].max(1) as f64).max(kh as f64 / 2.0);
+    let packed = (m * nt * (kh * packed_blocks) as f64).max(requests * per_request);
+    let in_bytes = (g.oh * g.strides[0] * g.wp * g.cin) as f64;
+    let plain = (m * nt * (kh * plain_blocks) as f64).max(in_bytes / w);
+    packed < plain
 }
 
 /// Lowers `c` on the band path, or returns `None` when it does not apply
@@ -225,7 +414,7 @@ pub(super) fn lower(
         return Ok(None);
     };
     let [pt, pl, _, _] = c.pads;
-    let g = Geometry {
+    let mut g = Geometry {
         wp: w + 2 * halo,
         cin,
         off: [halo - pt, halo - pl],
@@ -236,16 +425,28 @@ pub(super) fn lower(
         ow,
         cout,
         dim,
+        packed: false,
     };
-    if g.strides[1] > u8::MAX as usize || g.strides[0] * g.wp > u16::MAX as usize {
+    let map = if map
+        == (Mapping::Dense { blocks_per_group: cin.div_ceil(dim), out_per_group: m_out.div_ceil(dim) * dim })
+        && groups == 1
+        && packing_pays(&g, cx.cfg)
+    {
+        g.packed = true;
+        Mapping::Packed
+    } else {
+        map
+    };
+    if g.strides[1] > u8::MAX as usize || g.steps().1 > u16::MAX as usize {
         return Ok(None);
     }
-    let terms = terms(c, &g, &map);
-    let weight_rows: usize = terms.iter().flatten().map(|t| t.k).sum();
-    let max_term_rows = terms.iter().map(|ts| ts.iter().map(|t| t.k).max().unwrap_or(0)).max().unwrap_or(0);
+    let tiles = TileMap { w_shape: c.w_shape, dim, map };
+    let mut terms = tiles.terms();
+    let sb_rows = WIDE * dim;
+    let weight_rows = terms.len().div_ceil(WIDE) * sb_rows;
     let spad = (cx.cfg.spad_rows() as usize).min(u16::MAX as usize + 1);
     let accr = (cx.cfg.acc_rows() as usize).min(u16::MAX as usize + 1);
-    let Some(p) = plan(&g, weight_rows, max_term_rows, spad, accr) else { return Ok(None) };
+    let Some(p) = plan(&g, weight_rows, sb_rows, spad, accr) else { return Ok(None) };
 
     // Parameters: the input zero point folded into the bias with the
     // column sums of the weights, the per-column requantization scale.
@@ -259,13 +460,36 @@ pub(super) fn lower(
         .collect();
     let scale: Vec<f32> = (0..cout).map(|o| numerics::requant_scale(qx.scale, c.w_scale[o], qy.scale)).collect();
     let params_addr = cx.mem.alloc_bytes(&gemm::pack_params(&folded, &scale, dim));
-    let stream: Vec<u8> = terms.iter().flatten().flat_map(|t| t.bytes.iter().copied()).collect();
-    let weights_addr = cx.mem.alloc_bytes(&stream);
+    let weights_addr = cx.mem.alloc_bytes(&tiles.pack(&terms, &c.weights));
+    let chunks = chunk_terms(terms.len(), p.chunk_rows.unwrap_or(RESIDENT_CHUNK) / sb_rows);
+    // All-zero tiles are stored (the image depends on shapes only) but not
+    // streamed; each output tile and each chunk keeps one (so the tile is
+    // written and the chunk's tokens flow).
+    for t in &mut terms {
+        t.live = (0..t.k).any(|r| (0..t.n).any(|col| tiles.source(t, r, col).is_some_and(|i| c.weights[i] != 0)));
+    }
+    for i in 0..terms.len() {
+        let first_of_tile = i == 0 || terms[i - 1].j != terms[i].j;
+        let first_of_chunk = chunks.iter().any(|ch| ch.t0 == i);
+        let tile_dead = terms.iter().filter(|t| t.j == terms[i].j).all(|t| !t.live);
+        let chunk = chunks.iter().find(|ch| (ch.t0..ch.t1).contains(&i)).expect("chunked");
+        let chunk_dead = terms[chunk.t0..chunk.t1].iter().all(|t| !t.live);
+        if (first_of_tile && tile_dead) || (first_of_chunk && chunk_dead) {
+            terms[i].live = true;
+        }
+    }
+    cx.packed_weights = Some(PackedRef {
+        format: if g.packed { WeightFormat::BandRowsI8 } else { WeightFormat::BandI8 },
+        tile_n: dim,
+        offsets: vec![weights_addr],
+        perm: None,
+    });
 
     let job = Job {
         g: &g,
         p: &p,
         terms: &terms,
+        chunks: &chunks,
         in_addr: inb.addr,
         out: OutTarget { addr: outb.addr, wp: ow + 2 * out_halo, halo: out_halo },
         params_addr,
@@ -296,7 +520,8 @@ struct Requant {
 struct Job<'a> {
     g: &'a Geometry,
     p: &'a Plan,
-    terms: &'a [Vec<Term>],
+    terms: &'a [Term],
+    chunks: &'a [Chunk],
     in_addr: u64,
     out: OutTarget,
     params_addr: u64,
@@ -305,14 +530,26 @@ struct Job<'a> {
     requant: Requant,
 }
 
-/// A weight chunk: terms `[t0, t1)` of the per-band stream (flattened
-/// over output tiles), its rows from the stream's start.
+/// A weight chunk: superblocks `[sb0, sb0 + sbs)`, which hold terms `[t0, t1)`.
 #[derive(Clone, Copy, Debug)]
 struct Chunk {
     t0: usize,
     t1: usize,
-    row0: usize,
-    rows: usize,
+    sb0: usize,
+    sbs: usize,
+}
+
+/// `terms` tiles cut into chunks of at most `cap` superblocks.
+fn chunk_terms(terms: usize, cap: usize) -> Vec<Chunk> {
+    let sbs = terms.div_ceil(WIDE);
+    let cap = cap.max(1);
+    (0..sbs)
+        .step_by(cap)
+        .map(|sb0| {
+            let n = cap.min(sbs - sb0);
+            Chunk { t0: sb0 * WIDE, t1: ((sb0 + n) * WIDE).min(terms), sb0, sbs: n }
+        })
+        .collect()
 }
 
 /// The three queues' streams being built, with the token bookkeeping.
@@ -328,9 +565,18 @@ struct Streams {
 
 impl Streams {
     /// A LOAD that signals COMPUTE when done; returns its item index.
-    fn load(&mut self, mut l: ins::Load, wait_release: bool) -> usize {
-        l.deps = Deps { push_next: true, pop_next: wait_release, ..Deps::NONE };
-        self.program.push(Instr::from(l));
+    fn load(&mut self, l: ins::Load, wait_release: bool) -> usize {
+        self.load_group(vec![l], wait_release)
+    }
+
+    /// LOADs that make one item: the first waits for the release, the last
+    /// signals (LOADs finish in order).
+    fn load_group(&mut self, mut ls: Vec<ins::Load>, wait_release: bool) -> usize {
+        let n = ls.len();
+        for (i, l) in ls.iter_mut().enumerate() {
+            l.deps = Deps { push_next: i + 1 == n, pop_next: wait_release && i == 0, ..Deps::NONE };
+        }
+        self.program.extend(ls.into_iter().map(Instr::from));
         self.loads += 1;
         self.loads - 1
     }
@@ -355,67 +601,65 @@ impl Streams {
 }
 
 impl Job<'_> {
-    fn chunks(&self) -> Vec<Chunk> {
-        let flat: Vec<&Term> = self.terms.iter().flatten().collect();
-        let cap = self.p.chunk_rows.unwrap_or(usize::MAX);
-        let mut v = Vec::new();
-        let (mut t0, mut row0, mut rows) = (0, 0, 0);
-        for (t, term) in flat.iter().enumerate() {
-            if rows + term.k > cap.min(u16::MAX as usize) && rows > 0 {
-                v.push(Chunk { t0, t1: t, row0, rows });
-                (t0, row0, rows) = (t, row0 + rows, 0);
-            }
-            rows += term.k;
-        }
-        v.push(Chunk { t0, t1: flat.len(), row0, rows });
-        v
-    }
-
     fn emit(&self) -> (Vec<Instr>, u64) {
         let (g, p) = (self.g, self.p);
         let dim = g.dim;
         let nt = g.out_tiles();
-        let flat: Vec<&Term> = self.terms.iter().flatten().collect();
-        let chunks = self.chunks();
+        let terms = self.terms;
+        let chunks = self.chunks;
         let streaming = p.chunk_rows.is_some();
         let nch = chunks.len();
+        let sb_rows = WIDE * dim;
         let mut s = Streams::default();
 
-        // Scratchpad row of term `t`'s tile for band `b` (chunk slot or resident).
+        // Scratchpad rows of chunk `q` for band `b` (a slot, or resident).
         let chunk_of = |t: usize| chunks.iter().position(|c| t < c.t1).expect("term in a chunk");
+        let chunk_base = |b: usize, q: usize| -> usize {
+            if streaming {
+                ((b * nch + q) % 2) * p.chunk_rows.unwrap()
+            } else {
+                chunks[q].sb0 * sb_rows
+            }
+        };
         let w_row = |b: usize, t: usize| -> u16 {
             let q = chunk_of(t);
-            let c = chunks[q];
-            let within: usize = flat[c.t0..t].iter().map(|t| t.k).sum();
-            if streaming {
-                let slot = (b * nch + q) % 2;
-                p.w_base + (slot * p.chunk_rows.unwrap() + within) as u16
-            } else {
-                p.w_base + (c.row0 + within) as u16
-            }
+            p.w_base + (chunk_base(b, q) + (t - chunks[q].t0) * dim) as u16
         };
-        let chunk_load = |b: usize, q: usize| -> ins::Load {
+        // One LOAD per superblock: DRAM rows of WIDE tile rows.
+        let chunk_load = |b: usize, q: usize| -> Vec<ins::Load> {
             let c = chunks[q];
-            let addr = if streaming {
-                p.w_base + (((b * nch + q) % 2) * p.chunk_rows.unwrap()) as u16
-            } else {
-                p.w_base + c.row0 as u16
-            };
-            ins::Load {
-                buf: ins::BUF_SPAD,
-                dram: (self.weights_addr + (c.row0 * dim) as u64) as u32,
-                stride: dim as u32,
-                rows: c.rows as u16,
-                cols: dim as u16,
-                addr,
-                ..Default::default()
-            }
+            (0..c.sbs)
+                .map(|i| ins::Load {
+                    buf: ins::BUF_SPAD,
+                    dram: (self.weights_addr + ((c.sb0 + i) * dim * (WIDE + 1) * dim) as u64) as u32,
+                    stride: ((WIDE + 1) * dim) as u32,
+                    rows: dim as u16,
+                    cols: (WIDE * dim) as u16,
+                    addr: p.w_base + (chunk_base(b, q) + i * sb_rows) as u16,
+                    ..Default::default()
+                })
+                .collect()
         };
         let band_rows = |b: usize| p.rows.min(g.oh - b * p.rows);
-        let band_load = |b: usize| -> ins::Load {
+        let band_load = |b: usize| -> Vec<ins::Load> {
             let r0 = g.off[0] + b * p.rows * g.strides[0];
             let nin = g.band_in_rows(band_rows(b));
-            ins::Load {
+            if g.packed {
+                // One LOAD per input row: output column x's window row.
+                let kb = g.in_blocks();
+                return (0..nin)
+                    .map(|r| ins::Load {
+                        buf: ins::BUF_SPAD,
+                        dram: (self.in_addr + (((r0 + r) * g.wp + g.off[1]) * g.cin) as u64) as u32,
+                        stride: (g.strides[1] * g.cin) as u32,
+                        rows: g.ow as u16,
+                        cols: (g.kernel[1] * g.cin) as u16,
+                        addr: p.band_buf[b % 2] + (r * kb * g.ow) as u16,
+                        ..Default::default()
+                    })
+                    .collect();
+            }
+            vec![ins::Load {
                 buf: ins::BUF_SPAD,
                 dram: (self.in_addr + (r0 * g.wp * g.cin) as u64) as u32,
                 stride: g.cin as u32,
@@ -423,7 +667,7 @@ impl Job<'_> {
                 cols: g.cin as u16,
                 addr: p.band_buf[b % 2],
                 ..Default::default()
-            }
+            }]
         };
 
         // Item indices: LOAD items in program order.
@@ -439,19 +683,19 @@ impl Job<'_> {
             ..Default::default()
         };
         s.load(params, false);
-        band_item[0] = s.load(band_load(0), false);
+        band_item[0] = s.load_group(band_load(0), false);
         if streaming {
             // Chunk (b, q) is global chunk b·nch + q; the first two need no release.
             for gq in 0..2.min(p.bands * nch) {
-                chunk_item[gq / nch][gq % nch] = s.load(chunk_load(gq / nch, gq % nch), false);
+                chunk_item[gq / nch][gq % nch] = s.load_group(chunk_load(gq / nch, gq % nch), false);
             }
         } else {
             for q in 0..nch {
-                chunk_item[0][q] = s.load(chunk_load(0, q), false);
+                chunk_item[0][q] = s.load_group(chunk_load(0, q), false);
             }
         }
         if p.bands > 1 {
-            band_item[1] = s.load(band_load(1), false);
+            band_item[1] = s.load_group(band_load(1), false);
         }
         let item_of_term = |chunk_item: &Vec<Vec<usize>>, b: usize, t: usize| {
             if streaming {
@@ -466,15 +710,20 @@ impl Job<'_> {
         // A band's STOREs follow the next band's first matmul in program
         // order, so the dispatcher never waits on them with COMPUTE idle.
         let mut pending_stores: Vec<Instr> = Vec::new();
-        let total_terms = flat.len();
+        // The streamed terms (all-zero tiles skipped), each chunk's last.
+        let live: Vec<usize> = (0..terms.len()).filter(|&t| terms[t].live).collect();
+        let chunk_last: Vec<usize> = chunks
+            .iter()
+            .map(|c| *live.iter().filter(|&&t| t < c.t1).next_back().expect("a live term per chunk"))
+            .collect();
         // The first tile goes in with an ldw.
         {
             let mut deps = Deps::NONE;
-            s.need(item_of_term(&chunk_item, 0, 0), &mut deps);
-            let t = flat[0];
+            s.need(item_of_term(&chunk_item, 0, live[0]), &mut deps);
+            let t = &terms[live[0]];
             s.program.push(Instr::from(ins::Ldw {
                 deps,
-                addr: w_row(0, 0),
+                addr: w_row(0, live[0]),
                 k: t.k as u16,
                 n: t.n as u16,
                 wfmt: ins::WFMT_I8,
@@ -485,16 +734,16 @@ impl Job<'_> {
             let rows = band_rows(b);
             let m = rows * g.ow;
             let nin = g.band_in_rows(rows);
-            let y_band = nin * g.wp;
-            let mut t = 0usize;
+            let mut li = 0usize;
             for j in 0..nt {
                 let acc = p.acc_buf[tile_count % 2];
                 tile_count += 1;
-                for (idx, term) in self.terms[j].iter().enumerate() {
-                    let a = p.band_buf[b % 2] as usize
-                        + term.block * y_band
-                        + term.tap[0] * g.dilations[0] * g.wp
-                        + term.tap[1] * g.dilations[1];
+                let mut idx = 0;
+                while li < live.len() && terms[live[li]].j == j {
+                    let t = live[li];
+                    let term = &terms[t];
+                    let a = p.band_buf[b % 2] as usize + g.term_row(term.tap, term.block, nin);
+                    let (step, gstep) = g.steps();
                     let mut mm = ins::Matmul {
                         a: a as u16,
                         m: m as u16,
@@ -502,41 +751,38 @@ impl Job<'_> {
                         accumulate: (idx > 0) as u8,
                         swap: 1,
                         in_type: self.a_unsigned as u8,
-                        a_stride: g.strides[1] as u8,
+                        a_stride: step as u8,
                         a_group: g.ow as u16,
-                        a_gstride: (g.strides[0] * g.wp) as u16,
+                        a_gstride: gstep as u16,
                         ..Default::default()
                     };
-                    // The band's horizontal offset: padded column `off` is the conv's column 0.
-                    mm.a += g.off[1] as u16;
                     let mut deps = Deps::NONE;
                     s.need(band_item[b], &mut deps);
                     // Preload the next tile (this band's or the next band's first).
-                    let next = if t + 1 < total_terms {
-                        Some((b, t + 1))
+                    let next = if li + 1 < live.len() {
+                        Some((b, live[li + 1]))
                     } else if b + 1 < p.bands {
-                        Some((b + 1, 0))
+                        Some((b + 1, live[0]))
                     } else {
                         None
                     };
-                    if let Some((nb, nt_)) = next {
-                        let term1 = flat[nt_];
-                        s.need(item_of_term(&chunk_item, nb, nt_), &mut deps);
+                    if let Some((nb, t1)) = next {
+                        let term1 = &terms[t1];
+                        s.need(item_of_term(&chunk_item, nb, t1), &mut deps);
                         (mm.preload, mm.w, mm.k, mm.n, mm.wfmt) =
-                            (1, w_row(nb, nt_), term1.k as u16, term1.n as u16, ins::WFMT_I8);
+                            (1, w_row(nb, t1), term1.k as u16, term1.n as u16, ins::WFMT_I8);
                     }
                     // Releases: this matmul is the last reader of a chunk (and,
                     // at the band's end, of the band).
                     let q = chunk_of(t);
-                    let last_of_chunk = t + 1 == chunks[q].t1;
-                    let last_of_band = t + 1 == total_terms;
+                    let last_of_chunk = t == chunk_last[q];
+                    let last_of_band = li + 1 == live.len();
                     let mut release_load = Vec::new();
                     if streaming && last_of_chunk {
                         let gq = b * nch + q;
                         if gq + 2 < p.bands * nch {
                             deps.push_prev = true;
-                            let (b2, q2) = ((gq + 2) / nch, (gq + 2) % nch);
-                            release_load.push((b2, q2));
+                            release_load.push(((gq + 2) / nch, (gq + 2) % nch));
                         }
                     } else if !streaming && last_of_band && b + 2 < p.bands {
                         deps.push_prev = true;
@@ -544,21 +790,22 @@ impl Job<'_> {
                     mm.deps = deps;
                     s.macs += (m * term.k * term.n) as u64;
                     s.program.push(Instr::from(mm));
-                    if t == 0 {
+                    if li == 0 {
                         s.program.append(&mut pending_stores);
                     }
                     // Refill the freed buffers right behind their release.
                     for (b2, q2) in release_load {
-                        chunk_item[b2][q2] = s.load(chunk_load(b2, q2), true);
+                        chunk_item[b2][q2] = s.load_group(chunk_load(b2, q2), true);
                         if last_of_band && b + 2 < p.bands {
                             // Ordered after the chunk's wait: band b is free too.
-                            band_item[b + 2] = s.load(band_load(b + 2), false);
+                            band_item[b + 2] = s.load_group(band_load(b + 2), false);
                         }
                     }
                     if !streaming && last_of_band && b + 2 < p.bands {
-                        band_item[b + 2] = s.load(band_load(b + 2), true);
+                        band_item[b + 2] = s.load_group(band_load(b + 2), true);
                     }
-                    t += 1;
+                    li += 1;
+                    idx += 1;
                 }
                 // Requantize tile j of every output row of the band.
                 let segs = self.segments(rows);
@@ -746,6 +993,26 @@ mod tests {
         check(Case { groups: 3, ..case(3, 6, [5, 5], [3, 3], [1, 1], [1; 4]) }, 4, |_| false);
     }
 
+    /// Few input channels: the kernel row's windows are packed (overlapping
+    /// LOAD rows, stride < row), and the result is still exact.
+    #[test]
+    fn few_channel_convs_pack_the_kernel_row() {
+        for (i, c) in [
+            case(3, 20, [23, 21], [7, 7], [2, 2], [3; 4]),
+            Case { u8_in: true, ..case(3, 40, [17, 16], [3, 3], [2, 2], [1, 0, 1, 1]) },
+            case(1, 5, [9, 8], [3, 5], [1, 1], [1, 2, 1, 2]),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            check(c, 30 + i as u64, |_| true);
+            let cfg = HwConfig::default_16x16();
+            let (_, _, code) = run_step(&c.text(30 + i as u64), &cfg);
+            let packed = code.iter().any(|i| matches!(i, isa::instr::Instr::Load(l) if l.stride < l.cols as u32));
+            assert!(packed, "{c:?}: windows not packed");
+        }
+    }
+
     /// Maps wider than one band and weights that stream in chunks (the 4x4's
     /// scratchpad is 4096 rows, its accumulator 256).
     #[test]
@@ -753,6 +1020,38 @@ mod tests {
         check(case(24, 20, [40, 30], [3, 3], [1, 1], [1; 4]), 5, |_| true);
         check(case(40, 36, [12, 12], [5, 5], [1, 1], [2; 4]), 6, |_| true);
         check(Case { groups: 40, ..case(40, 40, [33, 20], [3, 3], [1, 1], [1; 4]) }, 7, |_| true);
+    }
+
+    /// 65,536 output pixels and more: each band is its own `matmul` M, so
+    /// the GEMM's 16-bit M is no wall (where an output row is wider than
+    /// half the accumulator, the im2col GEMM runs in pieces of whole rows).
+    #[test]
+    fn feature_maps_of_65536_pixels_and_more() {
+        let fits = |cfg: &HwConfig| (cfg.acc_rows() as usize - 2 * 6usize.div_ceil(cfg.array.cols as usize)) / 2 >= 257;
+        check(case(5, 6, [256, 257], [3, 3], [1, 1], [1; 4]), 8, fits);
+    }
+
+    /// The stream image unpacks to the weights for every mapping (what the
+    /// program's recorded graph relies on), and refuses a wrong length.
+    #[test]
+    fn stream_images_unpack_to_the_weights() {
+        use super::{unpack_weights, Mapping, TileMap};
+        for (w_shape, groups, dim, packed) in [
+            ([7, 5, 3, 3], 1, 4, false),
+            ([20, 3, 7, 7], 1, 16, true),
+            ([20, 1, 3, 3], 20, 16, false),
+            ([16, 8, 3, 3], 2, 4, false),
+            ([3, 17, 1, 1], 1, 16, false),
+        ] {
+            let n: usize = w_shape.iter().product();
+            let w: Vec<i8> = (0..n).map(|i| (i as i32 * 37 % 255 - 127) as i8).collect();
+            let map = super::mapping_of(w_shape, groups, dim, packed).unwrap();
+            assert_eq!(map == Mapping::Packed, packed);
+            let tiles = TileMap { w_shape, dim, map };
+            let image = tiles.pack(&tiles.terms(), &w);
+            assert_eq!(unpack_weights(&image, w_shape, groups, dim, packed), Some(w.clone()), "{w_shape:?}");
+            assert_eq!(unpack_weights(&image[1..], w_shape, groups, dim, packed), None);
+        }
     }
 
     /// Random convolutions: kernels 1..=7, strides 1..=2, any pads below the

@@ -86,7 +86,6 @@ pub fn lower_conv(
     // A band of the feature map in the scratchpad when it fits (ISA.md's
     // input-row pattern forms the array's rows on chip).
     if let Some(macs) = super::conv_band::lower(cx, (x, y), c, &inb, &outb)? {
-        cx.packed_weights = None;
         return Ok(macs);
     }
     // Each group is its own GEMM over its slice of input and output channels.
@@ -110,29 +109,42 @@ pub fn lower_conv(
             ow,
             tile_k: cx.dataflow.tile_shape().k,
         };
-        let gather = |r0: usize, nrows: usize, base: u16| im2col.loads(r0, nrows, base);
-        let a = if kh == 1 && kw == 1 && c.strides == [1, 1] && halo == 0 {
-            // A is the input itself: rows are pixels, this group's channels.
-            ASource::Matrix { addr: inb.addr + (g * cg) as u64, stride: cin as u64 }
-        } else {
-            ASource::Gather(&gather)
-        };
-        let layer = GemmLayer {
-            x,
-            y,
-            b: &b,
-            k,
-            n: mg,
-            w_scale: &c.w_scale[ch.clone()],
-            bias: &c.bias[ch],
-            clamp: (c.qmin, c.qmax),
-            m: oh * ow,
-            a,
-            c: rows,
-        };
-        let (group_macs, at) = gemm_layer(cx, &layer)?;
-        macs += group_macs;
-        offsets.push(at);
+        // A GEMM's M is 16-bit: whole output rows, at most 65535 pixels a GEMM.
+        let rows_per_gemm = (u16::MAX as usize / ow.max(1)).max(1);
+        let mut first = true;
+        let im2col = &im2col;
+        for oy0 in (0..oh).step_by(rows_per_gemm) {
+            let n_rows = rows_per_gemm.min(oh - oy0);
+            let p0 = oy0 * ow;
+            let gather = move |r0: usize, nrows: usize, base: u16| im2col.loads(p0 + r0, nrows, base);
+            let a = if kh == 1 && kw == 1 && c.strides == [1, 1] && halo == 0 {
+                // A is the input itself: rows are pixels, this group's channels.
+                ASource::Matrix { addr: inb.addr + (p0 * cin + g * cg) as u64, stride: cin as u64 }
+            } else {
+                ASource::Gather(&gather)
+            };
+            let mut c_rows = rows;
+            c_rows.addr += oy0 as u64 * rows.group_stride;
+            let layer = GemmLayer {
+                x,
+                y,
+                b: &b,
+                k,
+                n: mg,
+                w_scale: &c.w_scale[ch.clone()],
+                bias: &c.bias[ch.clone()],
+                clamp: (c.qmin, c.qmax),
+                m: n_rows * ow,
+                a,
+                c: c_rows,
+            };
+            let (group_macs, at) = gemm_layer(cx, &layer)?;
+            macs += group_macs;
+            if first {
+                offsets.push(at);
+                first = false;
+            }
+        }
     }
     cx.packed_weights = Some(packed_ref(cx, offsets, None));
     Ok(macs)

@@ -22,7 +22,7 @@
 //! - MaxPool: the feature map into the scratchpad, `vmax` over the window
 //!   rows, back to memory. Add and Clamp: `vadd`.
 
-mod conv_band;
+pub(crate) mod conv_band;
 mod elementwise;
 pub(crate) mod gemm_layers;
 mod memory;
