@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 const MODELS: [&str; 5] = ["resnet_block", "mobilenet_block", "inception_block", "vgg_stack", "pool_block"];
 const FORMS: [&str; 4] = ["qop_int8", "qop_uint8", "qdq_int8", "qdq_uint8"];
 
-/// Cases not exact: (model, form, what the failure must show, why): two
+/// Cases not exact: (model, form, what the failure must show, why): one
 /// until other work lands, one that integer hardware cannot follow.
 /// Checked exactly: a pending case that passes, or fails otherwise, fails
 /// the test.
@@ -48,15 +48,10 @@ const PENDING: &[(&str, &str, &str, &str)] = &[
     // into it, a name the QOperator twin lacks; the convolution it feeds shows.
     ("resnet_block", "qdq_int8", "`conv10_out_QuantizeLinear_Output` (conv)", ADD),
     ("resnet_block", "qdq_uint8", "`conv10_out_QuantizeLinear_Output` (conv)", ADD),
-    ("inception_block", "qop_int8", "QLinearConcat that requantizes", CONCAT),
-    ("inception_block", "qop_uint8", "QLinearConcat that requantizes", CONCAT),
-    ("inception_block", "qdq_int8", "Concat of tensors in different quantizations", CONCAT),
-    ("inception_block", "qdq_uint8", "Concat of tensors in different quantizations", CONCAT),
     ("pool_block", "qdq_int8", "`averagepool3_out_QuantizeLinear_Output` (avgpool)", TIES),
     ("pool_block", "qdq_uint8", "`averagepool3_out_QuantizeLinear_Output` (avgpool)", TIES),
 ];
 const ADD: &str = "the residual Add (vadd) is within one step of QLinearAdd, not equal, until `exact-add` lands";
-const CONCAT: &str = "Concat of differently quantized inputs is refused until `lut-ops` lands";
 const TIES: &str = "ORT's QDQ quantizer gives AveragePool its input's scale, so averages of even counts land on ties, \
                     which ORT's float QLinearAveragePool breaks either way depending on the window's values; the \
                     integer sum cannot follow (one step, at ties only: compiler/tests/ort_pool.rs)";
