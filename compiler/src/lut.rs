@@ -72,6 +72,7 @@ impl UnaryFn {
 
 /// Eigen's `(alpha * x + beta).cwiseMin(1).cwiseMax(0)`: a separate multiply
 /// and add (ORT's Eigen code is not built with FMA).
+#[allow(clippy::manual_clamp)] // Eigen's order: min with 1, then max with 0
 fn hard_sigmoid(x: f32, alpha: f32, beta: f32) -> f32 {
     let v: f32 = alpha * x + beta;
     v.min(1.0).max(0.0)

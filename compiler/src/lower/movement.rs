@@ -279,7 +279,7 @@ pub fn lower_concat(
         let max = max_block_pixels(cx, ci, tables.len());
         let bl = feature_blocks(&b, &outb, c0, max)
             .ok_or_else(|| unsupported(node, "concat", "one image row of an input does not fit the scratchpad"))?;
-        luts.extend(std::iter::repeat(table_of[k]).take(bl.len()));
+        luts.extend(std::iter::repeat_n(table_of[k], bl.len()));
         blocks.extend(bl);
         c0 += ci;
     }
