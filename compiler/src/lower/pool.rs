@@ -168,16 +168,44 @@ fn inside(o: usize, size: usize, stride: usize, k: usize, pad: usize) -> usize {
     ((start + k as isize).min(size as isize) - start.max(0)).max(0) as usize
 }
 
+/// Whether summing the windows through an identity tile (one MATMUL per
+/// output row and window position, streaming the row's outputs) takes fewer
+/// cycles than window rows as weights under a row of ones (one LDW and
+/// MATMUL per output pixel and window row): estimated per channel block as
+/// streamed rows plus ~8 cycles per instruction, which matches the model
+/// within ~1.5x both ways (3x3/1 over 56x56: 177k vs 558k cycles measured;
+/// global 7x7: 32k vs 13k).
+fn identity_is_faster(p: &PoolParams, (h, w): (usize, usize), (oh, ow): (usize, usize), tile_k: usize) -> bool {
+    const PER_INSTR: usize = 8;
+    let [kh, kw] = p.kernel;
+    let [sh, sw] = p.strides;
+    let (pt, pl) = (p.pads[0], p.pads[1]);
+    let rows_inside = |oy: usize| inside(oy, h, sh, kh, pt);
+    let identity_row: usize =
+        (0..kw).map(|j| valid_outputs(ow, w, sw, j, pl).len()).filter(|&n| n > 0).map(|n| n + PER_INSTR).sum();
+    let zeroing = if p.pads != [0; 4] { ow + PER_INSTR } else { 0 };
+    let identity: usize = (0..oh).map(|oy| zeroing + rows_inside(oy) * identity_row).sum();
+    let ones_row: usize = (0..ow)
+        .map(|ox| {
+            let (lo, hi) = (pl.saturating_sub(ox * sw), (w + pl - ox * sw).min(kw));
+            (lo..hi).step_by(tile_k).map(|j0| tile_k.min(hi - j0) + 2 * PER_INSTR).sum::<usize>()
+        })
+        .sum();
+    let ones: usize = (0..oh).map(|oy| rows_inside(oy) * ones_row).sum();
+    identity <= ones
+}
+
 /// Average pooling on the array, in two steps per band of output rows:
 ///
-/// 1. Window sums into the accumulator, exactly. Where the array has at
-///    least as many rows as columns, the weights are an identity tile and
-///    each window position streams the input pixels it covers (one MATMUL
-///    per output row and window position, the row pattern stepping by the
-///    stride), so int8 and uint8 inputs sum alike. On a wider array, where
-///    an identity tile cannot reach every channel, a window row's pixels
-///    are the weights instead and a row of ones streams through them (int8
-///    inputs only: weights are int8).
+/// 1. Window sums into the accumulator, exactly, in one of two ways. The
+///    weights are an identity tile and each window position streams the
+///    input pixels it covers (one MATMUL per output row and window
+///    position, the row pattern stepping by the stride): int8 and uint8
+///    alike, but only where the array has at least as many rows as columns
+///    (else an identity tile cannot reach every channel). Or a window row's
+///    pixels are the weights and a row of ones streams through them: int8
+///    only (weights are int8), faster for large windows over few outputs
+///    (global pooling; `identity_is_faster` picks).
 /// 2. `requant` per run of outputs whose windows have the same number of
 ///    positions inside the input (`inside`; they differ only at padded
 ///    borders): bias `-inside * zx` and scale `s_x / (s_y count)` with
@@ -193,7 +221,12 @@ pub fn lower_avgpool(
 ) -> Result<u64, LowerError> {
     check_elem(cx, y, node, "avgpool")?;
     let unsigned_in = cx.g.values[x].ty == ElemType::U8;
-    let identity = cx.cfg.array.rows as usize >= cx.dim;
+    let (inb, h, w, c) = pool_input(cx, x, node, "avgpool")?;
+    let shape = cx.g.values[y].shape.clone();
+    let (oh, ow) = (shape[2], shape[3]);
+    let tile_k = cx.dataflow.tile_shape().k;
+    let identity =
+        cx.cfg.array.rows as usize >= cx.dim && (unsigned_in || identity_is_faster(p, (h, w), (oh, ow), tile_k));
     if unsigned_in && !identity {
         return Err(unsupported(
             node,
@@ -203,9 +236,6 @@ pub fn lower_avgpool(
     }
     let (out_type, qmin, qmax) =
         if cx.g.values[y].ty == ElemType::U8 { (ins::ELEM_U8, 0, 255) } else { (ins::ELEM_I8, -128, 127) };
-    let (inb, h, w, c) = pool_input(cx, x, node, "avgpool")?;
-    let shape = cx.g.values[y].shape.clone();
-    let (oh, ow) = (shape[2], shape[3]);
     let dim = cx.dim;
     let cb = c.div_ceil(dim);
     let [kh, kw] = p.kernel;
@@ -248,7 +278,6 @@ pub fn lower_avgpool(
     };
     let const_rows = consts.len() / dim;
     let consts_addr = cx.mem.alloc_bytes(&consts);
-    let tile_k = cx.dataflow.tile_shape().k;
     let outb = out_buffer(cx, y, out_halo)?;
 
     let spad_budget = (cx.cfg.spad_rows() as usize).min(65535);
