@@ -303,6 +303,9 @@ const WIDE: usize = 16;
 /// scratchpad rows are 16-bit).
 const RESIDENT_CHUNK: usize = 32768;
 
+/// Superblocks per chunk of resident weights (each chunk is one token).
+const RESIDENT_STEP: usize = 4;
+
 /// Where everything lives and how the output rows are cut into bands.
 #[derive(Clone, Debug)]
 struct Plan {
@@ -461,7 +464,9 @@ pub(super) fn lower(
     let scale: Vec<f32> = (0..cout).map(|o| numerics::requant_scale(qx.scale, c.w_scale[o], qy.scale)).collect();
     let params_addr = cx.mem.alloc_bytes(&gemm::pack_params(&folded, &scale, dim));
     let weights_addr = cx.mem.alloc_bytes(&tiles.pack(&terms, &c.weights));
-    let chunks = chunk_terms(terms.len(), p.chunk_rows.unwrap_or(RESIDENT_CHUNK) / sb_rows);
+    // Resident weights load in chunks too, so the first matmul waits for
+    // its own chunk only, not for all the weights.
+    let chunks = chunk_terms(terms.len(), p.chunk_rows.map_or(RESIDENT_STEP, |r| r / sb_rows));
     // All-zero tiles are stored (the image depends on shapes only) but not
     // streamed; each output tile and each chunk keeps one (so the tile is
     // written and the chunk's tokens flow).
