@@ -303,6 +303,9 @@ const WIDE: usize = 16;
 /// scratchpad rows are 16-bit).
 const RESIDENT_CHUNK: usize = 32768;
 
+/// Superblocks per chunk of resident weights (each chunk is one token).
+const RESIDENT_STEP: usize = 4;
+
 /// Where everything lives and how the output rows are cut into bands.
 #[derive(Clone, Debug)]
 struct Plan {
@@ -461,7 +464,9 @@ pub(super) fn lower(
     let scale: Vec<f32> = (0..cout).map(|o| numerics::requant_scale(qx.scale, c.w_scale[o], qy.scale)).collect();
     let params_addr = cx.mem.alloc_bytes(&gemm::pack_params(&folded, &scale, dim));
     let weights_addr = cx.mem.alloc_bytes(&tiles.pack(&terms, &c.weights));
-    let chunks = chunk_terms(terms.len(), p.chunk_rows.unwrap_or(RESIDENT_CHUNK) / sb_rows);
+    // Resident weights load in chunks too, so the first matmul waits for
+    // its own chunk only, not for all the weights.
+    let chunks = chunk_terms(terms.len(), p.chunk_rows.map_or(RESIDENT_STEP, |r| r / sb_rows));
     // All-zero tiles are stored (the image depends on shapes only) but not
     // streamed; each output tile and each chunk keeps one (so the tile is
     // written and the chunk's tokens flow).
@@ -496,6 +501,7 @@ pub(super) fn lower(
         weights_addr,
         a_unsigned: cx.g.values[x].ty == ElemType::U8,
         requant: Requant { zp: qy.zero_point, qmin: c.qmin, qmax: c.qmax, unsigned: cx.g.values[y].ty == ElemType::U8 },
+        bus_bytes: cx.cfg.dram.bytes_per_cycle as usize,
     };
     let (code, macs) = job.emit();
     cx.code.phase(code);
@@ -528,6 +534,8 @@ struct Job<'a> {
     weights_addr: u64,
     a_unsigned: bool,
     requant: Requant,
+    /// DRAM bytes per cycle (paces the weight LOADs).
+    bus_bytes: usize,
 }
 
 /// A weight chunk: superblocks `[sb0, sb0 + sbs)`, which hold terms `[t0, t1)`.
@@ -556,7 +564,11 @@ fn chunk_terms(terms: usize, cap: usize) -> Vec<Chunk> {
 #[derive(Default)]
 struct Streams {
     program: Vec<Instr>,
-    /// LOAD items pushed so far (each LOAD pushes one token on completion).
+    /// LOADs not yet placed in the program, with their item: they are
+    /// dripped one per matmul, so a chunk of many LOADs never fills the
+    /// LOAD queue and holds dispatch while COMPUTE runs dry.
+    pending: std::collections::VecDeque<(Instr, usize)>,
+    /// LOAD items so far (each item's last LOAD pushes one token on completion).
     loads: usize,
     /// LOAD tokens COMPUTE has popped.
     popped: usize,
@@ -570,15 +582,33 @@ impl Streams {
     }
 
     /// LOADs that make one item: the first waits for the release, the last
-    /// signals (LOADs finish in order).
+    /// signals (LOADs finish in order). They wait in `pending`.
     fn load_group(&mut self, mut ls: Vec<ins::Load>, wait_release: bool) -> usize {
         let n = ls.len();
         for (i, l) in ls.iter_mut().enumerate() {
             l.deps = Deps { push_next: i + 1 == n, pop_next: wait_release && i == 0, ..Deps::NONE };
         }
-        self.program.extend(ls.into_iter().map(Instr::from));
+        let item = self.loads;
+        self.pending.extend(ls.into_iter().map(|l| (Instr::from(l), item)));
         self.loads += 1;
-        self.loads - 1
+        item
+    }
+
+    /// Places up to `n` pending LOADs in the program.
+    fn drip(&mut self, n: usize) {
+        for _ in 0..n {
+            match self.pending.pop_front() {
+                Some((l, _)) => self.program.push(l),
+                None => break,
+            }
+        }
+    }
+
+    /// Places the pending LOADs of items up to `item`.
+    fn flush(&mut self, item: usize) {
+        while self.pending.front().is_some_and(|&(_, i)| i <= item) {
+            self.drip(1);
+        }
     }
 
     /// Pops LOAD tokens until item `item` is known loaded (LOADs finish in
@@ -586,6 +616,7 @@ impl Streams {
     /// `sync` before it each further one.
     fn need(&mut self, item: usize, deps: &mut Deps) {
         debug_assert!(item < self.loads, "item {item} needed before its LOAD");
+        self.flush(item);
         while self.popped < item + 1 {
             if !deps.pop_prev && self.popped + 1 == item + 1 {
                 deps.pop_prev = true;
@@ -735,6 +766,8 @@ impl Job<'_> {
             let m = rows * g.ow;
             let nin = g.band_in_rows(rows);
             let mut li = 0usize;
+            let drip_every = (WIDE * dim * dim / self.bus_bytes.max(1)).div_ceil(m).max(1);
+            let mut since_drip = 0;
             for j in 0..nt {
                 let acc = p.acc_buf[tile_count % 2];
                 tile_count += 1;
@@ -790,6 +823,13 @@ impl Job<'_> {
                     mm.deps = deps;
                     s.macs += (m * term.k * term.n) as u64;
                     s.program.push(Instr::from(mm));
+                    // One LOAD per matmuls that take as long as its bus time:
+                    // faster would fill the LOAD queue and stall dispatch.
+                    since_drip += 1;
+                    if since_drip >= drip_every {
+                        s.drip(1);
+                        since_drip = 0;
+                    }
                     if li == 0 {
                         s.program.append(&mut pending_stores);
                     }
@@ -844,6 +884,7 @@ impl Job<'_> {
                 }));
             }
         }
+        s.flush(usize::MAX);
         s.program.append(&mut pending_stores);
         // Every LOAD token is popped (the last item is needed by a matmul).
         debug_assert_eq!(s.popped, s.loads, "LOAD tokens left over");

@@ -14,9 +14,10 @@
 //! one or more phases (`package::Code`); buffers, weights and parameters
 //! are the program's constant data, so halos start filled with the zero
 //! point and stay so.
-//! - Conv: a GEMM per group whose A blocks are gathered im2col-style
-//!   straight from the feature map (1x1 stride-1 convs read it as is), with
-//!   the input zero point folded into the bias. Reduction order (kh, kw, cin).
+//! - Conv: from bands of the feature map in the scratchpad (`conv_band`),
+//!   or, where a band does not apply, a GEMM per group whose A blocks are
+//!   gathered im2col-style straight from the feature map (1x1 stride-1
+//!   convs read it as is); the input zero point folded into the bias.
 //! - Dense: a GEMM; after a Flatten of NCHW data the weights are permuted
 //!   to the NHWC order the data has in memory.
 //! - MaxPool: the feature map into the scratchpad, `vmax` over the window
