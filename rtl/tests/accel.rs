@@ -400,7 +400,7 @@ fn random_instruction_words_match_the_model() {
          matmul a=1 m=3 acc=2 accumulate=1 swap=1 in_type=u8 preload=1 w=9 k=2 n=3\n\
          requant acc=1 rows=2 dst=4 params=8 out_type=u8 zp=3 qmin=3 qmax=200\n\
          vmax a=0 a_stride=2 b=1 b_stride=2 dst=10 dst_stride=1 n=4 elem=u8\n\
-         vadd a=0 b=4 dst=8 n=4 params=10 in_type=i8 out_type=u8 za=-3 zb=5 zo=7 qmin=7 qmax=255\n\
+         vadd a=0 b=4 dst=8 n=4 params=10 in_type=i8 out_type=u8 qmin=7 qmax=255\n\
          sync queue=store @signal(compute)\n",
     )
     .unwrap();
