@@ -39,11 +39,13 @@ mod verilated {
     }
 
     /// The requantizer in each of its pipeline depths (`LATENCY` 0, 1, 2),
-    /// and the systolic array at 4x4 and 16x16.
+    /// the quantized add, and the systolic array at 4x4 and 16x16.
     const MODELS: &[Model] = &[
         Model { prefix: "Vrequant_l0", top: "requant", source: "verilog/requant.sv", params: &[("LATENCY", "0")] },
         Model { prefix: "Vrequant_l1", top: "requant", source: "verilog/requant.sv", params: &[("LATENCY", "1")] },
         Model { prefix: "Vrequant_l2", top: "requant", source: "verilog/requant.sv", params: &[("LATENCY", "2")] },
+        // The quantized add as compute.sv instantiates it.
+        Model { prefix: "Vqadd_l1", top: "qadd", source: "verilog/qadd.sv", params: &[("LATENCY", "1")] },
         // The systolic array at the two sizes its tests use.
         Model {
             prefix: "Varray_4x4",
@@ -103,7 +105,10 @@ mod verilated {
             .arg(model.top)
             .arg("--Mdir")
             .arg(&mdir)
-            .arg(format!("-I{}", include.display()));
+            .arg(format!("-I{}", include.display()))
+            // Submodules come from their own files.
+            .arg("-y")
+            .arg(manifest.join("verilog"));
         for (name, value) in model.params {
             cmd.arg(format!("-G{name}={value}"));
         }
@@ -189,6 +194,7 @@ mod verilated {
         build.file(root.join("include/verilated.cpp"));
         build.file(root.join("include/verilated_threads.cpp"));
         build.file(manifest.join("cpp/requant_harness.cc"));
+        build.file(manifest.join("cpp/qadd_harness.cc"));
         build.file(manifest.join("cpp/array_harness.cc"));
         // The loader of whole-accelerator libraries (built per configuration
         // at run time by `rtl::verilate`, so no accelerator is compiled here).

@@ -59,10 +59,10 @@
 //!   `s_y = s_x` (what ORT's QDQ quantizer gives AveragePool), where averages
 //!   of even counts land exactly on ties that ORT's float sum breaks either
 //!   way, ~14k of ~200k.
-//! - **Add**: `numerics::vadd(a, za, ka, b, zb, kb, scale, zo, qmin, qmax)`
-//!   with `(ka, kb, scale) = numerics::vadd_params(s_a, s_b, s_o)` and the
-//!   node's clamp: exactly what the accelerator's VADD computes (within 1
-//!   LSB of the exactly rounded real sum; see `numerics::vadd_params`).
+//! - **Add**: `numerics::qadd(a, b, qadd_params(s_a, s_b, s_o, za, zb, zo),
+//!   qmin, qmax)` with the node's clamp: exactly what the accelerator's VADD
+//!   computes, which is ONNX Runtime's QLinearAdd bit for bit (pinned by
+//!   `isa/tests/ort_qlinear_add.rs`).
 //! - **Clamp**: `min(max(q, qmin), qmax)` (after rescaling, if the output's
 //!   quantization differs from the input's).
 //! - **Flatten / Reshape**: the same row-major data under the output's shape.
@@ -81,12 +81,10 @@
 //!
 //! **Rescaling** (an integer moved to another scale / zero point / type, for
 //! the data-movement ops above): the accelerator's VADD with the second
-//! operand switched off (`kb = 0`):
-//! `vadd(v, zx, K, 0, 0, 0, scale, zy, qmin, qmax)` with
-//! `(K, _, scale) = vadd_params(s_x, s_x, s_y)`, i.e. `K = 2^14` and
-//! `scale = f32(s_x / s_y / 2^14)` (see [`rescale_params`]), and the type
-//! range. Equal scales give `clamp(v − zx + zy)` exactly; otherwise the result
-//! is within 1 LSB of `round_half_even((v − zx)·s_x/s_y) + zy`. An op whose
+//! operand switched off (`rb = 0`): `qadd(v, 0, p, qmin, qmax)` with
+//! `p = qadd_fold(f32(s_x / s_y), 0, zx, 0, zy)` (see [`rescale_params`]) and
+//! the type range, i.e. `cvt_rne(fma(v, f32(s_x/s_y), zy − f32(f32(s_x/s_y)·zx)))`.
+//! Equal scales give `clamp(v − zx + zy)` exactly. An op whose
 //! output has the same type, scale (same bits) and zero point as its input
 //! passes the integers through unchanged.
 //!
@@ -101,7 +99,9 @@
 
 use std::collections::HashSet;
 
-use isa::numerics::{self, dequantize, fold_zero_point, quantize, requant_scale, requantize, vadd, vadd_params};
+use isa::numerics::{
+    self, dequantize, fold_zero_point, qadd, qadd_fold, qadd_params, quantize, requant_scale, requantize, QaddParams,
+};
 
 use crate::ir::{ConvParams, DenseParams, ElemType, Graph, GraphError, Node, Op, PoolParams, Quant, Value, ValueId};
 use crate::lut::{self, UnaryFn};
@@ -187,15 +187,11 @@ pub enum InterpError {
     Node { node: String, op: &'static str, why: String },
 }
 
-/// The rescale parameters `(K, scale)` of the VADD that moves a quantized
-/// value from scale `s_x` to scale `s_y` (`kb = 0`): `K = 2^14`,
-/// `scale = f32(s_x / s_y / 2^14)` — `numerics::vadd_params(s_x, s_x, s_y)`.
-///
-/// # Panics
-/// Unless both scales are finite and `> 0` (as `vadd_params`).
-pub fn rescale_params(s_x: f32, s_y: f32) -> (i32, f32) {
-    let (k, _, scale) = vadd_params(s_x, s_x, s_y);
-    (k, scale)
+/// The parameters of the VADD that moves a quantized value from scale `s_x`,
+/// zero point `zx` to scale `s_y`, zero point `zy` (second operand off,
+/// `rb = 0`): `qadd_fold(f32(s_x / s_y), 0, zx, 0, zy)`.
+pub fn rescale_params(s_x: f32, s_y: f32, zx: i32, zy: i32) -> QaddParams {
+    qadd_fold(s_x / s_y, 0.0, zx, 0, zy)
 }
 
 /// The requantization scale of an average over `count` elements:
@@ -447,17 +443,14 @@ fn quant_data(t: &Tensor) -> Result<&[i32], String> {
 #[derive(Clone, Copy, Debug)]
 struct Rescale {
     pass: bool,
-    zx: i32,
-    k: i32,
-    scale: f32,
+    p: QaddParams,
     y: Q,
 }
 
 impl Rescale {
     fn new(x: Q, y: Q) -> Rescale {
         let pass = x.scale.to_bits() == y.scale.to_bits() && x.zp == y.zp && (x.qmin, x.qmax) == (y.qmin, y.qmax);
-        let (k, scale) = rescale_params(x.scale, y.scale);
-        Rescale { pass, zx: x.zp, k, scale, y }
+        Rescale { pass, p: rescale_params(x.scale, y.scale, x.zp, y.zp), y }
     }
 
     #[inline]
@@ -465,7 +458,7 @@ impl Rescale {
         if self.pass {
             v
         } else {
-            vadd(v, self.zx, self.k, 0, 0, 0, self.scale, self.y.zp, self.y.qmin, self.y.qmax)
+            qadd(v, 0, self.p, self.y.qmin, self.y.qmax)
         }
     }
 }
@@ -499,14 +492,9 @@ fn eval<V: Values + ?Sized>(g: &Graph, n: &Node, vals: &V) -> Result<Tensor, Str
         Op::Add { qmin, qmax } => {
             let (a, b, y) = (q_of(xv)?, q_of(&g.values[n.inputs[1]])?, q_of(yv)?);
             check_clamp(*qmin, *qmax, &y)?;
-            let (ka, kb, scale) = vadd_params(a.scale, b.scale, y.scale);
+            let p = qadd_params(a.scale, b.scale, y.scale, a.zp, b.zp, y.zp);
             let (xa, xb) = (quant_data(x)?, quant_data(vals.value(n.inputs[1]))?);
-            TensorData::Quant(
-                xa.iter()
-                    .zip(xb)
-                    .map(|(&va, &vb)| vadd(va, a.zp, ka, vb, b.zp, kb, scale, y.zp, *qmin, *qmax))
-                    .collect(),
-            )
+            TensorData::Quant(xa.iter().zip(xb).map(|(&va, &vb)| qadd(va, vb, p, *qmin, *qmax)).collect())
         }
         Op::Clamp { qmin, qmax } => {
             let y = q_of(yv)?;

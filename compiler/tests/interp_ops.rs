@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use compiler::interp::{avgpool_scale, rescale_params, run, run_named, InterpError, Tensor};
 use compiler::ir::{ConvParams, DenseParams, ElemType, Graph, Node, Op, PoolParams, Quant, Value, ValueId};
-use isa::numerics::{dequantize, quantize, requant_scale, requantize, vadd, vadd_params};
+use isa::numerics::{dequantize, qadd, qadd_params, quantize, requant_scale, requantize};
 use proptest::prelude::*;
 
 // ---------------------------------------------------------------- helpers
@@ -399,7 +399,7 @@ fn maxpool_with_padding_matches_direct_max() {
             // Different output quantization: the maximum, rescaled.
             let yq = Qp::random(&mut rng, ElemType::I8);
             let got_r = run_unary(Op::MaxPool(pc.params()), &x, &pc.xshape(), xq, &o, yq);
-            let (k, scale) = rescale_params(xq.scale, yq.scale);
+            let rp = rescale_params(xq.scale, yq.scale, xq.zp, yq.zp);
             let mut idx = 0;
             for plane in 0..o[0] * o[1] {
                 for oy in 0..o[2] {
@@ -407,7 +407,7 @@ fn maxpool_with_padding_matches_direct_max() {
                         let win = pc.window(&x, plane, oy, ox);
                         let max = *win.iter().max().unwrap();
                         assert_eq!(got[idx], max, "{pc:?} plane {plane} ({oy}, {ox})");
-                        let want = vadd(max, xq.zp, k, 0, 0, 0, scale, yq.zp, -128, 127);
+                        let want = qadd(max, 0, rp, -128, 127);
                         assert_eq!(got_r[idx], want);
                         let real = (max - xq.zp) as f64 * xq.scale as f64 / yq.scale as f64;
                         assert!((got_r[idx] - round_ref(real, yq.zp, -128, 127)).abs() <= 1);
@@ -534,7 +534,7 @@ fn avgpool_on_ties_within_one_lsb_of_ort() {
 // -------------------------------------------------------------------- add
 
 #[test]
-fn add_matches_vadd_and_float() {
+fn add_matches_qadd_and_float() {
     let mut off = 0usize;
     let mut total = 0usize;
     for seed in 0..40u64 {
@@ -559,9 +559,9 @@ fn add_matches_vadd_and_float() {
         )
         .unwrap();
         let got = vals[iy].as_quant().unwrap();
-        let (ka, kb, scale) = vadd_params(a.scale, b.scale, y.scale);
+        let p = qadd_params(a.scale, b.scale, y.scale, a.zp, b.zp, y.zp);
         for i in 0..len {
-            assert_eq!(got[i], vadd(xa[i], a.zp, ka, xb[i], b.zp, kb, scale, y.zp, qmin, qmax));
+            assert_eq!(got[i], qadd(xa[i], xb[i], p, qmin, qmax));
             let real =
                 ((xa[i] - a.zp) as f64 * a.scale as f64 + (xb[i] - b.zp) as f64 * b.scale as f64) / y.scale as f64;
             let d = (got[i] - round_ref(real, y.zp, qmin, qmax)).abs();

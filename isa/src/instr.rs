@@ -443,20 +443,18 @@ instructions! {
         n: u16 = 16 U "rows to process (>= 1)",
         elem: u8 = 1 ELEM "element type: i8 or u8",
     }
-    /// Element-wise quantized add of two sets of scratchpad rows (residuals):
-    /// `v = (a - za) * ka[c] + (b - zb) * kb[c]` in int32, then requantized with
-    /// `scale[c]` like `requant` (ka, kb, scale in accumulator rows params..+3).
+    /// Element-wise quantized add of two sets of scratchpad rows (residuals),
+    /// ONNX Runtime's QLinearAdd bit for bit: `clamp(cvt_rne(fma(a, ra[c],
+    /// fma(b, rb[c], k[c]))))` in binary32 (`numerics::qadd`; ra, rb, k as
+    /// float32 bits in accumulator rows params..+3).
     Vadd = 0x07, "vadd", |_| Some(Queue::Compute), {
         a: u16 = 16 U "first row of operand a",
         b: u16 = 16 U "first row of operand b",
         dst: u16 = 16 U "first destination row",
         n: u16 = 16 U "rows to process (>= 1)",
-        params: u16 = 16 U "accumulator row of per-column ka; +1 kb; +2 float32 scale bits",
+        params: u16 = 16 U "accumulator row of per-column float32 bits of ra; +1 rb; +2 k (zero points folded in)",
         in_type: u8 = 1 ELEM "operand element type: i8 or u8",
         out_type: u8 = 1 ELEM "output element type: i8 or u8",
-        za: i16 = 9 S "zero point of a",
-        zb: i16 = 9 S "zero point of b",
-        zo: i16 = 9 S "output zero point",
         qmin: i16 = 9 S "clamp lower bound",
         qmax: i16 = 9 S "clamp upper bound",
     }

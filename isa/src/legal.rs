@@ -222,9 +222,6 @@ pub fn check(instr: &Instr, cfg: &HwConfig) -> Result<(), Illegal> {
             in_spad("vadd b", v.b as u64, n)?;
             in_spad("vadd dst", v.dst as u64, n)?;
             in_acc("vadd params", v.params as u64, 3)?;
-            in_type("za", v.za, v.in_type)?;
-            in_type("zb", v.zb, v.in_type)?;
-            in_type("zo", v.zo, v.out_type)?;
             in_type("qmin", v.qmin, v.out_type)?;
             in_type("qmax", v.qmax, v.out_type)?;
             if v.qmin > v.qmax {

@@ -23,4 +23,4 @@ pub use instr::{Deps, Instr, Queue, INSTR_BYTES};
 pub use regs::{Counter, Counters, ErrorCode};
 
 /// Version of the instruction set; part of every config fingerprint.
-pub const ISA_VERSION: u32 = 1;
+pub const ISA_VERSION: u32 = 2;

@@ -178,83 +178,69 @@ pub fn dot_u8(x: &[u8], w: &[i8]) -> i32 {
     x.iter().zip(w).fold(0i32, |s, (&a, &b)| s.wrapping_add((a as i32) * (b as i32)))
 }
 
-/// Exponent of the larger integer multiplier chosen by [`vadd_params`]:
-/// the larger of `ka`, `kb` is exactly `2^VADD_K_BITS = 16384`.
-///
-/// With 8-bit operands `|a - za|, |b - zb| <= 255`, so
-/// `|v| <= 2·255·2^14 = 8_355_840 < 2^23`: the sum in [`vadd`] never wraps
-/// and converts to f32 exactly.
-pub const VADD_K_BITS: u32 = 14;
-
-/// The accelerator's quantized element-wise add (not ORT's QLinearAdd).
-///
-/// Exactly: `v = (a - za)·ka + (b - zb)·kb`, every subtraction,
-/// multiplication and addition in wrapping i32, then
-/// `requantize(v, scale, zo, qmin, qmax)`.
-///
-/// With `(ka, kb, scale)` from [`vadd_params`] this approximates
-/// `clamp(round_half_even((a-za)·sa/so + (b-zb)·sb/so) + zo)`; see
-/// [`vadd_params`] for the error bound. ORT's QLinearAdd uses its own
-/// fixed-point path, so agreement with ORT is measured (≤ 1 LSB expected),
-/// not assumed (docs/DESIGN.md §2).
-#[allow(clippy::too_many_arguments)]
-#[inline]
-pub fn vadd(a: i32, za: i32, ka: i32, b: i32, zb: i32, kb: i32, scale: f32, zo: i32, qmin: i32, qmax: i32) -> i32 {
-    let ta = a.wrapping_sub(za).wrapping_mul(ka);
-    let tb = b.wrapping_sub(zb).wrapping_mul(kb);
-    requantize(ta.wrapping_add(tb), scale, zo, qmin, qmax)
+/// The per-column parameters of [`qadd`] (the `vadd` instruction's
+/// parameter rows, as f32 bit patterns): the scale ratios `ra`, `rb` and the
+/// fixed part `k`, which folds in the three zero points.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct QaddParams {
+    /// `f32(a_scale / out_scale)`.
+    pub ra: f32,
+    /// `f32(b_scale / out_scale)`.
+    pub rb: f32,
+    /// `f32(zo − fma(ra, za, f32(rb · zb)))`.
+    pub k: f32,
 }
 
-/// Chooses the parameters `(ka, kb, scale)` of [`vadd`] for an add of
-/// tensors with scales `a_scale`, `b_scale` into a tensor with scale
-/// `out_scale`.
+/// The parameters of [`qadd`] for an add of `a` (scale `a_scale`, zero point
+/// `za`) and `b` into a tensor with scale `out_scale` and zero point `zo`,
+/// exactly as ONNX Runtime's QLinearAdd (MLAS, x86 AVX2 kernel) computes them:
+/// `ra = f32(a_scale / out_scale)`, `rb = f32(b_scale / out_scale)`, and
+/// `k = f32(zo) − fma(ra, f32(za), f32(rb · f32(zb)))` — MLAS writes
+/// `zc − (ra·za + rb·zb)` and its compiler fuses the first product into the
+/// sum (pinned by `isa/tests/ort_qlinear_add.rs`, whose fixture contains
+/// parameter sets on which the unfused and the other fused order differ).
 ///
-/// Let `L = max(a_scale, b_scale)`, `S = min(a_scale, b_scale)` (if equal, `a`
-/// counts as the larger). Then, computed in f64 and rounded once:
-/// - the larger operand's multiplier is exactly `K = 2^14` ([`VADD_K_BITS`]);
-/// - the smaller's is `round_half_even(K · S / L)` (f64 quotient and product,
-///   exact product as `K` is a power of two), in `0..=K`;
-/// - `scale = f32(L / out_scale / K)` — the f64 quotient `L / out_scale`
-///   divided by `K` (exact), rounded once to f32.
-///
-/// so that `(a - za)·ka·scale ≈ (a - za)·a_scale/out_scale` and likewise for
-/// `b`. Equal scales give `ka = kb = K` (no multiplier error).
-///
-/// # Error bound
-/// Let `y = (a-za)·a_scale/out_scale + (b-zb)·b_scale/out_scale` (exact real
-/// value) and `p = f32(f32(v)·scale)` the value [`vadd`] rounds. With
-/// `xs` the smaller-scale operand minus its zero point and `R = L/out_scale`:
-///
-/// `|p - y| <= |xs|·R·2^-15·(1 + 2^-22) + |y|·2^-22`
-///
-/// (the first term from rounding the smaller multiplier to an integer,
-/// `|error| <= 1/2` in units of `2^-14`; the second from rounding `scale` to
-/// f32 and from the f32 multiply; `f32(v)` is exact for 8-bit operands, see
-/// [`VADD_K_BITS`]). For 8-bit operands (`|xs| <= 255`) and an output in
-/// range (`|y| <= 256`) this is at most `0.0078·R + 6.2e-5`, so the result
-/// differs from `clamp(round_half_even(y) + zo)` by at most 1 LSB, and only
-/// when `y` lies within that distance of a rounding tie (`n + 1/2`).
-/// (Assumes `scale` is a normal f32, i.e. `R >= 2^-112`.)
-///
-/// # Panics
-/// Unless all three scales are finite and `> 0` (as ONNX requires of
-/// quantization scales).
-pub fn vadd_params(a_scale: f32, b_scale: f32, out_scale: f32) -> (i32, i32, f32) {
-    for (name, s) in [("a_scale", a_scale), ("b_scale", b_scale), ("out_scale", out_scale)] {
-        assert!(s.is_finite() && s > 0.0, "vadd_params: {name} must be finite and > 0, got {s}");
-    }
-    let k: i32 = 1 << VADD_K_BITS;
-    let kf = k as f64;
-    let (a, b) = (a_scale as f64, b_scale as f64);
-    let (large, small, a_is_large) = if a >= b { (a, b, true) } else { (b, a, false) };
-    // small/large is in (0, 1], so k_small is in 0..=k.
-    let k_small = (kf * (small / large)).round_ties_even() as i32;
-    let scale = (large / out_scale as f64 / kf) as f32;
-    if a_is_large {
-        (k, k_small, scale)
+/// Total: any scales give some f32 values (ONNX requires scales finite and
+/// `> 0`; the compiler checks that).
+pub fn qadd_params(a_scale: f32, b_scale: f32, out_scale: f32, za: i32, zb: i32, zo: i32) -> QaddParams {
+    qadd_fold(a_scale / out_scale, b_scale / out_scale, za, zb, zo)
+}
+
+/// [`QaddParams`] from the scale ratios: `k = f32(zo) − fma(ra, za, f32(rb·zb))`.
+/// With `rb = 0` this moves one operand to another scale and zero point
+/// (`k = zo − f32(ra·za)`): a rescale through the same datapath.
+pub fn qadd_fold(ra: f32, rb: f32, za: i32, zb: i32, zo: i32) -> QaddParams {
+    let k = zo as f32 - ra.mul_add(za as f32, rb * zb as f32);
+    QaddParams { ra, rb, k }
+}
+
+/// x86's `cvtps2dq` (`_mm256_cvtps_epi32`): `x` rounded to the nearest
+/// integer, ties to even; NaN and values outside `[-2^31, 2^31)` give
+/// `i32::MIN` (the "integer indefinite" value).
+#[inline]
+pub fn cvt_rne_i32(x: f32) -> i32 {
+    const LIMIT: f32 = 2_147_483_648.0; // 2^31
+    if x.is_nan() || !(-LIMIT..LIMIT).contains(&x) {
+        i32::MIN
     } else {
-        (k_small, k, scale)
+        x.round_ties_even() as i32
     }
+}
+
+/// The accelerator's quantized element-wise add: ONNX Runtime's QLinearAdd
+/// bit for bit (MLAS's x86 AVX2 kernel, the same for every element position).
+///
+/// `x = fma(f32(a), ra, fma(f32(b), rb, k))` — two fused multiply-adds in
+/// binary32, each rounded once to nearest even — then
+/// `clamp(cvt_rne_i32(x), qmin, qmax)` ([`cvt_rne_i32`]; MLAS then saturates
+/// to int16 and to the 8-bit type, which the clamp to a range inside the type
+/// subsumes: an out-of-range sum gives `i32::MIN`, hence `qmin`).
+/// `a`, `b` are the raw quantized operands (zero points are folded into
+/// `k`, see [`qadd_params`]).
+#[inline]
+pub fn qadd(a: i32, b: i32, p: QaddParams, qmin: i32, qmax: i32) -> i32 {
+    let x = (a as f32).mul_add(p.ra, (b as f32).mul_add(p.rb, p.k));
+    cvt_rne_i32(x).max(qmin).min(qmax)
 }
 
 #[cfg(test)]
@@ -489,75 +475,51 @@ mod tests {
     }
 
     #[test]
-    fn vadd_params_shape() {
-        let k = 1 << VADD_K_BITS;
-        let expect = (0.1f32 as f64 / 0.2f32 as f64 / k as f64) as f32;
-        assert_eq!(vadd_params(0.1, 0.1, 0.2), (k, k, expect));
-        let (ka, kb, _) = vadd_params(0.1, 0.05, 0.2);
-        assert_eq!((ka, kb), (k, k / 2));
-        let (ka, kb, _) = vadd_params(0.05, 0.1, 0.2);
-        assert_eq!((ka, kb), (k / 2, k));
-        let (ka, kb, _) = vadd_params(1.0, 1e-9, 1.0);
-        assert_eq!((ka, kb), (k, 0));
+    fn cvt_is_x86_cvtps2dq() {
+        assert_eq!(cvt_rne_i32(2.5), 2);
+        assert_eq!(cvt_rne_i32(3.5), 4);
+        assert_eq!(cvt_rne_i32(-2.5), -2);
+        assert_eq!(cvt_rne_i32(-0.5), 0);
+        assert_eq!(cvt_rne_i32(2_147_483_520.0), 2_147_483_520); // largest f32 < 2^31
+        assert_eq!(cvt_rne_i32(2_147_483_648.0), i32::MIN);
+        assert_eq!(cvt_rne_i32(-2_147_483_648.0), i32::MIN);
+        assert_eq!(cvt_rne_i32(-2_147_483_904.0), i32::MIN);
+        assert_eq!(cvt_rne_i32(f32::INFINITY), i32::MIN);
+        assert_eq!(cvt_rne_i32(f32::NEG_INFINITY), i32::MIN);
+        assert_eq!(cvt_rne_i32(f32::NAN), i32::MIN);
     }
 
     #[test]
-    #[should_panic(expected = "out_scale")]
-    fn vadd_params_rejects_zero_scale() {
-        vadd_params(0.1, 0.1, 0.0);
+    fn qadd_params_fold_zero_points() {
+        let p = qadd_params(0.1, 0.1, 0.2, 3, -5, 7);
+        assert_eq!((p.ra, p.rb), (0.1f32 / 0.2, 0.1f32 / 0.2));
+        assert_eq!(p.k, 7.0 - (p.ra * 3.0 + p.rb * -5.0));
+        // Equal scales: ra = rb = 1 and k = zo - za - zb, so the sum is exact.
+        let p = qadd_params(0.05, 0.05, 0.05, 3, -7, 1);
+        assert_eq!(p, QaddParams { ra: 1.0, rb: 1.0, k: 5.0 });
+        assert_eq!(qadd(10, 20, p, QMIN, QMAX), 10 - 3 + 20 + 7 + 1);
     }
 
-    /// Exhaustive over all int8 pairs for a few scale triples: at most 1 LSB
-    /// from the exactly rounded real result, and within the documented bound.
     #[test]
-    fn vadd_error_bound() {
-        let triples = [
-            (0.02f32, 0.02f32, 0.04f32),
-            (0.013, 0.007, 0.021),
-            (0.007, 0.013, 0.011),
-            (0.05, 0.0003, 0.05),
-            (0.031_25, 0.015_625, 0.062_5),
-            (0.1, 0.099_99, 0.15),
-        ];
-        let zps = [(-128, 3, -17), (0, 0, 0), (12, -128, 127)];
-        for &(sa, sb, so) in &triples {
-            let (ka, kb, scale) = vadd_params(sa, sb, so);
-            let r = sa.max(sb) as f64 / so as f64;
-            for &(za, zb, zo) in &zps {
-                let mut off_by_one = 0usize;
-                for a in QMIN..=QMAX {
-                    for b in QMIN..=QMAX {
-                        let got = vadd(a, za, ka, b, zb, kb, scale, zo, QMIN, QMAX);
-                        let y = (a - za) as f64 * sa as f64 / so as f64 + (b - zb) as f64 * sb as f64 / so as f64;
-                        let exact = ((y.round_ties_even() as i64) + zo as i64).clamp(QMIN as i64, QMAX as i64) as i32;
-                        let d = (got - exact).abs();
-                        assert!(d <= 1, "vadd off by {d}: sa={sa} sb={sb} so={so} a={a} b={b}");
-                        if d == 1 {
-                            off_by_one += 1;
-                            // Only near a tie, within the documented bound.
-                            let xs = if sa >= sb { b - zb } else { a - za };
-                            let bound = (xs.abs() as f64) * r * 2f64.powi(-15) * (1.0 + 2f64.powi(-22))
-                                + y.abs() * 2f64.powi(-22);
-                            let dist_to_tie = (y - y.floor() - 0.5).abs();
-                            assert!(dist_to_tie <= bound, "a={a} b={b} y={y} bound={bound}");
-                        }
-                    }
-                }
-                // Equal scales (or power-of-two ratios) are exact apart from f32
-                // rounding: count must be tiny.
-                if sa == sb || (sa / sb).log2().fract() == 0.0 {
-                    assert!(off_by_one <= 4, "{off_by_one} off-by-one for {sa} {sb} {so}");
-                }
-            }
+    fn qadd_rounds_ties_to_even_and_saturates() {
+        let half = qadd_params(0.1, 0.1, 0.2, 0, 0, 0);
+        assert_eq!(half.ra, 0.5);
+        assert_eq!(qadd(1, 2, half, QMIN, QMAX), 2); // 1.5 -> 2
+        assert_eq!(qadd(2, 3, half, QMIN, QMAX), 2); // 2.5 -> 2
+        assert_eq!(qadd(-2, -3, half, QMIN, QMAX), -2); // -2.5 -> -2
+        assert_eq!(qadd(127, 127, half, QMIN, QMAX), 127);
+        assert_eq!(qadd(127, 127, half, 0, 100), 100);
+        // A sum beyond the int32 range is i32::MIN, hence qmin, as on x86.
+        let huge = qadd_params(1e4, 1.0, 1e-5, 0, 0, 0); // ra = 1e9
+        assert_eq!(qadd(1, 0, huge, QMIN, QMAX), QMAX);
+        assert_eq!(qadd(3, 0, huge, QMIN, QMAX), QMIN);
+    }
+
+    #[test]
+    fn rescale_through_qadd_is_a_copy_for_equal_quantization() {
+        let p = qadd_fold(1.0, 0.0, 17, 0, 17);
+        for a in QMIN..=QMAX {
+            assert_eq!(qadd(a, a, p, QMIN, QMAX), a);
         }
-    }
-
-    #[test]
-    fn vadd_sum_is_exact_in_f32_for_8_bit_operands() {
-        let k = 1i64 << VADD_K_BITS;
-        let m = 2 * 255 * k;
-        assert!(m < (1 << 23));
-        let v = vadd(127, -128, 1 << VADD_K_BITS, 127, -128, 1 << VADD_K_BITS, 1.0, 0, i32::MIN, i32::MAX);
-        assert_eq!(v as i64, m);
     }
 }

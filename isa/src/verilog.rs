@@ -25,7 +25,7 @@
 //! - `SYS_ERR_<CODE>`, `SYS_ERR_W`; `SYS_CNT_<COUNTER>`, `SYS_CNT_COUNT`;
 //! - the constants of [`crate::timing`] under their own names, and
 //!   `` `SYS_ARRAY_LATENCY(rows, cols) `` for [`timing::array_latency`];
-//! - the quantized ranges and `SYS_VADD_K_BITS` of [`crate::numerics`].
+//! - the quantized ranges of [`crate::numerics`].
 //!
 //! Values are unsized Verilog integers (32-bit), which Verilator's `-Wall`
 //! accepts against narrower operands without width warnings; negative values
@@ -250,8 +250,6 @@ pub fn header() -> String {
     o.int("I8_MAX", numerics::I8_RANGE.1 as i64);
     o.int("U8_MIN", numerics::U8_RANGE.0 as i64);
     o.int("U8_MAX", numerics::U8_RANGE.1 as i64);
-    let [(name, v)] = named!(numerics::VADD_K_BITS);
-    o.int(name, v);
 
     o.text.push_str("\n`endif // SYSTOLE_ISA_VH\n");
     o.text

@@ -5,7 +5,7 @@
 `define SYSTOLE_ISA_VH
 
 // ISA version
-`define SYS_ISA_VERSION 1
+`define SYS_ISA_VERSION 2
 
 // Encoding: opcode in bits 0..8, dependency flags, fields from SYS_FIELDS_LO up
 `define SYS_INSTR_BYTES 32
@@ -241,27 +241,15 @@
 `define SYS_VADD_OUT_TYPE_LO 97
 `define SYS_VADD_OUT_TYPE_W 1
 `define SYS_VADD_OUT_TYPE_HI 97
-`define SYS_VADD_ZA_LO 98
-`define SYS_VADD_ZA_W 9
-`define SYS_VADD_ZA_HI 106
-`define SYS_VADD_ZA_SIGNED 1
-`define SYS_VADD_ZB_LO 107
-`define SYS_VADD_ZB_W 9
-`define SYS_VADD_ZB_HI 115
-`define SYS_VADD_ZB_SIGNED 1
-`define SYS_VADD_ZO_LO 116
-`define SYS_VADD_ZO_W 9
-`define SYS_VADD_ZO_HI 124
-`define SYS_VADD_ZO_SIGNED 1
-`define SYS_VADD_QMIN_LO 125
+`define SYS_VADD_QMIN_LO 98
 `define SYS_VADD_QMIN_W 9
-`define SYS_VADD_QMIN_HI 133
+`define SYS_VADD_QMIN_HI 106
 `define SYS_VADD_QMIN_SIGNED 1
-`define SYS_VADD_QMAX_LO 134
+`define SYS_VADD_QMAX_LO 107
 `define SYS_VADD_QMAX_W 9
-`define SYS_VADD_QMAX_HI 142
+`define SYS_VADD_QMAX_HI 115
 `define SYS_VADD_QMAX_SIGNED 1
-`define SYS_VADD_END 143
+`define SYS_VADD_END 116
 
 // vlut fields: _LO lowest bit, _W width, _HI highest bit
 `define SYS_VLUT_SRC_LO 16
@@ -376,6 +364,5 @@
 `define SYS_I8_MAX 127
 `define SYS_U8_MIN 0
 `define SYS_U8_MAX 255
-`define SYS_VADD_K_BITS 14
 
 `endif // SYSTOLE_ISA_VH

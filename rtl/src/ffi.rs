@@ -1,5 +1,6 @@
 //! The cxx bridge to the C++ harnesses of the verilated models
-//! (`cpp/requant_harness.{h,cc}`, `cpp/array_harness.{h,cc}`). Only built
+//! (`cpp/requant_harness.{h,cc}`, `cpp/qadd_harness.{h,cc}`,
+//! `cpp/array_harness.{h,cc}`). Only built
 //! with the `verilator` feature; the safe APIs are [`crate::requant`] and
 //! [`crate::array`].
 
@@ -12,6 +13,20 @@ pub(crate) mod bridge {
         pub acc: i32,
         pub scale: u32,
         pub zp: i32,
+        pub qmin: i32,
+        pub qmax: i32,
+    }
+
+    /// One quantized add: the inputs of `isa::numerics::qadd` with the
+    /// operands as bytes and the parameters as float32 bits.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct QaddCase {
+        pub a: u8,
+        pub b: u8,
+        pub unsigned_in: bool,
+        pub ra: u32,
+        pub rb: u32,
+        pub k: u32,
         pub qmin: i32,
         pub qmax: i32,
     }
@@ -88,6 +103,18 @@ pub(crate) mod bridge {
         /// Streams `cases` through the model, one per clock cycle (with
         /// `ce` = 1), and writes each result to `out` (same length).
         fn run(self: Pin<&mut RequantModel>, cases: &[RequantCase], out: &mut [i32]) -> Result<()>;
+    }
+
+    unsafe extern "C++" {
+        include!("rtl/cpp/qadd_harness.h");
+
+        /// A verilated `qadd` (LATENCY 1) in its own Verilator context.
+        type QaddModel;
+
+        fn new_qadd_model() -> UniquePtr<QaddModel>;
+        /// Streams `cases` through the model, one per clock cycle, and
+        /// writes each result (sign-extended) to `out` (same length).
+        fn run(self: Pin<&mut QaddModel>, cases: &[QaddCase], out: &mut [i32]) -> Result<()>;
     }
 
     unsafe extern "C++" {

@@ -14,7 +14,7 @@
 //!   rewrites it). The RTL's only source of opcodes, field positions,
 //!   register addresses and timing constants; pass `-I rtl/include`.
 //! - `cpp/`: the C++ harnesses that own the verilated models; `src/ffi.rs`:
-//!   their cxx bridge; `requant` and `array`: the safe Rust APIs.
+//!   their cxx bridge; `requant`, `qadd` and `array`: the safe Rust APIs.
 //!
 //! What is built with which feature:
 //! - default (no feature): [`VERILOG_DIR`] / [`INCLUDE_DIR`], [`sources`]
@@ -27,7 +27,7 @@
 //!   each with its own `--prefix`, into a freshly cleared folder under
 //!   `OUT_DIR`), compiles the generated C++ with Verilator's runtime and the
 //!   harness at `-Os` (`-pthread`, linked with `atomic`), and this crate
-//!   gains `requant` and `array`. If `verilator` is not on `PATH` the build fails and
+//!   gains `requant`, `qadd` and `array`. If `verilator` is not on `PATH` the build fails and
 //!   says how to install it (`apt-get install -y verilator`): never a silent
 //!   skip. The tests `tests/requant.rs` (10^6+ cases against
 //!   `isa::numerics::requantize`), `tests/array.rs` (compiler-like
@@ -52,6 +52,9 @@ mod ffi;
 
 #[cfg(feature = "verilator")]
 pub mod requant;
+
+#[cfg(feature = "verilator")]
+pub mod qadd;
 
 #[cfg(feature = "verilator")]
 pub mod array;

@@ -17,11 +17,22 @@ pub const HDL: &[(&str, &str)] = &[
     ("compute.sv", include_str!("../verilog/compute.sv")),
     ("array.sv", include_str!("../verilog/array.sv")),
     ("requant.sv", include_str!("../verilog/requant.sv")),
+    ("qadd.sv", include_str!("../verilog/qadd.sv")),
+    ("qadd_fma.sv", include_str!("../verilog/qadd_fma.sv")),
 ];
 
 /// The Verilog files, in the order the tools read them.
-pub const VERILOG: &[&str] =
-    &["accel.sv", "check.sv", "dma_load.sv", "dma_store.sv", "compute.sv", "array.sv", "requant.sv"];
+pub const VERILOG: &[&str] = &[
+    "accel.sv",
+    "check.sv",
+    "dma_load.sv",
+    "dma_store.sv",
+    "compute.sv",
+    "array.sv",
+    "requant.sv",
+    "qadd.sv",
+    "qadd_fma.sv",
+];
 
 /// The top module.
 pub const TOP: &str = "accel";

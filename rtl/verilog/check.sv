@@ -229,20 +229,15 @@ module check #(
   wire [15:0] v_d = instr[`SYS_VADD_DST_HI:`SYS_VADD_DST_LO];
   wire [15:0] v_n = instr[`SYS_VADD_N_HI:`SYS_VADD_N_LO];
   wire [15:0] v_params = instr[`SYS_VADD_PARAMS_HI:`SYS_VADD_PARAMS_LO];
-  wire v_in_u8 = instr[`SYS_VADD_IN_TYPE_LO];
   wire v_out_u8 = instr[`SYS_VADD_OUT_TYPE_LO];
-  wire [1:0] v_za_top = instr[`SYS_VADD_ZA_HI-:2];  // bits 8..7
-  wire [1:0] v_zb_top = instr[`SYS_VADD_ZB_HI-:2];  // bits 8..7
-  wire [1:0] v_zo_top = instr[`SYS_VADD_ZO_HI-:2];  // bits 8..7
   wire [8:0] v_qmin = instr[`SYS_VADD_QMIN_HI:`SYS_VADD_QMIN_LO];
   wire [8:0] v_qmax = instr[`SYS_VADD_QMAX_HI:`SYS_VADD_QMAX_LO];
-  // in_spad(a|b|dst, n), in_acc(params, 3); then za, zb (input type), zo,
-  // qmin, qmax (output type); then qmin <= qmax.
+  // in_spad(a|b|dst, n), in_acc(params, 3); then qmin, qmax (output type);
+  // then qmin <= qmax.
   wire [2:0] vadd_code =
       (({16'd0, v_a} + {16'd0, v_n} > SPAD_L) | ({16'd0, v_b} + {16'd0, v_n} > SPAD_L)
        | ({16'd0, v_d} + {16'd0, v_n} > SPAD_L) | ({16'd0, v_params} + 32'd3 > ACC_L)) ? E_OOR
-      : (!in_type(v_za_top, v_in_u8) | !in_type(v_zb_top, v_in_u8) | !in_type(v_zo_top, v_out_u8)
-         | !in_type(v_qmin[8:7], v_out_u8) | !in_type(v_qmax[8:7], v_out_u8)
+      : (!in_type(v_qmin[8:7], v_out_u8) | !in_type(v_qmax[8:7], v_out_u8)
          | ($signed(v_qmin) > $signed(v_qmax))) ? E_ILL : E_NONE;
 
   // ----------------------------------------------------------------- SYNC

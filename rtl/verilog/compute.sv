@@ -4,7 +4,8 @@
 //
 // One instruction issues per cycle, in order, to one of two sub-units: the
 // array (ldw, matmul: the verified `array`) and the post-processor (PPU:
-// requant, vmax, vadd: one verified `requant` per column, LATENCY 1). The
+// requant, vmax, vadd: one verified `requant` and one verified `qadd` per
+// column, both LATENCY 1). The
 // head issues in cycle t (`start`) when it is valid, its tokens are there,
 // its sub-unit is free (busy windows below are [t, t + span)), and the
 // interlocks allow it. Everything the issue cycle does (the first
@@ -29,8 +30,9 @@
 //   requantizers), s = 3 + i their registered result written to dst + i.
 // - vmax (busy n + 1): s = i reads rows a + i*sa, b + i*sb, s = i + 1
 //   writes the registered maximum to dst + i*sd.
-// - vadd (busy n + 4): s = 0, 1, 2 read ka, kb, scale (acc params..+2);
-//   s = 3 + i reads rows a + i, b + i, s = 4 + i writes dst + i.
+// - vadd (busy n + 4): s = 0, 1, 2 read ra, rb, k (acc params..+2, float32
+//   bits); s = 3 + i reads rows a + i, b + i (into the `qadd`s), s = 4 + i
+//   writes their registered result to dst + i.
 // - sync: issues on tokens alone, finishes and pushes at t + 1.
 // - vlut (post-processor too; busy T + n + 1, T = ceil(256 / COLS)): s < T
 //   reads table row table + s into the 256-entry table register (a
@@ -191,16 +193,13 @@ module compute #(
   // vadd
   logic [15:0] e_a, e_b, e_dst, e_n, e_params;
   logic e_uns;
-  logic [8:0] e_za, e_zb, e_zo, e_qmin, e_qmax;
+  logic [8:0] e_qmin, e_qmax;
   assign e_a      = head_instr[`SYS_VADD_A_LO+:16];
   assign e_b      = head_instr[`SYS_VADD_B_LO+:16];
   assign e_dst    = head_instr[`SYS_VADD_DST_LO+:16];
   assign e_n      = head_instr[`SYS_VADD_N_LO+:16];
   assign e_params = head_instr[`SYS_VADD_PARAMS_LO+:16];
   assign e_uns    = head_instr[`SYS_VADD_IN_TYPE_LO] == 1'(`SYS_ELEM_U8);
-  assign e_za     = head_instr[`SYS_VADD_ZA_LO+:9];
-  assign e_zb     = head_instr[`SYS_VADD_ZB_LO+:9];
-  assign e_zo     = head_instr[`SYS_VADD_ZO_LO+:9];
   assign e_qmin   = head_instr[`SYS_VADD_QMIN_LO+:9];
   assign e_qmax   = head_instr[`SYS_VADD_QMAX_LO+:9];
   // vlut
@@ -252,14 +251,14 @@ module compute #(
   logic pp_wv;
   logic [15:0] pp_wrow, pp_sd;
   logic pp_uns;
-  logic [8:0] pp_za, pp_zb, pp_zp, pp_qmin, pp_qmax;
+  logic [8:0] pp_zp, pp_qmin, pp_qmax;
   logic pp_pp, pp_pn;
   logic [31:0] pp_pc;
   // Interlock ranges of the running PPU instruction, [lo, hi).
   logic [15:0] pp_dst_lo, pp_acc_lo;
   logic [16:0] pp_dst_hi, pp_acc_hi;
   logic pp_acc_v;
-  // Parameter rows (requant: bias, scale; vadd: ka, kb, scale) and the
+  // Parameter rows (requant: bias, scale; vadd: ra, rb, k) and the
   // vmax result stage.
   logic [COLS*32-1:0] p_k0, p_k1, p_scale;
   logic [COLS*8-1:0] vm_res;
@@ -542,11 +541,12 @@ module compute #(
   logic [COLS*8-1:0] lut_now;  // this cycle's row through the table
   logic [COLS*8-1:0] rq_q;  // requantizer results (registered)
   logic [COLS*9-1:0] rq_q9;
+  logic [COLS*8-1:0] qa_q;  // quantized-add results (registered)
+  logic [COLS*9-1:0] qa_q9;
   for (genvar c = 0; c < COLS; c++) begin : g_ppu
     logic [7:0] ab, bb;
-    logic signed [10:0] ea, eb, da, db;
-    logic [31:0] ta, tb;
-    logic [31:0] v_add, v_rq, rin;
+    logic signed [10:0] ea, eb;
+    logic [31:0] v_rq;
     assign ab = opa[c*8+:8];
     assign bb = opb[c*8+:8];
     assign ea = cd_uns ? {3'b000, ab} : {{3{ab[7]}}, ab};
@@ -555,23 +555,32 @@ module compute #(
     assign vm_now[c*8+:8] = (ea >= eb) ? ab : bb;
     // vlut: the byte as an unsigned index.
     assign lut_now[c*8+:8] = lut_tab[{ab, 3'b000}+:8];
-    // vadd: (a - za) * ka + (b - zb) * kb, wrapping int32.
-    assign da = ea - {{2{pp_za[8]}}, pp_za};
-    assign db = eb - {{2{pp_zb[8]}}, pp_zb};
-    // (an 11 x 32-bit signed product; its low 32 bits are the wrapping one)
-    assign ta = 32'(43'(da) * 43'($signed(p_k0[c*32+:32])));
-    assign tb = 32'(43'(db) * 43'($signed(p_k1[c*32+:32])));
-    assign v_add = ta + tb;
+    // vadd: ONNX Runtime's QLinearAdd (ra, rb, k in the parameter rows).
+    qadd #(
+        .LATENCY(1)
+    ) u_qa (
+        .clk(clk),
+        .ce(1'b1),
+        .a(ab),
+        .b(bb),
+        .unsigned_in(cd_uns),
+        .ra(p_k0[c*32+:32]),
+        .rb(p_k1[c*32+:32]),
+        .k(p_scale[c*32+:32]),
+        .qmin(pp_qmin),
+        .qmax(pp_qmax),
+        .q(qa_q9[c*9+:9])
+    );
+    assign qa_q[c*8+:8] = qa_q9[c*9+:8];
     // requant: acc row + bias, wrapping int32.
     assign v_rq = ac_q_pp[c*32+:32] + p_k0[c*32+:32];
-    assign rin = (cur_op == OP_VADD) ? v_add : v_rq;
     requant #(
         .QW(9),
         .LATENCY(1)
     ) u_rq (
         .clk(clk),
         .ce(1'b1),
-        .acc(rin),
+        .acc(v_rq),
         .scale(p_scale[c*32+:32]),
         .zp(pp_zp),
         .qmin(pp_qmin),
@@ -583,7 +592,7 @@ module compute #(
 
   assign sp_we    = pp_wv;
   assign sp_wrow  = pp_wrow;
-  assign sp_wdata = (pp_op == OP_VMAX || pp_op == OP_VLUT) ? vm_res : rq_q;
+  assign sp_wdata = (pp_op == OP_VMAX || pp_op == OP_VLUT) ? vm_res : ((pp_op == OP_VADD) ? qa_q : rq_q);
 
   // Parameter rows and the vmax stage.
   always_ff @(posedge clk) begin
@@ -651,9 +660,7 @@ module compute #(
       pp_wrow   <= is_rq ? r_dst : (is_vmax ? v_d : (is_vlut ? u_dst : e_dst));
       pp_sd     <= is_vmax ? v_sd : 16'd1;
       pp_uns    <= is_vmax ? v_uns : e_uns;
-      pp_za     <= e_za;
-      pp_zb     <= e_zb;
-      pp_zp     <= is_rq ? r_zp : e_zo;
+      pp_zp     <= r_zp;
       pp_qmin   <= is_rq ? r_qmin : e_qmin;
       pp_qmax   <= is_rq ? r_qmax : e_qmax;
       pp_pp     <= d_pp;
@@ -730,5 +737,5 @@ module compute #(
   // of any COMPUTE instruction's) are reserved; input bytes past ROWS meet
   // no PE (COLS > ROWS).
   assign unused = ^{head_instr[255:`SYS_MATMUL_END], head_instr[15:12], head_instr[`SYS_DEP_POP_NEXT],
-                    head_instr[`SYS_DEP_POP_PREV], rq_q9, sp_q_x};
+                    head_instr[`SYS_DEP_POP_PREV], rq_q9, qa_q9, sp_q_x};
 endmodule

@@ -222,15 +222,12 @@ pub fn vlut(spad: &mut [u8], cols: usize, src: usize, dst: usize, n: usize, tabl
 /// Parameters of a VADD besides its rows.
 pub struct VaddParams {
     pub unsigned_in: bool,
-    pub za: i32,
-    pub zb: i32,
-    pub zo: i32,
     pub qmin: i32,
     pub qmax: i32,
 }
 
-/// VADD: quantized element-wise add with per-column multipliers and scale
-/// from accumulator rows `params..params + 3`.
+/// VADD: ONNX Runtime's QLinearAdd (`numerics::qadd`) with per-column
+/// `ra`, `rb`, `k` (f32 bits) from accumulator rows `params..params + 3`.
 #[allow(clippy::too_many_arguments)]
 pub fn vadd(
     spad: &mut [u8],
@@ -243,15 +240,15 @@ pub fn vadd(
     params: usize,
     p: &VaddParams,
 ) {
-    let ka = &acc[params * cols..(params + 1) * cols];
-    let kb = &acc[(params + 1) * cols..(params + 2) * cols];
-    let sc = &acc[(params + 2) * cols..(params + 3) * cols];
+    let f = |r: usize, c: usize| f32::from_bits(acc[(params + r) * cols + c] as u32);
+    let qp: Vec<numerics::QaddParams> =
+        (0..cols).map(|c| numerics::QaddParams { ra: f(0, c), rb: f(1, c), k: f(2, c) }).collect();
     let mut row = vec![0u8; cols];
     for i in 0..n {
         for (c, out) in row.iter_mut().enumerate() {
             let x = elem(spad[(a + i) * cols + c], p.unsigned_in);
             let y = elem(spad[(b + i) * cols + c], p.unsigned_in);
-            let q = numerics::vadd(x, p.za, ka[c], y, p.zb, kb[c], f32::from_bits(sc[c] as u32), p.zo, p.qmin, p.qmax);
+            let q = numerics::qadd(x, y, qp[c], p.qmin, p.qmax);
             *out = q as u8;
         }
         spad[(d + i) * cols..(d + i + 1) * cols].copy_from_slice(&row);

@@ -693,9 +693,6 @@ impl Model {
                 let n = v.n as u64;
                 let p = array::VaddParams {
                     unsigned_in: v.in_type == ins::ELEM_U8,
-                    za: v.za as i32,
-                    zb: v.zb as i32,
-                    zo: v.zo as i32,
                     qmin: v.qmin as i32,
                     qmax: v.qmax as i32,
                 };

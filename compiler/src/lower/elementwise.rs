@@ -1,6 +1,7 @@
-//! Element-wise ops on the post-processor: Add (`vadd` of two tensors)
-//! and Clamp (`vadd` of one, scaled to a copy, through the clamp), in bands
-//! of rows when the operands exceed the scratchpad.
+//! Element-wise ops on the post-processor: Add (`vadd` of two tensors,
+//! ONNX Runtime's QLinearAdd bit for bit) and Clamp (`vadd` of one with the
+//! second operand's ratio 0: a copy through the clamp), in bands of rows when
+//! the operands exceed the scratchpad.
 
 use super::memory::{feature_rows, row_shape, rows_view};
 use super::movement::{load_feature, store_feature};
@@ -10,7 +11,7 @@ use crate::ir::{ElemType, Node};
 use isa::instr::{self as ins, Deps, Instr};
 use isa::numerics;
 
-/// `vadd` of two tensors (Add) or of one with itself scaled to a copy (Clamp).
+/// `vadd` of two tensors (Add) or of one copied through the clamp (Clamp).
 pub fn lower_vadd(cx: &mut Ctx<'_>, n: &Node, (qmin, qmax): (i32, i32), out_halo: usize) -> Result<u64, LowerError> {
     let (a, b, y, node) = (n.inputs[0], n.inputs.get(1).copied(), n.outputs[0], n.name.as_str());
     check_elem(cx, y, node, "add")?;
@@ -18,18 +19,18 @@ pub fn lower_vadd(cx: &mut Ctx<'_>, n: &Node, (qmin, qmax): (i32, i32), out_halo
     let (pixels, c) =
         feature_rows(&ab.layout).ok_or_else(|| unsupported(node, "add", "operand layout not supported"))?;
     let (qa, qy) = (cx.quant(a), cx.quant(y));
-    let (bb, qb, ka, kb, scale) = match b {
+    let (bb, p) = match b {
         Some(b) => {
             let bb = input_buffer(cx, b, node)?.clone();
             if feature_rows(&bb.layout) != Some((pixels, c)) {
                 return Err(unsupported(node, "add", "operands must have the same shape"));
             }
             let qb = cx.quant(b);
-            let (ka, kb, s) = numerics::vadd_params(qa.scale, qb.scale, qy.scale);
-            (bb, qb, ka, kb, s)
+            let (za, zb, zo) = (qa.zero_point, qb.zero_point, qy.zero_point);
+            (bb, numerics::qadd_params(qa.scale, qb.scale, qy.scale, za, zb, zo))
         }
-        // a * 2^14 * 2^-14 = a exactly: a copy through the clamp.
-        None if qa == qy => (ab.clone(), qa, 1 << 14, 0, 1.0 / (1 << 14) as f32),
+        // fma(a, 1, fma(a, 0, 0)) = a exactly: a copy through the clamp.
+        None if qa == qy => (ab.clone(), numerics::qadd_fold(1.0, 0.0, 0, 0, 0)),
         None => return Err(unsupported(node, "clamp", "a clamp that changes quantization is not lowered")),
     };
     let unsigned_in = cx.g.values[a].ty == ElemType::U8;
@@ -45,9 +46,9 @@ pub fn lower_vadd(cx: &mut Ctx<'_>, n: &Node, (qmin, qmax): (i32, i32), out_halo
     if band == 0 || cx.cfg.acc_rows() < 3 {
         return Err(unsupported(node, "add", "one row of the operands does not fit the scratchpad"));
     }
-    // Parameters (the same for every column): rows ka, kb, scale.
+    // Parameters (the same for every column): rows ra, rb, k as f32 bits.
     let mut params = Vec::new();
-    for v in [ka, kb, scale.to_bits() as i32] {
+    for v in [p.ra, p.rb, p.k].map(f32::to_bits) {
         params.extend((0..dim).flat_map(|_| v.to_le_bytes()));
     }
     let p_addr = cx.mem.alloc_bytes(&params);
@@ -68,9 +69,6 @@ pub fn lower_vadd(cx: &mut Ctx<'_>, n: &Node, (qmin, qmax): (i32, i32), out_halo
                 dst: (o_base + blk * px) as u16,
                 n: px as u16,
                 params: 0,
-                za: qa.zero_point as i16,
-                zb: qb.zero_point as i16,
-                zo: qy.zero_point as i16,
                 qmin: qmin as i16,
                 qmax: qmax as i16,
                 in_type: unsigned_in as u8,
