@@ -37,21 +37,14 @@ use std::path::{Path, PathBuf};
 const MODELS: [&str; 5] = ["resnet_block", "mobilenet_block", "inception_block", "vgg_stack", "pool_block"];
 const FORMS: [&str; 4] = ["qop_int8", "qop_uint8", "qdq_int8", "qdq_uint8"];
 
-/// Cases not exact: (model, form, what the failure must show, why): one
-/// until other work lands, one that integer hardware cannot follow.
+/// Cases not exact: (model, form, what the failure must show, why): the
+/// one integer hardware cannot follow.
 /// Checked exactly: a pending case that passes, or fails otherwise, fails
 /// the test.
 const PENDING: &[(&str, &str, &str, &str)] = &[
-    ("resnet_block", "qop_int8", "`add6_out_quantized` (add)", ADD),
-    ("resnet_block", "qop_uint8", "`add6_out_quantized` (add)", ADD),
-    // In QDQ form the Add's output is named after the ReLU that ORT folded
-    // into it, a name the QOperator twin lacks; the convolution it feeds shows.
-    ("resnet_block", "qdq_int8", "`conv10_out_QuantizeLinear_Output` (conv)", ADD),
-    ("resnet_block", "qdq_uint8", "`conv10_out_QuantizeLinear_Output` (conv)", ADD),
     ("pool_block", "qdq_int8", "`averagepool3_out_QuantizeLinear_Output` (avgpool)", TIES),
     ("pool_block", "qdq_uint8", "`averagepool3_out_QuantizeLinear_Output` (avgpool)", TIES),
 ];
-const ADD: &str = "the residual Add (vadd) is within one step of QLinearAdd, not equal, until `exact-add` lands";
 const TIES: &str = "ORT's QDQ quantizer gives AveragePool its input's scale, so averages of even counts land on ties, \
                     which ORT's float QLinearAveragePool breaks either way depending on the window's values; the \
                     integer sum cannot follow (one step, at ties only: compiler/tests/ort_pool.rs)";
@@ -234,16 +227,7 @@ fn cnn_blocks_match_onnx_runtime_bit_for_bit() {
 }
 
 /// Full-size cases not exact, as `PENDING`.
-const FULL_PENDING: &[Pending] = &[
-    ("resnet18", "qop_int8", "(add)", ADD),
-    ("resnet18", "qop_uint8", "(add)", ADD),
-    ("resnet18", "qdq_int8", "(conv)", ADD),
-    ("resnet18", "qdq_uint8", "(conv)", ADD),
-    ("mobilenetv2", "qop_int8", "(add)", ADD),
-    ("mobilenetv2", "qop_uint8", "(add)", ADD),
-    ("mobilenetv2", "qdq_int8", "(add)", ADD),
-    ("mobilenetv2", "qdq_uint8", "(add)", ADD),
-];
+const FULL_PENDING: &[Pending] = &[];
 
 /// ResNet-18 and MobileNetV2 at 224x224 with random weights, made by
 /// `bash scripts/test.sh ort` into `target/ort-models` (or

@@ -275,6 +275,51 @@ fn compiled_models_match_the_model() {
     }
 }
 
+/// The ONNX Runtime-quantized CNN blocks of `tests/ort_cnn.rs` and the
+/// table-op models of `tests/ort_lut.rs`, compiled: convolutions from
+/// feature-map bands (matmul row patterns, diagonal depthwise tiles),
+/// residual adds (QLinearAdd), average pooling through the identity tile,
+/// unary ops, requantizing Concat and Resize through `vlut` — int8 and
+/// uint8, on both array sizes.
+#[test]
+fn compiled_ort_cnns_match_the_model() {
+    let blocks = ["resnet_block", "mobilenet_block", "inception_block", "pool_block"].into_iter().flat_map(|b| {
+        ["qop_int8", "qop_uint8"].map(|f| (format!("{b}/{f}"), format!("tests/data/ort_cnn/{b}/{f}.onnx")))
+    });
+    let tables = ["unary", "inception", "resize"].into_iter().flat_map(|m| {
+        ["i8", "u8"].map(|t| (format!("{m}_{t}"), format!("compiler/tests/data/lut_models/{m}_{t}_qop.onnx")))
+    });
+    for (name, path) in blocks.chain(tables) {
+        let g = compiler::onnx::import(&std::fs::read(root().join(&path)).unwrap()).unwrap();
+        for hw in ["tiny", "default"] {
+            let cfg = config(hw);
+            let prog = compiler::lower::lower(&g, &cfg).unwrap().program;
+            let r = check_program(&cfg, &name, &prog, 13);
+            assert_eq!(r.outcome, Outcome::Done);
+            println!("{name} on {hw}: {} cycles, equal on both backends", r.cycles());
+        }
+    }
+}
+
+/// Few-row GEMMs take the streaming schedule (weights through the array as
+/// input rows, K split across accumulator passes when A^T does not fit).
+#[test]
+fn streamed_gemvs_match_the_model() {
+    use compiler::gemm::{lower_gemm, GemmOutput, GemmSpec};
+    let mut rng = StdRng::seed_from_u64(17);
+    for (hw, shapes) in [("tiny", [(1, 300, 70), (2, 1000, 33)]), ("default", [(1, 2048, 96), (3, 700, 300)])] {
+        let cfg = config(hw);
+        for (m, k, n) in shapes {
+            let weights: Vec<i8> = (0..k * n).map(|_| rng.gen()).collect();
+            let spec = GemmSpec { m, k, n, weights, input_unsigned: rng.gen(), output: GemmOutput::Int32 };
+            let prog = lower_gemm(&spec, &cfg).unwrap();
+            let r = check_program(&cfg, &format!("GEMV {m}x{k}x{n}"), &prog, 5);
+            assert_eq!(r.outcome, Outcome::Done);
+            println!("GEMV {m}x{k}x{n} on {hw}: {} cycles, equal on both backends", r.cycles());
+        }
+    }
+}
+
 /// VADD (ONNX Runtime's QLinearAdd) by hand: per-column ra, rb, k from
 /// random scales and zero points (and raw float32 bits: subnormal, huge, inf,
 /// NaN) in the accumulator, random operand rows, int8 and uint8, fused ReLU,

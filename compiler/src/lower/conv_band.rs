@@ -115,7 +115,24 @@ impl Geometry {
     fn band_spad_rows(&self, rows: usize) -> usize {
         self.band_in_rows(rows) * self.row_elems() * self.in_blocks()
     }
+    /// Bytes of such a band's LOADs that wait in the DMA's staging buffer at
+    /// most, estimated: they arrive at `bus` bytes per cycle and leave one
+    /// scratchpad chunk (one block of an element, `elem / blocks` bytes on
+    /// average) per cycle, so a fraction `1 - chunk / bus` of them piles up
+    /// when chunks are narrower than the bus (ISA.md §4, LOAD).
+    fn band_staging(&self, rows: usize, bus: usize) -> usize {
+        let elem = if self.packed { self.kernel[1] * self.cin } else { self.cin };
+        let bytes = self.band_in_rows(rows) * self.row_elems() * elem;
+        // bytes * (1 - (elem / blocks) / bus), in integers.
+        let per = bus.max(1) * self.in_blocks();
+        (bytes * per.saturating_sub(elem)).div_ceil(per)
+    }
 }
+
+/// A band whose LOADs pile up more than `staging::BUDGET` bytes in the
+/// DMA's staging buffer would be cut into slow per-block pieces: take
+/// fewer rows instead.
+const STAGING_BUDGET: usize = super::staging::BUDGET as usize;
 
 /// One weight tile of the stream: output tile `j`, which input block at
 /// which tap, its shape, and whether it holds a non-zero weight.
@@ -322,13 +339,16 @@ struct Plan {
 }
 
 /// The largest band that fits, or `None` when even one output row does not.
-fn plan(g: &Geometry, weight_rows: usize, sb_rows: usize, spad: usize, accr: usize) -> Option<Plan> {
+fn plan(g: &Geometry, weight_rows: usize, sb_rows: usize, spad: usize, accr: usize, bus: usize) -> Option<Plan> {
     let nt = g.out_tiles();
     let acc_tile = accr.checked_sub(2 * nt)? / 2;
     let max_rows = (acc_tile / g.ow).min(g.oh).min(u16::MAX as usize / g.ow.max(1));
     for rows in (1..=max_rows).rev() {
         let bands = g.oh.div_ceil(rows);
         let rows = g.oh.div_ceil(bands);
+        if g.band_staging(rows, bus) > STAGING_BUDGET {
+            continue;
+        }
         let slots = if bands > 1 { 2 } else { 1 };
         let band = g.band_spad_rows(rows);
         let out = rows * g.ow * nt;
@@ -449,7 +469,9 @@ pub(super) fn lower(
     let weight_rows = terms.len().div_ceil(WIDE) * sb_rows;
     let spad = (cx.cfg.spad_rows() as usize).min(u16::MAX as usize + 1);
     let accr = (cx.cfg.acc_rows() as usize).min(u16::MAX as usize + 1);
-    let Some(p) = plan(&g, weight_rows, sb_rows, spad, accr) else { return Ok(None) };
+    let Some(p) = plan(&g, weight_rows, sb_rows, spad, accr, cx.cfg.dram.bytes_per_cycle as usize) else {
+        return Ok(None);
+    };
 
     // Parameters: the input zero point folded into the bias with the
     // column sums of the weights, the per-column requantization scale.

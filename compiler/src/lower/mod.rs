@@ -22,6 +22,8 @@
 //!   to the NHWC order the data has in memory.
 //! - MaxPool: the feature map into the scratchpad, `vmax` over the window
 //!   rows, back to memory. Add and Clamp: `vadd`.
+//! - Every phase passes `staging::bound`: LOADs that would overfill the
+//!   DMA's staging buffer are cut and drained.
 
 pub(crate) mod conv_band;
 mod elementwise;
@@ -30,6 +32,7 @@ mod memory;
 mod movement;
 mod package;
 mod pool;
+pub(crate) mod staging;
 
 pub use package::{LayerInfo, Lowered};
 
@@ -62,7 +65,7 @@ impl<'a> Ctx<'a> {
             dataflow: Dataflow::for_config(cfg)?,
             dim: cfg.array.cols as usize,
             mem: MemoryPlan::new(g.values.len()),
-            code: Code::default(),
+            code: Code::for_config(cfg),
             packed_weights: None,
         })
     }

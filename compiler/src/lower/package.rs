@@ -23,11 +23,24 @@ pub use isa::program::LayerMeta as LayerInfo;
 pub struct Code {
     instrs: Vec<Instr>,
     phases: usize,
+    /// Array columns and DRAM bytes per cycle, for `staging::bound` (none:
+    /// phases go in as given).
+    staging: Option<(u64, u64)>,
 }
 
 impl Code {
+    /// An empty stream whose phases are kept within the configuration's
+    /// DMA staging buffer (`staging::bound`).
+    pub fn for_config(cfg: &HwConfig) -> Code {
+        Code { staging: Some((u64::from(cfg.array.cols), u64::from(cfg.dram.bytes_per_cycle))), ..Code::default() }
+    }
+
     /// Appends a phase, separated from the previous one by a barrier.
     pub fn phase(&mut self, instrs: Vec<Instr>) {
+        let instrs = match self.staging {
+            Some((dim, bus)) => super::staging::bound(instrs, dim, bus),
+            None => instrs,
+        };
         if self.phases > 0 {
             let sync = |queue: Queue, deps: Deps| Instr::from(ins::Sync { deps, queue: queue as u8 });
             self.instrs.push(sync(Queue::Store, Deps { push_prev: true, ..Deps::NONE }));
