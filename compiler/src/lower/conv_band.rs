@@ -116,16 +116,29 @@ impl Geometry {
         self.band_in_rows(rows) * self.row_elems() * self.in_blocks()
     }
     /// Bytes of such a band's LOADs that wait in the DMA's staging buffer at
-    /// most, estimated: they arrive at `bus` bytes per cycle and leave one
-    /// scratchpad chunk (one block of an element, `elem / blocks` bytes on
-    /// average) per cycle, so a fraction `1 - chunk / bus` of them piles up
-    /// when chunks are narrower than the bus (ISA.md §4, LOAD).
-    fn band_staging(&self, rows: usize, bus: usize) -> usize {
-        let elem = if self.packed { self.kernel[1] * self.cin } else { self.cin };
-        let bytes = self.band_in_rows(rows) * self.row_elems() * elem;
-        // bytes * (1 - (elem / blocks) / bus), in integers.
-        let per = bus.max(1) * self.in_blocks();
-        (bytes * per.saturating_sub(elem)).div_ceil(per)
+    /// most (`staging::pile_up`): one LOAD of whole padded input rows, or
+    /// one per input row of `ow` window rows when packed.
+    fn band_staging(&self, rows: usize, dma: super::staging::Dma) -> usize {
+        let nin = self.band_in_rows(rows);
+        let (loads, load) = if self.packed {
+            let cols = self.kernel[1] * self.cin;
+            let l = ins::Load {
+                rows: self.ow as u16,
+                cols: cols as u16,
+                stride: (self.strides[1] * self.cin) as u32,
+                ..Default::default()
+            };
+            (nin, l)
+        } else {
+            let l = ins::Load {
+                rows: (nin * self.wp).min(u16::MAX as usize) as u16,
+                cols: self.cin as u16,
+                stride: self.cin as u32,
+                ..Default::default()
+            };
+            (1, l)
+        };
+        loads * super::staging::pile_up(&load, dma) as usize
     }
 }
 
@@ -339,14 +352,21 @@ struct Plan {
 }
 
 /// The largest band that fits, or `None` when even one output row does not.
-fn plan(g: &Geometry, weight_rows: usize, sb_rows: usize, spad: usize, accr: usize, bus: usize) -> Option<Plan> {
+fn plan(
+    g: &Geometry,
+    weight_rows: usize,
+    sb_rows: usize,
+    spad: usize,
+    accr: usize,
+    dma: super::staging::Dma,
+) -> Option<Plan> {
     let nt = g.out_tiles();
     let acc_tile = accr.checked_sub(2 * nt)? / 2;
     let max_rows = (acc_tile / g.ow).min(g.oh).min(u16::MAX as usize / g.ow.max(1));
     for rows in (1..=max_rows).rev() {
         let bands = g.oh.div_ceil(rows);
         let rows = g.oh.div_ceil(bands);
-        if g.band_staging(rows, bus) > STAGING_BUDGET {
+        if g.band_staging(rows, dma) > STAGING_BUDGET {
             continue;
         }
         let slots = if bands > 1 { 2 } else { 1 };
@@ -469,7 +489,7 @@ pub(super) fn lower(
     let weight_rows = terms.len().div_ceil(WIDE) * sb_rows;
     let spad = (cx.cfg.spad_rows() as usize).min(u16::MAX as usize + 1);
     let accr = (cx.cfg.acc_rows() as usize).min(u16::MAX as usize + 1);
-    let Some(p) = plan(&g, weight_rows, sb_rows, spad, accr, cx.cfg.dram.bytes_per_cycle as usize) else {
+    let Some(p) = plan(&g, weight_rows, sb_rows, spad, accr, super::staging::Dma::of(cx.cfg)) else {
         return Ok(None);
     };
 

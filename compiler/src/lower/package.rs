@@ -23,22 +23,21 @@ pub use isa::program::LayerMeta as LayerInfo;
 pub struct Code {
     instrs: Vec<Instr>,
     phases: usize,
-    /// Array columns and DRAM bytes per cycle, for `staging::bound` (none:
-    /// phases go in as given).
-    staging: Option<(u64, u64)>,
+    /// The DMA's figures for `staging::bound` (none: phases go in as given).
+    staging: Option<super::staging::Dma>,
 }
 
 impl Code {
     /// An empty stream whose phases are kept within the configuration's
     /// DMA staging buffer (`staging::bound`).
     pub fn for_config(cfg: &HwConfig) -> Code {
-        Code { staging: Some((u64::from(cfg.array.cols), u64::from(cfg.dram.bytes_per_cycle))), ..Code::default() }
+        Code { staging: Some(super::staging::Dma::of(cfg)), ..Code::default() }
     }
 
     /// Appends a phase, separated from the previous one by a barrier.
     pub fn phase(&mut self, instrs: Vec<Instr>) {
         let instrs = match self.staging {
-            Some((dim, bus)) => super::staging::bound(instrs, dim, bus),
+            Some(dma) => super::staging::bound(instrs, dma),
             None => instrs,
         };
         if self.phases > 0 {
