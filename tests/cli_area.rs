@@ -66,6 +66,7 @@ fn tiny_config_area_text_and_json() {
     assert!((v["ratio"].as_f64().unwrap() - area / analytical).abs() < 1e-9);
     assert!(v["generic"]["cells"].as_u64().unwrap() > 10_000);
     assert!(v["fpga"].is_null());
-    assert_eq!(v["generic"]["modules"].as_array().unwrap().len(), 7);
+    // accel, array, check, compute, dma_load, dma_store, requant, qadd, qadd_fma
+    assert_eq!(v["generic"]["modules"].as_array().unwrap().len(), 9);
     assert_no_temp_files(d);
 }
