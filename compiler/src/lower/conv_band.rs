@@ -171,7 +171,7 @@ fn mapping_of(w_shape: [usize; 4], groups: usize, dim: usize, packed: bool) -> O
         Mapping::Dense { blocks_per_group: cin.div_ceil(dim), out_per_group: m_out.div_ceil(dim) * dim }
     } else if cg == 1 && mg == 1 {
         Mapping::Depthwise
-    } else if cg % dim == 0 && mg % dim == 0 {
+    } else if cg.is_multiple_of(dim) && mg.is_multiple_of(dim) {
         Mapping::Dense { blocks_per_group: cg / dim, out_per_group: mg }
     } else {
         return None;
@@ -310,7 +310,7 @@ pub(crate) fn unpack_weights(
     dim: usize,
     packed: bool,
 ) -> Option<Vec<i8>> {
-    if dim == 0 || groups == 0 || w_shape[0] % groups != 0 {
+    if dim == 0 || groups == 0 || !w_shape[0].is_multiple_of(groups) {
         return None;
     }
     let volume = w_shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))?;
@@ -451,7 +451,7 @@ pub(super) fn lower(
         Mapping::Dense { blocks_per_group: cin.div_ceil(dim), out_per_group: m_out.div_ceil(dim) * dim }
     } else if cg == 1 && mg == 1 {
         Mapping::Depthwise
-    } else if cg % dim == 0 && mg % dim == 0 {
+    } else if cg.is_multiple_of(dim) && mg.is_multiple_of(dim) {
         Mapping::Dense { blocks_per_group: cg / dim, out_per_group: mg }
     } else {
         return Ok(None);
@@ -763,8 +763,8 @@ impl Job<'_> {
                 chunk_item[gq / nch][gq % nch] = s.load_group(chunk_load(gq / nch, gq % nch), false);
             }
         } else {
-            for q in 0..nch {
-                chunk_item[0][q] = s.load_group(chunk_load(0, q), false);
+            for (q, item) in chunk_item[0].iter_mut().enumerate() {
+                *item = s.load_group(chunk_load(0, q), false);
             }
         }
         if p.bands > 1 {
@@ -785,10 +785,8 @@ impl Job<'_> {
         let mut pending_stores: Vec<Instr> = Vec::new();
         // The streamed terms (all-zero tiles skipped), each chunk's last.
         let live: Vec<usize> = (0..terms.len()).filter(|&t| terms[t].live).collect();
-        let chunk_last: Vec<usize> = chunks
-            .iter()
-            .map(|c| *live.iter().filter(|&&t| t < c.t1).next_back().expect("a live term per chunk"))
-            .collect();
+        let chunk_last: Vec<usize> =
+            chunks.iter().map(|c| *live.iter().rfind(|&&t| t < c.t1).expect("a live term per chunk")).collect();
         // The first tile goes in with an ldw.
         {
             let mut deps = Deps::NONE;
