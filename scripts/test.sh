@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
-# The project's tests, in two tiers:
+# The project's tests, in three tiers:
 #   rust  everything that needs only Rust: the ISA, the compiler, the model,
 #         the driver, the CLI (`cargo test --workspace`);
 #   rtl   the Verilog: every file linted and synthesized, the verilated
 #         accelerator checked against the model to the cycle, the CLI's
 #         rtl/both backends and `systole area`. Installs Verilator and yosys
 #         from Debian's packages when they are missing (as root, or with sudo).
-#   ort   (not run by default) full-size ResNet-18 and MobileNetV2 with random
+#   ort   full-size ResNet-18 and MobileNetV2 with random
 #         weights, quantized by ONNX Runtime: pip-installs onnx, onnxruntime
-#         and numpy, makes the models into target/ort-models with
-#         tools/ort-fixtures/cnn_zoo.py, and checks them bit for bit.
-# `bash scripts/test.sh` runs both, the Rust tier first; `bash scripts/test.sh
-# rust` (or `rtl`) runs one.
+#         and numpy (the versions the fixtures were made with), makes the
+#         models into target/ort-models with tools/ort-fixtures/cnn_zoo.py,
+#         and checks every layer of all eight forms bit for bit.
+# `bash scripts/test.sh` runs all three in that order; `bash scripts/test.sh
+# rust` (or `rtl`, `ort`) runs one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tiers=("$@")
-[ ${#tiers[@]} -gt 0 ] || tiers=(rust rtl)
+[ ${#tiers[@]} -gt 0 ] || tiers=(rust rtl ort)
 
 install_hdl_tools() {
     if ! command -v verilator >/dev/null || ! command -v yosys >/dev/null; then
@@ -46,7 +47,7 @@ for tier in "${tiers[@]}"; do
         ;;
     ort)
         echo "== tier ort: full-size CNNs against ONNX Runtime" >&2
-        python3 -m pip install --quiet onnx onnxruntime numpy
+        python3 -m pip install --quiet onnx==1.23.2 onnxruntime==1.32.0 numpy
         python3 tools/ort-fixtures/cnn_zoo.py --only full --full-out target/ort-models
         cargo test --release --locked --test ort_cnn -- --ignored --nocapture
         ;;
