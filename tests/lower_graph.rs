@@ -205,18 +205,7 @@ fn check_everywhere(g: &Graph, seed: u64) {
 }
 
 fn nonsquare() -> Vec<HwConfig> {
-    [(8, 4), (4, 8), (5, 12)]
-        .into_iter()
-        .map(|(rows, cols)| {
-            let mut cfg = HwConfig::tiny_4x4();
-            cfg.name = format!("tiny-{rows}x{cols}");
-            (cfg.array.rows, cfg.array.cols) = (rows, cols);
-            cfg.scratchpad.bytes = 2048 * cols as u64 * cfg.scratchpad.banks as u64;
-            cfg.accumulator.bytes = 128 * 4 * cols as u64 * cfg.accumulator.banks as u64;
-            cfg.validate().unwrap();
-            cfg
-        })
-        .collect()
+    [(8, 4), (4, 8), (5, 12)].into_iter().map(|(rows, cols)| HwConfig::tiny_shaped(rows, cols)).collect()
 }
 
 #[test]

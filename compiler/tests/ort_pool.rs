@@ -327,18 +327,6 @@ fn pooling_matches_onnx_runtime() {
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
 }
 
-/// A configuration with `rows x cols` array (scratchpad and accumulator
-/// sized like the 4x4's per column).
-fn array(rows: u32, cols: u32) -> HwConfig {
-    let mut cfg = HwConfig::tiny_4x4();
-    cfg.name = format!("tiny-{rows}x{cols}");
-    (cfg.array.rows, cfg.array.cols) = (rows, cols);
-    cfg.scratchpad.bytes = 2048 * cols as u64 * cfg.scratchpad.banks as u64;
-    cfg.accumulator.bytes = 128 * 4 * cols as u64 * cfg.accumulator.banks as u64;
-    cfg.validate().unwrap();
-    cfg
-}
-
 /// The compiled programs on the model equal the interpreter (and so ORT,
 /// as above) on the cases stored in full, on square, tall and wide arrays.
 /// A wide array (fewer rows than columns) sums int8 windows only, and says
@@ -349,7 +337,9 @@ fn pooling_on_the_model_equals_the_interpreter() {
     let full: Vec<&Case> = cases.iter().filter(|c| c.ort.is_some()).collect();
     assert!(full.len() >= 48, "{} cases stored in full", full.len());
     let (mut ran, mut refused) = (0, 0);
-    for cfg in [HwConfig::tiny_4x4(), HwConfig::default_16x16(), array(8, 4), array(4, 8)] {
+    for cfg in
+        [HwConfig::tiny_4x4(), HwConfig::default_16x16(), HwConfig::tiny_shaped(8, 4), HwConfig::tiny_shaped(4, 8)]
+    {
         for c in &full {
             let want = run_interp(c);
             let wide_u8 = cfg.array.rows < cfg.array.cols && c.json["dtype"] == "uint8" && c.json["kind"] != "max";

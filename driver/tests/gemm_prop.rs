@@ -35,18 +35,12 @@ fn config(i: usize) -> HwConfig {
 /// The tiny config reshaped (buffers resized to whole rows): `tall_8x4`
 /// has more rows than a scratchpad row holds values, `wide_4x8` fewer.
 fn nonsquare(name: &str) -> HwConfig {
-    let mut cfg = HwConfig::tiny_4x4();
     let (rows, cols) = match name {
         "tall_8x4" => (8, 4),
         "wide_4x8" => (4, 8),
         _ => (5, 12),
     };
-    cfg.name = name.into();
-    (cfg.array.rows, cfg.array.cols) = (rows, cols);
-    cfg.scratchpad.bytes = 2048 * cols as u64 * cfg.scratchpad.banks as u64;
-    cfg.accumulator.bytes = 128 * 4 * cols as u64 * cfg.accumulator.banks as u64;
-    cfg.validate().unwrap();
-    cfg
+    HwConfig { name: name.into(), ..HwConfig::tiny_shaped(rows, cols) }
 }
 
 /// The weight tile: K at most a scratchpad row (`cols` values) and the

@@ -317,6 +317,19 @@ impl HwConfig {
         HwConfig::from_toml(include_str!("../../examples/hw/tiny.toml")).expect("bundled config is valid")
     }
 
+    /// The 4x4 configuration with a `rows x cols` array, its scratchpad and
+    /// accumulator sized per column as the 4x4's (named `tiny-RxC`): the
+    /// non-square arrays the tests run everything on.
+    pub fn tiny_shaped(rows: u32, cols: u32) -> HwConfig {
+        let mut cfg = HwConfig::tiny_4x4();
+        cfg.name = format!("tiny-{rows}x{cols}");
+        (cfg.array.rows, cfg.array.cols) = (rows, cols);
+        cfg.scratchpad.bytes = 2048 * u64::from(cols) * u64::from(cfg.scratchpad.banks);
+        cfg.accumulator.bytes = 128 * 4 * u64::from(cols) * u64::from(cfg.accumulator.banks);
+        cfg.validate().expect("a shaped tiny config is valid");
+        cfg
+    }
+
     /// The 32x32 configuration (also `examples/hw/large.toml`).
     pub fn large_32x32() -> HwConfig {
         HwConfig::from_toml(include_str!("../../examples/hw/large.toml")).expect("bundled config is valid")

@@ -945,6 +945,7 @@ impl Job<'_> {
 mod tests {
     use super::super::step_tests::{configs, run_step};
     use isa::HwConfig;
+    use rand::{rngs::StdRng, Rng, SeedableRng};
 
     /// A conv case: input `[1, cin, h, w]`, `cout` outputs, kernel, strides,
     /// pads `[t, l, b, r]`, dilations, groups, uint8 input / output.
@@ -962,11 +963,6 @@ mod tests {
         u8_out: bool,
     }
 
-    fn lcg(seed: &mut u64) -> u64 {
-        *seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        *seed >> 33
-    }
-
     impl Case {
         fn out_hw(&self) -> [usize; 2] {
             let o = |i: usize| {
@@ -978,12 +974,12 @@ mod tests {
         }
 
         fn text(&self, seed: u64) -> String {
-            let mut s = seed | 1;
+            let mut s = StdRng::seed_from_u64(seed);
             let cg = self.cin / self.groups;
             let n = self.cout * cg * self.kernel[0] * self.kernel[1];
             // Small weights keep the output from saturating.
-            let weights: Vec<String> = (0..n).map(|_| ((lcg(&mut s) % 31) as i32 - 15).to_string()).collect();
-            let bias: Vec<String> = (0..self.cout).map(|_| ((lcg(&mut s) % 2001) as i32 - 1000).to_string()).collect();
+            let weights: Vec<String> = (0..n).map(|_| s.gen_range(-15..=15).to_string()).collect();
+            let bias: Vec<String> = (0..self.cout).map(|_| s.gen_range(-1000..=1000).to_string()).collect();
             let ty = |u: bool| if u { "u8" } else { "i8" };
             let (zin, zout) = (if self.u8_in { 128 } else { 3 }, if self.u8_out { 120 } else { -5 });
             let [oh, ow] = self.out_hw();
@@ -1139,9 +1135,9 @@ mod tests {
     /// kernel, channels not multiples of the array, depthwise, uint8.
     #[test]
     fn random_convs() {
-        let mut s = 12345u64;
+        let mut s = StdRng::seed_from_u64(12345);
         for i in 0..12 {
-            let mut r = |n: usize| (lcg(&mut s) % n as u64) as usize;
+            let mut r = |n: usize| s.gen_range(0..n);
             let kernel = [1 + r(7), 1 + r(7)];
             let strides = [1 + r(2), 1 + r(2)];
             let pads = [r(kernel[0]), r(kernel[1]), r(kernel[0]), r(kernel[1])];

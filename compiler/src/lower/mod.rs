@@ -263,13 +263,7 @@ mod step_tests {
     pub(in crate::lower) fn configs() -> Vec<HwConfig> {
         let mut v = vec![HwConfig::tiny_4x4()];
         for (rows, cols) in [(4, 8), (8, 4), (5, 12)] {
-            let mut cfg = HwConfig::tiny_4x4();
-            (cfg.array.rows, cfg.array.cols) = (rows, cols);
-            cfg.name = format!("{rows}x{cols}");
-            cfg.scratchpad.bytes = 2048 * cols as u64 * cfg.scratchpad.banks as u64;
-            cfg.accumulator.bytes = 128 * 4 * cols as u64 * cfg.accumulator.banks as u64;
-            cfg.validate().unwrap();
-            v.push(cfg);
+            v.push(HwConfig::tiny_shaped(rows, cols));
         }
         v
     }
