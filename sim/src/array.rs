@@ -3,20 +3,37 @@
 //! with a fast loop, which gives the same bits as one PE at a time because
 //! int32 addition wraps and is associative.
 
+use crate::kernels::{self, Kernel, Packed};
 use isa::numerics;
 
 /// A weight tile held by the array: `rows x cols` int8 values widened to
-/// i16 (row = reduction index), and the valid `k x n` corner.
+/// i16 (row = reduction index), the valid `k x n` corner, and the same tile
+/// packed for the kernel that streams rows through it.
 #[derive(Clone, Debug)]
 pub struct WeightTile {
     pub w: Vec<i16>,
     pub k: usize,
     pub n: usize,
+    rows: usize,
+    kernel: Kernel,
+    packed: Packed,
 }
 
 impl WeightTile {
+    /// A zero tile streamed by the fastest kernel the host runs.
     pub fn zero(rows: usize, cols: usize) -> WeightTile {
-        WeightTile { w: vec![0; rows * cols], k: 0, n: 0 }
+        WeightTile::zero_with(rows, cols, Kernel::best())
+    }
+
+    /// A zero tile streamed by `kernel` (which the host must run).
+    pub fn zero_with(rows: usize, cols: usize, kernel: Kernel) -> WeightTile {
+        let w = vec![0; rows * cols];
+        let packed = Packed::new(kernel, &w, 0, cols);
+        WeightTile { w, k: 0, n: 0, rows, kernel, packed }
+    }
+
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
     }
 
     /// Loads a `k x n` tile from scratchpad rows (`cols` bytes each); the
@@ -31,6 +48,14 @@ impl WeightTile {
         }
         self.k = k;
         self.n = n;
+        self.packed = Packed::new(self.kernel, &self.w, self.streamed_rows(cols), cols);
+    }
+
+    /// Reduction rows that see inputs: a scratchpad row holds `cols` inputs,
+    /// so on an array with more rows than columns, reduction rows past `cols`
+    /// see zeros (ISA.md §3).
+    fn streamed_rows(&self, cols: usize) -> usize {
+        self.k.min(self.rows).min(cols)
     }
 }
 
@@ -87,61 +112,11 @@ pub fn matmul(
     acc_row: usize,
     accumulate: bool,
 ) {
-    // A scratchpad row holds `cols` inputs: on an array with more rows than
-    // columns, reduction rows past `cols` see zero inputs (ISA.md §3).
-    let k = wt.k.min(rows).min(cols);
+    debug_assert_eq!(rows, wt.rows, "the tile belongs to this array");
     let x = &spad[a * cols..(a + m) * cols];
     let dst = &mut acc[acc_row * cols..(acc_row + m) * cols];
-    // Fixed widths let the compiler unroll and vectorize the row update.
-    match cols {
-        4 => stream::<4>(&wt.w, k, x, unsigned, dst, accumulate),
-        8 => stream::<8>(&wt.w, k, x, unsigned, dst, accumulate),
-        16 => stream::<16>(&wt.w, k, x, unsigned, dst, accumulate),
-        32 => stream::<32>(&wt.w, k, x, unsigned, dst, accumulate),
-        _ => stream_any(&wt.w, k, cols, x, unsigned, dst, accumulate),
-    }
-}
-
-fn stream<const C: usize>(w: &[i16], k: usize, x: &[u8], unsigned: bool, dst: &mut [i32], accumulate: bool) {
-    for (xrow, drow) in x.chunks_exact(C).zip(dst.chunks_exact_mut(C)) {
-        let mut out = [0i32; C];
-        for (r, &xb) in xrow[..k].iter().enumerate() {
-            let xv = if unsigned { xb as i16 } else { xb as i8 as i16 };
-            let wrow: &[i16; C] = w[r * C..r * C + C].try_into().expect("C weights");
-            // |x| <= 255 and |w| <= 128: the product fits in i16.
-            for c in 0..C {
-                out[c] += (xv * wrow[c]) as i32;
-            }
-        }
-        let drow: &mut [i32; C] = drow.try_into().expect("C accumulators");
-        if accumulate {
-            for c in 0..C {
-                drow[c] = drow[c].wrapping_add(out[c]);
-            }
-        } else {
-            *drow = out;
-        }
-    }
-}
-
-fn stream_any(w: &[i16], k: usize, cols: usize, x: &[u8], unsigned: bool, dst: &mut [i32], accumulate: bool) {
-    let mut out = vec![0i32; cols];
-    for (xrow, drow) in x.chunks_exact(cols).zip(dst.chunks_exact_mut(cols)) {
-        out.iter_mut().for_each(|v| *v = 0);
-        for (r, &xb) in xrow[..k].iter().enumerate() {
-            let xv = if unsigned { xb as i16 } else { xb as i8 as i16 };
-            for (o, &wv) in out.iter_mut().zip(&w[r * cols..(r + 1) * cols]) {
-                *o += (xv * wv) as i32;
-            }
-        }
-        if accumulate {
-            for (d, o) in drow.iter_mut().zip(&out) {
-                *d = d.wrapping_add(*o);
-            }
-        } else {
-            drow.copy_from_slice(&out);
-        }
-    }
+    let k = wt.streamed_rows(cols);
+    kernels::stream(wt.kernel, &wt.w, &wt.packed, k, cols, kernels::Rows { x, m, unsigned }, dst, accumulate);
 }
 
 fn elem(b: u8, unsigned: bool) -> i32 {

@@ -6,6 +6,7 @@ pub mod array;
 pub mod dma;
 pub mod dram;
 pub mod energy;
+pub mod kernels;
 pub mod machine;
 pub mod memory;
 

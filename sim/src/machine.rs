@@ -18,6 +18,7 @@
 use crate::array::{self, WeightTile};
 use crate::dma::{self, BurstPlan};
 use crate::dram::Dram;
+use crate::kernels::Kernel;
 use crate::memory::Memory;
 use isa::instr::{self as ins, Deps, Instr, Queue, INSTR_BYTES};
 use isa::legal::{self, DmaBlock};
@@ -179,7 +180,17 @@ pub enum ModelError {
 }
 
 impl Model {
+    /// A model whose array arithmetic runs on the fastest kernel the host has.
     pub fn new(cfg: &HwConfig) -> Result<Model, ModelError> {
+        Model::with_kernel(cfg, Kernel::best())
+    }
+
+    /// A model whose array arithmetic runs on `kernel` (all kernels give the
+    /// same bits; the benches compare their speed).
+    pub fn with_kernel(cfg: &HwConfig, kernel: Kernel) -> Result<Model, ModelError> {
+        if !kernel.available() {
+            return Err(ModelError::Unsupported(format!("the {kernel} kernel does not run on this host")));
+        }
         if cfg.array.dataflow != isa::config::Dataflow::WeightStationary {
             return Err(ModelError::Unsupported(
                 "array.dataflow = \"output-stationary\" is not implemented by the model yet; use \"weight-stationary\""
@@ -194,8 +205,8 @@ impl Model {
             mem: Memory::new(cfg.dram_bytes()),
             spad: vec![0; cfg.spad_rows() as usize * cols],
             acc: vec![0; cfg.acc_rows() as usize * cols],
-            active: WeightTile::zero(rows, cols),
-            shadow: WeightTile::zero(rows, cols),
+            active: WeightTile::zero_with(rows, cols, kernel),
+            shadow: WeightTile::zero_with(rows, cols, kernel),
             prog_addr: 0,
             prog_len: 0,
             win_base: 0,
@@ -224,8 +235,9 @@ impl Model {
         self.trace = (0..self.prog_len).map(|index| InstrTrace { index, start: 0, finish: 0 }).collect();
         self.status = regs::STATUS_RUNNING;
         // CTRL.start resets the array: both weight buffers are zero.
-        self.active = WeightTile::zero(self.rows, self.cols);
-        self.shadow = WeightTile::zero(self.rows, self.cols);
+        let kernel = self.active.kernel();
+        self.active = WeightTile::zero_with(self.rows, self.cols, kernel);
+        self.shadow = WeightTile::zero_with(self.rows, self.cols, kernel);
         let run = Run {
             now: 0,
             fetch_next: 0,

@@ -1,0 +1,153 @@
+//! The array's tile arithmetic, `acc[i][c] (+)= sum_r x[i][r] * w[r][c]`
+//! over a block of input rows, in several kernels that give the same bits:
+//! the portable scalar loop (the model's original kernel, also the baseline
+//! the benches compare against), AVX2 (`vpmaddwd` on int16 pairs) and
+//! AVX-512 VNNI (`vpdpbusd` on uint8 x int8 quads). The best the host has is
+//! chosen at run time (`Kernel::best`); all are exact because int32 addition
+//! wraps and is associative, and no intermediate saturates (see each kernel).
+//!
+//! A weight tile is packed for its kernel once per load (`Packed`), so the
+//! per-row loop only broadcasts inputs and multiplies.
+
+mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use std::fmt;
+
+/// One implementation of the tile arithmetic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    /// Portable Rust, one input row at a time (the model's first kernel).
+    Scalar,
+    /// AVX2: int16 pairs through `vpmaddwd`, 8 columns per vector.
+    Avx2,
+    /// AVX-512 VNNI: uint8 x int8 quads through `vpdpbusd`, 16 columns per
+    /// vector; int8 inputs are offset by 128 and corrected per column.
+    Avx512Vnni,
+}
+
+impl Kernel {
+    pub const ALL: [Kernel; 3] = [Kernel::Scalar, Kernel::Avx2, Kernel::Avx512Vnni];
+
+    /// Whether this host can run the kernel.
+    pub fn available(self) -> bool {
+        match self {
+            Kernel::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512Vnni => {
+                std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512vnni")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// The fastest kernel this host runs.
+    pub fn best() -> Kernel {
+        *Kernel::ALL.iter().rev().find(|k| k.available()).expect("the scalar kernel runs anywhere")
+    }
+
+    /// The kernels this host runs, slowest first.
+    pub fn available_all() -> Vec<Kernel> {
+        Kernel::ALL.into_iter().filter(|k| k.available()).collect()
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Scalar => "scalar",
+            Kernel::Avx2 => "avx2",
+            Kernel::Avx512Vnni => "avx512-vnni",
+        }
+    }
+}
+
+impl fmt::Display for Kernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A weight tile in the layout of one kernel. `w` is the tile as loaded
+/// (`rows x cols`, row = reduction index, int8 widened to i16); `k` is the
+/// number of reduction rows that see inputs (`min(k, rows, cols)`: a
+/// scratchpad row holds `cols` inputs).
+#[derive(Clone, Debug, Default)]
+pub struct Packed {
+    /// Columns rounded up to a multiple of 16 (one AVX-512 vector).
+    cpad: usize,
+    /// AVX-512 VNNI: `[k / 4][cpad][4]` int8, reduction rows in fours.
+    quads: Vec<i8>,
+    /// AVX-512 VNNI: `-128 * sum_r w[r][c]`, the int8 inputs' correction.
+    neg_offset: Vec<i32>,
+    /// AVX2: `[k / 2][cpad][2]` int16, reduction rows in pairs.
+    pairs: Vec<i16>,
+}
+
+impl Packed {
+    pub fn new(kernel: Kernel, w: &[i16], k: usize, cols: usize) -> Packed {
+        let cpad = cols.next_multiple_of(16);
+        let at = |r: usize, c: usize| if r < k && c < cols { w[r * cols + c] } else { 0 };
+        let mut p = Packed { cpad, ..Packed::default() };
+        match kernel {
+            Kernel::Scalar => {}
+            Kernel::Avx2 => {
+                let pairs = k.div_ceil(2);
+                p.pairs = (0..pairs * cpad * 2).map(|i| at(2 * (i / (2 * cpad)) + i % 2, i / 2 % cpad)).collect();
+            }
+            Kernel::Avx512Vnni => {
+                let quads = k.div_ceil(4);
+                p.quads = (0..quads * cpad * 4).map(|i| at(4 * (i / (4 * cpad)) + i % 4, i / 4 % cpad) as i8).collect();
+                p.neg_offset = (0..cpad).map(|c| -128 * (0..k).map(|r| at(r, c) as i32).sum::<i32>()).collect();
+            }
+        }
+        p
+    }
+}
+
+/// The rows to stream: `m` rows of `cols` input bytes (the first `k` used),
+/// int8 or uint8.
+pub struct Rows<'a> {
+    pub x: &'a [u8],
+    pub m: usize,
+    pub unsigned: bool,
+}
+
+/// `dst[i][c] = (accumulate ? dst[i][c] : 0) + sum_{r < k} x[i][r] * w[r][c]`
+/// for the `m` rows, with `w` (`rows x cols`) packed for `kernel` in `p`.
+/// `dst` holds `m` rows of `cols` int32.
+#[allow(clippy::too_many_arguments)]
+pub fn stream(
+    kernel: Kernel,
+    w: &[i16],
+    p: &Packed,
+    k: usize,
+    cols: usize,
+    rows: Rows<'_>,
+    dst: &mut [i32],
+    accumulate: bool,
+) {
+    assert!(rows.x.len() >= rows.m * cols && dst.len() >= rows.m * cols && k <= cols);
+    match kernel {
+        Kernel::Scalar => scalar::stream(w, k, cols, &rows, dst, accumulate),
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => {
+            assert!(kernel.available() && p.pairs.len() == k.div_ceil(2) * p.cpad * 2, "AVX2 tile");
+            // SAFETY: the host has AVX2 (checked above); the kernel reads and
+            // writes inside the slices whose sizes are asserted here.
+            unsafe { x86::stream_avx2(&p.pairs, p.cpad, k, cols, &rows, dst, accumulate) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512Vnni => {
+            assert!(kernel.available() && p.quads.len() == k.div_ceil(4) * p.cpad * 4, "VNNI tile");
+            // SAFETY: as above, for AVX-512 F/BW/VNNI.
+            unsafe { x86::stream_vnni(&p.quads, &p.neg_offset, p.cpad, k, cols, &rows, dst, accumulate) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => unreachable!("{kernel} is x86-only"),
+    }
+}

@@ -1,0 +1,166 @@
+//! Every tile kernel this host runs gives the portable scalar kernel's bits:
+//! on random tiles of every shape (extremes -128, 127 and 255 drawn often),
+//! and end to end, where a lowered GEMM's output, counters and trace must not
+//! depend on the kernel.
+
+use compiler::gemm::{lower_gemm, GemmOutput, GemmSpec, INPUT};
+use isa::regs::{self, Counter};
+use isa::{Device, HwConfig, INSTR_BYTES};
+use proptest::prelude::*;
+use sim::array::{matmul, WeightTile};
+use sim::kernels::Kernel;
+
+/// A byte, with the values at the ends of int8 and uint8 drawn often.
+fn byte() -> impl Strategy<Value = u8> {
+    prop_oneof![Just(0x80u8), Just(0x7f), Just(0xff), Just(0), Just(1), any::<u8>(), any::<u8>()]
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    rows: usize,
+    cols: usize,
+    k: usize,
+    n: usize,
+    m: usize,
+    /// The weight tile's scratchpad rows, `k x cols`.
+    w: Vec<u8>,
+    /// The input rows, `m x cols`.
+    x: Vec<u8>,
+    /// The accumulator before the MATMUL, `m x cols`.
+    acc: Vec<i32>,
+    unsigned: bool,
+    accumulate: bool,
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    let shape = prop_oneof![Just(16usize), Just(32), Just(4), Just(8), 2usize..=40];
+    (shape.clone(), shape, 0usize..=13)
+        .prop_flat_map(|(rows, cols, m)| {
+            (
+                Just((rows, cols, m)),
+                0..=rows,
+                0..=cols,
+                prop::collection::vec(byte(), rows * cols),
+                prop::collection::vec(byte(), m * cols),
+                prop::collection::vec(any::<i32>(), m * cols),
+                any::<bool>(),
+                any::<bool>(),
+            )
+        })
+        .prop_map(|((rows, cols, m), k, n, w, x, acc, unsigned, accumulate)| Case {
+            rows,
+            cols,
+            k,
+            n,
+            m,
+            w,
+            x,
+            acc,
+            unsigned,
+            accumulate,
+        })
+}
+
+fn run(kernel: Kernel, c: &Case) -> Vec<i32> {
+    let mut tile = WeightTile::zero_with(c.rows, c.cols, kernel);
+    tile.load(&c.w, 0, c.k, c.n, c.cols);
+    let mut acc = c.acc.clone();
+    matmul(&tile, c.rows, c.cols, &c.x, 0, c.m, c.unsigned, &mut acc, 0, c.accumulate);
+    acc
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(600))]
+
+    #[test]
+    fn every_kernel_gives_the_scalar_bits(c in case()) {
+        let want = run(Kernel::Scalar, &c);
+        for kernel in Kernel::available_all() {
+            prop_assert_eq!(&run(kernel, &c), &want, "{} kernel", kernel);
+        }
+    }
+}
+
+#[test]
+fn extreme_tiles_agree_and_wrap() {
+    // All -128 weights against all-255 (uint8) or all -128 (int8) inputs, on
+    // the largest array, accumulating onto values near the int32 limits.
+    for (unsigned, xb) in [(true, 0xffu8), (false, 0x80), (false, 0x7f)] {
+        let (rows, cols, m) = (256, 256, 5);
+        let c = Case {
+            rows,
+            cols,
+            k: rows,
+            n: cols,
+            m,
+            w: vec![0x80; rows * cols],
+            x: vec![xb; m * cols],
+            acc: (0..m * cols).map(|i| if i % 2 == 0 { i32::MAX - 7 } else { i32::MIN + 3 }).collect(),
+            unsigned,
+            accumulate: true,
+        };
+        let want = run(Kernel::Scalar, &c);
+        let x = if unsigned { xb as i64 } else { xb as i8 as i64 };
+        let sum = 256 * x * -128;
+        assert_eq!(want[0], ((i32::MAX - 7) as i64 + sum) as i32, "the scalar kernel wraps");
+        for kernel in Kernel::available_all() {
+            assert_eq!(run(kernel, &c), want, "{kernel} kernel, unsigned {unsigned}");
+        }
+    }
+}
+
+#[test]
+fn unavailable_kernels_are_refused() {
+    for kernel in Kernel::ALL {
+        let made = sim::Model::with_kernel(&HwConfig::tiny_4x4(), kernel);
+        assert_eq!(made.is_ok(), kernel.available(), "{kernel}");
+    }
+    assert!(Kernel::best().available());
+}
+
+/// Runs `prog` on a model with `kernel`; returns its memory, counters
+/// and trace.
+fn gemm_on(
+    kernel: Kernel,
+    cfg: &HwConfig,
+    prog: &isa::program::Program,
+    a: &[u8],
+) -> (Vec<u8>, Vec<u64>, Vec<isa::InstrTrace>) {
+    let mut m = sim::Model::with_kernel(cfg, kernel).unwrap();
+    let code: Vec<u8> = prog.code.iter().flat_map(|i| i.encode()).collect();
+    m.write_mem(prog.code_addr, &code).unwrap();
+    m.write_mem(prog.data_addr, &prog.data).unwrap();
+    m.write_mem(prog.tensor(INPUT).unwrap().addr, a).unwrap();
+    m.write_reg(regs::PROG_ADDR, prog.code_addr as u32).unwrap();
+    m.write_reg(regs::PROG_LEN, (code.len() / INSTR_BYTES) as u32).unwrap();
+    m.write_reg(regs::WIN_LIMIT, prog.mem_bytes as u32).unwrap();
+    m.write_reg(regs::CTRL, regs::CTRL_START).unwrap();
+    assert_eq!(m.advance(u64::MAX / 2).unwrap(), regs::STATUS_DONE);
+    // The whole window: the output and everything else the program wrote.
+    let mem = m.read_mem(0, prog.mem_bytes as usize).unwrap();
+    (mem, m.counters().0.to_vec(), m.trace())
+}
+
+#[test]
+fn a_lowered_gemm_does_not_depend_on_the_kernel() {
+    for (cfg, unsigned) in
+        [(HwConfig::default_16x16(), false), (HwConfig::tiny_shaped(6, 10), true), (HwConfig::tiny_4x4(), false)]
+    {
+        let (m, k, n) = (37, 45, 29);
+        let spec = GemmSpec {
+            m,
+            k,
+            n,
+            weights: (0..k * n).map(|i| (i * 29 % 251) as i8).collect(),
+            input_unsigned: unsigned,
+            output: GemmOutput::Int32,
+        };
+        let a: Vec<u8> = (0..m * k).map(|i| (i * 7 % 256) as u8).collect();
+        let prog = lower_gemm(&spec, &cfg).unwrap();
+        let want = gemm_on(Kernel::Scalar, &cfg, &prog, &a);
+        assert!(want.1[Counter::Macs as usize] > 0);
+        for kernel in Kernel::available_all() {
+            assert!(gemm_on(kernel, &cfg, &prog, &a) == want, "{kernel} on {}", cfg.name);
+        }
+    }
+}
