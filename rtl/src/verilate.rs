@@ -21,6 +21,7 @@
 use isa::HwConfig;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use crate::sources::{cache_root, fnv1a64, FNV_START, HDL, VERILOG};
@@ -138,6 +139,47 @@ fn runtime_objects(root: &Path, version: &str, trace: bool, config: &str) -> Res
     Ok(objs)
 }
 
+/// What a build reports as it goes, to whoever shows progress.
+#[derive(Clone, Copy, Debug)]
+pub enum BuildEvent<'a> {
+    /// A build of configuration `config` starts (it is not cached).
+    Start { config: &'a str, rows: u32, cols: u32, cache: &'a Path },
+    /// The step now running (`verilator`, `g++ ...`).
+    Step(&'a str),
+    /// The library is built and cached.
+    Done { config: &'a str, seconds: f64 },
+}
+
+type Observer = Box<dyn FnMut(BuildEvent<'_>) + Send>;
+
+static OBSERVER: Mutex<Option<Observer>> = Mutex::new(None);
+
+/// Sends every later build's events to `observer` instead of the default
+/// (a line on stderr when a build starts and when it ends). The CLI shows
+/// them as progress, or not at all under `--quiet`.
+pub fn set_build_observer(observer: impl FnMut(BuildEvent<'_>) + Send + 'static) {
+    if let Ok(mut o) = OBSERVER.lock() {
+        *o = Some(Box::new(observer));
+    }
+}
+
+fn report(event: BuildEvent<'_>) {
+    if let Ok(mut o) = OBSERVER.lock() {
+        if let Some(f) = o.as_mut() {
+            f(event);
+            return;
+        }
+    }
+    match event {
+        BuildEvent::Start { config, rows, cols, cache } => eprintln!(
+            "systole: building the RTL for configuration `{config}` ({rows}x{cols} array; first use, cached in {})",
+            cache.display()
+        ),
+        BuildEvent::Step(_) => {}
+        BuildEvent::Done { config, seconds } => eprintln!("systole: built `{config}` in {seconds:.1} s"),
+    }
+}
+
 /// The library for `cfg` (built now if it is not cached). `trace` builds
 /// the variant that can write VCD waveforms. Says on stderr when it builds.
 pub fn library(cfg: &HwConfig, trace: bool) -> Result<PathBuf, BuildError> {
@@ -159,12 +201,8 @@ pub fn library(cfg: &HwConfig, trace: bool) -> Result<PathBuf, BuildError> {
         return Ok(lib);
     }
     let t0 = Instant::now();
-    eprintln!(
-        "systole: building the RTL for configuration `{config}` ({}x{} array; first use, cached in {})",
-        cfg.array.rows,
-        cfg.array.cols,
-        dir.display()
-    );
+    report(BuildEvent::Start { config: &config, rows: cfg.array.rows, cols: cfg.array.cols, cache: &dir });
+    report(BuildEvent::Step("Verilator's runtime (g++)"));
     let runtime = runtime_objects(&root, &version, trace, &config)?;
     let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
@@ -200,6 +238,7 @@ pub fn library(cfg: &HwConfig, trace: bool) -> Result<PathBuf, BuildError> {
     for f in VERILOG {
         cmd.arg(src.join(f));
     }
+    report(BuildEvent::Step("verilator"));
     run(&mut cmd, "verilator", &config)?;
     let mut files: Vec<PathBuf> = std::fs::read_dir(&obj)
         .map_err(|e| io("listing", &obj, e))?
@@ -232,6 +271,7 @@ pub fn library(cfg: &HwConfig, trace: bool) -> Result<PathBuf, BuildError> {
         .arg("-o")
         .arg(&out)
         .arg("-latomic");
+    report(BuildEvent::Step("g++ (the verilated accelerator)"));
     run(&mut gxx, "g++ (the verilated accelerator)", &config)?;
     // Keep only the library: the generated C++ is large.
     let final_tmp = tmp.with_extension("done");
@@ -242,7 +282,7 @@ pub fn library(cfg: &HwConfig, trace: bool) -> Result<PathBuf, BuildError> {
     if std::fs::rename(&final_tmp, &dir).is_err() {
         let _ = std::fs::remove_dir_all(&final_tmp);
     }
-    eprintln!("systole: built `{config}` in {:.1} s", t0.elapsed().as_secs_f64());
+    report(BuildEvent::Done { config: &config, seconds: t0.elapsed().as_secs_f64() });
     if !lib.exists() {
         return Err(BuildError::Io(format!("{} is missing after the build", lib.display())));
     }

@@ -6,14 +6,13 @@
 use super::error::{CliError, Result};
 use super::files::{check_destinations, print_stdout, write_atomic};
 use super::load;
+use super::progress::Progress;
 use super::table::{cells, group, table, Align};
 use clap::{Args, ValueEnum};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rtl::area::{self, Fpga, Memory, Options, RtlArea};
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::time::Duration;
 
 #[derive(Args, Debug)]
 pub struct AreaArgs {
@@ -42,15 +41,6 @@ pub enum FpgaArg {
     Xilinx,
     /// No FPGA synthesis.
     None,
-}
-
-fn spinner() -> ProgressBar {
-    let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template("{spinner} systole area: yosys {msg} ({elapsed})") {
-        pb.set_style(style);
-    }
-    pb.enable_steady_tick(Duration::from_millis(200));
-    pb
 }
 
 /// Kept memories, identical copies of a generate loop on one row.
@@ -233,20 +223,17 @@ pub fn run(args: &AreaArgs) -> Result<()> {
         },
         cache: !args.no_cache,
     };
-    let mut pb: Option<ProgressBar> = None;
+    // Created on the first pass: a cached result reports none and shows nothing.
+    let mut progress: Option<Progress> = None;
     let result = area::area(&cfg, &table, &opts, &mut |pass| {
-        let pb = pb.get_or_insert_with(|| {
-            eprintln!(
-                "systole area: synthesizing `{}` with yosys (generic{}); minutes for a 16x16 array",
-                cfg.name,
-                if opts.fpga.is_some() { ", then xilinx" } else { "" }
-            );
-            spinner()
-        });
-        pb.set_message(pass.to_string());
+        let message = format!("yosys {pass}");
+        match &mut progress {
+            Some(p) => p.set_message(&message),
+            None => progress = Some(Progress::spinner(&format!("systole area: `{}`", cfg.name), &message)),
+        }
     });
-    if let Some(pb) = pb {
-        pb.finish_and_clear();
+    if let Some(p) = progress {
+        p.finish("synthesis");
     }
     let r = result.map_err(CliError::input)?;
 

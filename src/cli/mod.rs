@@ -11,6 +11,7 @@ mod files;
 mod layers;
 mod load;
 mod npy;
+pub mod progress;
 mod report;
 mod run;
 mod sim;
@@ -55,6 +56,10 @@ Examples:
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Show no progress on stderr (otherwise shown for anything that takes
+    /// more than a second: a bar on a terminal, a line per 10 % or 5 s when not).
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -176,6 +181,9 @@ pub enum Command {
 
 /// Runs a parsed command.
 pub fn run(cli: &Cli) -> Result<(), CliError> {
+    progress::set_quiet(cli.quiet);
+    #[cfg(feature = "rtl")]
+    progress::observe_rtl_builds();
     match &cli.command {
         Command::Compile(a) => compile::run(a),
         Command::Run(a) => run::run(a),

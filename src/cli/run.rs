@@ -8,13 +8,13 @@
 use super::error::{CliError, Result};
 use super::files::{check_destinations, print_stdout, Outputs};
 use super::npy::{self, Array, Elem};
+use super::progress::Progress;
 use super::report::{self, RunSummary};
 use super::spec::shape_text;
 use super::table::group;
 use super::{layers, load};
 use clap::Args;
 use driver::Driver;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use isa::program::{Program, TensorInfo, TensorRole};
 use isa::HwConfig;
 use std::fmt::Write as _;
@@ -121,19 +121,6 @@ fn file_stem(name: &str) -> String {
     }
 }
 
-fn progress_bar(runs: usize) -> Option<ProgressBar> {
-    if runs <= 1 {
-        return None;
-    }
-    let pb = ProgressBar::with_draw_target(Some(runs as u64), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template("{prefix} [{bar:32}] {pos}/{len} inferences, {elapsed} (eta {eta})")
-    {
-        pb.set_style(style.progress_chars("=> "));
-    }
-    pb.set_prefix("systole run");
-    Some(pb)
-}
-
 /// Checks the --json destination: its directory exists (or is --out, which
 /// is created), it is not a directory.
 fn check_json_destination(json: &Path, out: &Path) -> Result<()> {
@@ -179,17 +166,10 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let mut drv = Driver::new(device);
     drv.load(&prog).map_err(|e| CliError::input(format!("{prog_name}: {e}")))?;
 
-    let pb = progress_bar(batch.runs);
+    let progress = Progress::bar("systole run", batch.runs as u64, "inferences");
     let model = Compiled { prog: &prog, layers: &layers, cfg: &cfg };
-    let result = run_batch(&mut drv, model, &batch, checker.as_ref(), &comparison, || {
-        if let Some(pb) = &pb {
-            pb.inc(1);
-        }
-    });
-    if let Some(pb) = &pb {
-        pb.finish_and_clear();
-    }
-    let measured = result?;
+    let measured = run_batch(&mut drv, model, &batch, checker.as_ref(), &comparison, || progress.inc(1))?;
+    progress.finish(&format!("{} inferences", batch.runs));
 
     // Outputs: float32, with the batch dimension when the input had one.
     let mut shape = Vec::new();

@@ -6,6 +6,7 @@
 use super::error::{CliError, Result};
 use super::files::{check_destinations, print_stdout, Outputs};
 use super::npy::{self, Elem};
+use super::progress::Progress;
 use super::report::{self, RunSummary};
 use super::spec::{self, shape_text, DumpSpec, LoadSpec, NamedSpec};
 use super::{load, trace};
@@ -223,7 +224,13 @@ pub fn run(args: &SimArgs) -> Result<()> {
         }
         .map_err(|e| CliError::input(format!("{}: {e}", p.what)))?;
     }
-    let rep = drv.run().map_err(|e| comparison.mismatch().map_or_else(|| device_err(e), CliError::from));
+    let progress = Progress::count("systole sim", "cycles");
+    let rep = drv
+        .run_with_progress(|cycles| progress.set_position(cycles))
+        .map_err(|e| comparison.mismatch().map_or_else(|| device_err(e), CliError::from));
+    if let Ok(r) = &rep {
+        progress.finish(&format!("{} cycles", r.cycles()));
+    }
     let rep = match rep {
         Ok(r) => r,
         Err(e) => {
