@@ -10,6 +10,7 @@ mod error;
 mod files;
 mod layers;
 mod load;
+mod merge;
 mod npy;
 pub mod progress;
 mod report;
@@ -151,7 +152,13 @@ pub enum Command {
             For each point the table gives total cycles, time at the clock, MAC utilization, DRAM bytes, \
             energy (µJ and pJ/MAC) and analytical area, marks the fastest and the lowest-energy point, and \
             checks that the output equals the first point's bit for bit (quantized results do not depend \
-            on the hardware). An unknown key is a usage error (exit 2).",
+            on the hardware). An unknown key is a usage error (exit 2).\n\n\
+            Points run --jobs at a time (default: every core) with the same results whatever the count. \
+            --shard I/N runs only the points whose number modulo N is I (one job of a CI matrix or array \
+            job each); `systole merge` joins the shards' --json files into the unsharded sweep. --resume \
+            keeps the points the --json file already holds and keeps it up to date as points finish. \
+            The Pareto column marks the points no other beats in cycles, energy and area at once; \
+            --area rtl takes each point's area from yosys synthesis (as `systole area`, cached).",
         after_help = "Examples:\n  \
             systole sweep digits.onnx --hw examples/hw/default.toml --input x.npy \\\n      \
             --set array=8,16,32 --set dram.bytes_per_cycle=8 --set dram.latency_cycles=50,100,200\n  \
@@ -177,6 +184,17 @@ pub enum Command {
             systole area --hw examples/hw/default.toml --fpga none --energy-table my-table.toml"
     )]
     Area(area::AreaArgs),
+    /// Join the --json files of a sweep's shards into the whole sweep (table, JSON, CSV)
+    #[command(
+        long_about = "Join the --json files of the shards of one sweep (`systole sweep --shard I/N`) into the \
+            whole sweep: the table, JSON and CSV the unsharded run gives, byte for byte. Files of different \
+            sweeps, a point in two files or a point in none are errors (exit 2).",
+        after_help = "Examples:\n  \
+            systole sweep digits.onnx --hw examples/hw/default.toml --input x.npy --set array=8,16 \\\n      \
+            --shard 0/2 --json s0.json   # and --shard 1/2 --json s1.json, elsewhere\n  \
+            systole merge s0.json s1.json --json sweep.json --csv sweep.csv"
+    )]
+    Merge(merge::MergeArgs),
 }
 
 /// Runs a parsed command.
@@ -192,5 +210,6 @@ pub fn run(cli: &Cli) -> Result<(), CliError> {
         Command::Sim(a) => sim::run(a),
         Command::Sweep(a) => sweep::run(a),
         Command::Area(a) => area::run(a),
+        Command::Merge(a) => merge::run(a),
     }
 }

@@ -1,20 +1,22 @@
 //! `systole sweep`: a design-space sweep (the engine is
 //! `systole::flow::sweep`): reads the model, the base configuration and the
-//! input, runs the sweep, and prints the points as a table and writes them
-//! as JSON and CSV.
+//! input, runs the sweep (on every core, or one shard of it, resuming an
+//! earlier run), and prints the points as a table and writes them as JSON
+//! and CSV. [`write_outputs`] is shared with `systole merge`, so that the
+//! merged shards print and write what the unsharded run does.
 
 use super::compile::import;
-use super::error::Result;
-use super::files::{check_destinations, print_stdout, Outputs};
+use super::error::{CliError, Result};
+use super::files::{check_destinations, print_stdout, read_input, write_atomic, InputKind, Outputs};
 use super::load;
-use super::npy;
+use super::progress::Progress;
 use super::run::host_data;
 use super::table::{cells, group, table, Align};
-use clap::Args;
-use serde_json::Value;
+use clap::{Args, ValueEnum};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use systole::flow::sweep::{self, SweepReport};
+use std::time::{Duration, Instant};
+use systole::flow::sweep::{self, AreaSource, Info, Job, Options, Shard, Sweep, SweepReport};
 
 #[derive(Args, Debug)]
 pub struct SweepArgs {
@@ -46,7 +48,36 @@ pub struct SweepArgs {
     /// Energy and area table (TOML) [default: the built-in 45 nm table].
     #[arg(long, value_name = "TABLE.toml")]
     pub energy_table: Option<PathBuf>,
+    /// Points measured at once [default: the cores available]. The results
+    /// do not depend on it.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub jobs: Option<u32>,
+    /// Measure only shard I of N (0 <= I < N): the points whose number
+    /// modulo N is I. `systole merge` joins the N shards' --json files into
+    /// the unsharded sweep.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// Keep the points the --json file already holds (of this sweep and
+    /// shard) and measure the rest; the file is kept up to date as points
+    /// finish, so a killed run resumes where it stopped.
+    #[arg(long, requires = "json")]
+    pub resume: bool,
+    /// Where each point's area comes from (`rtl`: yosys synthesis, cached
+    /// per configuration; needs yosys).
+    #[arg(long, value_enum, default_value_t = AreaArg::Model)]
+    pub area: AreaArg,
 }
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AreaArg {
+    /// The model's analytical estimate.
+    Model,
+    /// The RTL synthesized by yosys (as `systole area`).
+    Rtl,
+}
+
+/// At most one checkpoint of a resumable run per this interval.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
@@ -56,12 +87,35 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-fn value_text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Array(a) => a.iter().map(value_text).collect::<Vec<_>>().join("+"),
-        other => other.to_string(),
+/// The points the --json file of an earlier run holds, if it exists and
+/// `--resume` is given; an error if it is not this sweep's and shard's.
+fn resumed(args: &SweepArgs, info: &Info) -> Result<Vec<sweep::Point>> {
+    let Some(path) = args.json.as_deref().filter(|p| args.resume && p.exists()) else {
+        return Ok(Vec::new());
+    };
+    let what = format!("--resume: {}", path.display());
+    let text = std::fs::read_to_string(path).map_err(|e| CliError::input(format!("{what}: {e}")))?;
+    let before = Sweep::from_json(&text, &what).map_err(|e| {
+        CliError::input(format!(
+            "{e}; it is written whole or not at all, so something else changed it: remove it to start again"
+        ))
+    })?;
+    if before.info.sweep_id != info.sweep_id {
+        return Err(CliError::input(format!(
+            "{what}: holds another sweep (sweep_id {} against {}: the model, the input, the base configuration, \
+             the energy table, the area source or the swept values differ); remove it or write elsewhere",
+            before.info.sweep_id, info.sweep_id
+        )));
     }
+    if before.info.shard != info.shard {
+        let name = |s: Option<Shard>| s.map_or_else(|| "the whole sweep".to_string(), |s| format!("shard {s}"));
+        return Err(CliError::input(format!(
+            "{what}: holds {} of this sweep, not {}",
+            name(before.info.shard),
+            name(info.shard)
+        )));
+    }
+    Ok(before.points)
 }
 
 pub fn run(args: &SweepArgs) -> Result<()> {
@@ -73,18 +127,78 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         outs.push((p, "--csv"));
     }
     check_destinations(outs)?;
+    let shard = args.shard.as_deref().map(Shard::parse).transpose()?;
     let base = load::config(&args.hw)?;
     let etable = load::energy_table(args.energy_table.as_deref())?;
     let (params, total) = sweep::params(&args.set, &base)?;
     let graph = import(&args.model)?;
-    let array = npy::read(&args.input)?;
+    let model_bytes = read_input(&args.model, InputKind::Onnx)?;
+    let input_bytes = read_input(&args.input, InputKind::Npy)?;
+    let array =
+        compiler::npy::decode(&input_bytes).map_err(|e| CliError::input(format!("{}: {e}", args.input.display())))?;
     let what = format!("--input {}", args.input.display());
     let data = host_data(array.elem, array.data, &what)?;
-    let s = sweep::run(&graph, &base, params, &etable, (&array.shape, &data), &what)?;
-    let (params, points) = (&s.params, &s.points);
-    let (fastest, lowest, reference_at) = (s.fastest, s.lowest_energy, s.reference);
+    let area = match args.area {
+        AreaArg::Model => AreaSource::Model,
+        AreaArg::Rtl => AreaSource::Rtl,
+    };
+    let info = Info {
+        model: args.model.display().to_string(),
+        model_name: graph.name.clone(),
+        hw: args.hw.display().to_string(),
+        base_config: base.name.clone(),
+        input: args.input.display().to_string(),
+        energy_table: etable.name.clone(),
+        area_source: area,
+        sweep_id: sweep::sweep_id(&model_bytes, &input_bytes, &base, &etable, area, &params),
+        points_total: total,
+        shard,
+    };
+    let done = resumed(args, &info)?;
+    let jobs = args.jobs.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), |n| n as usize);
+    let opts = Options { jobs, shard, area };
+    let job = Job { graph: &graph, base: &base, table: &etable, shape: &array.shape, data: &data, what: &what };
 
-    // Text table.
+    let mine = (0..total).filter(|&i| shard.is_none_or(|s| s.holds(i))).count();
+    let progress = Progress::bar("systole sweep", (mine - done.len()) as u64, "points");
+    let checkpoint = args.json.as_deref().filter(|_| args.resume);
+    let mut last_checkpoint = Instant::now();
+    let s = sweep::run(&job, info.clone(), params.clone(), &opts, done, &mut |points| {
+        progress.inc(1);
+        if let Some(path) = checkpoint.filter(|_| last_checkpoint.elapsed() >= CHECKPOINT_EVERY) {
+            last_checkpoint = Instant::now();
+            let so_far = Sweep::new(info.clone(), params.clone(), points.to_vec());
+            // Best effort: the final write reports a destination that fails.
+            let _ = write_atomic(path, SweepReport::new(&so_far).to_json().into_bytes());
+        }
+    });
+    progress.finish("points measured");
+    write_outputs(&s?, args.json.as_deref(), args.csv.as_deref())
+}
+
+/// Prints the sweep's table and writes its --json and --csv files.
+pub fn write_outputs(s: &Sweep, json: Option<&Path>, csv: Option<&Path>) -> Result<()> {
+    let mut out = text(s);
+    let mut files = Outputs::new();
+    if let Some(path) = json {
+        files.add(path, SweepReport::new(s).to_json().into_bytes());
+    }
+    if let Some(path) = csv {
+        files.add(path, csv_text(s).into_bytes());
+    }
+    files.commit()?;
+    for (path, what) in [(json, "json"), (csv, "csv")] {
+        if let Some(p) = path {
+            let _ = writeln!(out, "wrote {what:<8}{}", p.display());
+        }
+    }
+    print_stdout(&out)
+}
+
+/// The sweep as a text table, with a header and a summary.
+fn text(s: &Sweep) -> String {
+    let (params, points, info) = (&s.params, &s.points, &s.info);
+    let rtl = info.area_source == AreaSource::Rtl;
     let mut header: Vec<String> = vec!["#".into()];
     header.extend(params.iter().map(|p| p.key.clone()));
     header.extend(cells(&[
@@ -94,7 +208,8 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         "DRAM bus B",
         "energy µJ",
         "pJ/MAC",
-        "area mm²",
+        if rtl { "RTL area mm²" } else { "area mm²" },
+        "Pareto",
         "output",
         "note",
     ]));
@@ -102,9 +217,10 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     let mut align = vec![Align::Right];
     align.extend(params.iter().map(|_| Align::Right));
     align.extend([Align::Right; 7]);
-    align.extend([Align::Left, Align::Left]);
+    align.extend([Align::Left; 3]);
     let dash = || "-".to_string();
-    for (i, p) in points.iter().enumerate() {
+    for p in points {
+        let i = p.index;
         let mut row = vec![i.to_string()];
         row.extend(params.iter().zip(&p.choice).map(|(q, &c)| q.values[c].0.clone()));
         match p.status.metrics() {
@@ -119,17 +235,18 @@ pub fn run(args: &SweepArgs) -> Result<()> {
             None => row.extend((0..6).map(|_| dash())),
         }
         row.push(p.status.area().map_or_else(dash, |a| format!("{a:.4}")));
+        row.push(if p.pareto { "*".into() } else { String::new() });
         row.push(match p.same_output {
             None => dash(),
-            Some(_) if Some(i) == reference_at => "reference".into(),
+            Some(_) if Some(i) == s.reference => "reference".into(),
             Some(true) => "same".into(),
             Some(false) => "DIFFERS!".into(),
         });
         let mut notes = Vec::new();
-        if Some(i) == fastest {
+        if Some(i) == s.fastest {
             notes.push("<- fastest".to_string());
         }
-        if Some(i) == lowest {
+        if Some(i) == s.lowest_energy {
             notes.push(if notes.is_empty() { "<- lowest energy" } else { "lowest energy" }.to_string());
         }
         if let Some(e) = p.status.error() {
@@ -140,16 +257,18 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     }
 
     let mut out = String::new();
-    let model = args.model.display();
-    let name = if graph.name.is_empty() { "(unnamed)" } else { graph.name.as_str() };
+    let name = if info.model_name.is_empty() { "(unnamed)" } else { info.model_name.as_str() };
+    let total = info.points_total;
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
     let _ = writeln!(
         out,
-        "systole sweep: model `{name}` ({model}) on config `{}` ({}) with {}, {} point{}",
-        base.name,
-        args.hw.display(),
-        args.input.display(),
-        total,
-        if total == 1 { "" } else { "s" }
+        "systole sweep: model `{name}` ({}) on config `{}` ({}) with {}, {total} point{}{}",
+        info.model,
+        info.base_config,
+        info.hw,
+        info.input,
+        plural(total),
+        info.shard.map_or_else(String::new, |sh| format!(", shard {sh} ({} of them)", points.len()))
     );
     let set: Vec<String> = params
         .iter()
@@ -162,12 +281,22 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     let ok = points.iter().filter(|p| p.status.metrics().is_some()).count();
     let _ = writeln!(
         out,
-        "{ok} of {total} point{} ran; time at each point's clock; energy and area from table `{}`",
-        if total == 1 { "" } else { "s" },
-        etable.name
+        "{ok} of {} point{} ran; time at each point's clock; energy and area from table `{}`{}",
+        points.len(),
+        plural(points.len()),
+        info.energy_table,
+        if rtl { ", area from the RTL synthesized by yosys" } else { "" }
     );
+    let front = points.iter().filter(|p| p.pareto).count();
+    if front > 0 {
+        let _ = writeln!(
+            out,
+            "Pareto        * marks the {front} point{} no other point beats in cycles, energy and area at once",
+            plural(front)
+        );
+    }
     let differ: Vec<String> = s.differing().iter().map(usize::to_string).collect();
-    if let Some(r) = reference_at {
+    if let Some(r) = s.reference {
         if differ.is_empty() {
             let _ = writeln!(out, "outputs       every point's output equals point {r}'s bit for bit");
         } else {
@@ -175,69 +304,60 @@ pub fn run(args: &SweepArgs) -> Result<()> {
                 out,
                 "WARNING       the output of point{} {} differs from point {r}'s: quantized results must not depend \
                  on the hardware configuration",
-                if differ.len() == 1 { "" } else { "s" },
+                plural(differ.len()),
                 differ.join(", ")
             );
         }
     }
+    out
+}
 
-    // Files.
-    let mut files = Outputs::new();
-    if let Some(path) = &args.json {
-        let report = SweepReport::new(&s, &args.model.display().to_string(), &base, &etable);
-        files.add(path, report.to_json().into_bytes());
-    }
-    if let Some(path) = &args.csv {
-        let mut text = String::new();
-        let mut head = vec!["point".to_string()];
-        head.extend(params.iter().map(|p| p.key.clone()));
-        head.extend(
-            [
-                "status",
-                "cycles",
-                "time_us",
-                "macs",
-                "mac_utilization",
-                "dram_bus_bytes",
-                "energy_uj",
-                "energy_per_mac_pj",
-                "area_mm2",
-                "output_identical",
-                "fastest",
-                "lowest_energy",
-                "error",
-            ]
-            .map(String::from),
-        );
-        text.push_str(&head.iter().map(|h| csv_field(h)).collect::<Vec<_>>().join(","));
+/// The sweep as CSV: a header and one line per point.
+fn csv_text(s: &Sweep) -> String {
+    let mut text = String::new();
+    let mut head = vec!["point".to_string()];
+    head.extend(s.params.iter().map(|p| p.key.clone()));
+    head.extend(
+        [
+            "status",
+            "cycles",
+            "time_us",
+            "macs",
+            "mac_utilization",
+            "dram_bus_bytes",
+            "energy_uj",
+            "energy_per_mac_pj",
+            "area_mm2",
+            "output_identical",
+            "fastest",
+            "lowest_energy",
+            "pareto",
+            "error",
+        ]
+        .map(String::from),
+    );
+    text.push_str(&head.iter().map(|h| csv_field(h)).collect::<Vec<_>>().join(","));
+    text.push('\n');
+    for p in &s.points {
+        let m = p.status.metrics();
+        let mut f = vec![p.index.to_string()];
+        f.extend(s.params.iter().zip(&p.choice).map(|(q, &c)| q.values[c].0.clone()));
+        f.push(p.status.name().to_string());
+        f.push(m.map_or_else(String::new, |m| m.cycles.to_string()));
+        f.push(m.map_or_else(String::new, |m| m.time_us.to_string()));
+        f.push(m.map_or_else(String::new, |m| m.macs.to_string()));
+        f.push(m.map_or_else(String::new, |m| m.mac_utilization.to_string()));
+        f.push(m.map_or_else(String::new, |m| m.dram_bus_bytes.to_string()));
+        f.push(m.map_or_else(String::new, |m| (m.energy_pj / 1e6).to_string()));
+        f.push(m.and_then(|m| m.energy_per_mac_pj).map_or_else(String::new, |v| v.to_string()));
+        f.push(p.status.area().map_or_else(String::new, |a| a.to_string()));
+        f.push(p.same_output.map_or_else(String::new, |b| b.to_string()));
+        f.push((Some(p.index) == s.fastest).to_string());
+        f.push((Some(p.index) == s.lowest_energy).to_string());
+        f.push(p.pareto.to_string());
+        f.push(p.status.error().unwrap_or_default().to_string());
+        text.push_str(&f.iter().map(|s| csv_field(s)).collect::<Vec<_>>().join(","));
         text.push('\n');
-        for (i, p) in points.iter().enumerate() {
-            let m = p.status.metrics();
-            let mut f = vec![i.to_string()];
-            f.extend(params.iter().zip(&p.choice).map(|(q, &c)| value_text(&q.values[c].1)));
-            f.push(p.status.name().to_string());
-            f.push(m.map_or_else(String::new, |m| m.cycles.to_string()));
-            f.push(m.map_or_else(String::new, |m| m.time_us.to_string()));
-            f.push(m.map_or_else(String::new, |m| m.macs.to_string()));
-            f.push(m.map_or_else(String::new, |m| m.mac_utilization.to_string()));
-            f.push(m.map_or_else(String::new, |m| m.dram_bus_bytes.to_string()));
-            f.push(m.map_or_else(String::new, |m| (m.energy_pj / 1e6).to_string()));
-            f.push(m.and_then(|m| m.energy_per_mac_pj).map_or_else(String::new, |v| v.to_string()));
-            f.push(p.status.area().map_or_else(String::new, |a| a.to_string()));
-            f.push(p.same_output.map_or_else(String::new, |b| b.to_string()));
-            f.push((Some(i) == fastest).to_string());
-            f.push((Some(i) == lowest).to_string());
-            f.push(p.status.error().unwrap_or_default().to_string());
-            text.push_str(&f.iter().map(|s| csv_field(s)).collect::<Vec<_>>().join(","));
-            text.push('\n');
-        }
-        files.add(path, text.into_bytes());
     }
-    files.commit()?;
-    for (path, what) in [(&args.json, "json"), (&args.csv, "csv")] {
-        if let Some(p) = path {
-            let _ = writeln!(out, "wrote {what:<8}{}", p.display());
-        }
-    }
-    print_stdout(&out)
+    text
 }

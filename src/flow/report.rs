@@ -98,7 +98,7 @@ impl Totals {
 }
 
 /// Per-inference figures of `inferences` runs of one model.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct PerInference {
     pub inferences: u64,
     pub cycles_mean: f64,

@@ -4,7 +4,8 @@
 //! cycle-accurate model through the driver, and measured (cycles, time,
 //! MAC utilization, DRAM traffic, energy, area). The quantized output must
 //! not depend on the hardware, so each point's output is compared with the
-//! first one's.
+//! first one's (by a hash of its bits, so that points measured apart —
+//! other shards, an earlier run — compare too).
 //!
 //! Keys are dotted paths into the configuration (`dram.latency_cycles`,
 //! `tech.node_nm`, ...; `array` sets both `array.rows` and `array.cols`).
@@ -12,7 +13,16 @@
 //! defaults filled in), which is then deserialized and validated, so any
 //! field can be swept and an invalid combination becomes a point with its
 //! validation error rather than a failure of the whole sweep.
-//! [`SweepReport`] is the JSON of `docs/schema/sweep.schema.json`.
+//!
+//! Points are measured independently, on [`Options::jobs`] threads, and
+//! everything that compares points (the reference output, fastest, lowest
+//! energy, the Pareto front) is derived afterwards from the points alone
+//! ([`Sweep::new`]), so the result does not depend on the thread count, and
+//! the points of a sweep can be measured in shards ([`Shard`]: point `i`
+//! belongs to shard `i mod N`), each written as a [`SweepReport`], and
+//! joined ([`merge`]) into the sweep the unsharded run gives. The
+//! [`SweepReport`] is the JSON of `docs/schema/sweep.schema.json`; it
+//! reads back ([`Sweep::from_json`]) for merging and resuming.
 
 use super::infer::{Batch, HostData, Inputs};
 use super::report::PerInference;
@@ -21,9 +31,13 @@ use compiler::ir::Graph;
 use driver::Driver;
 use isa::program::TensorRole;
 use isa::{Counter, HwConfig};
-use serde::Serialize;
+use rtl::sources::{fnv1a64, FNV_START};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sim::energy::EnergyTable;
+use sim::energy::{AreaReport, EnergyTable};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
 
 /// At most this many points per sweep.
 pub const MAX_POINTS: usize = 256;
@@ -32,7 +46,7 @@ pub const MAX_POINTS: usize = 256;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// One swept key: the key as given, the configuration fields it sets, and
-/// its values (as written, and as configuration values).
+/// its values (as the table writes them, and as configuration values).
 #[derive(Clone, Debug)]
 pub struct Param {
     pub key: String,
@@ -97,27 +111,162 @@ pub struct Metrics {
     pub energy_per_mac_pj: Option<f64>,
     pub area_mm2: f64,
     pub per_inference: PerInference,
-    /// The quantized output and the float output's bits.
-    pub output_q: Vec<i32>,
-    pub output_bits: Vec<u32>,
+    /// FNV-1a (64 bits) of the quantized output's and the float output's
+    /// bits ([`output_hash`]).
+    pub output_hash: u64,
+}
+
+/// The hash by which points' outputs are compared: FNV-1a over the
+/// quantized output (i32, little-endian), then the float output's bits.
+pub fn output_hash(output_q: &[i32], output: &[f32]) -> u64 {
+    let h = output_q.iter().fold(FNV_START, |h, v| fnv1a64(&v.to_le_bytes(), h));
+    output.iter().fold(h, |h, v| fnv1a64(&v.to_bits().to_le_bytes(), h))
 }
 
 /// One point of the sweep.
 #[derive(Clone, Debug)]
 pub struct Point {
+    /// The point's number in the whole sweep (mixed radix over the keys'
+    /// values, the last key varying fastest).
+    pub index: usize,
     /// Index into each parameter's values.
     pub choice: Vec<usize>,
     pub status: Status,
     /// Output equal to the reference (the first run point's): None if not run.
     pub same_output: Option<bool>,
+    /// On the Pareto front over (cycles, energy, area) ([`pareto_front`]).
+    pub pareto: bool,
 }
 
-/// A whole sweep.
+/// Where a point's area comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AreaSource {
+    /// The model's analytical estimate ([`sim::energy::area`]).
+    Model,
+    /// The RTL synthesized with yosys ([`rtl::area`], cached per
+    /// configuration); its logic area also sets the leakage energy.
+    Rtl,
+}
+
+impl AreaSource {
+    pub fn name(self) -> &'static str {
+        match self {
+            AreaSource::Model => "model",
+            AreaSource::Rtl => "rtl",
+        }
+    }
+}
+
+/// One of N shards of a sweep: the points `i` with `i mod of == index`.
+/// Round-robin rather than in blocks, so that the shards of a sweep whose
+/// costly points are together (a large array key varying slowest) share
+/// them out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: usize,
+    pub of: usize,
+}
+
+impl Shard {
+    /// Parses `I/N` (0 <= I < N).
+    pub fn parse(text: &str) -> Result<Shard> {
+        let bad =
+            |why: &str| FlowError::input(format!("--shard {text}: {why} (expected I/N with 0 <= I < N, e.g. 0/4)"));
+        let (i, n) = text.split_once('/').ok_or_else(|| bad("no `/`"))?;
+        let index: usize = i.trim().parse().map_err(|_| bad("I is not a number"))?;
+        let of: usize = n.trim().parse().map_err(|_| bad("N is not a number"))?;
+        if of == 0 {
+            return Err(bad("N must be at least 1"));
+        }
+        if index >= of {
+            return Err(bad(&format!("I must be below N: the shards of {of} are numbered 0 to {}", of - 1)));
+        }
+        Ok(Shard { index, of })
+    }
+
+    pub fn holds(self, point: usize) -> bool {
+        point % self.of == self.index
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.of)
+    }
+}
+
+/// What a sweep is of, for its reports and to tell sweeps apart.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Info {
+    /// The model's path as given, and its graph's name.
+    pub model: String,
+    pub model_name: String,
+    /// The base configuration's path as given, and its name.
+    pub hw: String,
+    pub base_config: String,
+    /// The input's path as given.
+    pub input: String,
+    pub energy_table: String,
+    pub area_source: AreaSource,
+    /// [`sweep_id`]: equal for the shards (and runs) of one sweep.
+    pub sweep_id: String,
+    /// Points in the whole sweep.
+    pub points_total: usize,
+    /// The shard these points are, if not the whole sweep.
+    pub shard: Option<Shard>,
+}
+
+/// What makes one sweep: FNV-1a (64 bits) of the model's and the input's
+/// bytes, the base configuration, the energy table, the area source and the
+/// swept keys and values. Shards and resumed runs must agree on it.
+pub fn sweep_id(
+    model: &[u8],
+    input: &[u8],
+    base: &HwConfig,
+    table: &EnergyTable,
+    area: AreaSource,
+    params: &[Param],
+) -> String {
+    let mut h = fnv1a64(&SCHEMA_VERSION.to_le_bytes(), FNV_START);
+    // Lengths first, so that the parts cannot run into each other.
+    for part in [model, input] {
+        h = fnv1a64(&(part.len() as u64).to_le_bytes(), h);
+        h = fnv1a64(part, h);
+    }
+    let text = |v: serde_json::Result<String>| v.unwrap_or_default();
+    for part in [text(serde_json::to_string(base)), text(serde_json::to_string(table)), area.name().to_string()] {
+        h = fnv1a64(&(part.len() as u64).to_le_bytes(), h);
+        h = fnv1a64(part.as_bytes(), h);
+    }
+    for p in params {
+        let part = text(serde_json::to_string(&(&p.key, p.values.iter().map(|v| &v.1).collect::<Vec<_>>())));
+        h = fnv1a64(&(part.len() as u64).to_le_bytes(), h);
+        h = fnv1a64(part.as_bytes(), h);
+    }
+    format!("{h:016x}")
+}
+
+/// How to run a sweep.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Points measured at once (threads), at least 1.
+    pub jobs: usize,
+    /// Only this shard's points.
+    pub shard: Option<Shard>,
+    pub area: AreaSource,
+}
+
+/// A whole sweep, or the points of it one file holds (a shard, a run
+/// stopped early).
 #[derive(Clone, Debug)]
 pub struct Sweep {
+    pub info: Info,
     pub params: Vec<Param>,
+    /// By index.
     pub points: Vec<Point>,
-    /// The point with the least time, and the one with the least energy.
+    /// The point (index) with the least time, and the one with the least
+    /// energy, among these points.
     pub fastest: Option<usize>,
     pub lowest_energy: Option<usize>,
     /// The first point that ran: the others' outputs are compared with its.
@@ -125,10 +274,156 @@ pub struct Sweep {
 }
 
 impl Sweep {
+    /// The sweep of these points: sorts them and derives what compares
+    /// them (the reference output and who matches it, fastest, lowest
+    /// energy, the Pareto front) from the points alone.
+    pub fn new(info: Info, params: Vec<Param>, mut points: Vec<Point>) -> Sweep {
+        points.sort_by_key(|p| p.index);
+        let reference = points.iter().find_map(|p| Some((p.index, p.status.metrics()?.output_hash)));
+        for p in &mut points {
+            p.same_output = p.status.metrics().map(|m| reference.is_some_and(|(_, h)| h == m.output_hash));
+        }
+        let front = pareto_front(&points);
+        for (p, on) in points.iter_mut().zip(front) {
+            p.pareto = on;
+        }
+        let fastest = best(&points, |m| m.time_us).map(|k| points[k].index);
+        let lowest_energy = best(&points, |m| m.energy_pj).map(|k| points[k].index);
+        Sweep { info, params, points, fastest, lowest_energy, reference: reference.map(|r| r.0) }
+    }
+
     /// Points whose output differs from the reference's.
     pub fn differing(&self) -> Vec<usize> {
-        self.points.iter().enumerate().filter(|(_, p)| p.same_output == Some(false)).map(|(i, _)| i).collect()
+        self.points.iter().filter(|p| p.same_output == Some(false)).map(|p| p.index).collect()
     }
+
+    /// Reads a sweep back from its JSON ([`SweepReport::to_json`]); `what`
+    /// names the file in errors. The points are checked against the
+    /// swept keys and the shard, the comparisons derived again.
+    pub fn from_json(text: &str, what: &str) -> Result<Sweep> {
+        let bad = |why: String| FlowError::input(format!("{what}: not a systole sweep JSON: {why}"));
+        let r: SweepReport = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        if r.schema_version != SCHEMA_VERSION || r.command != "sweep" {
+            return Err(bad(format!(
+                "schema_version {} of command `{}` (expected {SCHEMA_VERSION} of `sweep`)",
+                r.schema_version, r.command
+            )));
+        }
+        let params: Vec<Param> = r
+            .swept
+            .iter()
+            .map(|k| Param {
+                key: k.key.clone(),
+                paths: key_paths(&k.key),
+                values: k.values.iter().map(|v| (value_text(v), v.clone())).collect(),
+            })
+            .collect();
+        let total = params.iter().try_fold(1usize, |n, p| n.checked_mul(p.values.len()));
+        if params.is_empty() || total != Some(r.info.points_total) {
+            return Err(bad(format!("points_total {} does not match the swept keys", r.info.points_total)));
+        }
+        let mut points: Vec<Point> = Vec::with_capacity(r.points.len());
+        for q in r.points {
+            let at = |why: String| bad(format!("point {}: {why}", q.point));
+            if q.point >= r.info.points_total {
+                return Err(at(format!("beyond the sweep's {} points", r.info.points_total)));
+            }
+            if let Some(s) = r.info.shard.filter(|s| !s.holds(q.point)) {
+                return Err(at(format!("not a point of shard {s}")));
+            }
+            if points.iter().any(|p| p.index == q.point) {
+                return Err(at("listed twice".into()));
+            }
+            let choice = choice(&params, q.point);
+            let expected: Map<String, Value> =
+                params.iter().zip(&choice).map(|(p, &c)| (p.key.clone(), p.values[c].1.clone())).collect();
+            if q.params != expected {
+                return Err(at(format!("its values {} are not point {}'s", Value::Object(q.params), q.point)));
+            }
+            let status = q.status().map_err(at)?;
+            points.push(Point { index: q.point, choice, status, same_output: None, pareto: false });
+        }
+        Ok(Sweep::new(r.info, params, points))
+    }
+}
+
+/// Point `index`'s value of each key (an index into its values): mixed
+/// radix, the first key varying slowest.
+pub fn choice(params: &[Param], index: usize) -> Vec<usize> {
+    let mut choice = vec![0; params.len()];
+    let mut rest = index;
+    for (k, p) in params.iter().enumerate().rev() {
+        choice[k] = rest % p.values.len();
+        rest /= p.values.len();
+    }
+    choice
+}
+
+/// The Pareto front over (cycles, energy, area), all minimized, among the
+/// points that ran: a point is on it unless another point is no worse in
+/// all three and better in one. Points equal in all three are all on it
+/// (or all off). Points that did not run are never on it.
+pub fn pareto_front(points: &[Point]) -> Vec<bool> {
+    let key = |p: &Point| p.status.metrics().map(|m| [m.cycles as f64, m.energy_pj, m.area_mm2]);
+    let keys: Vec<Option<[f64; 3]>> = points.iter().map(key).collect();
+    let dominates = |a: &[f64; 3], b: &[f64; 3]| a.iter().zip(b).all(|(x, y)| x <= y) && a != b;
+    keys.iter()
+        .map(|k| match k {
+            None => false,
+            Some(k) => !keys.iter().flatten().any(|o| dominates(o, k)),
+        })
+        .collect()
+}
+
+/// Joins the points of one sweep's files (shards, in any order) into the
+/// whole sweep, as the unsharded run gives it. Refuses files of different
+/// sweeps, a point in two files, and a point in none. `names` name the
+/// files in errors.
+pub fn merge(parts: Vec<Sweep>, names: &[String]) -> Result<Sweep> {
+    let first = parts.first().ok_or_else(|| FlowError::input("merge: no sweep files given"))?;
+    let mut info = Info { shard: None, ..first.info.clone() };
+    let params = first.params.clone();
+    let mut owner: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut points = Vec::new();
+    for (k, part) in parts.into_iter().enumerate() {
+        if part.info.sweep_id != info.sweep_id {
+            return Err(FlowError::input(format!(
+                "{} is of another sweep than {} (sweep_id {} against {}: the model, the input, the base \
+                 configuration, the energy table, the area source or the swept values differ)",
+                names[k], names[0], part.info.sweep_id, info.sweep_id
+            )));
+        }
+        for p in part.points {
+            if let Some(&j) = owner.get(&p.index) {
+                return Err(FlowError::input(format!(
+                    "point {} is in both {} and {}: merge takes each point from one file (the shards of one \
+                     sweep, each once)",
+                    p.index, names[j], names[k]
+                )));
+            }
+            owner.insert(p.index, k);
+            points.push(p);
+        }
+    }
+    let missing: Vec<usize> = (0..info.points_total).filter(|i| !owner.contains_key(i)).collect();
+    if !missing.is_empty() {
+        let shown: Vec<String> = missing.iter().take(12).map(usize::to_string).collect();
+        let more = if missing.len() > shown.len() {
+            format!(" and {} more", missing.len() - shown.len())
+        } else {
+            String::new()
+        };
+        return Err(FlowError::input(format!(
+            "{} of the sweep's {} points are in none of the files: point{} {}{more} (a shard missing, or one \
+             that stopped early: run it again with --resume)",
+            missing.len(),
+            info.points_total,
+            if missing.len() == 1 { "" } else { "s" },
+            shown.join(", ")
+        )));
+    }
+    info.shard = None;
+    Ok(Sweep::new(info, params, points))
 }
 
 /// The swept keys, each `KEY=V1,V2,...`, against the base configuration;
@@ -166,114 +461,161 @@ fn config_tree(base: &HwConfig) -> Result<Value> {
     serde_json::to_value(base).map_err(|e| FlowError::input(format!("config `{}`: {e}", base.name)))
 }
 
-/// Sweeps `graph` over the points of `params` around `base`, on the input
+/// What a sweep measures: the model, the base configuration and the input
 /// array (`shape`, `data`: one input of the model's, or a batch whose first
-/// is run). `Err` is an error of the whole sweep (the input does not fit
-/// the model); a point's own failure is its status.
+/// is run; `what` names it in errors).
+pub struct Job<'a> {
+    pub graph: &'a Graph,
+    pub base: &'a HwConfig,
+    pub table: &'a EnergyTable,
+    pub shape: &'a [u64],
+    pub data: &'a HostData,
+    pub what: &'a str,
+}
+
+/// Measures the points of `info.shard` (all without one) not in `done`
+/// (points an earlier run measured), `opts.jobs` at a time, and returns the
+/// sweep of these and `done`'s points. `on_point` is called on this thread
+/// after each point, with the points so far (unsorted) — for progress and
+/// checkpoints. `Err` is an error of the whole sweep (the input does not
+/// fit the model, yosys is missing): the one of the lowest point.
 pub fn run(
-    graph: &Graph,
-    base: &HwConfig,
+    job: &Job,
+    info: Info,
     params: Vec<Param>,
-    table: &EnergyTable,
-    (shape, data): (&[u64], &HostData),
-    what: &str,
+    opts: &Options,
+    done: Vec<Point>,
+    on_point: &mut dyn FnMut(&[Point]),
 ) -> Result<Sweep> {
-    let tree = config_tree(base)?;
-    let total: usize = params.iter().map(|p| p.values.len()).product();
-    let mut input = None;
-    let mut points = Vec::with_capacity(total);
-    let mut reference: Option<(Vec<i32>, Vec<u32>)> = None;
-    for n in 0..total {
-        // Mixed radix, the last key varying fastest.
-        let mut choice = vec![0; params.len()];
-        let mut rest = n;
-        for (k, p) in params.iter().enumerate().rev() {
-            choice[k] = rest % p.values.len();
-            rest /= p.values.len();
-        }
-        let mut v = tree.clone();
-        for (p, &c) in params.iter().zip(&choice) {
-            for path in &p.paths {
-                *lookup_mut(&mut v, path).expect("checked when parsed") = p.values[c].1.clone();
-            }
-        }
-        let status = match serde_json::from_value::<HwConfig>(v) {
-            Err(e) => Status::Invalid(
-                culprit(&tree, &params, &choice, &e.to_string()).map_or_else(|| e.to_string(), |k| format!("{k}: {e}")),
-            ),
-            Ok(cfg) => match cfg.validate() {
-                Err(e) => Status::Invalid(e.to_string()),
-                Ok(()) => measure(graph, &cfg, table, (shape, data), what, &mut input)?,
-            },
-        };
-        let same_output = status.metrics().map(|m| match &reference {
-            None => {
-                reference = Some((m.output_q.clone(), m.output_bits.clone()));
-                true
-            }
-            Some((q, bits)) => *q == m.output_q && *bits == m.output_bits,
-        });
-        points.push(Point { choice, status, same_output });
+    if opts.area == AreaSource::Rtl {
+        rtl::area::yosys_version(&job.base.name).map_err(|e| FlowError::input(format!("--area rtl: {e}")))?;
     }
-    let fastest = best(&points, |m| m.time_us);
-    let lowest_energy = best(&points, |m| m.energy_pj);
-    let reference = points.iter().position(|p| p.status.metrics().is_some());
-    Ok(Sweep { params, points, fastest, lowest_energy, reference })
+    let tree = config_tree(job.base)?;
+    let todo: Vec<usize> = (0..info.points_total)
+        .filter(|&i| opts.shard.is_none_or(|s| s.holds(i)) && !done.iter().any(|p| p.index == i))
+        .collect();
+    let mut points = done;
+    let mut errors: Vec<(usize, FlowError)> = Vec::new();
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = mpsc::channel();
+    std::thread::scope(|s| {
+        for _ in 0..opts.jobs.clamp(1, todo.len().max(1)) {
+            let tx = tx.clone();
+            let (next, stop, todo, tree, params) = (&next, &stop, &todo, &tree, &params);
+            s.spawn(move || {
+                // Points are taken in order, and a whole-sweep error stops
+                // the taking: every point below the first error is measured.
+                while !stop.load(Ordering::Relaxed) {
+                    let Some(&i) = todo.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
+                    let status = point(job, tree, params, i, opts.area);
+                    if status.is_err() {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    if tx.send((i, status)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        for (i, status) in rx {
+            match status {
+                Ok(status) => {
+                    points.push(Point {
+                        index: i,
+                        choice: choice(&params, i),
+                        status,
+                        same_output: None,
+                        pareto: false,
+                    });
+                    on_point(&points);
+                }
+                Err(e) => errors.push((i, e)),
+            }
+        }
+    });
+    if let Some((_, e)) = errors.into_iter().min_by_key(|(i, _)| *i) {
+        return Err(e);
+    }
+    Ok(Sweep::new(info, params, points))
+}
+
+/// Builds, validates and measures point `index`.
+fn point(job: &Job, tree: &Value, params: &[Param], index: usize, area: AreaSource) -> Result<Status> {
+    let choice = choice(params, index);
+    let mut v = tree.clone();
+    for (p, &c) in params.iter().zip(&choice) {
+        for path in &p.paths {
+            *lookup_mut(&mut v, path).expect("checked when parsed") = p.values[c].1.clone();
+        }
+    }
+    Ok(match serde_json::from_value::<HwConfig>(v) {
+        Err(e) => Status::Invalid(
+            culprit(tree, params, &choice, &e.to_string()).map_or_else(|| e.to_string(), |k| format!("{k}: {e}")),
+        ),
+        Ok(cfg) => match cfg.validate() {
+            Err(e) => Status::Invalid(e.to_string()),
+            Ok(()) => measure(job, &cfg, area)?,
+        },
+    })
+}
+
+/// The area of a valid configuration.
+fn area_of(cfg: &HwConfig, table: &EnergyTable, source: AreaSource) -> Result<AreaReport> {
+    match source {
+        AreaSource::Model => Ok(sim::energy::area(cfg, table)),
+        AreaSource::Rtl => {
+            let opts = rtl::area::Options { fpga: None, cache: true };
+            rtl::area::area(cfg, table, &opts, &mut |_| {})
+                .map(|r| r.synthesized)
+                .map_err(|e| FlowError::input(format!("--area rtl: {e}")))
+        }
+    }
 }
 
 /// Lowers, runs and measures one valid configuration. `Err` is an error
-/// of the whole sweep (the input does not fit the model).
-fn measure(
-    graph: &Graph,
-    cfg: &HwConfig,
-    table: &EnergyTable,
-    (shape, data): (&[u64], &HostData),
-    what: &str,
-    input: &mut Option<Inputs>,
-) -> Result<Status> {
-    let area = sim::energy::area(cfg, table).total;
-    let lowered = match compiler::lower::lower(graph, cfg) {
+/// of the whole sweep (the input does not fit the model, synthesis failed).
+fn measure(job: &Job, cfg: &HwConfig, source: AreaSource) -> Result<Status> {
+    let area = area_of(cfg, job.table, source)?;
+    let total_area = area.total;
+    let lowered = match compiler::lower::lower(job.graph, cfg) {
         Ok(l) => l,
-        Err(e) => return Ok(Status::CompileError(format!("cannot compile: {e}"), area)),
+        Err(e) => return Ok(Status::CompileError(format!("cannot compile: {e}"), total_area)),
     };
     let prog = &lowered.program;
     if let Err(e) = prog.check_config(cfg) {
-        return Ok(Status::CompileError(format!("the compiled program is invalid: {e}"), area));
+        return Ok(Status::CompileError(format!("the compiled program is invalid: {e}"), total_area));
     }
-    if input.is_none() {
-        let t = prog.tensors.iter().find(|t| t.role == TensorRole::Input).ok_or_else(|| {
-            FlowError::input(format!(
-                "the compiled model has no input tensor in its tensor map ({what} cannot be placed)"
-            ))
-        })?;
-        let batch = Batch::new(shape, data.clone(), t, what)?;
-        *input = Some(match batch.inputs {
-            Inputs::Float(v) => Inputs::Float(v[..batch.per_run].to_vec()),
-            Inputs::Quant(v) => Inputs::Quant(v[..batch.per_run].to_vec()),
-        });
-    }
+    let t = prog.tensors.iter().find(|t| t.role == TensorRole::Input).ok_or_else(|| {
+        FlowError::input(format!(
+            "the compiled model has no input tensor in its tensor map ({} cannot be placed)",
+            job.what
+        ))
+    })?;
+    let batch = Batch::new(job.shape, job.data.clone(), t, job.what)?;
     let model = match sim::Model::new(cfg) {
         Ok(m) => m,
-        Err(e) => return Ok(Status::RunError(format!("cannot build the model: {e}"), area)),
+        Err(e) => return Ok(Status::RunError(format!("cannot build the model: {e}"), total_area)),
     };
     let mut drv = Driver::new(model);
     if let Err(e) = drv.load(prog) {
-        return Ok(Status::RunError(format!("cannot load: {e}"), area));
+        return Ok(Status::RunError(format!("cannot load: {e}"), total_area));
     }
-    let inf = match input.as_ref().expect("set above") {
-        Inputs::Float(x) => drv.infer(prog, x),
-        Inputs::Quant(q) => drv.infer_quantized(prog, q),
+    let inf = match &batch.inputs {
+        Inputs::Float(x) => drv.infer(prog, &x[..batch.per_run]),
+        Inputs::Quant(q) => drv.infer_quantized(prog, &q[..batch.per_run]),
     };
     let inf = match inf {
         Ok(i) => i,
         Err(e) => {
             let layers = super::layers::from_program(prog);
             let e = super::infer::run_error(e, drv.device_mut(), prog, &layers, super::RunNumber { index: 0, of: 1 });
-            return Ok(Status::RunError(format!("the run failed: {e}"), area));
+            return Ok(Status::RunError(format!("the run failed: {e}"), total_area));
         }
     };
     let c = &inf.report.counters;
-    let energy = sim::energy::energy(cfg, c, table);
+    let energy = sim::energy::energy_with_area(cfg, c, job.table, area);
     let totals = super::report::Totals::of(cfg, c, &energy);
     Ok(Status::Ok(Metrics {
         cycles: totals.total_cycles,
@@ -285,19 +627,18 @@ fn measure(
         energy_per_mac_pj: totals.energy_per_mac_pj,
         area_mm2: energy.area.total,
         per_inference: PerInference::of(&totals, &[c.get(Counter::Cycles)]),
-        output_q: inf.output_q,
-        output_bits: inf.output.iter().map(|v| v.to_bits()).collect(),
+        output_hash: output_hash(&inf.output_q, &inf.output),
     }))
 }
 
 /// One point as the JSON has it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PointReport {
     /// Counted from 0, as the text table numbers the points.
     pub point: usize,
     pub params: Map<String, Value>,
     /// `ok`, `invalid`, `compile_error` or `run_error`.
-    pub status: &'static str,
+    pub status: String,
     pub error: Option<String>,
     pub cycles: Option<u64>,
     pub time_us: Option<f64>,
@@ -309,43 +650,75 @@ pub struct PointReport {
     pub energy_per_mac_pj: Option<f64>,
     pub area_mm2: Option<f64>,
     pub per_inference: Option<PerInference>,
+    /// [`output_hash`], 16 hex digits.
+    pub output_hash: Option<String>,
     pub output_identical: Option<bool>,
     pub fastest: bool,
     pub lowest_energy: bool,
+    pub pareto: bool,
+}
+
+impl PointReport {
+    /// The point's status back from its JSON.
+    fn status(&self) -> std::result::Result<Status, String> {
+        let error = || self.error.clone().ok_or_else(|| format!("status `{}` without an error", self.status));
+        let area = || self.area_mm2.ok_or_else(|| format!("status `{}` without area_mm2", self.status));
+        Ok(match self.status.as_str() {
+            "ok" => {
+                let need = |what: &str| format!("status `ok` without {what}");
+                let hash = self.output_hash.as_deref().ok_or_else(|| need("output_hash"))?;
+                Status::Ok(Metrics {
+                    cycles: self.cycles.ok_or_else(|| need("cycles"))?,
+                    time_us: self.time_us.ok_or_else(|| need("time_us"))?,
+                    macs: self.macs.ok_or_else(|| need("macs"))?,
+                    mac_utilization: self.mac_utilization.ok_or_else(|| need("mac_utilization"))?,
+                    dram_bus_bytes: self.dram_bus_bytes.ok_or_else(|| need("dram_bus_bytes"))?,
+                    energy_pj: self.energy_pj.ok_or_else(|| need("energy_pj"))?,
+                    energy_per_mac_pj: self.energy_per_mac_pj,
+                    area_mm2: area()?,
+                    per_inference: self.per_inference.clone().ok_or_else(|| need("per_inference"))?,
+                    output_hash: u64::from_str_radix(hash, 16)
+                        .map_err(|_| format!("output_hash `{hash}` is not 16 hex digits"))?,
+                })
+            }
+            "invalid" => Status::Invalid(error()?),
+            "compile_error" => Status::CompileError(error()?, area()?),
+            "run_error" => Status::RunError(error()?, area()?),
+            other => return Err(format!("unknown status `{other}`")),
+        })
+    }
 }
 
 /// The sweep as `sweep --json` writes it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SweepReport {
     pub schema_version: u32,
-    pub command: &'static str,
-    pub model: String,
-    pub base_config: String,
-    pub energy_table: String,
+    pub command: String,
+    #[serde(flatten)]
+    pub info: Info,
     /// The swept keys and their values, in sweep order.
     pub swept: Vec<SweptKey>,
     pub points: Vec<PointReport>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SweptKey {
     pub key: String,
     pub values: Vec<Value>,
 }
 
 impl SweepReport {
-    pub fn new(s: &Sweep, model: &str, base: &HwConfig, table: &EnergyTable) -> SweepReport {
+    pub fn new(s: &Sweep) -> SweepReport {
         let points = s
             .points
             .iter()
-            .enumerate()
-            .map(|(i, p)| {
+            .map(|p| {
                 let params = s.params.iter().zip(&p.choice).map(|(q, &c)| (q.key.clone(), q.values[c].1.clone()));
                 let m = p.status.metrics();
                 PointReport {
-                    point: i,
+                    point: p.index,
                     params: params.collect(),
-                    status: p.status.name(),
+                    status: p.status.name().to_string(),
                     error: p.status.error().map(str::to_string),
                     cycles: m.map(|m| m.cycles),
                     time_us: m.map(|m| m.time_us),
@@ -357,18 +730,18 @@ impl SweepReport {
                     energy_per_mac_pj: m.and_then(|m| m.energy_per_mac_pj),
                     area_mm2: p.status.area(),
                     per_inference: m.map(|m| m.per_inference.clone()),
+                    output_hash: m.map(|m| format!("{:016x}", m.output_hash)),
                     output_identical: p.same_output,
-                    fastest: Some(i) == s.fastest,
-                    lowest_energy: Some(i) == s.lowest_energy,
+                    fastest: Some(p.index) == s.fastest,
+                    lowest_energy: Some(p.index) == s.lowest_energy,
+                    pareto: p.pareto,
                 }
             })
             .collect();
         SweepReport {
             schema_version: SCHEMA_VERSION,
-            command: "sweep",
-            model: model.to_string(),
-            base_config: base.name.clone(),
-            energy_table: table.name.clone(),
+            command: "sweep".to_string(),
+            info: s.info.clone(),
             swept: s
                 .params
                 .iter()
@@ -383,6 +756,26 @@ impl SweepReport {
         let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
         text.push('\n');
         text
+    }
+}
+
+/// A value as the table and the CSV write it: a list as `a+b` (as
+/// `--set` takes it), a string unquoted.
+pub fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Array(a) => a.iter().map(value_text).collect::<Vec<_>>().join("+"),
+        other => other.to_string(),
+    }
+}
+
+/// The configuration fields a key sets.
+fn key_paths(key: &str) -> Vec<Vec<String>> {
+    let split = |k: &str| k.split('.').map(str::to_string).collect::<Vec<String>>();
+    if key == "array" {
+        vec![split("array.rows"), split("array.cols")]
+    } else {
+        vec![split(key)]
     }
 }
 
@@ -485,8 +878,7 @@ pub fn parse_set(spec: &str, base: &Value) -> Result<Param> {
     if key.is_empty() {
         return Err(FlowError::input(format!("--set {spec}: the key is empty (expected KEY=V1,V2,...)")));
     }
-    let split = |k: &str| k.split('.').map(str::to_string).collect::<Vec<String>>();
-    let paths = if key == "array" { vec![split("array.rows"), split("array.cols")] } else { vec![split(key)] };
+    let paths = key_paths(key);
     let mut bases = Vec::new();
     for path in &paths {
         let found = lookup(base, path).ok_or_else(|| {
@@ -517,7 +909,7 @@ pub fn parse_set(spec: &str, base: &Value) -> Result<Param> {
         for b in &bases[1..] {
             parse_value(key, text, b)?;
         }
-        values.push((text.to_string(), v));
+        values.push((value_text(&v), v));
     }
     Ok(Param { key: key.to_string(), paths, values })
 }
