@@ -11,6 +11,7 @@ mod files;
 mod layers;
 mod load;
 mod npy;
+mod regress;
 mod report;
 mod run;
 mod sim;

@@ -8,12 +8,14 @@ use super::error::Result;
 use super::files::{check_destinations, print_stdout, Outputs};
 use super::load;
 use super::npy;
+use super::regress::RegressArgs;
 use super::run::host_data;
 use super::table::{cells, group, table, Align};
 use clap::Args;
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use systole::flow::regression::{self, Baseline};
 use systole::flow::sweep::{self, SweepReport};
 
 #[derive(Args, Debug)]
@@ -46,6 +48,9 @@ pub struct SweepArgs {
     /// Energy and area table (TOML) [default: the built-in 45 nm table].
     #[arg(long, value_name = "TABLE.toml")]
     pub energy_table: Option<PathBuf>,
+    /// Regression baselines, per point (see `systole run --help`).
+    #[command(flatten)]
+    pub regress: RegressArgs,
 }
 
 fn csv_field(s: &str) -> String {
@@ -72,6 +77,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     if let Some(p) = &args.csv {
         outs.push((p, "--csv"));
     }
+    outs.extend(args.regress.destinations());
     check_destinations(outs)?;
     let base = load::config(&args.hw)?;
     let etable = load::energy_table(args.energy_table.as_deref())?;
@@ -79,6 +85,14 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     let graph = import(&args.model)?;
     let array = npy::read(&args.input)?;
     let what = format!("--input {}", args.input.display());
+    let subject = regression::sweep_subject(
+        &graph,
+        &base,
+        &params,
+        &args.input.display().to_string(),
+        regression::sha256(&array.data),
+    );
+    let loaded = args.regress.load(regression::Command::Sweep, &subject)?;
     let data = host_data(array.elem, array.data, &what)?;
     let s = sweep::run(&graph, &base, params, &etable, (&array.shape, &data), &what)?;
     let (params, points) = (&s.params, &s.points);
@@ -233,11 +247,19 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         }
         files.add(path, text.into_bytes());
     }
+    let current = Baseline::new(regression::Command::Sweep, subject, regression::sweep_entries(&s));
+    let regressed = args.regress.finish(loaded, &current, &mut files, &mut out);
     files.commit()?;
     for (path, what) in [(&args.json, "json"), (&args.csv, "csv")] {
         if let Some(p) = path {
             let _ = writeln!(out, "wrote {what:<8}{}", p.display());
         }
     }
-    print_stdout(&out)
+    for (path, what) in [(&args.regress.write_baseline, "baseline"), (&args.regress.junit, "junit")] {
+        if let Some(p) = path {
+            let _ = writeln!(out, "wrote {what:<9}{}", p.display());
+        }
+    }
+    print_stdout(&out)?;
+    regressed.map_or(Ok(()), Err)
 }
