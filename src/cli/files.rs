@@ -30,6 +30,8 @@ pub enum InputKind {
     /// A NumPy array (`.npy`): at most 4 GiB and a header; its data must be
     /// exactly what the header declares (`compiler::npy`).
     Npy,
+    /// A JSON file (a baseline, a report to plot): at most 256 MiB.
+    Json,
 }
 
 impl InputKind {
@@ -41,6 +43,7 @@ impl InputKind {
             InputKind::Onnx => "ONNX model",
             InputKind::Program => "program",
             InputKind::Npy => ".npy file",
+            InputKind::Json => "JSON file",
         }
     }
 
@@ -54,6 +57,7 @@ impl InputKind {
             InputKind::Onnx => 2048 * MIB,
             InputKind::Program => 8192 * MIB,
             InputKind::Npy => 4096 * MIB + MIB,
+            InputKind::Json => 256 * MIB,
         }
     }
 }

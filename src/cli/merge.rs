@@ -39,5 +39,5 @@ pub fn run(args: &MergeArgs) -> Result<()> {
         parts.push(Sweep::from_json(&text, name)?);
     }
     let merged = sweep::merge(parts, &names)?;
-    write_outputs(&merged, args.json.as_deref(), args.csv.as_deref())
+    write_outputs(&merged, args.json.as_deref(), args.csv.as_deref(), None)
 }

@@ -13,6 +13,7 @@ mod load;
 mod merge;
 mod npy;
 pub mod progress;
+mod regress;
 mod report;
 mod run;
 mod sim;

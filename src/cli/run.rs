@@ -9,6 +9,7 @@ use super::error::{CliError, Result};
 use super::files::{check_destinations, print_stdout, Outputs};
 use super::npy::{self, Array, Elem};
 use super::progress::Progress;
+use super::regress::RegressArgs;
 use super::report::{self, RunSummary};
 use super::spec::shape_text;
 use super::table::group;
@@ -23,6 +24,7 @@ use systole::flow::backend::{self, Backend};
 use systole::flow::check::{recorded_graph, Checker};
 use systole::flow::infer::{run_batch, Batch, HostData};
 use systole::flow::layers::{attribute, from_program, ATTRIBUTION};
+use systole::flow::regression::{self, Baseline, Command as Regressed, Entry, Metrics, Subject};
 use systole::flow::report::{CheckSummary, ModelRun, Report, TensorFile};
 use systole::flow::Compiled;
 
@@ -34,13 +36,16 @@ pub struct RunArgs {
     /// Input: a float32 .npy of the model input's shape (one inference), or
     /// with one more leading dimension (a batch of independent inferences).
     /// A model with an int8/uint8 input also takes an array of that type,
-    /// already quantized.
+    /// already quantized. Without it, one inference runs on generated
+    /// inputs (uniform over the input's quantized range, ChaCha8 with seed
+    /// 0: the same on every machine), for performance measurements.
     #[arg(long, value_name = "X.npy")]
-    pub input: PathBuf,
+    pub input: Option<PathBuf>,
     /// Directory for the outputs, `DIR/<output name>.npy` (float32, stacked
-    /// along a leading dimension for a batch); created if missing.
+    /// along a leading dimension for a batch); created if missing. Without
+    /// it no output is written (the report still has its hash).
     #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
+    pub out: Option<PathBuf>,
     /// Hardware configuration to simulate [default: the one recorded in the
     /// program]. Only timing may differ: the configuration must have the
     /// fingerprint the program was compiled for.
@@ -61,6 +66,8 @@ pub struct RunArgs {
     /// Energy and area table (TOML) [default: the built-in 45 nm table].
     #[arg(long, value_name = "TABLE.toml")]
     pub energy_table: Option<PathBuf>,
+    #[command(flatten)]
+    pub regress: RegressArgs,
 }
 
 fn tensor_with_role<'a>(prog: &'a Program, prog_name: &str, role: TensorRole) -> Result<&'a TensorInfo> {
@@ -83,11 +90,53 @@ fn device_config(args: &RunArgs, prog: &Program, prog_name: &str) -> Result<HwCo
     })
 }
 
-/// Reads the input array and checks it against the input tensor.
-fn read_batch(path: &Path, t: &TensorInfo) -> Result<Batch> {
+/// Reads the input array and checks it against the input tensor; returns
+/// it with the SHA-256 of its data.
+fn read_batch(path: &Path, t: &TensorInfo) -> Result<(Batch, String)> {
     let a: Array = npy::read(path)?;
     let what = format!("--input {}", path.display());
-    Ok(Batch::new(&a.shape, host_data(a.elem, a.data, &what)?, t, &what)?)
+    let sha = regression::sha256(&a.data);
+    Ok((Batch::new(&a.shape, host_data(a.elem, a.data, &what)?, t, &what)?, sha))
+}
+
+/// The seed of the inputs `run` generates without `--input`.
+const GENERATED_SEED: u64 = 0;
+
+/// How the report names generated inputs.
+fn generated_name() -> String {
+    format!("(generated: uniform over the quantized input range, ChaCha8 seed {GENERATED_SEED})")
+}
+
+/// One inference's input for a run without `--input`: quantized values
+/// drawn uniformly from the input type's range, given as the float values
+/// they stand for (so `--check` sees them too); a float input draws from
+/// [-1, 1). Returns it with the SHA-256 of its float32 data.
+fn generated_batch(t: &TensorInfo) -> Result<(Batch, String)> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(GENERATED_SEED);
+    let n = t.checked_elements().unwrap_or(0) as usize;
+    let (scale, zero) = (t.scale.unwrap_or(1.0), t.zero_point.unwrap_or(0));
+    let values: Vec<f32> = match t.dtype {
+        isa::program::DType::I8 => (0..n).map(|_| scale * (rng.gen_range(-128..=127) - zero) as f32).collect(),
+        isa::program::DType::U8 => (0..n).map(|_| scale * (rng.gen_range(0..=255) - zero) as f32).collect(),
+        _ => (0..n).map(|_| rng.gen_range(-1.0f32..1.0)).collect(),
+    };
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let batch = Batch::new(&t.shape, HostData::F32(values), t, "the generated input")?;
+    Ok((batch, regression::sha256(&bytes)))
+}
+
+/// What a baseline of this run is of: the model (its name and tensors),
+/// the input data and the configuration.
+fn subject(prog: &Program, tin: &TensorInfo, tout: &TensorInfo, input: &str, sha: String, cfg: &HwConfig) -> Subject {
+    let tensor = |t: &TensorInfo| format!("`{}` {} {}", t.name, shape_text(&t.shape), t.dtype);
+    Subject {
+        model: format!("{} (input {}, output {})", prog.meta.source, tensor(tin), tensor(tout)),
+        input: input.to_string(),
+        input_sha256: sha,
+        config: serde_json::to_value(cfg).unwrap_or_default(),
+        swept: Vec::new(),
+    }
 }
 
 /// An array's elements as the flow takes them: float32, or int8 / uint8
@@ -135,12 +184,15 @@ fn check_json_destination(json: &Path, out: &Path) -> Result<()> {
 }
 
 pub fn run(args: &RunArgs) -> Result<()> {
-    if args.out.exists() && !args.out.is_dir() {
-        return Err(CliError::input(format!("--out {}: exists and is not a directory", args.out.display())));
+    if let Some(out) = args.out.as_deref().filter(|o| o.exists() && !o.is_dir()) {
+        return Err(CliError::input(format!("--out {}: exists and is not a directory", out.display())));
     }
-    if let Some(j) = &args.json {
-        check_json_destination(j, &args.out)?;
+    match (&args.json, &args.out) {
+        (Some(j), Some(out)) => check_json_destination(j, out)?,
+        (Some(j), None) => check_destinations([(j.as_path(), "--json")])?,
+        _ => {}
     }
+    check_destinations(args.regress.destinations())?;
 
     let prog_name = args.program.display().to_string();
     let (prog, _) = load::program(&args.program)?;
@@ -149,17 +201,25 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let tin = tensor_with_role(&prog, &prog_name, TensorRole::Input)?.clone();
     let tout = tensor_with_role(&prog, &prog_name, TensorRole::Output)?.clone();
     let layers = from_program(&prog);
-    let batch = read_batch(&args.input, &tin)?;
+    let (batch, input_sha) = match &args.input {
+        Some(path) => read_batch(path, &tin)?,
+        None => generated_batch(&tin)?,
+    };
+    let input_name = args.input.as_ref().map_or_else(generated_name, |p| p.display().to_string());
+    let subject = subject(&prog, &tin, &tout, &input_name, input_sha, &cfg);
+    let loaded = args.regress.load(Regressed::Run, &subject)?;
     let checker = match args.check {
         true => Some(Checker::new(recorded_graph(&prog, &prog_name)?, &prog_name, &layers)?),
         false => None,
     };
-    let out_file = args.out.join(format!("{}.npy", file_stem(&tout.name)));
-    if out_file.is_dir() {
-        return Err(CliError::input(format!("--out: {} is a directory", out_file.display())));
-    }
-    if args.json.as_deref() == Some(out_file.as_path()) {
-        return Err(CliError::input(format!("{} is named as an output twice", out_file.display())));
+    let out_file = args.out.as_ref().map(|o| o.join(format!("{}.npy", file_stem(&tout.name))));
+    if let Some(f) = &out_file {
+        if f.is_dir() {
+            return Err(CliError::input(format!("--out: {} is a directory", f.display())));
+        }
+        if args.json.as_deref() == Some(f.as_path()) {
+            return Err(CliError::input(format!("{} is named as an output twice", f.display())));
+        }
     }
 
     let (device, comparison) = backend::open(args.backend, &cfg, None)?;
@@ -178,8 +238,16 @@ pub fn run(args: &RunArgs) -> Result<()> {
     }
     shape.extend_from_slice(&tout.shape);
     let bytes: Vec<u8> = measured.outputs.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let mut files = Outputs::in_dir(&args.out);
-    files.add(&out_file, npy::encode(Elem::F32, &shape, &bytes)?);
+    let output_sha = regression::sha256(&bytes);
+    let mut files = match (&args.out, &out_file) {
+        (Some(dir), Some(file)) => {
+            let mut files = Outputs::in_dir(dir);
+            files.add(file, npy::encode(Elem::F32, &shape, &bytes)?);
+            files
+        }
+        _ => Outputs::new(),
+    };
+    let out_name = out_file.as_ref().map_or_else(|| "(not written: no --out)".to_string(), |f| f.display().to_string());
 
     let runs = batch.runs as u64;
     let counters = &measured.counters;
@@ -188,12 +256,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let mut rep = Report::new("run", &prog_name, args.backend.name(), &cfg, counters, &energy, &measured.run_cycles);
     let per = rep.per_inference.clone();
     rep.model = Some(ModelRun {
-        input: TensorFile {
-            file: args.input.display().to_string(),
-            tensor: tin.name.clone(),
-            shape: tin.shape.clone(),
-        },
-        output: TensorFile { file: out_file.display().to_string(), tensor: tout.name.clone(), shape: shape.clone() },
+        input: TensorFile { file: input_name.clone(), tensor: tin.name.clone(), shape: tin.shape.clone() },
+        output: TensorFile { file: out_name.clone(), tensor: tout.name.clone(), shape: shape.clone() },
         layers: rows,
         other,
         layer_energy_attribution: ATTRIBUTION,
@@ -207,6 +271,22 @@ pub fn run(args: &RunArgs) -> Result<()> {
     if let Some(path) = &args.json {
         files.add(path, rep.to_json().into_bytes());
     }
+    let metrics = Metrics {
+        cycles: counters.get(isa::Counter::Cycles),
+        energy_pj: energy.total_pj,
+        dram_bus_bytes: rep.totals.dram_bus_bytes,
+        output_hash: output_sha.clone(),
+    };
+    let entry = Entry {
+        name: "run".into(),
+        params: Default::default(),
+        status: "ok".into(),
+        metrics: Some(metrics),
+        error: None,
+    };
+    let mut comparison = String::new();
+    let regressed =
+        args.regress.finish(loaded, &Baseline::new(Regressed::Run, subject, vec![entry]), &mut files, &mut comparison);
     files.commit()?;
 
     let plural = |n: u64| if n == 1 { "" } else { "s" };
@@ -237,13 +317,13 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let _ = writeln!(
         out,
         "input         {}: {} inference{} of `{}` {}",
-        args.input.display(),
+        input_name,
         runs,
         plural(runs),
         tin.name,
         shape_text(&tin.shape)
     );
-    let _ = writeln!(out, "output        {}: `{}` {} f32", out_file.display(), tout.name, shape_text(&shape));
+    let _ = writeln!(out, "output        {out_name}: `{}` {} f32, {output_sha}", tout.name, shape_text(&shape));
     let _ = writeln!(
         out,
         "per inference {} cycles = {:.3} µs (mean of {runs}; min {}, max {}); {:.1} inferences/s, {:.6} µJ, {}",
@@ -290,5 +370,12 @@ pub fn run(args: &RunArgs) -> Result<()> {
         );
         let _ = writeln!(out, "  energy: {ATTRIBUTION}.");
     }
-    print_stdout(&out)
+    out.push_str(&comparison);
+    for (path, what) in [(&args.regress.write_baseline, "baseline"), (&args.regress.junit, "junit")] {
+        if let Some(p) = path {
+            let _ = writeln!(out, "wrote {what:<9}{}", p.display());
+        }
+    }
+    print_stdout(&out)?;
+    regressed.map_or(Ok(()), Err)
 }

@@ -10,12 +10,14 @@ use super::error::{CliError, Result};
 use super::files::{check_destinations, print_stdout, read_input, write_atomic, InputKind, Outputs};
 use super::load;
 use super::progress::Progress;
+use super::regress::{Loaded, RegressArgs};
 use super::run::host_data;
 use super::table::{cells, group, table, Align};
 use clap::{Args, ValueEnum};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use systole::flow::regression::{self, Baseline, Subject};
 use systole::flow::sweep::{self, AreaSource, Info, Job, Options, Shard, Sweep, SweepReport};
 
 #[derive(Args, Debug)]
@@ -66,6 +68,9 @@ pub struct SweepArgs {
     /// per configuration; needs yosys).
     #[arg(long, value_enum, default_value_t = AreaArg::Model)]
     pub area: AreaArg,
+    /// Regression baselines, per point (see `systole run --help`).
+    #[command(flatten)]
+    pub regress: RegressArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -126,6 +131,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     if let Some(p) = &args.csv {
         outs.push((p, "--csv"));
     }
+    outs.extend(args.regress.destinations());
     check_destinations(outs)?;
     let shard = args.shard.as_deref().map(Shard::parse).transpose()?;
     let base = load::config(&args.hw)?;
@@ -137,6 +143,14 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     let array =
         compiler::npy::decode(&input_bytes).map_err(|e| CliError::input(format!("{}: {e}", args.input.display())))?;
     let what = format!("--input {}", args.input.display());
+    let subject = regression::sweep_subject(
+        &graph,
+        &base,
+        &params,
+        &args.input.display().to_string(),
+        regression::sha256(&array.data),
+    );
+    let loaded = args.regress.load(regression::Command::Sweep, &subject)?;
     let data = host_data(array.elem, array.data, &what)?;
     let area = match args.area {
         AreaArg::Model => AreaSource::Model,
@@ -173,11 +187,20 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         }
     });
     progress.finish("points measured");
-    write_outputs(&s?, args.json.as_deref(), args.csv.as_deref())
+    let regress = Regress { args: &args.regress, loaded, subject };
+    write_outputs(&s?, args.json.as_deref(), args.csv.as_deref(), Some(regress))
 }
 
-/// Prints the sweep's table and writes its --json and --csv files.
-pub fn write_outputs(s: &Sweep, json: Option<&Path>, csv: Option<&Path>) -> Result<()> {
+/// A sweep's regression check against `--baseline` (and the files it writes).
+pub struct Regress<'a> {
+    args: &'a RegressArgs,
+    loaded: Option<Loaded>,
+    subject: Subject,
+}
+
+/// Prints the sweep's table and writes its --json and --csv files (and,
+/// with `regress`, compares with the baseline and writes its files).
+pub fn write_outputs(s: &Sweep, json: Option<&Path>, csv: Option<&Path>, regress: Option<Regress>) -> Result<()> {
     let mut out = text(s);
     let mut files = Outputs::new();
     if let Some(path) = json {
@@ -186,13 +209,26 @@ pub fn write_outputs(s: &Sweep, json: Option<&Path>, csv: Option<&Path>) -> Resu
     if let Some(path) = csv {
         files.add(path, csv_text(s).into_bytes());
     }
+    let mut written = Vec::new();
+    let regressed = regress.and_then(|r| {
+        let current = Baseline::new(regression::Command::Sweep, r.subject, regression::sweep_entries(s));
+        written = [(&r.args.write_baseline, "baseline"), (&r.args.junit, "junit")]
+            .into_iter()
+            .filter_map(|(p, what)| p.clone().map(|p| (p, what)))
+            .collect();
+        r.args.finish(r.loaded, &current, &mut files, &mut out)
+    });
     files.commit()?;
     for (path, what) in [(json, "json"), (csv, "csv")] {
         if let Some(p) = path {
             let _ = writeln!(out, "wrote {what:<8}{}", p.display());
         }
     }
-    print_stdout(&out)
+    for (p, what) in written {
+        let _ = writeln!(out, "wrote {what:<9}{}", p.display());
+    }
+    print_stdout(&out)?;
+    regressed.map_or(Ok(()), Err)
 }
 
 /// The sweep as a text table, with a header and a summary.

@@ -12,6 +12,9 @@
 //! - [`report`]: the typed report (totals, units, energy, per inference,
 //!   per layer), serialized as the JSON of `docs/schema/report.schema.json`.
 //! - [`sweep`]: the design-space sweep engine (`docs/schema/sweep.schema.json`).
+//! - [`regression`]: regression baselines (cycles, energy, DRAM bytes,
+//!   output hash per point) and their comparison, as text and JUnit.
+//! - [`pareto`]: the Pareto front of design points.
 //! - [`baseline`]: per GEMM layer its shape, ideal cycles, SCALE-Sim's
 //!   weight-stationary cycles and minimal DRAM bytes (the yardsticks).
 //!
@@ -22,6 +25,8 @@ pub mod baseline;
 pub mod check;
 pub mod infer;
 pub mod layers;
+pub mod pareto;
+pub mod regression;
 pub mod report;
 pub mod sweep;
 
