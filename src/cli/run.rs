@@ -12,7 +12,7 @@ use super::progress::Progress;
 use super::report::{self, RunSummary};
 use super::spec::shape_text;
 use super::table::group;
-use super::{layers, load};
+use super::{layers, load, trace};
 use clap::Args;
 use driver::Driver;
 use isa::program::{Program, TensorInfo, TensorRole};
@@ -61,6 +61,12 @@ pub struct RunArgs {
     /// Energy and area table (TOML) [default: the built-in 45 nm table].
     #[arg(long, value_name = "TABLE.toml")]
     pub energy_table: Option<PathBuf>,
+    /// Write the run's timing as a Chrome/Perfetto trace (open in
+    /// ui.perfetto.dev): every instruction on its unit's track, the layers,
+    /// the dependency tokens as arrows, DRAM bandwidth and queue counters.
+    /// Of one inference (the last; timing does not depend on the data).
+    #[arg(long, value_name = "TRACE.json")]
+    pub trace: Option<PathBuf>,
 }
 
 fn tensor_with_role<'a>(prog: &'a Program, prog_name: &str, role: TensorRole) -> Result<&'a TensorInfo> {
@@ -121,17 +127,17 @@ fn file_stem(name: &str) -> String {
     }
 }
 
-/// Checks the --json destination: its directory exists (or is --out, which
-/// is created), it is not a directory.
-fn check_json_destination(json: &Path, out: &Path) -> Result<()> {
-    let parent = match json.parent() {
+/// Checks the destination of `flag`: its directory exists (or is --out,
+/// which is created), it is not a directory.
+fn check_destination(path: &Path, flag: &str, out: &Path) -> Result<()> {
+    let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
     if parent == out && !out.exists() {
         return Ok(());
     }
-    check_destinations([(json, "--json")])
+    check_destinations([(path, flag)])
 }
 
 pub fn run(args: &RunArgs) -> Result<()> {
@@ -139,7 +145,10 @@ pub fn run(args: &RunArgs) -> Result<()> {
         return Err(CliError::input(format!("--out {}: exists and is not a directory", args.out.display())));
     }
     if let Some(j) = &args.json {
-        check_json_destination(j, &args.out)?;
+        check_destination(j, "--json", &args.out)?;
+    }
+    if let Some(t) = &args.trace {
+        check_destination(t, "--trace", &args.out)?;
     }
 
     let prog_name = args.program.display().to_string();
@@ -158,8 +167,11 @@ pub fn run(args: &RunArgs) -> Result<()> {
     if out_file.is_dir() {
         return Err(CliError::input(format!("--out: {} is a directory", out_file.display())));
     }
-    if args.json.as_deref() == Some(out_file.as_path()) {
-        return Err(CliError::input(format!("{} is named as an output twice", out_file.display())));
+    let named = [Some(out_file.as_path()), args.json.as_deref(), args.trace.as_deref()];
+    for (k, a) in named.iter().enumerate() {
+        if a.is_some() && named[k + 1..].contains(a) {
+            return Err(CliError::input(format!("{} is named as an output twice", a.unwrap_or(&out_file).display())));
+        }
     }
 
     let (device, comparison) = backend::open(args.backend, &cfg, None)?;
@@ -206,6 +218,10 @@ pub fn run(args: &RunArgs) -> Result<()> {
     });
     if let Some(path) = &args.json {
         files.add(path, rep.to_json().into_bytes());
+    }
+    if let Some(path) = &args.trace {
+        let t = trace::chrome_trace(&prog, &drv.device().trace(), &cfg, &prog_name);
+        files.add(path, serde_json::to_vec(&t).unwrap_or_default());
     }
     files.commit()?;
 
