@@ -13,7 +13,7 @@ use super::regress::RegressArgs;
 use super::report::{self, RunSummary};
 use super::spec::shape_text;
 use super::table::group;
-use super::{layers, load};
+use super::{layers, load, trace};
 use clap::Args;
 use driver::Driver;
 use isa::program::{Program, TensorInfo, TensorRole};
@@ -68,6 +68,12 @@ pub struct RunArgs {
     pub energy_table: Option<PathBuf>,
     #[command(flatten)]
     pub regress: RegressArgs,
+    /// Write the run's timing as a Chrome/Perfetto trace (open in
+    /// ui.perfetto.dev): every instruction on its unit's track, the layers,
+    /// the dependency tokens as arrows, DRAM bandwidth and queue counters.
+    /// Of one inference (the last; timing does not depend on the data).
+    #[arg(long, value_name = "TRACE.json")]
+    pub trace: Option<PathBuf>,
 }
 
 fn tensor_with_role<'a>(prog: &'a Program, prog_name: &str, role: TensorRole) -> Result<&'a TensorInfo> {
@@ -170,27 +176,28 @@ fn file_stem(name: &str) -> String {
     }
 }
 
-/// Checks the --json destination: its directory exists (or is --out, which
-/// is created), it is not a directory.
-fn check_json_destination(json: &Path, out: &Path) -> Result<()> {
-    let parent = match json.parent() {
+/// Checks the destination of `flag`: its directory exists (or is --out,
+/// which is created), it is not a directory.
+fn check_destination(path: &Path, flag: &str, out: Option<&Path>) -> Result<()> {
+    let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    if parent == out && !out.exists() {
+    if out.is_some_and(|out| parent == out && !out.exists()) {
         return Ok(());
     }
-    check_destinations([(json, "--json")])
+    check_destinations([(path, flag)])
 }
 
 pub fn run(args: &RunArgs) -> Result<()> {
     if let Some(out) = args.out.as_deref().filter(|o| o.exists() && !o.is_dir()) {
         return Err(CliError::input(format!("--out {}: exists and is not a directory", out.display())));
     }
-    match (&args.json, &args.out) {
-        (Some(j), Some(out)) => check_json_destination(j, out)?,
-        (Some(j), None) => check_destinations([(j.as_path(), "--json")])?,
-        _ => {}
+    if let Some(j) = &args.json {
+        check_destination(j, "--json", args.out.as_deref())?;
+    }
+    if let Some(t) = &args.trace {
+        check_destination(t, "--trace", args.out.as_deref())?;
     }
     check_destinations(args.regress.destinations())?;
 
@@ -213,12 +220,13 @@ pub fn run(args: &RunArgs) -> Result<()> {
         false => None,
     };
     let out_file = args.out.as_ref().map(|o| o.join(format!("{}.npy", file_stem(&tout.name))));
-    if let Some(f) = &out_file {
-        if f.is_dir() {
-            return Err(CliError::input(format!("--out: {} is a directory", f.display())));
-        }
-        if args.json.as_deref() == Some(f.as_path()) {
-            return Err(CliError::input(format!("{} is named as an output twice", f.display())));
+    if let Some(f) = out_file.as_deref().filter(|f| f.is_dir()) {
+        return Err(CliError::input(format!("--out: {} is a directory", f.display())));
+    }
+    let named = [out_file.as_deref(), args.json.as_deref(), args.trace.as_deref()];
+    for (k, a) in named.iter().enumerate() {
+        if let Some(a) = a.filter(|a| named[k + 1..].contains(&Some(*a))) {
+            return Err(CliError::input(format!("{} is named as an output twice", a.display())));
         }
     }
 
@@ -270,6 +278,10 @@ pub fn run(args: &RunArgs) -> Result<()> {
     });
     if let Some(path) = &args.json {
         files.add(path, rep.to_json().into_bytes());
+    }
+    if let Some(path) = &args.trace {
+        let t = trace::chrome_trace(&prog, &drv.device().trace(), &cfg, &prog_name);
+        files.add(path, serde_json::to_vec(&t).unwrap_or_default());
     }
     let metrics = Metrics {
         cycles: counters.get(isa::Counter::Cycles),

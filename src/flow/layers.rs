@@ -77,22 +77,28 @@ pub struct CodeFacts {
     pub weight_rows: u64,
 }
 
+/// The bytes the DRAM bus carries for one `load` (read) or `store`
+/// (write): its bursts in whole beats of `dram.bytes_per_cycle`. Zero for
+/// every other instruction.
+pub fn dma_bus_bytes(i: &Instr, cfg: &HwConfig) -> u64 {
+    let w = cfg.dram.bytes_per_cycle as u64;
+    let beats = |b: &DmaBlock| BurstPlan::of(b, w).total_beats() * w;
+    match i {
+        Instr::Load(x) => beats(&DmaBlock::of_load(x)),
+        Instr::Store(x) => beats(&DmaBlock::of_store(x)),
+        _ => 0,
+    }
+}
+
 pub fn code_facts(prog: &Program, l: &LayerMeta, cfg: &HwConfig) -> CodeFacts {
     let mut f = CodeFacts::default();
     let elem = |buf: u8| if buf == BUF_ACC { 4 } else { 1 };
-    let w = cfg.dram.bytes_per_cycle as u64;
-    let beats = |b: &DmaBlock| BurstPlan::of(b, w).total_beats() * w;
     f.bus_bytes = ((l.last - l.first) * INSTR_BYTES) as u64;
     for i in &prog.code[l.first..l.last] {
+        f.bus_bytes += dma_bus_bytes(i, cfg);
         match i {
-            Instr::Load(x) => {
-                f.data_bytes += x.rows as u64 * x.cols as u64 * elem(x.buf);
-                f.bus_bytes += beats(&DmaBlock::of_load(x));
-            }
-            Instr::Store(x) => {
-                f.data_bytes += x.rows as u64 * x.cols as u64 * elem(x.buf);
-                f.bus_bytes += beats(&DmaBlock::of_store(x));
-            }
+            Instr::Load(x) => f.data_bytes += x.rows as u64 * x.cols as u64 * elem(x.buf),
+            Instr::Store(x) => f.data_bytes += x.rows as u64 * x.cols as u64 * elem(x.buf),
             Instr::Ldw(x) => f.weight_rows += x.k as u64,
             Instr::Matmul(x) if x.preload != 0 => f.weight_rows += x.k as u64,
             _ => {}
