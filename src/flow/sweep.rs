@@ -37,7 +37,7 @@ use serde_json::{Map, Value};
 use sim::energy::{AreaReport, EnergyTable};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 
 /// At most this many points per sweep.
 pub const MAX_POINTS: usize = 256;
@@ -491,6 +491,7 @@ pub fn run(
         rtl::area::yosys_version(&job.base.name).map_err(|e| FlowError::input(format!("--area rtl: {e}")))?;
     }
     let tree = config_tree(job.base)?;
+    let locks = SynthesisLocks::default();
     let todo: Vec<usize> = (0..info.points_total)
         .filter(|&i| opts.shard.is_none_or(|s| s.holds(i)) && !done.iter().any(|p| p.index == i))
         .collect();
@@ -502,13 +503,13 @@ pub fn run(
     std::thread::scope(|s| {
         for _ in 0..opts.jobs.clamp(1, todo.len().max(1)) {
             let tx = tx.clone();
-            let (next, stop, todo, tree, params) = (&next, &stop, &todo, &tree, &params);
+            let (next, stop, todo, tree, params, locks) = (&next, &stop, &todo, &tree, &params, &locks);
             s.spawn(move || {
                 // Points are taken in order, and a whole-sweep error stops
                 // the taking: every point below the first error is measured.
                 while !stop.load(Ordering::Relaxed) {
                     let Some(&i) = todo.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
-                    let status = point(job, tree, params, i, opts.area);
+                    let status = point(job, tree, params, i, (opts.area, locks));
                     if status.is_err() {
                         stop.store(true, Ordering::Relaxed);
                     }
@@ -541,8 +542,29 @@ pub fn run(
     Ok(Sweep::new(info, params, points))
 }
 
+/// One lock per set of RTL parameters: points whose configurations build
+/// the same RTL (they differ in DRAM latency, clock, technology...) wait for
+/// one yosys run and then read its result from `rtl`'s cache, rather than
+/// synthesizing it side by side.
+#[derive(Default)]
+struct SynthesisLocks(Mutex<BTreeMap<String, Arc<Mutex<()>>>>);
+
+impl SynthesisLocks {
+    fn of(&self, cfg: &HwConfig) -> Arc<Mutex<()>> {
+        let key = format!("{:?}", rtl::sources::parameters(cfg));
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(key).or_default().clone()
+    }
+}
+
 /// Builds, validates and measures point `index`.
-fn point(job: &Job, tree: &Value, params: &[Param], index: usize, area: AreaSource) -> Result<Status> {
+fn point(
+    job: &Job,
+    tree: &Value,
+    params: &[Param],
+    index: usize,
+    area: (AreaSource, &SynthesisLocks),
+) -> Result<Status> {
     let choice = choice(params, index);
     let mut v = tree.clone();
     for (p, &c) in params.iter().zip(&choice) {
@@ -562,10 +584,12 @@ fn point(job: &Job, tree: &Value, params: &[Param], index: usize, area: AreaSour
 }
 
 /// The area of a valid configuration.
-fn area_of(cfg: &HwConfig, table: &EnergyTable, source: AreaSource) -> Result<AreaReport> {
+fn area_of(cfg: &HwConfig, table: &EnergyTable, (source, locks): (AreaSource, &SynthesisLocks)) -> Result<AreaReport> {
     match source {
         AreaSource::Model => Ok(sim::energy::area(cfg, table)),
         AreaSource::Rtl => {
+            let lock = locks.of(cfg);
+            let _one_at_a_time = lock.lock().unwrap_or_else(|e| e.into_inner());
             let opts = rtl::area::Options { fpga: None, cache: true };
             rtl::area::area(cfg, table, &opts, &mut |_| {})
                 .map(|r| r.synthesized)
@@ -576,7 +600,7 @@ fn area_of(cfg: &HwConfig, table: &EnergyTable, source: AreaSource) -> Result<Ar
 
 /// Lowers, runs and measures one valid configuration. `Err` is an error
 /// of the whole sweep (the input does not fit the model, synthesis failed).
-fn measure(job: &Job, cfg: &HwConfig, source: AreaSource) -> Result<Status> {
+fn measure(job: &Job, cfg: &HwConfig, source: (AreaSource, &SynthesisLocks)) -> Result<Status> {
     let area = area_of(cfg, job.table, source)?;
     let total_area = area.total;
     let lowered = match compiler::lower::lower(job.graph, cfg) {
