@@ -115,7 +115,7 @@ fn resumed(args: &SweepArgs, info: &Info) -> Result<Vec<sweep::Point>> {
     if before.info.shard != info.shard {
         let name = |s: Option<Shard>| s.map_or_else(|| "the whole sweep".to_string(), |s| format!("shard {s}"));
         return Err(CliError::input(format!(
-            "{what}: holds {} of this sweep, not {}",
+            "{what}: holds {} of this sweep, not {} (a shard's points are those whose number modulo N is I)",
             name(before.info.shard),
             name(info.shard)
         )));

@@ -37,7 +37,7 @@ use serde_json::{Map, Value};
 use sim::energy::{AreaReport, EnergyTable};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 
 /// At most this many points per sweep.
 pub const MAX_POINTS: usize = 256;
@@ -491,6 +491,7 @@ pub fn run(
         rtl::area::yosys_version(&job.base.name).map_err(|e| FlowError::input(format!("--area rtl: {e}")))?;
     }
     let tree = config_tree(job.base)?;
+    let locks = SynthesisLocks::default();
     let todo: Vec<usize> = (0..info.points_total)
         .filter(|&i| opts.shard.is_none_or(|s| s.holds(i)) && !done.iter().any(|p| p.index == i))
         .collect();
@@ -502,13 +503,13 @@ pub fn run(
     std::thread::scope(|s| {
         for _ in 0..opts.jobs.clamp(1, todo.len().max(1)) {
             let tx = tx.clone();
-            let (next, stop, todo, tree, params) = (&next, &stop, &todo, &tree, &params);
+            let (next, stop, todo, tree, params, locks) = (&next, &stop, &todo, &tree, &params, &locks);
             s.spawn(move || {
                 // Points are taken in order, and a whole-sweep error stops
                 // the taking: every point below the first error is measured.
                 while !stop.load(Ordering::Relaxed) {
                     let Some(&i) = todo.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
-                    let status = point(job, tree, params, i, opts.area);
+                    let status = point(job, tree, params, i, (opts.area, locks));
                     if status.is_err() {
                         stop.store(true, Ordering::Relaxed);
                     }
@@ -541,8 +542,29 @@ pub fn run(
     Ok(Sweep::new(info, params, points))
 }
 
+/// One lock per set of RTL parameters: points whose configurations build
+/// the same RTL (they differ in DRAM latency, clock, technology...) wait for
+/// one yosys run and then read its result from `rtl`'s cache, rather than
+/// synthesizing it side by side.
+#[derive(Default)]
+struct SynthesisLocks(Mutex<BTreeMap<String, Arc<Mutex<()>>>>);
+
+impl SynthesisLocks {
+    fn of(&self, cfg: &HwConfig) -> Arc<Mutex<()>> {
+        let key = format!("{:?}", rtl::sources::parameters(cfg));
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(key).or_default().clone()
+    }
+}
+
 /// Builds, validates and measures point `index`.
-fn point(job: &Job, tree: &Value, params: &[Param], index: usize, area: AreaSource) -> Result<Status> {
+fn point(
+    job: &Job,
+    tree: &Value,
+    params: &[Param],
+    index: usize,
+    area: (AreaSource, &SynthesisLocks),
+) -> Result<Status> {
     let choice = choice(params, index);
     let mut v = tree.clone();
     for (p, &c) in params.iter().zip(&choice) {
@@ -562,10 +584,12 @@ fn point(job: &Job, tree: &Value, params: &[Param], index: usize, area: AreaSour
 }
 
 /// The area of a valid configuration.
-fn area_of(cfg: &HwConfig, table: &EnergyTable, source: AreaSource) -> Result<AreaReport> {
+fn area_of(cfg: &HwConfig, table: &EnergyTable, (source, locks): (AreaSource, &SynthesisLocks)) -> Result<AreaReport> {
     match source {
         AreaSource::Model => Ok(sim::energy::area(cfg, table)),
         AreaSource::Rtl => {
+            let lock = locks.of(cfg);
+            let _one_at_a_time = lock.lock().unwrap_or_else(|e| e.into_inner());
             let opts = rtl::area::Options { fpga: None, cache: true };
             rtl::area::area(cfg, table, &opts, &mut |_| {})
                 .map(|r| r.synthesized)
@@ -576,7 +600,7 @@ fn area_of(cfg: &HwConfig, table: &EnergyTable, source: AreaSource) -> Result<Ar
 
 /// Lowers, runs and measures one valid configuration. `Err` is an error
 /// of the whole sweep (the input does not fit the model, synthesis failed).
-fn measure(job: &Job, cfg: &HwConfig, source: AreaSource) -> Result<Status> {
+fn measure(job: &Job, cfg: &HwConfig, source: (AreaSource, &SynthesisLocks)) -> Result<Status> {
     let area = area_of(cfg, job.table, source)?;
     let total_area = area.total;
     let lowered = match compiler::lower::lower(job.graph, cfg) {
@@ -948,4 +972,91 @@ pub fn best(points: &[Point], key: impl Fn(&Metrics) -> f64) -> Option<usize> {
         }
     }
     best.map(|(i, _)| i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A point that ran with these (cycles, energy pJ, area mm²), or did not.
+    fn pt(index: usize, m: Option<(u64, f64, f64)>) -> Point {
+        let status = match m {
+            None => Status::Invalid("no".into()),
+            Some((cycles, energy_pj, area_mm2)) => Status::Ok(Metrics {
+                cycles,
+                time_us: cycles as f64,
+                macs: 1,
+                mac_utilization: 0.5,
+                dram_bus_bytes: 0,
+                energy_pj,
+                energy_per_mac_pj: None,
+                area_mm2,
+                per_inference: PerInference {
+                    inferences: 1,
+                    cycles_mean: cycles as f64,
+                    cycles_min: cycles,
+                    cycles_max: cycles,
+                    latency_us: 1.0,
+                    inferences_per_s: 1.0,
+                    energy_uj: energy_pj / 1e6,
+                    tops_per_w: None,
+                },
+                output_hash: 7,
+            }),
+        };
+        Point { index, choice: vec![index], status, same_output: None, pareto: false }
+    }
+
+    #[test]
+    fn pareto_front_by_hand() {
+        let points = vec![
+            pt(0, Some((100, 10.0, 1.0))), // on: nothing is as fast
+            pt(1, Some((200, 5.0, 1.0))),  // on: the least energy
+            pt(2, Some((300, 8.0, 0.5))),  // on: the least area
+            pt(3, Some((200, 5.0, 1.0))),  // on: equal to 1 in all three, neither beats the other
+            pt(4, Some((200, 6.0, 1.0))),  // off: 1 is as fast, as small, and uses less energy
+            pt(5, None),                   // off: did not run
+            pt(6, Some((100, 10.0, 1.5))), // off: 0 is equal but smaller
+            pt(7, Some((400, 9.0, 0.5))),  // off: 2 beats it in cycles and energy, ties in area
+            pt(8, Some((250, 4.0, 2.0))),  // on: the least energy of all
+        ];
+        let front = pareto_front(&points);
+        assert_eq!(front, [true, true, true, true, false, false, false, false, true]);
+        // One point alone is its own front; none that ran, none.
+        assert_eq!(pareto_front(&[pt(0, Some((1, 1.0, 1.0)))]), [true]);
+        assert_eq!(pareto_front(&[pt(0, None)]), [false]);
+    }
+
+    #[test]
+    fn sweep_new_marks_the_front_and_the_best_whatever_the_order() {
+        let a = vec![pt(2, Some((300, 8.0, 0.5))), pt(0, Some((100, 10.0, 1.0))), pt(1, Some((200, 12.0, 1.0)))];
+        let info = Info {
+            model: "m".into(),
+            model_name: String::new(),
+            hw: "h".into(),
+            base_config: "b".into(),
+            input: "x".into(),
+            energy_table: "t".into(),
+            area_source: AreaSource::Model,
+            sweep_id: "0".into(),
+            points_total: 3,
+            shard: None,
+        };
+        let params = vec![Param { key: "k".into(), paths: key_paths("k"), values: vec![] }];
+        let s = Sweep::new(info, params, a);
+        assert_eq!(s.points.iter().map(|p| p.index).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(s.points.iter().map(|p| p.pareto).collect::<Vec<_>>(), [true, false, true]);
+        assert_eq!((s.fastest, s.lowest_energy, s.reference), (Some(0), Some(2), Some(0)));
+    }
+
+    #[test]
+    fn shards_parse_and_split_round_robin() {
+        assert_eq!(Shard::parse("1/3").unwrap(), Shard { index: 1, of: 3 });
+        for (bad, why) in [("3/3", "must be below N"), ("0/0", "at least 1"), ("1", "no `/`"), ("a/2", "I is not")] {
+            let e = Shard::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(why) && e.contains(bad), "{bad}: {e}");
+        }
+        let s = Shard { index: 1, of: 3 };
+        assert_eq!((0..8).filter(|&i| s.holds(i)).collect::<Vec<_>>(), [1, 4, 7]);
+    }
 }
