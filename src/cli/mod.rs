@@ -12,6 +12,7 @@ mod layers;
 mod load;
 mod merge;
 mod npy;
+mod plot;
 pub mod progress;
 mod regress;
 mod report;
@@ -196,6 +197,19 @@ pub enum Command {
             systole merge s0.json s1.json --json sweep.json --csv sweep.csv"
     )]
     Merge(merge::MergeArgs),
+    /// Draw a run or sweep report (--json) as SVG: per-layer bars and a roofline, or the Pareto scatter
+    #[command(
+        long_about = "Draw a report as SVG.\n\n\
+            A `systole run --json` report gives DIR/layers.svg (cycles and energy per layer, as bars) and \
+            DIR/roofline.svg (every layer with MACs at its operational intensity, MACs per DRAM data byte, \
+            and its achieved MACs per cycle, under the configuration's compute peak and DRAM bandwidth). \
+            A `systole sweep --json` report gives DIR/pareto.svg (cycles against energy per point, area as \
+            colour, the Pareto-optimal points in cycles, energy and area ringed).",
+        after_help = "Examples:\n  \
+            systole run digits.sbin --json report.json && systole plot report.json -o plots/\n  \
+            systole sweep digits.onnx --hw examples/hw/default.toml --input x.npy --set array=8,16 --json s.json && systole plot s.json"
+    )]
+    Plot(plot::PlotArgs),
 }
 
 /// Runs a parsed command.
@@ -212,5 +226,6 @@ pub fn run(cli: &Cli) -> Result<(), CliError> {
         Command::Sweep(a) => sweep::run(a),
         Command::Area(a) => area::run(a),
         Command::Merge(a) => merge::run(a),
+        Command::Plot(a) => plot::run(a),
     }
 }
