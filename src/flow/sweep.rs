@@ -360,19 +360,11 @@ pub fn choice(params: &[Param], index: usize) -> Vec<usize> {
 }
 
 /// The Pareto front over (cycles, energy, area), all minimized, among the
-/// points that ran: a point is on it unless another point is no worse in
-/// all three and better in one. Points equal in all three are all on it
-/// (or all off). Points that did not run are never on it.
+/// points that ran ([`super::pareto::front`]). Points equal in all three
+/// are all on it (or all off). Points that did not run are never on it.
 pub fn pareto_front(points: &[Point]) -> Vec<bool> {
     let key = |p: &Point| p.status.metrics().map(|m| [m.cycles as f64, m.energy_pj, m.area_mm2]);
-    let keys: Vec<Option<[f64; 3]>> = points.iter().map(key).collect();
-    let dominates = |a: &[f64; 3], b: &[f64; 3]| a.iter().zip(b).all(|(x, y)| x <= y) && a != b;
-    keys.iter()
-        .map(|k| match k {
-            None => false,
-            Some(k) => !keys.iter().flatten().any(|o| dominates(o, k)),
-        })
-        .collect()
+    super::pareto::front(&points.iter().map(key).collect::<Vec<_>>())
 }
 
 /// Joins the points of one sweep's files (shards, in any order) into the
