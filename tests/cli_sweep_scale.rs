@@ -6,6 +6,7 @@
 //! lines on a stderr that is not a terminal, and `--quiet`.
 
 mod common;
+use common::schema::validate;
 use common::*;
 use serde_json::Value;
 use std::fs;
@@ -44,6 +45,15 @@ fn read(path: &Path) -> String {
 /// The table as printed, without the lines naming the files written.
 fn table(o: &Output) -> String {
     stdout(o).lines().filter(|l| !l.starts_with("wrote ")).collect::<Vec<_>>().join("\n")
+}
+
+/// The file is valid against docs/schema/sweep.schema.json.
+#[track_caller]
+fn assert_schema(path: &Path) {
+    let schema: Value = serde_json::from_str(&read(&root().join("docs/schema/sweep.schema.json"))).unwrap();
+    let doc: Value = serde_json::from_str(&read(path)).unwrap();
+    let errors = validate(&schema, &doc);
+    assert!(errors.is_empty(), "{}: {errors:#?}", path.display());
 }
 
 fn points(json: &str) -> Vec<Value> {
@@ -119,6 +129,7 @@ fn shards_merge_into_the_unsharded_sweep_byte_for_byte() {
         assert!(stdout(&o).contains(&format!("shard {i}/3 (8 of them)")), "{}", stdout(&o));
         let v: Value = serde_json::from_str(&read(&d.join(format!("s{i}.json")))).unwrap();
         assert_eq!(v["shard"], serde_json::json!({"index": i, "of": 3}));
+        assert_schema(&d.join(format!("s{i}.json")));
         let idx: Vec<u64> = v["points"].as_array().unwrap().iter().map(|p| p["point"].as_u64().unwrap()).collect();
         assert!(idx.iter().all(|&p| p % 3 == i), "shard {i}: {idx:?}");
         counts.push(idx.len());
@@ -129,6 +140,7 @@ fn shards_merge_into_the_unsharded_sweep_byte_for_byte() {
     assert_ok(&merged);
     assert_eq!(table(&merged), table(&full));
     assert_eq!(read(&d.join("m.json")), read(&d.join("full.json")));
+    assert_schema(&d.join("m.json"));
     assert_eq!(read(&d.join("m.csv")), read(&d.join("full.csv")));
 
     // Merges that cannot be right.
@@ -267,6 +279,7 @@ fn area_from_rtl_synthesis() {
         serde_json::from_str(&read(&d.join("rtl.json"))).unwrap(),
         serde_json::from_str(&read(&d.join("model.json"))).unwrap(),
     );
+    assert_schema(&d.join("rtl.json"));
     assert_eq!(r["area_source"], "rtl");
     assert_eq!(m["area_source"], "model");
     assert_ne!(r["sweep_id"], m["sweep_id"], "the area source is part of what the sweep is");

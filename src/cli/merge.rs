@@ -1,6 +1,7 @@
 //! `systole merge`: joins the --json files of a sweep's shards (`systole
 //! sweep --shard I/N`) into the whole sweep (`systole::flow::sweep::merge`)
-//! and prints and writes it as `systole sweep` does unsharded.
+//! and prints and writes it as `systole sweep` does unsharded (the paths
+//! the table and the JSON name are the first file's).
 
 use super::error::{CliError, Result};
 use super::files::check_destinations;

@@ -64,8 +64,9 @@ pub struct SweepArgs {
     /// finish, so a killed run resumes where it stopped.
     #[arg(long, requires = "json")]
     pub resume: bool,
-    /// Where each point's area comes from (`rtl`: yosys synthesis, cached
-    /// per configuration; needs yosys).
+    /// Where each point's area comes from (`rtl`: yosys synthesis as
+    /// `systole area`, cached per configuration, --jobs at a time; needs
+    /// yosys).
     #[arg(long, value_enum, default_value_t = AreaArg::Model)]
     pub area: AreaArg,
     /// Regression baselines, per point (see `systole run --help`).
@@ -323,6 +324,14 @@ fn text(s: &Sweep) -> String {
         info.energy_table,
         if rtl { ", area from the RTL synthesized by yosys" } else { "" }
     );
+    if let Some(sh) = info.shard {
+        let _ = writeln!(
+            out,
+            "{:<14}fastest, lowest energy, Pareto and the output reference compare this shard's points; \
+             `systole merge` compares all",
+            format!("shard {sh}")
+        );
+    }
     let front = points.iter().filter(|p| p.pareto).count();
     if front > 0 {
         let _ = writeln!(

@@ -373,7 +373,7 @@ pub fn pareto_front(points: &[Point]) -> Vec<bool> {
 /// files in errors.
 pub fn merge(parts: Vec<Sweep>, names: &[String]) -> Result<Sweep> {
     let first = parts.first().ok_or_else(|| FlowError::input("merge: no sweep files given"))?;
-    let mut info = Info { shard: None, ..first.info.clone() };
+    let info = Info { shard: None, ..first.info.clone() };
     let params = first.params.clone();
     let mut owner: BTreeMap<usize, usize> = BTreeMap::new();
     let mut points = Vec::new();
@@ -406,15 +406,15 @@ pub fn merge(parts: Vec<Sweep>, names: &[String]) -> Result<Sweep> {
             String::new()
         };
         return Err(FlowError::input(format!(
-            "{} of the sweep's {} points are in none of the files: point{} {}{more} (a shard missing, or one \
+            "{} of the sweep's {} points {} in none of the files: point{} {}{more} (a shard missing, or one \
              that stopped early: run it again with --resume)",
             missing.len(),
             info.points_total,
+            if missing.len() == 1 { "is" } else { "are" },
             if missing.len() == 1 { "" } else { "s" },
             shown.join(", ")
         )));
     }
-    info.shard = None;
     Ok(Sweep::new(info, params, points))
 }
 
