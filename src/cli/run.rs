@@ -43,7 +43,7 @@ pub struct RunArgs {
     pub input: Option<PathBuf>,
     /// Directory for the outputs, `DIR/<output name>.npy` (float32, stacked
     /// along a leading dimension for a batch); created if missing. Without
-    /// it no output is written (the report still has its hash).
+    /// it no output is written (its SHA-256 is still printed).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Hardware configuration to simulate [default: the one recorded in the
