@@ -258,7 +258,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     }
     shape.extend_from_slice(&tout.shape);
     let bytes: Vec<u8> = measured.outputs.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let output_sha = regression::sha256(&bytes);
+    let output_sha = regression::output_hash(&measured.outputs);
     let mut files = match (&args.out, &out_file) {
         (Some(dir), Some(file)) => {
             let mut files = Outputs::in_dir(dir);

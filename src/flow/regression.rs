@@ -279,14 +279,11 @@ pub fn sweep_entries(s: &super::sweep::Sweep) -> Vec<Entry> {
                 name: format!("point {i} ({})", named.join(", ")),
                 params: choice.iter().map(|(q, c)| (q.key.clone(), q.values[*c].1.clone())).collect(),
                 status: p.status.name().to_string(),
-                metrics: p.status.metrics().map(|m| {
-                    let bytes: Vec<u8> = m.output_bits.iter().flat_map(|b| b.to_le_bytes()).collect();
-                    Metrics {
-                        cycles: m.cycles,
-                        energy_pj: m.energy_pj,
-                        dram_bus_bytes: m.dram_bus_bytes,
-                        output_sha256: sha256(&bytes),
-                    }
+                metrics: p.status.metrics().map(|m| Metrics {
+                    cycles: m.cycles,
+                    energy_pj: m.energy_pj,
+                    dram_bus_bytes: m.dram_bus_bytes,
+                    output_sha256: output_hash(&m.output_bits.iter().map(|&b| f32::from_bits(b)).collect::<Vec<_>>()),
                 }),
                 error: p.status.error().map(str::to_string),
             }
