@@ -97,11 +97,16 @@ pub enum Command {
             traffic, energy by class) and a per-layer table (cycles, MACs, utilization, DRAM bytes, \
             compute- or bandwidth-bound, attributed energy). --check compares every layer's \
             output buffer with the reference interpreter after each inference and fails (exit 1) at \
-            the first difference, naming the run, layer, element and tile.",
+            the first difference, naming the run, layer, element and tile.\n\n\
+            Without --input, one inference runs on generated inputs (seeded: the same everywhere), for \
+            performance measurements. --write-baseline records cycles, energy, DRAM bytes and the output's \
+            SHA-256; --baseline compares with one and fails (exit 1) naming every metric that regressed \
+            beyond --tolerance; --junit writes the comparison for CI.",
         after_help = "Examples:\n  \
             systole run digits.sbin --input x.npy --out out/\n  \
             systole run digits.sbin --input batch.npy --out out/ --check --json report.json\n  \
-            systole run digits.sbin --input x.npy --out out/ --hw slow-dram.toml"
+            systole run digits.sbin --input x.npy --out out/ --hw slow-dram.toml\n  \
+            systole run digits.sbin --baseline base.json --tolerance 1% --junit junit.xml"
     )]
     Run(run::RunArgs),
     /// Assemble a program for a hardware configuration into a .sbin file

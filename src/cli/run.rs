@@ -43,7 +43,7 @@ pub struct RunArgs {
     pub input: Option<PathBuf>,
     /// Directory for the outputs, `DIR/<output name>.npy` (float32, stacked
     /// along a leading dimension for a batch); created if missing. Without
-    /// it no output is written (the report still has its hash).
+    /// it no output is written (its SHA-256 is still printed).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Hardware configuration to simulate [default: the one recorded in the
@@ -246,7 +246,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     }
     shape.extend_from_slice(&tout.shape);
     let bytes: Vec<u8> = measured.outputs.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let output_sha = regression::sha256(&bytes);
+    let output_sha = regression::output_hash(&measured.outputs);
     let mut files = match (&args.out, &out_file) {
         (Some(dir), Some(file)) => {
             let mut files = Outputs::in_dir(dir);
