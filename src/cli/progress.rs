@@ -160,7 +160,8 @@ impl Inner {
                 }
             }
             Mode::Lines(l) => {
-                if l.shown || self.start.elapsed() >= self.delay {
+                // A command that had nothing to do (no step) stays silent.
+                if l.shown || (self.start.elapsed() >= self.delay && (self.pos > 0 || self.total.is_none())) {
                     let secs = self.start.elapsed().as_secs_f64();
                     eprintln!("{}: done, {summary} in {secs:.1} s", self.prefix);
                 }
