@@ -21,7 +21,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use systole::flow::backend::{self, Backend};
 use systole::flow::check::{recorded_graph, Checker};
-use systole::flow::infer::{run_batch, Batch, HostData};
+use systole::flow::infer::{run_batch, run_batch_parallel, Batch, HostData};
 use systole::flow::layers::{attribute, from_program, ATTRIBUTION};
 use systole::flow::report::{CheckSummary, ModelRun, Report, TensorFile};
 use systole::flow::Compiled;
@@ -61,6 +61,10 @@ pub struct RunArgs {
     /// Energy and area table (TOML) [default: the built-in 45 nm table].
     #[arg(long, value_name = "TABLE.toml")]
     pub energy_table: Option<PathBuf>,
+    /// Threads the inferences of a batch are spread over (`--backend sim`;
+    /// results are the same for any number) [default: the cores available].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
 }
 
 fn tensor_with_role<'a>(prog: &'a Program, prog_name: &str, role: TensorRole) -> Result<&'a TensorInfo> {
@@ -175,17 +179,33 @@ pub fn run(args: &RunArgs) -> Result<()> {
         return Err(CliError::input(format!("{} is named as an output twice", out_file.display())));
     }
 
-    let (device, comparison) = backend::open(args.backend, &cfg, None)?;
-    let mut drv = Driver::new(device);
-    drv.load(&prog).map_err(|e| CliError::input(format!("{prog_name}: {e}")))?;
-
     let pb = progress_bar(batch.runs);
-    let model = Compiled { prog: &prog, layers: &layers, cfg: &cfg };
-    let result = run_batch(&mut drv, model, &batch, checker.as_ref(), &comparison, || {
+    let tick = || {
         if let Some(pb) = &pb {
             pb.inc(1);
         }
-    });
+    };
+    let model = Compiled { prog: &prog, layers: &layers, cfg: &cfg };
+    let threads = match args.threads {
+        Some(n) => n as usize,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    }
+    .min(batch.runs);
+    let result = if args.backend == Backend::Sim && threads > 1 {
+        let mut drivers = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            let model = sim::Model::new(&cfg).map_err(|e| CliError::input(format!("config `{}`: {e}", cfg.name)))?;
+            let mut drv = Driver::new(model);
+            drv.load(&prog).map_err(|e| CliError::input(format!("{prog_name}: {e}")))?;
+            drivers.push(drv);
+        }
+        run_batch_parallel(&mut drivers, model, &batch, checker.as_ref(), tick)
+    } else {
+        let (device, comparison) = backend::open(args.backend, &cfg, None)?;
+        let mut drv = Driver::new(device);
+        drv.load(&prog).map_err(|e| CliError::input(format!("{prog_name}: {e}")))?;
+        run_batch(&mut drv, model, &batch, checker.as_ref(), &comparison, tick)
+    };
     if let Some(pb) = &pb {
         pb.finish_and_clear();
     }
