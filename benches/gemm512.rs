@@ -38,6 +38,7 @@ fn main() {
         let prog = lower_gemm(&spec, &cfg).expect("lowers");
         let macs = (m * k * n) as f64;
         let name = format!("{m}x{k}x{n}");
+        println!("{name:>14}: {} instructions", prog.code.len());
         // The plain reference GEMM (three nested loops, no timing model).
         let mut ref_walls = Vec::new();
         for _ in 0..3 {

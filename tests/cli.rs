@@ -440,6 +440,15 @@ fn bad_configuration_and_energy_table_name_the_field() {
     assert_bad_input(&o, &["bad.toml", "dram.latency_cycles"], g.path(), &[]);
     let o = systole(g.path(), &["asm", "prog.s", "--hw", "missing.toml", "-o", "x.sbin"]);
     assert_bad_input(&o, &["missing.toml"], g.path(), &["x.sbin"]);
+    // A value nothing implements is refused when the file is read.
+    fs::write(&bad, tiny.replace("dataflow = \"weight-stationary\"", "dataflow = \"output-stationary\"")).unwrap();
+    let o = systole(g.path(), &["asm", "prog.s", "--hw", "bad.toml", "-o", "x.sbin"]);
+    assert_bad_input(
+        &o,
+        &["bad.toml", "array.dataflow = \"output-stationary\"", "not implemented"],
+        g.path(),
+        &["x.sbin"],
+    );
 
     let table = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/energy/default-45nm.toml")).unwrap();
     fs::write(g.path().join("e.toml"), table.replace("int8_mul_pj = 0.2", "int8_mul_pj = -0.2")).unwrap();

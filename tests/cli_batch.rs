@@ -81,3 +81,32 @@ fn batching_a_cnn_is_refused_by_node() {
     let o = systole(d, &["compile", &model, "--hw", &hw, "--batch", "0", "-o", "cnn.sbin"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
+
+#[test]
+fn a_batch_spread_over_threads_gives_the_one_thread_results() {
+    // 32 inferences of the digits CNN, checked layer by layer, on 1 and on 3
+    // threads (in two directories, so that every path in the report is the
+    // same): the outputs and the JSON reports, per-inference figures and
+    // per-layer table included, must be byte-identical.
+    let hw = root().join("examples/hw/default.toml").display().to_string();
+    let model = digits("cnn_dense/int8_qop.onnx");
+    let (_, x) = npy_f32(Path::new(&digits("ref_x_f32.npy")));
+    let run = |threads: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write_npy(&d.join("x.npy"), &[32, 1, 1, 8, 8], &x);
+        assert_ok(&systole(d, &["compile", &model, "--hw", &hw, "-o", "cnn.sbin"]));
+        let args = ["run", "cnn.sbin", "--input", "x.npy", "--out", "out", "--check", "--json", "r.json"];
+        let o = systole(d, &[&args[..], &["--threads", threads]].concat());
+        assert_ok(&o);
+        let read = |f: &str| std::fs::read(d.join(f)).unwrap();
+        (read("out/logits.npy"), read("r.json"), stdout(&o))
+    };
+    let one = run("1");
+    let three = run("3");
+    assert!(one.0 == three.0, "the outputs differ");
+    assert_eq!(String::from_utf8_lossy(&one.1), String::from_utf8_lossy(&three.1), "the reports differ");
+    assert_eq!(one.2, three.2, "the printed reports differ");
+    let r: serde_json::Value = serde_json::from_slice(&one.1).unwrap();
+    assert_eq!(r["per_inference"]["inferences"].as_u64(), Some(32), "{r}");
+}

@@ -33,7 +33,18 @@ fn default_name() -> String {
 #[serde(rename_all = "kebab-case")]
 pub enum Dataflow {
     WeightStationary,
+    /// Declared, not implemented: `HwConfig::validate` refuses it.
     OutputStationary,
+}
+
+impl Dataflow {
+    /// The name in TOML.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dataflow::WeightStationary => "weight-stationary",
+            Dataflow::OutputStationary => "output-stationary",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,6 +146,350 @@ impl Default for TechConfig {
     }
 }
 
+/// What changing a configuration key changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// The fingerprint: a program compiled for one value is refused under
+    /// another (the compiler's tiling and the legality checks depend on it).
+    Fingerprint,
+    /// Cycle counts of the same program.
+    Timing,
+    /// The energy estimate (dynamic or static).
+    Energy,
+    /// The area estimate.
+    Area,
+    /// Which programs fit: checked when one is compiled and loaded.
+    Capacity,
+    /// What reports print (names, times in µs), not cycles.
+    Report,
+    /// Nothing yet: declared and fingerprinted for instructions to come.
+    Nothing,
+}
+
+impl Effect {
+    pub fn name(self) -> &'static str {
+        match self {
+            Effect::Fingerprint => "program validity (fingerprint)",
+            Effect::Timing => "timing",
+            Effect::Energy => "energy",
+            Effect::Area => "area",
+            Effect::Capacity => "what fits (checked at compile and load)",
+            Effect::Report => "reported names and times",
+            Effect::Nothing => "nothing yet",
+        }
+    }
+}
+
+/// The legal values of a key; `HwConfig::validate` checks them and the
+/// reference (docs/CONFIG.md) prints them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Legal {
+    /// An integer in `lo..=hi`.
+    Int(u64, u64),
+    /// A power of two in `lo..=hi`.
+    PowerOfTwo(u64, u64),
+    /// A finite real in `lo..=hi`; `lo` itself excluded when `open`.
+    Real { lo: f64, open: bool, hi: f64 },
+    /// One of these integers.
+    IntOf(&'static [u64]),
+    /// One of these names (a list key: a list of them).
+    Names(&'static [&'static str]),
+    /// Any text.
+    Text,
+    /// True or false.
+    Bool,
+}
+
+impl Legal {
+    /// The legal values as a message says them after `must be`.
+    pub fn text(&self) -> String {
+        match *self {
+            Legal::Int(lo, u64::MAX) => format!(">= {lo}"),
+            Legal::Int(lo, hi) => format!("in {lo}..={hi}"),
+            Legal::PowerOfTwo(lo, hi) => format!("a power of two in {lo}..={hi}"),
+            Legal::Real { lo, open: true, hi } => format!("in ({lo}, {hi}]"),
+            Legal::Real { lo, open: false, hi } if hi == f64::INFINITY => format!(">= {lo}"),
+            Legal::Real { lo, open: false, hi } => format!("in [{lo}, {hi}]"),
+            Legal::IntOf(v) => format!("one of {}", v.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")),
+            Legal::Names(v) => {
+                format!("one of {}", v.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", "))
+            }
+            Legal::Text => "any text".into(),
+            Legal::Bool => "true, false".into(),
+        }
+    }
+}
+
+/// One key of the TOML configuration: the single description that
+/// validation and the reference (docs/CONFIG.md) both use.
+#[derive(Clone, Copy, Debug)]
+pub struct Key {
+    /// Dotted TOML path.
+    pub name: &'static str,
+    pub unit: &'static str,
+    pub legal: Legal,
+    /// Further rules, involving other keys (checked by `validate`).
+    pub rule: &'static str,
+    /// The default as TOML; None: the key is required.
+    pub default: Option<&'static str>,
+    pub changes: &'static [Effect],
+    /// Values the type accepts that nothing implements yet: `validate`
+    /// refuses them, naming the key and the value.
+    pub not_implemented: &'static [&'static str],
+    pub doc: &'static str,
+}
+
+use Effect::*;
+
+/// Every key of `HwConfig`, in file order.
+pub const KEYS: &[Key] = &[
+    Key {
+        name: "name",
+        unit: "",
+        legal: Legal::Text,
+        rule: "",
+        default: Some("\"unnamed\""),
+        changes: &[Report],
+        not_implemented: &[],
+        doc: "Free-form name, printed in reports.",
+    },
+    Key {
+        name: "array.rows",
+        unit: "PEs",
+        legal: Legal::Int(2, 256),
+        rule: "",
+        default: None,
+        changes: &[Fingerprint, Timing, Energy, Area],
+        not_implemented: &[],
+        doc: "PE rows: the reduction (K) depth of a weight tile (at most `array.cols` of them see inputs, a \
+              scratchpad row being `cols` wide); the array's latency is `rows + cols - 1` cycles.",
+    },
+    Key {
+        name: "array.cols",
+        unit: "PEs",
+        legal: Legal::Int(2, 256),
+        rule: "",
+        default: None,
+        changes: &[Fingerprint, Timing, Energy, Area],
+        not_implemented: &[],
+        doc: "PE columns: the output (N) width of a weight tile, and the width of a scratchpad row (int8) and \
+              an accumulator row (int32).",
+    },
+    Key {
+        name: "array.dataflow",
+        unit: "",
+        legal: Legal::Names(&["weight-stationary", "output-stationary"]),
+        rule: "",
+        default: Some("\"weight-stationary\""),
+        changes: &[Fingerprint],
+        not_implemented: &["output-stationary"],
+        doc: "What stays in the PEs: the weights (`weight-stationary`, the only dataflow the compiler, the \
+              model and the RTL implement) or the outputs.",
+    },
+    Key {
+        name: "array.weight_precisions",
+        unit: "",
+        legal: Legal::Names(&["int8", "int4"]),
+        rule: "a list; must include \"int8\"",
+        default: Some("[\"int8\"]"),
+        changes: &[Fingerprint, Nothing],
+        not_implemented: &[],
+        doc: "Weight precisions the array supports. Only int8 weights are implemented: listing `int4` changes \
+              the fingerprint and nothing else (the int4 weight formats of MATMUL and LDW are refused by the \
+              legality check).",
+    },
+    Key {
+        name: "array.sparsity_2_4",
+        unit: "",
+        legal: Legal::Bool,
+        rule: "",
+        default: Some("false"),
+        changes: &[Fingerprint, Nothing],
+        not_implemented: &[],
+        doc: "2:4 structured-sparse weights supported. Not implemented yet: `true` changes the fingerprint and \
+              nothing else (the sparse weight formats are refused by the legality check).",
+    },
+    Key {
+        name: "scratchpad.bytes",
+        unit: "bytes",
+        legal: Legal::Int(1, u64::MAX),
+        rule: "a multiple of banks x array.cols; at most 65536 rows of array.cols bytes",
+        default: None,
+        changes: &[Fingerprint, Energy, Area],
+        not_implemented: &[],
+        doc: "Scratchpad capacity (int8 rows of `array.cols` bytes): inputs, weights and outputs of the tiles.",
+    },
+    Key {
+        name: "scratchpad.banks",
+        unit: "",
+        legal: Legal::PowerOfTwo(1, 64),
+        rule: "",
+        default: None,
+        changes: &[Fingerprint, Energy, Area],
+        not_implemented: &[],
+        doc: "Scratchpad banks, one SRAM macro each (sizes each macro for energy and area).",
+    },
+    Key {
+        name: "accumulator.bytes",
+        unit: "bytes",
+        legal: Legal::Int(1, u64::MAX),
+        rule: "a multiple of banks x 4 x array.cols; at most 65536 rows of array.cols int32",
+        default: None,
+        changes: &[Fingerprint, Energy, Area],
+        not_implemented: &[],
+        doc: "Accumulator capacity (int32 rows of `array.cols` values): the partial sums of the tiles.",
+    },
+    Key {
+        name: "accumulator.banks",
+        unit: "",
+        legal: Legal::PowerOfTwo(1, 64),
+        rule: "",
+        default: None,
+        changes: &[Fingerprint, Energy, Area],
+        not_implemented: &[],
+        doc: "Accumulator banks, one SRAM macro each.",
+    },
+    Key {
+        name: "dram.bytes_per_cycle",
+        unit: "bytes/cycle",
+        legal: Legal::PowerOfTwo(1, 64),
+        rule: "at most array.cols (the DMA writes one buffer row per cycle)",
+        default: None,
+        changes: &[Timing, Energy],
+        not_implemented: &[],
+        doc: "DRAM data-bus width, one beat per cycle. Energy: the bus moves whole beats.",
+    },
+    Key {
+        name: "dram.latency_cycles",
+        unit: "cycles",
+        legal: Legal::Int(1, 1024),
+        rule: "",
+        default: None,
+        changes: &[Timing],
+        not_implemented: &[],
+        doc: "Cycles from a request's acceptance to its first data beat.",
+    },
+    Key {
+        name: "dram.max_outstanding",
+        unit: "requests",
+        legal: Legal::Int(1, 64),
+        rule: "",
+        default: None,
+        changes: &[Timing],
+        not_implemented: &[],
+        doc: "DRAM requests in flight at once (reads and writes together).",
+    },
+    Key {
+        name: "dram.size_mib",
+        unit: "MiB",
+        legal: Legal::Int(1, 4096),
+        rule: "",
+        default: Some("64"),
+        changes: &[Capacity],
+        not_implemented: &[],
+        doc: "Device memory size: the device's whole address space (program, weights, activations).",
+    },
+    Key {
+        name: "dram.pj_per_bit",
+        unit: "pJ/bit",
+        legal: Legal::Real { lo: 0.0, open: false, hi: f64::INFINITY },
+        rule: "",
+        default: Some("8.0"),
+        changes: &[Energy],
+        not_implemented: &[],
+        doc: "Energy per bit moved over the DRAM bus (8: LPDDR4, docs/ENERGY.md).",
+    },
+    Key {
+        name: "clock.mhz",
+        unit: "MHz",
+        legal: Legal::Real { lo: 0.0, open: true, hi: 10_000.0 },
+        rule: "",
+        default: Some("1000.0"),
+        changes: &[Energy, Report],
+        not_implemented: &[],
+        doc: "Clock frequency: turns cycles into time (latency in µs, inferences/s) and leakage power into \
+              static energy. Cycle counts do not change.",
+    },
+    Key {
+        name: "tech.node_nm",
+        unit: "nm",
+        legal: Legal::IntOf(&SUPPORTED_NODES_NM_U64),
+        rule: "",
+        default: Some("45"),
+        changes: &[Energy, Area],
+        not_implemented: &[],
+        doc: "Technology node: energy and area scale from 45 nm by published factors (docs/ENERGY.md).",
+    },
+    Key {
+        name: "tech.sram_cells",
+        unit: "",
+        legal: Legal::Names(&["hp", "lstp"]),
+        rule: "",
+        default: Some("\"lstp\""),
+        changes: &[Energy],
+        not_implemented: &[],
+        doc: "SRAM cells: CACTI high-performance (`hp`, fast and leaky) or low-standby-power (`lstp`): the \
+              buffers' leakage.",
+    },
+];
+
+/// The description of key `name` (one of `KEYS`).
+pub fn key(name: &str) -> &'static Key {
+    KEYS.iter().find(|k| k.name == name).unwrap_or_else(|| panic!("`{name}` is in KEYS"))
+}
+
+impl Key {
+    fn invalid(&self, value: impl fmt::Display, why: String) -> ConfigError {
+        ConfigError::Invalid { field: self.name, value: value.to_string(), why }
+    }
+
+    /// An integer value against `legal`.
+    fn check_int(&self, v: u64) -> Result<(), ConfigError> {
+        let ok = match self.legal {
+            Legal::Int(lo, hi) => (lo..=hi).contains(&v),
+            Legal::PowerOfTwo(lo, hi) => v.is_power_of_two() && (lo..=hi).contains(&v),
+            Legal::IntOf(values) => values.contains(&v),
+            other => unreachable!("{}: {other:?} is not an integer rule", self.name),
+        };
+        match ok {
+            true => Ok(()),
+            false => Err(self.invalid(v, format!("must be {}", self.legal.text()))),
+        }
+    }
+
+    /// A real value against `legal`.
+    fn check_real(&self, v: f64) -> Result<(), ConfigError> {
+        let Legal::Real { lo, open, hi } = self.legal else { unreachable!("{}: not a real", self.name) };
+        let above = if open { v > lo } else { v >= lo };
+        match v.is_finite() && above && v <= hi {
+            true => Ok(()),
+            false => Err(self.invalid(v, format!("must be {}", self.legal.text()))),
+        }
+    }
+
+    /// A name the type accepts, refused when nothing implements it yet.
+    fn check_implemented(&self, v: &str) -> Result<(), ConfigError> {
+        match self.not_implemented.contains(&v) {
+            false => Ok(()),
+            true => {
+                let usable: Vec<String> = match self.legal {
+                    Legal::Names(all) => {
+                        all.iter().filter(|n| !self.not_implemented.contains(n)).map(|n| format!("\"{n}\"")).collect()
+                    }
+                    _ => Vec::new(),
+                };
+                Err(self.invalid(
+                    format!("\"{v}\""),
+                    format!(
+                        "is not implemented yet (by the compiler, the model or the RTL); use {}",
+                        usable.join(" or ")
+                    ),
+                ))
+            }
+        }
+    }
+}
+
 /// A configuration error: which field, what is wrong, what is legal.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConfigError {
@@ -177,6 +532,15 @@ pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
 
 /// Technology nodes with published scaling factors (docs/ENERGY.md).
 pub const SUPPORTED_NODES_NM: [u32; 9] = [45, 65, 32, 28, 22, 16, 14, 10, 7];
+const SUPPORTED_NODES_NM_U64: [u64; 9] = {
+    let mut v = [0; 9];
+    let mut i = 0;
+    while i < 9 {
+        v[i] = SUPPORTED_NODES_NM[i] as u64;
+        i += 1;
+    }
+    v
+};
 
 fn check(ok: bool, field: &'static str, value: impl fmt::Display, why: &str) -> Result<(), ConfigError> {
     if ok {
@@ -198,11 +562,13 @@ impl HwConfig {
         toml::to_string_pretty(self).expect("HwConfig serializes")
     }
 
-    /// Checks every field against its legal range.
+    /// Checks every field against its legal range (`KEYS`), and refuses
+    /// values nothing implements yet.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let a = &self.array;
-        check((2..=256).contains(&a.rows), "array.rows", a.rows, "must be in 2..=256")?;
-        check((2..=256).contains(&a.cols), "array.cols", a.cols, "must be in 2..=256")?;
+        key("array.rows").check_int(a.rows.into())?;
+        key("array.cols").check_int(a.cols.into())?;
+        key("array.dataflow").check_implemented(a.dataflow.name())?;
         check(
             a.weight_precisions.contains(&WeightPrecision::Int8),
             "array.weight_precisions",
@@ -217,7 +583,7 @@ impl HwConfig {
             } else {
                 ("accumulator.banks", "accumulator.bytes")
             };
-            check(b.banks.is_power_of_two() && b.banks <= 64, fb, b.banks, "must be a power of two in 1..=64")?;
+            key(fb).check_int(b.banks.into())?;
             let unit = row_bytes * b.banks as u64;
             check(
                 b.bytes > 0 && b.bytes % unit == 0,
@@ -229,34 +595,19 @@ impl HwConfig {
             check(rows <= 65536, fk, b.bytes, &format!("holds {rows} rows; at most 65536 rows are addressable"))?;
         }
         let d = &self.dram;
-        check(
-            d.bytes_per_cycle.is_power_of_two() && d.bytes_per_cycle <= 64,
-            "dram.bytes_per_cycle",
-            d.bytes_per_cycle,
-            "must be a power of two in 1..=64",
-        )?;
+        key("dram.bytes_per_cycle").check_int(d.bytes_per_cycle.into())?;
         check(
             d.bytes_per_cycle <= a.cols,
             "dram.bytes_per_cycle",
             d.bytes_per_cycle,
             &format!("must not exceed array.cols = {} (the DMA writes one buffer row per cycle)", a.cols),
         )?;
-        check((1..=1024).contains(&d.latency_cycles), "dram.latency_cycles", d.latency_cycles, "must be in 1..=1024")?;
-        check((1..=64).contains(&d.max_outstanding), "dram.max_outstanding", d.max_outstanding, "must be in 1..=64")?;
-        check((1..=4096).contains(&d.size_mib), "dram.size_mib", d.size_mib, "must be in 1..=4096")?;
-        check(d.pj_per_bit.is_finite() && d.pj_per_bit >= 0.0, "dram.pj_per_bit", d.pj_per_bit, "must be >= 0")?;
-        check(
-            self.clock.mhz.is_finite() && self.clock.mhz > 0.0 && self.clock.mhz <= 10_000.0,
-            "clock.mhz",
-            self.clock.mhz,
-            "must be in (0, 10000]",
-        )?;
-        check(
-            SUPPORTED_NODES_NM.contains(&self.tech.node_nm),
-            "tech.node_nm",
-            self.tech.node_nm,
-            "must be one of 45, 65, 32, 28, 22, 16, 14, 10, 7",
-        )?;
+        key("dram.latency_cycles").check_int(d.latency_cycles.into())?;
+        key("dram.max_outstanding").check_int(d.max_outstanding.into())?;
+        key("dram.size_mib").check_int(d.size_mib.into())?;
+        key("dram.pj_per_bit").check_real(d.pj_per_bit)?;
+        key("clock.mhz").check_real(self.clock.mhz)?;
+        key("tech.node_nm").check_int(self.tech.node_nm.into())?;
         Ok(())
     }
 
@@ -375,6 +726,116 @@ mod tests {
         assert!(err.contains(", column 11: control character U+0001"), "{err}");
         let err = HwConfig::from_toml("[array]\nrows = \"x\"\n").unwrap_err().to_string();
         assert_eq!(err, "line 2, column 8: invalid type: string \"x\", expected u32 (in `rows = \"x\"`)");
+    }
+
+    /// `v` as dotted keys to leaf values (a list is a leaf).
+    fn flatten(prefix: &str, v: &toml::Value, out: &mut Vec<(String, toml::Value)>) {
+        match v {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    let name = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    flatten(&name, v, out);
+                }
+            }
+            leaf => out.push((prefix.to_string(), leaf.clone())),
+        }
+    }
+
+    fn keys_of(cfg: &HwConfig) -> Vec<(String, toml::Value)> {
+        let mut out = Vec::new();
+        flatten("", &toml::Value::try_from(cfg).unwrap(), &mut out);
+        out
+    }
+
+    #[test]
+    fn keys_lists_every_key_with_its_default() {
+        let full = keys_of(&HwConfig::default_16x16());
+        let mut listed: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
+        let mut have: Vec<&str> = full.iter().map(|(k, _)| k.as_str()).collect();
+        listed.sort_unstable();
+        have.sort_unstable();
+        assert_eq!(listed, have, "KEYS and HwConfig's fields differ");
+        // Only the required keys: the rest take the defaults KEYS states.
+        let mut minimal = toml::Table::new();
+        for (name, v) in &full {
+            if key(name).default.is_none() {
+                let (table, leaf) = name.split_once('.').unwrap();
+                let t = minimal.entry(table).or_insert_with(|| toml::Value::Table(Default::default()));
+                t.as_table_mut().unwrap().insert(leaf.to_string(), v.clone());
+            }
+        }
+        let cfg = HwConfig::from_toml(&toml::to_string(&minimal).unwrap()).unwrap();
+        for (name, v) in keys_of(&cfg) {
+            let k = key(&name);
+            let Some(default) = k.default else { continue };
+            let want: toml::Value = toml::from_str::<toml::Table>(&format!("x = {default}")).unwrap()["x"].clone();
+            assert_eq!(v, want, "{name}: KEYS says the default is {default}");
+        }
+    }
+
+    /// The default 16x16 with `name` set to `value` (TOML).
+    fn with(name: &str, value: &str) -> Result<HwConfig, ConfigError> {
+        let mut t: toml::Table = toml::Value::try_from(HwConfig::default_16x16()).unwrap().try_into().unwrap();
+        let (table, leaf) = name.split_once('.').unwrap();
+        let v: toml::Value = toml::from_str::<toml::Table>(&format!("x = {value}")).unwrap()["x"].clone();
+        t[table].as_table_mut().unwrap().insert(leaf.to_string(), v);
+        HwConfig::from_toml(&toml::to_string(&t).unwrap())
+    }
+
+    #[test]
+    fn validation_checks_the_ranges_keys_states() {
+        for k in KEYS {
+            let (bad, good): (Vec<String>, Vec<String>) = match k.legal {
+                Legal::Int(lo, hi) if hi < u32::MAX as u64 => {
+                    (vec![(lo - 1).to_string(), (hi + 1).to_string()], vec![lo.to_string(), hi.to_string()])
+                }
+                Legal::PowerOfTwo(lo, hi) => (vec![(hi * 2).to_string(), "3".into()], vec![lo.to_string()]),
+                Legal::IntOf(v) => (vec!["44".into()], v.iter().map(u64::to_string).collect()),
+                Legal::Real { lo, open, hi } => {
+                    let below = if open { lo } else { lo - 1.0 };
+                    let mut bad = vec![format!("{below:.1}"), "nan".into()];
+                    if hi.is_finite() {
+                        bad.push(format!("{:.1}", hi + 1.0));
+                    }
+                    (bad, vec![format!("{hi:.1}").replace("inf", "1e9")])
+                }
+                _ => continue,
+            };
+            for v in bad {
+                let err = with(k.name, &v).unwrap_err().to_string();
+                assert!(err.starts_with(&format!("{} = ", k.name)) && err.contains(&k.legal.text()), "{v}: {err}");
+            }
+            for v in good {
+                // A legal value may still break a rule with other keys.
+                if let Err(ConfigError::Invalid { field, why, .. }) = with(k.name, &v) {
+                    assert!(field != k.name || !why.contains(&k.legal.text()), "{} = {v}: {why}", k.name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn unimplemented_values_are_refused_naming_key_and_value() {
+        let err = with("array.dataflow", "\"output-stationary\"").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "array.dataflow = \"output-stationary\": is not implemented yet (by the compiler, the model or the \
+             RTL); use \"weight-stationary\""
+        );
+        // Declared but not acted on: accepted, and only the fingerprint moves.
+        let int4 = with("array.weight_precisions", "[\"int8\", \"int4\"]").unwrap();
+        let sparse = with("array.sparsity_2_4", "true").unwrap();
+        let base = HwConfig::default_16x16();
+        assert_ne!(int4.fingerprint(), base.fingerprint());
+        assert_ne!(sparse.fingerprint(), base.fingerprint());
+        for k in KEYS {
+            assert_eq!(
+                k.changes.contains(&Effect::Nothing),
+                ["array.weight_precisions", "array.sparsity_2_4"].contains(&k.name),
+                "{}",
+                k.name
+            );
+        }
     }
 
     #[test]

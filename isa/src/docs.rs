@@ -2,6 +2,7 @@
 //! drift from the code: a test compares the generated blocks with the
 //! committed document (`UPDATE_EXPECT=1` rewrites them).
 
+use crate::config::KEYS;
 use crate::instr::{FieldKind, FIELDS_LO, INSTR_SPECS};
 use crate::regs::{Counter, ErrorCode, REGISTERS};
 use std::fmt::Write;
@@ -52,6 +53,29 @@ pub fn register_tables() -> String {
     s
 }
 
+/// The configuration reference (docs/CONFIG.md): every key of the
+/// hardware TOML with its unit, legal values, default and what it changes.
+pub fn config_table() -> String {
+    let mut s =
+        String::from("| key | unit | legal values | default | changes | meaning |\n|---|---|---|---|---|---|\n");
+    for k in KEYS {
+        let mut legal = k.legal.text();
+        if !k.rule.is_empty() {
+            legal = format!("{legal}; {}", k.rule);
+        }
+        if !k.not_implemented.is_empty() {
+            let refused: Vec<String> = k.not_implemented.iter().map(|v| format!("\"{v}\"")).collect();
+            legal = format!("{legal} ({} refused: not implemented)", refused.join(", "));
+        }
+        let default = k.default.map_or_else(|| "required".to_string(), |d| format!("`{d}`"));
+        let changes: Vec<&str> = k.changes.iter().map(|e| e.name()).collect();
+        let doc = k.doc.split_whitespace().collect::<Vec<_>>().join(" ");
+        writeln!(s, "| `{}` | {} | {} | {} | {} | {} |", k.name, k.unit, legal, default, changes.join(", "), doc)
+            .unwrap();
+    }
+    s
+}
+
 /// Replaces the text between `<!-- BEGIN GENERATED: name -->` and
 /// `<!-- END GENERATED: name -->` in `doc`; None if the markers are missing.
 pub fn splice(doc: &str, name: &str, body: &str) -> Option<String> {
@@ -77,6 +101,20 @@ mod tests {
                 std::fs::write(path, &fresh).expect("write ISA.md");
             } else {
                 panic!("isa/ISA.md is stale: run `UPDATE_EXPECT=1 cargo test -p isa docs` and commit it");
+            }
+        }
+    }
+
+    #[test]
+    fn config_md_is_up_to_date() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/CONFIG.md");
+        let doc = std::fs::read_to_string(path).expect("docs/CONFIG.md exists");
+        let fresh = splice(&doc, "keys", &config_table()).expect("keys markers");
+        if fresh != doc {
+            if std::env::var_os("UPDATE_EXPECT").is_some() {
+                std::fs::write(path, &fresh).expect("write CONFIG.md");
+            } else {
+                panic!("docs/CONFIG.md is stale: run `UPDATE_EXPECT=1 cargo test -p isa docs` and commit it");
             }
         }
     }

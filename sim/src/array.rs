@@ -48,7 +48,8 @@ impl WeightTile {
         }
         self.k = k;
         self.n = n;
-        self.packed = Packed::new(self.kernel, &self.w, self.streamed_rows(cols), cols);
+        let k = self.streamed_rows(cols);
+        self.packed.repack(self.kernel, &self.w, k, cols);
     }
 
     /// Reduction rows that see inputs: a scratchpad row holds `cols` inputs,

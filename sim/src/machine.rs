@@ -54,6 +54,10 @@ struct Fetched {
     index: u32,
     avail: u64,
     bytes: [u8; INSTR_BYTES],
+    /// The decoded instruction and its legality check, kept from the first
+    /// cycle dispatch looks at it: a head waiting for room in its queue is
+    /// looked at every visited cycle.
+    checked: Option<Result<Instr, ErrorCode>>,
 }
 
 /// A DMA instruction in flight.
@@ -397,6 +401,7 @@ impl Model {
                         index: run.fetch_next + i,
                         avail: g.data_start + (last_beat - beat0) + 1,
                         bytes: b,
+                        checked: None,
                     });
                 }
                 run.fetch_next += n;
@@ -446,7 +451,7 @@ impl Model {
     }
 
     fn dispatch(&mut self, run: &mut Run, t: u64) -> bool {
-        let head = match run.fetched.front() {
+        let head = match run.fetched.front_mut() {
             Some(h) if h.avail <= t => h,
             Some(_) => return false,
             None => {
@@ -458,10 +463,20 @@ impl Model {
             }
         };
         let index = head.index;
-        let instr = match Instr::decode(&head.bytes) {
+        let (cfg, window) = (&self.cfg, (self.win_base as u64, self.win_limit as u64));
+        let checked = head.checked.get_or_insert_with(|| {
+            let instr = Instr::decode(&head.bytes).map_err(|_| ErrorCode::IllegalInstruction)?;
+            if instr.queue().is_some() {
+                legal::check(&instr, cfg)
+                    .and_then(|_| legal::check_window(&instr, window.0, window.1))
+                    .map_err(|e| e.code)?;
+            }
+            Ok(instr)
+        });
+        let instr = match *checked {
             Ok(i) => i,
-            Err(_) => {
-                self.fault(t, ErrorCode::IllegalInstruction, index);
+            Err(code) => {
+                self.fault(t, code, index);
                 return true;
             }
         };
@@ -493,12 +508,6 @@ impl Model {
                 return false;
             }
         };
-        if let Err(e) = legal::check(&instr, &self.cfg)
-            .and_then(|_| legal::check_window(&instr, self.win_base as u64, self.win_limit as u64))
-        {
-            self.fault(t, e.code, index);
-            return true;
-        }
         let q = match queue {
             Queue::Load => &mut run.load.queue,
             Queue::Compute => &mut run.compute.queue,

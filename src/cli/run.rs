@@ -22,7 +22,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use systole::flow::backend::{self, Backend};
 use systole::flow::check::{recorded_graph, Checker};
-use systole::flow::infer::{run_batch, Batch, HostData};
+use systole::flow::infer::{run_batch, run_batch_parallel, Batch, HostData};
 use systole::flow::layers::{attribute, from_program, ATTRIBUTION};
 use systole::flow::regression::{self, Baseline, Command as Regressed, Entry, Metrics, Subject};
 use systole::flow::report::{CheckSummary, ModelRun, Report, TensorFile};
@@ -74,6 +74,10 @@ pub struct RunArgs {
     /// Of one inference (the last; timing does not depend on the data).
     #[arg(long, value_name = "TRACE.json")]
     pub trace: Option<PathBuf>,
+    /// Threads the inferences of a batch are spread over (`--backend sim`;
+    /// results are the same for any number) [default: the cores available].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
 }
 
 fn tensor_with_role<'a>(prog: &'a Program, prog_name: &str, role: TensorRole) -> Result<&'a TensorInfo> {
@@ -230,14 +234,32 @@ pub fn run(args: &RunArgs) -> Result<()> {
         }
     }
 
-    let (device, comparison) = backend::open(args.backend, &cfg, None)?;
-    let mut drv = Driver::new(device);
-    drv.load(&prog).map_err(|e| CliError::input(format!("{prog_name}: {e}")))?;
-
     let progress = Progress::bar("systole run", batch.runs as u64, "inferences");
+    let tick = || progress.inc(1);
     let model = Compiled { prog: &prog, layers: &layers, cfg: &cfg };
-    let measured = run_batch(&mut drv, model, &batch, checker.as_ref(), &comparison, || progress.inc(1))?;
+    let threads = match args.threads {
+        Some(n) => n as usize,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    }
+    .min(batch.runs);
+    // A trace is of one device's timeline: a traced run stays on one thread.
+    let (result, drv) = if args.backend == Backend::Sim && threads > 1 && args.trace.is_none() {
+        let mut drivers = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            let model = sim::Model::new(&cfg).map_err(|e| CliError::input(format!("config `{}`: {e}", cfg.name)))?;
+            let mut drv = Driver::new(model);
+            drv.load(&prog).map_err(|e| CliError::input(format!("{prog_name}: {e}")))?;
+            drivers.push(drv);
+        }
+        (run_batch_parallel(&mut drivers, model, &batch, checker.as_ref(), tick), None)
+    } else {
+        let (device, comparison) = backend::open(args.backend, &cfg, None)?;
+        let mut drv = Driver::new(device);
+        drv.load(&prog).map_err(|e| CliError::input(format!("{prog_name}: {e}")))?;
+        (run_batch(&mut drv, model, &batch, checker.as_ref(), &comparison, tick), Some(drv))
+    };
     progress.finish(&format!("{} inferences", batch.runs));
+    let measured = result?;
 
     // Outputs: float32, with the batch dimension when the input had one.
     let mut shape = Vec::new();
@@ -279,7 +301,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     if let Some(path) = &args.json {
         files.add(path, rep.to_json().into_bytes());
     }
-    if let Some(path) = &args.trace {
+    if let (Some(path), Some(drv)) = (&args.trace, &drv) {
         let t = trace::chrome_trace(&prog, &drv.device().trace(), &cfg, &prog_name);
         files.add(path, serde_json::to_vec(&t).unwrap_or_default());
     }

@@ -133,6 +133,63 @@ pub struct BatchRun {
     pub run_cycles: Vec<u64>,
 }
 
+/// What one run of a batch measured.
+struct OneRun {
+    counters: Counters,
+    layer_cycles: Vec<u64>,
+    cycles: u64,
+    output: Vec<f32>,
+}
+
+impl BatchRun {
+    fn new(model: Compiled<'_>, batch: &Batch) -> BatchRun {
+        let out_len = model
+            .prog
+            .tensors
+            .iter()
+            .find(|t| t.role == isa::program::TensorRole::Output)
+            .map_or(0, |t| t.shape.iter().product::<u64>() as usize);
+        BatchRun {
+            outputs: Vec::with_capacity(batch.runs.saturating_mul(out_len)),
+            layer_cycles: vec![0; model.layers.len()],
+            run_cycles: Vec::with_capacity(batch.runs),
+            ..BatchRun::default()
+        }
+    }
+
+    /// Adds the next run's figures.
+    fn push(&mut self, one: OneRun) {
+        for (c, v) in one.counters.iter() {
+            self.counters.add(c, v);
+        }
+        for (sum, c) in self.layer_cycles.iter_mut().zip(one.layer_cycles) {
+            *sum += c;
+        }
+        self.run_cycles.push(one.cycles);
+        self.outputs.extend_from_slice(&one.output);
+    }
+}
+
+/// Run `k` of `batch` on `drv`, checked when there is a checker.
+fn run_one<D: Device>(
+    drv: &mut Driver<D>,
+    model: Compiled<'_>,
+    batch: &Batch,
+    checker: Option<&Checker>,
+    comparison: &Comparison,
+    k: usize,
+) -> Result<OneRun> {
+    let Compiled { prog, layers, .. } = model;
+    let inf = batch.infer(drv, prog, k).map_err(|e| {
+        comparison.mismatch().unwrap_or_else(|| run_error(e, drv.device_mut(), prog, layers, batch.number(k)))
+    })?;
+    if let Some(chk) = checker {
+        chk.check(drv, model, batch.run_input(k), &inf, batch.number(k))?;
+    }
+    let layer_cycles = layers::layer_cycles(&inf.report.trace, layers);
+    Ok(OneRun { counters: inf.report.counters.clone(), layer_cycles, cycles: inf.report.cycles(), output: inf.output })
+}
+
 /// Runs every input of `batch` on the driver's (loaded) program `model`; with a
 /// checker, checks each run as soon as it ends. `progress` is called after
 /// each run. The first failure ends the batch: a device fault names the
@@ -146,34 +203,55 @@ pub fn run_batch<D: Device>(
     comparison: &Comparison,
     mut progress: impl FnMut(),
 ) -> Result<BatchRun> {
-    let Compiled { prog, layers, .. } = model;
-    let out_len = prog
-        .tensors
-        .iter()
-        .find(|t| t.role == isa::program::TensorRole::Output)
-        .map_or(0, |t| t.shape.iter().product::<u64>() as usize);
-    let mut r = BatchRun {
-        outputs: Vec::with_capacity(batch.runs.saturating_mul(out_len)),
-        layer_cycles: vec![0; layers.len()],
-        run_cycles: Vec::with_capacity(batch.runs),
-        ..BatchRun::default()
-    };
+    let mut r = BatchRun::new(model, batch);
     for k in 0..batch.runs {
-        let inf = batch.infer(drv, prog, k).map_err(|e| {
-            comparison.mismatch().unwrap_or_else(|| run_error(e, drv.device_mut(), prog, layers, batch.number(k)))
-        })?;
-        if let Some(chk) = checker {
-            chk.check(drv, model, batch.run_input(k), &inf, batch.number(k))?;
-        }
-        for (c, v) in inf.report.counters.iter() {
-            r.counters.add(c, v);
-        }
-        for (sum, c) in r.layer_cycles.iter_mut().zip(layers::layer_cycles(&inf.report.trace, layers)) {
-            *sum += c;
-        }
-        r.run_cycles.push(inf.report.cycles());
-        r.outputs.extend_from_slice(&inf.output);
+        r.push(run_one(drv, model, batch, checker, comparison, k)?);
         progress();
+    }
+    Ok(r)
+}
+
+/// `run_batch` spread over threads, one per driver (each with the program
+/// loaded): each takes the next run not yet taken. The result is
+/// `run_batch`'s on one driver — the same outputs and per-run figures in
+/// the same order, and of several failures, the first run's — because a
+/// run's result depends only on the program and its input (a run starts
+/// from the state the program sets up, whatever ran on the device before).
+pub fn run_batch_parallel<D: Device + Send>(
+    drivers: &mut [Driver<D>],
+    model: Compiled<'_>,
+    batch: &Batch,
+    checker: Option<&Checker>,
+    progress: impl Fn() + Sync,
+) -> Result<BatchRun> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let next = AtomicUsize::new(0);
+    // Once a run fails, later runs need not start: the first failure wins.
+    let first_failure = AtomicUsize::new(usize::MAX);
+    let results: Mutex<Vec<Option<Result<OneRun>>>> = Mutex::new((0..batch.runs).map(|_| None).collect());
+    std::thread::scope(|s| {
+        for drv in drivers.iter_mut() {
+            let (next, first_failure, results, progress) = (&next, &first_failure, &results, &progress);
+            s.spawn(move || loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                if k >= batch.runs || k > first_failure.load(Ordering::Relaxed) {
+                    break;
+                }
+                let one = run_one(drv, model, batch, checker, &Comparison::default(), k);
+                if one.is_err() {
+                    first_failure.fetch_min(k, Ordering::Relaxed);
+                } else {
+                    progress();
+                }
+                results.lock().expect("no run panics holding the lock")[k] = Some(one);
+            });
+        }
+    });
+    let mut r = BatchRun::new(model, batch);
+    for one in results.into_inner().expect("the threads are done") {
+        // Every run before the first failure ran (runs are taken in order).
+        r.push(one.expect("a run before the first failure ran")?);
     }
     Ok(r)
 }

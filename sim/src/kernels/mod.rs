@@ -90,23 +90,45 @@ pub struct Packed {
 
 impl Packed {
     pub fn new(kernel: Kernel, w: &[i16], k: usize, cols: usize) -> Packed {
+        let mut p = Packed::default();
+        p.repack(kernel, w, k, cols);
+        p
+    }
+
+    /// Packs `w` again, reusing the buffers (one repack per weight load).
+    pub fn repack(&mut self, kernel: Kernel, w: &[i16], k: usize, cols: usize) {
         let cpad = cols.next_multiple_of(16);
-        let at = |r: usize, c: usize| if r < k && c < cols { w[r * cols + c] } else { 0 };
-        let mut p = Packed { cpad, ..Packed::default() };
+        self.cpad = cpad;
+        // Rows past `k` and columns past `cols` stay zero.
         match kernel {
             Kernel::Scalar => {}
             Kernel::Avx2 => {
-                let pairs = k.div_ceil(2);
-                p.pairs = (0..pairs * cpad * 2).map(|i| at(2 * (i / (2 * cpad)) + i % 2, i / 2 % cpad)).collect();
+                zeroed(&mut self.pairs, k.div_ceil(2) * cpad * 2);
+                for (r, wrow) in w.chunks_exact(cols).take(k).enumerate() {
+                    let dst = &mut self.pairs[r / 2 * cpad * 2 + r % 2..];
+                    for (d, &v) in dst.iter_mut().step_by(2).zip(wrow) {
+                        *d = v;
+                    }
+                }
             }
             Kernel::Avx512Vnni => {
-                let quads = k.div_ceil(4);
-                p.quads = (0..quads * cpad * 4).map(|i| at(4 * (i / (4 * cpad)) + i % 4, i / 4 % cpad) as i8).collect();
-                p.neg_offset = (0..cpad).map(|c| -128 * (0..k).map(|r| at(r, c) as i32).sum::<i32>()).collect();
+                zeroed(&mut self.quads, k.div_ceil(4) * cpad * 4);
+                zeroed(&mut self.neg_offset, cpad);
+                for (r, wrow) in w.chunks_exact(cols).take(k).enumerate() {
+                    let dst = &mut self.quads[r / 4 * cpad * 4 + r % 4..];
+                    for ((d, &v), off) in dst.iter_mut().step_by(4).zip(wrow).zip(&mut self.neg_offset) {
+                        *d = v as i8;
+                        *off -= 128 * v as i32;
+                    }
+                }
             }
         }
-        p
     }
+}
+
+fn zeroed<T: Copy + Default>(v: &mut Vec<T>, len: usize) {
+    v.clear();
+    v.resize(len, T::default());
 }
 
 /// The rows to stream: `m` rows of `cols` input bytes (the first `k` used),
