@@ -13,18 +13,17 @@ use super::spec::shape_text;
 use super::table::group;
 use super::{layers, load};
 use clap::Args;
-use driver::Driver;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use isa::program::{Program, TensorInfo, TensorRole};
 use isa::HwConfig;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use systole::flow::backend::{self, Backend};
+use systole::flow::backend::Backend;
 use systole::flow::check::{recorded_graph, Checker};
-use systole::flow::infer::{run_batch, Batch, HostData};
-use systole::flow::layers::{attribute, from_program, ATTRIBUTION};
-use systole::flow::report::{CheckSummary, ModelRun, Report, TensorFile};
-use systole::flow::Compiled;
+use systole::flow::infer::{Batch, HostData};
+use systole::flow::layers::{from_program, ATTRIBUTION};
+use systole::flow::report::TensorFile;
+use systole::flow::{run, Compiled};
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -61,15 +60,6 @@ pub struct RunArgs {
     /// Energy and area table (TOML) [default: the built-in 45 nm table].
     #[arg(long, value_name = "TABLE.toml")]
     pub energy_table: Option<PathBuf>,
-}
-
-fn tensor_with_role<'a>(prog: &'a Program, prog_name: &str, role: TensorRole) -> Result<&'a TensorInfo> {
-    prog.tensors.iter().find(|t| t.role == role).ok_or_else(|| {
-        CliError::input(format!(
-            "{prog_name}: the program has no {role} tensor in its tensor map (is it a compiled model? \
-             `systole compile` writes one; for programs from `systole asm` use `systole sim`)"
-        ))
-    })
 }
 
 /// The device configuration: `--hw`, or the one recorded in the program.
@@ -159,8 +149,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let (prog, _) = load::program(&args.program)?;
     let cfg = device_config(args, &prog, &prog_name)?;
     let table = load::energy_table(args.energy_table.as_deref())?;
-    let tin = tensor_with_role(&prog, &prog_name, TensorRole::Input)?.clone();
-    let tout = tensor_with_role(&prog, &prog_name, TensorRole::Output)?.clone();
+    let tin = run::tensor_with_role(&prog, &prog_name, TensorRole::Input)?.clone();
+    let tout = run::tensor_with_role(&prog, &prog_name, TensorRole::Output)?.clone();
     let layers = from_program(&prog);
     let batch = read_batch(&args.input, &tin)?;
     let checker = match args.check {
@@ -175,13 +165,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
         return Err(CliError::input(format!("{} is named as an output twice", out_file.display())));
     }
 
-    let (device, comparison) = backend::open(args.backend, &cfg, None)?;
-    let mut drv = Driver::new(device);
-    drv.load(&prog).map_err(|e| CliError::input(format!("{prog_name}: {e}")))?;
-
     let pb = progress_bar(batch.runs);
     let model = Compiled { prog: &prog, layers: &layers, cfg: &cfg };
-    let result = run_batch(&mut drv, model, &batch, checker.as_ref(), &comparison, || {
+    let result = run::execute(model, &prog_name, args.backend, &batch, checker.as_ref(), || {
         if let Some(pb) = &pb {
             pb.inc(1);
         }
@@ -192,11 +178,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let measured = result?;
 
     // Outputs: float32, with the batch dimension when the input had one.
-    let mut shape = Vec::new();
-    if batch.batched {
-        shape.push(batch.runs as u64);
-    }
-    shape.extend_from_slice(&tout.shape);
+    let shape = run::output_shape(&batch, &tout);
     let bytes: Vec<u8> = measured.outputs.iter().flat_map(|v| v.to_le_bytes()).collect();
     let mut files = Outputs::in_dir(&args.out);
     files.add(&out_file, npy::encode(Elem::F32, &shape, &bytes)?);
@@ -204,26 +186,16 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let runs = batch.runs as u64;
     let counters = &measured.counters;
     let energy = sim::energy::energy(&cfg, counters, &table);
-    let (rows, other) = attribute(model, &measured.layer_cycles, runs, counters, &energy);
-    let mut rep = Report::new("run", &prog_name, args.backend.name(), &cfg, counters, &energy, &measured.run_cycles);
-    let per = rep.per_inference.clone();
-    rep.model = Some(ModelRun {
+    let named = run::RunFiles {
         input: TensorFile {
             file: args.input.display().to_string(),
             tensor: tin.name.clone(),
             shape: tin.shape.clone(),
         },
         output: TensorFile { file: out_file.display().to_string(), tensor: tout.name.clone(), shape: shape.clone() },
-        layers: rows,
-        other,
-        layer_energy_attribution: ATTRIBUTION,
-        check: checker.as_ref().map(|c| CheckSummary {
-            passed: true,
-            layers: c.layers(),
-            views_skipped: c.views(),
-            runs,
-        }),
-    });
+    };
+    let rep = run::report(model, &prog_name, args.backend, &table, &measured, named, checker.as_ref());
+    let per = rep.per_inference.clone();
     if let Some(path) = &args.json {
         files.add(path, rep.to_json().into_bytes());
     }
