@@ -72,10 +72,18 @@ fn json_value<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
 
 #[pymethods]
 impl Program {
-    /// Writes the program as a `.sbin` file (what `systole compile -o` writes).
-    fn save(&self, path: PathBuf) -> PyResult<()> {
-        std::fs::write(&path, self.prog.to_bytes())
-            .map_err(|e| input_err(format!("cannot write {}: {}", path.display(), flow::files::io_message(&e))))
+    /// Writes the program as a `.sbin` file (what `systole compile -o`
+    /// writes): to a temporary file beside it, renamed into place once
+    /// whole, so a failed save leaves no partial file.
+    fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        let bytes = self.prog.to_bytes();
+        let mut tmp = path.clone().into_os_string();
+        tmp.push(format!(".tmp{}", std::process::id()));
+        let tmp = PathBuf::from(tmp);
+        py.detach(|| std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, &path))).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            input_err(format!("cannot write {}: {}", path.display(), flow::files::io_message(&e)))
+        })
     }
 
     /// The `.sbin` file's bytes.

@@ -137,6 +137,10 @@ def test_errors_carry_the_cli_messages(cli_run, tmp_path):
     with pytest.raises(systole.SystoleError, match="unknown backend"):
         systole.run(systole.load(cli_run["sbin"]), np.load(X)[0], backend="fpga")
     assert issubclass(systole.CheckError, systole.SystoleError)
+    nowhere = tmp_path / "no-such-dir" / "p.sbin"
+    with pytest.raises(systole.SystoleError, match="cannot write .*no-such-dir/p.sbin: no such file or directory"):
+        systole.load(cli_run["sbin"]).save(nowhere)
+    assert not nowhere.parent.exists()
 
 
 def test_sweep_equals_cli(tmp_path):
