@@ -11,8 +11,13 @@
 #         and numpy (the versions the fixtures were made with), makes the
 #         models into target/ort-models with tools/ort-fixtures/cnn_zoo.py,
 #         and checks every layer of all eight forms bit for bit.
-# `bash scripts/test.sh` runs all three in that order; `bash scripts/test.sh
-# rust` (or `rtl`, `ort`) runs one.
+#   python the Python package: a venv in target/python-venv with the pinned
+#         maturin, `pip install ./python` (one abi3 wheel), and
+#         python/tests against the command line (same programs, outputs,
+#         reports and sweeps bit for bit). Opt-in: the wheel's first build
+#         compiles the workspace once more for the extension module.
+# `bash scripts/test.sh` runs the first three in that order; `bash
+# scripts/test.sh rust` (or `rtl`, `ort`, `python`) runs one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tiers=("$@")
@@ -51,8 +56,24 @@ for tier in "${tiers[@]}"; do
         python3 tools/ort-fixtures/cnn_zoo.py --only full --full-out target/ort-models
         cargo test --release --locked --test ort_cnn -- --ignored --nocapture
         ;;
+    python)
+        echo "== tier python: the Python package against the command line" >&2
+        cargo build --release --locked
+        venv=target/python-venv
+        [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+        "$venv/bin/python" -m pip install --quiet maturin==1.16.0 numpy==2.4.6 pytest==8.4.2
+        # The pinned maturin from the venv (no build isolation); --locked:
+        # python/Cargo.lock as committed.
+        PATH="$PWD/$venv/bin:$PATH" MATURIN_PEP517_ARGS="--locked" \
+            "$venv/bin/python" -m pip install --quiet --no-build-isolation ./python
+        SYSTOLE_BIN="$PWD/target/release/systole" "$venv/bin/python" -m pytest -q python/tests
+        # docs/python.md's tutorial: ORT-quantized CNN, compiled, run, checked
+        # against ONNX Runtime bit for bit, swept.
+        "$venv/bin/python" -m pip install --quiet onnx==1.23.2 onnxruntime==1.32.0
+        "$venv/bin/python" python/examples/tutorial.py target/python-tutorial
+        ;;
     *)
-        echo "usage: scripts/test.sh [rust] [rtl] [ort]" >&2
+        echo "usage: scripts/test.sh [rust] [rtl] [ort] [python]" >&2
         exit 2
         ;;
     esac

@@ -6,8 +6,8 @@
 //! binary, for the reference interpreter of `run --check`; its weights refer
 //! to the packed ones in the data; `--no-graph` leaves it out).
 
-use super::error::{CliError, Result};
-use super::files::{check_destination, print_stdout, read_input, read_input_text, write_atomic, InputKind};
+use super::error::Result;
+use super::files::{check_destination, print_stdout, write_atomic};
 use super::load;
 use super::table::{cells, group, table, Align};
 use clap::Args;
@@ -43,53 +43,9 @@ pub struct CompileArgs {
     pub batch: u32,
 }
 
-/// The model formats `compile` reads, by file extension.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Format {
-    Onnx,
-    Text,
-}
-
-fn format_of(path: &Path) -> Result<Format> {
-    let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
-    match ext.as_deref() {
-        Some("onnx") => Ok(Format::Onnx),
-        Some("stm") => Ok(Format::Text),
-        Some(other) => Err(CliError::input(format!(
-            "{}: unknown model format `.{other}` (expected a .onnx or a .stm file)",
-            path.display()
-        ))),
-        None => Err(CliError::input(format!(
-            "{}: no file extension, so no model format (expected a .onnx or a .stm file)",
-            path.display()
-        ))),
-    }
-}
-
 /// Reads and imports a model into the quantized IR (also used by `sweep`).
 pub(crate) fn import(path: &Path) -> Result<Graph> {
-    let name = path.display();
-    match format_of(path)? {
-        Format::Onnx => {
-            let bytes = read_input(path, InputKind::Onnx)?;
-            compiler::onnx::import(&bytes).map_err(|e| CliError::input(format!("{name}: {e}")))
-        }
-        Format::Text => {
-            let text = read_input_text(path, InputKind::TextModel)?;
-            // `file("PATH")` references resolve relative to the model's directory.
-            let dir = match path.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-                _ => PathBuf::from("."),
-            };
-            let mut loader = |reference: &str| -> std::result::Result<compiler::text::NpyArray, String> {
-                let file = dir.join(reference);
-                let bytes = read_input(&file, InputKind::Npy).map_err(|e| e.message)?;
-                compiler::text::load_npy(&bytes).map_err(|e| format!("{}: {e}", file.display()))
-            };
-            compiler::text::parse_with(&text, &mut loader)
-                .map_err(|e| CliError::input(format!("{name}:{}:{}: {}", e.line, e.column, e.message)))
-        }
-    }
+    Ok(systole::flow::compile::import(path)?)
 }
 
 fn shape_text<T: std::fmt::Display>(shape: &[T]) -> String {
@@ -103,23 +59,16 @@ fn ms(d: std::time::Duration) -> String {
 
 pub fn run(args: &CompileArgs) -> Result<()> {
     check_destination(&args.output, "output")?;
-    format_of(&args.model)?;
+    systole::flow::compile::format_of(&args.model)?;
     let cfg = load::config(&args.hw)?;
     let model = args.model.display().to_string();
 
     let t0 = Instant::now();
     let graph = import(&args.model)?;
-    let graph = compiler::batch::with_batch(&graph, args.batch as usize)
-        .map_err(|e| CliError::input(format!("{model}: cannot compile a batch of {}: {e}", args.batch)))?;
     let t1 = Instant::now();
-    let mut lowered = compiler::lower::lower(&graph, &cfg)
-        .map_err(|e| CliError::input(format!("{model}: cannot compile for config `{}`: {e}", cfg.name)))?;
+    let lowered = systole::flow::compile::lower(&graph, &cfg, args.batch, !args.no_graph, &model)?;
     let t2 = Instant::now();
-    if args.no_graph {
-        lowered.program.meta.graph = Vec::new();
-    }
     let prog = &lowered.program;
-    prog.check_config(&cfg).map_err(|e| CliError::input(format!("{model}: the compiled program is invalid: {e}")))?;
     write_atomic(&args.output, prog.to_bytes())?;
 
     let mut out = String::new();

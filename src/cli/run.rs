@@ -23,10 +23,10 @@ use std::path::{Path, PathBuf};
 use systole::flow::backend::{self, Backend};
 use systole::flow::check::{recorded_graph, Checker};
 use systole::flow::infer::{run_batch, run_batch_parallel, Batch, HostData};
-use systole::flow::layers::{attribute, from_program, ATTRIBUTION};
+use systole::flow::layers::{from_program, ATTRIBUTION};
 use systole::flow::regression::{self, Baseline, Command as Regressed, Entry, Metrics, Subject};
-use systole::flow::report::{CheckSummary, ModelRun, Report, TensorFile};
-use systole::flow::Compiled;
+use systole::flow::report::TensorFile;
+use systole::flow::{run, Compiled};
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -78,15 +78,6 @@ pub struct RunArgs {
     /// results are the same for any number) [default: the cores available].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
-}
-
-fn tensor_with_role<'a>(prog: &'a Program, prog_name: &str, role: TensorRole) -> Result<&'a TensorInfo> {
-    prog.tensors.iter().find(|t| t.role == role).ok_or_else(|| {
-        CliError::input(format!(
-            "{prog_name}: the program has no {role} tensor in its tensor map (is it a compiled model? \
-             `systole compile` writes one; for programs from `systole asm` use `systole sim`)"
-        ))
-    })
 }
 
 /// The device configuration: `--hw`, or the one recorded in the program.
@@ -209,8 +200,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let (prog, _) = load::program(&args.program)?;
     let cfg = device_config(args, &prog, &prog_name)?;
     let table = load::energy_table(args.energy_table.as_deref())?;
-    let tin = tensor_with_role(&prog, &prog_name, TensorRole::Input)?.clone();
-    let tout = tensor_with_role(&prog, &prog_name, TensorRole::Output)?.clone();
+    let tin = run::tensor_with_role(&prog, &prog_name, TensorRole::Input)?.clone();
+    let tout = run::tensor_with_role(&prog, &prog_name, TensorRole::Output)?.clone();
     let layers = from_program(&prog);
     let (batch, input_sha) = match &args.input {
         Some(path) => read_batch(path, &tin)?,
@@ -262,11 +253,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let measured = result?;
 
     // Outputs: float32, with the batch dimension when the input had one.
-    let mut shape = Vec::new();
-    if batch.batched {
-        shape.push(batch.runs as u64);
-    }
-    shape.extend_from_slice(&tout.shape);
+    let shape = run::output_shape(&batch, &tout);
     let bytes: Vec<u8> = measured.outputs.iter().flat_map(|v| v.to_le_bytes()).collect();
     let output_sha = regression::output_hash(&measured.outputs);
     let mut files = match (&args.out, &out_file) {
@@ -282,22 +269,12 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let runs = batch.runs as u64;
     let counters = &measured.counters;
     let energy = sim::energy::energy(&cfg, counters, &table);
-    let (rows, other) = attribute(model, &measured.layer_cycles, runs, counters, &energy);
-    let mut rep = Report::new("run", &prog_name, args.backend.name(), &cfg, counters, &energy, &measured.run_cycles);
-    let per = rep.per_inference.clone();
-    rep.model = Some(ModelRun {
+    let named = run::RunFiles {
         input: TensorFile { file: input_name.clone(), tensor: tin.name.clone(), shape: tin.shape.clone() },
         output: TensorFile { file: out_name.clone(), tensor: tout.name.clone(), shape: shape.clone() },
-        layers: rows,
-        other,
-        layer_energy_attribution: ATTRIBUTION,
-        check: checker.as_ref().map(|c| CheckSummary {
-            passed: true,
-            layers: c.layers(),
-            views_skipped: c.views(),
-            runs,
-        }),
-    });
+    };
+    let rep = run::report(model, &prog_name, args.backend, &table, &measured, named, checker.as_ref());
+    let per = rep.per_inference.clone();
     if let Some(path) = &args.json {
         files.add(path, rep.to_json().into_bytes());
     }

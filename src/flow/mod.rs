@@ -1,6 +1,9 @@
 //! The run flow as a library: what `systole run`, `sim` and `sweep` do,
 //! callable without the command line.
 //!
+//! - [`files`]: reading input files (bounded, regular files only);
+//!   [`hw`]: the hardware configuration (a TOML file or a shipped preset)
+//!   and the energy table; [`compile`]: model import, lowering, programs.
 //! - [`backend`]: where a program runs (the Rust model, the verilated RTL,
 //!   or both in [`driver::Lockstep`]).
 //! - [`layers`]: the per-layer facts a compiled program records, what its
@@ -11,6 +14,8 @@
 //!   interpreter, naming the first differing run, layer, element and tile.
 //! - [`report`]: the typed report (totals, units, energy, per inference,
 //!   per layer), serialized as the JSON of `docs/schema/report.schema.json`.
+//! - [`run`]: a compiled model on host inputs, on a backend, and its report
+//!   (what `systole run` does, without the files).
 //! - [`sweep`]: the design-space sweep engine (`docs/schema/sweep.schema.json`).
 //! - [`regression`]: regression baselines (cycles, energy, DRAM bytes,
 //!   output hash per point) and their comparison, as text and JUnit.
@@ -23,11 +28,15 @@
 pub mod backend;
 pub mod baseline;
 pub mod check;
+pub mod compile;
+pub mod files;
+pub mod hw;
 pub mod infer;
 pub mod layers;
 pub mod pareto;
 pub mod regression;
 pub mod report;
+pub mod run;
 pub mod sweep;
 
 /// A compiled model as the flow runs it: the program, the layers it

@@ -1,0 +1,87 @@
+//! `run` as a library: a compiled model on host inputs through the driver,
+//! on a backend, optionally checked layer by layer, and its report.
+//! `systole run` and the Python package's `run` call these, so they measure
+//! and report the same.
+
+use super::backend::{self, Backend};
+use super::check::Checker;
+use super::infer::{run_batch, Batch, BatchRun};
+use super::layers::{attribute, ATTRIBUTION};
+use super::report::{CheckSummary, ModelRun, Report, TensorFile};
+use super::{Compiled, FlowError, Result};
+use driver::Driver;
+use isa::program::{Program, TensorInfo, TensorRole};
+use sim::energy::EnergyTable;
+
+/// The program's tensor of a role (its input or output); `prog_name` names
+/// the program in the error.
+pub fn tensor_with_role<'a>(prog: &'a Program, prog_name: &str, role: TensorRole) -> Result<&'a TensorInfo> {
+    prog.tensors.iter().find(|t| t.role == role).ok_or_else(|| {
+        FlowError::input(format!(
+            "{prog_name}: the program has no {role} tensor in its tensor map (is it a compiled model? \
+             `systole compile` writes one; for programs from `systole asm` use `systole sim`)"
+        ))
+    })
+}
+
+/// Opens `backend` for the model's configuration, loads the program and runs
+/// every input of `batch` (checked with `checker` when given); `progress` is
+/// called after each inference.
+pub fn execute(
+    model: Compiled<'_>,
+    prog_name: &str,
+    backend: Backend,
+    batch: &Batch,
+    checker: Option<&Checker>,
+    progress: impl FnMut(),
+) -> Result<BatchRun> {
+    let (device, comparison) = backend::open(backend, model.cfg, None)?;
+    let mut drv = Driver::new(device);
+    drv.load(model.prog).map_err(|e| FlowError::input(format!("{prog_name}: {e}")))?;
+    run_batch(&mut drv, model, batch, checker, &comparison, progress)
+}
+
+/// The outputs' shape: the output tensor's, behind the batch dimension when
+/// the input had one.
+pub fn output_shape(batch: &Batch, tout: &TensorInfo) -> Vec<u64> {
+    let mut shape = Vec::new();
+    if batch.batched {
+        shape.push(batch.runs as u64);
+    }
+    shape.extend_from_slice(&tout.shape);
+    shape
+}
+
+/// Where a run's input came from and its output went, as the report names them.
+pub struct RunFiles {
+    pub input: TensorFile,
+    pub output: TensorFile,
+}
+
+/// The report of `measured` (the runs of `batch` of `model` on `backend`):
+/// totals, energy from `table`, per inference and per layer, and the check's
+/// summary when a checker ran.
+pub fn report(
+    model: Compiled<'_>,
+    prog_name: &str,
+    backend: Backend,
+    table: &EnergyTable,
+    measured: &BatchRun,
+    files: RunFiles,
+    checker: Option<&Checker>,
+) -> Report {
+    let runs = measured.run_cycles.len() as u64;
+    let counters = &measured.counters;
+    let energy = sim::energy::energy(model.cfg, counters, table);
+    let (rows, other) = attribute(model, &measured.layer_cycles, runs, counters, &energy);
+    let mut rep = Report::new("run", prog_name, backend.name(), model.cfg, counters, &energy, &measured.run_cycles);
+    rep.model = Some(ModelRun {
+        input: files.input,
+        output: files.output,
+        layers: rows,
+        other,
+        layer_energy_attribution: ATTRIBUTION,
+        check: checker.map(|c| CheckSummary { passed: true, layers: c.layers(), views_skipped: c.views(), runs }),
+    });
+    rep
+}
