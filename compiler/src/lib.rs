@@ -8,6 +8,7 @@
 pub mod batch;
 pub mod gemm;
 pub mod interp;
+mod interp_vector;
 pub mod ir;
 pub mod ir_codec;
 pub mod lower;
@@ -15,6 +16,7 @@ pub mod lut;
 pub mod npy;
 pub mod onnx;
 pub mod text;
+mod vecmath;
 
 #[cfg(test)]
 mod test_run;
