@@ -216,6 +216,10 @@ pub const DEFAULT_VECTOR_LANES: usize = 16;
 /// [`run`] with the vector unit's lane count (`HwConfig`'s vector lanes),
 /// which fixes the order of the transformer ops' row reductions.
 pub fn run_with_lanes(graph: &Graph, inputs: &[Tensor], lanes: usize) -> Result<Vec<Tensor>, InterpError> {
+    if lanes == 0 {
+        let why = "the vector unit needs at least one lane".to_string();
+        return Err(GraphError { node: "(graph)".into(), op: "config", why }.into());
+    }
     precheck(graph)?;
     graph.validate()?;
     if inputs.len() != graph.inputs.len() {

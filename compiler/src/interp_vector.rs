@@ -1,6 +1,6 @@
 //! The reference interpreter's transformer ops (`Op::is_transformer_op`)
 //! and data movement of float and int64 values. All float arithmetic goes
-//! through the vector unit's numerics (`crate::vecmath`), element by
+//! through the vector unit's numerics (`isa::numerics::vector`), element by
 //! element in row-major order, reductions over a row in `lanes`-wide
 //! partial sums; integer products (act × act matmul, dense to float)
 //! accumulate in wrapping int32 as the array does.
@@ -23,11 +23,10 @@
 //! - **Slice / Flatten / Reshape / Transpose / Concat** on float or int64
 //!   values: the same data movement as on quantized ones.
 
-use isa::numerics::{requant_scale, requantize};
+use isa::numerics::{dequantize, requant_scale, requantize, vector};
 
 use crate::interp::{Tensor, TensorData};
 use crate::ir::{broadcast, BinaryOp, ElemType, GeluForm, Graph, Node, Op, UnaryOp, Value};
-use crate::vecmath as vector;
 
 /// Whether `eval` here handles the node (rather than the quantized ops').
 pub(crate) fn handles(g: &Graph, n: &Node) -> bool {
@@ -97,7 +96,7 @@ pub(crate) fn eval(g: &Graph, n: &Node, ins: &[&Tensor], lanes: usize) -> Result
                 for ((w, &b), &s) in d.weights.chunks_exact(d.k).zip(&d.bias).zip(&scales) {
                     let acc =
                         row.iter().zip(w).fold(b, |a, (&x, &w)| a.wrapping_add((x - xq.zp).wrapping_mul(w as i32)));
-                    out.push(vector::dequantize(acc, s, 0));
+                    out.push(dequantize(acc, s, 0));
                 }
             }
             TensorData::Float(out)
@@ -221,7 +220,7 @@ fn matmul(iv: &[&Value], yv: &Value, ins: &[&Tensor]) -> Result<TensorData, Stri
     Ok(match yv.ty.range() {
         None => {
             let s = vector::mul(aq.scale, bq.scale);
-            TensorData::Float(accs.into_iter().map(|acc| vector::dequantize(acc, s, 0)).collect())
+            TensorData::Float(accs.into_iter().map(|acc| dequantize(acc, s, 0)).collect())
         }
         Some((lo, hi)) => {
             let y = qz(yv)?;

@@ -16,7 +16,6 @@ pub mod lut;
 pub mod npy;
 pub mod onnx;
 pub mod text;
-mod vecmath;
 
 #[cfg(test)]
 mod test_run;
