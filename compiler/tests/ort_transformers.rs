@@ -184,3 +184,63 @@ fn imported_ops_are_the_device_level_ones() {
         assert!(!g.nodes.iter().any(|n| matches!(n.op, Op::Unary(_))), "{model}: an Erf/Tanh was not fused");
     }
 }
+
+fn model_bytes(model: &str, variant: &str) -> Vec<u8> {
+    read(&dir().join(model).join(format!("{variant}.onnx")))
+}
+
+/// The lowering refuses the transformer ops by node ("not yet lowered").
+#[test]
+fn lowering_refuses_transformer_ops_by_node() {
+    let g = compiler::onnx::import(&model_bytes("tinybert", "int8_qdq")).unwrap();
+    let err = compiler::lower::lower(&g, &isa::HwConfig::default_16x16()).err().expect("refused");
+    let msg = err.to_string();
+    assert!(msg.contains("not yet lowered") && msg.contains("/bert/"), "{msg}");
+}
+
+/// An imported transformer graph reads back from the binary IR codec
+/// unchanged.
+#[test]
+fn codec_round_trips_transformer_graphs() {
+    for (model, variant) in [("tinybert", "int8_qdq_float_matmul_out"), ("tinygpt", "int8_qdq")] {
+        let g = compiler::onnx::import(&model_bytes(model, variant)).unwrap();
+        let back = compiler::ir_codec::decode(&compiler::ir_codec::encode(&g)).unwrap();
+        assert_eq!(back, g, "{model} {variant}");
+    }
+}
+
+/// A token id outside the vocabulary is a run-time error naming its
+/// position, never an out-of-table read.
+#[test]
+fn token_ids_outside_the_vocabulary_are_errors_naming_the_position() {
+    let g = compiler::onnx::import(&model_bytes("tinygpt", "int8_qdq")).unwrap();
+    let mut ids = vec![5; 32];
+    ids[7] = 1000;
+    let err = run_named(&g, &[("input_ids", Tensor::quant(vec![1, 32], ids))]).unwrap_err().to_string();
+    assert!(err.contains("id 1000 at position 7") && err.contains("1000 rows"), "{err}");
+}
+
+/// A model the device cannot run is refused at import naming the node and
+/// the reason: a dynamic sequence length, an op the device has no form of.
+#[test]
+fn dynamic_shapes_and_unknown_ops_are_refused_by_node() {
+    use compiler::onnx::proto::{tensor_shape_proto::dimension::Value as D, type_proto, ModelProto};
+    use prost::Message;
+    let model = ModelProto::decode(&model_bytes("tinybert", "int8_qdq")[..]).unwrap();
+
+    let mut dynamic = model.clone();
+    let g = dynamic.graph.as_mut().unwrap();
+    let Some(type_proto::Value::TensorType(tt)) = g.input[0].r#type.as_mut().unwrap().value.as_mut() else {
+        panic!("tensor input")
+    };
+    tt.shape.as_mut().unwrap().dim[1].value = Some(D::DimParam("sequence".into()));
+    let err = compiler::onnx::import(&dynamic.encode_to_vec()).unwrap_err().to_string();
+    assert!(err.contains("input_ids") && err.contains("static shapes"), "{err}");
+
+    let mut unknown = model;
+    let n = unknown.graph.as_mut().unwrap().node.iter_mut().find(|n| n.op_type() == "Softmax").unwrap();
+    n.op_type = Some("Hardmax".into());
+    let name = n.name().to_string();
+    let err = compiler::onnx::import(&unknown.encode_to_vec()).unwrap_err().to_string();
+    assert!(err.contains(&name) && err.contains("Hardmax"), "{err}");
+}
