@@ -34,9 +34,10 @@ pub struct RunArgs {
     /// Input: a float32 .npy of the model input's shape (one inference), or
     /// with one more leading dimension (a batch of independent inferences).
     /// A model with an int8/uint8 input also takes an array of that type,
-    /// already quantized.
-    #[arg(long, value_name = "X.npy")]
-    pub input: PathBuf,
+    /// already quantized. `NAME=X.npy` names the input (repeated for a model
+    /// with several; a compiled program has one).
+    #[arg(long = "input", value_name = "[NAME=]X.npy", required = true)]
+    pub inputs: Vec<InputArg>,
     /// Directory for the outputs, `DIR/<output name>.npy` (float32, stacked
     /// along a leading dimension for a batch); created if missing.
     #[arg(long, value_name = "DIR")]
@@ -61,6 +62,50 @@ pub struct RunArgs {
     /// Energy and area table (TOML) [default: the built-in 45 nm table].
     #[arg(long, value_name = "TABLE.toml")]
     pub energy_table: Option<PathBuf>,
+}
+
+/// One `--input`: `FILE`, or `NAME=FILE` naming the model input it feeds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputArg {
+    pub name: Option<String>,
+    pub path: PathBuf,
+}
+
+impl std::str::FromStr for InputArg {
+    type Err = String;
+
+    /// `NAME=FILE` when the text has an `=` and is not itself an existing
+    /// file; the whole text is the file otherwise.
+    fn from_str(s: &str) -> std::result::Result<InputArg, String> {
+        match s.split_once('=') {
+            Some((name, path)) if !Path::new(s).exists() => {
+                if name.is_empty() || path.is_empty() {
+                    return Err(format!("`{s}`: expected FILE.npy or NAME=FILE.npy"));
+                }
+                Ok(InputArg { name: Some(name.to_string()), path: PathBuf::from(path) })
+            }
+            _ => Ok(InputArg { name: None, path: PathBuf::from(s) }),
+        }
+    }
+}
+
+/// The one `--input` of a compiled program, checked against its input
+/// tensor's name when named.
+fn single_input<'a>(inputs: &'a [InputArg], tin: &TensorInfo, prog_name: &str) -> Result<&'a Path> {
+    let [one] = inputs else {
+        return Err(CliError::input(format!(
+            "{prog_name}: {} --input arrays for a compiled program, which has one input `{}`",
+            inputs.len(),
+            tin.name
+        )));
+    };
+    match &one.name {
+        Some(n) if *n != tin.name => Err(CliError::input(format!(
+            "--input {n}=...: the program's input is `{}`, it has no input `{n}`",
+            tin.name
+        ))),
+        _ => Ok(&one.path),
+    }
 }
 
 fn tensor_with_role<'a>(prog: &'a Program, prog_name: &str, role: TensorRole) -> Result<&'a TensorInfo> {
@@ -162,7 +207,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let tin = tensor_with_role(&prog, &prog_name, TensorRole::Input)?.clone();
     let tout = tensor_with_role(&prog, &prog_name, TensorRole::Output)?.clone();
     let layers = from_program(&prog);
-    let batch = read_batch(&args.input, &tin)?;
+    let input = single_input(&args.inputs, &tin, &prog_name)?;
+    let batch = read_batch(input, &tin)?;
     let checker = match args.check {
         true => Some(Checker::new(recorded_graph(&prog, &prog_name)?, &prog_name, &layers)?),
         false => None,
@@ -208,11 +254,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let mut rep = Report::new("run", &prog_name, args.backend.name(), &cfg, counters, &energy, &measured.run_cycles);
     let per = rep.per_inference.clone();
     rep.model = Some(ModelRun {
-        input: TensorFile {
-            file: args.input.display().to_string(),
-            tensor: tin.name.clone(),
-            shape: tin.shape.clone(),
-        },
+        input: TensorFile { file: input.display().to_string(), tensor: tin.name.clone(), shape: tin.shape.clone() },
         output: TensorFile { file: out_file.display().to_string(), tensor: tout.name.clone(), shape: shape.clone() },
         layers: rows,
         other,
@@ -257,7 +299,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let _ = writeln!(
         out,
         "input         {}: {} inference{} of `{}` {}",
-        args.input.display(),
+        input.display(),
         runs,
         plural(runs),
         tin.name,

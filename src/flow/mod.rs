@@ -12,6 +12,8 @@
 //! - [`report`]: the typed report (totals, units, energy, per inference,
 //!   per layer), serialized as the JSON of `docs/schema/report.schema.json`.
 //! - [`sweep`]: the design-space sweep engine (`docs/schema/sweep.schema.json`).
+//! - [`reference`]: a model with several named inputs (int64 token ids,
+//!   masks) run in the reference interpreter, outputs by name.
 //! - [`baseline`]: per GEMM layer its shape, ideal cycles, SCALE-Sim's
 //!   weight-stationary cycles and minimal DRAM bytes (the yardsticks).
 //!
@@ -22,6 +24,7 @@ pub mod baseline;
 pub mod check;
 pub mod infer;
 pub mod layers;
+pub mod reference;
 pub mod report;
 pub mod sweep;
 
