@@ -169,3 +169,25 @@ fn reserved_meta_is_rejected_by_the_assembler() {
     assert_one_line_error(&o, 2, &["m.s", "meta = 1", "reserved"]);
     assert!(!g.path().join("m.sbin").exists());
 }
+
+/// `--input NAME=FILE` names the model input; a compiled program has one,
+/// so a wrong name or a second array is refused naming it (exit 2), and
+/// the plain `--input FILE` form is unchanged.
+#[test]
+fn named_inputs_must_name_the_programs_input() {
+    let g = tempfile::tempdir().unwrap();
+    digits(g.path());
+    let named = format!("input={DIGITS_X}");
+    assert_ok(&systole(g.path(), &["run", "cnn.sbin", "--input", &named, "--out", "named"]));
+    assert_ok(&systole(g.path(), &["run", "cnn.sbin", "--input", DIGITS_X, "--out", "plain"]));
+    assert_eq!(
+        fs::read(g.path().join("named/logits.npy")).unwrap(),
+        fs::read(g.path().join("plain/logits.npy")).unwrap()
+    );
+    let wrong = format!("pixels={DIGITS_X}");
+    let o = systole(g.path(), &["run", "cnn.sbin", "--input", &wrong, "--out", "o"]);
+    assert_one_line_error(&o, 2, &["pixels", "no input"]);
+    let o = systole(g.path(), &["run", "cnn.sbin", "--input", DIGITS_X, "--input", &named, "--out", "o"]);
+    assert_one_line_error(&o, 2, &["2 --input arrays", "one input"]);
+    assert!(!g.path().join("o").exists());
+}

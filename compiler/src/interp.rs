@@ -205,6 +205,21 @@ pub fn avgpool_scale(s_x: f32, s_y: f32, count: usize) -> f32 {
 /// of every value, indexed by `ValueId`; values no node computes (and that
 /// are not inputs) are [`Tensor::empty`].
 pub fn run(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, InterpError> {
+    run_with_lanes(graph, inputs, DEFAULT_VECTOR_LANES)
+}
+
+/// The vector unit's lane count when no configuration says otherwise (the
+/// default array's 16 columns): reductions over a row run this many
+/// partial sums.
+pub const DEFAULT_VECTOR_LANES: usize = 16;
+
+/// [`run`] with the vector unit's lane count (`HwConfig`'s vector lanes),
+/// which fixes the order of the transformer ops' row reductions.
+pub fn run_with_lanes(graph: &Graph, inputs: &[Tensor], lanes: usize) -> Result<Vec<Tensor>, InterpError> {
+    if lanes == 0 {
+        let why = "the vector unit needs at least one lane".to_string();
+        return Err(GraphError { node: "(graph)".into(), op: "config", why }.into());
+    }
     precheck(graph)?;
     graph.validate()?;
     if inputs.len() != graph.inputs.len() {
@@ -217,7 +232,7 @@ pub fn run(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, InterpError>
         vals[id] = t.clone();
     }
     for node in &graph.nodes {
-        let out = eval(graph, node, vals.as_slice()).map_err(|why| node_err(node, why))?;
+        let out = eval(graph, node, vals.as_slice(), lanes).map_err(|why| node_err(node, why))?;
         vals[node.outputs[0]] = out;
     }
     Ok(vals)
@@ -274,7 +289,8 @@ pub fn run_streaming<E>(
             let why = format!("its input `{}` is neither given nor computed", graph.values[i].name);
             return Err(interp(node_err(node, why)));
         }
-        let out = eval(graph, node, vals.as_slice()).map_err(|why| interp(node_err(node, why)))?;
+        let out =
+            eval(graph, node, vals.as_slice(), DEFAULT_VECTOR_LANES).map_err(|why| interp(node_err(node, why)))?;
         for &i in &node.inputs {
             if last_use[i] == Some(k) {
                 vals[i] = None;
@@ -292,6 +308,15 @@ pub fn run_streaming<E>(
 /// [`run`] with the inputs given by name; every graph input must be named
 /// exactly once.
 pub fn run_named(graph: &Graph, inputs: &[(&str, Tensor)]) -> Result<Vec<Tensor>, InterpError> {
+    run_named_with_lanes(graph, inputs, DEFAULT_VECTOR_LANES)
+}
+
+/// [`run_named`] with the vector unit's lane count.
+pub fn run_named_with_lanes(
+    graph: &Graph,
+    inputs: &[(&str, Tensor)],
+    lanes: usize,
+) -> Result<Vec<Tensor>, InterpError> {
     let input_err = |name: &str, why: &str| InterpError::Input { name: name.to_string(), why: why.to_string() };
     let mut seen = HashSet::new();
     for (name, _) in inputs {
@@ -312,7 +337,7 @@ pub fn run_named(graph: &Graph, inputs: &[(&str, Tensor)]) -> Result<Vec<Tensor>
             None => return Err(input_err(&v.name, "is not given")),
         }
     }
-    run(graph, &ordered)
+    run_with_lanes(graph, &ordered, lanes)
 }
 
 /// The values a node reads, by id: all of them ([`run`]) or the live ones
@@ -391,12 +416,14 @@ fn check_input(v: &Value, t: &Tensor) -> Result<(), String> {
         return Err(format!("holds {} values, its shape {:?} has {n}", t.len(), t.shape));
     }
     match (&t.data, v.ty.range()) {
-        (TensorData::Float(_), None) => Ok(()),
+        (TensorData::Float(_), None) if v.ty == ElemType::F32 => Ok(()),
         (TensorData::Quant(d), Some((lo, hi))) => match d.iter().position(|q| !(lo..=hi).contains(q)) {
             Some(i) => Err(format!("value {} at {i} is outside the {} range {lo}..={hi}", d[i], v.ty.name())),
             None => Ok(()),
         },
         (TensorData::Float(_), Some(_)) => Err(format!("is {}, a float tensor was given", v.ty.name())),
+        (TensorData::Quant(_), None) if v.ty == ElemType::I64 => Ok(()),
+        (TensorData::Float(_), None) => Err("is i64, a float tensor was given".into()),
         (TensorData::Quant(_), None) => Err("is f32, a quantized tensor was given".into()),
     }
 }
@@ -469,7 +496,17 @@ fn dot(x: &[i32], w: &[i32]) -> i32 {
     x.iter().zip(w).fold(0i32, |s, (&a, &b)| s.wrapping_add(a.wrapping_mul(b)))
 }
 
-fn eval<V: Values + ?Sized>(g: &Graph, n: &Node, vals: &V) -> Result<Tensor, String> {
+fn eval<V: Values + ?Sized>(g: &Graph, n: &Node, vals: &V, lanes: usize) -> Result<Tensor, String> {
+    if crate::interp_vector::handles(g, n) {
+        let ins: Vec<&Tensor> = n.inputs.iter().map(|&i| vals.value(i)).collect();
+        let yv = &g.values[n.outputs[0]];
+        let data = crate::interp_vector::eval(g, n, &ins, lanes)?;
+        let t = Tensor { shape: yv.shape.clone(), data };
+        if t.len() != yv.elements() {
+            return Err(format!("computed {} values for shape {:?}", t.len(), yv.shape));
+        }
+        return Ok(t);
+    }
     let xv = &g.values[n.inputs[0]];
     let yv = &g.values[n.outputs[0]];
     let x = vals.value(n.inputs[0]);
@@ -540,6 +577,7 @@ fn eval<V: Values + ?Sized>(g: &Graph, n: &Node, vals: &V) -> Result<Tensor, Str
             let t = Lut::new(f, xv, yv)?;
             TensorData::Quant(quant_data(x)?.iter().map(|&v| t.apply(v)).collect())
         }
+        other => return Err(format!("internal: {} reached the quantized ops", other.name())),
     };
     let t = Tensor { shape: out_shape, data };
     if t.len() != yv.elements() {

@@ -21,6 +21,10 @@ pub enum ElemType {
     I8,
     U8,
     F32,
+    /// Integer indices and masks (token ids, attention masks) as ONNX's
+    /// int64; the interpreter holds them as `i32` and refuses inputs outside
+    /// that range.
+    I64,
 }
 
 impl ElemType {
@@ -29,7 +33,7 @@ impl ElemType {
         match self {
             ElemType::I8 => Some((-128, 127)),
             ElemType::U8 => Some((0, 255)),
-            ElemType::F32 => None,
+            ElemType::F32 | ElemType::I64 => None,
         }
     }
 
@@ -38,6 +42,7 @@ impl ElemType {
             ElemType::I8 => "i8",
             ElemType::U8 => "u8",
             ElemType::F32 => "f32",
+            ElemType::I64 => "i64",
         }
     }
 }
@@ -138,6 +143,61 @@ pub struct PoolParams {
     pub count_include_pad: bool,
 }
 
+/// A float element-wise binary op (numpy broadcasting of the two inputs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Max,
+}
+
+impl BinaryOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "fadd",
+            BinaryOp::Sub => "fsub",
+            BinaryOp::Mul => "fmul",
+            BinaryOp::Div => "fdiv",
+            BinaryOp::Max => "fmax",
+        }
+    }
+}
+
+/// A float element-wise unary op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnaryOp {
+    Erf,
+    Tanh,
+}
+
+impl UnaryOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            UnaryOp::Erf => "erf",
+            UnaryOp::Tanh => "tanh",
+        }
+    }
+}
+
+/// Which GELU: `0.5·x·(1 + erf(x/√2))` or GPT-2's
+/// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GeluForm {
+    Erf,
+    Tanh,
+}
+
+/// An embedding table: int8 rows `[rows, cols]`, quantized per tensor with
+/// the output value's scale and zero point.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EmbeddingParams {
+    pub table: Vec<i8>,
+    pub rows: usize,
+    pub cols: usize,
+}
+
 /// One operation of the graph.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
@@ -189,6 +249,67 @@ pub enum Op {
         rows: Vec<usize>,
         cols: Vec<usize>,
     },
+
+    // ---- Transformer ops (float vector math, int64 indices). Not lowered
+    // to the accelerator yet; the reference interpreter runs them with the
+    // vector unit's numerics.
+    /// A float constant of the given shape (no inputs).
+    Constant {
+        shape: Vec<usize>,
+        data: Vec<f32>,
+    },
+    /// A float tensor chosen element by element by an integer mask input
+    /// (what a model's attention-mask subgraph folds to):
+    /// `y[i] = if x[index[i]] == 0 { if_zero[i] } else { if_nonzero[i] }`.
+    MaskSelect {
+        shape: Vec<usize>,
+        index: Vec<usize>,
+        if_zero: Vec<f32>,
+        if_nonzero: Vec<f32>,
+    },
+    /// Rows of an int8 table selected by int64 ids: `y[.., :] =
+    /// table[ids[..], :]`, quantized as the table (output value's quant).
+    /// An id outside `0..rows` is a run-time error naming its position.
+    Embedding(EmbeddingParams),
+    /// A Linear layer whose int32 accumulator is dequantized to float
+    /// instead of requantized: `y[.., n] = f32(acc) · f32(s_x · s_w[n])`,
+    /// `acc = bias[n] + Σ_k (x[.., k] − zx)·w[n][k]` (`qmin`/`qmax` unused).
+    DenseF32(DenseParams),
+    /// Activation × activation matrix product of two quantized tensors
+    /// `a [.., M, K]` and `b [.., K, N]` (equal leading dims):
+    /// `acc = Σ_k (a − za)(b − zb)` in int32, then dequantized to float
+    /// (`f32(acc) · f32(s_a · s_b)`) when the output is f32, requantized
+    /// (`requantize(acc, requant_scale(s_a, s_b, s_y), zy, type range)`)
+    /// when it is int8/uint8.
+    MatMul,
+    /// Float element-wise binary op with numpy broadcasting.
+    Binary(BinaryOp),
+    /// Float element-wise unary op.
+    Unary(UnaryOp),
+    /// GELU on floats.
+    Gelu(GeluForm),
+    /// Layer normalization over the last axis (ONNX LayerNormalization,
+    /// axis −1): `(x − mean) · rsqrt(var + eps) · gamma + beta`.
+    LayerNorm {
+        gamma: Vec<f32>,
+        beta: Vec<f32>,
+        eps: f32,
+    },
+    /// Softmax over the last axis. The additive attention mask, if any, is
+    /// a `Binary(Add)` before it.
+    Softmax,
+    /// Float sum over one axis, which is removed (`keepdims = 0`) or kept
+    /// with size 1.
+    ReduceSum {
+        axis: usize,
+        keepdims: bool,
+    },
+    /// `x[.., start..end, ..]` along `axis` (a Split output), any type.
+    Slice {
+        axis: usize,
+        start: usize,
+        end: usize,
+    },
 }
 
 impl Op {
@@ -208,7 +329,40 @@ impl Op {
             Op::Concat { .. } => "concat",
             Op::Lut(f) => f.name(),
             Op::Resize { .. } => "resize",
+            Op::Constant { .. } => "constant",
+            Op::MaskSelect { .. } => "mask_select",
+            Op::Embedding(_) => "embedding",
+            Op::DenseF32(_) => "dense_f32",
+            Op::MatMul => "matmul",
+            Op::Binary(b) => b.name(),
+            Op::Unary(u) => u.name(),
+            Op::Gelu(GeluForm::Erf) => "gelu_erf",
+            Op::Gelu(GeluForm::Tanh) => "gelu_tanh",
+            Op::LayerNorm { .. } => "layernorm",
+            Op::Softmax => "softmax",
+            Op::ReduceSum { .. } => "reduce_sum",
+            Op::Slice { .. } => "slice",
         }
+    }
+
+    /// A transformer op (float vector math, int64 indices): run by the
+    /// reference interpreter, not lowered to the accelerator yet.
+    pub fn is_transformer_op(&self) -> bool {
+        matches!(
+            self,
+            Op::Constant { .. }
+                | Op::MaskSelect { .. }
+                | Op::Embedding(_)
+                | Op::DenseF32(_)
+                | Op::MatMul
+                | Op::Binary(_)
+                | Op::Unary(_)
+                | Op::Gelu(_)
+                | Op::LayerNorm { .. }
+                | Op::Softmax
+                | Op::ReduceSum { .. }
+                | Op::Slice { .. }
+        )
     }
 }
 
@@ -275,32 +429,16 @@ impl Graph {
             let ins: Vec<&Value> = n.inputs.iter().map(|&i| &self.values[i]).collect();
             let outs: Vec<&Value> = n.outputs.iter().map(|&o| &self.values[o]).collect();
             let arity = match n.op {
-                Op::Add { .. } => 2,
+                Op::Add { .. } | Op::MatMul | Op::Binary(_) => 2,
                 Op::Concat { .. } => ins.len().max(1),
+                Op::Constant { .. } => 0,
                 _ => 1,
             };
             if ins.len() != arity || outs.len() != 1 {
                 return Err(err(format!("takes {arity} input(s) and 1 output, has {} and {}", ins.len(), outs.len())));
             }
-            let (x, y) = (ins[0], outs[0]);
-            let quantized = |v: &Value| v.ty != ElemType::F32 && v.quant.is_some();
-            match &n.op {
-                Op::Quantize => {
-                    if x.ty != ElemType::F32 || !quantized(y) {
-                        return Err(err("quantizes a float tensor into a quantized one".into()));
-                    }
-                }
-                Op::Dequantize => {
-                    if !quantized(x) || y.ty != ElemType::F32 {
-                        return Err(err("dequantizes a quantized tensor into a float one".into()));
-                    }
-                }
-                _ => {
-                    if !ins.iter().all(|v| quantized(v)) || !quantized(y) {
-                        return Err(err("operates on quantized tensors only".into()));
-                    }
-                }
-            }
+            let y = outs[0];
+            check_types(&n.op, &ins, y).map_err(|why| err(why.into()))?;
             if let Some(shape) = infer_shape(&n.op, &ins) {
                 if shape != y.shape {
                     return Err(err(format!("output shape is {:?}, the op gives {:?}", y.shape, shape)));
@@ -330,9 +468,126 @@ fn conv_out(size: usize, k: usize, stride: usize, pad: usize, dil: usize) -> Opt
     (size + pad >= eff && stride > 0).then(|| (size + pad - eff) / stride + 1)
 }
 
+/// The element types an op accepts and gives, as a reason when they do
+/// not fit.
+fn check_types(op: &Op, ins: &[&Value], y: &Value) -> Result<(), &'static str> {
+    use ElemType::{F32, I64};
+    let quantized = |v: &Value| v.ty.range().is_some() && v.quant.is_some();
+    let all = |f: &dyn Fn(&Value) -> bool| ins.iter().all(|v| f(v)) && f(y);
+    let ok = match op {
+        Op::Quantize => ins[0].ty == F32 && quantized(y),
+        Op::Dequantize => quantized(ins[0]) && y.ty == F32,
+        Op::Constant { .. } => y.ty == F32,
+        Op::MaskSelect { .. } => ins[0].ty == I64 && y.ty == F32,
+        Op::Embedding(_) => ins[0].ty == I64 && quantized(y),
+        Op::DenseF32(_) => quantized(ins[0]) && y.ty == F32,
+        Op::MatMul => quantized(ins[0]) && quantized(ins[1]) && (y.ty == F32 || quantized(y)),
+        Op::Binary(_) | Op::Unary(_) | Op::Gelu(_) | Op::LayerNorm { .. } | Op::Softmax | Op::ReduceSum { .. } => {
+            all(&|v| v.ty == F32)
+        }
+        // Data movement keeps the element type; quantized data keeps (or,
+        // for the QOperator forms, requantizes into) a quantization.
+        Op::Flatten { .. } | Op::Reshape { .. } | Op::Transpose { .. } | Op::Concat { .. } | Op::Slice { .. }
+            if matches!(y.ty, F32 | I64) =>
+        {
+            ins.iter().all(|v| v.ty == y.ty)
+        }
+        Op::Slice { .. } => quantized(ins[0]) && ins[0].ty == y.ty && ins[0].quant == y.quant,
+        _ => all(&|v| quantized(v)),
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(match op {
+        Op::Quantize => "quantizes a float tensor into a quantized one",
+        Op::Dequantize => "dequantizes a quantized tensor into a float one",
+        Op::Constant { .. } | Op::MaskSelect { .. } => "gives a float tensor (from an int64 mask)",
+        Op::Embedding(_) => "reads int64 ids and gives the table's quantized rows",
+        Op::DenseF32(_) => "reads a quantized tensor and gives a float one",
+        Op::MatMul => "reads two quantized tensors and gives a float or quantized one",
+        Op::Flatten { .. } | Op::Reshape { .. } | Op::Transpose { .. } | Op::Concat { .. } | Op::Slice { .. } => {
+            "moves data of one element type (quantized ones keep a quantization)"
+        }
+        op if op.is_transformer_op() => "operates on float tensors only",
+        _ => "operates on quantized tensors only",
+    })
+}
+
+/// Numpy broadcasting of two shapes.
+pub fn broadcast(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
+    let r = a.len().max(b.len());
+    let dim = |s: &[usize], i: usize| if i + s.len() >= r { s[i + s.len() - r] } else { 1 };
+    (0..r)
+        .map(|i| match (dim(a, i), dim(b, i)) {
+            (x, y) if x == y => Some(x),
+            (1, y) => Some(y),
+            (x, 1) => Some(x),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The output shape an op gives its inputs, None if they do not fit.
 pub fn infer_shape(op: &Op, ins: &[&Value]) -> Option<Vec<usize>> {
+    match op {
+        Op::Constant { shape, data } => return (shape.iter().product::<usize>() == data.len()).then(|| shape.clone()),
+        Op::MaskSelect { shape, index, if_zero, if_nonzero } => {
+            let n = shape.iter().product::<usize>();
+            let src = ins.first()?.elements();
+            let inside = index.iter().all(|&i| i < src);
+            return (n == index.len() && n == if_zero.len() && n == if_nonzero.len() && inside).then(|| shape.clone());
+        }
+        _ => {}
+    }
     let x = &ins.first()?.shape;
+    match op {
+        Op::Constant { .. } | Op::MaskSelect { .. } => None,
+        Op::Embedding(e) => {
+            (e.table.len() == e.rows * e.cols && e.cols > 0).then(|| x.iter().copied().chain([e.cols]).collect())
+        }
+        Op::DenseF32(d) => {
+            let (last, lead) = x.split_last()?;
+            (*last == d.k).then(|| lead.iter().copied().chain([d.n]).collect())
+        }
+        Op::MatMul => {
+            let b = &ins.get(1)?.shape;
+            let r = x.len();
+            if r < 2 || b.len() != r || x[..r - 2] != b[..r - 2] || x[r - 1] != b[r - 2] {
+                return None;
+            }
+            Some(x[..r - 1].iter().copied().chain([b[r - 1]]).collect())
+        }
+        Op::Binary(_) => broadcast(x, &ins.get(1)?.shape),
+        Op::Unary(_) | Op::Gelu(_) | Op::Softmax => (!x.is_empty()).then(|| x.clone()),
+        Op::LayerNorm { gamma, beta, .. } => {
+            let last = *x.last()?;
+            (gamma.len() == last && beta.len() == last).then(|| x.clone())
+        }
+        Op::ReduceSum { axis, keepdims } => {
+            if *axis >= x.len() {
+                return None;
+            }
+            let mut out = x.clone();
+            if *keepdims {
+                out[*axis] = 1;
+            } else {
+                out.remove(*axis);
+            }
+            Some(out)
+        }
+        Op::Slice { axis, start, end } => {
+            if *axis >= x.len() || start >= end || *end > x[*axis] {
+                return None;
+            }
+            let mut out = x.clone();
+            out[*axis] = end - start;
+            Some(out)
+        }
+        _ => infer_legacy_shape(op, x, ins),
+    }
+}
+
+fn infer_legacy_shape(op: &Op, x: &Vec<usize>, ins: &[&Value]) -> Option<Vec<usize>> {
     match op {
         Op::Quantize | Op::Dequantize | Op::Clamp { .. } | Op::Lut(_) => Some(x.clone()),
         Op::Add { .. } => (ins.len() == 2 && ins[1].shape == *x).then(|| x.clone()),
@@ -392,6 +647,7 @@ pub fn infer_shape(op: &Op, ins: &[&Value]) -> Option<Vec<usize>> {
             }
             Some(out)
         }
+        _ => None,
     }
 }
 

@@ -24,7 +24,10 @@
 use crate::gemm::{
     dense_i8_packed_len, stream_i8_packed_len, unpack_dense_i8, unpack_stream_i8, TileShape, WeightFormat,
 };
-use crate::ir::{ConvParams, DenseParams, ElemType, Graph, Node, Op, PoolParams, Quant, Value};
+use crate::ir::{
+    BinaryOp, ConvParams, DenseParams, ElemType, EmbeddingParams, GeluForm, Graph, Node, Op, PoolParams, Quant,
+    UnaryOp, Value,
+};
 use crate::lower::gemm_layers::{conv_group_from_b, dense_from_b};
 use crate::lut::UnaryFn;
 use isa::codec::{DecodeError, Reader, Writer};
@@ -304,6 +307,7 @@ fn elem_tag(t: ElemType) -> u8 {
         ElemType::I8 => 0,
         ElemType::U8 => 1,
         ElemType::F32 => 2,
+        ElemType::I64 => 3,
     }
 }
 
@@ -327,7 +331,7 @@ fn decode_value(r: &mut Reader<'_>) -> Result<Value, DecodeError> {
     if elements.is_none() {
         return Err(r.error(format!("value `{name}`: shape {shape:?} has more than {MAX_ELEMENTS} elements")));
     }
-    let ty = [ElemType::I8, ElemType::U8, ElemType::F32][r.tag("element type", 3)? as usize];
+    let ty = [ElemType::I8, ElemType::U8, ElemType::F32, ElemType::I64][r.tag("element type", 4)? as usize];
     let quant = if r.bool("quantization present")? {
         Some(Quant { scale: r.f32("scale")?, zero_point: r.i32("zero point")? })
     } else {
@@ -357,6 +361,18 @@ fn encode_op(op: &Op, packed: Option<&PackedRef>, w: &mut Writer) {
         Op::Concat { .. } => 11,
         Op::Lut(_) => 12,
         Op::Resize { .. } => 13,
+        Op::Constant { .. } => 14,
+        Op::MaskSelect { .. } => 15,
+        Op::Embedding(_) => 16,
+        Op::DenseF32(_) => 17,
+        Op::MatMul => 18,
+        Op::Binary(_) => 19,
+        Op::Unary(_) => 20,
+        Op::Gelu(_) => 21,
+        Op::LayerNorm { .. } => 22,
+        Op::Softmax => 23,
+        Op::ReduceSum { .. } => 24,
+        Op::Slice { .. } => 25,
     };
     w.u8(tag);
     match op {
@@ -402,7 +418,108 @@ fn encode_op(op: &Op, packed: Option<&PackedRef>, w: &mut Writer) {
             w.len(v.len());
             v.iter().for_each(|&d| w.len(d));
         }
+        Op::Constant { shape, data } => {
+            w.u64s(&shape.iter().map(|&d| d as u64).collect::<Vec<_>>());
+            w.f32s(data);
+        }
+        Op::MaskSelect { shape, index, if_zero, if_nonzero } => {
+            for v in [shape, index] {
+                w.u64s(&v.iter().map(|&d| d as u64).collect::<Vec<_>>());
+            }
+            w.f32s(if_zero);
+            w.f32s(if_nonzero);
+        }
+        Op::Embedding(e) => {
+            encode_weights(&e.table, None, w);
+            w.len(e.rows);
+            w.len(e.cols);
+        }
+        Op::DenseF32(d) => {
+            encode_weights(&d.weights, None, w);
+            w.len(d.n);
+            w.len(d.k);
+            w.f32s(&d.w_scale);
+            w.i32s(&d.bias);
+        }
+        Op::MatMul | Op::Softmax => {}
+        Op::Binary(b) => w.u8(*b as u8),
+        Op::Unary(u) => w.u8(*u as u8),
+        Op::Gelu(g) => w.u8(*g as u8),
+        Op::LayerNorm { gamma, beta, eps } => {
+            w.f32s(gamma);
+            w.f32s(beta);
+            w.f32(*eps);
+        }
+        Op::ReduceSum { axis, keepdims } => {
+            w.len(*axis);
+            w.bool(*keepdims);
+        }
+        Op::Slice { axis, start, end } => {
+            w.len(*axis);
+            w.len(*start);
+            w.len(*end);
+        }
     }
+}
+
+/// A shape or index list whose element count is bounded.
+fn bounded_usizes(r: &mut Reader<'_>, what: &str) -> Result<Vec<usize>, DecodeError> {
+    let v = r.usizes(what)?;
+    if v.iter().any(|&d| d > MAX_ELEMENTS) {
+        return Err(r.error(format!("{what}: an entry above {MAX_ELEMENTS}")));
+    }
+    Ok(v)
+}
+
+/// Weights a transformer op keeps raw (never packed references).
+fn raw_weights(r: &mut Reader<'_>, what: &str) -> Result<Vec<i8>, DecodeError> {
+    match decode_weights(r, what)? {
+        WeightsField::Raw(w) => Ok(w),
+        WeightsField::Packed(_) => Err(r.error(format!("{what}: a packed reference where raw weights belong"))),
+    }
+}
+
+fn decode_transformer_op(r: &mut Reader<'_>, tag: u8) -> Result<Op, DecodeError> {
+    Ok(match tag {
+        14 => {
+            let shape = bounded_usizes(r, "constant shape")?;
+            Op::Constant { shape, data: r.f32s("constant data")? }
+        }
+        15 => {
+            let shape = bounded_usizes(r, "mask shape")?;
+            let index = bounded_usizes(r, "mask index")?;
+            Op::MaskSelect { shape, index, if_zero: r.f32s("mask values")?, if_nonzero: r.f32s("mask values")? }
+        }
+        16 => {
+            let table = raw_weights(r, "embedding table")?;
+            let (rows, cols) = (r.usize("embedding rows")?, r.usize("embedding columns")?);
+            if rows.checked_mul(cols) != Some(table.len()) {
+                return Err(r.error(format!("embedding table of {} bytes is not {rows} x {cols}", table.len())));
+            }
+            Op::Embedding(EmbeddingParams { table, rows, cols })
+        }
+        17 => {
+            let weights = raw_weights(r, "dense weights")?;
+            let [n, k] = [r.usize("dense n")?, r.usize("dense k")?];
+            let w_scale = r.f32s("dense weight scales")?;
+            let bias = r.i32s("dense bias")?;
+            check_len(r, "dense weights", weights.len(), n.saturating_mul(k))?;
+            check_len(r, "dense weight scales", w_scale.len(), n)?;
+            check_len(r, "dense biases", bias.len(), n)?;
+            Op::DenseF32(DenseParams { weights, n, k, w_scale, bias, qmin: -128, qmax: 127 })
+        }
+        18 => Op::MatMul,
+        19 => Op::Binary(
+            [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Max]
+                [r.tag("binary op", 5)? as usize],
+        ),
+        20 => Op::Unary([UnaryOp::Erf, UnaryOp::Tanh][r.tag("unary op", 2)? as usize]),
+        21 => Op::Gelu([GeluForm::Erf, GeluForm::Tanh][r.tag("gelu form", 2)? as usize]),
+        22 => Op::LayerNorm { gamma: r.f32s("gamma")?, beta: r.f32s("beta")?, eps: r.f32("epsilon")? },
+        23 => Op::Softmax,
+        24 => Op::ReduceSum { axis: r.usize("reduce axis")?, keepdims: r.bool("keepdims")? },
+        _ => Op::Slice { axis: r.usize("slice axis")?, start: r.usize("slice start")?, end: r.usize("slice end")? },
+    })
 }
 
 /// `N` sizes, each in `lo..=MAX_PARAM`.
@@ -434,7 +551,7 @@ fn decode_pool(r: &mut Reader<'_>) -> Result<PoolParams, DecodeError> {
 }
 
 fn decode_op(r: &mut Reader<'_>, data: &[u8]) -> Result<Op, DecodeError> {
-    Ok(match r.tag("op", 14)? {
+    Ok(match r.tag("op", 26)? {
         0 => Op::Quantize,
         1 => Op::Dequantize,
         2 => {
@@ -493,7 +610,8 @@ fn decode_op(r: &mut Reader<'_>, data: &[u8]) -> Result<Op, DecodeError> {
         10 => Op::Transpose { perm: r.usizes("transpose permutation")? },
         11 => Op::Concat { axis: r.usize("concat axis")? },
         13 => Op::Resize { rows: r.usizes("resize rows")?, cols: r.usizes("resize columns")? },
-        _ => {
+        tag @ 14.. => decode_transformer_op(r, tag)?,
+        12 => {
             let tag = r.tag("unary function", 7)?;
             let (a, b) = (r.f32("unary attribute")?, r.f32("unary attribute")?);
             Op::Lut(match tag {

@@ -8,6 +8,7 @@
 pub mod batch;
 pub mod gemm;
 pub mod interp;
+mod interp_vector;
 pub mod ir;
 pub mod ir_codec;
 pub mod lower;

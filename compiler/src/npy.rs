@@ -19,10 +19,12 @@ pub enum Elem {
     I16,
     I32,
     F32,
+    /// int64 (token ids and attention masks of transformer models).
+    I64,
 }
 
 impl Elem {
-    pub const NAMES: [&'static str; 5] = ["i8", "u8", "i16", "i32", "f32"];
+    pub const NAMES: [&'static str; 6] = ["i8", "u8", "i16", "i32", "f32", "i64"];
 
     pub fn parse(name: &str) -> Option<Elem> {
         match name {
@@ -31,6 +33,7 @@ impl Elem {
             "i16" => Some(Elem::I16),
             "i32" => Some(Elem::I32),
             "f32" => Some(Elem::F32),
+            "i64" => Some(Elem::I64),
             _ => None,
         }
     }
@@ -42,6 +45,7 @@ impl Elem {
             Elem::I16 => "i16",
             Elem::I32 => "i32",
             Elem::F32 => "f32",
+            Elem::I64 => "i64",
         }
     }
 
@@ -51,6 +55,7 @@ impl Elem {
             Elem::I8 | Elem::U8 => 1,
             Elem::I16 => 2,
             Elem::I32 | Elem::F32 => 4,
+            Elem::I64 => 8,
         }
     }
 
@@ -67,6 +72,7 @@ impl Elem {
             "i2" => Elem::I16,
             "i4" => Elem::I32,
             "f4" => Elem::F32,
+            "i8" => Elem::I64,
             _ => return None,
         };
         Some((elem, order))
@@ -102,7 +108,7 @@ pub fn decode(bytes: &[u8]) -> Result<Array, String> {
     let h = parse_header(header)?;
     let Some((elem, big_endian)) = Elem::of_descr(&h.descr) else {
         return Err(format!(
-            "unsupported dtype `{}` (supported: int8, uint8, int16, int32, float32)",
+            "unsupported dtype `{}` (supported: int8, uint8, int16, int32, int64, float32)",
             h.descr.chars().take(40).collect::<String>()
         ));
     };
@@ -260,6 +266,7 @@ pub fn encode(elem: Elem, shape: &[u64], data: &[u8]) -> Result<Vec<u8>, String>
         Elem::I16 => encode_typed(shape, data, i16::from_le_bytes),
         Elem::I32 => encode_typed(shape, data, i32::from_le_bytes),
         Elem::F32 => encode_typed(shape, data, f32::from_le_bytes),
+        Elem::I64 => encode_typed(shape, data, i64::from_le_bytes),
     };
     r.map_err(|e| format!("cannot encode a {} array of shape {}: {e}", elem.name(), shape_text(shape)))
 }

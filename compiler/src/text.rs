@@ -417,6 +417,30 @@ fn print_node(s: &mut String, g: &Graph, n: &Node) {
             }
             _ => {}
         },
+        // The transformer ops have no text syntax yet: shown for people,
+        // not parsed back.
+        Op::Constant { data, .. } => {
+            let _ = write!(s, " # {} floats", data.len());
+        }
+        Op::MaskSelect { index, .. } => {
+            let _ = write!(s, " # {} elements", index.len());
+        }
+        Op::Embedding(e) => {
+            let _ = write!(s, " # table {}x{}", e.rows, e.cols);
+        }
+        Op::DenseF32(d) => {
+            let _ = write!(s, " # {}x{}", d.n, d.k);
+        }
+        Op::LayerNorm { eps, .. } => {
+            let _ = write!(s, " eps={}", fmt_f32(*eps));
+        }
+        Op::ReduceSum { axis, keepdims } => {
+            let _ = write!(s, " axis={axis} keepdims={keepdims}");
+        }
+        Op::Slice { axis, start, end } => {
+            let _ = write!(s, " axis={axis} start={start} end={end}");
+        }
+        Op::MatMul | Op::Binary(_) | Op::Unary(_) | Op::Gelu(_) | Op::Softmax => {}
     }
     s.push('\n');
 }

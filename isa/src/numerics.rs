@@ -19,6 +19,8 @@
 //! `isa/tests/ort_numerics.rs` test checks it element for element against
 //! ORT's own activations of the shared digits models.
 
+pub mod vector;
+
 /// Range of int8 quantized values: `(qmin, qmax) = (-128, 127)`.
 pub const I8_RANGE: (i32, i32) = (-128, 127);
 

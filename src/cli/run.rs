@@ -36,11 +36,13 @@ pub struct RunArgs {
     /// Input: a float32 .npy of the model input's shape (one inference), or
     /// with one more leading dimension (a batch of independent inferences).
     /// A model with an int8/uint8 input also takes an array of that type,
-    /// already quantized. Without it, one inference runs on generated
-    /// inputs (uniform over the input's quantized range, ChaCha8 with seed
-    /// 0: the same on every machine), for performance measurements.
-    #[arg(long, value_name = "X.npy")]
-    pub input: Option<PathBuf>,
+    /// already quantized. `NAME=X.npy` names the input (repeated for a model
+    /// with several; a compiled program has one). Without it, one inference
+    /// runs on generated inputs (uniform over the input's quantized range,
+    /// ChaCha8 with seed 0: the same on every machine), for performance
+    /// measurements.
+    #[arg(long = "input", value_name = "[NAME=]X.npy")]
+    pub inputs: Vec<InputArg>,
     /// Directory for the outputs, `DIR/<output name>.npy` (float32, stacked
     /// along a leading dimension for a batch); created if missing. Without
     /// it no output is written (its SHA-256 is still printed).
@@ -78,6 +80,54 @@ pub struct RunArgs {
     /// results are the same for any number) [default: the cores available].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
+}
+
+/// One `--input`: `FILE`, or `NAME=FILE` naming the model input it feeds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputArg {
+    pub name: Option<String>,
+    pub path: PathBuf,
+}
+
+impl std::str::FromStr for InputArg {
+    type Err = String;
+
+    /// `NAME=FILE` when the text has an `=` and is not itself an existing
+    /// file; the whole text is the file otherwise.
+    fn from_str(s: &str) -> std::result::Result<InputArg, String> {
+        match s.split_once('=') {
+            Some((name, path)) if !Path::new(s).exists() => {
+                if name.is_empty() || path.is_empty() {
+                    return Err(format!("`{s}`: expected FILE.npy or NAME=FILE.npy"));
+                }
+                Ok(InputArg { name: Some(name.to_string()), path: PathBuf::from(path) })
+            }
+            _ => Ok(InputArg { name: None, path: PathBuf::from(s) }),
+        }
+    }
+}
+
+/// The one `--input` of a compiled program (None: none given), checked
+/// against its input tensor's name when named.
+fn single_input<'a>(inputs: &'a [InputArg], tin: &TensorInfo, prog_name: &str) -> Result<Option<&'a Path>> {
+    let one = match inputs {
+        [] => return Ok(None),
+        [one] => one,
+        _ => {
+            return Err(CliError::input(format!(
+                "{prog_name}: {} --input arrays for a compiled program, which has one input `{}`",
+                inputs.len(),
+                tin.name
+            )))
+        }
+    };
+    match &one.name {
+        Some(n) if *n != tin.name => Err(CliError::input(format!(
+            "--input {n}=...: the program's input is `{}`, it has no input `{n}`",
+            tin.name
+        ))),
+        _ => Ok(Some(&one.path)),
+    }
 }
 
 /// The device configuration: `--hw`, or the one recorded in the program.
@@ -203,11 +253,14 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let tin = run::tensor_with_role(&prog, &prog_name, TensorRole::Input)?.clone();
     let tout = run::tensor_with_role(&prog, &prog_name, TensorRole::Output)?.clone();
     let layers = from_program(&prog);
-    let (batch, input_sha) = match &args.input {
+    let (batch, input_sha) = match single_input(&args.inputs, &tin, &prog_name)? {
         Some(path) => read_batch(path, &tin)?,
         None => generated_batch(&tin)?,
     };
-    let input_name = args.input.as_ref().map_or_else(generated_name, |p| p.display().to_string());
+    let input_name = match args.inputs.as_slice() {
+        [one] => one.path.display().to_string(),
+        _ => generated_name(),
+    };
     let subject = subject(&prog, &tin, &tout, &input_name, input_sha, &cfg);
     let loaded = args.regress.load(Regressed::Run, &subject)?;
     let checker = match args.check {

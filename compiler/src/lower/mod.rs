@@ -86,6 +86,14 @@ fn unsupported(node: &str, op: &str, why: impl Into<String>) -> LowerError {
 /// Lowers a validated graph for `cfg`.
 pub fn lower(g: &Graph, cfg: &HwConfig) -> Result<Lowered, LowerError> {
     g.validate().map_err(|e| unsupported(&e.node, e.op, e.why))?;
+    // Transformer ops run in the reference interpreter only, for now.
+    if let Some(n) = g.nodes.iter().find(|n| n.op.is_transformer_op()) {
+        return Err(unsupported(
+            &n.name,
+            n.op.name(),
+            "not yet lowered to the accelerator (transformer ops run in the reference interpreter only)",
+        ));
+    }
     let halos = plan_halos(g)?;
     let mut cx = Ctx::new(g, cfg)?;
 

@@ -171,6 +171,7 @@ pub fn layer_op(op: &Op) -> LayerOp {
         Op::Lut(_) => LayerOp::Lut,
         Op::Resize { .. } => LayerOp::Resize,
         Op::Quantize | Op::Dequantize | Op::Transpose { .. } => unreachable!("not lowered to a layer"),
+        op => unreachable!("{} is not lowered to a layer", op.name()),
     }
 }
 

@@ -41,16 +41,16 @@ const DYNAMIC_OPS: &[&str] = &[
 
 /// The node being imported, for error messages.
 #[derive(Clone, Debug)]
-struct Who {
-    node: String,
-    op: String,
+pub(super) struct Who {
+    pub(super) node: String,
+    pub(super) op: String,
 }
 
 impl Who {
-    fn unsupported(&self, what: impl Into<String>) -> ImportError {
+    pub(super) fn unsupported(&self, what: impl Into<String>) -> ImportError {
         ImportError::Unsupported { node: self.node.clone(), op: self.op.clone(), what: what.into() }
     }
-    fn invalid(&self, what: impl Into<String>) -> ImportError {
+    pub(super) fn invalid(&self, what: impl Into<String>) -> ImportError {
         ImportError::Invalid { node: self.node.clone(), op: self.op.clone(), what: what.into() }
     }
     fn desc(&self) -> String {
@@ -125,6 +125,9 @@ struct Ctx<'m> {
 pub(super) fn run(bytes: &[u8], opts: &ImportOptions) -> Result<Imported> {
     let model = ModelProto::decode(bytes)?;
     let graph = model.graph.as_ref().ok_or(ImportError::NoGraph)?;
+    if super::transformer::wanted(graph) {
+        return super::transformer::run(graph);
+    }
 
     // Dynamic quantization first: it is the one thing to tell such a user.
     for (i, n) in graph.node.iter().enumerate() {
@@ -174,14 +177,14 @@ pub(super) fn run(bytes: &[u8], opts: &ImportOptions) -> Result<Imported> {
     Ok(Imported { graph: g, cut })
 }
 
-fn tensor_error(who: &Who, what: &str, e: TensorError) -> ImportError {
+pub(super) fn tensor_error(who: &Who, what: &str, e: TensorError) -> ImportError {
     match e {
         TensorError::Unsupported(m) => who.unsupported(format!("{what}: {m}")),
         TensorError::Invalid(m) => who.invalid(format!("{what}: {m}")),
     }
 }
 
-fn who_of(n: &NodeProto, index: usize) -> Who {
+pub(super) fn who_of(n: &NodeProto, index: usize) -> Who {
     let op = match n.domain() {
         "" | "ai.onnx" => n.op_type().to_string(),
         d => format!("{d}::{}", n.op_type()),
@@ -190,7 +193,7 @@ fn who_of(n: &NodeProto, index: usize) -> Who {
     Who { node, op }
 }
 
-fn input_name(n: &NodeProto, i: usize) -> Option<&str> {
+pub(super) fn input_name(n: &NodeProto, i: usize) -> Option<&str> {
     n.input.get(i).map(String::as_str).filter(|s| !s.is_empty())
 }
 
@@ -222,7 +225,7 @@ fn attr<'n>(n: &'n NodeProto, name: &str) -> Option<&'n super::proto::AttributeP
 }
 
 /// ONNX gives each attribute once per node; a second one is ambiguous.
-fn unique_attrs(who: &Who, n: &NodeProto) -> Result<()> {
+pub(super) fn unique_attrs(who: &Who, n: &NodeProto) -> Result<()> {
     for (i, a) in n.attribute.iter().enumerate() {
         if n.attribute[..i].iter().any(|b| b.name() == a.name()) {
             return Err(who.invalid(format!("attribute `{}` is given more than once", a.name())));
@@ -268,7 +271,7 @@ fn attr_is(a: &super::proto::AttributeProto, t: AttributeType, set: bool) -> boo
     a.r#type() == t || (a.r#type() == AttributeType::Undefined && set)
 }
 
-fn attr_int(who: &Who, n: &NodeProto, name: &str) -> Result<Option<i64>> {
+pub(super) fn attr_int(who: &Who, n: &NodeProto, name: &str) -> Result<Option<i64>> {
     match attr(n, name) {
         None => Ok(None),
         Some(a) if attr_is(a, AttributeType::Int, a.i.is_some()) => Ok(Some(a.i())),
@@ -285,7 +288,7 @@ fn attr_flag(who: &Who, n: &NodeProto, name: &str) -> Result<bool> {
     }
 }
 
-fn attr_ints(who: &Who, n: &NodeProto, name: &str) -> Result<Option<Vec<i64>>> {
+pub(super) fn attr_ints(who: &Who, n: &NodeProto, name: &str) -> Result<Option<Vec<i64>>> {
     match attr(n, name) {
         None => Ok(None),
         Some(a) if attr_is(a, AttributeType::Ints, !a.ints.is_empty()) => Ok(Some(a.ints.clone())),
@@ -293,7 +296,7 @@ fn attr_ints(who: &Who, n: &NodeProto, name: &str) -> Result<Option<Vec<i64>>> {
     }
 }
 
-fn attr_float(who: &Who, n: &NodeProto, name: &str) -> Result<Option<f32>> {
+pub(super) fn attr_float(who: &Who, n: &NodeProto, name: &str) -> Result<Option<f32>> {
     match attr(n, name) {
         None => Ok(None),
         Some(a) if attr_is(a, AttributeType::Float, a.f.is_some()) => Ok(Some(a.f())),

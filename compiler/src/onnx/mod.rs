@@ -84,10 +84,13 @@
 //! [`Imported::cut`]: the integer part is exact, the float tail is the
 //! caller's to compute.
 
+mod fold;
+mod gelu;
 mod import;
 #[allow(clippy::all, clippy::pedantic, missing_docs, rustdoc::all)]
 pub mod proto;
 mod tensor;
+mod transformer;
 
 use crate::ir::{Graph, GraphError};
 
