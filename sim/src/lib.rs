@@ -8,5 +8,6 @@ pub mod dram;
 pub mod energy;
 pub mod machine;
 pub mod memory;
+pub mod vector;
 
 pub use machine::{Model, ModelError};

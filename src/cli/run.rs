@@ -175,6 +175,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         return Err(CliError::input(format!("{} is named as an output twice", out_file.display())));
     }
 
+    backend::check_program(args.backend, &prog.code)?;
     let (device, comparison) = backend::open(args.backend, &cfg, None)?;
     let mut drv = Driver::new(device);
     drv.load(&prog).map_err(|e| CliError::input(format!("{prog_name}: {e}")))?;

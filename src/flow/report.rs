@@ -168,6 +168,7 @@ pub struct Area {
     pub scratchpad: f64,
     pub accumulator: f64,
     pub logic: f64,
+    pub vector: f64,
     pub total: f64,
 }
 
@@ -179,17 +180,19 @@ impl Area {
             scratchpad: a.scratchpad,
             accumulator: a.accumulator,
             logic: a.logic,
+            vector: a.vector,
             total: a.total,
         }
     }
 
     /// `(part, mm²)` in report order, the total last.
-    pub fn parts(&self) -> [(&'static str, f64); 5] {
+    pub fn parts(&self) -> [(&'static str, f64); 6] {
         [
             ("pe_array", self.pe_array),
             ("scratchpad", self.scratchpad),
             ("accumulator", self.accumulator),
             ("logic", self.logic),
+            ("vector", self.vector),
             ("total", self.total),
         ]
     }
