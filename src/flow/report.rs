@@ -29,13 +29,15 @@ pub fn fraction(part: f64, whole: f64) -> f64 {
     }
 }
 
-/// Busy and stall counters of the units, in report order; the array and
-/// the post-processor are parts of compute and have no stall counter.
-pub const UNITS: [(&str, Counter, Option<Counter>); 5] = [
+/// Busy and stall counters of the units, in report order; the array, the
+/// post-processor and the vector unit are parts of compute and have no
+/// stall counter.
+pub const UNITS: [(&str, Counter, Option<Counter>); 6] = [
     ("load", Counter::LoadBusy, Some(Counter::LoadStall)),
     ("compute", Counter::ComputeBusy, Some(Counter::ComputeStall)),
     ("array", Counter::ArrayBusy, None),
     ("ppu", Counter::PpuBusy, None),
+    ("vector", Counter::VectorBusy, None),
     ("store", Counter::StoreBusy, Some(Counter::StoreStall)),
 ];
 
