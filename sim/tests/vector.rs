@@ -383,3 +383,44 @@ fn out_of_range_rows_fault_at_dispatch() {
         assert_eq!(m.error(), (ErrorCode::BufferOutOfRange, 0), "{body}");
     }
 }
+
+/// A MATMUL's int32 results dequantized by the vector unit straight from
+/// the accumulator: `vdeq` waits for the array to drain (ISA.md §3
+/// hazards), so no token orders them.
+#[test]
+fn vdeq_waits_for_the_array_to_drain() {
+    let cfg = HwConfig::tiny_4x4();
+    let a: Vec<i8> = (0..16).map(|i| (i * 37 % 256 - 128) as i8).collect();
+    let w: Vec<i8> = (0..16).map(|i| (i * 7 - 50) as i8).collect();
+    let scale = 0.0123f32;
+    let text = format!(
+        "load dram=0x1000 stride=4 rows=8 cols=4 addr=0 @signal(compute)\n\
+         ldw addr=4 k=4 n=4 @wait(load)\n\
+         matmul a=0 m=4 acc=0 swap=1\n\
+         vdeq src_buf=acc src=0 src_step=1 dst=8 dst_step=1 rows=4 len=4 scale_imm=1 imm={:#x} @signal(store)\n\
+         store buf=acc dram=0x2000 stride=16 rows=4 cols=4 addr=8 @wait(compute)\n\
+         finish",
+        scale.to_bits()
+    );
+    let code = isa::asm::parse_program(&text).unwrap();
+    let mut m = sim::Model::new(&cfg).unwrap();
+    let bytes: Vec<u8> = code.iter().flat_map(|i| i.encode()).collect();
+    m.write_mem(0, &bytes).unwrap();
+    let data: Vec<u8> = a.iter().chain(&w).map(|&v| v as u8).collect();
+    m.write_mem(0x1000, &data).unwrap();
+    m.write_reg(regs::PROG_LEN, code.len() as u32).unwrap();
+    m.write_reg(regs::WIN_LIMIT, 1 << 20).unwrap();
+    m.write_reg(regs::CTRL, regs::CTRL_START).unwrap();
+    assert_eq!(m.advance(1 << 20).unwrap(), regs::STATUS_DONE);
+    let got = read_f32(&mut m, 0x2000, 16);
+    let want: Vec<f32> = (0..16)
+        .map(|k| {
+            let (i, j) = (k / 4, k % 4);
+            let acc: i32 = (0..4).map(|r| a[i * 4 + r] as i32 * w[r * 4 + j] as i32).sum();
+            v::dequantize(acc, scale, 0)
+        })
+        .collect();
+    same_bits(&got, &want, "matmul then vdeq");
+    let trace = m.trace();
+    assert!(trace[3].start >= trace[2].finish, "vdeq {:?} before the drain of matmul {:?}", trace[3], trace[2]);
+}
