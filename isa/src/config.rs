@@ -15,6 +15,12 @@ pub struct HwConfig {
     /// Free-form name, reported in outputs.
     #[serde(default = "default_name")]
     pub name: String,
+    /// Lanes of the vector unit: float32 elements it takes per cycle
+    /// (default: `array.cols`). Part of the fingerprint when it differs
+    /// from the default, as it fixes the order of reductions
+    /// (`numerics::vector::sum_row`) and so the results of a program.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector_lanes: Option<u32>,
     pub array: ArrayConfig,
     pub scratchpad: BufferConfig,
     pub accumulator: BufferConfig,
@@ -594,6 +600,9 @@ impl HwConfig {
             let rows = b.bytes / row_bytes;
             check(rows <= 65536, fk, b.bytes, &format!("holds {rows} rows; at most 65536 rows are addressable"))?;
         }
+        if let Some(l) = self.vector_lanes {
+            check((1..=1024).contains(&l), "vector_lanes", l, "must be in 1..=1024")?;
+        }
         let d = &self.dram;
         key("dram.bytes_per_cycle").check_int(d.bytes_per_cycle.into())?;
         check(
@@ -619,6 +628,11 @@ impl HwConfig {
     /// Accumulator rows (each `array.cols` int32 values wide).
     pub fn acc_rows(&self) -> u32 {
         (self.accumulator.bytes / (4 * self.array.cols as u64)) as u32
+    }
+
+    /// Lanes of the vector unit (`vector_lanes`, default `array.cols`).
+    pub fn vector_lanes(&self) -> u32 {
+        self.vector_lanes.unwrap_or(self.array.cols)
     }
 
     pub fn dram_bytes(&self) -> u64 {
@@ -655,7 +669,12 @@ impl HwConfig {
             self.accumulator.bytes,
             self.accumulator.banks
         );
-        fnv1a64(canonical.as_bytes())
+        // Lanes fix the order of the vector unit's reductions; the default
+        // (one lane per column) leaves the string, and so every existing
+        // fingerprint, unchanged.
+        let lanes =
+            if self.vector_lanes() == a.cols { String::new() } else { format!(";vlanes={}", self.vector_lanes()) };
+        fnv1a64(format!("{canonical}{lanes}").as_bytes())
     }
 
     /// The 16x16 Gemmini-like default (also `examples/hw/default.toml`).
@@ -848,5 +867,22 @@ mod tests {
         assert_eq!(a.fingerprint(), b.fingerprint());
         b.scratchpad.bytes /= 2;
         assert_ne!(a.fingerprint(), b.fingerprint());
+    }
+
+    #[test]
+    fn vector_lanes_default_to_cols_and_enter_the_fingerprint_only_when_set_otherwise() {
+        let a = HwConfig::default_16x16();
+        assert_eq!(a.vector_lanes(), 16);
+        let mut b = a.clone();
+        b.vector_lanes = Some(16);
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        b.vector_lanes = Some(8);
+        assert_ne!(a.fingerprint(), b.fingerprint());
+        let text = format!("vector_lanes = 8\n{}", include_str!("../../examples/hw/default.toml"));
+        assert_eq!(HwConfig::from_toml(&text).unwrap().vector_lanes(), 8);
+        let text = format!("vector_lanes = 0\n{}", include_str!("../../examples/hw/default.toml"));
+        let err = HwConfig::from_toml(&text).unwrap_err().to_string();
+        assert!(err.contains("vector_lanes") && err.contains("1..=1024"), "{err}");
+        assert_eq!(HwConfig::from_toml(&b.to_toml()).unwrap(), b);
     }
 }

@@ -191,6 +191,8 @@ const BUF: FieldKind = FieldKind::Enum(&["spad", "acc"]);
 const ELEM: FieldKind = FieldKind::Enum(&["i8", "u8"]);
 const WFMT: FieldKind = FieldKind::Enum(&["i8", "i8s24", "i4", "i4s24"]);
 const QUEUE: FieldKind = FieldKind::Enum(&["load", "compute", "store"]);
+const VOP: FieldKind = FieldKind::Enum(VOP_NAMES);
+const VRED: FieldKind = FieldKind::Enum(&["sum", "max"]);
 const U: FieldKind = FieldKind::Unsigned;
 const S: FieldKind = FieldKind::Signed;
 
@@ -206,6 +208,26 @@ pub const WFMT_I8: u8 = 0;
 pub const WFMT_I8_S24: u8 = 1;
 pub const WFMT_I4: u8 = 2;
 pub const WFMT_I4_S24: u8 = 3;
+
+/// `vop` operations, in encoding order: binary ops first, then unary.
+pub const VOP_NAMES: &[&str] = &["add", "sub", "mul", "div", "max", "min", "exp", "erf", "tanh", "recip", "rsqrt"];
+/// `vop` operations that take operand b (the rest are unary).
+pub const VOP_BINARY: u8 = 6;
+/// `vop` op codes (`VOP_NAMES` order).
+pub const VOP_ADD: u8 = 0;
+pub const VOP_SUB: u8 = 1;
+pub const VOP_MUL: u8 = 2;
+pub const VOP_DIV: u8 = 3;
+pub const VOP_MAX: u8 = 4;
+pub const VOP_MIN: u8 = 5;
+pub const VOP_EXP: u8 = 6;
+pub const VOP_ERF: u8 = 7;
+pub const VOP_TANH: u8 = 8;
+pub const VOP_RECIP: u8 = 9;
+pub const VOP_RSQRT: u8 = 10;
+/// `vred` operations.
+pub const VRED_SUM: u8 = 0;
+pub const VRED_MAX: u8 = 1;
 
 macro_rules! instructions {
     ($(
@@ -466,6 +488,91 @@ instructions! {
         n: u16 = 16 U "rows to process (>= 1)",
         table: u16 = 16 U "first scratchpad row of the table: entry e at row table + e / cols, column e % cols",
     }
+    /// Vector unit: dequantize rows of int32 (accumulator) or int8/uint8
+    /// (scratchpad) to float32 accumulator rows:
+    /// `y = f32(q − zp) · scale` (`numerics::vector::dequantize`), `scale`
+    /// per column (float32 bits in accumulator rows `scale + e / cols`) or
+    /// the immediate. Row pattern: ISA.md §3 "vector rows".
+    Vdeq = 0x0b, "vdeq", |_| Some(Queue::Compute), {
+        src_buf: u8 = 2 BUF "source: spad (int8/uint8) or acc (int32)",
+        in_type: u8 = 1 ELEM "spad element type: i8 or u8 (acc: i8, meaning int32)",
+        src: u16 = 16 U "first row of the source pattern",
+        src_step: u16 = 16 U "rows between consecutive logical source rows",
+        src_bstride: u16 = 16 U "rows between consecutive column blocks of a source row",
+        dst: u16 = 16 U "first accumulator row of the float32 result",
+        dst_step: u16 = 16 U "rows between consecutive logical result rows",
+        dst_bstride: u16 = 16 U "rows between consecutive column blocks of a result row",
+        rows: u16 = 16 U "logical rows (>= 1)",
+        len: u16 = 16 U "elements per logical row (>= 1)",
+        zp: i16 = 16 S "zero point subtracted from every element",
+        scale_imm: u8 = 1 U "1: the scale is `imm`; 0: per column, from accumulator rows scale..",
+        scale: u16 = 16 U "first accumulator row of the per-column float32 scales (block j at scale + j)",
+        imm: u32 = 32 U "float32 bits of the scale when scale_imm = 1",
+    }
+    /// Vector unit: quantize float32 accumulator rows to int8/uint8
+    /// scratchpad rows, ONNX QuantizeLinear:
+    /// `clamp(round_half_even(x ÷ scale) + zp, qmin, qmax)`
+    /// (`numerics::vector::quantize`; NaN → qmin).
+    Vquant = 0x0c, "vquant", |_| Some(Queue::Compute), {
+        out_type: u8 = 1 ELEM "output element type: i8 or u8",
+        src: u16 = 16 U "first accumulator row of the float32 source pattern",
+        src_step: u16 = 16 U "rows between consecutive logical source rows",
+        src_bstride: u16 = 16 U "rows between consecutive column blocks of a source row",
+        dst: u16 = 16 U "first scratchpad row of the result pattern",
+        dst_step: u16 = 16 U "rows between consecutive logical result rows",
+        dst_bstride: u16 = 16 U "rows between consecutive column blocks of a result row",
+        rows: u16 = 16 U "logical rows (>= 1)",
+        len: u16 = 16 U "elements per logical row (>= 1)",
+        zp: i16 = 9 S "output zero point (in the output type's range)",
+        qmin: i16 = 9 S "clamp lower bound",
+        qmax: i16 = 9 S "clamp upper bound",
+        scale: u32 = 32 U "float32 bits of the quantization scale",
+    }
+    /// Vector unit: element-wise float32 operation on accumulator rows,
+    /// `dst = op(a, b)` or `dst = op(a)` (`numerics::vector`); `b` is a row
+    /// pattern (a full row, a broadcast row such as gamma or a bias, a
+    /// per-row scalar from `vred`) or the immediate.
+    Vop = 0x0d, "vop", |_| Some(Queue::Compute), {
+        op: u8 = 4 VOP "add | sub | mul | div | max | min (binary); exp | erf | tanh | recip | rsqrt (unary)",
+        dst: u16 = 16 U "first accumulator row of the result pattern",
+        dst_step: u16 = 16 U "rows between consecutive logical result rows",
+        dst_bstride: u16 = 16 U "rows between consecutive column blocks of a result row",
+        a: u16 = 16 U "first accumulator row of operand a",
+        a_step: u16 = 16 U "rows between consecutive logical rows of a",
+        a_bstride: u16 = 16 U "rows between consecutive column blocks of a",
+        b: u16 = 16 U "first accumulator row of operand b (binary ops, b_imm = 0)",
+        b_step: u16 = 16 U "rows between consecutive logical rows of b (0: one row broadcast to all)",
+        b_bstride: u16 = 16 U "rows between column blocks of b (0: one row's column c for every block)",
+        b_imm: u8 = 1 U "1: operand b is the float32 `imm` (binary ops)",
+        imm: u32 = 32 U "float32 bits of operand b when b_imm = 1",
+        rows: u16 = 16 U "logical rows (>= 1)",
+        len: u16 = 16 U "elements per logical row (>= 1)",
+    }
+    /// Vector unit: reduce each logical row of float32 accumulator rows to
+    /// one value (`numerics::vector::sum_row` / `max_row`, in lane order)
+    /// and write it to every column of one accumulator row.
+    Vred = 0x0e, "vred", |_| Some(Queue::Compute), {
+        op: u8 = 1 VRED "sum | max",
+        a: u16 = 16 U "first accumulator row of the input pattern",
+        a_step: u16 = 16 U "rows between consecutive logical input rows",
+        a_bstride: u16 = 16 U "rows between consecutive column blocks of an input row",
+        dst: u16 = 16 U "accumulator row of the first result (all columns)",
+        dst_step: u16 = 16 U "rows between consecutive results",
+        rows: u16 = 16 U "logical rows (>= 1)",
+        len: u16 = 16 U "elements per logical row (>= 1)",
+    }
+    /// Vector unit: causal mask, in place: element `e` of logical row `r`
+    /// becomes the float32 `imm` where `e > r + diag` (ONNX `Where` with a
+    /// triangular condition, as GPT-2 exports it).
+    Vmask = 0x0f, "vmask", |_| Some(Queue::Compute), {
+        dst: u16 = 16 U "first accumulator row of the pattern (read and written)",
+        dst_step: u16 = 16 U "rows between consecutive logical rows",
+        dst_bstride: u16 = 16 U "rows between consecutive column blocks of a row",
+        rows: u16 = 16 U "logical rows (>= 1)",
+        len: u16 = 16 U "elements per logical row (>= 1)",
+        diag: i16 = 16 S "element e of row r is replaced where e > r + diag",
+        imm: u32 = 32 U "float32 bits of the fill value",
+    }
     /// Move dependency tokens only: runs in the named queue for one cycle.
     Sync = 0x08, "sync", |i| match i { Instr::Sync(s) => match s.queue { 0 => Some(Queue::Load), 1 => Some(Queue::Compute), 2 => Some(Queue::Store), _ => None }, _ => None }, {
         queue: u8 = 2 QUEUE "queue the instruction runs in",
@@ -514,7 +621,77 @@ impl Matmul {
     }
 }
 
+/// A vector instruction's row pattern (ISA.md §3 "vector rows"): element
+/// `e` of logical row `r` is at row `base + r·step + (e / cols)·bstride`,
+/// column `e % cols`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RowPattern {
+    pub base: u64,
+    pub step: u64,
+    pub bstride: u64,
+}
+
+impl RowPattern {
+    pub fn new(base: u16, step: u16, bstride: u16) -> RowPattern {
+        RowPattern { base: base as u64, step: step as u64, bstride: bstride as u64 }
+    }
+
+    /// The local row holding column block `block` of logical row `r`.
+    pub fn row(&self, r: u64, block: u64) -> u64 {
+        self.base + r * self.step + block * self.bstride
+    }
+
+    /// `[first, one past the last)` row that `rows` logical rows of
+    /// `blocks` column blocks touch (`rows, blocks >= 1`).
+    pub fn span(&self, rows: u64, blocks: u64) -> (u64, u64) {
+        (self.base, self.row(rows - 1, blocks - 1) + 1)
+    }
+}
+
+/// Column blocks of a vector instruction's logical row: `ceil(len / cols)`.
+pub fn vector_blocks(len: u16, cols: u32) -> u64 {
+    (len as u64).div_ceil(cols as u64)
+}
+
 impl Instr {
+    /// Fields that must be zero in this instruction's canonical encoding
+    /// because its other fields leave them unused: `(name, value, why)`.
+    fn unused_fields(&self) -> Vec<(&'static str, i64, &'static str)> {
+        match self {
+            Instr::Vop(v) if v.op >= VOP_BINARY => {
+                let why = "unused by a unary op";
+                vec![("b", v.b as i64, why), ("b_step", v.b_step as i64, why), ("b_bstride", v.b_bstride as i64, why)]
+                    .into_iter()
+                    .chain([("b_imm", v.b_imm as i64, why), ("imm", v.imm as i64, why)])
+                    .collect()
+            }
+            Instr::Vop(v) if v.b_imm != 0 => {
+                let why = "operand b is the immediate";
+                vec![("b", v.b as i64, why), ("b_step", v.b_step as i64, why), ("b_bstride", v.b_bstride as i64, why)]
+            }
+            Instr::Vop(v) => vec![("imm", v.imm as i64, "operand b is a row pattern")],
+            Instr::Vdeq(d) => {
+                let mut u = vec![];
+                if d.src_buf == BUF_ACC {
+                    u.push(("in_type", d.in_type as i64, "an accumulator source is int32"));
+                }
+                if d.scale_imm != 0 {
+                    u.push(("scale", d.scale as i64, "the scale is the immediate"));
+                } else {
+                    u.push(("imm", d.imm as i64, "the scale is per column"));
+                }
+                u
+            }
+            _ => vec![],
+        }
+    }
+
+    /// True for the vector unit's instructions (`vdeq`, `vquant`, `vop`,
+    /// `vred`, `vmask`), which the RTL does not implement yet.
+    pub fn is_vector(&self) -> bool {
+        matches!(self, Instr::Vdeq(_) | Instr::Vquant(_) | Instr::Vop(_) | Instr::Vred(_) | Instr::Vmask(_))
+    }
+
     /// Checks config-independent legality: enum fields name a value, counts
     /// are non-zero, dependency flags name queues that exist.
     pub fn check_fields(&self) -> Result<(), DecodeError> {
@@ -537,6 +714,7 @@ impl Instr {
             Instr::Matmul(_) => &["m"],
             Instr::Requant(_) => &["rows"],
             Instr::Vmax(_) | Instr::Vadd(_) | Instr::Vlut(_) => &["n"],
+            Instr::Vdeq(_) | Instr::Vquant(_) | Instr::Vop(_) | Instr::Vred(_) | Instr::Vmask(_) => &["rows", "len"],
             _ => &[],
         };
         for (f, v) in spec.fields.iter().zip(self.values()) {
@@ -547,6 +725,11 @@ impl Instr {
                     value: 0,
                     legal: "at least 1".into(),
                 });
+            }
+        }
+        for (field, value, why) in self.unused_fields() {
+            if value != 0 {
+                return Err(DecodeError::IllegalField { mnemonic, field, value, legal: format!("0 ({why})") });
             }
         }
         let deps = self.deps();

@@ -142,6 +142,8 @@ pub fn check(instr: &Instr, cfg: &HwConfig) -> Result<(), Illegal> {
             Ok(())
         }
     };
+    let in_spad_span = |what: &str, (lo, hi): (u64, u64)| in_spad(what, lo, hi - lo);
+    let in_acc_span = |what: &str, (lo, hi): (u64, u64)| in_acc(what, lo, hi - lo);
     let tile = |k: u16, n: u16, wfmt: u8, meta: u16| -> Result<(), Illegal> {
         if wfmt != WFMT_I8 {
             return Err(illegal(format!(
@@ -233,6 +235,47 @@ pub fn check(instr: &Instr, cfg: &HwConfig) -> Result<(), Illegal> {
             in_spad("vlut src", v.src as u64, n)?;
             in_spad("vlut dst", v.dst as u64, n)?;
             in_spad("vlut table", v.table as u64, crate::timing::lut_rows(cfg.array.cols))?;
+        }
+        Instr::Vdeq(d) => {
+            let blocks = vector_blocks(d.len, cfg.array.cols);
+            let src = RowPattern::new(d.src, d.src_step, d.src_bstride);
+            if d.src_buf == BUF_ACC {
+                in_acc_span("vdeq src", src.span(d.rows as u64, blocks))?;
+            } else {
+                in_spad_span("vdeq src", src.span(d.rows as u64, blocks))?;
+            }
+            in_acc_span("vdeq dst", RowPattern::new(d.dst, d.dst_step, d.dst_bstride).span(d.rows as u64, blocks))?;
+            if d.scale_imm == 0 {
+                in_acc("vdeq scale", d.scale as u64, blocks)?;
+            }
+        }
+        Instr::Vquant(q) => {
+            let blocks = vector_blocks(q.len, cfg.array.cols);
+            in_acc_span("vquant src", RowPattern::new(q.src, q.src_step, q.src_bstride).span(q.rows as u64, blocks))?;
+            in_spad_span("vquant dst", RowPattern::new(q.dst, q.dst_step, q.dst_bstride).span(q.rows as u64, blocks))?;
+            in_type("zp", q.zp, q.out_type)?;
+            in_type("qmin", q.qmin, q.out_type)?;
+            in_type("qmax", q.qmax, q.out_type)?;
+            if q.qmin > q.qmax {
+                return Err(illegal(format!("qmin {} > qmax {}", q.qmin, q.qmax)));
+            }
+        }
+        Instr::Vop(v) => {
+            let (rows, blocks) = (v.rows as u64, vector_blocks(v.len, cfg.array.cols));
+            in_acc_span("vop dst", RowPattern::new(v.dst, v.dst_step, v.dst_bstride).span(rows, blocks))?;
+            in_acc_span("vop a", RowPattern::new(v.a, v.a_step, v.a_bstride).span(rows, blocks))?;
+            if v.op < VOP_BINARY && v.b_imm == 0 {
+                in_acc_span("vop b", RowPattern::new(v.b, v.b_step, v.b_bstride).span(rows, blocks))?;
+            }
+        }
+        Instr::Vred(v) => {
+            let (rows, blocks) = (v.rows as u64, vector_blocks(v.len, cfg.array.cols));
+            in_acc_span("vred a", RowPattern::new(v.a, v.a_step, v.a_bstride).span(rows, blocks))?;
+            in_acc_span("vred dst", RowPattern::new(v.dst, v.dst_step, 0).span(rows, 1))?;
+        }
+        Instr::Vmask(v) => {
+            let (rows, blocks) = (v.rows as u64, vector_blocks(v.len, cfg.array.cols));
+            in_acc_span("vmask dst", RowPattern::new(v.dst, v.dst_step, v.dst_bstride).span(rows, blocks))?;
         }
         Instr::Sync(_) | Instr::Finish(_) => {}
     }

@@ -669,7 +669,8 @@ fn decode_config(r: &mut Reader<'_>) -> Result<HwConfig, codec::DecodeError> {
         sram_cells: [SramCells::Hp, SramCells::Lstp][r.tag("SRAM cells", 2)? as usize],
     };
     let array = ArrayConfig { rows, cols, dataflow, weight_precisions, sparsity_2_4 };
-    Ok(HwConfig { name, array, scratchpad, accumulator, dram, clock, tech })
+    // Format 2 does not carry `vector_lanes`: the default (one lane per column).
+    Ok(HwConfig { name, vector_lanes: None, array, scratchpad, accumulator, dram, clock, tech })
 }
 
 /// The fields of the manifest section, in order.

@@ -147,6 +147,9 @@ const fn snake(camel: &'static str) -> &'static str {
         b"AccReadRows" => "acc_read_rows",
         b"AccWriteRows" => "acc_write_rows",
         b"PpuElements" => "ppu_elements",
+        b"VectorBusy" => "vector_busy",
+        b"VectorElements" => "vector_elements",
+        b"VectorLaneCycles" => "vector_lane_cycles",
         _ => "unknown",
     }
 }
@@ -172,6 +175,9 @@ counters! {
     AccReadRows "accumulator row reads (accumulate read-modify-writes included)",
     AccWriteRows "accumulator row writes",
     PpuElements "elements processed by the post-processing unit",
+    VectorBusy "cycles the vector unit is busy",
+    VectorElements "elements the vector unit reads and computes (rows x len per instruction)",
+    VectorLaneCycles "cycles of work summed over the vector unit's lanes (elements x lane cycles per element)",
 }
 
 /// A snapshot of all counters.

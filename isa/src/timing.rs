@@ -38,3 +38,49 @@ pub fn lut_rows(cols: u32) -> u64 {
 pub fn array_latency(rows: u32, cols: u32) -> u64 {
     rows as u64 + cols as u64
 }
+
+/// Cycles a vector lane spends per element of a `vop`, by `op`
+/// (`instr::VOP_NAMES` order). A lane is one binary32 FMA pipeline plus a
+/// divide/square-root unit that accepts an operation every
+/// [`VEC_DIV_CYCLES`] cycles; an operation occupies the lane for the steps
+/// of its `numerics::vector` sequence: exp 12 (2 rounding, 2 reduction,
+/// 6 polynomial, 2 scaling), erf 20 (7 polynomial + exp + 1), tanh 15
+/// (1 + 6 + 3 FMA steps, a division, 1 multiply), rsqrt a square root and
+/// a division.
+pub const VOP_CYCLES: [u64; 11] = [1, 1, 1, VEC_DIV_CYCLES, 1, 1, 12, 20, 15, VEC_DIV_CYCLES, 2 * VEC_DIV_CYCLES];
+/// Cycles between operations of a lane's divide/square-root unit.
+pub const VEC_DIV_CYCLES: u64 = 4;
+/// Lane cycles per element of `vdeq` (int-to-float conversion and the
+/// multiply, one pipeline), `vmask` (a compare and a select) and `vred`
+/// (one add or max into the lane's accumulator).
+pub const VEC_SIMPLE_CYCLES: u64 = 1;
+/// Lane cycles per element of `vquant`: the division `x ÷ scale`, then
+/// rounding and clamping in the pipeline behind it.
+pub const VQUANT_CYCLES: u64 = VEC_DIV_CYCLES;
+/// Pipeline latency of the vector unit: cycles from its last element's
+/// issue to its last write, for every vector instruction (reductions add
+/// their tree, [`vred_tree_cycles`]).
+pub const VEC_LATENCY: u64 = 6;
+/// Latency of one binary32 add or max stage of a reduction tree.
+pub const VEC_ADD_LATENCY: u64 = 4;
+
+/// Beats of an element-wise vector instruction: `rows · ceil(len / lanes)`
+/// (the lanes take `lanes` elements of one logical row per beat).
+pub fn vector_beats(rows: u16, len: u16, lanes: u32) -> u64 {
+    rows as u64 * (len as u64).div_ceil(lanes as u64)
+}
+
+/// Cycles of the pairwise tree that combines `lanes` accumulators:
+/// `ceil(log2 lanes)` levels of [`VEC_ADD_LATENCY`].
+pub fn vred_tree_cycles(lanes: u32) -> u64 {
+    (32 - (lanes.max(1) - 1).leading_zeros()) as u64 * VEC_ADD_LATENCY
+}
+
+/// Busy cycles of a `vred`: each lane adds one element per cycle into one
+/// accumulator per logical row, rows interleaved, so a beat of a row
+/// follows the previous beat of the same row after at least
+/// [`VEC_ADD_LATENCY`] cycles: `ceil(len / lanes) · max(rows, 4)`, then the
+/// tree and the pipeline.
+pub fn vred_cycles(rows: u16, len: u16, lanes: u32) -> u64 {
+    (len as u64).div_ceil(lanes as u64) * (rows as u64).max(VEC_ADD_LATENCY) + vred_tree_cycles(lanes) + VEC_LATENCY
+}

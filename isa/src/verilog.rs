@@ -20,7 +20,7 @@
 //!   `` instr[`SYS_LOAD_DRAM_LO +: `SYS_LOAD_DRAM_W] ``; `_SIGNED` is 1 for
 //!   two's-complement fields; `SYS_<MNEMONIC>_END` is the first reserved bit;
 //! - `SYS_<ENUM>_<VALUE>` and `SYS_<ENUM>_W` for the enumerations
-//!   (`BUF`, `ELEM`, `WFMT`, `QUEUE`);
+//!   (`BUF`, `ELEM`, `WFMT`, `QUEUE`, `VOP`, `VRED`);
 //! - `SYS_REG_<NAME>` (byte offsets), `SYS_CTRL_START`, `SYS_STATUS_<S>`;
 //! - `SYS_ERR_<CODE>`, `SYS_ERR_W`; `SYS_CNT_<COUNTER>`, `SYS_CNT_COUNT`;
 //! - the constants of [`crate::timing`] under their own names, and
@@ -42,8 +42,14 @@ pub const HEADER_PATH: &str = "../rtl/include/systole_isa.vh";
 /// The enumerations, each named after its Rust constants' prefix and given
 /// by one field that uses it (`(enum, mnemonic, field)`). A test checks that
 /// every enum field of every instruction uses one of these.
-const ENUMS: &[(&str, &str, &str)] =
-    &[("BUF", "load", "buf"), ("ELEM", "matmul", "in_type"), ("WFMT", "ldw", "wfmt"), ("QUEUE", "sync", "queue")];
+const ENUMS: &[(&str, &str, &str)] = &[
+    ("BUF", "load", "buf"),
+    ("ELEM", "matmul", "in_type"),
+    ("WFMT", "ldw", "wfmt"),
+    ("QUEUE", "sync", "queue"),
+    ("VOP", "vop", "op"),
+    ("VRED", "vred", "op"),
+];
 
 /// `(name, value)` pairs of Rust constants, named by `stringify!`.
 macro_rules! named {

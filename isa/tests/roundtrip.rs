@@ -378,7 +378,7 @@ fn error_display() {
     let e = err("finish\n\n  lod rows=1\n");
     assert_eq!(
         e.to_string(),
-        "line 3, column 3: unknown mnemonic `lod` (expected one of load, store, ldw, matmul, requant, vmax, vadd, vlut, sync, finish)"
+        "line 3, column 3: unknown mnemonic `lod` (expected one of load, store, ldw, matmul, requant, vmax, vadd, vlut, vdeq, vquant, vop, vred, vmask, sync, finish)"
     );
     let dynamic: Box<dyn std::error::Error> = Box::new(e);
     assert!(dynamic.to_string().starts_with("line 3, column 3: "));
@@ -390,7 +390,7 @@ fn error_unknown_mnemonic() {
         "lod rows=1",
         1,
         1,
-        "unknown mnemonic `lod` (expected one of load, store, ldw, matmul, requant, vmax, vadd, vlut, sync, finish)",
+        "unknown mnemonic `lod` (expected one of load, store, ldw, matmul, requant, vmax, vadd, vlut, vdeq, vquant, vop, vred, vmask, sync, finish)",
     );
     assert_eq!(err("finish\nLOAD").line, 2);
     assert_eq!(

@@ -995,6 +995,8 @@ pub fn area(
         scratchpad,
         accumulator,
         logic: total - pe_array - scratchpad - accumulator,
+        // The RTL has no vector unit yet (issue 10: ISA and model first).
+        vector: 0.0,
         total,
     };
     let analytical = energy::area(cfg, table);

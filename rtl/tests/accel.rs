@@ -584,6 +584,14 @@ fn random_instruction_words_match_the_model() {
                     word[bit / 8] ^= 1 << (bit % 8);
                 }
             }
+            // The RTL has no vector unit yet (issue 10: ISA and model first;
+            // `systole sim --backend rtl` refuses such programs up front): a
+            // word that decodes as a vector instruction is not compared. One
+            // that does not decode faults alike in both.
+            if Instr::decode(&word).is_ok_and(|i| i.is_vector()) {
+                *faults.entry("vector instruction (not in the RTL)".to_string()).or_insert(0) += 1;
+                continue;
+            }
             // A transfer the RTL's finite DMA staging cannot hold (ISA.md §4:
             // the harness stops with an error naming the buffer) is no
             // comparison: counted and shown.

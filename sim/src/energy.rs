@@ -15,6 +15,7 @@
 //! | `spad_read` / `spad_write` | `spad_read_rows` / `spad_write_rows` | one access of a scratchpad bank, `cols * 8`-bit port |
 //! | `acc_read` / `acc_write` | `acc_read_rows` / `acc_write_rows` | one access of an accumulator bank, `cols * 32`-bit port |
 //! | `ppu` | `ppu_elements` | one int32 add (bias) + one fp32 multiply (scale; an estimate) |
+//! | `vector` | `vector_lane_cycles` | one fp32 add + one fp32 multiply per lane cycle (an FMA step) |
 //! | `dram` | `dram_read_bytes + dram_write_bytes` | `bytes * 8 * dram.pj_per_bit` (off-chip: not node-scaled) |
 //!
 //! Static energy is leakage power (SRAM by cell type, plus logic) times the
@@ -97,6 +98,12 @@ pub struct EnergyTable {
     /// logic, so this is an estimate (an upper bound compared with the
     /// 3.1 pJ int32 multiply of the same source).
     pub fp32_mul_pj: f64,
+    /// fp32 add, pJ. Horowitz ISSCC 2014: 0.9 pJ. With `fp32_mul_pj` it is
+    /// the vector unit's charge per lane cycle (one FMA step,
+    /// [`EnergyTable::vector_lane_cycle_pj`]). Absent in older tables,
+    /// which get this default.
+    #[serde(default = "default_fp32_add_pj")]
+    pub fp32_add_pj: f64,
     /// Register energy per bit read or written, pJ. Aladdin tables (Shao et
     /// al., ISCA 2014), as used by Accelergy: 0.009 pJ.
     pub register_pj_per_bit: f64,
@@ -106,6 +113,16 @@ pub struct EnergyTable {
     /// correction (which would add ~25 %); TPU v1 (28 nm, ≤ ~1,210 µm² per
     /// MAC with wiring) suggests it is not optimistic.
     pub pe_area_um2: f64,
+    /// Area of one vector-unit lane, µm² (an estimate from the Aladdin
+    /// 40 nm figures of `pe_area_um2`): a binary32 FMA — a 24×24 mantissa
+    /// multiplier ≈ 9 × 397 µm² (8×8 multipliers) + 3 × 278 µm² (32-bit
+    /// adders: alignment, addition, normalisation and rounding) + ~150
+    /// pipeline register bits × 5.98 µm² ≈ 5,300 µm² — plus a
+    /// divide/square-root recurrence (2 adders + 60 register bits ≈ 920 µm²)
+    /// and 64 operand/accumulator register bits (≈ 380 µm²): ≈ 6,600 µm².
+    /// Absent in older tables, which get this default.
+    #[serde(default = "default_vector_lane_area_um2")]
+    pub vector_lane_area_um2: f64,
     /// Control, DMA and post-processing (PPU) logic area as a fraction of the
     /// PE-array area. 0.4: in TPU v1's floorplan (Jouppi et al., ISCA 2017)
     /// the activation pipeline (6 %), control (2 %) and host interface (2 %)
@@ -128,6 +145,16 @@ pub struct EnergyTable {
     pub sram: Vec<SramPoint>,
     /// Scaling factors from 45 nm, one per supported node.
     pub node: Vec<NodeScale>,
+}
+
+/// Horowitz ISSCC 2014, pJ (see [`EnergyTable::fp32_add_pj`]).
+fn default_fp32_add_pj() -> f64 {
+    0.9
+}
+
+/// µm² (see [`EnergyTable::vector_lane_area_um2`]).
+fn default_vector_lane_area_um2() -> f64 {
+    6600.0
 }
 
 /// NanGate FreePDK45 NAND2_X1, µm² (see [`EnergyTable::gate_area_um2`]).
@@ -186,8 +213,10 @@ impl Default for EnergyTable {
             int8_mul_pj: 0.2,
             int32_add_pj: 0.1,
             fp32_mul_pj: 3.7,
+            fp32_add_pj: default_fp32_add_pj(),
             register_pj_per_bit: 0.009,
             pe_area_um2: 1010.0,
+            vector_lane_area_um2: default_vector_lane_area_um2(),
             logic_overhead: 0.4,
             logic_leakage_mw_per_mm2: 10.0,
             gate_area_um2: default_gate_area_um2(),
@@ -249,8 +278,10 @@ impl EnergyTable {
             ("int8_mul_pj", self.int8_mul_pj),
             ("int32_add_pj", self.int32_add_pj),
             ("fp32_mul_pj", self.fp32_mul_pj),
+            ("fp32_add_pj", self.fp32_add_pj),
             ("register_pj_per_bit", self.register_pj_per_bit),
             ("pe_area_um2", self.pe_area_um2),
+            ("vector_lane_area_um2", self.vector_lane_area_um2),
             ("logic_overhead", self.logic_overhead),
             ("logic_leakage_mw_per_mm2", self.logic_leakage_mw_per_mm2),
             ("gate_area_um2", self.gate_area_um2),
@@ -326,6 +357,12 @@ impl EnergyTable {
     /// multiply standing in for the integer requantization multiply.
     pub fn ppu_element_pj(&self) -> f64 {
         self.int32_add_pj + self.fp32_mul_pj
+    }
+
+    /// One lane cycle of the vector unit at 45 nm, pJ: an FMA step, charged
+    /// as an fp32 multiply and an fp32 add.
+    pub fn vector_lane_cycle_pj(&self) -> f64 {
+        self.fp32_mul_pj + self.fp32_add_pj
     }
 }
 
@@ -411,6 +448,8 @@ pub struct AreaReport {
     pub accumulator: f64,
     /// Control, DMA and PPU: `logic_overhead * pe_array`.
     pub logic: f64,
+    /// The vector unit: `vector_lanes * vector_lane_area_um2`.
+    pub vector: f64,
     pub total: f64,
 }
 
@@ -423,13 +462,15 @@ pub fn area(cfg: &HwConfig, table: &EnergyTable) -> AreaReport {
     let scratchpad = spad_bank(cfg, table).area_mm2 * cfg.scratchpad.banks as f64;
     let accumulator = acc_bank(cfg, table).area_mm2 * cfg.accumulator.banks as f64;
     let logic = table.logic_overhead * pe_array;
+    let vector = cfg.vector_lanes() as f64 * table.vector_lane_area_um2 * 1e-6 * scale;
     AreaReport {
         table: table.name.clone(),
         pe_array,
         scratchpad,
         accumulator,
         logic,
-        total: pe_array + scratchpad + accumulator + logic,
+        vector,
+        total: pe_array + scratchpad + accumulator + logic + vector,
     }
 }
 
@@ -438,7 +479,7 @@ pub fn area(cfg: &HwConfig, table: &EnergyTable) -> AreaReport {
 pub fn leakage_mw(cfg: &HwConfig, table: &EnergyTable, area: &AreaReport) -> f64 {
     let sram = spad_bank(cfg, table).leakage_mw * cfg.scratchpad.banks as f64
         + acc_bank(cfg, table).leakage_mw * cfg.accumulator.banks as f64;
-    sram + table.logic_leakage_mw_per_mm2 * (area.pe_array + area.logic)
+    sram + table.logic_leakage_mw_per_mm2 * (area.pe_array + area.logic + area.vector)
 }
 
 /// Register bits written to load `weight_rows` rows into the array: each row
@@ -492,6 +533,7 @@ pub fn dynamic_pj(cfg: &HwConfig, counters: &Counters, table: &EnergyTable) -> V
         ("acc_read", n(Counter::AccReadRows) * acc.read_pj),
         ("acc_write", n(Counter::AccWriteRows) * acc.write_pj),
         ("ppu", n(Counter::PpuElements) * table.ppu_element_pj() * k),
+        ("vector", n(Counter::VectorLaneCycles) * table.vector_lane_cycle_pj() * k),
         ("dram", dram_bits * cfg.dram.pj_per_bit),
     ]
     .into_iter()
@@ -552,6 +594,7 @@ mod tests {
             (Counter::AccReadRows, 4_000),
             (Counter::AccWriteRows, 4_500),
             (Counter::PpuElements, 8_000),
+            (Counter::VectorLaneCycles, 3_000),
         ])
     }
 
@@ -649,7 +692,12 @@ mod tests {
         assert!(close(r.scratchpad, 4.0 * 0.426), "{r:?}");
         assert!(close(r.accumulator, 0.48), "{r:?}");
         assert!(close(r.logic, 0.4 * r.pe_array), "{r:?}");
-        assert!(close(r.total, r.pe_array + r.scratchpad + r.accumulator + r.logic));
+        assert!(close(r.vector, 16.0 * 6600e-6), "{r:?}");
+        assert!(close(r.total, r.pe_array + r.scratchpad + r.accumulator + r.logic + r.vector));
+        // Lanes other than the columns scale the vector unit alone.
+        let mut eight = cfg.clone();
+        eight.vector_lanes = Some(8);
+        assert!(close(area(&eight, &EnergyTable::default()).vector, r.vector / 2.0));
     }
 
     #[test]
@@ -703,6 +751,7 @@ mod tests {
         assert!(close(one(Counter::Macs).dynamic("pe_registers").unwrap(), 0.36));
         assert!(close(one(Counter::WeightRows).dynamic("weight_load").unwrap(), 16.0 * 16.0 * 8.0 * 0.009));
         assert!(close(one(Counter::PpuElements).dynamic("ppu").unwrap(), 3.8));
+        assert!(close(one(Counter::VectorLaneCycles).dynamic("vector").unwrap(), 4.6));
         assert!(close(one(Counter::DramReadBytes).dynamic("dram").unwrap(), 64.0));
         assert!(close(one(Counter::DramWriteBytes).dynamic("dram").unwrap(), 64.0));
         // Counters the model does not charge.
@@ -712,7 +761,18 @@ mod tests {
         let names: Vec<_> = one(Counter::Macs).dynamic_pj.into_iter().map(|(c, _)| c).collect();
         assert_eq!(
             names,
-            ["mac", "pe_registers", "weight_load", "spad_read", "spad_write", "acc_read", "acc_write", "ppu", "dram"]
+            [
+                "mac",
+                "pe_registers",
+                "weight_load",
+                "spad_read",
+                "spad_write",
+                "acc_read",
+                "acc_write",
+                "ppu",
+                "vector",
+                "dram"
+            ]
         );
     }
 
@@ -726,7 +786,7 @@ mod tests {
         assert!(close(at(&cfg, 5000).static_pj, 5.0 * lstp.static_pj));
         // 1000 cycles at 1 GHz = 1 µs: pJ = mW × 1e3.
         let a = area(&cfg, &t);
-        let mw = 0.083 / 4.0 * 4.0 + 0.011 * 2.0 + 10.0 * (a.pe_array + a.logic);
+        let mw = 0.083 / 4.0 * 4.0 + 0.011 * 2.0 + 10.0 * (a.pe_array + a.logic + a.vector);
         assert!(close(lstp.static_pj, mw * 1e3), "{lstp:?}");
         cfg.clock.mhz = 500.0;
         assert!(close(at(&cfg, 1000).static_pj, 2.0 * lstp.static_pj));
@@ -735,9 +795,10 @@ mod tests {
         let hp = at(&cfg, 1000);
         // hp SRAM leaks thousands of times more than lstp: 4 × 0.426 mm² of
         // 32 KiB/64-bit macros at 50.1 mW each per 32 KiB, plus the accumulator.
-        let hp_mw = 4.0 * 2.0 * 50.1 + 2.0 * 50.5 + 10.0 * (a.pe_array + a.logic);
+        let hp_mw = 4.0 * 2.0 * 50.1 + 2.0 * 50.5 + 10.0 * (a.pe_array + a.logic + a.vector);
         assert!(close(hp.static_pj, hp_mw * 1e3), "{hp:?}");
-        let sram_ratio = (hp_mw - 10.0 * (a.pe_array + a.logic)) / (mw - 10.0 * (a.pe_array + a.logic));
+        let sram_ratio =
+            (hp_mw - 10.0 * (a.pe_array + a.logic + a.vector)) / (mw - 10.0 * (a.pe_array + a.logic + a.vector));
         assert!(sram_ratio > 1000.0, "{sram_ratio}");
         assert!(hp.static_pj > 50.0 * lstp.static_pj);
     }
@@ -759,6 +820,7 @@ mod tests {
             (a45.scratchpad, a22.scratchpad),
             (a45.accumulator, a22.accumulator),
             (a45.logic, a22.logic),
+            (a45.vector, a22.vector),
             (a45.total, a22.total),
         ] {
             assert!(close(y / x, 0.252));

@@ -9,5 +9,6 @@ pub mod energy;
 pub mod kernels;
 pub mod machine;
 pub mod memory;
+pub mod vector;
 
 pub use machine::{Model, ModelError};

@@ -132,7 +132,8 @@ struct ComputeUnit {
     busy_until: u64,
     /// Scratchpad rows the running PPU instruction writes, `[lo, hi)`.
     ppu_dst: (u64, u64),
-    /// Accumulator rows the running REQUANT reads, `[lo, hi)`.
+    /// Accumulator rows the running REQUANT reads, or the running vector
+    /// instruction reads or writes, `[lo, hi)`.
     ppu_acc: (u64, u64),
 }
 
@@ -609,6 +610,8 @@ impl Model {
             }
             Instr::Requant(_) => c.ppu_free <= t && c.drained_at <= t,
             Instr::Vmax(_) | Instr::Vadd(_) | Instr::Vlut(_) => c.ppu_free <= t,
+            // The vector unit reads what the array wrote: it waits for the drain.
+            i if i.is_vector() => c.ppu_free <= t && c.drained_at <= t,
             Instr::Sync(_) => true,
             other => unreachable!("{other:?} in the compute queue"),
         };
@@ -756,6 +759,27 @@ impl Model {
             Instr::Sync(_) => {
                 issue_end = t + 1;
                 (prev_at, next_at, finish) = (issue_end, issue_end, issue_end);
+            }
+            ref i if i.is_vector() => {
+                let mut bufs = crate::vector::Buffers {
+                    acc: &mut self.acc,
+                    spad: &mut self.spad,
+                    cols,
+                    lanes: self.cfg.vector_lanes(),
+                };
+                let v = crate::vector::execute(i, &mut bufs).expect("a vector instruction");
+                issue_end = t + v.busy;
+                (prev_at, next_at, finish) = (issue_end, issue_end, issue_end);
+                c.ppu_free = issue_end;
+                c.ppu_dst = v.spad_dst;
+                c.ppu_acc = v.acc_span;
+                self.counters.add(Counter::VectorBusy, v.busy);
+                self.counters.add(Counter::VectorElements, v.elements);
+                self.counters.add(Counter::VectorLaneCycles, v.lane_cycles);
+                self.counters.add(Counter::AccReadRows, v.acc_read_rows);
+                self.counters.add(Counter::AccWriteRows, v.acc_write_rows);
+                self.counters.add(Counter::SpadReadRows, v.spad_read_rows);
+                self.counters.add(Counter::SpadWriteRows, v.spad_write_rows);
             }
             _ => unreachable!(),
         }

@@ -55,7 +55,7 @@ pub fn text(s: &RunSummary<'_>) -> String {
     let mut rows = vec![cells(&["unit", "busy", "", "stall", ""])];
     for (name, busy, stall) in UNITS {
         let b = s.counters.get(busy);
-        let label = if matches!(name, "array" | "ppu") { format!("  {name}") } else { name.to_string() };
+        let label = if matches!(name, "array" | "ppu" | "vector") { format!("  {name}") } else { name.to_string() };
         let (st, stp) = match stall {
             Some(c) => {
                 let v = s.counters.get(c);

@@ -278,6 +278,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         }
     }
 
+    backend::check_program(args.backend, &prog.code)?;
     let progress = Progress::bar("systole run", batch.runs as u64, "inferences");
     let tick = || progress.inc(1);
     let model = Compiled { prog: &prog, layers: &layers, cfg: &cfg };

@@ -214,6 +214,7 @@ pub fn run(args: &SimArgs) -> Result<()> {
     // The waveform goes to a side file renamed into place after a good run,
     // so a failed run leaves no partial output.
     let vcd_tmp = args.vcd.as_ref().map(|p| p.with_extension("vcd.partial"));
+    backend::check_program(args.backend, &prog.code)?;
     let (device, comparison) = backend::open(args.backend, &cfg, vcd_tmp.as_deref())?;
     let mut drv = Driver::new(device);
     drv.load(&prog).map_err(|e| CliError::input(format!("{prog_name}: {e}")))?;

@@ -46,6 +46,25 @@ impl Comparison {
     }
 }
 
+/// Refuses, before anything runs, a program with instructions the backend
+/// does not implement: the RTL has no vector unit yet (ISA.md §3), so
+/// `rtl` and `both` name the first vector instruction instead of faulting
+/// or differing mid-run.
+pub fn check_program(backend: Backend, code: &[isa::Instr]) -> Result<()> {
+    if backend == Backend::Sim {
+        return Ok(());
+    }
+    match code.iter().position(|i| i.is_vector()) {
+        Some(at) => Err(FlowError::input(format!(
+            "--backend {}: instruction {at} (`{}`) uses the vector unit, which the RTL does not implement yet; \
+             run this program with --backend sim",
+            backend.name(),
+            code[at]
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn model(cfg: &HwConfig) -> Result<sim::Model> {
     sim::Model::new(cfg).map_err(|e| FlowError::input(format!("config `{}`: {e}", cfg.name)))
 }

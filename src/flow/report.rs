@@ -29,13 +29,15 @@ pub fn fraction(part: f64, whole: f64) -> f64 {
     }
 }
 
-/// Busy and stall counters of the units, in report order; the array and
-/// the post-processor are parts of compute and have no stall counter.
-pub const UNITS: [(&str, Counter, Option<Counter>); 5] = [
+/// Busy and stall counters of the units, in report order; the array, the
+/// post-processor and the vector unit are parts of compute and have no
+/// stall counter.
+pub const UNITS: [(&str, Counter, Option<Counter>); 6] = [
     ("load", Counter::LoadBusy, Some(Counter::LoadStall)),
     ("compute", Counter::ComputeBusy, Some(Counter::ComputeStall)),
     ("array", Counter::ArrayBusy, None),
     ("ppu", Counter::PpuBusy, None),
+    ("vector", Counter::VectorBusy, None),
     ("store", Counter::StoreBusy, Some(Counter::StoreStall)),
 ];
 
@@ -168,6 +170,7 @@ pub struct Area {
     pub scratchpad: f64,
     pub accumulator: f64,
     pub logic: f64,
+    pub vector: f64,
     pub total: f64,
 }
 
@@ -179,17 +182,19 @@ impl Area {
             scratchpad: a.scratchpad,
             accumulator: a.accumulator,
             logic: a.logic,
+            vector: a.vector,
             total: a.total,
         }
     }
 
     /// `(part, mm²)` in report order, the total last.
-    pub fn parts(&self) -> [(&'static str, f64); 5] {
+    pub fn parts(&self) -> [(&'static str, f64); 6] {
         [
             ("pe_array", self.pe_array),
             ("scratchpad", self.scratchpad),
             ("accumulator", self.accumulator),
             ("logic", self.logic),
+            ("vector", self.vector),
             ("total", self.total),
         ]
     }
