@@ -82,7 +82,7 @@ fn a_run_compared_with_its_own_baseline_passes_and_an_edited_one_names_each_regr
     let bytes: Vec<u8> = read_f32(&d.join("out/logits.npy")).iter().flat_map(|v| v.to_le_bytes()).collect();
     use sha2::Digest;
     let hex: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(m["output_sha256"], format!("sha256:{hex}"));
+    assert_eq!(m["output_hash"], format!("sha256:{hex}"));
 
     // The same run against it: every metric the same, a JUnit report without failures.
     let o = systole(d, &[&run[..], &["--baseline", "b.json", "--junit", "j.xml"]].concat());
@@ -91,7 +91,7 @@ fn a_run_compared_with_its_own_baseline_passes_and_an_edited_one_names_each_regr
     let (tests, failures, cases) = junit(&d.join("j.xml"));
     assert_eq!((tests, failures), (4, 0));
     let names: Vec<&str> = cases.iter().map(|c| c.1.as_str()).collect();
-    assert_eq!(names, ["cycles", "energy_pj", "dram_bus_bytes", "output_sha256"]);
+    assert_eq!(names, ["cycles", "energy_pj", "dram_bus_bytes", "output_hash"]);
 
     // A baseline 10% faster, with less DRAM traffic and another output:
     // this run regressed in three metrics; its energy 10% below is an improvement.
@@ -100,13 +100,13 @@ fn a_run_compared_with_its_own_baseline_passes_and_an_edited_one_names_each_regr
     em["cycles"] = Value::from(em["cycles"].as_u64().unwrap() * 9 / 10);
     em["dram_bus_bytes"] = Value::from(em["dram_bus_bytes"].as_u64().unwrap() * 9 / 10);
     em["energy_pj"] = Value::from(em["energy_pj"].as_f64().unwrap() * 1.1);
-    em["output_sha256"] = Value::from(format!("sha256:{}", "0".repeat(64)));
+    em["output_hash"] = Value::from(format!("sha256:{}", "0".repeat(64)));
     write_json(&d.join("fast.json"), &edited);
     fs::remove_file(d.join("j.xml")).unwrap();
     let o = systole(d, &[&run[..], &["--baseline", "fast.json", "--tolerance", "1%", "--junit", "j.xml"]].concat());
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    for needle in ["3 metrics regressed", "fast.json", "tolerance 1%", "cycles", "dram_bus_bytes", "output_sha256"] {
+    for needle in ["3 metrics regressed", "fast.json", "tolerance 1%", "cycles", "dram_bus_bytes", "output_hash"] {
         assert!(err.contains(needle), "`{needle}` not in {err}");
     }
     assert!(!err.contains("energy_pj"), "{err}");
@@ -280,6 +280,13 @@ fn a_sweep_is_compared_point_by_point() {
     assert_eq!(failures, 1);
     let failed: Vec<_> = cases.iter().filter(|c| c.2.is_some()).map(|c| (c.0.as_str(), c.1.as_str())).collect();
     assert_eq!(failed, [("point 3 (array=4, dram.latency_cycles=50)", "cycles")]);
+
+    // A point the baseline lacks (a baseline of another shard): exit 2, naming it.
+    let mut fewer = b.clone();
+    fewer["entries"].as_array_mut().unwrap().remove(3);
+    write_json(&d.join("fewer.json"), &fewer);
+    let o = systole(d, &[&sweep[..], &["--baseline", "fewer.json", "--junit", "k.xml"]].concat());
+    assert_fails(&o, 2, &["fewer.json", "has no point 3 (array=4, dram.latency_cycles=50)"], d, &["k.xml"]);
 
     // Another grid is another sweep.
     let o = systole(d, &["sweep", MLP, "--hw", TINY, "--input", "x.npy", "--set", "array=4", "--baseline", "b.json"]);

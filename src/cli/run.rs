@@ -295,7 +295,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         cycles: counters.get(isa::Counter::Cycles),
         energy_pj: energy.total_pj,
         dram_bus_bytes: rep.totals.dram_bus_bytes,
-        output_sha256: output_sha.clone(),
+        output_hash: output_sha.clone(),
     };
     let entry = Entry {
         name: "run".into(),
@@ -305,8 +305,12 @@ pub fn run(args: &RunArgs) -> Result<()> {
         error: None,
     };
     let mut comparison = String::new();
-    let regressed =
-        args.regress.finish(loaded, &Baseline::new(Regressed::Run, subject, vec![entry]), &mut files, &mut comparison);
+    let regressed = args.regress.finish(
+        loaded,
+        &Baseline::new(Regressed::Run, subject, vec![entry]),
+        &mut files,
+        &mut comparison,
+    )?;
     files.commit()?;
 
     let plural = |n: u64| if n == 1 { "" } else { "s" };

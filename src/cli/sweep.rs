@@ -248,7 +248,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         files.add(path, text.into_bytes());
     }
     let current = Baseline::new(regression::Command::Sweep, subject, regression::sweep_entries(&s));
-    let regressed = args.regress.finish(loaded, &current, &mut files, &mut out);
+    let regressed = args.regress.finish(loaded, &current, &mut files, &mut out)?;
     files.commit()?;
     for (path, what) in [(&args.json, "json"), (&args.csv, "csv")] {
         if let Some(p) = path {

@@ -94,8 +94,10 @@ pub struct Metrics {
     pub energy_pj: f64,
     /// What the DRAM bus carried (whole beats, instruction fetch included).
     pub dram_bus_bytes: u64,
-    /// [`output_hash`] of the outputs.
-    pub output_sha256: String,
+    /// A hash of the outputs, `ALGORITHM:HEX`: for `run` [`output_hash`]
+    /// (`sha256:`), for a sweep point the hash the sweep compares its
+    /// points' outputs with. Compared for equality only.
+    pub output_hash: String,
 }
 
 /// One point: `run`'s one, or a sweep's.
@@ -283,7 +285,7 @@ pub fn sweep_entries(s: &super::sweep::Sweep) -> Vec<Entry> {
                     cycles: m.cycles,
                     energy_pj: m.energy_pj,
                     dram_bus_bytes: m.dram_bus_bytes,
-                    output_sha256: output_hash(&m.output_bits.iter().map(|&b| f32::from_bits(b)).collect::<Vec<_>>()),
+                    output_hash: output_hash(&m.output_bits.iter().map(|&b| f32::from_bits(b)).collect::<Vec<_>>()),
                 }),
                 error: p.status.error().map(str::to_string),
             }
@@ -329,7 +331,7 @@ pub enum Verdict {
 #[derive(Clone, Debug)]
 pub struct Finding {
     pub entry: String,
-    /// `cycles`, `energy_pj`, `dram_bus_bytes`, `output_sha256` or `status`.
+    /// `cycles`, `energy_pj`, `dram_bus_bytes`, `output_hash` or `status`.
     pub metric: &'static str,
     pub baseline: String,
     pub current: String,
@@ -388,13 +390,18 @@ fn energy(v: f64) -> String {
 }
 
 /// Every metric of every point of `current` against `baseline` (whose
-/// subject has been checked). Points are matched by their parameters.
-pub fn compare(baseline: &Baseline, current: &Baseline, tol: Tolerance) -> Vec<Finding> {
+/// subject has been checked). Points are matched by their parameters; a
+/// point the baseline does not have (a baseline of another shard of the
+/// sweep) is an error naming it (`file` names the baseline).
+pub fn compare(baseline: &Baseline, current: &Baseline, tol: Tolerance, file: &str) -> Result<Vec<Finding>> {
     let mut findings = Vec::new();
     for now in &current.entries {
         let Some(base) = baseline.entries.iter().find(|b| b.params == now.params) else {
-            // The swept keys are checked equal, so every point is there.
-            continue;
+            return Err(FlowError::input(format!(
+                "{file}: the baseline has no {} (a baseline of another shard of the sweep?); record one with \
+                 --write-baseline",
+                now.name
+            )));
         };
         let name = now.name.as_str();
         match (&base.metrics, &now.metrics) {
@@ -411,11 +418,11 @@ pub fn compare(baseline: &Baseline, current: &Baseline, tol: Tolerance) -> Vec<F
                 ));
                 findings.push(Finding {
                     entry: name.to_string(),
-                    metric: "output_sha256",
-                    baseline: b.output_sha256.clone(),
-                    current: n.output_sha256.clone(),
+                    metric: "output_hash",
+                    baseline: b.output_hash.clone(),
+                    current: n.output_hash.clone(),
                     change: None,
-                    verdict: if b.output_sha256 == n.output_sha256 { Verdict::Same } else { Verdict::Regressed },
+                    verdict: if b.output_hash == n.output_hash { Verdict::Same } else { Verdict::Regressed },
                 });
             }
             (b, n) => {
@@ -440,7 +447,7 @@ pub fn compare(baseline: &Baseline, current: &Baseline, tol: Tolerance) -> Vec<F
             }
         }
     }
-    findings
+    Ok(findings)
 }
 
 /// `text` with the five XML special characters escaped, and characters
@@ -512,7 +519,7 @@ mod tests {
             name: "run".into(),
             params: Map::new(),
             status: "ok".into(),
-            metrics: Some(Metrics { cycles, energy_pj: 100.0, dram_bus_bytes: 64, output_sha256: hash.into() }),
+            metrics: Some(Metrics { cycles, energy_pj: 100.0, dram_bus_bytes: 64, output_hash: hash.into() }),
             error: None,
         }
     }
@@ -532,7 +539,11 @@ mod tests {
     fn growth_beyond_the_tolerance_regresses_and_shrinking_improves() {
         let base = baseline(entry(1000, "a"));
         let verdicts = |cycles, hash, tol| {
-            compare(&base, &baseline(entry(cycles, hash)), Tolerance(tol)).iter().map(|f| f.verdict).collect::<Vec<_>>()
+            compare(&base, &baseline(entry(cycles, hash)), Tolerance(tol), "b")
+                .unwrap()
+                .iter()
+                .map(|f| f.verdict)
+                .collect::<Vec<_>>()
         };
         use Verdict::*;
         assert_eq!(verdicts(1000, "a", 0.0), [Same, Same, Same, Same]);
