@@ -564,8 +564,13 @@ mod tests {
 
     #[test]
     fn a_file_round_trips_and_bad_ones_say_what_they_are() {
-        let b = baseline(entry(5, "h"));
-        assert_eq!(Baseline::parse(&b.to_json(), "b.json").unwrap(), b);
+        let mut b = baseline(entry(5, "h"));
+        // Energies read back bit for bit (serde_json's float_roundtrip), or
+        // a tolerance of 0 would see regressions of one ulp.
+        for e in [0.1 + 0.2, 2821245.7235681713, 1.0 / 3.0, 7.0e-310] {
+            b.entries[0].metrics.as_mut().unwrap().energy_pj = e;
+            assert_eq!(Baseline::parse(&b.to_json(), "b.json").unwrap(), b);
+        }
         let text = b.to_json();
         let err = |t: &str| Baseline::parse(t, "b.json").unwrap_err().to_string();
         assert!(err(&text[..text.len() / 2]).contains("truncated"), "{}", err(&text[..text.len() / 2]));
