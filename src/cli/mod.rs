@@ -181,7 +181,12 @@ pub enum Command {
     Area(area::AreaArgs),
     /// Draw a run or sweep report (--json) as SVG: per-layer bars and a roofline, or the Pareto scatter
     #[command(
-        long_about = "Draw a report as SVG.\n\n            A `systole run --json` report gives DIR/layers.svg (cycles and energy per layer, as bars) and             DIR/roofline.svg (every layer with MACs at its operational intensity, MACs per DRAM data byte,             and its achieved MACs per cycle, under the configuration's compute peak and DRAM bandwidth).             A `systole sweep --json` report gives DIR/pareto.svg (cycles against energy per point, area as             colour, the Pareto-optimal points in cycles, energy and area ringed).",
+        long_about = "Draw a report as SVG.\n\n\
+            A `systole run --json` report gives DIR/layers.svg (cycles and energy per layer, as bars) and \
+            DIR/roofline.svg (every layer with MACs at its operational intensity, MACs per DRAM data byte, \
+            and its achieved MACs per cycle, under the configuration's compute peak and DRAM bandwidth). \
+            A `systole sweep --json` report gives DIR/pareto.svg (cycles against energy per point, area as \
+            colour, the Pareto-optimal points in cycles, energy and area ringed).",
         after_help = "Examples:\n  \
             systole run digits.sbin --json report.json && systole plot report.json -o plots/\n  \
             systole sweep digits.onnx --hw examples/hw/default.toml --input x.npy --set array=8,16 --json s.json && systole plot s.json"
