@@ -281,6 +281,13 @@ fn a_sweep_is_compared_point_by_point() {
     let failed: Vec<_> = cases.iter().filter(|c| c.2.is_some()).map(|c| (c.0.as_str(), c.1.as_str())).collect();
     assert_eq!(failed, [("point 3 (array=4, dram.latency_cycles=50)", "cycles")]);
 
+    // A point the baseline lacks (a baseline of another shard): exit 2, naming it.
+    let mut fewer = b.clone();
+    fewer["entries"].as_array_mut().unwrap().remove(3);
+    write_json(&d.join("fewer.json"), &fewer);
+    let o = systole(d, &[&sweep[..], &["--baseline", "fewer.json", "--junit", "k.xml"]].concat());
+    assert_fails(&o, 2, &["fewer.json", "has no point 3 (array=4, dram.latency_cycles=50)"], d, &["k.xml"]);
+
     // Another grid is another sweep.
     let o = systole(d, &["sweep", MLP, "--hw", TINY, "--input", "x.npy", "--set", "array=4", "--baseline", "b.json"]);
     assert_fails(&o, 2, &["different sweep", "array=1,4"], d, &[]);

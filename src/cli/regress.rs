@@ -13,8 +13,8 @@ use systole::flow::regression::{self, Baseline, Command, Finding, Subject, Toler
 
 #[derive(Args, Debug, Default)]
 pub struct RegressArgs {
-    /// Compare cycles, energy, DRAM bus bytes and the output hash (SHA-256
-    /// of the float32 output bytes) with a baseline recorded by
+    /// Compare cycles, energy, DRAM bus bytes and the output hash (for
+    /// `run` the SHA-256 of the float32 output bytes) with a baseline recorded by
     /// --write-baseline on the same model, input and configuration; any
     /// that grew beyond --tolerance fails the command (exit 1), naming
     /// each. Improvements beyond it are reported.
@@ -77,10 +77,10 @@ impl RegressArgs {
         current: &Baseline,
         files: &mut Outputs,
         text: &mut String,
-    ) -> Option<CliError> {
+    ) -> Result<Option<CliError>> {
         let mut failure = None;
         if let Some(l) = loaded {
-            let findings = regression::compare(&l.baseline, current, l.tolerance);
+            let findings = regression::compare(&l.baseline, current, l.tolerance, &l.file)?;
             if let Some(path) = &self.junit {
                 let suite = format!("systole {}", current.command.name());
                 files.add(path, regression::junit(&suite, &findings, l.tolerance).into_bytes());
@@ -90,7 +90,7 @@ impl RegressArgs {
         if let Some(path) = &self.write_baseline {
             files.add(path, current.to_json().into_bytes());
         }
-        failure
+        Ok(failure)
     }
 }
 

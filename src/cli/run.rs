@@ -350,8 +350,12 @@ pub fn run(args: &RunArgs) -> Result<()> {
         error: None,
     };
     let mut comparison = String::new();
-    let regressed =
-        args.regress.finish(loaded, &Baseline::new(Regressed::Run, subject, vec![entry]), &mut files, &mut comparison);
+    let regressed = args.regress.finish(
+        loaded,
+        &Baseline::new(Regressed::Run, subject, vec![entry]),
+        &mut files,
+        &mut comparison,
+    )?;
     files.commit()?;
 
     let plural = |n: u64| if n == 1 { "" } else { "s" };

@@ -211,14 +211,15 @@ pub fn write_outputs(s: &Sweep, json: Option<&Path>, csv: Option<&Path>, regress
         files.add(path, csv_text(s).into_bytes());
     }
     let mut written = Vec::new();
-    let regressed = regress.and_then(|r| {
+    let mut regressed = None;
+    if let Some(r) = regress {
         let current = Baseline::new(regression::Command::Sweep, r.subject, regression::sweep_entries(s));
         written = [(&r.args.write_baseline, "baseline"), (&r.args.junit, "junit")]
             .into_iter()
             .filter_map(|(p, what)| p.clone().map(|p| (p, what)))
             .collect();
-        r.args.finish(r.loaded, &current, &mut files, &mut out)
-    });
+        regressed = r.args.finish(r.loaded, &current, &mut files, &mut out)?;
+    }
     files.commit()?;
     for (path, what) in [(json, "json"), (csv, "csv")] {
         if let Some(p) = path {

@@ -94,9 +94,9 @@ pub struct Metrics {
     pub energy_pj: f64,
     /// What the DRAM bus carried (whole beats, instruction fetch included).
     pub dram_bus_bytes: u64,
-    /// A hash of the outputs' bits: `run`, the SHA-256 of the float32
-    /// outputs ([`sha256`]); `sweep`, `fnv1a64:` and the sweep's
-    /// [`super::sweep::output_hash`] (which compares its points).
+    /// A hash of the outputs, `ALGORITHM:HEX`: for `run` [`output_hash`]
+    /// (`sha256:`), for a sweep point the hash the sweep compares its
+    /// points' outputs with. Compared for equality only.
     pub output_hash: String,
 }
 
@@ -390,13 +390,18 @@ fn energy(v: f64) -> String {
 }
 
 /// Every metric of every point of `current` against `baseline` (whose
-/// subject has been checked). Points are matched by their parameters.
-pub fn compare(baseline: &Baseline, current: &Baseline, tol: Tolerance) -> Vec<Finding> {
+/// subject has been checked). Points are matched by their parameters; a
+/// point the baseline does not have (a baseline of another shard of the
+/// sweep) is an error naming it (`file` names the baseline).
+pub fn compare(baseline: &Baseline, current: &Baseline, tol: Tolerance, file: &str) -> Result<Vec<Finding>> {
     let mut findings = Vec::new();
     for now in &current.entries {
         let Some(base) = baseline.entries.iter().find(|b| b.params == now.params) else {
-            // The swept keys are checked equal, so every point is there.
-            continue;
+            return Err(FlowError::input(format!(
+                "{file}: the baseline has no {} (a baseline of another shard of the sweep?); record one with \
+                 --write-baseline",
+                now.name
+            )));
         };
         let name = now.name.as_str();
         match (&base.metrics, &now.metrics) {
@@ -442,7 +447,7 @@ pub fn compare(baseline: &Baseline, current: &Baseline, tol: Tolerance) -> Vec<F
             }
         }
     }
-    findings
+    Ok(findings)
 }
 
 /// `text` with the five XML special characters escaped, and characters
@@ -534,7 +539,11 @@ mod tests {
     fn growth_beyond_the_tolerance_regresses_and_shrinking_improves() {
         let base = baseline(entry(1000, "a"));
         let verdicts = |cycles, hash, tol| {
-            compare(&base, &baseline(entry(cycles, hash)), Tolerance(tol)).iter().map(|f| f.verdict).collect::<Vec<_>>()
+            compare(&base, &baseline(entry(cycles, hash)), Tolerance(tol), "b")
+                .unwrap()
+                .iter()
+                .map(|f| f.verdict)
+                .collect::<Vec<_>>()
         };
         use Verdict::*;
         assert_eq!(verdicts(1000, "a", 0.0), [Same, Same, Same, Same]);
@@ -555,8 +564,13 @@ mod tests {
 
     #[test]
     fn a_file_round_trips_and_bad_ones_say_what_they_are() {
-        let b = baseline(entry(5, "h"));
-        assert_eq!(Baseline::parse(&b.to_json(), "b.json").unwrap(), b);
+        let mut b = baseline(entry(5, "h"));
+        // Energies read back bit for bit (serde_json's float_roundtrip), or
+        // a tolerance of 0 would see regressions of one ulp.
+        for e in [0.1 + 0.2, 2821245.7235681713, 1.0 / 3.0, 7.0e-310] {
+            b.entries[0].metrics.as_mut().unwrap().energy_pj = e;
+            assert_eq!(Baseline::parse(&b.to_json(), "b.json").unwrap(), b);
+        }
         let text = b.to_json();
         let err = |t: &str| Baseline::parse(t, "b.json").unwrap_err().to_string();
         assert!(err(&text[..text.len() / 2]).contains("truncated"), "{}", err(&text[..text.len() / 2]));
