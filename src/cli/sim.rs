@@ -240,7 +240,8 @@ pub fn run(args: &SimArgs) -> Result<()> {
     let rep = drv
         .run_with_progress(|cycles| progress.set_position(cycles))
         .map_err(|e| comparison.mismatch().map_or_else(|| device_err(e), CliError::from));
-    if let Ok(r) = &rep {
+    // A fault is an error: no `done` line (dropping the progress ends it).
+    if let Ok(r @ driver::RunReport { outcome: Outcome::Done, .. }) = &rep {
         progress.finish(&format!("{} cycles", r.cycles()));
     }
     let rep = match rep {
