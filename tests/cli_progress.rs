@@ -82,3 +82,19 @@ fn sim_reports_its_cycles_when_done_and_quiet_works_before_the_command_too() {
     assert_ok(&o);
     assert_eq!(stderr(&o), "");
 }
+
+#[test]
+fn a_faulting_sim_shows_its_error_and_no_done_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let tiny = root().join("examples/hw/tiny.toml");
+    // Instruction 0 stores zeros over instruction 41, which then faults
+    // (the program of tests/cli_faults.rs).
+    let mut s = String::from("store dram=0x520 stride=32 rows=1 cols=32 addr=0\n");
+    s += &"load dram=0x100000 stride=4 rows=4 cols=4 addr=4\n".repeat(40);
+    s += "finish\nfinish\n";
+    std::fs::write(d.join("ow.s"), s).unwrap();
+    assert_ok(&systole(d, &["asm", "ow.s", "--hw", tiny.to_str().unwrap(), "-o", "ow.sbin"]));
+    let o = systole_piped(d, &["sim", "ow.sbin", "--hw", tiny.to_str().unwrap()], Some(0));
+    assert_one_line_error(&o, 2, &["faulted at instruction 41"]);
+}

@@ -1,14 +1,19 @@
 // One configuration's verilated `accel` behind the C interface of
 // accel_abi.h. Compiled by `rtl::verilate` together with the generated
-// C++ into a shared library per configuration (and per tracing choice).
+// C++ into a shared library per configuration (and per waveform format:
+// SYS_TRACE 0 none, 1 VCD, 2 FST).
 #include "accel_abi.h"
 
 #include <memory>
 
 #include "Vaccel.h"
 #include "verilated.h"
-#if SYS_TRACE
+#if SYS_TRACE == 1
 #include "verilated_vcd_c.h"
+typedef VerilatedVcdC Waves;
+#elif SYS_TRACE == 2
+#include "verilated_fst_c.h"
+typedef VerilatedFstC Waves;
 #endif
 
 namespace {
@@ -17,9 +22,12 @@ struct Sim {
   std::unique_ptr<VerilatedContext> ctx;
   std::unique_ptr<Vaccel> top;
 #if SYS_TRACE
-  std::unique_ptr<VerilatedVcdC> vcd;
+  std::unique_ptr<Waves> waves;
 #endif
-  uint64_t time = 0;
+  // Waveform time of one half clock period, in the file's resolution.
+  uint64_t half_period = 1;
+  // The run cycle the next sys_cycle dumps as; negative: it dumps nothing.
+  int64_t dump_cycle = -1;
 
   Sim() : ctx(new VerilatedContext) {
 #if SYS_TRACE
@@ -32,16 +40,18 @@ struct Sim {
   }
   ~Sim() {
 #if SYS_TRACE
-    if (vcd) vcd->close();
+    if (waves) waves->close();
 #endif
     top->final();
   }
 
-  void dump() {
+  // `phase` 0: the clock's low half of the cycle, 1: its high half.
+  void dump(int phase) {
 #if SYS_TRACE
-    if (vcd) vcd->dump(time);
+    if (waves && dump_cycle >= 0) waves->dump((2 * uint64_t(dump_cycle) + phase) * half_period);
+#else
+    (void)phase;
 #endif
-    time += 1;
   }
 };
 
@@ -69,19 +79,26 @@ extern "C" void* sys_new(void) { return new Sim; }
 
 extern "C" void sys_delete(void* p) { delete static_cast<Sim*>(p); }
 
-extern "C" int sys_vcd_open(void* p, const char* path) {
+extern "C" int sys_waves_open(void* p, const char* path, uint64_t half_period, const char* resolution) {
 #if SYS_TRACE
   Sim* s = static_cast<Sim*>(p);
-  s->vcd.reset(new VerilatedVcdC);
-  s->top->trace(s->vcd.get(), 99);
-  s->vcd->open(path);
-  return s->vcd->isOpen() ? 1 : 0;
+  s->waves.reset(new Waves);
+  s->waves->set_time_unit(resolution);
+  s->waves->set_time_resolution(resolution);
+  s->half_period = half_period;
+  s->top->trace(s->waves.get(), 99);
+  s->waves->open(path);
+  return s->waves->isOpen() ? 1 : 0;
 #else
   (void)p;
   (void)path;
+  (void)half_period;
+  (void)resolution;
   return -1;  // built without tracing
 #endif
 }
+
+extern "C" void sys_waves_at(void* p, int64_t cycle) { static_cast<Sim*>(p)->dump_cycle = cycle; }
 
 extern "C" void sys_cycle(void* p, const uint32_t* in, uint32_t* out) {
   Sim* s = static_cast<Sim*>(p);
@@ -105,7 +122,7 @@ extern "C" void sys_cycle(void* p, const uint32_t* in, uint32_t* out) {
   wide_in(t->m_rdata, in + SYS_IN_RDATA, 16);
   t->clk = 0;
   t->eval();
-  s->dump();
+  s->dump(0);
 
   uint32_t o = 0;
   o |= t->m_arvalid ? SYS_O_ARVALID : 0;
@@ -138,7 +155,8 @@ extern "C" void sys_cycle(void* p, const uint32_t* in, uint32_t* out) {
 
   t->clk = 1;
   t->eval();
-  s->dump();
+  s->dump(1);
   t->clk = 0;
   t->eval();
+  if (s->dump_cycle >= 0) s->dump_cycle += 1;
 }

@@ -12,7 +12,7 @@
 #pragma once
 #include <stdint.h>
 
-#define SYS_ABI_VERSION 2u
+#define SYS_ABI_VERSION 3u
 
 // Input words.
 enum {
@@ -85,6 +85,7 @@ typedef uint32_t (*sys_abi_version_fn)(void);
 typedef const uint32_t* (*sys_abi_table_fn)(uint32_t* len);
 typedef void* (*sys_new_fn)(void);
 typedef void (*sys_delete_fn)(void*);
-typedef int (*sys_vcd_open_fn)(void*, const char* path);
+typedef int (*sys_waves_open_fn)(void*, const char* path, uint64_t half_period, const char* resolution);
+typedef void (*sys_waves_at_fn)(void*, int64_t cycle);
 typedef void (*sys_cycle_fn)(void*, const uint32_t* in, uint32_t* out);
 }

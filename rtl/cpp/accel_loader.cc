@@ -7,9 +7,15 @@
 
 namespace systole_rtl {
 
-AccelSim::AccelSim(void* lib, void* sim, rust::Vec<uint32_t> table, sys_delete_fn del, sys_vcd_open_fn vcd,
-                   sys_cycle_fn cycle)
-    : lib_(lib), sim_(sim), table_(std::move(table)), del_(del), vcd_(vcd), cycle_(cycle) {}
+AccelSim::AccelSim(void* lib, void* sim, rust::Vec<uint32_t> table, sys_delete_fn del,
+                   sys_waves_open_fn waves_open, sys_waves_at_fn waves_at, sys_cycle_fn cycle)
+    : lib_(lib),
+      sim_(sim),
+      table_(std::move(table)),
+      del_(del),
+      waves_open_(waves_open),
+      waves_at_(waves_at),
+      cycle_(cycle) {}
 
 rust::Vec<uint32_t> AccelSim::abi_table() const { return table_; }
 
@@ -27,10 +33,13 @@ void AccelSim::cycle(rust::Slice<const uint32_t> in, rust::Slice<uint32_t> out) 
   cycle_(sim_, in.data(), out.data());
 }
 
-bool AccelSim::vcd_open(rust::Str path) {
+bool AccelSim::waves_open(rust::Str path, uint64_t half_period, rust::Str resolution) {
   std::string p(path);
-  return vcd_(sim_, p.c_str()) == 1;
+  std::string r(resolution);
+  return waves_open_(sim_, p.c_str(), half_period, r.c_str()) == 1;
 }
+
+void AccelSim::waves_at(int64_t cycle) { waves_at_(sim_, cycle); }
 
 std::unique_ptr<AccelSim> accel_open(rust::Str path) {
   std::string p(path);
@@ -52,9 +61,10 @@ std::unique_ptr<AccelSim> accel_open(rust::Str path) {
   for (uint32_t i = 0; i < len; i++) table.push_back(words[i]);
   auto make = reinterpret_cast<sys_new_fn>(sym("sys_new"));
   auto del = reinterpret_cast<sys_delete_fn>(sym("sys_delete"));
-  auto vcd = reinterpret_cast<sys_vcd_open_fn>(sym("sys_vcd_open"));
+  auto waves_open = reinterpret_cast<sys_waves_open_fn>(sym("sys_waves_open"));
+  auto waves_at = reinterpret_cast<sys_waves_at_fn>(sym("sys_waves_at"));
   auto cycle = reinterpret_cast<sys_cycle_fn>(sym("sys_cycle"));
-  return std::unique_ptr<AccelSim>(new AccelSim(lib, make(), std::move(table), del, vcd, cycle));
+  return std::unique_ptr<AccelSim>(new AccelSim(lib, make(), std::move(table), del, waves_open, waves_at, cycle));
 }
 
 }  // namespace systole_rtl

@@ -12,16 +12,21 @@ namespace systole_rtl {
 
 class AccelSim {
  public:
-  AccelSim(void* lib, void* sim, rust::Vec<uint32_t> table, sys_delete_fn del, sys_vcd_open_fn vcd,
-           sys_cycle_fn cycle);
+  AccelSim(void* lib, void* sim, rust::Vec<uint32_t> table, sys_delete_fn del, sys_waves_open_fn waves_open,
+           sys_waves_at_fn waves_at, sys_cycle_fn cycle);
   ~AccelSim();
   AccelSim(const AccelSim&) = delete;
   AccelSim& operator=(const AccelSim&) = delete;
 
   // One clock cycle: `in` has SYS_IN_WORDS words, `out` SYS_OUT_WORDS.
   void cycle(rust::Slice<const uint32_t> in, rust::Slice<uint32_t> out);
-  // Starts a VCD waveform; false if the library was built without tracing.
-  bool vcd_open(rust::Str path);
+  // Starts a waveform (VCD or FST, as the library was built) with a time
+  // step of `resolution` (e.g. "1ps") and `half_period` steps per half
+  // clock; false if the library was built without tracing.
+  bool waves_open(rust::Str path, uint64_t half_period, rust::Str resolution);
+  // The next cycle is dumped as run cycle `cycle` and each one after it as
+  // the next; negative: cycles are not dumped.
+  void waves_at(int64_t cycle);
   // The library's compiled-in copy of the interface table (SYS_ABI_TABLE).
   rust::Vec<uint32_t> abi_table() const;
 
@@ -30,7 +35,8 @@ class AccelSim {
   void* sim_;
   rust::Vec<uint32_t> table_;
   sys_delete_fn del_;
-  sys_vcd_open_fn vcd_;
+  sys_waves_open_fn waves_open_;
+  sys_waves_at_fn waves_at_;
   sys_cycle_fn cycle_;
 };
 

@@ -52,7 +52,7 @@ macro_rules! abi_groups {
 
 /// The interface's version; bumped with any change of the table or the
 /// exported functions.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 abi_groups! {
     "Input words": usize {
@@ -201,7 +201,8 @@ pub fn c_header() -> String {
          typedef const uint32_t* (*sys_abi_table_fn)(uint32_t* len);\n\
          typedef void* (*sys_new_fn)(void);\n\
          typedef void (*sys_delete_fn)(void*);\n\
-         typedef int (*sys_vcd_open_fn)(void*, const char* path);\n\
+         typedef int (*sys_waves_open_fn)(void*, const char* path, uint64_t half_period, const char* resolution);\n\
+         typedef void (*sys_waves_at_fn)(void*, int64_t cycle);\n\
          typedef void (*sys_cycle_fn)(void*, const uint32_t* in, uint32_t* out);\n\
          }\n",
     );

@@ -12,12 +12,12 @@
 //! like any others (a run in progress advances meanwhile).
 
 use crate::ffi::bridge::{accel_open, AccelSim};
+use crate::waves::Waves;
 use isa::regs;
 use isa::{Device, DeviceError, HwConfig, InstrTrace};
 use sim::dram::Dram;
 use sim::memory::Memory;
 use std::collections::VecDeque;
-use std::path::Path;
 
 use crate::abi::*;
 
@@ -51,6 +51,12 @@ pub struct RtlDevice {
     out: [u32; OUT_WORDS],
     /// The first harness-detected problem (protocol, staging overflow).
     broken: Option<String>,
+    /// The waveform being written, and the device cycle of run cycle 0
+    /// of the first run (waveform time 0).
+    waves: Option<Waves>,
+    waves_origin: Option<u64>,
+    /// Whether the library is dumping the cycles now.
+    dumping: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,20 +75,22 @@ impl RtlDevice {
         Self::with_options(cfg, None)
     }
 
-    /// Like `new`, writing a VCD waveform of everything the device does to `vcd`.
-    pub fn with_options(cfg: &HwConfig, vcd: Option<&Path>) -> Result<RtlDevice, RtlError> {
+    /// Like `new`, writing the waveforms of the runs (`crate::waves`: from
+    /// run cycle 0 of the first run, or the window's cycles).
+    pub fn with_options(cfg: &HwConfig, waves: Option<&Waves>) -> Result<RtlDevice, RtlError> {
         if cfg.array.dataflow != isa::config::Dataflow::WeightStationary {
             return Err(RtlError::Unsupported(
                 "array.dataflow = \"output-stationary\" is not implemented by the RTL; use \"weight-stationary\""
                     .into(),
             ));
         }
-        let lib = crate::verilate::library(cfg, vcd.is_some())?;
+        let lib = crate::verilate::library(cfg, waves.map(|w| w.format))?;
         let mut sim = accel_open(&lib.to_string_lossy()).map_err(|e| RtlError::Load(e.to_string()))?;
         crate::abi::check_table(&sim.abi_table()).map_err(|e| RtlError::Load(format!("{}: {e}", lib.display())))?;
-        if let Some(path) = vcd {
-            if !sim.pin_mut().vcd_open(&path.to_string_lossy()) {
-                return Err(RtlError::Load(format!("cannot open the waveform file {}", path.display())));
+        if let Some(w) = waves {
+            let (resolution, half_period) = crate::waves::timescale(cfg.clock.mhz);
+            if !sim.pin_mut().waves_open(&w.path.to_string_lossy(), half_period, resolution) {
+                return Err(RtlError::Load(format!("cannot open the waveform file {}", w.path.display())));
             }
         }
         let mut dev = RtlDevice {
@@ -99,6 +107,9 @@ impl RtlDevice {
             inp: [0; IN_WORDS],
             out: [0; OUT_WORDS],
             broken: None,
+            waves: waves.cloned(),
+            waves_origin: None,
+            dumping: false,
         };
         // Two cycles of reset.
         for _ in 0..2 {
@@ -115,7 +126,20 @@ impl RtlDevice {
         self.sim.abi_table()
     }
 
+    /// Tells the library whether the coming cycle is dumped, when that
+    /// changes: the run cycles of the window, counted from the first run.
+    fn waves_before_cycle(&mut self) {
+        let (Some(w), Some(origin)) = (&self.waves, self.waves_origin) else { return };
+        let t = self.now - origin;
+        let dump = w.dumps(t);
+        if dump != self.dumping {
+            self.dumping = dump;
+            self.sim.pin_mut().waves_at(if dump { t as i64 } else { -1 });
+        }
+    }
+
     fn cycle_raw(&mut self) {
+        self.waves_before_cycle();
         // The C++ side only fails on wrong slice lengths, fixed here.
         self.sim.pin_mut().cycle(&self.inp, &mut self.out).expect("fixed word counts");
         self.now += 1;
@@ -159,6 +183,7 @@ impl RtlDevice {
         self.inp[IN_S_AWADDR] = lite_words[0];
         self.inp[IN_S_WDATA] = lite_words[1];
         self.inp[IN_S_ARADDR] = lite_words[2];
+        self.waves_before_cycle();
         self.sim.pin_mut().cycle(&self.inp, &mut self.out).expect("fixed word counts");
         let o = self.out[OUT_FLAGS];
         if self.running {
@@ -340,6 +365,7 @@ impl RtlDevice {
 
     fn begin_run(&mut self) {
         self.run_start = self.now; // `now` was advanced past the write's cycle
+        self.waves_origin.get_or_insert(self.now);
         self.running = true;
         self.dram = Dram::from_config(&self.cfg);
         self.transfers.clear();

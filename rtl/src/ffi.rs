@@ -129,8 +129,13 @@ pub(crate) mod bridge {
         /// One clock cycle: `inp` holds the inputs (SYS_IN_WORDS words),
         /// `out` receives the outputs sampled before the rising edge.
         fn cycle(self: Pin<&mut AccelSim>, inp: &[u32], out: &mut [u32]) -> Result<()>;
-        /// Starts a VCD file; false when the library has no tracing.
-        fn vcd_open(self: Pin<&mut AccelSim>, path: &str) -> bool;
+        /// Starts a waveform file (VCD or FST, as the library was built):
+        /// time steps of `resolution` ("1ps"), `half_period` steps per
+        /// half clock; false when the library has no tracing.
+        fn waves_open(self: Pin<&mut AccelSim>, path: &str, half_period: u64, resolution: &str) -> bool;
+        /// The next cycle is dumped as run cycle `cycle`, each later one as
+        /// the next; negative: cycles are not dumped.
+        fn waves_at(self: Pin<&mut AccelSim>, cycle: i64);
         /// The library's compiled-in copy of the interface table
         /// (`SYS_ABI_TABLE`), for `abi::check_table`.
         fn abi_table(self: &AccelSim) -> Vec<u32>;

@@ -47,6 +47,8 @@ pub mod abi;
 
 pub mod area;
 
+pub mod waves;
+
 #[cfg(feature = "verilator")]
 mod ffi;
 

@@ -5,8 +5,9 @@
 //! `systole` binary can verilate any configuration wherever it runs. A
 //! library is keyed by everything that changes the hardware: the
 //! configuration's fingerprint and the RTL parameters (array, buffers, DRAM
-//! beat width, memory size), the sources, the Verilator version and whether
-//! it traces waveforms. It lives in `$SYSTOLE_RTL_CACHE`, else
+//! beat width, memory size), the sources, the Verilator version and the
+//! waveform format it can write (none, VCD, FST: each a library of its own,
+//! built on first use). It lives in `$SYSTOLE_RTL_CACHE`, else
 //! `$XDG_CACHE_HOME/systole/rtl`, else `~/.cache/systole/rtl`. A build goes
 //! into a temporary folder renamed into place, so a crashed or concurrent
 //! build never leaves a half-written library behind.
@@ -26,6 +27,7 @@ use std::time::Instant;
 
 use crate::sources::{cache_root, fnv1a64, FNV_START, HDL, VERILOG};
 pub use crate::sources::{parameters, LOAD_STAGE_BYTES, STORE_STAGE_BYTES};
+use crate::waves::WaveFormat;
 
 /// The C++ side of the build, after the HDL in the key's hash (the order the
 /// sources were hashed in before the list was split).
@@ -92,13 +94,26 @@ const CXXFLAGS: &[&str] = &[
 ];
 
 /// Verilator's runtime as position-independent objects, built once per
-/// Verilator version and tracing choice.
-fn runtime_objects(root: &Path, version: &str, trace: bool, config: &str) -> Result<Vec<PathBuf>, BuildError> {
+/// Verilator version and waveform format.
+fn runtime_objects(
+    root: &Path,
+    version: &str,
+    waves: Option<WaveFormat>,
+    config: &str,
+) -> Result<Vec<PathBuf>, BuildError> {
+    // The key of the VCD and no-waves runtimes predates FST; kept so their caches stay valid.
+    let trace = match waves {
+        None => "false",
+        Some(WaveFormat::Vcd) => "true",
+        Some(WaveFormat::Fst) => "fst",
+    };
     let key = fnv1a64(format!("{version};trace={trace}").as_bytes(), FNV_START);
     let dir = cache_root().join(format!("runtime-{key:016x}"));
     let mut sources = vec!["verilated.cpp", "verilated_threads.cpp"];
-    if trace {
-        sources.push("verilated_vcd_c.cpp");
+    match waves {
+        None => {}
+        Some(WaveFormat::Vcd) => sources.push("verilated_vcd_c.cpp"),
+        Some(WaveFormat::Fst) => sources.push("verilated_fst_c.cpp"),
     }
     let objs: Vec<PathBuf> = sources.iter().map(|s| dir.join(s.replace(".cpp", ".o"))).collect();
     if objs.iter().all(|o| o.exists()) {
@@ -110,8 +125,7 @@ fn runtime_objects(root: &Path, version: &str, trace: bool, config: &str) -> Res
     for s in &sources {
         let mut cmd = Command::new("g++");
         cmd.args(CXXFLAGS)
-            .arg(format!("-DVM_TRACE={}", trace as u8))
-            .arg(format!("-DVM_TRACE_VCD={}", trace as u8))
+            .args(trace_defines(waves))
             .arg("-I")
             .arg(root.join("include"))
             .arg("-I")
@@ -137,6 +151,18 @@ fn runtime_objects(root: &Path, version: &str, trace: bool, config: &str) -> Res
         let _ = std::fs::remove_dir_all(&tmp);
     }
     Ok(objs)
+}
+
+/// The preprocessor's view of the waveform format: Verilator's `VM_TRACE*`
+/// and the harness's `SYS_TRACE` (0 none, 1 VCD, 2 FST).
+fn trace_defines(waves: Option<WaveFormat>) -> Vec<String> {
+    let (vcd, fst) = (waves == Some(WaveFormat::Vcd), waves == Some(WaveFormat::Fst));
+    vec![
+        format!("-DVM_TRACE={}", waves.is_some() as u8),
+        format!("-DVM_TRACE_VCD={}", vcd as u8),
+        format!("-DVM_TRACE_FST={}", fst as u8),
+        format!("-DSYS_TRACE={}", vcd as u8 + 2 * fst as u8),
+    ]
 }
 
 /// What a build reports as it goes, to whoever shows progress.
@@ -180,9 +206,10 @@ fn report(event: BuildEvent<'_>) {
     }
 }
 
-/// The library for `cfg` (built now if it is not cached). `trace` builds
-/// the variant that can write VCD waveforms. Says on stderr when it builds.
-pub fn library(cfg: &HwConfig, trace: bool) -> Result<PathBuf, BuildError> {
+/// The library for `cfg` (built now if it is not cached). `waves` builds
+/// the variant that can write waveforms in that format. Reports its steps
+/// (see [`set_build_observer`]) when it builds.
+pub fn library(cfg: &HwConfig, waves: Option<WaveFormat>) -> Result<PathBuf, BuildError> {
     let config = cfg.name.clone();
     let (version, root) = verilator_info(&config)?;
     let params = parameters(cfg);
@@ -194,7 +221,14 @@ pub fn library(cfg: &HwConfig, trace: bool) -> Result<PathBuf, BuildError> {
     for (k, v) in &params {
         h = fnv1a64(format!("{k}={v};").as_bytes(), h);
     }
-    h = fnv1a64(if trace { b"trace" } else { b"notrace" }, h);
+    h = fnv1a64(
+        match waves {
+            None => &b"notrace"[..],
+            Some(WaveFormat::Vcd) => &b"trace"[..],
+            Some(WaveFormat::Fst) => &b"trace-fst"[..],
+        },
+        h,
+    );
     let dir = cache_root().join(format!("{:016x}-{h:016x}", cfg.fingerprint()));
     let lib = dir.join("libaccel.so");
     if lib.exists() {
@@ -203,7 +237,7 @@ pub fn library(cfg: &HwConfig, trace: bool) -> Result<PathBuf, BuildError> {
     let t0 = Instant::now();
     report(BuildEvent::Start { config: &config, rows: cfg.array.rows, cols: cfg.array.cols, cache: &dir });
     report(BuildEvent::Step("Verilator's runtime (g++)"));
-    let runtime = runtime_objects(&root, &version, trace, &config)?;
+    let runtime = runtime_objects(&root, &version, waves, &config)?;
     let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     let src = tmp.join("src");
@@ -229,8 +263,14 @@ pub fn library(cfg: &HwConfig, trace: bool) -> Result<PathBuf, BuildError> {
     .arg("--Mdir")
     .arg(&obj)
     .arg(format!("-I{}", src.display()));
-    if trace {
-        cmd.arg("--trace");
+    match waves {
+        None => {}
+        Some(WaveFormat::Vcd) => {
+            cmd.arg("--trace");
+        }
+        Some(WaveFormat::Fst) => {
+            cmd.arg("--trace-fst");
+        }
     }
     for (k, v) in &params {
         cmd.arg(format!("-G{k}={v}"));
@@ -254,9 +294,7 @@ pub fn library(cfg: &HwConfig, trace: bool) -> Result<PathBuf, BuildError> {
     let mut gxx = Command::new("g++");
     gxx.args(CXXFLAGS)
         .arg("-shared")
-        .arg(format!("-DVM_TRACE={}", trace as u8))
-        .arg(format!("-DVM_TRACE_VCD={}", trace as u8))
-        .arg(format!("-DSYS_TRACE={}", trace as u8))
+        .args(trace_defines(waves))
         .arg("-I")
         .arg(&obj)
         .arg("-I")
@@ -271,6 +309,9 @@ pub fn library(cfg: &HwConfig, trace: bool) -> Result<PathBuf, BuildError> {
         .arg("-o")
         .arg(&out)
         .arg("-latomic");
+    if waves == Some(WaveFormat::Fst) {
+        gxx.arg("-lz"); // FST's compression
+    }
     report(BuildEvent::Step("g++ (the verilated accelerator)"));
     run(&mut gxx, "g++ (the verilated accelerator)", &config)?;
     // Keep only the library: the generated C++ is large.

@@ -14,6 +14,7 @@ use clap::Args;
 use driver::{tensor_device_bytes, Driver, Outcome};
 use isa::program::{Program, TensorInfo};
 use isa::HwConfig;
+use rtl::waves::{WaveFormat, Waves};
 use std::path::{Path, PathBuf};
 use systole::flow::backend::{self, Backend};
 use systole::flow::infer::run_error;
@@ -62,9 +63,16 @@ pub struct SimArgs {
     /// (outputs, cycles, counters, every instruction's start and finish).
     #[arg(long, value_enum, default_value_t = Backend::Sim)]
     pub backend: Backend,
-    /// Write the RTL's waveforms (VCD, opens in GTKWave); --backend rtl or both.
-    #[arg(long, value_name = "WAVES.vcd")]
+    /// Write the RTL's waveforms (opens in GTKWave or Surfer); --backend rtl
+    /// or both. A `.fst` file is FST (compressed; its library is built once
+    /// per configuration on first use), anything else VCD. Time is the
+    /// run's: run cycle N begins at N clock periods of the configured clock.
+    #[arg(long, visible_alias = "waves", value_name = "WAVES.vcd|WAVES.fst")]
     pub vcd: Option<PathBuf>,
+    /// Dump only run cycles START <= cycle < END to the waveform (the
+    /// cycles of `--trace` and the report).
+    #[arg(long, value_name = "START:END", value_parser = rtl::waves::parse_window, requires = "vcd")]
+    pub vcd_window: Option<(u64, u64)>,
 }
 
 /// Bytes to place in device memory before the run, and where they came
@@ -213,9 +221,13 @@ pub fn run(args: &SimArgs) -> Result<()> {
 
     // The waveform goes to a side file renamed into place after a good run,
     // so a failed run leaves no partial output.
-    let vcd_tmp = args.vcd.as_ref().map(|p| p.with_extension("vcd.partial"));
+    let waves = args.vcd.as_ref().map(|p| {
+        let format = WaveFormat::of_path(p);
+        Waves { path: p.with_extension(format!("{}.partial", format.name())), format, window: args.vcd_window }
+    });
+    let vcd_tmp = waves.as_ref().map(|w| w.path.clone());
     backend::check_program(args.backend, &prog.code)?;
-    let (device, comparison) = backend::open(args.backend, &cfg, vcd_tmp.as_deref())?;
+    let (device, comparison) = backend::open(args.backend, &cfg, waves.as_ref())?;
     let mut drv = Driver::new(device);
     drv.load(&prog).map_err(|e| CliError::input(format!("{prog_name}: {e}")))?;
     for p in &places {
@@ -229,7 +241,8 @@ pub fn run(args: &SimArgs) -> Result<()> {
     let rep = drv
         .run_with_progress(|cycles| progress.set_position(cycles))
         .map_err(|e| comparison.mismatch().map_or_else(|| device_err(e), CliError::from));
-    if let Ok(r) = &rep {
+    // A fault is an error: no `done` line (dropping the progress ends it).
+    if let Ok(r @ driver::RunReport { outcome: Outcome::Done, .. }) = &rep {
         progress.finish(&format!("{} cycles", r.cycles()));
     }
     let rep = match rep {
@@ -280,6 +293,17 @@ pub fn run(args: &SimArgs) -> Result<()> {
         std::fs::rename(tmp, vcd).map_err(|e| CliError::input(format!("--vcd {}: {e}", vcd.display())))?;
     }
     let mut text = report::text(&summary);
+    if let (Some(w), Some(path)) = (&waves, &args.vcd) {
+        let (step, half) = rtl::waves::timescale(cfg.clock.mhz);
+        let cycles = w.window.map_or_else(|| "all run cycles".to_string(), |(a, b)| format!("run cycles [{a}, {b})"));
+        text.push_str(&format!(
+            "waves: {} ({}, {cycles}; run cycle N starts at N x {} {} steps)\n",
+            path.display(),
+            w.format.name().to_uppercase(),
+            2 * half,
+            step.trim_start_matches('1')
+        ));
+    }
     match args.backend {
         Backend::Sim => {}
         Backend::Rtl => text.push_str("backend: the verilated RTL\n"),

@@ -6,7 +6,7 @@
 
 use super::{FlowError, Result};
 use isa::{Device, HwConfig};
-use std::path::Path;
+use rtl::waves::Waves;
 
 /// Where a program runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -69,16 +69,16 @@ fn model(cfg: &HwConfig) -> Result<sim::Model> {
     sim::Model::new(cfg).map_err(|e| FlowError::input(format!("config `{}`: {e}", cfg.name)))
 }
 
-/// Opens the device; `vcd` (RTL only) receives the waveforms of the run.
-pub fn open(backend: Backend, cfg: &HwConfig, vcd: Option<&Path>) -> Result<(Box<dyn Device>, Comparison)> {
-    if vcd.is_some() && backend == Backend::Sim {
+/// Opens the device; `waves` (RTL only) receives the waveforms of the run.
+pub fn open(backend: Backend, cfg: &HwConfig, waves: Option<&Waves>) -> Result<(Box<dyn Device>, Comparison)> {
+    if waves.is_some() && backend == Backend::Sim {
         return Err(FlowError::input("--vcd records the RTL's waveforms: use it with --backend rtl or both"));
     }
     match backend {
         Backend::Sim => Ok((Box::new(model(cfg)?), Comparison::default())),
         #[cfg(feature = "rtl")]
         Backend::Rtl | Backend::Both => {
-            let rtl = rtl::RtlDevice::with_options(cfg, vcd)
+            let rtl = rtl::RtlDevice::with_options(cfg, waves)
                 .map_err(|e| FlowError::input(format!("--backend {}: {e}", backend.name())))?;
             if backend == Backend::Rtl {
                 return Ok((Box::new(rtl), Comparison::default()));
