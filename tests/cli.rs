@@ -366,7 +366,7 @@ fn malformed_arguments_are_usage_errors() {
     let g = Gemm::new();
     for (spec, needle) in [
         ("0x2000:i32=c.npy", "ADDR:DTYPE:SHAPE"),
-        ("0x2000:i64:4x4=c.npy", "i64"),
+        ("0x2000:f64:4x4=c.npy", "f64"),
         ("0x2000:i32:4xx4=c.npy", "4xx4"),
         ("0xzz:i32:4=c.npy", "0xzz"),
         ("0x2000:i32:4x4", "ADDR:DTYPE:SHAPE"),

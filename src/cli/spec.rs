@@ -116,7 +116,7 @@ mod tests {
         let d = parse_dump("0x2000:i32:4x4=out.npy").unwrap();
         assert_eq!((d.addr, d.elem, d.shape.clone(), d.byte_len()), (0x2000, Elem::I32, vec![4, 4], Some(64)));
         assert!(parse_dump("0x2000:i32=out.npy").is_err());
-        assert!(parse_dump("0x2000:i64:4=out.npy").is_err());
+        assert!(parse_dump("0x2000:f64:4=out.npy").is_err());
         assert!(parse_load("0x10").is_err());
         assert_eq!(parse_named("a=x=y.npy").unwrap().file, PathBuf::from("x=y.npy"));
     }
