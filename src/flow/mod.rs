@@ -20,7 +20,7 @@
 //! - [`regression`]: regression baselines (cycles, energy, DRAM bytes,
 //!   output hash per point) and their comparison, as text and JUnit.
 //! - [`pareto`]: the Pareto front of design points.
-//! - [`reference`]: a model with several named inputs (int64 token ids,
+//! - [`reference`](mod@reference): a model with several named inputs (int64 token ids,
 //!   masks) run in the reference interpreter, outputs by name.
 //! - [`baseline`]: per GEMM layer its shape, ideal cycles, SCALE-Sim's
 //!   weight-stationary cycles and minimal DRAM bytes (the yardsticks).

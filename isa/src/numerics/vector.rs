@@ -325,7 +325,7 @@ fn tanh_seq(x: f32) -> f32 {
 ///
 /// # Panics
 /// If `lanes == 0`.
-fn lane_reduce(xs: &[f32], lanes: usize, init: f32, op: fn(f32, f32) -> f32) -> f32 {
+pub fn lane_reduce(xs: &[f32], lanes: usize, init: f32, op: fn(f32, f32) -> f32) -> f32 {
     assert!(lanes > 0, "vector reduction with zero lanes");
     let mut acc = vec![init; lanes];
     for (i, &x) in xs.iter().enumerate() {
