@@ -408,7 +408,7 @@ fn sweep<'py>(
     let table = flow::hw::energy_table(energy_table.as_deref()).map_err(py_err)?;
     let specs = set_specs(set)?;
     let src = ModelSource::of(model)?;
-    let (params, _) = flow::sweep::params(&specs, &base).map_err(py_err)?;
+    let (params, total) = flow::sweep::params(&specs, &base).map_err(py_err)?;
     let graph = py.detach(|| src.import()).map_err(py_err)?;
     let (shape, data, what) = match inputs.cast::<PyDict>() {
         Ok(d) if d.len() == 1 => {
@@ -422,10 +422,38 @@ fn sweep<'py>(
             (s, x, "inputs".to_string())
         }
     };
+    let model_bytes = match &src {
+        ModelSource::Bytes(b) => b.clone(),
+        ModelSource::Path(p) => std::fs::read(p).map_err(|e| input_err(format!("{}: {e}", p.display())))?,
+    };
+    // What identifies the input in the sweep's id: its shape and data.
+    let mut input_bytes: Vec<u8> = shape.iter().flat_map(|d| d.to_le_bytes()).collect();
+    match &data {
+        HostData::F32(v) => input_bytes.extend(v.iter().flat_map(|x| x.to_le_bytes())),
+        HostData::I8(v) => input_bytes.extend(v.iter().map(|&x| x as u8)),
+        HostData::U8(v) => input_bytes.extend_from_slice(v),
+    }
+    let area = flow::sweep::AreaSource::Model;
+    let info = flow::sweep::Info {
+        model: src.name(),
+        model_name: graph.name.clone(),
+        hw: base.name.clone(),
+        base_config: base.name.clone(),
+        input: what.clone(),
+        energy_table: table.name.clone(),
+        area_source: area,
+        sweep_id: flow::sweep::sweep_id(&model_bytes, &input_bytes, &base, &table, area, &params),
+        points_total: total,
+        shard: None,
+    };
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let opts = flow::sweep::Options { jobs, shard: None, area };
     let text = py
         .detach(|| -> flow::Result<String> {
-            let s = flow::sweep::run(&graph, &base, params, &table, (&shape, &data), &what)?;
-            Ok(SweepReport::new(&s, &src.name(), &base, &table).to_json())
+            let job =
+                flow::sweep::Job { graph: &graph, base: &base, table: &table, shape: &shape, data: &data, what: &what };
+            let s = flow::sweep::run(&job, info, params, &opts, Vec::new(), &mut |_| {})?;
+            Ok(SweepReport::new(&s).to_json())
         })
         .map_err(py_err)?;
     json_value(py, &text)?.get_item("points")
