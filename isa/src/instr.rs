@@ -193,6 +193,7 @@ const WFMT: FieldKind = FieldKind::Enum(&["i8", "i8s24", "i4", "i4s24"]);
 const QUEUE: FieldKind = FieldKind::Enum(&["load", "compute", "store"]);
 const VOP: FieldKind = FieldKind::Enum(VOP_NAMES);
 const VRED: FieldKind = FieldKind::Enum(&["sum", "max"]);
+const IDX: FieldKind = FieldKind::Enum(&["none", "i64", "i32"]);
 const U: FieldKind = FieldKind::Unsigned;
 const S: FieldKind = FieldKind::Signed;
 
@@ -225,6 +226,11 @@ pub const VOP_ERF: u8 = 7;
 pub const VOP_TANH: u8 = 8;
 pub const VOP_RECIP: u8 = 9;
 pub const VOP_RSQRT: u8 = 10;
+/// `load` index modes (`idx`): a plain 2-D block, or DRAM row `y` at
+/// `dram + id[y] * stride` with the ids int64 or int32 little-endian.
+pub const IDX_NONE: u8 = 0;
+pub const IDX_I64: u8 = 1;
+pub const IDX_I32: u8 = 2;
 /// `vred` operations.
 pub const VRED_SUM: u8 = 0;
 pub const VRED_MAX: u8 = 1;
@@ -387,7 +393,8 @@ macro_rules! instructions {
 
 instructions! {
     /// DMA a 2-D block from DRAM into the scratchpad or the accumulator,
-    /// surrounded by padding filled with `pad_value`.
+    /// surrounded by padding filled with `pad_value`; with `idx`, DRAM row
+    /// `y` is the table row the `y`-th id in DRAM selects (embeddings).
     Load = 0x01, "load", |_| Some(Queue::Load), {
         buf: u8 = 2 BUF "destination: spad (int8 elements) or acc (int32 elements)",
         dram: u32 = 32 U "byte address of the block's first element in DRAM",
@@ -401,6 +408,9 @@ instructions! {
         pad_value: i8 = 8 S "value of padding elements (sign-extended into acc)",
         addr: u16 = 16 U "first local row of the block",
         col: u16 = 16 U "local column of the padded block's first element",
+        idx: u8 = 2 IDX "none: DRAM row y at dram + y * stride; i64 / i32: at dram + id[y] * stride, id[y] read from idx_addr (gather)",
+        idx_addr: u32 = 32 U "indexed: byte address of the ids in DRAM (rows ids, 8 or 4 bytes each, little-endian)",
+        limit: u32 = 32 U "indexed: table rows; an id outside 0..limit faults with IndexOutOfRange (>= 1)",
     }
     /// DMA a 2-D block from the scratchpad or the accumulator to DRAM.
     Store = 0x02, "store", |_| Some(Queue::Store), {
@@ -670,6 +680,10 @@ impl Instr {
                 vec![("b", v.b as i64, why), ("b_step", v.b_step as i64, why), ("b_bstride", v.b_bstride as i64, why)]
             }
             Instr::Vop(v) => vec![("imm", v.imm as i64, "operand b is a row pattern")],
+            Instr::Load(l) if l.idx == IDX_NONE => {
+                let why = "the load is not indexed";
+                vec![("idx_addr", l.idx_addr as i64, why), ("limit", l.limit as i64, why)]
+            }
             Instr::Vdeq(d) => {
                 let mut u = vec![];
                 if d.src_buf == BUF_ACC {
@@ -692,6 +706,12 @@ impl Instr {
         matches!(self, Instr::Vdeq(_) | Instr::Vquant(_) | Instr::Vop(_) | Instr::Vred(_) | Instr::Vmask(_))
     }
 
+    /// True for a `load` with an index mode (a gather), which the RTL does
+    /// not implement yet.
+    pub fn is_indexed_load(&self) -> bool {
+        matches!(self, Instr::Load(l) if l.idx != IDX_NONE)
+    }
+
     /// Checks config-independent legality: enum fields name a value, counts
     /// are non-zero, dependency flags name queues that exist.
     pub fn check_fields(&self) -> Result<(), DecodeError> {
@@ -708,6 +728,7 @@ impl Instr {
             }
         }
         let nonzero: &[&str] = match self {
+            Instr::Load(l) if l.idx != IDX_NONE => &["rows", "cols", "limit"],
             Instr::Load(_) | Instr::Store(_) => &["rows", "cols"],
             Instr::Ldw(_) => &["k", "n"],
             Instr::Matmul(m) if m.preload != 0 => &["m", "k", "n"],

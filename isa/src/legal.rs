@@ -121,6 +121,50 @@ impl DmaBlock {
     }
 }
 
+/// The index list of an indexed `load` (ISA.md §3 `load`): DRAM row `y`
+/// of the block starts at `dram + id[y] * stride`, `id[y]` the `y`-th
+/// little-endian integer of `elem_bytes` at `addr`; every id must lie in
+/// `0..limit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexList {
+    pub addr: u64,
+    pub elem_bytes: u64,
+    pub limit: u64,
+}
+
+impl IndexList {
+    /// None for a plain load.
+    pub fn of_load(l: &Load) -> Option<IndexList> {
+        let elem_bytes = match l.idx {
+            IDX_I64 => 8,
+            IDX_I32 => 4,
+            _ => return None,
+        };
+        Some(IndexList { addr: l.idx_addr as u64, elem_bytes, limit: l.limit as u64 })
+    }
+
+    /// The ids' DRAM bytes `[lo, hi)` for a block of `rows` rows.
+    pub fn span(&self, rows: u64) -> (u64, u64) {
+        (self.addr, self.addr + rows * self.elem_bytes)
+    }
+
+    /// Decodes the ids from their bytes (sign-extended to i64).
+    pub fn decode(&self, bytes: &[u8]) -> Vec<i64> {
+        bytes
+            .chunks_exact(self.elem_bytes as usize)
+            .map(|b| match b.len() {
+                8 => i64::from_le_bytes(b.try_into().expect("8 bytes")),
+                _ => i32::from_le_bytes(b.try_into().expect("4 bytes")) as i64,
+            })
+            .collect()
+    }
+
+    /// The position of the first id outside `0..limit`, if any.
+    pub fn first_bad(&self, ids: &[i64]) -> Option<usize> {
+        ids.iter().position(|&id| id < 0 || id as u64 >= self.limit)
+    }
+}
+
 /// Checks an instruction against a configuration (everything but the
 /// memory window, which belongs to a run).
 pub fn check(instr: &Instr, cfg: &HwConfig) -> Result<(), Illegal> {
@@ -283,20 +327,30 @@ pub fn check(instr: &Instr, cfg: &HwConfig) -> Result<(), Illegal> {
 }
 
 /// Checks that a DMA's DRAM bytes lie inside the window `[base, limit)`.
+/// An indexed `load` is checked statically over its whole table (`limit`
+/// rows) and its ids, so no id inside `0..limit` can read outside.
 pub fn check_window(instr: &Instr, base: u64, limit: u64) -> Result<(), Illegal> {
-    let b = match instr {
-        Instr::Load(l) => DmaBlock::of_load(l),
-        Instr::Store(s) => DmaBlock::of_store(s),
-        _ => return Ok(()),
+    let outside = |what: &str, (lo, hi): (u64, u64)| -> Result<(), Illegal> {
+        if lo < base || hi > limit {
+            return Err(Illegal {
+                code: ErrorCode::DmaOutOfWindow,
+                message: format!("{what}DRAM bytes [{lo:#x}, {hi:#x}) are outside the window [{base:#x}, {limit:#x})"),
+            });
+        }
+        Ok(())
     };
-    let (lo, hi) = b.dram_span();
-    if lo < base || hi > limit {
-        return Err(Illegal {
-            code: ErrorCode::DmaOutOfWindow,
-            message: format!("DRAM bytes [{lo:#x}, {hi:#x}) are outside the window [{base:#x}, {limit:#x})"),
-        });
+    match instr {
+        Instr::Load(l) => match IndexList::of_load(l) {
+            Some(ix) => {
+                let table = DmaBlock { rows: ix.limit.max(1), ..DmaBlock::of_load(l) };
+                outside("the ids' ", ix.span(l.rows as u64))?;
+                outside("the table's ", table.dram_span())
+            }
+            None => outside("", DmaBlock::of_load(l).dram_span()),
+        },
+        Instr::Store(s) => outside("", DmaBlock::of_store(s).dram_span()),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -21,6 +21,10 @@ pub const WIN_LIMIT: u32 = 0x1C;
 /// Read: the configuration fingerprint, low and high word.
 pub const FINGERPRINT_LO: u32 = 0x20;
 pub const FINGERPRINT_HI: u32 = 0x24;
+/// Read: what the fault concerns beyond its instruction: for
+/// `IndexOutOfRange`, the position `y` (0-based, within the faulting
+/// `load`'s rows) of the first id outside `0..limit`; 0 for other faults.
+pub const ERROR_INFO: u32 = 0x28;
 /// First performance counter; counter `i` is 64 bits at `COUNTERS + 8 i`
 /// (low word) and `COUNTERS + 8 i + 4` (high word).
 pub const COUNTERS: u32 = 0x40;
@@ -42,6 +46,7 @@ pub const REGISTERS: &[(&str, u32, &str)] = &[
     ("WIN_LIMIT", WIN_LIMIT, "RW: one past the last byte the device may access"),
     ("FINGERPRINT_LO", FINGERPRINT_LO, "R: config fingerprint bits 0..32"),
     ("FINGERPRINT_HI", FINGERPRINT_HI, "R: config fingerprint bits 32..64"),
+    ("ERROR_INFO", ERROR_INFO, "R: fault detail: for IndexOutOfRange, the position of the first bad id in the load"),
     ("COUNTERS", COUNTERS, "R: 64-bit performance counters, see `Counter`"),
 ];
 
@@ -64,10 +69,13 @@ pub enum ErrorCode {
     BadProgram = 6,
     /// A token counter would exceed its maximum (`TOKEN_MAX`).
     TokenOverflow = 7,
+    /// An indexed `load` read an id outside `0..limit` (ERROR_INFO: its
+    /// position); no table byte was read.
+    IndexOutOfRange = 8,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 8] = [
+    pub const ALL: [ErrorCode; 9] = [
         ErrorCode::None,
         ErrorCode::IllegalInstruction,
         ErrorCode::DmaOutOfWindow,
@@ -76,6 +84,7 @@ impl ErrorCode {
         ErrorCode::ProgramOverrun,
         ErrorCode::BadProgram,
         ErrorCode::TokenOverflow,
+        ErrorCode::IndexOutOfRange,
     ];
 
     pub fn from_u32(v: u32) -> Option<ErrorCode> {
@@ -92,6 +101,7 @@ impl ErrorCode {
             ErrorCode::ProgramOverrun => "program ended without finish",
             ErrorCode::BadProgram => "bad program address or length",
             ErrorCode::TokenOverflow => "dependency token overflow",
+            ErrorCode::IndexOutOfRange => "index out of range (indexed load)",
         }
     }
 }

@@ -49,6 +49,7 @@ const ENUMS: &[(&str, &str, &str)] = &[
     ("QUEUE", "sync", "queue"),
     ("VOP", "vop", "op"),
     ("VRED", "vred", "op"),
+    ("IDX", "load", "idx"),
 ];
 
 /// `(name, value)` pairs of Rust constants, named by `stringify!`.
@@ -378,6 +379,8 @@ mod tests {
         assert_eq!(value("SYS_BUF_ACC"), BUF_ACC as i64);
         assert_eq!(value("SYS_ELEM_I8"), ELEM_I8 as i64);
         assert_eq!(value("SYS_ELEM_U8"), ELEM_U8 as i64);
+        assert_eq!(value("SYS_IDX_NONE"), IDX_NONE as i64);
+        assert_eq!(value("SYS_IDX_I64"), IDX_I64 as i64);
         assert_eq!(value("SYS_WFMT_I8"), WFMT_I8 as i64);
         assert_eq!(value("SYS_WFMT_I8S24"), WFMT_I8_S24 as i64);
         assert_eq!(value("SYS_WFMT_I4"), WFMT_I4 as i64);

@@ -75,7 +75,16 @@
 `define SYS_LOAD_COL_LO 170
 `define SYS_LOAD_COL_W 16
 `define SYS_LOAD_COL_HI 185
-`define SYS_LOAD_END 186
+`define SYS_LOAD_IDX_LO 186
+`define SYS_LOAD_IDX_W 2
+`define SYS_LOAD_IDX_HI 187
+`define SYS_LOAD_IDX_ADDR_LO 188
+`define SYS_LOAD_IDX_ADDR_W 32
+`define SYS_LOAD_IDX_ADDR_HI 219
+`define SYS_LOAD_LIMIT_LO 220
+`define SYS_LOAD_LIMIT_W 32
+`define SYS_LOAD_LIMIT_HI 251
+`define SYS_LOAD_END 252
 
 // store fields: _LO lowest bit, _W width, _HI highest bit
 `define SYS_STORE_BUF_LO 16
@@ -499,6 +508,10 @@
 `define SYS_VRED_W 1
 `define SYS_VRED_SUM 0
 `define SYS_VRED_MAX 1
+`define SYS_IDX_W 2
+`define SYS_IDX_NONE 0
+`define SYS_IDX_I64 1
+`define SYS_IDX_I32 2
 
 // Registers: byte offsets of the AXI4-Lite slave; 32-bit registers
 `define SYS_REG_CTRL 'h00
@@ -511,6 +524,7 @@
 `define SYS_REG_WIN_LIMIT 'h1c
 `define SYS_REG_FINGERPRINT_LO 'h20
 `define SYS_REG_FINGERPRINT_HI 'h24
+`define SYS_REG_ERROR_INFO 'h28
 `define SYS_REG_COUNTERS 'h40
 `define SYS_CTRL_START 1
 `define SYS_STATUS_IDLE 0
@@ -519,7 +533,7 @@
 `define SYS_STATUS_FAULT 3
 
 // Fault codes (ERROR_CODE)
-`define SYS_ERR_W 3
+`define SYS_ERR_W 4
 `define SYS_ERR_NONE 0
 `define SYS_ERR_ILLEGAL_INSTRUCTION 1
 `define SYS_ERR_DMA_OUT_OF_WINDOW 2
@@ -528,6 +542,7 @@
 `define SYS_ERR_PROGRAM_OVERRUN 5
 `define SYS_ERR_BAD_PROGRAM 6
 `define SYS_ERR_TOKEN_OVERFLOW 7
+`define SYS_ERR_INDEX_OUT_OF_RANGE 8
 
 // Performance counters: counter i is 64 bits at SYS_REG_COUNTERS + 8 i
 `define SYS_CNT_COUNT 23

@@ -262,8 +262,10 @@ module check #(
   logic dec_bad;
   always_comb begin
     unique case (op)
+      // No index mode yet (issue 11): a load with idx, idx_addr or limit
+      // set is illegal here, never a plain load that ignores them.
       OP_LOAD:
-      dec_bad = (|instr[255:`SYS_LOAD_END]) | (instr[`SYS_LOAD_BUF_HI:`SYS_LOAD_BUF_LO] > 2'(`SYS_BUF_ACC))
+      dec_bad = (|instr[255:`SYS_LOAD_IDX_LO]) | (instr[`SYS_LOAD_BUF_HI:`SYS_LOAD_BUF_LO] > 2'(`SYS_BUF_ACC))
           | (d_rows == 16'd0) | (d_cols == 16'd0) | dep_prev;
       OP_STORE:
       dec_bad = (|instr[255:`SYS_STORE_END]) | (instr[`SYS_STORE_BUF_HI:`SYS_STORE_BUF_LO] > 2'(`SYS_BUF_ACC))

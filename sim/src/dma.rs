@@ -33,9 +33,26 @@ pub fn for_each_chunk(b: &DmaBlock, dim: u64, mut f: impl FnMut(Chunk)) {
     }
 }
 
+/// The rows an indexed `load` gathers (ISA.md §3 `load`): the ids' DRAM
+/// bytes, read first as DMA range 0, and the validated ids; DRAM row `y`
+/// of the block is table row `ids[y]`, its own range `1 + y` (never merged
+/// with a neighbour, even when the ids are consecutive).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Gather {
+    pub id_bytes: (u64, u64),
+    pub ids: Vec<u64>,
+}
+
+impl Gather {
+    /// Byte address of DRAM row `yd` of the block.
+    fn row_addr(&self, b: &DmaBlock, yd: u64) -> u64 {
+        b.dram + self.ids[yd as usize] * b.stride
+    }
+}
+
 /// The DRAM byte range `[lo, hi)` a chunk's data occupies, with the index of
 /// the range it belongs to; None for a chunk of padding only.
-pub fn chunk_dram(b: &DmaBlock, c: &Chunk) -> Option<(usize, u64, u64)> {
+pub fn chunk_dram(b: &DmaBlock, gather: Option<&Gather>, c: &Chunk) -> Option<(usize, u64, u64)> {
     if c.y < b.pad_top || c.y >= b.pad_top + b.rows {
         return None;
     }
@@ -46,8 +63,10 @@ pub fn chunk_dram(b: &DmaBlock, c: &Chunk) -> Option<(usize, u64, u64)> {
     }
     let yd = c.y - b.pad_top;
     let es = b.elem_bytes();
-    let row = b.dram + yd * b.stride;
-    let range = if b.contiguous() { 0 } else { yd as usize };
+    let (row, range) = match gather {
+        Some(g) => (g.row_addr(b, yd), 1 + yd as usize),
+        None => (b.dram + yd * b.stride, if b.contiguous() { 0 } else { yd as usize }),
+    };
     Some((range, row + (x0 - b.pad_left) * es, row + (x1 - b.pad_left) * es))
 }
 
@@ -74,6 +93,25 @@ impl BurstPlan {
         plan
     }
 
+    /// An indexed load: the ids' bytes (range 0), then one range per
+    /// gathered row. Without rows (`gather.ids` empty: an id was out of
+    /// range, the load faults once the ids arrive) only the ids are read.
+    pub fn of_gather(b: &DmaBlock, gather: &Gather, bytes_per_cycle: u64) -> BurstPlan {
+        let mut plan = BurstPlan { bursts: Vec::new(), range_first: vec![0] };
+        let (lo, hi) = gather.id_bytes;
+        split_bursts(lo, hi - lo, bytes_per_cycle, &mut plan.bursts);
+        for yd in 0..gather.ids.len() as u64 {
+            plan.range_first.push(plan.bursts.len());
+            split_bursts(gather.row_addr(b, yd), b.row_bytes(), bytes_per_cycle, &mut plan.bursts);
+        }
+        plan
+    }
+
+    /// Bursts of the first range (an indexed load's ids).
+    pub fn first_range_bursts(&self) -> usize {
+        self.range_first.get(1).copied().unwrap_or(self.bursts.len())
+    }
+
     /// Index of the burst of `range` that holds beat `beat`.
     pub fn burst_of(&self, range: usize, beat: u64) -> usize {
         let lo = self.range_first[range];
@@ -90,11 +128,19 @@ impl BurstPlan {
 /// cycle `w_q = max(w_{q-1} + 1, start + 1, arrival of its last beat + 1)`
 /// (padding-only chunks need no data); the LOAD finishes at `w_last + 1`.
 /// Returns (finish, chunks written).
-pub fn load_finish(b: &DmaBlock, dim: u64, w: u64, start: u64, plan: &BurstPlan, data_start: &[u64]) -> (u64, u64) {
+pub fn load_finish(
+    b: &DmaBlock,
+    gather: Option<&Gather>,
+    dim: u64,
+    w: u64,
+    start: u64,
+    plan: &BurstPlan,
+    data_start: &[u64],
+) -> (u64, u64) {
     let mut last_write = start;
     let mut chunks = 0;
     for_each_chunk(b, dim, |c| {
-        let ready = match chunk_dram(b, &c) {
+        let ready = match chunk_dram(b, gather, &c) {
             Some((range, _lo, hi)) => {
                 let beat = (hi - 1) / w;
                 let i = plan.burst_of(range, beat);
@@ -115,7 +161,7 @@ pub fn store_ready(b: &DmaBlock, dim: u64, w: u64, start: u64, plan: &BurstPlan)
     let mut ready = vec![start + 1; plan.bursts.len()];
     let mut q = 0u64;
     for_each_chunk(b, dim, |c| {
-        if let Some((range, lo, hi)) = chunk_dram(b, &c) {
+        if let Some((range, lo, hi)) = chunk_dram(b, None, &c) {
             let first = plan.burst_of(range, lo / w);
             let last = plan.burst_of(range, (hi - 1) / w);
             for r in &mut ready[first..=last] {
@@ -130,13 +176,22 @@ pub fn store_ready(b: &DmaBlock, dim: u64, w: u64, start: u64, plan: &BurstPlan)
 /// Performs a LOAD's data movement: DRAM (`mem`) into the scratchpad
 /// (`dim` bytes a row) or the accumulator (`dim` int32 a row). A chunk is
 /// its padding and at most one contiguous DRAM range.
-pub fn load_copy(b: &DmaBlock, dim: u64, pad_value: i8, mem: &Memory, spad: &mut [u8], acc: &mut [i32]) {
+#[allow(clippy::too_many_arguments)]
+pub fn load_copy(
+    b: &DmaBlock,
+    gather: Option<&Gather>,
+    dim: u64,
+    pad_value: i8,
+    mem: &Memory,
+    spad: &mut [u8],
+    acc: &mut [i32],
+) {
     let es = b.elem_bytes();
     let mut bytes = Vec::new();
     for_each_chunk(b, dim, |c| {
         let local = (c.row * dim + c.lcol) as usize;
         let len = c.len as usize;
-        let data = chunk_dram(b, &c).map(|(_, lo, hi)| {
+        let data = chunk_dram(b, gather, &c).map(|(_, lo, hi)| {
             let skip = (c.x0.max(b.pad_left) - c.x0) as usize;
             (lo, skip, ((hi - lo) / es) as usize)
         });
@@ -217,7 +272,7 @@ mod tests {
         mem.write(100, &[1, 2]);
         mem.write(108, &[3, 4]);
         let mut spad = vec![9u8; 16];
-        load_copy(&b, 4, -1, &mem, &mut spad, &mut []);
+        load_copy(&b, None, 4, -1, &mem, &mut spad, &mut []);
         let ff = 0xff;
         assert_eq!(spad, vec![9, ff, ff, ff, 9, ff, 1, 2, 9, ff, 3, 4, 9, 9, 9, 9]);
     }
@@ -229,6 +284,26 @@ mod tests {
         let plan = BurstPlan::of(&b, 16);
         assert_eq!(plan.bursts.len(), 1);
         // data in cycles 110, 111 -> writes at 111, 112 -> finish 113.
-        assert_eq!(load_finish(&b, 16, 16, 5, &plan, &[110]), (113, 2));
+        assert_eq!(load_finish(&b, None, 16, 16, 5, &plan, &[110]), (113, 2));
+    }
+
+    #[test]
+    fn gather_reads_the_ids_then_one_range_per_row() {
+        // Table rows of 16 bytes at 1000; ids (int64) at 64: rows 3, 0, 3.
+        let mut b = block(3, 16, 16);
+        b.dram = 1000;
+        let g = Gather { id_bytes: (64, 88), ids: vec![3, 0, 3] };
+        let plan = BurstPlan::of_gather(&b, &g, 16);
+        // The ids are one burst of 2 beats; each unaligned row one of 2 beats.
+        assert_eq!(plan.range_first, vec![0, 1, 2, 3]);
+        assert_eq!(plan.first_range_bursts(), 1);
+        assert_eq!(plan.total_beats(), 8);
+        let mut mem = Memory::new(2000);
+        for r in 0..4u8 {
+            mem.write(1000 + 16 * r as u64, &[r + 1; 16]);
+        }
+        let mut spad = vec![0u8; 3 * 16];
+        load_copy(&b, Some(&g), 16, 0, &mem, &mut spad, &mut []);
+        assert_eq!(spad, [[4u8; 16], [1; 16], [4; 16]].concat());
     }
 }

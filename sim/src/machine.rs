@@ -74,6 +74,13 @@ struct DmaJob {
     ready: Vec<u64>,
     last_grant: u64,
     chunks: u64,
+    /// An indexed LOAD: its ids and rows (the ids are burst range 0).
+    gather: Option<dma::Gather>,
+    /// An indexed LOAD: the cycle its ids have arrived (row bursts wait for it).
+    ids_at: u64,
+    /// An indexed LOAD whose id at this position is outside `0..limit`:
+    /// it reads only the ids, then faults.
+    bad_id: Option<u32>,
 }
 
 impl DmaJob {
@@ -87,7 +94,17 @@ impl DmaJob {
         chunks: u64,
     ) -> DmaJob {
         let data_start = Vec::with_capacity(plan.bursts.len());
-        DmaJob { index, deps, block, start, plan, next: 0, data_start, ready, last_grant: 0, chunks }
+        let (gather, ids_at, bad_id) = (None, 0, None);
+        DmaJob { index, deps, block, start, plan, next: 0, data_start, ready, last_grant: 0, chunks, gather, ids_at, bad_id }
+    }
+
+    /// Bursts of the ids an indexed LOAD reads before its rows (0: not indexed).
+    fn id_bursts(&self) -> usize {
+        if self.gather.is_some() {
+            self.plan.first_range_bursts()
+        } else {
+            0
+        }
     }
 
     fn next_ready(&self) -> Option<u64> {
@@ -95,6 +112,10 @@ impl DmaJob {
             let mut r = (self.start + 1).max(self.last_grant + 1);
             if let Some(&s) = self.ready.get(self.next) {
                 r = r.max(s);
+            }
+            // A gathered row's address is known once the ids have arrived.
+            if self.next >= self.id_bursts() && self.gather.is_some() {
+                r = r.max(self.ids_at);
             }
             r
         })
@@ -154,6 +175,9 @@ struct Run {
     last_active: u64,
     /// Cycles the run has advanced through (`advance` pauses between events).
     clock: u64,
+    /// An indexed LOAD's bad id, detected when its ids arrive:
+    /// (cycle, instruction, position of the id).
+    index_fault: Option<(u64, u32, u32)>,
 }
 
 /// The cycle-accurate model; implements `Device`.
@@ -173,6 +197,7 @@ pub struct Model {
     status: u32,
     error_code: ErrorCode,
     error_pc: u32,
+    error_info: u32,
     counters: Counters,
     run: Option<Box<Run>>,
     trace: Vec<InstrTrace>,
@@ -219,6 +244,7 @@ impl Model {
             status: regs::STATUS_IDLE,
             error_code: ErrorCode::None,
             error_pc: 0,
+            error_info: 0,
             counters: Counters::default(),
             run: None,
             trace: Vec::new(),
@@ -237,6 +263,7 @@ impl Model {
         self.counters = Counters::default();
         self.error_code = ErrorCode::None;
         self.error_pc = 0;
+        self.error_info = 0;
         self.trace = (0..self.prog_len).map(|index| InstrTrace { index, start: 0, finish: 0 }).collect();
         self.status = regs::STATUS_RUNNING;
         // CTRL.start resets the array: both weight buffers are zero.
@@ -257,6 +284,7 @@ impl Model {
             pushes: Vec::new(),
             last_active: 0,
             clock: 0,
+            index_fault: None,
         };
         self.run = Some(Box::new(run));
         let (base, limit) = (self.win_base as u64, self.win_limit as u64);
@@ -328,6 +356,13 @@ impl Model {
     /// One visited cycle; returns whether anything happened.
     fn cycle(&mut self, run: &mut Run, t: u64) -> bool {
         let mut acted = false;
+        if let Some((at, pc, position)) = run.index_fault {
+            if at <= t {
+                self.error_info = position;
+                self.fault(t, ErrorCode::IndexOutOfRange, pc);
+                return true;
+            }
+        }
         // Phase 0: token pushes due now.
         if !run.pushes.is_empty() {
             let mut i = 0;
@@ -416,10 +451,18 @@ impl Model {
                 job.data_start.push(g.data_start);
                 job.last_grant = t;
                 job.next += 1;
+                if job.gather.is_some() && job.next == job.id_bursts() {
+                    // The ids are usable the cycle after their last beat.
+                    job.ids_at = g.end;
+                    if let Some(position) = job.bad_id {
+                        run.index_fault = Some((g.end, job.index, position));
+                    }
+                }
                 let counter = if is_store { Counter::DramWriteBytes } else { Counter::DramReadBytes };
                 self.counters.add(counter, burst.beats * w);
                 run.last_active = run.last_active.max(g.end - 1);
-                if job.next == job.plan.bursts.len() {
+                // A LOAD with a bad id keeps its request stage until it faults.
+                if job.next == job.plan.bursts.len() && job.bad_id.is_none() {
                     let job = du.job.take().expect("job");
                     let finish = if is_store {
                         g.end
@@ -427,7 +470,15 @@ impl Model {
                         // Chunk writes follow the previous LOAD's.
                         let after = job.start.max(du.seq_last);
                         let (f, chunks) =
-                            dma::load_finish(&job.block, self.cols as u64, w, after, &job.plan, &job.data_start);
+                            dma::load_finish(
+                                &job.block,
+                                job.gather.as_ref(),
+                                self.cols as u64,
+                                w,
+                                after,
+                                &job.plan,
+                                &job.data_start,
+                            );
                         let c = if job.block.to_acc { Counter::AccWriteRows } else { Counter::SpadWriteRows };
                         self.counters.add(c, chunks);
                         du.seq_last = f - 1;
@@ -565,8 +616,33 @@ impl Model {
         match head.instr {
             Instr::Load(l) => {
                 let block = DmaBlock::of_load(&l);
-                dma::load_copy(&block, dim, l.pad_value, &self.mem, &mut self.spad, &mut self.acc);
-                du.job = Some(DmaJob::new(head.index, deps, block, t, BurstPlan::of(&block, w), Vec::new(), 0));
+                match legal::IndexList::of_load(&l) {
+                    None => {
+                        dma::load_copy(&block, None, dim, l.pad_value, &self.mem, &mut self.spad, &mut self.acc);
+                        du.job = Some(DmaJob::new(head.index, deps, block, t, BurstPlan::of(&block, w), Vec::new(), 0));
+                    }
+                    Some(ix) => {
+                        // The ids as they are when the load starts (a program
+                        // orders their writer before it with tokens).
+                        let (lo, hi) = ix.span(block.rows);
+                        let ids = ix.decode(&self.mem.to_vec(lo, (hi - lo) as usize));
+                        let bad_id = ix.first_bad(&ids);
+                        let ids = match bad_id {
+                            Some(_) => Vec::new(),
+                            None => ids.into_iter().map(|id| id as u64).collect(),
+                        };
+                        let gather = dma::Gather { id_bytes: (lo, hi), ids };
+                        if bad_id.is_none() {
+                            let (spad, acc) = (&mut self.spad, &mut self.acc);
+                            dma::load_copy(&block, Some(&gather), dim, l.pad_value, &self.mem, spad, acc);
+                        }
+                        let plan = BurstPlan::of_gather(&block, &gather, w);
+                        let mut job = DmaJob::new(head.index, deps, block, t, plan, Vec::new(), 0);
+                        job.gather = Some(gather);
+                        job.bad_id = bad_id.map(|y| y as u32);
+                        du.job = Some(job);
+                    }
+                }
             }
             Instr::Store(s) => {
                 let block = DmaBlock::of_store(&s);
@@ -806,6 +882,9 @@ impl Model {
         for p in &run.pushes {
             consider(p.0);
         }
+        if let Some((at, _, _)) = run.index_fault {
+            consider(at);
+        }
         if let Some(f) = run.fetched.front() {
             consider(f.avail);
         }
@@ -863,6 +942,7 @@ impl Device for Model {
             regs::STATUS => self.status,
             regs::ERROR_CODE => self.error_code as u32,
             regs::ERROR_PC => self.error_pc,
+            regs::ERROR_INFO => self.error_info,
             regs::PROG_ADDR => self.prog_addr,
             regs::PROG_LEN => self.prog_len,
             regs::WIN_BASE => self.win_base,
@@ -893,7 +973,7 @@ impl Device for Model {
             regs::PROG_LEN => self.prog_len = value,
             regs::WIN_BASE => self.win_base = value,
             regs::WIN_LIMIT => self.win_limit = value,
-            regs::STATUS | regs::ERROR_CODE | regs::ERROR_PC | regs::FINGERPRINT_LO | regs::FINGERPRINT_HI => {
+            regs::STATUS | regs::ERROR_CODE | regs::ERROR_PC | regs::ERROR_INFO | regs::FINGERPRINT_LO | regs::FINGERPRINT_HI => {
                 return Err(DeviceError::ReadOnly(addr))
             }
             a if a >= regs::COUNTERS && a < regs::COUNTERS + 8 * Counter::COUNT as u32 => {
