@@ -11,7 +11,15 @@ use isa::HwConfig;
 /// on the 4 KiB boundary after the code, rebases the DMA addresses onto
 /// it, and runs the program to completion. Returns the driver (to read
 /// memory back) and where the data starts.
-pub fn run_alone(cfg: &HwConfig, mut code: Vec<Instr>, data: Vec<u8>) -> (Driver<sim::Model>, isa::Counters, u64) {
+pub fn run_alone(cfg: &HwConfig, code: Vec<Instr>, data: Vec<u8>) -> (Driver<sim::Model>, isa::Counters, u64) {
+    let (d, rep, data_addr) = run_to_end(cfg, code, data);
+    assert_eq!(rep.outcome, Outcome::Done, "{}", cfg.name);
+    (d, rep.counters, data_addr)
+}
+
+/// As [`run_alone`], but a fault is a result, not a failure: the run's
+/// report whatever its outcome.
+pub fn run_to_end(cfg: &HwConfig, mut code: Vec<Instr>, data: Vec<u8>) -> (Driver<sim::Model>, driver::RunReport, u64) {
     for (i, instr) in code.iter().enumerate() {
         isa::legal::check(instr, cfg).unwrap_or_else(|e| panic!("{}: instruction {i} {instr:?}: {e}", cfg.name));
     }
@@ -32,6 +40,5 @@ pub fn run_alone(cfg: &HwConfig, mut code: Vec<Instr>, data: Vec<u8>) -> (Driver
     let mut d = Driver::new(sim::Model::new(cfg).unwrap());
     d.load(&prog).unwrap();
     let rep = d.run().unwrap();
-    assert_eq!(rep.outcome, Outcome::Done, "{}", cfg.name);
-    (d, rep.counters, data_addr)
+    (d, rep, data_addr)
 }

@@ -33,6 +33,25 @@ pub fn overwritten_code<D: Device + ?Sized>(dev: &mut D, prog: &Program, pc: u32
     ))
 }
 
+/// When the fault at instruction `pc` is an indexed `load`'s id outside
+/// its table (`IndexOutOfRange`): which id, read from ERROR_INFO and
+/// device memory, as a sentence naming its position — in the program's
+/// tensor holding it when there is one (token ids outside the vocabulary).
+pub fn index_out_of_range<D: Device + ?Sized>(dev: &mut D, prog: &Program, pc: u32) -> Option<String> {
+    let Some(Instr::Load(l)) = prog.code.get(pc as usize) else { return None };
+    let ix = isa::legal::IndexList::of_load(l)?;
+    let j = dev.read_reg(isa::regs::ERROR_INFO).ok()? as u64;
+    let at = ix.addr + j * ix.elem_bytes;
+    let id = ix.decode(&dev.read_mem(at, ix.elem_bytes as usize).ok()?)[0];
+    let place = prog
+        .tensors
+        .iter()
+        .find(|t| (t.addr..t.addr + t.byte_len()).contains(&at))
+        .map(|t| format!("element {} of `{}`", (at - t.addr) / ix.elem_bytes, t.name))
+        .unwrap_or_else(|| format!("id {j} of the load (at {at:#x})"));
+    Some(format!("{place} is {id}, outside the table's {} rows", ix.limit))
+}
+
 /// The STORE that started last among those whose DRAM bytes cover `addr`.
 fn last_store_over(prog: &Program, trace: &[InstrTrace], addr: u64) -> Option<(usize, u64)> {
     let end = addr + INSTR_BYTES as u64;

@@ -47,9 +47,9 @@ impl Comparison {
 }
 
 /// Refuses, before anything runs, a program with instructions the backend
-/// does not implement: the RTL has no vector unit yet (ISA.md §3), so
-/// `rtl` and `both` name the first vector instruction instead of faulting
-/// or differing mid-run.
+/// does not implement: the RTL has no vector unit and no indexed `load`
+/// yet (ISA.md §3), so `rtl` and `both` name the first such instruction
+/// instead of faulting or differing mid-run.
 pub fn check_program(backend: Backend, code: &[isa::Instr]) -> Result<()> {
     if backend == Backend::Sim {
         return Ok(());
@@ -58,6 +58,17 @@ pub fn check_program(backend: Backend, code: &[isa::Instr]) -> Result<()> {
         Some(at) => Err(FlowError::input(format!(
             "--backend {}: instruction {at} (`{}`) uses the vector unit, which the RTL does not implement yet; \
              run this program with --backend sim",
+            backend.name(),
+            code[at]
+        ))),
+        None => Ok(()),
+    }?;
+    // Nor the indexed `load` (a gather: embeddings), whose index mode its
+    // decoder refuses as an illegal instruction.
+    match code.iter().position(|i| i.is_indexed_load()) {
+        Some(at) => Err(FlowError::input(format!(
+            "--backend {}: instruction {at} (`{}`) is an indexed load (a gather), which the RTL does not implement \
+             yet; run this program with --backend sim",
             backend.name(),
             code[at]
         ))),

@@ -274,7 +274,9 @@ pub fn run_error<D: Device + ?Sized>(
                 prog.code.get(pc as usize).map_or_else(|| "past the end of the code".to_string(), |i| format!("`{i}`"));
             let layer = layers::layer_of(layers, pc as usize)
                 .map_or_else(String::new, |l| format!(" in layer `{}` ({})", l.name, l.op));
-            let why = driver::fault::overwritten_code(dev, prog, pc).map_or_else(String::new, |o| format!("; {o}"));
+            let why = driver::fault::overwritten_code(dev, prog, pc)
+                .or_else(|| driver::fault::index_out_of_range(dev, prog, pc))
+                .map_or_else(String::new, |o| format!("; {o}"));
             FlowError::input(format!(
                 "{run}the device faulted at instruction {pc} ({instr}){layer}: {}{why}",
                 code.name()

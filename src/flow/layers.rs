@@ -84,6 +84,13 @@ pub fn dma_bus_bytes(i: &Instr, cfg: &HwConfig) -> u64 {
     let w = cfg.dram.bytes_per_cycle as u64;
     let beats = |b: &DmaBlock| BurstPlan::of(b, w).total_beats() * w;
     match i {
+        // A gather's rows depend on the ids: counted as if every id were 0,
+        // exact when the table's row pitch is a whole number of beats.
+        Instr::Load(x) if x.idx != isa::instr::IDX_NONE => {
+            let (b, ix) = (DmaBlock::of_load(x), isa::legal::IndexList::of_load(x).expect("indexed"));
+            let gather = sim::dma::Gather { id_bytes: ix.span(b.rows), ids: vec![0; b.rows as usize] };
+            BurstPlan::of_gather(&b, &gather, w).total_beats() * w
+        }
         Instr::Load(x) => beats(&DmaBlock::of_load(x)),
         Instr::Store(x) => beats(&DmaBlock::of_store(x)),
         _ => 0,

@@ -186,7 +186,13 @@ pub fn load_params(dram: u64, rows: u16, width: usize, acc_row: u16, deps: ins::
 pub fn rebase_dram(code: &mut [Instr], by: u64) {
     for i in code.iter_mut() {
         match i {
-            Instr::Load(l) => l.dram = (l.dram as u64 + by) as u32,
+            Instr::Load(l) => {
+                l.dram = (l.dram as u64 + by) as u32;
+                // A gather's ids live in the data too.
+                if l.idx != isa::instr::IDX_NONE {
+                    l.idx_addr = (l.idx_addr as u64 + by) as u32;
+                }
+            }
             Instr::Store(s) => s.dram = (s.dram as u64 + by) as u32,
             _ => {}
         }

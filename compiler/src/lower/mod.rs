@@ -3,6 +3,7 @@
 //! - `memory`: the memory plan — buffers, layouts, halos, aligned offsets;
 //! - `gemm_layers`: conv and dense as one `gemm::GemmJob` each (per group);
 //! - `pool`: max and average pooling; `elementwise`: add and clamp;
+//! - `embedding`: table rows gathered by int64 ids (indexed `load`s);
 //! - `movement`: DMA copies (concat), reshapes, feature-map moves, im2col,
 //!   and the copies through a `vlut` table (unary ops, requantizing concat);
 //! - `package`: phases joined by barriers, code and data placed, tensor
@@ -27,6 +28,7 @@
 
 pub(crate) mod conv_band;
 mod elementwise;
+pub mod embedding;
 pub(crate) mod gemm_layers;
 mod memory;
 mod movement;

@@ -107,8 +107,12 @@ fn pieces(l: &ins::Load, d: Dma) -> Vec<ins::Load> {
     let mut out = Vec::new();
     for j in col / dim..=(col + cols - 1) / dim {
         let (c0, c1) = ((j * dim).max(col), ((j + 1) * dim).min(col + cols));
+        // A gather's piece starts at its first id; its rows are the table's.
+        let indexed = isa::legal::IndexList::of_load(l);
         let block = |r0: u64, n: u64| ins::Load {
-            dram: (u64::from(l.dram) + r0 * u64::from(l.stride) + (c0 - col) * es) as u32,
+            dram: (u64::from(l.dram) + if indexed.is_some() { 0 } else { r0 * u64::from(l.stride) } + (c0 - col) * es)
+                as u32,
+            idx_addr: indexed.map_or(0, |ix| ix.addr + r0 * ix.elem_bytes) as u32,
             rows: n as u16,
             cols: (c1 - c0) as u16,
             addr: (u64::from(l.addr) + (j - col / dim) * rows + r0) as u16,

@@ -1,0 +1,234 @@
+//! Embeddings on the device: the rows of an int8 table that int64 ids in
+//! device memory select, gathered by indexed `load`s (ISA.md §3 "Indexed
+//! `load`") and stored row-major. The device checks every id against the
+//! table's rows, so a token id outside the vocabulary is an
+//! `IndexOutOfRange` fault naming its position, never a read elsewhere.
+//!
+//! The phase is `movement::gather_phase`'s copy pipeline (rotating
+//! scratchpad buffers, LOAD -> COMPUTE forward -> STORE, release back):
+//! each block is a run of ids, one gathering LOAD, one STORE.
+
+use super::movement::{gather_phase, GatherBlock};
+use super::unsupported;
+use crate::gemm::LowerError;
+use isa::instr::{self as ins, Instr};
+
+/// Bytes of one id (int64 little-endian, as ONNX gives token ids).
+pub const ID_BYTES: u64 = 8;
+
+/// One embedding lookup, every address a DRAM byte address: `n_ids` int64
+/// ids at `ids`; the table, `table_rows` rows of `cols` int8 bytes each,
+/// stored once at `table`; the output `[n_ids, cols]` row-major at `out`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EmbeddingGather {
+    pub ids: u64,
+    pub n_ids: usize,
+    pub table: u64,
+    pub table_rows: usize,
+    pub cols: usize,
+    pub out: u64,
+}
+
+/// The phase that gathers `e`'s rows into its output, for a scratchpad of
+/// `spad_rows` rows of `dim` bytes. A block is a run of ids and a run of
+/// columns: a quarter of the scratchpad per block (so four buffers rotate),
+/// a row wider than that is cut into column runs of whole `dim` blocks.
+pub fn embedding_phase(e: &EmbeddingGather, dim: usize, spad_rows: usize, node: &str) -> Result<Vec<Instr>, LowerError> {
+    let err = |why: String| unsupported(node, "embedding", why);
+    if e.n_ids == 0 || e.cols == 0 || e.table_rows == 0 {
+        return Err(err(format!("empty lookup: {} ids, table {} x {}", e.n_ids, e.table_rows, e.cols)));
+    }
+    if e.cols > u16::MAX as usize || e.table_rows > u32::MAX as usize {
+        return Err(err(format!("a table of {} x {} exceeds the load's fields", e.table_rows, e.cols)));
+    }
+    let buffer_rows = (spad_rows / 4).min(u16::MAX as usize);
+    if buffer_rows == 0 {
+        return Err(err(format!("a scratchpad of {spad_rows} rows holds no gather buffer")));
+    }
+    // Columns per block: the whole row if its column blocks fit one buffer.
+    let run_cols = e.cols.min(buffer_rows * dim);
+    let ids_per_block = (buffer_rows / run_cols.div_ceil(dim)).clamp(1, u16::MAX as usize);
+    let mut blocks = Vec::new();
+    let mut runs = Vec::new();
+    for p0 in (0..e.n_ids).step_by(ids_per_block) {
+        let n = ids_per_block.min(e.n_ids - p0);
+        for c0 in (0..e.cols).step_by(run_cols) {
+            let w = run_cols.min(e.cols - c0);
+            blocks.push(GatherBlock {
+                loads: vec![(e.table + c0 as u64, e.cols as u64, n, 0)],
+                pixels: n,
+                cols: w,
+                dst: e.out + (p0 * e.cols + c0) as u64,
+                dst_stride: e.cols as u64,
+            });
+            runs.push(p0);
+        }
+    }
+    let mut code = gather_phase(&blocks, &vec![None; blocks.len()], &[], dim, spad_rows);
+    // gather_phase emits one LOAD per block, in block order (no tables):
+    // each becomes the gather of its run of ids.
+    let mut next = runs.iter();
+    for i in code.iter_mut() {
+        if let Instr::Load(l) = i {
+            let p0 = *next.next().expect("one LOAD per block");
+            l.idx = ins::IDX_I64;
+            l.idx_addr = (e.ids + p0 as u64 * ID_BYTES) as u32;
+            l.limit = e.table_rows as u32;
+        }
+    }
+    assert!(next.next().is_none(), "one LOAD per block");
+    Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::interp::{self, Tensor};
+    use crate::ir::{ElemType, EmbeddingParams, Graph, Node, Op, Quant, Value};
+    use crate::lower::memory::MemoryPlan;
+    use crate::lower::package::Code;
+    use driver::Outcome;
+    use isa::{Device, ErrorCode, HwConfig};
+
+    fn rng(seed: u64) -> impl FnMut() -> u64 {
+        let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        move || {
+            s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            s >> 33
+        }
+    }
+
+    /// The one-node graph the interpreter checks against.
+    fn graph(ids: usize, table: &[i8], rows: usize, cols: usize) -> Graph {
+        let q = Some(Quant { scale: 0.02, zero_point: 0 });
+        Graph {
+            name: "emb".into(),
+            values: vec![
+                Value { name: "ids".into(), shape: vec![1, ids], ty: ElemType::I64, quant: None },
+                Value { name: "y".into(), shape: vec![1, ids, cols], ty: ElemType::I8, quant: q },
+            ],
+            nodes: vec![Node {
+                name: "embed".into(),
+                op: Op::Embedding(EmbeddingParams { table: table.to_vec(), rows, cols }),
+                inputs: vec![0],
+                outputs: vec![1],
+            }],
+            inputs: vec![0],
+            outputs: vec![1],
+        }
+    }
+
+    /// Lowers a lookup of `ids` in a random table, runs it on the model and
+    /// returns the run's report and the output bytes.
+    fn run(cfg: &HwConfig, ids: &[i64], rows: usize, cols: usize, seed: u64) -> (Run, Vec<u8>, Vec<i8>) {
+        let mut r = rng(seed);
+        let table: Vec<i8> = (0..rows * cols).map(|_| r() as i8).collect();
+        let mut mem = MemoryPlan::new(0);
+        let table_at = mem.alloc_bytes(&table.iter().map(|&v| v as u8).collect::<Vec<_>>());
+        let ids_at = mem.alloc_bytes(&ids.iter().flat_map(|id| id.to_le_bytes()).collect::<Vec<_>>());
+        let out = mem.alloc(ids.len() * cols, 0x55);
+        let e = EmbeddingGather { ids: ids_at, n_ids: ids.len(), table: table_at, table_rows: rows, cols, out };
+        let mut code = Code::for_config(cfg);
+        code.phase(embedding_phase(&e, cfg.array.cols as usize, cfg.spad_rows() as usize, "embed").unwrap());
+        let (mut d, report, data_addr) = crate::test_run::run_to_end(cfg, code.into_instrs(), mem.into_data());
+        let got = d.read_mem(data_addr + out, ids.len() * cols).unwrap();
+        let error_info = d.device_mut().read_reg(isa::regs::ERROR_INFO).unwrap();
+        (Run { outcome: report.outcome, error_info, counters: report.counters }, got, table)
+    }
+
+    struct Run {
+        outcome: Outcome,
+        error_info: u32,
+        counters: isa::Counters,
+    }
+
+    fn interp(ids: &[i64], table: &[i8], rows: usize, cols: usize) -> Result<Vec<u8>, String> {
+        let g = graph(ids.len(), table, rows, cols);
+        let x = Tensor::quant(vec![1, ids.len()], ids.iter().map(|&i| i as i32).collect());
+        let vals = interp::run(&g, &[x]).map_err(|e| e.to_string())?;
+        Ok(vals[1].as_quant().unwrap().iter().map(|&q| q as u8).collect())
+    }
+
+    #[test]
+    fn gathers_the_rows_the_interpreter_selects() {
+        // Rows narrower, wider (column-blocked) and much wider than the
+        // array; more ids than one buffer holds on the small configs.
+        for cfg in [HwConfig::tiny_4x4(), HwConfig::tiny_shaped(5, 12), HwConfig::default_16x16()] {
+            for (n, rows, cols, seed) in [(7, 13, 3, 1), (40, 50, 20, 2), (9, 30, 100, 3), (300, 64, 36, 4)] {
+                let mut r = rng(seed + 100);
+                let ids: Vec<i64> = (0..n).map(|_| (r() % rows as u64) as i64).collect();
+                let (report, got, table) = run(&cfg, &ids, rows, cols, seed);
+                assert_eq!(report.outcome, Outcome::Done, "{}", cfg.name);
+                assert_eq!(got, interp(&ids, &table, rows, cols).unwrap(), "{}: {n} ids of {rows} x {cols}", cfg.name);
+            }
+        }
+    }
+
+    #[test]
+    fn narrow_rows_are_cut_for_the_staging_buffer() {
+        // 3-byte rows on a 16-byte bus pile up in the DMA's staging buffer:
+        // `staging::bound` cuts each gather into pieces of fewer ids, each
+        // starting at its own first id.
+        let cfg = HwConfig::default_16x16();
+        let mut r = rng(8);
+        let ids: Vec<i64> = (0..5000).map(|_| (r() % 50) as i64).collect();
+        let (report, got, table) = run(&cfg, &ids, 50, 3, 9);
+        assert_eq!(report.outcome, Outcome::Done);
+        assert_eq!(got, interp(&ids, &table, 50, 3).unwrap());
+        let e = EmbeddingGather { ids: 0, n_ids: 5000, table: 1 << 16, table_rows: 50, cols: 3, out: 1 << 17 };
+        let blocks = embedding_phase(&e, 16, cfg.spad_rows() as usize, "embed").unwrap();
+        let blocks = blocks.iter().filter(|i| i.is_indexed_load()).count();
+        let bounded = crate::lower::staging::bound(
+            embedding_phase(&e, 16, cfg.spad_rows() as usize, "embed").unwrap(),
+            crate::lower::staging::Dma::of(&cfg),
+        );
+        let pieces: Vec<ins::Load> =
+            bounded.iter().filter_map(|i| if let Instr::Load(l) = i { Some(*l) } else { None }).collect();
+        assert!(pieces.len() > blocks, "{} pieces of {blocks} gathers", pieces.len());
+        let mut first = 0;
+        for p in &pieces {
+            assert_eq!((p.idx_addr as u64, p.dram), (first * ID_BYTES, 1 << 16));
+            first += p.rows as u64;
+        }
+        assert_eq!(first, 5000);
+    }
+
+    #[test]
+    fn wide_rows_are_cut_into_column_runs() {
+        // A 4x4 array with a tiny scratchpad: a 200-byte row needs 50 rows,
+        // more than a quarter of it, so the blocks are column runs.
+        let mut cfg = HwConfig::tiny_4x4();
+        cfg.scratchpad.bytes = 4 * 64 * u64::from(cfg.scratchpad.banks);
+        cfg.name = "tiny-small-spad".into();
+        cfg.validate().unwrap();
+        let ids = [3, 0, 3, 1];
+        let e = EmbeddingGather { ids: 0, n_ids: 4, table: 64, table_rows: 4, cols: 200, out: 4096 };
+        let code = embedding_phase(&e, 4, cfg.spad_rows() as usize, "embed").unwrap();
+        let runs: Vec<(u16, u32)> =
+            code.iter().filter_map(|i| if let Instr::Load(l) = i { Some((l.cols, l.dram)) } else { None }).collect();
+        // One id per block (a run of 128 columns fills a 32-row buffer),
+        // two column runs of whole 4-wide blocks per id.
+        assert_eq!(runs, [(128, 64), (72, 64 + 128)].repeat(4));
+        let (report, got, table) = run(&cfg, &ids, 4, 200, 5);
+        assert_eq!(report.outcome, Outcome::Done);
+        assert!(report.counters.get(isa::Counter::DramRequests) > 0);
+        assert_eq!(got, interp(&ids, &table, 4, 200).unwrap());
+    }
+
+    #[test]
+    fn an_id_outside_the_table_faults_naming_its_position() {
+        let cfg = HwConfig::tiny_4x4();
+        for bad in [13, 1000, -1, i64::MIN] {
+            let ids = [0, 5, 12, bad, 2];
+            let (report, got, table) = run(&cfg, &ids, 13, 6, 6);
+            assert!(matches!(report.outcome, Outcome::Fault { code: ErrorCode::IndexOutOfRange, .. }), "{bad}");
+            assert_eq!(report.error_info, 3, "position of {bad}");
+            assert!(got.iter().all(|&b| b == 0x55), "{bad}: the faulting gather wrote nothing");
+            // The interpreter holds ids as int32: it agrees where they fit.
+            if i32::try_from(bad).is_ok() {
+                let e = interp(&ids, &table, 13, 6).unwrap_err();
+                assert!(e.contains("position 3"), "{e}");
+            }
+        }
+    }
+}
