@@ -8,10 +8,13 @@
 //! scratchpad buffers, LOAD -> COMPUTE forward -> STORE, release back):
 //! each block is a run of ids, one gathering LOAD, one STORE.
 
+use super::memory::Buffer;
 use super::movement::{gather_phase, GatherBlock};
-use super::unsupported;
+use super::{input_buffer, unsupported, Ctx};
 use crate::gemm::LowerError;
+use crate::ir::{ElemType, EmbeddingParams, ValueId};
 use isa::instr::{self as ins, Instr};
+use isa::layout::Layout;
 
 /// Bytes of one id (int64 little-endian, as ONNX gives token ids).
 pub const ID_BYTES: u64 = 8;
@@ -27,6 +30,40 @@ pub struct EmbeddingGather {
     pub table_rows: usize,
     pub cols: usize,
     pub out: u64,
+}
+
+/// Lowers an `Embedding` node: its int64 ids `x` are already in a device
+/// buffer (written there by the host, as the graph's input), the table
+/// goes into the program's data once, and the output `y` becomes a
+/// row-major buffer of one row of `cols` int8 per id. No MACs.
+pub(super) fn lower_embedding(
+    cx: &mut Ctx<'_>,
+    x: ValueId,
+    y: ValueId,
+    e: &EmbeddingParams,
+    name: &str,
+) -> Result<u64, LowerError> {
+    let (xv, yv) = (&cx.g.values[x], &cx.g.values[y]);
+    if xv.ty != ElemType::I64 {
+        return Err(unsupported(name, "embedding", format!("ids `{}` are {:?}, not int64", xv.name, xv.ty)));
+    }
+    let n_ids = xv.elements();
+    if e.table.len() != e.rows * e.cols || yv.elements() != n_ids * e.cols {
+        return Err(unsupported(
+            name,
+            "embedding",
+            format!("a {} x {} table of {} values gives {:?} from {n_ids} ids", e.rows, e.cols, e.table.len(), yv.shape),
+        ));
+    }
+    let ids = input_buffer(cx, x, name)?.addr;
+    let table = cx.mem.alloc_bytes(&e.table.iter().map(|&v| v as u8).collect::<Vec<_>>());
+    let fill = cx.zp_byte(y);
+    let out = cx.mem.alloc(n_ids * e.cols, fill);
+    cx.mem.set_buffer(y, Buffer { addr: out, layout: Layout::Flat { rows: n_ids, cols: e.cols, perm: None } });
+    let gather = EmbeddingGather { ids, n_ids, table, table_rows: e.rows, cols: e.cols, out };
+    let phase = embedding_phase(&gather, cx.dim, cx.cfg.spad_rows() as usize, name)?;
+    cx.code.phase(phase);
+    Ok(0)
 }
 
 /// The phase that gathers `e`'s rows into its output, for a scratchpad of
@@ -84,7 +121,7 @@ pub fn embedding_phase(e: &EmbeddingGather, dim: usize, spad_rows: usize, node: 
 mod tests {
     use super::*;
     use crate::interp::{self, Tensor};
-    use crate::ir::{ElemType, EmbeddingParams, Graph, Node, Op, Quant, Value};
+    use crate::ir::{Graph, Node, Op, Quant, Value};
     use crate::lower::memory::MemoryPlan;
     use crate::lower::package::Code;
     use driver::Outcome;
@@ -161,6 +198,30 @@ mod tests {
                 assert_eq!(report.outcome, Outcome::Done, "{}", cfg.name);
                 assert_eq!(got, interp(&ids, &table, rows, cols).unwrap(), "{}: {n} ids of {rows} x {cols}", cfg.name);
             }
+        }
+    }
+
+    /// The node walk's step: `lower_node` on an Embedding whose ids a
+    /// host placed in device memory, run and compared with the interpreter.
+    #[test]
+    fn lower_node_lowers_an_embedding_node() {
+        for cfg in [HwConfig::tiny_4x4(), HwConfig::tiny_shaped(5, 12)] {
+            let (n, rows, cols) = (23, 40, 30);
+            let mut r = rng(21);
+            let table: Vec<i8> = (0..rows * cols).map(|_| r() as i8).collect();
+            let ids: Vec<i64> = (0..n).map(|_| (r() % rows as u64) as i64).collect();
+            let g = graph(n, &table, rows, cols);
+            let mut cx = Ctx::new(&g, &cfg).unwrap();
+            let at = cx.mem.alloc_bytes(&ids.iter().flat_map(|id| id.to_le_bytes()).collect::<Vec<_>>());
+            cx.mem.set_buffer(0, Buffer { addr: at, layout: Layout::Flat { rows: 1, cols: 8 * n, perm: None } });
+            assert_eq!(crate::lower::lower_node(&mut cx, &g.nodes[0], 0).unwrap(), 0);
+            let out = cx.mem.buffer(1).unwrap().clone();
+            assert_eq!(out.layout, Layout::Flat { rows: n, cols, perm: None });
+            let code = std::mem::take(&mut cx.code).into_instrs();
+            let (mut d, report, data_addr) = crate::test_run::run_to_end(&cfg, code, cx.mem.into_data());
+            assert_eq!(report.outcome, Outcome::Done);
+            let got = d.read_mem(data_addr + out.addr, n * cols).unwrap();
+            assert_eq!(got, interp(&ids, &table, rows, cols).unwrap(), "{}", cfg.name);
         }
     }
 

@@ -163,6 +163,7 @@ fn lower_node(cx: &mut Ctx<'_>, node: &Node, out_halo: usize) -> Result<u64, Low
         Op::Add { qmin, qmax } | Op::Clamp { qmin, qmax } => {
             elementwise::lower_vadd(cx, node, (*qmin, *qmax), out_halo)
         }
+        Op::Embedding(e) => embedding::lower_embedding(cx, x, y, e, name),
         Op::Quantize => Err(unsupported(name, "quantize", "quantizing inside the graph (float ops) is not supported")),
         other => Err(unsupported(name, other.name(), "not lowered to the accelerator yet")),
     }
