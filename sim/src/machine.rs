@@ -95,7 +95,21 @@ impl DmaJob {
     ) -> DmaJob {
         let data_start = Vec::with_capacity(plan.bursts.len());
         let (gather, ids_at, bad_id) = (None, 0, None);
-        DmaJob { index, deps, block, start, plan, next: 0, data_start, ready, last_grant: 0, chunks, gather, ids_at, bad_id }
+        DmaJob {
+            index,
+            deps,
+            block,
+            start,
+            plan,
+            next: 0,
+            data_start,
+            ready,
+            last_grant: 0,
+            chunks,
+            gather,
+            ids_at,
+            bad_id,
+        }
     }
 
     /// Bursts of the ids an indexed LOAD reads before its rows (0: not indexed).
@@ -469,16 +483,15 @@ impl Model {
                     } else {
                         // Chunk writes follow the previous LOAD's.
                         let after = job.start.max(du.seq_last);
-                        let (f, chunks) =
-                            dma::load_finish(
-                                &job.block,
-                                job.gather.as_ref(),
-                                self.cols as u64,
-                                w,
-                                after,
-                                &job.plan,
-                                &job.data_start,
-                            );
+                        let (f, chunks) = dma::load_finish(
+                            &job.block,
+                            job.gather.as_ref(),
+                            self.cols as u64,
+                            w,
+                            after,
+                            &job.plan,
+                            &job.data_start,
+                        );
                         let c = if job.block.to_acc { Counter::AccWriteRows } else { Counter::SpadWriteRows };
                         self.counters.add(c, chunks);
                         du.seq_last = f - 1;
@@ -973,9 +986,12 @@ impl Device for Model {
             regs::PROG_LEN => self.prog_len = value,
             regs::WIN_BASE => self.win_base = value,
             regs::WIN_LIMIT => self.win_limit = value,
-            regs::STATUS | regs::ERROR_CODE | regs::ERROR_PC | regs::ERROR_INFO | regs::FINGERPRINT_LO | regs::FINGERPRINT_HI => {
-                return Err(DeviceError::ReadOnly(addr))
-            }
+            regs::STATUS
+            | regs::ERROR_CODE
+            | regs::ERROR_PC
+            | regs::ERROR_INFO
+            | regs::FINGERPRINT_LO
+            | regs::FINGERPRINT_HI => return Err(DeviceError::ReadOnly(addr)),
             a if a >= regs::COUNTERS && a < regs::COUNTERS + 8 * Counter::COUNT as u32 => {
                 return Err(DeviceError::ReadOnly(a))
             }

@@ -111,11 +111,8 @@ fn a_gather_fills_the_buffer_as_a_load_of_the_selected_rows() {
                 ..plain
             };
             let local_rows = isa::legal::DmaBlock::of_load(&plain).local_end(dim as u64) as u16;
-            let data = vec![
-                (TABLE, table.clone()),
-                (gather.idx_addr as u64, id_bytes(&ids, idx)),
-                (GATHERED, gathered),
-            ];
+            let data =
+                vec![(TABLE, table.clone()), (gather.idx_addr as u64, id_bytes(&ids, idx)), (GATHERED, gathered)];
             let dump = |l: ins::Load| {
                 let (mut m, status) = run(&cfg, &load_then_dump(l, local_rows, dim), &data);
                 assert_eq!(status, regs::STATUS_DONE, "{}: case {case}: {:?}", cfg.name, m.error());
@@ -229,10 +226,9 @@ fn the_window_covers_the_ids_and_the_whole_table() {
     // The table's last row is (limit - 1) * stride past dram, whatever the ids.
     let table_end = 0x1000 + 0x3ff * 0x100 + 4;
     assert!(table_end as u64 > WINDOW);
-    for (i, what) in [
-        (gather(0x1000, 0x400, IDS as u32), "the table's"),
-        (gather(0x1000, 4, WINDOW as u32 - 8), "the ids'"),
-    ] {
+    for (i, what) in
+        [(gather(0x1000, 0x400, IDS as u32), "the table's"), (gather(0x1000, 4, WINDOW as u32 - 8), "the ids'")]
+    {
         let e = isa::legal::check_window(&i, 0, WINDOW).unwrap_err();
         assert_eq!(e.code, ErrorCode::DmaOutOfWindow);
         assert!(e.message.starts_with(what), "{e}");

@@ -52,7 +52,13 @@ pub(super) fn lower_embedding(
         return Err(unsupported(
             name,
             "embedding",
-            format!("a {} x {} table of {} values gives {:?} from {n_ids} ids", e.rows, e.cols, e.table.len(), yv.shape),
+            format!(
+                "a {} x {} table of {} values gives {:?} from {n_ids} ids",
+                e.rows,
+                e.cols,
+                e.table.len(),
+                yv.shape
+            ),
         ));
     }
     let ids = input_buffer(cx, x, name)?.addr;
@@ -70,7 +76,12 @@ pub(super) fn lower_embedding(
 /// `spad_rows` rows of `dim` bytes. A block is a run of ids and a run of
 /// columns: a quarter of the scratchpad per block (so four buffers rotate),
 /// a row wider than that is cut into column runs of whole `dim` blocks.
-pub fn embedding_phase(e: &EmbeddingGather, dim: usize, spad_rows: usize, node: &str) -> Result<Vec<Instr>, LowerError> {
+pub fn embedding_phase(
+    e: &EmbeddingGather,
+    dim: usize,
+    spad_rows: usize,
+    node: &str,
+) -> Result<Vec<Instr>, LowerError> {
     let err = |why: String| unsupported(node, "embedding", why);
     if e.n_ids == 0 || e.cols == 0 || e.table_rows == 0 {
         return Err(err(format!("empty lookup: {} ids, table {} x {}", e.n_ids, e.table_rows, e.cols)));
