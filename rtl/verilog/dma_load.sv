@@ -425,7 +425,8 @@ module dma_load #(
   assign c_spad_wr = sp_we;
   assign c_acc_wr = ac_we;
 
-  // Fields the unit does not use (pops are the top's; the rest reserved).
-  wire unused_ok = &{1'b0, head_instr[255:`SYS_LOAD_END], head_instr[15:8], SPAD_ROWS[0], ACC_ROWS[0],
+  // Fields the unit does not use (pops are the top's; the rest reserved;
+  // the index mode's fields, which check.sv refuses, from SYS_LOAD_IDX_LO).
+  wire unused_ok = &{1'b0, head_instr[255:`SYS_LOAD_IDX_LO], head_instr[15:8], SPAD_ROWS[0], ACC_ROWS[0],
                      wdbl[B*8-1:0], rdbl[2*B*8-1:CB*8]};
 endmodule
