@@ -7,6 +7,12 @@
 //! The phase is `movement::gather_phase`'s copy pipeline (rotating
 //! scratchpad buffers, LOAD -> COMPUTE forward -> STORE, release back):
 //! each block is a run of ids, one gathering LOAD, one STORE.
+//!
+//! `MaskSelect` (the folded attention-mask subgraph) is the same gather on
+//! 2-row tables of float32 bits ([`mask_runs`], [`MaskRun::gather`]): the
+//! mask value selects row 0 (`if_zero`) or 1 (`if_nonzero`) bit for bit,
+//! and a mask value other than 0 or 1 is a run-time `IndexOutOfRange`
+//! fault naming its position rather than a wrong select.
 
 use super::memory::Buffer;
 use super::movement::{gather_phase, GatherBlock};
@@ -128,11 +134,73 @@ pub fn embedding_phase(
     Ok(code)
 }
 
+/// A run of a `MaskSelect` (`y[i] = if x[index[i]] == 0 { if_zero[i] }
+/// else { if_nonzero[i] }`, float32 out of an int64 mask) that one gather
+/// computes: `len` outputs from `out` reading mask elements from `mask`
+/// on (consecutive), with the same two values.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MaskRun {
+    pub out: usize,
+    pub mask: usize,
+    pub len: usize,
+    pub if_zero: f32,
+    pub if_nonzero: f32,
+}
+
+impl MaskRun {
+    /// The run's table: two rows of one float32 each (little-endian bits),
+    /// row 0 `if_zero`, row 1 `if_nonzero`.
+    pub fn table(&self) -> [u8; 8] {
+        let mut t = [0u8; 8];
+        t[..4].copy_from_slice(&self.if_zero.to_bits().to_le_bytes());
+        t[4..].copy_from_slice(&self.if_nonzero.to_bits().to_le_bytes());
+        t
+    }
+
+    /// The gather computing the run, with the mask (int64) at `mask`, the
+    /// run's table at `table` and the float32 output at `out` (DRAM
+    /// addresses): the mask value is the row id, so a mask of 0 or 1
+    /// selects exactly, and any other value is an `IndexOutOfRange` fault
+    /// naming its position (refused at run time: ONNX would take it as
+    /// nonzero; attention masks are 0/1).
+    pub fn gather(&self, mask: u64, table: u64, out: u64) -> EmbeddingGather {
+        EmbeddingGather {
+            ids: mask + self.mask as u64 * ID_BYTES,
+            n_ids: self.len,
+            table,
+            table_rows: 2,
+            cols: 4,
+            out: out + self.out as u64 * 4,
+        }
+    }
+}
+
+/// A `MaskSelect` as gathers from 2-row tables of float32 bits: one run
+/// per stretch of outputs reading consecutive mask elements with the same
+/// two values (one run for an attention mask `[1, 1, 1, seq]`).
+pub fn mask_runs(index: &[usize], if_zero: &[f32], if_nonzero: &[f32]) -> Vec<MaskRun> {
+    let mut runs: Vec<MaskRun> = Vec::new();
+    for (i, ((&k, &z), &nz)) in index.iter().zip(if_zero).zip(if_nonzero).enumerate() {
+        match runs.last_mut() {
+            Some(r)
+                if r.mask + r.len == k
+                    && r.if_zero.to_bits() == z.to_bits()
+                    && r.if_nonzero.to_bits() == nz.to_bits()
+                    && r.len < u16::MAX as usize =>
+            {
+                r.len += 1
+            }
+            _ => runs.push(MaskRun { out: i, mask: k, len: 1, if_zero: z, if_nonzero: nz }),
+        }
+    }
+    runs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::interp::{self, Tensor};
-    use crate::ir::{Graph, Node, Op, Quant, Value};
+    use crate::ir::{ElemType, Graph, Node, Op, Quant, Value};
     use crate::lower::memory::MemoryPlan;
     use crate::lower::package::Code;
     use driver::Outcome;
@@ -233,6 +301,85 @@ mod tests {
             assert_eq!(report.outcome, Outcome::Done);
             let got = d.read_mem(data_addr + out.addr, n * cols).unwrap();
             assert_eq!(got, interp(&ids, &table, rows, cols).unwrap(), "{}", cfg.name);
+        }
+    }
+
+    /// MaskSelect as gathers of float32 bits, against the interpreter: an
+    /// attention mask (one run), and per-position values with a broadcast
+    /// index (many runs); a mask value of 2 faults naming its position.
+    #[test]
+    fn mask_select_gathers_float_bits_exactly() {
+        let cfg = HwConfig::tiny_shaped(5, 12);
+        let seq = 37;
+        let attention =
+            ((0..seq).collect::<Vec<_>>(), vec![f32::MIN; seq], vec![0.0f32; seq], vec![1, seq], vec![1, 1, 1, seq]);
+        // [2, 5] outputs broadcast from a [1, 5] mask, values per column.
+        let broadcast = (
+            (0..10).map(|i| i % 5).collect::<Vec<_>>(),
+            (0..10).map(|i| -1.5 * (i % 5) as f32).collect(),
+            vec![0.25f32; 10],
+            vec![1, 5],
+            vec![2, 5],
+        );
+        for (index, if_zero, if_nonzero, mask_shape, shape) in [attention, broadcast] {
+            let runs = mask_runs(&index, &if_zero, &if_nonzero);
+            let n_mask: usize = mask_shape.iter().product();
+            let mut r = rng(n_mask as u64);
+            let mut mask: Vec<i64> = (0..n_mask).map(|_| (r() % 2) as i64).collect();
+            let g = Graph {
+                name: "mask".into(),
+                values: vec![
+                    Value { name: "m".into(), shape: mask_shape.clone(), ty: ElemType::I64, quant: None },
+                    Value { name: "y".into(), shape: shape.clone(), ty: ElemType::F32, quant: None },
+                ],
+                nodes: vec![Node {
+                    name: "select".into(),
+                    op: Op::MaskSelect {
+                        shape: shape.clone(),
+                        index: index.clone(),
+                        if_zero: if_zero.clone(),
+                        if_nonzero: if_nonzero.clone(),
+                    },
+                    inputs: vec![0],
+                    outputs: vec![1],
+                }],
+                inputs: vec![0],
+                outputs: vec![1],
+            };
+            for bad in [None, Some(3usize.min(n_mask - 1))] {
+                if let Some(p) = bad {
+                    mask[p] = 2;
+                }
+                let mut mem = MemoryPlan::new(0);
+                let m = mem.alloc_bytes(&mask.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>());
+                let out = mem.alloc(4 * index.len(), 0x55);
+                let mut code = Code::for_config(&cfg);
+                for run in &runs {
+                    let t = mem.alloc_bytes(&run.table());
+                    let phase =
+                        embedding_phase(&run.gather(m, t, out), 12, cfg.spad_rows() as usize, "select").unwrap();
+                    code.phase(phase);
+                }
+                let (mut d, report, data_addr) = crate::test_run::run_to_end(&cfg, code.into_instrs(), mem.into_data());
+                let got = d.read_mem(data_addr + out, 4 * index.len()).unwrap();
+                match bad {
+                    None => {
+                        assert_eq!(report.outcome, Outcome::Done);
+                        let x = Tensor::quant(mask_shape.clone(), mask.iter().map(|&v| v as i32).collect());
+                        let want = interp::run(&g, &[x]).unwrap()[1].as_float().unwrap().to_vec();
+                        let want: Vec<u8> = want.iter().flat_map(|v| v.to_bits().to_le_bytes()).collect();
+                        assert_eq!(got, want, "{} runs", runs.len());
+                    }
+                    Some(p) => {
+                        assert!(matches!(report.outcome, Outcome::Fault { code: ErrorCode::IndexOutOfRange, .. }));
+                        // The first gather reading mask element p stopped there.
+                        let info = d.device_mut().read_reg(isa::regs::ERROR_INFO).unwrap() as usize;
+                        let run = runs.iter().find(|r| (r.mask..r.mask + r.len).contains(&p)).unwrap();
+                        assert_eq!(run.mask + info, p);
+                    }
+                }
+            }
+            assert_eq!(runs.len(), if shape == [2, 5] { 10 } else { 1 });
         }
     }
 
