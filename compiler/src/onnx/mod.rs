@@ -85,6 +85,7 @@
 //! caller's to compute.
 
 mod fold;
+pub mod float;
 mod gelu;
 mod import;
 #[allow(clippy::all, clippy::pedantic, missing_docs, rustdoc::all)]
