@@ -184,7 +184,13 @@ fn bad_models_samples_and_labels_are_errors_that_write_nothing() {
     // Samples of another size than the model's input, named by model.
     write_npy(&d.join("x32.npy"), &[4, 32], &[0.0f32; 128]);
     let o = compare(&[&base], &["x32.npy"]);
-    assert_fails(&o, 2, &[&format!("{base}: its input has shape 1x1x8x8 (64 elements a sample)"), "32 elements"], d, &absent);
+    assert_fails(
+        &o,
+        2,
+        &[&format!("{base}: its input has shape 1x1x8x8 (64 elements a sample)"), "32 elements"],
+        d,
+        &absent,
+    );
     // Quantized samples: compare quantizes per model.
     write_npy(&d.join("xi8.npy"), &[2, 64], &[0i8; 128]);
     let o = compare(&[&base], &["xi8.npy"]);
@@ -208,7 +214,13 @@ fn bad_models_samples_and_labels_are_errors_that_write_nothing() {
     assert_fails(&o, 2, &["--labels y5.npy: labels of shape 5", "32 samples"], d, &absent);
     write_npy(&d.join("y10.npy"), &[32], &[10i64; 32]);
     let o = compare(&[&base], &[&x, "--labels", "y10.npy"]);
-    assert_fails(&o, 2, &["--labels y10.npy: label 10 of sample 0 is not a class of the models' 10 outputs"], d, &absent);
+    assert_fails(
+        &o,
+        2,
+        &["--labels y10.npy: label 10 of sample 0 is not a class of the models' 10 outputs"],
+        d,
+        &absent,
+    );
     write_npy(&d.join("yf.npy"), &[32], &[0.0f32; 32]);
     let o = compare(&[&base], &[&x, "--labels", "yf.npy"]);
     assert_fails(&o, 2, &["yf.npy: the array is f32", "integer class indices"], d, &absent);

@@ -215,11 +215,13 @@ pub fn compare(job: &Job<'_>, progress: &dyn Fn()) -> Result<Comparison> {
         .zip(&runs)
         .enumerate()
         .map(|(k, (m, (out, device)))| {
-            let samples = || (0..n).map(|i| (&out[i * out_len..(i + 1) * out_len], &base_out[i * out_len..(i + 1) * out_len]));
+            let samples =
+                || (0..n).map(|i| (&out[i * out_len..(i + 1) * out_len], &base_out[i * out_len..(i + 1) * out_len]));
             let agree = samples().filter(|(o, b)| argmax(o) == argmax(b)).count();
             let cosine = samples().map(|(o, b)| cosine(o, b)).sum::<f64>() / n as f64;
             let top1 = labels.as_ref().map(|l| {
-                (0..n).filter(|&i| argmax(&out[i * out_len..(i + 1) * out_len]) as i64 == l[i]).count() as f64 / n as f64
+                (0..n).filter(|&i| argmax(&out[i * out_len..(i + 1) * out_len]) as i64 == l[i]).count() as f64
+                    / n as f64
             });
             Row {
                 model: m.name.clone(),
@@ -252,7 +254,10 @@ pub fn compare(job: &Job<'_>, progress: &dyn Fn()) -> Result<Comparison> {
 /// The number of samples and the elements of one: the array is `[N, ...]`.
 fn samples_of(s: &Samples<'_>) -> Result<(usize, usize)> {
     let Some((&n, rest)) = s.shape.split_first() else {
-        return Err(FlowError::input(format!("{}: a scalar; compare takes samples along the first dimension, [N, ...]", s.what)));
+        return Err(FlowError::input(format!(
+            "{}: a scalar; compare takes samples along the first dimension, [N, ...]",
+            s.what
+        )));
     };
     if n == 0 {
         return Err(FlowError::input(format!("{}: no samples (shape {})", s.what, shape_text(s.shape))));

@@ -160,7 +160,11 @@ impl FloatModel {
     /// and `Constant`, 4 bytes an element).
     pub fn parameter_bytes(&self) -> u64 {
         let constants = self.nodes.iter().filter(|n| n.op_type() == "Constant").filter_map(|n| {
-            n.attribute.iter().find(|a| a.name() == "value").and_then(|a| a.t.as_ref()).map(|t| (t.data_type(), &t.dims))
+            n.attribute
+                .iter()
+                .find(|a| a.name() == "value")
+                .and_then(|a| a.t.as_ref())
+                .map(|t| (t.data_type(), &t.dims))
         });
         let inits = self.inits.values().filter(|t| matches!(t.data, Data::F32(_))).map(|t| t.len() as u64);
         let consts = constants
@@ -175,7 +179,12 @@ impl FloatModel {
             return Err(ImportError::Invalid {
                 node: self.input.clone(),
                 op: "graph input".into(),
-                what: format!("{} elements given, the input's shape {:?} holds {}", x.len(), self.input_shape, self.input_elements()),
+                what: format!(
+                    "{} elements given, the input's shape {:?} holds {}",
+                    x.len(),
+                    self.input_shape,
+                    self.input_elements()
+                ),
             });
         }
         Ok(self.eval(x)?.data)
@@ -245,7 +254,8 @@ impl FloatModel {
             "Sigmoid" => f(map(&*float(0)?, |v| 1.0 / (1.0 + (-v).exp()))),
             "Tanh" => f(map(&*float(0)?, f32::tanh)),
             "Clip" => {
-                let (mut lo, mut hi) = (attr_float(who, n, "min")?.unwrap_or(f32::MIN), attr_float(who, n, "max")?.unwrap_or(f32::MAX));
+                let (mut lo, mut hi) =
+                    (attr_float(who, n, "min")?.unwrap_or(f32::MIN), attr_float(who, n, "max")?.unwrap_or(f32::MAX));
                 if let Some(t) = opt_float(1)? {
                     lo = scalar(who, &t, "min")?;
                 }
@@ -321,7 +331,9 @@ fn float_input_shape(vi: &super::proto::ValueInfoProto) -> Result<Vec<usize>> {
         return Err(who.unsupported("an input that is not a tensor"));
     };
     if tt.elem_type() != DataType::Float as i32 {
-        return Err(who.unsupported(format!("element type {} (the float reference takes float)", dtype_name(tt.elem_type()))));
+        return Err(
+            who.unsupported(format!("element type {} (the float reference takes float)", dtype_name(tt.elem_type())))
+        );
     }
     let shape = tt.shape.as_ref().ok_or_else(|| who.unsupported("an input without a static shape"))?;
     let mut dims = Vec::new();
@@ -331,7 +343,11 @@ fn float_input_shape(vi: &super::proto::ValueInfoProto) -> Result<Vec<usize>> {
             Some(D::DimValue(v)) => return Err(who.unsupported(format!("dimension {i} of size {v}"))),
             // A symbolic batch dimension is taken as 1, as the importer does.
             _ if i == 0 => dims.push(1),
-            _ => return Err(who.unsupported(format!("a symbolic dimension at axis {i} (only the leading batch dimension may be symbolic)"))),
+            _ => {
+                return Err(who.unsupported(format!(
+                    "a symbolic dimension at axis {i} (only the leading batch dimension may be symbolic)"
+                )))
+            }
         }
     }
     checked_elements(&dims).ok_or_else(|| who.unsupported(format!("shape {dims:?} is too large")))?;
@@ -428,7 +444,9 @@ fn gemm(who: &Who, n: &NodeProto, a: &F, b: &F, c: Option<&F>) -> Result<F> {
     let (m, k) = if ta { (ac, ar) } else { (ar, ac) };
     let (kb, nn) = if tb { (bc, br) } else { (br, bc) };
     if k != kb {
-        return Err(who.invalid(format!("A {:?} and B {:?} do not multiply (transA {ta}, transB {tb})", a.shape, b.shape)));
+        return Err(
+            who.invalid(format!("A {:?} and B {:?} do not multiply (transA {ta}, transB {tb})", a.shape, b.shape))
+        );
     }
     let at = |i: usize, p: usize| f64::from(if ta { a.data[p * ac + i] } else { a.data[i * ac + p] });
     let bt = |p: usize, j: usize| f64::from(if tb { b.data[j * bc + p] } else { b.data[p * bc + j] });
@@ -473,7 +491,8 @@ fn matmul(who: &Who, a: &F, b: &F) -> Result<F> {
         let (ao, bo) = (t * m * k, if rb > 2 { t * k * nn } else { 0 });
         for i in 0..m {
             for j in 0..nn {
-                let s: f64 = (0..k).map(|p| f64::from(a.data[ao + i * k + p]) * f64::from(b.data[bo + p * nn + j])).sum();
+                let s: f64 =
+                    (0..k).map(|p| f64::from(a.data[ao + i * k + p]) * f64::from(b.data[bo + p * nn + j])).sum();
                 data.push(s as f32);
             }
         }
@@ -502,7 +521,9 @@ fn window(who: &Who, n: &NodeProto, input: &[usize], kernel: Option<[usize; 2]>)
     let pair = |name: &str, default: usize| -> Result<[usize; 2]> {
         match attr_ints(who, n, name)? {
             None => Ok([default; 2]),
-            Some(v) if v.len() == 2 && v.iter().all(|&x| (1..=1 << 20).contains(&x)) => Ok([v[0] as usize, v[1] as usize]),
+            Some(v) if v.len() == 2 && v.iter().all(|&x| (1..=1 << 20).contains(&x)) => {
+                Ok([v[0] as usize, v[1] as usize])
+            }
             Some(v) => Err(who.unsupported(format!("`{name}` = {v:?} (2-D, values in [1, 2^20])"))),
         }
     };
@@ -512,7 +533,8 @@ fn window(who: &Who, n: &NodeProto, input: &[usize], kernel: Option<[usize; 2]>)
         (None, None) => return Err(who.invalid("no `kernel_shape`")),
     };
     let (strides, dilations) = (pair("strides", 1)?, pair("dilations", 1)?);
-    let auto_pad = n.attribute.iter().find(|a| a.name() == "auto_pad").map(|a| String::from_utf8_lossy(a.s()).into_owned());
+    let auto_pad =
+        n.attribute.iter().find(|a| a.name() == "auto_pad").map(|a| String::from_utf8_lossy(a.s()).into_owned());
     let pads = match (auto_pad.as_deref(), attr_ints(who, n, "pads")?) {
         (None | Some("NOTSET"), Some(p)) if p.len() == 4 && p.iter().all(|&x| (0..=1 << 20).contains(&x)) => {
             [p[0] as usize, p[1] as usize, p[2] as usize, p[3] as usize]

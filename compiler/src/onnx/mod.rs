@@ -84,8 +84,8 @@
 //! [`Imported::cut`]: the integer part is exact, the float tail is the
 //! caller's to compute.
 
-mod fold;
 pub mod float;
+mod fold;
 mod gelu;
 mod import;
 #[allow(clippy::all, clippy::pedantic, missing_docs, rustdoc::all)]
