@@ -191,6 +191,11 @@ fn bad_models_samples_and_labels_are_errors_that_write_nothing() {
         d,
         &absent,
     );
+    let mut nan = vec![0.0f32; 128];
+    nan[70] = f32::NAN;
+    write_npy(&d.join("nan.npy"), &[2, 64], &nan);
+    let o = compare(&[&base], &["nan.npy"]);
+    assert_fails(&o, 2, &["--input nan.npy: sample 1 element 6 is NaN (samples must be finite)"], d, &absent);
     // Quantized samples: compare quantizes per model.
     write_npy(&d.join("xi8.npy"), &[2, 64], &[0i8; 128]);
     let o = compare(&[&base], &["xi8.npy"]);

@@ -262,7 +262,13 @@ fn samples_of(s: &Samples<'_>) -> Result<(usize, usize)> {
     if n == 0 {
         return Err(FlowError::input(format!("{}: no samples (shape {})", s.what, shape_text(s.shape))));
     }
-    Ok((n as usize, rest.iter().product::<u64>() as usize))
+    let per = rest.iter().product::<u64>() as usize;
+    // A NaN would make every accuracy figure meaningless (and is no JSON number).
+    if let Some(i) = s.data.iter().position(|v| !v.is_finite()) {
+        let at = if per > 0 { format!("sample {} element {}", i / per, i % per) } else { format!("element {i}") };
+        return Err(FlowError::input(format!("{}: {at} is {} (samples must be finite)", s.what, s.data[i])));
+    }
+    Ok((n as usize, per))
 }
 
 /// The labels as class indices, one per sample (`[N]`, or `[N, 1]`).
