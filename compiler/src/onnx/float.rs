@@ -760,6 +760,79 @@ mod tests {
         assert_eq!(s.data, [0.5, 0.5]);
     }
 
+    /// A node with integer-list attributes (and `ceil_mode`, `group`,
+    /// `count_include_pad` as ints).
+    fn node(op: &str, attrs: &[(&str, &[i64])]) -> NodeProto {
+        use super::super::proto::{attribute_proto::AttributeType, AttributeProto};
+        let attribute = attrs
+            .iter()
+            .map(|&(name, v)| {
+                let single = matches!(name, "ceil_mode" | "group" | "count_include_pad");
+                AttributeProto {
+                    name: Some(name.into()),
+                    r#type: Some(if single { AttributeType::Int } else { AttributeType::Ints } as i32),
+                    i: single.then(|| v[0]),
+                    ints: if single { Vec::new() } else { v.to_vec() },
+                    ..Default::default()
+                }
+            })
+            .collect();
+        NodeProto { op_type: Some(op.into()), attribute, ..Default::default() }
+    }
+
+    fn nine() -> F {
+        f(&[1, 1, 3, 3], &[1., 2., 3., 4., 5., 6., 7., 8., 9.])
+    }
+
+    #[test]
+    fn conv_pads_strides_and_groups() {
+        let n = node("Conv", &[("pads", &[1, 1, 0, 0]), ("strides", &[2, 2])]);
+        let y = conv(&who(), &n, &nine(), &f(&[1, 1, 2, 2], &[1.; 4]), Some(&f(&[1], &[0.5]))).unwrap();
+        // Windows from (-1, -1) by 2: {1}, {2, 3}, {4, 7}, {5, 6, 8, 9}.
+        assert_eq!(y, f(&[1, 1, 2, 2], &[1.5, 5.5, 11.5, 28.5]));
+        // Two groups of one channel: each output channel sees its own input.
+        let two = f(&[1, 2, 1, 2], &[1., 2., 3., 4.]);
+        let n = node("Conv", &[("group", &[2])]);
+        let y = conv(&who(), &n, &two, &f(&[2, 1, 1, 1], &[10., 100.]), None).unwrap();
+        assert_eq!(y, f(&[1, 2, 1, 2], &[10., 20., 300., 400.]));
+        let e = conv(&who(), &node("Conv", &[("group", &[3])]), &two, &f(&[2, 1, 1, 1], &[1.; 2]), None);
+        assert!(e.unwrap_err().to_string().contains("group 3 does not fit"));
+    }
+
+    #[test]
+    fn pooling_with_ceil_mode_and_padding() {
+        let k2s2 = [("kernel_shape", &[2i64, 2][..]), ("strides", &[2, 2]), ("ceil_mode", &[1])];
+        let y = pool(&who(), &node("MaxPool", &k2s2), &nine(), Pool::Max).unwrap();
+        assert_eq!(y, f(&[1, 1, 2, 2], &[5., 6., 8., 9.]));
+        // Averages over the elements inside (count_include_pad = 0).
+        let y = pool(&who(), &node("AveragePool", &k2s2), &nine(), Pool::Avg).unwrap();
+        assert_eq!(y, f(&[1, 1, 2, 2], &[3., 4.5, 7.5, 9.]));
+        // With padding counted: the window at (-1, -1) holds 1 of 4 inside.
+        let padded = [("kernel_shape", &[2i64, 2][..]), ("pads", &[1, 1, 0, 0]), ("count_include_pad", &[1])];
+        let y = pool(&who(), &node("AveragePool", &padded), &nine(), Pool::Avg).unwrap();
+        assert_eq!(y.data[0], 0.25);
+        assert_eq!(y.shape, [1, 1, 3, 3]);
+        let y = pool(&who(), &node("GlobalAveragePool", &[]), &nine(), Pool::GlobalAvg).unwrap();
+        assert_eq!(y, f(&[1, 1, 1, 1], &[5.]));
+    }
+
+    #[test]
+    fn gemm_transposes_and_adds_c() {
+        let n = node("Gemm", &[]);
+        let mut n_t = n.clone();
+        n_t.attribute.push(super::super::proto::AttributeProto {
+            name: Some("transB".into()),
+            r#type: Some(super::super::proto::attribute_proto::AttributeType::Int as i32),
+            i: Some(1),
+            ..Default::default()
+        });
+        let a = f(&[1, 2], &[1., 2.]);
+        let y = gemm(&who(), &n, &a, &f(&[2, 2], &[1., 2., 3., 4.]), Some(&f(&[2], &[10., 20.]))).unwrap();
+        assert_eq!(y, f(&[1, 2], &[17., 30.]));
+        let y = gemm(&who(), &n_t, &a, &f(&[2, 2], &[1., 2., 3., 4.]), None).unwrap();
+        assert_eq!(y, f(&[1, 2], &[5., 11.]));
+    }
+
     #[test]
     fn matmul_batches_over_leading_dimensions() {
         let a = f(&[2, 1, 2], &[1., 2., 3., 4.]);
