@@ -265,7 +265,8 @@ fn samples_of(s: &Samples<'_>) -> Result<(usize, usize)> {
     let per = rest.iter().product::<u64>() as usize;
     // A NaN would make every accuracy figure meaningless (and is no JSON number).
     if let Some(i) = s.data.iter().position(|v| !v.is_finite()) {
-        let at = if per > 0 { format!("sample {} element {}", i / per, i % per) } else { format!("element {i}") };
+        // There is an element, so a sample holds at least one: `per` > 0.
+        let at = format!("sample {} element {}", i / per, i % per);
         return Err(FlowError::input(format!("{}: {at} is {} (samples must be finite)", s.what, s.data[i])));
     }
     Ok((n as usize, per))
