@@ -17,10 +17,10 @@ use systole::flow::compare::{self, Comparison, Job, Labels, Row, Samples};
 
 #[derive(Args, Debug)]
 pub struct CompareArgs {
-    /// The base model (.onnx: float32, run on the host's float reference,
-    /// or quantized; or .stm), then its variants (quantized, pruned, or
-    /// another architecture with outputs of the base's shape), each
-    /// compiled for --hw and run on the cycle-accurate model.
+    /// The base model, then its variants (quantized, pruned, or another
+    /// architecture with outputs of the base's shape): a quantized .onnx
+    /// (or .stm) is compiled for --hw and runs on the cycle-accurate model,
+    /// a float32 .onnx on the host's float reference.
     #[arg(value_name = "BASE.onnx VARIANT.onnx", num_args = 1.., required = true)]
     pub models: Vec<PathBuf>,
     /// Hardware configuration (TOML, or a preset: default, tiny, large).
