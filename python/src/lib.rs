@@ -459,6 +459,65 @@ fn sweep<'py>(
     json_value(py, &text)?.get_item("points")
 }
 
+/// `labels=`: a numpy array of integer class indices, as i64.
+fn label_array(a: &Bound<'_, PyAny>) -> PyResult<(Vec<u64>, Vec<i64>)> {
+    macro_rules! try_int {
+        ($($t:ty),*) => {$(
+            if let Ok(x) = a.extract::<PyReadonlyArrayDyn<'_, $t>>() {
+                return Ok((shape_of(x.shape()), x.as_array().iter().map(|&v| i64::from(v)).collect()));
+            }
+        )*};
+    }
+    try_int!(i64, i32, i16, i8, u8);
+    Err(input_err("labels: expected a numpy array of integer class indices (int64, int32, ...), one per sample"))
+}
+
+/// Compares a base model with its variants on the same samples as
+/// `systole compare` does: a float ONNX model on the host's float
+/// reference, quantized ones compiled for `hw` and run on the
+/// cycle-accurate model. `inputs` is a float32 array `[N, ...]`, each
+/// sample reshaped to every model's input; `labels` (integers `[N]`) adds
+/// top-1 accuracy. Returns the comparison (the JSON of `systole compare
+/// --json`, parsed).
+#[pyfunction]
+#[pyo3(signature = (models, hw, inputs, *, labels = None, energy_table = None))]
+fn compare<'py>(
+    py: Python<'py>,
+    models: Vec<PathBuf>,
+    hw: &Bound<'py, PyAny>,
+    inputs: &Bound<'py, PyAny>,
+    labels: Option<&Bound<'py, PyAny>>,
+    energy_table: Option<PathBuf>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let cfg = hw_config(py, hw)?;
+    let table = flow::hw::energy_table(energy_table.as_deref()).map_err(py_err)?;
+    let (shape, data) = match host_array(inputs, "inputs")? {
+        (shape, HostData::F32(v)) => (shape, v),
+        (_, other) => {
+            return Err(input_err(format!(
+                "inputs: the array is {}; compare takes float32 samples (each model quantizes them with its own \
+                 input parameters)",
+                other.name()
+            )))
+        }
+    };
+    let labels = labels.map(label_array).transpose()?;
+    let text = py
+        .detach(|| -> flow::Result<String> {
+            let paths: Vec<&std::path::Path> = models.iter().map(PathBuf::as_path).collect();
+            let job = flow::compare::Job {
+                models: &paths,
+                cfg: &cfg,
+                table: &table,
+                samples: flow::compare::Samples { shape: &shape, data: &data, what: "inputs" },
+                labels: labels.as_ref().map(|(shape, values)| flow::compare::Labels { values, shape, what: "labels" }),
+            };
+            Ok(flow::compare::compare(&job, &|| {})?.to_json())
+        })
+        .map_err(py_err)?;
+    json_value(py, &text)
+}
+
 /// The shipped hardware configurations `hw=` takes by name.
 #[pyfunction]
 fn presets() -> Vec<&'static str> {
@@ -474,6 +533,7 @@ fn _systole(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(load, m)?)?;
     m.add_function(wrap_pyfunction!(run, m)?)?;
     m.add_function(wrap_pyfunction!(sweep, m)?)?;
+    m.add_function(wrap_pyfunction!(compare, m)?)?;
     m.add_function(wrap_pyfunction!(presets, m)?)?;
     Ok(())
 }

@@ -11,6 +11,9 @@ are the command line's, bit for bit, and errors carry its messages.
 - ``run(program_or_model, inputs, *, hw=None, backend="sim", check=False,
   energy_table=None) -> (outputs, report)``
 - ``sweep(model, hw, set, inputs, *, energy_table=None) -> list of dicts``
+- ``compare(models, hw, inputs, *, labels=None, energy_table=None) -> dict``:
+  a base model (a float one runs on the host's float reference) against its
+  variants, as ``systole compare --json``.
 - ``presets()``: the configurations ``hw=`` takes by name.
 
 ``hw`` is a TOML file's path, a preset's name (``"default"``, ``"tiny"``,
@@ -23,6 +26,7 @@ from ._systole import (
     CheckError,
     Program,
     SystoleError,
+    compare,
     compile,
     load,
     presets,
@@ -30,4 +34,4 @@ from ._systole import (
     sweep,
 )
 
-__all__ = ["CheckError", "Program", "SystoleError", "compile", "load", "presets", "run", "sweep"]
+__all__ = ["CheckError", "Program", "SystoleError", "compare", "compile", "load", "presets", "run", "sweep"]

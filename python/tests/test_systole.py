@@ -165,3 +165,27 @@ def test_sweep_equals_cli(tmp_path):
     assert [p["params"]["array.weight_precisions"] for p in listed] == [["int8"], ["int8", "int4"]]
     grid = {"array.weight_precisions": [["int8"], ["int8", "int4"]], "dram.latency_cycles": 100}
     assert systole.sweep(DIGITS, "tiny", grid, {"x": x}) == listed
+
+
+def test_compare_equals_cli(tmp_path):
+    digits = ROOT / "compiler" / "tests" / "data" / "digits"
+    models = [digits / "cnn_dense" / "fp32.onnx", digits / "cnn_dense" / "int8_qop.onnx", digits / "mlp_dense" / "int8_qdq.onnx"]
+    x, y = digits / "ref_x_f32.npy", digits / "ref_y.npy"
+    cli("compare", *models, "--hw", "tiny", "--input", x, "--labels", y, "--json", tmp_path / "c.json")
+    want = json.loads((tmp_path / "c.json").read_text())
+    got = systole.compare([str(m) for m in models], "tiny", np.load(x), labels=np.load(y))
+    # The CLI names its files (`--input PATH`), Python its arguments.
+    assert (got.pop("input"), got.pop("labels")) == ("inputs", "labels")
+    del want["input"], want["labels"]
+    assert got == want
+    rows = got["rows"]
+    assert [r["runs_on"] for r in rows] == ["host", "accelerator", "accelerator"]
+    assert rows[0]["device"] is None and rows[1]["device"]["cycles_per_inference"] > 0
+    # Without labels: agreement only; errors carry the CLI's messages.
+    bare = systole.compare([str(m) for m in models[1:]], "tiny", np.load(x))
+    assert [r["top1_accuracy"] for r in bare["rows"]] == [None, None]
+    assert bare["rows"][0]["top1_agreement"] == 1.0
+    with pytest.raises(systole.SystoleError, match="compare takes float32 samples"):
+        systole.compare([str(models[1])], "tiny", np.load(x).astype(np.int8))
+    with pytest.raises(systole.SystoleError, match="labels of shape 3"):
+        systole.compare([str(models[1])], "tiny", np.load(x), labels=np.zeros(3, dtype=np.int64))

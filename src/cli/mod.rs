@@ -4,6 +4,7 @@
 
 mod area;
 mod asm;
+mod compare;
 mod compile;
 mod disasm;
 mod error;
@@ -47,7 +48,8 @@ Examples:
   systole disasm gemm.sbin
   systole sim gemm.sbin --hw examples/hw/tiny.toml --load 0x1000=a.npy --dump 0x2000:i32:4x4=c.npy --json report.json
   systole sweep model.onnx --hw examples/hw/default.toml --input x.npy --set array=16,32 --set dram.latency_cycles=50,200
-  systole area --hw examples/hw/tiny.toml --json area.json";
+  systole area --hw examples/hw/tiny.toml --json area.json
+  systole compare fp32.onnx int8.onnx --hw examples/hw/default.toml --input x.npy --labels y.npy";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -215,6 +217,28 @@ pub enum Command {
             systole sweep digits.onnx --hw examples/hw/default.toml --input x.npy --set array=8,16 --json s.json && systole plot s.json"
     )]
     Plot(plot::PlotArgs),
+    /// Compare a model with its variants (quantized, pruned, distilled) on the same inputs: accuracy, size, cycles, energy
+    #[command(
+        long_about = "Compare a base model with its variants on the same inputs.\n\n\
+            Every quantized model (.onnx in QOperator or QDQ form, or .stm) is compiled for --hw and runs on the \
+            cycle-accurate model, as `systole run` runs it; a float32 .onnx runs on the host's float reference \
+            interpreter (its row has accuracy and weight bytes, and `host` for the hardware figures), typically \
+            as the base. The variants need not share the base's architecture (a distilled student against its \
+            teacher), only the shape of its output.\n\n\
+            --input is a float32 array [N, ...]: N samples, each reshaped to every model's input shape, which must \
+            hold as many elements (a CNN's [1,1,8,8] and an MLP's [1,64] both take [N,64]); otherwise, or when a \
+            model's output shape differs from the base's, the error names the model (exit 2). Per model the table \
+            gives top-1 accuracy against --labels (integer class indices [N]), agreement with the base (the \
+            fraction of samples with the base's top-1 class, and the mean cosine of the outputs), weight bytes (and \
+            their ratio to the base's), the device memory the program uses, and per inference the cycles, \
+            latency, energy and DRAM bytes. Every model is compiled before any runs: one that fails names its file \
+            (exit 2) and nothing is written.",
+        after_help = "Examples:\n  \
+            systole compare cnn/fp32.onnx cnn/int8_qdq.onnx cnn/int8_qop.onnx --hw examples/hw/default.toml \\\n      \
+            --input test_x.npy --labels test_y.npy --json compare.json --csv compare.csv\n  \
+            systole compare cnn/int8_qop.onnx mlp/int8_qop.onnx --hw default --input test_x.npy   # student vs teacher"
+    )]
+    Compare(compare::CompareArgs),
 }
 
 /// Runs a parsed command.
@@ -232,5 +256,6 @@ pub fn run(cli: &Cli) -> Result<(), CliError> {
         Command::Area(a) => area::run(a),
         Command::Merge(a) => merge::run(a),
         Command::Plot(a) => plot::run(a),
+        Command::Compare(a) => compare::run(a),
     }
 }

@@ -85,7 +85,7 @@ pub enum AreaArg {
 /// At most one checkpoint of a resumable run per this interval.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
-fn csv_field(s: &str) -> String {
+pub(super) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

@@ -22,6 +22,10 @@
 //! - [`pareto`]: the Pareto front of design points.
 //! - [`reference`](mod@reference): a model with several named inputs (int64 token ids,
 //!   masks) run in the reference interpreter, outputs by name.
+//! - [`compare`](mod@compare): a base model and its variants (quantized,
+//!   pruned, distilled; a float model on the host's float reference) on the
+//!   same inputs: accuracy, weight bytes, memory, cycles, energy, DRAM
+//!   traffic (`docs/schema/compare.schema.json`).
 //! - [`baseline`]: per GEMM layer its shape, ideal cycles, SCALE-Sim's
 //!   weight-stationary cycles and minimal DRAM bytes (the yardsticks).
 //!
@@ -30,6 +34,7 @@
 pub mod backend;
 pub mod baseline;
 pub mod check;
+pub mod compare;
 pub mod compile;
 pub mod files;
 pub mod hw;

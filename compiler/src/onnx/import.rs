@@ -1782,7 +1782,7 @@ fn gemm_checks(who: &Who, n: &NodeProto) -> Result<bool> {
 
 /// Reshape's target: `0` copies the input's dimension (unless
 /// `allowzero`), one `-1` takes what is left.
-fn reshape_target(who: &Who, input: &[usize], spec: &[i64], allowzero: bool) -> Result<Vec<usize>> {
+pub(super) fn reshape_target(who: &Who, input: &[usize], spec: &[i64], allowzero: bool) -> Result<Vec<usize>> {
     let total = checked_elements(input).unwrap_or(usize::MAX);
     let mut out = Vec::with_capacity(spec.len());
     let mut infer = None;

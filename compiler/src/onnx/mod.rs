@@ -84,6 +84,7 @@
 //! [`Imported::cut`]: the integer part is exact, the float tail is the
 //! caller's to compute.
 
+pub mod float;
 mod fold;
 mod gelu;
 mod import;
