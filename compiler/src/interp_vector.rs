@@ -230,4 +230,3 @@ fn matmul(iv: &[&Value], yv: &Value, ins: &[&Tensor]) -> Result<TensorData, Stri
         }
     })
 }
-

@@ -149,19 +149,18 @@ pub fn requant(
     let q = Requantizer::new(zp, qmin, qmax);
     let (from, to) = (&acc[src * cols..(src + rows) * cols], &mut spad[dst * cols..(dst + rows) * cols]);
     for (xrow, out) in from.chunks_exact(cols).zip(to.chunks_exact_mut(cols)) {
-        for (((o, &x), &b), &s) in out.iter_mut().zip(xrow).zip(bias).zip(scale) {
-            *o = q.apply(x.wrapping_add(b), f32::from_bits(s as u32)) as u8;
-        }
+        q.row(xrow, bias, scale, out);
     }
 }
 
 /// `numerics::requantize` with one zero point and clamp, bit for bit, with
 /// no call to libm's `rintf` (what `round_ties_even` compiles to without
-/// SSE4.1): where the zero point and bounds are small, the product is
-/// clamped to +-2^22 first (rounding is monotone and the bounds integers,
-/// so a product past them clamps to the same bound either way), and a
-/// float that small rounds to nearest even by adding and subtracting
-/// 1.5 * 2^23 (the sum's unit in the last place is 1).
+/// SSE4.1) and no branch, so that a row vectorizes: where the zero point
+/// and bounds are small, the product is clamped to +-2^22 first (rounding
+/// is monotone and the bounds are integers, so a product past them clamps
+/// to the same bound either way); adding 1.5 * 2^23 to a float that small
+/// rounds it to nearest even (the sum's unit in the last place is 1) and
+/// leaves the integer in the sum's low mantissa bits.
 #[derive(Clone, Copy, Debug)]
 struct Requantizer {
     zp: i32,
@@ -185,10 +184,30 @@ impl Requantizer {
         if !self.small {
             return numerics::requantize(acc, scale, self.zp, self.qmin, self.qmax);
         }
+        self.apply_small(acc, scale)
+    }
+
+    #[inline(always)]
+    fn apply_small(&self, acc: i32, scale: f32) -> i32 {
         let p = acc as f32 * scale;
-        let r = if p.is_nan() { 0 } else { ((p.clamp(-Self::LIMIT, Self::LIMIT) + Self::MAGIC) - Self::MAGIC) as i32 };
+        let clamped = if p.is_nan() { 0.0 } else { p.clamp(-Self::LIMIT, Self::LIMIT) };
+        let r = (clamped + Self::MAGIC).to_bits() as i32 - Self::MAGIC.to_bits() as i32;
         // max then min, as `numerics`: `qmax` when `qmin > qmax`.
         (r + self.zp).max(self.qmin).min(self.qmax)
+    }
+
+    /// One row: `out[c] = requantize(x[c] + bias[c], scale[c])` (`scale` as
+    /// f32 bits).
+    fn row(&self, x: &[i32], bias: &[i32], scale: &[i32], out: &mut [u8]) {
+        if self.small {
+            for (((o, &x), &b), &s) in out.iter_mut().zip(x).zip(bias).zip(scale) {
+                *o = self.apply_small(x.wrapping_add(b), f32::from_bits(s as u32)) as u8;
+            }
+        } else {
+            for (((o, &x), &b), &s) in out.iter_mut().zip(x).zip(bias).zip(scale) {
+                *o = self.apply(x.wrapping_add(b), f32::from_bits(s as u32)) as u8;
+            }
+        }
     }
 }
 
@@ -293,7 +312,12 @@ mod tests {
             for &s in &scales {
                 for &a in &accs {
                     let want = numerics::requantize(a, s, zp, qmin, qmax);
-                    assert_eq!(q.apply(a, s), want, "acc {a} scale {s:e} ({:#x}) zp {zp} [{qmin}, {qmax}]", s.to_bits());
+                    assert_eq!(
+                        q.apply(a, s),
+                        want,
+                        "acc {a} scale {s:e} ({:#x}) zp {zp} [{qmin}, {qmax}]",
+                        s.to_bits()
+                    );
                 }
             }
         }

@@ -6,11 +6,11 @@
 //! keeps the unit busy.
 
 use isa::instr::{self as ins, vector_blocks, Instr, RowPattern};
-use isa::numerics::vector as v;
 use isa::legal::{self, Illegal};
+use isa::numerics::vector as v;
 use isa::regs::ErrorCode;
-use isa::HwConfig;
 use isa::timing::{vector_beats, vred_cycles, VEC_LATENCY, VEC_SIMPLE_CYCLES, VOP_CYCLES, VQUANT_CYCLES};
+use isa::HwConfig;
 
 /// What one vector instruction did, for the machine's timing and counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -82,7 +82,10 @@ fn hull(spans: &[(u64, u64)]) -> (u64, u64) {
 /// nothing written.
 pub fn execute(instr: &Instr, b: &mut Buffers<'_>) -> Result<VectorRun, Illegal> {
     if !instr.is_vector() {
-        return Err(Illegal { code: ErrorCode::IllegalInstruction, message: format!("`{instr}` is not a vector instruction") });
+        return Err(Illegal {
+            code: ErrorCode::IllegalInstruction,
+            message: format!("`{instr}` is not a vector instruction"),
+        });
     }
     // What decoding checks (an instruction may be built, not decoded), then
     // what dispatch checks.
@@ -288,7 +291,8 @@ mod tests {
 
         // Its last row past the accumulator.
         acc.fill(0);
-        let past = Instr::Vmask(ins::Vmask { dst: rows - 1, dst_step: 1, rows: 2, len: 4, imm: fill, ..Default::default() });
+        let past =
+            Instr::Vmask(ins::Vmask { dst: rows - 1, dst_step: 1, rows: 2, len: 4, imm: fill, ..Default::default() });
         let e = execute(&past, &mut Buffers::new(&cfg, &mut acc, &mut spad)).expect_err("out of range");
         assert_eq!(e.code, ErrorCode::BufferOutOfRange, "{e}");
         assert!(acc.iter().all(|&v| v == 0), "nothing written");

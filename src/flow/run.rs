@@ -73,7 +73,9 @@ pub fn execute(
     backend::check_program(backend, &model.prog.code)?;
     let threads = how.threads.clamp(1, batch.runs.max(1));
     if backend == Backend::Sim && threads > 1 && !how.trace {
-        let mut drivers = (0..threads).map(|_| loaded(backend::model(model.cfg)?, model.prog, prog_name)).collect::<Result<Vec<_>>>()?;
+        let mut drivers = (0..threads)
+            .map(|_| loaded(backend::model(model.cfg)?, model.prog, prog_name))
+            .collect::<Result<Vec<_>>>()?;
         let measured = run_batch_parallel(&mut drivers, model, batch, checker, progress)?;
         return Ok(Executed { measured, trace: None });
     }
