@@ -346,7 +346,8 @@ fn run<'py>(
                 false => None,
             };
             let model = Compiled { prog, layers: &layers, cfg: &cfg };
-            let measured = flow::run::execute(model, prog_name, backend, &batch, checker.as_ref(), how, || {})?.measured;
+            let measured =
+                flow::run::execute(model, prog_name, backend, &batch, checker.as_ref(), how, || {})?.measured;
             let out_shape = flow::run::output_shape(&batch, &tout);
             let files = flow::run::RunFiles {
                 input: TensorFile { file: "<array>".into(), tensor: tin.name.clone(), shape: tin.shape.clone() },
