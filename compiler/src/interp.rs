@@ -762,32 +762,7 @@ fn avgpool(p: &PoolParams, xs: &[i32], xshape: &[usize], xq: Q, yshape: &[usize]
 }
 
 fn transpose(xs: &[i32], shape: &[usize], perm: &[usize]) -> Vec<i32> {
-    let rank = shape.len();
-    // Input strides, and the input stride of each output dimension.
-    let mut stride = vec![1usize; rank];
-    for d in (0..rank.saturating_sub(1)).rev() {
-        stride[d] = stride[d + 1] * shape[d + 1];
-    }
-    let oshape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
-    let ostride: Vec<usize> = perm.iter().map(|&p| stride[p]).collect();
-    let total: usize = shape.iter().product();
-    let mut out = Vec::with_capacity(total);
-    let mut idx = vec![0usize; rank];
-    let mut off = 0usize;
-    for _ in 0..total {
-        out.push(xs[off]);
-        // Odometer over the output index, last dimension fastest.
-        for d in (0..rank).rev() {
-            idx[d] += 1;
-            off += ostride[d];
-            if idx[d] < oshape[d] {
-                break;
-            }
-            off -= ostride[d] * idx[d];
-            idx[d] = 0;
-        }
-    }
-    out
+    crate::strided::transpose_index(shape, perm).into_iter().map(|i| xs[i]).collect()
 }
 
 /// A unary op's table (`crate::lut::table`) between two quantized values.

@@ -27,6 +27,7 @@ use isa::numerics::{dequantize, requant_scale, requantize, vector};
 
 use crate::interp::{Tensor, TensorData};
 use crate::ir::{broadcast, BinaryOp, ElemType, GeluForm, Graph, Node, Op, UnaryOp, Value};
+use crate::strided::{broadcast_index, transpose_index};
 
 /// Whether `eval` here handles the node (rather than the quantized ops').
 pub(crate) fn handles(g: &Graph, n: &Node) -> bool {
@@ -228,56 +229,4 @@ fn matmul(iv: &[&Value], yv: &Value, ins: &[&Tensor]) -> Result<TensorData, Stri
             TensorData::Quant(accs.into_iter().map(|acc| requantize(acc, s, y.zp, lo, hi)).collect())
         }
     })
-}
-
-/// For every element of `out` (row-major), the index into a tensor of
-/// shape `shape` that broadcasts to it.
-fn broadcast_index(shape: &[usize], out: &[usize]) -> Vec<usize> {
-    let r = out.len();
-    let mut strides = vec![0usize; r];
-    let mut s = 1;
-    for d in (0..shape.len()).rev() {
-        let od = d + r - shape.len();
-        strides[od] = if shape[d] == 1 { 0 } else { s };
-        s *= shape[d];
-    }
-    let total: usize = out.iter().product();
-    let mut idx = Vec::with_capacity(total);
-    let mut pos = vec![0usize; r];
-    for _ in 0..total {
-        idx.push(pos.iter().zip(&strides).map(|(p, s)| p * s).sum());
-        for d in (0..r).rev() {
-            pos[d] += 1;
-            if pos[d] < out[d] {
-                break;
-            }
-            pos[d] = 0;
-        }
-    }
-    idx
-}
-
-/// The source index of every output element of a transpose.
-fn transpose_index(shape: &[usize], perm: &[usize]) -> Vec<usize> {
-    let r = shape.len();
-    let mut strides = vec![1usize; r];
-    for d in (0..r.saturating_sub(1)).rev() {
-        strides[d] = strides[d + 1] * shape[d + 1];
-    }
-    let out: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
-    let pstrides: Vec<usize> = perm.iter().map(|&p| strides[p]).collect();
-    let total: usize = shape.iter().product();
-    let mut idx = Vec::with_capacity(total);
-    let mut pos = vec![0usize; r];
-    for _ in 0..total {
-        idx.push(pos.iter().zip(&pstrides).map(|(p, s)| p * s).sum());
-        for d in (0..r).rev() {
-            pos[d] += 1;
-            if pos[d] < out[d] {
-                break;
-            }
-            pos[d] = 0;
-        }
-    }
-    idx
 }

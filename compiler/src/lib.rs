@@ -15,6 +15,7 @@ pub mod lower;
 pub mod lut;
 pub mod npy;
 pub mod onnx;
+mod strided;
 pub mod text;
 
 #[cfg(test)]

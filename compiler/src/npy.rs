@@ -228,20 +228,14 @@ fn shape_text(shape: &[u64]) -> String {
 /// fastest) to C order (last index fastest). `data` holds exactly the
 /// shape's product of elements.
 pub fn fortran_to_c(data: &[u8], shape: &[usize], size: usize) -> Vec<u8> {
-    let n = data.len() / size;
+    // The Fortran offset of each C-order index: first dimension fastest.
+    let mut strides = vec![1usize; shape.len()];
+    for d in 1..shape.len() {
+        strides[d] = strides[d - 1] * shape[d - 1];
+    }
     let mut out = Vec::with_capacity(data.len());
-    let mut index = vec![0usize; shape.len()];
-    for _ in 0..n {
-        // The Fortran offset of the C-order index: first dimension fastest.
-        let f = index.iter().zip(shape).rev().fold(0usize, |f, (&i, &d)| f * d + i);
+    for f in crate::strided::strided_offsets(shape, &strides) {
         out.extend_from_slice(&data[f * size..(f + 1) * size]);
-        for d in (0..shape.len()).rev() {
-            index[d] += 1;
-            if index[d] < shape[d] {
-                break;
-            }
-            index[d] = 0;
-        }
     }
     out
 }

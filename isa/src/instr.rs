@@ -717,7 +717,8 @@ impl Instr {
     pub fn check_fields(&self) -> Result<(), DecodeError> {
         let spec = self.spec();
         let mnemonic = spec.mnemonic;
-        for (f, v) in spec.fields.iter().zip(self.values()) {
+        let values = self.values();
+        for (f, &v) in spec.fields.iter().zip(&values) {
             let (lo, hi) = f.range();
             if v < lo || v > hi {
                 let legal = match f.kind {
@@ -738,8 +739,8 @@ impl Instr {
             Instr::Vdeq(_) | Instr::Vquant(_) | Instr::Vop(_) | Instr::Vred(_) | Instr::Vmask(_) => &["rows", "len"],
             _ => &[],
         };
-        for (f, v) in spec.fields.iter().zip(self.values()) {
-            if nonzero.contains(&f.name) && v == 0 {
+        for (f, &v) in spec.fields.iter().zip(&values) {
+            if v == 0 && nonzero.contains(&f.name) {
                 return Err(DecodeError::IllegalField {
                     mnemonic,
                     field: f.name,

@@ -289,9 +289,12 @@ fn backend_of(name: &str) -> PyResult<Backend> {
 /// Runs a compiled model (a `Program`, or a model compiled here for `hw`)
 /// on numpy inputs as `systole run` does; returns the outputs (name → float32
 /// array, with a leading batch dimension when the input had one) and the
-/// report (the JSON of `systole run --json`, parsed).
+/// report (the JSON of `systole run --json`, parsed). The inferences of a
+/// batch are spread over `threads` threads (default: every core; the
+/// results are the same for any number), as `systole run --threads`.
 #[pyfunction]
-#[pyo3(signature = (program, inputs, *, hw = None, backend = "sim", check = false, energy_table = None))]
+#[pyo3(signature = (program, inputs, *, hw = None, backend = "sim", check = false, energy_table = None, threads = None))]
+#[allow(clippy::too_many_arguments)]
 fn run<'py>(
     py: Python<'py>,
     program: &Bound<'py, PyAny>,
@@ -300,8 +303,14 @@ fn run<'py>(
     backend: &str,
     check: bool,
     energy_table: Option<PathBuf>,
+    threads: Option<usize>,
 ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyAny>)> {
     let backend = backend_of(backend)?;
+    let how = match threads {
+        None => flow::run::Execution::all_cores(),
+        Some(0) => return Err(input_err("threads: must be at least 1")),
+        Some(n) => flow::run::Execution { threads: n, trace: false },
+    };
     let hw = hw.map(|h| hw_config(py, h)).transpose()?;
     let compiled;
     let p: &Program = match program.cast::<Program>() {
@@ -337,7 +346,8 @@ fn run<'py>(
                 false => None,
             };
             let model = Compiled { prog, layers: &layers, cfg: &cfg };
-            let measured = flow::run::execute(model, prog_name, backend, &batch, checker.as_ref(), || {})?;
+            let measured =
+                flow::run::execute(model, prog_name, backend, &batch, checker.as_ref(), how, || {})?.measured;
             let out_shape = flow::run::output_shape(&batch, &tout);
             let files = flow::run::RunFiles {
                 input: TensorFile { file: "<array>".into(), tensor: tin.name.clone(), shape: tin.shape.clone() },
@@ -446,8 +456,7 @@ fn sweep<'py>(
         points_total: total,
         shard: None,
     };
-    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let opts = flow::sweep::Options { jobs, shard: None, area };
+    let opts = flow::sweep::Options { jobs: flow::run::available_threads(), shard: None, area };
     let text = py
         .detach(|| -> flow::Result<String> {
             let job =

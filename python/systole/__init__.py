@@ -9,7 +9,8 @@ are the command line's, bit for bit, and errors carry its messages.
 - ``compile(model, hw, *, batch=1, graph=True) -> Program``
 - ``load(path_or_bytes) -> Program``; ``Program.save(path)``
 - ``run(program_or_model, inputs, *, hw=None, backend="sim", check=False,
-  energy_table=None) -> (outputs, report)``
+  energy_table=None, threads=None) -> (outputs, report)``; a batch's
+  inferences spread over ``threads`` (default: every core; same results)
 - ``sweep(model, hw, set, inputs, *, energy_table=None) -> list of dicts``
 - ``compare(models, hw, inputs, *, labels=None, energy_table=None) -> dict``:
   a base model (a float one runs on the host's float reference) against its

@@ -94,6 +94,19 @@ def test_run_equals_cli_bit_for_bit(cli_run):
     assert report["program"] == str(cli_run["sbin"])
 
 
+def test_run_spreads_a_batch_over_threads_with_the_same_results(cli_run):
+    prog = systole.load(cli_run["sbin"])
+    x = np.load(X)
+    out1, rep1 = systole.run(prog, x, threads=1)
+    out3, rep3 = systole.run(prog, x, threads=3)
+    (y1,), (y3,) = out1.values(), out3.values()
+    assert np.array_equal(y1.view(np.uint32), cli_run["output"].view(np.uint32))
+    assert np.array_equal(y3.view(np.uint32), y1.view(np.uint32))
+    assert rep3 == rep1 and rep1["total_cycles"] == cli_run["report"]["total_cycles"]
+    with pytest.raises(systole.SystoleError, match="threads: must be at least 1"):
+        systole.run(prog, x, threads=0)
+
+
 def test_run_takes_a_dict_a_model_and_quantized_inputs(cli_run):
     prog = systole.load(cli_run["sbin"])
     (tin,) = prog.inputs

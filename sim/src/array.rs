@@ -129,7 +129,8 @@ fn elem(b: u8, unsigned: bool) -> i32 {
 }
 
 /// REQUANT: accumulator rows plus per-column bias (row `params`), scaled by
-/// the per-column float32 scale (row `params + 1`), zero point, clamp.
+/// the per-column float32 scale (row `params + 1`), zero point, clamp:
+/// `numerics::requantize` per element.
 #[allow(clippy::too_many_arguments)]
 pub fn requant(
     acc: &[i32],
@@ -144,13 +145,68 @@ pub fn requant(
     qmax: i32,
 ) {
     let bias = &acc[params * cols..(params + 1) * cols];
-    let scale: Vec<f32> =
-        acc[(params + 1) * cols..(params + 2) * cols].iter().map(|&b| f32::from_bits(b as u32)).collect();
-    for i in 0..rows {
-        for c in 0..cols {
-            let v = acc[(src + i) * cols + c].wrapping_add(bias[c]);
-            let q = numerics::requantize(v, scale[c], zp, qmin, qmax);
-            spad[(dst + i) * cols + c] = q as u8;
+    let scale = &acc[(params + 1) * cols..(params + 2) * cols];
+    let q = Requantizer::new(zp, qmin, qmax);
+    let (from, to) = (&acc[src * cols..(src + rows) * cols], &mut spad[dst * cols..(dst + rows) * cols]);
+    for (xrow, out) in from.chunks_exact(cols).zip(to.chunks_exact_mut(cols)) {
+        q.row(xrow, bias, scale, out);
+    }
+}
+
+/// `numerics::requantize` with one zero point and clamp, bit for bit, with
+/// no call to libm's `rintf` (what `round_ties_even` compiles to without
+/// SSE4.1) and no branch, so that a row vectorizes: where the zero point
+/// and bounds are small, the product is clamped to +-2^22 first (rounding
+/// is monotone and the bounds are integers, so a product past them clamps
+/// to the same bound either way); adding 1.5 * 2^23 to a float that small
+/// rounds it to nearest even (the sum's unit in the last place is 1) and
+/// leaves the integer in the sum's low mantissa bits.
+#[derive(Clone, Copy, Debug)]
+struct Requantizer {
+    zp: i32,
+    qmin: i32,
+    qmax: i32,
+    /// The zero point and bounds lie within +-2^20 (16-bit fields do).
+    small: bool,
+}
+
+impl Requantizer {
+    const LIMIT: f32 = 4_194_304.0; // 2^22
+    const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
+
+    fn new(zp: i32, qmin: i32, qmax: i32) -> Requantizer {
+        let small = [zp, qmin, qmax].iter().all(|v| v.unsigned_abs() <= 1 << 20);
+        Requantizer { zp, qmin, qmax, small }
+    }
+
+    #[inline]
+    fn apply(&self, acc: i32, scale: f32) -> i32 {
+        if !self.small {
+            return numerics::requantize(acc, scale, self.zp, self.qmin, self.qmax);
+        }
+        self.apply_small(acc, scale)
+    }
+
+    #[inline(always)]
+    fn apply_small(&self, acc: i32, scale: f32) -> i32 {
+        let p = acc as f32 * scale;
+        let clamped = if p.is_nan() { 0.0 } else { p.clamp(-Self::LIMIT, Self::LIMIT) };
+        let r = (clamped + Self::MAGIC).to_bits() as i32 - Self::MAGIC.to_bits() as i32;
+        // max then min, as `numerics`: `qmax` when `qmin > qmax`.
+        (r + self.zp).max(self.qmin).min(self.qmax)
+    }
+
+    /// One row: `out[c] = requantize(x[c] + bias[c], scale[c])` (`scale` as
+    /// f32 bits).
+    fn row(&self, x: &[i32], bias: &[i32], scale: &[i32], out: &mut [u8]) {
+        if self.small {
+            for (((o, &x), &b), &s) in out.iter_mut().zip(x).zip(bias).zip(scale) {
+                *o = self.apply_small(x.wrapping_add(b), f32::from_bits(s as u32)) as u8;
+            }
+        } else {
+            for (((o, &x), &b), &s) in out.iter_mut().zip(x).zip(bias).zip(scale) {
+                *o = self.apply(x.wrapping_add(b), f32::from_bits(s as u32)) as u8;
+            }
         }
     }
 }
@@ -228,5 +284,42 @@ pub fn vadd(
             *out = q as u8;
         }
         spad[(d + i) * cols..(d + i + 1) * cols].copy_from_slice(&row);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// The requantizer is `numerics::requantize` on every kind of product:
+    /// ties (odd accumulators by halves), products past the bounds and past
+    /// i32, infinities, NaN, subnormal scales, and bounds either way round.
+    #[test]
+    fn requantizer_is_the_numerics_contract() {
+        let mut r = rand::rngs::StdRng::seed_from_u64(13);
+        let mut scales = vec![0.5f32, 1.5, 0.25, 1.0, 1e-4, 3.7e-3, -0.5, 0.0, -0.0, 1e30, f32::MAX];
+        scales.extend([f32::INFINITY, f32::NEG_INFINITY, f32::NAN, f32::from_bits(1), 1e-40, 4_194_304.5]);
+        scales.extend((0..200).map(|_| f32::from_bits(r.gen::<u32>())));
+        scales.extend((0..200).map(|_| r.gen_range(-2.0f32..2.0)));
+        let mut accs: Vec<i32> = (-3000..3000).collect();
+        accs.extend([i32::MIN, i32::MAX, 1 << 24, (1 << 24) + 1, -(1 << 22) - 1, 8_388_609, -8_388_609]);
+        accs.extend((0..2000).map(|_| r.gen::<i32>()));
+        let bounds = [(-5, -128, 127), (-128, -128, 127), (0, 0, 255), (17, 3, 9), (0, 9, 3), (100, -32768, 32767)];
+        let wide = [(1 << 21, -(1 << 30), 1 << 30), (0, i32::MIN, i32::MAX), (-(1 << 25), -(1 << 26), 1 << 26)];
+        for &(zp, qmin, qmax) in bounds.iter().chain(&wide) {
+            let q = Requantizer::new(zp, qmin, qmax);
+            for &s in &scales {
+                for &a in &accs {
+                    let want = numerics::requantize(a, s, zp, qmin, qmax);
+                    assert_eq!(
+                        q.apply(a, s),
+                        want,
+                        "acc {a} scale {s:e} ({:#x}) zp {zp} [{qmin}, {qmax}]",
+                        s.to_bits()
+                    );
+                }
+            }
+        }
     }
 }

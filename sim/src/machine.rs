@@ -850,13 +850,14 @@ impl Model {
                 (prev_at, next_at, finish) = (issue_end, issue_end, issue_end);
             }
             ref i if i.is_vector() => {
-                let mut bufs = crate::vector::Buffers {
-                    acc: &mut self.acc,
-                    spad: &mut self.spad,
-                    cols,
-                    lanes: self.cfg.vector_lanes(),
+                let mut bufs = crate::vector::Buffers::new(&self.cfg, &mut self.acc, &mut self.spad);
+                let v = match crate::vector::execute(i, &mut bufs) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        self.fault(t, e.code, head.index);
+                        return true;
+                    }
                 };
-                let v = crate::vector::execute(i, &mut bufs).expect("a vector instruction");
                 issue_end = t + v.busy;
                 (prev_at, next_at, finish) = (issue_end, issue_end, issue_end);
                 c.ppu_free = issue_end;

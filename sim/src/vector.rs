@@ -6,8 +6,11 @@
 //! keeps the unit busy.
 
 use isa::instr::{self as ins, vector_blocks, Instr, RowPattern};
+use isa::legal::{self, Illegal};
 use isa::numerics::vector as v;
+use isa::regs::ErrorCode;
 use isa::timing::{vector_beats, vred_cycles, VEC_LATENCY, VEC_SIMPLE_CYCLES, VOP_CYCLES, VQUANT_CYCLES};
+use isa::HwConfig;
 
 /// What one vector instruction did, for the machine's timing and counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -28,15 +31,28 @@ pub struct VectorRun {
     pub spad_write_rows: u64,
 }
 
-/// The accumulator and scratchpad as the vector unit sees them.
+/// The accumulator and scratchpad of a configuration as the vector unit
+/// sees them.
 pub struct Buffers<'a> {
-    pub acc: &'a mut [i32],
-    pub spad: &'a mut [u8],
-    pub cols: usize,
-    pub lanes: u32,
+    cfg: &'a HwConfig,
+    acc: &'a mut [i32],
+    spad: &'a mut [u8],
+    cols: usize,
+    lanes: u32,
 }
 
-impl Buffers<'_> {
+impl<'a> Buffers<'a> {
+    /// The buffers of `cfg`: `acc` and `spad` hold its accumulator and
+    /// scratchpad rows.
+    pub fn new(cfg: &'a HwConfig, acc: &'a mut [i32], spad: &'a mut [u8]) -> Buffers<'a> {
+        let cols = cfg.array.cols as usize;
+        assert!(
+            acc.len() == cfg.acc_rows() as usize * cols && spad.len() == cfg.spad_rows() as usize * cols,
+            "the buffers are the configuration's"
+        );
+        Buffers { cfg, acc, spad, cols, lanes: cfg.vector_lanes() }
+    }
+
     /// The accumulator word holding element `e` of logical row `r`.
     fn acc_at(&self, p: &RowPattern, r: usize, e: usize) -> usize {
         p.row(r as u64, (e / self.cols) as u64) as usize * self.cols + e % self.cols
@@ -60,9 +76,21 @@ fn hull(spans: &[(u64, u64)]) -> (u64, u64) {
     (lo, hi)
 }
 
-/// Executes one vector instruction (already checked by `isa::legal::check`,
-/// so every row is in range). Returns None for a non-vector instruction.
-pub fn execute(instr: &Instr, b: &mut Buffers<'_>) -> Option<VectorRun> {
+/// Executes one vector instruction. An instruction the unit cannot execute
+/// on these buffers (not a vector instruction, a field decoding refuses, a
+/// row out of range: what dispatch refuses) is the fault it raises, with
+/// nothing written.
+pub fn execute(instr: &Instr, b: &mut Buffers<'_>) -> Result<VectorRun, Illegal> {
+    if !instr.is_vector() {
+        return Err(Illegal {
+            code: ErrorCode::IllegalInstruction,
+            message: format!("`{instr}` is not a vector instruction"),
+        });
+    }
+    // What decoding checks (an instruction may be built, not decoded), then
+    // what dispatch checks.
+    instr.check_fields().map_err(|e| Illegal { code: ErrorCode::IllegalInstruction, message: e.to_string() })?;
+    legal::check(instr, b.cfg)?;
     let cols = b.cols as u32;
     let mut run = match instr {
         Instr::Vdeq(d) => {
@@ -204,7 +232,7 @@ pub fn execute(instr: &Instr, b: &mut Buffers<'_>) -> Option<VectorRun> {
                 ..VectorRun::default()
             }
         }
-        _ => return None,
+        _ => unreachable!("non-vector instructions are refused above"),
     };
     let (rows, len) = match instr {
         Instr::Vdeq(d) => (d.rows, d.len),
@@ -216,7 +244,7 @@ pub fn execute(instr: &Instr, b: &mut Buffers<'_>) -> Option<VectorRun> {
     };
     run.elements = rows as u64 * len as u64;
     run.lane_cycles *= run.elements;
-    Some(run)
+    Ok(run)
 }
 
 /// One `vop` element: `numerics::vector`'s function for `op` (legal
@@ -235,5 +263,52 @@ pub fn vop(op: u8, x: f32, y: f32) -> f32 {
         ins::VOP_RECIP => v::recip(x),
         ins::VOP_RSQRT => v::rsqrt(x),
         other => unreachable!("vop op {other} passed decoding"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn buffers(cfg: &HwConfig) -> (Vec<i32>, Vec<u8>) {
+        let cols = cfg.array.cols as usize;
+        (vec![0; cfg.acc_rows() as usize * cols], vec![0; cfg.spad_rows() as usize * cols])
+    }
+
+    /// An instruction that reaches the unit without passing dispatch's
+    /// checks is a fault, not a panic, and writes nothing.
+    #[test]
+    fn what_dispatch_refuses_faults_here_too() {
+        let cfg = HwConfig::tiny_4x4();
+        let (mut acc, mut spad) = buffers(&cfg);
+        let rows = cfg.acc_rows() as u16;
+        // A legal `vmask` of one row: fills elements past the diagonal.
+        let fill = 1.5f32.to_bits();
+        let ok = Instr::Vmask(ins::Vmask { rows: 1, len: 4, diag: -1, imm: fill, ..Default::default() });
+        let run = execute(&ok, &mut Buffers::new(&cfg, &mut acc, &mut spad)).expect("legal");
+        assert_eq!(run.elements, 4);
+        assert_eq!(acc[..4], [fill as i32; 4]);
+
+        // Its last row past the accumulator.
+        acc.fill(0);
+        let past =
+            Instr::Vmask(ins::Vmask { dst: rows - 1, dst_step: 1, rows: 2, len: 4, imm: fill, ..Default::default() });
+        let e = execute(&past, &mut Buffers::new(&cfg, &mut acc, &mut spad)).expect_err("out of range");
+        assert_eq!(e.code, ErrorCode::BufferOutOfRange, "{e}");
+        assert!(acc.iter().all(|&v| v == 0), "nothing written");
+
+        // An op no encoding names, and a count of zero.
+        let op = Instr::Vop(ins::Vop { op: 200, rows: 1, len: 4, ..Default::default() });
+        let e = execute(&op, &mut Buffers::new(&cfg, &mut acc, &mut spad)).expect_err("unknown op");
+        assert_eq!(e.code, ErrorCode::IllegalInstruction, "{e}");
+        let empty = Instr::Vred(ins::Vred { rows: 0, len: 4, ..Default::default() });
+        let e = execute(&empty, &mut Buffers::new(&cfg, &mut acc, &mut spad)).expect_err("no rows");
+        assert_eq!(e.code, ErrorCode::IllegalInstruction, "{e}");
+
+        // Not a vector instruction at all.
+        let sync = Instr::Sync(ins::Sync { queue: 1, ..Default::default() });
+        let e = execute(&sync, &mut Buffers::new(&cfg, &mut acc, &mut spad)).expect_err("not vector");
+        assert_eq!(e.code, ErrorCode::IllegalInstruction, "{e}");
+        assert!(e.message.contains("not a vector instruction"), "{e}");
     }
 }

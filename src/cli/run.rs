@@ -15,14 +15,13 @@ use super::spec::shape_text;
 use super::table::group;
 use super::{layers, load, trace};
 use clap::Args;
-use driver::Driver;
 use isa::program::{Program, TensorInfo, TensorRole};
 use isa::HwConfig;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use systole::flow::backend::{self, Backend};
+use systole::flow::backend::Backend;
 use systole::flow::check::{recorded_graph, Checker};
-use systole::flow::infer::{run_batch, run_batch_parallel, Batch, HostData};
+use systole::flow::infer::{Batch, HostData};
 use systole::flow::layers::{from_program, ATTRIBUTION};
 use systole::flow::regression::{self, Baseline, Command as Regressed, Entry, Metrics, Subject};
 use systole::flow::report::TensorFile;
@@ -278,33 +277,16 @@ pub fn run(args: &RunArgs) -> Result<()> {
         }
     }
 
-    backend::check_program(args.backend, &prog.code)?;
     let progress = Progress::bar("systole run", batch.runs as u64, "inferences");
     let tick = || progress.inc(1);
     let model = Compiled { prog: &prog, layers: &layers, cfg: &cfg };
-    let threads = match args.threads {
-        Some(n) => n as usize,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    }
-    .min(batch.runs);
-    // A trace is of one device's timeline: a traced run stays on one thread.
-    let (result, drv) = if args.backend == Backend::Sim && threads > 1 && args.trace.is_none() {
-        let mut drivers = Vec::with_capacity(threads);
-        for _ in 0..threads {
-            let model = sim::Model::new(&cfg).map_err(|e| CliError::input(format!("config `{}`: {e}", cfg.name)))?;
-            let mut drv = Driver::new(model);
-            drv.load(&prog).map_err(|e| CliError::input(format!("{prog_name}: {e}")))?;
-            drivers.push(drv);
-        }
-        (run_batch_parallel(&mut drivers, model, &batch, checker.as_ref(), tick), None)
-    } else {
-        let (device, comparison) = backend::open(args.backend, &cfg, None)?;
-        let mut drv = Driver::new(device);
-        drv.load(&prog).map_err(|e| CliError::input(format!("{prog_name}: {e}")))?;
-        (run_batch(&mut drv, model, &batch, checker.as_ref(), &comparison, tick), Some(drv))
+    let how = run::Execution {
+        threads: args.threads.map_or_else(run::available_threads, |n| n as usize),
+        trace: args.trace.is_some(),
     };
+    let result = run::execute(model, &prog_name, args.backend, &batch, checker.as_ref(), how, tick);
     progress.finish(&format!("{} inferences", batch.runs));
-    let measured = result?;
+    let run::Executed { measured, trace: timeline } = result?;
 
     // Outputs: float32, with the batch dimension when the input had one.
     let shape = run::output_shape(&batch, &tout);
@@ -332,8 +314,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
     if let Some(path) = &args.json {
         files.add(path, rep.to_json().into_bytes());
     }
-    if let (Some(path), Some(drv)) = (&args.trace, &drv) {
-        let t = trace::chrome_trace(&prog, &drv.device().trace(), &cfg, &prog_name);
+    if let (Some(path), Some(timeline)) = (&args.trace, &timeline) {
+        let t = trace::chrome_trace(&prog, timeline, &cfg, &prog_name);
         files.add(path, serde_json::to_vec(&t).unwrap_or_default());
     }
     let metrics = Metrics {

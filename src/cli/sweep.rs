@@ -170,7 +170,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         shard,
     };
     let done = resumed(args, &info)?;
-    let jobs = args.jobs.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), |n| n as usize);
+    let jobs = args.jobs.map_or_else(systole::flow::run::available_threads, |n| n as usize);
     let opts = Options { jobs, shard, area };
     let job = Job { graph: &graph, base: &base, table: &etable, shape: &array.shape, data: &data, what: &what };
 

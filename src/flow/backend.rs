@@ -76,7 +76,8 @@ pub fn check_program(backend: Backend, code: &[isa::Instr]) -> Result<()> {
     }
 }
 
-fn model(cfg: &HwConfig) -> Result<sim::Model> {
+/// The Rust model of `cfg`.
+pub fn model(cfg: &HwConfig) -> Result<sim::Model> {
     sim::Model::new(cfg).map_err(|e| FlowError::input(format!("config `{}`: {e}", cfg.name)))
 }
 

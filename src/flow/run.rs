@@ -5,12 +5,13 @@
 
 use super::backend::{self, Backend};
 use super::check::Checker;
-use super::infer::{run_batch, Batch, BatchRun};
+use super::infer::{run_batch, run_batch_parallel, Batch, BatchRun};
 use super::layers::{attribute, ATTRIBUTION};
 use super::report::{CheckSummary, ModelRun, Report, TensorFile};
 use super::{Compiled, FlowError, Result};
 use driver::Driver;
 use isa::program::{Program, TensorInfo, TensorRole};
+use isa::{Device, InstrTrace};
 use sim::energy::EnergyTable;
 
 /// The program's tensor of a role (its input or output); `prog_name` names
@@ -24,21 +25,72 @@ pub fn tensor_with_role<'a>(prog: &'a Program, prog_name: &str, role: TensorRole
     })
 }
 
+/// How [`execute`] runs a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Execution {
+    /// Threads the inferences are spread over (at least 1; the Rust model
+    /// only, the RTL is one device). The results are the same for any number.
+    pub threads: usize,
+    /// Keep the instruction timeline of the last inference: a trace is of
+    /// one device's timeline, so a traced batch runs on one thread.
+    pub trace: bool,
+}
+
+impl Execution {
+    /// One thread per core the process may use, no trace.
+    pub fn all_cores() -> Execution {
+        Execution { threads: available_threads(), trace: false }
+    }
+}
+
+/// The threads this process may run at once (at least 1): what `run`,
+/// `sweep` and the Python package use unless told otherwise.
+pub fn available_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// What [`execute`] measured.
+pub struct Executed {
+    pub measured: BatchRun,
+    /// The last inference's instruction timeline, when asked for.
+    pub trace: Option<Vec<InstrTrace>>,
+}
+
 /// Opens `backend` for the model's configuration, loads the program and runs
-/// every input of `batch` (checked with `checker` when given); `progress` is
-/// called after each inference.
+/// every input of `batch` (checked with `checker` when given), on up to
+/// `how.threads` copies of the Rust model, each taking the next inference
+/// (`run_batch_parallel`: the result is the one-thread result);
+/// `progress` is called after each inference.
 pub fn execute(
     model: Compiled<'_>,
     prog_name: &str,
     backend: Backend,
     batch: &Batch,
     checker: Option<&Checker>,
-    progress: impl FnMut(),
-) -> Result<BatchRun> {
+    how: Execution,
+    progress: impl Fn() + Sync,
+) -> Result<Executed> {
+    backend::check_program(backend, &model.prog.code)?;
+    let threads = how.threads.clamp(1, batch.runs.max(1));
+    if backend == Backend::Sim && threads > 1 && !how.trace {
+        let mut drivers = (0..threads)
+            .map(|_| loaded(backend::model(model.cfg)?, model.prog, prog_name))
+            .collect::<Result<Vec<_>>>()?;
+        let measured = run_batch_parallel(&mut drivers, model, batch, checker, progress)?;
+        return Ok(Executed { measured, trace: None });
+    }
     let (device, comparison) = backend::open(backend, model.cfg, None)?;
+    let mut drv = loaded(device, model.prog, prog_name)?;
+    let measured = run_batch(&mut drv, model, batch, checker, &comparison, progress)?;
+    let trace = how.trace.then(|| drv.device().trace());
+    Ok(Executed { measured, trace })
+}
+
+/// A driver of `device` with `prog` loaded.
+fn loaded<D: Device>(device: D, prog: &Program, prog_name: &str) -> Result<Driver<D>> {
     let mut drv = Driver::new(device);
-    drv.load(model.prog).map_err(|e| FlowError::input(format!("{prog_name}: {e}")))?;
-    run_batch(&mut drv, model, batch, checker, &comparison, progress)
+    drv.load(prog).map_err(|e| FlowError::input(format!("{prog_name}: {e}")))?;
+    Ok(drv)
 }
 
 /// The outputs' shape: the output tensor's, behind the batch dimension when

@@ -15,6 +15,7 @@
 //! 2^53 (checked), float32 arithmetic is done in f32 and widened.
 
 use crate::ir::ValueId;
+use crate::strided::{broadcast_index, for_each_index, row_major_strides, transpose_index};
 
 use super::proto::tensor_proto::DataType;
 use super::proto::TensorProto;
@@ -191,30 +192,6 @@ pub(crate) fn broadcast_all(shapes: &[&[usize]]) -> R<Vec<usize>> {
     Ok(out)
 }
 
-/// For each element of `out`, the index into a tensor of `shape`.
-pub(crate) fn broadcast_index(shape: &[usize], out: &[usize]) -> Vec<usize> {
-    let r = out.len();
-    let mut strides = vec![0usize; r];
-    let mut s = 1;
-    for d in (0..shape.len()).rev() {
-        strides[d + r - shape.len()] = if shape[d] == 1 { 0 } else { s };
-        s *= shape[d];
-    }
-    let mut idx = Vec::with_capacity(numel(out));
-    let mut pos = vec![0usize; r];
-    for _ in 0..numel(out) {
-        idx.push(pos.iter().zip(&strides).map(|(p, s)| p * s).sum());
-        for d in (0..r).rev() {
-            pos[d] += 1;
-            if pos[d] < out[d] {
-                break;
-            }
-            pos[d] = 0;
-        }
-    }
-    idx
-}
-
 /// An element-wise op of several folded tensors with broadcasting; `f`
 /// maps the inputs' values (for one mask state) to the output's.
 pub(crate) fn elementwise(ins: &[&Folded], ty: FTy, f: impl Fn(&[f64]) -> f64) -> R<Folded> {
@@ -307,31 +284,6 @@ pub(crate) fn binary(op: &str, a: &Folded, b: &Folded) -> R<Folded> {
 
 // ------------------------------------------------------------ movement
 
-/// Row-major strides.
-fn strides(dims: &[usize]) -> Vec<usize> {
-    let mut s = vec![1usize; dims.len()];
-    for d in (0..dims.len().saturating_sub(1)).rev() {
-        s[d] = s[d + 1] * dims[d + 1];
-    }
-    s
-}
-
-/// Visits every multi-index of `dims` in row-major order.
-fn for_each_index(dims: &[usize], mut f: impl FnMut(&[usize])) {
-    let n = numel(dims);
-    let mut pos = vec![0usize; dims.len()];
-    for _ in 0..n {
-        f(&pos);
-        for d in (0..dims.len()).rev() {
-            pos[d] += 1;
-            if pos[d] < dims[d] {
-                break;
-            }
-            pos[d] = 0;
-        }
-    }
-}
-
 pub(crate) fn norm_axis(axis: i64, rank: usize) -> R<usize> {
     let a = if axis < 0 { axis + rank as i64 } else { axis };
     if (0..rank as i64).contains(&a) {
@@ -393,11 +345,8 @@ pub(crate) fn squeeze_dims(from: &[usize], axes: Option<&[i64]>) -> R<Vec<usize>
 }
 
 pub(crate) fn transpose(x: &Folded, perm: &[usize]) -> Folded {
-    let st = strides(&x.dims);
     let dims: Vec<usize> = perm.iter().map(|&p| x.dims[p]).collect();
-    let mut idx = Vec::with_capacity(x.len());
-    for_each_index(&dims, |pos| idx.push(pos.iter().zip(perm).map(|(&p, &a)| p * st[a]).sum()));
-    x.pick(dims, &idx)
+    x.pick(dims, &transpose_index(&x.dims, perm))
 }
 
 pub(crate) fn expand(x: &Folded, shape: &[i64]) -> R<Folded> {
@@ -497,7 +446,7 @@ pub(crate) fn slice(x: &Folded, starts: &[i64], ends: &[i64], axes: &[usize], st
         ranges[a] = v;
     }
     let dims: Vec<usize> = ranges.iter().map(Vec::len).collect();
-    let st = strides(&x.dims);
+    let st = row_major_strides(&x.dims);
     let mut idx = Vec::with_capacity(numel(&dims));
     for_each_index(&dims, |pos| idx.push(pos.iter().enumerate().map(|(d, &p)| ranges[d][p] * st[d]).sum()));
     Ok(x.pick(dims, &idx))

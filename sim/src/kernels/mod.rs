@@ -80,12 +80,15 @@ impl fmt::Display for Kernel {
 pub struct Packed {
     /// Columns rounded up to a multiple of 16 (one AVX-512 vector).
     cpad: usize,
-    /// AVX-512 VNNI: `[k / 4][cpad][4]` int8, reduction rows in fours.
-    quads: Vec<i8>,
+    /// AVX-512 VNNI: `[k / 4][cpad]` quads of int8 (reduction rows in
+    /// fours, the first in the low byte).
+    quads: Vec<u32>,
     /// AVX-512 VNNI: `-128 * sum_r w[r][c]`, the int8 inputs' correction.
     neg_offset: Vec<i32>,
     /// AVX2: `[k / 2][cpad][2]` int16, reduction rows in pairs.
     pairs: Vec<i16>,
+    /// `cols` zero weights: the rows of a last quad past `k`.
+    zero_row: Vec<i16>,
 }
 
 impl Packed {
@@ -102,23 +105,30 @@ impl Packed {
         // Rows past `k` and columns past `cols` stay zero.
         match kernel {
             Kernel::Scalar => {}
+            // Indexed loops: a tile is repacked on every weight load.
             Kernel::Avx2 => {
                 zeroed(&mut self.pairs, k.div_ceil(2) * cpad * 2);
                 for (r, wrow) in w.chunks_exact(cols).take(k).enumerate() {
-                    let dst = &mut self.pairs[r / 2 * cpad * 2 + r % 2..];
-                    for (d, &v) in dst.iter_mut().step_by(2).zip(wrow) {
-                        *d = v;
+                    let dst = &mut self.pairs[r / 2 * cpad * 2..][..cpad * 2];
+                    for (c, &v) in wrow.iter().enumerate() {
+                        dst[2 * c + r % 2] = v;
                     }
                 }
             }
             Kernel::Avx512Vnni => {
-                zeroed(&mut self.quads, k.div_ceil(4) * cpad * 4);
+                zeroed(&mut self.quads, k.div_ceil(4) * cpad);
                 zeroed(&mut self.neg_offset, cpad);
-                for (r, wrow) in w.chunks_exact(cols).take(k).enumerate() {
-                    let dst = &mut self.quads[r / 4 * cpad * 4 + r % 4..];
-                    for ((d, &v), off) in dst.iter_mut().step_by(4).zip(wrow).zip(&mut self.neg_offset) {
-                        *d = v as i8;
-                        *off -= 128 * v as i32;
+                zeroed(&mut self.zero_row, cols);
+                // Column by column over four rows at once (rows past `k` are
+                // zero): a loop the compiler vectorizes.
+                let row = |r: usize| if r < k { &w[r * cols..(r + 1) * cols] } else { &self.zero_row[..] };
+                for (g, dst) in self.quads.chunks_exact_mut(cpad).enumerate() {
+                    let (r0, r1, r2, r3) = (row(4 * g), row(4 * g + 1), row(4 * g + 2), row(4 * g + 3));
+                    let cols = dst.iter_mut().zip(self.neg_offset.iter_mut()).zip(r0).zip(r1).zip(r2).zip(r3);
+                    for (((((quad, off), &a), &b), &c), &d) in cols {
+                        let byte = |v: i16| v as u8 as u32;
+                        *quad = byte(a) | byte(b) << 8 | byte(c) << 16 | byte(d) << 24;
+                        *off -= 128 * (a as i32 + b as i32 + c as i32 + d as i32);
                     }
                 }
             }
@@ -165,7 +175,7 @@ pub fn stream(
         }
         #[cfg(target_arch = "x86_64")]
         Kernel::Avx512Vnni => {
-            assert!(kernel.available() && p.quads.len() == k.div_ceil(4) * p.cpad * 4, "VNNI tile");
+            assert!(kernel.available() && p.quads.len() == k.div_ceil(4) * p.cpad, "VNNI tile");
             // SAFETY: as above, for AVX-512 F/BW/VNNI.
             unsafe { x86::stream_vnni(&p.quads, &p.neg_offset, p.cpad, k, cols, &rows, dst, accumulate) }
         }

@@ -1,24 +1,24 @@
-//! The x86-64 kernels. Both stream blocks of four input rows per weight
-//! vector load (four independent accumulator chains hide the multiply-add
-//! latency), then single rows; a column block past `cols` is masked.
+//! The x86-64 kernels. Both stream blocks of input rows per weight vector
+//! load (independent accumulator chains hide the multiply-add latency),
+//! then single rows; a column block past `cols` is masked.
 
 use super::Rows;
 use std::arch::x86_64::*;
 
 /// AVX-512 VNNI. `vpdpbusd` adds four uint8 x int8 products per int32 lane,
 /// without saturation. uint8 inputs go in as they are; an int8 input `x` goes
-/// in as `x ^ 0x80 = x + 128`, and the accumulator starts at `-128 * sum_r
-/// w[r][c]` (`neg_offset`) to cancel the offset. Every step wraps in int32,
+/// in as `x ^ 0x80 = x + 128` (a copy of the rows), and the accumulator
+/// starts at `-128 * sum_r w[r][c]` (`neg_offset`) to cancel the offset. Every step wraps in int32,
 /// so the sum is the scalar kernel's bit for bit.
 ///
 /// # Safety
-/// The host supports AVX-512 F, BW and VNNI; `quads` is `[k/4][cpad][4]`,
+/// The host supports AVX-512 F, BW and VNNI; `quads` is `[k/4][cpad]`,
 /// `neg_offset` has `cpad` entries, `rows.x` and `dst` hold `rows.m` rows of
 /// `cols` (the caller asserts this).
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn stream_vnni(
-    quads: &[i8],
+    quads: &[u32],
     neg_offset: &[i32],
     cpad: usize,
     k: usize,
@@ -29,29 +29,39 @@ pub(super) unsafe fn stream_vnni(
 ) {
     let groups = k.div_ceil(4);
     let m = rows.m;
+    // The inputs as the unsigned operand, so that each quad is broadcast
+    // straight from memory: int8 rows are copied with the offset applied.
     // A quad read past a row's `cols` bytes would read the next row (or past
-    // the slice): such rows are copied with a zero-padded stride first.
-    let padded: Vec<u8>;
-    let (x, stride) = if 4 * groups <= cols {
-        (rows.x, cols)
-    } else {
+    // the slice): such rows are copied with a zero-padded stride.
+    let copied: Vec<u8>;
+    let flip = if rows.unsigned { 0 } else { 0x80 };
+    let (x, stride) = if 4 * groups > cols {
         let s = cols.next_multiple_of(4);
-        padded = (0..m * s).map(|i| if i % s < cols { rows.x[i / s * cols + i % s] } else { 0 }).collect();
-        (&padded[..], s)
+        copied = (0..m * s).map(|i| if i % s < cols { rows.x[i / s * cols + i % s] ^ flip } else { 0 }).collect();
+        (&copied[..], s)
+    } else if rows.unsigned {
+        (&rows.x[..m * cols], cols)
+    } else {
+        copied = rows.x[..m * cols].iter().map(|b| b ^ flip).collect();
+        (&copied[..], cols)
     };
-    let flip = if rows.unsigned { 0 } else { 0x8080_8080u32 as i32 };
-    let block = VnniBlock { x: x.as_ptr(), stride, flip, groups, wstep: cpad * 4 };
+    let block = VnniBlock { x: x.as_ptr(), stride, groups, wstep: cpad * 4 };
     for c0 in (0..cols).step_by(16) {
         let live = (cols - c0).min(16);
         let mask: __mmask16 = if live == 16 { 0xffff } else { (1u16 << live) - 1 };
         let init =
             if rows.unsigned { _mm512_setzero_si512() } else { _mm512_loadu_si512(neg_offset.as_ptr().add(c0).cast()) };
-        let w = quads.as_ptr().add(c0 * 4);
+        let w = quads.as_ptr().add(c0).cast::<i8>();
         let out = Out { dst: dst.as_mut_ptr().add(c0), cols, mask, accumulate };
         let mut i = 0;
+        while i + 8 <= m {
+            for (b, v) in block.rows::<8>(w, i, init).into_iter().enumerate() {
+                out.put(i + b, v);
+            }
+            i += 8;
+        }
         while i + 4 <= m {
-            let a = block.rows::<4>(w, i, init);
-            for (b, v) in a.into_iter().enumerate() {
+            for (b, v) in block.rows::<4>(w, i, init).into_iter().enumerate() {
                 out.put(i + b, v);
             }
             i += 4;
@@ -63,16 +73,17 @@ pub(super) unsafe fn stream_vnni(
 }
 
 struct VnniBlock {
+    /// `m` rows of unsigned operands, `stride` bytes apart.
     x: *const u8,
     stride: usize,
-    flip: i32,
     groups: usize,
     /// Bytes between consecutive quads of one column block.
     wstep: usize,
 }
 
 impl VnniBlock {
-    /// Rows `i..i + B` against one 16-column block of weights at `w`.
+    /// Rows `i..i + B` against one 16-column block of weights at `w`: `B`
+    /// independent accumulator chains (eight hide `vpdpbusd`'s latency).
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     #[inline]
     unsafe fn rows<const B: usize>(&self, w: *const i8, i: usize, init: __m512i) -> [__m512i; B] {
@@ -80,7 +91,7 @@ impl VnniBlock {
         for g in 0..self.groups {
             let wv = _mm512_loadu_si512(w.add(g * self.wstep).cast());
             for (b, a) in acc.iter_mut().enumerate() {
-                let q = self.x.add((i + b) * self.stride + 4 * g).cast::<i32>().read_unaligned() ^ self.flip;
+                let q = self.x.add((i + b) * self.stride + 4 * g).cast::<i32>().read_unaligned();
                 *a = _mm512_dpbusd_epi32(*a, _mm512_set1_epi32(q), wv);
             }
         }
