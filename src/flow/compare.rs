@@ -25,7 +25,7 @@ use super::files::{read_input, InputKind};
 use super::infer::{Batch, HostData};
 use super::layers::{self, LayerMeta};
 use super::report::{PerInference, Totals};
-use super::run::{execute, tensor_with_role};
+use super::run::{execute, tensor_with_role, Execution};
 use super::{shape_text, Compiled, FlowError, Result};
 use compiler::ir::{Graph, Op};
 use compiler::onnx::float::{is_float_model, FloatModel};
@@ -163,7 +163,7 @@ impl Comparison {
 
 /// Runs every model of `job` on its samples and compares them with the
 /// first; `progress` is called after each inference (N per model).
-pub fn compare(job: &Job<'_>, progress: &dyn Fn()) -> Result<Comparison> {
+pub fn compare(job: &Job<'_>, progress: &(dyn Fn() + Sync)) -> Result<Comparison> {
     let [base_path, ..] = job.models else {
         return Err(FlowError::input("compare: no model given (the base model comes first, then its variants)"));
     };
@@ -354,7 +354,12 @@ pub fn weight_bytes(g: &Graph) -> u64 {
 
 /// Runs `m` on the `n` samples: the outputs, one after the other, and the
 /// accelerator's figures (none on the host).
-fn run_model(m: &Prepared, job: &Job<'_>, n: usize, progress: &dyn Fn()) -> Result<(Vec<f32>, Option<DeviceFigures>)> {
+fn run_model(
+    m: &Prepared,
+    job: &Job<'_>,
+    n: usize,
+    progress: &(dyn Fn() + Sync),
+) -> Result<(Vec<f32>, Option<DeviceFigures>)> {
     let data = job.samples.data;
     match &m.runner {
         Runner::Host(f) => {
@@ -376,7 +381,8 @@ fn run_model(m: &Prepared, job: &Job<'_>, n: usize, progress: &dyn Fn()) -> Resu
             let what = format!("{} for {}", job.samples.what, m.name);
             let batch = Batch::new(&shape, HostData::F32(data.to_vec()), tin, &what)?;
             let model = Compiled { prog, layers, cfg: job.cfg };
-            let measured = execute(model, &m.name, Backend::Sim, &batch, None, progress)?;
+            let measured =
+                execute(model, &m.name, Backend::Sim, &batch, None, Execution::all_cores(), progress)?.measured;
             let energy = sim::energy::energy(job.cfg, &measured.counters, job.table);
             let totals = Totals::of(job.cfg, &measured.counters, &energy);
             let per = PerInference::of(&totals, &measured.run_cycles);
