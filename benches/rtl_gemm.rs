@@ -9,8 +9,9 @@
 //! (or finding in the cache) and loading the RTL happens before any timing
 //! and is reported on its own line. Not a test: nothing here asserts a time.
 //!
-//! `cargo bench --features rtl --bench rtl_gemm` (the RTL run takes ~35 s of
-//! CPU on one core; a first build of the configuration adds 1-3 min).
+//! `cargo bench --features rtl --bench rtl_gemm` (the RTL run takes ~4 s of
+//! CPU on one core of a shared machine, 535,322 cycles; a first build of the
+//! configuration adds 1-5 min).
 //!
 //! - `SYSTOLE_BENCH_GEMM=MxKxN`: run that shape instead.
 //! - `SYSTOLE_BENCH_HW=tiny|default|large`: the `examples/hw` configuration.

@@ -126,6 +126,21 @@ mod verilated {
         mdir
     }
 
+    /// The Verilog files a verilated model was made from: the `.sv` and `.vh`
+    /// prerequisites of Verilator's make-style dependency file.
+    fn verilog_read(depfile: &Path) -> Vec<PathBuf> {
+        let text = std::fs::read_to_string(depfile).unwrap_or_else(|e| panic!("reading {}: {e}", depfile.display()));
+        let (_, prerequisites) =
+            text.split_once(" : ").unwrap_or_else(|| panic!("{}: no ` : ` separator", depfile.display()));
+        let files: Vec<PathBuf> = prerequisites
+            .split_whitespace()
+            .filter(|f| f.ends_with(".sv") || f.ends_with(".vh") || f.ends_with(".v"))
+            .map(PathBuf::from)
+            .collect();
+        assert!(!files.is_empty(), "{} names no Verilog source", depfile.display());
+        files
+    }
+
     fn cpp_files(dir: &Path) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
             .unwrap_or_else(|e| panic!("listing {}: {e}", dir.display()))
@@ -140,7 +155,10 @@ mod verilated {
         let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
         let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
         let include = manifest.join("include");
-        for dir in ["verilog", "include", "cpp"] {
+        // The Verilog the models read is named after verilating (from
+        // Verilator's dependency files), so an edit of the accelerator's own
+        // files (built at run time by `rtl::verilate`) re-verilates nothing here.
+        for dir in ["include", "cpp"] {
             println!("cargo:rerun-if-changed={}", manifest.join(dir).display());
         }
         println!("cargo:rerun-if-changed={}", manifest.join("src/ffi.rs").display());
@@ -150,6 +168,11 @@ mod verilated {
         let t0 = Instant::now();
         let out_root = out_dir.join("verilated");
         let mdirs: Vec<PathBuf> = MODELS.iter().map(|m| verilate(m, &manifest, &include, &out_root)).collect();
+        for (model, mdir) in MODELS.iter().zip(&mdirs) {
+            for source in verilog_read(&mdir.join(format!("{}__ver.d", model.prefix))) {
+                println!("cargo:rerun-if-changed={}", source.display());
+            }
+        }
         let verilate_s = t0.elapsed().as_secs_f64();
 
         let qw = requant_qw(&include.join("systole_isa.vh"));

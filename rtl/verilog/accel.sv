@@ -385,6 +385,16 @@ module accel #(
     end
   end
   assign halt = running && fault_code != 3'd0;
+  // The faults that can stop a start: every one but the watchdog's. In a
+  // cycle the watchdog fires, nothing can start anyway (ISA.md §4: 4095
+  // idle cycles leave queues, tokens and units as they were in the cycle
+  // before, which started nothing), and leaving it out keeps the starts --
+  // and behind them the whole COMPUTE datapath -- independent of the
+  // memory handshake inputs (the watchdog sees `any_grant`), so Verilator
+  // need not settle that logic again whenever an input changes.
+  logic halt_start;
+  assign halt_start = running && ((run_cycle == 32'd0 && bad_program) || tok_fault || disp_fault ||
+                                  (!head_avail && overrun));
 
   // ------------------------------------------------------------------ units
   logic [2:0] tok_ok;
@@ -397,10 +407,10 @@ module accel #(
   end
   // A head pops: LOAD pop_next <- COMPUTE->LOAD (1); COMPUTE pop_prev <- 0,
   // pop_next <- 3; STORE pop_prev <- COMPUTE->STORE (2).
-  assign tok_ok[0] = !halt && (!hd_instr[0][`SYS_DEP_POP_NEXT] || tok_now[1] != 9'd0);
-  assign tok_ok[1] = !halt && (!hd_instr[1][`SYS_DEP_POP_PREV] || tok_now[0] != 9'd0) &&
+  assign tok_ok[0] = !halt_start && (!hd_instr[0][`SYS_DEP_POP_NEXT] || tok_now[1] != 9'd0);
+  assign tok_ok[1] = !halt_start && (!hd_instr[1][`SYS_DEP_POP_PREV] || tok_now[0] != 9'd0) &&
       (!hd_instr[1][`SYS_DEP_POP_NEXT] || tok_now[3] != 9'd0);
-  assign tok_ok[2] = !halt && (!hd_instr[2][`SYS_DEP_POP_PREV] || tok_now[2] != 9'd0);
+  assign tok_ok[2] = !halt_start && (!hd_instr[2][`SYS_DEP_POP_PREV] || tok_now[2] != 9'd0);
   assign q_pop = {st_start, cp_start, ld_start};
 
   // Buffer ports.
