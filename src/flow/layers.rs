@@ -107,6 +107,25 @@ pub fn code_facts(prog: &Program, l: &LayerMeta, cfg: &HwConfig) -> CodeFacts {
     f
 }
 
+/// The weight format of the tiles instructions `[first, last)` load into
+/// the array: `i8s24` if any is 2:4-sparse, `i8` otherwise; `None` when
+/// they load none.
+pub fn weight_format(prog: &Program, first: usize, last: usize) -> Option<&'static str> {
+    let mut found = None;
+    for i in prog.code.get(first..last).unwrap_or_default() {
+        let wfmt = match i {
+            Instr::Ldw(x) => x.wfmt,
+            Instr::Matmul(x) if x.preload != 0 => x.wfmt,
+            _ => continue,
+        };
+        if wfmt == isa::instr::WFMT_I8_S24 {
+            return Some("i8s24");
+        }
+        found = Some("i8");
+    }
+    found
+}
+
 /// Cycles each layer took in one run: from the first start to the last
 /// finish of its instructions (one pass over the trace).
 pub fn layer_cycles(trace: &[InstrTrace], layers: &[LayerMeta]) -> Vec<u64> {
