@@ -159,8 +159,10 @@ struct Term {
     live: bool,
     /// A 2:4-sparse tile (`i8s24`) of two terms: the second's (tap, block,
     /// reduction rows), its inputs `dim..` of the array's input (read at
-    /// `a_bstride` rows from the first's); `k` is then the kept rows.
+    /// `a_bstride` rows from the first's).
     second: Option<([usize; 2], usize, usize)>,
+    /// Rows of the tile in the array: `k`, or a 2:4 tile's kept rows.
+    rows: usize,
 }
 
 /// The mapping a band conv of these weights uses (`packed`: the kernel
@@ -228,7 +230,7 @@ impl TileMap {
                     };
                     for block in blocks {
                         let k = dim.min(width - block * dim);
-                        v.push(Term { j, tap: [ky, kx], block, k, n, live: true, second: None });
+                        v.push(Term { j, tap: [ky, kx], block, k, n, live: true, second: None, rows: k });
                     }
                 }
             }
@@ -405,7 +407,7 @@ fn pair_terms(terms: Vec<Term>, dim: usize) -> Vec<Term> {
             Some((_, _, k2)) => dim + k2,
             None => t.k,
         };
-        t.k = 2 * inputs.div_ceil(4);
+        t.rows = 2 * inputs.div_ceil(4);
     }
     out
 }
@@ -598,9 +600,12 @@ pub(super) fn lower(
     let mut terms = tiles.terms();
     // 2:4 tiles pair two terms' inputs (ISA.md §3): when allowed and every
     // term's weights are 2:4 along the input channels.
+    // The layer's groups of 4 consecutive reductions (channels innermost)
+    // must be groups of one tap's channels: 4 divides the channels.
     let sparse = cx.weights.sparse24(cx.cfg)
         && dense_map
         && dim.is_multiple_of(4)
+        && cg.is_multiple_of(4)
         && terms.len() > 1
         && tiles.all_2_4(&terms, &c.weights);
     if sparse {
@@ -925,7 +930,7 @@ impl Job<'_> {
             s.program.push(Instr::from(ins::Ldw {
                 deps,
                 addr: w_row(0, live[0]),
-                k: t.k as u16,
+                k: t.rows as u16,
                 n: t.n as u16,
                 wfmt,
                 meta,
@@ -979,7 +984,7 @@ impl Job<'_> {
                         s.need(item_of_term(&chunk_item, nb, t1), &mut deps);
                         let (wfmt, meta) = self.format(w_row(nb, t1));
                         (mm.preload, mm.w, mm.k, mm.n, mm.wfmt, mm.meta) =
-                            (1, w_row(nb, t1), term1.k as u16, term1.n as u16, wfmt, meta);
+                            (1, w_row(nb, t1), term1.rows as u16, term1.n as u16, wfmt, meta);
                     }
                     // Releases: this matmul is the last reader of a chunk (and,
                     // at the band's end, of the band).
@@ -997,7 +1002,7 @@ impl Job<'_> {
                         deps.push_prev = true;
                     }
                     mm.deps = deps;
-                    s.macs += (m * term.k * term.n) as u64;
+                    s.macs += (m * term.rows * term.n) as u64;
                     s.program.push(Instr::from(mm));
                     // One LOAD per matmuls that take as long as its bus time:
                     // faster would fill the LOAD queue and stall dispatch.
