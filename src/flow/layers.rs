@@ -30,7 +30,7 @@
 //! as its data at peak bandwidth (data bytes / bytes_per_cycle),
 //! bandwidth-bound otherwise.
 
-use super::report::{fraction, Bound, LayerFigures};
+use super::report::{fraction, Bound, LayerFigures, Saved};
 use super::Compiled;
 use isa::instr::{Instr, BUF_ACC, INSTR_BYTES};
 use isa::legal::DmaBlock;
@@ -126,6 +126,21 @@ pub fn weight_format(prog: &Program, first: usize, last: usize) -> Option<&'stat
     found
 }
 
+/// Fills `saved_vs_dense` of the rows of layers on 2:4 tiles: the same
+/// layer's figures in `dense` (the rows of the model compiled with
+/// `--weights dense` and run on the same inputs) minus its own, by name.
+pub fn fill_savings(rows: &mut [LayerFigures], dense: &[LayerFigures]) {
+    for r in rows.iter_mut().filter(|r| r.weights == Some("i8s24")) {
+        if let Some(d) = dense.iter().find(|d| d.name == r.name) {
+            r.saved_vs_dense = Some(Saved {
+                cycles: d.cycles as i64 - r.cycles as i64,
+                dram_bus_bytes: d.dram_bus_bytes as i64 - r.dram_bus_bytes as i64,
+                energy_pj: d.energy_pj - r.energy_pj,
+            });
+        }
+    }
+}
+
 /// Cycles each layer took in one run: from the first start to the last
 /// finish of its instructions (one pass over the trace).
 pub fn layer_cycles(trace: &[InstrTrace], layers: &[LayerMeta]) -> Vec<u64> {
@@ -216,6 +231,8 @@ pub fn attribute(
             weight_rows: wrows,
             bound: bound(cfg, l.macs, facts.data_bytes),
             energy_pj,
+            weights: weight_format(prog, l.first, l.last),
+            saved_vs_dense: None,
         });
     }
     let sum = |f: fn(&LayerFigures) -> u64| out.iter().map(f).sum::<u64>();
@@ -235,6 +252,8 @@ pub fn attribute(
         weight_rows: (total_wrows as u64).saturating_sub(sum(|r| r.weight_rows)),
         bound: None,
         energy_pj: energy.total_pj - out.iter().map(|r| r.energy_pj).sum::<f64>(),
+        weights: None,
+        saved_vs_dense: None,
     };
     (out, other)
 }
