@@ -51,7 +51,7 @@ fn run_gemm(cfg: &HwConfig, prog: &Program, a: &[u8]) -> (Vec<u8>, isa::Counters
     d.write_mem(prog.tensor(INPUT).unwrap().addr, a).unwrap();
     let report = d.run().unwrap();
     let c = prog.tensor(OUTPUT).unwrap();
-    let out = d.read_mem(c.addr, c.layout.bytes() as usize).unwrap();
+    let out = d.read_mem(c.addr, c.layout.bytes()).unwrap();
     (out, report.counters)
 }
 
