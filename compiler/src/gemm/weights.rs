@@ -552,6 +552,43 @@ mod tests {
         assert_eq!(stream_i8_packed_len(4, 4, TileShape { k: 5, n: 4 }), None);
     }
 
+    /// 2:4 detection and compression: groups from reduction 0, a short last
+    /// group padded with zeros; kept values with distinct positions; a
+    /// tile's kept rows, position rows and where its inputs are in A.
+    #[test]
+    fn sparse24_detection_compression_and_tiles() {
+        assert!(is_2_4(&[1, 0, 0, 2, 0, 0], 6, 1) && !is_2_4(&[1, 0, 3, 2, 0, 0], 6, 1));
+        assert!(is_2_4(&[0, 0, 0, 0, 5, 6], 6, 1) && !is_2_4(&[0, 0, 0, 0, 5, 6, 7], 7, 1));
+        assert_eq!(compress_group([0, 7, 0, -3]), Some([(7, 1), (-3, 3)]));
+        assert_eq!(compress_group([0, 0, 9, 0]), Some([(9, 2), (0, 0)]));
+        assert_eq!(compress_group([0, 0, 0, 0]), Some([(0, 0), (0, 1)]));
+        assert_eq!(compress_group([1, 1, 1, 0]), None);
+        assert_eq!(position_byte(&[1, 3, 0, 2]), 0b10_00_11_01);
+        // K = 10 on tiles of 2 kept rows (4 reductions) on a 4-wide array:
+        // 3 k-tiles, the last covering 2 reductions (one group, 2 kept rows).
+        let (k, n, tile) = (10, 3, TileShape { k: 2, n: 4 });
+        let b: Vec<i8> = (0..k * n).map(|i| if (i / n + i % n) % 4 < 2 { 1 + i as i8 } else { 0 }).collect();
+        let w = PackedWeights::sparse24(&b, k, n, tile, 4).expect("2:4");
+        assert_eq!((w.k_tiles(), w.tile_pitch(), w.a_block(), w.a_blocks()), (3, 3, 4, 3));
+        assert_eq!(w.tile(2, 0, (0, 100)), WeightTile { addr: 106, k: 2, n: 3, wfmt: ins::WFMT_I8_S24, meta: 108 });
+        assert_eq!(w.tile_input(1, 5), (5, 0), "one block per tile: no second input row");
+        // Column 1 of k-tile 0: reductions 0..4 hold B[0][1], B[3][1]... as kept rows.
+        let (v0, v1) = (w.bytes()[1] as i8, w.bytes()[4 + 1] as i8);
+        let p = w.bytes()[2 * 4 + 1];
+        let dense: Vec<i8> = (0..4).map(|r| b[r * n + 1]).collect();
+        let mut rebuilt = [0i8; 4];
+        rebuilt[(p & 3) as usize] += v0;
+        rebuilt[(p >> 2 & 3) as usize] += v1;
+        assert_eq!(rebuilt.to_vec(), dense);
+        assert_eq!(w.macs(1), (2 + 2 + 2) * 3);
+        // Not 2:4, or a tile whose inputs neither fit a row nor fill two: none.
+        assert!(PackedWeights::sparse24(&[1, 1, 1, 0], 4, 1, tile, 4).is_none());
+        assert!(PackedWeights::sparse24(&b, k, n, TileShape { k: 6, n: 8 }, 8).is_none());
+        // Two blocks per tile (kept rows = array columns).
+        let w = PackedWeights::sparse24(&b, k, n, TileShape { k: 4, n: 4 }, 4).expect("2:4");
+        assert_eq!((w.k_tiles(), w.a_block(), w.tile_input(0, 5), w.tile_input(1, 5)), (2, 4, (0, 5), (10, 0)));
+    }
+
     /// Unpacking inverts packing, partial and all-zero tiles included
     /// (every tile is stored, so zeros come back from the bytes).
     #[test]
