@@ -89,6 +89,36 @@ fn reference_images_match_onnx_runtime_bit_for_bit() {
     }
 }
 
+/// cnn_nm24 on an array with 2:4-sparse PEs (`examples/hw/sparse24.toml`):
+/// its conv2 runs on i8s24 tiles, and the logits stay ONNX Runtime's bit
+/// for bit in both forms.
+#[test]
+fn cnn_nm24_on_2_4_tiles_matches_onnx_runtime_bit_for_bit() {
+    let toml = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hw/sparse24.toml"));
+    let cfg = HwConfig::from_toml(&toml.unwrap()).unwrap();
+    let (_, x) = npy_f32(&data().join("ref_x_f32.npy"));
+    for form in ["qop", "qdq"] {
+        let c = compile("cnn_nm24", form, &cfg);
+        let sparse = c
+            .program
+            .meta
+            .layers
+            .iter()
+            .filter(|l| systole::flow::layers::weight_format(&c.program, l.first, l.last) == Some("i8s24"));
+        let names: Vec<&str> = sparse.map(|l| l.name.as_str()).collect();
+        assert!(names.len() == 1 && names[0].starts_with("/conv2/Conv"), "{form}: {names:?}");
+        let (shape, want) = npy_f32(&data().join("cnn_nm24").join(format!("ref_int8_{form}/logits.npy")));
+        let classes = shape[1] as usize;
+        let mut d = Driver::new(sim::Model::new(&cfg).unwrap());
+        d.load(&c.program).unwrap();
+        for i in 0..32 {
+            let got = d.infer(&c.program, &x[i * 64..(i + 1) * 64]).unwrap();
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got.output), bits(&want[i * classes..(i + 1) * classes]), "{form} image {i}");
+        }
+    }
+}
+
 #[test]
 fn test_set_accuracy_equals_onnx_runtime() {
     let cfg = HwConfig::default_16x16();

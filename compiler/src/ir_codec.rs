@@ -170,6 +170,8 @@ fn unpack_b(p: &PackedRef, offset: u64, k: usize, n: usize, data: &[u8]) -> Resu
         WeightFormat::BandI8 | WeightFormat::BandRowsI8 => {
             return Err(format!("{:?} does not pack a GEMM's B", p.format));
         }
+        // 2:4 weights are recorded raw, never referenced.
+        WeightFormat::Sparse24I8 => return Err("2:4-sparse weights are not referenced".into()),
     }
     .ok_or_else(|| format!("{k} x {n} weights overflow"))?;
     let at = usize::try_from(offset).ok();
@@ -179,7 +181,7 @@ fn unpack_b(p: &PackedRef, offset: u64, k: usize, n: usize, data: &[u8]) -> Resu
     let b = match p.format {
         WeightFormat::DenseI8 => unpack_dense_i8(bytes, k, n, p.tile_n),
         WeightFormat::StreamI8 => unpack_stream_i8(bytes, k, n, stream_tile),
-        WeightFormat::BandI8 | WeightFormat::BandRowsI8 => unreachable!("refused above"),
+        WeightFormat::BandI8 | WeightFormat::BandRowsI8 | WeightFormat::Sparse24I8 => unreachable!("refused above"),
     };
     Ok(b.expect("the length is the packed length"))
 }
@@ -257,6 +259,7 @@ fn encode_weights(weights: &[i8], packed: Option<&PackedRef>, w: &mut Writer) {
         WeightFormat::StreamI8 => 1,
         WeightFormat::BandI8 => 2,
         WeightFormat::BandRowsI8 => 3,
+        WeightFormat::Sparse24I8 => unreachable!("2:4 weights never unpack from a reference, so are written raw"),
     });
     w.len(p.tile_n);
     w.u64s(&p.offsets);

@@ -310,10 +310,13 @@ pub const KEYS: &[Key] = &[
         legal: Legal::Bool,
         rule: "",
         default: Some("false"),
-        changes: &[Fingerprint, Nothing],
+        changes: &[Fingerprint],
         not_implemented: &[],
-        doc: "2:4 structured-sparse weights supported. Not implemented yet: `true` changes the fingerprint and \
-              nothing else (the sparse weight formats are refused by the legality check).",
+        doc: "2:4 structured-sparse weights supported: `true` makes the `i8s24` weight format of LDW and MATMUL \
+              legal (the PEs select their inputs by 2-bit position, so a pass of an R x C array covers 2R \
+              reductions, ISA.md §3) and lets the compiler use it for layers whose weights are 2:4 \
+              (`systole compile --weights auto`, the default). With `false`, i8s24 tiles and MATMUL's \
+              `a_bstride` are refused by the legality check.",
     },
     Key {
         name: "scratchpad.bytes",
@@ -850,7 +853,7 @@ mod tests {
         for k in KEYS {
             assert_eq!(
                 k.changes.contains(&Effect::Nothing),
-                ["array.weight_precisions", "array.sparsity_2_4"].contains(&k.name),
+                ["array.weight_precisions"].contains(&k.name),
                 "{}",
                 k.name
             );

@@ -203,8 +203,8 @@ pub const BUF_ACC: u8 = 1;
 /// Element type selector (activations).
 pub const ELEM_I8: u8 = 0;
 pub const ELEM_U8: u8 = 1;
-/// Weight formats; only `WFMT_I8` is implemented, the rest reserve encodings
-/// for 2:4-sparse and int4 weights.
+/// Weight formats: int8 and 2:4-sparse int8 (`WFMT_I8_S24`, ISA.md §3) are
+/// implemented, the int4 ones reserve encodings.
 pub const WFMT_I8: u8 = 0;
 pub const WFMT_I8_S24: u8 = 1;
 pub const WFMT_I4: u8 = 2;
@@ -428,8 +428,8 @@ instructions! {
         addr: u16 = 16 U "first scratchpad row of the tile (row i = weights of reduction index i)",
         k: u16 = 16 U "tile rows, 1..=array.rows",
         n: u16 = 16 U "tile columns, 1..=array.cols",
-        wfmt: u8 = 2 WFMT "weight format: i8 (i8s24, i4, i4s24 reserved)",
-        meta: u16 = 16 U "scratchpad row of 2:4 metadata (reserved, 0)",
+        wfmt: u8 = 2 WFMT "weight format: i8, or i8s24 (2:4-sparse: k kept rows for 2k reductions; needs array.sparsity_2_4); i4, i4s24 reserved",
+        meta: u16 = 16 U "i8s24: first scratchpad row of the tile's 2-bit positions (ISA.md §3); otherwise 0",
     }
     /// Stream `m` scratchpad rows through the array into accumulator rows,
     /// optionally swapping in the shadow weights first and preloading the
@@ -445,11 +445,12 @@ instructions! {
         w: u16 = 16 U "preload: first scratchpad row of the next weight tile",
         k: u16 = 16 U "preload: tile rows, 1..=array.rows",
         n: u16 = 16 U "preload: tile columns, 1..=array.cols",
-        wfmt: u8 = 2 WFMT "preload: weight format (only i8 implemented)",
-        meta: u16 = 16 U "preload: 2:4 metadata row (reserved, 0)",
+        wfmt: u8 = 2 WFMT "preload: weight format (i8, i8s24; i4, i4s24 reserved)",
+        meta: u16 = 16 U "preload: i8s24 position rows (as `ldw`'s meta); otherwise 0",
         a_stride: u8 = 8 U "row step between consecutive input rows of a group (0 means 1)",
         a_group: u16 = 16 U "input rows per group (0: all m rows are one group)",
         a_gstride: u16 = 16 U "row step between the first input rows of consecutive groups",
+        a_bstride: u16 = 16 U "i8s24: rows from an input's first `cols` values to its next `cols` (0: those are 0; needs array.sparsity_2_4)",
     }
     /// Post-process accumulator rows into scratchpad rows: add the per-column
     /// bias, requantize with the per-column float32 scale (ORT-exact), add the
@@ -613,15 +614,16 @@ impl Matmul {
         self.a as u64 + (i / g) * self.a_gstride as u64 + (i % g) * self.row_step()
     }
 
-    /// The input rows' span `[a, a_last]` as `(first, one past a_last)`: the
-    /// range the legality check and the post-processor interlock use.
+    /// The input rows' span `[a, a_last + a_bstride]` as `(first, one
+    /// past the last)`: the range the legality check and the post-processor
+    /// interlock use (with `a_bstride`, the second blocks of 2:4 inputs).
     pub fn input_span(&self) -> (u64, u64) {
         let (m, g) = (self.m as u64, self.group_rows());
         if m == 0 {
             return (self.a as u64, self.a as u64);
         }
         let last = self.a as u64 + ((m - 1) / g) * self.a_gstride as u64 + (g.min(m) - 1) * self.row_step();
-        (self.a as u64, last + 1)
+        (self.a as u64, last + 1 + self.a_bstride as u64)
     }
 
     /// True when the input rows are `a, a + 1, ..., a + m - 1`.

@@ -188,22 +188,38 @@ pub fn check(instr: &Instr, cfg: &HwConfig) -> Result<(), Illegal> {
     };
     let in_spad_span = |what: &str, (lo, hi): (u64, u64)| in_spad(what, lo, hi - lo);
     let in_acc_span = |what: &str, (lo, hi): (u64, u64)| in_acc(what, lo, hi - lo);
+    let sparse = cfg.array.sparsity_2_4;
     let tile = |k: u16, n: u16, wfmt: u8, meta: u16| -> Result<(), Illegal> {
-        if wfmt != WFMT_I8 {
-            return Err(illegal(format!(
-                "weight format {} is not implemented by this accelerator (only i8)",
-                ["i8", "i8s24", "i4", "i4s24"][wfmt as usize & 3]
-            )));
-        }
-        // `meta` names 2:4 metadata, which no implemented format has.
-        if meta != 0 {
-            return Err(illegal(format!("meta = {meta}: the field is reserved and must be 0 (weight format i8)")));
+        match wfmt {
+            WFMT_I8 => {
+                // `meta` names 2:4 positions, which int8 tiles do not have.
+                if meta != 0 {
+                    return Err(illegal(format!(
+                        "meta = {meta}: the field is reserved and must be 0 (weight format i8)"
+                    )));
+                }
+            }
+            WFMT_I8_S24 if !sparse => {
+                return Err(illegal(
+                    "weight format i8s24 (2:4-sparse) needs array.sparsity_2_4 = true in the configuration".into(),
+                ))
+            }
+            WFMT_I8_S24 => {}
+            _ => {
+                return Err(illegal(format!(
+                    "weight format {} is not implemented by this accelerator (only i8 and i8s24)",
+                    ["i8", "i8s24", "i4", "i4s24"][wfmt as usize & 3]
+                )))
+            }
         }
         if k as u64 > rows || n as u64 > cols {
             return Err(Illegal {
                 code: ErrorCode::BufferOutOfRange,
                 message: format!("weight tile {k}x{n} exceeds the {rows}x{cols} array"),
             });
+        }
+        if wfmt == WFMT_I8_S24 {
+            in_spad("2:4 positions", meta as u64, sparse24_meta_rows(k as u64))?;
         }
         Ok(())
     };
@@ -237,6 +253,15 @@ pub fn check(instr: &Instr, cfg: &HwConfig) -> Result<(), Illegal> {
             in_spad("ldw weights", l.addr as u64, l.k as u64)?;
         }
         Instr::Matmul(m) => {
+            // Checked first: the RTL, which has no 2:4 inputs, refuses it
+            // before it looks at the input span.
+            if m.a_bstride != 0 && !sparse {
+                return Err(illegal(format!(
+                    "a_bstride = {}: second input blocks (2:4-sparse tiles) need array.sparsity_2_4 = true in the \
+                     configuration",
+                    m.a_bstride
+                )));
+            }
             let (lo, hi) = m.input_span();
             in_spad("matmul input", lo, hi - lo)?;
             in_acc("matmul output", m.acc as u64, m.m as u64)?;
@@ -326,6 +351,12 @@ pub fn check(instr: &Instr, cfg: &HwConfig) -> Result<(), Illegal> {
     Ok(())
 }
 
+/// Scratchpad rows holding the 2-bit positions of a `k`-row i8s24 tile:
+/// four rows' positions per byte (ISA.md §3).
+pub fn sparse24_meta_rows(k: u64) -> u64 {
+    k.div_ceil(4)
+}
+
 /// Checks that a DMA's DRAM bytes lie inside the window `[base, limit)`.
 /// An indexed `load` is checked statically over its whole table (`limit`
 /// rows) and its ids, so no id inside `0..limit` can read outside.
@@ -374,5 +405,29 @@ mod tests {
         };
         assert_eq!(check(&matmul(1, 0), &cfg), Ok(()));
         assert_eq!(check(&matmul(1, 7), &cfg).unwrap_err().code, ErrorCode::IllegalInstruction);
+    }
+
+    #[test]
+    fn sparse_tiles_need_the_config_key_and_fit_their_positions() {
+        let mut cfg = tiny();
+        let ldw = |k, meta| Instr::Ldw(Ldw { addr: 0, k, n: 4, wfmt: WFMT_I8_S24, meta, ..Default::default() });
+        let e = check(&ldw(4, 0), &cfg).unwrap_err();
+        assert_eq!(e.code, ErrorCode::IllegalInstruction);
+        assert!(e.message.contains("array.sparsity_2_4 = true"), "{e}");
+        let mm = Instr::Matmul(Matmul { m: 1, a_bstride: 3, ..Default::default() });
+        assert!(check(&mm, &cfg).unwrap_err().message.contains("array.sparsity_2_4"));
+        cfg.array.sparsity_2_4 = true;
+        assert_eq!(check(&ldw(4, 5), &cfg), Ok(()));
+        assert_eq!(check(&mm, &cfg), Ok(()));
+        // k rows need ceil(k / 4) position rows from `meta`.
+        let last = cfg.spad_rows() as u16;
+        assert_eq!(check(&ldw(4, last - 1), &cfg), Ok(()));
+        assert_eq!(check(&ldw(4, last), &cfg).unwrap_err().code, ErrorCode::BufferOutOfRange);
+        // The second input block counts in the span.
+        let far = Instr::Matmul(Matmul { m: 2, a: last - 2, a_bstride: 1, ..Default::default() });
+        assert_eq!(check(&far, &cfg).unwrap_err().code, ErrorCode::BufferOutOfRange);
+        // int4 stays reserved.
+        let i4 = Instr::Ldw(Ldw { k: 1, n: 1, wfmt: WFMT_I4, ..Default::default() });
+        assert_eq!(check(&i4, &cfg).unwrap_err().code, ErrorCode::IllegalInstruction);
     }
 }

@@ -174,7 +174,10 @@
 `define SYS_MATMUL_A_GSTRIDE_LO 158
 `define SYS_MATMUL_A_GSTRIDE_W 16
 `define SYS_MATMUL_A_GSTRIDE_HI 173
-`define SYS_MATMUL_END 174
+`define SYS_MATMUL_A_BSTRIDE_LO 174
+`define SYS_MATMUL_A_BSTRIDE_W 16
+`define SYS_MATMUL_A_BSTRIDE_HI 189
+`define SYS_MATMUL_END 190
 
 // requant fields: _LO lowest bit, _W width, _HI highest bit
 `define SYS_REQUANT_ACC_LO 16

@@ -161,6 +161,9 @@ module check #(
   wire [7:0] m_as = instr[`SYS_MATMUL_A_STRIDE_HI:`SYS_MATMUL_A_STRIDE_LO];
   wire [15:0] m_ag = instr[`SYS_MATMUL_A_GROUP_HI:`SYS_MATMUL_A_GROUP_LO];
   wire [15:0] m_ags = instr[`SYS_MATMUL_A_GSTRIDE_HI:`SYS_MATMUL_A_GSTRIDE_LO];
+  // 2:4-sparse inputs: this array has no sparse PEs (array.sparsity_2_4 =
+  // false), so a second input block is illegal, checked before the span.
+  wire [15:0] m_abs = instr[`SYS_MATMUL_A_BSTRIDE_HI:`SYS_MATMUL_A_BSTRIDE_LO];
   // Matmul::input_span: a_last = a + ((m - 1) / g) * a_gstride
   // + (min(g, m) - 1) * s, g = a_group (0: m), s = a_stride (0: 1); for a
   // legal m >= 1. The products < 2^32 and 2^24, the sum + 1 < 2^33.
@@ -175,7 +178,8 @@ module check #(
   assign mm_in_end = m_in_hi[16:0];
   // in_spad(a, span), in_acc(acc, m), then (preload) tile() and in_spad(w, k).
   wire [2:0] matmul_code =
-      ((m_in_hi > {1'b0, SPAD_L}) | ({16'd0, m_acc} + {16'd0, m_m} > ACC_L)) ? E_OOR
+      (m_abs != 16'd0) ? E_ILL
+      : ((m_in_hi > {1'b0, SPAD_L}) | ({16'd0, m_acc} + {16'd0, m_m} > ACC_L)) ? E_OOR
       : !m_pre ? E_NONE
       : ((m_wfmt != 2'(`SYS_WFMT_I8)) | (m_meta != 16'd0)) ? E_ILL
       : (({16'd0, m_k} > ROWS_L) | ({16'd0, m_n} > COLS_L)

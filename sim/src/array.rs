@@ -8,7 +8,9 @@ use isa::numerics;
 
 /// A weight tile held by the array: `rows x cols` int8 values widened to
 /// i16 (row = reduction index), the valid `k x n` corner, and the same tile
-/// packed for the kernel that streams rows through it.
+/// packed for the kernel that streams rows through it. A 2:4-sparse tile
+/// (`load_sparse24`) keeps `w` zero and holds its dense equivalent in
+/// `sparse` instead.
 #[derive(Clone, Debug)]
 pub struct WeightTile {
     pub w: Vec<i16>,
@@ -16,6 +18,21 @@ pub struct WeightTile {
     pub n: usize,
     rows: usize,
     kernel: Kernel,
+    packed: Packed,
+    /// i8s24: the decompressed tile as dense int8 parts (ISA.md §3).
+    sparse: Option<Vec<DensePart>>,
+}
+
+/// One dense piece of a decompressed 2:4 tile: reduction rows `[0, k)` of
+/// input block `block` (0: inputs `0..cols` of row `row(i)`; 1: inputs
+/// `cols..2 cols`, row `row(i) + a_bstride`). Two kept rows of a group at
+/// one position go to two parts, so every part is int8 and the dense
+/// kernels stay exact.
+#[derive(Clone, Debug)]
+struct DensePart {
+    block: usize,
+    k: usize,
+    w: Vec<i16>,
     packed: Packed,
 }
 
@@ -29,7 +46,7 @@ impl WeightTile {
     pub fn zero_with(rows: usize, cols: usize, kernel: Kernel) -> WeightTile {
         let w = vec![0; rows * cols];
         let packed = Packed::new(kernel, &w, 0, cols);
-        WeightTile { w, k: 0, n: 0, rows, kernel, packed }
+        WeightTile { w, k: 0, n: 0, rows, kernel, packed, sparse: None }
     }
 
     pub fn kernel(&self) -> Kernel {
@@ -48,8 +65,54 @@ impl WeightTile {
         }
         self.k = k;
         self.n = n;
+        self.sparse = None;
         let k = self.streamed_rows(cols);
         self.packed.repack(self.kernel, &self.w, k, cols);
+    }
+
+    /// Loads a `k x n` 2:4-sparse tile (`wfmt = i8s24`, ISA.md §3): kept
+    /// row `r` at scratchpad row `addr + r`, its positions in bits
+    /// `2 (r % 4)..` of row `meta + r / 4`. The tile is decompressed into
+    /// dense int8 parts the kernels stream: `W[4 (r / 2) + p][c] = v`.
+    pub fn load_sparse24(&mut self, spad: &[u8], (addr, meta): (usize, usize), k: usize, n: usize, cols: usize) {
+        self.w.iter_mut().for_each(|v| *v = 0);
+        self.packed.repack(self.kernel, &self.w, 0, cols);
+        self.k = k;
+        self.n = n;
+        // Kept rows from `cols` on see inputs past `2 cols`: zeros.
+        let kept = k.min(self.rows).min(cols);
+        // [block][layer]: weights, occupied, reduction rows used.
+        let mut parts: Vec<(Vec<i16>, Vec<bool>, usize)> = vec![(vec![0; cols * cols], vec![false; cols * cols], 0); 4];
+        for r in 0..kept {
+            let values = &spad[(addr + r) * cols..(addr + r) * cols + n];
+            let positions = &spad[(meta + r / 4) * cols..(meta + r / 4) * cols + n];
+            for (c, (&v, &pbyte)) in values.iter().zip(positions).enumerate() {
+                let j = 4 * (r / 2) + ((pbyte >> (2 * (r % 4))) & 3) as usize;
+                let (block, row) = (j / cols, j % cols);
+                if block > 1 {
+                    continue; // inputs from `2 cols` on are zero
+                }
+                let layer = parts[2 * block].1[row * cols + c] as usize;
+                let (w, used, rows) = &mut parts[2 * block + layer];
+                w[row * cols + c] = v as i8 as i16;
+                used[row * cols + c] = true;
+                *rows = (*rows).max(row + 1);
+            }
+        }
+        // Block 0's first layer always streams: it writes the output.
+        let kernel = self.kernel;
+        let dense = parts
+            .into_iter()
+            .enumerate()
+            .filter(|(i, (_, _, rows))| *i == 0 || *rows > 0)
+            .map(|(i, (w, _, k))| DensePart { block: i / 2, k, packed: Packed::new(kernel, &w, k, cols), w })
+            .collect();
+        self.sparse = Some(dense);
+    }
+
+    /// True for a 2:4-sparse tile (`load_sparse24`).
+    pub fn is_sparse24(&self) -> bool {
+        self.sparse.is_some()
     }
 
     /// Reduction rows that see inputs: a scratchpad row holds `cols` inputs,
@@ -72,10 +135,48 @@ pub fn matmul_pattern(
     acc: &mut [i32],
     acc_row: usize,
 ) {
+    debug_assert_eq!(rows, wt.rows, "the tile belongs to this array");
+    let Some(parts) = &wt.sparse else {
+        let tile = DenseTile { kernel: wt.kernel, w: &wt.w, packed: &wt.packed, k: wt.streamed_rows(cols) };
+        return stream_pattern(tile, cols, spad, m, acc, acc_row);
+    };
+    // 2:4-sparse, decompressed: every part streams its input block, adding
+    // to what the first wrote (int32 sums wrap: the order is immaterial).
+    for (x, part) in parts.iter().enumerate() {
+        let a = match part.block {
+            0 => m.a,
+            _ if m.a_bstride == 0 => continue,
+            // Inside the scratchpad (the legal span includes it).
+            _ => m.a + m.a_bstride,
+        };
+        let mm = isa::instr::Matmul { a, accumulate: if x == 0 { m.accumulate } else { 1 }, ..*m };
+        let tile = DenseTile { kernel: wt.kernel, w: &part.w, packed: &part.packed, k: part.k };
+        stream_pattern(tile, cols, spad, &mm, acc, acc_row);
+    }
+}
+
+/// A dense int8 tile as a kernel streams it: `k` reduction rows of `w`
+/// (`cols` wide), packed for `kernel`.
+#[derive(Clone, Copy)]
+struct DenseTile<'a> {
+    kernel: Kernel,
+    w: &'a [i16],
+    packed: &'a Packed,
+    k: usize,
+}
+
+fn stream_pattern(
+    tile: DenseTile<'_>,
+    cols: usize,
+    spad: &[u8],
+    m: &isa::instr::Matmul,
+    acc: &mut [i32],
+    acc_row: usize,
+) {
     let (unsigned, accumulate) = (m.in_type == isa::instr::ELEM_U8, m.accumulate != 0);
     let total = m.m as usize;
     if m.input_contiguous() {
-        return matmul(wt, rows, cols, spad, m.a as usize, total, unsigned, acc, acc_row, accumulate);
+        return stream_block(tile, cols, (spad, m.a as usize, total, unsigned), acc, acc_row, accumulate);
     }
     let (g, step) = (m.group_rows() as usize, m.row_step() as usize);
     let mut rows_buf = Vec::new();
@@ -84,7 +185,7 @@ pub fn matmul_pattern(
         let len = g.min(total - i);
         let first = m.input_row(i as u64) as usize;
         if step == 1 {
-            matmul(wt, rows, cols, spad, first, len, unsigned, acc, acc_row + i, accumulate);
+            stream_block(tile, cols, (spad, first, len, unsigned), acc, acc_row + i, accumulate);
         } else {
             // Gather the group's rows, then stream them as one block.
             rows_buf.clear();
@@ -92,7 +193,7 @@ pub fn matmul_pattern(
                 let r = first + j * step;
                 rows_buf.extend_from_slice(&spad[r * cols..(r + 1) * cols]);
             }
-            matmul(wt, rows, cols, &rows_buf, 0, len, unsigned, acc, acc_row + i, accumulate);
+            stream_block(tile, cols, (&rows_buf, 0, len, unsigned), acc, acc_row + i, accumulate);
         }
         i += len;
     }
@@ -114,10 +215,21 @@ pub fn matmul(
     accumulate: bool,
 ) {
     debug_assert_eq!(rows, wt.rows, "the tile belongs to this array");
+    let tile = DenseTile { kernel: wt.kernel, w: &wt.w, packed: &wt.packed, k: wt.streamed_rows(cols) };
+    stream_block(tile, cols, (spad, a, m, unsigned), acc, acc_row, accumulate);
+}
+
+fn stream_block(
+    tile: DenseTile<'_>,
+    cols: usize,
+    (spad, a, m, unsigned): (&[u8], usize, usize, bool),
+    acc: &mut [i32],
+    acc_row: usize,
+    accumulate: bool,
+) {
     let x = &spad[a * cols..(a + m) * cols];
     let dst = &mut acc[acc_row * cols..(acc_row + m) * cols];
-    let k = wt.streamed_rows(cols);
-    kernels::stream(wt.kernel, &wt.w, &wt.packed, k, cols, kernels::Rows { x, m, unsigned }, dst, accumulate);
+    kernels::stream(tile.kernel, tile.w, tile.packed, tile.k, cols, kernels::Rows { x, m, unsigned }, dst, accumulate);
 }
 
 fn elem(b: u8, unsigned: bool) -> i32 {

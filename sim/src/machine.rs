@@ -679,6 +679,17 @@ impl Model {
         true
     }
 
+    /// `ldw` or a preload: the tile `(addr, k, n, wfmt, meta)` into the
+    /// shadow weights, as its format says (legal: i8 or i8s24).
+    fn load_shadow(&mut self, (addr, k, n, wfmt, meta): (u16, u16, u16, u8, u16), cols: usize) {
+        let (addr, k, n) = (addr as usize, k as usize, n as usize);
+        if wfmt == isa::instr::WFMT_I8_S24 {
+            self.shadow.load_sparse24(&self.spad, (addr, meta as usize), k, n, cols);
+        } else {
+            self.shadow.load(&self.spad, addr, k, n, cols);
+        }
+    }
+
     fn issue_compute(&mut self, run: &mut Run, t: u64) -> bool {
         let c = &run.compute;
         let head = match c.queue.front() {
@@ -688,13 +699,19 @@ impl Model {
         let ppu_running = c.ppu_free > t;
         let overlaps = |lo: u64, n: u64, r: (u64, u64)| ppu_running && lo < r.1 && r.0 < lo + n;
         let can_issue = match &head.instr {
-            Instr::Ldw(l) => c.array_free <= t && !overlaps(l.addr as u64, l.k as u64, c.ppu_dst),
+            Instr::Ldw(l) => {
+                c.array_free <= t
+                    && !overlaps(l.addr as u64, l.k as u64, c.ppu_dst)
+                    && !reads_positions(l.wfmt, l.meta, l.k, &overlaps, c.ppu_dst)
+            }
             Instr::Matmul(m) => {
                 // Its scratchpad reads (inputs, and the preloaded weights)
                 // and its accumulator writes wait for the post-processor.
                 let (lo, hi) = m.input_span();
-                let reads_ppu_dst =
-                    overlaps(lo, hi - lo, c.ppu_dst) || (m.preload != 0 && overlaps(m.w as u64, m.k as u64, c.ppu_dst));
+                let reads_ppu_dst = overlaps(lo, hi - lo, c.ppu_dst)
+                    || (m.preload != 0
+                        && (overlaps(m.w as u64, m.k as u64, c.ppu_dst)
+                            || reads_positions(m.wfmt, m.meta, m.k, &overlaps, c.ppu_dst)));
                 c.array_free <= t && !reads_ppu_dst && !overlaps(m.acc as u64, m.m as u64, c.ppu_acc)
             }
             Instr::Requant(_) => c.ppu_free <= t && c.drained_at <= t,
@@ -721,12 +738,12 @@ impl Model {
         let (issue_end, prev_at, next_at, finish);
         match head.instr {
             Instr::Ldw(l) => {
-                self.shadow.load(&self.spad, l.addr as usize, l.k as usize, l.n as usize, cols);
+                self.load_shadow((l.addr, l.k, l.n, l.wfmt, l.meta), cols);
                 issue_end = t + l.k as u64;
                 (prev_at, next_at, finish) = (issue_end, issue_end, issue_end);
                 c.array_free = issue_end;
                 self.counters.add(Counter::ArrayBusy, l.k as u64);
-                self.counters.add(Counter::SpadReadRows, l.k as u64);
+                self.counters.add(Counter::SpadReadRows, l.k as u64 + position_rows(l.wfmt, l.k));
                 self.counters.add(Counter::WeightRows, l.k as u64);
             }
             Instr::Matmul(m) => {
@@ -737,9 +754,9 @@ impl Model {
                 self.counters.add(Counter::Macs, m.m as u64 * self.active.k as u64 * self.active.n as u64);
                 let mut span = m.m as u64;
                 if m.preload != 0 {
-                    self.shadow.load(&self.spad, m.w as usize, m.k as usize, m.n as usize, cols);
+                    self.load_shadow((m.w, m.k, m.n, m.wfmt, m.meta), cols);
                     span = span.max(m.k as u64);
-                    self.counters.add(Counter::SpadReadRows, m.k as u64);
+                    self.counters.add(Counter::SpadReadRows, m.k as u64 + position_rows(m.wfmt, m.k));
                     self.counters.add(Counter::WeightRows, m.k as u64);
                 }
                 issue_end = t + span;
@@ -748,7 +765,9 @@ impl Model {
                 c.array_free = issue_end;
                 c.drained_at = completion;
                 self.counters.add(Counter::ArrayBusy, span);
-                self.counters.add(Counter::SpadReadRows, m.m as u64);
+                // A 2:4 input's second scratchpad row (ISA.md §3).
+                let input_rows = if m.a_bstride != 0 { 2 } else { 1 };
+                self.counters.add(Counter::SpadReadRows, input_rows * m.m as u64);
                 self.counters.add(Counter::AccWriteRows, m.m as u64);
                 if m.accumulate != 0 {
                     self.counters.add(Counter::AccReadRows, m.m as u64);
@@ -936,6 +955,27 @@ impl Model {
 
 /// Schedules an instruction's token pushes: to the previous queue at
 /// `prev_at`, to the next at `next_at`.
+/// Scratchpad rows of 2-bit positions a tile of format `wfmt` reads.
+fn position_rows(wfmt: u8, k: u16) -> u64 {
+    if wfmt == isa::instr::WFMT_I8_S24 {
+        legal::sparse24_meta_rows(k as u64)
+    } else {
+        0
+    }
+}
+
+/// Whether a tile's position rows overlap what the post-processor writes.
+fn reads_positions(
+    wfmt: u8,
+    meta: u16,
+    k: u16,
+    overlaps: &dyn Fn(u64, u64, (u64, u64)) -> bool,
+    ppu_dst: (u64, u64),
+) -> bool {
+    let n = position_rows(wfmt, k);
+    n > 0 && overlaps(meta as u64, n, ppu_dst)
+}
+
 fn schedule_pushes(run: &mut Run, q: Queue, d: Deps, prev_at: u64, next_at: u64, index: u32) {
     if d.push_prev {
         run.pushes.push((prev_at, token_counter(q, q.prev().expect("checked")), index));

@@ -11,6 +11,7 @@ use super::files::{check_destination, print_stdout, write_atomic};
 use super::load;
 use super::table::{cells, group, table, Align};
 use clap::Args;
+use compiler::gemm::WeightChoice;
 use compiler::ir::{ElemType, Graph};
 use isa::program::TensorRole;
 use std::fmt::Write as _;
@@ -41,6 +42,13 @@ pub struct CompileArgs {
     /// (run their inputs as a batch of single inferences instead).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=65535))]
     pub batch: u32,
+    /// Weight formats the layers may use: `auto` runs every conv and dense
+    /// layer whose weights are exactly 2:4 along the reduction (in every
+    /// group of 4 consecutive input channels at least 2 zeros) on
+    /// 2:4-sparse tiles, when the configuration has `array.sparsity_2_4 =
+    /// true`; `dense` keeps every layer's weights int8 dense.
+    #[arg(long, value_name = "dense|auto", default_value = "auto", value_parser = ["dense", "auto"])]
+    pub weights: String,
 }
 
 /// Reads and imports a model into the quantized IR (also used by `sweep`).
@@ -66,7 +74,8 @@ pub fn run(args: &CompileArgs) -> Result<()> {
     let t0 = Instant::now();
     let graph = import(&args.model)?;
     let t1 = Instant::now();
-    let lowered = systole::flow::compile::lower(&graph, &cfg, args.batch, !args.no_graph, &model)?;
+    let weights = WeightChoice::parse(&args.weights).expect("clap checked dense|auto");
+    let lowered = systole::flow::compile::lower_with(&graph, &cfg, args.batch, !args.no_graph, &model, weights)?;
     let t2 = Instant::now();
     let prog = &lowered.program;
     write_atomic(&args.output, prog.to_bytes())?;
@@ -101,15 +110,32 @@ pub fn run(args: &CompileArgs) -> Result<()> {
         );
     }
     out.push('\n');
-    let mut rows = vec![cells(&["layer", "op", "output", "shape", "MACs", "instructions"])];
+    let mut rows = vec![cells(&["layer", "op", "output", "shape", "weights", "MACs", "instructions"])];
     let mut macs = 0u64;
     for l in &lowered.layers {
         macs += l.macs;
         let instrs = if l.first == l.last { "- (a view)".to_string() } else { format!("{}..{}", l.first, l.last) };
-        rows.push(vec![l.name.clone(), l.op.to_string(), l.value.clone(), shape_text(&l.shape), group(l.macs), instrs]);
+        let format = systole::flow::layers::weight_format(prog, l.first, l.last).unwrap_or("-");
+        rows.push(vec![
+            l.name.clone(),
+            l.op.to_string(),
+            l.value.clone(),
+            shape_text(&l.shape),
+            format.to_string(),
+            group(l.macs),
+            instrs,
+        ]);
     }
-    rows.push(vec!["total".into(), String::new(), String::new(), String::new(), group(macs), String::new()]);
-    let align = [Align::Left, Align::Left, Align::Left, Align::Left, Align::Right, Align::Left];
+    rows.push(vec![
+        "total".into(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        group(macs),
+        String::new(),
+    ]);
+    let align = [Align::Left, Align::Left, Align::Left, Align::Left, Align::Left, Align::Right, Align::Left];
     out.push_str(&table("  ", &rows, &align));
     out.push('\n');
     let _ = writeln!(

@@ -61,5 +61,32 @@ pub fn text(
         percent(1.0),
     ]);
     let (l, r) = (Align::Left, Align::Right);
-    table("  ", &t, &[l, l, l, r, r, r, r, r, r, l, r, r])
+    let mut align = vec![l, l, l, r, r, r, r, r, r, l, r, r];
+    // With 2:4 layers: each layer's weight format and what it saved
+    // against the dense program.
+    if rows.iter().any(|x| x.weights == Some("i8s24")) {
+        let saved = |x: &LayerFigures, f: &dyn Fn(&systole::flow::report::Saved) -> String| {
+            x.saved_vs_dense.as_ref().map_or_else(dash, f)
+        };
+        t[0].extend(cells(&["weights", "saved cycles", "saved bus B", "saved energy"]));
+        for (row, x) in t[1..].iter_mut().zip(rows) {
+            row.push(x.weights.unwrap_or("-").to_string());
+            row.push(saved(x, &|s| signed(s.cycles)));
+            row.push(saved(x, &|s| signed(s.dram_bus_bytes)));
+            row.push(saved(x, &|s| energy_text(s.energy_pj)));
+        }
+        for row in t.iter_mut().skip(rows.len() + 1) {
+            row.extend([String::new(), String::new(), String::new(), String::new()]);
+        }
+        align.extend([l, r, r, r]);
+    }
+    table("  ", &t, &align)
+}
+
+fn signed(v: i64) -> String {
+    if v < 0 {
+        format!("-{}", group(v.unsigned_abs()))
+    } else {
+        group(v as u64)
+    }
 }

@@ -309,7 +309,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
         input: TensorFile { file: input_name.clone(), tensor: tin.name.clone(), shape: tin.shape.clone() },
         output: TensorFile { file: out_name.clone(), tensor: tout.name.clone(), shape: shape.clone() },
     };
-    let rep = run::report(model, &prog_name, args.backend, &table, &measured, named, checker.as_ref());
+    let mut rep = run::report(model, &prog_name, args.backend, &table, &measured, named, checker.as_ref());
+    // Layers on 2:4 tiles: what they saved against the dense program.
+    run::with_dense_savings(model, &batch, &table, &mut rep)?;
     let per = rep.per_inference.clone();
     if let Some(path) = &args.json {
         files.add(path, rep.to_json().into_bytes());

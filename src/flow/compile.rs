@@ -5,6 +5,7 @@
 
 use super::files::{read_input, read_input_text, InputKind};
 use super::{FlowError, Result};
+use compiler::gemm::WeightChoice;
 use compiler::ir::Graph;
 use compiler::lower::Lowered;
 use isa::program::{Program, ProgramError};
@@ -68,9 +69,23 @@ pub fn import_onnx(bytes: &[u8], name: &str) -> Result<Graph> {
 /// `graph_in_program` the program leaves the graph out (`--no-graph`).
 /// `model` names the model in errors.
 pub fn lower(graph: &Graph, cfg: &HwConfig, batch: u32, graph_in_program: bool, model: &str) -> Result<Lowered> {
+    lower_with(graph, cfg, batch, graph_in_program, model, WeightChoice::Auto)
+}
+
+/// [`lower`] with the weight formats `weights` allows (`compile --weights
+/// dense|auto`): `Auto` runs the layers whose weights are exactly 2:4 on
+/// 2:4-sparse tiles when `cfg` has `array.sparsity_2_4`.
+pub fn lower_with(
+    graph: &Graph,
+    cfg: &HwConfig,
+    batch: u32,
+    graph_in_program: bool,
+    model: &str,
+    weights: WeightChoice,
+) -> Result<Lowered> {
     let graph = compiler::batch::with_batch(graph, batch as usize)
         .map_err(|e| FlowError::input(format!("{model}: cannot compile a batch of {batch}: {e}")))?;
-    let mut lowered = compiler::lower::lower(&graph, cfg)
+    let mut lowered = compiler::lower::lower_with(&graph, cfg, weights)
         .map_err(|e| FlowError::input(format!("{model}: cannot compile for config `{}`: {e}", cfg.name)))?;
     if !graph_in_program {
         lowered.program.meta.graph = Vec::new();

@@ -30,7 +30,7 @@
 //! as its data at peak bandwidth (data bytes / bytes_per_cycle),
 //! bandwidth-bound otherwise.
 
-use super::report::{fraction, Bound, LayerFigures};
+use super::report::{fraction, Bound, LayerFigures, Saved};
 use super::Compiled;
 use isa::instr::{Instr, BUF_ACC, INSTR_BYTES};
 use isa::legal::DmaBlock;
@@ -112,6 +112,40 @@ pub fn code_facts(prog: &Program, l: &LayerMeta, cfg: &HwConfig) -> CodeFacts {
         }
     }
     f
+}
+
+/// The weight format of the tiles instructions `[first, last)` load into
+/// the array: `i8s24` if any is 2:4-sparse, `i8` otherwise; `None` when
+/// they load none.
+pub fn weight_format(prog: &Program, first: usize, last: usize) -> Option<&'static str> {
+    let mut found = None;
+    for i in prog.code.get(first..last).unwrap_or_default() {
+        let wfmt = match i {
+            Instr::Ldw(x) => x.wfmt,
+            Instr::Matmul(x) if x.preload != 0 => x.wfmt,
+            _ => continue,
+        };
+        if wfmt == isa::instr::WFMT_I8_S24 {
+            return Some("i8s24");
+        }
+        found = Some("i8");
+    }
+    found
+}
+
+/// Fills `saved_vs_dense` of the rows of layers on 2:4 tiles: the same
+/// layer's figures in `dense` (the rows of the model compiled with
+/// `--weights dense` and run on the same inputs) minus its own, by name.
+pub fn fill_savings(rows: &mut [LayerFigures], dense: &[LayerFigures]) {
+    for r in rows.iter_mut().filter(|r| r.weights == Some("i8s24")) {
+        if let Some(d) = dense.iter().find(|d| d.name == r.name) {
+            r.saved_vs_dense = Some(Saved {
+                cycles: d.cycles as i64 - r.cycles as i64,
+                dram_bus_bytes: d.dram_bus_bytes as i64 - r.dram_bus_bytes as i64,
+                energy_pj: d.energy_pj - r.energy_pj,
+            });
+        }
+    }
 }
 
 /// Cycles each layer took in one run: from the first start to the last
@@ -204,6 +238,8 @@ pub fn attribute(
             weight_rows: wrows,
             bound: bound(cfg, l.macs, facts.data_bytes),
             energy_pj,
+            weights: weight_format(prog, l.first, l.last),
+            saved_vs_dense: None,
         });
     }
     let sum = |f: fn(&LayerFigures) -> u64| out.iter().map(f).sum::<u64>();
@@ -223,6 +259,8 @@ pub fn attribute(
         weight_rows: (total_wrows as u64).saturating_sub(sum(|r| r.weight_rows)),
         bound: None,
         energy_pj: energy.total_pj - out.iter().map(|r| r.energy_pj).sum::<f64>(),
+        weights: None,
+        saved_vs_dense: None,
     };
     (out, other)
 }

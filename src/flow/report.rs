@@ -239,6 +239,23 @@ pub struct LayerFigures {
     /// Null when the layer has neither MACs nor DRAM data.
     pub bound: Option<Bound>,
     pub energy_pj: f64,
+    /// The format of the weight tiles it loads (`i8`, `i8s24`); absent when
+    /// it loads none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weights: Option<&'static str>,
+    /// For a layer on 2:4 tiles: what they saved against the same layer
+    /// compiled dense (`compile --weights dense`), on the same inputs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub saved_vs_dense: Option<Saved>,
+}
+
+/// What a layer's weight format saved against dense int8 tiles: the dense
+/// figure minus this one (summed over the inferences; negative if it cost).
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Saved {
+    pub cycles: i64,
+    pub dram_bus_bytes: i64,
+    pub energy_pj: f64,
 }
 
 /// What `--check` found (it fails the command otherwise).

@@ -137,3 +137,25 @@ pub fn report(
     });
     rep
 }
+
+/// When `rep`'s model runs layers on 2:4 tiles and its program records the
+/// graph: compiles that graph again with dense weights (`--weights
+/// dense`), runs `batch` on the model and fills each 2:4 layer's
+/// `saved_vs_dense`. Does nothing otherwise.
+pub fn with_dense_savings(model: Compiled<'_>, batch: &Batch, table: &EnergyTable, rep: &mut Report) -> Result<()> {
+    let Some(run) = rep.model.as_mut() else { return Ok(()) };
+    if !run.layers.iter().any(|l| l.weights == Some("i8s24")) || model.prog.meta.graph.is_empty() {
+        return Ok(());
+    }
+    let graph = super::check::recorded_graph(model.prog, "the program")?;
+    let dense = compiler::lower::lower_with(&graph, model.cfg, compiler::gemm::WeightChoice::Dense)
+        .map_err(|e| FlowError::input(format!("the program's graph does not compile with dense weights: {e}")))?;
+    let layers = super::layers::from_program(&dense.program);
+    let dense_model = Compiled { prog: &dense.program, layers: &layers, cfg: model.cfg };
+    let measured = execute(dense_model, "the dense program", Backend::Sim, batch, None, || {})?;
+    let energy = sim::energy::energy(model.cfg, &measured.counters, table);
+    let runs = measured.run_cycles.len() as u64;
+    let (rows, _) = attribute(dense_model, &measured.layer_cycles, runs, &measured.counters, &energy);
+    super::layers::fill_savings(&mut run.layers, &rows);
+    Ok(())
+}

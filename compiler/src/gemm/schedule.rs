@@ -19,7 +19,7 @@
 //!   step s+2 waits for step s's release, the REQUANT of step s waits for the
 //!   STORE of step s-2.
 
-use super::weights::{PackedWeights, TileShape, WeightFormat};
+use super::weights::{PackedWeights, TileShape, WeightChoice, WeightFormat};
 use super::LowerError;
 use isa::config::Dataflow as ConfigDataflow;
 use isa::instr::{self as ins, Deps, Instr};
@@ -145,10 +145,33 @@ impl Dataflow {
     /// the array then waits on weight bytes, not on MACs — and the
     /// streaming schedule can run the job; weight-stationary otherwise.
     pub fn pack(self, b: &[i8], k: usize, n: usize, usage: GemmUse, cfg: &HwConfig) -> PackedWeights {
+        self.pack_with(b, k, n, usage, cfg, WeightChoice::Auto)
+    }
+
+    /// [`Self::pack`] with the formats `choice` allows: weight-stationary
+    /// weights are 2:4-sparse when `choice` and the config allow it and B
+    /// is exactly 2:4, dense int8 otherwise.
+    pub fn pack_with(
+        self,
+        b: &[i8],
+        k: usize,
+        n: usize,
+        usage: GemmUse,
+        cfg: &HwConfig,
+        choice: WeightChoice,
+    ) -> PackedWeights {
         if Self::streams(k, n, usage, cfg) {
-            PackedWeights::stream_i8(b, k, n, super::streaming::tile_shape(cfg))
-        } else {
-            PackedWeights::dense_i8(b, k, n, self.tile_shape())
+            return PackedWeights::stream_i8(b, k, n, super::streaming::tile_shape(cfg));
+        }
+        self.pack_stationary(b, k, n, cfg, choice)
+    }
+
+    /// Weight-stationary weights: 2:4 when allowed and exact, else dense.
+    pub fn pack_stationary(self, b: &[i8], k: usize, n: usize, cfg: &HwConfig, choice: WeightChoice) -> PackedWeights {
+        let sparse = || PackedWeights::sparse24(b, k, n, self.tile_shape(), cfg.array.cols as usize);
+        match choice.sparse24(cfg).then(sparse).flatten() {
+            Some(w) => w,
+            None => PackedWeights::dense_i8(b, k, n, self.tile_shape()),
         }
     }
 
@@ -209,7 +232,8 @@ struct Plan {
 impl Plan {
     fn new(m: usize, w: &PackedWeights, cfg: &HwConfig) -> Result<Plan, LowerError> {
         let (k, n, kt) = (w.k(), w.n(), w.k_tiles());
-        let tile_k = w.tile_shape().k;
+        // Scratchpad rows of a k-tile of B and of a row of A.
+        let (tile_k, ab) = (w.tile_pitch(), w.a_blocks());
         let spad = cfg.spad_rows() as usize;
         let accr = cfg.acc_rows() as usize;
         let too_large = |why: String| LowerError::TooLarge { m, k, n, why };
@@ -217,7 +241,7 @@ impl Plan {
         // tiles (mt). Whole stripes when they fit (one LOAD of at most
         // 65,535 rows); else the largest pieces that leave A blocks of
         // min(M, 16) rows (at least 1).
-        let a_room = |mt: usize| 2 * (kt + 1) * mt;
+        let a_room = |mt: usize| 2 * (ab + 1) * mt;
         let kp = if 2 * kt * tile_k + a_room(1) <= spad && kt * tile_k <= 65535 {
             kt
         } else {
@@ -228,7 +252,7 @@ impl Plan {
                 return Err(too_large(format!(
                     "an A block of one row and K = {k} ({} scratchpad rows twice) leaves no room for weights in \
                      {spad} rows",
-                    kt + 1
+                    ab + 1
                 )));
             }
             // Even pieces.
@@ -236,14 +260,14 @@ impl Plan {
         };
         let b_rows = kp * tile_k;
         let spare = spad - 2 * b_rows;
-        let mut mt = (spare / (2 * (kt + 1))).min((accr.saturating_sub(4)) / 2).min(m).min(256);
+        let mut mt = (spare / (2 * (ab + 1))).min((accr.saturating_sub(4)) / 2).min(m).min(256);
         if mt == 0 {
             return Err(too_large(format!("the accumulator's {accr} rows leave no room for a tile")));
         }
         // Keep every block the same size when M allows it.
         let mb = m.div_ceil(mt);
         mt = m.div_ceil(mb);
-        let a_rows = mt * kt;
+        let a_rows = mt * ab;
         let r = |x: usize| x as u16;
         Ok(Plan {
             mt,
@@ -319,7 +343,7 @@ fn emit_weight_stationary(job: &GemmJob<'_>, cfg: &HwConfig) -> Result<Vec<Instr
     }
     let p = Plan::new(m, w, cfg)?;
     let nt = w.n_tiles();
-    let tile_k = w.tile_shape().k;
+    let tile_k = w.a_block();
     let spad_width = cfg.array.cols as usize;
     let int8_out = matches!(job.out, GemmOut::Int8 { .. });
     let param_addr = |params: u64, j: usize| params + (j * 2 * spad_width * 4) as u64;
@@ -419,8 +443,10 @@ fn emit_weight_stationary(job: &GemmJob<'_>, cfg: &HwConfig) -> Result<Vec<Instr
         // (it reads the parameters) and hands the tile to STORE.
         let requants = int8_out && st.last;
         for (idx, &i) in st.tiles.iter().enumerate() {
+            let (a_off, a_bstride) = w.tile_input(i, rows as usize);
             let mut mm = ins::Matmul {
-                a: p.a_buf[mb % 2] + (i * rows as usize) as u16,
+                a: p.a_buf[mb % 2] + a_off as u16,
+                a_bstride,
                 m: rows,
                 acc: p.acc_buf[q % 2],
                 accumulate: !(st.first && idx == 0) as u8,
@@ -565,6 +591,70 @@ mod tests {
                 let at = (r * n + col) * 4;
                 assert_eq!(i32::from_le_bytes(c[at..at + 4].try_into().unwrap()), want, "C[{r}][{col}]");
             }
+        }
+    }
+
+    /// 2:4 weights on 2:4 tiles, on arrays whose tiles read one and two
+    /// scratchpad rows per input: the int32 result is the plain product, the
+    /// MACs half the dense tiles' (the kept rows), fewer cycles.
+    #[test]
+    fn sparse_2_4_jobs_are_correct_and_faster_on_the_model() {
+        for (rows, cols) in [(4, 4), (2, 4), (4, 8)] {
+            let mut cfg = HwConfig::tiny_4x4();
+            (cfg.array.rows, cfg.array.cols) = (rows, cols);
+            cfg.array.sparsity_2_4 = true;
+            cfg.validate().unwrap();
+            let dataflow = Dataflow::for_config(&cfg).unwrap();
+            let (m, k, n) = (9, 38, 11);
+            // Two non-zeros in each group of 4 (some groups fewer), -128 included.
+            let b: Vec<i8> = (0..k * n)
+                .map(|i| {
+                    let (r, c) = (i / n, i % n);
+                    if (r + c) % 4 < 2 && (r * 7 + c) % 5 != 0 {
+                        (i as i32 * 37 % 256 - 128) as i8
+                    } else {
+                        0
+                    }
+                })
+                .collect();
+            let a: Vec<u8> = (0..m * k).map(|i| (i * 53 % 256) as u8).collect();
+            let run = |choice: WeightChoice| {
+                let usage = GemmUse { m, a_unsigned: true, int32_out: false };
+                let weights = dataflow.pack_with(&b, k, n, usage, &cfg, choice);
+                let (a_off, c_off) = (8192, 16384);
+                let job = GemmJob {
+                    m,
+                    a: ASource::Matrix { addr: a_off, stride: k as u64 },
+                    a_unsigned: true,
+                    weights: &weights,
+                    weights_addr: 0,
+                    out: GemmOut::Int32,
+                    c: OutRows::dense(c_off, (n * 4) as u64),
+                };
+                let code = dataflow.emit(&job, &cfg).unwrap();
+                let mut data = weights.bytes().to_vec();
+                data.resize(c_off as usize + m * n * 4, 0);
+                data[a_off as usize..a_off as usize + a.len()].copy_from_slice(&a);
+                let (mut d, counters, data_addr) = crate::test_run::run_alone(&cfg, code, data);
+                assert_eq!(counters.get(isa::Counter::Macs), weights.macs(m));
+                let c = d.read_mem(data_addr + c_off, m * n * 4).unwrap();
+                (weights.format(), counters, c)
+            };
+            let (format, sparse, c) = run(WeightChoice::Auto);
+            assert_eq!(format, WeightFormat::Sparse24I8, "{rows}x{cols}");
+            for r in 0..m {
+                for col in 0..n {
+                    let want: i32 = (0..k).map(|kk| a[r * k + kk] as i32 * b[kk * n + col] as i32).sum();
+                    let at = (r * n + col) * 4;
+                    assert_eq!(i32::from_le_bytes(c[at..at + 4].try_into().unwrap()), want, "C[{r}][{col}]");
+                }
+            }
+            let (format, dense, c_dense) = run(WeightChoice::Dense);
+            assert_eq!(format, WeightFormat::DenseI8);
+            assert_eq!(c, c_dense);
+            let get = |c: &isa::Counters, x| c.get(x);
+            assert!(get(&sparse, isa::Counter::Macs) * 2 <= get(&dense, isa::Counter::Macs) + (m * n * 2) as u64);
+            assert!(get(&sparse, isa::Counter::Cycles) < get(&dense, isa::Counter::Cycles), "{rows}x{cols}");
         }
     }
 

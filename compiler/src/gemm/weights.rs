@@ -26,6 +26,94 @@ pub enum WeightFormat {
     BandI8,
     /// The same with a kernel row's taps packed into each tile's rows.
     BandRowsI8,
+    /// 2:4-sparse int8 (`wfmt = i8s24`), in stripes like `DenseI8`: a tile
+    /// of `tile.k` kept rows covers `2 tile.k` reductions (ISA.md §3); per
+    /// stripe, per k-tile, its `tile.k` rows of kept values then its
+    /// `ceil(tile.k / 4)` rows of 2-bit positions.
+    Sparse24I8,
+}
+
+/// Which weight formats the compiler may choose (`systole compile
+/// --weights`): `Auto` takes 2:4 for layers whose weights are exactly 2:4
+/// when the configuration has `array.sparsity_2_4`; `Dense` never does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WeightChoice {
+    Dense,
+    #[default]
+    Auto,
+}
+
+impl WeightChoice {
+    pub fn name(self) -> &'static str {
+        match self {
+            WeightChoice::Dense => "dense",
+            WeightChoice::Auto => "auto",
+        }
+    }
+
+    /// Parses `dense` or `auto`.
+    pub fn parse(s: &str) -> Option<WeightChoice> {
+        match s {
+            "dense" => Some(WeightChoice::Dense),
+            "auto" => Some(WeightChoice::Auto),
+            _ => None,
+        }
+    }
+
+    /// Whether 2:4 tiles may be used on `cfg`.
+    pub fn sparse24(self, cfg: &isa::HwConfig) -> bool {
+        self == WeightChoice::Auto && cfg.array.sparsity_2_4
+    }
+}
+
+/// Whether B `[k, n]` is exactly 2:4 along the reduction: in every column,
+/// every group of 4 consecutive reduction indices (from index 0; a short
+/// last group counts as padded with zeros) holds at most 2 non-zeros.
+pub fn is_2_4(b: &[i8], k: usize, n: usize) -> bool {
+    let mut count = vec![0u8; n];
+    for (r, row) in b.chunks_exact(n.max(1)).take(k).enumerate() {
+        if r % 4 == 0 {
+            count.iter_mut().for_each(|c| *c = 0);
+        }
+        for (c, &v) in count.iter_mut().zip(row) {
+            *c += (v != 0) as u8;
+            if *c > 2 {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// One column's group of 4 reductions compressed to its 2 kept values and
+/// their positions. Non-zeros first; the rest are zeros at positions no
+/// kept value uses, so the two positions always differ. `None` when the
+/// group has more than 2 non-zeros.
+pub fn compress_group(group: [i8; 4]) -> Option<[(i8, u8); 2]> {
+    let mut kept = [(0i8, 0u8); 2];
+    let mut n = 0;
+    for (p, &v) in group.iter().enumerate() {
+        if v != 0 {
+            if n == 2 {
+                return None;
+            }
+            kept[n] = (v, p as u8);
+            n += 1;
+        }
+    }
+    // Zero values at the lowest free positions.
+    let used = kept;
+    let mut free = (0..4u8).filter(|p| used[..n].iter().all(|&(_, q)| q != *p));
+    for slot in kept.iter_mut().skip(n) {
+        *slot = (0, free.next().expect("4 positions, at most 2 used"));
+    }
+    Some(kept)
+}
+
+/// A 2:4 tile's position bytes: kept row `r`'s position in bits
+/// `2 (r % 4)..` of position row `r / 4`, one byte per column.
+pub fn position_byte(rows: &[u8]) -> u8 {
+    rows.iter().enumerate().fold(0u8, |b, (r, &p)| b | (p & 3) << (2 * r))
 }
 
 impl WeightFormat {
@@ -35,6 +123,15 @@ impl WeightFormat {
             WeightFormat::DenseI8 | WeightFormat::StreamI8 | WeightFormat::BandI8 | WeightFormat::BandRowsI8 => {
                 ins::WFMT_I8
             }
+            WeightFormat::Sparse24I8 => ins::WFMT_I8_S24,
+        }
+    }
+
+    /// The name the per-layer report prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            WeightFormat::Sparse24I8 => "i8s24",
+            _ => "i8",
         }
     }
 }
@@ -79,6 +176,17 @@ pub struct PackedWeights {
     bytes: Vec<u8>,
     /// Per tile `k_tile * n_tiles + n_tile`: holds a non-zero weight.
     nonzero: Vec<bool>,
+    /// `Sparse24I8`: reductions per k-tile and A's column-block width.
+    sparse: Option<Sparse24Geometry>,
+}
+
+/// How a 2:4 k-tile meets A: it covers `span` reductions (twice its kept
+/// rows), which A holds in `span / a_block` column blocks of `a_block`
+/// values (one or two scratchpad rows per input, ISA.md §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Sparse24Geometry {
+    span: usize,
+    a_block: usize,
 }
 
 impl PackedWeights {
@@ -97,7 +205,7 @@ impl PackedWeights {
             }
         }
         let nonzero = nonzero_tiles(b, k, n, tile);
-        PackedWeights { format: WeightFormat::DenseI8, k, n, tile, bytes, nonzero }
+        PackedWeights { format: WeightFormat::DenseI8, k, n, tile, bytes, nonzero, sparse: None }
     }
 
     /// Streaming int8 (`WeightFormat::StreamI8`): `tile.k` reduction values
@@ -114,7 +222,95 @@ impl PackedWeights {
         }
         // Streaming never skips: every column of a k-tile is one row.
         let nonzero = vec![true; k.div_ceil(tile.k) * n.div_ceil(tile.n)];
-        PackedWeights { format: WeightFormat::StreamI8, k, n, tile, bytes, nonzero }
+        PackedWeights { format: WeightFormat::StreamI8, k, n, tile, bytes, nonzero, sparse: None }
+    }
+
+    /// 2:4-sparse int8 (`WeightFormat::Sparse24I8`) for tiles of `tile.k`
+    /// kept rows on an array `cols` wide, or `None` when B is not exactly
+    /// 2:4 ([`is_2_4`]) or the tile's `2 tile.k` inputs neither fit one
+    /// scratchpad row nor fill two. Stripe `j`: per k-tile `i` (reductions
+    /// `[2 i tile.k, 2 (i + 1) tile.k)`), `tile.k` rows of kept values,
+    /// then `ceil(tile.k / 4)` position rows, each `tile.n` bytes.
+    pub fn sparse24(b: &[i8], k: usize, n: usize, tile: TileShape, cols: usize) -> Option<PackedWeights> {
+        assert_eq!(b.len(), k * n, "B is K x N");
+        let span = 2 * tile.k;
+        let a_block = if span <= cols {
+            span
+        } else if tile.k == cols {
+            cols
+        } else {
+            return None;
+        };
+        if !is_2_4(b, k, n) || !tile.k.is_multiple_of(2) {
+            return None;
+        }
+        let (kt, nt) = (k.div_ceil(span), n.div_ceil(tile.n));
+        let pitch = tile.k + isa::legal::sparse24_meta_rows(tile.k as u64) as usize;
+        let mut bytes = vec![0u8; nt * kt * pitch * tile.n];
+        let mut positions = vec![0u8; tile.k];
+        for j in 0..nt {
+            for i in 0..kt {
+                let base = (j * kt + i) * pitch;
+                for c in 0..tile.n.min(n - j * tile.n) {
+                    let col = j * tile.n + c;
+                    for g in 0..tile.k / 2 {
+                        let at = |x: usize| {
+                            let r = i * span + 4 * g + x;
+                            if r < k {
+                                b[r * n + col]
+                            } else {
+                                0
+                            }
+                        };
+                        let kept = compress_group([at(0), at(1), at(2), at(3)]).expect("checked 2:4");
+                        for (h, (v, p)) in kept.into_iter().enumerate() {
+                            bytes[(base + 2 * g + h) * tile.n + c] = v as u8;
+                            positions[2 * g + h] = p;
+                        }
+                    }
+                    for (q, rows) in positions.chunks(4).enumerate() {
+                        bytes[(base + tile.k + q) * tile.n + c] = position_byte(rows);
+                    }
+                }
+            }
+        }
+        let nonzero = nonzero_tiles(b, k, n, TileShape { k: span, n: tile.n });
+        let sparse = Some(Sparse24Geometry { span, a_block });
+        Some(PackedWeights { format: WeightFormat::Sparse24I8, k, n, tile, bytes, nonzero, sparse })
+    }
+
+    /// Reductions one k-tile covers: `tile.k`, or twice that for 2:4.
+    fn k_span(&self) -> usize {
+        self.sparse.map_or(self.tile.k, |s| s.span)
+    }
+
+    /// Scratchpad rows of one k-tile in a stripe (2:4: kept and position rows).
+    pub fn tile_pitch(&self) -> usize {
+        match self.sparse {
+            Some(_) => self.tile.k + isa::legal::sparse24_meta_rows(self.tile.k as u64) as usize,
+            None => self.tile.k,
+        }
+    }
+
+    /// The width of A's column blocks in the scratchpad: a weight-stationary
+    /// schedule stores a block of A column-blocked by it.
+    pub fn a_block(&self) -> usize {
+        self.sparse.map_or(self.tile.k, |s| s.a_block)
+    }
+
+    /// A's column blocks: scratchpad rows per row of A.
+    pub fn a_blocks(&self) -> usize {
+        self.k.div_ceil(self.a_block())
+    }
+
+    /// Where k-tile `i`'s inputs are in an A block of `rows` rows stored
+    /// column-blocked by [`Self::a_block`]: the first row's offset from the
+    /// block and the `matmul`'s `a_bstride` (2:4 tiles reading two blocks).
+    pub fn tile_input(&self, i: usize, rows: usize) -> (usize, u16) {
+        let per_tile = self.k_span() / self.a_block();
+        let first = i * per_tile;
+        let second = per_tile == 2 && first + 1 < self.a_blocks();
+        (first * rows, if second { rows as u16 } else { 0 })
     }
 
     /// Streaming format: the LOAD bringing columns `[c0, c0 + cols)` of
@@ -151,7 +347,7 @@ impl PackedWeights {
         self.tile
     }
     pub fn k_tiles(&self) -> usize {
-        self.k.div_ceil(self.tile.k)
+        self.k.div_ceil(self.k_span())
     }
     pub fn n_tiles(&self) -> usize {
         self.n.div_ceil(self.tile.n)
@@ -160,8 +356,13 @@ impl PackedWeights {
     pub fn tile_cols(&self, j: usize) -> usize {
         self.tile.n.min(self.n - j * self.tile.n)
     }
+    /// Rows of k-tile `i` in the array (2:4: kept rows, two per group).
     fn tile_rows(&self, i: usize) -> usize {
-        self.tile.k.min(self.k - i * self.tile.k)
+        let left = self.k - i * self.k_span();
+        match self.sparse {
+            Some(s) => 2 * left.min(s.span).div_ceil(4),
+            None => self.tile.k.min(left),
+        }
     }
 
     /// The constant bytes to place in device memory.
@@ -171,7 +372,7 @@ impl PackedWeights {
 
     /// Scratchpad rows a stripe occupies.
     pub fn stripe_rows(&self) -> usize {
-        self.k_tiles() * self.tile.k
+        self.k_tiles() * self.tile_pitch()
     }
 
     /// The LOAD bringing k-tiles `tiles` of stripe `j` of weights placed at
@@ -179,10 +380,14 @@ impl PackedWeights {
     /// of it when K is split across accumulator passes).
     pub fn stripe_load(&self, j: usize, tiles: std::ops::Range<usize>, base: u64, row: u16) -> ins::Load {
         let row_bytes = self.tile.n;
-        let (r0, r1) = (tiles.start * self.tile.k, (tiles.end * self.tile.k).min(self.k));
+        // Dense stripes hold K rows; 2:4 ones whole k-tiles.
+        let (stripe, r0, r1) = match self.sparse {
+            Some(_) => (self.stripe_rows(), tiles.start * self.tile_pitch(), tiles.end * self.tile_pitch()),
+            None => (self.k, tiles.start * self.tile.k, (tiles.end * self.tile.k).min(self.k)),
+        };
         ins::Load {
             buf: ins::BUF_SPAD,
-            dram: (base + ((j * self.k + r0) * row_bytes) as u64) as u32,
+            dram: (base + ((j * stripe + r0) * row_bytes) as u64) as u32,
             stride: row_bytes as u32,
             rows: (r1 - r0) as u16,
             cols: row_bytes as u16,
@@ -194,12 +399,13 @@ impl PackedWeights {
     /// Tile `(i, j)` of the piece of stripe `j` that starts at k-tile `i0`
     /// and was loaded at scratchpad row `row`.
     pub fn tile(&self, i: usize, j: usize, (i0, row): (usize, u16)) -> WeightTile {
+        let addr = row + ((i - i0) * self.tile_pitch()) as u16;
         WeightTile {
-            addr: row + ((i - i0) * self.tile.k) as u16,
+            addr,
             k: self.tile_rows(i) as u16,
             n: self.tile_cols(j) as u16,
             wfmt: self.format.wfmt(),
-            meta: 0,
+            meta: if self.sparse.is_some() { addr + self.tile.k as u16 } else { 0 },
         }
     }
 
@@ -344,6 +550,43 @@ mod tests {
         assert_eq!(unpack_stream_i8(w.bytes(), k, n, tile).as_deref(), Some(&b[..]));
         assert_eq!(unpack_stream_i8(&w.bytes()[1..], k, n, tile), None);
         assert_eq!(stream_i8_packed_len(4, 4, TileShape { k: 5, n: 4 }), None);
+    }
+
+    /// 2:4 detection and compression: groups from reduction 0, a short last
+    /// group padded with zeros; kept values with distinct positions; a
+    /// tile's kept rows, position rows and where its inputs are in A.
+    #[test]
+    fn sparse24_detection_compression_and_tiles() {
+        assert!(is_2_4(&[1, 0, 0, 2, 0, 0], 6, 1) && !is_2_4(&[1, 0, 3, 2, 0, 0], 6, 1));
+        assert!(is_2_4(&[0, 0, 0, 0, 5, 6], 6, 1) && !is_2_4(&[0, 0, 0, 0, 5, 6, 7], 7, 1));
+        assert_eq!(compress_group([0, 7, 0, -3]), Some([(7, 1), (-3, 3)]));
+        assert_eq!(compress_group([0, 0, 9, 0]), Some([(9, 2), (0, 0)]));
+        assert_eq!(compress_group([0, 0, 0, 0]), Some([(0, 0), (0, 1)]));
+        assert_eq!(compress_group([1, 1, 1, 0]), None);
+        assert_eq!(position_byte(&[1, 3, 0, 2]), 0b10_00_11_01);
+        // K = 10 on tiles of 2 kept rows (4 reductions) on a 4-wide array:
+        // 3 k-tiles, the last covering 2 reductions (one group, 2 kept rows).
+        let (k, n, tile) = (10, 3, TileShape { k: 2, n: 4 });
+        let b: Vec<i8> = (0..k * n).map(|i| if (i / n + i % n) % 4 < 2 { 1 + i as i8 } else { 0 }).collect();
+        let w = PackedWeights::sparse24(&b, k, n, tile, 4).expect("2:4");
+        assert_eq!((w.k_tiles(), w.tile_pitch(), w.a_block(), w.a_blocks()), (3, 3, 4, 3));
+        assert_eq!(w.tile(2, 0, (0, 100)), WeightTile { addr: 106, k: 2, n: 3, wfmt: ins::WFMT_I8_S24, meta: 108 });
+        assert_eq!(w.tile_input(1, 5), (5, 0), "one block per tile: no second input row");
+        // Column 1 of k-tile 0: reductions 0..4 hold B[0][1], B[3][1]... as kept rows.
+        let (v0, v1) = (w.bytes()[1] as i8, w.bytes()[4 + 1] as i8);
+        let p = w.bytes()[2 * 4 + 1];
+        let dense: Vec<i8> = (0..4).map(|r| b[r * n + 1]).collect();
+        let mut rebuilt = [0i8; 4];
+        rebuilt[(p & 3) as usize] += v0;
+        rebuilt[(p >> 2 & 3) as usize] += v1;
+        assert_eq!(rebuilt.to_vec(), dense);
+        assert_eq!(w.macs(1), (2 + 2 + 2) * 3);
+        // Not 2:4, or a tile whose inputs neither fit a row nor fill two: none.
+        assert!(PackedWeights::sparse24(&[1, 1, 1, 0], 4, 1, tile, 4).is_none());
+        assert!(PackedWeights::sparse24(&b, k, n, TileShape { k: 6, n: 8 }, 8).is_none());
+        // Two blocks per tile (kept rows = array columns).
+        let w = PackedWeights::sparse24(&b, k, n, TileShape { k: 4, n: 4 }, 4).expect("2:4");
+        assert_eq!((w.k_tiles(), w.a_block(), w.tile_input(0, 5), w.tile_input(1, 5)), (2, 4, (0, 5), (10, 0)));
     }
 
     /// Unpacking inverts packing, partial and all-zero tiles included

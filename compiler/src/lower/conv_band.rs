@@ -157,6 +157,12 @@ struct Term {
     k: usize,
     n: usize,
     live: bool,
+    /// A 2:4-sparse tile (`i8s24`) of two terms: the second's (tap, block,
+    /// reduction rows), its inputs `dim..` of the array's input (read at
+    /// `a_bstride` rows from the first's).
+    second: Option<([usize; 2], usize, usize)>,
+    /// Rows of the tile in the array: `k`, or a 2:4 tile's kept rows.
+    rows: usize,
 }
 
 /// The mapping a band conv of these weights uses (`packed`: the kernel
@@ -224,7 +230,7 @@ impl TileMap {
                     };
                     for block in blocks {
                         let k = dim.min(width - block * dim);
-                        v.push(Term { j, tap: [ky, kx], block, k, n, live: true });
+                        v.push(Term { j, tap: [ky, kx], block, k, n, live: true, second: None, rows: k });
                     }
                 }
             }
@@ -296,8 +302,114 @@ impl TileMap {
 
 /// Byte of tile `t`'s element `(r, col)` in the stream image.
 fn image_at(t: usize, r: usize, col: usize, dim: usize) -> usize {
+    image_at_pitch(t, r, col, dim, dim)
+}
+
+/// [`image_at`] for tiles of `pitch` rows (2:4 tiles: kept and position rows).
+fn image_at_pitch(t: usize, r: usize, col: usize, dim: usize, pitch: usize) -> usize {
     let (sb, b) = (t / WIDE, t % WIDE);
-    (sb * dim + r) * (WIDE + 1) * dim + b * dim + col
+    (sb * pitch + r) * (WIDE + 1) * dim + b * dim + col
+}
+
+/// Scratchpad rows of a 2:4 tile in the stream: `dim` kept rows, then
+/// their positions.
+fn sparse_pitch(dim: usize) -> usize {
+    dim + isa::legal::sparse24_meta_rows(dim as u64) as usize
+}
+
+impl TileMap {
+    /// Term `t`'s weights as the array's dense-equivalent input rows:
+    /// element `(r, col)` for `r < 2 dim` (the second term from `dim` on).
+    fn dense_rows(&self, t: &Term, weights: &[i8], r: usize, col: usize) -> i8 {
+        let dim = self.dim;
+        let src = match t.second {
+            Some((tap, block, k)) if r >= dim => {
+                let half = Term { tap, block, k, second: None, ..t.clone() };
+                self.source(&half, r - dim, col)
+            }
+            _ if r >= dim => None,
+            _ => self.source(&Term { second: None, ..t.clone() }, r, col),
+        };
+        src.map_or(0, |i| weights[i])
+    }
+
+    /// Whether every single term's tile is 2:4 along its input channels.
+    fn all_2_4(&self, terms: &[Term], weights: &[i8]) -> bool {
+        terms.iter().all(|t| {
+            (0..t.n).all(|col| {
+                (0..t.k.div_ceil(4))
+                    .all(|g| (0..4).filter(|&x| self.dense_rows(t, weights, 4 * g + x, col) != 0).count() <= 2)
+            })
+        })
+    }
+
+    /// The 2:4 stream image: like [`TileMap::pack`], tiles of
+    /// [`sparse_pitch`] rows: kept values, then position bytes.
+    fn pack_sparse(&self, terms: &[Term], weights: &[i8]) -> Vec<u8> {
+        let (dim, pitch) = (self.dim, sparse_pitch(self.dim));
+        let sbs = terms.len().div_ceil(WIDE);
+        let mut out = vec![0u8; sbs * pitch * (WIDE + 1) * dim];
+        let mut positions = vec![0u8; dim];
+        for (t, term) in terms.iter().enumerate() {
+            for col in 0..term.n {
+                for g in 0..dim / 2 {
+                    let v = |x: usize| self.dense_rows(term, weights, 4 * g + x, col);
+                    let kept = gemm::compress_group([v(0), v(1), v(2), v(3)]).expect("checked 2:4");
+                    for (h, (value, p)) in kept.into_iter().enumerate() {
+                        out[image_at_pitch(t, 2 * g + h, col, dim, pitch)] = value as u8;
+                        positions[2 * g + h] = p;
+                    }
+                }
+                for (q, rows) in positions.chunks(4).enumerate() {
+                    out[image_at_pitch(t, dim + q, col, dim, pitch)] = gemm::position_byte(rows);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Pairs a tile's terms into 2:4 tiles, in order: within each input block
+/// consecutive taps, then the blocks' leftover last taps block by block,
+/// so the second of a pair always lies after the first in the band
+/// (`a_bstride` > 0 for every band height).
+fn pair_terms(terms: Vec<Term>, dim: usize) -> Vec<Term> {
+    let mut out = Vec::new();
+    let mut rest = terms;
+    while let Some(j) = rest.first().map(|t| t.j) {
+        let split = rest.iter().position(|t| t.j != j).unwrap_or(rest.len());
+        let tile: Vec<Term> = rest.drain(..split).collect();
+        let mut blocks: Vec<usize> = tile.iter().map(|t| t.block).collect();
+        blocks.sort_unstable();
+        blocks.dedup();
+        let mut leftovers = Vec::new();
+        for &b in &blocks {
+            let of_block: Vec<&Term> = tile.iter().filter(|t| t.block == b).collect();
+            for pair in of_block.chunks(2) {
+                match pair {
+                    [a, b2] => out.push(Term { second: Some((b2.tap, b2.block, b2.k)), ..(*a).clone() }),
+                    [a] => leftovers.push((*a).clone()),
+                    _ => unreachable!("chunks of 2"),
+                }
+            }
+        }
+        for pair in leftovers.chunks(2) {
+            match pair {
+                [a, b2] => out.push(Term { second: Some((b2.tap, b2.block, b2.k)), ..a.clone() }),
+                [a] => out.push(a.clone()),
+                _ => unreachable!("chunks of 2"),
+            }
+        }
+    }
+    // Kept rows: two per group of 4 inputs the pair covers.
+    for t in &mut out {
+        let inputs = match t.second {
+            Some((_, _, k2)) => dim + k2,
+            None => t.k,
+        };
+        t.rows = 2 * inputs.div_ceil(4);
+    }
+    out
 }
 
 /// A band conv's weights `[m, cg, kh, kw]` from the start of `image`, its
@@ -470,9 +582,22 @@ pub(super) fn lower(
         dim,
         packed: false,
     };
+    // The layer's groups of 4 consecutive reductions (channels innermost)
+    // must be groups of one tap's channels: 4 divides the channels.
+    let may_sparse = cx.weights.sparse24(cx.cfg)
+        && matches!(map, Mapping::Dense { .. })
+        && dim.is_multiple_of(4)
+        && cg.is_multiple_of(4)
+        && {
+            let tiles = TileMap { w_shape: c.w_shape, dim, map: map.clone() };
+            let terms = tiles.terms();
+            terms.len() > 1 && tiles.all_2_4(&terms, &c.weights)
+        };
+    // 2:4 tiles halve the passes: better than packing the kernel row.
     let map = if map
         == (Mapping::Dense { blocks_per_group: cin.div_ceil(dim), out_per_group: m_out.div_ceil(dim) * dim })
         && groups == 1
+        && !may_sparse
         && packing_pays(&g, cx.cfg)
     {
         g.packed = true;
@@ -483,9 +608,16 @@ pub(super) fn lower(
     if g.strides[1] > u8::MAX as usize || g.steps().1 > u16::MAX as usize {
         return Ok(None);
     }
+    // 2:4 tiles pair two terms' inputs (ISA.md §3): when allowed and every
+    // term's weights are 2:4 along the input channels.
+    let sparse = may_sparse && !g.packed;
     let tiles = TileMap { w_shape: c.w_shape, dim, map };
     let mut terms = tiles.terms();
-    let sb_rows = WIDE * dim;
+    if sparse {
+        terms = pair_terms(terms, dim);
+    }
+    let pitch = if sparse { sparse_pitch(dim) } else { dim };
+    let sb_rows = WIDE * pitch;
     let weight_rows = terms.len().div_ceil(WIDE) * sb_rows;
     let spad = (cx.cfg.spad_rows() as usize).min(u16::MAX as usize + 1);
     let accr = (cx.cfg.acc_rows() as usize).min(u16::MAX as usize + 1);
@@ -505,7 +637,8 @@ pub(super) fn lower(
         .collect();
     let scale: Vec<f32> = (0..cout).map(|o| numerics::requant_scale(qx.scale, c.w_scale[o], qy.scale)).collect();
     let params_addr = cx.mem.alloc_bytes(&gemm::pack_params(&folded, &scale, dim));
-    let weights_addr = cx.mem.alloc_bytes(&tiles.pack(&terms, &c.weights));
+    let image = if sparse { tiles.pack_sparse(&terms, &c.weights) } else { tiles.pack(&terms, &c.weights) };
+    let weights_addr = cx.mem.alloc_bytes(&image);
     // Resident weights load in chunks too, so the first matmul waits for
     // its own chunk only, not for all the weights.
     let chunks = chunk_terms(terms.len(), p.chunk_rows.map_or(RESIDENT_STEP, |r| r / sb_rows));
@@ -513,7 +646,7 @@ pub(super) fn lower(
     // streamed; each output tile and each chunk keeps one (so the tile is
     // written and the chunk's tokens flow).
     for t in &mut terms {
-        t.live = (0..t.k).any(|r| (0..t.n).any(|col| tiles.source(t, r, col).is_some_and(|i| c.weights[i] != 0)));
+        t.live = (0..2 * dim).any(|r| (0..t.n).any(|col| tiles.dense_rows(t, &c.weights, r, col) != 0));
     }
     for i in 0..terms.len() {
         let first_of_tile = i == 0 || terms[i - 1].j != terms[i].j;
@@ -525,7 +658,9 @@ pub(super) fn lower(
             terms[i].live = true;
         }
     }
-    cx.packed_weights = Some(PackedRef {
+    // The recorded graph references a dense image; a 2:4 one keeps its
+    // weights raw.
+    cx.packed_weights = (!sparse).then(|| PackedRef {
         format: if g.packed { WeightFormat::BandRowsI8 } else { WeightFormat::BandI8 },
         tile_n: dim,
         offsets: vec![weights_addr],
@@ -544,6 +679,7 @@ pub(super) fn lower(
         a_unsigned: cx.g.values[x].ty == ElemType::U8,
         requant: Requant { zp: qy.zero_point, qmin: c.qmin, qmax: c.qmax, unsigned: cx.g.values[y].ty == ElemType::U8 },
         bus_bytes: cx.cfg.dram.bytes_per_cycle as usize,
+        pitch,
     };
     let (code, macs) = job.emit();
     cx.code.phase(code);
@@ -578,6 +714,8 @@ struct Job<'a> {
     requant: Requant,
     /// DRAM bytes per cycle (paces the weight LOADs).
     bus_bytes: usize,
+    /// Scratchpad rows per weight tile: `dim`, or [`sparse_pitch`] for 2:4.
+    pitch: usize,
 }
 
 /// A weight chunk: superblocks `[sb0, sb0 + sbs)`, which hold terms `[t0, t1)`.
@@ -682,7 +820,8 @@ impl Job<'_> {
         let chunks = self.chunks;
         let streaming = p.chunk_rows.is_some();
         let nch = chunks.len();
-        let sb_rows = WIDE * dim;
+        let pitch = self.pitch;
+        let sb_rows = WIDE * pitch;
         let mut s = Streams::default();
 
         // Scratchpad rows of chunk `q` for band `b` (a slot, or resident).
@@ -696,7 +835,7 @@ impl Job<'_> {
         };
         let w_row = |b: usize, t: usize| -> u16 {
             let q = chunk_of(t);
-            p.w_base + (chunk_base(b, q) + (t - chunks[q].t0) * dim) as u16
+            p.w_base + (chunk_base(b, q) + (t - chunks[q].t0) * pitch) as u16
         };
         // One LOAD per superblock: DRAM rows of WIDE tile rows.
         let chunk_load = |b: usize, q: usize| -> Vec<ins::Load> {
@@ -704,9 +843,9 @@ impl Job<'_> {
             (0..c.sbs)
                 .map(|i| ins::Load {
                     buf: ins::BUF_SPAD,
-                    dram: (self.weights_addr + ((c.sb0 + i) * dim * (WIDE + 1) * dim) as u64) as u32,
+                    dram: (self.weights_addr + ((c.sb0 + i) * pitch * (WIDE + 1) * dim) as u64) as u32,
                     stride: ((WIDE + 1) * dim) as u32,
-                    rows: dim as u16,
+                    rows: pitch as u16,
                     cols: (WIDE * dim) as u16,
                     addr: p.w_base + (chunk_base(b, q) + i * sb_rows) as u16,
                     ..Default::default()
@@ -792,13 +931,14 @@ impl Job<'_> {
             let mut deps = Deps::NONE;
             s.need(item_of_term(&chunk_item, 0, live[0]), &mut deps);
             let t = &terms[live[0]];
+            let (wfmt, meta) = self.format(w_row(0, live[0]));
             s.program.push(Instr::from(ins::Ldw {
                 deps,
                 addr: w_row(0, live[0]),
-                k: t.k as u16,
+                k: t.rows as u16,
                 n: t.n as u16,
-                wfmt: ins::WFMT_I8,
-                meta: 0,
+                wfmt,
+                meta,
             }));
         }
         for b in 0..p.bands {
@@ -816,6 +956,10 @@ impl Job<'_> {
                     let t = live[li];
                     let term = &terms[t];
                     let a = p.band_buf[b % 2] as usize + g.term_row(term.tap, term.block, nin);
+                    // A 2:4 pair's second term: rows a_bstride further on.
+                    let a_bstride = term
+                        .second
+                        .map_or(0, |(tap, block, _)| p.band_buf[b % 2] as usize + g.term_row(tap, block, nin) - a);
                     let (step, gstep) = g.steps();
                     let mut mm = ins::Matmul {
                         a: a as u16,
@@ -827,6 +971,7 @@ impl Job<'_> {
                         a_stride: step as u8,
                         a_group: g.ow as u16,
                         a_gstride: gstep as u16,
+                        a_bstride: a_bstride as u16,
                         ..Default::default()
                     };
                     let mut deps = Deps::NONE;
@@ -842,8 +987,9 @@ impl Job<'_> {
                     if let Some((nb, t1)) = next {
                         let term1 = &terms[t1];
                         s.need(item_of_term(&chunk_item, nb, t1), &mut deps);
-                        (mm.preload, mm.w, mm.k, mm.n, mm.wfmt) =
-                            (1, w_row(nb, t1), term1.k as u16, term1.n as u16, ins::WFMT_I8);
+                        let (wfmt, meta) = self.format(w_row(nb, t1));
+                        (mm.preload, mm.w, mm.k, mm.n, mm.wfmt, mm.meta) =
+                            (1, w_row(nb, t1), term1.rows as u16, term1.n as u16, wfmt, meta);
                     }
                     // Releases: this matmul is the last reader of a chunk (and,
                     // at the band's end, of the band).
@@ -861,7 +1007,7 @@ impl Job<'_> {
                         deps.push_prev = true;
                     }
                     mm.deps = deps;
-                    s.macs += (m * term.k * term.n) as u64;
+                    s.macs += (m * term.rows * term.n) as u64;
                     s.program.push(Instr::from(mm));
                     // One LOAD per matmuls that take as long as its bus time:
                     // faster would fill the LOAD queue and stall dispatch.
@@ -931,6 +1077,15 @@ impl Job<'_> {
         (s.program, s.macs)
     }
 
+    /// The `wfmt` and `meta` of the weight tile at scratchpad row `row`.
+    fn format(&self, row: u16) -> (u8, u16) {
+        if self.pitch == self.g.dim {
+            (ins::WFMT_I8, 0)
+        } else {
+            (ins::WFMT_I8_S24, row + self.g.dim as u16)
+        }
+    }
+
     /// A band's output pixels as runs contiguous in DRAM: `(first pixel, count)`.
     fn segments(&self, rows: usize) -> Vec<(usize, usize)> {
         let ow = self.g.ow;
@@ -961,6 +1116,9 @@ mod tests {
         groups: usize,
         u8_in: bool,
         u8_out: bool,
+        /// Weights pruned 2:4: in every group of 4 input channels at a
+        /// kernel position, two zeros.
+        pruned: bool,
     }
 
     impl Case {
@@ -978,7 +1136,20 @@ mod tests {
             let cg = self.cin / self.groups;
             let n = self.cout * cg * self.kernel[0] * self.kernel[1];
             // Small weights keep the output from saturating.
-            let weights: Vec<String> = (0..n).map(|_| s.gen_range(-15..=15).to_string()).collect();
+            let taps = self.kernel[0] * self.kernel[1];
+            let weights: Vec<String> = (0..n)
+                .map(|i| {
+                    let (ci, tap) = (i / taps % cg, i % taps);
+                    let v = s.gen_range(-15..=15);
+                    // Keep channels 4q + {tap % 4, (tap + 1) % 4}: two of each 4.
+                    let kept = (ci % 4 == tap % 4) || (ci % 4 == (tap + 1) % 4);
+                    if self.pruned && !kept {
+                        "0".to_string()
+                    } else {
+                        v.to_string()
+                    }
+                })
+                .collect();
             let bias: Vec<String> = (0..self.cout).map(|_| s.gen_range(-1000..=1000).to_string()).collect();
             let ty = |u: bool| if u { "u8" } else { "i8" };
             let (zin, zout) = (if self.u8_in { 128 } else { 3 }, if self.u8_out { 120 } else { -5 });
@@ -1018,7 +1189,19 @@ mod tests {
         strides: [usize; 2],
         pads: [usize; 4],
     ) -> Case {
-        Case { cin, cout, hw, kernel, strides, pads, dil: [1, 1], groups: 1, u8_in: false, u8_out: false }
+        Case {
+            cin,
+            cout,
+            hw,
+            kernel,
+            strides,
+            pads,
+            dil: [1, 1],
+            groups: 1,
+            u8_in: false,
+            u8_out: false,
+            pruned: false,
+        }
     }
 
     fn band_configs() -> Vec<HwConfig> {
@@ -1133,6 +1316,34 @@ mod tests {
 
     /// Random convolutions: kernels 1..=7, strides 1..=2, any pads below the
     /// kernel, channels not multiples of the array, depthwise, uint8.
+    /// 2:4-pruned convs on arrays with 2:4-sparse PEs: the band path pairs
+    /// taps into i8s24 tiles (one or several channel blocks, a partial
+    /// last block, strides, an odd tap left over), exact against the
+    /// interpreter, fewer MACs than the dense tiles.
+    #[test]
+    fn pruned_convs_run_on_2_4_tiles() {
+        let cases = [
+            case(16, 20, [8, 8], [3, 3], [1, 1], [1; 4]),
+            case(32, 16, [6, 7], [3, 3], [2, 1], [1, 0, 1, 1]),
+            Case { u8_in: true, ..case(24, 9, [5, 5], [3, 3], [1, 1], [1; 4]) },
+            case(8, 8, [6, 6], [1, 2], [1, 1], [0; 4]),
+            case(12, 5, [9, 9], [5, 5], [2, 2], [2; 4]),
+        ];
+        for (i, c) in cases.into_iter().enumerate() {
+            let c = Case { pruned: true, ..c };
+            let text = c.text(200 + i as u64);
+            for mut cfg in [HwConfig::tiny_4x4(), HwConfig::default_16x16()] {
+                let (dense_macs, _, _) = run_step(&text, &cfg);
+                cfg.array.sparsity_2_4 = true;
+                let (macs, counted, code) = run_step(&text, &cfg);
+                assert_eq!(macs, counted, "{}: {c:?}", cfg.name);
+                let sparse = code.iter().any(|i| matches!(i, isa::instr::Instr::Matmul(m) if m.a_bstride != 0));
+                assert!(sparse, "{}: 2:4 tiles for {c:?}", cfg.name);
+                assert!(macs < dense_macs, "{}: {macs} of {dense_macs} MACs", cfg.name);
+            }
+        }
+    }
+
     #[test]
     fn random_convs() {
         let mut s = StdRng::seed_from_u64(12345);

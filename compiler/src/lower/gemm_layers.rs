@@ -40,7 +40,11 @@ fn gemm_layer(cx: &mut Ctx<'_>, l: &GemmLayer<'_>) -> Result<(u64, u64), LowerEr
     }
     let folded: Vec<i32> = (0..n).map(|col| numerics::fold_zero_point(l.bias[col], qx.zero_point, sums[col])).collect();
     let scale: Vec<f32> = (0..n).map(|col| numerics::requant_scale(qx.scale, l.w_scale[col], qy.scale)).collect();
-    let weights = PackedWeights::dense_i8(b, k, n, cx.dataflow.tile_shape());
+    let mut weights = cx.dataflow.pack_stationary(b, k, n, cx.cfg, cx.weights);
+    if matches!(l.a, ASource::Gather(_)) && weights.a_block() != cx.dataflow.tile_shape().k {
+        // The im2col gather blocks A by the dense tile's reduction.
+        weights = PackedWeights::dense_i8(b, k, n, cx.dataflow.tile_shape());
+    }
     let weights_addr = cx.mem.alloc_bytes(weights.bytes());
     let params_addr = cx.mem.alloc_bytes(&gemm::pack_params(&folded, &scale, cx.dim));
     let job = GemmJob {

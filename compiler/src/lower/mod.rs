@@ -38,7 +38,7 @@ pub(crate) mod staging;
 
 pub use package::{LayerInfo, Lowered};
 
-use crate::gemm::{Dataflow, LowerError};
+use crate::gemm::{Dataflow, LowerError, WeightChoice};
 use crate::ir::{ElemType, Graph, Node, Op, Quant, ValueId};
 use crate::ir_codec::PackedRef;
 use isa::HwConfig;
@@ -57,6 +57,8 @@ pub(crate) struct Ctx<'a> {
     code: Code,
     /// Where the node being lowered left its packed weights (a GEMM layer).
     packed_weights: Option<PackedRef>,
+    /// The weight formats the layers may use (`--weights`).
+    weights: WeightChoice,
 }
 
 impl<'a> Ctx<'a> {
@@ -69,6 +71,7 @@ impl<'a> Ctx<'a> {
             mem: MemoryPlan::new(g.values.len()),
             code: Code::for_config(cfg),
             packed_weights: None,
+            weights: WeightChoice::Auto,
         })
     }
 
@@ -87,6 +90,14 @@ fn unsupported(node: &str, op: &str, why: impl Into<String>) -> LowerError {
 
 /// Lowers a validated graph for `cfg`.
 pub fn lower(g: &Graph, cfg: &HwConfig) -> Result<Lowered, LowerError> {
+    lower_with(g, cfg, WeightChoice::Auto)
+}
+
+/// [`lower`] with the weight formats `weights` allows (`--weights`): with
+/// `Auto` on a configuration with `array.sparsity_2_4`, every conv and
+/// dense layer whose weights are exactly 2:4 along the reduction runs on
+/// 2:4-sparse tiles (`WeightFormat::Sparse24I8`).
+pub fn lower_with(g: &Graph, cfg: &HwConfig, weights: WeightChoice) -> Result<Lowered, LowerError> {
     g.validate().map_err(|e| unsupported(&e.node, e.op, e.why))?;
     // Transformer ops run in the reference interpreter only, for now.
     if let Some(n) = g.nodes.iter().find(|n| n.op.is_transformer_op()) {
@@ -98,6 +109,7 @@ pub fn lower(g: &Graph, cfg: &HwConfig) -> Result<Lowered, LowerError> {
     }
     let halos = plan_halos(g)?;
     let mut cx = Ctx::new(g, cfg)?;
+    cx.weights = weights;
 
     // The device input: the quantized graph input (after the host's Quantize).
     let (dev_in, host_quantize) = device_input(g)?;
