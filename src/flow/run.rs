@@ -152,7 +152,8 @@ pub fn with_dense_savings(model: Compiled<'_>, batch: &Batch, table: &EnergyTabl
         .map_err(|e| FlowError::input(format!("the program's graph does not compile with dense weights: {e}")))?;
     let layers = super::layers::from_program(&dense.program);
     let dense_model = Compiled { prog: &dense.program, layers: &layers, cfg: model.cfg };
-    let measured = execute(dense_model, "the dense program", Backend::Sim, batch, None, || {})?;
+    let measured =
+        execute(dense_model, "the dense program", Backend::Sim, batch, None, Execution::all_cores(), || {})?.measured;
     let energy = sim::energy::energy(model.cfg, &measured.counters, table);
     let runs = measured.run_cycles.len() as u64;
     let (rows, _) = attribute(dense_model, &measured.layer_cycles, runs, &measured.counters, &energy);
