@@ -150,7 +150,7 @@ use nom::multi::many1;
 use nom::sequence::{pair, preceded, terminated, tuple};
 use nom::IResult;
 
-use crate::ir::{infer_shape, ConvParams, DenseParams, ElemType, Graph, Node, Op, PoolParams, Quant, Value, ValueId};
+use crate::ir::{infer_shape, ConvParams, DenseParams, ElemType, Graph, Node, Op, PoolParams, Quant, Value, ValueId, WeightType};
 use crate::lut::UnaryFn;
 
 /// A parse error: 1-based line and column (in characters) of the offending
@@ -1558,13 +1558,14 @@ impl Parser<'_> {
                     },
                     qmin,
                     qmax,
+                    w_type: WeightType::I8,
                 })
             }
             "dense" => {
                 let (w_shape, weights) = self.weights(&attrs, &layer, "weights: i8[N, K] = [..]")?;
                 let (w_scale, bias) = self.channel_params(&attrs, &layer, w_shape[0])?;
                 let (qmin, qmax) = self.clamp(&attrs, ty, quant, out_tok)?;
-                Op::Dense(DenseParams { weights, n: w_shape[0], k: w_shape[1], w_scale, bias, qmin, qmax })
+                Op::Dense(DenseParams { weights, n: w_shape[0], k: w_shape[1], w_scale, bias, qmin, qmax, w_type: WeightType::I8 })
             }
             "maxpool" | "avgpool" => {
                 let p = PoolParams {

@@ -599,13 +599,16 @@ impl Model {
         let ppu_running = c.ppu_free > t;
         let overlaps = |lo: u64, n: u64, r: (u64, u64)| ppu_running && lo < r.1 && r.0 < lo + n;
         let can_issue = match &head.instr {
-            Instr::Ldw(l) => c.array_free <= t && !overlaps(l.addr as u64, l.k as u64, c.ppu_dst),
+            Instr::Ldw(l) => {
+                c.array_free <= t && !overlaps(l.addr as u64, ins::weight_tile_spad_rows(l.k, l.wfmt), c.ppu_dst)
+            }
             Instr::Matmul(m) => {
                 // Its scratchpad reads (inputs, and the preloaded weights)
                 // and its accumulator writes wait for the post-processor.
                 let (lo, hi) = m.input_span();
                 let reads_ppu_dst =
-                    overlaps(lo, hi - lo, c.ppu_dst) || (m.preload != 0 && overlaps(m.w as u64, m.k as u64, c.ppu_dst));
+                    overlaps(lo, hi - lo, c.ppu_dst)
+                        || (m.preload != 0 && overlaps(m.w as u64, ins::weight_tile_spad_rows(m.k, m.wfmt), c.ppu_dst));
                 c.array_free <= t && !reads_ppu_dst && !overlaps(m.acc as u64, m.m as u64, c.ppu_acc)
             }
             Instr::Requant(_) => c.ppu_free <= t && c.drained_at <= t,
@@ -632,12 +635,12 @@ impl Model {
         let (issue_end, prev_at, next_at, finish);
         match head.instr {
             Instr::Ldw(l) => {
-                self.shadow.load(&self.spad, l.addr as usize, l.k as usize, l.n as usize, cols);
+                self.shadow.load(&self.spad, l.addr as usize, l.k as usize, l.n as usize, cols, l.wfmt);
                 issue_end = t + l.k as u64;
                 (prev_at, next_at, finish) = (issue_end, issue_end, issue_end);
                 c.array_free = issue_end;
                 self.counters.add(Counter::ArrayBusy, l.k as u64);
-                self.counters.add(Counter::SpadReadRows, l.k as u64);
+                self.counters.add(Counter::SpadReadRows, ins::weight_tile_spad_rows(l.k, l.wfmt));
                 self.counters.add(Counter::WeightRows, l.k as u64);
             }
             Instr::Matmul(m) => {
@@ -648,9 +651,9 @@ impl Model {
                 self.counters.add(Counter::Macs, m.m as u64 * self.active.k as u64 * self.active.n as u64);
                 let mut span = m.m as u64;
                 if m.preload != 0 {
-                    self.shadow.load(&self.spad, m.w as usize, m.k as usize, m.n as usize, cols);
+                    self.shadow.load(&self.spad, m.w as usize, m.k as usize, m.n as usize, cols, m.wfmt);
                     span = span.max(m.k as u64);
-                    self.counters.add(Counter::SpadReadRows, m.k as u64);
+                    self.counters.add(Counter::SpadReadRows, ins::weight_tile_spad_rows(m.k, m.wfmt));
                     self.counters.add(Counter::WeightRows, m.k as u64);
                 }
                 issue_end = t + span;

@@ -18,7 +18,7 @@ pub fn text(
 ) -> String {
     let total_cycles = counters.get(Counter::Cycles);
     let mut t = vec![cells(&[
-        "layer", "op", "instrs", "cycles", "share", "MACs", "util", "DRAM B", "bus B", "bound", "energy", "share",
+        "layer", "op", "instrs", "cycles", "share", "MACs", "util", "DRAM B", "bus B", "weights B", "bound", "energy", "share",
     ])];
     let dash = || "-".to_string();
     let row = |r: &LayerFigures| {
@@ -35,6 +35,10 @@ pub fn text(
             percent(r.mac_utilization),
             group(r.dram_data_bytes),
             group(r.dram_bus_bytes),
+            match &r.weight_format {
+                Some(f) => format!("{} {f}", group(r.weight_bytes)),
+                None => dash(),
+            },
             r.bound.map_or_else(dash, |b| b.name().to_string()),
             energy_text(r.energy_pj),
             percent(fraction(r.energy_pj, energy.total_pj)),
@@ -56,10 +60,11 @@ pub fn text(
         percent(fraction(total_macs as f64, total_cycles as f64 * cfg.peak_macs_per_cycle() as f64)),
         group(rows.iter().map(|r| r.dram_data_bytes).sum()),
         group(total_bus),
+        group(rows.iter().map(|r| r.weight_bytes).sum()),
         String::new(),
         energy_text(energy.total_pj),
         percent(1.0),
     ]);
     let (l, r) = (Align::Left, Align::Right);
-    table("  ", &t, &[l, l, l, r, r, r, r, r, r, l, r, r])
+    table("  ", &t, &[l, l, l, r, r, r, r, r, r, r, l, r, r])
 }

@@ -18,6 +18,7 @@ pub use weights::{
     dense_i8_packed_len, nonzero_tiles, stream_i8_packed_len, unpack_dense_i8, unpack_stream_i8, PackedWeights,
     TileShape, WeightFormat, WeightTile,
 };
+pub use weights::{dense_i4_packed_len, unpack_dense_i4};
 
 use isa::instr::{self as ins, Instr};
 use isa::program::{DType, Program, ProgramMeta, TensorInfo, TensorRole};

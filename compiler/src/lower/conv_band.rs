@@ -323,6 +323,16 @@ pub(crate) fn unpack_weights(
     tiles.unpack(image.get(..len)?)
 }
 
+/// The bytes of a band conv's weight stream image (what
+/// [`unpack_weights`] reads), or `None` if the shapes have no band mapping.
+pub(crate) fn image_len(w_shape: [usize; 4], groups: usize, dim: usize, packed: bool) -> Option<usize> {
+    if dim == 0 || groups == 0 || !w_shape[0].is_multiple_of(groups) {
+        return None;
+    }
+    let map = mapping_of(w_shape, groups, dim, packed)?;
+    Some(TileMap { w_shape, dim, map }.terms().len().div_ceil(WIDE) * dim * (WIDE + 1) * dim)
+}
+
 /// Scratchpad rows per DRAM row of a weight chunk: each LOAD burst is one
 /// DRAM row (WIDE × cols bytes, rows apart by one more beat), so a chunk
 /// never holds the memory queue with 4 KiB bursts and instruction fetch

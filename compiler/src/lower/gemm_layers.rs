@@ -7,7 +7,7 @@ use super::memory::out_rows;
 use super::movement::Im2col;
 use super::{check_elem, input_buffer, out_buffer, unsupported, Ctx};
 use crate::gemm::{self, ASource, GemmJob, GemmOut, LowerError, OutRows, PackedWeights, WeightFormat};
-use crate::ir::{ConvParams, DenseParams, ElemType, ValueId};
+use crate::ir::{ConvParams, DenseParams, ElemType, ValueId, WeightType};
 use crate::ir_codec::PackedRef;
 use isa::layout::Layout;
 use isa::numerics;
@@ -26,6 +26,21 @@ struct GemmLayer<'a> {
     m: usize,
     a: ASource<'a>,
     c: OutRows,
+    format: WeightFormat,
+}
+
+/// The format a layer's weights are stored in: int4, two per byte
+/// (`WeightFormat::DenseI4`), when the model declares them int4, the
+/// configuration lists int4 in `array.weight_precisions` and the tile's
+/// reduction is even (int4 k-tiles start on whole scratchpad rows); int8
+/// otherwise — the same values, so the same results.
+pub(super) fn weight_format(cx: &Ctx<'_>, w_type: WeightType) -> WeightFormat {
+    let int4 = cx.cfg.array.weight_precisions.contains(&isa::config::WeightPrecision::Int4);
+    if w_type == WeightType::I4 && int4 && cx.dataflow.tile_shape().k % 2 == 0 {
+        WeightFormat::DenseI4
+    } else {
+        WeightFormat::DenseI8
+    }
 }
 
 /// Packs weights and parameters, emits the GEMM phase; returns its MACs
@@ -40,7 +55,10 @@ fn gemm_layer(cx: &mut Ctx<'_>, l: &GemmLayer<'_>) -> Result<(u64, u64), LowerEr
     }
     let folded: Vec<i32> = (0..n).map(|col| numerics::fold_zero_point(l.bias[col], qx.zero_point, sums[col])).collect();
     let scale: Vec<f32> = (0..n).map(|col| numerics::requant_scale(qx.scale, l.w_scale[col], qy.scale)).collect();
-    let weights = PackedWeights::dense_i8(b, k, n, cx.dataflow.tile_shape());
+    let weights = match l.format {
+        WeightFormat::DenseI4 => PackedWeights::dense_i4(b, k, n, cx.dataflow.tile_shape()),
+        _ => PackedWeights::dense_i8(b, k, n, cx.dataflow.tile_shape()),
+    };
     let weights_addr = cx.mem.alloc_bytes(weights.bytes());
     let params_addr = cx.mem.alloc_bytes(&gemm::pack_params(&folded, &scale, cx.dim));
     let job = GemmJob {
@@ -84,9 +102,13 @@ pub fn lower_conv(
     let k = kh * kw * cg;
     let outb = out_buffer(cx, y, out_halo)?;
     // A band of the feature map in the scratchpad when it fits (ISA.md's
-    // input-row pattern forms the array's rows on chip).
-    if let Some(macs) = super::conv_band::lower(cx, (x, y), c, &inb, &outb)? {
-        return Ok(macs);
+    // input-row pattern forms the array's rows on chip). Its weight stream
+    // is int8: int4 weights stored two per byte take the GEMM path.
+    let format = weight_format(cx, c.w_type);
+    if format == WeightFormat::DenseI8 {
+        if let Some(macs) = super::conv_band::lower(cx, (x, y), c, &inb, &outb)? {
+            return Ok(macs);
+        }
     }
     // Each group is its own GEMM over its slice of input and output channels.
     let mut macs = 0;
@@ -137,6 +159,7 @@ pub fn lower_conv(
                 m: n_rows * ow,
                 a,
                 c: c_rows,
+                format,
             };
             let (group_macs, at) = gemm_layer(cx, &layer)?;
             macs += group_macs;
@@ -146,7 +169,7 @@ pub fn lower_conv(
             }
         }
     }
-    cx.packed_weights = Some(packed_ref(cx, offsets, None));
+    cx.packed_weights = Some(packed_ref(cx, format, offsets, None));
     Ok(macs)
 }
 
@@ -182,14 +205,14 @@ pub fn lower_dense(
         m: rows,
         a: ASource::Matrix { addr: inb.addr, stride: k as u64 },
         c: out_rows(&outb),
+        format: weight_format(cx, d.w_type),
     };
     let (macs, at) = gemm_layer(cx, &layer)?;
-    cx.packed_weights = Some(packed_ref(cx, vec![at], perm));
+    cx.packed_weights = Some(packed_ref(cx, layer.format, vec![at], perm));
     Ok(macs)
 }
 
-fn packed_ref(cx: &Ctx<'_>, offsets: Vec<u64>, perm: Option<Vec<usize>>) -> PackedRef {
-    let format = WeightFormat::DenseI8;
+fn packed_ref(cx: &Ctx<'_>, format: WeightFormat, offsets: Vec<u64>, perm: Option<Vec<usize>>) -> PackedRef {
     PackedRef { format, tile_n: cx.dataflow.tile_shape().n, offsets, perm }
 }
 
