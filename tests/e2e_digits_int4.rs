@@ -158,7 +158,7 @@ fn reference_images_match_onnx_runtime_bit_for_bit() {
         for (l, (s4, s8)) in lowered.layers.iter().zip(stored.iter().zip(&stored8)) {
             let (Some(s4), Some(s8)) = (s4, s8) else { continue };
             if int4.contains(&l.name.as_str()) {
-                assert_eq!(s4.format.name(), "i4", "{model} {variant} {}", l.name);
+                assert!(s4.format.name().starts_with("i4"), "{model} {variant} {}: {:?}", l.name, s4.format);
                 assert!(2 * s4.bytes <= s8.bytes, "{model} {variant} {}: {} vs {} bytes", l.name, s4.bytes, s8.bytes);
             } else {
                 assert_eq!(s4, s8, "{model} {variant} {}: an int8 layer is stored as without int4", l.name);

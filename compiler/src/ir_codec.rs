@@ -135,12 +135,12 @@ fn stored_len(p: &PackedRef, op: &Op) -> Option<StoredWeights> {
         WeightFormat::DenseI8 => dense_i8_packed_len(k, n, p.tile_n),
         WeightFormat::DenseI4 => dense_i4_packed_len(k, n, p.tile_n),
         WeightFormat::StreamI8 => stream_i8_packed_len(k, n, stream_tile),
-        WeightFormat::BandI8 | WeightFormat::BandRowsI8 => None,
+        WeightFormat::BandI8 | WeightFormat::BandRowsI8 | WeightFormat::BandI4 | WeightFormat::BandRowsI4 => None,
     };
     let bytes = match op {
-        Op::Conv(c) if matches!(p.format, WeightFormat::BandI8 | WeightFormat::BandRowsI8) => {
-            let packed = p.format == WeightFormat::BandRowsI8;
-            crate::lower::conv_band::image_len(c.w_shape, c.groups, p.tile_n, packed)?
+        Op::Conv(c) if is_band(p.format) => {
+            let (packed, int4) = band_kind(p.format);
+            crate::lower::conv_band::image_len(c.w_shape, c.groups, p.tile_n, packed, int4)?
         }
         Op::Conv(c) => {
             let [m, cg, kh, kw] = c.w_shape;
@@ -218,7 +218,7 @@ fn unpack_b(p: &PackedRef, offset: u64, k: usize, n: usize, data: &[u8]) -> Resu
         WeightFormat::DenseI8 => dense_i8_packed_len(k, n, p.tile_n),
         WeightFormat::DenseI4 => dense_i4_packed_len(k, n, p.tile_n),
         WeightFormat::StreamI8 => stream_i8_packed_len(k, n, stream_tile),
-        WeightFormat::BandI8 | WeightFormat::BandRowsI8 => {
+        WeightFormat::BandI8 | WeightFormat::BandRowsI8 | WeightFormat::BandI4 | WeightFormat::BandRowsI4 => {
             return Err(format!("{:?} does not pack a GEMM's B", p.format));
         }
     }
@@ -231,14 +231,16 @@ fn unpack_b(p: &PackedRef, offset: u64, k: usize, n: usize, data: &[u8]) -> Resu
         WeightFormat::DenseI8 => unpack_dense_i8(bytes, k, n, p.tile_n),
         WeightFormat::DenseI4 => unpack_dense_i4(bytes, k, n, p.tile_n),
         WeightFormat::StreamI8 => unpack_stream_i8(bytes, k, n, stream_tile),
-        WeightFormat::BandI8 | WeightFormat::BandRowsI8 => unreachable!("refused above"),
+        WeightFormat::BandI8 | WeightFormat::BandRowsI8 | WeightFormat::BandI4 | WeightFormat::BandRowsI4 => {
+            unreachable!("refused above")
+        }
     };
     Ok(b.expect("the length is the packed length"))
 }
 
 /// A convolution's weights `[m, cg, kh, kw]` from its groups' packed B.
 fn unpack_conv(p: &PackedRef, w_shape: [usize; 4], groups: usize, data: &[u8]) -> Result<Vec<i8>, String> {
-    if let WeightFormat::BandI8 | WeightFormat::BandRowsI8 = p.format {
+    if is_band(p.format) {
         return unpack_band(p, w_shape, groups, data);
     }
     let [m_out, cg, kh, kw] = w_shape;
@@ -265,11 +267,27 @@ fn unpack_conv(p: &PackedRef, w_shape: [usize; 4], groups: usize, data: &[u8]) -
 
 /// Weights per packed byte at most (int4: two).
 fn per_byte(format: WeightFormat) -> usize {
-    if format == WeightFormat::DenseI4 {
+    if format.wfmt() == isa::instr::WFMT_I4 {
         2
     } else {
         1
     }
+}
+
+/// A convolution's band stream (`lower::conv_band`).
+fn is_band(format: WeightFormat) -> bool {
+    matches!(
+        format,
+        WeightFormat::BandI8 | WeightFormat::BandRowsI8 | WeightFormat::BandI4 | WeightFormat::BandRowsI4
+    )
+}
+
+/// A band stream's kind: (kernel row packed, int4).
+fn band_kind(format: WeightFormat) -> (bool, bool) {
+    (
+        matches!(format, WeightFormat::BandRowsI8 | WeightFormat::BandRowsI4),
+        matches!(format, WeightFormat::BandI4 | WeightFormat::BandRowsI4),
+    )
 }
 
 /// A band convolution's weights from its stream image (one offset; the
@@ -281,8 +299,8 @@ fn unpack_band(p: &PackedRef, w_shape: [usize; 4], groups: usize, data: &[u8]) -
     let at = usize::try_from(offset).ok().filter(|&a| a <= data.len() && p.perm.is_none());
     let at =
         at.ok_or_else(|| format!("band weights at data offset {offset} are outside the {} bytes of data", data.len()))?;
-    let packed = p.format == WeightFormat::BandRowsI8;
-    crate::lower::conv_band::unpack_weights(&data[at..], w_shape, groups, p.tile_n, packed).ok_or_else(|| {
+    let (packed, int4) = band_kind(p.format);
+    crate::lower::conv_band::unpack_weights(&data[at..], w_shape, groups, p.tile_n, packed, int4).ok_or_else(|| {
         format!("no {:?} band image of {w_shape:?} weights in {groups} groups at offset {offset}", p.format)
     })
 }
@@ -322,6 +340,8 @@ fn encode_weights(weights: &[i8], w_type: WeightType, packed: Option<&PackedRef>
         WeightFormat::BandI8 => 2,
         WeightFormat::BandRowsI8 => 3,
         WeightFormat::DenseI4 => 4,
+        WeightFormat::BandI4 => 5,
+        WeightFormat::BandRowsI4 => 6,
     });
     w.len(p.tile_n);
     w.u64s(&p.offsets);
@@ -349,7 +369,9 @@ fn decode_weights(r: &mut Reader<'_>, what: &str) -> Result<(WeightsField, Weigh
         WeightFormat::BandI8,
         WeightFormat::BandRowsI8,
         WeightFormat::DenseI4,
-    ][r.tag("weight format", 5)? as usize];
+        WeightFormat::BandI4,
+        WeightFormat::BandRowsI4,
+    ][r.tag("weight format", 7)? as usize];
     let [tile_n] = sizes(r, "packed tile width", 1)?;
     let offsets = r.u64s("packed weight offsets")?;
     let perm = if r.bool("row order present")? { Some(r.usizes("row order")?) } else { None };

@@ -33,6 +33,10 @@ pub enum WeightFormat {
     /// `B[2r + 1][c]` in its high nibble. An even `tile.k` keeps every
     /// k-tile on a row boundary (tile `i` starts at row `i tile.k / 2`).
     DenseI4,
+    /// `BandI8` and `BandRowsI8` with int4 weights two per byte: a tile's
+    /// rows `2r`, `2r + 1` in the low and high nibbles of row `r`.
+    BandI4,
+    BandRowsI4,
 }
 
 impl WeightFormat {
@@ -42,7 +46,7 @@ impl WeightFormat {
             WeightFormat::DenseI8 | WeightFormat::StreamI8 | WeightFormat::BandI8 | WeightFormat::BandRowsI8 => {
                 ins::WFMT_I8
             }
-            WeightFormat::DenseI4 => ins::WFMT_I4,
+            WeightFormat::DenseI4 | WeightFormat::BandI4 | WeightFormat::BandRowsI4 => ins::WFMT_I4,
         }
     }
 
@@ -54,13 +58,15 @@ impl WeightFormat {
             WeightFormat::BandI8 => "i8-band",
             WeightFormat::BandRowsI8 => "i8-band-rows",
             WeightFormat::DenseI4 => "i4",
+            WeightFormat::BandI4 => "i4-band",
+            WeightFormat::BandRowsI4 => "i4-band-rows",
         }
     }
 
     /// Weights per stored byte along the reduction: scratchpad rows a
     /// k-tile of `k` rows takes are `k.div_ceil(per_row())`.
     fn per_row(self) -> usize {
-        if self == WeightFormat::DenseI4 {
+        if self.wfmt() == ins::WFMT_I4 {
             2
         } else {
             1

@@ -186,9 +186,34 @@ struct TileMap {
     w_shape: [usize; 4],
     dim: usize,
     map: Mapping,
+    /// int4 weights two per byte (`wfmt = i4`): a tile's rows `2r`, `2r + 1`
+    /// share row `r` (low, high nibble), so a tile takes `dim / 2` rows.
+    int4: bool,
 }
 
 impl TileMap {
+    /// Scratchpad (and image) rows of one tile.
+    fn tile_rows(&self) -> usize {
+        if self.int4 {
+            self.dim.div_ceil(2)
+        } else {
+            self.dim
+        }
+    }
+
+    /// The bytes of the stream image of `terms` tiles.
+    fn image_len(&self, terms: usize) -> usize {
+        terms.div_ceil(WIDE) * self.tile_rows() * (WIDE + 1) * self.dim
+    }
+
+    /// Byte of tile `t`'s element `(r, col)` in the stream image, and
+    /// whether it is the high nibble (int4, odd `r`).
+    fn image_at(&self, t: usize, r: usize, col: usize) -> (usize, bool) {
+        let (sb, b) = (t / WIDE, t % WIDE);
+        let (row, high) = if self.int4 { (r / 2, r % 2 == 1) } else { (r, false) };
+        ((sb * self.tile_rows() + row) * (WIDE + 1) * self.dim + b * self.dim + col, high)
+    }
+
     fn cin(&self) -> usize {
         match self.map {
             Mapping::Depthwise => self.w_shape[0],
@@ -258,14 +283,17 @@ impl TileMap {
     /// tiles, then one row's `dim` bytes of gap — what a LOAD of `WIDE ·
     /// dim` columns, column-blocked, writes back as the tiles' rows in order.
     fn pack(&self, terms: &[Term], weights: &[i8]) -> Vec<u8> {
-        let dim = self.dim;
-        let sbs = terms.len().div_ceil(WIDE);
-        let mut out = vec![0u8; sbs * dim * (WIDE + 1) * dim];
+        let mut out = vec![0u8; self.image_len(terms.len())];
         for (t, term) in terms.iter().enumerate() {
             for r in 0..term.k {
                 for col in 0..term.n {
                     if let Some(i) = self.source(term, r, col) {
-                        out[image_at(t, r, col, dim)] = weights[i] as u8;
+                        let (at, high) = self.image_at(t, r, col);
+                        out[at] = match (self.int4, high) {
+                            (false, _) => weights[i] as u8,
+                            (true, false) => numerics::int4_pack(weights[i], numerics::int4_high(out[at])),
+                            (true, true) => numerics::int4_pack(numerics::int4_low(out[at]), weights[i]),
+                        };
                     }
                 }
             }
@@ -276,8 +304,7 @@ impl TileMap {
     /// The weights back from [`TileMap::pack`]'s image (`None`: wrong length).
     fn unpack(&self, image: &[u8]) -> Option<Vec<i8>> {
         let terms = self.terms();
-        let dim = self.dim;
-        if image.len() != terms.len().div_ceil(WIDE) * dim * (WIDE + 1) * dim {
+        if image.len() != self.image_len(terms.len()) {
             return None;
         }
         let mut w = vec![0i8; self.w_shape.iter().product()];
@@ -285,19 +312,18 @@ impl TileMap {
             for r in 0..term.k {
                 for col in 0..term.n {
                     if let Some(i) = self.source(term, r, col) {
-                        w[i] = image[image_at(t, r, col, dim)] as i8;
+                        let (at, high) = self.image_at(t, r, col);
+                        w[i] = match (self.int4, high) {
+                            (false, _) => image[at] as i8,
+                            (true, false) => numerics::int4_low(image[at]),
+                            (true, true) => numerics::int4_high(image[at]),
+                        };
                     }
                 }
             }
         }
         Some(w)
     }
-}
-
-/// Byte of tile `t`'s element `(r, col)` in the stream image.
-fn image_at(t: usize, r: usize, col: usize, dim: usize) -> usize {
-    let (sb, b) = (t / WIDE, t % WIDE);
-    (sb * dim + r) * (WIDE + 1) * dim + b * dim + col
 }
 
 /// A band conv's weights `[m, cg, kh, kw]` from the start of `image`, its
@@ -309,6 +335,7 @@ pub(crate) fn unpack_weights(
     groups: usize,
     dim: usize,
     packed: bool,
+    int4: bool,
 ) -> Option<Vec<i8>> {
     if dim == 0 || groups == 0 || !w_shape[0].is_multiple_of(groups) {
         return None;
@@ -318,19 +345,20 @@ pub(crate) fn unpack_weights(
         return None;
     }
     let map = mapping_of(w_shape, groups, dim, packed)?;
-    let tiles = TileMap { w_shape, dim, map };
-    let len = tiles.terms().len().div_ceil(WIDE) * dim * (WIDE + 1) * dim;
+    let tiles = TileMap { w_shape, dim, map, int4 };
+    let len = tiles.image_len(tiles.terms().len());
     tiles.unpack(image.get(..len)?)
 }
 
 /// The bytes of a band conv's weight stream image (what
 /// [`unpack_weights`] reads), or `None` if the shapes have no band mapping.
-pub(crate) fn image_len(w_shape: [usize; 4], groups: usize, dim: usize, packed: bool) -> Option<usize> {
+pub(crate) fn image_len(w_shape: [usize; 4], groups: usize, dim: usize, packed: bool, int4: bool) -> Option<usize> {
     if dim == 0 || groups == 0 || !w_shape[0].is_multiple_of(groups) {
         return None;
     }
     let map = mapping_of(w_shape, groups, dim, packed)?;
-    Some(TileMap { w_shape, dim, map }.terms().len().div_ceil(WIDE) * dim * (WIDE + 1) * dim)
+    let tiles = TileMap { w_shape, dim, map, int4 };
+    Some(tiles.image_len(tiles.terms().len()))
 }
 
 /// Scratchpad rows per DRAM row of a weight chunk: each LOAD burst is one
@@ -493,9 +521,11 @@ pub(super) fn lower(
     if g.strides[1] > u8::MAX as usize || g.steps().1 > u16::MAX as usize {
         return Ok(None);
     }
-    let tiles = TileMap { w_shape: c.w_shape, dim, map };
+    // int4 weights stay two per byte on this path too (an even `dim`).
+    let int4 = super::gemm_layers::weight_format(cx, c.w_type) == WeightFormat::DenseI4;
+    let tiles = TileMap { w_shape: c.w_shape, dim, map, int4 };
     let mut terms = tiles.terms();
-    let sb_rows = WIDE * dim;
+    let sb_rows = WIDE * tiles.tile_rows();
     let weight_rows = terms.len().div_ceil(WIDE) * sb_rows;
     let spad = (cx.cfg.spad_rows() as usize).min(u16::MAX as usize + 1);
     let accr = (cx.cfg.acc_rows() as usize).min(u16::MAX as usize + 1);
@@ -536,7 +566,12 @@ pub(super) fn lower(
         }
     }
     cx.packed_weights = Some(PackedRef {
-        format: if g.packed { WeightFormat::BandRowsI8 } else { WeightFormat::BandI8 },
+        format: match (g.packed, int4) {
+            (true, false) => WeightFormat::BandRowsI8,
+            (false, false) => WeightFormat::BandI8,
+            (true, true) => WeightFormat::BandRowsI4,
+            (false, true) => WeightFormat::BandI4,
+        },
         tile_n: dim,
         offsets: vec![weights_addr],
         perm: None,
@@ -551,6 +586,8 @@ pub(super) fn lower(
         out: OutTarget { addr: outb.addr, wp: ow + 2 * out_halo, halo: out_halo },
         params_addr,
         weights_addr,
+        tile_rows: tiles.tile_rows(),
+        wfmt: if int4 { ins::WFMT_I4 } else { ins::WFMT_I8 },
         a_unsigned: cx.g.values[x].ty == ElemType::U8,
         requant: Requant { zp: qy.zero_point, qmin: c.qmin, qmax: c.qmax, unsigned: cx.g.values[y].ty == ElemType::U8 },
         bus_bytes: cx.cfg.dram.bytes_per_cycle as usize,
@@ -584,6 +621,9 @@ struct Job<'a> {
     out: OutTarget,
     params_addr: u64,
     weights_addr: u64,
+    /// Scratchpad rows of a weight tile, and its `wfmt` (int8 or int4).
+    tile_rows: usize,
+    wfmt: u8,
     a_unsigned: bool,
     requant: Requant,
     /// DRAM bytes per cycle (paces the weight LOADs).
@@ -692,7 +732,8 @@ impl Job<'_> {
         let chunks = self.chunks;
         let streaming = p.chunk_rows.is_some();
         let nch = chunks.len();
-        let sb_rows = WIDE * dim;
+        let tile_rows = self.tile_rows;
+        let sb_rows = WIDE * tile_rows;
         let mut s = Streams::default();
 
         // Scratchpad rows of chunk `q` for band `b` (a slot, or resident).
@@ -706,7 +747,7 @@ impl Job<'_> {
         };
         let w_row = |b: usize, t: usize| -> u16 {
             let q = chunk_of(t);
-            p.w_base + (chunk_base(b, q) + (t - chunks[q].t0) * dim) as u16
+            p.w_base + (chunk_base(b, q) + (t - chunks[q].t0) * tile_rows) as u16
         };
         // One LOAD per superblock: DRAM rows of WIDE tile rows.
         let chunk_load = |b: usize, q: usize| -> Vec<ins::Load> {
@@ -714,9 +755,9 @@ impl Job<'_> {
             (0..c.sbs)
                 .map(|i| ins::Load {
                     buf: ins::BUF_SPAD,
-                    dram: (self.weights_addr + ((c.sb0 + i) * dim * (WIDE + 1) * dim) as u64) as u32,
+                    dram: (self.weights_addr + ((c.sb0 + i) * tile_rows * (WIDE + 1) * dim) as u64) as u32,
                     stride: ((WIDE + 1) * dim) as u32,
-                    rows: dim as u16,
+                    rows: tile_rows as u16,
                     cols: (WIDE * dim) as u16,
                     addr: p.w_base + (chunk_base(b, q) + i * sb_rows) as u16,
                     ..Default::default()
@@ -807,7 +848,7 @@ impl Job<'_> {
                 addr: w_row(0, live[0]),
                 k: t.k as u16,
                 n: t.n as u16,
-                wfmt: ins::WFMT_I8,
+                wfmt: self.wfmt,
                 meta: 0,
             }));
         }
@@ -816,7 +857,7 @@ impl Job<'_> {
             let m = rows * g.ow;
             let nin = g.band_in_rows(rows);
             let mut li = 0usize;
-            let drip_every = (WIDE * dim * dim / self.bus_bytes.max(1)).div_ceil(m).max(1);
+            let drip_every = (WIDE * tile_rows * dim / self.bus_bytes.max(1)).div_ceil(m).max(1);
             let mut since_drip = 0;
             for j in 0..nt {
                 let acc = p.acc_buf[tile_count % 2];
@@ -853,7 +894,7 @@ impl Job<'_> {
                         let term1 = &terms[t1];
                         s.need(item_of_term(&chunk_item, nb, t1), &mut deps);
                         (mm.preload, mm.w, mm.k, mm.n, mm.wfmt) =
-                            (1, w_row(nb, t1), term1.k as u16, term1.n as u16, ins::WFMT_I8);
+                            (1, w_row(nb, t1), term1.k as u16, term1.n as u16, self.wfmt);
                     }
                     // Releases: this matmul is the last reader of a chunk (and,
                     // at the band's end, of the band).
@@ -1134,10 +1175,16 @@ mod tests {
             let w: Vec<i8> = (0..n).map(|i| (i as i32 * 37 % 255 - 127) as i8).collect();
             let map = super::mapping_of(w_shape, groups, dim, packed).unwrap();
             assert_eq!(map == Mapping::Packed, packed);
-            let tiles = TileMap { w_shape, dim, map };
+            let tiles = TileMap { w_shape, dim, map, int4: false };
             let image = tiles.pack(&tiles.terms(), &w);
-            assert_eq!(unpack_weights(&image, w_shape, groups, dim, packed), Some(w.clone()), "{w_shape:?}");
-            assert_eq!(unpack_weights(&image[1..], w_shape, groups, dim, packed), None);
+            assert_eq!(unpack_weights(&image, w_shape, groups, dim, packed, false), Some(w.clone()), "{w_shape:?}");
+            assert_eq!(unpack_weights(&image[1..], w_shape, groups, dim, packed, false), None);
+            // int4 (values -8..=7): half the image rows, two weights a byte.
+            let w4: Vec<i8> = w.iter().map(|v| v >> 4).collect();
+            let tiles = TileMap { int4: true, ..tiles };
+            let image4 = tiles.pack(&tiles.terms(), &w4);
+            assert_eq!(2 * image4.len(), image.len(), "{w_shape:?}");
+            assert_eq!(unpack_weights(&image4, w_shape, groups, dim, packed, true), Some(w4), "{w_shape:?}");
         }
     }
 

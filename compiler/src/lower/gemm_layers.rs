@@ -102,14 +102,11 @@ pub fn lower_conv(
     let k = kh * kw * cg;
     let outb = out_buffer(cx, y, out_halo)?;
     // A band of the feature map in the scratchpad when it fits (ISA.md's
-    // input-row pattern forms the array's rows on chip). Its weight stream
-    // is int8: int4 weights stored two per byte take the GEMM path.
-    let format = weight_format(cx, c.w_type);
-    if format == WeightFormat::DenseI8 {
-        if let Some(macs) = super::conv_band::lower(cx, (x, y), c, &inb, &outb)? {
-            return Ok(macs);
-        }
+    // input-row pattern forms the array's rows on chip).
+    if let Some(macs) = super::conv_band::lower(cx, (x, y), c, &inb, &outb)? {
+        return Ok(macs);
     }
+    let format = weight_format(cx, c.w_type);
     // Each group is its own GEMM over its slice of input and output channels.
     let mut macs = 0;
     let mut offsets = Vec::with_capacity(groups);
