@@ -22,8 +22,8 @@
 //! interpret.
 
 use crate::gemm::{
-    dense_i4_packed_len, dense_i8_packed_len, stream_i8_packed_len, unpack_dense_i4, unpack_dense_i8,
-    unpack_stream_i8, TileShape, WeightFormat,
+    dense_i4_packed_len, dense_i8_packed_len, stream_i8_packed_len, unpack_dense_i4, unpack_dense_i8, unpack_stream_i8,
+    TileShape, WeightFormat,
 };
 use crate::ir::{
     BinaryOp, ConvParams, DenseParams, ElemType, EmbeddingParams, GeluForm, Graph, Node, Op, PoolParams, Quant,
@@ -276,10 +276,7 @@ fn per_byte(format: WeightFormat) -> usize {
 
 /// A convolution's band stream (`lower::conv_band`).
 fn is_band(format: WeightFormat) -> bool {
-    matches!(
-        format,
-        WeightFormat::BandI8 | WeightFormat::BandRowsI8 | WeightFormat::BandI4 | WeightFormat::BandRowsI4
-    )
+    matches!(format, WeightFormat::BandI8 | WeightFormat::BandRowsI8 | WeightFormat::BandI4 | WeightFormat::BandRowsI4)
 }
 
 /// A band stream's kind: (kernel row packed, int4).
@@ -570,9 +567,7 @@ fn raw_weights(r: &mut Reader<'_>, what: &str) -> Result<Vec<i8>, DecodeError> {
     match decode_weights(r, what)? {
         (WeightsField::Raw(w), WeightType::I8) => Ok(w),
         (WeightsField::Raw(_), WeightType::I4) => Err(r.error(format!("{what}: int4 where int8 values belong"))),
-        (WeightsField::Packed(_), _) => {
-            Err(r.error(format!("{what}: a packed reference where raw weights belong")))
-        }
+        (WeightsField::Packed(_), _) => Err(r.error(format!("{what}: a packed reference where raw weights belong"))),
     }
 }
 

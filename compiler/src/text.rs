@@ -150,7 +150,9 @@ use nom::multi::many1;
 use nom::sequence::{pair, preceded, terminated, tuple};
 use nom::IResult;
 
-use crate::ir::{infer_shape, ConvParams, DenseParams, ElemType, Graph, Node, Op, PoolParams, Quant, Value, ValueId, WeightType};
+use crate::ir::{
+    infer_shape, ConvParams, DenseParams, ElemType, Graph, Node, Op, PoolParams, Quant, Value, ValueId, WeightType,
+};
 use crate::lut::UnaryFn;
 
 /// A parse error: 1-based line and column (in characters) of the offending
@@ -891,11 +893,20 @@ const OPS: [&str; 20] = [
 /// The attributes a statement takes (`input` or an op).
 fn allowed_attrs(op: &str) -> &'static [&'static str] {
     match op {
-        "conv" => {
-            &[
-                "scale", "zp", "weights", "w_scale", "bias", "strides", "pads", "dilations", "groups", "relu", "clamp", "int4",
-            ]
-        }
+        "conv" => &[
+            "scale",
+            "zp",
+            "weights",
+            "w_scale",
+            "bias",
+            "strides",
+            "pads",
+            "dilations",
+            "groups",
+            "relu",
+            "clamp",
+            "int4",
+        ],
         "dense" => &["scale", "zp", "weights", "w_scale", "bias", "relu", "clamp", "int4"],
         "maxpool" | "avgpool" => &["scale", "zp", "kernel", "strides", "pads", "count_include_pad"],
         "add" | "clamp" => &["scale", "zp", "relu", "clamp"],

@@ -763,8 +763,16 @@ fn errors_name_node_and_problem() {
     let mut g = Graph::default();
     let x = qval(&mut g, "x", &[1, 4], ElemType::I8, 0.1, 0);
     let y = qval(&mut g, "y", &[1, 2], ElemType::I8, 0.1, 0);
-    let d =
-        DenseParams { weights: vec![0; 7], n: 2, k: 4, w_scale: vec![0.1; 2], bias: vec![0; 2], qmin: -128, qmax: 127, w_type: WeightType::I8 };
+    let d = DenseParams {
+        weights: vec![0; 7],
+        n: 2,
+        k: 4,
+        w_scale: vec![0.1; 2],
+        bias: vec![0; 2],
+        qmin: -128,
+        qmax: 127,
+        w_type: WeightType::I8,
+    };
     node(&mut g, "fc", Op::Dense(d), &[x], y);
     g.inputs = vec![x];
     g.outputs = vec![y];

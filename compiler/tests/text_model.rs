@@ -538,7 +538,11 @@ impl Gen {
         let (w_scale, bias) = self.channel_params(n);
         let y = self.quantized(vec![]);
         let (qmin, qmax) = self.clamp(&y);
-        self.push(Op::Dense(DenseParams { weights, n, k, w_scale, bias, qmin, qmax, w_type: WeightType::I8 }), vec![x], y)
+        self.push(
+            Op::Dense(DenseParams { weights, n, k, w_scale, bias, qmin, qmax, w_type: WeightType::I8 }),
+            vec![x],
+            y,
+        )
     }
 
     fn conv(&mut self, x: ValueId) -> ValueId {

@@ -850,12 +850,7 @@ mod tests {
         assert_ne!(int4.fingerprint(), base.fingerprint());
         assert_ne!(sparse.fingerprint(), base.fingerprint());
         for k in KEYS {
-            assert_eq!(
-                k.changes.contains(&Effect::Nothing),
-                ["array.sparsity_2_4"].contains(&k.name),
-                "{}",
-                k.name
-            );
+            assert_eq!(k.changes.contains(&Effect::Nothing), ["array.sparsity_2_4"].contains(&k.name), "{}", k.name);
         }
     }
 

@@ -345,8 +345,10 @@ mod tests {
         // 3 rows of int4 weights are 2 scratchpad rows: the last two rows fit, the last one does not.
         assert_eq!(check(&ldw(spad - 2, 3), &cfg4), Ok(()));
         assert_eq!(check(&ldw(spad - 1, 3), &cfg4).unwrap_err().code, ErrorCode::BufferOutOfRange);
-        assert_eq!(check(&Instr::Ldw(Ldw { addr: spad - 2, k: 3, n: 1, ..Default::default() }), &cfg4).unwrap_err().code,
-            ErrorCode::BufferOutOfRange);
+        assert_eq!(
+            check(&Instr::Ldw(Ldw { addr: spad - 2, k: 3, n: 1, ..Default::default() }), &cfg4).unwrap_err().code,
+            ErrorCode::BufferOutOfRange
+        );
         let sparse = Instr::Ldw(Ldw { k: 1, n: 1, wfmt: WFMT_I8_S24, ..Default::default() });
         assert_eq!(check(&sparse, &cfg4).unwrap_err().code, ErrorCode::IllegalInstruction);
     }

@@ -34,7 +34,7 @@ module accel #(
     parameter logic [63:0] FINGERPRINT = 64'd0,
     parameter int LOAD_STAGE_BYTES = 4096,
     parameter int STORE_STAGE_BYTES = 8192,
-    parameter bit INT4 = 1'b0                  // array.weight_precisions lists int4
+    parameter int INT4 = 0                     // 1: array.weight_precisions lists int4
 ) (
     input  logic         clk,
     input  logic         rst_n,

@@ -35,7 +35,7 @@ module check #(
     parameter int COLS      = 4,
     parameter int SPAD_ROWS = 4096,
     parameter int ACC_ROWS  = 256,
-    parameter bit INT4      = 1'b0
+    parameter int INT4      = 0
 ) (
     input  logic [255:0] instr,
     input  logic [ 31:0] win_base,
@@ -149,7 +149,7 @@ module check #(
   // tile(): wfmt and meta first (illegal), then the shape, then in_spad(addr,
   // weight_tile_spad_rows(k, wfmt)).
   wire l_i4 = l_wfmt == 2'(`SYS_WFMT_I4);
-  wire l_fmt_ok = (l_wfmt == 2'(`SYS_WFMT_I8)) | (l_i4 & INT4);
+  wire l_fmt_ok = (l_wfmt == 2'(`SYS_WFMT_I8)) | (l_i4 & (INT4 != 0));
   wire [15:0] l_rows = l_i4 ? {1'b0, l_k[15:1]} + {15'd0, l_k[0]} : l_k;
   wire [2:0] ldw_code = (!l_fmt_ok | (l_meta != 16'd0)) ? E_ILL
       : (({16'd0, l_k} > ROWS_L) | ({16'd0, l_n} > COLS_L)
@@ -183,7 +183,7 @@ module check #(
   // in_spad(a, span), in_acc(acc, m), then (preload) tile() and in_spad(w,
   // weight_tile_spad_rows(k, wfmt)).
   wire m_i4 = m_wfmt == 2'(`SYS_WFMT_I4);
-  wire m_fmt_ok = (m_wfmt == 2'(`SYS_WFMT_I8)) | (m_i4 & INT4);
+  wire m_fmt_ok = (m_wfmt == 2'(`SYS_WFMT_I8)) | (m_i4 & (INT4 != 0));
   wire [15:0] m_wrows = m_i4 ? {1'b0, m_k[15:1]} + {15'd0, m_k[0]} : m_k;
   wire [2:0] matmul_code =
       ((m_in_hi > {1'b0, SPAD_L}) | ({16'd0, m_acc} + {16'd0, m_m} > ACC_L)) ? E_OOR

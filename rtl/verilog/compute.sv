@@ -67,7 +67,7 @@ module compute #(
     parameter int COLS = 4,
     parameter int SPAD_ROWS = 4096,
     parameter int ACC_ROWS = 256,
-    parameter bit INT4 = 1'b0  // the i4 weight format (check.sv refuses it without)
+    parameter int INT4 = 0  // 1: the i4 weight format (check.sv refuses it otherwise)
 ) (
     input  logic               clk,
     input  logic               rst,
@@ -154,7 +154,7 @@ module compute #(
   assign l_k    = head_instr[`SYS_LDW_K_LO+:16];
   assign l_n    = head_instr[`SYS_LDW_N_LO+:16];
   logic l_i4;
-  assign l_i4   = INT4 && head_instr[`SYS_LDW_WFMT_LO+:2] == 2'(`SYS_WFMT_I4);
+  assign l_i4   = (INT4 != 0) && head_instr[`SYS_LDW_WFMT_LO+:2] == 2'(`SYS_WFMT_I4);
   // matmul
   logic [15:0] m_a, m_m, m_acc, m_w, m_k, m_n;
   logic m_accum, m_swap, m_uns, m_pre;
@@ -169,7 +169,7 @@ module compute #(
   assign m_k     = head_instr[`SYS_MATMUL_K_LO+:16];
   assign m_n     = head_instr[`SYS_MATMUL_N_LO+:16];
   logic m_i4;
-  assign m_i4    = INT4 && head_instr[`SYS_MATMUL_WFMT_LO+:2] == 2'(`SYS_WFMT_I4);
+  assign m_i4    = (INT4 != 0) && head_instr[`SYS_MATMUL_WFMT_LO+:2] == 2'(`SYS_WFMT_I4);
   // Scratchpad rows of the ldw's / preload's tile (isa weight_tile_spad_rows).
   logic [15:0] l_rows, m_wrows;
   assign l_rows  = l_i4 ? {1'b0, l_k[15:1]} + {15'd0, l_k[0]} : l_k;

@@ -18,7 +18,19 @@ pub fn text(
 ) -> String {
     let total_cycles = counters.get(Counter::Cycles);
     let mut t = vec![cells(&[
-        "layer", "op", "instrs", "cycles", "share", "MACs", "util", "DRAM B", "bus B", "weights B", "bound", "energy", "share",
+        "layer",
+        "op",
+        "instrs",
+        "cycles",
+        "share",
+        "MACs",
+        "util",
+        "DRAM B",
+        "bus B",
+        "weights B",
+        "bound",
+        "energy",
+        "share",
     ])];
     let dash = || "-".to_string();
     let row = |r: &LayerFigures| {

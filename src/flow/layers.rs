@@ -32,9 +32,9 @@
 
 use super::report::{fraction, Bound, LayerFigures};
 use super::Compiled;
+use compiler::ir_codec::StoredWeights;
 use isa::instr::{Instr, BUF_ACC, INSTR_BYTES};
 use isa::legal::DmaBlock;
-use compiler::ir_codec::StoredWeights;
 use isa::program::Program;
 use isa::{Counter, Counters, HwConfig, InstrTrace};
 use sim::dma::BurstPlan;

@@ -14,11 +14,11 @@ mod streaming;
 mod weights;
 
 pub use schedule::{AGather, ASource, Dataflow, GemmJob, GemmOut, GemmUse, OutRows};
+pub use weights::{dense_i4_packed_len, unpack_dense_i4};
 pub use weights::{
     dense_i8_packed_len, nonzero_tiles, stream_i8_packed_len, unpack_dense_i8, unpack_stream_i8, PackedWeights,
     TileShape, WeightFormat, WeightTile,
 };
-pub use weights::{dense_i4_packed_len, unpack_dense_i4};
 
 use isa::instr::{self as ins, Instr};
 use isa::program::{DType, Program, ProgramMeta, TensorInfo, TensorRole};

@@ -16,7 +16,9 @@ use prost::Message;
 use super::proto::{attribute_proto::AttributeType, tensor_proto::DataType, type_proto, ModelProto, NodeProto};
 use super::tensor::{checked_elements, dtype_name, Data, Tensor, TensorError};
 use super::{CutOutput, FloatTail, ImportError, ImportOptions, Imported};
-use crate::ir::{infer_shape, ConvParams, DenseParams, ElemType, Graph, Node, Op, PoolParams, Quant, Value, ValueId, WeightType};
+use crate::ir::{
+    infer_shape, ConvParams, DenseParams, ElemType, Graph, Node, Op, PoolParams, Quant, Value, ValueId, WeightType,
+};
 use crate::lut::UnaryFn;
 
 type Result<T> = std::result::Result<T, ImportError>;

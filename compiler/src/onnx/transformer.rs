@@ -28,7 +28,9 @@ use super::fold::{self, FTy, Folded};
 use super::import::{attr_float, attr_int, attr_ints, input_name, unique_attrs, who_of, Who};
 use super::proto::{tensor_proto::DataType, type_proto, GraphProto, NodeProto, TensorProto};
 use super::{ImportError, Imported};
-use crate::ir::{BinaryOp, DenseParams, ElemType, EmbeddingParams, Graph, Node, Op, Quant, UnaryOp, Value, ValueId, WeightType};
+use crate::ir::{
+    BinaryOp, DenseParams, ElemType, EmbeddingParams, Graph, Node, Op, Quant, UnaryOp, Value, ValueId, WeightType,
+};
 
 type Result<T> = std::result::Result<T, ImportError>;
 
