@@ -489,7 +489,7 @@ fn int4_and_mixed_precision_layers() {
     ];
     let configs = [HwConfig::tiny_4x4(), HwConfig::default_16x16()].into_iter().chain(nonsquare());
     for base in configs {
-        let even_k = base.array.rows.min(base.array.cols) % 2 == 0;
+        let even_k = base.array.rows.min(base.array.cols).is_multiple_of(2);
         for (what, g) in &variants {
             let cfg = int4_config(base.clone());
             check(g, &cfg, 13);

@@ -148,10 +148,11 @@ pub fn check(instr: &Instr, cfg: &HwConfig) -> Result<(), Illegal> {
     let tile = |k: u16, n: u16, wfmt: u8, meta: u16| -> Result<(), Illegal> {
         let name = ["i8", "i8s24", "i4", "i4s24"][wfmt as usize & 3];
         if wfmt == WFMT_I4 && !int4 {
-            return Err(illegal(format!(
+            return Err(illegal(
                 "weight format i4 needs int4 weights, which this configuration lacks (array.weight_precisions \
                  does not list \"int4\")"
-            )));
+                    .into(),
+            ));
         }
         if wfmt != WFMT_I8 && wfmt != WFMT_I4 {
             return Err(illegal(format!(

@@ -139,7 +139,7 @@ impl PackedWeights {
     /// and `tile.k` must be even (see the format).
     pub fn dense_i4(b: &[i8], k: usize, n: usize, tile: TileShape) -> PackedWeights {
         assert_eq!(b.len(), k * n, "B is K x N");
-        assert!(tile.k % 2 == 0, "int4 k-tiles start on whole rows");
+        assert!(tile.k.is_multiple_of(2), "int4 k-tiles start on whole rows");
         let (nt, rows) = (n.div_ceil(tile.n), k.div_ceil(2));
         let mut bytes = vec![0u8; nt * rows * tile.n];
         for (kk, row) in b.chunks_exact(n.max(1)).take(k).enumerate() {

@@ -36,7 +36,7 @@ struct GemmLayer<'a> {
 /// otherwise — the same values, so the same results.
 pub(super) fn weight_format(cx: &Ctx<'_>, w_type: WeightType) -> WeightFormat {
     let int4 = cx.cfg.array.weight_precisions.contains(&isa::config::WeightPrecision::Int4);
-    if w_type == WeightType::I4 && int4 && cx.dataflow.tile_shape().k % 2 == 0 {
+    if w_type == WeightType::I4 && int4 && cx.dataflow.tile_shape().k.is_multiple_of(2) {
         WeightFormat::DenseI4
     } else {
         WeightFormat::DenseI8
