@@ -11,7 +11,7 @@
 //! is the model; the last line gives the ratio without the graph, as
 //! `systole compile --no-graph` writes it.
 
-use compiler::ir::{ConvParams, DenseParams, ElemType, Graph, Node, Op, PoolParams, Quant, Value, ValueId};
+use compiler::ir::{ConvParams, DenseParams, ElemType, Graph, Node, Op, PoolParams, Quant, Value, ValueId, WeightType};
 use isa::HwConfig;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::time::Instant;
@@ -84,7 +84,16 @@ fn resnet18() -> Graph {
     v = b.node("flatten", Op::Flatten { axis: 1 }, vec![v], vec![1, 512], -100);
     let weights: Vec<i8> = (0..1000 * 512).map(|_| b.rng.gen()).collect();
     let bias = (0..1000).map(|_| b.rng.gen_range(-1000..1000)).collect();
-    let fc = DenseParams { weights, n: 1000, k: 512, w_scale: vec![0.002; 1000], bias, qmin: -128, qmax: 127 };
+    let fc = DenseParams {
+        weights,
+        n: 1000,
+        k: 512,
+        w_scale: vec![0.002; 1000],
+        bias,
+        qmin: -128,
+        qmax: 127,
+        w_type: WeightType::I8,
+    };
     v = b.node("fc", Op::Dense(fc), vec![v], vec![1, 1000], 0);
     b.g.outputs.push(v);
     b.g.validate().expect("the ResNet-18 graph is valid");

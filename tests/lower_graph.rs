@@ -95,6 +95,7 @@ impl Builder {
             groups: 1,
             qmin: if relu { zp } else { -128 },
             qmax: 127,
+            w_type: WeightType::I8,
         };
         self.node(name, Op::Conv(p), vec![x], y)
     }
@@ -128,6 +129,7 @@ impl Builder {
             groups,
             qmin: -128,
             qmax: 127,
+            w_type: WeightType::I8,
         };
         self.node(name, Op::Conv(p), vec![x], y)
     }
@@ -144,6 +146,7 @@ impl Builder {
             bias: self.bias(n),
             qmin: if relu { zp } else { -128 },
             qmax: 127,
+            w_type: WeightType::I8,
         };
         self.node(name, Op::Dense(p), vec![x], y)
     }
@@ -326,6 +329,7 @@ fn uint8_activations() {
         groups: 1,
         qmin: 0,
         qmax: if relu { 255 } else { 200 },
+        w_type: WeightType::I8,
     };
     let c1 = u8v(&mut b, "conv1", vec![1, 5, 6, 6], 0.02, 0);
     let p1 = mk(&mut b, 5, 2, true);
@@ -349,6 +353,7 @@ fn uint8_activations() {
         bias: b.bias(6),
         qmin: 0,
         qmax: 255,
+        w_type: WeightType::I8,
     };
     b.node("fc", Op::Dense(d), vec![f], y);
     let g = finish(b, y);
@@ -421,4 +426,81 @@ fn channel_concat_of_branches() {
     let y = b.dense("fc", f, 3, false, 0.1);
     let g = finish(b, y);
     check_everywhere(&g, 43);
+}
+
+/// The layers named in `int4` made int4 (weights `w >> 4`, in -8..=7).
+fn with_int4(mut g: Graph, int4: &[&str]) -> Graph {
+    for n in g.nodes.iter_mut().filter(|n| int4.contains(&n.name.as_str())) {
+        let (w, ty) = match &mut n.op {
+            Op::Conv(c) => (&mut c.weights, &mut c.w_type),
+            Op::Dense(d) => (&mut d.weights, &mut d.w_type),
+            _ => panic!("{} has no weights", n.name),
+        };
+        w.iter_mut().for_each(|v| *v >>= 4);
+        *ty = WeightType::I4;
+    }
+    g.validate().expect("valid int4 graph");
+    g
+}
+
+/// A configuration that lists int4 weights.
+fn int4_config(mut cfg: HwConfig) -> HwConfig {
+    cfg.array.weight_precisions.push(isa::config::WeightPrecision::Int4);
+    cfg.name += "+int4";
+    cfg
+}
+
+/// The i4 tiles (`ldw` and `matmul` preloads) of a program.
+fn i4_tiles(prog: &isa::program::Program) -> usize {
+    prog.code
+        .iter()
+        .filter(|i| match i {
+            isa::Instr::Ldw(l) => l.wfmt == isa::instr::WFMT_I4,
+            isa::Instr::Matmul(m) => m.preload != 0 && m.wfmt == isa::instr::WFMT_I4,
+            _ => false,
+        })
+        .count()
+}
+
+/// int4 and mixed int4/int8 layers (the digits CNN's and MLP's shapes):
+/// every layer equals the interpreter's on every array shape. Where the
+/// configuration lists int4 and the tile's reduction is even, the int4
+/// layers' weights are stored two per byte (i4 tiles, half the bytes);
+/// elsewhere as int8 (the 5x12 array's 5-row tiles, configurations
+/// without int4), with the same results.
+#[test]
+fn int4_and_mixed_precision_layers() {
+    let (mut b, x) = input_graph(vec![1, 1, 8, 8], 11);
+    let c1 = b.conv("conv1", x, 16, 3, 1, 1, true, 0.02);
+    let c2 = b.conv("conv2", c1, 32, 3, 1, 1, true, 0.05);
+    let f = b.flatten(c2);
+    let y = b.dense("fc", f, 10, false, 0.1);
+    let cnn = finish(b, y);
+    let (mut b, x) = input_graph(vec![1, 64], 12);
+    let h1 = b.dense("fc1", x, 128, true, 0.05);
+    let h2 = b.dense("fc2", h1, 64, true, 0.05);
+    let y = b.dense("fc3", h2, 10, false, 0.1);
+    let mlp = finish(b, y);
+    let variants = [
+        ("cnn int4", with_int4(cnn.clone(), &["conv1", "conv2", "fc"])),
+        ("cnn mixed", with_int4(cnn, &["conv2"])),
+        ("mlp int4", with_int4(mlp.clone(), &["fc1", "fc2", "fc3"])),
+        ("mlp mixed", with_int4(mlp, &["fc2"])),
+    ];
+    let configs = [HwConfig::tiny_4x4(), HwConfig::default_16x16()].into_iter().chain(nonsquare());
+    for base in configs {
+        let even_k = base.array.rows.min(base.array.cols).is_multiple_of(2);
+        for (what, g) in &variants {
+            let cfg = int4_config(base.clone());
+            check(g, &cfg, 13);
+            check(g, &base, 13);
+            let data_bytes = |cfg: &HwConfig| lower(g, cfg).unwrap().program.data.len();
+            let i4 = i4_tiles(&lower(g, &cfg).unwrap().program);
+            assert_eq!(i4 > 0, even_k, "{what} on {}: {i4} i4 tiles", cfg.name);
+            assert_eq!(i4_tiles(&lower(g, &base).unwrap().program), 0, "{what} on {}", base.name);
+            if even_k {
+                assert!(data_bytes(&cfg) < data_bytes(&base), "{what} on {}: int4 weights take fewer bytes", cfg.name);
+            }
+        }
+    }
 }

@@ -80,6 +80,7 @@ impl Net {
             groups: 1,
             qmin: -128,
             qmax: 127,
+            w_type: WeightType::I8,
         };
         self.node(name, Op::Conv(p), x, y)
     }

@@ -69,7 +69,7 @@ pub fn with_batch(g: &Graph, n: usize) -> Result<Graph, GraphError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ir::{DenseParams, ElemType, Node, PoolParams, Quant, Value};
+    use crate::ir::{DenseParams, ElemType, Node, PoolParams, Quant, Value, WeightType};
 
     fn value(name: &str, shape: Vec<usize>, ty: ElemType) -> Value {
         Value { name: name.into(), shape, ty, quant: Some(Quant { scale: 0.1, zero_point: 0 }) }
@@ -85,6 +85,7 @@ mod tests {
             bias: vec![0; 2],
             qmin: -128,
             qmax: 127,
+            w_type: WeightType::I8,
         };
         let g = Graph {
             name: "g".into(),

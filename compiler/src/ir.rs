@@ -5,8 +5,9 @@
 //! Conventions:
 //! - Activations are NCHW (or N x features) as in ONNX, quantized per
 //!   tensor: `real = scale * (q - zero_point)`, `q` int8 or uint8.
-//! - Weights are int8, symmetric (zero point 0), with one scale per output
-//!   channel (a single scale is stored repeated). Biases are int32 in the
+//! - Weights are int8 or int4 (`WeightType`, per layer), symmetric (zero
+//!   point 0), with one scale per output channel (a single scale is stored
+//!   repeated). Biases are int32 in the
 //!   accumulator's scale `s_in * s_w[c]`, as ONNX Runtime's quantizer
 //!   writes them.
 //! - A fused ReLU/Clip is the `qmin`/`qmax` clamp of the op that produces
@@ -93,6 +94,8 @@ pub struct ConvParams {
     /// Output clamp (fused ReLU/Clip), in the output type's range.
     pub qmin: i32,
     pub qmax: i32,
+    /// The weights' precision as the model declares it.
+    pub w_type: WeightType,
 }
 
 impl ConvParams {
@@ -111,6 +114,7 @@ impl ConvParams {
             groups: 1,
             qmin: -128,
             qmax: 127,
+            w_type: WeightType::I8,
         }
     }
 }
@@ -129,6 +133,37 @@ pub struct DenseParams {
     pub bias: Vec<i32>,
     pub qmin: i32,
     pub qmax: i32,
+    /// The weights' precision as the model declares it.
+    pub w_type: WeightType,
+}
+
+/// The precision of a conv or dense layer's weights, as the model declares
+/// it (per layer, so a model mixes them): int8, or int4 — ONNX's INT4,
+/// symmetric, values in -8..=7, held here one per `i8` like int8 weights,
+/// so the interpreter's arithmetic is the same; the lowering stores them
+/// two per byte where the configuration has int4 weights.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum WeightType {
+    #[default]
+    I8,
+    I4,
+}
+
+impl WeightType {
+    /// The values a weight of this type may take.
+    pub fn range(self) -> (i8, i8) {
+        match self {
+            WeightType::I8 => (-128, 127),
+            WeightType::I4 => (-8, 7),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            WeightType::I8 => "int8",
+            WeightType::I4 => "int4",
+        }
+    }
 }
 
 /// Pooling window over the two innermost (H, W) dimensions of NCHW.
@@ -439,6 +474,7 @@ impl Graph {
             }
             let y = outs[0];
             check_types(&n.op, &ins, y).map_err(|why| err(why.into()))?;
+            check_weight_range(&n.op).map_err(err)?;
             if let Some(shape) = infer_shape(&n.op, &ins) {
                 if shape != y.shape {
                     return Err(err(format!("output shape is {:?}, the op gives {:?}", y.shape, shape)));
@@ -460,6 +496,24 @@ impl Graph {
             }
         }
         Ok(())
+    }
+}
+
+/// A conv or dense layer's weights lie in its weight type's range (an
+/// int4 layer's in -8..=7).
+fn check_weight_range(op: &Op) -> Result<(), String> {
+    let (weights, ty) = match op {
+        Op::Conv(c) => (&c.weights, c.w_type),
+        Op::Dense(d) | Op::DenseF32(d) => (&d.weights, d.w_type),
+        _ => return Ok(()),
+    };
+    if ty == WeightType::I8 {
+        return Ok(());
+    }
+    let (lo, hi) = ty.range();
+    match weights.iter().position(|&w| w < lo || w > hi) {
+        Some(i) => Err(format!("{} weight {i} is {}, outside {lo}..={hi}", ty.name(), weights[i])),
+        None => Ok(()),
     }
 }
 

@@ -22,11 +22,12 @@
 //! interpret.
 
 use crate::gemm::{
-    dense_i8_packed_len, stream_i8_packed_len, unpack_dense_i8, unpack_stream_i8, TileShape, WeightFormat,
+    dense_i4_packed_len, dense_i8_packed_len, stream_i8_packed_len, unpack_dense_i4, unpack_dense_i8, unpack_stream_i8,
+    TileShape, WeightFormat,
 };
 use crate::ir::{
     BinaryOp, ConvParams, DenseParams, ElemType, EmbeddingParams, GeluForm, Graph, Node, Op, PoolParams, Quant,
-    UnaryOp, Value,
+    UnaryOp, Value, WeightType,
 };
 use crate::lower::gemm_layers::{conv_group_from_b, dense_from_b};
 use crate::lut::UnaryFn;
@@ -108,6 +109,55 @@ pub fn decode(bytes: &[u8]) -> Result<Graph, DecodeError> {
 /// Reads a graph [`encode_referencing`] wrote, unpacking referenced
 /// weights from `data` (the program's data section).
 pub fn decode_with_data(bytes: &[u8], data: &[u8]) -> Result<Graph, DecodeError> {
+    decode_with_refs(bytes, data).map(|(g, _)| g)
+}
+
+/// Where a layer's weights lie in a program's data: their format and the
+/// bytes they take there (the packed image, padding included).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoredWeights {
+    pub format: WeightFormat,
+    pub bytes: u64,
+}
+
+/// Per node of a graph [`encode_referencing`] wrote (in node order): its
+/// name, and its weights' format and bytes in `data` when they are a
+/// packed reference (conv and dense layers of a compiled program).
+pub fn stored_weights(bytes: &[u8], data: &[u8]) -> Result<Vec<(String, Option<StoredWeights>)>, DecodeError> {
+    let (g, refs) = decode_with_refs(bytes, data)?;
+    Ok(g.nodes.into_iter().zip(refs).map(|(n, p)| (n.name, p.and_then(|p| stored_len(&p, &n.op)))).collect())
+}
+
+/// The bytes `p` takes in the data for `op`'s weights.
+fn stored_len(p: &PackedRef, op: &Op) -> Option<StoredWeights> {
+    let stream_tile = TileShape { k: p.tile_n, n: p.tile_n };
+    let len = |k: usize, n: usize| match p.format {
+        WeightFormat::DenseI8 => dense_i8_packed_len(k, n, p.tile_n),
+        WeightFormat::DenseI4 => dense_i4_packed_len(k, n, p.tile_n),
+        WeightFormat::StreamI8 => stream_i8_packed_len(k, n, stream_tile),
+        WeightFormat::BandI8
+        | WeightFormat::BandRowsI8
+        | WeightFormat::BandI4
+        | WeightFormat::BandRowsI4
+        | WeightFormat::Sparse24I8 => None,
+    };
+    let bytes = match op {
+        Op::Conv(c) if is_band(p.format) => {
+            let (packed, int4) = band_kind(p.format);
+            crate::lower::conv_band::image_len(c.w_shape, c.groups, p.tile_n, packed, int4)?
+        }
+        Op::Conv(c) => {
+            let [m, cg, kh, kw] = c.w_shape;
+            len(kh * kw * cg, m / c.groups.max(1))?.checked_mul(p.offsets.len())?
+        }
+        Op::Dense(d) => len(d.k, d.n)?,
+        _ => return None,
+    };
+    Some(StoredWeights { format: p.format, bytes: bytes as u64 })
+}
+
+/// [`decode_with_data`], with each node's packed reference (if any).
+fn decode_with_refs(bytes: &[u8], data: &[u8]) -> Result<(Graph, Vec<Option<PackedRef>>), DecodeError> {
     let mut r = Reader::new(bytes);
     let magic: Vec<u8> = (0..MAGIC.len()).map(|_| r.u8("graph magic")).collect::<Result<_, _>>()?;
     if magic != MAGIC {
@@ -123,9 +173,13 @@ pub fn decode_with_data(bytes: &[u8], data: &[u8]) -> Result<Graph, DecodeError>
     let name = r.str("graph name")?;
     // A value is at least a name, a rank, a type and a flag (8 + 8 + 1 + 1 bytes).
     let values = r.seq("values", 18, decode_value)?;
+    let mut refs = Vec::new();
     let nodes = r.seq("nodes", 18, |r| {
         let name = r.str("node name")?;
-        let op = decode_op(r, data).map_err(|e| DecodeError { why: format!("node `{name}`: {}", e.why), ..e })?;
+        let mut packed = None;
+        let op = decode_op(r, data, &mut packed)
+            .map_err(|e| DecodeError { why: format!("node `{name}`: {}", e.why), ..e })?;
+        refs.push(packed);
         let inputs = decode_ids(r, "node inputs", values.len())?;
         let outputs = decode_ids(r, "node outputs", values.len())?;
         Ok(Node { name, op, inputs, outputs })
@@ -135,7 +189,7 @@ pub fn decode_with_data(bytes: &[u8], data: &[u8]) -> Result<Graph, DecodeError>
     r.finish()?;
     let g = Graph { name, values, nodes, inputs, outputs };
     g.validate().map_err(|e| DecodeError { offset: bytes.len(), why: format!("the graph is inconsistent: {e}") })?;
-    Ok(g)
+    Ok((g, refs))
 }
 
 fn params_bytes(op: &Op, referenced: bool) -> usize {
@@ -166,8 +220,9 @@ fn unpack_b(p: &PackedRef, offset: u64, k: usize, n: usize, data: &[u8]) -> Resu
     let stream_tile = TileShape { k: p.tile_n, n: p.tile_n };
     let len = match p.format {
         WeightFormat::DenseI8 => dense_i8_packed_len(k, n, p.tile_n),
+        WeightFormat::DenseI4 => dense_i4_packed_len(k, n, p.tile_n),
         WeightFormat::StreamI8 => stream_i8_packed_len(k, n, stream_tile),
-        WeightFormat::BandI8 | WeightFormat::BandRowsI8 => {
+        WeightFormat::BandI8 | WeightFormat::BandRowsI8 | WeightFormat::BandI4 | WeightFormat::BandRowsI4 => {
             return Err(format!("{:?} does not pack a GEMM's B", p.format));
         }
         // 2:4 weights are recorded raw, never referenced.
@@ -180,15 +235,20 @@ fn unpack_b(p: &PackedRef, offset: u64, k: usize, n: usize, data: &[u8]) -> Resu
     })?;
     let b = match p.format {
         WeightFormat::DenseI8 => unpack_dense_i8(bytes, k, n, p.tile_n),
+        WeightFormat::DenseI4 => unpack_dense_i4(bytes, k, n, p.tile_n),
         WeightFormat::StreamI8 => unpack_stream_i8(bytes, k, n, stream_tile),
-        WeightFormat::BandI8 | WeightFormat::BandRowsI8 | WeightFormat::Sparse24I8 => unreachable!("refused above"),
+        WeightFormat::BandI8
+        | WeightFormat::BandRowsI8
+        | WeightFormat::Sparse24I8
+        | WeightFormat::BandI4
+        | WeightFormat::BandRowsI4 => unreachable!("refused above"),
     };
     Ok(b.expect("the length is the packed length"))
 }
 
 /// A convolution's weights `[m, cg, kh, kw]` from its groups' packed B.
 fn unpack_conv(p: &PackedRef, w_shape: [usize; 4], groups: usize, data: &[u8]) -> Result<Vec<i8>, String> {
-    if let WeightFormat::BandI8 | WeightFormat::BandRowsI8 = p.format {
+    if is_band(p.format) {
         return unpack_band(p, w_shape, groups, data);
     }
     let [m_out, cg, kh, kw] = w_shape;
@@ -200,9 +260,10 @@ fn unpack_conv(p: &PackedRef, w_shape: [usize; 4], groups: usize, data: &[u8]) -
         ));
     }
     let volume = w_shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
-    // Packing never shrinks weights: a larger volume is forged, not allocated.
+    // Packing never shrinks weights below their bits: a larger volume is
+    // forged, not allocated.
     let volume = volume
-        .filter(|&v| v <= data.len())
+        .filter(|&v| v <= data.len().saturating_mul(per_byte(p.format)))
         .ok_or_else(|| format!("{w_shape:?} weights exceed the {} bytes of data", data.len()))?;
     let mut weights = vec![0i8; volume];
     for (g, &offset) in p.offsets.iter().enumerate() {
@@ -210,6 +271,28 @@ fn unpack_conv(p: &PackedRef, w_shape: [usize; 4], groups: usize, data: &[u8]) -
         conv_group_from_b(&b, w_shape, groups, g, &mut weights);
     }
     Ok(weights)
+}
+
+/// Weights per packed byte at most (int4: two).
+fn per_byte(format: WeightFormat) -> usize {
+    if format.wfmt() == isa::instr::WFMT_I4 {
+        2
+    } else {
+        1
+    }
+}
+
+/// A convolution's band stream (`lower::conv_band`).
+fn is_band(format: WeightFormat) -> bool {
+    matches!(format, WeightFormat::BandI8 | WeightFormat::BandRowsI8 | WeightFormat::BandI4 | WeightFormat::BandRowsI4)
+}
+
+/// A band stream's kind: (kernel row packed, int4).
+fn band_kind(format: WeightFormat) -> (bool, bool) {
+    (
+        matches!(format, WeightFormat::BandRowsI8 | WeightFormat::BandRowsI4),
+        matches!(format, WeightFormat::BandI4 | WeightFormat::BandRowsI4),
+    )
 }
 
 /// A band convolution's weights from its stream image (one offset; the
@@ -221,8 +304,8 @@ fn unpack_band(p: &PackedRef, w_shape: [usize; 4], groups: usize, data: &[u8]) -
     let at = usize::try_from(offset).ok().filter(|&a| a <= data.len() && p.perm.is_none());
     let at =
         at.ok_or_else(|| format!("band weights at data offset {offset} are outside the {} bytes of data", data.len()))?;
-    let packed = p.format == WeightFormat::BandRowsI8;
-    crate::lower::conv_band::unpack_weights(&data[at..], w_shape, groups, p.tile_n, packed).ok_or_else(|| {
+    let (packed, int4) = band_kind(p.format);
+    crate::lower::conv_band::unpack_weights(&data[at..], w_shape, groups, p.tile_n, packed, int4).ok_or_else(|| {
         format!("no {:?} band image of {w_shape:?} weights in {groups} groups at offset {offset}", p.format)
     })
 }
@@ -232,7 +315,7 @@ fn unpack_dense(p: &PackedRef, n: usize, k: usize, data: &[u8]) -> Result<Vec<i8
     let [offset] = p.offsets[..] else {
         return Err(format!("{} packed weight blocks for a dense layer, which has one", p.offsets.len()));
     };
-    if n.checked_mul(k).is_none_or(|v| v > data.len()) {
+    if n.checked_mul(k).is_none_or(|v| v > data.len().saturating_mul(per_byte(p.format))) {
         return Err(format!("{n} x {k} weights exceed the {} bytes of data", data.len()));
     }
     if let Some(perm) = &p.perm {
@@ -246,20 +329,25 @@ fn unpack_dense(p: &PackedRef, n: usize, k: usize, data: &[u8]) -> Result<Vec<i8
     Ok(dense_from_b(&b, k, n, p.perm.as_deref()))
 }
 
-/// Weights raw (tag 0) or as a reference (tag 1).
-fn encode_weights(weights: &[i8], packed: Option<&PackedRef>, w: &mut Writer) {
+/// Weights raw (tag 0) or as a reference (tag 1); tags 2 and 3 are the
+/// same for an int4 layer (`WeightType::I4`).
+fn encode_weights(weights: &[i8], w_type: WeightType, packed: Option<&PackedRef>, w: &mut Writer) {
+    let int4 = if w_type == WeightType::I4 { 2 } else { 0 };
     let Some(p) = packed else {
-        w.u8(0);
+        w.u8(int4);
         w.i8s(weights);
         return;
     };
-    w.u8(1);
+    w.u8(1 + int4);
     w.u8(match p.format {
         WeightFormat::DenseI8 => 0,
         WeightFormat::StreamI8 => 1,
         WeightFormat::BandI8 => 2,
         WeightFormat::BandRowsI8 => 3,
         WeightFormat::Sparse24I8 => unreachable!("2:4 weights never unpack from a reference, so are written raw"),
+        WeightFormat::DenseI4 => 4,
+        WeightFormat::BandI4 => 5,
+        WeightFormat::BandRowsI4 => 6,
     });
     w.len(p.tile_n);
     w.u64s(&p.offsets);
@@ -275,16 +363,25 @@ enum WeightsField {
     Packed(PackedRef),
 }
 
-fn decode_weights(r: &mut Reader<'_>, what: &str) -> Result<WeightsField, DecodeError> {
-    if r.tag(what, 2)? == 0 {
-        return Ok(WeightsField::Raw(r.i8s(what)?));
+fn decode_weights(r: &mut Reader<'_>, what: &str) -> Result<(WeightsField, WeightType), DecodeError> {
+    let tag = r.tag(what, 4)?;
+    let w_type = if tag >= 2 { WeightType::I4 } else { WeightType::I8 };
+    if tag % 2 == 0 {
+        return Ok((WeightsField::Raw(r.i8s(what)?), w_type));
     }
-    let format = [WeightFormat::DenseI8, WeightFormat::StreamI8, WeightFormat::BandI8, WeightFormat::BandRowsI8]
-        [r.tag("weight format", 4)? as usize];
+    let format = [
+        WeightFormat::DenseI8,
+        WeightFormat::StreamI8,
+        WeightFormat::BandI8,
+        WeightFormat::BandRowsI8,
+        WeightFormat::DenseI4,
+        WeightFormat::BandI4,
+        WeightFormat::BandRowsI4,
+    ][r.tag("weight format", 7)? as usize];
     let [tile_n] = sizes(r, "packed tile width", 1)?;
     let offsets = r.u64s("packed weight offsets")?;
     let perm = if r.bool("row order present")? { Some(r.usizes("row order")?) } else { None };
-    Ok(WeightsField::Packed(PackedRef { format, tile_n, offsets, perm }))
+    Ok((WeightsField::Packed(PackedRef { format, tile_n, offsets, perm }), w_type))
 }
 
 /// The weights of a decoded field: raw ones must be `volume` long,
@@ -381,7 +478,7 @@ fn encode_op(op: &Op, packed: Option<&PackedRef>, w: &mut Writer) {
     match op {
         Op::Quantize | Op::Dequantize => {}
         Op::Conv(c) => {
-            encode_weights(&c.weights, packed, w);
+            encode_weights(&c.weights, c.w_type, packed, w);
             c.w_shape.iter().for_each(|&d| w.len(d));
             w.f32s(&c.w_scale);
             w.i32s(&c.bias);
@@ -391,7 +488,7 @@ fn encode_op(op: &Op, packed: Option<&PackedRef>, w: &mut Writer) {
             w.i32(c.qmax);
         }
         Op::Dense(d) => {
-            encode_weights(&d.weights, packed, w);
+            encode_weights(&d.weights, d.w_type, packed, w);
             w.len(d.n);
             w.len(d.k);
             w.f32s(&d.w_scale);
@@ -433,12 +530,12 @@ fn encode_op(op: &Op, packed: Option<&PackedRef>, w: &mut Writer) {
             w.f32s(if_nonzero);
         }
         Op::Embedding(e) => {
-            encode_weights(&e.table, None, w);
+            encode_weights(&e.table, WeightType::I8, None, w);
             w.len(e.rows);
             w.len(e.cols);
         }
         Op::DenseF32(d) => {
-            encode_weights(&d.weights, None, w);
+            encode_weights(&d.weights, WeightType::I8, None, w);
             w.len(d.n);
             w.len(d.k);
             w.f32s(&d.w_scale);
@@ -477,8 +574,9 @@ fn bounded_usizes(r: &mut Reader<'_>, what: &str) -> Result<Vec<usize>, DecodeEr
 /// Weights a transformer op keeps raw (never packed references).
 fn raw_weights(r: &mut Reader<'_>, what: &str) -> Result<Vec<i8>, DecodeError> {
     match decode_weights(r, what)? {
-        WeightsField::Raw(w) => Ok(w),
-        WeightsField::Packed(_) => Err(r.error(format!("{what}: a packed reference where raw weights belong"))),
+        (WeightsField::Raw(w), WeightType::I8) => Ok(w),
+        (WeightsField::Raw(_), WeightType::I4) => Err(r.error(format!("{what}: int4 where int8 values belong"))),
+        (WeightsField::Packed(_), _) => Err(r.error(format!("{what}: a packed reference where raw weights belong"))),
     }
 }
 
@@ -509,7 +607,7 @@ fn decode_transformer_op(r: &mut Reader<'_>, tag: u8) -> Result<Op, DecodeError>
             check_len(r, "dense weights", weights.len(), n.saturating_mul(k))?;
             check_len(r, "dense weight scales", w_scale.len(), n)?;
             check_len(r, "dense biases", bias.len(), n)?;
-            Op::DenseF32(DenseParams { weights, n, k, w_scale, bias, qmin: -128, qmax: 127 })
+            Op::DenseF32(DenseParams { weights, n, k, w_scale, bias, qmin: -128, qmax: 127, w_type: WeightType::I8 })
         }
         18 => Op::MatMul,
         19 => Op::Binary(
@@ -553,12 +651,16 @@ fn decode_pool(r: &mut Reader<'_>) -> Result<PoolParams, DecodeError> {
     })
 }
 
-fn decode_op(r: &mut Reader<'_>, data: &[u8]) -> Result<Op, DecodeError> {
+/// One op; `packed` receives a conv or dense layer's packed reference.
+fn decode_op(r: &mut Reader<'_>, data: &[u8], packed: &mut Option<PackedRef>) -> Result<Op, DecodeError> {
     Ok(match r.tag("op", 26)? {
         0 => Op::Quantize,
         1 => Op::Dequantize,
         2 => {
-            let weights = decode_weights(r, "conv weights")?;
+            let (weights, w_type) = decode_weights(r, "conv weights")?;
+            if let WeightsField::Packed(p) = &weights {
+                *packed = Some(p.clone());
+            }
             let w_shape: [usize; 4] = sizes(r, "conv weight dimension", 1)?;
             let w_scale = r.f32s("conv weight scales")?;
             let bias = r.i32s("conv bias")?;
@@ -584,10 +686,14 @@ fn decode_op(r: &mut Reader<'_>, data: &[u8]) -> Result<Op, DecodeError> {
                 groups,
                 qmin,
                 qmax,
+                w_type,
             })
         }
         3 => {
-            let weights = decode_weights(r, "dense weights")?;
+            let (weights, w_type) = decode_weights(r, "dense weights")?;
+            if let WeightsField::Packed(p) = &weights {
+                *packed = Some(p.clone());
+            }
             let [n, k] = [r.usize("dense n")?, r.usize("dense k")?];
             let w_scale = r.f32s("dense weight scales")?;
             let bias = r.i32s("dense bias")?;
@@ -596,7 +702,7 @@ fn decode_op(r: &mut Reader<'_>, data: &[u8]) -> Result<Op, DecodeError> {
             let weights = resolve_weights(r, "dense weights", weights, volume, |p| unpack_dense(p, n, k, data))?;
             check_len(r, "dense weight scales", w_scale.len(), n)?;
             check_len(r, "dense biases", bias.len(), n)?;
-            Op::Dense(DenseParams { weights, n, k, w_scale, bias, qmin, qmax })
+            Op::Dense(DenseParams { weights, n, k, w_scale, bias, qmin, qmax, w_type })
         }
         4 => Op::MaxPool(decode_pool(r)?),
         5 => Op::AvgPool(decode_pool(r)?),
@@ -682,12 +788,46 @@ mod tests {
         assert_ne!(unpack_dense(&as_dense, n, k, &data).ok(), Some(w.clone()));
         // The reference survives encoding (format tag 1).
         let mut wr = Writer { bytes: Vec::new() };
-        encode_weights(&w, Some(&p), &mut wr);
+        encode_weights(&w, WeightType::I8, Some(&p), &mut wr);
         let mut r = Reader::new(&wr.bytes);
         match decode_weights(&mut r, "weights").unwrap() {
-            WeightsField::Packed(q) => assert_eq!(q, p),
-            WeightsField::Raw(_) => panic!("decoded raw weights"),
+            (WeightsField::Packed(q), WeightType::I8) => assert_eq!(q, p),
+            other => panic!("decoded {:?}", other.1),
         }
+    }
+
+    /// An int4 dense layer packed two per byte (format tag 4) unpacks to
+    /// its weights and decodes as int4, raw or referenced; the stored bytes
+    /// are half the int8 stripes'.
+    #[test]
+    fn int4_dense_weights_round_trip_through_packing() {
+        let (n, k, tile) = (9, 21, TileShape { k: 4, n: 4 });
+        let w: Vec<i8> = weights(n * k, 2).iter().map(|v| v >> 4).collect();
+        let mut data = vec![0xee; 8];
+        data.extend_from_slice(PackedWeights::dense_i4(&dense_b(&w, k, n, None), k, n, tile).bytes());
+        let p = PackedRef { format: WeightFormat::DenseI4, tile_n: 4, offsets: vec![8], perm: None };
+        assert_eq!(unpack_dense(&p, n, k, &data).unwrap(), w);
+        let d = DenseParams {
+            weights: w.clone(),
+            n,
+            k,
+            w_scale: vec![0.5; n],
+            bias: vec![1; n],
+            qmin: -128,
+            qmax: 127,
+            w_type: WeightType::I4,
+        };
+        let op = Op::Dense(d);
+        for packed in [None, Some(&p)] {
+            let mut wr = Writer { bytes: Vec::new() };
+            encode_op(&op, packed, &mut wr);
+            let mut r = Reader::new(&wr.bytes);
+            let mut got_ref = None;
+            assert_eq!(decode_op(&mut r, &data, &mut got_ref).unwrap(), op, "packed: {}", packed.is_some());
+            assert_eq!(got_ref.as_ref(), packed);
+        }
+        let stored = stored_len(&p, &op).unwrap();
+        assert_eq!(stored, StoredWeights { format: WeightFormat::DenseI4, bytes: (3 * 11 * 4) as u64 });
     }
 
     /// Convolutions packed per group on square and non-square tiles unpack
@@ -755,6 +895,7 @@ mod tests {
             bias: vec![7; n],
             qmin: -128,
             qmax: 127,
+            w_type: WeightType::I8,
         });
         Graph {
             name: "dense".into(),

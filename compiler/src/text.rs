@@ -81,8 +81,8 @@
 //! | op | inputs | attributes (default) |
 //! |----|--------|----------------------|
 //! | `quantize`, `dequantize` | 1 | — |
-//! | `conv` | 1 | `weights`, `w_scale`, `bias` (0), `strides` (1), `pads` (0), `dilations` (1), `groups` (1), `relu` / `clamp` |
-//! | `dense` | 1 | `weights`, `w_scale`, `bias` (0), `relu` / `clamp` |
+//! | `conv` | 1 | `weights`, `w_scale`, `bias` (0), `strides` (1), `pads` (0), `dilations` (1), `groups` (1), `relu` / `clamp`, `int4` (off: the weights are int4, -8..7) |
+//! | `dense` | 1 | `weights`, `w_scale`, `bias` (0), `relu` / `clamp`, `int4` |
 //! | `maxpool`, `avgpool` | 1 | `kernel`, `strides` (1), `pads` (0), `count_include_pad` (off; means something for `avgpool` only) |
 //! | `add` | 2 | `relu` / `clamp` |
 //! | `clamp` | 1 | `relu` / `clamp` |
@@ -150,7 +150,9 @@ use nom::multi::many1;
 use nom::sequence::{pair, preceded, terminated, tuple};
 use nom::IResult;
 
-use crate::ir::{infer_shape, ConvParams, DenseParams, ElemType, Graph, Node, Op, PoolParams, Quant, Value, ValueId};
+use crate::ir::{
+    infer_shape, ConvParams, DenseParams, ElemType, Graph, Node, Op, PoolParams, Quant, Value, ValueId, WeightType,
+};
 use crate::lut::UnaryFn;
 
 /// A parse error: 1-based line and column (in characters) of the offending
@@ -366,11 +368,13 @@ fn print_node(s: &mut String, g: &Graph, n: &Node) {
                 let _ = write!(s, " groups={}", c.groups);
             }
             clamp(s, c.qmin, c.qmax);
+            int4(s, c.w_type);
             print_tensors(s, &c.w_shape, &c.weights, &c.w_scale, &c.bias);
             return;
         }
         Op::Dense(d) => {
             clamp(s, d.qmin, d.qmax);
+            int4(s, d.w_type);
             print_tensors(s, &[d.n, d.k], &d.weights, &d.w_scale, &d.bias);
             return;
         }
@@ -443,6 +447,22 @@ fn print_node(s: &mut String, g: &Graph, n: &Node) {
         Op::MatMul | Op::Binary(_) | Op::Unary(_) | Op::Gelu(_) | Op::Softmax => {}
     }
     s.push('\n');
+}
+
+/// A conv or dense layer's weight type: int4 with the `int4` flag.
+fn weight_type(attrs: &Attrs<'_>) -> WeightType {
+    if attrs.get("int4").is_some() {
+        WeightType::I4
+    } else {
+        WeightType::I8
+    }
+}
+
+/// The `int4` flag of a layer whose weights are int4.
+fn int4(s: &mut String, w_type: WeightType) {
+    if w_type == WeightType::I4 {
+        s.push_str(" int4");
+    }
 }
 
 /// The tensor lines of a conv or dense layer (ending the statement).
@@ -873,10 +893,21 @@ const OPS: [&str; 20] = [
 /// The attributes a statement takes (`input` or an op).
 fn allowed_attrs(op: &str) -> &'static [&'static str] {
     match op {
-        "conv" => {
-            &["scale", "zp", "weights", "w_scale", "bias", "strides", "pads", "dilations", "groups", "relu", "clamp"]
-        }
-        "dense" => &["scale", "zp", "weights", "w_scale", "bias", "relu", "clamp"],
+        "conv" => &[
+            "scale",
+            "zp",
+            "weights",
+            "w_scale",
+            "bias",
+            "strides",
+            "pads",
+            "dilations",
+            "groups",
+            "relu",
+            "clamp",
+            "int4",
+        ],
+        "dense" => &["scale", "zp", "weights", "w_scale", "bias", "relu", "clamp", "int4"],
         "maxpool" | "avgpool" => &["scale", "zp", "kernel", "strides", "pads", "count_include_pad"],
         "add" | "clamp" => &["scale", "zp", "relu", "clamp"],
         "flatten" | "concat" => &["scale", "zp", "axis"],
@@ -890,7 +921,7 @@ fn allowed_attrs(op: &str) -> &'static [&'static str] {
     }
 }
 
-const FLAGS: [&str; 2] = ["relu", "count_include_pad"];
+const FLAGS: [&str; 3] = ["relu", "count_include_pad", "int4"];
 const TENSORS: [&str; 3] = ["weights", "w_scale", "bias"];
 
 /// Tokens of one statement.
@@ -1558,13 +1589,15 @@ impl Parser<'_> {
                     },
                     qmin,
                     qmax,
+                    w_type: weight_type(&attrs),
                 })
             }
             "dense" => {
                 let (w_shape, weights) = self.weights(&attrs, &layer, "weights: i8[N, K] = [..]")?;
                 let (w_scale, bias) = self.channel_params(&attrs, &layer, w_shape[0])?;
                 let (qmin, qmax) = self.clamp(&attrs, ty, quant, out_tok)?;
-                Op::Dense(DenseParams { weights, n: w_shape[0], k: w_shape[1], w_scale, bias, qmin, qmax })
+                let w_type = weight_type(&attrs);
+                Op::Dense(DenseParams { weights, n: w_shape[0], k: w_shape[1], w_scale, bias, qmin, qmax, w_type })
             }
             "maxpool" | "avgpool" => {
                 let p = PoolParams {

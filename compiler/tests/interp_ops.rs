@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use compiler::interp::{avgpool_scale, rescale_params, run, run_named, InterpError, Tensor};
-use compiler::ir::{ConvParams, DenseParams, ElemType, Graph, Node, Op, PoolParams, Quant, Value, ValueId};
+use compiler::ir::{ConvParams, DenseParams, ElemType, Graph, Node, Op, PoolParams, Quant, Value, ValueId, WeightType};
 use isa::numerics::{dequantize, qadd, qadd_params, quantize, requant_scale, requantize};
 use proptest::prelude::*;
 
@@ -151,6 +151,7 @@ fn check_conv(c: &ConvCase, seed: u64) {
         groups: c.groups,
         qmin,
         qmax,
+        w_type: WeightType::I8,
     };
     let got = run_unary(Op::Conv(p), &x, &[c.n, c.cin, c.h, c.w], xq, &[c.n, c.m, oh, ow], yq);
 
@@ -314,6 +315,7 @@ fn dense_with_leading_batch_dims() {
             bias: bias.clone(),
             qmin: -100,
             qmax: 120,
+            w_type: WeightType::I8,
         };
         let xshape: Vec<usize> = lead.iter().copied().chain([k]).collect();
         let yshape: Vec<usize> = lead.iter().copied().chain([n]).collect();
@@ -761,8 +763,16 @@ fn errors_name_node_and_problem() {
     let mut g = Graph::default();
     let x = qval(&mut g, "x", &[1, 4], ElemType::I8, 0.1, 0);
     let y = qval(&mut g, "y", &[1, 2], ElemType::I8, 0.1, 0);
-    let d =
-        DenseParams { weights: vec![0; 7], n: 2, k: 4, w_scale: vec![0.1; 2], bias: vec![0; 2], qmin: -128, qmax: 127 };
+    let d = DenseParams {
+        weights: vec![0; 7],
+        n: 2,
+        k: 4,
+        w_scale: vec![0.1; 2],
+        bias: vec![0; 2],
+        qmin: -128,
+        qmax: 127,
+        w_type: WeightType::I8,
+    };
     node(&mut g, "fc", Op::Dense(d), &[x], y);
     g.inputs = vec![x];
     g.outputs = vec![y];
@@ -843,6 +853,7 @@ fn digits_cnn(n: usize) -> (Graph, Vec<(&'static str, ValueId)>) {
         bias: npy_i32(&p("fc.bias_quantized.npy")),
         qmin: -128,
         qmax: 127,
+        w_type: WeightType::I8,
     };
     let i8 = ElemType::I8;
     let mut g = Graph { name: "cnn_dense".into(), ..Graph::default() };

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use compiler::ir::{ElemType, Graph, Op, Quant};
+use compiler::ir::{ElemType, Graph, Op, Quant, WeightType};
 use compiler::onnx::proto::{
     attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto, AttributeProto, GraphProto,
     ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
@@ -926,4 +926,82 @@ fn duplicate_attributes_extra_inputs_and_bad_flags_are_rejected() {
         "MaxPool",
         &["attribute `ceil_mode` = 2", "0 or 1"],
     );
+}
+
+/// ONNX INT4: `n` values packed two per byte, element 2i in the low nibble.
+fn t_i4(name: &str, dims: &[i64], v: &[i8]) -> TensorProto {
+    let bytes = v.chunks(2).map(|p| isa::numerics::int4_pack(p[0], p.get(1).copied().unwrap_or(0))).collect();
+    TensorProto { raw_data: Some(bytes), ..tensor(name, dims, DataType::Int4) }
+}
+
+/// A QDQ Gemm with INT4 weights quantized per tensor (one scale, an INT4
+/// zero point 0) and a QDQ Conv with INT4 weights per channel: both import
+/// as int4 layers with the weights unpacked and sign-extended (an odd
+/// count leaves the last high nibble unused); an INT4 tensor whose bytes
+/// do not match its dims, and an int4 activation, are errors naming them.
+#[test]
+fn int4_weights_per_tensor_and_per_channel() {
+    let w: Vec<i8> = [-8, 7, 3, -1, 0, 5, -6, 2, 1, -3, 4, -7].to_vec();
+    let gemm = |w_init: TensorProto| {
+        let nodes = vec![
+            node("QuantizeLinear", "qx", &["x", "s", "z"], &["xq"], vec![]),
+            node("DequantizeLinear", "dqx", &["xq", "s", "z"], &["xf"], vec![]),
+            node("DequantizeLinear", "dqw", &["w", "ws", "wz"], &["wf"], vec![]),
+            node("Gemm", "fc", &["xf", "wf"], &["g"], vec![attr_i("transB", 1)]),
+            node("QuantizeLinear", "qy", &["g", "s2", "z2"], &["yq"], vec![]),
+            node("DequantizeLinear", "dqy", &["yq", "s2", "z2"], &["y"], vec![]),
+        ];
+        let inits = vec![
+            t_f32("s", &[], &[0.5]),
+            t_i8("z", &[], &[3]),
+            w_init,
+            t_f32("ws", &[], &[0.25]),
+            t_i4("wz", &[], &[0]),
+            t_f32("s2", &[], &[0.75]),
+            t_i8("z2", &[], &[-4]),
+        ];
+        import(&model(nodes, inits, value_info("x", DataType::Float, &[1, 4]), "y"))
+    };
+    let g = gemm(t_i4("w", &[3, 4], &w)).unwrap();
+    let Op::Dense(d) = &g.nodes[1].op else { panic!("{:?}", ops(&g)) };
+    assert_eq!((d.w_type, &d.weights[..], &d.w_scale[..]), (WeightType::I4, &w[..], &[0.25; 3][..]));
+    // int8 weights of the same values stay an int8 layer.
+    let Op::Dense(d) = &gemm(t_i8("w", &[3, 4], &w)).unwrap().nodes[1].op else { panic!() };
+    assert_eq!(d.w_type, WeightType::I8);
+    let mut short = t_i4("w", &[3, 4], &w);
+    short.raw_data.as_mut().unwrap().pop();
+    let e = gemm(short).unwrap_err().to_string();
+    assert!(e.contains("int4") && e.contains("`w`"), "{e}");
+
+    // A conv with 9 weights per filter (an odd count per filter, 18 in all).
+    let wc: Vec<i8> = (0..18).map(|i| (i % 16) as i8 - 8).collect();
+    let nodes = vec![
+        node("QuantizeLinear", "qx", &["x", "s", "z"], &["xq"], vec![]),
+        node("DequantizeLinear", "dqx", &["xq", "s", "z"], &["xf"], vec![]),
+        node("DequantizeLinear", "dqw", &["w", "ws", "wz"], &["wf"], vec![attr_i("axis", 0)]),
+        node("Conv", "conv", &["xf", "wf"], &["c"], vec![attr_ints("pads", &[1, 1, 1, 1])]),
+        node("QuantizeLinear", "qy", &["c", "s2", "z2"], &["yq"], vec![]),
+        node("DequantizeLinear", "dqy", &["yq", "s2", "z2"], &["y"], vec![]),
+    ];
+    let inits = vec![
+        t_f32("s", &[], &[0.5]),
+        t_i8("z", &[], &[0]),
+        t_i4("w", &[2, 1, 3, 3], &wc),
+        t_f32("ws", &[2], &[0.25, 0.5]),
+        t_i4("wz", &[2], &[0, 0]),
+        t_f32("s2", &[], &[0.75]),
+        t_i8("z2", &[], &[1]),
+    ];
+    let g = import(&model(nodes, inits, value_info("x", DataType::Float, &[1, 1, 4, 4]), "y")).unwrap();
+    let Op::Conv(c) = &g.nodes[1].op else { panic!("{:?}", ops(&g)) };
+    assert_eq!((c.w_type, &c.weights[..], &c.w_scale[..]), (WeightType::I4, &wc[..], &[0.25, 0.5][..]));
+
+    // An int4 activation (QuantizeLinear to INT4) is refused by name.
+    let nodes = vec![
+        node("QuantizeLinear", "qx", &["x", "s", "z"], &["xq"], vec![]),
+        node("DequantizeLinear", "dqx", &["xq", "s", "z"], &["y"], vec![]),
+    ];
+    let inits = vec![t_f32("s", &[], &[0.5]), t_i4("z", &[], &[0])];
+    let e = import(&model(nodes, inits, value_info("x", DataType::Float, &[1, 4]), "y")).unwrap_err().to_string();
+    assert!(e.contains("int4") && e.contains("`z`"), "{e}");
 }

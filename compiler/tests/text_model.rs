@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use compiler::ir::{ConvParams, DenseParams, ElemType, Graph, Node, Op, PoolParams, Quant, Value, ValueId};
+use compiler::ir::{ConvParams, DenseParams, ElemType, Graph, Node, Op, PoolParams, Quant, Value, ValueId, WeightType};
 use compiler::text::{load_npy, parse, parse_with, print, NpyArray, NpyData, TextError};
 use npyz::WriterBuilder;
 use proptest::prelude::*;
@@ -538,7 +538,11 @@ impl Gen {
         let (w_scale, bias) = self.channel_params(n);
         let y = self.quantized(vec![]);
         let (qmin, qmax) = self.clamp(&y);
-        self.push(Op::Dense(DenseParams { weights, n, k, w_scale, bias, qmin, qmax }), vec![x], y)
+        self.push(
+            Op::Dense(DenseParams { weights, n, k, w_scale, bias, qmin, qmax, w_type: WeightType::I8 }),
+            vec![x],
+            y,
+        )
     }
 
     fn conv(&mut self, x: ValueId) -> ValueId {
@@ -557,6 +561,7 @@ impl Gen {
             groups,
             qmin: 0,
             qmax: 0,
+            w_type: WeightType::I8,
         };
         if compiler::ir::infer_shape(&Op::Conv(p.clone()), &[&self.g.values[x]]).is_none() {
             (p.w_shape[2], p.w_shape[3], p.strides, p.dilations) = (1, 1, [1, 1], [1, 1]);

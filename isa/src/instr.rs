@@ -203,12 +203,23 @@ pub const BUF_ACC: u8 = 1;
 /// Element type selector (activations).
 pub const ELEM_I8: u8 = 0;
 pub const ELEM_U8: u8 = 1;
-/// Weight formats: int8 and 2:4-sparse int8 (`WFMT_I8_S24`, ISA.md §3) are
-/// implemented, the int4 ones reserve encodings.
+/// Weight formats: `WFMT_I8` (one int8 per weight), `WFMT_I8_S24`
+/// (2:4-sparse int8) and `WFMT_I4` (int4 packed two per byte), ISA.md §3
+/// `ldw`; `WFMT_I4_S24` reserves an encoding.
 pub const WFMT_I8: u8 = 0;
 pub const WFMT_I8_S24: u8 = 1;
 pub const WFMT_I4: u8 = 2;
 pub const WFMT_I4_S24: u8 = 3;
+
+/// Scratchpad rows a `k`-row weight tile of format `wfmt` occupies (what
+/// `ldw` and a `matmul` preload read): `k` for int8, `ceil(k / 2)` for int4,
+/// whose row `r` holds the tile's rows `2r` and `2r + 1` (ISA.md §3 `ldw`).
+pub fn weight_tile_spad_rows(k: u16, wfmt: u8) -> u64 {
+    match wfmt {
+        WFMT_I4 => (k as u64).div_ceil(2),
+        _ => k as u64,
+    }
+}
 
 /// `vop` operations, in encoding order: binary ops first, then unary.
 pub const VOP_NAMES: &[&str] = &["add", "sub", "mul", "div", "max", "min", "exp", "erf", "tanh", "recip", "rsqrt"];
@@ -425,10 +436,10 @@ instructions! {
     /// Load a k x n weight tile from scratchpad rows into the array's shadow
     /// weight buffer (the rest of the shadow buffer becomes zero).
     Ldw = 0x03, "ldw", |_| Some(Queue::Compute), {
-        addr: u16 = 16 U "first scratchpad row of the tile (row i = weights of reduction index i)",
+        addr: u16 = 16 U "first scratchpad row of the tile (i8: row i = reduction index i; i4: row i = indices 2i, 2i+1)",
         k: u16 = 16 U "tile rows, 1..=array.rows",
         n: u16 = 16 U "tile columns, 1..=array.cols",
-        wfmt: u8 = 2 WFMT "weight format: i8, or i8s24 (2:4-sparse: k kept rows for 2k reductions; needs array.sparsity_2_4); i4, i4s24 reserved",
+        wfmt: u8 = 2 WFMT "weight format: i8; i8s24 (2:4-sparse: k kept rows for 2k reductions; needs array.sparsity_2_4); i4 (two per byte; needs int4 in array.weight_precisions); i4s24 reserved",
         meta: u16 = 16 U "i8s24: first scratchpad row of the tile's 2-bit positions (ISA.md §3); otherwise 0",
     }
     /// Stream `m` scratchpad rows through the array into accumulator rows,
@@ -445,7 +456,7 @@ instructions! {
         w: u16 = 16 U "preload: first scratchpad row of the next weight tile",
         k: u16 = 16 U "preload: tile rows, 1..=array.rows",
         n: u16 = 16 U "preload: tile columns, 1..=array.cols",
-        wfmt: u8 = 2 WFMT "preload: weight format (i8, i8s24; i4, i4s24 reserved)",
+        wfmt: u8 = 2 WFMT "preload: weight format (i8, i8s24 or i4, as for ldw; i4s24 reserved)",
         meta: u16 = 16 U "preload: i8s24 position rows (as `ldw`'s meta); otherwise 0",
         a_stride: u8 = 8 U "row step between consecutive input rows of a group (0 means 1)",
         a_group: u16 = 16 U "input rows per group (0: all m rows are one group)",

@@ -189,14 +189,23 @@ pub fn check(instr: &Instr, cfg: &HwConfig) -> Result<(), Illegal> {
     let in_spad_span = |what: &str, (lo, hi): (u64, u64)| in_spad(what, lo, hi - lo);
     let in_acc_span = |what: &str, (lo, hi): (u64, u64)| in_acc(what, lo, hi - lo);
     let sparse = cfg.array.sparsity_2_4;
+    let int4 = cfg.array.weight_precisions.contains(&crate::config::WeightPrecision::Int4);
     let tile = |k: u16, n: u16, wfmt: u8, meta: u16| -> Result<(), Illegal> {
+        let name = ["i8", "i8s24", "i4", "i4s24"][wfmt as usize & 3];
         match wfmt {
-            WFMT_I8 => {
-                // `meta` names 2:4 positions, which int8 tiles do not have.
+            WFMT_I8 | WFMT_I4 => {
+                // `meta` names 2:4 positions, which dense tiles do not have.
                 if meta != 0 {
                     return Err(illegal(format!(
-                        "meta = {meta}: the field is reserved and must be 0 (weight format i8)"
+                        "meta = {meta}: the field is reserved and must be 0 (weight format {name})"
                     )));
+                }
+                if wfmt == WFMT_I4 && !int4 {
+                    return Err(illegal(
+                        "weight format i4 needs int4 weights, which this configuration lacks \
+                         (array.weight_precisions does not list \"int4\")"
+                            .into(),
+                    ));
                 }
             }
             WFMT_I8_S24 if !sparse => {
@@ -207,8 +216,7 @@ pub fn check(instr: &Instr, cfg: &HwConfig) -> Result<(), Illegal> {
             WFMT_I8_S24 => {}
             _ => {
                 return Err(illegal(format!(
-                    "weight format {} is not implemented by this accelerator (only i8 and i8s24)",
-                    ["i8", "i8s24", "i4", "i4s24"][wfmt as usize & 3]
+                    "weight format {name} is not implemented by this accelerator (only i8, i8s24 and i4)"
                 )))
             }
         }
@@ -250,7 +258,7 @@ pub fn check(instr: &Instr, cfg: &HwConfig) -> Result<(), Illegal> {
         }
         Instr::Ldw(l) => {
             tile(l.k, l.n, l.wfmt, l.meta)?;
-            in_spad("ldw weights", l.addr as u64, l.k as u64)?;
+            in_spad("ldw weights", l.addr as u64, weight_tile_spad_rows(l.k, l.wfmt))?;
         }
         Instr::Matmul(m) => {
             // Checked first: the RTL, which has no 2:4 inputs, refuses it
@@ -267,7 +275,7 @@ pub fn check(instr: &Instr, cfg: &HwConfig) -> Result<(), Illegal> {
             in_acc("matmul output", m.acc as u64, m.m as u64)?;
             if m.preload != 0 {
                 tile(m.k, m.n, m.wfmt, m.meta)?;
-                in_spad("matmul preload", m.w as u64, m.k as u64)?;
+                in_spad("matmul preload", m.w as u64, weight_tile_spad_rows(m.k, m.wfmt))?;
             }
         }
         Instr::Requant(r) => {
@@ -426,8 +434,32 @@ mod tests {
         // The second input block counts in the span.
         let far = Instr::Matmul(Matmul { m: 2, a: last - 2, a_bstride: 1, ..Default::default() });
         assert_eq!(check(&far, &cfg).unwrap_err().code, ErrorCode::BufferOutOfRange);
-        // int4 stays reserved.
+        // int4 needs its own key.
         let i4 = Instr::Ldw(Ldw { k: 1, n: 1, wfmt: WFMT_I4, ..Default::default() });
         assert_eq!(check(&i4, &cfg).unwrap_err().code, ErrorCode::IllegalInstruction);
+    }
+
+    /// i4 tiles are legal only where `array.weight_precisions` lists int4,
+    /// and read `ceil(k / 2)` scratchpad rows.
+    #[test]
+    fn int4_tiles_need_the_precision_and_half_the_rows() {
+        let cfg = tiny();
+        let spad = cfg.spad_rows() as u16;
+        let ldw = |addr, k| Instr::Ldw(Ldw { addr, k, n: 1, wfmt: WFMT_I4, ..Default::default() });
+        let e = check(&ldw(0, 2), &cfg).unwrap_err();
+        assert_eq!(e.code, ErrorCode::IllegalInstruction);
+        assert!(e.message.contains("array.weight_precisions"), "{e}");
+        let mut cfg4 = cfg.clone();
+        cfg4.array.weight_precisions.push(crate::config::WeightPrecision::Int4);
+        assert_eq!(check(&ldw(0, 2), &cfg4), Ok(()));
+        // 3 rows of int4 weights are 2 scratchpad rows: the last two rows fit, the last one does not.
+        assert_eq!(check(&ldw(spad - 2, 3), &cfg4), Ok(()));
+        assert_eq!(check(&ldw(spad - 1, 3), &cfg4).unwrap_err().code, ErrorCode::BufferOutOfRange);
+        assert_eq!(
+            check(&Instr::Ldw(Ldw { addr: spad - 2, k: 3, n: 1, ..Default::default() }), &cfg4).unwrap_err().code,
+            ErrorCode::BufferOutOfRange
+        );
+        let sparse = Instr::Ldw(Ldw { k: 1, n: 1, wfmt: WFMT_I8_S24, ..Default::default() });
+        assert_eq!(check(&sparse, &cfg4).unwrap_err().code, ErrorCode::IllegalInstruction);
     }
 }

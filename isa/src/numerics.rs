@@ -152,6 +152,27 @@ pub fn weight_sum(w: &[i8]) -> i32 {
     w.iter().fold(0i32, |s, &v| s.wrapping_add(v as i32))
 }
 
+/// The int4 in the low nibble of `b`, sign-extended (4-bit two's
+/// complement: 0x8..0xf are -8..-1). ONNX's INT4 tensors and the i4 weight
+/// format (ISA.md §3 `ldw`) pack element `2i` here.
+#[inline]
+pub fn int4_low(b: u8) -> i8 {
+    ((b << 4) as i8) >> 4
+}
+
+/// The int4 in the high nibble of `b`, sign-extended (element `2i + 1`).
+#[inline]
+pub fn int4_high(b: u8) -> i8 {
+    (b as i8) >> 4
+}
+
+/// Two int4 values (each in -8..=7) in one byte: `lo` in the low nibble.
+#[inline]
+pub fn int4_pack(lo: i8, hi: i8) -> u8 {
+    debug_assert!((-8..=7).contains(&lo) && (-8..=7).contains(&hi), "int4 out of range: {lo}, {hi}");
+    (lo as u8 & 0x0f) | ((hi as u8) << 4)
+}
+
 /// Dot product of int8 activations and int8 weights: `Σ_k x[k]·w[k]`.
 ///
 /// Each product is exact (fits in i32); the sum is a wrapping i32 sum, so
@@ -248,6 +269,18 @@ pub fn qadd(a: i32, b: i32, p: QaddParams, qmin: i32, qmax: i32) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every int4 pair packs and unpacks to itself, sign-extended.
+    #[test]
+    fn int4_nibbles_round_trip() {
+        for lo in -8..=7i8 {
+            for hi in -8..=7i8 {
+                let b = int4_pack(lo, hi);
+                assert_eq!((int4_low(b), int4_high(b)), (lo, hi), "{b:#04x}");
+            }
+        }
+        assert_eq!((int4_low(0x8f), int4_high(0x8f)), (-1, -8));
+    }
 
     const QMIN: i32 = I8_RANGE.0;
     const QMAX: i32 = I8_RANGE.1;

@@ -122,7 +122,7 @@ fn schedule(rng: &mut StdRng, ops: &[Op], rows: usize, cols: usize, lat: usize) 
         let busy = match op {
             Op::Ldw(tile) => {
                 load(&mut s, rng, t, tile);
-                shadow.load(&tile.spad, 0, tile.k, tile.n, cols);
+                shadow.load(&tile.spad, 0, tile.k, tile.n, cols, isa::instr::WFMT_I8);
                 tile.k
             }
             Op::Matmul { m, unsigned, swap, preload, x } => {
@@ -152,7 +152,7 @@ fn schedule(rng: &mut StdRng, ops: &[Op], rows: usize, cols: usize, lat: usize) 
                 let k = match preload {
                     Some(tile) => {
                         load(&mut s, rng, t, tile);
-                        shadow.load(&tile.spad, 0, tile.k, tile.n, cols);
+                        shadow.load(&tile.spad, 0, tile.k, tile.n, cols, isa::instr::WFMT_I8);
                         tile.k
                     }
                     None => 0,

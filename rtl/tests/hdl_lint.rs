@@ -16,6 +16,9 @@ const VARIANTS: &[(&str, &[Params])] = &[
     ("requant", &[&[("LATENCY", "1")], &[("LATENCY", "2")], &[("QW", "16"), ("LATENCY", "2")], &[("QW", "2")]]),
     // The whole accelerator at a non-square, non-power-of-two-buffer shape.
     ("accel", &[&[("ROWS", "4"), ("COLS", "8"), ("SPAD_ROWS", "100"), ("ACC_ROWS", "24"), ("W", "8")]]),
+    // The int4 weight format's unpacking and checks (off by default).
+    ("compute", &[&[("INT4", "1")]]),
+    ("check", &[&[("INT4", "1")]]),
 ];
 
 /// Parameters that keep yosys' `synth` of a module quick: it maps every

@@ -33,7 +33,8 @@ module accel #(
     parameter logic [63:0] MEM_BYTES = 64'd16777216,  // device memory size
     parameter logic [63:0] FINGERPRINT = 64'd0,
     parameter int LOAD_STAGE_BYTES = 4096,
-    parameter int STORE_STAGE_BYTES = 8192
+    parameter int STORE_STAGE_BYTES = 8192,
+    parameter int INT4 = 0                     // 1: array.weight_precisions lists int4
 ) (
     input  logic         clk,
     input  logic         rst_n,
@@ -290,7 +291,7 @@ module accel #(
   assign head_instr = fbuf[fb_head[FBW-1:0]];
   assign head_avail = fb_head != fb_tail && fb_avail[fb_head[FBW-1:0]];
 
-  check #(.ROWS(ROWS), .COLS(COLS), .SPAD_ROWS(SPAD_ROWS), .ACC_ROWS(ACC_ROWS)) u_check (
+  check #(.ROWS(ROWS), .COLS(COLS), .SPAD_ROWS(SPAD_ROWS), .ACC_ROWS(ACC_ROWS), .INT4(INT4)) u_check (
       .instr(head_instr),
       .win_base(win_base),
       .win_limit(win_limit),
@@ -468,7 +469,7 @@ module accel #(
       .stage_overflow(st_ovf)
   );
 
-  compute #(.ROWS(ROWS), .COLS(COLS), .SPAD_ROWS(SPAD_ROWS), .ACC_ROWS(ACC_ROWS)) u_compute (
+  compute #(.ROWS(ROWS), .COLS(COLS), .SPAD_ROWS(SPAD_ROWS), .ACC_ROWS(ACC_ROWS), .INT4(INT4)) u_compute (
       .clk(clk), .rst(rst),
       .head_valid(!q_empty[1]), .head_instr(hd_instr[1]), .head_pc(hd_pc[1]), .tok_ok(tok_ok[1]),
       .head_mm_in_end(q_mm_in_end[q_head[1][QDW-1:0]]),

@@ -7,7 +7,7 @@
 //      queue has no token path to)                 -> IllegalInstruction (1)
 //   2. `isa::legal::check` against the configuration: per opcode, its checks
 //      in that function's order, the first failing one deciding between
-//      IllegalInstruction (wfmt not i8 or meta not 0; zero point / clamp outside the type's
+//      IllegalInstruction (wfmt not i8, nor i4 with INT4; meta not 0; zero point / clamp outside the type's
 //      range; qmin > qmax) and BufferOutOfRange (3)
 //   3. `isa::legal::check_window` (LOAD/STORE DRAM span outside
 //      [win_base, win_limit))                       -> DmaOutOfWindow (2)
@@ -25,14 +25,17 @@
 // of two and a constant division otherwise.
 //
 // Parameters: the array shape and the buffer sizes in rows (HwConfig's
-// array.rows/cols, spad_rows(), acc_rows(); rows <= 65536).
+// array.rows/cols, spad_rows(), acc_rows(); rows <= 65536), and INT4: 1 when
+// array.weight_precisions lists int4 (the i4 weight format is legal; its
+// tile of k rows reads ceil(k / 2) scratchpad rows).
 `include "systole_isa.vh"
 
 module check #(
     parameter int ROWS      = 4,
     parameter int COLS      = 4,
     parameter int SPAD_ROWS = 4096,
-    parameter int ACC_ROWS  = 256
+    parameter int ACC_ROWS  = 256,
+    parameter int INT4      = 0
 ) (
     input  logic [255:0] instr,
     input  logic [ 31:0] win_base,
@@ -143,10 +146,14 @@ module check #(
   wire [15:0] l_n = instr[`SYS_LDW_N_HI:`SYS_LDW_N_LO];
   wire [1:0] l_wfmt = instr[`SYS_LDW_WFMT_HI:`SYS_LDW_WFMT_LO];
   wire [15:0] l_meta = instr[`SYS_LDW_META_HI:`SYS_LDW_META_LO];
-  // tile(): wfmt and meta first (illegal), then the shape, then in_spad(addr, k).
-  wire [2:0] ldw_code = ((l_wfmt != 2'(`SYS_WFMT_I8)) | (l_meta != 16'd0)) ? E_ILL
+  // tile(): wfmt and meta first (illegal), then the shape, then in_spad(addr,
+  // weight_tile_spad_rows(k, wfmt)).
+  wire l_i4 = l_wfmt == 2'(`SYS_WFMT_I4);
+  wire l_fmt_ok = (l_wfmt == 2'(`SYS_WFMT_I8)) | (l_i4 & (INT4 != 0));
+  wire [15:0] l_rows = l_i4 ? {1'b0, l_k[15:1]} + {15'd0, l_k[0]} : l_k;
+  wire [2:0] ldw_code = (!l_fmt_ok | (l_meta != 16'd0)) ? E_ILL
       : (({16'd0, l_k} > ROWS_L) | ({16'd0, l_n} > COLS_L)
-         | ({16'd0, l_addr} + {16'd0, l_k} > SPAD_L)) ? E_OOR : E_NONE;
+         | ({16'd0, l_addr} + {16'd0, l_rows} > SPAD_L)) ? E_OOR : E_NONE;
 
   // --------------------------------------------------------------- MATMUL
   wire [15:0] m_a = instr[`SYS_MATMUL_A_HI:`SYS_MATMUL_A_LO];
@@ -176,14 +183,18 @@ module check #(
   wire [23:0] m_rspan = {8'd0, m_gm1} * {16'd0, m_s};
   wire [32:0] m_in_hi = {17'd0, m_a} + {1'b0, m_gspan} + {9'd0, m_rspan} + 33'd1;
   assign mm_in_end = m_in_hi[16:0];
-  // in_spad(a, span), in_acc(acc, m), then (preload) tile() and in_spad(w, k).
+  // in_spad(a, span), in_acc(acc, m), then (preload) tile() and in_spad(w,
+  // weight_tile_spad_rows(k, wfmt)).
+  wire m_i4 = m_wfmt == 2'(`SYS_WFMT_I4);
+  wire m_fmt_ok = (m_wfmt == 2'(`SYS_WFMT_I8)) | (m_i4 & (INT4 != 0));
+  wire [15:0] m_wrows = m_i4 ? {1'b0, m_k[15:1]} + {15'd0, m_k[0]} : m_k;
   wire [2:0] matmul_code =
       (m_abs != 16'd0) ? E_ILL
       : ((m_in_hi > {1'b0, SPAD_L}) | ({16'd0, m_acc} + {16'd0, m_m} > ACC_L)) ? E_OOR
       : !m_pre ? E_NONE
-      : ((m_wfmt != 2'(`SYS_WFMT_I8)) | (m_meta != 16'd0)) ? E_ILL
+      : (!m_fmt_ok | (m_meta != 16'd0)) ? E_ILL
       : (({16'd0, m_k} > ROWS_L) | ({16'd0, m_n} > COLS_L)
-         | ({16'd0, m_w} + {16'd0, m_k} > SPAD_L)) ? E_OOR : E_NONE;
+         | ({16'd0, m_w} + {16'd0, m_wrows} > SPAD_L)) ? E_OOR : E_NONE;
 
   // -------------------------------------------------------------- REQUANT
   // A 9-bit value is in the i8 range iff bits 8 and 7 agree (it is an 8-bit

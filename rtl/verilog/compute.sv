@@ -14,6 +14,9 @@
 // registers. Cycle t + s of an instruction does (s = 0 is the issue cycle):
 // - ldw (busy k): s < k: read weight row addr+s, write shadow row s
 //   (s = 0 also clears the shadow buffer). Pushes and finish at t + k.
+//   An i4 tile (wfmt = i4, INT4): s reads row addr + s/2 and writes its
+//   low (s even) or high (s odd) nibbles, sign-extended; a row is read
+//   (and counted) on even s only.
 // - matmul (busy max(m, preload ? k : 0)): s < m: read input row row(s) of
 //   the input-row pattern (a + (s / g) * a_gstride + (s % g) * a_stride,
 //   stepped: a_stride inside a group, a_gstride from a group's first row to
@@ -63,7 +66,8 @@ module compute #(
     parameter int ROWS = 4,
     parameter int COLS = 4,
     parameter int SPAD_ROWS = 4096,
-    parameter int ACC_ROWS = 256
+    parameter int ACC_ROWS = 256,
+    parameter int INT4 = 0  // 1: the i4 weight format (check.sv refuses it otherwise)
 ) (
     input  logic               clk,
     input  logic               rst,
@@ -149,6 +153,8 @@ module compute #(
   assign l_addr = head_instr[`SYS_LDW_ADDR_LO+:16];
   assign l_k    = head_instr[`SYS_LDW_K_LO+:16];
   assign l_n    = head_instr[`SYS_LDW_N_LO+:16];
+  logic l_i4;
+  assign l_i4   = (INT4 != 0) && head_instr[`SYS_LDW_WFMT_LO+:2] == 2'(`SYS_WFMT_I4);
   // matmul
   logic [15:0] m_a, m_m, m_acc, m_w, m_k, m_n;
   logic m_accum, m_swap, m_uns, m_pre;
@@ -162,6 +168,12 @@ module compute #(
   assign m_w     = head_instr[`SYS_MATMUL_W_LO+:16];
   assign m_k     = head_instr[`SYS_MATMUL_K_LO+:16];
   assign m_n     = head_instr[`SYS_MATMUL_N_LO+:16];
+  logic m_i4;
+  assign m_i4    = (INT4 != 0) && head_instr[`SYS_MATMUL_WFMT_LO+:2] == 2'(`SYS_WFMT_I4);
+  // Scratchpad rows of the ldw's / preload's tile (isa weight_tile_spad_rows).
+  logic [15:0] l_rows, m_wrows;
+  assign l_rows  = l_i4 ? {1'b0, l_k[15:1]} + {15'd0, l_k[0]} : l_k;
+  assign m_wrows = m_i4 ? {1'b0, m_k[15:1]} + {15'd0, m_k[0]} : m_k;
   // matmul input-row pattern: stride in a group (0: 1), rows per group (0:
   // m), step between groups' first rows.
   logic [15:0] m_s, m_g, m_gs;
@@ -224,6 +236,7 @@ module compute #(
   logic [15:0] x_gbase, x_gleft, x_g, x_s, x_gs;
   logic        x_uns;
   logic [15:0] w_left, w_src, w_idx, w_n;
+  logic        w_i4;
   logic        ar_pp, ar_pn, ar_ldw;
   logic [31:0] ar_pc;
   // Shapes of the active and shadow tiles (for the MAC count).
@@ -279,9 +292,9 @@ module compute #(
   // overlaps(lo, n, [rlo, rhi)) while the PPU runs (17-bit: rows are legal).
   logic [16:0] l_end, mx_end, mw_end, ma_end;
   logic ov_l, ov_ma, ov_mw, ov_macc;
-  assign l_end   = {1'b0, l_addr} + {1'b0, l_k};
+  assign l_end   = {1'b0, l_addr} + {1'b0, l_rows};
   assign mx_end  = head_mm_in_end;
-  assign mw_end  = {1'b0, m_w} + {1'b0, m_k};
+  assign mw_end  = {1'b0, m_w} + {1'b0, m_wrows};
   assign ma_end  = {1'b0, m_acc} + {1'b0, m_m};
   assign ov_l    = pp_run && ({1'b0, l_addr} < pp_dst_hi) && ({1'b0, pp_dst_lo} < l_end);
   assign ov_ma   = pp_run && ({1'b0, m_a} < pp_dst_hi) && ({1'b0, pp_dst_lo} < mx_end);
@@ -315,7 +328,7 @@ module compute #(
   assign iss_span = is_ldw ? l_k : ((m_pre && m_k > m_m) ? m_k : m_m);
 
   // This cycle's array activity.
-  logic cx_v, cx_uns, c_swap, cw_v, cw_clr, arr_busy, arr_last;
+  logic cx_v, cx_uns, c_swap, cw_v, cw_clr, cw_i4, cw_rd, arr_busy, arr_last;
   logic [15:0] cx_row, cw_src, cw_idx, cw_n;
   logic last_pp, last_pn, last_ldw;
   logic [31:0] last_pc;
@@ -328,6 +341,9 @@ module compute #(
   assign cw_src   = iss_arr ? (is_ldw ? l_addr : m_w) : w_src;
   assign cw_idx   = iss_arr ? 16'd0 : w_idx;
   assign cw_n     = iss_arr ? (is_ldw ? l_n : m_n) : w_n;
+  assign cw_i4    = iss_arr ? (is_ldw ? l_i4 : m_i4) : w_i4;
+  // An i4 tile's odd rows come from the row its even row read.
+  assign cw_rd    = cw_v && !(cw_i4 && cw_idx[0]);
   assign arr_busy = iss_arr || !ar_free;
   assign arr_last = iss_arr ? (iss_span == 16'd1) : (ar_rem == 16'd1);
   assign last_pp  = iss_arr ? d_pp : ar_pp;
@@ -339,7 +355,8 @@ module compute #(
   assign sp_row_w = cw_v ? cw_src : 16'd0;
 
   // Input row: x[r] = byte r of the scratchpad row (none past COLS);
-  // weight row: columns >= n are zero.
+  // weight row: columns >= n are zero; an i4 row is the nibble this row
+  // index selects, sign-extended.
   logic [ROWS*8-1:0] x_data;
   logic [COLS*8-1:0] w_data;
   for (genvar r = 0; r < ROWS; r++) begin : g_x
@@ -350,7 +367,9 @@ module compute #(
     end
   end
   for (genvar c = 0; c < COLS; c++) begin : g_w
-    assign w_data[c*8+:8] = (16'(c) < cw_n) ? sp_q_w[c*8+:8] : 8'd0;
+    logic [3:0] nib;
+    assign nib = cw_idx[0] ? sp_q_w[c*8+4+:4] : sp_q_w[c*8+:4];
+    assign w_data[c*8+:8] = !(16'(c) < cw_n) ? 8'd0 : cw_i4 ? {{4{nib[3]}}, nib} : sp_q_w[c*8+:8];
   end
 
   logic a_ov;
@@ -420,8 +439,9 @@ module compute #(
       x_s     <= m_s;
       x_gs    <= m_gs;
       x_uns  <= m_uns;
-      w_src  <= cw_src + 16'd1;
+      w_src  <= cw_i4 ? cw_src : cw_src + 16'd1;
       w_idx  <= 16'd1;
+      w_i4   <= cw_i4;
       w_n    <= cw_n;
       ar_pp  <= d_pp;
       ar_pn  <= is_ldw && d_pn;
@@ -436,7 +456,7 @@ module compute #(
         x_row   <= x_row + x_s;
         x_gleft <= x_gleft - 16'd1;
       end
-      w_src <= w_src + 16'd1;
+      w_src <= (w_i4 && !w_idx[0]) ? w_src : w_src + 16'd1;
       w_idx <= w_idx + 16'd1;
     end
   end
@@ -717,7 +737,7 @@ module compute #(
   assign c_array_busy  = arr_busy;
   assign c_ppu_busy    = pp_busy;
   assign c_weight_rows = cw_v;
-  assign c_spad_rd     = 3'(cx_v) + 3'(cw_v) + 3'(cd_sp) + 3'(cd_b) + 3'(ct_v);
+  assign c_spad_rd     = 3'(cx_v) + 3'(cw_rd) + 3'(cd_sp) + 3'(cd_b) + 3'(ct_v);
   assign c_spad_wr     = pp_wv;
   assign c_acc_rd      = 2'(a_ov && o_accum) + 2'(cp_v || (cd_v && cur_op == OP_RQ));
   assign c_acc_wr      = a_ov;

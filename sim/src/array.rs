@@ -53,14 +53,22 @@ impl WeightTile {
         self.kernel
     }
 
-    /// Loads a `k x n` tile from scratchpad rows (`cols` bytes each); the
-    /// rest of the tile becomes zero.
-    pub fn load(&mut self, spad: &[u8], addr: usize, k: usize, n: usize, cols: usize) {
+    /// Loads a `k x n` tile of format `wfmt` from scratchpad rows (`cols`
+    /// bytes each); the rest of the tile becomes zero. An int4 tile is
+    /// unpacked here (ISA.md §3 `ldw`: row `i` holds tile rows `2i` in the
+    /// low and `2i + 1` in the high nibbles), so the tile the kernels
+    /// stream is sign-extended int8 whatever the format.
+    pub fn load(&mut self, spad: &[u8], addr: usize, k: usize, n: usize, cols: usize, wfmt: u8) {
         self.w.iter_mut().for_each(|v| *v = 0);
         for r in 0..k {
-            let src = &spad[(addr + r) * cols..(addr + r) * cols + n];
+            let (row, nibble) = if wfmt == isa::instr::WFMT_I4 { (addr + r / 2, r % 2) } else { (addr + r, 2) };
+            let src = &spad[row * cols..row * cols + n];
             for (dst, &b) in self.w[r * cols..r * cols + n].iter_mut().zip(src) {
-                *dst = b as i8 as i16;
+                *dst = match nibble {
+                    0 => numerics::int4_low(b),
+                    1 => numerics::int4_high(b),
+                    _ => b as i8,
+                } as i16;
             }
         }
         self.k = k;

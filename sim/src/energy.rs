@@ -9,7 +9,7 @@
 //!
 //! | class | counter | charge (at 45 nm, then × the node's energy factor) |
 //! |---|---|---|
-//! | `mac` | `macs` | one int8 multiply + one int32 add |
+//! | `mac` | `macs` | one int8 multiply + one int32 add (int4 weights too: docs/ENERGY.md "int4 weights") |
 //! | `pe_registers` | `macs` | the PE's 32-bit partial-sum and 8-bit input registers, written once per MAC |
 //! | `weight_load` | `weight_rows` | `rows * cols * 8` register bits per weight row (upper bound, see [`weight_load_bits`]) |
 //! | `spad_read` / `spad_write` | `spad_read_rows` / `spad_write_rows` | one access of a scratchpad bank, `cols * 8`-bit port |

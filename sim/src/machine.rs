@@ -686,7 +686,7 @@ impl Model {
         if wfmt == isa::instr::WFMT_I8_S24 {
             self.shadow.load_sparse24(&self.spad, (addr, meta as usize), k, n, cols);
         } else {
-            self.shadow.load(&self.spad, addr, k, n, cols);
+            self.shadow.load(&self.spad, addr, k, n, cols, wfmt);
         }
     }
 
@@ -701,7 +701,7 @@ impl Model {
         let can_issue = match &head.instr {
             Instr::Ldw(l) => {
                 c.array_free <= t
-                    && !overlaps(l.addr as u64, l.k as u64, c.ppu_dst)
+                    && !overlaps(l.addr as u64, ins::weight_tile_spad_rows(l.k, l.wfmt), c.ppu_dst)
                     && !reads_positions(l.wfmt, l.meta, l.k, &overlaps, c.ppu_dst)
             }
             Instr::Matmul(m) => {
@@ -710,7 +710,7 @@ impl Model {
                 let (lo, hi) = m.input_span();
                 let reads_ppu_dst = overlaps(lo, hi - lo, c.ppu_dst)
                     || (m.preload != 0
-                        && (overlaps(m.w as u64, m.k as u64, c.ppu_dst)
+                        && (overlaps(m.w as u64, ins::weight_tile_spad_rows(m.k, m.wfmt), c.ppu_dst)
                             || reads_positions(m.wfmt, m.meta, m.k, &overlaps, c.ppu_dst)));
                 c.array_free <= t && !reads_ppu_dst && !overlaps(m.acc as u64, m.m as u64, c.ppu_acc)
             }
@@ -743,7 +743,8 @@ impl Model {
                 (prev_at, next_at, finish) = (issue_end, issue_end, issue_end);
                 c.array_free = issue_end;
                 self.counters.add(Counter::ArrayBusy, l.k as u64);
-                self.counters.add(Counter::SpadReadRows, l.k as u64 + position_rows(l.wfmt, l.k));
+                self.counters
+                    .add(Counter::SpadReadRows, ins::weight_tile_spad_rows(l.k, l.wfmt) + position_rows(l.wfmt, l.k));
                 self.counters.add(Counter::WeightRows, l.k as u64);
             }
             Instr::Matmul(m) => {
@@ -756,7 +757,10 @@ impl Model {
                 if m.preload != 0 {
                     self.load_shadow((m.w, m.k, m.n, m.wfmt, m.meta), cols);
                     span = span.max(m.k as u64);
-                    self.counters.add(Counter::SpadReadRows, m.k as u64 + position_rows(m.wfmt, m.k));
+                    self.counters.add(
+                        Counter::SpadReadRows,
+                        ins::weight_tile_spad_rows(m.k, m.wfmt) + position_rows(m.wfmt, m.k),
+                    );
                     self.counters.add(Counter::WeightRows, m.k as u64);
                 }
                 issue_end = t + span;

@@ -63,7 +63,7 @@ fn case() -> impl Strategy<Value = Case> {
 
 fn run(kernel: Kernel, c: &Case) -> Vec<i32> {
     let mut tile = WeightTile::zero_with(c.rows, c.cols, kernel);
-    tile.load(&c.w, 0, c.k, c.n, c.cols);
+    tile.load(&c.w, 0, c.k, c.n, c.cols, isa::instr::WFMT_I8);
     let mut acc = c.acc.clone();
     matmul(&tile, c.rows, c.cols, &c.x, 0, c.m, c.unsigned, &mut acc, 0, c.accumulate);
     acc
@@ -282,6 +282,40 @@ proptest! {
         let want = c.reference();
         for kernel in Kernel::available_all() {
             prop_assert_eq!(&c.run(kernel), &want, "{} kernel", kernel);
+        }
+    }
+}
+
+/// An i4 tile (rows `2r`, `2r + 1` in the nibbles of row `r`) streams as
+/// the int8 tile of its sign-extended values on every kernel.
+#[test]
+fn int4_tiles_stream_as_their_int8_values() {
+    let (rows, cols, m) = (8, 8, 5);
+    for k in [1usize, 7, 8] {
+        let n = 6;
+        let w8: Vec<u8> = (0..k * cols).map(|i| ((i * 7) % 16) as i8 - 8).map(|v| v as u8).collect();
+        let mut w4 = vec![0u8; k.div_ceil(2) * cols];
+        for r in 0..k {
+            for c in 0..cols {
+                let v = w8[r * cols + c] as i8;
+                let b = &mut w4[(r / 2) * cols + c];
+                *b = if r % 2 == 0 {
+                    isa::numerics::int4_pack(v, isa::numerics::int4_high(*b))
+                } else {
+                    isa::numerics::int4_pack(isa::numerics::int4_low(*b), v)
+                };
+            }
+        }
+        let x: Vec<u8> = (0..m * cols).map(|i| (i * 37 % 256) as u8).collect();
+        for kernel in Kernel::available_all() {
+            let stream = |w: &[u8], wfmt: u8| {
+                let mut tile = WeightTile::zero_with(rows, cols, kernel);
+                tile.load(w, 0, k, n, cols, wfmt);
+                let mut acc = vec![0i32; m * cols];
+                matmul(&tile, rows, cols, &x, 0, m, false, &mut acc, 0, false);
+                acc
+            };
+            assert_eq!(stream(&w4, isa::instr::WFMT_I4), stream(&w8, isa::instr::WFMT_I8), "k = {k}, {kernel}");
         }
     }
 }

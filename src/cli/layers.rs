@@ -18,7 +18,19 @@ pub fn text(
 ) -> String {
     let total_cycles = counters.get(Counter::Cycles);
     let mut t = vec![cells(&[
-        "layer", "op", "instrs", "cycles", "share", "MACs", "util", "DRAM B", "bus B", "bound", "energy", "share",
+        "layer",
+        "op",
+        "instrs",
+        "cycles",
+        "share",
+        "MACs",
+        "util",
+        "DRAM B",
+        "bus B",
+        "weights B",
+        "bound",
+        "energy",
+        "share",
     ])];
     let dash = || "-".to_string();
     let row = |r: &LayerFigures| {
@@ -35,6 +47,10 @@ pub fn text(
             percent(r.mac_utilization),
             group(r.dram_data_bytes),
             group(r.dram_bus_bytes),
+            match &r.weight_format {
+                Some(f) => format!("{} {f}", group(r.weight_bytes)),
+                None => dash(),
+            },
             r.bound.map_or_else(dash, |b| b.name().to_string()),
             energy_text(r.energy_pj),
             percent(fraction(r.energy_pj, energy.total_pj)),
@@ -56,29 +72,28 @@ pub fn text(
         percent(fraction(total_macs as f64, total_cycles as f64 * cfg.peak_macs_per_cycle() as f64)),
         group(rows.iter().map(|r| r.dram_data_bytes).sum()),
         group(total_bus),
+        group(rows.iter().map(|r| r.weight_bytes).sum()),
         String::new(),
         energy_text(energy.total_pj),
         percent(1.0),
     ]);
     let (l, r) = (Align::Left, Align::Right);
-    let mut align = vec![l, l, l, r, r, r, r, r, r, l, r, r];
-    // With 2:4 layers: each layer's weight format and what it saved
-    // against the dense program.
+    let mut align = vec![l, l, l, r, r, r, r, r, r, r, l, r, r];
+    // With 2:4 layers: what each saved against the dense program.
     if rows.iter().any(|x| x.weights == Some("i8s24")) {
         let saved = |x: &LayerFigures, f: &dyn Fn(&systole::flow::report::Saved) -> String| {
             x.saved_vs_dense.as_ref().map_or_else(dash, f)
         };
-        t[0].extend(cells(&["weights", "saved cycles", "saved bus B", "saved energy"]));
+        t[0].extend(cells(&["saved cycles", "saved bus B", "saved energy"]));
         for (row, x) in t[1..].iter_mut().zip(rows) {
-            row.push(x.weights.unwrap_or("-").to_string());
             row.push(saved(x, &|s| signed(s.cycles)));
             row.push(saved(x, &|s| signed(s.dram_bus_bytes)));
             row.push(saved(x, &|s| energy_text(s.energy_pj)));
         }
         for row in t.iter_mut().skip(rows.len() + 1) {
-            row.extend([String::new(), String::new(), String::new(), String::new()]);
+            row.extend([String::new(), String::new(), String::new()]);
         }
-        align.extend([l, r, r, r]);
+        align.extend([r, r, r]);
     }
     table("  ", &t, &align)
 }

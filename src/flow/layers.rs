@@ -32,6 +32,7 @@
 
 use super::report::{fraction, Bound, LayerFigures, Saved};
 use super::Compiled;
+use compiler::ir_codec::StoredWeights;
 use isa::instr::{Instr, BUF_ACC, INSTR_BYTES};
 use isa::legal::DmaBlock;
 use isa::program::Program;
@@ -148,6 +149,17 @@ pub fn fill_savings(rows: &mut [LayerFigures], dense: &[LayerFigures]) {
     }
 }
 
+/// Each layer's weights as the program stores them (format and bytes in
+/// its data), read from the graph it records (`compiler::ir_codec`):
+/// `None` for a layer without packed weights, and for every layer of a
+/// program without a graph.
+pub fn stored_weights(prog: &Program, layers: &[LayerMeta]) -> Vec<Option<StoredWeights>> {
+    let nodes = compiler::ir_codec::stored_weights(&prog.meta.graph, &prog.data).unwrap_or_default();
+    let by_node: std::collections::HashMap<String, StoredWeights> =
+        nodes.into_iter().filter_map(|(name, w)| Some((name, w?))).collect();
+    layers.iter().map(|l| by_node.get(&l.name).copied()).collect()
+}
+
 /// Cycles each layer took in one run: from the first start to the last
 /// finish of its instructions (one pass over the trace).
 pub fn layer_cycles(trace: &[InstrTrace], layers: &[LayerMeta]) -> Vec<u64> {
@@ -213,8 +225,9 @@ pub fn attribute(
     }
     let peak = cfg.peak_macs_per_cycle() as f64;
     let per_run = |v: u64| fraction(v as f64, runs as f64);
+    let stored = stored_weights(prog, layers);
     let mut out = Vec::with_capacity(layers.len());
-    for (l, &cyc) in layers.iter().zip(cycles) {
+    for ((l, &cyc), stored) in layers.iter().zip(cycles).zip(stored) {
         let facts = code_facts(prog, l, cfg);
         let macs = l.macs * runs;
         let bus = facts.bus_bytes * runs;
@@ -236,6 +249,8 @@ pub fn attribute(
             dram_data_bytes: facts.data_bytes * runs,
             dram_bus_bytes: bus,
             weight_rows: wrows,
+            weight_bytes: stored.map_or(0, |w| w.bytes),
+            weight_format: stored.map(|w| w.format.name().to_string()),
             bound: bound(cfg, l.macs, facts.data_bytes),
             energy_pj,
             weights: weight_format(prog, l.first, l.last),
@@ -257,6 +272,8 @@ pub fn attribute(
         dram_data_bytes: 0,
         dram_bus_bytes: (total_bus as u64).saturating_sub(sum(|r| r.dram_bus_bytes)),
         weight_rows: (total_wrows as u64).saturating_sub(sum(|r| r.weight_rows)),
+        weight_bytes: 0,
+        weight_format: None,
         bound: None,
         energy_pj: energy.total_pj - out.iter().map(|r| r.energy_pj).sum::<f64>(),
         weights: None,

@@ -236,6 +236,11 @@ pub struct LayerFigures {
     /// What the bus carried for it: whole beats, and instruction fetch.
     pub dram_bus_bytes: u64,
     pub weight_rows: u64,
+    /// The bytes its weights take in the program's data (once, not per
+    /// inference; 0 without packed weights), and their format
+    /// (`compiler::gemm::WeightFormat::name`; null without).
+    pub weight_bytes: u64,
+    pub weight_format: Option<String>,
     /// Null when the layer has neither MACs nor DRAM data.
     pub bound: Option<Bound>,
     pub energy_pj: f64,

@@ -14,7 +14,7 @@ mod streaming;
 mod weights;
 
 pub use schedule::{AGather, ASource, Dataflow, GemmJob, GemmOut, GemmUse, OutRows};
-pub use weights::{compress_group, is_2_4, position_byte, WeightChoice};
+pub use weights::{compress_group, dense_i4_packed_len, is_2_4, position_byte, unpack_dense_i4, WeightChoice};
 pub use weights::{
     dense_i8_packed_len, nonzero_tiles, stream_i8_packed_len, unpack_dense_i8, unpack_stream_i8, PackedWeights,
     TileShape, WeightFormat, WeightTile,

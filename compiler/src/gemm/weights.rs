@@ -6,9 +6,10 @@
 //! this file and not the schedules.
 
 use isa::instr::{self as ins, Deps, Instr};
+use isa::numerics;
 
-/// How weights are encoded. The sparse and int4 formats of the ISA's
-/// `wfmt` field are reserved.
+/// How weights are encoded. The sparse formats of the ISA's `wfmt` field
+/// are reserved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WeightFormat {
     /// One int8 per weight, zeros included, in stripes of `tile.n` columns
@@ -30,6 +31,16 @@ pub enum WeightFormat {
     /// of `tile.k` kept rows covers `2 tile.k` reductions (ISA.md §3); per
     /// stripe, per k-tile, its `tile.k` rows of kept values then its
     /// `ceil(tile.k / 4)` rows of 2-bit positions.
+    /// int4, two per byte (`wfmt = i4`, ISA.md §3 `ldw`), in the stripes of
+    /// `DenseI8` at half the rows: stripe `j` is `ceil(K / 2)` rows of
+    /// `tile.n` bytes, byte `c` of row `r` holding `B[2r][c]` in its low and
+    /// `B[2r + 1][c]` in its high nibble. An even `tile.k` keeps every
+    /// k-tile on a row boundary (tile `i` starts at row `i tile.k / 2`).
+    DenseI4,
+    /// `BandI8` and `BandRowsI8` with int4 weights two per byte: a tile's
+    /// rows `2r`, `2r + 1` in the low and high nibbles of row `r`.
+    BandI4,
+    BandRowsI4,
     Sparse24I8,
 }
 
@@ -124,14 +135,31 @@ impl WeightFormat {
                 ins::WFMT_I8
             }
             WeightFormat::Sparse24I8 => ins::WFMT_I8_S24,
+            WeightFormat::DenseI4 | WeightFormat::BandI4 | WeightFormat::BandRowsI4 => ins::WFMT_I4,
         }
     }
 
-    /// The name the per-layer report prints.
+    /// The format's name in reports.
     pub fn name(self) -> &'static str {
         match self {
+            WeightFormat::DenseI8 => "i8",
+            WeightFormat::StreamI8 => "i8-stream",
+            WeightFormat::BandI8 => "i8-band",
+            WeightFormat::BandRowsI8 => "i8-band-rows",
             WeightFormat::Sparse24I8 => "i8s24",
-            _ => "i8",
+            WeightFormat::DenseI4 => "i4",
+            WeightFormat::BandI4 => "i4-band",
+            WeightFormat::BandRowsI4 => "i4-band-rows",
+        }
+    }
+
+    /// Weights per stored byte along the reduction: scratchpad rows a
+    /// k-tile of `k` rows takes are `k.div_ceil(per_row())`.
+    fn per_row(self) -> usize {
+        if self.wfmt() == ins::WFMT_I4 {
+            2
+        } else {
+            1
         }
     }
 }
@@ -206,6 +234,26 @@ impl PackedWeights {
         }
         let nonzero = nonzero_tiles(b, k, n, tile);
         PackedWeights { format: WeightFormat::DenseI8, k, n, tile, bytes, nonzero, sparse: None }
+    }
+
+    /// Dense int4 (`WeightFormat::DenseI4`): B's values must lie in -8..=7
+    /// and `tile.k` must be even (see the format).
+    pub fn dense_i4(b: &[i8], k: usize, n: usize, tile: TileShape) -> PackedWeights {
+        assert_eq!(b.len(), k * n, "B is K x N");
+        assert!(tile.k.is_multiple_of(2), "int4 k-tiles start on whole rows");
+        let (nt, rows) = (n.div_ceil(tile.n), k.div_ceil(2));
+        let mut bytes = vec![0u8; nt * rows * tile.n];
+        for (kk, row) in b.chunks_exact(n.max(1)).take(k).enumerate() {
+            let high = kk % 2 == 1;
+            for (j, piece) in row.chunks(tile.n).enumerate() {
+                let at = (j * rows + kk / 2) * tile.n;
+                for (o, &v) in bytes[at..at + piece.len()].iter_mut().zip(piece) {
+                    *o = if high { numerics::int4_pack(numerics::int4_low(*o), v) } else { numerics::int4_pack(v, 0) };
+                }
+            }
+        }
+        let nonzero = nonzero_tiles(b, k, n, tile);
+        PackedWeights { format: WeightFormat::DenseI4, k, n, tile, bytes, nonzero, sparse: None }
     }
 
     /// Streaming int8 (`WeightFormat::StreamI8`): `tile.k` reduction values
@@ -284,11 +332,12 @@ impl PackedWeights {
         self.sparse.map_or(self.tile.k, |s| s.span)
     }
 
-    /// Scratchpad rows of one k-tile in a stripe (2:4: kept and position rows).
+    /// Scratchpad rows of one k-tile in a stripe (2:4: kept and position rows;
+    /// int4: half the rows, two weights a byte).
     pub fn tile_pitch(&self) -> usize {
         match self.sparse {
             Some(_) => self.tile.k + isa::legal::sparse24_meta_rows(self.tile.k as u64) as usize,
-            None => self.tile.k,
+            None => self.tile.k / self.format.per_row(),
         }
     }
 
@@ -380,10 +429,12 @@ impl PackedWeights {
     /// of it when K is split across accumulator passes).
     pub fn stripe_load(&self, j: usize, tiles: std::ops::Range<usize>, base: u64, row: u16) -> ins::Load {
         let row_bytes = self.tile.n;
-        // Dense stripes hold K rows; 2:4 ones whole k-tiles.
+        // Dense stripes hold K rows (int4: packed two to a row); 2:4 ones
+        // whole k-tiles.
+        let stored = |r: usize| r.div_ceil(self.format.per_row());
         let (stripe, r0, r1) = match self.sparse {
             Some(_) => (self.stripe_rows(), tiles.start * self.tile_pitch(), tiles.end * self.tile_pitch()),
-            None => (self.k, tiles.start * self.tile.k, (tiles.end * self.tile.k).min(self.k)),
+            None => (stored(self.k), stored(tiles.start * self.tile.k), stored((tiles.end * self.tile.k).min(self.k))),
         };
         ins::Load {
             buf: ins::BUF_SPAD,
@@ -483,6 +534,32 @@ pub fn unpack_stream_i8(packed: &[u8], k: usize, n: usize, tile: TileShape) -> O
         let (i, r) = (kk / tile.k, kk % tile.k);
         for (c, v) in row.iter_mut().enumerate() {
             *v = packed[(i * n + c) * tile.n + r] as i8;
+        }
+    }
+    Some(b)
+}
+
+/// The bytes [`PackedWeights::dense_i4`] packs B `[k, n]` into on tiles
+/// `tile_n` columns wide, or `None` if that overflows.
+pub fn dense_i4_packed_len(k: usize, n: usize, tile_n: usize) -> Option<usize> {
+    dense_i8_packed_len(k.div_ceil(2), n, tile_n)
+}
+
+/// B `[k, n]` back from the bytes [`PackedWeights::dense_i4`] packed it
+/// into (sign-extended); `None` if `packed` is not [`dense_i4_packed_len`]
+/// bytes.
+pub fn unpack_dense_i4(packed: &[u8], k: usize, n: usize, tile_n: usize) -> Option<Vec<i8>> {
+    if dense_i4_packed_len(k, n, tile_n) != Some(packed.len()) {
+        return None;
+    }
+    let rows = k.div_ceil(2);
+    let mut b = vec![0i8; k * n];
+    for (kk, row) in b.chunks_exact_mut(n.max(1)).take(k).enumerate() {
+        for (j, piece) in row.chunks_mut(tile_n).enumerate() {
+            let at = (j * rows + kk / 2) * tile_n;
+            for (o, &v) in piece.iter_mut().zip(&packed[at..]) {
+                *o = if kk % 2 == 1 { numerics::int4_high(v) } else { numerics::int4_low(v) };
+            }
         }
     }
     Some(b)
@@ -608,5 +685,34 @@ mod tests {
         assert_eq!(w.live_k_tiles(0), [1]);
         assert_eq!(unpack_dense_i8(w.bytes(), 4, 6, 3).unwrap(), b);
         assert_eq!(dense_i8_packed_len(4, 6, 0), None);
+    }
+
+    /// int4: half the rows per stripe, two reductions per byte, tiles at
+    /// half the row offsets, `wfmt = i4`; unpacking inverts it.
+    #[test]
+    fn dense_i4_packing_and_unpacking() {
+        let (k, n, tile) = (7, 5, TileShape { k: 4, n: 3 });
+        let b: Vec<i8> = (0..k * n).map(|x| ((x * 5) % 16) as i8 - 8).collect();
+        let w = PackedWeights::dense_i4(&b, k, n, tile);
+        // 2 stripes of ceil(7 / 2) = 4 rows of 3 bytes.
+        assert_eq!(w.bytes().len(), 2 * 4 * 3);
+        assert_eq!(dense_i4_packed_len(k, n, tile.n), Some(w.bytes().len()));
+        // Stripe 1, row 1: B[2][3..5] low, B[3][3..5] high.
+        let at = (4 + 1) * 3;
+        for c in 0..2 {
+            let v = w.bytes()[at + c];
+            assert_eq!((numerics::int4_low(v), numerics::int4_high(v)), (b[2 * n + 3 + c], b[3 * n + 3 + c]));
+        }
+        // The last row holds B[6] alone (high nibbles zero).
+        assert_eq!(numerics::int4_high(w.bytes()[3 * 3]), 0);
+        assert_eq!(w.stripe_rows(), 4);
+        let l = w.stripe_load(1, 0..2, 1000, 40);
+        assert_eq!((l.dram, l.rows, l.cols, l.addr), (1000 + 4 * 3, 4, 3, 40));
+        let l = w.stripe_load(1, 1..2, 1000, 40);
+        assert_eq!((l.dram, l.rows), (1000 + (4 + 2) * 3, 2));
+        assert_eq!(w.tile(1, 1, (0, 40)), WeightTile { addr: 42, k: 3, n: 2, wfmt: ins::WFMT_I4, meta: 0 });
+        assert_eq!(w.macs(2), 2 * (k * n) as u64);
+        assert_eq!(unpack_dense_i4(w.bytes(), k, n, tile.n).as_deref(), Some(&b[..]));
+        assert_eq!(unpack_dense_i4(&w.bytes()[1..], k, n, tile.n), None);
     }
 }

@@ -192,9 +192,34 @@ struct TileMap {
     w_shape: [usize; 4],
     dim: usize,
     map: Mapping,
+    /// int4 weights two per byte (`wfmt = i4`): a tile's rows `2r`, `2r + 1`
+    /// share row `r` (low, high nibble), so a tile takes `dim / 2` rows.
+    int4: bool,
 }
 
 impl TileMap {
+    /// Scratchpad (and image) rows of one tile.
+    fn tile_rows(&self) -> usize {
+        if self.int4 {
+            self.dim.div_ceil(2)
+        } else {
+            self.dim
+        }
+    }
+
+    /// The bytes of the stream image of `terms` tiles.
+    fn image_len(&self, terms: usize) -> usize {
+        terms.div_ceil(WIDE) * self.tile_rows() * (WIDE + 1) * self.dim
+    }
+
+    /// Byte of tile `t`'s element `(r, col)` in the stream image, and
+    /// whether it is the high nibble (int4, odd `r`).
+    fn image_at(&self, t: usize, r: usize, col: usize) -> (usize, bool) {
+        let (sb, b) = (t / WIDE, t % WIDE);
+        let (row, high) = if self.int4 { (r / 2, r % 2 == 1) } else { (r, false) };
+        ((sb * self.tile_rows() + row) * (WIDE + 1) * self.dim + b * self.dim + col, high)
+    }
+
     fn cin(&self) -> usize {
         match self.map {
             Mapping::Depthwise => self.w_shape[0],
@@ -264,14 +289,17 @@ impl TileMap {
     /// tiles, then one row's `dim` bytes of gap — what a LOAD of `WIDE ·
     /// dim` columns, column-blocked, writes back as the tiles' rows in order.
     fn pack(&self, terms: &[Term], weights: &[i8]) -> Vec<u8> {
-        let dim = self.dim;
-        let sbs = terms.len().div_ceil(WIDE);
-        let mut out = vec![0u8; sbs * dim * (WIDE + 1) * dim];
+        let mut out = vec![0u8; self.image_len(terms.len())];
         for (t, term) in terms.iter().enumerate() {
             for r in 0..term.k {
                 for col in 0..term.n {
                     if let Some(i) = self.source(term, r, col) {
-                        out[image_at(t, r, col, dim)] = weights[i] as u8;
+                        let (at, high) = self.image_at(t, r, col);
+                        out[at] = match (self.int4, high) {
+                            (false, _) => weights[i] as u8,
+                            (true, false) => numerics::int4_pack(weights[i], numerics::int4_high(out[at])),
+                            (true, true) => numerics::int4_pack(numerics::int4_low(out[at]), weights[i]),
+                        };
                     }
                 }
             }
@@ -282,8 +310,7 @@ impl TileMap {
     /// The weights back from [`TileMap::pack`]'s image (`None`: wrong length).
     fn unpack(&self, image: &[u8]) -> Option<Vec<i8>> {
         let terms = self.terms();
-        let dim = self.dim;
-        if image.len() != terms.len().div_ceil(WIDE) * dim * (WIDE + 1) * dim {
+        if image.len() != self.image_len(terms.len()) {
             return None;
         }
         let mut w = vec![0i8; self.w_shape.iter().product()];
@@ -291,7 +318,12 @@ impl TileMap {
             for r in 0..term.k {
                 for col in 0..term.n {
                     if let Some(i) = self.source(term, r, col) {
-                        w[i] = image[image_at(t, r, col, dim)] as i8;
+                        let (at, high) = self.image_at(t, r, col);
+                        w[i] = match (self.int4, high) {
+                            (false, _) => image[at] as i8,
+                            (true, false) => numerics::int4_low(image[at]),
+                            (true, true) => numerics::int4_high(image[at]),
+                        };
                     }
                 }
             }
@@ -300,12 +332,8 @@ impl TileMap {
     }
 }
 
-/// Byte of tile `t`'s element `(r, col)` in the stream image.
-fn image_at(t: usize, r: usize, col: usize, dim: usize) -> usize {
-    image_at_pitch(t, r, col, dim, dim)
-}
-
-/// [`image_at`] for tiles of `pitch` rows (2:4 tiles: kept and position rows).
+/// Byte of tile `t`'s element `(r, col)` in a stream image of tiles of
+/// `pitch` rows (2:4 tiles: kept and position rows).
 fn image_at_pitch(t: usize, r: usize, col: usize, dim: usize, pitch: usize) -> usize {
     let (sb, b) = (t / WIDE, t % WIDE);
     (sb * pitch + r) * (WIDE + 1) * dim + b * dim + col
@@ -421,6 +449,7 @@ pub(crate) fn unpack_weights(
     groups: usize,
     dim: usize,
     packed: bool,
+    int4: bool,
 ) -> Option<Vec<i8>> {
     if dim == 0 || groups == 0 || !w_shape[0].is_multiple_of(groups) {
         return None;
@@ -430,9 +459,20 @@ pub(crate) fn unpack_weights(
         return None;
     }
     let map = mapping_of(w_shape, groups, dim, packed)?;
-    let tiles = TileMap { w_shape, dim, map };
-    let len = tiles.terms().len().div_ceil(WIDE) * dim * (WIDE + 1) * dim;
+    let tiles = TileMap { w_shape, dim, map, int4 };
+    let len = tiles.image_len(tiles.terms().len());
     tiles.unpack(image.get(..len)?)
+}
+
+/// The bytes of a band conv's weight stream image (what
+/// [`unpack_weights`] reads), or `None` if the shapes have no band mapping.
+pub(crate) fn image_len(w_shape: [usize; 4], groups: usize, dim: usize, packed: bool, int4: bool) -> Option<usize> {
+    if dim == 0 || groups == 0 || !w_shape[0].is_multiple_of(groups) {
+        return None;
+    }
+    let map = mapping_of(w_shape, groups, dim, packed)?;
+    let tiles = TileMap { w_shape, dim, map, int4 };
+    Some(tiles.image_len(tiles.terms().len()))
 }
 
 /// Scratchpad rows per DRAM row of a weight chunk: each LOAD burst is one
@@ -584,12 +624,15 @@ pub(super) fn lower(
     };
     // The layer's groups of 4 consecutive reductions (channels innermost)
     // must be groups of one tap's channels: 4 divides the channels.
+    // int4 weights stay two per byte on this path too (an even `dim`).
+    let int4 = super::gemm_layers::weight_format(cx, c.w_type) == WeightFormat::DenseI4;
     let may_sparse = cx.weights.sparse24(cx.cfg)
+        && !int4
         && matches!(map, Mapping::Dense { .. })
         && dim.is_multiple_of(4)
         && cg.is_multiple_of(4)
         && {
-            let tiles = TileMap { w_shape: c.w_shape, dim, map: map.clone() };
+            let tiles = TileMap { w_shape: c.w_shape, dim, map: map.clone(), int4: false };
             let terms = tiles.terms();
             terms.len() > 1 && tiles.all_2_4(&terms, &c.weights)
         };
@@ -611,12 +654,12 @@ pub(super) fn lower(
     // 2:4 tiles pair two terms' inputs (ISA.md §3): when allowed and every
     // term's weights are 2:4 along the input channels.
     let sparse = may_sparse && !g.packed;
-    let tiles = TileMap { w_shape: c.w_shape, dim, map };
+    let tiles = TileMap { w_shape: c.w_shape, dim, map, int4 };
     let mut terms = tiles.terms();
     if sparse {
         terms = pair_terms(terms, dim);
     }
-    let pitch = if sparse { sparse_pitch(dim) } else { dim };
+    let pitch = if sparse { sparse_pitch(dim) } else { tiles.tile_rows() };
     let sb_rows = WIDE * pitch;
     let weight_rows = terms.len().div_ceil(WIDE) * sb_rows;
     let spad = (cx.cfg.spad_rows() as usize).min(u16::MAX as usize + 1);
@@ -661,7 +704,12 @@ pub(super) fn lower(
     // The recorded graph references a dense image; a 2:4 one keeps its
     // weights raw.
     cx.packed_weights = (!sparse).then(|| PackedRef {
-        format: if g.packed { WeightFormat::BandRowsI8 } else { WeightFormat::BandI8 },
+        format: match (g.packed, int4) {
+            (true, false) => WeightFormat::BandRowsI8,
+            (false, false) => WeightFormat::BandI8,
+            (true, true) => WeightFormat::BandRowsI4,
+            (false, true) => WeightFormat::BandI4,
+        },
         tile_n: dim,
         offsets: vec![weights_addr],
         perm: None,
@@ -676,6 +724,13 @@ pub(super) fn lower(
         out: OutTarget { addr: outb.addr, wp: ow + 2 * out_halo, halo: out_halo },
         params_addr,
         weights_addr,
+        wfmt: if sparse {
+            ins::WFMT_I8_S24
+        } else if int4 {
+            ins::WFMT_I4
+        } else {
+            ins::WFMT_I8
+        },
         a_unsigned: cx.g.values[x].ty == ElemType::U8,
         requant: Requant { zp: qy.zero_point, qmin: c.qmin, qmax: c.qmax, unsigned: cx.g.values[y].ty == ElemType::U8 },
         bus_bytes: cx.cfg.dram.bytes_per_cycle as usize,
@@ -710,11 +765,14 @@ struct Job<'a> {
     out: OutTarget,
     params_addr: u64,
     weights_addr: u64,
+    /// The weight tiles' `wfmt` (i8, i8s24 or i4).
+    wfmt: u8,
     a_unsigned: bool,
     requant: Requant,
     /// DRAM bytes per cycle (paces the weight LOADs).
     bus_bytes: usize,
-    /// Scratchpad rows per weight tile: `dim`, or [`sparse_pitch`] for 2:4.
+    /// Scratchpad rows per weight tile: `dim`, `dim / 2` for int4, or
+    /// [`sparse_pitch`] for 2:4.
     pitch: usize,
 }
 
@@ -946,7 +1004,7 @@ impl Job<'_> {
             let m = rows * g.ow;
             let nin = g.band_in_rows(rows);
             let mut li = 0usize;
-            let drip_every = (WIDE * dim * dim / self.bus_bytes.max(1)).div_ceil(m).max(1);
+            let drip_every = (WIDE * pitch * dim / self.bus_bytes.max(1)).div_ceil(m).max(1);
             let mut since_drip = 0;
             for j in 0..nt {
                 let acc = p.acc_buf[tile_count % 2];
@@ -1079,10 +1137,9 @@ impl Job<'_> {
 
     /// The `wfmt` and `meta` of the weight tile at scratchpad row `row`.
     fn format(&self, row: u16) -> (u8, u16) {
-        if self.pitch == self.g.dim {
-            (ins::WFMT_I8, 0)
-        } else {
-            (ins::WFMT_I8_S24, row + self.g.dim as u16)
+        match self.wfmt {
+            ins::WFMT_I8_S24 => (ins::WFMT_I8_S24, row + self.g.dim as u16),
+            wfmt => (wfmt, 0),
         }
     }
 
@@ -1307,10 +1364,16 @@ mod tests {
             let w: Vec<i8> = (0..n).map(|i| (i as i32 * 37 % 255 - 127) as i8).collect();
             let map = super::mapping_of(w_shape, groups, dim, packed).unwrap();
             assert_eq!(map == Mapping::Packed, packed);
-            let tiles = TileMap { w_shape, dim, map };
+            let tiles = TileMap { w_shape, dim, map, int4: false };
             let image = tiles.pack(&tiles.terms(), &w);
-            assert_eq!(unpack_weights(&image, w_shape, groups, dim, packed), Some(w.clone()), "{w_shape:?}");
-            assert_eq!(unpack_weights(&image[1..], w_shape, groups, dim, packed), None);
+            assert_eq!(unpack_weights(&image, w_shape, groups, dim, packed, false), Some(w.clone()), "{w_shape:?}");
+            assert_eq!(unpack_weights(&image[1..], w_shape, groups, dim, packed, false), None);
+            // int4 (values -8..=7): half the image rows, two weights a byte.
+            let w4: Vec<i8> = w.iter().map(|v| v >> 4).collect();
+            let tiles = TileMap { int4: true, ..tiles };
+            let image4 = tiles.pack(&tiles.terms(), &w4);
+            assert_eq!(2 * image4.len(), image.len(), "{w_shape:?}");
+            assert_eq!(unpack_weights(&image4, w_shape, groups, dim, packed, true), Some(w4), "{w_shape:?}");
         }
     }
 

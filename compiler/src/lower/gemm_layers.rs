@@ -7,7 +7,7 @@ use super::memory::out_rows;
 use super::movement::Im2col;
 use super::{check_elem, input_buffer, out_buffer, unsupported, Ctx};
 use crate::gemm::{self, ASource, GemmJob, GemmOut, LowerError, OutRows, PackedWeights, WeightFormat};
-use crate::ir::{ConvParams, DenseParams, ElemType, ValueId};
+use crate::ir::{ConvParams, DenseParams, ElemType, ValueId, WeightType};
 use crate::ir_codec::PackedRef;
 use isa::layout::Layout;
 use isa::numerics;
@@ -26,6 +26,21 @@ struct GemmLayer<'a> {
     m: usize,
     a: ASource<'a>,
     c: OutRows,
+    format: WeightFormat,
+}
+
+/// The format a layer's weights are stored in: int4, two per byte
+/// (`WeightFormat::DenseI4`), when the model declares them int4, the
+/// configuration lists int4 in `array.weight_precisions` and the tile's
+/// reduction is even (int4 k-tiles start on whole scratchpad rows); int8
+/// otherwise — the same values, so the same results.
+pub(super) fn weight_format(cx: &Ctx<'_>, w_type: WeightType) -> WeightFormat {
+    let int4 = cx.cfg.array.weight_precisions.contains(&isa::config::WeightPrecision::Int4);
+    if w_type == WeightType::I4 && int4 && cx.dataflow.tile_shape().k.is_multiple_of(2) {
+        WeightFormat::DenseI4
+    } else {
+        WeightFormat::DenseI8
+    }
 }
 
 /// Packs weights and parameters, emits the GEMM phase; returns its MACs
@@ -40,7 +55,10 @@ fn gemm_layer(cx: &mut Ctx<'_>, l: &GemmLayer<'_>) -> Result<(u64, u64), LowerEr
     }
     let folded: Vec<i32> = (0..n).map(|col| numerics::fold_zero_point(l.bias[col], qx.zero_point, sums[col])).collect();
     let scale: Vec<f32> = (0..n).map(|col| numerics::requant_scale(qx.scale, l.w_scale[col], qy.scale)).collect();
-    let mut weights = cx.dataflow.pack_stationary(b, k, n, cx.cfg, cx.weights);
+    let mut weights = match l.format {
+        WeightFormat::DenseI4 => PackedWeights::dense_i4(b, k, n, cx.dataflow.tile_shape()),
+        _ => cx.dataflow.pack_stationary(b, k, n, cx.cfg, cx.weights),
+    };
     if matches!(l.a, ASource::Gather(_)) && weights.a_block() != cx.dataflow.tile_shape().k {
         // The im2col gather blocks A by the dense tile's reduction.
         weights = PackedWeights::dense_i8(b, k, n, cx.dataflow.tile_shape());
@@ -92,6 +110,7 @@ pub fn lower_conv(
     if let Some(macs) = super::conv_band::lower(cx, (x, y), c, &inb, &outb)? {
         return Ok(macs);
     }
+    let format = weight_format(cx, c.w_type);
     // Each group is its own GEMM over its slice of input and output channels.
     let mut macs = 0;
     let mut offsets = Vec::with_capacity(groups);
@@ -141,6 +160,7 @@ pub fn lower_conv(
                 m: n_rows * ow,
                 a,
                 c: c_rows,
+                format,
             };
             let (group_macs, at) = gemm_layer(cx, &layer)?;
             macs += group_macs;
@@ -150,7 +170,7 @@ pub fn lower_conv(
             }
         }
     }
-    cx.packed_weights = Some(packed_ref(cx, offsets, None));
+    cx.packed_weights = Some(packed_ref(cx, format, offsets, None));
     Ok(macs)
 }
 
@@ -186,14 +206,14 @@ pub fn lower_dense(
         m: rows,
         a: ASource::Matrix { addr: inb.addr, stride: k as u64 },
         c: out_rows(&outb),
+        format: weight_format(cx, d.w_type),
     };
     let (macs, at) = gemm_layer(cx, &layer)?;
-    cx.packed_weights = Some(packed_ref(cx, vec![at], perm));
+    cx.packed_weights = Some(packed_ref(cx, layer.format, vec![at], perm));
     Ok(macs)
 }
 
-fn packed_ref(cx: &Ctx<'_>, offsets: Vec<u64>, perm: Option<Vec<usize>>) -> PackedRef {
-    let format = WeightFormat::DenseI8;
+fn packed_ref(cx: &Ctx<'_>, format: WeightFormat, offsets: Vec<u64>, perm: Option<Vec<usize>>) -> PackedRef {
     PackedRef { format, tile_n: cx.dataflow.tile_shape().n, offsets, perm }
 }
 

@@ -16,7 +16,9 @@ use prost::Message;
 use super::proto::{attribute_proto::AttributeType, tensor_proto::DataType, type_proto, ModelProto, NodeProto};
 use super::tensor::{checked_elements, dtype_name, Data, Tensor, TensorError};
 use super::{CutOutput, FloatTail, ImportError, ImportOptions, Imported};
-use crate::ir::{infer_shape, ConvParams, DenseParams, ElemType, Graph, Node, Op, PoolParams, Quant, Value, ValueId};
+use crate::ir::{
+    infer_shape, ConvParams, DenseParams, ElemType, Graph, Node, Op, PoolParams, Quant, Value, ValueId, WeightType,
+};
 use crate::lut::UnaryFn;
 
 type Result<T> = std::result::Result<T, ImportError>;
@@ -395,10 +397,13 @@ fn check_zero(who: &Who, zp: Option<(&Tensor, &str)>, what: Kind) -> Result<()> 
     Ok(())
 }
 
-fn weights_i8<'t>(who: &Who, t: &'t Tensor, name: &str) -> Result<&'t [i8]> {
+/// A layer's weights and their precision: int8, or ONNX's INT4 (unpacked
+/// one value per i8), each layer as the model declares it.
+fn weights_i8<'t>(who: &Who, t: &'t Tensor, name: &str) -> Result<(&'t [i8], WeightType)> {
     match &t.data {
-        Data::I8(v) => Ok(v),
-        _ => Err(who.unsupported(format!("weights `{name}` of type {} (only int8 weights)", t.type_name()))),
+        Data::I8(v) => Ok((v, WeightType::I8)),
+        Data::I4(v) => Ok((v, WeightType::I4)),
+        _ => Err(who.unsupported(format!("weights `{name}` of type {} (only int8 and int4 weights)", t.type_name()))),
     }
 }
 
@@ -925,7 +930,8 @@ impl<'m> Ctx<'m> {
         if xs.len() != 4 {
             return Err(who.unsupported(format!("only 2-D convolution of NCHW tensors (input shape {xs:?})")));
         }
-        let weights = weights_i8(who, w, w_name)?.to_vec();
+        let (weights, w_type) = weights_i8(who, w, w_name)?;
+        let weights = weights.to_vec();
         let [m, cg, kh, kw] = w.dims[..] else {
             return Err(
                 who.invalid(format!("weights `{w_name}` have shape {:?}, expected [M, C/group, kh, kw]", w.dims))
@@ -966,13 +972,14 @@ impl<'m> Ctx<'m> {
             groups,
             qmin: lo,
             qmax: hi,
+            w_type,
         })
     }
 
     /// A Dense layer from a 2-D int8 weight stored `[N, K]` (`kn` false)
     /// or `[K, N]` (`kn` true; transposed to the IR's `[n, k]`).
     fn dense_params(who: &Who, w: &Tensor, w_name: &str, kn: bool) -> Result<DenseParams> {
-        let data = weights_i8(who, w, w_name)?;
+        let (data, w_type) = weights_i8(who, w, w_name)?;
         let [r, c] = w.dims[..] else {
             return Err(who.unsupported(format!("weights `{w_name}` of shape {:?} (only 2-D weights)", w.dims)));
         };
@@ -991,7 +998,7 @@ impl<'m> Ctx<'m> {
         } else {
             data.to_vec()
         };
-        Ok(DenseParams { weights, n, k, w_scale: vec![], bias: vec![0; n], qmin: -128, qmax: 127 })
+        Ok(DenseParams { weights, n, k, w_scale: vec![], bias: vec![0; n], qmin: -128, qmax: 127, w_type })
     }
 
     fn pool_params(&self, who: &Who, n: &NodeProto, x: ValueId, kind: Pool) -> Result<PoolParams> {

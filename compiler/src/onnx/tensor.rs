@@ -12,6 +12,8 @@ pub(crate) const MAX_ELEMENTS: usize = 1 << 31;
 pub(crate) enum Data {
     F32(Vec<f32>),
     I8(Vec<i8>),
+    /// ONNX's INT4, unpacked: one sign-extended value (-8..=7) per element.
+    I4(Vec<i8>),
     U8(Vec<u8>),
     I32(Vec<i32>),
     I64(Vec<i64>),
@@ -57,7 +59,7 @@ impl Tensor {
     pub fn len(&self) -> usize {
         match &self.data {
             Data::F32(v) => v.len(),
-            Data::I8(v) => v.len(),
+            Data::I8(v) | Data::I4(v) => v.len(),
             Data::U8(v) => v.len(),
             Data::I32(v) => v.len(),
             Data::I64(v) => v.len(),
@@ -68,6 +70,7 @@ impl Tensor {
         match self.data {
             Data::F32(_) => "float",
             Data::I8(_) => "int8",
+            Data::I4(_) => "int4",
             Data::U8(_) => "uint8",
             Data::I32(_) => "int32",
             Data::I64(_) => "int64",
@@ -78,7 +81,7 @@ impl Tensor {
     pub fn as_i64(&self) -> Option<Vec<i64>> {
         Some(match &self.data {
             Data::F32(_) => return None,
-            Data::I8(v) => v.iter().map(|&x| x as i64).collect(),
+            Data::I8(v) | Data::I4(v) => v.iter().map(|&x| x as i64).collect(),
             Data::U8(v) => v.iter().map(|&x| x as i64).collect(),
             Data::I32(v) => v.iter().map(|&x| x as i64).collect(),
             Data::I64(v) => v.clone(),
@@ -114,6 +117,12 @@ impl Tensor {
                 Some(r) => le_chunks::<1>(r, n)?.map(i8::from_le_bytes).collect(),
                 None => narrow(&t.int32_data, n)?,
             }),
+            // Packed two per byte, element 2i in the low nibble (ONNX's
+            // INT4); `int32_data` holds the same bytes one per entry.
+            Ok(DataType::Int4) => Data::I4(match raw {
+                Some(r) => unpack_int4(r, n)?,
+                None => unpack_int4(&narrow::<u8>(&t.int32_data, n.div_ceil(2))?, n)?,
+            }),
             Ok(DataType::Uint8) => Data::U8(match raw {
                 Some(r) => le_chunks::<1>(r, n)?.map(u8::from_le_bytes).collect(),
                 None => narrow(&t.int32_data, n)?,
@@ -128,7 +137,7 @@ impl Tensor {
             }),
             _ => {
                 return Err(Unsupported(format!(
-                    "element type {} (only int8, uint8, int32, int64 for shapes, and float)",
+                    "element type {} (only int8, int4, uint8, int32, int64 for shapes, and float)",
                     dtype_name(code)
                 )))
             }
@@ -146,6 +155,15 @@ fn le_chunks<const N: usize>(raw: &[u8], n: usize) -> Result<impl Iterator<Item 
         a.copy_from_slice(c);
         a
     }))
+}
+
+/// `n` int4 elements from their packed bytes (two per byte, low nibble first).
+fn unpack_int4(packed: &[u8], n: usize) -> Result<Vec<i8>, String> {
+    if packed.len() != n.div_ceil(2) {
+        return Err(format!("holds {} bytes, the dims need {n} int4 elements ({} bytes)", packed.len(), n.div_ceil(2)));
+    }
+    let unpacked = packed.iter().flat_map(|&b| [isa::numerics::int4_low(b), isa::numerics::int4_high(b)]);
+    Ok(unpacked.take(n).collect())
 }
 
 fn exact<T>(v: Vec<T>, n: usize) -> Result<Vec<T>, String> {

@@ -28,7 +28,9 @@ use super::fold::{self, FTy, Folded};
 use super::import::{attr_float, attr_int, attr_ints, input_name, unique_attrs, who_of, Who};
 use super::proto::{tensor_proto::DataType, type_proto, GraphProto, NodeProto, TensorProto};
 use super::{ImportError, Imported};
-use crate::ir::{BinaryOp, DenseParams, ElemType, EmbeddingParams, Graph, Node, Op, Quant, UnaryOp, Value, ValueId};
+use crate::ir::{
+    BinaryOp, DenseParams, ElemType, EmbeddingParams, Graph, Node, Op, Quant, UnaryOp, Value, ValueId, WeightType,
+};
 
 type Result<T> = std::result::Result<T, ImportError>;
 
@@ -984,7 +986,7 @@ impl<'m> Ctx<'m> {
             }
         }
         let w_scale = if w.scale.len() == 1 { vec![w.scale[0]; n] } else { w.scale.clone() };
-        Ok(DenseParams { weights, n, k, w_scale, bias: vec![0; n], qmin: -128, qmax: 127 })
+        Ok(DenseParams { weights, n, k, w_scale, bias: vec![0; n], qmin: -128, qmax: 127, w_type: WeightType::I8 })
     }
 
     fn pending(&mut self, who: &Who, n: &NodeProto, op: Op, inputs: Vec<ValueId>) -> Result<()> {
