@@ -1,0 +1,444 @@
+//! Vector-unit phases: a float (or, for QuantizeLinear / DequantizeLinear,
+//! int8) matrix `[rows, len]` tiled over rows, each tile loaded into the
+//! accumulator column-blocked (`load buf=acc`, a logical row's column block
+//! `j` at `base + i + j * r` for a tile of `r` rows), run through the
+//! vector unit with the exact operation sequence of
+//! `isa::numerics::vector`'s functions (ISA.md §3 "The vector unit"), and
+//! stored. Tiles are steps over two buffer sets (`steps::chain`): a tile's
+//! LOADs overlap the previous tile's compute and store.
+
+use super::place::Mat;
+use super::steps::{self, Step};
+use super::unsupported;
+use crate::gemm::LowerError;
+use isa::instr::{self as ins, Instr};
+use isa::numerics::vector as v;
+use isa::HwConfig;
+
+/// An accumulator row pattern (ISA.md §3 "Vector rows").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Pat {
+    pub base: u16,
+    pub step: u16,
+    pub bstride: u16,
+}
+
+impl Pat {
+    /// A tile of rows loaded column-blocked (`rows` rows a block).
+    pub fn tile(base: u16, rows: usize) -> Pat {
+        Pat { base, step: 1, bstride: rows as u16 }
+    }
+
+    /// Per-row scalars (a `vred` result in every column).
+    pub fn scalars(base: u16) -> Pat {
+        Pat { base, step: 1, bstride: 0 }
+    }
+
+    /// One row broadcast to every row (gamma, beta, a bias, a mask row).
+    pub fn vector(base: u16) -> Pat {
+        Pat { base, step: 0, bstride: 1 }
+    }
+}
+
+/// Operand b of a `vop`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum B {
+    None,
+    Pat(Pat),
+    Imm(f32),
+}
+
+/// `dst = op(a, b)` over `rows` logical rows of `len`.
+pub(crate) fn vop(op: u8, dst: Pat, a: Pat, b: B, rows: usize, len: usize) -> Instr {
+    let mut i = ins::Vop {
+        op,
+        dst: dst.base,
+        dst_step: dst.step,
+        dst_bstride: dst.bstride,
+        a: a.base,
+        a_step: a.step,
+        a_bstride: a.bstride,
+        rows: rows as u16,
+        len: len as u16,
+        ..Default::default()
+    };
+    match b {
+        B::None => {}
+        B::Pat(p) => (i.b, i.b_step, i.b_bstride) = (p.base, p.step, p.bstride),
+        B::Imm(x) => (i.b_imm, i.imm) = (1, x.to_bits()),
+    }
+    Instr::from(i)
+}
+
+fn vred(op: u8, a: Pat, dst: u16, rows: usize, len: usize) -> Instr {
+    Instr::from(ins::Vred {
+        op,
+        a: a.base,
+        a_step: a.step,
+        a_bstride: a.bstride,
+        dst,
+        dst_step: 1,
+        rows: rows as u16,
+        len: len as u16,
+        ..Default::default()
+    })
+}
+
+/// What a phase computes per element or row.
+#[derive(Clone, Debug)]
+pub(crate) enum Kind {
+    /// `vop` binary op with operand b.
+    Binary(u8, Operand),
+    /// `vop` unary op.
+    Unary(u8),
+    GeluErf,
+    GeluTanh,
+    /// Gamma and beta: float32 vectors of `len` at these data offsets.
+    LayerNorm { gamma: u64, beta: u64, eps: f32 },
+    Softmax,
+    /// float32 → int8/uint8.
+    Quantize { scale: f32, zp: i32, unsigned: bool },
+    /// int8/uint8 → float32.
+    Dequantize { scale: f32, zp: i32, unsigned: bool },
+}
+
+/// Operand b of a binary phase.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Operand {
+    /// A matrix of the output's shape.
+    Rows(Mat),
+    /// A float32 row of `len` at this data offset, broadcast to every row.
+    Vector(u64),
+    Imm(f32),
+}
+
+/// A vector phase: `x` (float32, or int8 for Dequantize) to `y` (float32,
+/// or int8 for Quantize), both `[rows, len]`.
+#[derive(Clone, Debug)]
+pub(crate) struct Job {
+    pub x: Mat,
+    pub y: Mat,
+    pub kind: Kind,
+}
+
+/// Accumulator rows of a tile of `r` rows: a, b and out twice, a
+/// temporary, two rows of per-row scalars per row, two broadcast vectors
+/// twice.
+struct Regions {
+    r: usize,
+    nb: usize,
+}
+
+impl Regions {
+    fn tile(&self) -> usize {
+        self.r * self.nb
+    }
+    fn a(&self, p: usize) -> u16 {
+        (p * self.tile()) as u16
+    }
+    fn b(&self, p: usize) -> u16 {
+        ((2 + p) * self.tile()) as u16
+    }
+    fn out(&self, p: usize) -> u16 {
+        ((4 + p) * self.tile()) as u16
+    }
+    fn temp(&self) -> u16 {
+        (6 * self.tile()) as u16
+    }
+    fn s1(&self) -> u16 {
+        (7 * self.tile()) as u16
+    }
+    fn s2(&self) -> u16 {
+        (7 * self.tile() + self.r) as u16
+    }
+    fn vec(&self, p: usize, which: usize) -> u16 {
+        (7 * self.tile() + 2 * self.r + (2 * p + which) * self.nb) as u16
+    }
+    fn acc_rows(&self) -> usize {
+        7 * self.tile() + 2 * self.r + 4 * self.nb
+    }
+}
+
+/// Rows a tile takes: as many as the accumulator (and, for int8 sides,
+/// the scratchpad, same offsets) holds.
+fn tile_rows(rows: usize, nb: usize, cfg: &HwConfig) -> Option<usize> {
+    let cap = (cfg.acc_rows() as usize).min(cfg.spad_rows() as usize).min(65535);
+    let fits = |r: usize| Regions { r, nb }.acc_rows() <= cap;
+    if !fits(1) {
+        return None;
+    }
+    let mut r = rows.clamp(1, 65535 / nb.max(1));
+    while !fits(r) {
+        r = r.div_ceil(2).min(r - 1);
+    }
+    // Even tiles.
+    let tiles = rows.div_ceil(r);
+    Some(rows.div_ceil(tiles))
+}
+
+fn load(buf: u8, m: &Mat, r0: usize, rows: usize, addr: u16) -> Instr {
+    Instr::from(ins::Load {
+        buf,
+        dram: m.at(r0, 0) as u32,
+        stride: m.row_bytes() as u32,
+        rows: rows as u16,
+        cols: m.cols as u16,
+        addr,
+        ..Default::default()
+    })
+}
+
+fn vector_load(at: u64, len: usize, addr: u16) -> Instr {
+    Instr::from(ins::Load {
+        buf: ins::BUF_ACC,
+        dram: at as u32,
+        stride: (len * 4) as u32,
+        rows: 1,
+        cols: len as u16,
+        addr,
+        ..Default::default()
+    })
+}
+
+/// The phase's instructions (one `steps::chain`); `node` names errors.
+pub(crate) fn emit(job: &Job, cfg: &HwConfig, node: &str) -> Result<Vec<Instr>, LowerError> {
+    let (rows, len) = (job.x.rows, job.x.cols);
+    let dim = cfg.array.cols as usize;
+    let err = |why: String| unsupported(node, "vector", why);
+    if job.y.rows != rows || job.y.cols != len || !job.x.rows_contiguous() || !job.y.rows_contiguous() {
+        return Err(err(format!("operands [{rows}, {len}] are not row-contiguous matrices of one shape")));
+    }
+    if len > 65535 {
+        return Err(err(format!("rows of {len} elements (at most 65535)")));
+    }
+    let nb = len.div_ceil(dim);
+    let r = tile_rows(rows, nb, cfg)
+        .ok_or_else(|| err(format!("a row of {len} elements does not fit the accumulator with its temporaries")))?;
+    let reg = Regions { r, nb };
+    let x_buf = if matches!(job.kind, Kind::Dequantize { .. }) { ins::BUF_SPAD } else { ins::BUF_ACC };
+    let y_buf = if matches!(job.kind, Kind::Quantize { .. }) { ins::BUF_SPAD } else { ins::BUF_ACC };
+    let inv_n = v::recip(len as f32);
+    let mut out = Vec::new();
+    for (s, r0) in (0..rows).step_by(r).enumerate() {
+        let rr = r.min(rows - r0);
+        let p = s % 2;
+        let (a, o, t) = (Pat::tile(reg.a(p), rr), Pat::tile(reg.out(p), rr), Pat::tile(reg.temp(), rr));
+        let (s1, s2) = (Pat::scalars(reg.s1()), Pat::scalars(reg.s2()));
+        let mut st = Step { load: vec![load(x_buf, &job.x, r0, rr, reg.a(p))], ..Step::default() };
+        let c = &mut st.compute;
+        match &job.kind {
+            Kind::Binary(op, b) => {
+                let b = match b {
+                    Operand::Rows(m) => {
+                        if !m.rows_contiguous() || m.rows != rows || m.cols != len {
+                            return Err(err("operand b is not a row-contiguous matrix of the output's shape".into()));
+                        }
+                        st.load.push(load(ins::BUF_ACC, m, r0, rr, reg.b(p)));
+                        B::Pat(Pat::tile(reg.b(p), rr))
+                    }
+                    Operand::Vector(at) => {
+                        st.load.push(vector_load(*at, len, reg.vec(p, 0)));
+                        B::Pat(Pat::vector(reg.vec(p, 0)))
+                    }
+                    Operand::Imm(x) => B::Imm(*x),
+                };
+                c.push(vop(*op, o, a, b, rr, len));
+            }
+            Kind::Unary(op) => c.push(vop(*op, o, a, B::None, rr, len)),
+            Kind::GeluErf => {
+                c.push(vop(ins::VOP_DIV, t, a, B::Imm(v::GELU_SQRT2), rr, len));
+                c.push(vop(ins::VOP_ERF, t, t, B::None, rr, len));
+                c.push(vop(ins::VOP_ADD, t, t, B::Imm(1.0), rr, len));
+                c.push(vop(ins::VOP_MUL, t, a, B::Pat(t), rr, len));
+                c.push(vop(ins::VOP_MUL, o, t, B::Imm(0.5), rr, len));
+            }
+            Kind::GeluTanh => {
+                c.push(vop(ins::VOP_MUL, t, a, B::Pat(a), rr, len));
+                c.push(vop(ins::VOP_MUL, t, t, B::Pat(a), rr, len));
+                c.push(vop(ins::VOP_MUL, t, t, B::Imm(v::GELU_CUBIC), rr, len));
+                c.push(vop(ins::VOP_ADD, t, a, B::Pat(t), rr, len));
+                c.push(vop(ins::VOP_MUL, t, t, B::Imm(v::GELU_SQRT_2_OVER_PI), rr, len));
+                c.push(vop(ins::VOP_TANH, t, t, B::None, rr, len));
+                c.push(vop(ins::VOP_ADD, t, t, B::Imm(1.0), rr, len));
+                c.push(vop(ins::VOP_MUL, o, a, B::Imm(0.5), rr, len));
+                c.push(vop(ins::VOP_MUL, o, o, B::Pat(t), rr, len));
+            }
+            Kind::LayerNorm { gamma, beta, eps } => {
+                st.load.push(vector_load(*gamma, len, reg.vec(p, 0)));
+                st.load.push(vector_load(*beta, len, reg.vec(p, 1)));
+                // Per-row scalars are transformed over a whole row (every column).
+                c.push(vred(ins::VRED_SUM, a, reg.s1(), rr, len));
+                c.push(vop(ins::VOP_MUL, s1, s1, B::Imm(inv_n), rr, dim));
+                c.push(vop(ins::VOP_SUB, a, a, B::Pat(s1), rr, len));
+                c.push(vop(ins::VOP_MUL, t, a, B::Pat(a), rr, len));
+                c.push(vred(ins::VRED_SUM, t, reg.s2(), rr, len));
+                c.push(vop(ins::VOP_MUL, s2, s2, B::Imm(inv_n), rr, dim));
+                c.push(vop(ins::VOP_ADD, s2, s2, B::Imm(*eps), rr, dim));
+                c.push(vop(ins::VOP_RSQRT, s2, s2, B::None, rr, dim));
+                c.push(vop(ins::VOP_MUL, a, a, B::Pat(s2), rr, len));
+                c.push(vop(ins::VOP_MUL, a, a, B::Pat(Pat::vector(reg.vec(p, 0))), rr, len));
+                c.push(vop(ins::VOP_ADD, o, a, B::Pat(Pat::vector(reg.vec(p, 1))), rr, len));
+            }
+            Kind::Softmax => {
+                c.push(vred(ins::VRED_MAX, a, reg.s1(), rr, len));
+                c.push(vop(ins::VOP_SUB, a, a, B::Pat(s1), rr, len));
+                c.push(vop(ins::VOP_EXP, a, a, B::None, rr, len));
+                c.push(vred(ins::VRED_SUM, a, reg.s2(), rr, len));
+                c.push(vop(ins::VOP_RECIP, s2, s2, B::None, rr, dim));
+                c.push(vop(ins::VOP_MUL, o, a, B::Pat(s2), rr, len));
+            }
+            Kind::Quantize { scale, zp, unsigned } => {
+                let (qmin, qmax) = if *unsigned { (0, 255) } else { (-128, 127) };
+                c.push(Instr::from(ins::Vquant {
+                    out_type: *unsigned as u8,
+                    src: a.base,
+                    src_step: 1,
+                    src_bstride: a.bstride,
+                    dst: o.base,
+                    dst_step: 1,
+                    dst_bstride: o.bstride,
+                    rows: rr as u16,
+                    len: len as u16,
+                    zp: *zp as i16,
+                    qmin,
+                    qmax,
+                    scale: scale.to_bits(),
+                    ..Default::default()
+                }));
+            }
+            Kind::Dequantize { scale, zp, unsigned } => {
+                c.push(Instr::from(ins::Vdeq {
+                    src_buf: ins::BUF_SPAD,
+                    in_type: *unsigned as u8,
+                    src: a.base,
+                    src_step: 1,
+                    src_bstride: a.bstride,
+                    dst: o.base,
+                    dst_step: 1,
+                    dst_bstride: o.bstride,
+                    rows: rr as u16,
+                    len: len as u16,
+                    zp: *zp as i16,
+                    scale_imm: 1,
+                    imm: scale.to_bits(),
+                    ..Default::default()
+                }));
+            }
+        }
+        st.store.push(Instr::from(ins::Store {
+            buf: y_buf,
+            dram: job.y.at(r0, 0) as u32,
+            stride: job.y.row_bytes() as u32,
+            rows: rr as u16,
+            cols: len as u16,
+            addr: reg.out(p),
+            ..Default::default()
+        }));
+        out.push(st);
+    }
+    Ok(steps::chain(out))
+}
+
+/// Elements the vector unit processes for a phase of `rows x len` (the
+/// report's vector work).
+pub(crate) fn element_ops(kind: &Kind, rows: usize, len: usize) -> u64 {
+    let per = match kind {
+        Kind::Binary(..) | Kind::Unary(_) | Kind::Quantize { .. } | Kind::Dequantize { .. } => 1,
+        Kind::GeluErf => 5,
+        Kind::GeluTanh => 9,
+        Kind::LayerNorm { .. } => 7,
+        Kind::Softmax => 5,
+    };
+    (per * rows * len) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lower::place::Place;
+
+    fn f32s(b: &[u8]) -> Vec<f32> {
+        b.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+    }
+
+    fn bytes(x: &[f32]) -> Vec<u8> {
+        x.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
+    /// LayerNorm, Softmax, both GELUs and a broadcast add over 37 rows of 21
+    /// (several tiles, a partial last one, rows wider than the array) on
+    /// the model, bit for bit against `numerics::vector`.
+    #[test]
+    fn composites_equal_the_numerics_on_the_model() {
+        let cfg = HwConfig::tiny_4x4();
+        let lanes = cfg.vector_lanes() as usize;
+        let (rows, len) = (37usize, 21usize);
+        let x: Vec<f32> = (0..rows * len).map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 97.0).collect();
+        let gamma: Vec<f32> = (0..len).map(|i| 1.0 + i as f32 / 50.0).collect();
+        let beta: Vec<f32> = (0..len).map(|i| i as f32 / 30.0 - 0.3).collect();
+        let (xa, ga, ba, ya) = (0u64, 4096u64, 4352u64, 8192u64);
+        let mut data = vec![0u8; ya as usize + rows * len * 4];
+        data[..rows * len * 4].copy_from_slice(&bytes(&x));
+        data[ga as usize..ga as usize + len * 4].copy_from_slice(&bytes(&gamma));
+        data[ba as usize..ba as usize + len * 4].copy_from_slice(&bytes(&beta));
+        let xm = Place::contiguous(xa, &[rows, len], 4).matrix().unwrap();
+        let ym = Place::contiguous(ya, &[rows, len], 4).matrix().unwrap();
+        type Want = Box<dyn Fn(&[f32]) -> Vec<f32>>;
+        let cases: Vec<(Kind, Want)> = vec![
+            (
+                Kind::LayerNorm { gamma: ga, beta: ba, eps: 1e-5 },
+                Box::new(move |r: &[f32]| v::layer_norm_row(r, &gamma, &beta, 1e-5, lanes)),
+            ),
+            (Kind::Softmax, Box::new(move |r: &[f32]| v::softmax_row(r, lanes))),
+            (Kind::GeluErf, Box::new(|r: &[f32]| r.iter().map(|&a| v::gelu_erf(a)).collect())),
+            (Kind::GeluTanh, Box::new(|r: &[f32]| r.iter().map(|&a| v::gelu_tanh(a)).collect())),
+        ];
+        for (kind, want) in cases {
+            let job = Job { x: xm, y: ym, kind: kind.clone() };
+            let code = emit(&job, &cfg, "t").unwrap();
+            let (mut d, _, base) = crate::test_run::run_alone(&cfg, code, data.clone());
+            let got = f32s(&d.read_mem(base + ya, rows * len * 4).unwrap());
+            let want: Vec<f32> = x.chunks(len).flat_map(|r| want(r)).collect();
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert_eq!(g.to_bits(), w.to_bits(), "{kind:?}: element {i}: {g} vs {w}");
+            }
+        }
+        // Binary with a broadcast row: y = x - gamma.
+        let job = Job { x: xm, y: ym, kind: Kind::Binary(ins::VOP_SUB, Operand::Vector(ga)) };
+        let (mut d, _, base) = crate::test_run::run_alone(&cfg, emit(&job, &cfg, "t").unwrap(), data.clone());
+        let got = f32s(&d.read_mem(base + ya, rows * len * 4).unwrap());
+        let g2: Vec<f32> = (0..len).map(|i| 1.0 + i as f32 / 50.0).collect();
+        for (i, g) in got.iter().enumerate() {
+            assert_eq!(g.to_bits(), v::sub(x[i], g2[i % len]).to_bits(), "sub element {i}");
+        }
+    }
+
+    /// Quantize then dequantize through the scratchpad, uint8 and int8.
+    #[test]
+    fn quantize_and_dequantize() {
+        let cfg = HwConfig::tiny_4x4();
+        let (rows, len) = (9usize, 6usize);
+        let x: Vec<f32> = (0..rows * len).map(|i| i as f32 * 0.37 - 9.0).collect();
+        let mut data = bytes(&x);
+        data.resize(4096, 0);
+        let xm = Place::contiguous(0, &[rows, len], 4).matrix().unwrap();
+        let qm = Place::contiguous(2048, &[rows, len], 1).matrix().unwrap();
+        let ym = Place::contiguous(3072, &[rows, len], 4).matrix().unwrap();
+        for (unsigned, zp) in [(false, -3), (true, 130)] {
+            let (scale, qmin, qmax) = (0.05f32, if unsigned { 0 } else { -128 }, if unsigned { 255 } else { 127 });
+            // The two phases meet in memory: a barrier between them.
+            let mut code = crate::lower::package::Code::default();
+            code.phase(emit(&Job { x: xm, y: qm, kind: Kind::Quantize { scale, zp, unsigned } }, &cfg, "q").unwrap());
+            code.phase(emit(&Job { x: qm, y: ym, kind: Kind::Dequantize { scale, zp, unsigned } }, &cfg, "d").unwrap());
+            let (mut d, _, base) = crate::test_run::run_alone(&cfg, code.into_instrs(), data.clone());
+            let q = d.read_mem(base + 2048, rows * len).unwrap();
+            let y = f32s(&d.read_mem(base + 3072, rows * len * 4).unwrap());
+            for i in 0..rows * len {
+                let want = isa::numerics::quantize(x[i], scale, zp, qmin, qmax);
+                let got = if unsigned { q[i] as i32 } else { q[i] as i8 as i32 };
+                assert_eq!(got, want, "quantize element {i}");
+                assert_eq!(y[i].to_bits(), isa::numerics::dequantize(want, scale, zp).to_bits(), "element {i}");
+            }
+        }
+    }
+}
