@@ -101,7 +101,7 @@ impl Layout {
         // Row-major data of higher rank (a transformer's `[batch, seq,
         // hidden]`): the last dimension is the columns, the others the rows.
         let row_major = match self {
-            Layout::Flat { rows, cols, perm: None } => {
+            Layout::Flat { rows, cols, .. } => {
                 shape.len() > 2
                     && shape.last() == Some(&(*cols as u64))
                     && shape[..shape.len() - 1].iter().try_fold(1u64, |p, &d| p.checked_mul(d)) == Some(*rows as u64)

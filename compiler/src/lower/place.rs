@@ -89,6 +89,22 @@ impl Place {
         p
     }
 
+    /// The contiguous buffer a permuted view reads, and the order of the
+    /// view's dimensions in it (`base.shape[i] = shape[order[i]]`); None
+    /// when the view is not a permutation of a contiguous buffer.
+    pub fn unpermuted(&self) -> Option<(Place, Vec<usize>)> {
+        let mut order: Vec<usize> = (0..self.shape.len()).collect();
+        // Outer dimensions first; a size-1 dimension keeps its place.
+        order.sort_by_key(|&d| (std::cmp::Reverse(if self.shape[d] == 1 { usize::MAX } else { self.strides[d] }), d));
+        let base = Place {
+            addr: self.addr,
+            shape: order.iter().map(|&d| self.shape[d]).collect(),
+            strides: order.iter().map(|&d| self.strides[d]).collect(),
+            esize: self.esize,
+        };
+        base.is_contiguous().then_some((Place::contiguous(self.addr, &base.shape, self.esize), order))
+    }
+
     /// The place as one matrix: the last dimension as columns, every other
     /// one folded into rows, when the leading dimensions collapse into one
     /// stride.
@@ -157,5 +173,10 @@ mod tests {
         let s = Place::contiguous(0, &[1, 32, 384], 4).sliced(2, 128, 256);
         assert_eq!(s.matrix().unwrap(), Mat { addr: 512, rows: 32, cols: 128, row_stride: 384, col_stride: 1, esize: 4 });
         assert_eq!(Place::contiguous(0, &[1, 1, 1, 32], 4).matrix().unwrap().rows, 1);
+        // Kᵀ's view is a permutation of K's buffer: [1, 32, 4, 32] in order.
+        let (base, order) = p.transposed(&[0, 2, 3, 1]).unpermuted().unwrap();
+        assert_eq!((base.addr, base.shape.clone()), (1000, vec![1, 32, 4, 32]));
+        assert_eq!(order, vec![0, 3, 1, 2]);
+        assert_eq!(base.transposed(&[0, 2, 3, 1]).strides, p.transposed(&[0, 2, 3, 1]).strides);
     }
 }

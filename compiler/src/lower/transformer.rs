@@ -164,6 +164,24 @@ impl XCtx<'_> {
         p
     }
 
+    /// A buffer of `base_shape` for `v`, whose place is that buffer's view
+    /// in the dimension order `order` (`place::Place::unpermuted`). Its
+    /// layer record is a view (its buffer is not in the value's order).
+    fn alloc_view(&mut self, v: ValueId, base_shape: &[usize], order: &[usize]) -> Place {
+        let val = &self.g.values[v];
+        let e = esize(val.ty);
+        let addr = self.mem.alloc(val.elements() * e, 0);
+        let base = Place::contiguous(addr, base_shape, e);
+        let mut inverse = vec![0; order.len()];
+        order.iter().enumerate().for_each(|(i, &d)| inverse[d] = i);
+        let p = base.transposed(&inverse);
+        let cols = val.shape.last().copied().unwrap_or(1);
+        let perm = Some((0..cols).collect());
+        self.mem.set_buffer(v, Buffer { addr, layout: Layout::Flat { rows: val.elements() / cols, cols, perm } });
+        self.places[v] = Some(p);
+        base
+    }
+
     /// The value as one matrix, copied into a contiguous buffer first when
     /// its view does not fold into one (`node` names the error).
     fn matrix(&mut self, v: ValueId, node: &str) -> Result<Mat, LowerError> {
@@ -348,6 +366,19 @@ fn lower_node(cx: &mut XCtx<'_>, node: &Node, packed: &mut Option<PackedRef>) ->
     let (x, y) = (node.inputs[0], node.outputs[0]);
     let g = cx.g;
     let vector = |cx: &mut XCtx<'_>, kind: Kind, op: LayerOp| -> Result<(LayerOp, u64), LowerError> {
+        let elementwise = !matches!(kind, Kind::LayerNorm { .. } | Kind::Softmax | Kind::Binary(..));
+        let xp = cx.place(x, name)?;
+        if elementwise && xp.matrix().filter(Mat::rows_contiguous).is_none() {
+            if let Some((base, order)) = xp.unpermuted() {
+                // Element by element on the buffer's own order: the output
+                // is the same view of a buffer of its own (no copy).
+                let yb = cx.alloc_view(y, &base.shape, &order);
+                let job = vector_ops::Job { x: base.matrix().expect("contiguous"), y: yb.matrix().expect("contiguous"), kind };
+                let code = vector_ops::emit(&job, cx.cfg, name)?;
+                cx.code.phase(code);
+                return Ok((op, 0));
+            }
+        }
         let xm = cx.matrix(x, name)?;
         let ym = cx.alloc(y).matrix().expect("contiguous");
         let job = vector_ops::Job { x: xm, y: ym, kind };
@@ -443,6 +474,7 @@ fn lower_node(cx: &mut XCtx<'_>, node: &Node, packed: &mut Option<PackedRef>) ->
             Ok((LayerOp::DenseF32, macs))
         }
         Op::MatMul => lower_matmul(cx, node),
+        Op::ReduceSum { axis, .. } => lower_reduce_sum(cx, node, *axis),
         other => Err(unsupported(name, other.name(), "not lowered to the accelerator yet")),
     }
 }
@@ -459,19 +491,21 @@ fn column_sums(b: &[i8], k: usize, n: usize) -> Vec<i32> {
     sums
 }
 
-/// A float binary op: operand b a matrix of the output's shape, a row
-/// broadcast to every row, or a constant scalar (an immediate). A
-/// commutative op with the broadcast operand first swaps them.
+/// A float binary op. Operand a has the output's shape; operand b is a
+/// constant scalar (an immediate), rows broadcast over leading dimensions
+/// (a bias row, one mask for every head, or the output's shape), or
+/// per-row scalars broadcast along the last axis (a mask per token, a
+/// divisor). A commutative op with the broadcast operand first swaps them.
 fn lower_binary(cx: &mut XCtx<'_>, node: &Node, op: BinaryOp) -> Result<(LayerOp, u64), LowerError> {
     let name = node.name.as_str();
     let g = cx.g;
     let y = node.outputs[0];
-    let out = &g.values[y].shape;
+    let out = g.values[y].shape.clone();
+    let total: usize = out.iter().product();
     let (mut a, mut b) = (node.inputs[0], node.inputs[1]);
-    let full = |v: ValueId| &g.values[v].shape == out || g.values[v].elements() == out.iter().product::<usize>();
-    let commutative = matches!(op, BinaryOp::Add | BinaryOp::Mul | BinaryOp::Max);
+    let full = |v: ValueId| g.values[v].elements() == total;
     if !full(a) && full(b) {
-        if !commutative {
+        if !matches!(op, BinaryOp::Add | BinaryOp::Mul | BinaryOp::Max) {
             return Err(unsupported(name, op.name(), "the broadcast operand comes first in a non-commutative op"));
         }
         std::mem::swap(&mut a, &mut b);
@@ -481,26 +515,74 @@ fn lower_binary(cx: &mut XCtx<'_>, node: &Node, op: BinaryOp) -> Result<(LayerOp
     }
     let len = out.last().copied().unwrap_or(1);
     let bv = &g.values[b];
+    // b's shape without leading ones, right-aligned against the output's.
+    let lead = bv.shape.iter().take_while(|&&d| d == 1).count();
+    let core = &bv.shape[lead..];
+    let ends_with = |tail: &[usize]| out.len() >= tail.len() && out[out.len() - tail.len()..] == *tail;
     let scalar = cx.consts[b].as_ref().filter(|d| d.iter().all(|x| x.to_bits() == d[0].to_bits())).map(|d| d[0]);
-    let operand = if let Some(s) = scalar.filter(|_| bv.elements() == 1 || !full(b)) {
-        Operand::Imm(s)
-    } else if full(b) {
-        Operand::Rows(cx.matrix(b, name)?)
-    } else if bv.elements() == len && bv.shape.last() == Some(&len) {
-        let m = cx.matrix(b, name)?;
-        Operand::Vector(m.addr)
-    } else {
-        return Err(unsupported(
-            name,
-            op.name(),
-            format!("operand shapes {:?} and {:?}: only a full operand, a last-axis row or a constant scalar broadcast", g.values[a].shape, bv.shape),
-        ));
+    let operand = match scalar {
+        Some(s) if !full(b) || bv.elements() == 1 => Operand::Imm(s),
+        _ if core.last() == Some(&len) && ends_with(core) => {
+            let m = cx.matrix(b, name)?;
+            if m.rows == 1 {
+                Operand::Vector(m.addr)
+            } else {
+                Operand::Rows(m)
+            }
+        }
+        _ if core.is_empty()
+            || (core.last() == Some(&1) && out.len() > 1 && {
+                let (lead_out, tail) = (&out[..out.len() - 1], &core[..core.len() - 1]);
+                lead_out.len() >= tail.len() && lead_out[lead_out.len() - tail.len()..] == *tail
+            }) =>
+        {
+            let p = cx.place(b, name)?;
+            let p = if p.is_contiguous() { p } else { cx.copy(b, &p, name)? };
+            let rows = p.elements();
+            Operand::RowScalar(Mat { addr: p.addr, rows, cols: 1, row_stride: 1, col_stride: 1, esize: 4 })
+        }
+        _ => {
+            return Err(unsupported(
+                name,
+                op.name(),
+                format!(
+                    "operand shapes {:?} and {:?}: b must be a constant scalar, rows broadcast over leading \
+                     dimensions or per-row scalars",
+                    g.values[a].shape, bv.shape
+                ),
+            ))
+        }
     };
     let xm = cx.matrix(a, name)?;
     let ym = cx.alloc(y).matrix().expect("contiguous");
-    let code = vector_ops::emit(&vector_ops::Job { x: xm, y: ym, kind: Kind::Binary(vop_of(op), operand) }, cx.cfg, name)?;
+    let job = vector_ops::Job { x: xm, y: ym, kind: Kind::Binary(vop_of(op), operand) };
+    let code = vector_ops::emit(&job, cx.cfg, name)?;
     cx.code.phase(code);
     Ok((LayerOp::Elementwise, 0))
+}
+
+/// A float sum over one axis: over the last by `vred`, over a leading one
+/// as row adds in lane order (`vector_ops::emit_column_sums`).
+fn lower_reduce_sum(cx: &mut XCtx<'_>, node: &Node, axis: usize) -> Result<(LayerOp, u64), LowerError> {
+    let name = node.name.as_str();
+    let (x, y) = (node.inputs[0], node.outputs[0]);
+    let p = cx.place(x, name)?;
+    let p = if p.is_contiguous() { p } else { cx.copy(x, &p, name)? };
+    let s = p.shape.clone();
+    let (outer, len) = (s[..axis].iter().product::<usize>(), s[axis]);
+    let inner: usize = s[axis + 1..].iter().product();
+    let yp = cx.alloc(y);
+    let mat = |addr: u64, rows: usize, cols: usize| Mat { addr, rows, cols, row_stride: cols, col_stride: 1, esize: 4 };
+    let code = if inner == 1 {
+        vector_ops::emit_row_sums(&mat(p.addr, outer, len), &mat(yp.addr, outer, 1), cx.cfg, name)?
+    } else {
+        let pairs: Vec<(Mat, Mat)> = (0..outer)
+            .map(|o| (mat(p.addr + (o * len * inner * 4) as u64, len, inner), mat(yp.addr + (o * inner * 4) as u64, 1, inner)))
+            .collect();
+        vector_ops::emit_column_sums(&pairs, cx.cfg, name)?
+    };
+    cx.code.phase(code);
+    Ok((LayerOp::ReduceSum, 0))
 }
 
 /// Activation × activation MatMul, one product per leading index (head).

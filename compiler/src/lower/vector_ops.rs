@@ -105,11 +105,54 @@ pub(crate) enum Kind {
 /// Operand b of a binary phase.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Operand {
-    /// A matrix of the output's shape.
+    /// A matrix of `len` columns and `m` rows: output row `r` reads row
+    /// `r % m` (the output's shape, or broadcast over leading dimensions,
+    /// e.g. one `[seq, seq]` mask for every head).
     Rows(Mat),
     /// A float32 row of `len` at this data offset, broadcast to every row.
     Vector(u64),
+    /// A matrix of one column and `m` rows: output row `r` is combined with
+    /// the scalar in row `r % m` (a per-token mask, a per-row divisor).
+    RowScalar(Mat),
     Imm(f32),
+}
+
+/// The LOADs bringing rows of `m` (output row `r` reads row `r % m.rows`)
+/// for output rows `[r0, r0 + rr)` into a tile at `base` column-blocked by
+/// `rr` rows; `spread` fills every column with a one-column matrix's value
+/// (a per-row scalar).
+fn broadcast_rows(m: &Mat, (r0, rr): (usize, usize), base: u16, dim: usize, spread: bool) -> Vec<Instr> {
+    let mut out = Vec::new();
+    let mut r = r0;
+    while r < r0 + rr {
+        let src = r % m.rows;
+        let k = (m.rows - src).min(r0 + rr - r);
+        let off = (r - r0) as u16;
+        let piece = |c0: usize, cols: usize, at: u16, col: u16| {
+            Instr::from(ins::Load {
+                buf: ins::BUF_ACC,
+                dram: m.at(src, c0) as u32,
+                stride: m.row_bytes() as u32,
+                rows: k as u16,
+                cols: cols as u16,
+                addr: at,
+                col,
+                ..Default::default()
+            })
+        };
+        if spread {
+            out.extend((0..dim).map(|c| piece(0, 1, base + off, c as u16)));
+        } else if k == rr {
+            out.push(piece(0, m.cols, base, 0));
+        } else {
+            // Column block j of these rows at base + j rr + off.
+            for (j, c0) in (0..m.cols).step_by(dim).enumerate() {
+                out.push(piece(c0, dim.min(m.cols - c0), base + (j * rr) as u16 + off, 0));
+            }
+        }
+        r += k;
+    }
+    out
 }
 
 /// A vector phase: `x` (float32, or int8 for Dequantize) to `y` (float32,
@@ -230,11 +273,18 @@ pub(crate) fn emit(job: &Job, cfg: &HwConfig, node: &str) -> Result<Vec<Instr>, 
             Kind::Binary(op, b) => {
                 let b = match b {
                     Operand::Rows(m) => {
-                        if !m.rows_contiguous() || m.rows != rows || m.cols != len {
-                            return Err(err("operand b is not a row-contiguous matrix of the output's shape".into()));
+                        if !m.rows_contiguous() || m.cols != len || m.rows == 0 {
+                            return Err(err("operand b is not a row-contiguous matrix of the output's width".into()));
                         }
-                        st.load.push(load(ins::BUF_ACC, m, r0, rr, reg.b(p)));
+                        st.load.extend(broadcast_rows(m, (r0, rr), reg.b(p), dim, false));
                         B::Pat(Pat::tile(reg.b(p), rr))
+                    }
+                    Operand::RowScalar(m) => {
+                        if m.cols != 1 || m.rows == 0 {
+                            return Err(err("a per-row operand has one column".into()));
+                        }
+                        st.load.extend(broadcast_rows(m, (r0, rr), reg.b(p), dim, true));
+                        B::Pat(Pat::scalars(reg.b(p)))
                     }
                     Operand::Vector(at) => {
                         st.load.push(vector_load(*at, len, reg.vec(p, 0)));
@@ -339,6 +389,125 @@ pub(crate) fn emit(job: &Job, cfg: &HwConfig, node: &str) -> Result<Vec<Instr>, 
     Ok(steps::chain(out))
 }
 
+/// Float sums over the rows of matrices (ReduceSum over a leading axis):
+/// for each `(x [len, inner], y [1, inner])`, `y[c] = sum_row(x[.., c])`
+/// in the vector unit's lane order (ISA.md §3 `vred`): `L` lane partial
+/// rows, lane `i` folding rows `i, i + L, ...` into `−0`, then combined
+/// pairwise level by level, all as `vop add` on whole rows; an absent lane
+/// (fewer rows than lanes) is the exact identity `−0`, so it is skipped.
+pub(crate) fn emit_column_sums(pairs: &[(Mat, Mat)], cfg: &HwConfig, node: &str) -> Result<Vec<Instr>, LowerError> {
+    let dim = cfg.array.cols as usize;
+    let lanes = cfg.vector_lanes() as usize;
+    let err = |why: String| unsupported(node, "reduce_sum", why);
+    let Some((x0, _)) = pairs.first() else { return Ok(Vec::new()) };
+    let (len, inner) = (x0.rows, x0.cols);
+    let nb = inner.div_ceil(dim);
+    let acc = cfg.acc_rows() as usize;
+    let t = (acc / nb.max(1)).saturating_sub(lanes + 2) / 2;
+    let t = t.min(len).min(65535 / nb.max(1));
+    if t == 0 || inner > 65535 {
+        return Err(err(format!("rows of {inner} elements and {lanes} lane rows do not fit the accumulator")));
+    }
+    let x_at = |p: usize| (p * t * nb) as u16;
+    let lane = |i: usize| Pat { base: (2 * t * nb + i) as u16, step: 0, bstride: lanes as u16 };
+    let o_at = |p: usize| ((2 * t + lanes) * nb + p * nb) as u16;
+    let mut st_all = Vec::new();
+    for (x, y) in pairs {
+        if x.rows != len || x.cols != inner || y.cols != inner || !x.rows_contiguous() || !y.rows_contiguous() {
+            return Err(err("the matrices of one phase must share their shape".into()));
+        }
+        for r0 in (0..len).step_by(t) {
+            let rr = t.min(len - r0);
+            let p = st_all.len() % 2;
+            let mut st = Step { load: vec![load(ins::BUF_ACC, x, r0, rr, x_at(p))], ..Step::default() };
+            for i in 0..rr {
+                let g = r0 + i;
+                let row = Pat { base: x_at(p) + i as u16, step: 0, bstride: rr as u16 };
+                let b = if g < lanes { B::Imm(-0.0) } else { B::Pat(lane(g % lanes)) };
+                st.compute.push(vop(ins::VOP_ADD, lane(g % lanes), row, b, 1, inner));
+            }
+            if r0 + rr == len {
+                // The pairwise tree over all `lanes` entries, absent ones skipped.
+                let mut present: Vec<bool> = (0..lanes).map(|i| i < len).collect();
+                while present.len() > 1 {
+                    let mut next = Vec::with_capacity(present.len().div_ceil(2));
+                    for k in 0..present.len().div_ceil(2) {
+                        let (a, b) = (present[2 * k], present.get(2 * k + 1).copied().unwrap_or(false));
+                        match (a, b) {
+                            (true, true) => st.compute.push(vop(
+                                ins::VOP_ADD,
+                                lane(k),
+                                lane(2 * k),
+                                B::Pat(lane(2 * k + 1)),
+                                1,
+                                inner,
+                            )),
+                            (true, false) if k != 2 * k => {
+                                st.compute.push(vop(ins::VOP_ADD, lane(k), lane(2 * k), B::Imm(-0.0), 1, inner))
+                            }
+                            (false, true) => st.compute.push(vop(
+                                ins::VOP_ADD,
+                                lane(k),
+                                lane(2 * k + 1),
+                                B::Imm(-0.0),
+                                1,
+                                inner,
+                            )),
+                            _ => {}
+                        }
+                        next.push(a || b);
+                    }
+                    present = next;
+                }
+                let o = Pat { base: o_at(p), step: 0, bstride: 1 };
+                st.compute.push(vop(ins::VOP_ADD, o, lane(0), B::Imm(-0.0), 1, inner));
+                st.store.push(Instr::from(ins::Store {
+                    buf: ins::BUF_ACC,
+                    dram: y.at(0, 0) as u32,
+                    stride: y.row_bytes() as u32,
+                    rows: 1,
+                    cols: inner as u16,
+                    addr: o_at(p),
+                    ..Default::default()
+                }));
+            }
+            st_all.push(st);
+        }
+    }
+    Ok(steps::chain(st_all))
+}
+
+/// Float sums over the last axis: `y [rows, 1]` of `x [rows, len]` by `vred sum`.
+pub(crate) fn emit_row_sums(x: &Mat, y: &Mat, cfg: &HwConfig, node: &str) -> Result<Vec<Instr>, LowerError> {
+    let dim = cfg.array.cols as usize;
+    let (rows, len) = (x.rows, x.cols);
+    let nb = len.div_ceil(dim);
+    let acc = cfg.acc_rows() as usize;
+    let r = (acc / (2 * nb + 2)).min(rows).min(65535 / nb.max(1));
+    if r == 0 || len > 65535 || y.rows != rows || y.cols != 1 {
+        return Err(unsupported(node, "reduce_sum", format!("rows of {len} elements do not fit the accumulator")));
+    }
+    let mut st_all = Vec::new();
+    for r0 in (0..rows).step_by(r) {
+        let rr = r.min(rows - r0);
+        let p = st_all.len() % 2;
+        let (xa, sa) = ((p * r * nb) as u16, (2 * r * nb + p * r) as u16);
+        let mut st = Step { load: vec![load(ins::BUF_ACC, x, r0, rr, xa)], ..Step::default() };
+        st.compute.push(vred(ins::VRED_SUM, Pat::tile(xa, rr), sa, rr, len));
+        st.store.push(Instr::from(ins::Store {
+            buf: ins::BUF_ACC,
+            dram: y.at(r0, 0) as u32,
+            stride: y.row_bytes() as u32,
+            rows: rr as u16,
+            cols: 1,
+            addr: sa,
+            ..Default::default()
+        }));
+        st_all.push(st);
+    }
+    Ok(steps::chain(st_all))
+}
+
 /// Elements the vector unit processes for a phase of `rows x len` (the
 /// report's vector work).
 pub(crate) fn element_ops(kind: &Kind, rows: usize, len: usize) -> u64 {
@@ -410,6 +579,65 @@ mod tests {
         let g2: Vec<f32> = (0..len).map(|i| 1.0 + i as f32 / 50.0).collect();
         for (i, g) in got.iter().enumerate() {
             assert_eq!(g.to_bits(), v::sub(x[i], g2[i % len]).to_bits(), "sub element {i}");
+        }
+    }
+
+    /// Column sums (rows fewer and more than the lanes, several tiles on the
+    /// 4x4's small accumulator) and row sums against `sum_row`; a
+    /// broadcast mask `[3, 21]` over `[37 = 12·3 + 1, 21]` rows and a
+    /// per-row scalar divisor.
+    #[test]
+    fn sums_and_broadcasts_equal_the_numerics() {
+        let cfg = HwConfig::tiny_4x4();
+        let lanes = cfg.vector_lanes() as usize;
+        for (len, inner) in [(3usize, 5usize), (70, 9)] {
+            let x: Vec<f32> = (0..len * inner).map(|i| ((i * 7919 % 997) as f32 - 498.0) / 13.0).collect();
+            let mut data = bytes(&x);
+            let ya = data.len().div_ceil(64) as u64 * 64;
+            data.resize(ya as usize + inner * 4 + len * 4 + 64, 0);
+            let xm = Place::contiguous(0, &[len, inner], 4).matrix().unwrap();
+            let ym = Place::contiguous(ya, &[1, inner], 4).matrix().unwrap();
+            let code = emit_column_sums(&[(xm, ym)], &cfg, "sum").unwrap();
+            let (mut d, _, base) = crate::test_run::run_alone(&cfg, code, data.clone());
+            let got = f32s(&d.read_mem(base + ya, inner * 4).unwrap());
+            for c in 0..inner {
+                let col: Vec<f32> = (0..len).map(|r| x[r * inner + c]).collect();
+                assert_eq!(got[c].to_bits(), v::sum_row(&col, lanes).to_bits(), "[{len}, {inner}] column {c}");
+            }
+            let ra = ya + (inner * 4) as u64;
+            let rm = Place::contiguous(ra, &[len, 1], 4).matrix().unwrap();
+            let code = emit_row_sums(&xm, &rm, &cfg, "rows").unwrap();
+            let (mut d, _, base) = crate::test_run::run_alone(&cfg, code, data);
+            let got = f32s(&d.read_mem(base + ra, len * 4).unwrap());
+            for r in 0..len {
+                assert_eq!(got[r].to_bits(), v::sum_row(&x[r * inner..(r + 1) * inner], lanes).to_bits(), "row {r}");
+            }
+        }
+        let (rows, len) = (37usize, 21usize);
+        let x: Vec<f32> = (0..rows * len).map(|i| (i % 13) as f32 - 6.5).collect();
+        let mask: Vec<f32> = (0..3 * len).map(|i| if i % 5 == 0 { -1e9 } else { i as f32 / 8.0 }).collect();
+        let div: Vec<f32> = (0..rows).map(|i| 1.0 + i as f32).collect();
+        let mut data = bytes(&x);
+        let (ma, da, ya) = (4096u64, 5120u64, 6144u64);
+        data.resize(ya as usize + rows * len * 4, 0);
+        data[ma as usize..ma as usize + mask.len() * 4].copy_from_slice(&bytes(&mask));
+        data[da as usize..da as usize + rows * 4].copy_from_slice(&bytes(&div));
+        let xm = Place::contiguous(0, &[rows, len], 4).matrix().unwrap();
+        let ym = Place::contiguous(ya, &[rows, len], 4).matrix().unwrap();
+        let mm = Place::contiguous(ma, &[3, len], 4).matrix().unwrap();
+        let dm = Place::contiguous(da, &[rows, 1], 4).matrix().unwrap();
+        let add = Job { x: xm, y: ym, kind: Kind::Binary(ins::VOP_ADD, Operand::Rows(mm)) };
+        let (mut d, _, base) = crate::test_run::run_alone(&cfg, emit(&add, &cfg, "t").unwrap(), data.clone());
+        let got = f32s(&d.read_mem(base + ya, rows * len * 4).unwrap());
+        for (i, g) in got.iter().enumerate() {
+            let want = v::add(x[i], mask[(i / len % 3) * len + i % len]);
+            assert_eq!(g.to_bits(), want.to_bits(), "masked element {i}");
+        }
+        let div_job = Job { x: xm, y: ym, kind: Kind::Binary(ins::VOP_DIV, Operand::RowScalar(dm)) };
+        let (mut d, _, base) = crate::test_run::run_alone(&cfg, emit(&div_job, &cfg, "t").unwrap(), data);
+        let got = f32s(&d.read_mem(base + ya, rows * len * 4).unwrap());
+        for (i, g) in got.iter().enumerate() {
+            assert_eq!(g.to_bits(), v::div(x[i], div[i / len]).to_bits(), "divided element {i}");
         }
     }
 
