@@ -67,9 +67,74 @@ pub(crate) fn chain(steps: Vec<Step>) -> Vec<Instr> {
     out
 }
 
+/// Moves: steps whose STOREs read what their LOADs wrote (a copy through
+/// a buffer, no compute), over two buffer sets. A COMPUTE `sync` relays
+/// each step's LOAD to its STORE, and another relays the STORE of step
+/// `s - 1` to the LOADs of step `s + 1`, which reuse its set.
+pub(crate) fn chain_moves(steps: Vec<(Vec<Instr>, Vec<Instr>)>) -> Vec<Instr> {
+    let n = steps.len();
+    let mut out = Vec::new();
+    let relay = |deps: Deps| Instr::from(ins::Sync { deps, queue: Queue::Compute as u8 });
+    let mut pending_loads: Vec<Vec<Instr>> = Vec::with_capacity(n);
+    let mut stores: Vec<Vec<Instr>> = Vec::with_capacity(n);
+    for (s, (mut load, mut store)) in steps.into_iter().enumerate() {
+        if load.is_empty() {
+            load.push(sync(Queue::Load));
+        }
+        if store.is_empty() {
+            store.push(sync(Queue::Store));
+        }
+        load[0].deps_mut().pop_next = s >= 2;
+        load.last_mut().expect("non-empty").deps_mut().push_next = true;
+        store[0].deps_mut().pop_prev = true;
+        store.last_mut().expect("non-empty").deps_mut().push_prev = s + 1 < n;
+        pending_loads.push(load);
+        stores.push(store);
+    }
+    let mut loads = pending_loads.into_iter();
+    out.extend(loads.next().into_iter().flatten());
+    out.extend(loads.next().into_iter().flatten());
+    for (s, store) in stores.into_iter().enumerate() {
+        out.push(relay(Deps { pop_prev: true, push_next: true, ..Deps::NONE }));
+        out.extend(store);
+        if s >= 1 {
+            // Store s - 1 has read set (s + 1) % 2: the LOADs of s + 1 may go.
+            out.push(relay(Deps { pop_next: true, push_prev: s + 1 < n, ..Deps::NONE }));
+        }
+        out.extend(loads.next().into_iter().flatten());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Five copies of 64-byte rows through two scratchpad rows: every
+    /// LOAD waits for the STORE that read its row before.
+    #[test]
+    fn moves_reuse_a_set_only_after_its_store() {
+        let cfg = isa::HwConfig::tiny_4x4();
+        let n = 5usize;
+        let data: Vec<u8> = (0..2 * n * 4).map(|i| if i < n * 4 { i as u8 + 1 } else { 0 }).collect();
+        let steps = (0..n)
+            .map(|s| {
+                let at = (s % 2) as u16;
+                let l = Instr::from(ins::Load { dram: (s * 4) as u32, stride: 4, rows: 1, cols: 4, addr: at, ..Default::default() });
+                let st = Instr::from(ins::Store {
+                    dram: (n * 4 + s * 4) as u32,
+                    stride: 4,
+                    rows: 1,
+                    cols: 4,
+                    addr: at,
+                    ..Default::default()
+                });
+                (vec![l], vec![st])
+            })
+            .collect();
+        let (mut d, _, base) = crate::test_run::run_alone(&cfg, chain_moves(steps), data.clone());
+        assert_eq!(d.read_mem(base + (n * 4) as u64, n * 4).unwrap(), data[..n * 4]);
+    }
 
     /// Four steps, each adding a float row to itself: loads overlap, every
     /// token is balanced (the model runs it to the end) and each step's

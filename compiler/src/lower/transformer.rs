@@ -216,30 +216,28 @@ impl XCtx<'_> {
             for r0 in (0..s.rows).step_by(r) {
                 let rr = r.min(s.rows - r0);
                 let at = ((st.len() % 2) * cap) as u16;
-                st.push(steps::Step {
-                    load: vec![Instr::from(ins::Load {
-                        buf,
-                        dram: s.at(r0, 0) as u32,
-                        stride: s.row_bytes() as u32,
-                        rows: rr as u16,
-                        cols: s.cols as u16,
-                        addr: at,
-                        ..Default::default()
-                    })],
-                    compute: vec![],
-                    store: vec![Instr::from(ins::Store {
-                        buf,
-                        dram: d.at(r0, 0) as u32,
-                        stride: d.row_bytes() as u32,
-                        rows: rr as u16,
-                        cols: s.cols as u16,
-                        addr: at,
-                        ..Default::default()
-                    })],
+                let load = Instr::from(ins::Load {
+                    buf,
+                    dram: s.at(r0, 0) as u32,
+                    stride: s.row_bytes() as u32,
+                    rows: rr as u16,
+                    cols: s.cols as u16,
+                    addr: at,
+                    ..Default::default()
                 });
+                let store = Instr::from(ins::Store {
+                    buf,
+                    dram: d.at(r0, 0) as u32,
+                    stride: d.row_bytes() as u32,
+                    rows: rr as u16,
+                    cols: s.cols as u16,
+                    addr: at,
+                    ..Default::default()
+                });
+                st.push((vec![load], vec![store]));
             }
         }
-        self.code.phase(steps::chain(st));
+        self.code.phase(steps::chain_moves(st));
         // Later readers take the copy.
         self.places[v] = Some(dst.clone());
         let val = &self.g.values[v];
