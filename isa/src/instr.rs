@@ -420,6 +420,7 @@ instructions! {
         n: u16 = 16 U "tile columns, 1..=array.cols",
         wfmt: u8 = 2 WFMT "weight format: i8 (i8s24, i4, i4s24 reserved)",
         meta: u16 = 16 U "scratchpad row of 2:4 metadata (reserved, 0)",
+        trans: u8 = 1 U "1: transposed: weight (r, c) is scratchpad row addr + c, column r (k <= array.cols)",
     }
     /// Stream `m` scratchpad rows through the array into accumulator rows,
     /// optionally swapping in the shadow weights first and preloading the
@@ -440,6 +441,7 @@ instructions! {
         a_stride: u8 = 8 U "row step between consecutive input rows of a group (0 means 1)",
         a_group: u16 = 16 U "input rows per group (0: all m rows are one group)",
         a_gstride: u16 = 16 U "row step between the first input rows of consecutive groups",
+        trans: u8 = 1 U "preload: transposed, as `ldw`'s trans",
     }
     /// Post-process accumulator rows into scratchpad rows: add the per-column
     /// bias, requantize with the per-column float32 scale (ORT-exact), add the
@@ -582,7 +584,28 @@ instructions! {
     }
 }
 
+impl Ldw {
+    /// Scratchpad rows the tile reads: `k` (one per reduction index), or
+    /// `n` when transposed (one per output column).
+    pub fn weight_rows(&self) -> u64 {
+        if self.trans != 0 {
+            self.n as u64
+        } else {
+            self.k as u64
+        }
+    }
+}
+
 impl Matmul {
+    /// Scratchpad rows the preloaded tile reads (see [`Ldw::weight_rows`]).
+    pub fn preload_rows(&self) -> u64 {
+        if self.trans != 0 {
+            self.n as u64
+        } else {
+            self.k as u64
+        }
+    }
+
     /// Rows per group of the input-row pattern (ISA.md §3 `matmul`).
     pub fn group_rows(&self) -> u64 {
         if self.a_group == 0 {

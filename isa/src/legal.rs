@@ -144,6 +144,16 @@ pub fn check(instr: &Instr, cfg: &HwConfig) -> Result<(), Illegal> {
     };
     let in_spad_span = |what: &str, (lo, hi): (u64, u64)| in_spad(what, lo, hi - lo);
     let in_acc_span = |what: &str, (lo, hi): (u64, u64)| in_acc(what, lo, hi - lo);
+    // A transposed tile reads its reduction index from a row's columns.
+    let transposed = |trans: u8, k: u16| -> Result<(), Illegal> {
+        if trans != 0 && k as u64 > cfg.array.cols as u64 {
+            return Err(illegal(format!(
+                "a transposed weight tile of k = {k} reads {k} columns of a {}-column scratchpad row",
+                cfg.array.cols
+            )));
+        }
+        Ok(())
+    };
     let tile = |k: u16, n: u16, wfmt: u8, meta: u16| -> Result<(), Illegal> {
         if wfmt != WFMT_I8 {
             return Err(illegal(format!(
@@ -190,7 +200,8 @@ pub fn check(instr: &Instr, cfg: &HwConfig) -> Result<(), Illegal> {
         }
         Instr::Ldw(l) => {
             tile(l.k, l.n, l.wfmt, l.meta)?;
-            in_spad("ldw weights", l.addr as u64, l.k as u64)?;
+            transposed(l.trans, l.k)?;
+            in_spad("ldw weights", l.addr as u64, l.weight_rows())?;
         }
         Instr::Matmul(m) => {
             let (lo, hi) = m.input_span();
@@ -198,7 +209,10 @@ pub fn check(instr: &Instr, cfg: &HwConfig) -> Result<(), Illegal> {
             in_acc("matmul output", m.acc as u64, m.m as u64)?;
             if m.preload != 0 {
                 tile(m.k, m.n, m.wfmt, m.meta)?;
-                in_spad("matmul preload", m.w as u64, m.k as u64)?;
+                transposed(m.trans, m.k)?;
+                in_spad("matmul preload", m.w as u64, m.preload_rows())?;
+            } else if m.trans != 0 {
+                return Err(illegal("trans is a preload field; preload = 0 requires trans = 0".to_string()));
             }
         }
         Instr::Requant(r) => {

@@ -599,13 +599,13 @@ impl Model {
         let ppu_running = c.ppu_free > t;
         let overlaps = |lo: u64, n: u64, r: (u64, u64)| ppu_running && lo < r.1 && r.0 < lo + n;
         let can_issue = match &head.instr {
-            Instr::Ldw(l) => c.array_free <= t && !overlaps(l.addr as u64, l.k as u64, c.ppu_dst),
+            Instr::Ldw(l) => c.array_free <= t && !overlaps(l.addr as u64, l.weight_rows(), c.ppu_dst),
             Instr::Matmul(m) => {
                 // Its scratchpad reads (inputs, and the preloaded weights)
                 // and its accumulator writes wait for the post-processor.
                 let (lo, hi) = m.input_span();
                 let reads_ppu_dst =
-                    overlaps(lo, hi - lo, c.ppu_dst) || (m.preload != 0 && overlaps(m.w as u64, m.k as u64, c.ppu_dst));
+                    overlaps(lo, hi - lo, c.ppu_dst) || (m.preload != 0 && overlaps(m.w as u64, m.preload_rows(), c.ppu_dst));
                 c.array_free <= t && !reads_ppu_dst && !overlaps(m.acc as u64, m.m as u64, c.ppu_acc)
             }
             Instr::Requant(_) => c.ppu_free <= t && c.drained_at <= t,
@@ -632,13 +632,20 @@ impl Model {
         let (issue_end, prev_at, next_at, finish);
         match head.instr {
             Instr::Ldw(l) => {
-                self.shadow.load(&self.spad, l.addr as usize, l.k as usize, l.n as usize, cols);
-                issue_end = t + l.k as u64;
+                let (addr, k, n) = (l.addr as usize, l.k as usize, l.n as usize);
+                if l.trans != 0 {
+                    self.shadow.load_transposed(&self.spad, addr, k, n, cols);
+                } else {
+                    self.shadow.load(&self.spad, addr, k, n, cols);
+                }
+                // One scratchpad row a cycle: k rows, or n transposed.
+                let read = l.weight_rows();
+                issue_end = t + read;
                 (prev_at, next_at, finish) = (issue_end, issue_end, issue_end);
                 c.array_free = issue_end;
-                self.counters.add(Counter::ArrayBusy, l.k as u64);
-                self.counters.add(Counter::SpadReadRows, l.k as u64);
-                self.counters.add(Counter::WeightRows, l.k as u64);
+                self.counters.add(Counter::ArrayBusy, read);
+                self.counters.add(Counter::SpadReadRows, read);
+                self.counters.add(Counter::WeightRows, read);
             }
             Instr::Matmul(m) => {
                 if m.swap != 0 {
@@ -648,10 +655,16 @@ impl Model {
                 self.counters.add(Counter::Macs, m.m as u64 * self.active.k as u64 * self.active.n as u64);
                 let mut span = m.m as u64;
                 if m.preload != 0 {
-                    self.shadow.load(&self.spad, m.w as usize, m.k as usize, m.n as usize, cols);
-                    span = span.max(m.k as u64);
-                    self.counters.add(Counter::SpadReadRows, m.k as u64);
-                    self.counters.add(Counter::WeightRows, m.k as u64);
+                    let (w, k, n) = (m.w as usize, m.k as usize, m.n as usize);
+                    if m.trans != 0 {
+                        self.shadow.load_transposed(&self.spad, w, k, n, cols);
+                    } else {
+                        self.shadow.load(&self.spad, w, k, n, cols);
+                    }
+                    let read = m.preload_rows();
+                    span = span.max(read);
+                    self.counters.add(Counter::SpadReadRows, read);
+                    self.counters.add(Counter::WeightRows, read);
                 }
                 issue_end = t + span;
                 let completion = t + m.m as u64 + latency;

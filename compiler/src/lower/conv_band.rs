@@ -799,6 +799,7 @@ impl Job<'_> {
                 n: t.n as u16,
                 wfmt: ins::WFMT_I8,
                 meta: 0,
+                trans: 0,
             }));
         }
         for b in 0..p.bands {

@@ -97,7 +97,7 @@ impl Plan {
         let tk = (cfg.array.rows.min(cfg.array.cols)) as usize;
         let kt = k.div_ceil(tk);
         let (spad, accr) = (cfg.spad_rows() as usize, cfg.acc_rows() as usize);
-        let fixed = 2 * (kt * tk + cross.za_rows.len() + cross.zb_tiles.len() * tk);
+        let fixed = 2 * (kt * tk.max(cfg.array.cols as usize) + cross.za_rows.len() + cross.zb_tiles.len() * tk);
         let mt_spad = spad.checked_sub(fixed)? / (2 * (kt + 1));
         let mt_acc = accr.checked_sub(4)? / 4;
         let mut mt = m.min(mt_spad).min(mt_acc).min(256);
@@ -108,7 +108,9 @@ impl Plan {
         let r = |x: usize| x as u16;
         let a0 = 0;
         let b0 = 2 * kt * mt;
-        let za0 = b0 + 2 * kt * tk;
+        // A transposed B holds an n-tile's rows (at most `dim`) per k-tile.
+        let b_rows = kt * tk.max(cfg.array.cols as usize);
+        let za0 = b0 + 2 * b_rows;
         let zb0 = za0 + 2 * cross.za_rows.len();
         let o0 = zb0 + 2 * cross.zb_tiles.len() * tk;
         let (nza, nzb) = (cross.za_rows.len(), cross.zb_tiles.len() * tk);
@@ -117,7 +119,7 @@ impl Plan {
             kt,
             tk,
             a: [r(a0), r(a0 + kt * mt)],
-            b: [r(b0), r(b0 + kt * tk)],
+            b: [r(b0), r(b0 + b_rows)],
             za: [r(za0), r(za0 + nza)],
             zb: [r(zb0), r(zb0 + nzb)],
             out_spad: [r(o0), r(o0 + mt)],
@@ -181,8 +183,22 @@ pub(crate) fn emit(
                     BSource::Mat(b) if b.rows_contiguous() => {
                         st.load.push(load(ins::BUF_SPAD, b.at(0, j * dim), b.row_bytes(), k, nj, plan.b[p]));
                     }
+                    BSource::Mat(b) if b.row_stride == 1 && tk == dim => {
+                        // A transposed view (Kᵀ of keys stored row by row):
+                        // the n-tile's rows of Bᵀ, column-blocked by k-tile,
+                        // for transposed weight tiles (`ldw trans`).
+                        st.load.push(Instr::from(ins::Load {
+                            buf: ins::BUF_SPAD,
+                            dram: b.at(0, j * dim) as u32,
+                            stride: (b.col_stride * b.esize) as u32,
+                            rows: nj as u16,
+                            cols: k as u16,
+                            addr: plan.b[p],
+                            ..Default::default()
+                        }));
+                    }
                     BSource::Mat(b) => {
-                        // A transposed view: column c of B (K elements at the
+                        // Any other strides: column c of B (K elements at the
                         // row stride) into scratchpad column c.
                         for c in 0..nj {
                             let mut l = ins::Load {
@@ -243,7 +259,18 @@ pub(crate) fn emit(
                             meta: 0,
                         },
                     };
-                    c.push(tile.ldw(ins::Deps::NONE));
+                    match pr.b {
+                        BSource::Mat(b) if !b.rows_contiguous() && b.row_stride == 1 && tk == dim => {
+                            c.push(Instr::from(ins::Ldw {
+                                addr: plan.b[p] + (i * nj) as u16,
+                                k: kk as u16,
+                                n: nj as u16,
+                                trans: 1,
+                                ..Default::default()
+                            }));
+                        }
+                        _ => c.push(tile.ldw(ins::Deps::NONE)),
+                    }
                     c.push(Instr::from(mm(a_row, true, pr.a_unsigned as u8)));
                     for q in 0..cross.za_rows.len() {
                         let mut z = mm(plan.za[p] + q as u16, false, ins::ELEM_I8);

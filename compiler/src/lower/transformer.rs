@@ -634,3 +634,67 @@ fn lower_matmul(cx: &mut XCtx<'_>, node: &Node) -> Result<(LayerOp, u64), LowerE
     cx.code.phase(code);
     Ok((LayerOp::MatMul, macs))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{Quant, Value};
+
+    fn value(name: &str, shape: &[usize], ty: ElemType) -> Value {
+        let quant = (ty != ElemType::F32 && ty != ElemType::I64).then_some(Quant { scale: 0.1, zero_point: 0 });
+        Value { name: name.into(), shape: shape.to_vec(), ty, quant }
+    }
+
+    /// `bias − x` (the broadcast operand first in a non-commutative op) is
+    /// refused at compile time naming the node; a host op (a move into
+    /// int64 ids) reading a value the device computes is refused too.
+    #[test]
+    fn unsupported_transformer_nodes_are_refused_by_name() {
+        let cfg = HwConfig::default_16x16();
+        let mut g = Graph {
+            name: "t".into(),
+            values: vec![
+                value("x", &[1, 4, 8], ElemType::F32),
+                value("bias", &[8], ElemType::F32),
+                value("y", &[1, 4, 8], ElemType::F32),
+            ],
+            inputs: vec![0],
+            outputs: vec![2],
+            nodes: vec![
+                Node {
+                    name: "bias_const".into(),
+                    op: Op::Constant { shape: vec![8], data: (0..8).map(|i| i as f32).collect() },
+                    inputs: vec![],
+                    outputs: vec![1],
+                },
+                Node { name: "odd_sub".into(), op: Op::Binary(BinaryOp::Sub), inputs: vec![1, 0], outputs: vec![2] },
+            ],
+        };
+        let e = crate::lower::lower(&g, &cfg).err().expect("refused").to_string();
+        assert!(e.contains("odd_sub") && e.contains("broadcast operand comes first"), "{e}");
+
+        // A dequantize on the device, its result moved into int64 ids of an embedding.
+        g.values = vec![
+            value("x", &[1, 4], ElemType::I8),
+            value("d", &[1, 4], ElemType::F32),
+            value("q", &[1, 4], ElemType::I8),
+            value("e", &[1, 4, 8], ElemType::I8),
+        ];
+        g.outputs = vec![3];
+        g.nodes = vec![
+            Node { name: "dq".into(), op: Op::Dequantize, inputs: vec![0], outputs: vec![1] },
+            Node { name: "q".into(), op: Op::Quantize, inputs: vec![1], outputs: vec![2] },
+        ];
+        g.values[2].ty = ElemType::I64;
+        g.values[2].quant = None;
+        g.nodes[1].op = Op::Reshape { shape: vec![1, 4] };
+        g.nodes.push(Node {
+            name: "lookup".into(),
+            op: Op::Embedding(crate::ir::EmbeddingParams { table: vec![1; 80], rows: 10, cols: 8 }),
+            inputs: vec![2],
+            outputs: vec![3],
+        });
+        let e = sites(&g).err().expect("refused").to_string();
+        assert!(e.contains("`q`") && e.contains("input `d` is computed on the device"), "{e}");
+    }
+}
