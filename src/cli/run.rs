@@ -636,6 +636,32 @@ fn run_hosted(
     out.push_str(total.split_once('\n').map_or(total.as_str(), |(_, rest)| rest));
     out.push('\n');
     let model_rep = rep.model.as_ref().expect("set by run::report");
+    // Shares by role: cycles, MACs, DRAM data per role of the layers.
+    let roles = hosted::roles(&layers);
+    let mut by_role = [(0u64, 0u64, 0u64); hosted::ROLES.len()];
+    for (row, &r) in model_rep.layers.iter().zip(&roles) {
+        by_role[r].0 += row.cycles;
+        by_role[r].1 += row.macs;
+        by_role[r].2 += row.dram_data_bytes;
+    }
+    let layer_cycles: u64 = by_role.iter().map(|r| r.0).sum::<u64>().max(1);
+    let pct = |c: u64| 100.0 * c as f64 / layer_cycles as f64;
+    let _ = writeln!(out, "by role (layer cycles, MACs, DRAM data bytes; shares of the layers' cycles):");
+    for (name, (c, m, d)) in hosted::ROLES.iter().zip(by_role) {
+        let _ = writeln!(out, "  {name:<13} {:>12} cycles {:>5.1}%  {:>13} MACs  {:>11} B", group(c), pct(c), group(m), group(d));
+    }
+    let attention: u64 = [0, 1, 2, 3].iter().map(|&i| by_role[i].0).sum();
+    let vector_busy = counters.get(isa::Counter::VectorBusy);
+    let _ = writeln!(
+        out,
+        "  attention {:.1}%, FFN {:.1}%, LayerNorm {:.1}%, other {:.1}%; the vector unit busy {:.1}% of the run",
+        pct(attention),
+        pct(by_role[4].0),
+        pct(by_role[5].0),
+        pct(by_role[6].0 + by_role[7].0),
+        100.0 * vector_busy as f64 / counters.get(isa::Counter::Cycles).max(1) as f64
+    );
+    out.push('\n');
     let _ = writeln!(out, "per layer (summed over the {runs} inference{}):", plural(runs));
     out.push_str(&layers::text(&model_rep.layers, &model_rep.other, cfg, counters, &energy));
     print_stdout(&out)

@@ -260,3 +260,39 @@ fn first_diff(
     }
     first.map(|(i, g, w)| (i, count, g, w))
 }
+
+/// A transformer's layers by role, for the report's shares: attention's
+/// projections (Linear layers named `attention`/`attn`), scores and context
+/// (the activation × activation MatMuls, alternating), softmax, FFN (the
+/// other Linear layers and GELU), LayerNorm, other vector work (bias and
+/// residual adds, masks, quantize/dequantize, sums) and copies.
+pub const ROLES: [&str; 8] =
+    ["projections", "scores", "softmax", "context", "FFN", "LayerNorm", "other vector", "copies"];
+
+/// The role (an index into [`ROLES`]) of each of a program's layers.
+pub fn roles(layers: &[LayerMeta]) -> Vec<usize> {
+    use isa::program::LayerOp as L;
+    let mut matmuls = 0;
+    layers
+        .iter()
+        .map(|l| {
+            let attention = l.name.contains("attention") || l.name.contains("attn");
+            match l.op {
+                L::Dense | L::DenseF32 if attention => 0,
+                L::MatMul => {
+                    matmuls += 1;
+                    if matmuls % 2 == 1 {
+                        1
+                    } else {
+                        3
+                    }
+                }
+                L::Softmax => 2,
+                L::Dense | L::DenseF32 | L::Gelu => 4,
+                L::LayerNorm => 5,
+                L::Copy | L::Reshape | L::Flatten | L::Concat => 7,
+                _ => 6,
+            }
+        })
+        .collect()
+}

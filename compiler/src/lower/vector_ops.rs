@@ -508,19 +508,6 @@ pub(crate) fn emit_row_sums(x: &Mat, y: &Mat, cfg: &HwConfig, node: &str) -> Res
     Ok(steps::chain(st_all))
 }
 
-/// Elements the vector unit processes for a phase of `rows x len` (the
-/// report's vector work).
-pub(crate) fn element_ops(kind: &Kind, rows: usize, len: usize) -> u64 {
-    let per = match kind {
-        Kind::Binary(..) | Kind::Unary(_) | Kind::Quantize { .. } | Kind::Dequantize { .. } => 1,
-        Kind::GeluErf => 5,
-        Kind::GeluTanh => 9,
-        Kind::LayerNorm { .. } => 7,
-        Kind::Softmax => 5,
-    };
-    (per * rows * len) as u64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
