@@ -26,7 +26,8 @@ fn compile(dir: &std::path::Path, model: &str, variant: &str) -> PathBuf {
     let onnx = data().join(model).join(format!("{variant}.onnx"));
     let sbin = dir.join(format!("{model}_{variant}.sbin"));
     let hw = root().join("examples/hw/default.toml");
-    let o = systole(dir, &["compile", "--hw", hw.to_str().unwrap(), onnx.to_str().unwrap(), "-o", sbin.to_str().unwrap()]);
+    let o =
+        systole(dir, &["compile", "--hw", hw.to_str().unwrap(), onnx.to_str().unwrap(), "-o", sbin.to_str().unwrap()]);
     assert_ok(&o);
     sbin
 }

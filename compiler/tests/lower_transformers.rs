@@ -30,7 +30,8 @@ fn bundled_transformers_lower() {
             println!("{g}");
         }
         for cfg in [isa::HwConfig::default_16x16()] {
-            let lowered = compiler::lower::lower(&g, &cfg).unwrap_or_else(|e| panic!("{model} {variant} on {}: {e}", cfg.name));
+            let lowered =
+                compiler::lower::lower(&g, &cfg).unwrap_or_else(|e| panic!("{model} {variant} on {}: {e}", cfg.name));
             let host = compiler::lower::transformer::host_nodes(&g).unwrap();
             for &i in &host {
                 let n = &g.nodes[i];

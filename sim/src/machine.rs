@@ -604,8 +604,8 @@ impl Model {
                 // Its scratchpad reads (inputs, and the preloaded weights)
                 // and its accumulator writes wait for the post-processor.
                 let (lo, hi) = m.input_span();
-                let reads_ppu_dst =
-                    overlaps(lo, hi - lo, c.ppu_dst) || (m.preload != 0 && overlaps(m.w as u64, m.preload_rows(), c.ppu_dst));
+                let reads_ppu_dst = overlaps(lo, hi - lo, c.ppu_dst)
+                    || (m.preload != 0 && overlaps(m.w as u64, m.preload_rows(), c.ppu_dst));
                 c.array_free <= t && !reads_ppu_dst && !overlaps(m.acc as u64, m.m as u64, c.ppu_acc)
             }
             Instr::Requant(_) => c.ppu_free <= t && c.drained_at <= t,

@@ -510,7 +510,10 @@ fn run_hosted(
         )));
     }
     let (inputs, input_name) = if args.inputs.is_empty() {
-        (generated_named(graph), "(generated: token ids uniform over the vocabulary, masks all ones, ChaCha8 seed 0)".to_string())
+        (
+            generated_named(graph),
+            "(generated: token ids uniform over the vocabulary, masks all ones, ChaCha8 seed 0)".to_string(),
+        )
     } else {
         let mut named = Vec::new();
         for a in &args.inputs {
@@ -563,7 +566,10 @@ fn run_hosted(
         input: TensorFile {
             file: input_name.clone(),
             tensor: graph.inputs.iter().map(|&i| graph.values[i].name.clone()).collect::<Vec<_>>().join(", "),
-            shape: graph.inputs.first().map_or_else(Vec::new, |&i| graph.values[i].shape.iter().map(|&d| d as u64).collect()),
+            shape: graph
+                .inputs
+                .first()
+                .map_or_else(Vec::new, |&i| graph.values[i].shape.iter().map(|&d| d as u64).collect()),
         },
         output: TensorFile {
             file: args.out.as_ref().map_or_else(|| "(not written: no --out)".to_string(), |d| d.display().to_string()),
@@ -648,7 +654,14 @@ fn run_hosted(
     let pct = |c: u64| 100.0 * c as f64 / layer_cycles as f64;
     let _ = writeln!(out, "by role (layer cycles, MACs, DRAM data bytes; shares of the layers' cycles):");
     for (name, (c, m, d)) in hosted::ROLES.iter().zip(by_role) {
-        let _ = writeln!(out, "  {name:<13} {:>12} cycles {:>5.1}%  {:>13} MACs  {:>11} B", group(c), pct(c), group(m), group(d));
+        let _ = writeln!(
+            out,
+            "  {name:<13} {:>12} cycles {:>5.1}%  {:>13} MACs  {:>11} B",
+            group(c),
+            pct(c),
+            group(m),
+            group(d)
+        );
     }
     let attention: u64 = [0, 1, 2, 3].iter().map(|&i| by_role[i].0).sum();
     let vector_busy = counters.get(isa::Counter::VectorBusy);

@@ -98,9 +98,8 @@ pub fn run<D: Device>(
         ..HostWork::default()
     };
     let outs: Vec<&isa::program::TensorInfo> = prog.tensors.iter().filter(|t| t.role == TensorRole::Output).collect();
-    let batched = runs.len() > 1 || inputs.iter().any(|(n, a)| {
-        graph.value(n).is_some_and(|v| a.shape.len() == graph.values[v].shape.len() + 1)
-    });
+    let batched = runs.len() > 1
+        || inputs.iter().any(|(n, a)| graph.value(n).is_some_and(|v| a.shape.len() == graph.values[v].shape.len() + 1));
     let mut outputs: Vec<NamedOutput> = outs
         .iter()
         .map(|t| {
@@ -118,7 +117,9 @@ pub fn run<D: Device>(
         let ordered: Vec<Tensor> = graph
             .inputs
             .iter()
-            .map(|&i| named.iter().find(|(n, _)| *n == graph.values[i].name).expect("named_runs names every input").1.clone())
+            .map(|&i| {
+                named.iter().find(|(n, _)| *n == graph.values[i].name).expect("named_runs names every input").1.clone()
+            })
             .collect();
         let start = Instant::now();
         let vals = run_with_lanes(&host, &ordered, lanes)
@@ -131,7 +132,13 @@ pub fn run<D: Device>(
         }
         let report = drv.run().map_err(|e| FlowError::input(format!("{number}: {e}")))?;
         if let Outcome::Fault { code, pc } = report.outcome {
-            return Err(run_error(driver::DriverError::Fault { code, pc }, drv.device_mut(), prog, model.layers, number));
+            return Err(run_error(
+                driver::DriverError::Fault { code, pc },
+                drv.device_mut(),
+                prog,
+                model.layers,
+                number,
+            ));
         }
         for (out, t) in outputs.iter_mut().zip(&outs) {
             let bytes = drv.read_tensor(t).map_err(|e| FlowError::input(format!("{number}: {e}")))?;
@@ -160,7 +167,9 @@ fn decode(bytes: &[u8], t: &isa::program::TensorInfo) -> Vec<f32> {
         DType::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect(),
         DType::I8 => bytes.iter().map(|&b| isa::numerics::dequantize(b as i8 as i32, s, z)).collect(),
         DType::U8 => bytes.iter().map(|&b| isa::numerics::dequantize(b as i32, s, z)).collect(),
-        DType::I32 => bytes.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")) as f32).collect(),
+        DType::I32 => {
+            bytes.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")) as f32).collect()
+        }
     }
 }
 
@@ -174,10 +183,7 @@ fn device_elems(image: &[u8], l: &LayerMeta) -> Elems {
     let offsets = l.layout.offsets();
     match l.dtype {
         DType::F32 => Elems::F32(
-            offsets
-                .iter()
-                .map(|&o| u32::from_le_bytes(image[4 * o..4 * o + 4].try_into().expect("4 bytes")))
-                .collect(),
+            offsets.iter().map(|&o| u32::from_le_bytes(image[4 * o..4 * o + 4].try_into().expect("4 bytes"))).collect(),
         ),
         DType::U8 => Elems::Int(offsets.iter().map(|&o| image[o] as i32).collect()),
         _ => Elems::Int(offsets.iter().map(|&o| image[o] as i8 as i32).collect()),
@@ -199,7 +205,10 @@ fn check_run<D: Device>(
     let mut compared = 0;
     for l in model.layers.iter().filter(|l| !l.is_view()) {
         let id = graph.value(&l.value).ok_or_else(|| {
-            FlowError::input(format!("--check: layer `{}` writes `{}`, which the recorded graph does not have", l.name, l.value))
+            FlowError::input(format!(
+                "--check: layer `{}` writes `{}`, which the recorded graph does not have",
+                l.name, l.value
+            ))
         })?;
         let size = l.dtype.size_bytes() as usize;
         let image = drv
@@ -208,7 +217,12 @@ fn check_run<D: Device>(
         let want = &vals[id];
         let diff = match (device_elems(&image, l), &want.data) {
             (Elems::F32(got), TensorData::Float(w)) => first_diff(got.len(), w.len(), |i| {
-                (got[i] != w[i].to_bits()).then(|| (format!("{:?} ({:#010x})", f32::from_bits(got[i]), got[i]), format!("{:?} ({:#010x})", w[i], w[i].to_bits())))
+                (got[i] != w[i].to_bits()).then(|| {
+                    (
+                        format!("{:?} ({:#010x})", f32::from_bits(got[i]), got[i]),
+                        format!("{:?} ({:#010x})", w[i], w[i].to_bits()),
+                    )
+                })
             }),
             (Elems::Int(got), TensorData::Quant(w)) => {
                 first_diff(got.len(), w.len(), |i| (got[i] != w[i]).then(|| (got[i].to_string(), w[i].to_string())))

@@ -59,7 +59,15 @@ pub struct WeightTile {
 
 impl WeightTile {
     pub fn ldw(self, deps: Deps) -> Instr {
-        Instr::from(ins::Ldw { deps, addr: self.addr, k: self.k, n: self.n, wfmt: self.wfmt, meta: self.meta, trans: 0 })
+        Instr::from(ins::Ldw {
+            deps,
+            addr: self.addr,
+            k: self.k,
+            n: self.n,
+            wfmt: self.wfmt,
+            meta: self.meta,
+            trans: 0,
+        })
     }
 
     /// Makes `mm` preload this tile while it streams.

@@ -41,7 +41,11 @@ pub(crate) enum Post {
     F32PerColumn(u64),
     F32(f32),
     /// Requantized: `gemm::pack_params` rows (bias 0, scale) per n-tile.
-    Int8 { params: u64, zp: i32, unsigned: bool },
+    Int8 {
+        params: u64,
+        zp: i32,
+        unsigned: bool,
+    },
 }
 
 /// One product `y [M, N] = init + a [M, K] × b [K, N] (+ cross terms)`.
@@ -446,9 +450,8 @@ mod tests {
         let got = d.read_mem(base + ya, m * n).unwrap();
         for i in 0..m {
             for c in 0..n {
-                let acc = (0..k).fold(0i32, |s, t| {
-                    s.wrapping_add((q[i * k + t] as i32 - zp_) * (kk[t * n + c] as i8 as i32 - zv))
-                });
+                let acc = (0..k)
+                    .fold(0i32, |s, t| s.wrapping_add((q[i * k + t] as i32 - zp_) * (kk[t * n + c] as i8 as i32 - zv)));
                 assert_eq!(got[i * n + c] as i8 as i32, requantize(acc, scale, zy, -128, 127), "[{i}, {c}]");
             }
         }

@@ -120,9 +120,9 @@ pub fn package_tensors(
     }
     let tensor = |v: ValueId, role: TensorRole, name: &str| -> Result<TensorInfo, LowerError> {
         let val = &g.values[v];
-        let b = mem.buffer(v).ok_or_else(|| {
-            unsupported("(graph)", "output", format!("`{}` is not computed on the device", val.name))
-        })?;
+        let b = mem
+            .buffer(v)
+            .ok_or_else(|| unsupported("(graph)", "output", format!("`{}` is not computed on the device", val.name)))?;
         Ok(TensorInfo {
             name: name.to_string(),
             role,

@@ -171,7 +171,10 @@ mod tests {
         assert!(!kt[1].rows_contiguous());
         // A slice of the last axis keeps the row stride.
         let s = Place::contiguous(0, &[1, 32, 384], 4).sliced(2, 128, 256);
-        assert_eq!(s.matrix().unwrap(), Mat { addr: 512, rows: 32, cols: 128, row_stride: 384, col_stride: 1, esize: 4 });
+        assert_eq!(
+            s.matrix().unwrap(),
+            Mat { addr: 512, rows: 32, cols: 128, row_stride: 384, col_stride: 1, esize: 4 }
+        );
         assert_eq!(Place::contiguous(0, &[1, 1, 1, 32], 4).matrix().unwrap().rows, 1);
         // Kᵀ's view is a permutation of K's buffer: [1, 32, 4, 32] in order.
         let (base, order) = p.transposed(&[0, 2, 3, 1]).unpermuted().unwrap();

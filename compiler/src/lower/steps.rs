@@ -33,7 +33,8 @@ pub(crate) fn chain(steps: Vec<Step>) -> Vec<Instr> {
     let mut loads = Vec::with_capacity(n);
     let mut rest = Vec::with_capacity(n);
     for (s, mut st) in steps.into_iter().enumerate() {
-        for (list, q) in [(&mut st.load, Queue::Load), (&mut st.compute, Queue::Compute), (&mut st.store, Queue::Store)] {
+        for (list, q) in [(&mut st.load, Queue::Load), (&mut st.compute, Queue::Compute), (&mut st.store, Queue::Store)]
+        {
             if list.is_empty() {
                 list.push(sync(q));
             }
@@ -120,7 +121,14 @@ mod tests {
         let steps = (0..n)
             .map(|s| {
                 let at = (s % 2) as u16;
-                let l = Instr::from(ins::Load { dram: (s * 4) as u32, stride: 4, rows: 1, cols: 4, addr: at, ..Default::default() });
+                let l = Instr::from(ins::Load {
+                    dram: (s * 4) as u32,
+                    stride: 4,
+                    rows: 1,
+                    cols: 4,
+                    addr: at,
+                    ..Default::default()
+                });
                 let st = Instr::from(ins::Store {
                     dram: (n * 4 + s * 4) as u32,
                     stride: 4,

@@ -322,7 +322,11 @@ pub fn lower(g: &Graph, cfg: &HwConfig) -> Result<Lowered, LowerError> {
     }
     for &o in &g.outputs {
         if cx.mem.buffer(o).is_none() {
-            return Err(unsupported("(graph)", "output", format!("output `{}` is not computed on the device", g.values[o].name)));
+            return Err(unsupported(
+                "(graph)",
+                "output",
+                format!("output `{}` is not computed on the device", g.values[o].name),
+            ));
         }
         tensors.push((o, TensorRole::Output, g.values[o].name.clone()));
     }
@@ -371,7 +375,11 @@ fn lower_node(cx: &mut XCtx<'_>, node: &Node, packed: &mut Option<PackedRef>) ->
                 // Element by element on the buffer's own order: the output
                 // is the same view of a buffer of its own (no copy).
                 let yb = cx.alloc_view(y, &base.shape, &order);
-                let job = vector_ops::Job { x: base.matrix().expect("contiguous"), y: yb.matrix().expect("contiguous"), kind };
+                let job = vector_ops::Job {
+                    x: base.matrix().expect("contiguous"),
+                    y: yb.matrix().expect("contiguous"),
+                    kind,
+                };
                 let code = vector_ops::emit(&job, cx.cfg, name)?;
                 cx.code.phase(code);
                 return Ok((op, 0));
@@ -418,8 +426,7 @@ fn lower_node(cx: &mut XCtx<'_>, node: &Node, packed: &mut Option<PackedRef>) ->
             let sums = column_sums(&b, d.k, d.n);
             let folded: Vec<i32> =
                 (0..d.n).map(|c| numerics::fold_zero_point(d.bias[c], qx.zero_point, sums[c])).collect();
-            let scale: Vec<f32> =
-                (0..d.n).map(|c| numerics::requant_scale(qx.scale, d.w_scale[c], qy.scale)).collect();
+            let scale: Vec<f32> = (0..d.n).map(|c| numerics::requant_scale(qx.scale, d.w_scale[c], qy.scale)).collect();
             let weights = PackedWeights::dense_i8(&b, d.k, d.n, cx.dataflow.tile_shape());
             let weights_addr = cx.mem.alloc_bytes(weights.bytes());
             let params_addr = cx.mem.alloc_bytes(&gemm::pack_params(&folded, &scale, cx.dim));
@@ -575,7 +582,12 @@ fn lower_reduce_sum(cx: &mut XCtx<'_>, node: &Node, axis: usize) -> Result<(Laye
         vector_ops::emit_row_sums(&mat(p.addr, outer, len), &mat(yp.addr, outer, 1), cx.cfg, name)?
     } else {
         let pairs: Vec<(Mat, Mat)> = (0..outer)
-            .map(|o| (mat(p.addr + (o * len * inner * 4) as u64, len, inner), mat(yp.addr + (o * inner * 4) as u64, 1, inner)))
+            .map(|o| {
+                (
+                    mat(p.addr + (o * len * inner * 4) as u64, len, inner),
+                    mat(yp.addr + (o * inner * 4) as u64, 1, inner),
+                )
+            })
             .collect();
         vector_ops::emit_column_sums(&pairs, cx.cfg, name)?
     };

@@ -94,12 +94,24 @@ pub(crate) enum Kind {
     GeluErf,
     GeluTanh,
     /// Gamma and beta: float32 vectors of `len` at these data offsets.
-    LayerNorm { gamma: u64, beta: u64, eps: f32 },
+    LayerNorm {
+        gamma: u64,
+        beta: u64,
+        eps: f32,
+    },
     Softmax,
     /// float32 → int8/uint8.
-    Quantize { scale: f32, zp: i32, unsigned: bool },
+    Quantize {
+        scale: f32,
+        zp: i32,
+        unsigned: bool,
+    },
     /// int8/uint8 → float32.
-    Dequantize { scale: f32, zp: i32, unsigned: bool },
+    Dequantize {
+        scale: f32,
+        zp: i32,
+        unsigned: bool,
+    },
 }
 
 /// Operand b of a binary phase.
@@ -445,14 +457,9 @@ pub(crate) fn emit_column_sums(pairs: &[(Mat, Mat)], cfg: &HwConfig, node: &str)
                             (true, false) if k != 2 * k => {
                                 st.compute.push(vop(ins::VOP_ADD, lane(k), lane(2 * k), B::Imm(-0.0), 1, inner))
                             }
-                            (false, true) => st.compute.push(vop(
-                                ins::VOP_ADD,
-                                lane(k),
-                                lane(2 * k + 1),
-                                B::Imm(-0.0),
-                                1,
-                                inner,
-                            )),
+                            (false, true) => {
+                                st.compute.push(vop(ins::VOP_ADD, lane(k), lane(2 * k + 1), B::Imm(-0.0), 1, inner))
+                            }
                             _ => {}
                         }
                         next.push(a || b);
