@@ -125,7 +125,7 @@ mod tests {
         let ldw = Instr::from(ins::Ldw { k: 4, n: 4, trans: 1, ..Default::default() });
         let mm = Instr::from(ins::Matmul { m: 1, preload: 1, k: 4, n: 4, trans: 1, ..Default::default() });
         let plain = Instr::from(ins::Ldw { k: 4, n: 4, ..Default::default() });
-        for code in [vec![plain.clone(), ldw], vec![plain.clone(), mm]] {
+        for code in [vec![plain, ldw], vec![plain, mm]] {
             assert!(check_program(Backend::Sim, &code).is_ok());
             for b in [Backend::Rtl, Backend::Both] {
                 let e = check_program(b, &code).unwrap_err().to_string();

@@ -706,7 +706,7 @@ mod tests {
             inputs: vec![2],
             outputs: vec![3],
         });
-        let e = sites(&g).err().expect("refused").to_string();
+        let e = sites(&g).expect_err("refused").to_string();
         assert!(e.contains("`q`") && e.contains("input `d` is computed on the device"), "{e}");
     }
 }

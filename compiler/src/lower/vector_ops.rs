@@ -561,7 +561,7 @@ mod tests {
             let code = emit(&job, &cfg, "t").unwrap();
             let (mut d, _, base) = crate::test_run::run_alone(&cfg, code, data.clone());
             let got = f32s(&d.read_mem(base + ya, rows * len * 4).unwrap());
-            let want: Vec<f32> = x.chunks(len).flat_map(|r| want(r)).collect();
+            let want: Vec<f32> = x.chunks(len).flat_map(want).collect();
             for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                 assert_eq!(g.to_bits(), w.to_bits(), "{kind:?}: element {i}: {g} vs {w}");
             }
