@@ -255,6 +255,36 @@ fn vector_load(at: u64, len: usize, addr: u16) -> Instr {
     })
 }
 
+/// An element-wise job whose rows are too wide for the accumulator, as
+/// the same elements in `f` times as many rows of `len / f` (contiguous
+/// operands only; a broadcast row becomes `f` rows read modulo `f`).
+fn narrowed(job: &Job, cfg: &HwConfig) -> Option<Job> {
+    let (rows, len) = (job.x.rows, job.x.cols);
+    let dim = cfg.array.cols as usize;
+    let dense = |m: &Mat| m.col_stride == 1 && m.row_stride == m.cols;
+    if matches!(job.kind, Kind::LayerNorm { .. } | Kind::Softmax) || !dense(&job.x) || !dense(&job.y) {
+        return None;
+    }
+    let f = (2..=len).find(|&f| len % f == 0 && tile_rows(rows * f, (len / f).div_ceil(dim), cfg).is_some())?;
+    let w = len / f;
+    let fold = |m: &Mat| Mat { rows: m.rows * f, cols: w, row_stride: w, ..*m };
+    let kind = match &job.kind {
+        Kind::Binary(op, b) => Kind::Binary(
+            *op,
+            match b {
+                Operand::Rows(m) if dense(m) => Operand::Rows(fold(m)),
+                Operand::Vector(at) => {
+                    Operand::Rows(Mat { addr: *at, rows: f, cols: w, row_stride: w, col_stride: 1, esize: 4 })
+                }
+                Operand::Imm(x) => Operand::Imm(*x),
+                _ => return None,
+            },
+        ),
+        other => other.clone(),
+    };
+    Some(Job { x: fold(&job.x), y: fold(&job.y), kind })
+}
+
 /// The phase's instructions (one `steps::chain`); `node` names errors.
 pub(crate) fn emit(job: &Job, cfg: &HwConfig, node: &str) -> Result<Vec<Instr>, LowerError> {
     let (rows, len) = (job.x.rows, job.x.cols);
@@ -267,6 +297,11 @@ pub(crate) fn emit(job: &Job, cfg: &HwConfig, node: &str) -> Result<Vec<Instr>, 
         return Err(err(format!("rows of {len} elements (at most 65535)")));
     }
     let nb = len.div_ceil(dim);
+    if tile_rows(rows, nb, cfg).is_none() {
+        if let Some(narrow) = narrowed(job, cfg) {
+            return emit(&narrow, cfg, node);
+        }
+    }
     let r = tile_rows(rows, nb, cfg)
         .ok_or_else(|| err(format!("a row of {len} elements does not fit the accumulator with its temporaries")))?;
     let reg = Regions { r, nb };
