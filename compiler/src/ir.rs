@@ -285,9 +285,9 @@ pub enum Op {
         cols: Vec<usize>,
     },
 
-    // ---- Transformer ops (float vector math, int64 indices). Not lowered
-    // to the accelerator yet; the reference interpreter runs them with the
-    // vector unit's numerics.
+    // ---- Transformer ops (float vector math, int64 indices), lowered by
+    // `lower::transformer` (embeddings and masks on the host); the
+    // reference interpreter runs them with the vector unit's numerics.
     /// A float constant of the given shape (no inputs).
     Constant {
         shape: Vec<usize>,
@@ -380,8 +380,8 @@ impl Op {
         }
     }
 
-    /// A transformer op (float vector math, int64 indices): run by the
-    /// reference interpreter, not lowered to the accelerator yet.
+    /// A transformer op (float vector math, int64 indices): a graph with
+    /// one takes the transformer path of the lowering (`lower::transformer`).
     pub fn is_transformer_op(&self) -> bool {
         matches!(
             self,

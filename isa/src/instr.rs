@@ -441,6 +441,7 @@ instructions! {
         n: u16 = 16 U "tile columns, 1..=array.cols",
         wfmt: u8 = 2 WFMT "weight format: i8; i8s24 (2:4-sparse: k kept rows for 2k reductions; needs array.sparsity_2_4); i4 (two per byte; needs int4 in array.weight_precisions); i4s24 reserved",
         meta: u16 = 16 U "i8s24: first scratchpad row of the tile's 2-bit positions (ISA.md §3); otherwise 0",
+        trans: u8 = 1 U "1: transposed: weight (r, c) is scratchpad row addr + c, column r (k <= array.cols; i8 only)",
     }
     /// Stream `m` scratchpad rows through the array into accumulator rows,
     /// optionally swapping in the shadow weights first and preloading the
@@ -462,6 +463,7 @@ instructions! {
         a_group: u16 = 16 U "input rows per group (0: all m rows are one group)",
         a_gstride: u16 = 16 U "row step between the first input rows of consecutive groups",
         a_bstride: u16 = 16 U "i8s24: rows from an input's first `cols` values to its next `cols` (0: those are 0; needs array.sparsity_2_4)",
+        trans: u8 = 1 U "preload: transposed, as `ldw`'s trans",
     }
     /// Post-process accumulator rows into scratchpad rows: add the per-column
     /// bias, requantize with the per-column float32 scale (ORT-exact), add the
@@ -604,7 +606,28 @@ instructions! {
     }
 }
 
+impl Ldw {
+    /// Scratchpad rows the tile reads: `k` (one per reduction index; int4:
+    /// `ceil(k / 2)`), or `n` when transposed (one per output column).
+    pub fn weight_rows(&self) -> u64 {
+        if self.trans != 0 {
+            self.n as u64
+        } else {
+            weight_tile_spad_rows(self.k, self.wfmt)
+        }
+    }
+}
+
 impl Matmul {
+    /// Scratchpad rows the preloaded tile reads (see [`Ldw::weight_rows`]).
+    pub fn preload_rows(&self) -> u64 {
+        if self.trans != 0 {
+            self.n as u64
+        } else {
+            weight_tile_spad_rows(self.k, self.wfmt)
+        }
+    }
+
     /// Rows per group of the input-row pattern (ISA.md §3 `matmul`).
     pub fn group_rows(&self) -> u64 {
         if self.a_group == 0 {

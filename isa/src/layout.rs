@@ -75,7 +75,8 @@ impl Layout {
     }
 
     /// Checks that the layout places a tensor of this (logical) shape:
-    /// NHWC holds `[1, C, H, W]`, row-major `[cols]` or `[rows, cols]`, and
+    /// NHWC holds `[1, C, H, W]`, row-major `[cols]`, `[rows, cols]` or
+    /// `[d0, .., dk, cols]` with `d0 · .. · dk = rows` (no permutation), and
     /// a column order is a permutation of the columns.
     pub fn check_shape(&self, shape: &[u64]) -> Result<(), String> {
         let dims = |v: &[usize]| v.iter().map(|&d| d as u64).collect::<Vec<_>>();
@@ -97,7 +98,17 @@ impl Layout {
                 both
             }
         };
-        if !expected.iter().any(|e| e == shape) {
+        // Row-major data of higher rank (a transformer's `[batch, seq,
+        // hidden]`): the last dimension is the columns, the others the rows.
+        let row_major = match self {
+            Layout::Flat { rows, cols, .. } => {
+                shape.len() > 2
+                    && shape.last() == Some(&(*cols as u64))
+                    && shape[..shape.len() - 1].iter().try_fold(1u64, |p, &d| p.checked_mul(d)) == Some(*rows as u64)
+            }
+            _ => false,
+        };
+        if !row_major && !expected.iter().any(|e| e == shape) {
             return Err(format!("layout {} does not hold shape {shape:?}", self.describe()));
         }
         if self.checked_bytes().is_none() {

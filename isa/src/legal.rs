@@ -190,6 +190,19 @@ pub fn check(instr: &Instr, cfg: &HwConfig) -> Result<(), Illegal> {
     let in_acc_span = |what: &str, (lo, hi): (u64, u64)| in_acc(what, lo, hi - lo);
     let sparse = cfg.array.sparsity_2_4;
     let int4 = cfg.array.weight_precisions.contains(&crate::config::WeightPrecision::Int4);
+    // A transposed tile reads its reduction index from a row's columns.
+    let transposed = |trans: u8, k: u16, wfmt: u8| -> Result<(), Illegal> {
+        if trans != 0 && k as u64 > cfg.array.cols as u64 {
+            return Err(illegal(format!(
+                "a transposed weight tile of k = {k} reads {k} columns of a {}-column scratchpad row",
+                cfg.array.cols
+            )));
+        }
+        if trans != 0 && wfmt != WFMT_I8 {
+            return Err(illegal("a transposed weight tile must be of weight format i8".to_string()));
+        }
+        Ok(())
+    };
     let tile = |k: u16, n: u16, wfmt: u8, meta: u16| -> Result<(), Illegal> {
         let name = ["i8", "i8s24", "i4", "i4s24"][wfmt as usize & 3];
         match wfmt {
@@ -258,7 +271,8 @@ pub fn check(instr: &Instr, cfg: &HwConfig) -> Result<(), Illegal> {
         }
         Instr::Ldw(l) => {
             tile(l.k, l.n, l.wfmt, l.meta)?;
-            in_spad("ldw weights", l.addr as u64, weight_tile_spad_rows(l.k, l.wfmt))?;
+            transposed(l.trans, l.k, l.wfmt)?;
+            in_spad("ldw weights", l.addr as u64, l.weight_rows())?;
         }
         Instr::Matmul(m) => {
             // Checked first: the RTL, which has no 2:4 inputs, refuses it
@@ -275,7 +289,10 @@ pub fn check(instr: &Instr, cfg: &HwConfig) -> Result<(), Illegal> {
             in_acc("matmul output", m.acc as u64, m.m as u64)?;
             if m.preload != 0 {
                 tile(m.k, m.n, m.wfmt, m.meta)?;
-                in_spad("matmul preload", m.w as u64, weight_tile_spad_rows(m.k, m.wfmt))?;
+                transposed(m.trans, m.k, m.wfmt)?;
+                in_spad("matmul preload", m.w as u64, m.preload_rows())?;
+            } else if m.trans != 0 {
+                return Err(illegal("trans is a preload field; preload = 0 requires trans = 0".to_string()));
             }
         }
         Instr::Requant(r) => {

@@ -216,10 +216,26 @@ pub enum LayerOp {
     Lut,
     /// Nearest-neighbour resize (with requantization).
     Resize,
+    /// Transformer layers (float vector math on the vector unit, products
+    /// of two activations): QuantizeLinear and DequantizeLinear of a float
+    /// tensor, a Linear layer dequantized to float, an activation ×
+    /// activation MatMul, element-wise float ops (binary, unary, GELU),
+    /// LayerNormalization, Softmax, a float sum over an axis, and a copy
+    /// that materializes a strided view.
+    Quantize,
+    Dequantize,
+    DenseF32,
+    MatMul,
+    Elementwise,
+    Gelu,
+    LayerNorm,
+    Softmax,
+    ReduceSum,
+    Copy,
 }
 
 impl LayerOp {
-    pub const ALL: [LayerOp; 11] = [
+    pub const ALL: [LayerOp; 21] = [
         LayerOp::Conv,
         LayerOp::Dense,
         LayerOp::MaxPool,
@@ -231,6 +247,16 @@ impl LayerOp {
         LayerOp::Concat,
         LayerOp::Lut,
         LayerOp::Resize,
+        LayerOp::Quantize,
+        LayerOp::Dequantize,
+        LayerOp::DenseF32,
+        LayerOp::MatMul,
+        LayerOp::Elementwise,
+        LayerOp::Gelu,
+        LayerOp::LayerNorm,
+        LayerOp::Softmax,
+        LayerOp::ReduceSum,
+        LayerOp::Copy,
     ];
 
     /// The op's name, as the graph's text format spells it.
@@ -247,6 +273,16 @@ impl LayerOp {
             LayerOp::Concat => "concat",
             LayerOp::Lut => "lut",
             LayerOp::Resize => "resize",
+            LayerOp::Quantize => "quantize",
+            LayerOp::Dequantize => "dequantize",
+            LayerOp::DenseF32 => "dense_f32",
+            LayerOp::MatMul => "matmul",
+            LayerOp::Elementwise => "elementwise",
+            LayerOp::Gelu => "gelu",
+            LayerOp::LayerNorm => "layernorm",
+            LayerOp::Softmax => "softmax",
+            LayerOp::ReduceSum => "reduce_sum",
+            LayerOp::Copy => "copy",
         }
     }
 }

@@ -126,7 +126,10 @@
 `define SYS_LDW_META_LO 66
 `define SYS_LDW_META_W 16
 `define SYS_LDW_META_HI 81
-`define SYS_LDW_END 82
+`define SYS_LDW_TRANS_LO 82
+`define SYS_LDW_TRANS_W 1
+`define SYS_LDW_TRANS_HI 82
+`define SYS_LDW_END 83
 
 // matmul fields: _LO lowest bit, _W width, _HI highest bit
 `define SYS_MATMUL_A_LO 16
@@ -177,7 +180,10 @@
 `define SYS_MATMUL_A_BSTRIDE_LO 174
 `define SYS_MATMUL_A_BSTRIDE_W 16
 `define SYS_MATMUL_A_BSTRIDE_HI 189
-`define SYS_MATMUL_END 190
+`define SYS_MATMUL_TRANS_LO 190
+`define SYS_MATMUL_TRANS_W 1
+`define SYS_MATMUL_TRANS_HI 190
+`define SYS_MATMUL_END 191
 
 // requant fields: _LO lowest bit, _W width, _HI highest bit
 `define SYS_REQUANT_ACC_LO 16

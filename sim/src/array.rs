@@ -123,6 +123,23 @@ impl WeightTile {
         self.sparse.is_some()
     }
 
+    /// Loads a `k x n` tile transposed (`ldw trans = 1`): weight `(r, c)`
+    /// is scratchpad row `addr + c`, column `r`; the rest becomes zero.
+    pub fn load_transposed(&mut self, spad: &[u8], addr: usize, k: usize, n: usize, cols: usize) {
+        self.w.iter_mut().for_each(|v| *v = 0);
+        for c in 0..n {
+            let src = &spad[(addr + c) * cols..(addr + c) * cols + k];
+            for (r, &b) in src.iter().enumerate() {
+                self.w[r * cols + c] = b as i8 as i16;
+            }
+        }
+        self.k = k;
+        self.n = n;
+        self.sparse = None;
+        let k = self.streamed_rows(cols);
+        self.packed.repack(self.kernel, &self.w, k, cols);
+    }
+
     /// Reduction rows that see inputs: a scratchpad row holds `cols` inputs,
     /// so on an array with more rows than columns, reduction rows past `cols`
     /// see zeros (ISA.md §3).

@@ -681,9 +681,11 @@ impl Model {
 
     /// `ldw` or a preload: the tile `(addr, k, n, wfmt, meta)` into the
     /// shadow weights, as its format says (legal: i8 or i8s24).
-    fn load_shadow(&mut self, (addr, k, n, wfmt, meta): (u16, u16, u16, u8, u16), cols: usize) {
+    fn load_shadow(&mut self, (addr, k, n, wfmt, meta, trans): (u16, u16, u16, u8, u16, u8), cols: usize) {
         let (addr, k, n) = (addr as usize, k as usize, n as usize);
-        if wfmt == isa::instr::WFMT_I8_S24 {
+        if trans != 0 {
+            self.shadow.load_transposed(&self.spad, addr, k, n, cols);
+        } else if wfmt == isa::instr::WFMT_I8_S24 {
             self.shadow.load_sparse24(&self.spad, (addr, meta as usize), k, n, cols);
         } else {
             self.shadow.load(&self.spad, addr, k, n, cols, wfmt);
@@ -701,7 +703,7 @@ impl Model {
         let can_issue = match &head.instr {
             Instr::Ldw(l) => {
                 c.array_free <= t
-                    && !overlaps(l.addr as u64, ins::weight_tile_spad_rows(l.k, l.wfmt), c.ppu_dst)
+                    && !overlaps(l.addr as u64, l.weight_rows(), c.ppu_dst)
                     && !reads_positions(l.wfmt, l.meta, l.k, &overlaps, c.ppu_dst)
             }
             Instr::Matmul(m) => {
@@ -710,7 +712,7 @@ impl Model {
                 let (lo, hi) = m.input_span();
                 let reads_ppu_dst = overlaps(lo, hi - lo, c.ppu_dst)
                     || (m.preload != 0
-                        && (overlaps(m.w as u64, ins::weight_tile_spad_rows(m.k, m.wfmt), c.ppu_dst)
+                        && (overlaps(m.w as u64, m.preload_rows(), c.ppu_dst)
                             || reads_positions(m.wfmt, m.meta, m.k, &overlaps, c.ppu_dst)));
                 c.array_free <= t && !reads_ppu_dst && !overlaps(m.acc as u64, m.m as u64, c.ppu_acc)
             }
@@ -738,14 +740,16 @@ impl Model {
         let (issue_end, prev_at, next_at, finish);
         match head.instr {
             Instr::Ldw(l) => {
-                self.load_shadow((l.addr, l.k, l.n, l.wfmt, l.meta), cols);
-                issue_end = t + l.k as u64;
+                self.load_shadow((l.addr, l.k, l.n, l.wfmt, l.meta, l.trans), cols);
+                // One weight row a cycle: k, or the n scratchpad rows of a
+                // transposed tile.
+                let busy = if l.trans != 0 { l.n as u64 } else { l.k as u64 };
+                issue_end = t + busy;
                 (prev_at, next_at, finish) = (issue_end, issue_end, issue_end);
                 c.array_free = issue_end;
-                self.counters.add(Counter::ArrayBusy, l.k as u64);
-                self.counters
-                    .add(Counter::SpadReadRows, ins::weight_tile_spad_rows(l.k, l.wfmt) + position_rows(l.wfmt, l.k));
-                self.counters.add(Counter::WeightRows, l.k as u64);
+                self.counters.add(Counter::ArrayBusy, busy);
+                self.counters.add(Counter::SpadReadRows, l.weight_rows() + position_rows(l.wfmt, l.k));
+                self.counters.add(Counter::WeightRows, busy);
             }
             Instr::Matmul(m) => {
                 if m.swap != 0 {
@@ -755,13 +759,11 @@ impl Model {
                 self.counters.add(Counter::Macs, m.m as u64 * self.active.k as u64 * self.active.n as u64);
                 let mut span = m.m as u64;
                 if m.preload != 0 {
-                    self.load_shadow((m.w, m.k, m.n, m.wfmt, m.meta), cols);
-                    span = span.max(m.k as u64);
-                    self.counters.add(
-                        Counter::SpadReadRows,
-                        ins::weight_tile_spad_rows(m.k, m.wfmt) + position_rows(m.wfmt, m.k),
-                    );
-                    self.counters.add(Counter::WeightRows, m.k as u64);
+                    self.load_shadow((m.w, m.k, m.n, m.wfmt, m.meta, m.trans), cols);
+                    let busy = if m.trans != 0 { m.n as u64 } else { m.k as u64 };
+                    span = span.max(busy);
+                    self.counters.add(Counter::SpadReadRows, m.preload_rows() + position_rows(m.wfmt, m.k));
+                    self.counters.add(Counter::WeightRows, busy);
                 }
                 issue_end = t + span;
                 let completion = t + m.m as u64 + latency;

@@ -15,17 +15,18 @@ use super::spec::shape_text;
 use super::table::group;
 use super::{layers, load, trace};
 use clap::Args;
+use driver::Driver;
 use isa::program::{Program, TensorInfo, TensorRole};
 use isa::HwConfig;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use systole::flow::backend::Backend;
+use systole::flow::backend::{self, Backend};
 use systole::flow::check::{recorded_graph, Checker};
 use systole::flow::infer::{Batch, HostData};
 use systole::flow::layers::{from_program, ATTRIBUTION};
 use systole::flow::regression::{self, Baseline, Command as Regressed, Entry, Metrics, Subject};
 use systole::flow::report::TensorFile;
-use systole::flow::{run, Compiled};
+use systole::flow::{hosted, run, Compiled};
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -249,6 +250,13 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let (prog, _) = load::program(&args.program)?;
     let cfg = device_config(args, &prog, &prog_name)?;
     let table = load::energy_table(args.energy_table.as_deref())?;
+    // A transformer's program runs with host preprocessing (its graph says
+    // so); a graph that does not decode is `--check`'s business below.
+    if let Some(graph) = (!prog.meta.graph.is_empty()).then(|| recorded_graph(&prog, &prog_name).ok()).flatten() {
+        if hosted::is_hosted(&graph) {
+            return run_hosted(args, &prog, &prog_name, &cfg, &table, &graph);
+        }
+    }
     let tin = run::tensor_with_role(&prog, &prog_name, TensorRole::Input)?.clone();
     let tout = run::tensor_with_role(&prog, &prog_name, TensorRole::Output)?.clone();
     let layers = from_program(&prog);
@@ -431,4 +439,229 @@ pub fn run(args: &RunArgs) -> Result<()> {
     }
     print_stdout(&out)?;
     regressed.map_or(Ok(()), Err)
+}
+
+/// The inputs of a hosted run without `--input`: token ids uniform over the
+/// rows of the embedding that reads them (ChaCha8, seed 0), every other
+/// int64 input (masks) ones, float inputs uniform in [-1, 1).
+fn generated_named(graph: &compiler::ir::Graph) -> Vec<(String, Array)> {
+    use compiler::ir::{ElemType, Op};
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(GENERATED_SEED);
+    // The rows of the table an id value selects from, through int64 moves.
+    let rows_of = |v: usize| -> Option<usize> {
+        let mut frontier = vec![v];
+        while let Some(x) = frontier.pop() {
+            for n in graph.nodes.iter().filter(|n| n.inputs.contains(&x)) {
+                match &n.op {
+                    Op::Embedding(e) => return Some(e.rows),
+                    _ if graph.values[n.outputs[0]].ty == ElemType::I64 => frontier.push(n.outputs[0]),
+                    _ => {}
+                }
+            }
+        }
+        None
+    };
+    graph
+        .inputs
+        .iter()
+        .map(|&i| {
+            let v = &graph.values[i];
+            let n = v.elements();
+            let (elem, data): (Elem, Vec<u8>) = match (v.ty, rows_of(i)) {
+                (ElemType::I64, Some(rows)) => {
+                    (Elem::I64, (0..n).flat_map(|_| (rng.gen_range(0..rows) as i64).to_le_bytes()).collect())
+                }
+                (ElemType::I64, None) => (Elem::I64, (0..n).flat_map(|_| 1i64.to_le_bytes()).collect()),
+                _ => (Elem::F32, (0..n).flat_map(|_| rng.gen_range(-1.0f32..1.0).to_le_bytes()).collect()),
+            };
+            (v.name.clone(), Array { elem, shape: v.shape.iter().map(|&d| d as u64).collect(), data })
+        })
+        .collect()
+}
+
+/// `run` of a program with host preprocessing (a transformer): inputs by
+/// name, the host's ops before each run, every output by name.
+fn run_hosted(
+    args: &RunArgs,
+    prog: &Program,
+    prog_name: &str,
+    cfg: &HwConfig,
+    table: &sim::energy::EnergyTable,
+    graph: &compiler::ir::Graph,
+) -> Result<()> {
+    if args.trace.is_some() || args.regress.baseline.is_some() || !args.regress.destinations().is_empty() {
+        return Err(CliError::input(format!(
+            "{prog_name}: --trace and regression baselines are not supported yet for programs with host preprocessing"
+        )));
+    }
+    let (inputs, input_name) = if args.inputs.is_empty() {
+        (
+            generated_named(graph),
+            "(generated: token ids uniform over the vocabulary, masks all ones, ChaCha8 seed 0)".to_string(),
+        )
+    } else {
+        let mut named = Vec::new();
+        for a in &args.inputs {
+            let name = match (&a.name, graph.inputs.as_slice()) {
+                (Some(n), _) => n.clone(),
+                (None, [one]) => graph.values[*one].name.clone(),
+                (None, _) => {
+                    return Err(CliError::input(format!(
+                        "--input {}: the model has {} inputs; name each as --input NAME=FILE.npy",
+                        a.path.display(),
+                        graph.inputs.len()
+                    )))
+                }
+            };
+            named.push((name, npy::read(&a.path)?));
+        }
+        let files = args.inputs.iter().map(|a| a.path.display().to_string()).collect::<Vec<_>>().join(", ");
+        (named, files)
+    };
+    backend::check_program(args.backend, &prog.code)?;
+    let layers = from_program(prog);
+    let model = Compiled { prog, layers: &layers, cfg };
+    let (device, _comparison) = backend::open(args.backend, cfg, None)?;
+    let mut drv = Driver::new(device);
+    drv.load(prog).map_err(|e| CliError::input(format!("{prog_name}: {e}")))?;
+    let result = hosted::run(&mut drv, model, graph, &inputs, args.check)?;
+    let measured = &result.measured;
+    let runs = measured.run_cycles.len() as u64;
+    let mut files = match &args.out {
+        Some(dir) => Outputs::in_dir(dir),
+        None => Outputs::new(),
+    };
+    let mut out_lines = Vec::new();
+    for o in &result.outputs {
+        let bytes: Vec<u8> = o.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let file = args.out.as_ref().map(|d| d.join(format!("{}.npy", file_stem(&o.name))));
+        if let Some(f) = &file {
+            files.add(f, npy::encode(Elem::F32, &o.shape, &bytes)?);
+        }
+        let shown = file.map_or_else(|| "(not written: no --out)".to_string(), |f| f.display().to_string());
+        out_lines.push(format!(
+            "output        {shown}: `{}` {} f32, {}",
+            o.name,
+            shape_text(&o.shape),
+            regression::output_hash(&o.data)
+        ));
+    }
+    let first_out = result.outputs.first();
+    let named = run::RunFiles {
+        input: TensorFile {
+            file: input_name.clone(),
+            tensor: graph.inputs.iter().map(|&i| graph.values[i].name.clone()).collect::<Vec<_>>().join(", "),
+            shape: graph
+                .inputs
+                .first()
+                .map_or_else(Vec::new, |&i| graph.values[i].shape.iter().map(|&d| d as u64).collect()),
+        },
+        output: TensorFile {
+            file: args.out.as_ref().map_or_else(|| "(not written: no --out)".to_string(), |d| d.display().to_string()),
+            tensor: first_out.map_or_else(String::new, |o| o.name.clone()),
+            shape: first_out.map_or_else(Vec::new, |o| o.shape.clone()),
+        },
+    };
+    let rep = run::report(model, prog_name, args.backend, table, measured, named, None);
+    if let Some(path) = &args.json {
+        files.add(path, rep.to_json().into_bytes());
+    }
+    files.commit()?;
+    let counters = &measured.counters;
+    let energy = sim::energy::energy(cfg, counters, table);
+    let per = rep.per_inference.clone();
+    let plural = |n: u64| if n == 1 { "" } else { "s" };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "systole run: {prog_name} on config `{}` ({}x{} array, {} MHz), backend {}",
+        cfg.name,
+        cfg.array.rows,
+        cfg.array.cols,
+        cfg.clock.mhz,
+        args.backend.name()
+    );
+    let _ = writeln!(out, "input         {input_name}: {runs} inference{}", plural(runs));
+    let host = &result.host;
+    let ops: Vec<String> = host.nodes.iter().map(|(n, op)| format!("`{n}` ({op})")).collect();
+    let _ = writeln!(
+        out,
+        "host          {} op{} ran on the host before the device (input preprocessing): {}; {} bytes written to the \
+         device, {:.1} µs",
+        ops.len(),
+        plural(ops.len() as u64),
+        ops.join(", "),
+        group(host.bytes),
+        host.micros
+    );
+    for l in out_lines {
+        let _ = writeln!(out, "{l}");
+    }
+    let _ = writeln!(
+        out,
+        "per inference {} cycles = {:.3} µs (mean of {runs}; min {}, max {}); {:.1} inferences/s, {:.6} µJ",
+        group(per.cycles_mean.round() as u64),
+        per.latency_us,
+        group(per.cycles_min),
+        group(per.cycles_max),
+        per.inferences_per_s,
+        per.energy_uj,
+    );
+    if args.check {
+        let views = layers.iter().filter(|l| l.is_view()).count();
+        let _ = writeln!(
+            out,
+            "check         {} layer{} x {runs} run{} agree with the reference interpreter bit for bit ({} view{} not \
+             checked: their buffers hold another order)",
+            result.checked_layers,
+            plural(result.checked_layers as u64),
+            plural(runs),
+            views,
+            plural(views as u64)
+        );
+    }
+    out.push('\n');
+    let _ = writeln!(out, "totals over the {runs} inference{}:", plural(runs));
+    let summary = RunSummary { program: prog_name, cfg, outcome: "done", counters, energy: &energy };
+    let total = report::text(&summary);
+    out.push_str(total.split_once('\n').map_or(total.as_str(), |(_, rest)| rest));
+    out.push('\n');
+    let model_rep = rep.model.as_ref().expect("set by run::report");
+    // Shares by role: cycles, MACs, DRAM data per role of the layers.
+    let roles = hosted::roles(&layers);
+    let mut by_role = [(0u64, 0u64, 0u64); hosted::ROLES.len()];
+    for (row, &r) in model_rep.layers.iter().zip(&roles) {
+        by_role[r].0 += row.cycles;
+        by_role[r].1 += row.macs;
+        by_role[r].2 += row.dram_data_bytes;
+    }
+    let layer_cycles: u64 = by_role.iter().map(|r| r.0).sum::<u64>().max(1);
+    let pct = |c: u64| 100.0 * c as f64 / layer_cycles as f64;
+    let _ = writeln!(out, "by role (layer cycles, MACs, DRAM data bytes; shares of the layers' cycles):");
+    for (name, (c, m, d)) in hosted::ROLES.iter().zip(by_role) {
+        let _ = writeln!(
+            out,
+            "  {name:<13} {:>12} cycles {:>5.1}%  {:>13} MACs  {:>11} B",
+            group(c),
+            pct(c),
+            group(m),
+            group(d)
+        );
+    }
+    let attention: u64 = [0, 1, 2, 3].iter().map(|&i| by_role[i].0).sum();
+    let vector_busy = counters.get(isa::Counter::VectorBusy);
+    let _ = writeln!(
+        out,
+        "  attention {:.1}%, FFN {:.1}%, LayerNorm {:.1}%, other {:.1}%; the vector unit busy {:.1}% of the run",
+        pct(attention),
+        pct(by_role[4].0),
+        pct(by_role[5].0),
+        pct(by_role[6].0 + by_role[7].0),
+        100.0 * vector_busy as f64 / counters.get(isa::Counter::Cycles).max(1) as f64
+    );
+    out.push('\n');
+    let _ = writeln!(out, "per layer (summed over the {runs} inference{}):", plural(runs));
+    out.push_str(&layers::text(&model_rep.layers, &model_rep.other, cfg, counters, &energy));
+    print_stdout(&out)
 }

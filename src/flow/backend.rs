@@ -92,7 +92,24 @@ fn check_sparse24(backend: Backend, code: &[isa::Instr]) -> Result<()> {
             backend.name(),
             code[at]
         ))),
-        None => Ok(()),
+        None => match code.iter().position(uses_transposed_weights) {
+            Some(at) => Err(FlowError::input(format!(
+                "--backend {}: instruction {at} (`{}`) loads a transposed weight tile (trans = 1), which the RTL \
+                 does not implement yet; run this program with --backend sim",
+                backend.name(),
+                code[at]
+            ))),
+            None => Ok(()),
+        },
+    }
+}
+
+/// An `ldw` or a `matmul` preload with `trans = 1` (not in the RTL yet).
+pub fn uses_transposed_weights(i: &isa::Instr) -> bool {
+    match i {
+        isa::Instr::Ldw(l) => l.trans != 0,
+        isa::Instr::Matmul(m) => m.trans != 0,
+        _ => false,
     }
 }
 
@@ -125,5 +142,28 @@ pub fn open(backend: Backend, cfg: &HwConfig, waves: Option<&Waves>) -> Result<(
              (it needs Verilator: `apt-get install -y verilator`)",
             backend.name()
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use isa::instr::{self as ins, Instr};
+
+    /// The RTL backends refuse transposed weight tiles (an `ldw` or a
+    /// `matmul` preload with `trans = 1`) by instruction; the model runs them.
+    #[test]
+    fn transposed_weight_tiles_are_refused_on_the_rtl() {
+        let ldw = Instr::from(ins::Ldw { k: 4, n: 4, trans: 1, ..Default::default() });
+        let mm = Instr::from(ins::Matmul { m: 1, preload: 1, k: 4, n: 4, trans: 1, ..Default::default() });
+        let plain = Instr::from(ins::Ldw { k: 4, n: 4, ..Default::default() });
+        for code in [vec![plain, ldw], vec![plain, mm]] {
+            assert!(check_program(Backend::Sim, &code).is_ok());
+            for b in [Backend::Rtl, Backend::Both] {
+                let e = check_program(b, &code).unwrap_err().to_string();
+                assert!(e.contains("instruction 1") && e.contains("transposed"), "{e}");
+            }
+        }
+        assert!(check_program(Backend::Rtl, &[plain]).is_ok());
     }
 }

@@ -14,6 +14,8 @@
 //!   interpreter, naming the first differing run, layer, element and tile.
 //! - [`report`]: the typed report (totals, units, energy, per inference,
 //!   per layer), serialized as the JSON of `docs/schema/report.schema.json`.
+//! - [`hosted`]: a program with host preprocessing (a transformer's: token
+//!   ids by name, embeddings and masks on the host), run and checked.
 //! - [`run`]: a compiled model on host inputs, on a backend, and its report
 //!   (what `systole run` does, without the files).
 //! - [`sweep`]: the design-space sweep engine (`docs/schema/sweep.schema.json`).
@@ -37,6 +39,7 @@ pub mod check;
 pub mod compare;
 pub mod compile;
 pub mod files;
+pub mod hosted;
 pub mod hw;
 pub mod infer;
 pub mod layers;

@@ -51,9 +51,10 @@ fn elements(a: &Array, ty: ElemType, what: &str) -> Result<TensorData> {
     })
 }
 
-/// Runs `graph` on `inputs` (name, array) in the reference interpreter
-/// with the vector unit's `lanes`; every graph input must be given once.
-pub fn run_named(graph: &Graph, inputs: &[(String, Array)], lanes: usize) -> Result<Vec<NamedOutput>> {
+/// The runs `inputs` (name, array) make for `graph`: one, or one per
+/// entry of a batch (every batched input agreeing on its size); each run's
+/// inputs by name, as the interpreter takes them.
+pub fn named_runs(graph: &Graph, inputs: &[(String, Array)]) -> Result<Vec<Vec<(String, Tensor)>>> {
     let mut runs: Option<usize> = None;
     let mut per_input = Vec::new();
     for &id in &graph.inputs {
@@ -98,33 +99,48 @@ pub fn run_named(graph: &Graph, inputs: &[(String, Array)], lanes: usize) -> Res
     if count == 0 {
         return Err(FlowError::input("the batch is empty"));
     }
+    Ok((0..count)
+        .map(|k| {
+            per_input
+                .iter()
+                .map(|(name, shape, batched, data)| {
+                    let n: usize = shape.iter().product();
+                    let range = if *batched { k * n..(k + 1) * n } else { 0..n };
+                    let data = match data {
+                        TensorData::Float(v) => TensorData::Float(v[range].to_vec()),
+                        TensorData::Quant(v) => TensorData::Quant(v[range].to_vec()),
+                    };
+                    (name.clone(), Tensor { shape: shape.clone(), data })
+                })
+                .collect()
+        })
+        .collect())
+}
+
+/// Runs `graph` on `inputs` (name, array) in the reference interpreter
+/// with the vector unit's `lanes`; every graph input must be given once.
+pub fn run_named(graph: &Graph, inputs: &[(String, Array)], lanes: usize) -> Result<Vec<NamedOutput>> {
+    let all = named_runs(graph, inputs)?;
+    let batched = inputs.iter().any(|(n, a)| {
+        graph.inputs.iter().any(|&i| graph.values[i].name == *n && a.shape.len() == graph.values[i].shape.len() + 1)
+    });
+    let count = all.len();
     let mut outs: Vec<NamedOutput> = graph
         .outputs
         .iter()
         .map(|&o| {
             let v = &graph.values[o];
             let mut shape: Vec<u64> = v.shape.iter().map(|&d| d as u64).collect();
-            if runs.is_some() {
+            if batched {
                 shape.insert(0, count as u64);
             }
             NamedOutput { name: v.name.clone(), shape, data: Vec::new() }
         })
         .collect();
-    for k in 0..count {
-        let named: Vec<(&str, Tensor)> = per_input
-            .iter()
-            .map(|(name, shape, batched, data)| {
-                let n: usize = shape.iter().product();
-                let range = if *batched { k * n..(k + 1) * n } else { 0..n };
-                let data = match data {
-                    TensorData::Float(v) => TensorData::Float(v[range].to_vec()),
-                    TensorData::Quant(v) => TensorData::Quant(v[range].to_vec()),
-                };
-                (name.as_str(), Tensor { shape: shape.clone(), data })
-            })
-            .collect();
+    for (k, named) in all.iter().enumerate() {
+        let named: Vec<(&str, Tensor)> = named.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
         let vals = run_named_with_lanes(graph, &named, lanes)
-            .map_err(|e| FlowError::input(if runs.is_some() { format!("run {k}: {e}") } else { e.to_string() }))?;
+            .map_err(|e| FlowError::input(if batched { format!("run {k}: {e}") } else { e.to_string() }))?;
         for (out, &o) in outs.iter_mut().zip(&graph.outputs) {
             let v = &graph.values[o];
             match (&vals[o].data, v.quant) {

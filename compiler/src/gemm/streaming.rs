@@ -158,6 +158,7 @@ pub(super) fn emit(job: &GemmJob<'_>, cfg: &HwConfig) -> Result<Vec<Instr>, Lowe
         n: n0,
         wfmt: w.format().wfmt(),
         meta: 0,
+        trans: 0,
     }));
     for c in 0..chunks {
         let (b, i) = chunk(c);

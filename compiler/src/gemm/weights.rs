@@ -184,7 +184,15 @@ pub struct WeightTile {
 
 impl WeightTile {
     pub fn ldw(self, deps: Deps) -> Instr {
-        Instr::from(ins::Ldw { deps, addr: self.addr, k: self.k, n: self.n, wfmt: self.wfmt, meta: self.meta })
+        Instr::from(ins::Ldw {
+            deps,
+            addr: self.addr,
+            k: self.k,
+            n: self.n,
+            wfmt: self.wfmt,
+            meta: self.meta,
+            trans: 0,
+        })
     }
 
     /// Makes `mm` preload this tile while it streams.

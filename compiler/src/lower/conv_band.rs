@@ -997,6 +997,7 @@ impl Job<'_> {
                 n: t.n as u16,
                 wfmt,
                 meta,
+                trans: 0,
             }));
         }
         for b in 0..p.bands {

@@ -6,6 +6,11 @@
 //! - `embedding`: table rows gathered by int64 ids (indexed `load`s);
 //! - `movement`: DMA copies (concat), reshapes, feature-map moves, im2col,
 //!   and the copies through a `vlut` table (unary ops, requantizing concat);
+//! - `transformer`: transformer graphs (`place`: values as row-major
+//!   matrices and strided views; `vector_ops`: vector-unit phases;
+//!   `linear`: products with a non-zero accumulator start (float Linear
+//!   layers, activation × activation MatMul); `steps`: steps over two
+//!   buffer sets), and where each node runs (host preprocessing or device);
 //! - `package`: phases joined by barriers, code and data placed, tensor
 //!   map and per-layer facts (`LayerInfo`).
 //!
@@ -30,11 +35,16 @@ pub(crate) mod conv_band;
 mod elementwise;
 pub mod embedding;
 pub(crate) mod gemm_layers;
+mod linear;
 mod memory;
 mod movement;
 mod package;
+mod place;
 mod pool;
 pub(crate) mod staging;
+mod steps;
+pub mod transformer;
+mod vector_ops;
 
 pub use package::{LayerInfo, Lowered};
 
@@ -99,13 +109,8 @@ pub fn lower(g: &Graph, cfg: &HwConfig) -> Result<Lowered, LowerError> {
 /// 2:4-sparse tiles (`WeightFormat::Sparse24I8`).
 pub fn lower_with(g: &Graph, cfg: &HwConfig, weights: WeightChoice) -> Result<Lowered, LowerError> {
     g.validate().map_err(|e| unsupported(&e.node, e.op, e.why))?;
-    // Transformer ops run in the reference interpreter only, for now.
-    if let Some(n) = g.nodes.iter().find(|n| n.op.is_transformer_op()) {
-        return Err(unsupported(
-            &n.name,
-            n.op.name(),
-            "not yet lowered to the accelerator (transformer ops run in the reference interpreter only)",
-        ));
+    if transformer::is_transformer(g) {
+        return transformer::lower(g, cfg);
     }
     let halos = plan_halos(g)?;
     let mut cx = Ctx::new(g, cfg)?;

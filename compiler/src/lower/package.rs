@@ -74,8 +74,34 @@ pub fn package(
     code: Code,
     mem: MemoryPlan,
     dev_in: ValueId,
+    layers: Vec<LayerInfo>,
+    packed: &[Option<PackedRef>],
+) -> Result<Lowered, LowerError> {
+    let dev_out = match g.outputs[..] {
+        [o] => g.nodes.iter().find(|n| n.outputs == [o] && matches!(n.op, Op::Dequantize)).map_or(o, |n| n.inputs[0]),
+        _ => {
+            return Err(unsupported(
+                "(graph)",
+                "output",
+                format!("{} graph outputs; one is supported", g.outputs.len()),
+            ))
+        }
+    };
+    let in_name = g.values[g.inputs[0]].name.clone();
+    let out_name = g.values[g.outputs[0]].name.clone();
+    let tensors = [(dev_in, TensorRole::Input, in_name), (dev_out, TensorRole::Output, out_name)];
+    package_tensors((g, cfg), code, mem, layers, packed, &tensors)
+}
+
+/// [`package`] with the tensor map given: each `(value, role, name)` is a
+/// tensor of the value's buffer.
+pub fn package_tensors(
+    (g, cfg): (&Graph, &HwConfig),
+    code: Code,
+    mem: MemoryPlan,
     mut layers: Vec<LayerInfo>,
     packed: &[Option<PackedRef>],
+    tensors: &[(ValueId, TensorRole, String)],
 ) -> Result<Lowered, LowerError> {
     let mut code = code.into_instrs();
     code.push(Instr::Finish(ins::Finish::default()));
@@ -92,21 +118,11 @@ pub fn package(
     for l in &mut layers {
         l.addr += data_addr;
     }
-    let dev_out = match g.outputs[..] {
-        [o] => g.nodes.iter().find(|n| n.outputs == [o] && matches!(n.op, Op::Dequantize)).map_or(o, |n| n.inputs[0]),
-        _ => {
-            return Err(unsupported(
-                "(graph)",
-                "output",
-                format!("{} graph outputs; one is supported", g.outputs.len()),
-            ))
-        }
-    };
     let tensor = |v: ValueId, role: TensorRole, name: &str| -> Result<TensorInfo, LowerError> {
         let val = &g.values[v];
         let b = mem
             .buffer(v)
-            .ok_or_else(|| unsupported("(graph)", "output", "the output is not computed on the device"))?;
+            .ok_or_else(|| unsupported("(graph)", "output", format!("`{}` is not computed on the device", val.name)))?;
         Ok(TensorInfo {
             name: name.to_string(),
             role,
@@ -118,9 +134,8 @@ pub fn package(
             zero_point: val.quant.map(|q| q.zero_point),
         })
     };
-    let in_name = g.values[g.inputs[0]].name.clone();
-    let out_name = g.values[g.outputs[0]].name.clone();
-    let tensors = vec![tensor(dev_in, TensorRole::Input, &in_name)?, tensor(dev_out, TensorRole::Output, &out_name)?];
+    let tensors =
+        tensors.iter().map(|(v, role, name)| tensor(*v, *role, name)).collect::<Result<Vec<_>, LowerError>>()?;
     // What `systole run` needs without the model file: the hardware to
     // simulate, and the graph for the reference interpreter (`--check`).
     let meta = ProgramMeta {
@@ -149,10 +164,10 @@ pub fn package(
 
 /// The device element type of a quantized value.
 pub fn dtype_of(t: ElemType) -> DType {
-    if t == ElemType::U8 {
-        DType::U8
-    } else {
-        DType::I8
+    match t {
+        ElemType::U8 => DType::U8,
+        ElemType::F32 => DType::F32,
+        ElemType::I8 | ElemType::I64 => DType::I8,
     }
 }
 

@@ -1,0 +1,459 @@
+//! Products whose accumulator does not start at zero: a Linear layer
+//! dequantized to float (`Op::DenseF32`: the accumulator starts at the
+//! bias with the input zero point folded in, `vdeq` with `s_x · s_w[n]`
+//! per column) and the activation × activation MatMul (`Op::MatMul`, Q·Kᵀ
+//! and P·V per head: B is produced on the device and loaded into the PEs
+//! from the scratchpad; the zero points' cross terms run on the array).
+//!
+//! `Σ_k (a − za)(b − zb) = Σ ab + Σ_k a·(−zb) + Σ_k (−za)·b + K·za·zb`
+//! in wrapping int32: the accumulator starts at `K·za·zb` (a stride-0
+//! LOAD of one row), the array adds `Σ ab`, then `Σ a·(−zb)` from a weight
+//! tile filled with `−zb` and `Σ (−za)·b` from one scratchpad row filled
+//! with `−za` streamed `m` times (input-row pattern with group 1, group
+//! stride 0). A value outside int8 (`−(−128) = 128`) is split into int8
+//! parts. Then `vdeq` (float out) or `requant` (int8 out) and a STORE.
+//!
+//! A step is one (matrix, m-block, n-tile); steps alternate buffer sets
+//! (`steps::chain`).
+
+use super::place::Mat;
+use super::steps::{self, Step};
+use super::unsupported;
+use crate::gemm::{LowerError, PackedWeights};
+use isa::instr::{self as ins, Instr};
+use isa::HwConfig;
+
+/// Where B `[K, N]` comes from.
+#[derive(Clone, Copy)]
+pub(crate) enum BSource<'a> {
+    /// Packed weights at a data offset.
+    Packed { w: &'a PackedWeights, addr: u64 },
+    /// An int8 matrix on the device, any strides (a transposed view of K
+    /// is loaded a column at a time).
+    Mat(Mat),
+}
+
+/// The epilogue.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Post {
+    /// Float32 out: `vdeq` with per-column scales (float32 rows, one per
+    /// n-tile, at this data offset) or one scale.
+    F32PerColumn(u64),
+    F32(f32),
+    /// Requantized: `gemm::pack_params` rows (bias 0, scale) per n-tile.
+    Int8 {
+        params: u64,
+        zp: i32,
+        unsigned: bool,
+    },
+}
+
+/// One product `y [M, N] = init + a [M, K] × b [K, N] (+ cross terms)`.
+#[derive(Clone, Copy)]
+pub(crate) struct Product<'a> {
+    pub a: Mat,
+    pub a_unsigned: bool,
+    pub b: BSource<'a>,
+    pub k: usize,
+    pub n: usize,
+    /// Int32 rows (one `dim` wide row per n-tile) the accumulator starts at.
+    pub init: u64,
+    pub post: Post,
+    pub y: Mat,
+}
+
+/// The zero points' cross terms shared by a set of products: data offsets
+/// of one scratchpad row per `−za` part and one weight tile (`tile.k`
+/// rows) per `−zb` part.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Cross {
+    pub za_rows: Vec<u64>,
+    pub zb_tiles: Vec<u64>,
+}
+
+/// `v` as a sum of int8 values (one for most, two for 128).
+pub(crate) fn int8_parts(mut v: i32) -> Vec<i8> {
+    let mut parts = Vec::new();
+    while v != 0 {
+        let p = v.clamp(-128, 127);
+        parts.push(p as i8);
+        v -= p;
+    }
+    parts
+}
+
+struct Plan {
+    mt: usize,
+    kt: usize,
+    tk: usize,
+    a: [u16; 2],
+    b: [u16; 2],
+    za: [u16; 2],
+    zb: [u16; 2],
+    out_spad: [u16; 2],
+    t: [u16; 2],
+    o: [u16; 2],
+    p: [u16; 2],
+}
+
+impl Plan {
+    fn new(m: usize, k: usize, cross: &Cross, cfg: &HwConfig) -> Option<Plan> {
+        let tk = (cfg.array.rows.min(cfg.array.cols)) as usize;
+        let kt = k.div_ceil(tk);
+        let (spad, accr) = (cfg.spad_rows() as usize, cfg.acc_rows() as usize);
+        let fixed = 2 * (kt * tk.max(cfg.array.cols as usize) + cross.za_rows.len() + cross.zb_tiles.len() * tk);
+        let mt_spad = spad.checked_sub(fixed)? / (2 * (kt + 1));
+        let mt_acc = accr.checked_sub(4)? / 4;
+        let mut mt = m.min(mt_spad).min(mt_acc).min(256);
+        if mt == 0 {
+            return None;
+        }
+        mt = m.div_ceil(m.div_ceil(mt));
+        let r = |x: usize| x as u16;
+        let a0 = 0;
+        let b0 = 2 * kt * mt;
+        // A transposed B holds an n-tile's rows (at most `dim`) per k-tile.
+        let b_rows = kt * tk.max(cfg.array.cols as usize);
+        let za0 = b0 + 2 * b_rows;
+        let zb0 = za0 + 2 * cross.za_rows.len();
+        let o0 = zb0 + 2 * cross.zb_tiles.len() * tk;
+        let (nza, nzb) = (cross.za_rows.len(), cross.zb_tiles.len() * tk);
+        Some(Plan {
+            mt,
+            kt,
+            tk,
+            a: [r(a0), r(a0 + kt * mt)],
+            b: [r(b0), r(b0 + b_rows)],
+            za: [r(za0), r(za0 + nza)],
+            zb: [r(zb0), r(zb0 + nzb)],
+            out_spad: [r(o0), r(o0 + mt)],
+            t: [0, r(mt)],
+            o: [r(2 * mt), r(3 * mt)],
+            p: [r(4 * mt), r(4 * mt + 2)],
+        })
+    }
+}
+
+fn load(buf: u8, dram: u64, stride: u64, rows: usize, cols: usize, addr: u16) -> Instr {
+    Instr::from(ins::Load {
+        buf,
+        dram: dram as u32,
+        stride: stride as u32,
+        rows: rows as u16,
+        cols: cols as u16,
+        addr,
+        ..Default::default()
+    })
+}
+
+/// The products as one phase; returns its instructions and the MACs the
+/// array performs (cross terms included).
+pub(crate) fn emit(
+    products: &[Product<'_>],
+    cross: &Cross,
+    cfg: &HwConfig,
+    node: &str,
+) -> Result<(Vec<Instr>, u64), LowerError> {
+    let dim = cfg.array.cols as usize;
+    let err = |why: String| unsupported(node, "matmul", why);
+    let Some(first) = products.first() else { return Ok((Vec::new(), 0)) };
+    let (m, k) = (first.a.rows, first.k);
+    if products.iter().any(|p| p.a.rows != m || p.k != k || p.a.cols != k || p.y.rows != m || p.y.cols != p.n) {
+        return Err(err("the products of one phase must share M and K".into()));
+    }
+    if products.iter().any(|p| !p.a.rows_contiguous() || !p.y.rows_contiguous()) {
+        return Err(err("A and the output must be row-contiguous matrices".into()));
+    }
+    let plan = Plan::new(m, k, cross, cfg)
+        .ok_or_else(|| err(format!("M = {m}, K = {k} leave no room for a tile in the scratchpad")))?;
+    let (mt, kt, tk) = (plan.mt, plan.kt, plan.tk);
+    let mut steps_out = Vec::new();
+    let mut macs = 0u64;
+    for pr in products {
+        let nt = pr.n.div_ceil(dim);
+        for r0 in (0..m).step_by(mt) {
+            let rr = mt.min(m - r0);
+            for j in 0..nt {
+                let nj = dim.min(pr.n - j * dim);
+                let p = steps_out.len() % 2;
+                let mut st = Step::default();
+                for i in 0..kt {
+                    let kk = tk.min(k - i * tk);
+                    let at = pr.a.at(r0, i * tk);
+                    st.load.push(load(ins::BUF_SPAD, at, pr.a.row_bytes(), rr, kk, plan.a[p] + (i * mt) as u16));
+                }
+                match pr.b {
+                    BSource::Packed { w, addr } => st.load.push(Instr::from(w.stripe_load(j, 0..kt, addr, plan.b[p]))),
+                    BSource::Mat(b) if b.rows_contiguous() => {
+                        st.load.push(load(ins::BUF_SPAD, b.at(0, j * dim), b.row_bytes(), k, nj, plan.b[p]));
+                    }
+                    BSource::Mat(b) if b.row_stride == 1 && tk == dim => {
+                        // A transposed view (Kᵀ of keys stored row by row):
+                        // the n-tile's rows of Bᵀ, column-blocked by k-tile,
+                        // for transposed weight tiles (`ldw trans`).
+                        st.load.push(Instr::from(ins::Load {
+                            buf: ins::BUF_SPAD,
+                            dram: b.at(0, j * dim) as u32,
+                            stride: (b.col_stride * b.esize) as u32,
+                            rows: nj as u16,
+                            cols: k as u16,
+                            addr: plan.b[p],
+                            ..Default::default()
+                        }));
+                    }
+                    BSource::Mat(b) => {
+                        // Any other strides: column c of B (K elements at the
+                        // row stride) into scratchpad column c.
+                        for c in 0..nj {
+                            let mut l = ins::Load {
+                                buf: ins::BUF_SPAD,
+                                dram: b.at(0, j * dim + c) as u32,
+                                stride: b.row_bytes() as u32,
+                                rows: k as u16,
+                                cols: 1,
+                                addr: plan.b[p],
+                                col: c as u16,
+                                ..Default::default()
+                            };
+                            l.deps = ins::Deps::NONE;
+                            st.load.push(Instr::from(l));
+                        }
+                    }
+                }
+                for (q, &row) in cross.za_rows.iter().enumerate() {
+                    st.load.push(load(ins::BUF_SPAD, row, dim as u64, 1, dim, plan.za[p] + q as u16));
+                }
+                for (q, &tile) in cross.zb_tiles.iter().enumerate() {
+                    st.load.push(load(ins::BUF_SPAD, tile, dim as u64, tk, dim, plan.zb[p] + (q * tk) as u16));
+                }
+                st.load.push(load(ins::BUF_ACC, pr.init + (j * dim * 4) as u64, 0, rr, nj, plan.t[p]));
+                match pr.post {
+                    Post::F32PerColumn(at) => {
+                        st.load.push(load(ins::BUF_ACC, at + (j * dim * 4) as u64, (dim * 4) as u64, 1, dim, plan.p[p]))
+                    }
+                    Post::Int8 { params, .. } => st.load.push(Instr::from(crate::gemm::load_params(
+                        params + (j * 2 * dim * 4) as u64,
+                        2,
+                        dim,
+                        plan.p[p],
+                        ins::Deps::NONE,
+                    ))),
+                    Post::F32(_) => {}
+                }
+                let c = &mut st.compute;
+                let mm = |a: u16, swap: bool, in_type: u8| ins::Matmul {
+                    a,
+                    m: rr as u16,
+                    acc: plan.t[p],
+                    accumulate: 1,
+                    swap: swap as u8,
+                    in_type,
+                    ..Default::default()
+                };
+                for i in 0..kt {
+                    let kk = tk.min(k - i * tk);
+                    let a_row = plan.a[p] + (i * mt) as u16;
+                    let tile = match pr.b {
+                        BSource::Packed { w, .. } => w.tile(i, j, (0, plan.b[p])),
+                        BSource::Mat(_) => crate::gemm::WeightTile {
+                            addr: plan.b[p] + (i * tk) as u16,
+                            k: kk as u16,
+                            n: nj as u16,
+                            wfmt: 0,
+                            meta: 0,
+                        },
+                    };
+                    match pr.b {
+                        BSource::Mat(b) if !b.rows_contiguous() && b.row_stride == 1 && tk == dim => {
+                            c.push(Instr::from(ins::Ldw {
+                                addr: plan.b[p] + (i * nj) as u16,
+                                k: kk as u16,
+                                n: nj as u16,
+                                trans: 1,
+                                ..Default::default()
+                            }));
+                        }
+                        _ => c.push(tile.ldw(ins::Deps::NONE)),
+                    }
+                    c.push(Instr::from(mm(a_row, true, pr.a_unsigned as u8)));
+                    for q in 0..cross.za_rows.len() {
+                        let mut z = mm(plan.za[p] + q as u16, false, ins::ELEM_I8);
+                        (z.a_group, z.a_gstride) = (1, 0);
+                        c.push(Instr::from(z));
+                    }
+                    for q in 0..cross.zb_tiles.len() {
+                        let zt = crate::gemm::WeightTile {
+                            addr: plan.zb[p] + (q * tk) as u16,
+                            k: kk as u16,
+                            n: nj as u16,
+                            wfmt: 0,
+                            meta: 0,
+                        };
+                        c.push(zt.ldw(ins::Deps::NONE));
+                        c.push(Instr::from(mm(a_row, true, pr.a_unsigned as u8)));
+                    }
+                    macs += ((1 + cross.za_rows.len() + cross.zb_tiles.len()) * rr * kk * nj) as u64;
+                }
+                let (buf, src, esize) = match pr.post {
+                    Post::F32PerColumn(_) | Post::F32(_) => {
+                        let (scale_imm, imm) = match pr.post {
+                            Post::F32(s) => (1, s.to_bits()),
+                            _ => (0, 0),
+                        };
+                        c.push(Instr::from(ins::Vdeq {
+                            src_buf: ins::BUF_ACC,
+                            src: plan.t[p],
+                            src_step: 1,
+                            src_bstride: rr as u16,
+                            dst: plan.o[p],
+                            dst_step: 1,
+                            dst_bstride: rr as u16,
+                            rows: rr as u16,
+                            len: nj as u16,
+                            scale_imm,
+                            scale: if scale_imm == 1 { 0 } else { plan.p[p] },
+                            imm,
+                            ..Default::default()
+                        }));
+                        (ins::BUF_ACC, plan.o[p], 4)
+                    }
+                    Post::Int8 { zp, unsigned, .. } => {
+                        let (qmin, qmax) = if unsigned { (0, 255) } else { (-128, 127) };
+                        c.push(Instr::from(ins::Requant {
+                            acc: plan.t[p],
+                            rows: rr as u16,
+                            dst: plan.out_spad[p],
+                            params: plan.p[p],
+                            out_type: unsigned as u8,
+                            zp: zp as i16,
+                            qmin,
+                            qmax,
+                            ..Default::default()
+                        }));
+                        (ins::BUF_SPAD, plan.out_spad[p], 1)
+                    }
+                };
+                debug_assert_eq!(esize, pr.y.esize);
+                st.store.push(Instr::from(ins::Store {
+                    buf,
+                    dram: pr.y.at(r0, j * dim) as u32,
+                    stride: pr.y.row_bytes() as u32,
+                    rows: rr as u16,
+                    cols: nj as u16,
+                    addr: src,
+                    ..Default::default()
+                }));
+                steps_out.push(st);
+            }
+        }
+    }
+    Ok((steps::chain(steps_out), macs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lower::memory::MemoryPlan;
+    use crate::lower::place::Place;
+    use isa::numerics::{dequantize, requant_scale, requantize};
+
+    fn i32_rows(v: &[i32], n: usize, dim: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for j in 0..n.div_ceil(dim) {
+            for c in 0..dim {
+                out.extend(v.get(j * dim + c).copied().unwrap_or(0).to_le_bytes());
+            }
+        }
+        out
+    }
+
+    /// Two heads of `q [M, K] · kᵀ` (B a transposed view of `k [N, K]`,
+    /// loaded a column at a time) with zero points -128 (split into two
+    /// parts) and 5, float out; and `p [M, N] · v [N, K]` uint8 × int8,
+    /// requantized; on a 4x4 array with K, N, M not multiples of 4.
+    #[test]
+    fn act_by_act_products_with_zero_points() {
+        let cfg = HwConfig::tiny_4x4();
+        let dim = 4;
+        let (m, k, n, heads) = (7usize, 6usize, 9usize, 2usize);
+        let mut mem = MemoryPlan::new(0);
+        let q: Vec<u8> = (0..heads * m * k).map(|i| (i * 37 % 251) as u8).collect();
+        let kk: Vec<u8> = (0..heads * n * k).map(|i| (i * 53 % 241) as u8).collect();
+        let (za, zb) = (5i32, -128i32);
+        let (sa, sb) = (0.03f32, 0.07f32);
+        let qa = mem.alloc_bytes(&q);
+        let ka = mem.alloc_bytes(&kk);
+        let init = mem.alloc_bytes(&i32_rows(&vec![(k as i32) * za * zb; n], n, dim));
+        let za_rows: Vec<u64> = int8_parts(-za).iter().map(|&v| mem.alloc_bytes(&vec![v as u8; dim])).collect();
+        let zb_tiles: Vec<u64> = int8_parts(-zb).iter().map(|&v| mem.alloc_bytes(&vec![v as u8; dim * dim])).collect();
+        assert_eq!(zb_tiles.len(), 2);
+        let ya = mem.alloc(heads * m * n * 4, 0);
+        let qp = Place::contiguous(qa, &[heads, m, k], 1);
+        let kt = Place::contiguous(ka, &[heads, n, k], 1).transposed(&[0, 2, 1]);
+        let yp = Place::contiguous(ya, &[heads, m, n], 4);
+        let s = isa::numerics::vector::mul(sa, sb);
+        let products: Vec<Product> = (0..heads)
+            .map(|h| Product {
+                a: qp.batch()[h],
+                a_unsigned: false,
+                b: BSource::Mat(kt.batch()[h]),
+                k,
+                n,
+                init,
+                post: Post::F32(s),
+                y: yp.batch()[h],
+            })
+            .collect();
+        let cross = Cross { za_rows, zb_tiles };
+        let (code, macs) = emit(&products, &cross, &cfg, "scores").unwrap();
+        let (mut d, counters, base) = crate::test_run::run_alone(&cfg, code, mem.data().to_vec());
+        assert_eq!(counters.get(isa::Counter::Macs), macs);
+        let got = d.read_mem(base + ya, heads * m * n * 4).unwrap();
+        for h in 0..heads {
+            for i in 0..m {
+                for c in 0..n {
+                    let acc = (0..k).fold(0i32, |s, t| {
+                        let a = q[(h * m + i) * k + t] as i8 as i32 - za;
+                        let b = kk[(h * n + c) * k + t] as i8 as i32 - zb;
+                        s.wrapping_add(a * b)
+                    });
+                    let at = ((h * m + i) * n + c) * 4;
+                    let g = f32::from_le_bytes(got[at..at + 4].try_into().unwrap());
+                    assert_eq!(g.to_bits(), dequantize(acc, s, 0).to_bits(), "head {h} [{i}, {c}]");
+                }
+            }
+        }
+
+        // P (uint8, zp 3) · V (int8, zp -2), requantized to int8.
+        let mut mem = MemoryPlan::new(0);
+        let (zp_, zv, sy, zy) = (3i32, -2i32, 0.2f32, 4i32);
+        let pa = mem.alloc_bytes(&q[..m * k]);
+        let va = mem.alloc_bytes(&kk[..k * n]);
+        let init = mem.alloc_bytes(&i32_rows(&vec![(k as i32) * zp_ * zv; n], n, dim));
+        let scale = requant_scale(sa, sb, sy);
+        let params = mem.alloc_bytes(&crate::gemm::pack_params(&vec![0; n], &vec![scale; n], dim));
+        let za_rows: Vec<u64> = int8_parts(-zp_).iter().map(|&v| mem.alloc_bytes(&vec![v as u8; dim])).collect();
+        let zb_tiles: Vec<u64> = int8_parts(-zv).iter().map(|&v| mem.alloc_bytes(&vec![v as u8; dim * dim])).collect();
+        let ya = mem.alloc(m * n, 0);
+        let product = Product {
+            a: Place::contiguous(pa, &[m, k], 1).matrix().unwrap(),
+            a_unsigned: true,
+            b: BSource::Mat(Place::contiguous(va, &[k, n], 1).matrix().unwrap()),
+            k,
+            n,
+            init,
+            post: Post::Int8 { params, zp: zy, unsigned: false },
+            y: Place::contiguous(ya, &[m, n], 1).matrix().unwrap(),
+        };
+        let (code, _) = emit(&[product], &Cross { za_rows, zb_tiles }, &cfg, "context").unwrap();
+        let (mut d, _, base) = crate::test_run::run_alone(&cfg, code, mem.data().to_vec());
+        let got = d.read_mem(base + ya, m * n).unwrap();
+        for i in 0..m {
+            for c in 0..n {
+                let acc = (0..k)
+                    .fold(0i32, |s, t| s.wrapping_add((q[i * k + t] as i32 - zp_) * (kk[t * n + c] as i8 as i32 - zv)));
+                assert_eq!(got[i * n + c] as i8 as i32, requantize(acc, scale, zy, -128, 127), "[{i}, {c}]");
+            }
+        }
+    }
+}

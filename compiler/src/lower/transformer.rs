@@ -1,0 +1,712 @@
+//! Transformer graphs (`Op::is_transformer_op`) to programs: every value
+//! row-major `[rows, cols]` in device memory (`place::Place`: int8/uint8
+//! one byte an element, float32 four; a `[batch, seq, hidden]` value is
+//! `batch · seq` rows), or a strided view of another value's buffer
+//! (Reshape of a contiguous buffer, Transpose, Slice: no copy). One step
+//! per node:
+//! - Linear layers: `Dense` (requantized) as a `gemm::GemmJob` with the
+//!   sequence as GEMM rows streaming past stationary weights; `DenseF32`
+//!   and the activation × activation `MatMul` through `linear`;
+//! - float math on the vector unit (`vector_ops`): Quantize, Dequantize,
+//!   Binary, Unary, Gelu, LayerNorm, Softmax; ReduceSum over rows;
+//! - a view a consumer cannot read as matrices is copied (`copy`).
+//!
+//! Where each node runs is decided in one place, [`sites`]: ops the
+//! device cannot run that depend only on graph inputs (Embedding of token
+//! ids, MaskSelect of an attention mask, anything reading int64) run on the
+//! host before the program, as input preprocessing; the values of theirs
+//! the device reads are the program's input tensors, written by the host.
+
+use super::memory::{Buffer, MemoryPlan};
+use super::package::{self, Code, LayerInfo, Lowered};
+use super::place::{Mat, Place};
+use super::unsupported;
+use super::vector_ops::{self, Kind, Operand};
+use super::{linear, steps};
+use crate::gemm::{self, ASource, Dataflow, GemmJob, GemmOut, LowerError, OutRows, PackedWeights};
+use crate::ir::{BinaryOp, ElemType, GeluForm, Graph, Node, Op, UnaryOp, ValueId};
+use crate::ir_codec::PackedRef;
+use isa::instr::{self as ins, Instr};
+use isa::layout::Layout;
+use isa::numerics::{self, vector as v};
+use isa::program::{LayerOp, TensorRole};
+use isa::HwConfig;
+
+/// Where a node runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Site {
+    /// On the host, before the program (input preprocessing).
+    Host,
+    /// A constant: the program's data, no code.
+    Const,
+    /// On the device.
+    Device,
+}
+
+/// Whether a node runs on the host: the device has no int64 and no
+/// indexed load (yet), so Embedding, MaskSelect and whatever reads an
+/// int64 value do.
+fn host_op(g: &Graph, n: &Node) -> bool {
+    matches!(n.op, Op::Embedding(_) | Op::MaskSelect { .. })
+        || n.inputs.iter().chain(&n.outputs).any(|&v| g.values[v].ty == ElemType::I64)
+}
+
+/// Where each node of `g` runs, the one place that decides it. A host
+/// node must depend on graph inputs and host nodes only.
+pub fn sites(g: &Graph) -> Result<Vec<Site>, LowerError> {
+    let mut on_host = vec![false; g.values.len()];
+    for &i in &g.inputs {
+        on_host[i] = true;
+    }
+    let mut out = Vec::with_capacity(g.nodes.len());
+    for n in &g.nodes {
+        let site = if matches!(n.op, Op::Constant { .. }) {
+            Site::Const
+        } else if host_op(g, n) {
+            if let Some(&d) = n.inputs.iter().find(|&&i| !on_host[i]) {
+                return Err(unsupported(
+                    &n.name,
+                    n.op.name(),
+                    format!(
+                        "runs on the host as input preprocessing, but its input `{}` is computed on the device",
+                        g.values[d].name
+                    ),
+                ));
+            }
+            n.outputs.iter().for_each(|&o| on_host[o] = true);
+            Site::Host
+        } else {
+            Site::Device
+        };
+        out.push(site);
+    }
+    Ok(out)
+}
+
+/// The nodes that run on the host (indices into `g.nodes`).
+pub fn host_nodes(g: &Graph) -> Result<Vec<usize>, LowerError> {
+    Ok(sites(g)?.iter().enumerate().filter(|(_, s)| **s == Site::Host).map(|(i, _)| i).collect())
+}
+
+/// Whether `g` takes the transformer path of the lowering.
+pub fn is_transformer(g: &Graph) -> bool {
+    g.nodes.iter().any(|n| n.op.is_transformer_op()) || g.inputs.iter().any(|&i| g.values[i].ty == ElemType::I64)
+}
+
+struct XCtx<'a> {
+    g: &'a Graph,
+    cfg: &'a HwConfig,
+    dim: usize,
+    dataflow: Dataflow,
+    mem: MemoryPlan,
+    code: Code,
+    places: Vec<Option<Place>>,
+    /// Float data of constants (for immediates).
+    consts: Vec<Option<Vec<f32>>>,
+    /// Host values the device reads: the program's inputs.
+    host_inputs: Vec<ValueId>,
+    on_host: Vec<bool>,
+}
+
+fn esize(ty: ElemType) -> usize {
+    if ty == ElemType::F32 {
+        4
+    } else {
+        1
+    }
+}
+
+fn f32_bytes(xs: &[f32]) -> Vec<u8> {
+    xs.iter().flat_map(|x| x.to_bits().to_le_bytes()).collect()
+}
+
+fn i32_bytes(xs: &[i32]) -> Vec<u8> {
+    xs.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Per-column values as rows of `dim` (zero padded), one per n-tile.
+fn tile_rows<T: Copy + Default>(v: &[T], dim: usize) -> Vec<T> {
+    let mut out = vec![T::default(); v.len().div_ceil(dim) * dim];
+    out[..v.len()].copy_from_slice(v);
+    out
+}
+
+impl XCtx<'_> {
+    /// The value's place; a host value the device reads becomes a program
+    /// input.
+    fn place(&mut self, v: ValueId, node: &str) -> Result<Place, LowerError> {
+        if let Some(p) = &self.places[v] {
+            return Ok(p.clone());
+        }
+        if !self.on_host[v] {
+            let name = &self.g.values[v].name;
+            return Err(unsupported(node, "input", format!("value `{name}` has no device buffer")));
+        }
+        let val = &self.g.values[v];
+        if val.ty == ElemType::I64 {
+            return Err(unsupported(node, "input", format!("the device reads no int64 (value `{}`)", val.name)));
+        }
+        let p = self.alloc(v);
+        self.host_inputs.push(v);
+        Ok(p)
+    }
+
+    /// A contiguous buffer for `v`.
+    fn alloc(&mut self, v: ValueId) -> Place {
+        let val = &self.g.values[v];
+        let e = esize(val.ty);
+        let addr = self.mem.alloc(val.elements() * e, 0);
+        let p = Place::contiguous(addr, &val.shape, e);
+        let cols = val.shape.last().copied().unwrap_or(1);
+        let rows = val.elements() / cols.max(1);
+        self.mem.set_buffer(v, Buffer { addr, layout: Layout::Flat { rows, cols, perm: None } });
+        self.places[v] = Some(p.clone());
+        p
+    }
+
+    /// A buffer of `base_shape` for `v`, whose place is that buffer's view
+    /// in the dimension order `order` (`place::Place::unpermuted`). Its
+    /// layer record is a view (its buffer is not in the value's order).
+    fn alloc_view(&mut self, v: ValueId, base_shape: &[usize], order: &[usize]) -> Place {
+        let val = &self.g.values[v];
+        let e = esize(val.ty);
+        let addr = self.mem.alloc(val.elements() * e, 0);
+        let base = Place::contiguous(addr, base_shape, e);
+        let mut inverse = vec![0; order.len()];
+        order.iter().enumerate().for_each(|(i, &d)| inverse[d] = i);
+        let p = base.transposed(&inverse);
+        let cols = val.shape.last().copied().unwrap_or(1);
+        let perm = Some((0..cols).collect());
+        self.mem.set_buffer(v, Buffer { addr, layout: Layout::Flat { rows: val.elements() / cols, cols, perm } });
+        self.places[v] = Some(p);
+        base
+    }
+
+    /// The value as one matrix, copied into a contiguous buffer first when
+    /// its view does not fold into one (`node` names the error).
+    fn matrix(&mut self, v: ValueId, node: &str) -> Result<Mat, LowerError> {
+        let p = self.place(v, node)?;
+        if let Some(m) = p.matrix().filter(Mat::rows_contiguous) {
+            return Ok(m);
+        }
+        let q = self.copy(v, &p, node)?;
+        Ok(q.matrix().expect("contiguous"))
+    }
+
+    /// Materializes a strided view of `v` into a contiguous buffer (a copy
+    /// phase through the scratchpad, one matrix of the view at a time).
+    fn copy(&mut self, v: ValueId, src: &Place, node: &str) -> Result<Place, LowerError> {
+        let e = src.esize;
+        let addr = self.mem.alloc(src.elements() * e, 0);
+        let dst = Place::contiguous(addr, &src.shape, e);
+        let mats: Vec<(Mat, Mat)> = if src.shape.len() >= 2 {
+            src.batch().into_iter().zip(dst.batch()).collect()
+        } else {
+            vec![(src.matrix().expect("rank 1"), dst.matrix().expect("rank 1"))]
+        };
+        if mats.iter().any(|(m, _)| !m.rows_contiguous()) {
+            return Err(unsupported(node, "copy", "a view whose last axis is strided is not copied"));
+        }
+        let (buf, width) = if e == 4 { (ins::BUF_ACC, self.dim) } else { (ins::BUF_SPAD, self.dim) };
+        let cap = if e == 4 { self.cfg.acc_rows() } else { self.cfg.spad_rows() } as usize / 2;
+        let mut st = Vec::new();
+        for (s, d) in mats {
+            let nb = s.cols.div_ceil(width);
+            let r = (cap / nb.max(1)).clamp(1, 65535);
+            for r0 in (0..s.rows).step_by(r) {
+                let rr = r.min(s.rows - r0);
+                let at = ((st.len() % 2) * cap) as u16;
+                let load = Instr::from(ins::Load {
+                    buf,
+                    dram: s.at(r0, 0) as u32,
+                    stride: s.row_bytes() as u32,
+                    rows: rr as u16,
+                    cols: s.cols as u16,
+                    addr: at,
+                    ..Default::default()
+                });
+                let store = Instr::from(ins::Store {
+                    buf,
+                    dram: d.at(r0, 0) as u32,
+                    stride: d.row_bytes() as u32,
+                    rows: rr as u16,
+                    cols: s.cols as u16,
+                    addr: at,
+                    ..Default::default()
+                });
+                st.push((vec![load], vec![store]));
+            }
+        }
+        self.code.phase(steps::chain_moves(st));
+        // Later readers take the copy.
+        self.places[v] = Some(dst.clone());
+        let val = &self.g.values[v];
+        let cols = val.shape.last().copied().unwrap_or(1);
+        self.mem.set_buffer(v, Buffer { addr, layout: Layout::Flat { rows: val.elements() / cols, cols, perm: None } });
+        Ok(dst)
+    }
+
+    fn constant_f32(&mut self, data: &[f32]) -> u64 {
+        self.mem.alloc_bytes(&f32_bytes(data))
+    }
+}
+
+/// Lowers a transformer graph for `cfg`.
+pub fn lower(g: &Graph, cfg: &HwConfig) -> Result<Lowered, LowerError> {
+    g.validate().map_err(|e| unsupported(&e.node, e.op, e.why))?;
+    let sites = sites(g)?;
+    let mut on_host = vec![false; g.values.len()];
+    for &i in &g.inputs {
+        on_host[i] = true;
+    }
+    for (n, s) in g.nodes.iter().zip(&sites) {
+        if *s == Site::Host {
+            n.outputs.iter().for_each(|&o| on_host[o] = true);
+        }
+    }
+    let mut cx = XCtx {
+        g,
+        cfg,
+        dim: cfg.array.cols as usize,
+        dataflow: Dataflow::for_config(cfg)?,
+        mem: MemoryPlan::new(g.values.len()),
+        code: Code::for_config(cfg),
+        places: vec![None; g.values.len()],
+        consts: vec![None; g.values.len()],
+        host_inputs: Vec::new(),
+        on_host,
+    };
+    let mut layers = Vec::new();
+    let mut packed = vec![None; g.nodes.len()];
+    for (index, (node, site)) in g.nodes.iter().zip(&sites).enumerate() {
+        match site {
+            Site::Host => continue,
+            Site::Const => {
+                let Op::Constant { data, .. } = &node.op else { unreachable!("a constant site") };
+                let y = node.outputs[0];
+                let addr = cx.constant_f32(data);
+                cx.places[y] = Some(Place::contiguous(addr, &g.values[y].shape, 4));
+                cx.consts[y] = Some(data.clone());
+                continue;
+            }
+            Site::Device => {}
+        }
+        if let Some(view) = view_of(&mut cx, node)? {
+            cx.places[node.outputs[0]] = Some(view);
+            continue;
+        }
+        let first = cx.code.next_index();
+        let (op, macs) = lower_node(&mut cx, node, &mut packed[index])?;
+        let y = node.outputs[0];
+        let val = &g.values[y];
+        let b = cx.mem.buffer(y).expect("the node wrote its output").clone();
+        let q = val.quant;
+        layers.push(LayerInfo {
+            name: node.name.clone(),
+            op,
+            first,
+            last: cx.code.next_index(),
+            macs,
+            value: val.name.clone(),
+            addr: b.addr,
+            layout: b.layout,
+            shape: val.shape.iter().map(|&d| d as u64).collect(),
+            dtype: package::dtype_of(val.ty),
+            scale: q.map_or(1.0, |q| q.scale),
+            zero_point: q.map_or(0, |q| q.zero_point),
+        });
+    }
+    let mut tensors = Vec::new();
+    for &v in &cx.host_inputs {
+        tensors.push((v, TensorRole::Input, g.values[v].name.clone()));
+    }
+    for &o in &g.outputs {
+        if cx.mem.buffer(o).is_none() {
+            return Err(unsupported(
+                "(graph)",
+                "output",
+                format!("output `{}` is not computed on the device", g.values[o].name),
+            ));
+        }
+        tensors.push((o, TensorRole::Output, g.values[o].name.clone()));
+    }
+    package::package_tensors((g, cfg), cx.code, cx.mem, layers, &packed, &tensors)
+}
+
+/// A node that is a view of its input's buffer: its place, no code.
+fn view_of(cx: &mut XCtx<'_>, node: &Node) -> Result<Option<Place>, LowerError> {
+    let (x, y) = (node.inputs[0], node.outputs[0]);
+    let shape = &cx.g.values[y].shape;
+    Ok(match &node.op {
+        Op::Reshape { .. } | Op::Flatten { .. } => {
+            let p = cx.place(x, &node.name)?;
+            match p.reshaped(shape) {
+                Some(v) => Some(v),
+                // A non-contiguous view: copy, then reshape the copy.
+                None => Some(cx.copy(x, &p, &node.name)?.reshaped(shape).expect("contiguous")),
+            }
+        }
+        Op::Transpose { perm } => Some(cx.place(x, &node.name)?.transposed(perm)),
+        Op::Slice { axis, start, end } => Some(cx.place(x, &node.name)?.sliced(*axis, *start, *end)),
+        _ => None,
+    })
+}
+
+fn vop_of(op: BinaryOp) -> u8 {
+    match op {
+        BinaryOp::Add => ins::VOP_ADD,
+        BinaryOp::Sub => ins::VOP_SUB,
+        BinaryOp::Mul => ins::VOP_MUL,
+        BinaryOp::Div => ins::VOP_DIV,
+        BinaryOp::Max => ins::VOP_MAX,
+    }
+}
+
+/// Lowers one device node; returns its layer op and MACs.
+fn lower_node(cx: &mut XCtx<'_>, node: &Node, packed: &mut Option<PackedRef>) -> Result<(LayerOp, u64), LowerError> {
+    let name = node.name.as_str();
+    let (x, y) = (node.inputs[0], node.outputs[0]);
+    let g = cx.g;
+    let vector = |cx: &mut XCtx<'_>, kind: Kind, op: LayerOp| -> Result<(LayerOp, u64), LowerError> {
+        let elementwise = !matches!(kind, Kind::LayerNorm { .. } | Kind::Softmax | Kind::Binary(..));
+        let xp = cx.place(x, name)?;
+        if elementwise && xp.matrix().filter(Mat::rows_contiguous).is_none() {
+            if let Some((base, order)) = xp.unpermuted() {
+                // Element by element on the buffer's own order: the output
+                // is the same view of a buffer of its own (no copy).
+                let yb = cx.alloc_view(y, &base.shape, &order);
+                let job = vector_ops::Job {
+                    x: base.matrix().expect("contiguous"),
+                    y: yb.matrix().expect("contiguous"),
+                    kind,
+                };
+                let code = vector_ops::emit(&job, cx.cfg, name)?;
+                cx.code.phase(code);
+                return Ok((op, 0));
+            }
+        }
+        let xm = cx.matrix(x, name)?;
+        let ym = cx.alloc(y).matrix().expect("contiguous");
+        let job = vector_ops::Job { x: xm, y: ym, kind };
+        let code = vector_ops::emit(&job, cx.cfg, name)?;
+        cx.code.phase(code);
+        Ok((op, 0))
+    };
+    match &node.op {
+        Op::Quantize => {
+            let q = g.values[y].quant.expect("validated");
+            let unsigned = g.values[y].ty == ElemType::U8;
+            vector(cx, Kind::Quantize { scale: q.scale, zp: q.zero_point, unsigned }, LayerOp::Quantize)
+        }
+        Op::Dequantize => {
+            let q = g.values[x].quant.expect("validated");
+            let unsigned = g.values[x].ty == ElemType::U8;
+            vector(cx, Kind::Dequantize { scale: q.scale, zp: q.zero_point, unsigned }, LayerOp::Dequantize)
+        }
+        Op::Unary(u) => {
+            let op = match u {
+                UnaryOp::Erf => ins::VOP_ERF,
+                UnaryOp::Tanh => ins::VOP_TANH,
+            };
+            vector(cx, Kind::Unary(op), LayerOp::Elementwise)
+        }
+        Op::Gelu(GeluForm::Erf) => vector(cx, Kind::GeluErf, LayerOp::Gelu),
+        Op::Gelu(GeluForm::Tanh) => vector(cx, Kind::GeluTanh, LayerOp::Gelu),
+        Op::Softmax => vector(cx, Kind::Softmax, LayerOp::Softmax),
+        Op::LayerNorm { gamma, beta, eps } => {
+            let (gamma, beta) = (cx.constant_f32(gamma), cx.constant_f32(beta));
+            vector(cx, Kind::LayerNorm { gamma, beta, eps: *eps }, LayerOp::LayerNorm)
+        }
+        Op::Binary(op) => lower_binary(cx, node, *op),
+        Op::Dense(d) => {
+            let a = cx.matrix(x, name)?;
+            let ym = cx.alloc(y).matrix().expect("contiguous");
+            let (qx, qy) = (g.values[x].quant.expect("validated"), g.values[y].quant.expect("validated"));
+            let b = super::gemm_layers::dense_b(&d.weights, d.k, d.n, None);
+            let sums = column_sums(&b, d.k, d.n);
+            let folded: Vec<i32> =
+                (0..d.n).map(|c| numerics::fold_zero_point(d.bias[c], qx.zero_point, sums[c])).collect();
+            let scale: Vec<f32> = (0..d.n).map(|c| numerics::requant_scale(qx.scale, d.w_scale[c], qy.scale)).collect();
+            let weights = PackedWeights::dense_i8(&b, d.k, d.n, cx.dataflow.tile_shape());
+            let weights_addr = cx.mem.alloc_bytes(weights.bytes());
+            let params_addr = cx.mem.alloc_bytes(&gemm::pack_params(&folded, &scale, cx.dim));
+            let job = GemmJob {
+                m: a.rows,
+                a: ASource::Matrix { addr: a.addr, stride: a.row_bytes() },
+                a_unsigned: g.values[x].ty == ElemType::U8,
+                weights: &weights,
+                weights_addr,
+                out: GemmOut::Int8 {
+                    params_addr,
+                    zero_point: qy.zero_point,
+                    qmin: d.qmin,
+                    qmax: d.qmax,
+                    unsigned: g.values[y].ty == ElemType::U8,
+                },
+                c: OutRows::dense(ym.addr, ym.row_bytes()),
+            };
+            let instrs = cx.dataflow.emit(&job, cx.cfg)?;
+            cx.code.phase(instrs);
+            *packed = Some(packed_ref(cx, weights_addr));
+            Ok((LayerOp::Dense, weights.macs(a.rows)))
+        }
+        Op::DenseF32(d) => {
+            let a = cx.matrix(x, name)?;
+            let ym = cx.alloc(y).matrix().expect("contiguous");
+            let qx = g.values[x].quant.expect("validated");
+            let b = super::gemm_layers::dense_b(&d.weights, d.k, d.n, None);
+            let sums = column_sums(&b, d.k, d.n);
+            let folded: Vec<i32> =
+                (0..d.n).map(|c| numerics::fold_zero_point(d.bias[c], qx.zero_point, sums[c])).collect();
+            let scales: Vec<f32> = d.w_scale.iter().map(|&s| v::mul(qx.scale, s)).collect();
+            let weights = PackedWeights::dense_i8(&b, d.k, d.n, cx.dataflow.tile_shape());
+            let addr = cx.mem.alloc_bytes(weights.bytes());
+            let init = cx.mem.alloc_bytes(&i32_bytes(&tile_rows(&folded, cx.dim)));
+            let scale_rows = cx.mem.alloc_bytes(&f32_bytes(&tile_rows(&scales, cx.dim)));
+            let product = linear::Product {
+                a,
+                a_unsigned: g.values[x].ty == ElemType::U8,
+                b: linear::BSource::Packed { w: &weights, addr },
+                k: d.k,
+                n: d.n,
+                init,
+                post: linear::Post::F32PerColumn(scale_rows),
+                y: ym,
+            };
+            let (code, macs) = linear::emit(&[product], &linear::Cross::default(), cx.cfg, name)?;
+            cx.code.phase(code);
+            *packed = Some(packed_ref(cx, addr));
+            Ok((LayerOp::DenseF32, macs))
+        }
+        Op::MatMul => lower_matmul(cx, node),
+        Op::ReduceSum { axis, .. } => lower_reduce_sum(cx, node, *axis),
+        other => Err(unsupported(name, other.name(), "not lowered to the accelerator yet")),
+    }
+}
+
+fn packed_ref(cx: &XCtx<'_>, at: u64) -> PackedRef {
+    PackedRef { format: gemm::WeightFormat::DenseI8, tile_n: cx.dataflow.tile_shape().n, offsets: vec![at], perm: None }
+}
+
+fn column_sums(b: &[i8], k: usize, n: usize) -> Vec<i32> {
+    let mut sums = vec![0i32; n];
+    for row in b.chunks_exact(n.max(1)).take(k) {
+        sums.iter_mut().zip(row).for_each(|(s, &v)| *s = s.wrapping_add(v as i32));
+    }
+    sums
+}
+
+/// A float binary op. Operand a has the output's shape; operand b is a
+/// constant scalar (an immediate), rows broadcast over leading dimensions
+/// (a bias row, one mask for every head, or the output's shape), or
+/// per-row scalars broadcast along the last axis (a mask per token, a
+/// divisor). A commutative op with the broadcast operand first swaps them.
+fn lower_binary(cx: &mut XCtx<'_>, node: &Node, op: BinaryOp) -> Result<(LayerOp, u64), LowerError> {
+    let name = node.name.as_str();
+    let g = cx.g;
+    let y = node.outputs[0];
+    let out = g.values[y].shape.clone();
+    let total: usize = out.iter().product();
+    let (mut a, mut b) = (node.inputs[0], node.inputs[1]);
+    let full = |v: ValueId| g.values[v].elements() == total;
+    if !full(a) && full(b) {
+        if !matches!(op, BinaryOp::Add | BinaryOp::Mul | BinaryOp::Max) {
+            return Err(unsupported(name, op.name(), "the broadcast operand comes first in a non-commutative op"));
+        }
+        std::mem::swap(&mut a, &mut b);
+    }
+    if !full(a) {
+        return Err(unsupported(name, op.name(), "neither operand has the output's shape"));
+    }
+    let len = out.last().copied().unwrap_or(1);
+    let bv = &g.values[b];
+    // b's shape without leading ones, right-aligned against the output's.
+    let lead = bv.shape.iter().take_while(|&&d| d == 1).count();
+    let core = &bv.shape[lead..];
+    let ends_with = |tail: &[usize]| out.len() >= tail.len() && out[out.len() - tail.len()..] == *tail;
+    let scalar = cx.consts[b].as_ref().filter(|d| d.iter().all(|x| x.to_bits() == d[0].to_bits())).map(|d| d[0]);
+    let operand = match scalar {
+        Some(s) if !full(b) || bv.elements() == 1 => Operand::Imm(s),
+        _ if core.last() == Some(&len) && ends_with(core) => {
+            let m = cx.matrix(b, name)?;
+            if m.rows == 1 {
+                Operand::Vector(m.addr)
+            } else {
+                Operand::Rows(m)
+            }
+        }
+        _ if core.is_empty()
+            || (core.last() == Some(&1) && out.len() > 1 && {
+                let (lead_out, tail) = (&out[..out.len() - 1], &core[..core.len() - 1]);
+                lead_out.len() >= tail.len() && lead_out[lead_out.len() - tail.len()..] == *tail
+            }) =>
+        {
+            let p = cx.place(b, name)?;
+            let p = if p.is_contiguous() { p } else { cx.copy(b, &p, name)? };
+            let rows = p.elements();
+            Operand::RowScalar(Mat { addr: p.addr, rows, cols: 1, row_stride: 1, col_stride: 1, esize: 4 })
+        }
+        _ => {
+            return Err(unsupported(
+                name,
+                op.name(),
+                format!(
+                    "operand shapes {:?} and {:?}: b must be a constant scalar, rows broadcast over leading \
+                     dimensions or per-row scalars",
+                    g.values[a].shape, bv.shape
+                ),
+            ))
+        }
+    };
+    let xm = cx.matrix(a, name)?;
+    let ym = cx.alloc(y).matrix().expect("contiguous");
+    let job = vector_ops::Job { x: xm, y: ym, kind: Kind::Binary(vop_of(op), operand) };
+    let code = vector_ops::emit(&job, cx.cfg, name)?;
+    cx.code.phase(code);
+    Ok((LayerOp::Elementwise, 0))
+}
+
+/// A float sum over one axis: over the last by `vred`, over a leading one
+/// as row adds in lane order (`vector_ops::emit_column_sums`).
+fn lower_reduce_sum(cx: &mut XCtx<'_>, node: &Node, axis: usize) -> Result<(LayerOp, u64), LowerError> {
+    let name = node.name.as_str();
+    let (x, y) = (node.inputs[0], node.outputs[0]);
+    let p = cx.place(x, name)?;
+    let p = if p.is_contiguous() { p } else { cx.copy(x, &p, name)? };
+    let s = p.shape.clone();
+    let (outer, len) = (s[..axis].iter().product::<usize>(), s[axis]);
+    let inner: usize = s[axis + 1..].iter().product();
+    let yp = cx.alloc(y);
+    let mat = |addr: u64, rows: usize, cols: usize| Mat { addr, rows, cols, row_stride: cols, col_stride: 1, esize: 4 };
+    let code = if inner == 1 {
+        vector_ops::emit_row_sums(&mat(p.addr, outer, len), &mat(yp.addr, outer, 1), cx.cfg, name)?
+    } else {
+        let pairs: Vec<(Mat, Mat)> = (0..outer)
+            .map(|o| {
+                (
+                    mat(p.addr + (o * len * inner * 4) as u64, len, inner),
+                    mat(yp.addr + (o * inner * 4) as u64, 1, inner),
+                )
+            })
+            .collect();
+        vector_ops::emit_column_sums(&pairs, cx.cfg, name)?
+    };
+    cx.code.phase(code);
+    Ok((LayerOp::ReduceSum, 0))
+}
+
+/// Activation × activation MatMul, one product per leading index (head).
+fn lower_matmul(cx: &mut XCtx<'_>, node: &Node) -> Result<(LayerOp, u64), LowerError> {
+    let name = node.name.as_str();
+    let g = cx.g;
+    let (a, b, y) = (node.inputs[0], node.inputs[1], node.outputs[0]);
+    let (qa, qb) = (g.values[a].quant.expect("validated"), g.values[b].quant.expect("validated"));
+    if g.values[b].ty == ElemType::U8 {
+        return Err(unsupported(name, "matmul", "a uint8 second operand (the array's weights are int8)"));
+    }
+    let ap = cx.place(a, name)?;
+    let ap = if ap.batch().iter().all(Mat::rows_contiguous) { ap } else { cx.copy(a, &ap, name)? };
+    let bp = cx.place(b, name)?;
+    let yp = cx.alloc(y);
+    let shape = &g.values[a].shape;
+    let (k, n) = (shape[shape.len() - 1], g.values[b].shape[shape.len() - 1]);
+    let init_value = (k as i32).wrapping_mul(qa.zero_point).wrapping_mul(qb.zero_point);
+    let init = cx.mem.alloc_bytes(&i32_bytes(&vec![init_value; n.div_ceil(cx.dim) * cx.dim]));
+    let tk = (cx.cfg.array.rows.min(cx.cfg.array.cols)) as usize;
+    let dim = cx.dim;
+    let za_rows = linear::int8_parts(-qa.zero_point).iter().map(|&p| cx.mem.alloc_bytes(&vec![p as u8; dim])).collect();
+    let zb_tiles =
+        linear::int8_parts(-qb.zero_point).iter().map(|&p| cx.mem.alloc_bytes(&vec![p as u8; tk * dim])).collect();
+    let cross = linear::Cross { za_rows, zb_tiles };
+    let post = match g.values[y].quant {
+        None => linear::Post::F32(v::mul(qa.scale, qb.scale)),
+        Some(qy) => {
+            let s = numerics::requant_scale(qa.scale, qb.scale, qy.scale);
+            let params = cx.mem.alloc_bytes(&gemm::pack_params(&vec![0; n], &vec![s; n], dim));
+            linear::Post::Int8 { params, zp: qy.zero_point, unsigned: g.values[y].ty == ElemType::U8 }
+        }
+    };
+    let products: Vec<linear::Product> = ap
+        .batch()
+        .into_iter()
+        .zip(bp.batch())
+        .zip(yp.batch())
+        .map(|((am, bm), ym)| linear::Product {
+            a: am,
+            a_unsigned: g.values[a].ty == ElemType::U8,
+            b: linear::BSource::Mat(bm),
+            k,
+            n,
+            init,
+            post,
+            y: ym,
+        })
+        .collect();
+    let (code, macs) = linear::emit(&products, &cross, cx.cfg, name)?;
+    cx.code.phase(code);
+    Ok((LayerOp::MatMul, macs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{Quant, Value};
+
+    fn value(name: &str, shape: &[usize], ty: ElemType) -> Value {
+        let quant = (ty != ElemType::F32 && ty != ElemType::I64).then_some(Quant { scale: 0.1, zero_point: 0 });
+        Value { name: name.into(), shape: shape.to_vec(), ty, quant }
+    }
+
+    /// `bias − x` (the broadcast operand first in a non-commutative op) is
+    /// refused at compile time naming the node; a host op (a move into
+    /// int64 ids) reading a value the device computes is refused too.
+    #[test]
+    fn unsupported_transformer_nodes_are_refused_by_name() {
+        let cfg = HwConfig::default_16x16();
+        let mut g = Graph {
+            name: "t".into(),
+            values: vec![
+                value("x", &[1, 4, 8], ElemType::F32),
+                value("bias", &[8], ElemType::F32),
+                value("y", &[1, 4, 8], ElemType::F32),
+            ],
+            inputs: vec![0],
+            outputs: vec![2],
+            nodes: vec![
+                Node {
+                    name: "bias_const".into(),
+                    op: Op::Constant { shape: vec![8], data: (0..8).map(|i| i as f32).collect() },
+                    inputs: vec![],
+                    outputs: vec![1],
+                },
+                Node { name: "odd_sub".into(), op: Op::Binary(BinaryOp::Sub), inputs: vec![1, 0], outputs: vec![2] },
+            ],
+        };
+        let e = crate::lower::lower(&g, &cfg).err().expect("refused").to_string();
+        assert!(e.contains("odd_sub") && e.contains("broadcast operand comes first"), "{e}");
+
+        // A dequantize on the device, its result moved into int64 ids of an embedding.
+        g.values = vec![
+            value("x", &[1, 4], ElemType::I8),
+            value("d", &[1, 4], ElemType::F32),
+            value("q", &[1, 4], ElemType::I8),
+            value("e", &[1, 4, 8], ElemType::I8),
+        ];
+        g.outputs = vec![3];
+        g.nodes = vec![
+            Node { name: "dq".into(), op: Op::Dequantize, inputs: vec![0], outputs: vec![1] },
+            Node { name: "q".into(), op: Op::Quantize, inputs: vec![1], outputs: vec![2] },
+        ];
+        g.values[2].ty = ElemType::I64;
+        g.values[2].quant = None;
+        g.nodes[1].op = Op::Reshape { shape: vec![1, 4] };
+        g.nodes.push(Node {
+            name: "lookup".into(),
+            op: Op::Embedding(crate::ir::EmbeddingParams { table: vec![1; 80], rows: 10, cols: 8 }),
+            inputs: vec![2],
+            outputs: vec![3],
+        });
+        let e = sites(&g).expect_err("refused").to_string();
+        assert!(e.contains("`q`") && e.contains("input `d` is computed on the device"), "{e}");
+    }
+}

@@ -1,0 +1,174 @@
+//! A MiniLM-L6-shaped encoder layer (sequence 128, hidden 384, 12 heads of
+//! 32, FFN 1536; random int8 weights, quantization parameters chosen by
+//! hand rather than calibrated by ORT) compiled for the default 16x16 and
+//! run on the model with the layer check: its cycles against the ideal
+//! (GEMM MACs / 256 + vector-unit element operations / lanes), printed
+//! (issue 10 item 7 measures this; the target is not asserted yet).
+//!
+//! `cargo test --release --test minilm_layer -- --nocapture`
+
+use compiler::ir::{BinaryOp, DenseParams, ElemType, GeluForm, Graph, Node, Op, Quant, Value, ValueId, WeightType};
+use compiler::npy::{Array, Elem};
+use isa::program::LayerOp;
+use isa::Counter;
+use systole::flow::{hosted, Compiled};
+
+const SEQ: usize = 128;
+const HIDDEN: usize = 384;
+const HEADS: usize = 12;
+const HEAD: usize = 32;
+const FFN: usize = 1536;
+
+struct Builder {
+    g: Graph,
+    seed: u64,
+}
+
+impl Builder {
+    fn rand(&mut self) -> u32 {
+        self.seed = self.seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (self.seed >> 33) as u32
+    }
+
+    fn value(&mut self, shape: &[usize], ty: ElemType, q: Option<(f32, i32)>) -> ValueId {
+        let name = format!("v{}", self.g.values.len());
+        let quant = q.map(|(scale, zero_point)| Quant { scale, zero_point });
+        self.g.add_value(Value { name, shape: shape.to_vec(), ty, quant })
+    }
+
+    fn node(&mut self, op: Op, inputs: &[ValueId], y: ValueId) -> ValueId {
+        let name = format!("n{}_{}", self.g.nodes.len(), op.name());
+        self.g.nodes.push(Node { name, op, inputs: inputs.to_vec(), outputs: vec![y] });
+        y
+    }
+
+    fn f32_like(&mut self, x: ValueId, op: Op, inputs: &[ValueId]) -> ValueId {
+        let shape = self.g.values[x].shape.clone();
+        let y = self.value(&shape, ElemType::F32, None);
+        self.node(op, inputs, y)
+    }
+
+    fn constant(&mut self, n: usize, scale: f32) -> ValueId {
+        let data: Vec<f32> = (0..n).map(|_| (self.rand() % 2001) as f32 / 1000.0 - 1.0).map(|v| v * scale).collect();
+        let y = self.value(&[n], ElemType::F32, None);
+        self.node(Op::Constant { shape: vec![n], data }, &[], y)
+    }
+
+    fn quantize(&mut self, x: ValueId, scale: f32, zp: i32) -> ValueId {
+        let shape = self.g.values[x].shape.clone();
+        let y = self.value(&shape, ElemType::I8, Some((scale, zp)));
+        self.node(Op::Quantize, &[x], y)
+    }
+
+    /// Linear layer with a float bias: dense (int8 out), dequantize, add.
+    fn linear(&mut self, x: ValueId, n: usize) -> ValueId {
+        let k = *self.g.values[x].shape.last().unwrap();
+        let weights: Vec<i8> = (0..n * k).map(|_| (self.rand() % 255) as i8).collect();
+        let d = DenseParams {
+            weights,
+            n,
+            k,
+            w_scale: vec![0.002; n],
+            bias: vec![0; n],
+            qmin: -128,
+            qmax: 127,
+            w_type: WeightType::I8,
+        };
+        let mut shape = self.g.values[x].shape.clone();
+        *shape.last_mut().unwrap() = n;
+        let q = self.value(&shape, ElemType::I8, Some((0.08, 0)));
+        let q = self.node(Op::Dense(d), &[x], q);
+        let f = self.f32_like(q, Op::Dequantize, &[q]);
+        let bias = self.constant(n, 0.1);
+        self.f32_like(f, Op::Binary(BinaryOp::Add), &[f, bias])
+    }
+
+    fn layer_norm(&mut self, x: ValueId) -> ValueId {
+        let gamma = (0..HIDDEN).map(|_| 1.0 + (self.rand() % 200) as f32 / 1000.0).collect();
+        let beta = (0..HIDDEN).map(|_| (self.rand() % 200) as f32 / 1000.0 - 0.1).collect();
+        self.f32_like(x, Op::LayerNorm { gamma, beta, eps: 1e-12 }, &[x])
+    }
+
+    fn heads(&mut self, x: ValueId, perm: &[usize], zp: i32) -> ValueId {
+        let r = self.value(&[1, SEQ, HEADS, HEAD], ElemType::F32, None);
+        let r = self.node(Op::Reshape { shape: vec![1, SEQ, HEADS, HEAD] }, &[x], r);
+        let shape: Vec<usize> = perm.iter().map(|&p| [1, SEQ, HEADS, HEAD][p]).collect();
+        let t = self.value(&shape, ElemType::F32, None);
+        let t = self.node(Op::Transpose { perm: perm.to_vec() }, &[r], t);
+        self.quantize(t, 0.08, zp)
+    }
+}
+
+fn encoder_layer() -> Graph {
+    let mut b = Builder { g: Graph { name: "minilm_layer".into(), ..Graph::default() }, seed: 7 };
+    let x = b.value(&[1, SEQ, HIDDEN], ElemType::F32, None);
+    b.g.inputs = vec![x];
+    let xq = b.quantize(x, 0.05, 0);
+    let (q, k, v) = (b.linear(xq, HIDDEN), b.linear(xq, HIDDEN), b.linear(xq, HIDDEN));
+    let (q, k, v) = (b.heads(q, &[0, 2, 1, 3], 2), b.heads(k, &[0, 2, 3, 1], -3), b.heads(v, &[0, 2, 1, 3], 1));
+    let scores = b.value(&[1, HEADS, SEQ, SEQ], ElemType::F32, None);
+    let scores = b.node(Op::MatMul, &[q, k], scores);
+    let scale = b.value(&[], ElemType::F32, None);
+    let scale = b.node(Op::Constant { shape: vec![], data: vec![1.0 / (HEAD as f32).sqrt()] }, &[], scale);
+    let scaled = b.f32_like(scores, Op::Binary(BinaryOp::Mul), &[scores, scale]);
+    let probs = b.f32_like(scaled, Op::Softmax, &[scaled]);
+    let pq = b.quantize(probs, 1.0 / 255.0, -128);
+    let ctx = b.value(&[1, HEADS, SEQ, HEAD], ElemType::I8, Some((0.05, 0)));
+    let ctx = b.node(Op::MatMul, &[pq, v], ctx);
+    let t = b.value(&[1, SEQ, HEADS, HEAD], ElemType::I8, Some((0.05, 0)));
+    let t = b.node(Op::Transpose { perm: vec![0, 2, 1, 3] }, &[ctx], t);
+    let merged = b.value(&[1, SEQ, HIDDEN], ElemType::I8, Some((0.05, 0)));
+    let merged = b.node(Op::Reshape { shape: vec![1, SEQ, HIDDEN] }, &[t], merged);
+    let attn = b.linear(merged, HIDDEN);
+    let res = b.f32_like(attn, Op::Binary(BinaryOp::Add), &[attn, x]);
+    let h = b.layer_norm(res);
+    let hq = b.quantize(h, 0.05, 0);
+    let up = b.linear(hq, FFN);
+    let act = b.f32_like(up, Op::Gelu(GeluForm::Erf), &[up]);
+    let aq = b.quantize(act, 0.05, -100);
+    let down = b.linear(aq, HIDDEN);
+    let res2 = b.f32_like(down, Op::Binary(BinaryOp::Add), &[down, h]);
+    let y = b.layer_norm(res2);
+    b.g.outputs = vec![y];
+    b.g.validate().unwrap();
+    b.g
+}
+
+#[test]
+fn minilm_shaped_encoder_layer_cycles_against_ideal() {
+    let cfg = isa::HwConfig::default_16x16();
+    let g = encoder_layer();
+    let start = std::time::Instant::now();
+    let lowered = compiler::lower::lower(&g, &cfg).unwrap();
+    let compile_ms = start.elapsed().as_secs_f64() * 1e3;
+    let prog = lowered.program;
+    let layers = prog.meta.layers.clone();
+    let mut drv = driver::Driver::new(sim::Model::new(&cfg).unwrap());
+    drv.load(&prog).unwrap();
+    let model = Compiled { prog: &prog, layers: &layers, cfg: &cfg };
+    let mut x = Vec::with_capacity(SEQ * HIDDEN * 4);
+    for i in 0..SEQ * HIDDEN {
+        x.extend((((i * 7919 % 2001) as f32 / 1000.0) - 1.0).to_le_bytes());
+    }
+    let input = Array { elem: Elem::F32, shape: vec![1, SEQ as u64, HIDDEN as u64], data: x };
+    let run = hosted::run(&mut drv, model, &g, &[("v0".to_string(), input)], true).unwrap();
+    let c = &run.measured.counters;
+    let cycles = c.get(Counter::Cycles);
+    let macs = c.get(Counter::Macs);
+    let lanes = cfg.vector_lanes() as u64;
+    let elements = c.get(Counter::VectorElements);
+    let ideal = macs / 256 + elements / lanes;
+    let att: Vec<usize> = (0..layers.len()).filter(|&i| layers[i].op == LayerOp::MatMul).collect();
+    let att_cycles: u64 = att.iter().map(|&i| run.measured.layer_cycles[i]).sum();
+    let att_macs: u64 = att.iter().map(|&i| layers[i].macs).sum();
+    println!(
+        "MiniLM-shaped layer: {cycles} cycles, ideal {ideal} (MACs {macs} / 256 + vector elements {elements} / \
+         {lanes}): {:.2}x; attention MatMuls {att_cycles} cycles for {att_macs} MACs (ideal {}): {:.2}x; \
+         {} layers checked; compiled in {compile_ms:.1} ms",
+        cycles as f64 / ideal as f64,
+        att_macs / 256,
+        att_cycles as f64 / (att_macs / 256).max(1) as f64,
+        run.checked_layers
+    );
+    assert!(run.checked_layers > 20);
+}
