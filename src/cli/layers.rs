@@ -47,9 +47,11 @@ pub fn text(
             percent(r.mac_utilization),
             group(r.dram_data_bytes),
             group(r.dram_bus_bytes),
-            match &r.weight_format {
-                Some(f) => format!("{} {f}", group(r.weight_bytes)),
-                None => dash(),
+            // 2:4 weights are stored raw, so only their tiles name the format.
+            match (&r.weight_format, r.weights) {
+                (Some(f), _) => format!("{} {f}", group(r.weight_bytes)),
+                (None, Some(w)) if w != "i8" => w.to_string(),
+                _ => dash(),
             },
             r.bound.map_or_else(dash, |b| b.name().to_string()),
             energy_text(r.energy_pj),

@@ -455,7 +455,8 @@ pub(crate) fn unpack_weights(
         return None;
     }
     let volume = w_shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))?;
-    if volume > image.len() {
+    // An image holds every weight at least once (int4: two a byte).
+    if volume.div_ceil(if int4 { 2 } else { 1 }) > image.len() {
         return None;
     }
     let map = mapping_of(w_shape, groups, dim, packed)?;
