@@ -756,9 +756,10 @@ module compute #(
   // Pops are the top's (tok_ok); bits past matmul's last field (the last
   // of any COMPUTE instruction's) are reserved, as is matmul's 2:4 `meta`
   // (check.sv requires it zero), and its `a_bstride` (2:4 inputs; check.sv
-  // refuses it nonzero); input bytes past ROWS meet no PE (COLS > ROWS).
+  // refuses it nonzero) and `trans` (transposed tiles; check.sv faults on
+  // it); input bytes past ROWS meet no PE (COLS > ROWS).
   assign unused = ^{head_instr[255:`SYS_MATMUL_END], head_instr[`SYS_MATMUL_META_HI:`SYS_MATMUL_META_LO],
-                    head_instr[`SYS_MATMUL_A_BSTRIDE_HI:`SYS_MATMUL_A_BSTRIDE_LO],
+                    head_instr[`SYS_MATMUL_A_BSTRIDE_HI:`SYS_MATMUL_A_BSTRIDE_LO], head_instr[`SYS_MATMUL_TRANS_LO],
                     head_instr[15:12], head_instr[`SYS_DEP_POP_NEXT],
                     head_instr[`SYS_DEP_POP_PREV], rq_q9, qa_q9, sp_q_x};
 endmodule
