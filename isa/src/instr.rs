@@ -419,7 +419,7 @@ instructions! {
         pad_value: i8 = 8 S "value of padding elements (sign-extended into acc)",
         addr: u16 = 16 U "first local row of the block",
         col: u16 = 16 U "local column of the padded block's first element",
-        idx: u8 = 2 IDX "none: DRAM row y at dram + y * stride; i64 / i32: at dram + id[y] * stride, id[y] read from idx_addr (gather)",
+        idx: u8 = 2 IDX "none: DRAM row y at dram + y * stride; i64 / i32: at dram + id_y * stride, id_y the y-th id at idx_addr (gather)",
         idx_addr: u32 = 32 U "indexed: byte address of the ids in DRAM (rows ids, 8 or 4 bytes each, little-endian)",
         limit: u32 = 32 U "indexed: table rows; an id outside 0..limit faults with IndexOutOfRange (>= 1)",
     }
