@@ -366,15 +366,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         s
     });
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "systole run: {prog_name} on config `{}` ({}x{} array, {} MHz), backend {}",
-        cfg.name,
-        cfg.array.rows,
-        cfg.array.cols,
-        cfg.clock.mhz,
-        args.backend.name()
-    );
+    out.push_str(&run_header(&prog_name, &cfg, args.backend));
     let _ = writeln!(
         out,
         "input         {}: {} inference{} of `{}` {}",
@@ -573,15 +565,7 @@ fn run_hosted(
     let per = rep.per_inference.clone();
     let plural = |n: u64| if n == 1 { "" } else { "s" };
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "systole run: {prog_name} on config `{}` ({}x{} array, {} MHz), backend {}",
-        cfg.name,
-        cfg.array.rows,
-        cfg.array.cols,
-        cfg.clock.mhz,
-        args.backend.name()
-    );
+    out.push_str(&run_header(prog_name, cfg, args.backend));
     let _ = writeln!(out, "input         {input_name}: {runs} inference{}", plural(runs));
     let host = &result.host;
     let ops: Vec<String> = host.nodes.iter().map(|(n, op)| format!("`{n}` ({op})")).collect();
@@ -664,4 +648,16 @@ fn run_hosted(
     let _ = writeln!(out, "per layer (summed over the {runs} inference{}):", plural(runs));
     out.push_str(&layers::text(&model_rep.layers, &model_rep.other, cfg, counters, &energy));
     print_stdout(&out)
+}
+
+/// The summary's first line: what ran, on which configuration and backend.
+fn run_header(prog_name: &str, cfg: &HwConfig, backend: Backend) -> String {
+    format!(
+        "systole run: {prog_name} on config `{}` ({}x{} array, {} MHz), backend {}\n",
+        cfg.name,
+        cfg.array.rows,
+        cfg.array.cols,
+        cfg.clock.mhz,
+        backend.name()
+    )
 }

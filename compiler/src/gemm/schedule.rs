@@ -568,23 +568,7 @@ mod tests {
         let b: Vec<i8> = (0..k * n).map(|i| (i as i8 % 7) - 3).collect();
         let a: Vec<u8> = (0..m * k).map(|i| (i * 37 % 256) as u8).collect();
         let weights = PackedWeights::dense_i8(&b, k, n, dataflow.tile_shape());
-        let (a_off, c_off) = (4096, 8192);
-        let job = GemmJob {
-            m,
-            a: ASource::Matrix { addr: a_off, stride: k as u64 },
-            a_unsigned: true,
-            weights: &weights,
-            weights_addr: 0,
-            out: GemmOut::Int32,
-            c: OutRows::dense(c_off, (n * 4) as u64),
-        };
-        let code = dataflow.emit(&job, &cfg).unwrap();
-        let mut data = weights.bytes().to_vec();
-        data.resize(c_off as usize + m * n * 4, 0);
-        data[a_off as usize..a_off as usize + a.len()].copy_from_slice(&a);
-        let (mut d, counters, data_addr) = crate::test_run::run_alone(&cfg, code, data);
-        assert_eq!(counters.get(isa::Counter::Macs), weights.macs(m));
-        let c = d.read_mem(data_addr + c_off, m * n * 4).unwrap();
+        let (_, c) = run_int32_job(&cfg, dataflow, &weights, &a, m, k);
         for r in 0..m {
             for col in 0..n {
                 let want: i32 = (0..k).map(|kk| a[r * k + kk] as i32 * b[kk * n + col] as i32).sum();
@@ -592,6 +576,38 @@ mod tests {
                 assert_eq!(i32::from_le_bytes(c[at..at + 4].try_into().unwrap()), want, "C[{r}][{col}]");
             }
         }
+    }
+
+    /// Runs an int32-output GEMM of uint8 A `[m, k]` by `weights` on the
+    /// model alone: its counters (MACs checked against the weights') and
+    /// C's little-endian bytes.
+    fn run_int32_job(
+        cfg: &HwConfig,
+        dataflow: Dataflow,
+        weights: &PackedWeights,
+        a: &[u8],
+        m: usize,
+        k: usize,
+    ) -> (isa::Counters, Vec<u8>) {
+        let n = weights.n();
+        let (a_off, c_off) = (8192, 16384);
+        let job = GemmJob {
+            m,
+            a: ASource::Matrix { addr: a_off, stride: k as u64 },
+            a_unsigned: true,
+            weights,
+            weights_addr: 0,
+            out: GemmOut::Int32,
+            c: OutRows::dense(c_off, (n * 4) as u64),
+        };
+        let code = dataflow.emit(&job, cfg).unwrap();
+        let mut data = weights.bytes().to_vec();
+        data.resize(c_off as usize + m * n * 4, 0);
+        data[a_off as usize..a_off as usize + a.len()].copy_from_slice(a);
+        let (mut d, counters, data_addr) = crate::test_run::run_alone(cfg, code, data);
+        assert_eq!(counters.get(isa::Counter::Macs), weights.macs(m));
+        let c = d.read_mem(data_addr + c_off, m * n * 4).unwrap();
+        (counters, c)
     }
 
     /// 2:4 weights on 2:4 tiles, on arrays whose tiles read one and two
@@ -621,23 +637,7 @@ mod tests {
             let run = |choice: WeightChoice| {
                 let usage = GemmUse { m, a_unsigned: true, int32_out: false };
                 let weights = dataflow.pack_with(&b, k, n, usage, &cfg, choice);
-                let (a_off, c_off) = (8192, 16384);
-                let job = GemmJob {
-                    m,
-                    a: ASource::Matrix { addr: a_off, stride: k as u64 },
-                    a_unsigned: true,
-                    weights: &weights,
-                    weights_addr: 0,
-                    out: GemmOut::Int32,
-                    c: OutRows::dense(c_off, (n * 4) as u64),
-                };
-                let code = dataflow.emit(&job, &cfg).unwrap();
-                let mut data = weights.bytes().to_vec();
-                data.resize(c_off as usize + m * n * 4, 0);
-                data[a_off as usize..a_off as usize + a.len()].copy_from_slice(&a);
-                let (mut d, counters, data_addr) = crate::test_run::run_alone(&cfg, code, data);
-                assert_eq!(counters.get(isa::Counter::Macs), weights.macs(m));
-                let c = d.read_mem(data_addr + c_off, m * n * 4).unwrap();
+                let (counters, c) = run_int32_job(&cfg, dataflow, &weights, &a, m, k);
                 (weights.format(), counters, c)
             };
             let (format, sparse, c) = run(WeightChoice::Auto);
