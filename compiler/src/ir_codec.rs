@@ -139,7 +139,8 @@ fn stored_len(p: &PackedRef, op: &Op) -> Option<StoredWeights> {
         | WeightFormat::BandRowsI8
         | WeightFormat::BandI4
         | WeightFormat::BandRowsI4
-        | WeightFormat::Sparse24I8 => None,
+        | WeightFormat::Sparse24I8
+        | WeightFormat::StreamSparseI8 => None,
     };
     let bytes = match op {
         Op::Conv(c) if is_band(p.format) => {
@@ -227,6 +228,7 @@ fn unpack_b(p: &PackedRef, offset: u64, k: usize, n: usize, data: &[u8]) -> Resu
         }
         // 2:4 weights are recorded raw, never referenced.
         WeightFormat::Sparse24I8 => return Err("2:4-sparse weights are not referenced".into()),
+        WeightFormat::StreamSparseI8 => return Err("compressed weight streams are not referenced".into()),
     }
     .ok_or_else(|| format!("{k} x {n} weights overflow"))?;
     let at = usize::try_from(offset).ok();
@@ -240,6 +242,7 @@ fn unpack_b(p: &PackedRef, offset: u64, k: usize, n: usize, data: &[u8]) -> Resu
         WeightFormat::BandI8
         | WeightFormat::BandRowsI8
         | WeightFormat::Sparse24I8
+        | WeightFormat::StreamSparseI8
         | WeightFormat::BandI4
         | WeightFormat::BandRowsI4 => unreachable!("refused above"),
     };
@@ -344,7 +347,9 @@ fn encode_weights(weights: &[i8], w_type: WeightType, packed: Option<&PackedRef>
         WeightFormat::StreamI8 => 1,
         WeightFormat::BandI8 => 2,
         WeightFormat::BandRowsI8 => 3,
-        WeightFormat::Sparse24I8 => unreachable!("2:4 weights never unpack from a reference, so are written raw"),
+        WeightFormat::Sparse24I8 | WeightFormat::StreamSparseI8 => {
+            unreachable!("2:4 weights and compressed streams never unpack from a reference, so are written raw")
+        }
         WeightFormat::DenseI4 => 4,
         WeightFormat::BandI4 => 5,
         WeightFormat::BandRowsI4 => 6,

@@ -194,6 +194,7 @@ const QUEUE: FieldKind = FieldKind::Enum(&["load", "compute", "store"]);
 const VOP: FieldKind = FieldKind::Enum(VOP_NAMES);
 const VRED: FieldKind = FieldKind::Enum(&["sum", "max"]);
 const IDX: FieldKind = FieldKind::Enum(&["none", "i64", "i32"]);
+const ZFMT: FieldKind = FieldKind::Enum(&["none", "mask"]);
 const U: FieldKind = FieldKind::Unsigned;
 const S: FieldKind = FieldKind::Signed;
 
@@ -242,6 +243,11 @@ pub const VOP_RSQRT: u8 = 10;
 pub const IDX_NONE: u8 = 0;
 pub const IDX_I64: u8 = 1;
 pub const IDX_I32: u8 = 2;
+/// `load` stream formats (`zfmt`): DRAM rows as stored, or a compressed
+/// stream the LOAD unit expands (ISA.md §3 `load`: per row a bitmask, then
+/// the row's stored bytes).
+pub const ZFMT_NONE: u8 = 0;
+pub const ZFMT_MASK: u8 = 1;
 /// `vred` operations.
 pub const VRED_SUM: u8 = 0;
 pub const VRED_MAX: u8 = 1;
@@ -422,6 +428,7 @@ instructions! {
         idx: u8 = 2 IDX "none: DRAM row y at dram + y * stride; i64 / i32: at dram + id_y * stride, id_y the y-th id at idx_addr (gather)",
         idx_addr: u32 = 32 U "indexed: byte address of the ids in DRAM (rows ids, 8 or 4 bytes each, little-endian)",
         limit: u32 = 32 U "indexed: table rows; an id outside 0..limit faults with IndexOutOfRange (>= 1)",
+        zfmt: u8 = 2 ZFMT "none: rows as stored; mask: a compressed stream of `stride` bytes, per row a bitmask then its stored bytes, expanded into the scratchpad (ISA.md §3)",
     }
     /// DMA a 2-D block from the scratchpad or the accumulator to DRAM.
     Store = 0x02, "store", |_| Some(Queue::Store), {
@@ -718,7 +725,14 @@ impl Instr {
             Instr::Vop(v) => vec![("imm", v.imm as i64, "operand b is a row pattern")],
             Instr::Load(l) if l.idx == IDX_NONE => {
                 let why = "the load is not indexed";
-                vec![("idx_addr", l.idx_addr as i64, why), ("limit", l.limit as i64, why)]
+                let mut u = vec![("idx_addr", l.idx_addr as i64, why), ("limit", l.limit as i64, why)];
+                if l.zfmt != ZFMT_NONE {
+                    u.push(("buf", l.buf as i64, "a compressed stream expands into the scratchpad"));
+                }
+                u
+            }
+            Instr::Load(l) if l.zfmt != ZFMT_NONE => {
+                vec![("idx", l.idx as i64, "a compressed stream is not indexed")]
             }
             Instr::Vdeq(d) => {
                 let mut u = vec![];
@@ -746,6 +760,12 @@ impl Instr {
     /// not implement yet.
     pub fn is_indexed_load(&self) -> bool {
         matches!(self, Instr::Load(l) if l.idx != IDX_NONE)
+    }
+
+    /// True for a `load` of a compressed stream (`zfmt = mask`), which the
+    /// RTL does not implement yet.
+    pub fn is_compressed_load(&self) -> bool {
+        matches!(self, Instr::Load(l) if l.zfmt != ZFMT_NONE)
     }
 
     /// Checks config-independent legality: enum fields name a value, counts

@@ -45,6 +45,9 @@ pub struct DmaBlock {
     pub pad_right: u64,
     pub addr: u64,
     pub col: u64,
+    /// A compressed stream (`load`'s `zfmt = mask`): `stride` is the
+    /// stream's bytes, one DRAM range, expanded into the rows.
+    pub stream: bool,
 }
 
 impl DmaBlock {
@@ -61,6 +64,7 @@ impl DmaBlock {
             pad_right: l.pad_right as u64,
             addr: l.addr as u64,
             col: l.col as u64,
+            stream: l.zfmt != ZFMT_NONE,
         }
     }
 
@@ -77,6 +81,7 @@ impl DmaBlock {
             pad_right: 0,
             addr: s.addr as u64,
             col: s.col as u64,
+            stream: false,
         }
     }
 
@@ -104,13 +109,18 @@ impl DmaBlock {
         self.cols * self.elem_bytes()
     }
 
-    /// True when consecutive DRAM rows are adjacent: the block is one range.
+    /// True when consecutive DRAM rows are adjacent: the block is one range
+    /// (a compressed stream always is).
     pub fn contiguous(&self) -> bool {
-        self.stride == self.row_bytes()
+        self.stream || self.stride == self.row_bytes()
     }
 
-    /// The DRAM byte range the block's data spans, `[lo, hi)`.
+    /// The DRAM byte range the block's data spans, `[lo, hi)`: a compressed
+    /// stream's `stride` bytes.
     pub fn dram_span(&self) -> (u64, u64) {
+        if self.stream {
+            return (self.dram, self.dram + self.stride);
+        }
         (self.dram, self.dram + (self.rows - 1) * self.stride + self.row_bytes())
     }
 
@@ -264,6 +274,16 @@ pub fn check(instr: &Instr, cfg: &HwConfig) -> Result<(), Illegal> {
                 _ => unreachable!(),
             };
             let (limit, name) = if b.to_acc { (accr, "accumulator") } else { (spad, "scratchpad") };
+            if b.stream {
+                let (lo, hi) = stream_bytes_range(b.rows, b.cols);
+                if b.stride < lo || b.stride > hi {
+                    return Err(illegal(format!(
+                        "stride = {}: a compressed stream of {} rows of {} elements is {lo}..={hi} bytes \
+                         (the masks, and at most every element stored)",
+                        b.stride, b.rows, b.cols
+                    )));
+                }
+            }
             let end = b.local_end(cols);
             if end > limit {
                 return Err(range_err("DMA block", b.addr, end, limit, name));
@@ -380,6 +400,19 @@ pub fn check(instr: &Instr, cfg: &HwConfig) -> Result<(), Illegal> {
 /// four rows' positions per byte (ISA.md §3).
 pub fn sparse24_meta_rows(k: u64) -> u64 {
     k.div_ceil(4)
+}
+
+/// Bytes of a compressed stream's row mask for rows of `cols` elements: one
+/// bit per element (ISA.md §3 `load`, `zfmt = mask`).
+pub fn stream_mask_bytes(cols: u64) -> u64 {
+    cols.div_ceil(8)
+}
+
+/// The legal lengths of a compressed stream of `rows` rows of `cols`
+/// elements: every mask, with none to every element stored.
+pub fn stream_bytes_range(rows: u64, cols: u64) -> (u64, u64) {
+    let mask = stream_mask_bytes(cols);
+    (rows * mask, rows * (mask + cols))
 }
 
 /// Checks that a DMA's DRAM bytes lie inside the window `[base, limit)`.

@@ -46,7 +46,7 @@ pub const REGISTERS: &[(&str, u32, &str)] = &[
     ("WIN_LIMIT", WIN_LIMIT, "RW: one past the last byte the device may access"),
     ("FINGERPRINT_LO", FINGERPRINT_LO, "R: config fingerprint bits 0..32"),
     ("FINGERPRINT_HI", FINGERPRINT_HI, "R: config fingerprint bits 32..64"),
-    ("ERROR_INFO", ERROR_INFO, "R: fault detail: for IndexOutOfRange, the position of the first bad id in the load"),
+    ("ERROR_INFO", ERROR_INFO, "R: fault detail: for IndexOutOfRange, the position of the first bad id in the load; for BadStream, the first bad row"),
     ("COUNTERS", COUNTERS, "R: 64-bit performance counters, see `Counter`"),
 ];
 
@@ -72,10 +72,14 @@ pub enum ErrorCode {
     /// An indexed `load` read an id outside `0..limit` (ERROR_INFO: its
     /// position); no table byte was read.
     IndexOutOfRange = 8,
+    /// A compressed `load`'s stream does not fill exactly its `stride`
+    /// bytes, or a mask marks an element past the row (ERROR_INFO: the first
+    /// bad row); nothing was read or written.
+    BadStream = 9,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 9] = [
+    pub const ALL: [ErrorCode; 10] = [
         ErrorCode::None,
         ErrorCode::IllegalInstruction,
         ErrorCode::DmaOutOfWindow,
@@ -85,6 +89,7 @@ impl ErrorCode {
         ErrorCode::BadProgram,
         ErrorCode::TokenOverflow,
         ErrorCode::IndexOutOfRange,
+        ErrorCode::BadStream,
     ];
 
     pub fn from_u32(v: u32) -> Option<ErrorCode> {
@@ -102,6 +107,7 @@ impl ErrorCode {
             ErrorCode::BadProgram => "bad program address or length",
             ErrorCode::TokenOverflow => "dependency token overflow",
             ErrorCode::IndexOutOfRange => "index out of range (indexed load)",
+            ErrorCode::BadStream => "malformed compressed stream (load)",
         }
     }
 }

@@ -15,6 +15,10 @@ pub const BURST_MAX_BEATS: u32 = 256;
 pub const BURST_BOUNDARY: u64 = 4096;
 /// Consecutive cycles without progress after which the watchdog faults.
 pub const WATCHDOG_CYCLES: u64 = 4096;
+/// Cycles the LOAD unit's expander adds to a compressed stream's row
+/// (`load` `zfmt = mask`): it routes the row's stored bytes to their
+/// columns by the prefix sums of its mask, one row per cycle.
+pub const STREAM_EXPAND_CYCLES: u64 = 1;
 /// Cycles a REQUANT spends beyond one per row (two parameter-row reads, one
 /// pipeline stage).
 pub const REQUANT_OVERHEAD: u64 = 3;

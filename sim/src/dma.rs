@@ -50,6 +50,61 @@ impl Gather {
     }
 }
 
+/// A compressed stream's records (ISA.md §3 `load`, `zfmt = mask`): DRAM
+/// row `y` of the block is the record at bytes `[at[y], at[y + 1])` of the
+/// stream: a mask of `ceil(cols / 8)` bytes (bit `x % 8` of byte `x / 8`:
+/// element `x` is stored), then the stored elements in order; the rest of
+/// the row is zero.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stream {
+    pub bytes: Vec<u8>,
+    pub at: Vec<u64>,
+}
+
+impl Stream {
+    /// Splits the stream's bytes into the block's rows, or the first bad
+    /// row: one whose record runs past the stream or whose mask marks an
+    /// element past the row; `rows` when bytes are left after the last.
+    pub fn parse(b: &DmaBlock, bytes: Vec<u8>) -> Result<Stream, u64> {
+        let mask = isa::legal::stream_mask_bytes(b.cols) as usize;
+        let tail_bits = b.cols % 8;
+        let mut at = Vec::with_capacity(b.rows as usize + 1);
+        let mut pos = 0usize;
+        at.push(0);
+        for y in 0..b.rows {
+            let m = bytes.get(pos..pos + mask).ok_or(y)?;
+            if tail_bits != 0 && m[mask - 1] >> tail_bits != 0 {
+                return Err(y);
+            }
+            pos += mask + m.iter().map(|v| v.count_ones() as usize).sum::<usize>();
+            if pos > bytes.len() {
+                return Err(y);
+            }
+            at.push(pos as u64);
+        }
+        if pos != bytes.len() {
+            return Err(b.rows);
+        }
+        Ok(Stream { bytes, at })
+    }
+
+    /// DRAM row `yd` expanded: its `cols` elements into `out`.
+    pub fn expand(&self, b: &DmaBlock, yd: u64, out: &mut [u8]) {
+        let mask = isa::legal::stream_mask_bytes(b.cols) as usize;
+        let lo = self.at[yd as usize] as usize;
+        let (m, mut stored) = (&self.bytes[lo..lo + mask], &self.bytes[lo + mask..self.at[yd as usize + 1] as usize]);
+        for (x, o) in out.iter_mut().enumerate().take(b.cols as usize) {
+            *o = if m[x / 8] >> (x % 8) & 1 != 0 {
+                let v = stored[0];
+                stored = &stored[1..];
+                v
+            } else {
+                0
+            };
+        }
+    }
+}
+
 /// The DRAM byte range `[lo, hi)` a chunk's data occupies, with the index of
 /// the range it belongs to; None for a chunk of padding only.
 pub fn chunk_dram(b: &DmaBlock, gather: Option<&Gather>, c: &Chunk) -> Option<(usize, u64, u64)> {
@@ -81,7 +136,10 @@ impl BurstPlan {
     /// A contiguous block is one range; otherwise each DRAM row is one.
     pub fn of(b: &DmaBlock, bytes_per_cycle: u64) -> BurstPlan {
         let mut plan = BurstPlan::default();
-        if b.contiguous() {
+        if b.stream {
+            plan.range_first.push(0);
+            split_bursts(b.dram, b.stride, bytes_per_cycle, &mut plan.bursts);
+        } else if b.contiguous() {
             plan.range_first.push(0);
             split_bursts(b.dram, b.rows * b.row_bytes(), bytes_per_cycle, &mut plan.bursts);
         } else {
@@ -131,6 +189,7 @@ impl BurstPlan {
 pub fn load_finish(
     b: &DmaBlock,
     gather: Option<&Gather>,
+    stream: Option<&Stream>,
     dim: u64,
     w: u64,
     start: u64,
@@ -141,6 +200,14 @@ pub fn load_finish(
     let mut chunks = 0;
     for_each_chunk(b, dim, |c| {
         let ready = match chunk_dram(b, gather, &c) {
+            // A compressed row is expanded once its whole record is in.
+            Some(_) if stream.is_some() => {
+                let s = stream.expect("checked");
+                let hi = b.dram + s.at[(c.y - b.pad_top) as usize + 1];
+                let beat = (hi - 1) / w;
+                let i = plan.burst_of(0, beat);
+                data_start[i] + (beat - plan.bursts[i].beat0) + 1 + isa::timing::STREAM_EXPAND_CYCLES
+            }
             Some((range, _lo, hi)) => {
                 let beat = (hi - 1) / w;
                 let i = plan.burst_of(range, beat);
@@ -215,6 +282,29 @@ pub fn load_copy(
     });
 }
 
+/// Performs a compressed LOAD's data movement (into the scratchpad): each
+/// DRAM row expanded from its record, then placed as `load_copy` places it.
+pub fn stream_copy(b: &DmaBlock, stream: &Stream, dim: u64, pad_value: i8, spad: &mut [u8]) {
+    let mut row = vec![0u8; b.cols as usize];
+    let mut expanded = None;
+    for_each_chunk(b, dim, |c| {
+        let local = (c.row * dim + c.lcol) as usize;
+        let dst = &mut spad[local..local + c.len as usize];
+        dst.fill(pad_value as u8);
+        if let Some((_, lo, hi)) = chunk_dram(b, None, &c) {
+            let yd = c.y - b.pad_top;
+            if expanded != Some(yd) {
+                stream.expand(b, yd, &mut row);
+                expanded = Some(yd);
+            }
+            let skip = (c.x0.max(b.pad_left) - c.x0) as usize;
+            let x0 = (lo - (b.dram + yd * b.stride)) as usize;
+            let n = (hi - lo) as usize;
+            dst[skip..skip + n].copy_from_slice(&row[x0..x0 + n]);
+        }
+    });
+}
+
 /// Performs a STORE's data movement from the scratchpad or accumulator to DRAM.
 pub fn store_copy(b: &DmaBlock, dim: u64, spad: &[u8], acc: &[i32], mem: &mut Memory) {
     let es = b.elem_bytes();
@@ -250,6 +340,7 @@ mod tests {
             pad_right: 0,
             addr: 0,
             col: 0,
+            stream: false,
         }
     }
 

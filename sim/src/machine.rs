@@ -81,6 +81,8 @@ struct DmaJob {
     /// An indexed LOAD whose id at this position is outside `0..limit`:
     /// it reads only the ids, then faults.
     bad_id: Option<u32>,
+    /// A compressed LOAD: its stream's records.
+    stream: Option<dma::Stream>,
 }
 
 impl DmaJob {
@@ -109,6 +111,7 @@ impl DmaJob {
             gather,
             ids_at,
             bad_id,
+            stream: None,
         }
     }
 
@@ -402,6 +405,10 @@ impl Model {
         }
         // Phase 3: starts.
         acted |= self.start_dma(run, t, false);
+        if self.status != regs::STATUS_RUNNING {
+            // A compressed load's malformed stream faults as it starts.
+            return true;
+        }
         acted |= self.start_dma(run, t, true);
         acted |= self.issue_compute(run, t);
         if acted {
@@ -486,6 +493,7 @@ impl Model {
                         let (f, chunks) = dma::load_finish(
                             &job.block,
                             job.gather.as_ref(),
+                            job.stream.as_ref(),
                             self.cols as u64,
                             w,
                             after,
@@ -630,6 +638,25 @@ impl Model {
             Instr::Load(l) => {
                 let block = DmaBlock::of_load(&l);
                 match legal::IndexList::of_load(&l) {
+                    None if block.stream => {
+                        // The stream as DRAM holds it when the load starts
+                        // (a program orders its writer first with tokens);
+                        // a malformed one faults before any byte moves.
+                        let bytes = self.mem.to_vec(block.dram, block.stride as usize);
+                        match dma::Stream::parse(&block, bytes) {
+                            Ok(stream) => {
+                                dma::stream_copy(&block, &stream, dim, l.pad_value, &mut self.spad);
+                                let plan = BurstPlan::of(&block, w);
+                                let mut job = DmaJob::new(head.index, deps, block, t, plan, Vec::new(), 0);
+                                job.stream = Some(stream);
+                                du.job = Some(job);
+                            }
+                            Err(row) => {
+                                self.error_info = row as u32;
+                                self.fault(t, ErrorCode::BadStream, head.index);
+                            }
+                        }
+                    }
                     None => {
                         dma::load_copy(&block, None, dim, l.pad_value, &self.mem, &mut self.spad, &mut self.acc);
                         du.job = Some(DmaJob::new(head.index, deps, block, t, BurstPlan::of(&block, w), Vec::new(), 0));

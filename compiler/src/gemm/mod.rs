@@ -86,11 +86,17 @@ pub fn pack_params(bias: &[i32], scale: &[f32], dim: usize) -> Vec<u8> {
 /// Lowers a GEMM to a program for `cfg`: code, packed constants, and the
 /// tensors `a` (input) and `c` (output).
 pub fn lower_gemm(spec: &GemmSpec, cfg: &HwConfig) -> Result<Program, LowerError> {
+    lower_gemm_with(spec, cfg, WeightChoice::Auto)
+}
+
+/// [`lower_gemm`] with the weight formats `choice` allows (`Dense`: never
+/// 2:4 tiles or a compressed stream).
+pub fn lower_gemm_with(spec: &GemmSpec, cfg: &HwConfig, choice: WeightChoice) -> Result<Program, LowerError> {
     let (m, k, n) = (spec.m, spec.k, spec.n);
     check_spec(spec)?;
     let dataflow = Dataflow::for_config(cfg)?;
     let usage = GemmUse { m, a_unsigned: spec.input_unsigned, int32_out: matches!(spec.output, GemmOutput::Int32) };
-    let weights = dataflow.pack(&spec.weights, k, n, usage, cfg);
+    let weights = dataflow.pack_with(&spec.weights, k, n, usage, cfg, choice);
     // Device memory: code, then constants (weights, parameters), A, C. The
     // stream is emitted with addresses relative to the data and rebased
     // once the code's size is known.

@@ -19,7 +19,7 @@
 //!   step s+2 waits for step s's release, the REQUANT of step s waits for the
 //!   STORE of step s-2.
 
-use super::weights::{PackedWeights, TileShape, WeightChoice, WeightFormat};
+use super::weights::{PackedWeights, TileShape, WeightChoice};
 use super::LowerError;
 use isa::config::Dataflow as ConfigDataflow;
 use isa::instr::{self as ins, Deps, Instr};
@@ -161,7 +161,11 @@ impl Dataflow {
         choice: WeightChoice,
     ) -> PackedWeights {
         if Self::streams(k, n, usage, cfg) {
-            return PackedWeights::stream_i8(b, k, n, super::streaming::tile_shape(cfg));
+            let tile = super::streaming::tile_shape(cfg);
+            if choice.sparse_stream() && PackedWeights::sparse_stream_pays(b, k, n, tile) {
+                return PackedWeights::stream_sparse_i8(b, k, n, tile);
+            }
+            return PackedWeights::stream_i8(b, k, n, tile);
         }
         self.pack_stationary(b, k, n, cfg, choice)
     }
@@ -189,7 +193,7 @@ impl Dataflow {
     /// Emits `job`. The stream starts and ends with every queue idle and
     /// every token counter back where it was; it has no FINISH.
     pub fn emit(self, job: &GemmJob<'_>, cfg: &HwConfig) -> Result<Vec<Instr>, LowerError> {
-        if job.weights.format() == WeightFormat::StreamI8 {
+        if job.weights.format().is_streamed() {
             return super::streaming::emit(job, cfg);
         }
         match self {

@@ -32,7 +32,7 @@
 //! picks weight-stationary otherwise.
 
 use super::schedule::{ASource, GemmJob, GemmOut};
-use super::weights::{PackedWeights, TileShape, WeightFormat};
+use super::weights::{PackedWeights, TileShape};
 use super::LowerError;
 use isa::instr::{self as ins, Deps, Instr};
 use isa::HwConfig;
@@ -93,11 +93,12 @@ pub(super) fn tile_shape(cfg: &HwConfig) -> TileShape {
     TileShape { k: rows.min(cols), n: cols }
 }
 
-/// Emits `job` (weights packed `StreamI8`). Like every schedule the stream
+/// Emits `job` (weights packed `StreamI8`, or `StreamSparseI8`: the same
+/// rows, each chunk a compressed LOAD the LOAD unit expands). Like every schedule the stream
 /// starts and ends with the queues idle and the tokens balanced.
 pub(super) fn emit(job: &GemmJob<'_>, cfg: &HwConfig) -> Result<Vec<Instr>, LowerError> {
     let w: &PackedWeights = job.weights;
-    debug_assert_eq!(w.format(), WeightFormat::StreamI8);
+    debug_assert!(w.format().is_streamed());
     let (m, k, n) = (job.m, w.k(), w.n());
     let shape_error = |why: String| LowerError::Shape { m, k, n, why };
     let p = StreamPlan::new(m, k, n, cfg).map_err(|why| shape_error(format!("streaming schedule: {why}")))?;

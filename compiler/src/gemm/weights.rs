@@ -42,7 +42,26 @@ pub enum WeightFormat {
     BandI4,
     BandRowsI4,
     Sparse24I8,
+    /// `StreamI8` as a compressed stream (`load` `zfmt = mask`, ISA.md §3):
+    /// each streamed row is a record of its bitmask (`tile.n / 8` bytes)
+    /// then its non-zero bytes, records in `StreamI8`'s order, so a chunk
+    /// of columns is still one contiguous range; the LOAD unit expands the
+    /// rows into the scratchpad. DRAM bytes: `1/8 + density` of
+    /// `StreamI8`'s.
+    StreamSparseI8,
 }
+
+/// The largest fraction of `StreamI8`'s bytes at which `--weights auto`
+/// streams compressed (`WeightFormat::StreamSparseI8`). Measured on the
+/// 16x16 default (`cargo run --release -p driver --example gemv_floor`):
+/// the streaming GEMV is bound by the array's one input row per cycle as
+/// much as by the bus, so fewer bytes never cost cycles (0.99x–1.00x the
+/// dense cycles from 100 % density down) and save DRAM energy and bytes
+/// in proportion; on a configuration with less DRAM bandwidth than the
+/// array consumes the cycles follow the bytes. The margin pays for the
+/// expansion cycle per chunk and keeps a layer that barely compresses in
+/// the plainer format.
+pub const SPARSE_STREAM_MAX_BYTES: f64 = 0.9;
 
 /// Which weight formats the compiler may choose (`systole compile
 /// --weights`): `Auto` takes 2:4 for layers whose weights are exactly 2:4
@@ -69,6 +88,11 @@ impl WeightChoice {
             "auto" => Some(WeightChoice::Auto),
             _ => None,
         }
+    }
+
+    /// Whether streamed weights may be a compressed stream.
+    pub fn sparse_stream(self) -> bool {
+        self == WeightChoice::Auto
     }
 
     /// Whether 2:4 tiles may be used on `cfg`.
@@ -131,9 +155,11 @@ impl WeightFormat {
     /// The ISA's `wfmt` field for tiles of this format.
     pub fn wfmt(self) -> u8 {
         match self {
-            WeightFormat::DenseI8 | WeightFormat::StreamI8 | WeightFormat::BandI8 | WeightFormat::BandRowsI8 => {
-                ins::WFMT_I8
-            }
+            WeightFormat::DenseI8
+            | WeightFormat::StreamI8
+            | WeightFormat::StreamSparseI8
+            | WeightFormat::BandI8
+            | WeightFormat::BandRowsI8 => ins::WFMT_I8,
             WeightFormat::Sparse24I8 => ins::WFMT_I8_S24,
             WeightFormat::DenseI4 | WeightFormat::BandI4 | WeightFormat::BandRowsI4 => ins::WFMT_I4,
         }
@@ -144,6 +170,7 @@ impl WeightFormat {
         match self {
             WeightFormat::DenseI8 => "i8",
             WeightFormat::StreamI8 => "i8-stream",
+            WeightFormat::StreamSparseI8 => "i8-stream-sparse",
             WeightFormat::BandI8 => "i8-band",
             WeightFormat::BandRowsI8 => "i8-band-rows",
             WeightFormat::Sparse24I8 => "i8s24",
@@ -151,6 +178,12 @@ impl WeightFormat {
             WeightFormat::BandI4 => "i4-band",
             WeightFormat::BandRowsI4 => "i4-band-rows",
         }
+    }
+
+    /// Whether tiles of this format stream through the array as its input
+    /// rows (the streaming schedule).
+    pub fn is_streamed(self) -> bool {
+        matches!(self, WeightFormat::StreamI8 | WeightFormat::StreamSparseI8)
     }
 
     /// Weights per stored byte along the reduction: scratchpad rows a
@@ -214,6 +247,9 @@ pub struct PackedWeights {
     nonzero: Vec<bool>,
     /// `Sparse24I8`: reductions per k-tile and A's column-block width.
     sparse: Option<Sparse24Geometry>,
+    /// `StreamSparseI8`: where record `i n + c` (k-tile `i`, column `c`)
+    /// starts in `bytes`, and one past the last record; empty otherwise.
+    records: Vec<u64>,
 }
 
 /// How a 2:4 k-tile meets A: it covers `span` reductions (twice its kept
@@ -241,7 +277,7 @@ impl PackedWeights {
             }
         }
         let nonzero = nonzero_tiles(b, k, n, tile);
-        PackedWeights { format: WeightFormat::DenseI8, k, n, tile, bytes, nonzero, sparse: None }
+        PackedWeights { format: WeightFormat::DenseI8, k, n, tile, bytes, nonzero, sparse: None, records: Vec::new() }
     }
 
     /// Dense int4 (`WeightFormat::DenseI4`): B's values must lie in -8..=7
@@ -261,7 +297,7 @@ impl PackedWeights {
             }
         }
         let nonzero = nonzero_tiles(b, k, n, tile);
-        PackedWeights { format: WeightFormat::DenseI4, k, n, tile, bytes, nonzero, sparse: None }
+        PackedWeights { format: WeightFormat::DenseI4, k, n, tile, bytes, nonzero, sparse: None, records: Vec::new() }
     }
 
     /// Streaming int8 (`WeightFormat::StreamI8`): `tile.k` reduction values
@@ -278,7 +314,40 @@ impl PackedWeights {
         }
         // Streaming never skips: every column of a k-tile is one row.
         let nonzero = vec![true; k.div_ceil(tile.k) * n.div_ceil(tile.n)];
-        PackedWeights { format: WeightFormat::StreamI8, k, n, tile, bytes, nonzero, sparse: None }
+        PackedWeights { format: WeightFormat::StreamI8, k, n, tile, bytes, nonzero, sparse: None, records: Vec::new() }
+    }
+
+    /// The compressed stream (`WeightFormat::StreamSparseI8`): `stream_i8`'s
+    /// rows, each as its bitmask and its non-zero bytes.
+    pub fn stream_sparse_i8(b: &[i8], k: usize, n: usize, tile: TileShape) -> PackedWeights {
+        let dense = PackedWeights::stream_i8(b, k, n, tile);
+        let mask = isa::legal::stream_mask_bytes(tile.n as u64) as usize;
+        let nz = dense.bytes.iter().filter(|&&v| v != 0).count();
+        let mut bytes = Vec::with_capacity(dense.bytes.len() / tile.n * mask + nz);
+        let mut records = Vec::with_capacity(dense.bytes.len() / tile.n + 1);
+        for row in dense.bytes.chunks_exact(tile.n) {
+            records.push(bytes.len() as u64);
+            let at = bytes.len();
+            bytes.resize(at + mask, 0);
+            for (x, &v) in row.iter().enumerate() {
+                if v != 0 {
+                    bytes[at + x / 8] |= 1 << (x % 8);
+                }
+            }
+            bytes.extend(row.iter().filter(|&&v| v != 0));
+        }
+        records.push(bytes.len() as u64);
+        PackedWeights { format: WeightFormat::StreamSparseI8, bytes, records, ..dense }
+    }
+
+    /// Whether B `[k, n]`'s compressed stream takes at most
+    /// [`SPARSE_STREAM_MAX_BYTES`] of its plain stream's bytes on `tile`
+    /// (counted without packing: a mask per streamed row, the non-zeros).
+    pub fn sparse_stream_pays(b: &[i8], k: usize, n: usize, tile: TileShape) -> bool {
+        let rows = k.div_ceil(tile.k) * n;
+        let mask = isa::legal::stream_mask_bytes(tile.n as u64) as usize;
+        let sparse = rows * mask + b.iter().filter(|&&v| v != 0).count();
+        sparse as f64 <= SPARSE_STREAM_MAX_BYTES * (rows * tile.n) as f64
     }
 
     /// 2:4-sparse int8 (`WeightFormat::Sparse24I8`) for tiles of `tile.k`
@@ -332,7 +401,16 @@ impl PackedWeights {
         }
         let nonzero = nonzero_tiles(b, k, n, TileShape { k: span, n: tile.n });
         let sparse = Some(Sparse24Geometry { span, a_block });
-        Some(PackedWeights { format: WeightFormat::Sparse24I8, k, n, tile, bytes, nonzero, sparse })
+        Some(PackedWeights {
+            format: WeightFormat::Sparse24I8,
+            k,
+            n,
+            tile,
+            bytes,
+            nonzero,
+            sparse,
+            records: Vec::new(),
+        })
     }
 
     /// Reductions one k-tile covers: `tile.k`, or twice that for 2:4.
@@ -373,8 +451,23 @@ impl PackedWeights {
     /// Streaming format: the LOAD bringing columns `[c0, c0 + cols)` of
     /// k-tile `i` of weights placed at `base` into scratchpad rows from
     /// `row` (one row per column, one contiguous DRAM range).
+    /// A compressed stream's chunk is the records of those rows: `stride`
+    /// is their bytes (`zfmt = mask`).
     pub fn stream_chunk_load(&self, i: usize, (c0, cols): (usize, usize), base: u64, row: u16) -> ins::Load {
-        debug_assert_eq!(self.format, WeightFormat::StreamI8);
+        debug_assert!(self.format.is_streamed());
+        if self.format == WeightFormat::StreamSparseI8 {
+            let (lo, hi) = (self.records[i * self.n + c0], self.records[i * self.n + c0 + cols]);
+            return ins::Load {
+                buf: ins::BUF_SPAD,
+                dram: (base + lo) as u32,
+                stride: (hi - lo) as u32,
+                rows: cols as u16,
+                cols: self.tile.n as u16,
+                addr: row,
+                zfmt: ins::ZFMT_MASK,
+                ..Default::default()
+            };
+        }
         ins::Load {
             buf: ins::BUF_SPAD,
             dram: (base + ((i * self.n + c0) * self.tile.n) as u64) as u32,
@@ -482,7 +575,7 @@ impl PackedWeights {
 
     /// The MACs the array performs streaming `m` rows through every live tile.
     pub fn macs(&self, m: usize) -> u64 {
-        if self.format == WeightFormat::StreamI8 {
+        if self.format.is_streamed() {
             // Every column of every k-tile streams once past `m` stationary columns.
             return (m * self.k * self.n) as u64;
         }
