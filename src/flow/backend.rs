@@ -62,6 +62,15 @@ pub fn check_program(backend: Backend, code: &[isa::Instr]) -> Result<()> {
             code[at]
         )));
     }
+    // Nor the LOAD unit's expander of compressed weight streams.
+    if let Some(at) = code.iter().position(|i| i.is_compressed_load()) {
+        return Err(FlowError::input(format!(
+            "--backend {}: instruction {at} (`{}`) loads a compressed weight stream (zfmt = mask), which the RTL \
+             does not implement yet; run this program with --backend sim, or compile it with --weights dense",
+            backend.name(),
+            code[at]
+        )));
+    }
     check_sparse24(backend, code)
 }
 
@@ -165,5 +174,19 @@ mod tests {
             }
         }
         assert!(check_program(Backend::Rtl, &[plain]).is_ok());
+    }
+
+    /// The RTL backends refuse a compressed weight stream by instruction.
+    #[test]
+    fn compressed_streams_are_refused_on_the_rtl() {
+        let plain = Instr::from(ins::Load { rows: 1, cols: 16, stride: 16, ..Default::default() });
+        let stream =
+            Instr::from(ins::Load { rows: 1, cols: 16, stride: 2, zfmt: ins::ZFMT_MASK, ..Default::default() });
+        let code = [plain, stream];
+        assert!(check_program(Backend::Sim, &code).is_ok());
+        for b in [Backend::Rtl, Backend::Both] {
+            let e = check_program(b, &code).unwrap_err().to_string();
+            assert!(e.contains("instruction 1") && e.contains("zfmt=mask") && e.contains("compressed"), "{e}");
+        }
     }
 }

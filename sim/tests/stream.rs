@@ -1,0 +1,203 @@
+//! The compressed `load` (`zfmt = mask`, ISA.md §3 `load`) through the
+//! model: it fills the scratchpad exactly as a plain load of the expanded
+//! rows would (padding, column blocking, unaligned streams), reads only the
+//! stream's bytes, a malformed stream faults with `BadStream` and its row
+//! before any byte moves, and its timing follows ISA.md §4.
+
+use isa::instr::{self as ins, Deps, Instr};
+use isa::regs::{self, Counter, ErrorCode};
+use isa::{Device, HwConfig, INSTR_BYTES};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const STREAM: u64 = 0x4000;
+const PLAIN: u64 = 0x10000;
+const OUT: u64 = 0x20000;
+const CODE: u64 = 0x30000;
+const WINDOW: u64 = 0x40000;
+
+/// Runs `code` (FINISH appended) on a model holding `data`.
+fn run(cfg: &HwConfig, code: &[Instr], data: &[(u64, Vec<u8>)]) -> (sim::Model, u32) {
+    let mut m = sim::Model::new(cfg).unwrap();
+    let mut code = code.to_vec();
+    code.push(Instr::Finish(ins::Finish::default()));
+    let bytes: Vec<u8> = code.iter().flat_map(|i| i.encode()).collect();
+    m.write_mem(CODE, &bytes).unwrap();
+    for (addr, d) in data {
+        m.write_mem(*addr, d).unwrap();
+    }
+    m.write_reg(regs::PROG_ADDR, CODE as u32).unwrap();
+    m.write_reg(regs::PROG_LEN, code.len() as u32).unwrap();
+    m.write_reg(regs::WIN_LIMIT, WINDOW as u32).unwrap();
+    m.write_reg(regs::CTRL, regs::CTRL_START).unwrap();
+    let status = m.advance(1 << 30).unwrap();
+    (m, status)
+}
+
+/// `load`, a COMPUTE `sync`, and a STORE of local rows `0..rows` to OUT.
+fn load_then_dump(load: ins::Load, rows: u16, cols: u16) -> Vec<Instr> {
+    vec![
+        Instr::Load(ins::Load { deps: Deps { push_next: true, ..Deps::NONE }, ..load }),
+        Instr::Sync(ins::Sync { deps: Deps { pop_prev: true, push_next: true, ..Deps::NONE }, queue: 1 }),
+        Instr::Store(ins::Store {
+            deps: Deps { pop_prev: true, ..Deps::NONE },
+            dram: OUT as u32,
+            stride: cols as u32,
+            rows,
+            cols,
+            ..Default::default()
+        }),
+    ]
+}
+
+/// The compressed stream of `rows` (each `cols` bytes): per row its mask,
+/// then its non-zero bytes.
+fn compress(rows: &[Vec<u8>]) -> Vec<u8> {
+    let mut s = Vec::new();
+    for row in rows {
+        let at = s.len();
+        s.resize(at + row.len().div_ceil(8), 0);
+        for (x, &v) in row.iter().enumerate() {
+            if v != 0 {
+                s[at + x / 8] |= 1 << (x % 8);
+            }
+        }
+        s.extend(row.iter().filter(|&&v| v != 0));
+    }
+    s
+}
+
+#[test]
+fn a_stream_fills_the_scratchpad_as_a_load_of_the_expanded_rows() {
+    let mut rng = StdRng::seed_from_u64(12);
+    for cfg in [HwConfig::tiny_4x4(), HwConfig::tiny_shaped(5, 12), HwConfig::default_16x16()] {
+        let dim = cfg.array.cols as u16;
+        for case in 0..40 {
+            let (rows, cols) = (rng.gen_range(1..12u16), rng.gen_range(1..3 * dim));
+            let density = [0.0, 0.3, 0.5, 1.0][case % 4];
+            let expanded: Vec<Vec<u8>> = (0..rows)
+                .map(|_| (0..cols).map(|_| if rng.gen_bool(density) { rng.gen_range(1..=255) } else { 0 }).collect())
+                .collect();
+            let stream = compress(&expanded);
+            let plain = ins::Load {
+                dram: PLAIN as u32,
+                stride: cols as u32,
+                rows,
+                cols,
+                pad_top: rng.gen_range(0..3),
+                pad_bottom: rng.gen_range(0..3),
+                pad_left: rng.gen_range(0..3),
+                pad_right: rng.gen_range(0..3),
+                pad_value: rng.gen(),
+                col: rng.gen_range(0..dim),
+                ..Default::default()
+            };
+            let at = STREAM + rng.gen_range(0..32);
+            let compressed = ins::Load { dram: at as u32, stride: stream.len() as u32, zfmt: ins::ZFMT_MASK, ..plain };
+            let local_rows = isa::legal::DmaBlock::of_load(&plain).local_end(dim as u64) as u16;
+            let data = vec![(at, stream.clone()), (PLAIN, expanded.concat())];
+            let dump = |l: ins::Load| {
+                let (mut m, status) = run(&cfg, &load_then_dump(l, local_rows, dim), &data);
+                assert_eq!(status, regs::STATUS_DONE, "{}: case {case}: {:?}", cfg.name, m.error());
+                let rows_written = m.counters().get(Counter::SpadWriteRows);
+                (m.read_mem(OUT, local_rows as usize * dim as usize).unwrap(), rows_written)
+            };
+            assert_eq!(dump(compressed), dump(plain), "{}: case {case}: {}", cfg.name, Instr::Load(compressed));
+        }
+    }
+}
+
+/// 4 rows of 16 bytes, half of them non-zero: 4 records of 2 + 8 bytes, 40
+/// bytes, 3 beats from an aligned address; each row is written the cycle
+/// after the beat holding its record's end arrives plus the expander's
+/// cycle, and only the stream's beats are read.
+#[test]
+fn timing_and_counters_follow_the_records() {
+    let cfg = HwConfig::default_16x16();
+    let (w, l) = (cfg.dram.bytes_per_cycle as u64, cfg.dram.latency_cycles as u64);
+    assert_eq!((w, l), (16, 100));
+    let rows: Vec<Vec<u8>> =
+        (0..4).map(|r| (0..16).map(|x| if x % 2 == r % 2 { 1 + x } else { 0 }).collect()).collect();
+    let stream = compress(&rows);
+    assert_eq!(stream.len(), 40);
+    let load =
+        ins::Load { dram: STREAM as u32, stride: 40, rows: 4, cols: 16, zfmt: ins::ZFMT_MASK, ..Default::default() };
+    let (m, status) = run(&cfg, &[Instr::Load(load)], &[(STREAM, stream)]);
+    assert_eq!(status, regs::STATUS_DONE, "{:?}", m.error());
+    let t = m.trace()[0];
+    // One burst of 3 beats requested at s + 1, arriving at s + 1 + L + {0, 1, 2}.
+    // Records end at bytes 10, 20, 30, 40: in beats 0, 1, 1, 2. Row q is
+    // written at max(w_{q-1} + 1, beat arrival + 1 + 1): s+L+3, +4, +5, +6.
+    let s = t.start;
+    assert_eq!(t.finish, s + l + 7, "{t:?}");
+    let fetch = (2 * INSTR_BYTES as u64).div_ceil(w) * w;
+    let c = m.counters();
+    assert_eq!(c.get(Counter::DramReadBytes), fetch + 3 * w, "the compressed bytes cross the bus");
+    assert_eq!(c.get(Counter::DramRequests), 1 + 1);
+    assert_eq!(c.get(Counter::SpadWriteRows), 4);
+    // The same rows plain: 4 beats, rows written one cycle earlier each.
+    let plain = ins::Load { dram: PLAIN as u32, stride: 16, rows: 4, cols: 16, ..Default::default() };
+    let (m, _) = run(&cfg, &[Instr::Load(plain)], &[(PLAIN, rows.concat())]);
+    assert_eq!(m.trace()[0].finish - m.trace()[0].start, l + 6);
+}
+
+#[test]
+fn a_malformed_stream_faults_with_its_row_before_any_byte_moves() {
+    let cfg = HwConfig::tiny_4x4();
+    let rows: Vec<Vec<u8>> = vec![vec![1, 0, 0, 2], vec![0, 0, 0, 0], vec![3, 3, 3, 3]];
+    let good = compress(&rows);
+    assert_eq!(good.len(), 3 + 2 + 4);
+    let load =
+        ins::Load { dram: STREAM as u32, stride: 9, rows: 3, cols: 4, zfmt: ins::ZFMT_MASK, ..Default::default() };
+    let mut extra_bit = good.clone();
+    extra_bit[3] |= 0x10; // row 1's mask marks element 4 of a 4-element row
+    let mut more = good.clone();
+    more[3] = 0b111; // row 1 claims 3 stored bytes: row 2's record runs past the end
+    for (bytes, stride, row) in [
+        (extra_bit, 9, 1u32),
+        (more, 9, 2),
+        (good.clone(), 8, 2),  // the last record runs past the stream
+        (good.clone(), 10, 3), // a byte is left after the last record
+    ] {
+        let l = ins::Load { stride, ..load };
+        let (mut m, status) = run(&cfg, &load_then_dump(l, 3, 4), &[(STREAM, bytes), (OUT, vec![0xee; 12])]);
+        assert_eq!(status, regs::STATUS_FAULT, "row {row}");
+        assert_eq!(m.error(), (ErrorCode::BadStream, 0), "row {row}");
+        assert_eq!(m.read_reg(regs::ERROR_INFO).unwrap(), row);
+        assert_eq!(m.read_mem(OUT, 12).unwrap(), vec![0xee; 12], "nothing moved");
+        assert_eq!(m.counters().get(Counter::SpadWriteRows), 0);
+    }
+    let (mut m, status) = run(&cfg, &load_then_dump(load, 3, 4), &[(STREAM, good)]);
+    assert_eq!(status, regs::STATUS_DONE, "{:?}", m.error());
+    assert_eq!(m.read_mem(OUT, 12).unwrap(), rows.concat());
+}
+
+#[test]
+fn stream_fields_are_checked_at_dispatch() {
+    let text = "load dram=0x1000 stride=9 rows=3 cols=4 zfmt=mask";
+    let code = isa::asm::parse_program(text).unwrap();
+    assert_eq!(Instr::decode(&code[0].encode()).unwrap(), code[0]);
+    assert_eq!(isa::asm::parse_program(&code[0].to_string()).unwrap(), code);
+    let Instr::Load(l) = code[0] else { panic!() };
+    // Into the accumulator, or indexed: no such stream.
+    for (bad, field) in
+        [(ins::Load { buf: ins::BUF_ACC, ..l }, "buf"), (ins::Load { idx: ins::IDX_I64, limit: 1, ..l }, "idx")]
+    {
+        let e = Instr::decode(&Instr::Load(bad).encode()).unwrap_err();
+        assert!(e.to_string().contains(field), "{e}");
+    }
+    // A stride shorter than the masks or longer than every byte stored.
+    let cfg = HwConfig::tiny_4x4();
+    for stride in [2, 16] {
+        let e = isa::legal::check(&Instr::Load(ins::Load { stride, ..l }), &cfg).unwrap_err();
+        assert_eq!(e.code, ErrorCode::IllegalInstruction);
+        assert!(e.message.contains("3..=15"), "{e}");
+    }
+    // The window covers exactly the stream's bytes.
+    assert!(isa::legal::check_window(&code[0], 0x1000, 0x1009).is_ok());
+    assert!(isa::legal::check_window(&code[0], 0x1000, 0x1008).is_err());
+    // zfmt = 2, 3 name no format.
+    let mut bytes = code[0].encode();
+    bytes[252 / 8] |= 0b10 << (252 % 8);
+    assert!(Instr::decode(&bytes).is_err());
+}
