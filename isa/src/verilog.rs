@@ -50,6 +50,7 @@ const ENUMS: &[(&str, &str, &str)] = &[
     ("VOP", "vop", "op"),
     ("VRED", "vred", "op"),
     ("IDX", "load", "idx"),
+    ("ZFMT", "load", "zfmt"),
 ];
 
 /// `(name, value)` pairs of Rust constants, named by `stringify!`.

@@ -406,7 +406,7 @@ fn error_unknown_field() {
         1,
         13,
         "expected a field of `load` (buf, dram, stride, rows, cols, pad_top, pad_bottom, pad_left, pad_right, \
-         pad_value, addr, col, idx, idx_addr, limit), found `foo`",
+         pad_value, addr, col, idx, idx_addr, limit, zfmt), found `foo`",
     );
     assert_err("sync =1", 1, 6, "expected a field of `sync` (queue), found `=1`");
     assert_err("finish now", 1, 8, "`finish` takes no fields, found `now`");

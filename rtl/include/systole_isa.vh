@@ -84,7 +84,10 @@
 `define SYS_LOAD_LIMIT_LO 220
 `define SYS_LOAD_LIMIT_W 32
 `define SYS_LOAD_LIMIT_HI 251
-`define SYS_LOAD_END 252
+`define SYS_LOAD_ZFMT_LO 252
+`define SYS_LOAD_ZFMT_W 2
+`define SYS_LOAD_ZFMT_HI 253
+`define SYS_LOAD_END 254
 
 // store fields: _LO lowest bit, _W width, _HI highest bit
 `define SYS_STORE_BUF_LO 16
@@ -521,6 +524,9 @@
 `define SYS_IDX_NONE 0
 `define SYS_IDX_I64 1
 `define SYS_IDX_I32 2
+`define SYS_ZFMT_W 2
+`define SYS_ZFMT_NONE 0
+`define SYS_ZFMT_MASK 1
 
 // Registers: byte offsets of the AXI4-Lite slave; 32-bit registers
 `define SYS_REG_CTRL 'h00
@@ -552,6 +558,7 @@
 `define SYS_ERR_BAD_PROGRAM 6
 `define SYS_ERR_TOKEN_OVERFLOW 7
 `define SYS_ERR_INDEX_OUT_OF_RANGE 8
+`define SYS_ERR_BAD_STREAM 9
 
 // Performance counters: counter i is 64 bits at SYS_REG_COUNTERS + 8 i
 `define SYS_CNT_COUNT 23
