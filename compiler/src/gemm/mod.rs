@@ -17,7 +17,7 @@ pub use schedule::{AGather, ASource, Dataflow, GemmJob, GemmOut, GemmUse, OutRow
 pub use weights::{compress_group, dense_i4_packed_len, is_2_4, position_byte, unpack_dense_i4, WeightChoice};
 pub use weights::{
     dense_i8_packed_len, nonzero_tiles, stream_i8_packed_len, unpack_dense_i8, unpack_stream_i8, PackedWeights,
-    TileShape, WeightFormat, WeightTile,
+    TileShape, WeightFormat, WeightTile, SPARSE_STREAM_MAX_BYTES,
 };
 
 use isa::instr::{self as ins, Instr};
