@@ -557,6 +557,7 @@ fn emit_weight_stationary(job: &GemmJob<'_>, cfg: &HwConfig) -> Result<Vec<Instr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gemm::WeightFormat;
 
     /// A 3x4 GEMM job on 7x5 weights, hand-placed, on a non-square array
     /// whose tile is narrower than a scratchpad row: every instruction is

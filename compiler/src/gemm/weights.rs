@@ -730,6 +730,35 @@ mod tests {
         assert_eq!(stream_i8_packed_len(4, 4, TileShape { k: 5, n: 4 }), None);
     }
 
+    /// The compressed stream: `stream_i8`'s rows as records (mask, then the
+    /// non-zeros), a chunk's LOAD the records of its columns, and the
+    /// threshold counting the zeros of a short k-tile's padding.
+    #[test]
+    fn stream_sparse_i8_records_and_chunks() {
+        let (k, n, tile) = (5, 3, TileShape { k: 4, n: 8 });
+        let b: Vec<i8> = (0..k * n).map(|x| if x % 3 == 0 { x as i8 - 6 } else { 0 }).collect();
+        let dense = PackedWeights::stream_i8(&b, k, n, tile);
+        let w = PackedWeights::stream_sparse_i8(&b, k, n, tile);
+        assert_eq!((w.format(), w.k_tiles(), w.macs(1)), (WeightFormat::StreamSparseI8, 2, 15));
+        // Expanding every record gives the plain stream back.
+        let mut expanded = Vec::new();
+        for r in 0..2 * n {
+            let rec = &w.bytes()[w.records[r] as usize..w.records[r + 1] as usize];
+            let mut stored = rec[1..].iter();
+            expanded.extend((0..8).map(|x| if rec[0] >> x & 1 != 0 { *stored.next().unwrap() } else { 0 }));
+            assert!(stored.next().is_none());
+        }
+        assert_eq!(expanded, dense.bytes());
+        let l = w.stream_chunk_load(1, (1, 2), 100, 7);
+        let (lo, hi) = (w.records[n + 1], w.records[n + 3]);
+        assert_eq!((l.dram, l.stride, l.rows, l.cols, l.addr, l.zfmt), (100 + lo as u32, (hi - lo) as u32, 2, 8, 7, 1));
+        assert!(isa::legal::stream_bytes_range(2, 8).0 <= l.stride as u64);
+        // Dense values: 1/8 mask overhead does not pay; a third non-zero does.
+        let full = vec![1i8; 64 * 16];
+        assert!(!PackedWeights::sparse_stream_pays(&full, 64, 16, TileShape { k: 16, n: 16 }));
+        assert!(PackedWeights::sparse_stream_pays(&b, k, n, tile));
+    }
+
     /// 2:4 detection and compression: groups from reduction 0, a short last
     /// group padded with zeros; kept values with distinct positions; a
     /// tile's kept rows, position rows and where its inputs are in A.
