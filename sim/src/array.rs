@@ -19,8 +19,14 @@ pub struct WeightTile {
     rows: usize,
     kernel: Kernel,
     packed: Packed,
-    /// i8s24: the decompressed tile as dense int8 parts (ISA.md §3).
-    sparse: Option<Vec<DensePart>>,
+    /// i8s24: the tile is its dense int8 parts (ISA.md §3), the live ones.
+    sparse: bool,
+    /// The parts of the last 2:4 tile, kept to be refilled: a tile is
+    /// decompressed on every `ldw`, so it reuses its buffers.
+    parts: Vec<DensePart>,
+    /// Scratch of `load_sparse24`: which weights of a block's first layer
+    /// are taken (a second kept row at the same position goes to layer 2).
+    taken: Vec<bool>,
 }
 
 /// One dense piece of a decompressed 2:4 tile: reduction rows `[0, k)` of
@@ -34,6 +40,8 @@ struct DensePart {
     k: usize,
     w: Vec<i16>,
     packed: Packed,
+    /// Streams: the first part (it writes the output) or one with weights.
+    live: bool,
 }
 
 impl WeightTile {
@@ -46,7 +54,7 @@ impl WeightTile {
     pub fn zero_with(rows: usize, cols: usize, kernel: Kernel) -> WeightTile {
         let w = vec![0; rows * cols];
         let packed = Packed::new(kernel, &w, 0, cols);
-        WeightTile { w, k: 0, n: 0, rows, kernel, packed, sparse: None }
+        WeightTile { w, k: 0, n: 0, rows, kernel, packed, sparse: false, parts: Vec::new(), taken: Vec::new() }
     }
 
     pub fn kernel(&self) -> Kernel {
@@ -73,7 +81,7 @@ impl WeightTile {
         }
         self.k = k;
         self.n = n;
-        self.sparse = None;
+        self.sparse = false;
         let k = self.streamed_rows(cols);
         self.packed.repack(self.kernel, &self.w, k, cols);
     }
@@ -89,8 +97,19 @@ impl WeightTile {
         self.n = n;
         // Kept rows from `cols` on see inputs past `2 cols`: zeros.
         let kept = k.min(self.rows).min(cols);
-        // [block][layer]: weights, occupied, reduction rows used.
-        let mut parts: Vec<(Vec<i16>, Vec<bool>, usize)> = vec![(vec![0; cols * cols], vec![false; cols * cols], 0); 4];
+        // Parts [block][layer]: weights, reduction rows used.
+        if self.parts.len() != 4 || self.parts[0].w.len() != cols * cols {
+            let part =
+                |block| DensePart { block, k: 0, w: vec![0; cols * cols], packed: Packed::default(), live: false };
+            self.parts = vec![part(0), part(0), part(1), part(1)];
+            self.taken = vec![false; 2 * cols * cols];
+        }
+        for part in &mut self.parts {
+            part.w.iter_mut().for_each(|v| *v = 0);
+            part.k = 0;
+        }
+        self.taken.iter_mut().for_each(|t| *t = false);
+        let (parts, taken) = (&mut self.parts, &mut self.taken);
         for r in 0..kept {
             let values = &spad[(addr + r) * cols..(addr + r) * cols + n];
             let positions = &spad[(meta + r / 4) * cols..(meta + r / 4) * cols + n];
@@ -100,27 +119,28 @@ impl WeightTile {
                 if block > 1 {
                     continue; // inputs from `2 cols` on are zero
                 }
-                let layer = parts[2 * block].1[row * cols + c] as usize;
-                let (w, used, rows) = &mut parts[2 * block + layer];
-                w[row * cols + c] = v as i8 as i16;
-                used[row * cols + c] = true;
-                *rows = (*rows).max(row + 1);
+                let at = row * cols + c;
+                let layer = taken[block * cols * cols + at] as usize;
+                let part = &mut parts[2 * block + layer];
+                part.w[at] = v as i8 as i16;
+                taken[block * cols * cols + at] = true;
+                part.k = part.k.max(row + 1);
             }
         }
         // Block 0's first layer always streams: it writes the output.
         let kernel = self.kernel;
-        let dense = parts
-            .into_iter()
-            .enumerate()
-            .filter(|(i, (_, _, rows))| *i == 0 || *rows > 0)
-            .map(|(i, (w, _, k))| DensePart { block: i / 2, k, packed: Packed::new(kernel, &w, k, cols), w })
-            .collect();
-        self.sparse = Some(dense);
+        for (i, part) in parts.iter_mut().enumerate() {
+            part.live = i == 0 || part.k > 0;
+            if part.live {
+                part.packed.repack(kernel, &part.w, part.k, cols);
+            }
+        }
+        self.sparse = true;
     }
 
     /// True for a 2:4-sparse tile (`load_sparse24`).
     pub fn is_sparse24(&self) -> bool {
-        self.sparse.is_some()
+        self.sparse
     }
 
     /// Loads a `k x n` tile transposed (`ldw trans = 1`): weight `(r, c)`
@@ -135,7 +155,7 @@ impl WeightTile {
         }
         self.k = k;
         self.n = n;
-        self.sparse = None;
+        self.sparse = false;
         let k = self.streamed_rows(cols);
         self.packed.repack(self.kernel, &self.w, k, cols);
     }
@@ -161,13 +181,14 @@ pub fn matmul_pattern(
     acc_row: usize,
 ) {
     debug_assert_eq!(rows, wt.rows, "the tile belongs to this array");
-    let Some(parts) = &wt.sparse else {
+    if !wt.sparse {
         let tile = DenseTile { kernel: wt.kernel, w: &wt.w, packed: &wt.packed, k: wt.streamed_rows(cols) };
         return stream_pattern(tile, cols, spad, m, acc, acc_row);
-    };
-    // 2:4-sparse, decompressed: every part streams its input block, adding
-    // to what the first wrote (int32 sums wrap: the order is immaterial).
-    for (x, part) in parts.iter().enumerate() {
+    }
+    // 2:4-sparse, decompressed: every live part streams its input block,
+    // adding to what the first wrote (int32 sums wrap: the order is
+    // immaterial).
+    for (x, part) in wt.parts.iter().filter(|p| p.live).enumerate() {
         let a = match part.block {
             0 => m.a,
             _ if m.a_bstride == 0 => continue,

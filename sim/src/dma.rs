@@ -375,7 +375,7 @@ mod tests {
         let plan = BurstPlan::of(&b, 16);
         assert_eq!(plan.bursts.len(), 1);
         // data in cycles 110, 111 -> writes at 111, 112 -> finish 113.
-        assert_eq!(load_finish(&b, None, 16, 16, 5, &plan, &[110]), (113, 2));
+        assert_eq!(load_finish(&b, None, None, 16, 16, 5, &plan, &[110]), (113, 2));
     }
 
     #[test]
