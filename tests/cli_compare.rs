@@ -132,6 +132,29 @@ fn digits_fp32_against_int8_pruned_and_a_student() {
     assert!(lines[1].ends_with(",,,,,,,,") && lines[1].contains(",true,host,"), "{}", lines[1]);
 }
 
+/// Weight bytes as the compiled program stores them, on a configuration
+/// with 2:4 PEs and int4 weights (the README's trade-off table): int8 one
+/// byte a weight, int4 a half, a 2:4 layer five eighths (kept values and
+/// positions); biases 4 bytes. The dense, 2:4 and int4 digits CNNs.
+#[test]
+fn weight_bytes_follow_the_stored_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let int4 = root().join("compiler/tests/data/digits_int4/cnn_dense/int4_qdq.onnx").display().to_string();
+    let hw = root().join("examples/hw/compressed.toml").display().to_string();
+    let (dense, nm24, x) =
+        (digits("cnn_dense/int8_qop.onnx"), digits("cnn_nm24/int8_qop.onnx"), digits("ref_x_f32.npy"));
+    let o = systole(d, &["compare", &dense, &nm24, &int4, "--hw", &hw, "--input", &x, "--json", "c.json"]);
+    assert_ok(&o);
+    let c = read_json(&d.join("c.json"));
+    let rows = c["rows"].as_array().unwrap();
+    let bytes: Vec<u64> = rows.iter().map(|r| r["weight_bytes"].as_u64().unwrap()).collect();
+    // conv1 144 weights, conv2 4,608, fc 5,120; 58 biases. The pruned
+    // CNN's conv2 runs on 2:4 tiles, its conv1 and fc on int8 ones.
+    let biases = 4 * 58;
+    assert_eq!(bytes, [9872 + biases, 144 + 4608 * 5 / 8 + 5120 + biases, (144 + 4608 + 5120) / 2 + biases]);
+}
+
 #[test]
 fn without_labels_accuracy_is_agreement_with_the_base() {
     let dir = tempfile::tempdir().unwrap();

@@ -203,7 +203,7 @@ fn text(c: &Comparison, cfg: &isa::HwConfig) -> String {
     );
     let _ = writeln!(
         out,
-        "  weight B: parameters as stored (float 4 B, int8 weights 1 B, int32 biases 4 B); device mem B: the \
+        "  weight B: parameters as stored (float 4 B; weights int8 1 B, int4 1/2, 2:4 5/8; int32 biases 4 B); device mem B: the \
          program's window of device memory;"
     );
     let _ = writeln!(

@@ -129,7 +129,8 @@ pub struct Row {
     pub cosine_mean: f64,
     /// The model's parameters as it stores them: a float model's float
     /// initializers at 4 bytes, a quantized model's conv and dense weights
-    /// at 1 byte (int8) and biases at 4 (int32).
+    /// as the compiled program stores them (int8 1 byte, int4 ½, 2:4-sparse
+    /// ⅝: kept values and positions) and biases at 4 (int32).
     pub weight_bytes: u64,
     /// `weight_bytes` over the base's.
     pub weight_bytes_vs_base: f64,
@@ -325,7 +326,7 @@ fn compiled(name: String, graph: &Graph, cfg: &HwConfig) -> Result<Prepared> {
     let layers = layers::from_program(&prog);
     Ok(Prepared {
         name,
-        weight_bytes: weight_bytes(graph),
+        weight_bytes: stored_weight_bytes(graph, &prog),
         input_shape: tin,
         output_shape: tout,
         runner: Runner::Device { prog: Box::new(prog), layers },
@@ -350,6 +351,28 @@ pub fn weight_bytes(g: &Graph) -> u64 {
             bytes as u64
         })
         .sum()
+}
+
+/// [`weight_bytes`] as the compiled program stores them: a conv or dense
+/// layer's weights in the format its tiles have (int4 two a byte, 2:4 the
+/// kept half and their positions: `layers::stored_weight_bytes`).
+pub fn stored_weight_bytes(g: &Graph, prog: &isa::program::Program) -> u64 {
+    let format = |name: &str| {
+        prog.meta.layers.iter().find(|l| l.name == name).and_then(|l| layers::weight_format(prog, l.first, l.last))
+    };
+    let saved: u64 = g
+        .nodes
+        .iter()
+        .map(|node| {
+            let n = match &node.op {
+                Op::Conv(p) => p.weights.len(),
+                Op::Dense(p) | Op::DenseF32(p) => p.weights.len(),
+                _ => return 0,
+            } as u64;
+            n - layers::stored_weight_bytes(format(&node.name), n)
+        })
+        .sum();
+    weight_bytes(g) - saved
 }
 
 /// Runs `m` on the `n` samples: the outputs, one after the other, and the

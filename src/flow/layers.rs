@@ -116,8 +116,8 @@ pub fn code_facts(prog: &Program, l: &LayerMeta, cfg: &HwConfig) -> CodeFacts {
 }
 
 /// The weight format of the tiles instructions `[first, last)` load into
-/// the array: `i8s24` if any is 2:4-sparse, `i8` otherwise; `None` when
-/// they load none.
+/// the array: `i8s24` if any is 2:4-sparse, else `i4` if any is int4, `i8`
+/// otherwise; `None` when they load none.
 pub fn weight_format(prog: &Program, first: usize, last: usize) -> Option<&'static str> {
     let mut found = None;
     for i in prog.code.get(first..last).unwrap_or_default() {
@@ -126,12 +126,24 @@ pub fn weight_format(prog: &Program, first: usize, last: usize) -> Option<&'stat
             Instr::Matmul(x) if x.preload != 0 => x.wfmt,
             _ => continue,
         };
-        if wfmt == isa::instr::WFMT_I8_S24 {
-            return Some("i8s24");
+        match wfmt {
+            isa::instr::WFMT_I8_S24 => return Some("i8s24"),
+            isa::instr::WFMT_I4 => found = Some("i4"),
+            _ => found = found.or(Some("i8")),
         }
-        found = Some("i8");
     }
     found
+}
+
+/// The DRAM bytes a layer's `n` weights take in the format its tiles have
+/// ([`weight_format`]): int4 two a byte; 2:4 the kept half plus 2-bit
+/// positions (5/8); int8 one a byte.
+pub fn stored_weight_bytes(format: Option<&str>, n: u64) -> u64 {
+    match format {
+        Some("i4") => n.div_ceil(2),
+        Some("i8s24") => (5 * n).div_ceil(8),
+        _ => n,
+    }
 }
 
 /// Fills `saved_vs_dense` of the rows of layers on 2:4 tiles: the same
