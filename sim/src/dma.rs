@@ -186,6 +186,7 @@ impl BurstPlan {
 /// cycle `w_q = max(w_{q-1} + 1, start + 1, arrival of its last beat + 1)`
 /// (padding-only chunks need no data); the LOAD finishes at `w_last + 1`.
 /// Returns (finish, chunks written).
+#[allow(clippy::too_many_arguments)]
 pub fn load_finish(
     b: &DmaBlock,
     gather: Option<&Gather>,
