@@ -13,9 +13,10 @@ use compiler::gemm::{lower_gemm_with, reference_gemm, GemmOutput, GemmSpec, Weig
 use driver::{Driver, Outcome};
 use isa::{Counter, HwConfig};
 
-/// One run: cycles, DRAM read bytes, instructions (outputs checked
-/// against the reference).
-fn run(spec: &GemmSpec, cfg: &HwConfig, choice: WeightChoice) -> (u64, u64, usize, f64) {
+/// One run: cycles, DRAM read bytes, instructions, array busy, and energy
+/// per MAC in pJ (the default table, docs/ENERGY.md); outputs checked
+/// against the reference.
+fn run(spec: &GemmSpec, cfg: &HwConfig, choice: WeightChoice) -> (u64, u64, usize, f64, f64) {
     let prog = lower_gemm_with(spec, cfg, choice).expect("lowers");
     let mut d = Driver::new(sim::Model::new(cfg).expect("model"));
     d.load(&prog).expect("loads");
@@ -31,7 +32,9 @@ fn run(spec: &GemmSpec, cfg: &HwConfig, choice: WeightChoice) -> (u64, u64, usiz
         .collect();
     assert_eq!(c, reference_gemm(spec, &a), "1x{}x{} differs from the reference", spec.k, spec.n);
     let busy = rep.counters.get(Counter::ArrayBusy) as f64 / rep.cycles() as f64;
-    (rep.cycles(), rep.counters.get(Counter::DramReadBytes), prog.code.len(), busy)
+    let energy = sim::energy::energy(cfg, &rep.counters, &sim::energy::EnergyTable::default());
+    let pj_per_mac = energy.total_pj / (spec.m * spec.k * spec.n) as f64;
+    (rep.cycles(), rep.counters.get(Counter::DramReadBytes), prog.code.len(), busy, pj_per_mac)
 }
 
 /// Pseudo-random int8 weights, a `density` fraction of them non-zero
@@ -73,7 +76,7 @@ fn main() {
             input_unsigned: false,
             output: GemmOutput::Int32,
         };
-        let (cycles, read, instrs, busy) = run(&spec, &cfg, WeightChoice::Dense);
+        let (cycles, read, instrs, busy, _) = run(&spec, &cfg, WeightChoice::Dense);
         let floor = (k * n) as f64 / cfg.dram.bytes_per_cycle as f64;
         println!(
             "{:>16} {:>10} {:>10} {:>7.3} {:>7} {:>10.1}% {:>13.4}",
@@ -91,8 +94,16 @@ fn main() {
     // as a compressed stream (`auto`), outputs checked against the reference.
     println!();
     println!(
-        "{:>22} {:>8} {:>10} {:>10} {:>7} {:>12} {:>12} {:>7}",
-        "1x2048x2048 sparse", "density", "dense cyc", "stream cyc", "ratio", "dense rd B", "stream rd B", "ratio"
+        "{:>22} {:>8} {:>10} {:>10} {:>7} {:>12} {:>12} {:>7} {:>13}",
+        "1x2048x2048 sparse",
+        "density",
+        "dense cyc",
+        "stream cyc",
+        "ratio",
+        "dense rd B",
+        "stream rd B",
+        "ratio",
+        "pJ/MAC d / s"
     );
     let mut slow = default.clone();
     slow.dram.bytes_per_cycle = 8;
@@ -108,10 +119,10 @@ fn main() {
                 input_unsigned: false,
                 output: GemmOutput::Int32,
             };
-            let (dc, dr, _, _) = run(&spec, cfg, WeightChoice::Dense);
-            let (sc, sr, _, _) = run(&spec, cfg, WeightChoice::Auto);
+            let (dc, dr, _, _, de) = run(&spec, cfg, WeightChoice::Dense);
+            let (sc, sr, _, _, se) = run(&spec, cfg, WeightChoice::Auto);
             println!(
-                "{:>22} {:>8.3} {:>10} {:>10} {:>7.3} {:>12} {:>12} {:>7.3}",
+                "{:>22} {:>8.3} {:>10} {:>10} {:>7.3} {:>12} {:>12} {:>7.3} {:>6.2} / {:>4.2}",
                 name,
                 density,
                 dc,
@@ -119,7 +130,9 @@ fn main() {
                 sc as f64 / dc as f64,
                 dr,
                 sr,
-                sr as f64 / dr as f64
+                sr as f64 / dr as f64,
+                de,
+                se
             );
         }
     }
