@@ -65,7 +65,9 @@ pub const SPARSE_STREAM_MAX_BYTES: f64 = 0.9;
 
 /// Which weight formats the compiler may choose (`systole compile
 /// --weights`): `Auto` takes 2:4 for layers whose weights are exactly 2:4
-/// when the configuration has `array.sparsity_2_4`; `Dense` never does.
+/// when the configuration has `array.sparsity_2_4`, and streams sparse
+/// weights of the streaming schedule compressed when that takes at most
+/// [`SPARSE_STREAM_MAX_BYTES`] of their bytes; `Dense` does neither.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum WeightChoice {
     Dense,
