@@ -99,6 +99,7 @@ fn digits_cnn_batches_like_single_runs() {
         let (out, rep) = (format!("out{n}"), format!("b{n}.json"));
         let o = systole(d, &["run", &prog, "--input", "batch.npy", "--out", &out, "--check", "--json", &rep]);
         assert_ok(&o);
+        assert!(stdout(&o).contains(&format!("{n} inferences (1 run of {n})")), "{}", stdout(&o));
         let (shape, batched) = npy_f32(&d.join(&out).join("logits.npy"));
         assert_eq!(shape, vec![n as u64, 10]);
         assert_eq!(batched, singles[..n * 10], "batch of {n}: logits differ from single runs");

@@ -124,7 +124,7 @@ impl PerInference {
     }
 
     /// [`PerInference::of`] for a program that makes `per_run` inferences
-    /// in each run (`compile --batch`): cycles (min and max rounded up),
+    /// in each run (`compile --batch`): cycles (min and max rounded),
     /// energy and throughput per inference, a run's cycles shared by its
     /// `per_run` inferences; the latency is a run's (the batch's results
     /// come together).
@@ -134,7 +134,7 @@ impl PerInference {
         let mean = t.total_cycles as f64 / n as f64;
         // An inference's result is there when its run ends.
         let latency_us = mean * per_run as f64 / t.clock_mhz;
-        let per = |c: u64| c.div_ceil(per_run);
+        let per = |c: u64| (c + per_run / 2) / per_run;
         PerInference {
             inferences: n,
             cycles_mean: mean,
