@@ -666,9 +666,9 @@ fn arb_program() -> impl Strategy<Value = Program> {
                     code,
                     data_addr: 0x800,
                     data,
-                    // Room for the largest generated tensor: an i32 7x7x7
-                    // map with a halo of 2 (3,388 B) at 0x1000 + 0x3ff.
-                    mem_bytes: 0x3000,
+                    // Room for the largest generated tensor: three i32
+                    // 7x7x7 maps with a halo of 2 (10,164 B) at 0x1000 + 0x3ff.
+                    mem_bytes: 0x4000,
                     tensors: t0.into_iter().chain(t1).collect(),
                     meta: ProgramMeta { producer, source: String::new(), layers, config, graph },
                 }
