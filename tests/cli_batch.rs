@@ -1,7 +1,7 @@
 //! `systole compile --batch N`: the digits MLP compiled for 32 inferences
 //! in one program, run through the CLI, against 32 single runs of the
 //! unbatched program: outputs identical, cycles per inference at most a
-//! fifth; a model with convolutions refused by name.
+//! fifth; the digits CNN at batch 3, 8 and 32 likewise.
 
 mod common;
 use common::*;
@@ -70,16 +70,50 @@ fn digits_mlp_at_batch_32_matches_32_single_runs_in_a_fifth_of_the_cycles() {
     assert_eq!(&t[320..], &batched[..]);
 }
 
+/// The digits CNN compiled for 3, 8 and 32 inferences: checked layer by
+/// layer against the interpreter, outputs equal to single runs, the report
+/// per inference (a run of the batched program is N inferences), and fewer
+/// cycles per inference than single runs.
 #[test]
-fn batching_a_cnn_is_refused_by_node() {
+fn digits_cnn_batches_like_single_runs() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let hw = root().join("examples/hw/default.toml").display().to_string();
     let model = digits("cnn_dense/int8_qop.onnx");
-    let o = systole(d, &["compile", &model, "--hw", &hw, "--batch", "4", "-o", "cnn.sbin"]);
-    assert_fails(&o, 2, &["cannot compile a batch of 4", "dense layers only", "(conv)"], d, &["cnn.sbin"]);
-    let o = systole(d, &["compile", &model, "--hw", &hw, "--batch", "0", "-o", "cnn.sbin"]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let (_, x) = npy_f32(Path::new(&digits("ref_x_f32.npy")));
+    assert_eq!(x.len(), 32 * 64);
+    let json = |f: &str| -> serde_json::Value { serde_json::from_slice(&std::fs::read(d.join(f)).unwrap()).unwrap() };
+    write_npy(&d.join("singles.npy"), &[32, 1, 1, 8, 8], &x);
+    assert_ok(&systole(d, &["compile", &model, "--hw", &hw, "-o", "one.sbin"]));
+    let args = ["run", "one.sbin", "--input", "singles.npy", "--out", "singles", "--json", "singles.json"];
+    assert_ok(&systole(d, &args));
+    let (_, singles) = npy_f32(&d.join("singles/logits.npy"));
+    let single = json("singles.json")["per_inference"]["cycles_mean"].as_f64().unwrap();
+    let mut per_inference = vec![single];
+    for n in [3usize, 8, 32] {
+        let prog = format!("b{n}.sbin");
+        let o = systole(d, &["compile", &model, "--hw", &hw, "--batch", &n.to_string(), "-o", &prog]);
+        assert_ok(&o);
+        assert!(stdout(&o).contains(&format!("[{n}, 1, 8, 8]")), "the input shape is shown:\n{}", stdout(&o));
+        write_npy(&d.join("batch.npy"), &[n as u64, 1, 8, 8], &x[..n * 64]);
+        let (out, rep) = (format!("out{n}"), format!("b{n}.json"));
+        let o = systole(d, &["run", &prog, "--input", "batch.npy", "--out", &out, "--check", "--json", &rep]);
+        assert_ok(&o);
+        assert!(stdout(&o).contains(&format!("{n} inferences (1 run of {n})")), "{}", stdout(&o));
+        let (shape, batched) = npy_f32(&d.join(&out).join("logits.npy"));
+        assert_eq!(shape, vec![n as u64, 10]);
+        assert_eq!(batched, singles[..n * 10], "batch of {n}: logits differ from single runs");
+        let r = json(&rep);
+        let per = &r["per_inference"];
+        assert_eq!(per["inferences"].as_u64(), Some(n as u64), "{r}");
+        let total = r["total_cycles"].as_u64().unwrap() as f64;
+        assert_eq!(per["cycles_mean"].as_f64(), Some(total / n as f64), "{r}");
+        let energy = r["energy_uj"].as_f64().unwrap();
+        assert!((per["energy_uj"].as_f64().unwrap() - energy / n as f64).abs() <= 1e-9 * energy, "{r}");
+        per_inference.push(per["cycles_mean"].as_f64().unwrap());
+    }
+    println!("digits CNN cycles per inference at batch 1, 3, 8, 32: {per_inference:?}");
+    assert!(per_inference.windows(2).all(|w| w[1] < w[0]), "{per_inference:?}");
 }
 
 #[test]

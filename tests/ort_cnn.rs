@@ -226,6 +226,47 @@ fn cnn_blocks_match_onnx_runtime_bit_for_bit() {
     check_suite(&data(), &MODELS, &[HwConfig::tiny_4x4(), HwConfig::default_16x16()], PENDING);
 }
 
+/// `compile --batch N` of every block: one program of N inferences equals N
+/// single runs of the unbatched program bit for bit (and the interpreter
+/// on the batched graph), N = 1, 3, 8 (the fixture's samples repeated).
+#[test]
+fn cnn_blocks_batch_like_single_runs() {
+    for model in MODELS {
+        for form in FORMS {
+            let c = load(&data(), model, form).unwrap();
+            for cfg in [HwConfig::tiny_4x4(), HwConfig::default_16x16()] {
+                let single = compiler::lower::lower(&c.graph, &cfg).unwrap().program;
+                let mut d = Driver::new(sim::Model::new(&cfg).unwrap());
+                d.load(&single).unwrap();
+                let n_in: usize = c.input_shape.iter().product();
+                let sample = |s: usize| &c.x[(s % c.samples) * n_in..][..n_in];
+                let singles: Vec<Vec<u32>> = (0..8)
+                    .map(|s| d.infer(&single, sample(s)).unwrap().output.iter().map(|f| f.to_bits()).collect())
+                    .collect();
+                let mut cycles = Vec::new();
+                for n in [1, 3, 8] {
+                    let what = format!("{model}/{form} on {} at batch {n}", cfg.name);
+                    let g = compiler::batch::with_batch(&c.graph, n).unwrap();
+                    let prog = compiler::lower::lower(&g, &cfg).unwrap_or_else(|e| panic!("{what}: {e}")).program;
+                    let mut d = Driver::new(sim::Model::new(&cfg).unwrap());
+                    d.load(&prog).unwrap();
+                    let x: Vec<f32> = (0..n).flat_map(|s| sample(s).to_vec()).collect();
+                    let got = d.infer(&prog, &x).unwrap_or_else(|e| panic!("{what}: {e}"));
+                    cycles.push(got.report.cycles() / n as u64);
+                    let bits: Vec<u32> = got.output.iter().map(|f| f.to_bits()).collect();
+                    assert_eq!(bits, singles[..n].concat(), "{what}: the batch differs from single runs");
+                    let mut shape = c.input_shape.clone();
+                    shape[0] = n;
+                    let v = interp::run(&g, &[Tensor::float(shape, x)]).unwrap();
+                    let it: Vec<u32> = v[g.outputs[0]].as_float().unwrap().iter().map(|f| f.to_bits()).collect();
+                    assert_eq!(it, bits, "{what}: the interpreter differs from the model");
+                }
+                println!("{model}/{form} on {}: cycles per inference at batch 1, 3, 8: {cycles:?}", cfg.name);
+            }
+        }
+    }
+}
+
 /// Full-size cases not exact, as `PENDING`.
 const FULL_PENDING: &[Pending] = &[];
 

@@ -1,11 +1,11 @@
 //! A batch of N inferences in one program: the graph with its leading
 //! (batch) dimension 1 made N, so a dense layer becomes one GEMM whose rows
 //! are the batch — each weight tile loaded once and streamed past N rows
-//! instead of N programs each loading every weight.
-//!
-//! Feature maps hold one image in the lowering (NHWC buffers), so a graph
-//! with convolutions or pooling is refused here, by name, rather than
-//! failing later in the memory plan.
+//! instead of N programs each loading every weight. A feature map becomes
+//! N NHWC images one after the other (`Layout::Nhwc`'s `n`); a convolution
+//! on the band path passes every image's bands under its weights (loaded
+//! once when they stay resident), the ops without weights run image by
+//! image (`lower::per_image`).
 
 use crate::ir::{Graph, GraphError, Op};
 
@@ -24,17 +24,6 @@ pub fn with_batch(g: &Graph, n: usize) -> Result<Graph, GraphError> {
         let name = node.name.clone();
         let op = node.op.name();
         match &mut node.op {
-            Op::Conv(_) | Op::MaxPool(_) | Op::AvgPool(_) => {
-                return Err(err(
-                    &name,
-                    op,
-                    format!(
-                        "a batch of {n} in one program is lowered for dense layers only (a feature map \
-                         holds one image); compile without --batch and run the inputs as a batch of \
-                         single inferences"
-                    ),
-                ))
-            }
             Op::Flatten { axis: 0 } => {
                 return Err(err(&name, op, "flatten at axis 0 would merge the batch into the features".into()))
             }
@@ -76,7 +65,7 @@ mod tests {
     }
 
     #[test]
-    fn dense_graphs_batch_and_convs_are_refused_by_name() {
+    fn graphs_batch_along_their_leading_dimension() {
         let d = DenseParams {
             k: 3,
             n: 2,
@@ -103,10 +92,17 @@ mod tests {
         flat.values[0].shape = vec![3];
         let e = with_batch(&flat, 2).unwrap_err().to_string();
         assert!(e.contains("no leading batch dimension"), "{e}");
-        let mut conv = g.clone();
-        conv.nodes[0].op =
-            Op::MaxPool(PoolParams { kernel: [1, 1], strides: [1, 1], pads: [0; 4], count_include_pad: false });
-        let e = with_batch(&conv, 2).unwrap_err().to_string();
-        assert!(e.contains("`fc`") && e.contains("dense layers only"), "{e}");
+        // A feature map batches like a row.
+        let mut pool = g.clone();
+        pool.values = vec![value("x", vec![1, 3, 4, 4], ElemType::I8), value("y", vec![1, 3, 2, 2], ElemType::I8)];
+        pool.nodes[0].op =
+            Op::MaxPool(PoolParams { kernel: [2, 2], strides: [2, 2], pads: [0; 4], count_include_pad: false });
+        pool.validate().unwrap();
+        let b = with_batch(&pool, 3).unwrap();
+        assert_eq!(b.values[1].shape, vec![3, 3, 2, 2]);
+        let mut concat = g.clone();
+        concat.nodes[0].op = Op::Concat { axis: 0 };
+        let e = with_batch(&concat, 2).unwrap_err().to_string();
+        assert!(e.contains("`fc`") && e.contains("batch dimension"), "{e}");
     }
 }

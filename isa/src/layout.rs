@@ -7,9 +7,12 @@ use crate::codec::{DecodeError, Reader, Writer};
 /// How a quantized value is laid out in device memory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Layout {
-    /// NHWC with `halo` rows and columns of zero point around each image
-    /// (batch 1): element (h, w, c) at `((h + halo) * (w_dim + 2 halo) + w + halo) * c_dim + c`.
-    Nhwc { h: usize, w: usize, c: usize, halo: usize },
+    /// NHWC with `halo` rows and columns of zero point around each image:
+    /// element (h, w, c) of image `i` at `i * image_bytes + ((h + halo) *
+    /// (w_dim + 2 halo) + w + halo) * c_dim + c`, `n` images (the batch of
+    /// a program compiled for several inferences, `compile --batch`) one
+    /// after the other, each with its own halo.
+    Nhwc { n: usize, h: usize, w: usize, c: usize, halo: usize },
     /// Row-major `[rows, cols]`; `perm[i]` is the logical index of physical
     /// column `i` (after a Flatten of NHWC data), None for the identity.
     Flat { rows: usize, cols: usize, perm: Option<Vec<usize>> },
@@ -19,8 +22,16 @@ impl Layout {
     /// Bytes the buffer occupies.
     pub fn bytes(&self) -> usize {
         match self {
-            Layout::Nhwc { h, w, c, halo } => (h + 2 * halo) * (w + 2 * halo) * c,
+            Layout::Nhwc { n, h, w, c, halo } => n * (h + 2 * halo) * (w + 2 * halo) * c,
             Layout::Flat { rows, cols, .. } => rows * cols,
+        }
+    }
+
+    /// Images the buffer holds (the batch): `n` of NHWC, 1 otherwise.
+    pub fn images(&self) -> usize {
+        match self {
+            Layout::Nhwc { n, .. } => *n,
+            Layout::Flat { .. } => 1,
         }
     }
 
@@ -38,13 +49,16 @@ impl Layout {
     /// row-major order of the IR value).
     pub fn offsets(&self) -> Vec<usize> {
         match self {
-            Layout::Nhwc { h, w, c, halo } => {
+            Layout::Nhwc { n, h, w, c, halo } => {
                 let wp = w + 2 * halo;
-                let mut out = Vec::with_capacity(h * w * c);
-                for ch in 0..*c {
-                    for y in 0..*h {
-                        for x in 0..*w {
-                            out.push(((y + halo) * wp + x + halo) * c + ch);
+                let image = (h + 2 * halo) * wp * c;
+                let mut out = Vec::with_capacity(n * h * w * c);
+                for i in 0..*n {
+                    for ch in 0..*c {
+                        for y in 0..*h {
+                            for x in 0..*w {
+                                out.push(i * image + ((y + halo) * wp + x + halo) * c + ch);
+                            }
                         }
                     }
                 }
@@ -66,22 +80,22 @@ impl Layout {
     /// Bytes the buffer occupies, `None` on overflow (for untrusted layouts).
     pub fn checked_bytes(&self) -> Option<usize> {
         match self {
-            Layout::Nhwc { h, w, c, halo } => {
+            Layout::Nhwc { n, h, w, c, halo } => {
                 let pad = halo.checked_mul(2)?;
-                h.checked_add(pad)?.checked_mul(w.checked_add(pad)?)?.checked_mul(*c)
+                h.checked_add(pad)?.checked_mul(w.checked_add(pad)?)?.checked_mul(*c)?.checked_mul(*n)
             }
             Layout::Flat { rows, cols, .. } => rows.checked_mul(*cols),
         }
     }
 
     /// Checks that the layout places a tensor of this (logical) shape:
-    /// NHWC holds `[1, C, H, W]`, row-major `[cols]`, `[rows, cols]` or
+    /// NHWC holds `[N, C, H, W]`, row-major `[cols]`, `[rows, cols]` or
     /// `[d0, .., dk, cols]` with `d0 · .. · dk = rows` (no permutation), and
     /// a column order is a permutation of the columns.
     pub fn check_shape(&self, shape: &[u64]) -> Result<(), String> {
         let dims = |v: &[usize]| v.iter().map(|&d| d as u64).collect::<Vec<_>>();
         let expected = match self {
-            Layout::Nhwc { h, w, c, .. } => vec![dims(&[1, *c, *h, *w])],
+            Layout::Nhwc { n, h, w, c, .. } => vec![dims(&[*n, *c, *h, *w])],
             Layout::Flat { rows, cols, perm } => {
                 if let Some(p) = perm {
                     let mut seen = vec![false; p.len()];
@@ -120,8 +134,15 @@ impl Layout {
     /// The binary encoding (see `isa::codec`).
     pub fn encode(&self, w: &mut Writer) {
         match self {
-            Layout::Nhwc { h, w: width, c, halo } => {
-                w.u8(0);
+            // One image keeps tag 0 (the encoding before batches); a batch
+            // is tag 2 with the image count first.
+            Layout::Nhwc { n, h, w: width, c, halo } => {
+                if *n != 1 {
+                    w.u8(2);
+                    w.len(*n);
+                } else {
+                    w.u8(0);
+                }
                 [*h, *width, *c, *halo].iter().for_each(|&d| w.len(d));
             }
             Layout::Flat { rows, cols, perm } => {
@@ -139,8 +160,9 @@ impl Layout {
     /// Reads what [`Layout::encode`] wrote (the shape is checked by
     /// [`Layout::check_shape`]).
     pub fn decode(r: &mut Reader<'_>) -> Result<Layout, DecodeError> {
-        Ok(match r.tag("layout", 2)? {
-            0 => Layout::Nhwc {
+        Ok(match r.tag("layout", 3)? {
+            tag @ (0 | 2) => Layout::Nhwc {
+                n: if tag == 2 { r.usize("layout images")? } else { 1 },
                 h: r.usize("layout height")?,
                 w: r.usize("layout width")?,
                 c: r.usize("layout channels")?,
@@ -176,7 +198,8 @@ impl std::fmt::Display for Layout {
     /// The short name and the dimensions: `nhwc-halo1 (h 28, w 28, c 8)`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Layout::Nhwc { h, w, c, .. } => write!(f, "{} (h {h}, w {w}, c {c})", self.describe()),
+            Layout::Nhwc { n: 1, h, w, c, .. } => write!(f, "{} (h {h}, w {w}, c {c})", self.describe()),
+            Layout::Nhwc { n, h, w, c, .. } => write!(f, "{} (n {n}, h {h}, w {w}, c {c})", self.describe()),
             Layout::Flat { rows, cols, .. } => write!(f, "{} ({rows} x {cols})", self.describe()),
         }
     }

@@ -1266,7 +1266,7 @@ mod tests {
         p.tensors[0].scale = Some(f32::NAN);
         assert!(matches!(p.validate_layout(), Err(ProgramError::BadTensor { .. })));
         let mut p = sample();
-        p.tensors[0].layout = Layout::Nhwc { h: 4, w: 4, c: 1, halo: 0 };
+        p.tensors[0].layout = Layout::Nhwc { n: 1, h: 4, w: 4, c: 1, halo: 0 };
         assert!(p.validate_layout().unwrap_err().to_string().contains("does not hold shape [4, 4]"));
         let mut p = sample();
         p.meta.layers[0].last = 9;

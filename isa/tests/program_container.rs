@@ -54,7 +54,15 @@ fn sample() -> Program {
         producer: "program_container test".into(),
         source: "sample".into(),
         layers: vec![
-            layer("conv1", LayerOp::Conv, 0, 4, 0x2000, Layout::Nhwc { h: 2, w: 2, c: 4, halo: 1 }, &[1, 4, 2, 2]),
+            layer(
+                "conv1",
+                LayerOp::Conv,
+                0,
+                4,
+                0x2000,
+                Layout::Nhwc { n: 1, h: 2, w: 2, c: 4, halo: 1 },
+                &[1, 4, 2, 2],
+            ),
             layer(
                 "flat",
                 LayerOp::Flatten,
@@ -574,8 +582,11 @@ fn fingerprint_mismatch_names_both_configs() {
 
 fn arb_layout() -> impl Strategy<Value = (Layout, Vec<u64>)> {
     prop_oneof![
-        (1usize..8, 1usize..8, 1usize..8, 0usize..3)
-            .prop_map(|(h, w, c, halo)| (Layout::Nhwc { h, w, c, halo }, vec![1, c as u64, h as u64, w as u64])),
+        // One image (tag 0) or a batch (tag 2).
+        (1usize..4, 1usize..8, 1usize..8, 1usize..8, 0usize..3).prop_map(|(n, h, w, c, halo)| (
+            Layout::Nhwc { n, h, w, c, halo },
+            vec![n as u64, c as u64, h as u64, w as u64]
+        )),
         (1usize..8, 1usize..8, any::<bool>(), any::<u64>()).prop_map(|(rows, cols, permuted, seed)| {
             // A rotation of the columns stands for a permutation.
             let perm = permuted.then(|| (0..cols).map(|i| (i + seed as usize % cols) % cols).collect());
@@ -655,9 +666,9 @@ fn arb_program() -> impl Strategy<Value = Program> {
                     code,
                     data_addr: 0x800,
                     data,
-                    // Room for the largest generated tensor: an i32 7x7x7
-                    // map with a halo of 2 (3,388 B) at 0x1000 + 0x3ff.
-                    mem_bytes: 0x3000,
+                    // Room for the largest generated tensor: three i32
+                    // 7x7x7 maps with a halo of 2 (10,164 B) at 0x1000 + 0x3ff.
+                    mem_bytes: 0x4000,
                     tensors: t0.into_iter().chain(t1).collect(),
                     meta: ProgramMeta { producer, source: String::new(), layers, config, graph },
                 }

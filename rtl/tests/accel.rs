@@ -301,6 +301,28 @@ fn compiled_ort_cnns_match_the_model() {
     }
 }
 
+/// CNNs compiled for a batch (`compile --batch 3`): band convolutions over
+/// every image under one set of resident weights (the stem's packed rows,
+/// the digits CNN's dense head), residual adds, pooling and concats image
+/// by image, on the 4x4.
+#[test]
+fn batched_cnns_match_the_model() {
+    let cnn = compiler::onnx::import(&std::fs::read(root().join("examples/models/digits_cnn_nm24.onnx")).unwrap());
+    let resnet =
+        compiler::onnx::import(&std::fs::read(root().join("tests/data/ort_cnn/resnet_block/qop_int8.onnx")).unwrap());
+    let inception = compiler::onnx::import(
+        &std::fs::read(root().join("tests/data/ort_cnn/inception_block/qop_uint8.onnx")).unwrap(),
+    );
+    let cfg = config("tiny");
+    for (name, g) in [("digits_cnn_nm24", cnn), ("resnet_block", resnet), ("inception_block", inception)] {
+        let g = compiler::batch::with_batch(&g.unwrap(), 3).unwrap();
+        let prog = compiler::lower::lower(&g, &cfg).unwrap().program;
+        let r = check_program(&cfg, name, &prog, 17);
+        assert_eq!(r.outcome, Outcome::Done);
+        println!("{name} at batch 3 on tiny: {} cycles, equal on both backends", r.cycles());
+    }
+}
+
 /// Few-row GEMMs take the streaming schedule (weights through the array as
 /// input rows, K split across accumulator passes when A^T does not fit).
 #[test]

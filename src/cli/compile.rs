@@ -36,10 +36,10 @@ pub struct CompileArgs {
     #[arg(long)]
     pub no_graph: bool,
     /// Compile N inferences into one program: the model's input gets a
-    /// leading dimension N (`[N, ...]` in place of `[1, ...]`), and every
-    /// dense layer is one GEMM over the N rows, each weight tile loaded once
-    /// for the whole batch. Models with convolutions or pooling are refused
-    /// (run their inputs as a batch of single inferences instead).
+    /// leading dimension N (`[N, ...]` in place of `[1, ...]`); every
+    /// dense layer is one GEMM over the N rows and every convolution passes
+    /// all N images under its weights, each weight tile loaded once for the
+    /// whole batch when it stays resident.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=65535))]
     pub batch: u32,
     /// Weight formats the layers may use: `auto` runs every conv and dense

@@ -78,10 +78,10 @@ pub enum Command {
             configuration, the per-layer facts and the graph, so `systole run` needs nothing \
             else. An unsupported operator or pattern is an error (exit 2) that names the node.\n\n\
             --batch N compiles N inferences into one program: its input is [N, ...] (the model's \
-            [1, ...] with N rows) and each dense layer is one GEMM over the N rows, so every weight \
-            tile is loaded once per batch; `systole run` then takes an [N, ...] array as one run \
-            (or [R, N, ...] for R runs) and writes [N, ...] outputs. Models with convolutions or \
-            pooling are refused with --batch > 1.",
+            [1, ...] with N rows or N images); each dense layer is one GEMM over the N rows and \
+            each convolution passes every image under its weights, so a weight tile that stays \
+            resident is loaded once per batch; `systole run` then takes an [N, ...] array as one run \
+            (or [R, N, ...] for R runs), writes [N, ...] outputs and reports per inference.",
         after_help = "Examples:\n  \
             systole compile digits.onnx --hw examples/hw/default.toml -o digits.sbin\n  \
             systole compile examples/models/tiny_mlp.stm --hw examples/hw/tiny.toml -o mlp.sbin\n  \

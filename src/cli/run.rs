@@ -365,23 +365,26 @@ pub fn run(args: &RunArgs) -> Result<()> {
         }
         s
     });
+    // A batched program (`compile --batch N`) makes N inferences a run.
+    let inferences = if per.inferences == runs {
+        format!("{runs} inference{}", plural(runs))
+    } else {
+        format!("{} inferences ({runs} run{} of {})", per.inferences, plural(runs), per.inferences / runs.max(1))
+    };
     let mut out = String::new();
     out.push_str(&run_header(&prog_name, &cfg, args.backend));
-    let _ = writeln!(
-        out,
-        "input         {}: {} inference{} of `{}` {}",
-        input_name,
-        runs,
-        plural(runs),
-        tin.name,
-        shape_text(&tin.shape)
-    );
+    let _ = writeln!(out, "input         {input_name}: {inferences} of `{}` {}", tin.name, shape_text(&tin.shape));
     let _ = writeln!(out, "output        {out_name}: `{}` {} f32, {output_sha}", tout.name, shape_text(&shape));
     let _ = writeln!(
         out,
-        "per inference {} cycles = {:.3} µs (mean of {runs}; min {}, max {}); {:.1} inferences/s, {:.6} µJ, {}",
+        "per inference {} cycles {} (mean of {}; min {}, max {}); {:.1} inferences/s, {:.6} µJ, {}",
         group(per.cycles_mean.round() as u64),
-        per.latency_us,
+        if per.inferences == runs {
+            format!("= {:.3} µs", per.latency_us)
+        } else {
+            format!("in runs of {} of {:.3} µs", per.inferences / runs.max(1), per.latency_us)
+        },
+        per.inferences,
         group(per.cycles_min),
         group(per.cycles_max),
         per.inferences_per_s,
@@ -392,7 +395,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         let _ = writeln!(out, "check         {t}");
     }
     out.push('\n');
-    let _ = writeln!(out, "totals over the {runs} inference{}:", plural(runs));
+    let _ = writeln!(out, "totals over the {inferences}:");
     let summary = RunSummary { program: &prog_name, cfg: &cfg, outcome: "done", counters, energy: &energy };
     let total = report::text(&summary);
     // The totals report without its `systole sim:` title line.
@@ -402,7 +405,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     if layers.is_empty() {
         let _ = writeln!(out, "per layer: the program records no layers (meta `layers`)");
     } else {
-        let _ = writeln!(out, "per layer (summed over the {runs} inference{}):", plural(runs));
+        let _ = writeln!(out, "per layer (summed over the {inferences}):");
         out.push_str(&layers::text(&model.layers, &model.other, &cfg, counters, &energy));
         let _ = writeln!(
             out,

@@ -106,7 +106,8 @@ pub struct PerInference {
     pub cycles_mean: f64,
     pub cycles_min: u64,
     pub cycles_max: u64,
-    /// Mean latency at the configured clock.
+    /// Mean latency at the configured clock (of a run: a batched
+    /// program's inferences finish together).
     pub latency_us: f64,
     /// Back-to-back inferences per second at the mean latency.
     pub inferences_per_s: f64,
@@ -119,16 +120,28 @@ pub struct PerInference {
 impl PerInference {
     /// From the totals of the runs and each run's cycles.
     pub fn of(t: &Totals, per_run_cycles: &[u64]) -> PerInference {
-        let n = per_run_cycles.len().max(1) as u64;
+        PerInference::of_batched(t, per_run_cycles, 1)
+    }
+
+    /// [`PerInference::of`] for a program that makes `per_run` inferences
+    /// in each run (`compile --batch`): cycles (min and max rounded),
+    /// energy and throughput per inference, a run's cycles shared by its
+    /// `per_run` inferences; the latency is a run's (the batch's results
+    /// come together).
+    pub fn of_batched(t: &Totals, per_run_cycles: &[u64], per_run: u64) -> PerInference {
+        let per_run = per_run.max(1);
+        let n = per_run_cycles.len().max(1) as u64 * per_run;
         let mean = t.total_cycles as f64 / n as f64;
-        let latency_us = mean / t.clock_mhz;
+        // An inference's result is there when its run ends.
+        let latency_us = mean * per_run as f64 / t.clock_mhz;
+        let per = |c: u64| (c + per_run / 2) / per_run;
         PerInference {
             inferences: n,
             cycles_mean: mean,
-            cycles_min: per_run_cycles.iter().copied().min().unwrap_or(t.total_cycles),
-            cycles_max: per_run_cycles.iter().copied().max().unwrap_or(t.total_cycles),
+            cycles_min: per(per_run_cycles.iter().copied().min().unwrap_or(t.total_cycles)),
+            cycles_max: per(per_run_cycles.iter().copied().max().unwrap_or(t.total_cycles)),
             latency_us,
-            inferences_per_s: if latency_us > 0.0 { 1e6 / latency_us } else { 0.0 },
+            inferences_per_s: if latency_us > 0.0 { 1e6 * per_run as f64 / latency_us } else { 0.0 },
             energy_uj: t.energy_uj / n as f64,
             tops_per_w: (t.energy_pj > 0.0).then(|| 2.0 * t.macs as f64 / t.energy_pj),
         }

@@ -7,7 +7,7 @@ use super::backend::{self, Backend};
 use super::check::Checker;
 use super::infer::{run_batch, run_batch_parallel, Batch, BatchRun};
 use super::layers::{attribute, ATTRIBUTION};
-use super::report::{CheckSummary, ModelRun, Report, TensorFile};
+use super::report::{CheckSummary, ModelRun, PerInference, Report, TensorFile};
 use super::{Compiled, FlowError, Result};
 use driver::Driver;
 use isa::program::{Program, TensorInfo, TensorRole};
@@ -125,8 +125,14 @@ pub fn report(
     let runs = measured.run_cycles.len() as u64;
     let counters = &measured.counters;
     let energy = sim::energy::energy(model.cfg, counters, table);
-    let (rows, other) = attribute(model, &measured.layer_cycles, runs, counters, &energy);
+    let (mut rows, mut other) = attribute(model, &measured.layer_cycles, runs, counters, &energy);
     let mut rep = Report::new("run", prog_name, backend.name(), model.cfg, counters, &energy, &measured.run_cycles);
+    // A batched program makes several inferences a run.
+    let per_run = inferences_per_run(model.prog);
+    rep.per_inference = PerInference::of_batched(&rep.totals, &measured.run_cycles, per_run);
+    for row in rows.iter_mut().chain([&mut other]) {
+        row.cycles_per_inference /= per_run as f64;
+    }
     rep.model = Some(ModelRun {
         input: files.input,
         output: files.output,
@@ -136,6 +142,22 @@ pub fn report(
         check: checker.map(|c| CheckSummary { passed: true, layers: c.layers(), views_skipped: c.views(), runs }),
     });
     rep
+}
+
+/// The inferences one run of `prog` makes: for a compiled model (one with
+/// layers), the leading (batch) dimension of its input — N for a program
+/// compiled with `--batch N`, as the IR's values lead with the batch; 1
+/// for an input of rank 1 and for a program without layers (a GEMM's A
+/// rows are not inferences).
+pub fn inferences_per_run(prog: &Program) -> u64 {
+    if prog.meta.layers.is_empty() {
+        return 1;
+    }
+    prog.tensors
+        .iter()
+        .find(|t| t.role == TensorRole::Input)
+        .filter(|t| t.shape.len() >= 2)
+        .map_or(1, |t| t.shape[0].max(1))
 }
 
 /// When `rep`'s model runs layers on 2:4 tiles and its program records the

@@ -504,9 +504,11 @@ struct Plan {
     params: u16,
 }
 
-/// The largest band that fits, or `None` when even one output row does not.
+/// The largest band that fits, or `None` when even one output row does not
+/// (`images`: a batch's images pass one after the other, band by band).
 fn plan(
     g: &Geometry,
+    images: usize,
     weight_rows: usize,
     sb_rows: usize,
     spad: usize,
@@ -522,7 +524,8 @@ fn plan(
         if g.band_staging(rows, dma) > STAGING_BUDGET {
             continue;
         }
-        let slots = if bands > 1 { 2 } else { 1 };
+        let several = bands * images > 1;
+        let slots = if several { 2 } else { 1 };
         let band = g.band_spad_rows(rows);
         let out = rows * g.ow * nt;
         let fixed = slots * (band + out);
@@ -536,9 +539,9 @@ fn plan(
             continue;
         };
         let r = |x: usize| x as u16;
-        let b1 = if bands > 1 { band } else { 0 };
+        let b1 = if several { band } else { 0 };
         let o0 = band + b1;
-        let o1 = o0 + if bands > 1 { out } else { 0 };
+        let o1 = o0 + if several { out } else { 0 };
         return Some(Plan {
             rows,
             bands,
@@ -595,8 +598,8 @@ pub(super) fn lower(
     if cx.dataflow.tile_shape().k != dim {
         return Ok(None);
     }
-    let Layout::Nhwc { w, c: cin, halo, .. } = inb.layout else { return Ok(None) };
-    let Layout::Nhwc { h: oh, w: ow, c: cout, halo: out_halo } = outb.layout else { return Ok(None) };
+    let Layout::Nhwc { n: images, w, c: cin, halo, .. } = inb.layout else { return Ok(None) };
+    let Layout::Nhwc { h: oh, w: ow, c: cout, halo: out_halo, .. } = outb.layout else { return Ok(None) };
     let [m_out, cg, kh, kw] = c.w_shape;
     let groups = c.groups;
     let mg = m_out / groups;
@@ -665,7 +668,7 @@ pub(super) fn lower(
     let weight_rows = terms.len().div_ceil(WIDE) * sb_rows;
     let spad = (cx.cfg.spad_rows() as usize).min(u16::MAX as usize + 1);
     let accr = (cx.cfg.acc_rows() as usize).min(u16::MAX as usize + 1);
-    let Some(p) = plan(&g, weight_rows, sb_rows, spad, accr, super::staging::Dma::of(cx.cfg)) else {
+    let Some(p) = plan(&g, images, weight_rows, sb_rows, spad, accr, super::staging::Dma::of(cx.cfg)) else {
         return Ok(None);
     };
 
@@ -722,7 +725,9 @@ pub(super) fn lower(
         terms: &terms,
         chunks: &chunks,
         in_addr: inb.addr,
-        out: OutTarget { addr: outb.addr, wp: ow + 2 * out_halo, halo: out_halo },
+        images,
+        in_image: inb.layout.bytes() / images,
+        out: OutTarget { addr: outb.addr, wp: ow + 2 * out_halo, halo: out_halo, image: outb.layout.bytes() / images },
         params_addr,
         weights_addr,
         wfmt: if sparse {
@@ -747,6 +752,8 @@ struct OutTarget {
     addr: u64,
     wp: usize,
     halo: usize,
+    /// Bytes from one image of a batch to the next.
+    image: usize,
 }
 
 #[derive(Clone, Copy)]
@@ -763,6 +770,11 @@ struct Job<'a> {
     terms: &'a [Term],
     chunks: &'a [Chunk],
     in_addr: u64,
+    /// A batch's images (`compile --batch`), `in_image` bytes apart: the
+    /// bands run image after image under the same weights, so resident
+    /// weights load once for the batch.
+    images: usize,
+    in_image: usize,
     out: OutTarget,
     params_addr: u64,
     weights_addr: u64,
@@ -882,6 +894,10 @@ impl Job<'_> {
         let pitch = self.pitch;
         let sb_rows = WIDE * pitch;
         let mut s = Streams::default();
+        // Bands of every image, image after image: band `b` is band
+        // `b % bands` of image `b / bands`.
+        let nb = self.images * p.bands;
+        let (local, image) = (|b: usize| b % p.bands, |b: usize| b / p.bands);
 
         // Scratchpad rows of chunk `q` for band `b` (a slot, or resident).
         let chunk_of = |t: usize| chunks.iter().position(|c| t < c.t1).expect("term in a chunk");
@@ -911,9 +927,10 @@ impl Job<'_> {
                 })
                 .collect()
         };
-        let band_rows = |b: usize| p.rows.min(g.oh - b * p.rows);
+        let band_rows = |b: usize| p.rows.min(g.oh - local(b) * p.rows);
         let band_load = |b: usize| -> Vec<ins::Load> {
-            let r0 = g.off[0] + b * p.rows * g.strides[0];
+            let r0 = g.off[0] + local(b) * p.rows * g.strides[0];
+            let in_addr = self.in_addr + (image(b) * self.in_image) as u64;
             let nin = g.band_in_rows(band_rows(b));
             if g.packed {
                 // One LOAD per input row: output column x's window row.
@@ -921,7 +938,7 @@ impl Job<'_> {
                 return (0..nin)
                     .map(|r| ins::Load {
                         buf: ins::BUF_SPAD,
-                        dram: (self.in_addr + (((r0 + r) * g.wp + g.off[1]) * g.cin) as u64) as u32,
+                        dram: (in_addr + (((r0 + r) * g.wp + g.off[1]) * g.cin) as u64) as u32,
                         stride: (g.strides[1] * g.cin) as u32,
                         rows: g.ow as u16,
                         cols: (g.kernel[1] * g.cin) as u16,
@@ -932,7 +949,7 @@ impl Job<'_> {
             }
             vec![ins::Load {
                 buf: ins::BUF_SPAD,
-                dram: (self.in_addr + (r0 * g.wp * g.cin) as u64) as u32,
+                dram: (in_addr + (r0 * g.wp * g.cin) as u64) as u32,
                 stride: g.cin as u32,
                 rows: (nin * g.wp) as u16,
                 cols: g.cin as u16,
@@ -942,8 +959,8 @@ impl Job<'_> {
         };
 
         // Item indices: LOAD items in program order.
-        let mut band_item = vec![usize::MAX; p.bands];
-        let mut chunk_item = vec![vec![usize::MAX; nch]; if streaming { p.bands } else { 1 }];
+        let mut band_item = vec![usize::MAX; nb];
+        let mut chunk_item = vec![vec![usize::MAX; nch]; if streaming { nb } else { 1 }];
         let params = ins::Load {
             buf: ins::BUF_ACC,
             dram: self.params_addr as u32,
@@ -957,7 +974,7 @@ impl Job<'_> {
         band_item[0] = s.load_group(band_load(0), false);
         if streaming {
             // Chunk (b, q) is global chunk b·nch + q; the first two need no release.
-            for gq in 0..2.min(p.bands * nch) {
+            for gq in 0..2.min(nb * nch) {
                 chunk_item[gq / nch][gq % nch] = s.load_group(chunk_load(gq / nch, gq % nch), false);
             }
         } else {
@@ -965,7 +982,7 @@ impl Job<'_> {
                 *item = s.load_group(chunk_load(0, q), false);
             }
         }
-        if p.bands > 1 {
+        if nb > 1 {
             band_item[1] = s.load_group(band_load(1), false);
         }
         let item_of_term = |chunk_item: &Vec<Vec<usize>>, b: usize, t: usize| {
@@ -1001,7 +1018,7 @@ impl Job<'_> {
                 trans: 0,
             }));
         }
-        for b in 0..p.bands {
+        for b in 0..nb {
             let rows = band_rows(b);
             let m = rows * g.ow;
             let nin = g.band_in_rows(rows);
@@ -1039,7 +1056,7 @@ impl Job<'_> {
                     // Preload the next tile (this band's or the next band's first).
                     let next = if li + 1 < live.len() {
                         Some((b, live[li + 1]))
-                    } else if b + 1 < p.bands {
+                    } else if b + 1 < nb {
                         Some((b + 1, live[0]))
                     } else {
                         None
@@ -1059,11 +1076,11 @@ impl Job<'_> {
                     let mut release_load = Vec::new();
                     if streaming && last_of_chunk {
                         let gq = b * nch + q;
-                        if gq + 2 < p.bands * nch {
+                        if gq + 2 < nb * nch {
                             deps.push_prev = true;
                             release_load.push(((gq + 2) / nch, (gq + 2) % nch));
                         }
-                    } else if !streaming && last_of_band && b + 2 < p.bands {
+                    } else if !streaming && last_of_band && b + 2 < nb {
                         deps.push_prev = true;
                     }
                     mm.deps = deps;
@@ -1082,12 +1099,12 @@ impl Job<'_> {
                     // Refill the freed buffers right behind their release.
                     for (b2, q2) in release_load {
                         chunk_item[b2][q2] = s.load_group(chunk_load(b2, q2), true);
-                        if last_of_band && b + 2 < p.bands {
+                        if last_of_band && b + 2 < nb {
                             // Ordered after the chunk's wait: band b is free too.
                             band_item[b + 2] = s.load_group(band_load(b + 2), false);
                         }
                     }
-                    if !streaming && last_of_band && b + 2 < p.bands {
+                    if !streaming && last_of_band && b + 2 < nb {
                         band_item[b + 2] = s.load_group(band_load(b + 2), true);
                     }
                     li += 1;
@@ -1115,11 +1132,11 @@ impl Job<'_> {
             // Store the band: one contiguous DRAM run per segment.
             let segs = self.segments(rows);
             for (si, &(px0, len)) in segs.iter().enumerate() {
-                let (oy, ox) = (b * p.rows + px0 / g.ow, px0 % g.ow);
+                let (oy, ox) = (local(b) * p.rows + px0 / g.ow, px0 % g.ow);
                 let o = self.out;
-                let dram = o.addr + (((oy + o.halo) * o.wp + o.halo + ox) * g.cout) as u64;
+                let dram = o.addr + (image(b) * o.image + ((oy + o.halo) * o.wp + o.halo + ox) * g.cout) as u64;
                 pending_stores.push(Instr::from(ins::Store {
-                    deps: Deps { pop_prev: si == 0, push_prev: si + 1 == segs.len() && b + 2 < p.bands, ..Deps::NONE },
+                    deps: Deps { pop_prev: si == 0, push_prev: si + 1 == segs.len() && b + 2 < nb, ..Deps::NONE },
                     buf: ins::BUF_SPAD,
                     dram: dram as u32,
                     stride: g.cout as u32,

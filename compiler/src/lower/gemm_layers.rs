@@ -3,7 +3,7 @@
 //! point folded into the bias, A read as a matrix or gathered im2col-style
 //! from the feature map, C written into the output buffer.
 
-use super::memory::out_rows;
+use super::memory::{image_view, out_rows};
 use super::movement::Im2col;
 use super::{check_elem, input_buffer, out_buffer, unsupported, Ctx};
 use crate::gemm::{self, ASource, GemmJob, GemmOut, LowerError, OutRows, PackedWeights, WeightFormat};
@@ -43,9 +43,23 @@ pub(super) fn weight_format(cx: &Ctx<'_>, w_type: WeightType) -> WeightFormat {
     }
 }
 
+/// A GEMM layer's packed weights and parameters, placed in the data.
+struct Placed {
+    weights: PackedWeights,
+    weights_addr: u64,
+    params_addr: u64,
+}
+
 /// Packs weights and parameters, emits the GEMM phase; returns its MACs
 /// and where the packed weights are in the data.
 fn gemm_layer(cx: &mut Ctx<'_>, l: &GemmLayer<'_>) -> Result<(u64, u64), LowerError> {
+    let placed = place(cx, l);
+    Ok((emit_gemm(cx, l, &placed)?, placed.weights_addr))
+}
+
+/// Packs `l`'s weights and parameters (the input zero point folded into
+/// the bias) into the data.
+fn place(cx: &mut Ctx<'_>, l: &GemmLayer<'_>) -> Placed {
     let (qx, qy) = (cx.quant(l.x), cx.quant(l.y));
     let (k, n, b) = (l.k, l.n, l.b);
     // Column sums of B, row by row (a column walk misses the cache).
@@ -65,14 +79,20 @@ fn gemm_layer(cx: &mut Ctx<'_>, l: &GemmLayer<'_>) -> Result<(u64, u64), LowerEr
     }
     let weights_addr = cx.mem.alloc_bytes(weights.bytes());
     let params_addr = cx.mem.alloc_bytes(&gemm::pack_params(&folded, &scale, cx.dim));
+    Placed { weights, weights_addr, params_addr }
+}
+
+/// Emits the GEMM phase of `l` with its placed weights; returns its MACs.
+fn emit_gemm(cx: &mut Ctx<'_>, l: &GemmLayer<'_>, placed: &Placed) -> Result<u64, LowerError> {
+    let qy = cx.quant(l.y);
     let job = GemmJob {
         m: l.m,
         a: l.a,
         a_unsigned: cx.g.values[l.x].ty == ElemType::U8,
-        weights: &weights,
-        weights_addr,
+        weights: &placed.weights,
+        weights_addr: placed.weights_addr,
         out: GemmOut::Int8 {
-            params_addr,
+            params_addr: placed.params_addr,
             zero_point: qy.zero_point,
             qmin: l.clamp.0,
             qmax: l.clamp.1,
@@ -82,7 +102,7 @@ fn gemm_layer(cx: &mut Ctx<'_>, l: &GemmLayer<'_>) -> Result<(u64, u64), LowerEr
     };
     let instrs = cx.dataflow.emit(&job, cx.cfg)?;
     cx.code.phase(instrs);
-    Ok((weights.macs(l.m), weights_addr))
+    Ok(placed.weights.macs(l.m))
 }
 
 pub fn lower_conv(
@@ -95,7 +115,7 @@ pub fn lower_conv(
 ) -> Result<u64, LowerError> {
     check_elem(cx, y, node, "conv")?;
     let inb = input_buffer(cx, x, node)?.clone();
-    let Layout::Nhwc { h: _, w, c: cin, halo } = inb.layout else {
+    let Layout::Nhwc { n: images, w, c: cin, halo, .. } = inb.layout else {
         return Err(unsupported(node, "conv", "input is not an NHWC feature map"));
     };
     let [m_out, cg, kh, kw] = c.w_shape;
@@ -106,67 +126,71 @@ pub fn lower_conv(
     let k = kh * kw * cg;
     let outb = out_buffer(cx, y, out_halo)?;
     // A band of the feature map in the scratchpad when it fits (ISA.md's
-    // input-row pattern forms the array's rows on chip).
+    // input-row pattern forms the array's rows on chip); a batch's images
+    // all pass under each weight tile there.
     if let Some(macs) = super::conv_band::lower(cx, (x, y), c, &inb, &outb)? {
         return Ok(macs);
     }
     let format = weight_format(cx, c.w_type);
-    // Each group is its own GEMM over its slice of input and output channels.
+    // Each group is its own GEMM over its slice of input and output
+    // channels, its weights placed once; a batch runs it image by image.
     let mut macs = 0;
     let mut offsets = Vec::with_capacity(groups);
     for g in 0..groups {
         let b = conv_group_b(&c.weights, c.w_shape, groups, g);
-        let mut rows = out_rows(&outb);
-        rows.addr += (g * mg) as u64;
         let ch = g * mg..(g + 1) * mg;
-        let im2col = Im2col {
-            src: inb.addr,
-            wp: w + 2 * halo,
-            cin,
-            c0: g * cg,
-            cg,
-            kernel: [kh, kw],
-            strides: c.strides,
-            dilations: c.dilations,
-            off: [halo - c.pads[0], halo - c.pads[1]],
-            ow,
-            tile_k: cx.dataflow.tile_shape().k,
-        };
         // A GEMM's M is 16-bit: whole output rows, at most 65535 pixels a GEMM.
         let rows_per_gemm = (u16::MAX as usize / ow.max(1)).max(1);
-        let mut first = true;
-        let im2col = &im2col;
+        let mut placed = None;
         for oy0 in (0..oh).step_by(rows_per_gemm) {
-            let n_rows = rows_per_gemm.min(oh - oy0);
-            let p0 = oy0 * ow;
-            let gather = move |r0: usize, nrows: usize, base: u16| im2col.loads(p0 + r0, nrows, base);
-            let a = if kh == 1 && kw == 1 && c.strides == [1, 1] && halo == 0 {
-                // A is the input itself: rows are pixels, this group's channels.
-                ASource::Matrix { addr: inb.addr + (p0 * cin + g * cg) as u64, stride: cin as u64 }
-            } else {
-                ASource::Gather(&gather)
-            };
-            let mut c_rows = rows;
-            c_rows.addr += oy0 as u64 * rows.group_stride;
-            let layer = GemmLayer {
-                x,
-                y,
-                b: &b,
-                k,
-                n: mg,
-                w_scale: &c.w_scale[ch.clone()],
-                bias: &c.bias[ch.clone()],
-                clamp: (c.qmin, c.qmax),
-                m: n_rows * ow,
-                a,
-                c: c_rows,
-                format,
-            };
-            let (group_macs, at) = gemm_layer(cx, &layer)?;
-            macs += group_macs;
-            if first {
-                offsets.push(at);
-                first = false;
+            for image in 0..images {
+                let (inb, outb) = (image_view(&inb, image).expect("NHWC"), image_view(&outb, image).expect("NHWC"));
+                let mut rows = out_rows(&outb);
+                rows.addr += (g * mg) as u64;
+                let im2col = Im2col {
+                    src: inb.addr,
+                    wp: w + 2 * halo,
+                    cin,
+                    c0: g * cg,
+                    cg,
+                    kernel: [kh, kw],
+                    strides: c.strides,
+                    dilations: c.dilations,
+                    off: [halo - c.pads[0], halo - c.pads[1]],
+                    ow,
+                    tile_k: cx.dataflow.tile_shape().k,
+                };
+                let n_rows = rows_per_gemm.min(oh - oy0);
+                let p0 = oy0 * ow;
+                let im2col = &im2col;
+                let gather = move |r0: usize, nrows: usize, base: u16| im2col.loads(p0 + r0, nrows, base);
+                let a = if kh == 1 && kw == 1 && c.strides == [1, 1] && halo == 0 {
+                    // A is the input itself: rows are pixels, this group's channels.
+                    ASource::Matrix { addr: inb.addr + (p0 * cin + g * cg) as u64, stride: cin as u64 }
+                } else {
+                    ASource::Gather(&gather)
+                };
+                let mut c_rows = rows;
+                c_rows.addr += oy0 as u64 * rows.group_stride;
+                let layer = GemmLayer {
+                    x,
+                    y,
+                    b: &b,
+                    k,
+                    n: mg,
+                    w_scale: &c.w_scale[ch.clone()],
+                    bias: &c.bias[ch.clone()],
+                    clamp: (c.qmin, c.qmax),
+                    m: n_rows * ow,
+                    a,
+                    c: c_rows,
+                    format,
+                };
+                let placed = placed.get_or_insert_with(|| place(cx, &layer));
+                if offsets.len() == g {
+                    offsets.push(placed.weights_addr);
+                }
+                macs += emit_gemm(cx, &layer, placed)?;
             }
         }
     }

@@ -81,21 +81,33 @@ pub fn plan_halos(g: &Graph) -> Result<Vec<usize>, LowerError> {
 pub fn layout_of(g: &Graph, v: ValueId, halo: usize) -> Result<Layout, LowerError> {
     let val = &g.values[v];
     match val.shape[..] {
-        [1, c, h, w] => Ok(Layout::Nhwc { h, w, c, halo }),
+        // A batch (`compile --batch`): `n` images one after the other.
+        [n, c, h, w] if n >= 1 => Ok(Layout::Nhwc { n, h, w, c, halo }),
         [rows, cols] if halo == 0 => Ok(Layout::Flat { rows, cols, perm: None }),
         [cols] if halo == 0 => Ok(Layout::Flat { rows: 1, cols, perm: None }),
-        _ => Err(unsupported(
-            &val.name,
-            "layout",
-            format!("value shape {:?} (batch must be 1, rank 1, 2 or 4)", val.shape),
-        )),
+        _ => Err(unsupported(&val.name, "layout", format!("value shape {:?} (rank 1, 2 or 4)", val.shape))),
     }
 }
 
-/// Rows of a GEMM output written into `b` (pixels of an NHWC buffer, or rows).
+/// Image `i` of a batch of NHWC feature maps (`Layout::images`) as a
+/// buffer of its own; `None` for a row-major buffer.
+pub fn image_view(b: &Buffer, i: usize) -> Option<Buffer> {
+    match &b.layout {
+        Layout::Nhwc { n, h, w, c, halo } => {
+            debug_assert!(i < *n, "image {i} of {n}");
+            let image = Layout::Nhwc { n: 1, h: *h, w: *w, c: *c, halo: *halo };
+            Some(Buffer { addr: b.addr + (i * image.bytes()) as u64, layout: image })
+        }
+        Layout::Flat { .. } => None,
+    }
+}
+
+/// Rows of a GEMM output written into `b` (pixels of an NHWC buffer of one
+/// image, or rows).
 pub fn out_rows(b: &Buffer) -> OutRows {
     match &b.layout {
-        Layout::Nhwc { w, c, halo, .. } => {
+        Layout::Nhwc { w, c, halo, n, .. } => {
+            debug_assert_eq!(*n, 1, "GEMM rows of one image");
             let wp = w + 2 * halo;
             OutRows {
                 addr: b.addr + ((halo * wp + halo) * c) as u64,
@@ -108,13 +120,13 @@ pub fn out_rows(b: &Buffer) -> OutRows {
     }
 }
 
-/// The rows `[r0, r1)` of a buffer (image rows of a feature map) as a
-/// buffer of its own.
+/// The rows `[r0, r1)` of a buffer (image rows of a feature map of one
+/// image) as a buffer of its own.
 pub fn rows_view(b: &Buffer, r0: usize, r1: usize) -> Buffer {
     match &b.layout {
-        Layout::Nhwc { w, c, halo, .. } => Buffer {
+        Layout::Nhwc { w, c, halo, n, .. } => Buffer {
             addr: b.addr + (r0 * (w + 2 * halo) * c) as u64,
-            layout: Layout::Nhwc { h: r1 - r0, w: *w, c: *c, halo: *halo },
+            layout: Layout::Nhwc { n: *n, h: r1 - r0, w: *w, c: *c, halo: *halo },
         },
         Layout::Flat { cols, perm, .. } => Buffer {
             addr: b.addr + (r0 * cols) as u64,
@@ -123,10 +135,13 @@ pub fn rows_view(b: &Buffer, r0: usize, r1: usize) -> Buffer {
     }
 }
 
-/// (rows, pixels per row) of a buffer, for banding by rows.
+/// (rows, pixels per row) of a buffer of one image, for banding by rows.
 pub fn row_shape(l: &Layout) -> (usize, usize) {
     match l {
-        Layout::Nhwc { h, w, .. } => (*h, *w),
+        Layout::Nhwc { h, w, n, .. } => {
+            debug_assert_eq!(*n, 1, "rows of one image");
+            (*h, *w)
+        }
         Layout::Flat { rows, .. } => (*rows, 1),
     }
 }
@@ -135,7 +150,9 @@ pub fn row_shape(l: &Layout) -> (usize, usize) {
 /// scratchpad rows per column block `load_feature` makes of it.
 pub fn feature_rows(layout: &Layout) -> Option<(usize, usize)> {
     match layout {
-        Layout::Nhwc { h, w, c, .. } => Some((h * w, *c)),
+        Layout::Nhwc { n: 1, h, w, c, .. } => Some((h * w, *c)),
+        // A batch moves image by image (`lower::per_image`).
+        Layout::Nhwc { .. } => None,
         Layout::Flat { rows, cols, perm: None } => Some((*rows, *cols)),
         _ => None,
     }
@@ -167,12 +184,17 @@ mod tests {
 
     #[test]
     fn output_rows_of_a_halo_buffer_skip_the_halo() {
-        let b = Buffer { addr: 128, layout: Layout::Nhwc { h: 3, w: 4, c: 5, halo: 1 } };
+        let b = Buffer { addr: 128, layout: Layout::Nhwc { n: 1, h: 3, w: 4, c: 5, halo: 1 } };
         let r = out_rows(&b);
         // Pixel (0, 0) is at padded (1, 1); image rows are 6 padded pixels apart.
         assert_eq!((r.addr, r.row_stride, r.group, r.group_stride), (128 + (6 + 1) * 5, 5, 4, 6 * 5));
         let v = rows_view(&b, 1, 3);
         assert_eq!(v.addr, 128 + 6 * 5);
-        assert_eq!(v.layout, Layout::Nhwc { h: 2, w: 4, c: 5, halo: 1 });
+        assert_eq!(v.layout, Layout::Nhwc { n: 1, h: 2, w: 4, c: 5, halo: 1 });
+        // Image 2 of a batch of 3 starts two padded images (5 x 6 x 5) on.
+        let batch = Buffer { addr: 128, layout: Layout::Nhwc { n: 3, h: 3, w: 4, c: 5, halo: 1 } };
+        assert_eq!(batch.layout.bytes(), 3 * 150);
+        let i2 = image_view(&batch, 2).unwrap();
+        assert_eq!((i2.addr, i2.layout), (128 + 2 * 150, b.layout.clone()));
     }
 }

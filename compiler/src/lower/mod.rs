@@ -52,7 +52,7 @@ use crate::gemm::{Dataflow, LowerError, WeightChoice};
 use crate::ir::{ElemType, Graph, Node, Op, Quant, ValueId};
 use crate::ir_codec::PackedRef;
 use isa::HwConfig;
-use memory::{layout_of, plan_halos, Buffer, MemoryPlan};
+use memory::{image_view, layout_of, plan_halos, Buffer, MemoryPlan};
 use package::Code;
 
 /// What every step works on: the graph and config, the memory plan and
@@ -69,6 +69,10 @@ pub(crate) struct Ctx<'a> {
     packed_weights: Option<PackedRef>,
     /// The weight formats the layers may use (`--weights`).
     weights: WeightChoice,
+    /// The buffer `out_buffer` hands out instead of allocating one: image
+    /// `i` of the batch's output while `per_image` lowers a node image by
+    /// image.
+    image_out: Option<Buffer>,
 }
 
 impl<'a> Ctx<'a> {
@@ -82,6 +86,7 @@ impl<'a> Ctx<'a> {
             code: Code::for_config(cfg),
             packed_weights: None,
             weights: WeightChoice::Auto,
+            image_out: None,
         })
     }
 
@@ -165,8 +170,63 @@ pub fn lower_with(g: &Graph, cfg: &HwConfig, weights: WeightChoice) -> Result<Lo
 }
 
 /// Lowers one layer with the step its op belongs to; returns its MACs.
-/// Its inputs have buffers; `out_halo` is the halo its output needs.
+/// Its inputs have buffers; `out_halo` is the halo its output needs. A node
+/// reading a batch of feature maps (`compile --batch`) is lowered by its
+/// step at once where the step batches (convolutions: each weight tile
+/// streamed past every image's bands; reshapes), else image by image.
 fn lower_node(cx: &mut Ctx<'_>, node: &Node, out_halo: usize) -> Result<u64, LowerError> {
+    let images = node.inputs.iter().filter_map(|&v| cx.mem.buffer(v)).map(|b| b.layout.images()).max().unwrap_or(1);
+    let batches = matches!(node.op, Op::Conv(_) | Op::Flatten { .. } | Op::Reshape { .. });
+    if images > 1 && !batches {
+        return per_image(cx, node, out_halo, images);
+    }
+    lower_step(cx, node, out_halo)
+}
+
+/// `node` lowered image by image: its single-image step with every input
+/// and the output set to image `i`'s view of the batch's buffers (the
+/// ops without weights: pooling, adds, copies, tables, resizes).
+fn per_image(cx: &mut Ctx<'_>, node: &Node, out_halo: usize, images: usize) -> Result<u64, LowerError> {
+    let (y, name) = (node.outputs[0], node.name.as_str());
+    let mut inputs = Vec::new();
+    for &v in &node.inputs {
+        let b = input_buffer(cx, v, name)?.clone();
+        if b.layout.images() != images {
+            return Err(unsupported(
+                name,
+                node.op.name(),
+                format!(
+                    "input `{}` is not a batch of {images} feature maps like the node's other inputs",
+                    cx.g.values[v].name
+                ),
+            ));
+        }
+        inputs.push((v, b));
+    }
+    check_elem(cx, y, name, node.op.name())?;
+    let outb = out_buffer(cx, y, out_halo)?;
+    if outb.layout.images() != images {
+        return Err(unsupported(name, node.op.name(), format!("the output is not a batch of {images} feature maps")));
+    }
+    let mut macs = 0;
+    for i in 0..images {
+        for (v, b) in &inputs {
+            cx.mem.set_buffer(*v, image_view(b, i).expect("a batch of feature maps"));
+        }
+        cx.image_out = image_view(&outb, i);
+        let step = lower_step(cx, node, out_halo);
+        cx.image_out = None;
+        macs += step?;
+    }
+    for (v, b) in inputs {
+        cx.mem.set_buffer(v, b);
+    }
+    cx.mem.set_buffer(y, outb);
+    Ok(macs)
+}
+
+/// [`lower_node`]'s step for one image (or a batch of row-major values).
+fn lower_step(cx: &mut Ctx<'_>, node: &Node, out_halo: usize) -> Result<u64, LowerError> {
     let (x, y, name) = (node.inputs[0], node.outputs[0], node.name.as_str());
     match &node.op {
         Op::Conv(c) => gemm_layers::lower_conv(cx, x, y, c, out_halo, name),
@@ -203,6 +263,10 @@ fn device_input(g: &Graph) -> Result<(ValueId, bool), LowerError> {
 }
 
 fn out_buffer(cx: &mut Ctx<'_>, v: ValueId, halo: usize) -> Result<Buffer, LowerError> {
+    if let Some(b) = cx.image_out.take() {
+        cx.mem.set_buffer(v, b.clone());
+        return Ok(b);
+    }
     let layout = layout_of(cx.g, v, halo)?;
     let fill = cx.zp_byte(v);
     let addr = cx.mem.alloc(layout.bytes(), fill);
@@ -387,6 +451,67 @@ mod step_tests {
         for cfg in configs() {
             check_step(same, &cfg);
             check_step(requant, &cfg);
+        }
+    }
+
+    /// Weight superblock LOADs of a band conv (DRAM rows `WIDE + 1` tiles apart).
+    fn weight_loads(code: &[isa::instr::Instr], dim: usize) -> usize {
+        code.iter().filter(|i| matches!(i, isa::instr::Instr::Load(l) if l.stride as usize == 17 * dim)).count()
+    }
+
+    /// A batch of 3 through every step (`compile --batch`): each equals the
+    /// interpreter on the batch; a band conv with resident weights loads
+    /// them once for the batch, as for one image.
+    #[test]
+    fn batched_steps() {
+        let conv = |n: usize, cin: usize, cout: usize, hw: usize, k: usize, s: usize, groups: usize| {
+            let (pad, oh) = (k / 2, (hw + 2 * (k / 2) - k) / s + 1);
+            format!(
+                "model t\ninput x: i8[{n}, {cin}, {hw}, {hw}] scale=0.05 zp=3\n\
+                 conv c x -> y: i8[{n}, {cout}, {oh}, {oh}] scale=0.4 zp=-4 relu strides={s} pads={pad} dilations=1 \
+                 groups={groups}\n    weights: i8[{cout}, {}, {k}, {k}] = [{}]\n    w_scale = 0.01\noutput y\n",
+                cin / groups,
+                list(cout * cin / groups * k * k, 5)
+            )
+        };
+        let conv_cases = [
+            (5, 7, 6, 3, 1, 1),    // plain, one band an image
+            (3, 20, 23, 7, 2, 1),  // a few-channel stem (packed kernel rows)
+            (20, 20, 9, 3, 2, 20), // depthwise
+            (17, 9, 5, 1, 1, 1),   // 1x1
+            (24, 20, 40, 3, 1, 1), // several bands an image
+            (3, 6, 5, 3, 1, 3),    // groups of 1 in, 2 out: the im2col GEMM
+        ];
+        let steps = [
+            "model t\ninput x: i8[3, 6, 7, 7] scale=0.05 zp=3\nmaxpool p x -> y kernel=3 strides=2 pads=1\noutput y\n",
+            "model t\ninput x: i8[3, 6, 7, 7] scale=0.05 zp=3\n\
+             avgpool p x -> y: i8[3, 6, 4, 3] scale=0.04 zp=-2 kernel=(3, 2) strides=(2, 3) pads=(1, 0, 1, 1)\noutput y\n",
+            "model t\ninput a: i8[3, 6, 3, 5] scale=0.05 zp=3\ninput b: i8[3, 6, 3, 5] scale=0.08 zp=-7\n\
+             add s a, b -> y: i8[3, 6, 3, 5] scale=0.1 zp=2 relu\noutput y\n",
+            "model t\ninput a: i8[3, 3, 4, 5] scale=0.05 zp=3\ninput b: i8[3, 9, 4, 5] scale=0.08 zp=-7\n\
+             concat c a, b -> y: i8[3, 12, 4, 5] scale=0.07 zp=1 axis=1\noutput y\n",
+            "model t\ninput x: u8[3, 5, 4, 4] scale=0.05 zp=100\n\
+             resize r x -> y: i8[3, 5, 2, 3] scale=0.03 zp=-7 rows=[1, 3] cols=[0, 2, 3]\noutput y\n",
+            "model t\ninput x: i8[3, 6, 5, 7] scale=0.05 zp=3\nsigmoid s x -> y: i8[3, 6, 5, 7] scale=0.0039 zp=-128\noutput y\n",
+        ];
+        for cfg in configs().into_iter().chain([HwConfig::default_16x16()]) {
+            for &(cin, cout, hw, k, s, groups) in &conv_cases {
+                let (_, _, one) = run_step(&conv(1, cin, cout, hw, k, s, groups), &cfg);
+                let (macs, counted, three) = run_step(&conv(3, cin, cout, hw, k, s, groups), &cfg);
+                assert_eq!(macs, counted, "{}: conv {cin}->{cout} {hw}x{hw} k{k}", cfg.name);
+                let dim = cfg.array.cols as usize;
+                let (w1, w3) = (weight_loads(&one, dim), weight_loads(&three, dim));
+                let band = one.iter().any(|i| matches!(i, isa::instr::Instr::Matmul(m) if m.a_group != 0));
+                // Resident weights (the small layers) load once for the
+                // batch; streamed ones reload per band, as for one image.
+                assert!(w3 == w1 || w3 == 3 * w1, "{}: conv {cin}->{cout} {hw}x{hw}: {w1} and {w3}", cfg.name);
+                if band && hw < 40 {
+                    assert_eq!(w3, w1, "{}: conv {cin}->{cout} {hw}x{hw}", cfg.name);
+                }
+            }
+            for text in steps {
+                check_step(text, &cfg);
+            }
         }
     }
 

@@ -378,7 +378,8 @@ pub fn lower_reshape(cx: &mut Ctx<'_>, x: ValueId, y: ValueId, node: &str, op: &
         _ => return Err(unsupported(node, op, format!("reshape to {shape:?} (only to 2-D) is not lowered yet"))),
     };
     let layout = match inb.layout {
-        Layout::Nhwc { h, w, c, halo: 0 } if rows == 1 => {
+        // One row per image (a batch's images are consecutive rows).
+        Layout::Nhwc { n, h, w, c, halo: 0 } if rows == n => {
             // Memory holds (h, w, c); the logical flatten order is (c, h, w).
             let perm = (0..h * w * c).map(|i| (i % c) * h * w + i / c).collect();
             Layout::Flat { rows, cols, perm: Some(perm) }
@@ -404,7 +405,7 @@ fn move_feature(b: &Buffer, base: u16, dim: usize, first: Deps, store: bool) -> 
         }
     };
     match &b.layout {
-        Layout::Nhwc { h, w, c, halo } if *halo > 0 => {
+        Layout::Nhwc { h, w, c, halo, .. } if *halo > 0 => {
             let wp = w + 2 * halo;
             let pixels = h * w;
             let mut v = Vec::new();
