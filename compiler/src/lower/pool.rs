@@ -458,7 +458,8 @@ pub fn lower_avgpool(
 ///    in row-major window order — ORT's order — from `+0` (a padded band
 ///    starts from zeroed rows; else the first position is added to the
 ///    immediate 0);
-/// 3. `vop div` by the count (per run of equal counts), `vop div` by `s_y`,
+/// 3. `vop div` by the count (per run of equal counts; `vop mul` by its
+///    exact inverse when a power of two), `vop div` by `s_y`,
 ///    `vop add` `f32(zy)`, and `vquant` with scale 1 (round half to even,
 ///    clamp) into the output's scratchpad rows.
 fn lower_avgpool_float(
@@ -597,7 +598,14 @@ fn lower_avgpool_float(
             while o < outs {
                 let k = count(o0 + o / ow, o % ow);
                 let run = (o..outs).take_while(|&e| count(o0 + e / ow, e % ow) == k).count();
-                ops.push(vop(ins::VOP_DIV, row(sums + o), row(sums + o), B::Imm(k as f32), run, n));
+                // `x / 2^e` and `x * 2^-e` are the same correctly rounded
+                // real, so a power-of-two count multiplies (1 cycle a beat,
+                // not 4); a count of 1 changes nothing.
+                if k.is_power_of_two() && k > 1 {
+                    ops.push(vop(ins::VOP_MUL, row(sums + o), row(sums + o), B::Imm(1.0 / k as f32), run, n));
+                } else if k != 1 {
+                    ops.push(vop(ins::VOP_DIV, row(sums + o), row(sums + o), B::Imm(k as f32), run, n));
+                }
                 o += run;
             }
             ops.push(vop(ins::VOP_DIV, row(sums), row(sums), B::Imm(qy.scale), outs, n));
