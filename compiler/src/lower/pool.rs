@@ -461,7 +461,8 @@ pub fn lower_avgpool(
 /// 3. `vop div` by the count (per run of equal counts; `vop mul` by its
 ///    exact inverse when a power of two), `vop div` by `s_y`,
 ///    `vop add` `f32(zy)`, and `vquant` with scale 1 (round half to even,
-///    clamp) into the output's scratchpad rows.
+///    clamp) into the output's scratchpad rows — or, when `zy = 0`, `vquant`
+///    with scale `s_y` alone.
 fn lower_avgpool_float(
     cx: &mut Ctx<'_>,
     x: ValueId,
@@ -608,8 +609,17 @@ fn lower_avgpool_float(
                 }
                 o += run;
             }
-            ops.push(vop(ins::VOP_DIV, row(sums), row(sums), B::Imm(qy.scale), outs, n));
-            ops.push(vop(ins::VOP_ADD, row(sums), row(sums), B::Imm(qy.zero_point as f32), outs, n));
+            // ORT rounds `v / s_y + zy` in float. With `zy = 0` the add
+            // changes no value (`p + 0 = p`, `-0 + 0 = +0` rounds alike), so
+            // `vquant` divides by `s_y` itself; else divide, add, then
+            // `vquant` with scale 1 (`x / 1 = x`) only rounds and clamps.
+            let out_scale = if qy.zero_point == 0 {
+                qy.scale
+            } else {
+                ops.push(vop(ins::VOP_DIV, row(sums), row(sums), B::Imm(qy.scale), outs, n));
+                ops.push(vop(ins::VOP_ADD, row(sums), row(sums), B::Imm(qy.zero_point as f32), outs, n));
+                1.0
+            };
             ops.push(Instr::from(ins::Vquant {
                 out_type,
                 src: sums as u16,
@@ -620,7 +630,7 @@ fn lower_avgpool_float(
                 len: n as u16,
                 qmin,
                 qmax,
-                scale: 1f32.to_bits(),
+                scale: out_scale.to_bits(),
                 ..Default::default()
             }));
         }
