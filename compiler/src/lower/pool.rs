@@ -239,7 +239,7 @@ pub fn lower_avgpool(
         return Err(unsupported(
             node,
             "avgpool",
-            "uint8 average pooling needs an array with at least as many rows as columns",
+            "uint8 global average pooling needs an array with at least as many rows as columns",
         ));
     }
     let (out_type, qmin, qmax) =
