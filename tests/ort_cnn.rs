@@ -37,17 +37,10 @@ use std::path::{Path, PathBuf};
 const MODELS: [&str; 5] = ["resnet_block", "mobilenet_block", "inception_block", "vgg_stack", "pool_block"];
 const FORMS: [&str; 4] = ["qop_int8", "qop_uint8", "qdq_int8", "qdq_uint8"];
 
-/// Cases not exact: (model, form, what the failure must show, why): the
-/// one integer hardware cannot follow.
+/// Cases not exact: (model, form, what the failure must show, why).
 /// Checked exactly: a pending case that passes, or fails otherwise, fails
 /// the test.
-const PENDING: &[(&str, &str, &str, &str)] = &[
-    ("pool_block", "qdq_int8", "`averagepool3_out_QuantizeLinear_Output` (avgpool)", TIES),
-    ("pool_block", "qdq_uint8", "`averagepool3_out_QuantizeLinear_Output` (avgpool)", TIES),
-];
-const TIES: &str = "ORT's QDQ quantizer gives AveragePool its input's scale, so averages of even counts land on ties, \
-                    which ORT's float QLinearAveragePool breaks either way depending on the window's values; the \
-                    integer sum cannot follow (one step, at ties only: compiler/tests/ort_pool.rs)";
+const PENDING: &[(&str, &str, &str, &str)] = &[];
 
 fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ort_cnn")

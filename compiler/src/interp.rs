@@ -39,26 +39,24 @@
 //!   integer passes through when the output's type and quantization equal
 //!   the input's; otherwise the maximum is *rescaled* (see below), which
 //!   commutes with the maximum because it is monotone.
-//! - **AvgPool** (the ISA has no float ops, so the hardware's integer
-//!   definition): `s = Σ (x − zx)` over the window positions inside the
-//!   input, in wrapping int32 (padding holds `zx` and so contributes 0);
-//!   `count` = the kernel size `kh·kw` if `count_include_pad`, otherwise the
-//!   number of window positions inside the input; then
-//!   `q = requantize(s, avgpool_scale(s_x, s_y, count), zy, qmin, qmax)` with
-//!   the type range and `avgpool_scale = f32(s_x / f32(s_y · f32(count)))`.
-//!   That is exactly ONNX Runtime's QLinearGlobalAveragePool (MLAS, x86 and
-//!   portable paths: int32 sum minus `zx·count`, the same f32 scale, the
-//!   same requantization), so global average pooling agrees bit for bit
-//!   there (MLAS's ARM path uses a fixed-point multiplier instead). ORT's
-//!   windowed QLinearAveragePool runs in float (dequantize, f32 sum, divide,
-//!   `nearbyint(v / s_y + zy)`); ours equals the exactly rounded real average
-//!   except within float rounding error of a tie, so the two differ by at
-//!   most 1 LSB, and only there. Measured against ORT in
-//!   `tests/ort_pool.rs` (random kernels, strides, pads, `ceil_mode`,
-//!   `count_include_pad`): 2 of ~520k outputs with random scales; with
-//!   `s_y = s_x` (what ORT's QDQ quantizer gives AveragePool), where averages
-//!   of even counts land exactly on ties that ORT's float sum breaks either
-//!   way, ~14k of ~200k.
+//! - **AvgPool**: ONNX Runtime's definitions, bit for bit (its source:
+//!   `contrib_ops/cpu/quantization/qlinear_pool.cc`; pinned by
+//!   `tests/ort_pool.rs` on over a million outputs). `count` = the kernel
+//!   size `kh·kw` if `count_include_pad`, otherwise the number of window
+//!   positions inside the input.
+//!   - Global (the window is the whole unpadded input, where ORT's
+//!     QLinearAveragePool falls back to MLAS's QLinearGlobalAveragePool):
+//!     `s = Σ (x − zx)` in wrapping int32, then
+//!     `q = requantize(s, avgpool_scale(s_x, s_y, count), zy, qmin, qmax)`
+//!     with `avgpool_scale = f32(s_x / f32(s_y · f32(count)))` (MLAS's x86
+//!     and portable paths; its ARM path uses a fixed-point multiplier).
+//!   - Windowed: in binary32 (`numerics::vector`), `acc = 0`, then
+//!     `acc += f32(x − zx) · s_x` over the window positions inside the
+//!     input in row-major order, `v = acc / f32(count) / s_y + f32(zy)`,
+//!     `q = clamp(round_half_even(v), type range)`. ORT converts with
+//!     `static_cast<int32_t>(nearbyintf(v))`, undefined from 2^31, so
+//!     scales whose ratio could reach it are refused
+//!     (`check_avgpool_range`).
 //! - **Add**: `numerics::qadd(a, b, qadd_params(s_a, s_b, s_o, za, zb, zo),
 //!   qmin, qmax)` with the node's clamp: exactly what the accelerator's VADD
 //!   computes, which is ONNX Runtime's QLinearAdd bit for bit (pinned by
@@ -99,6 +97,7 @@
 
 use std::collections::HashSet;
 
+use isa::numerics::vector;
 use isa::numerics::{
     self, dequantize, fold_zero_point, qadd, qadd_fold, qadd_params, quantize, requant_scale, requantize, QaddParams,
 };
@@ -525,7 +524,7 @@ fn eval<V: Values + ?Sized>(g: &Graph, n: &Node, vals: &V, lanes: usize) -> Resu
         Op::Conv(c) => TensorData::Quant(conv(c, quant_data(x)?, &xv.shape, q_of(xv)?, &yv.shape, q_of(yv)?)?),
         Op::Dense(d) => TensorData::Quant(dense(d, quant_data(x)?, &xv.shape, q_of(xv)?, q_of(yv)?)?),
         Op::MaxPool(p) => TensorData::Quant(maxpool(p, quant_data(x)?, &xv.shape, q_of(xv)?, &yv.shape, q_of(yv)?)),
-        Op::AvgPool(p) => TensorData::Quant(avgpool(p, quant_data(x)?, &xv.shape, q_of(xv)?, &yv.shape, q_of(yv)?)),
+        Op::AvgPool(p) => TensorData::Quant(avgpool(p, quant_data(x)?, &xv.shape, q_of(xv)?, &yv.shape, q_of(yv)?)?),
         Op::Add { qmin, qmax } => {
             let (a, b, y) = (q_of(xv)?, q_of(&g.values[n.inputs[1]])?, q_of(yv)?);
             check_clamp(*qmin, *qmax, &y)?;
@@ -735,30 +734,69 @@ fn maxpool(p: &PoolParams, xs: &[i32], xshape: &[usize], xq: Q, yshape: &[usize]
     out
 }
 
-fn avgpool(p: &PoolParams, xs: &[i32], xshape: &[usize], xq: Q, yshape: &[usize], yq: Q) -> Vec<i32> {
+fn avgpool(p: &PoolParams, xs: &[i32], xshape: &[usize], xq: Q, yshape: &[usize], yq: Q) -> Result<Vec<i32>, String> {
     let (h, w) = (xshape[2], xshape[3]);
     let mut out = vec![0i32; yshape.iter().product()];
-    // The scale depends only on the count; cache the last one.
-    let mut last: Option<(usize, f32)> = None;
+    if avgpool_is_global(p, h, w) {
+        // The scale depends only on the count; cache the last one.
+        let mut last: Option<(usize, f32)> = None;
+        pool_windows(p, xshape, yshape, |plane, o, ys, xr| {
+            let count = ys.len() * xr.len();
+            let mut s = 0i32;
+            for iy in ys {
+                for ix in xr.clone() {
+                    s = s.wrapping_add(xs[(plane * h + iy) * w + ix].wrapping_sub(xq.zp));
+                }
+            }
+            let scale = match last {
+                Some((c, sc)) if c == count => sc,
+                _ => {
+                    let sc = avgpool_scale(xq.scale, yq.scale, count);
+                    last = Some((count, sc));
+                    sc
+                }
+            };
+            out[o] = requantize(s, scale, yq.zp, yq.qmin, yq.qmax);
+        });
+        return Ok(out);
+    }
+    check_avgpool_range(xq.scale, yq.scale)?;
+    let zy = yq.zp as f32;
     pool_windows(p, xshape, yshape, |plane, o, ys, xr| {
         let count = if p.count_include_pad { p.kernel[0] * p.kernel[1] } else { ys.len() * xr.len() };
-        let mut s = 0i32;
+        let mut s = 0.0f32;
         for iy in ys {
             for ix in xr.clone() {
-                s = s.wrapping_add(xs[(plane * h + iy) * w + ix].wrapping_sub(xq.zp));
+                s = vector::add(s, vector::dequantize(xs[(plane * h + iy) * w + ix], xq.scale, xq.zp));
             }
         }
-        let scale = match last {
-            Some((c, sc)) if c == count => sc,
-            _ => {
-                let sc = avgpool_scale(xq.scale, yq.scale, count);
-                last = Some((count, sc));
-                sc
-            }
-        };
-        out[o] = requantize(s, scale, yq.zp, yq.qmin, yq.qmax);
+        let v = vector::add(vector::div(vector::div(s, count as f32), yq.scale), zy);
+        out[o] = vector::quantize(v, 1.0, 0, yq.qmin, yq.qmax);
     });
-    out
+    Ok(out)
+}
+
+/// Whether ONNX Runtime computes an average pooling over an `h x w` input
+/// as global pooling (MLAS's integer QLinearGlobalAveragePool, which
+/// QLinearAveragePool falls back to when its window is the whole unpadded
+/// input): then the integer definition is ORT's, else the float one.
+pub fn avgpool_is_global(p: &PoolParams, h: usize, w: usize) -> bool {
+    p.kernel == [h, w] && p.pads == [0; 4]
+}
+
+/// The windowed average's float sequence stays exact against ORT only while
+/// `|avg / s_y + zy|` is below 2^31: beyond, ORT's float-to-int32
+/// conversion is undefined (x86 gives `INT_MIN`, so the lowest output),
+/// where `vquant` saturates. An average is at most 255 input steps.
+pub fn check_avgpool_range(s_x: f32, s_y: f32) -> Result<(), String> {
+    let bound = 255.0 * (s_x as f64 / s_y as f64) * 1.01 + 256.0;
+    if bound >= 2f64.powi(31) {
+        return Err(format!(
+            "input scale {s_x} over output scale {s_y}: an average could reach 2^31 output steps, where ONNX \
+             Runtime's conversion to int32 is undefined"
+        ));
+    }
+    Ok(())
 }
 
 fn transpose(xs: &[i32], shape: &[usize], perm: &[usize]) -> Vec<i32> {

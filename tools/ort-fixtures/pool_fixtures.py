@@ -20,14 +20,17 @@ output bytes of the first `FULL` cases (to run on the model).
 The inputs are not stored: both this script and the test draw them from SplitMix64 seeded with the case's seed (byte i of the
 input = low byte of the i-th draw).
 
-The integer definition of average pooling is `compiler/src/interp.rs`'s
-(exact int32 window sum, `requantize(sum, f32(s_x / f32(s_y * count)), zy)`),
-which is MLAS's QLinearGlobalAveragePool exactly. ORT's windowed
+The integer definition of average pooling (the base of the exceptions;
+`integer_definition` in the test) is the exact int32 window sum,
+`requantize(sum, f32(s_x / f32(s_y * count)), zy)`: MLAS's
+QLinearGlobalAveragePool exactly, and `compiler/src/interp.rs`'s for global
+pooling. ORT's windowed
 QLinearAveragePool instead dequantizes to float, sums in float, divides,
 and rounds `y / s_y + zy`, so the two differ where the average lies within
 float rounding of a tie (n + 1/2): 2 of ~520k outputs with random scales,
 ~14k of ~200k where the output scale equals the input's and even counts put
-averages exactly on ties.
+averages exactly on ties. The interpreter (and the vector unit) follow the
+float sequence for windowed pooling, so the test requires every output equal.
 
     pip install onnx onnxruntime numpy
     python3 tools/ort-fixtures/pool_fixtures.py [--out compiler/tests/data/ort_pool]

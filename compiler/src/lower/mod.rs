@@ -395,16 +395,31 @@ mod step_tests {
                  pads=(1, 0, 1, 1){cip}\noutput y\n"
             )
         };
-        let uint8 = "model t\ninput x: u8[1, 6, 7, 7] scale=0.05 zp=130\n\
-                     avgpool p x -> y: u8[1, 6, 7, 7] scale=0.04 zp=120 kernel=3 strides=1 pads=1\noutput y\n";
+        let uint8 = |zy: i32| {
+            format!(
+                "model t\ninput x: u8[1, 6, 7, 7] scale=0.05 zp=130\n\
+                 avgpool p x -> y: u8[1, 6, 7, 7] scale=0.04 zp={zy} kernel=3 strides=1 pads=1\noutput y\n"
+            )
+        };
+        // Unpadded windows over 20 channels (two blocks on the 16x16),
+        // the output zero point 0 (`vquant` divides by s_y itself).
+        let unpadded = "model t\ninput x: i8[1, 20, 6, 6] scale=0.05 zp=3\n\
+                        avgpool p x -> y: i8[1, 20, 3, 3] scale=0.05 zp=0 kernel=2 strides=2\noutput y\n";
+        let global_u8 = "model t\ninput x: u8[1, 6, 7, 7] scale=0.05 zp=130\n\
+                         avgpool p x -> y: u8[1, 6, 1, 1] scale=0.04 zp=120 kernel=7 strides=1\noutput y\n";
         for cfg in configs() {
             check_step(max, &cfg);
             check_step(avg, &cfg);
             check_step(&padded(""), &cfg);
             check_step(&padded(" count_include_pad"), &cfg);
-            // uint8 windows sum through an identity tile: arrays at least as tall as wide.
+            check_step(unpadded, &cfg);
+            // Windowed pooling runs on the vector unit, any array shape.
+            check_step(&uint8(120), &cfg);
+            check_step(&uint8(0), &cfg);
+            // Global uint8 windows sum through an identity tile: arrays at
+            // least as tall as wide.
             if cfg.array.rows >= cfg.array.cols {
-                check_step(uint8, &cfg);
+                check_step(global_u8, &cfg);
             }
         }
     }

@@ -1,9 +1,13 @@
-//! Pooling: max pooling with `vmax` on the post-processor, average
-//! pooling on the array (a row of ones through the window as weights), in
-//! bands of output rows when the feature map exceeds the scratchpad.
+//! Pooling: max pooling with `vmax` on the post-processor; windowed
+//! average pooling on the vector unit in binary32, in ONNX Runtime's order
+//! (`lower_avgpool_float`); global average pooling, which ORT computes on
+//! integers, on the array (an identity tile or a row of ones through the
+//! window as weights) — all in bands of output rows when the feature map
+//! exceeds the scratchpad.
 
 use super::memory::{rows_view, Buffer};
 use super::movement::{load_feature, store_feature};
+use super::vector_ops::{vop, Pat, B};
 use super::{check_elem, input_buffer, out_buffer, unsupported, Ctx};
 use crate::gemm::{self, LowerError};
 use crate::ir::{ElemType, PoolParams, ValueId};
@@ -195,7 +199,8 @@ fn identity_is_faster(p: &PoolParams, (h, w): (usize, usize), (oh, ow): (usize, 
     identity <= ones
 }
 
-/// Average pooling on the array, in two steps per band of output rows:
+/// Global average pooling (`interp::avgpool_is_global`: ONNX Runtime's
+/// integer definition) on the array, in two steps per band of output rows:
 ///
 /// 1. Window sums into the accumulator, exactly, in one of two ways. The
 ///    weights are an identity tile and each window position streams the
@@ -222,6 +227,9 @@ pub fn lower_avgpool(
     check_elem(cx, y, node, "avgpool")?;
     let unsigned_in = cx.g.values[x].ty == ElemType::U8;
     let (inb, h, w, c) = pool_input(cx, x, node, "avgpool")?;
+    if !crate::interp::avgpool_is_global(p, h, w) {
+        return lower_avgpool_float(cx, x, y, p, out_halo, node);
+    }
     let shape = cx.g.values[y].shape.clone();
     let (oh, ow) = (shape[2], shape[3]);
     let tile_k = cx.dataflow.tile_shape().k;
@@ -231,7 +239,7 @@ pub fn lower_avgpool(
         return Err(unsupported(
             node,
             "avgpool",
-            "uint8 average pooling needs an array with at least as many rows as columns",
+            "uint8 global average pooling needs an array with at least as many rows as columns",
         ));
     }
     let (out_type, qmin, qmax) =
@@ -437,6 +445,203 @@ pub fn lower_avgpool(
         cx.code.phase(v);
     }
     Ok(macs)
+}
+
+/// Windowed average pooling on the vector unit, exactly as ONNX Runtime's
+/// QLinearAveragePool computes it (`interp`'s AvgPool): per band of output
+/// rows and channel block,
+///
+/// 1. `vdeq` the band's input pixels to float32 accumulator rows
+///    (`f32(x − zx) · s_x`, one row per pixel);
+/// 2. sum each output row's windows with `vop add`, one per window
+///    position, over the outputs whose window holds it (`valid_outputs`),
+///    in row-major window order — ORT's order — from `+0` (a padded band
+///    starts from zeroed rows; else the first position is added to the
+///    immediate 0);
+/// 3. `vop div` by the count (per run of equal counts; `vop mul` by its
+///    exact inverse when a power of two), `vop div` by `s_y`,
+///    `vop add` `f32(zy)`, and `vquant` with scale 1 (round half to even,
+///    clamp) into the output's scratchpad rows — or, when `zy = 0`, `vquant`
+///    with scale `s_y` alone.
+fn lower_avgpool_float(
+    cx: &mut Ctx<'_>,
+    x: ValueId,
+    y: ValueId,
+    p: &PoolParams,
+    out_halo: usize,
+    node: &str,
+) -> Result<u64, LowerError> {
+    let (inb, h, w, c) = pool_input(cx, x, node, "avgpool")?;
+    let (qx, qy) = (cx.quant(x), cx.quant(y));
+    crate::interp::check_avgpool_range(qx.scale, qy.scale).map_err(|why| unsupported(node, "avgpool", why))?;
+    let shape = cx.g.values[y].shape.clone();
+    let (oh, ow) = (shape[2], shape[3]);
+    let dim = cx.dim;
+    let cb = c.div_ceil(dim);
+    let [kh, kw] = p.kernel;
+    let [sh, sw] = p.strides;
+    let (pt, pl) = (p.pads[0], p.pads[1]);
+    if sw > u16::MAX as usize {
+        return Err(unsupported(node, "avgpool", format!("stride {sw} wider than 65535")));
+    }
+    let padded = p.pads != [0; 4];
+    let in_type = if cx.g.values[x].ty == ElemType::U8 { ins::ELEM_U8 } else { ins::ELEM_I8 };
+    let (out_type, qmin, qmax) =
+        if cx.g.values[y].ty == ElemType::U8 { (ins::ELEM_U8, 0, 255) } else { (ins::ELEM_I8, -128, 127) };
+    let count = |oy: usize, ox: usize| {
+        if p.count_include_pad {
+            kh * kw
+        } else {
+            inside(oy, h, sh, kh, pt) * inside(ox, w, sw, kw, pl)
+        }
+    };
+    // A zero row to clear a padded band's sums.
+    let zero_row = padded.then(|| cx.mem.alloc(dim, 0));
+    let const_rows = usize::from(padded);
+    let outb = out_buffer(cx, y, out_halo)?;
+    let spad_budget = (cx.cfg.spad_rows() as usize).min(65535);
+    let acc_budget = (cx.cfg.acc_rows() as usize).min(65535);
+    // Scratchpad: the band's input and output bytes (every channel block)
+    // and the zero row. Accumulator: one block's sums, after its float32
+    // input (dequantized once) where that fits, else after one row of
+    // float32 window positions (dequantized per position: twice the
+    // vector beats).
+    let bands_with = |acc_in: &dyn Fn(usize) -> usize| {
+        let rows = |ir: usize, or: usize| {
+            if acc_in(ir) + or * ow > acc_budget {
+                usize::MAX
+            } else {
+                cb * ir * w + const_rows + cb * or * ow
+            }
+        };
+        pool_bands((oh, h, kh, sh, pt), rows, spad_budget, node, "avgpool")
+    };
+    let (per_position, bands) = match bands_with(&|ir| ir * w) {
+        Ok(bands) => (false, bands),
+        Err(_) => (true, bands_with(&|_| ow)?),
+    };
+    for (o0, o1, i0, i1) in bands {
+        let (hb, outs) = (i1 - i0, (o1 - o0) * ow);
+        let (in_base, const_row, out_base) = (0usize, cb * hb * w, cb * hb * w + const_rows);
+        // Accumulator: the dequantized block (or one position's row) at 0,
+        // the block's sums after it.
+        let (deq, sums) = (0usize, if per_position { ow } else { hb * w });
+        let mut v = load_feature(&rows_view(&inb, i0, i1), in_base as u16, dim, Deps::NONE);
+        if let Some(zero) = zero_row {
+            v.push(Instr::from(ins::Load {
+                dram: zero as u32,
+                stride: dim as u32,
+                rows: 1,
+                cols: dim as u16,
+                addr: const_row as u16,
+                ..Default::default()
+            }));
+        }
+        v.last_mut().expect("a load").deps_mut().push_next = true;
+        let mut ops: Vec<Instr> = Vec::new();
+        let row = |base: usize| Pat { base: base as u16, step: 1, bstride: 0 };
+        for blk in 0..cb {
+            let n = dim.min(c - blk * dim);
+            let deq_vdeq = |src: usize, src_step: u16, dst: usize, rows: usize, zp: i32, scale: f32| {
+                Instr::from(ins::Vdeq {
+                    src_buf: ins::BUF_SPAD,
+                    in_type,
+                    src: src as u16,
+                    src_step,
+                    dst: dst as u16,
+                    dst_step: 1,
+                    rows: rows as u16,
+                    len: n as u16,
+                    zp: zp as i16,
+                    scale_imm: 1,
+                    imm: scale.to_bits(),
+                    ..Default::default()
+                })
+            };
+            if !per_position {
+                ops.push(deq_vdeq(in_base + blk * hb * w, 1, deq, hb * w, qx.zero_point, qx.scale));
+            }
+            if padded {
+                // `f32(0 - 0) * 1 = +0`, ORT's starting sum, in every output.
+                ops.push(deq_vdeq(const_row, 0, sums, outs, 0, 1.0));
+            }
+            let px = |iy: usize, ix: usize| deq + (iy - i0) * w + ix;
+            let out = |oy: usize, ox: usize| sums + (oy - o0) * ow + ox;
+            for oy in o0..o1 {
+                let mut first = !padded;
+                for i in 0..kh {
+                    let Some(iy) = (oy * sh + i).checked_sub(pt).filter(|&iy| iy < h) else { continue };
+                    for j in 0..kw {
+                        let r = valid_outputs(ow, w, sw, j, pl);
+                        if r.is_empty() {
+                            continue;
+                        }
+                        let ix = r.start * sw + j - pl;
+                        let a = if per_position {
+                            let src = in_base + blk * hb * w + (iy - i0) * w + ix;
+                            ops.push(deq_vdeq(src, sw as u16, deq, r.len(), qx.zero_point, qx.scale));
+                            row(deq)
+                        } else {
+                            Pat { base: px(iy, ix) as u16, step: sw as u16, bstride: 0 }
+                        };
+                        let dst = row(out(oy, r.start));
+                        // Unpadded, the first window position covers every
+                        // output: `0 + x` starts the sums.
+                        let b = if first { B::Imm(0.0) } else { B::Pat(dst) };
+                        ops.push(vop(ins::VOP_ADD, dst, a, b, r.len(), n));
+                        first = false;
+                    }
+                }
+            }
+            // Divide by the count, per run of outputs with the same count
+            // (the outputs are consecutive rows, row after row).
+            let mut o = 0;
+            while o < outs {
+                let k = count(o0 + o / ow, o % ow);
+                let run = (o..outs).take_while(|&e| count(o0 + e / ow, e % ow) == k).count();
+                // `x / 2^e` and `x * 2^-e` are the same correctly rounded
+                // real, so a power-of-two count multiplies (1 cycle a beat,
+                // not 4); a count of 1 changes nothing.
+                if k.is_power_of_two() && k > 1 {
+                    ops.push(vop(ins::VOP_MUL, row(sums + o), row(sums + o), B::Imm(1.0 / k as f32), run, n));
+                } else if k != 1 {
+                    ops.push(vop(ins::VOP_DIV, row(sums + o), row(sums + o), B::Imm(k as f32), run, n));
+                }
+                o += run;
+            }
+            // ORT rounds `v / s_y + zy` in float. With `zy = 0` the add
+            // changes no value (`p + 0 = p`, `-0 + 0 = +0` rounds alike), so
+            // `vquant` divides by `s_y` itself; else divide, add, then
+            // `vquant` with scale 1 (`x / 1 = x`) only rounds and clamps.
+            let out_scale = if qy.zero_point == 0 {
+                qy.scale
+            } else {
+                ops.push(vop(ins::VOP_DIV, row(sums), row(sums), B::Imm(qy.scale), outs, n));
+                ops.push(vop(ins::VOP_ADD, row(sums), row(sums), B::Imm(qy.zero_point as f32), outs, n));
+                1.0
+            };
+            ops.push(Instr::from(ins::Vquant {
+                out_type,
+                src: sums as u16,
+                src_step: 1,
+                dst: (out_base + blk * outs) as u16,
+                dst_step: 1,
+                rows: outs as u16,
+                len: n as u16,
+                qmin,
+                qmax,
+                scale: out_scale.to_bits(),
+                ..Default::default()
+            }));
+        }
+        let last = ops.len() - 1;
+        ops[0].deps_mut().pop_prev = true;
+        ops[last].deps_mut().push_next = true;
+        v.extend(ops);
+        v.extend(store_feature(&rows_view(&outb, o0, o1), out_base as u16, dim, Deps { pop_prev: true, ..Deps::NONE }));
+        cx.code.phase(v);
+    }
+    Ok(0)
 }
 
 #[cfg(test)]
