@@ -62,6 +62,9 @@ pub mod qadd;
 pub mod array;
 
 #[cfg(feature = "verilator")]
+pub mod vector;
+
+#[cfg(feature = "verilator")]
 pub mod verilate;
 
 #[cfg(feature = "verilator")]
