@@ -3,13 +3,21 @@
 // kept, x / 0 = +-inf, 0 / 0 and inf / inf give the canonical NaN
 // 0x7fc00000, as does any NaN operand.
 //
-// Datapath (integer logic, combinational): both significands normalised to
-// [2^23, 2^24); the dividend doubled when it is the smaller, so the quotient
-// lies in [1, 2); then a radix-2 restoring digit recurrence, one quotient bit
-// per step, 27 steps (24 significand bits, guard and one more); a non-zero
-// final remainder is the sticky bit. fp32_round rounds (and denormalises).
+// Datapath (integer logic): both significands normalised to [2^23, 2^24);
+// the dividend doubled when it is the smaller, so the quotient lies in
+// [1, 2); then a radix-2 restoring digit recurrence, one quotient bit per
+// step, 27 steps (24 significand bits, guard and one more) over 4 cycles:
+// 7 steps in each of stages 0..2 (registered), the last 6 in stage 3, whose
+// result y is combinational. A non-zero final remainder is the sticky bit;
+// fp32_round rounds (and denormalises).
+//
+// Use: drive a and b and count `stage` 0, 1, 2, 3 in consecutive cycles,
+// holding a and b; y is valid while stage = 3 (isa::timing::VEC_DIV_CYCLES:
+// the unit accepts one division every 4 cycles).
 
 module fp32_div (
+    input  logic        clk,
+    input  logic [ 1:0] stage,
     input  logic [31:0] a,
     input  logic [31:0] b,
     output logic [31:0] y
@@ -43,19 +51,33 @@ module fp32_div (
   assign ge   = ma >= mb;
   assign lead = ta - tb - (ge ? 12'sd0 : 12'sd1);
 
-  // The recurrence: r < 2 * mb before each step, quotient bit 1 when r >= mb.
-  logic [26:0] q;
-  logic [25:0] r;
+  // The recurrence: r < 2 * mb before each step, quotient bit 1 (shifted
+  // in at the bottom of q) when r >= mb.
+  logic [26:0] q, q_reg;
+  logic [25:0] r, r_reg;
   always_comb begin
-    r = ge ? {2'b00, ma} : {1'b0, ma, 1'b0};
-    q = 27'd0;
-    for (int i = 26; i >= 0; i--) begin
-      if (r >= {2'b00, mb}) begin
-        q[i] = 1'b1;
-        r = r - {2'b00, mb};
-      end
-      r = r << 1;
+    if (stage == 2'd0) begin
+      r = ge ? {2'b00, ma} : {1'b0, ma, 1'b0};
+      q = 27'd0;
+    end else begin
+      r = r_reg;
+      q = q_reg;
     end
+    for (int i = 0; i < 7; i++) begin
+      if (stage != 2'd3 || i < 6) begin
+        if (r >= {2'b00, mb}) begin
+          q = {q[25:0], 1'b1};
+          r = r - {2'b00, mb};
+        end else begin
+          q = {q[25:0], 1'b0};
+        end
+        r = r << 1;
+      end
+    end
+  end
+  always_ff @(posedge clk) begin
+    r_reg <= r;
+    q_reg <= q;
   end
 
   logic [31:0] rounded;

@@ -10,8 +10,9 @@
 // 14 quantize (a = x, b = scale, c = zp, qmin, qmax: an int32 in y).
 //
 // Timing: `start` in a cycle with `busy` low takes the operands; the op then
-// runs one step per cycle, a division or square root holding its step for 4
-// cycles (isa::timing::VEC_DIV_CYCLES: the unit accepts one every 4), and y
+// runs one step per cycle, a division or square root taking 4 (its digit
+// recurrence runs over cycles wc = 0..3 on operands held in registers:
+// isa::timing::VEC_DIV_CYCLES, the unit accepts one every 4), and y
 // is written with `done` high in the cycle after the last step. Steps per op
 // (isa::timing::VOP_CYCLES): 1 for add sub mul max min fma dequantize; 4 for
 // div recip sqrt quantize; 8 rsqrt; 12 exp; 15 tanh; 20 erf (its larger-|x|
@@ -99,8 +100,8 @@ module vec_lane (
   // ---- the units ---------------------------------------------------------------
   logic [31:0] fa, fb, fc, fma_y, da, db, div_y, sqrt_y, max_y, min_y, quant_y, deq_f;
   fp32_fma u_fma (.a(fa), .b(fb), .c(fc), .y(fma_y));
-  fp32_div u_div (.a(da), .b(db), .y(div_y));
-  fp32_sqrt u_sqrt (.a(x_r), .y(sqrt_y));
+  fp32_div u_div (.clk(clk), .stage(wc), .a(da), .b(db), .y(div_y));
+  fp32_sqrt u_sqrt (.clk(clk), .stage(wc), .a(x_r), .y(sqrt_y));
   fp32_minmax u_minmax (.a(x_r), .b(b_r), .max_y(max_y), .min_y(min_y));
   fp32_to_quant u_quant (.p(div_y), .zp(c_r), .qmin(qmin_r), .qmax(qmax_r), .q(quant_y));
   fp32_from_int u_deq (.d({x_r[31], x_r} - {c_r[31], c_r}), .y(deq_f));
