@@ -47,7 +47,14 @@ impl VecCase {
 
     /// `quantize(x, scale, zp, qmin, qmax)`.
     pub fn quantize(x: f32, scale: f32, zp: i32, qmin: i32, qmax: i32) -> VecCase {
-        VecCase { op: OP_QUANTIZE, a: x.to_bits(), b: scale.to_bits(), c: zp as u32, qmin: qmin as u32, qmax: qmax as u32 }
+        VecCase {
+            op: OP_QUANTIZE,
+            a: x.to_bits(),
+            b: scale.to_bits(),
+            c: zp as u32,
+            qmin: qmin as u32,
+            qmax: qmax as u32,
+        }
     }
 
     /// What [`isa::numerics::vector`] gives for this case (float32 bits, or
