@@ -180,6 +180,11 @@ fn cases_for(rng: &mut StdRng, op: u8) -> Vec<VecCase> {
                 };
                 VecCase::quantize(x, scale, zp, qmin, qmax)
             }
+            // Roots: mostly non-negative operands (a negative one is NaN).
+            OP_SQRT | ins::VOP_RSQRT => {
+                let a = operand(rng);
+                VecCase::float(op, if rng.gen_range(0..4) == 0 { a } else { a & 0x7fff_ffff }, 0, 0)
+            }
             _ => {
                 let a = operand(rng);
                 VecCase::float(op, a, partner(rng, a), 0)
@@ -225,7 +230,15 @@ fn vector_lane_matches_numerics() {
         for ((c, &got), &n) in cases.iter().zip(&out).zip(&cycles) {
             let want = c.expected();
             let r = f32::from_bits(want);
-            if c.op != OP_QUANTIZE {
+            if c.op == OP_QUANTIZE {
+                // [NaN quotient, a bound, an exact tie, inside the bounds].
+                let p = f32::from_bits(c.a) / f32::from_bits(c.b);
+                let q = want as i32;
+                classes[0] += p.is_nan() as usize;
+                classes[1] += (q == c.qmin as i32 || q == c.qmax as i32) as usize;
+                classes[2] += (p.is_finite() && (p - p.trunc()).abs() == 0.5) as usize;
+                classes[3] += (q != c.qmin as i32 && q != c.qmax as i32) as usize;
+            } else {
                 classes[0] += r.is_nan() as usize;
                 classes[1] += r.is_infinite() as usize;
                 classes[2] += (r == 0.0) as usize;
@@ -244,15 +257,16 @@ fn vector_lane_matches_numerics() {
                 bad_cycles += 1;
             }
         }
+        let labels = if op == OP_QUANTIZE {
+            ["NaN quotient", "at a bound", "ties", "inside"]
+        } else {
+            ["results NaN", "inf", "zero", "subnormal"]
+        };
         println!(
-            "{name:>10}: {} cases, {bad} differ, {bad_cycles} with wrong cycles ({:.1} s); results NaN {}, inf {}, \
-             zero {}, subnormal {}",
+            "{name:>10}: {} cases, {bad} differ, {bad_cycles} with wrong cycles ({:.1} s); {}",
             cases.len(),
             t0.elapsed().as_secs_f64(),
-            classes[0],
-            classes[1],
-            classes[2],
-            classes[3]
+            labels.iter().zip(classes).map(|(l, n)| format!("{l} {n}")).collect::<Vec<_>>().join(", ")
         );
         if bad + bad_cycles > 0 {
             failures.push(name);
