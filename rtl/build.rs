@@ -59,6 +59,8 @@ mod verilated {
             source: "verilog/array.sv",
             params: &[("ROWS", "16"), ("COLS", "16")],
         },
+        // The vector unit's lane (binary32 arithmetic, rtl/tests/vector.rs).
+        Model { prefix: "Vvec_lane", top: "vec_lane", source: "verilog/vec_lane.sv", params: &[] },
     ];
 
     const INSTALL: &str =
@@ -219,6 +221,7 @@ mod verilated {
         build.file(manifest.join("cpp/requant_harness.cc"));
         build.file(manifest.join("cpp/qadd_harness.cc"));
         build.file(manifest.join("cpp/array_harness.cc"));
+        build.file(manifest.join("cpp/vec_harness.cc"));
         // The loader of whole-accelerator libraries (built per configuration
         // at run time by `rtl::verilate`, so no accelerator is compiled here).
         build.file(manifest.join("cpp/accel_loader.cc"));

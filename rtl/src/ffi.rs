@@ -1,6 +1,6 @@
 //! The cxx bridge to the C++ harnesses of the verilated models
 //! (`cpp/requant_harness.{h,cc}`, `cpp/qadd_harness.{h,cc}`,
-//! `cpp/array_harness.{h,cc}`). Only built
+//! `cpp/array_harness.{h,cc}`, `cpp/vec_harness.{h,cc}`). Only built
 //! with the `verilator` feature; the safe APIs are [`crate::requant`] and
 //! [`crate::array`].
 
@@ -115,6 +115,31 @@ pub(crate) mod bridge {
         /// Streams `cases` through the model, one per clock cycle, and
         /// writes each result (sign-extended) to `out` (same length).
         fn run(self: Pin<&mut QaddModel>, cases: &[QaddCase], out: &mut [i32]) -> Result<()>;
+    }
+
+    /// One operation of the vector lane (`verilog/vec_lane.sv`): the op
+    /// code (the `vop` codes, then 11 fma, 12 sqrt, 13 dequantize, 14
+    /// quantize) and its operands as 32-bit words (float32 bits or int32).
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct VecCase {
+        pub op: u8,
+        pub a: u32,
+        pub b: u32,
+        pub c: u32,
+        pub qmin: u32,
+        pub qmax: u32,
+    }
+
+    unsafe extern "C++" {
+        include!("rtl/cpp/vec_harness.h");
+
+        /// A verilated `vec_lane` in its own Verilator context.
+        type VecLaneModel;
+
+        fn new_vec_lane_model() -> UniquePtr<VecLaneModel>;
+        /// Runs `cases` one after another; writes each result to `out` and
+        /// the cycles from its start to its result to `cycles`.
+        fn run(self: Pin<&mut VecLaneModel>, cases: &[VecCase], out: &mut [u32], cycles: &mut [u32]) -> Result<()>;
     }
 
     unsafe extern "C++" {

@@ -7,14 +7,17 @@
 //!   Today: `requant.sv`, the requantizer, bit-exact with
 //!   `isa::numerics::requantize`; `array.sv`, the weight-stationary
 //!   systolic array with double-buffered weights, bit-exact with
-//!   `sim::array::matmul` (latency `ROWS + COLS - 1`).
+//!   `sim::array::matmul` (latency `ROWS + COLS - 1`); `vec_lane.sv`, one
+//!   lane of the vector unit on binary32 units (`fp32_*.sv`), bit-exact
+//!   with `isa::numerics::vector`.
 //! - `include/systole_isa.vh`: the ISA's constants as `` `define``s,
 //!   generated from the `isa` crate by `isa::verilog::header()` and checked
 //!   by a test there (`UPDATE_EXPECT=1 cargo test -p isa --lib verilog`
 //!   rewrites it). The RTL's only source of opcodes, field positions,
 //!   register addresses and timing constants; pass `-I rtl/include`.
 //! - `cpp/`: the C++ harnesses that own the verilated models; `src/ffi.rs`:
-//!   their cxx bridge; `requant`, `qadd` and `array`: the safe Rust APIs.
+//!   their cxx bridge; `requant`, `qadd`, `array` and `vector`: the safe
+//!   Rust APIs.
 //!
 //! What is built with which feature:
 //! - default (no feature): [`VERILOG_DIR`] / [`INCLUDE_DIR`], [`sources`]
@@ -27,11 +30,12 @@
 //!   each with its own `--prefix`, into a freshly cleared folder under
 //!   `OUT_DIR`), compiles the generated C++ with Verilator's runtime and the
 //!   harness at `-Os` (`-pthread`, linked with `atomic`), and this crate
-//!   gains `requant`, `qadd` and `array`. If `verilator` is not on `PATH` the build fails and
+//!   gains `requant`, `qadd`, `array` and `vector`. If `verilator` is not on `PATH` the build fails and
 //!   says how to install it (`apt-get install -y verilator`): never a silent
 //!   skip. The tests `tests/requant.rs` (10^6+ cases against
 //!   `isa::numerics::requantize`), `tests/array.rs` (compiler-like
-//!   weight-load / stream sequences against `sim::array`) and `tests/hdl_lint.rs` (every source
+//!   weight-load / stream sequences against `sim::array`), `tests/vector.rs`
+//!   (10^6+ cases per op against `isa::numerics::vector`) and `tests/hdl_lint.rs` (every source
 //!   through `verilator --lint-only -Wall` and yosys `synth`) need it:
 //!   `cargo test -p rtl --features verilator --release`.
 
@@ -60,6 +64,9 @@ pub mod qadd;
 
 #[cfg(feature = "verilator")]
 pub mod array;
+
+#[cfg(feature = "verilator")]
+pub mod vector;
 
 #[cfg(feature = "verilator")]
 pub mod verilate;
