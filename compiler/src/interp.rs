@@ -20,7 +20,7 @@
 //!
 //! - **Quantize** (float → quantized): `numerics::quantize(x, s_y, zy, qmin,
 //!   qmax)` with the type range (ONNX QuantizeLinear).
-//! - **Dequantize** (quantized → float): `numerics::dequantize(q, s_x, zx)`.
+//! - **Dequantize** (quantized → float): `vector::dequantize(q, s_x, zx)`.
 //! - **Conv** (NCHW, groups, strides, dilations, pads `[top, left, bottom,
 //!   right]`): the input is padded with its zero point `zx`, as ONNX Runtime
 //!   does. Output channel `m` of group `g` reduces over the receptive field in
@@ -99,7 +99,7 @@ use std::collections::HashSet;
 
 use isa::numerics::vector;
 use isa::numerics::{
-    self, dequantize, fold_zero_point, qadd, qadd_fold, qadd_params, quantize, requant_scale, requantize, QaddParams,
+    self, fold_zero_point, qadd, qadd_fold, qadd_params, quantize, requant_scale, requantize, QaddParams,
 };
 
 use crate::ir::{ConvParams, DenseParams, ElemType, Graph, GraphError, Node, Op, PoolParams, Quant, Value, ValueId};
@@ -519,7 +519,7 @@ fn eval<V: Values + ?Sized>(g: &Graph, n: &Node, vals: &V, lanes: usize) -> Resu
         Op::Dequantize => {
             let xq = q_of(xv)?;
             let xs = quant_data(x)?;
-            TensorData::Float(xs.iter().map(|&q| dequantize(q, xq.scale, xq.zp)).collect())
+            TensorData::Float(xs.iter().map(|&q| vector::dequantize(q, xq.scale, xq.zp)).collect())
         }
         Op::Conv(c) => TensorData::Quant(conv(c, quant_data(x)?, &xv.shape, q_of(xv)?, &yv.shape, q_of(yv)?)?),
         Op::Dense(d) => TensorData::Quant(dense(d, quant_data(x)?, &xv.shape, q_of(xv)?, q_of(yv)?)?),

@@ -58,10 +58,7 @@ impl VecCase {
     }
 
     /// What [`isa::numerics::vector`] gives for this case (float32 bits, or
-    /// the int32 of quantize). Dequantize's NaN is taken as the canonical
-    /// one: `numerics::dequantize` does not canonicalise (its NaN is the
-    /// host's: a NaN scale's payload, or x86's negative default NaN for
-    /// `0 × ∞`), while the vector unit's convention is one NaN.
+    /// the int32 of quantize).
     ///
     /// # Panics
     /// On an op code the lane does not have.
@@ -71,7 +68,7 @@ impl VecCase {
         let r = match self.op {
             OP_FMA => v::fma(a, b, c),
             OP_SQRT => v::canonical(a.sqrt()),
-            OP_DEQUANTIZE => v::canonical(v::dequantize(self.a as i32, b, self.c as i32)),
+            OP_DEQUANTIZE => v::dequantize(self.a as i32, b, self.c as i32),
             OP_QUANTIZE => return v::quantize(a, b, self.c as i32, self.qmin as i32, self.qmax as i32) as u32,
             ins::VOP_ADD => v::add(a, b),
             ins::VOP_SUB => v::sub(a, b),

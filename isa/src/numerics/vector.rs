@@ -19,11 +19,19 @@
 //!   f64 reference are in each function's doc and asserted by
 //!   `isa/tests/vector_numerics.rs`.
 //!
-//! Quantization: [`dequantize`] and [`quantize`] are the ones in
-//! [`crate::numerics`] (re-exported here so the vector unit's conversions
-//! are visibly the same definitions as the rest of the ISA's).
+//! Quantization: [`quantize`] is the one in [`crate::numerics`]
+//! (re-exported so the vector unit's conversion is visibly the ISA's);
+//! [`dequantize`] is that one with this module's one-NaN rule applied.
 
-pub use super::{dequantize, quantize};
+pub use super::quantize;
+
+/// `f32(q − zp) · scale` ([`crate::numerics::dequantize`]), with a NaN
+/// result (a NaN scale, or `0 × ∞`) made canonical like every vector-unit
+/// result, so it does not depend on the host CPU's default NaN.
+#[inline]
+pub fn dequantize(q: i32, scale: f32, zp: i32) -> f32 {
+    canonical(super::dequantize(q, scale, zp))
+}
 
 /// The one NaN the vector unit produces: quiet, positive, zero payload.
 pub const CANONICAL_NAN: u32 = 0x7FC0_0000;
