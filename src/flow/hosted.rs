@@ -175,7 +175,17 @@ pub fn run<D: Device>(
 fn mask_layer<'g>(graph: &'g Graph, layers: &[LayerMeta], pc: usize) -> Option<&'g str> {
     let l = layers::layer_of(layers, pc)?;
     let node = graph.nodes.iter().find(|n| n.name == l.name)?;
-    matches!(node.op, compiler::ir::Op::MaskSelect { .. }).then(|| graph.values[node.inputs[0]].name.as_str())
+    if !matches!(node.op, compiler::ir::Op::MaskSelect { .. }) {
+        return None;
+    }
+    // Through the views (an Unsqueeze) to the value the host wrote.
+    let mut v = node.inputs[0];
+    while let Some(view) = graph.nodes.iter().find(|n| {
+        n.outputs == [v] && matches!(n.op, compiler::ir::Op::Reshape { .. } | compiler::ir::Op::Flatten { .. })
+    }) {
+        v = view.inputs[0];
+    }
+    Some(graph.values[v].name.as_str())
 }
 
 /// A tensor's bytes as float32 (a quantized one dequantized).

@@ -82,9 +82,7 @@ pub(super) fn lower_embedding(
 /// any other to the host.
 pub fn on_device(op: &Op) -> bool {
     match op {
-        Op::Embedding(e) => {
-            e.rows > 0 && e.cols > 0 && e.cols <= u16::MAX as usize && e.rows <= u32::MAX as usize
-        }
+        Op::Embedding(e) => e.rows > 0 && e.cols > 0 && e.cols <= u16::MAX as usize && e.rows <= u32::MAX as usize,
         Op::MaskSelect { index, .. } => !index.is_empty(),
         _ => false,
     }
