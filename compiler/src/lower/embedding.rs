@@ -433,7 +433,16 @@ mod tests {
             vec![1, 5],
             vec![2, 5],
         );
-        for (index, if_zero, if_nonzero, mask_shape, shape) in [attention, broadcast] {
+        // The attention mask broadcast over 3 query rows: one run repeated,
+        // gathered once and copied.
+        let repeated = (
+            (0..3 * seq).map(|i| i % seq).collect::<Vec<_>>(),
+            vec![f32::MIN; 3 * seq],
+            vec![0.0f32; 3 * seq],
+            vec![1, seq],
+            vec![1, 1, 3, seq],
+        );
+        for (index, if_zero, if_nonzero, mask_shape, shape) in [attention, broadcast, repeated] {
             let runs = mask_runs(&index, &if_zero, &if_nonzero);
             let n_mask: usize = mask_shape.iter().product();
             let mut r = rng(n_mask as u64);
@@ -466,12 +475,14 @@ mod tests {
                 let m = mem.alloc_bytes(&mask.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>());
                 let out = mem.alloc(4 * index.len(), 0x55);
                 let mut code = Code::for_config(&cfg);
-                for run in &runs {
-                    let t = mem.alloc_bytes(&run.table());
-                    let phase =
-                        embedding_phase(&run.gather(m, t, out), 12, cfg.spad_rows() as usize, "select").unwrap();
-                    code.phase(phase);
-                }
+                let phases =
+                    mask_select_phases(&mut mem, (&index, &if_zero, &if_nonzero), m, out, &cfg, "select").unwrap();
+                assert_eq!(
+                    phases.len(),
+                    if shape == [1, 1, 3, seq] { 2 } else { 1 },
+                    "{shape:?}: copied when repeated"
+                );
+                phases.into_iter().for_each(|p| code.phase(p));
                 let (mut d, report, data_addr) = crate::test_run::run_to_end(&cfg, code.into_instrs(), mem.into_data());
                 let got = d.read_mem(data_addr + out, 4 * index.len()).unwrap();
                 match bad {
@@ -491,8 +502,70 @@ mod tests {
                     }
                 }
             }
-            assert_eq!(runs.len(), if shape == [2, 5] { 10 } else { 1 });
+            assert_eq!(
+                runs.len(),
+                if shape == [2, 5] {
+                    10
+                } else if shape[2] == 3 {
+                    3
+                } else {
+                    1
+                }
+            );
         }
+    }
+
+    /// `transformer::sites`: Embedding and MaskSelect (and an int64
+    /// reshape only gathers read) are on the device, their ids program
+    /// inputs; other int64 ops, and a table too wide for a load, are left
+    /// to the host.
+    #[test]
+    fn gathers_are_device_sites() {
+        use crate::lower::transformer::{sites, Site};
+        let v = |name: &str, shape: &[usize], ty| Value {
+            name: name.into(),
+            shape: shape.to_vec(),
+            ty,
+            quant: (ty == ElemType::I8).then_some(Quant { scale: 0.1, zero_point: 0 }),
+        };
+        let node =
+            |name: &str, op, inputs: Vec<usize>, outputs: Vec<usize>| Node { name: name.into(), op, inputs, outputs };
+        let table =
+            |rows: usize, cols: usize| Op::Embedding(EmbeddingParams { table: vec![1; rows * cols], rows, cols });
+        let g = Graph {
+            name: "sites".into(),
+            values: vec![
+                v("ids", &[1, 4], ElemType::I64),
+                v("mask", &[1, 4], ElemType::I64),
+                v("mask4", &[1, 1, 1, 4], ElemType::I64),
+                v("select", &[1, 1, 4, 4], ElemType::F32),
+                v("emb", &[1, 4, 8], ElemType::I8),
+                v("idsT", &[4, 1], ElemType::I64),
+                v("wide", &[4, 1, 70_000], ElemType::I8),
+            ],
+            nodes: vec![
+                node("unsqueeze", Op::Reshape { shape: vec![1, 1, 1, 4] }, vec![1], vec![2]),
+                node(
+                    "mask_select",
+                    Op::MaskSelect {
+                        shape: vec![1, 1, 4, 4],
+                        index: (0..16).map(|i| i % 4).collect(),
+                        if_zero: vec![-1e9; 16],
+                        if_nonzero: vec![0.0; 16],
+                    },
+                    vec![2],
+                    vec![3],
+                ),
+                node("lookup", table(10, 8), vec![0], vec![4]),
+                node("transpose", Op::Transpose { perm: vec![1, 0] }, vec![0], vec![5]),
+                node("wide_lookup", table(2, 70_000), vec![5], vec![6]),
+            ],
+            inputs: vec![0, 1],
+            outputs: vec![3, 4, 6],
+        };
+        use Site::{Device, Host};
+        assert_eq!(sites(&g).unwrap(), [Device, Device, Device, Host, Host]);
+        assert!(on_device(&g.nodes[2].op) && !on_device(&g.nodes[4].op));
     }
 
     #[test]

@@ -56,7 +56,9 @@ fn host_op(g: &Graph, n: &Node) -> bool {
         Op::Embedding(_) | Op::MaskSelect { .. } => !super::embedding::on_device(&n.op),
         // A view of ids that only device gathers read (an Unsqueeze of the
         // mask): no code, on the device.
-        Op::Reshape { .. } | Op::Flatten { .. } if g.values[n.outputs[0]].ty == ElemType::I64 => {
+        Op::Reshape { .. } | Op::Flatten { .. }
+            if n.inputs.iter().chain(&n.outputs).all(|&v| g.values[v].ty == ElemType::I64) =>
+        {
             g.nodes.iter().filter(|m| m.inputs.contains(&n.outputs[0])).any(|m| host_op(g, m))
         }
         _ => n.inputs.iter().chain(&n.outputs).any(|&v| g.values[v].ty == ElemType::I64),
