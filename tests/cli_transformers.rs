@@ -99,6 +99,69 @@ fn tinybert_named_inputs_batch_and_outputs() {
     }
 }
 
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum();
+    let norm = |v: &[f32]| v.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+    dot / (norm(a) * norm(b))
+}
+
+/// Accuracy against ONNX Runtime on the device itself (issue 10, item 5):
+/// every variant run on the model over the 16 reference sequences (as one
+/// batch, `--check`: every layer equal to the interpreter), its written
+/// `last_hidden_state` against ORT's int8 output (default session
+/// options): per-token cosine >= 0.999 on every real token (attention
+/// mask 1), and the mean at least as close to 1 as ORT's optimized and
+/// unoptimized paths are to each other (`meta.json`, up to float32
+/// rounding of the mean). tinybert int8_qdq is the exception for the mean
+/// (`compiler/tests/ort_transformers.rs`: ORT's two paths share one float
+/// MatMul -> QuantizeLinear and agree to 1e-7; the device's integer
+/// requantization lands one step away on a few near-tie elements): its
+/// measured mean, 0.99998566, is pinned instead, so a regression shows.
+#[test]
+fn device_outputs_match_ort_per_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(data().join("meta.json")).unwrap()).unwrap();
+    for (model, variant) in MODELS {
+        let sbin = compile(dir.path(), model, variant);
+        let m = &meta["models"][model];
+        let names: Vec<&str> = m["inputs"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        let mut args = vec!["run".to_string(), sbin.to_str().unwrap().to_string(), "--check".into()];
+        for name in &names {
+            let p = reference_inputs(dir.path(), model, name, 16);
+            args.extend(["--input".into(), format!("{name}={}", p.display())]);
+        }
+        let out = dir.path().join(format!("out_{model}_{variant}"));
+        args.extend(["--out".into(), out.display().to_string()]);
+        let o = systole(dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_ok(&o);
+        assert!(stdout(&o).contains("x 16 runs agree"), "{}", stdout(&o));
+        let read = |path: PathBuf| -> (Vec<u64>, Vec<f32>) {
+            let bytes = std::fs::read(&path).unwrap();
+            let f = npyz::NpyFile::new(&bytes[..]).unwrap();
+            (f.shape().to_vec(), f.into_vec().unwrap())
+        };
+        let (shape, got) = read(out.join("last_hidden_state.npy"));
+        assert_eq!(shape, [16, 1, 32, 128], "{model} {variant}");
+        let (_, ort) = read(data().join(model).join(format!("{variant}.last_hidden_state.npy")));
+        let mask: Option<Vec<i64>> = names.contains(&"attention_mask").then(|| {
+            let bytes = std::fs::read(data().join(model).join("inputs/attention_mask.npy")).unwrap();
+            npyz::NpyFile::new(&bytes[..]).unwrap().into_vec().unwrap()
+        });
+        let cosines: Vec<f64> = (0..16 * 32)
+            .filter(|&t| mask.as_ref().is_none_or(|m| m[t] != 0))
+            .map(|t| cosine(&got[t * 128..][..128], &ort[t * 128..][..128]))
+            .collect();
+        assert_eq!(cosines.len() as u64, m["real_tokens"].as_u64().unwrap(), "{model} {variant}");
+        let min = cosines.iter().copied().fold(1.0, f64::min);
+        let mean = cosines.iter().sum::<f64>() / cosines.len() as f64;
+        let ort_mean = m["variants"][variant]["ort_opt_vs_noopt"]["mean_cosine"].as_f64().unwrap();
+        println!("{model} {variant}: device vs ORT per-token cosine min {min:.6} mean {mean:.7} (ORT opt vs noopt {ort_mean:.7})");
+        assert!(min >= 0.999, "{model} {variant}: a real token's cosine is {min}");
+        let bound = if (model, variant) == ("tinybert", "int8_qdq") { 0.9999856 } else { ort_mean - 1e-6 };
+        assert!(mean >= bound, "{model} {variant}: mean cosine {mean} < {bound} (ORT's own paths: {ort_mean})");
+    }
+}
+
 /// Token ids outside the vocabulary (too large, negative, in the second
 /// run of a batch) are the device's `IndexOutOfRange`, named by input and
 /// position; no output file is written.
