@@ -310,7 +310,8 @@ fn first_diff(
 /// projections (Linear layers named `attention`/`attn`), scores and context
 /// (the activation × activation MatMuls, alternating), softmax, FFN (the
 /// other Linear layers and GELU), LayerNorm, other vector work (bias and
-/// residual adds, masks, quantize/dequantize, sums) and copies.
+/// residual adds, quantize/dequantize, sums) and copies (with the
+/// embedding and mask gathers: data movement, no arithmetic).
 pub const ROLES: [&str; 8] =
     ["projections", "scores", "softmax", "context", "FFN", "LayerNorm", "other vector", "copies"];
 
@@ -335,7 +336,7 @@ pub fn roles(layers: &[LayerMeta]) -> Vec<usize> {
                 L::Softmax => 2,
                 L::Dense | L::DenseF32 | L::Gelu => 4,
                 L::LayerNorm => 5,
-                L::Copy | L::Reshape | L::Flatten | L::Concat => 7,
+                L::Copy | L::Reshape | L::Flatten | L::Concat | L::Gather => 7,
                 _ => 6,
             }
         })
