@@ -43,13 +43,14 @@ pub fn index_out_of_range<D: Device + ?Sized>(dev: &mut D, prog: &Program, pc: u
     let j = dev.read_reg(isa::regs::ERROR_INFO).ok()? as u64;
     let at = ix.addr + j * ix.elem_bytes;
     let id = ix.decode(&dev.read_mem(at, ix.elem_bytes as usize).ok()?)[0];
-    let place = prog
-        .tensors
-        .iter()
-        .find(|t| (t.addr..t.addr + t.byte_len()).contains(&at))
-        .map(|t| format!("element {} of `{}`", (at - t.addr) / ix.elem_bytes, t.name))
-        .unwrap_or_else(|| format!("id {j} of the load (at {at:#x})"));
-    Some(format!("{place} is {id}, outside the table's {} rows", ix.limit))
+    let rows = ix.limit;
+    Some(match prog.tensors.iter().find(|t| (t.addr..t.addr + t.byte_len()).contains(&at)) {
+        Some(t) => {
+            let p = (at - t.addr) / ix.elem_bytes;
+            format!("id {id} at position {p} of `{}` is outside the table's {rows} rows", t.name)
+        }
+        None => format!("id {j} of the load (at {at:#x}) is {id}, outside the table's {rows} rows"),
+    })
 }
 
 /// The STORE that started last among those whose DRAM bytes cover `addr`.

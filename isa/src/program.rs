@@ -88,6 +88,9 @@ pub enum DType {
     U8,
     I32,
     F32,
+    /// Token ids and masks as ONNX gives them, read by indexed `load`s
+    /// (a transformer program's int64 inputs).
+    I64,
 }
 
 impl DType {
@@ -96,6 +99,7 @@ impl DType {
         match self {
             DType::I8 | DType::U8 => 1,
             DType::I32 | DType::F32 => 4,
+            DType::I64 => 8,
         }
     }
 
@@ -106,6 +110,7 @@ impl DType {
             DType::U8 => "u8",
             DType::I32 => "i32",
             DType::F32 => "f32",
+            DType::I64 => "i64",
         }
     }
 }
@@ -232,10 +237,13 @@ pub enum LayerOp {
     Softmax,
     ReduceSum,
     Copy,
+    /// Rows of a table selected by ids in device memory (indexed `load`s):
+    /// an embedding lookup, or a mask select from a 2-row table.
+    Gather,
 }
 
 impl LayerOp {
-    pub const ALL: [LayerOp; 21] = [
+    pub const ALL: [LayerOp; 22] = [
         LayerOp::Conv,
         LayerOp::Dense,
         LayerOp::MaxPool,
@@ -257,6 +265,7 @@ impl LayerOp {
         LayerOp::Softmax,
         LayerOp::ReduceSum,
         LayerOp::Copy,
+        LayerOp::Gather,
     ];
 
     /// The op's name, as the graph's text format spells it.
@@ -283,6 +292,7 @@ impl LayerOp {
             LayerOp::Softmax => "softmax",
             LayerOp::ReduceSum => "reduce_sum",
             LayerOp::Copy => "copy",
+            LayerOp::Gather => "gather",
         }
     }
 }
@@ -590,11 +600,12 @@ fn dtype_tag(d: DType) -> u8 {
         DType::U8 => 1,
         DType::I32 => 2,
         DType::F32 => 3,
+        DType::I64 => 4,
     }
 }
 
 fn read_dtype(r: &mut Reader<'_>) -> Result<DType, codec::DecodeError> {
-    Ok([DType::I8, DType::U8, DType::I32, DType::F32][r.tag("dtype", 4)? as usize])
+    Ok([DType::I8, DType::U8, DType::I32, DType::F32, DType::I64][r.tag("dtype", 5)? as usize])
 }
 
 fn encode_tensor(t: &TensorInfo, w: &mut Writer) {
@@ -1075,7 +1086,7 @@ impl Program {
                 let range = match t.dtype {
                     DType::I8 => Some(-128..=127),
                     DType::U8 => Some(0..=255),
-                    DType::I32 | DType::F32 => None,
+                    DType::I32 | DType::F32 | DType::I64 => None,
                 };
                 if let Some(r) = range.filter(|r| !r.contains(&zp)) {
                     return Err(bad(format!(

@@ -463,7 +463,7 @@ fn manifest_errors() {
     // Tensor `x`: name, role, then the dtype tag.
     let x = off + find(&b[off..off + len], &encoded_str("x"));
     let e = edit(x + 9 + 1, &[9]);
-    assert!(e.contains("unknown dtype tag 9 (known: 0..4)"), "{e}");
+    assert!(e.contains("unknown dtype tag 9 (known: 0..5)"), "{e}");
     let e = edit(x + 9, &[3]);
     assert!(e.contains("unknown tensor role tag 3"), "{e}");
     // The layer `fc1`'s op.

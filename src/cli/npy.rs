@@ -15,6 +15,7 @@ pub fn elem_of(dtype: DType) -> Elem {
         DType::U8 => Elem::U8,
         DType::I32 => Elem::I32,
         DType::F32 => Elem::F32,
+        DType::I64 => Elem::I64,
     }
 }
 

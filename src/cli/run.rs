@@ -572,16 +572,24 @@ fn run_hosted(
     let _ = writeln!(out, "input         {input_name}: {runs} inference{}", plural(runs));
     let host = &result.host;
     let ops: Vec<String> = host.nodes.iter().map(|(n, op)| format!("`{n}` ({op})")).collect();
-    let _ = writeln!(
-        out,
-        "host          {} op{} ran on the host before the device (input preprocessing): {}; {} bytes written to the \
-         device, {:.1} µs",
-        ops.len(),
-        plural(ops.len() as u64),
-        ops.join(", "),
-        group(host.bytes),
-        host.micros
-    );
+    if ops.is_empty() {
+        let _ = writeln!(
+            out,
+            "host          no op ran on the host: the inputs as given, {} bytes, written to the device",
+            group(host.bytes)
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "host          {} op{} ran on the host before the device (input preprocessing): {}; {} bytes written to \
+             the device, {:.1} µs",
+            ops.len(),
+            plural(ops.len() as u64),
+            ops.join(", "),
+            group(host.bytes),
+            host.micros
+        );
+    }
     for l in out_lines {
         let _ = writeln!(out, "{l}");
     }

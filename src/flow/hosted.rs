@@ -1,12 +1,14 @@
-//! Programs with host preprocessing (a transformer's): the inputs by name
-//! (int64 token ids and masks), the ops the device cannot run computed on
-//! the host by the reference interpreter before each run
-//! (`compiler::lower::transformer::sites` decides which; today Embedding
-//! and MaskSelect), their results written to the program's input tensors,
-//! the program run, every output read back by name, and, with `--check`,
-//! every layer's buffer (int8 or float32) and every output compared with
-//! the reference interpreter bit for bit. What ran on the host, its bytes
-//! and its time are part of the result.
+//! Programs with named inputs (a transformer's): the inputs by name (int64
+//! token ids and masks, which the device's gathers read as they are), the
+//! ops the device cannot run computed on the host by the reference
+//! interpreter before each run (`compiler::lower::transformer::sites`
+//! decides which; none in the bundled transformers, whose embeddings and
+//! masks run on the device), the program's input tensors written, the
+//! program run, every output read back by name, and, with `--check`, every
+//! layer's buffer (int8 or float32) and every output compared with the
+//! reference interpreter bit for bit. What ran on the host (if anything),
+//! the bytes written to the device and the host's time are part of the
+//! result.
 
 use super::infer::{run_error, BatchRun};
 use super::layers::{self, LayerMeta};
@@ -25,9 +27,10 @@ use std::time::Instant;
 pub struct HostWork {
     /// The host nodes: name and op.
     pub nodes: Vec<(String, String)>,
-    /// Bytes written to the device's input tensors.
+    /// Bytes written to the device's input tensors (the graph's inputs
+    /// themselves when no op ran on the host).
     pub bytes: u64,
-    /// Wall time of the host ops, in microseconds.
+    /// Wall time of the host ops, in microseconds (0 when there are none).
     pub micros: f64,
 }
 
@@ -60,9 +63,13 @@ fn host_graph(g: &Graph, device_inputs: &[ValueId]) -> Result<Graph> {
     })
 }
 
+/// A host value's bytes as the device tensor holds them: int64 ids (the
+/// interpreter holds them as int32, `reference::named_runs` having refused
+/// any outside that range) as 8 bytes each, float32 as 4, int8 as 1.
 fn tensor_bytes(t: &Tensor, dtype: DType) -> Vec<u8> {
     match (&t.data, dtype) {
         (TensorData::Float(v), _) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        (TensorData::Quant(v), DType::I64) => v.iter().flat_map(|&q| i64::from(q).to_le_bytes()).collect(),
         (TensorData::Quant(v), _) => v.iter().map(|&q| q as u8).collect(),
     }
 }
@@ -124,7 +131,9 @@ pub fn run<D: Device>(
         let start = Instant::now();
         let vals = run_with_lanes(&host, &ordered, lanes)
             .map_err(|e| FlowError::input(format!("{number}: host preprocessing: {e}")))?;
-        work.micros += start.elapsed().as_secs_f64() * 1e6;
+        if !host.nodes.is_empty() {
+            work.micros += start.elapsed().as_secs_f64() * 1e6;
+        }
         for (v, t) in &device_in {
             let bytes = tensor_bytes(&vals[*v], t.dtype);
             work.bytes += bytes.len() as u64;
@@ -132,13 +141,13 @@ pub fn run<D: Device>(
         }
         let report = drv.run().map_err(|e| FlowError::input(format!("{number}: {e}")))?;
         if let Outcome::Fault { code, pc } = report.outcome {
-            return Err(run_error(
-                driver::DriverError::Fault { code, pc },
-                drv.device_mut(),
-                prog,
-                model.layers,
-                number,
-            ));
+            let e = run_error(driver::DriverError::Fault { code, pc }, drv.device_mut(), prog, model.layers, number);
+            return Err(match mask_layer(graph, model.layers, pc as usize) {
+                Some(mask) if code == isa::ErrorCode::IndexOutOfRange => {
+                    FlowError::input(format!("{e} (`{mask}` is a mask: its elements must be 0 or 1)"))
+                }
+                _ => e,
+            });
         }
         for (out, t) in outputs.iter_mut().zip(&outs) {
             let bytes = drv.read_tensor(t).map_err(|e| FlowError::input(format!("{number}: {e}")))?;
@@ -160,6 +169,25 @@ pub fn run<D: Device>(
     Ok(HostedRun { measured, outputs, host: work, checked_layers })
 }
 
+/// The mask input a MaskSelect layer at instruction `pc` gathers by, if
+/// that is where the device stopped (a mask value other than 0 or 1 is
+/// outside its 2-row table).
+fn mask_layer<'g>(graph: &'g Graph, layers: &[LayerMeta], pc: usize) -> Option<&'g str> {
+    let l = layers::layer_of(layers, pc)?;
+    let node = graph.nodes.iter().find(|n| n.name == l.name)?;
+    if !matches!(node.op, compiler::ir::Op::MaskSelect { .. }) {
+        return None;
+    }
+    // Through the views (an Unsqueeze) to the value the host wrote.
+    let mut v = node.inputs[0];
+    while let Some(view) = graph.nodes.iter().find(|n| {
+        n.outputs == [v] && matches!(n.op, compiler::ir::Op::Reshape { .. } | compiler::ir::Op::Flatten { .. })
+    }) {
+        v = view.inputs[0];
+    }
+    Some(graph.values[v].name.as_str())
+}
+
 /// A tensor's bytes as float32 (a quantized one dequantized).
 fn decode(bytes: &[u8], t: &isa::program::TensorInfo) -> Vec<f32> {
     let (s, z) = (t.scale.unwrap_or(1.0), t.zero_point.unwrap_or(0));
@@ -169,6 +197,9 @@ fn decode(bytes: &[u8], t: &isa::program::TensorInfo) -> Vec<f32> {
         DType::U8 => bytes.iter().map(|&b| isa::numerics::dequantize(b as i32, s, z)).collect(),
         DType::I32 => {
             bytes.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")) as f32).collect()
+        }
+        DType::I64 => {
+            bytes.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")) as f32).collect()
         }
     }
 }
@@ -279,7 +310,8 @@ fn first_diff(
 /// projections (Linear layers named `attention`/`attn`), scores and context
 /// (the activation × activation MatMuls, alternating), softmax, FFN (the
 /// other Linear layers and GELU), LayerNorm, other vector work (bias and
-/// residual adds, masks, quantize/dequantize, sums) and copies.
+/// residual adds, quantize/dequantize, sums) and copies (with the
+/// embedding and mask gathers: data movement, no arithmetic).
 pub const ROLES: [&str; 8] =
     ["projections", "scores", "softmax", "context", "FFN", "LayerNorm", "other vector", "copies"];
 
@@ -304,7 +336,7 @@ pub fn roles(layers: &[LayerMeta]) -> Vec<usize> {
                 L::Softmax => 2,
                 L::Dense | L::DenseF32 | L::Gelu => 4,
                 L::LayerNorm => 5,
-                L::Copy | L::Reshape | L::Flatten | L::Concat => 7,
+                L::Copy | L::Reshape | L::Flatten | L::Concat | L::Gather => 7,
                 _ => 6,
             }
         })

@@ -14,8 +14,9 @@
 //!   interpreter, naming the first differing run, layer, element and tile.
 //! - [`report`]: the typed report (totals, units, energy, per inference,
 //!   per layer), serialized as the JSON of `docs/schema/report.schema.json`.
-//! - [`hosted`]: a program with host preprocessing (a transformer's: token
-//!   ids by name, embeddings and masks on the host), run and checked.
+//! - [`hosted`]: a program with named inputs (a transformer's: int64 token
+//!   ids and masks by name, gathered on the device; host preprocessing for
+//!   what the device cannot run), run and checked.
 //! - [`run`]: a compiled model on host inputs, on a backend, and its report
 //!   (what `systole run` does, without the files).
 //! - [`sweep`]: the design-space sweep engine (`docs/schema/sweep.schema.json`).

@@ -34,7 +34,10 @@ fn elements(a: &Array, ty: ElemType, what: &str) -> Result<TensorData> {
             for (i, c) in bytes.chunks_exact(8).enumerate() {
                 let x = i64::from_le_bytes(c.try_into().expect("8 bytes"));
                 v.push(i32::try_from(x).map_err(|_| {
-                    FlowError::input(format!("{what}: element {i} is {x}, outside the int32 range the device indexes"))
+                    FlowError::input(format!(
+                        "{what}: element {i} is {x}, outside the int32 range (and so outside any table or mask the \
+                         model indexes)"
+                    ))
                 })?);
             }
             TensorData::Quant(v)

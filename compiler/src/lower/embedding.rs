@@ -14,13 +14,14 @@
 //! and a mask value other than 0 or 1 is a run-time `IndexOutOfRange`
 //! fault naming its position rather than a wrong select.
 
-use super::memory::Buffer;
+use super::memory::{Buffer, MemoryPlan};
 use super::movement::{gather_phase, GatherBlock};
 use super::{input_buffer, unsupported, Ctx};
 use crate::gemm::LowerError;
-use crate::ir::{ElemType, EmbeddingParams, ValueId};
+use crate::ir::{ElemType, EmbeddingParams, Op, ValueId};
 use isa::instr::{self as ins, Instr};
 use isa::layout::Layout;
+use isa::HwConfig;
 
 /// Bytes of one id (int64 little-endian, as ONNX gives token ids).
 pub const ID_BYTES: u64 = 8;
@@ -68,14 +69,110 @@ pub(super) fn lower_embedding(
         ));
     }
     let ids = input_buffer(cx, x, name)?.addr;
-    let table = cx.mem.alloc_bytes(&e.table.iter().map(|&v| v as u8).collect::<Vec<_>>());
     let fill = cx.zp_byte(y);
     let out = cx.mem.alloc(n_ids * e.cols, fill);
     cx.mem.set_buffer(y, Buffer { addr: out, layout: Layout::Flat { rows: n_ids, cols: e.cols, perm: None } });
-    let gather = EmbeddingGather { ids, n_ids, table, table_rows: e.rows, cols: e.cols, out };
-    let phase = embedding_phase(&gather, cx.dim, cx.cfg.spad_rows() as usize, name)?;
+    let phase = embedding_code(&mut cx.mem, e, (ids, n_ids), out, cx.cfg, name)?;
     cx.code.phase(phase);
     Ok(0)
+}
+
+/// Whether the device gathers for `op` (an `Embedding` or a `MaskSelect`):
+/// its table fits the indexed load's fields. `transformer::sites` leaves
+/// any other to the host.
+pub fn on_device(op: &Op) -> bool {
+    match op {
+        Op::Embedding(e) => e.rows > 0 && e.cols > 0 && e.cols <= u16::MAX as usize && e.rows <= u32::MAX as usize,
+        Op::MaskSelect { index, .. } => !index.is_empty(),
+        _ => false,
+    }
+}
+
+/// The phase of an `Embedding` whose `n_ids` int64 ids are at `ids` (a
+/// program input the host writes) into the row-major int8 output at
+/// `out`; the table goes into `mem`'s data once.
+pub(super) fn embedding_code(
+    mem: &mut MemoryPlan,
+    e: &EmbeddingParams,
+    (ids, n_ids): (u64, usize),
+    out: u64,
+    cfg: &HwConfig,
+    node: &str,
+) -> Result<Vec<Instr>, LowerError> {
+    let table = mem.alloc_bytes(&e.table.iter().map(|&v| v as u8).collect::<Vec<_>>());
+    let gather = EmbeddingGather { ids, n_ids, table, table_rows: e.rows, cols: e.cols, out };
+    embedding_phase(&gather, cfg.array.cols as usize, cfg.spad_rows() as usize, node)
+}
+
+/// The phases of a `MaskSelect` whose int64 mask is at `mask` into its
+/// float32 output at `out`: one gather per [`mask_runs`] run, in one
+/// pipeline, each run from a 2-row table in `mem`'s data (runs with the
+/// same two values share one). When the output is one run repeated (an
+/// attention mask broadcast over heads and query rows), that run is
+/// gathered once and copied to the others by stride-0 loads: a row of
+/// DRAM bursts instead of a burst per element.
+pub(super) fn mask_select_phases(
+    mem: &mut MemoryPlan,
+    (index, if_zero, if_nonzero): (&[usize], &[f32], &[f32]),
+    mask: u64,
+    out: u64,
+    cfg: &HwConfig,
+    node: &str,
+) -> Result<Vec<Vec<Instr>>, LowerError> {
+    let (dim, spad_rows) = (cfg.array.cols as usize, cfg.spad_rows() as usize);
+    let runs = mask_runs(index, if_zero, if_nonzero);
+    if let Some(copies) = repeats(&runs, out, dim, spad_rows) {
+        let table = mem.alloc_bytes(&runs[0].table());
+        let first = gathers_phase(&[runs[0].gather(mask, table, out)], dim, spad_rows, node)?;
+        let copy = super::movement::mapped_copy_phase(&copies, &vec![None; copies.len()], &[], dim, spad_rows);
+        return Ok(vec![first, copy]);
+    }
+    let mut tables: Vec<([u8; 8], u64)> = Vec::new();
+    let mut gathers = Vec::new();
+    for run in runs {
+        let bytes = run.table();
+        let table = match tables.iter().find(|(t, _)| *t == bytes) {
+            Some(&(_, at)) => at,
+            None => {
+                let at = mem.alloc_bytes(&bytes);
+                tables.push((bytes, at));
+                at
+            }
+        };
+        gathers.push(run.gather(mask, table, out));
+    }
+    Ok(vec![gathers_phase(&gathers, dim, spad_rows, node)?])
+}
+
+/// When `runs` are the first one repeated end to end (same mask elements,
+/// same values, each run starting where the last ended, the first at 0):
+/// the copies of the first run's output bytes at `out` to the others,
+/// with stride-0 loads, as blocks of a quarter of the scratchpad.
+fn repeats(runs: &[MaskRun], out: u64, dim: usize, spad_rows: usize) -> Option<Vec<super::movement::CopyBlock>> {
+    let r0 = runs.first()?;
+    let same = |r: &MaskRun| {
+        (r.mask, r.len, r.if_zero.to_bits(), r.if_nonzero.to_bits())
+            == (r0.mask, r0.len, r0.if_zero.to_bits(), r0.if_nonzero.to_bits())
+    };
+    let tiled = r0.out == 0 && runs.iter().enumerate().all(|(i, r)| same(r) && r.out == i * r0.len);
+    let cols = r0.len * 4;
+    let rows_per_block = (spad_rows / 4) / cols.div_ceil(dim);
+    if runs.len() < 2 || !tiled || cols > u16::MAX as usize || rows_per_block == 0 {
+        return None;
+    }
+    let rows_per_block = rows_per_block.min(u16::MAX as usize);
+    let copies = (1..runs.len())
+        .step_by(rows_per_block)
+        .map(|k0| super::movement::CopyBlock {
+            src: out,
+            src_stride: 0,
+            rows: rows_per_block.min(runs.len() - k0),
+            cols,
+            dst: out + (k0 * cols) as u64,
+            dst_stride: cols as u64,
+        })
+        .collect();
+    Some(copies)
 }
 
 /// The phase that gathers `e`'s rows into its output, for a scratchpad of
@@ -88,46 +185,61 @@ pub fn embedding_phase(
     spad_rows: usize,
     node: &str,
 ) -> Result<Vec<Instr>, LowerError> {
+    gathers_phase(std::slice::from_ref(e), dim, spad_rows, node)
+}
+
+/// [`embedding_phase`] of several lookups in one pipeline (no barrier
+/// between them: the blocks of all rotate through the same buffers), as a
+/// `MaskSelect` of many runs needs.
+pub fn gathers_phase(
+    gathers: &[EmbeddingGather],
+    dim: usize,
+    spad_rows: usize,
+    node: &str,
+) -> Result<Vec<Instr>, LowerError> {
     let err = |why: String| unsupported(node, "embedding", why);
-    if e.n_ids == 0 || e.cols == 0 || e.table_rows == 0 {
-        return Err(err(format!("empty lookup: {} ids, table {} x {}", e.n_ids, e.table_rows, e.cols)));
-    }
-    if e.cols > u16::MAX as usize || e.table_rows > u32::MAX as usize {
-        return Err(err(format!("a table of {} x {} exceeds the load's fields", e.table_rows, e.cols)));
-    }
     let buffer_rows = (spad_rows / 4).min(u16::MAX as usize);
     if buffer_rows == 0 {
         return Err(err(format!("a scratchpad of {spad_rows} rows holds no gather buffer")));
     }
-    // Columns per block: the whole row if its column blocks fit one buffer.
-    let run_cols = e.cols.min(buffer_rows * dim);
-    let ids_per_block = (buffer_rows / run_cols.div_ceil(dim)).clamp(1, u16::MAX as usize);
     let mut blocks = Vec::new();
-    let mut runs = Vec::new();
-    for p0 in (0..e.n_ids).step_by(ids_per_block) {
-        let n = ids_per_block.min(e.n_ids - p0);
-        for c0 in (0..e.cols).step_by(run_cols) {
-            let w = run_cols.min(e.cols - c0);
-            blocks.push(GatherBlock {
-                loads: vec![(e.table + c0 as u64, e.cols as u64, n, 0)],
-                pixels: n,
-                cols: w,
-                dst: e.out + (p0 * e.cols + c0) as u64,
-                dst_stride: e.cols as u64,
-            });
-            runs.push(p0);
+    // Per block: where its ids start and the table's rows.
+    let mut ids = Vec::new();
+    for e in gathers {
+        if e.n_ids == 0 || e.cols == 0 || e.table_rows == 0 {
+            return Err(err(format!("empty lookup: {} ids, table {} x {}", e.n_ids, e.table_rows, e.cols)));
+        }
+        if e.cols > u16::MAX as usize || e.table_rows > u32::MAX as usize {
+            return Err(err(format!("a table of {} x {} exceeds the load's fields", e.table_rows, e.cols)));
+        }
+        // Columns per block: the whole row if its column blocks fit one buffer.
+        let run_cols = e.cols.min(buffer_rows * dim);
+        let ids_per_block = (buffer_rows / run_cols.div_ceil(dim)).clamp(1, u16::MAX as usize);
+        for p0 in (0..e.n_ids).step_by(ids_per_block) {
+            let n = ids_per_block.min(e.n_ids - p0);
+            for c0 in (0..e.cols).step_by(run_cols) {
+                let w = run_cols.min(e.cols - c0);
+                blocks.push(GatherBlock {
+                    loads: vec![(e.table + c0 as u64, e.cols as u64, n, 0)],
+                    pixels: n,
+                    cols: w,
+                    dst: e.out + (p0 * e.cols + c0) as u64,
+                    dst_stride: e.cols as u64,
+                });
+                ids.push((e.ids + p0 as u64 * ID_BYTES, e.table_rows as u32));
+            }
         }
     }
     let mut code = gather_phase(&blocks, &vec![None; blocks.len()], &[], dim, spad_rows);
     // gather_phase emits one LOAD per block, in block order (no tables):
     // each becomes the gather of its run of ids.
-    let mut next = runs.iter();
+    let mut next = ids.iter();
     for i in code.iter_mut() {
         if let Instr::Load(l) = i {
-            let p0 = *next.next().expect("one LOAD per block");
+            let &(idx_addr, limit) = next.next().expect("one LOAD per block");
             l.idx = ins::IDX_I64;
-            l.idx_addr = (e.ids + p0 as u64 * ID_BYTES) as u32;
-            l.limit = e.table_rows as u32;
+            l.idx_addr = idx_addr as u32;
+            l.limit = limit;
         }
     }
     assert!(next.next().is_none(), "one LOAD per block");
@@ -321,7 +433,16 @@ mod tests {
             vec![1, 5],
             vec![2, 5],
         );
-        for (index, if_zero, if_nonzero, mask_shape, shape) in [attention, broadcast] {
+        // The attention mask broadcast over 3 query rows: one run repeated,
+        // gathered once and copied.
+        let repeated = (
+            (0..3 * seq).map(|i| i % seq).collect::<Vec<_>>(),
+            vec![f32::MIN; 3 * seq],
+            vec![0.0f32; 3 * seq],
+            vec![1, seq],
+            vec![1, 1, 3, seq],
+        );
+        for (index, if_zero, if_nonzero, mask_shape, shape) in [attention, broadcast, repeated] {
             let runs = mask_runs(&index, &if_zero, &if_nonzero);
             let n_mask: usize = mask_shape.iter().product();
             let mut r = rng(n_mask as u64);
@@ -354,12 +475,14 @@ mod tests {
                 let m = mem.alloc_bytes(&mask.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>());
                 let out = mem.alloc(4 * index.len(), 0x55);
                 let mut code = Code::for_config(&cfg);
-                for run in &runs {
-                    let t = mem.alloc_bytes(&run.table());
-                    let phase =
-                        embedding_phase(&run.gather(m, t, out), 12, cfg.spad_rows() as usize, "select").unwrap();
-                    code.phase(phase);
-                }
+                let phases =
+                    mask_select_phases(&mut mem, (&index, &if_zero, &if_nonzero), m, out, &cfg, "select").unwrap();
+                assert_eq!(
+                    phases.len(),
+                    if shape == [1, 1, 3, seq] { 2 } else { 1 },
+                    "{shape:?}: copied when repeated"
+                );
+                phases.into_iter().for_each(|p| code.phase(p));
                 let (mut d, report, data_addr) = crate::test_run::run_to_end(&cfg, code.into_instrs(), mem.into_data());
                 let got = d.read_mem(data_addr + out, 4 * index.len()).unwrap();
                 match bad {
@@ -379,8 +502,70 @@ mod tests {
                     }
                 }
             }
-            assert_eq!(runs.len(), if shape == [2, 5] { 10 } else { 1 });
+            assert_eq!(
+                runs.len(),
+                if shape == [2, 5] {
+                    10
+                } else if shape[2] == 3 {
+                    3
+                } else {
+                    1
+                }
+            );
         }
+    }
+
+    /// `transformer::sites`: Embedding and MaskSelect (and an int64
+    /// reshape only gathers read) are on the device, their ids program
+    /// inputs; other int64 ops, and a table too wide for a load, are left
+    /// to the host.
+    #[test]
+    fn gathers_are_device_sites() {
+        use crate::lower::transformer::{sites, Site};
+        let v = |name: &str, shape: &[usize], ty| Value {
+            name: name.into(),
+            shape: shape.to_vec(),
+            ty,
+            quant: (ty == ElemType::I8).then_some(Quant { scale: 0.1, zero_point: 0 }),
+        };
+        let node =
+            |name: &str, op, inputs: Vec<usize>, outputs: Vec<usize>| Node { name: name.into(), op, inputs, outputs };
+        let table =
+            |rows: usize, cols: usize| Op::Embedding(EmbeddingParams { table: vec![1; rows * cols], rows, cols });
+        let g = Graph {
+            name: "sites".into(),
+            values: vec![
+                v("ids", &[1, 4], ElemType::I64),
+                v("mask", &[1, 4], ElemType::I64),
+                v("mask4", &[1, 1, 1, 4], ElemType::I64),
+                v("select", &[1, 1, 4, 4], ElemType::F32),
+                v("emb", &[1, 4, 8], ElemType::I8),
+                v("idsT", &[4, 1], ElemType::I64),
+                v("wide", &[4, 1, 70_000], ElemType::I8),
+            ],
+            nodes: vec![
+                node("unsqueeze", Op::Reshape { shape: vec![1, 1, 1, 4] }, vec![1], vec![2]),
+                node(
+                    "mask_select",
+                    Op::MaskSelect {
+                        shape: vec![1, 1, 4, 4],
+                        index: (0..16).map(|i| i % 4).collect(),
+                        if_zero: vec![-1e9; 16],
+                        if_nonzero: vec![0.0; 16],
+                    },
+                    vec![2],
+                    vec![3],
+                ),
+                node("lookup", table(10, 8), vec![0], vec![4]),
+                node("transpose", Op::Transpose { perm: vec![1, 0] }, vec![0], vec![5]),
+                node("wide_lookup", table(2, 70_000), vec![5], vec![6]),
+            ],
+            inputs: vec![0, 1],
+            outputs: vec![3, 4, 6],
+        };
+        use Site::{Device, Host};
+        assert_eq!(sites(&g).unwrap(), [Device, Device, Device, Host, Host]);
+        assert!(on_device(&g.nodes[2].op) && !on_device(&g.nodes[4].op));
     }
 
     #[test]

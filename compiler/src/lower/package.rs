@@ -167,7 +167,8 @@ pub fn dtype_of(t: ElemType) -> DType {
     match t {
         ElemType::U8 => DType::U8,
         ElemType::F32 => DType::F32,
-        ElemType::I8 | ElemType::I64 => DType::I8,
+        ElemType::I8 => DType::I8,
+        ElemType::I64 => DType::I64,
     }
 }
 
@@ -185,6 +186,7 @@ pub fn layer_op(op: &Op) -> LayerOp {
         Op::Concat { .. } => LayerOp::Concat,
         Op::Lut(_) => LayerOp::Lut,
         Op::Resize { .. } => LayerOp::Resize,
+        Op::Embedding(_) | Op::MaskSelect { .. } => LayerOp::Gather,
         Op::Quantize | Op::Dequantize | Op::Transpose { .. } => unreachable!("not lowered to a layer"),
         op => unreachable!("{} is not lowered to a layer", op.name()),
     }

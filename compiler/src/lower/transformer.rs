@@ -11,11 +11,14 @@
 //!   Binary, Unary, Gelu, LayerNorm, Softmax; ReduceSum over rows;
 //! - a view a consumer cannot read as matrices is copied (`copy`).
 //!
+//! - Embedding and MaskSelect as indexed gathers (`embedding`) reading the
+//!   int64 token ids or mask the host writes as a program input.
+//!
 //! Where each node runs is decided in one place, [`sites`]: ops the
-//! device cannot run that depend only on graph inputs (Embedding of token
-//! ids, MaskSelect of an attention mask, anything reading int64) run on the
-//! host before the program, as input preprocessing; the values of theirs
-//! the device reads are the program's input tensors, written by the host.
+//! device cannot run that depend only on graph inputs (anything else
+//! reading or giving int64) run on the host before the program, as input
+//! preprocessing; the values of theirs the device reads are the program's
+//! input tensors, written by the host.
 
 use super::memory::{Buffer, MemoryPlan};
 use super::package::{self, Code, LayerInfo, Lowered};
@@ -43,12 +46,23 @@ pub enum Site {
     Device,
 }
 
-/// Whether a node runs on the host: the device has no int64 and no
-/// indexed load (yet), so Embedding, MaskSelect and whatever reads an
-/// int64 value do.
+/// Whether a node runs on the host: the device computes no int64, so
+/// whatever reads or gives an int64 value does, except Embedding and
+/// MaskSelect, which the device runs as indexed gathers (`embedding`)
+/// reading their int64 ids from a program input the host writes; one
+/// whose table the gather's fields cannot hold runs on the host too.
 fn host_op(g: &Graph, n: &Node) -> bool {
-    matches!(n.op, Op::Embedding(_) | Op::MaskSelect { .. })
-        || n.inputs.iter().chain(&n.outputs).any(|&v| g.values[v].ty == ElemType::I64)
+    match n.op {
+        Op::Embedding(_) | Op::MaskSelect { .. } => !super::embedding::on_device(&n.op),
+        // A view of ids that only device gathers read (an Unsqueeze of the
+        // mask): no code, on the device.
+        Op::Reshape { .. } | Op::Flatten { .. }
+            if n.inputs.iter().chain(&n.outputs).all(|&v| g.values[v].ty == ElemType::I64) =>
+        {
+            g.nodes.iter().filter(|m| m.inputs.contains(&n.outputs[0])).any(|m| host_op(g, m))
+        }
+        _ => n.inputs.iter().chain(&n.outputs).any(|&v| g.values[v].ty == ElemType::I64),
+    }
 }
 
 /// Where each node of `g` runs, the one place that decides it. A host
@@ -109,10 +123,10 @@ struct XCtx<'a> {
 }
 
 fn esize(ty: ElemType) -> usize {
-    if ty == ElemType::F32 {
-        4
-    } else {
-        1
+    match ty {
+        ElemType::F32 => 4,
+        ElemType::I64 => 8,
+        _ => 1,
     }
 }
 
@@ -142,10 +156,8 @@ impl XCtx<'_> {
             let name = &self.g.values[v].name;
             return Err(unsupported(node, "input", format!("value `{name}` has no device buffer")));
         }
-        let val = &self.g.values[v];
-        if val.ty == ElemType::I64 {
-            return Err(unsupported(node, "input", format!("the device reads no int64 (value `{}`)", val.name)));
-        }
+        // An int64 host value (token ids, a mask) is a program input only
+        // the gathers read (the host writes it 8 bytes an element).
         let p = self.alloc(v);
         self.host_inputs.push(v);
         Ok(p)
@@ -244,6 +256,17 @@ impl XCtx<'_> {
         let cols = val.shape.last().copied().unwrap_or(1);
         self.mem.set_buffer(v, Buffer { addr, layout: Layout::Flat { rows: val.elements() / cols, cols, perm: None } });
         Ok(dst)
+    }
+
+    /// The address and count of int64 ids `v` (a program input), which a
+    /// gather reads contiguously.
+    fn ids(&mut self, v: ValueId, node: &str) -> Result<(u64, usize), LowerError> {
+        let p = self.place(v, node)?;
+        if self.g.values[v].ty != ElemType::I64 || !p.is_contiguous() {
+            let why = format!("ids `{}` are not contiguous int64 in device memory", self.g.values[v].name);
+            return Err(unsupported(node, "gather", why));
+        }
+        Ok((p.addr, p.elements()))
     }
 
     fn constant_f32(&mut self, data: &[f32]) -> u64 {
@@ -480,6 +503,22 @@ fn lower_node(cx: &mut XCtx<'_>, node: &Node, packed: &mut Option<PackedRef>) ->
         }
         Op::MatMul => lower_matmul(cx, node),
         Op::ReduceSum { axis, .. } => lower_reduce_sum(cx, node, *axis),
+        Op::Embedding(e) => {
+            let ids = cx.ids(x, name)?;
+            let out = cx.alloc(y).addr;
+            let code = super::embedding::embedding_code(&mut cx.mem, e, ids, out, cx.cfg, name)?;
+            cx.code.phase(code);
+            Ok((LayerOp::Gather, 0))
+        }
+        Op::MaskSelect { index, if_zero, if_nonzero, .. } => {
+            let (mask, _) = cx.ids(x, name)?;
+            let out = cx.alloc(y).addr;
+            let selects = (&index[..], &if_zero[..], &if_nonzero[..]);
+            for phase in super::embedding::mask_select_phases(&mut cx.mem, selects, mask, out, cx.cfg, name)? {
+                cx.code.phase(phase);
+            }
+            Ok((LayerOp::Gather, 0))
+        }
         other => Err(unsupported(name, other.name(), "not lowered to the accelerator yet")),
     }
 }
