@@ -170,5 +170,8 @@ fn minilm_shaped_encoder_layer_cycles_against_ideal() {
         att_cycles as f64 / (att_macs / 256).max(1) as f64,
         run.checked_layers
     );
-    assert!(run.checked_layers > 20);
+    for (i, l) in layers.iter().enumerate() {
+        println!("  {:<28} {:<12} {:>9} cycles {:>11} MACs", l.name, format!("{:?}", l.op), run.measured.layer_cycles[i], l.macs);
+    }
+    assert!(run.checked_layers > 10);
 }
