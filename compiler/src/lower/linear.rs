@@ -350,6 +350,277 @@ pub(crate) fn emit(
     Ok((steps::chain(steps_out), macs))
 }
 
+/// The zero points of an activation × activation product and its output
+/// scale, for `emit_act`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ActQuant {
+    pub za: i32,
+    pub zb: i32,
+    /// The product's float32 scale: `s_a · s_b` (float out) or the
+    /// requantization scale (int8 out).
+    pub scale: f32,
+    /// Int8 out: zero point and whether unsigned.
+    pub out: Option<(i32, bool)>,
+}
+
+/// Whether `emit_act`'s float epilogue is exact for a product of `k`
+/// reductions: every partial sum of the int32 accumulator and its cross
+/// terms stays below 2^24 in magnitude, so it is exact in binary32.
+pub(crate) fn act_exact(k: usize, a_unsigned: bool, q: &ActQuant) -> bool {
+    let amax: i64 = if a_unsigned { 255 } else { 128 };
+    let (za, zb) = (q.za.unsigned_abs() as i64, q.zb.unsigned_abs() as i64);
+    (k as i64) * (amax * 128 + za * 128 + zb * amax + za * zb) < 1 << 24
+}
+
+/// Estimated busy cycles of a post-processing instruction (ISA.md §4).
+fn post_cycles(i: &Instr, lanes: u32) -> u64 {
+    use isa::timing as t;
+    match i {
+        Instr::Vdeq(v) => t::vector_beats(v.rows, v.len, lanes) + t::VEC_LATENCY,
+        Instr::Vquant(v) => t::VQUANT_CYCLES * t::vector_beats(v.rows, v.len, lanes) + t::VEC_LATENCY,
+        Instr::Vop(v) => t::VOP_CYCLES[v.op as usize] * t::vector_beats(v.rows, v.len, lanes) + t::VEC_LATENCY,
+        Instr::Vred(v) => t::vred_cycles(v.rows, v.len, lanes),
+        Instr::Requant(r) => r.rows as u64 + t::REQUANT_OVERHEAD,
+        _ => 1,
+    }
+}
+
+/// Activation × activation products (`Op::MatMul`, one per head) with
+/// the zero points' cross terms off the array's critical path:
+/// `acc = Σ ab + C[c] + R[r]` with `C = Σ_k (−za)·b + K·za·zb` (one
+/// scratchpad row of `−za` streamed once per weight tile: one array row)
+/// and `R = Σ_k a·(−zb)` (A streamed once per k-tile through a tile of
+/// `−zb`, every column the row's value), added in the epilogue in binary32
+/// — exact, as `act_exact` checks — then scaled (`f32(acc) · s`, as
+/// `vdeq`) and, for int8 out, rounded by `vquant` with scale 1 (which is
+/// `requantize`). A step is one (head, block of rows) with every n-tile,
+/// so a head's A is loaded once per block and its scores rows are one
+/// contiguous STORE; steps are software-pipelined (`chain_pipelined`).
+/// Returns None when the shapes do not fit this schedule.
+pub(crate) fn emit_act(
+    products: &[Product<'_>],
+    cross: &Cross,
+    q: &ActQuant,
+    cfg: &HwConfig,
+) -> Option<(Vec<Instr>, u64)> {
+    let dim = cfg.array.cols as usize;
+    let tk = (cfg.array.rows.min(cfg.array.cols)) as usize;
+    let lanes = cfg.vector_lanes();
+    let first = products.first()?;
+    let (m, k, n) = (first.a.rows, first.k, first.n);
+    let uniform = products.iter().all(|p| {
+        p.a.rows == m && p.k == k && p.n == n && p.a.cols == k && p.y.rows == m && p.y.cols == n
+    });
+    if !uniform || products.iter().any(|p| !p.a.rows_contiguous() || !p.y.rows_contiguous()) || tk != dim {
+        return None;
+    }
+    if !act_exact(k, first.a_unsigned, q) || products.iter().any(|p| p.a_unsigned != first.a_unsigned) {
+        return None;
+    }
+    // B as a whole: row-contiguous (V) or transposed (Kᵀ: keys row by row).
+    let trans = match first.b {
+        BSource::Mat(b) if b.rows_contiguous() => false,
+        BSource::Mat(b) if b.row_stride == 1 => true,
+        _ => return None,
+    };
+    if products.iter().any(|p| !matches!(p.b, BSource::Mat(b) if (if trans { b.row_stride == 1 } else { b.rows_contiguous() })))
+    {
+        return None;
+    }
+    let (kt, nt) = (k.div_ceil(tk), n.div_ceil(dim));
+    let (nza, nzb) = (cross.za_rows.len(), cross.zb_tiles.len());
+    let cross_terms = nza + nzb > 0;
+    // Accumulator: per set, T (nt blocks of rr rows), R (rr), C (nt rows).
+    let accr = cfg.acc_rows() as usize;
+    let rr_acc = (accr / 2).checked_sub(nt)? / (nt + 1);
+    // Scratchpad: B twice, A twice, the cross-term rows, int8 out twice.
+    let b_rows = if trans { kt * n } else { nt * k };
+    let fixed = 2 * b_rows + nza + nzb * tk;
+    let rr_spad = (cfg.spad_rows() as usize).checked_sub(fixed)? / (2 * (kt + nt));
+    let mut rr = m.min(rr_acc).min(rr_spad).min(65535 / nt.max(1)).min(65535 / kt.max(1));
+    if rr == 0 {
+        return None;
+    }
+    rr = m.div_ceil(m.div_ceil(rr));
+    let set = nt * rr + rr + nt;
+    let t_at = |p: usize| (p * set) as u16;
+    let r_at = |p: usize| (p * set + nt * rr) as u16;
+    let c_at = |p: usize| (p * set + nt * rr + rr) as u16;
+    let b_at = |h: usize| ((h % 2) * b_rows) as u16;
+    let za_at = (2 * b_rows) as u16;
+    let zb_at = za_at + nza as u16;
+    let a_at = |p: usize| zb_at + (nzb * tk) as u16 + (p * kt * rr) as u16;
+    let o_at = |p: usize| a_at(2) + (p * nt * rr) as u16;
+    let mut steps = Vec::new();
+    let mut macs = 0u64;
+    for (h, pr) in products.iter().enumerate() {
+        let BSource::Mat(b) = pr.b else { return None };
+        for r0 in (0..m).step_by(rr) {
+            let rows = rr.min(m - r0);
+            let p = steps.len() % 2;
+            let mut st = steps::PipeStep::default();
+            if r0 == 0 {
+                st.load.push(if trans {
+                    // Bᵀ's n rows, column-blocked by k-tile: block i at b + i n.
+                    load(ins::BUF_SPAD, b.at(0, 0), (b.col_stride * b.esize) as u64, n, k, b_at(h))
+                } else {
+                    // B's k rows, column-blocked by n-tile: block j at b + j k.
+                    load(ins::BUF_SPAD, b.at(0, 0), b.row_bytes(), k, n, b_at(h))
+                });
+                if h == 0 {
+                    for (x, &row) in cross.za_rows.iter().enumerate() {
+                        st.load.push(load(ins::BUF_SPAD, row, dim as u64, 1, dim, za_at + x as u16));
+                    }
+                    for (x, &tile) in cross.zb_tiles.iter().enumerate() {
+                        st.load.push(load(ins::BUF_SPAD, tile, dim as u64, tk, dim, zb_at + (x * tk) as u16));
+                    }
+                }
+            }
+            st.load.push(load(ins::BUF_SPAD, pr.a.at(r0, 0), pr.a.row_bytes(), rows, k, a_at(p)));
+            if nza > 0 {
+                // C starts at K·za·zb (the init rows, one per n-tile).
+                st.load.push(load(ins::BUF_ACC, pr.init, (dim * 4) as u64, nt, dim, c_at(p)));
+            }
+            // Weight tiles in order, each with the matmuls that use it.
+            let mut uses: Vec<(ins::Ldw, Vec<ins::Matmul>)> = Vec::new();
+            let mm = |a: u16, m: usize, acc: u16, accumulate: bool, in_type: u8| ins::Matmul {
+                a,
+                m: m as u16,
+                acc,
+                accumulate: accumulate as u8,
+                in_type,
+                ..Default::default()
+            };
+            for j in 0..nt {
+                let nj = dim.min(n - j * dim);
+                for i in 0..kt {
+                    let kk = tk.min(k - i * tk);
+                    let tile = if trans {
+                        ins::Ldw { addr: b_at(h) + (i * n + j * dim) as u16, k: kk as u16, n: nj as u16, trans: 1, ..Default::default() }
+                    } else {
+                        ins::Ldw { addr: b_at(h) + (j * k + i * tk) as u16, k: kk as u16, n: nj as u16, ..Default::default() }
+                    };
+                    let mut list = vec![mm(a_at(p) + (i * rows) as u16, rows, t_at(p) + (j * rows) as u16, i > 0, pr.a_unsigned as u8)];
+                    macs += (rows * kk * nj) as u64;
+                    for x in 0..nza {
+                        list.push(mm(za_at + x as u16, 1, c_at(p) + j as u16, true, ins::ELEM_I8));
+                        macs += (kk * nj) as u64;
+                    }
+                    uses.push((tile, list));
+                }
+            }
+            for x in 0..nzb {
+                for i in 0..kt {
+                    let kk = tk.min(k - i * tk);
+                    let tile = ins::Ldw { addr: zb_at + (x * tk) as u16, k: kk as u16, n: dim as u16, ..Default::default() };
+                    let first = x == 0 && i == 0;
+                    uses.push((tile, vec![mm(a_at(p) + (i * rows) as u16, rows, r_at(p), !first, pr.a_unsigned as u8)]));
+                    macs += (rows * kk * dim) as u64;
+                }
+            }
+            st.main.push(Instr::from(uses[0].0));
+            for u in 0..uses.len() {
+                let next = uses.get(u + 1).map(|x| x.0);
+                for (idx, mut mmi) in uses[u].1.clone().into_iter().enumerate() {
+                    if idx == 0 {
+                        mmi.swap = 1;
+                        if let Some(t) = next {
+                            (mmi.preload, mmi.w, mmi.k, mmi.n, mmi.trans) = (1, t.addr, t.k, t.n, t.trans);
+                        }
+                    }
+                    st.main.push(Instr::from(mmi));
+                }
+            }
+            // The epilogue, in binary32 on the step's own rows.
+            let tile = super::vector_ops::Pat::tile(t_at(p), rows);
+            let mut epi = vec![Instr::from(ins::Vdeq {
+                src_buf: ins::BUF_ACC,
+                src: t_at(p),
+                src_step: 1,
+                src_bstride: rows as u16,
+                dst: t_at(p),
+                dst_step: 1,
+                dst_bstride: rows as u16,
+                rows: rows as u16,
+                len: n as u16,
+                scale_imm: 1,
+                imm: if cross_terms { 1.0f32 } else { q.scale }.to_bits(),
+                ..Default::default()
+            })];
+            use super::vector_ops::{vop, Pat, B};
+            if nza > 0 {
+                let c_rows = Instr::from(ins::Vdeq {
+                    src_buf: ins::BUF_ACC,
+                    src: c_at(p),
+                    src_step: 1,
+                    dst: c_at(p),
+                    dst_step: 1,
+                    rows: nt as u16,
+                    len: dim as u16,
+                    scale_imm: 1,
+                    imm: 1.0f32.to_bits(),
+                    ..Default::default()
+                });
+                epi.push(c_rows);
+                epi.push(vop(ins::VOP_ADD, tile, tile, B::Pat(Pat::vector(c_at(p))), rows, n));
+            }
+            if nzb > 0 {
+                epi.push(Instr::from(ins::Vdeq {
+                    src_buf: ins::BUF_ACC,
+                    src: r_at(p),
+                    src_step: 1,
+                    dst: r_at(p),
+                    dst_step: 1,
+                    rows: rows as u16,
+                    len: dim as u16,
+                    scale_imm: 1,
+                    imm: 1.0f32.to_bits(),
+                    ..Default::default()
+                }));
+                epi.push(vop(ins::VOP_ADD, tile, tile, B::Pat(Pat::scalars(r_at(p))), rows, n));
+            }
+            if cross_terms {
+                epi.push(vop(ins::VOP_MUL, tile, tile, B::Imm(q.scale), rows, n));
+            }
+            let (buf, src) = match q.out {
+                Some((zp, unsigned)) => {
+                    let (qmin, qmax) = if unsigned { (0, 255) } else { (-128, 127) };
+                    epi.push(Instr::from(ins::Vquant {
+                        out_type: unsigned as u8,
+                        src: t_at(p),
+                        src_step: 1,
+                        src_bstride: rows as u16,
+                        dst: o_at(p),
+                        dst_step: 1,
+                        dst_bstride: rows as u16,
+                        rows: rows as u16,
+                        len: n as u16,
+                        zp: zp as i16,
+                        qmin,
+                        qmax,
+                        scale: 1.0f32.to_bits(),
+                        ..Default::default()
+                    }));
+                    (ins::BUF_SPAD, o_at(p))
+                }
+                None => (ins::BUF_ACC, t_at(p)),
+            };
+            st.epi = epi.into_iter().map(|i| (i, post_cycles(&i, lanes))).collect();
+            st.store.push(Instr::from(ins::Store {
+                buf,
+                dram: pr.y.at(r0, 0) as u32,
+                stride: pr.y.row_bytes() as u32,
+                rows: rows as u16,
+                cols: n as u16,
+                addr: src,
+                ..Default::default()
+            }));
+            steps.push(st);
+        }
+    }
+    Some((steps::chain_pipelined(steps), macs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

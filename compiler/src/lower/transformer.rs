@@ -759,6 +759,15 @@ fn lower_matmul(cx: &mut XCtx<'_>, node: &Node) -> Result<(LayerOp, u64), LowerE
     let zb_tiles =
         linear::int8_parts(-qb.zero_point).iter().map(|&p| cx.mem.alloc_bytes(&vec![p as u8; tk * dim])).collect();
     let cross = linear::Cross { za_rows, zb_tiles };
+    let act = linear::ActQuant {
+        za: qa.zero_point,
+        zb: qb.zero_point,
+        scale: match g.values[y].quant {
+            None => v::mul(qa.scale, qb.scale),
+            Some(qy) => numerics::requant_scale(qa.scale, qb.scale, qy.scale),
+        },
+        out: g.values[y].quant.map(|qy| (qy.zero_point, g.values[y].ty == ElemType::U8)),
+    };
     let post = match g.values[y].quant {
         None => linear::Post::F32(v::mul(qa.scale, qb.scale)),
         Some(qy) => {
@@ -783,7 +792,10 @@ fn lower_matmul(cx: &mut XCtx<'_>, node: &Node) -> Result<(LayerOp, u64), LowerE
             y: ym,
         })
         .collect();
-    let (code, macs) = linear::emit(&products, &cross, cx.cfg, name)?;
+    let (code, macs) = match linear::emit_act(&products, &cross, &act, cx.cfg) {
+        Some(done) => done,
+        None => linear::emit(&products, &cross, cx.cfg, name)?,
+    };
     cx.code.phase(code);
     Ok((LayerOp::MatMul, macs))
 }
