@@ -183,7 +183,13 @@ fn minilm_shaped_encoder_layer_cycles_against_ideal() {
         run.checked_layers
     );
     for (i, l) in layers.iter().enumerate() {
-        println!("  {:<28} {:<12} {:>9} cycles {:>11} MACs", l.name, format!("{:?}", l.op), run.measured.layer_cycles[i], l.macs);
+        println!(
+            "  {:<28} {:<12} {:>9} cycles {:>11} MACs",
+            l.name,
+            format!("{:?}", l.op),
+            run.measured.layer_cycles[i],
+            l.macs
+        );
     }
     assert!(run.checked_layers > 10);
 

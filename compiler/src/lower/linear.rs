@@ -408,9 +408,9 @@ pub(crate) fn emit_act(
     let lanes = cfg.vector_lanes();
     let first = products.first()?;
     let (m, k, n) = (first.a.rows, first.k, first.n);
-    let uniform = products.iter().all(|p| {
-        p.a.rows == m && p.k == k && p.n == n && p.a.cols == k && p.y.rows == m && p.y.cols == n
-    });
+    let uniform = products
+        .iter()
+        .all(|p| p.a.rows == m && p.k == k && p.n == n && p.a.cols == k && p.y.rows == m && p.y.cols == n);
     if !uniform || products.iter().any(|p| !p.a.rows_contiguous() || !p.y.rows_contiguous()) || tk != dim {
         return None;
     }
@@ -423,7 +423,9 @@ pub(crate) fn emit_act(
         BSource::Mat(b) if b.row_stride == 1 => true,
         _ => return None,
     };
-    if products.iter().any(|p| !matches!(p.b, BSource::Mat(b) if (if trans { b.row_stride == 1 } else { b.rows_contiguous() })))
+    if products
+        .iter()
+        .any(|p| !matches!(p.b, BSource::Mat(b) if (if trans { b.row_stride == 1 } else { b.rows_contiguous() })))
     {
         return None;
     }
@@ -496,11 +498,28 @@ pub(crate) fn emit_act(
                 for i in 0..kt {
                     let kk = tk.min(k - i * tk);
                     let tile = if trans {
-                        ins::Ldw { addr: b_at(h) + (i * n + j * dim) as u16, k: kk as u16, n: nj as u16, trans: 1, ..Default::default() }
+                        ins::Ldw {
+                            addr: b_at(h) + (i * n + j * dim) as u16,
+                            k: kk as u16,
+                            n: nj as u16,
+                            trans: 1,
+                            ..Default::default()
+                        }
                     } else {
-                        ins::Ldw { addr: b_at(h) + (j * k + i * tk) as u16, k: kk as u16, n: nj as u16, ..Default::default() }
+                        ins::Ldw {
+                            addr: b_at(h) + (j * k + i * tk) as u16,
+                            k: kk as u16,
+                            n: nj as u16,
+                            ..Default::default()
+                        }
                     };
-                    let mut list = vec![mm(a_at(p) + (i * rows) as u16, rows, t_at(p) + (j * rows) as u16, i > 0, pr.a_unsigned as u8)];
+                    let mut list = vec![mm(
+                        a_at(p) + (i * rows) as u16,
+                        rows,
+                        t_at(p) + (j * rows) as u16,
+                        i > 0,
+                        pr.a_unsigned as u8,
+                    )];
                     macs += (rows * kk * nj) as u64;
                     for x in 0..nza {
                         list.push(mm(za_at + x as u16, 1, c_at(p) + j as u16, true, ins::ELEM_I8));
@@ -512,9 +531,13 @@ pub(crate) fn emit_act(
             for x in 0..nzb {
                 for i in 0..kt {
                     let kk = tk.min(k - i * tk);
-                    let tile = ins::Ldw { addr: zb_at + (x * tk) as u16, k: kk as u16, n: dim as u16, ..Default::default() };
+                    let tile =
+                        ins::Ldw { addr: zb_at + (x * tk) as u16, k: kk as u16, n: dim as u16, ..Default::default() };
                     let first = x == 0 && i == 0;
-                    uses.push((tile, vec![mm(a_at(p) + (i * rows) as u16, rows, r_at(p), !first, pr.a_unsigned as u8)]));
+                    uses.push((
+                        tile,
+                        vec![mm(a_at(p) + (i * rows) as u16, rows, r_at(p), !first, pr.a_unsigned as u8)],
+                    ));
                     macs += (rows * kk * dim) as u64;
                 }
             }
@@ -676,21 +699,27 @@ mod tests {
             })
             .collect();
         let cross = Cross { za_rows, zb_tiles };
-        let (code, macs) = emit(&products, &cross, &cfg, "scores").unwrap();
-        let (mut d, counters, base) = crate::test_run::run_alone(&cfg, code, mem.data().to_vec());
-        assert_eq!(counters.get(isa::Counter::Macs), macs);
-        let got = d.read_mem(base + ya, heads * m * n * 4).unwrap();
-        for h in 0..heads {
-            for i in 0..m {
-                for c in 0..n {
-                    let acc = (0..k).fold(0i32, |s, t| {
-                        let a = q[(h * m + i) * k + t] as i8 as i32 - za;
-                        let b = kk[(h * n + c) * k + t] as i8 as i32 - zb;
-                        s.wrapping_add(a * b)
-                    });
-                    let at = ((h * m + i) * n + c) * 4;
-                    let g = f32::from_le_bytes(got[at..at + 4].try_into().unwrap());
-                    assert_eq!(g.to_bits(), dequantize(acc, s, 0).to_bits(), "head {h} [{i}, {c}]");
+        let act = ActQuant { za, zb, scale: s, out: None };
+        assert!(act_exact(k, false, &act));
+        // Both schedules: cross terms on the array, and folded (`emit_act`).
+        for (code, macs) in
+            [emit(&products, &cross, &cfg, "scores").unwrap(), emit_act(&products, &cross, &act, &cfg).unwrap()]
+        {
+            let (mut d, counters, base) = crate::test_run::run_alone(&cfg, code, mem.data().to_vec());
+            assert_eq!(counters.get(isa::Counter::Macs), macs);
+            let got = d.read_mem(base + ya, heads * m * n * 4).unwrap();
+            for h in 0..heads {
+                for i in 0..m {
+                    for c in 0..n {
+                        let acc = (0..k).fold(0i32, |s, t| {
+                            let a = q[(h * m + i) * k + t] as i8 as i32 - za;
+                            let b = kk[(h * n + c) * k + t] as i8 as i32 - zb;
+                            s.wrapping_add(a * b)
+                        });
+                        let at = ((h * m + i) * n + c) * 4;
+                        let g = f32::from_le_bytes(got[at..at + 4].try_into().unwrap());
+                        assert_eq!(g.to_bits(), dequantize(acc, s, 0).to_bits(), "head {h} [{i}, {c}]");
+                    }
                 }
             }
         }
@@ -716,14 +745,20 @@ mod tests {
             post: Post::Int8 { params, zp: zy, unsigned: false },
             y: Place::contiguous(ya, &[m, n], 1).matrix().unwrap(),
         };
-        let (code, _) = emit(&[product], &Cross { za_rows, zb_tiles }, &cfg, "context").unwrap();
-        let (mut d, _, base) = crate::test_run::run_alone(&cfg, code, mem.data().to_vec());
-        let got = d.read_mem(base + ya, m * n).unwrap();
-        for i in 0..m {
-            for c in 0..n {
-                let acc = (0..k)
-                    .fold(0i32, |s, t| s.wrapping_add((q[i * k + t] as i32 - zp_) * (kk[t * n + c] as i8 as i32 - zv)));
-                assert_eq!(got[i * n + c] as i8 as i32, requantize(acc, scale, zy, -128, 127), "[{i}, {c}]");
+        let cross = Cross { za_rows, zb_tiles };
+        let act = ActQuant { za: zp_, zb: zv, scale, out: Some((zy, false)) };
+        for code in
+            [emit(&[product], &cross, &cfg, "context").unwrap().0, emit_act(&[product], &cross, &act, &cfg).unwrap().0]
+        {
+            let (mut d, _, base) = crate::test_run::run_alone(&cfg, code, mem.data().to_vec());
+            let got = d.read_mem(base + ya, m * n).unwrap();
+            for i in 0..m {
+                for c in 0..n {
+                    let acc = (0..k).fold(0i32, |s, t| {
+                        s.wrapping_add((q[i * k + t] as i32 - zp_) * (kk[t * n + c] as i8 as i32 - zv))
+                    });
+                    assert_eq!(got[i * n + c] as i8 as i32, requantize(acc, scale, zy, -128, 127), "[{i}, {c}]");
+                }
             }
         }
     }

@@ -449,7 +449,13 @@ fn lower_node(cx: &mut XCtx<'_>, node: &Node, packed: &mut Option<PackedRef>) ->
             Ok((LayerOp::DenseF32, macs))
         }
         Op::MatMul => lower_matmul(cx, node),
-        Op::Quantize | Op::Dequantize | Op::Unary(_) | Op::Gelu(_) | Op::Softmax | Op::LayerNorm { .. } | Op::Binary(_) => {
+        Op::Quantize
+        | Op::Dequantize
+        | Op::Unary(_)
+        | Op::Gelu(_)
+        | Op::Softmax
+        | Op::LayerNorm { .. }
+        | Op::Binary(_) => {
             unreachable!("vector ops are lowered as chains (lower_chain)")
         }
         Op::ReduceSum { axis, .. } => lower_reduce_sum(cx, node, *axis),
@@ -513,7 +519,12 @@ fn stage_of(
 /// Quantize that reads a permutation of `v`'s buffer. Returns the view
 /// nodes, the Quantize, and the base shape and order of its output's
 /// buffer (`XCtx::alloc_view`), which then holds `v`'s order.
-fn views_to_quantize(cx: &XCtx<'_>, sites: &[Site], v: ValueId, mut c: usize) -> Option<(Vec<usize>, usize, Vec<usize>, Vec<usize>)> {
+fn views_to_quantize(
+    cx: &XCtx<'_>,
+    sites: &[Site],
+    v: ValueId,
+    mut c: usize,
+) -> Option<(Vec<usize>, usize, Vec<usize>, Vec<usize>)> {
     let g = cx.g;
     let mut p = Place::contiguous(0, &g.values[v].shape, 4);
     let mut views = Vec::new();
@@ -617,7 +628,8 @@ fn lower_chain(
     for c in covered {
         fused[c] = true;
     }
-    let op = [LayerOp::LayerNorm, LayerOp::Softmax, LayerOp::Gelu].into_iter().find(|o| ops.contains(o)).unwrap_or(ops[0]);
+    let op =
+        [LayerOp::LayerNorm, LayerOp::Softmax, LayerOp::Gelu].into_iter().find(|o| ops.contains(o)).unwrap_or(ops[0]);
     Ok(Some((op, y)))
 }
 

@@ -744,6 +744,35 @@ mod tests {
         }
     }
 
+    /// A fused chain (dequantize, add a bias row, GELU, quantize) in one
+    /// phase over 9 rows of 6 equals the stages one after the other.
+    #[test]
+    fn fused_chain_equals_its_stages() {
+        let cfg = HwConfig::tiny_4x4();
+        let (rows, len) = (9usize, 6usize);
+        let q: Vec<u8> = (0..rows * len).map(|i| (i * 37 % 251) as u8).collect();
+        let bias: Vec<f32> = (0..len).map(|i| i as f32 * 0.3 - 0.7).collect();
+        let mut data = q.clone();
+        data.resize(1024, 0);
+        data[1024 - 64..1024 - 64 + len * 4].copy_from_slice(&bytes(&bias));
+        let xm = Place::contiguous(0, &[rows, len], 1).matrix().unwrap();
+        let ym = Place::contiguous(512, &[rows, len], 1).matrix().unwrap();
+        let kinds = vec![
+            Kind::Dequantize { scale: 0.02, zp: 3, unsigned: false },
+            Kind::Binary(ins::VOP_ADD, Operand::Vector(1024 - 64)),
+            Kind::GeluErf,
+            Kind::Quantize { scale: 0.01, zp: -5, unsigned: false },
+        ];
+        let code = emit(&Job { x: xm, y: ym, kinds }, &cfg, "chain").unwrap();
+        let (mut d, _, base) = crate::test_run::run_alone(&cfg, code, data);
+        let got = d.read_mem(base + 512, rows * len).unwrap();
+        for i in 0..rows * len {
+            let x = v::add(isa::numerics::dequantize(q[i] as i8 as i32, 0.02, 3), bias[i % len]);
+            let want = isa::numerics::quantize(v::gelu_erf(x), 0.01, -5, -128, 127);
+            assert_eq!(got[i] as i8 as i32, want, "element {i}");
+        }
+    }
+
     /// Quantize then dequantize through the scratchpad, uint8 and int8.
     #[test]
     fn quantize_and_dequantize() {
@@ -759,8 +788,12 @@ mod tests {
             let (scale, qmin, qmax) = (0.05f32, if unsigned { 0 } else { -128 }, if unsigned { 255 } else { 127 });
             // The two phases meet in memory: a barrier between them.
             let mut code = crate::lower::package::Code::default();
-            code.phase(emit(&Job { x: xm, y: qm, kinds: vec![Kind::Quantize { scale, zp, unsigned }] }, &cfg, "q").unwrap());
-            code.phase(emit(&Job { x: qm, y: ym, kinds: vec![Kind::Dequantize { scale, zp, unsigned }] }, &cfg, "d").unwrap());
+            code.phase(
+                emit(&Job { x: xm, y: qm, kinds: vec![Kind::Quantize { scale, zp, unsigned }] }, &cfg, "q").unwrap(),
+            );
+            code.phase(
+                emit(&Job { x: qm, y: ym, kinds: vec![Kind::Dequantize { scale, zp, unsigned }] }, &cfg, "d").unwrap(),
+            );
             let (mut d, _, base) = crate::test_run::run_alone(&cfg, code.into_instrs(), data.clone());
             let q = d.read_mem(base + 2048, rows * len).unwrap();
             let y = f32s(&d.read_mem(base + 3072, rows * len * 4).unwrap());
