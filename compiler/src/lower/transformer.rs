@@ -515,16 +515,15 @@ fn stage_of(
     }))
 }
 
+/// View nodes, the Quantize after them, and its buffer's base shape and
+/// order (`views_to_quantize`).
+type ViewsToQuantize = (Vec<usize>, usize, Vec<usize>, Vec<usize>);
+
 /// From `v` read by view node `c`: views (Reshape, Transpose) down to a
 /// Quantize that reads a permutation of `v`'s buffer. Returns the view
 /// nodes, the Quantize, and the base shape and order of its output's
 /// buffer (`XCtx::alloc_view`), which then holds `v`'s order.
-fn views_to_quantize(
-    cx: &XCtx<'_>,
-    sites: &[Site],
-    v: ValueId,
-    mut c: usize,
-) -> Option<(Vec<usize>, usize, Vec<usize>, Vec<usize>)> {
+fn views_to_quantize(cx: &XCtx<'_>, sites: &[Site], v: ValueId, mut c: usize) -> Option<ViewsToQuantize> {
     let g = cx.g;
     let mut p = Place::contiguous(0, &g.values[v].shape, 4);
     let mut views = Vec::new();
