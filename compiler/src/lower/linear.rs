@@ -628,6 +628,7 @@ pub(crate) fn emit_act(
                 }
                 None => (ins::BUF_ACC, t_at(p)),
             };
+            st.store_reads_main = q.out.is_none();
             st.epi = epi.into_iter().map(|i| (i, post_cycles(&i, lanes))).collect();
             st.store.push(Instr::from(ins::Store {
                 buf,
@@ -641,7 +642,198 @@ pub(crate) fn emit_act(
             steps.push(st);
         }
     }
-    Some((steps::chain_pipelined(steps), macs))
+    Some((steps::chain_pipelined(steps, isa::timing::array_latency(cfg.array.rows, cfg.array.cols)), macs))
+}
+
+/// A requantized Linear layer (`Op::Dense`) and the vector stages after
+/// it (`Dequantize` first, then element-wise stages, `Quantize` last at
+/// most), for `emit_dense_chain`.
+pub(crate) struct DenseChain<'a> {
+    pub a: Mat,
+    pub a_unsigned: bool,
+    pub w: &'a PackedWeights,
+    pub w_addr: u64,
+    /// `gemm::pack_params` rows (bias, scale) per n-tile.
+    pub params: u64,
+    pub zp: i32,
+    pub qmin: i32,
+    pub qmax: i32,
+    pub unsigned: bool,
+    pub kinds: Vec<super::vector_ops::Kind>,
+    pub y: Mat,
+}
+
+/// The Linear layer with its epilogue on chip: per step (block of rows,
+/// n-tile) the array streams A (resident for the block) past the stripe's
+/// tiles (each preloaded while the one before streams), `requant` writes
+/// the tile's int8 rows, and the stages run on them in the accumulator
+/// while the next step's array work runs (`chain_pipelined`); only the
+/// chain's result is stored. Returns None when the layer does not fit
+/// this schedule (the caller lowers its nodes one by one).
+pub(crate) fn emit_dense_chain(job: &DenseChain<'_>, cfg: &HwConfig) -> Option<(Vec<Instr>, u64)> {
+    use super::vector_ops::{operand_loads_at, stage, Kind, Operand, Pat, Scratch};
+    let dim = cfg.array.cols as usize;
+    let lanes = cfg.vector_lanes();
+    let w = job.w;
+    let (m, k, n) = (job.a.rows, w.k(), w.n());
+    if w.format() != crate::gemm::WeightFormat::DenseI8 || w.tile_shape().n != dim || w.a_block() != w.tile_shape().k {
+        return None;
+    }
+    if !job.a.rows_contiguous() || !job.y.rows_contiguous() || job.a.cols != k || job.y.rows != m || job.y.cols != n {
+        return None;
+    }
+    let Some(Kind::Dequantize { .. }) = job.kinds.first() else { return None };
+    let elementwise = job.kinds.iter().all(|k| !matches!(k, Kind::LayerNorm { .. } | Kind::Softmax));
+    if !elementwise || !super::vector_ops::chain_ok(&job.kinds) {
+        return None;
+    }
+    let quantized = matches!(job.kinds.last(), Some(Kind::Quantize { .. }));
+    let temp = job.kinds.iter().any(|k| matches!(k, Kind::GeluErf | Kind::GeluTanh));
+    let (kt, nt, tile_k) = (w.k_tiles(), w.n_tiles(), w.tile_shape().k);
+    let stripe = w.stripe_rows();
+    // Accumulator per set: T, X, [temp], [out], operands (a tile of rows
+    // or one row each), params (2).
+    let operand_rows = |rr: usize| -> Vec<usize> {
+        job.kinds
+            .iter()
+            .map(|k| match k {
+                Kind::Binary(_, Operand::Rows(_) | Operand::RowScalar(_)) => rr,
+                Kind::Binary(_, Operand::Vector(_)) => 1,
+                _ => 0,
+            })
+            .collect()
+    };
+    let set_rows = |rr: usize| {
+        2 * rr + (temp as usize) * rr + (!quantized as usize) * rr + operand_rows(rr).iter().sum::<usize>() + 2
+    };
+    let accr = cfg.acc_rows() as usize;
+    let spad = cfg.spad_rows() as usize;
+    let mut rr = m.min(256);
+    let spad_need = |rr: usize| {
+        let blocks = m.div_ceil(rr);
+        (if blocks > 1 { 2 } else { 1 }) * kt * rr + 2 * stripe + 4 * rr
+    };
+    while rr > 0 && (2 * set_rows(rr) > accr || spad_need(rr) > spad || kt * rr > 65535) {
+        rr -= 1;
+    }
+    if rr == 0 {
+        return None;
+    }
+    rr = m.div_ceil(m.div_ceil(rr));
+    let blocks = m.div_ceil(rr);
+    let set = set_rows(rr);
+    let t_at = |p: usize| (p * set) as u16;
+    let x_at = |p: usize| (p * set + rr) as u16;
+    let temp_at = |p: usize| (p * set + 2 * rr) as u16;
+    let out_at = |p: usize| (p * set + (2 + temp as usize) * rr) as u16;
+    let ops_base = |p: usize| p * set + (2 + temp as usize + !quantized as usize) * rr;
+    let op_rows = operand_rows(rr);
+    let op_at = |p: usize, i: usize| (ops_base(p) + op_rows[..i].iter().sum::<usize>()) as u16;
+    let par_at = |p: usize| (p * set + set - 2) as u16;
+    let a_at = |b: usize| ((if blocks > 1 { b % 2 } else { 0 }) * kt * rr) as u16;
+    let a_end = (if blocks > 1 { 2 } else { 1 }) * kt * rr;
+    let w_at = |p: usize| (a_end + p * stripe) as u16;
+    let q8_at = |p: usize| (a_end + 2 * stripe + p * rr) as u16;
+    let o8_at = |p: usize| (a_end + 2 * stripe + 2 * rr + p * rr) as u16;
+    let mut steps = Vec::new();
+    let mut macs = 0u64;
+    for b in 0..blocks {
+        let r0 = b * rr;
+        let rows = rr.min(m - r0);
+        for j in 0..nt {
+            let nj = w.tile_cols(j);
+            let p = steps.len() % 2;
+            let mut st = steps::PipeStep::default();
+            if j == 0 {
+                st.load.push(load(ins::BUF_SPAD, job.a.at(r0, 0), job.a.row_bytes(), rows, k, a_at(b)));
+            }
+            st.load.push(Instr::from(w.stripe_load(j, 0..kt, job.w_addr, w_at(p))));
+            st.load.push(Instr::from(crate::gemm::load_params(
+                job.params + (j * 2 * dim * 4) as u64,
+                2,
+                dim,
+                par_at(p),
+                ins::Deps::NONE,
+            )));
+            // Operands: the n-tile's columns of each stage's operand.
+            for (i, kind) in job.kinds.iter().enumerate() {
+                let sliced = match kind {
+                    Kind::Binary(op, Operand::Rows(mm)) => {
+                        Kind::Binary(*op, Operand::Rows(Mat { addr: mm.at(0, j * dim), cols: nj, ..*mm }))
+                    }
+                    Kind::Binary(op, Operand::Vector(at)) => {
+                        Kind::Binary(*op, Operand::Vector(at + (j * dim * 4) as u64))
+                    }
+                    other => other.clone(),
+                };
+                st.load.extend(operand_loads_at(&sliced, (r0, rows), op_at(p, i), (nj, dim)));
+            }
+            let live = w.live_k_tiles(j);
+            if live.is_empty() {
+                return None;
+            }
+            let at = (0, w_at(p));
+            st.main.push(w.tile(live[0], j, at).ldw(ins::Deps::NONE));
+            for (idx, &i) in live.iter().enumerate() {
+                let (a_off, a_bstride) = w.tile_input(i, rows);
+                let mut mm = ins::Matmul {
+                    a: a_at(b) + a_off as u16,
+                    a_bstride,
+                    m: rows as u16,
+                    acc: t_at(p),
+                    accumulate: (idx > 0) as u8,
+                    swap: 1,
+                    in_type: job.a_unsigned as u8,
+                    ..Default::default()
+                };
+                if let Some(&i1) = live.get(idx + 1) {
+                    w.tile(i1, j, at).preload_into(&mut mm);
+                }
+                st.main.push(Instr::from(mm));
+                macs += (rows * tile_k.min(k - i * tile_k) * nj) as u64;
+            }
+            let mut epi = vec![Instr::from(ins::Requant {
+                acc: t_at(p),
+                rows: rows as u16,
+                dst: q8_at(p),
+                params: par_at(p),
+                out_type: job.unsigned as u8,
+                zp: job.zp as i16,
+                qmin: job.qmin as i16,
+                qmax: job.qmax as i16,
+                ..Default::default()
+            })];
+            let x = Pat::tile(x_at(p), rows);
+            let sc = Scratch { temp: Pat::tile(temp_at(p), rows), s1: 0, s2: 0 };
+            let last = job.kinds.len() - 1;
+            for (i, kind) in job.kinds.iter().enumerate() {
+                let (a, dst) = match kind {
+                    Kind::Dequantize { .. } => (Pat::tile(q8_at(p), rows), x),
+                    _ => (x, x),
+                };
+                let dst = match (i == last, kind) {
+                    (true, Kind::Quantize { .. }) => Pat::tile(o8_at(p), rows),
+                    (true, _) => Pat::tile(out_at(p), rows),
+                    _ => dst,
+                };
+                epi.extend(stage(kind, (a, dst), op_at(p, i), sc, (rows, nj, dim)));
+            }
+            st.epi = epi.into_iter().map(|i| (i, post_cycles(&i, lanes))).collect();
+            let (buf, src, esize) = if quantized { (ins::BUF_SPAD, o8_at(p), 1) } else { (ins::BUF_ACC, out_at(p), 4) };
+            st.store.push(Instr::from(ins::Store {
+                buf,
+                dram: job.y.at(r0, j * dim) as u32,
+                stride: job.y.row_bytes() as u32,
+                rows: rows as u16,
+                cols: nj as u16,
+                addr: src,
+                ..Default::default()
+            }));
+            debug_assert_eq!(esize, job.y.esize);
+            steps.push(st);
+        }
+    }
+    Some((steps::chain_pipelined(steps, isa::timing::array_latency(cfg.array.rows, cfg.array.cols)), macs))
 }
 
 #[cfg(test)]

@@ -76,6 +76,9 @@ pub(crate) struct PipeStep {
     pub main: Vec<Instr>,
     pub epi: Vec<(Instr, u64)>,
     pub store: Vec<Instr>,
+    /// The STOREs read what `main` writes (else only what `epi` writes):
+    /// then `main`, not `epi`, waits for the STOREs of two steps before.
+    pub store_reads_main: bool,
 }
 
 /// Array busy cycles of an instruction (0 for others).
@@ -92,11 +95,12 @@ fn array_cycles(i: &Instr) -> u64 {
 /// work, so the vector unit and the array run at once (COMPUTE issues in
 /// order, and a post-processing instruction waits for the array to drain:
 /// each epilogue instruction goes after enough array cycles to cover the
-/// previous one's). Tokens:
+/// previous one's; `drain` is the array's latency, rows + cols). Tokens:
 /// - the LOADs of step `s >= 2` wait for step `s - 2`'s epilogue (it
 ///   releases the set: its last instruction);
 /// - step `s`'s array work waits for its LOADs and, for `s >= 2`, for
-///   step `s - 2`'s STOREs (it rewrites what they read);
+///   step `s - 2`'s STOREs when it rewrites what they read (else its
+///   epilogue waits for them);
 /// - the STOREs of step `s` wait for its epilogue.
 ///
 /// So `main` must not write what the epilogue of the step before reads
@@ -104,7 +108,7 @@ fn array_cycles(i: &Instr) -> u64 {
 /// per step), and the epilogue's instructions must touch only the step's
 /// own set (an accumulator span overlapping the next set's would stall
 /// the array).
-pub(crate) fn chain_pipelined(steps: Vec<PipeStep>) -> Vec<Instr> {
+pub(crate) fn chain_pipelined(steps: Vec<PipeStep>, drain: u64) -> Vec<Instr> {
     let n = steps.len();
     let mut loads = Vec::with_capacity(n);
     let mut mains = Vec::with_capacity(n);
@@ -128,8 +132,9 @@ pub(crate) fn chain_pipelined(steps: Vec<PipeStep>) -> Vec<Instr> {
         {
             let d = st.main[0].deps_mut();
             d.pop_prev = true;
-            d.pop_next = s >= 2;
+            d.pop_next = s >= 2 && st.store_reads_main;
         }
+        st.epi[0].0.deps_mut().pop_next = s >= 2 && !st.store_reads_main;
         {
             let d = st.epi.last_mut().expect("non-empty").0.deps_mut();
             d.push_prev = s + 2 < n;
@@ -152,17 +157,24 @@ pub(crate) fn chain_pipelined(steps: Vec<PipeStep>) -> Vec<Instr> {
         let next = mains.next().unwrap_or_default();
         let mut next = next.into_iter();
         let last = epi.len() - 1;
-        let mut cover = 0u64;
+        // Estimated cycles (from the step's start) when the array and the
+        // vector unit are free, and when the array has drained.
+        let (mut array, mut vector, mut drained) = (0u64, 0u64, 0u64);
         for (k, (instr, cycles)) in epi.into_iter().enumerate() {
-            // Array work of the next step until this one's predecessor is done.
-            let mut array = 0u64;
-            while k > 0 && array < cover {
+            // Array work of the next step while the vector unit is busy:
+            // the epilogue instruction goes in when the unit frees.
+            while array < vector {
                 let Some(i) = next.next() else { break };
                 array += array_cycles(&i);
+                if matches!(i, Instr::Matmul(_)) {
+                    drained = array + drain;
+                }
                 out.push(i);
             }
+            let start = vector.max(drained);
+            array = array.max(start);
+            vector = start + cycles;
             out.push(instr);
-            cover = cycles;
             if k == last {
                 out.extend(store.iter().cloned());
                 out.extend(loads.next().into_iter().flatten());

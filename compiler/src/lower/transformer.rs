@@ -311,8 +311,8 @@ pub fn lower(g: &Graph, cfg: &HwConfig) -> Result<Lowered, LowerError> {
             continue;
         }
         let first = cx.code.next_index();
-        let (op, macs, y) = match lower_chain(&mut cx, index, &sites, &mut fused)? {
-            Some((op, y)) => (op, 0, y),
+        let (op, macs, y) = match lower_chain(&mut cx, index, &sites, &mut fused, &mut packed[index])? {
+            Some(done) => done,
             None => {
                 let (op, macs) = lower_node(&mut cx, node, &mut packed[index])?;
                 (op, macs, node.outputs[0])
@@ -558,13 +558,25 @@ fn lower_chain(
     index: usize,
     sites: &[Site],
     fused: &mut [bool],
-) -> Result<Option<(LayerOp, ValueId)>, LowerError> {
+    packed: &mut Option<PackedRef>,
+) -> Result<Option<(LayerOp, u64, ValueId)>, LowerError> {
     let g = cx.g;
     let node = &g.nodes[index];
     let name = node.name.as_str();
-    let Some((x, kind, op)) = stage_of(cx, node, &|_, _| true)? else { return Ok(None) };
-    let (mut kinds, mut ops, mut y) = (vec![kind], vec![op], node.outputs[0]);
     let mut covered = Vec::new();
+    // A requantized Linear layer read only by a Dequantize heads a chain
+    // run as its GEMM's epilogue.
+    let dense_head = match &node.op {
+        Op::Dense(_) => match sole_reader(cx, node.outputs[0]) {
+            Some(dq) if sites[dq] == Site::Device && matches!(g.nodes[dq].op, Op::Dequantize) => Some(dq),
+            _ => return Ok(None),
+        },
+        _ => None,
+    };
+    let head = dense_head.map_or(node, |dq| &g.nodes[dq]);
+    let Some((x, kind, op)) = stage_of(cx, head, &|_, _| true)? else { return Ok(None) };
+    covered.extend(dense_head);
+    let (mut kinds, mut ops, mut y) = (vec![kind], vec![op], head.outputs[0]);
     let mut view_out = None;
     let placed = |cx: &XCtx<'_>, v: ValueId| cx.places[v].is_some() || cx.on_host[v];
     while !matches!(kinds.last(), Some(Kind::Quantize { .. })) {
@@ -585,7 +597,12 @@ fn lower_chain(
             }
             break;
         }
+        let row_wise = matches!(cn.op, Op::LayerNorm { .. } | Op::Softmax);
+        if dense_head.is_some() && row_wise {
+            break;
+        }
         match stage_of(cx, cn, &placed)? {
+            Some((_, Kind::Binary(_, Operand::RowScalar(_)), _)) if dense_head.is_some() => break,
             Some((a, kind, op)) if a == y => {
                 kinds.push(kind);
                 ops.push(op);
@@ -594,6 +611,9 @@ fn lower_chain(
             }
             _ => break,
         }
+    }
+    if dense_head.is_some() {
+        return lower_dense_chain(cx, node, kinds, (y, view_out), covered, fused, packed);
     }
     let elementwise = kinds.iter().all(|k| match k {
         Kind::LayerNorm { .. } | Kind::Softmax => false,
@@ -629,7 +649,65 @@ fn lower_chain(
     }
     let op =
         [LayerOp::LayerNorm, LayerOp::Softmax, LayerOp::Gelu].into_iter().find(|o| ops.contains(o)).unwrap_or(ops[0]);
-    Ok(Some((op, y)))
+    Ok(Some((op, 0, y)))
+}
+
+/// A Dense node and its chain (`lower_chain`) as one GEMM with the
+/// stages in its epilogue (`linear::emit_dense_chain`); the layer record
+/// is the Dense's (its MACs, packed weights), writing the chain's value.
+fn lower_dense_chain(
+    cx: &mut XCtx<'_>,
+    node: &Node,
+    kinds: Vec<Kind>,
+    (y, view_out): (ValueId, Option<(Vec<usize>, Vec<usize>)>),
+    covered: Vec<usize>,
+    fused: &mut [bool],
+    packed: &mut Option<PackedRef>,
+) -> Result<Option<(LayerOp, u64, ValueId)>, LowerError> {
+    let g = cx.g;
+    let name = node.name.as_str();
+    let Op::Dense(d) = &node.op else { unreachable!("a dense head") };
+    let x = node.inputs[0];
+    let a = cx.matrix(x, name)?;
+    let (qx, qy) = (g.values[x].quant.expect("validated"), g.values[node.outputs[0]].quant.expect("validated"));
+    let b = super::gemm_layers::dense_b(&d.weights, d.k, d.n, None);
+    let sums = column_sums(&b, d.k, d.n);
+    let folded: Vec<i32> = (0..d.n).map(|c| numerics::fold_zero_point(d.bias[c], qx.zero_point, sums[c])).collect();
+    let scale: Vec<f32> = (0..d.n).map(|c| numerics::requant_scale(qx.scale, d.w_scale[c], qy.scale)).collect();
+    let weights = PackedWeights::dense_i8(&b, d.k, d.n, cx.dataflow.tile_shape());
+    let w_addr = cx.mem.alloc_bytes(weights.bytes());
+    let params = cx.mem.alloc_bytes(&gemm::pack_params(&folded, &scale, cx.dim));
+    let ym = match view_out {
+        None => cx.alloc(y).matrix().expect("contiguous"),
+        Some((base, order)) => {
+            let yb = cx.alloc_view(y, &base, &order);
+            Mat { addr: yb.addr, rows: a.rows, cols: d.n, row_stride: d.n, col_stride: 1, esize: 1 }
+        }
+    };
+    let job = linear::DenseChain {
+        a,
+        a_unsigned: g.values[x].ty == ElemType::U8,
+        w: &weights,
+        w_addr,
+        params,
+        zp: qy.zero_point,
+        qmin: d.qmin,
+        qmax: d.qmax,
+        unsigned: g.values[node.outputs[0]].ty == ElemType::U8,
+        kinds,
+        y: ym,
+    };
+    // A layer too large for this schedule is lowered node by node.
+    let Some((code, macs)) = linear::emit_dense_chain(&job, cx.cfg) else {
+        cx.places[y] = None;
+        return Ok(None);
+    };
+    cx.code.phase(code);
+    for c in covered {
+        fused[c] = true;
+    }
+    *packed = Some(packed_ref(cx, w_addr));
+    Ok(Some((LayerOp::Dense, macs, y)))
 }
 
 fn packed_ref(cx: &XCtx<'_>, at: u64) -> PackedRef {

@@ -303,7 +303,12 @@ fn narrowed(job: &Job, cfg: &HwConfig) -> Option<Job> {
 
 /// What a stage needs before it runs: the LOADs of its operand, for
 /// output rows `[r0, r0 + rr)` into `at` (the step's operand region).
-fn operand_loads(kind: &Kind, (r0, rr): (usize, usize), at: u16, (len, dim): (usize, usize)) -> Vec<Instr> {
+pub(crate) fn operand_loads_at(
+    kind: &Kind,
+    (r0, rr): (usize, usize),
+    at: u16,
+    (len, dim): (usize, usize),
+) -> Vec<Instr> {
     match kind {
         Kind::Binary(_, Operand::Rows(m)) => broadcast_rows(m, (r0, rr), at, dim, false),
         Kind::Binary(_, Operand::RowScalar(m)) => broadcast_rows(m, (r0, rr), at, dim, true),
@@ -491,7 +496,7 @@ pub(crate) fn emit(job: &Job, cfg: &HwConfig, node: &str) -> Result<Vec<Instr>, 
         let mut st = Step { load: vec![load(x_buf, &job.x, r0, rr, reg.a[p])], ..Step::default() };
         let n = job.kinds.len();
         for (i, kind) in job.kinds.iter().enumerate() {
-            st.load.extend(operand_loads(kind, (r0, rr), reg.operand[i][p], (len, dim)));
+            st.load.extend(operand_loads_at(kind, (r0, rr), reg.operand[i][p], (len, dim)));
             // Every stage works in place; the last writes the output.
             let dst = if i + 1 == n { o } else { a };
             st.compute.extend(stage(kind, (a, dst), reg.operand[i][p], sc, (rr, len, dim)));
