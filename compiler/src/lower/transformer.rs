@@ -515,6 +515,9 @@ fn stage_of(
     }))
 }
 
+/// A buffer's base shape and the order of a view's dimensions in it.
+type BaseOrder = (Vec<usize>, Vec<usize>);
+
 /// View nodes, the Quantize after them, and its buffer's base shape and
 /// order (`views_to_quantize`).
 type ViewsToQuantize = (Vec<usize>, usize, Vec<usize>, Vec<usize>);
@@ -659,7 +662,7 @@ fn lower_dense_chain(
     cx: &mut XCtx<'_>,
     node: &Node,
     kinds: Vec<Kind>,
-    (y, view_out): (ValueId, Option<(Vec<usize>, Vec<usize>)>),
+    (y, view_out): (ValueId, Option<BaseOrder>),
     covered: Vec<usize>,
     fused: &mut [bool],
     packed: &mut Option<PackedRef>,
