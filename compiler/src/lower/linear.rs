@@ -350,6 +350,492 @@ pub(crate) fn emit(
     Ok((steps::chain(steps_out), macs))
 }
 
+/// The zero points of an activation × activation product and its output
+/// scale, for `emit_act`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ActQuant {
+    pub za: i32,
+    pub zb: i32,
+    /// The product's float32 scale: `s_a · s_b` (float out) or the
+    /// requantization scale (int8 out).
+    pub scale: f32,
+    /// Int8 out: zero point and whether unsigned.
+    pub out: Option<(i32, bool)>,
+}
+
+/// Whether `emit_act`'s float epilogue is exact for a product of `k`
+/// reductions: every partial sum of the int32 accumulator and its cross
+/// terms stays below 2^24 in magnitude, so it is exact in binary32.
+pub(crate) fn act_exact(k: usize, a_unsigned: bool, q: &ActQuant) -> bool {
+    let amax: i64 = if a_unsigned { 255 } else { 128 };
+    let (za, zb) = (q.za.unsigned_abs() as i64, q.zb.unsigned_abs() as i64);
+    (k as i64) * (amax * 128 + za * 128 + zb * amax + za * zb) < 1 << 24
+}
+
+/// Estimated busy cycles of a post-processing instruction (ISA.md §4).
+fn post_cycles(i: &Instr, lanes: u32) -> u64 {
+    use isa::timing as t;
+    match i {
+        Instr::Vdeq(v) => t::vector_beats(v.rows, v.len, lanes) + t::VEC_LATENCY,
+        Instr::Vquant(v) => t::VQUANT_CYCLES * t::vector_beats(v.rows, v.len, lanes) + t::VEC_LATENCY,
+        Instr::Vop(v) => t::VOP_CYCLES[v.op as usize] * t::vector_beats(v.rows, v.len, lanes) + t::VEC_LATENCY,
+        Instr::Vred(v) => t::vred_cycles(v.rows, v.len, lanes),
+        Instr::Requant(r) => r.rows as u64 + t::REQUANT_OVERHEAD,
+        _ => 1,
+    }
+}
+
+/// Activation × activation products (`Op::MatMul`, one per head) with
+/// the zero points' cross terms off the array's critical path:
+/// `acc = Σ ab + C[c] + R[r]` with `C = Σ_k (−za)·b + K·za·zb` (one
+/// scratchpad row of `−za` streamed once per weight tile: one array row)
+/// and `R = Σ_k a·(−zb)` (A streamed once per k-tile through a tile of
+/// `−zb`, every column the row's value), added in the epilogue in binary32
+/// — exact, as `act_exact` checks — then scaled (`f32(acc) · s`, as
+/// `vdeq`) and, for int8 out, rounded by `vquant` with scale 1 (which is
+/// `requantize`). A step is one (head, block of rows) with every n-tile,
+/// so a head's A is loaded once per block and its scores rows are one
+/// contiguous STORE; steps are software-pipelined (`chain_pipelined`).
+/// Returns None when the shapes do not fit this schedule.
+pub(crate) fn emit_act(
+    products: &[Product<'_>],
+    cross: &Cross,
+    q: &ActQuant,
+    cfg: &HwConfig,
+) -> Option<(Vec<Instr>, u64)> {
+    let dim = cfg.array.cols as usize;
+    let tk = (cfg.array.rows.min(cfg.array.cols)) as usize;
+    let lanes = cfg.vector_lanes();
+    let first = products.first()?;
+    let (m, k, n) = (first.a.rows, first.k, first.n);
+    let uniform = products
+        .iter()
+        .all(|p| p.a.rows == m && p.k == k && p.n == n && p.a.cols == k && p.y.rows == m && p.y.cols == n);
+    if !uniform || products.iter().any(|p| !p.a.rows_contiguous() || !p.y.rows_contiguous()) || tk != dim {
+        return None;
+    }
+    if !act_exact(k, first.a_unsigned, q) || products.iter().any(|p| p.a_unsigned != first.a_unsigned) {
+        return None;
+    }
+    // B as a whole: row-contiguous (V) or transposed (Kᵀ: keys row by row).
+    let trans = match first.b {
+        BSource::Mat(b) if b.rows_contiguous() => false,
+        BSource::Mat(b) if b.row_stride == 1 => true,
+        _ => return None,
+    };
+    if products
+        .iter()
+        .any(|p| !matches!(p.b, BSource::Mat(b) if (if trans { b.row_stride == 1 } else { b.rows_contiguous() })))
+    {
+        return None;
+    }
+    let (kt, nt) = (k.div_ceil(tk), n.div_ceil(dim));
+    let (nza, nzb) = (cross.za_rows.len(), cross.zb_tiles.len());
+    let cross_terms = nza + nzb > 0;
+    // Accumulator: per set, T (nt blocks of rr rows), R (rr), C (nt rows).
+    let accr = cfg.acc_rows() as usize;
+    let rr_acc = (accr / 2).checked_sub(nt)? / (nt + 1);
+    // Scratchpad: B twice, A twice, the cross-term rows, int8 out twice.
+    let b_rows = if trans { kt * n } else { nt * k };
+    let fixed = 2 * b_rows + nza + nzb * tk;
+    let rr_spad = (cfg.spad_rows() as usize).checked_sub(fixed)? / (2 * (kt + nt));
+    let mut rr = m.min(rr_acc).min(rr_spad).min(65535 / nt.max(1)).min(65535 / kt.max(1));
+    if rr == 0 {
+        return None;
+    }
+    rr = m.div_ceil(m.div_ceil(rr));
+    let set = nt * rr + rr + nt;
+    let t_at = |p: usize| (p * set) as u16;
+    let r_at = |p: usize| (p * set + nt * rr) as u16;
+    let c_at = |p: usize| (p * set + nt * rr + rr) as u16;
+    let b_at = |h: usize| ((h % 2) * b_rows) as u16;
+    let za_at = (2 * b_rows) as u16;
+    let zb_at = za_at + nza as u16;
+    let a_at = |p: usize| zb_at + (nzb * tk) as u16 + (p * kt * rr) as u16;
+    let o_at = |p: usize| a_at(2) + (p * nt * rr) as u16;
+    let mut steps = Vec::new();
+    let mut macs = 0u64;
+    for (h, pr) in products.iter().enumerate() {
+        let BSource::Mat(b) = pr.b else { return None };
+        for r0 in (0..m).step_by(rr) {
+            let rows = rr.min(m - r0);
+            let p = steps.len() % 2;
+            let mut st = steps::PipeStep::default();
+            if r0 == 0 {
+                st.load.push(if trans {
+                    // Bᵀ's n rows, column-blocked by k-tile: block i at b + i n.
+                    load(ins::BUF_SPAD, b.at(0, 0), (b.col_stride * b.esize) as u64, n, k, b_at(h))
+                } else {
+                    // B's k rows, column-blocked by n-tile: block j at b + j k.
+                    load(ins::BUF_SPAD, b.at(0, 0), b.row_bytes(), k, n, b_at(h))
+                });
+                if h == 0 {
+                    for (x, &row) in cross.za_rows.iter().enumerate() {
+                        st.load.push(load(ins::BUF_SPAD, row, dim as u64, 1, dim, za_at + x as u16));
+                    }
+                    for (x, &tile) in cross.zb_tiles.iter().enumerate() {
+                        st.load.push(load(ins::BUF_SPAD, tile, dim as u64, tk, dim, zb_at + (x * tk) as u16));
+                    }
+                }
+            }
+            st.load.push(load(ins::BUF_SPAD, pr.a.at(r0, 0), pr.a.row_bytes(), rows, k, a_at(p)));
+            if nza > 0 {
+                // C starts at K·za·zb (the init rows, one per n-tile).
+                st.load.push(load(ins::BUF_ACC, pr.init, (dim * 4) as u64, nt, dim, c_at(p)));
+            }
+            // Weight tiles in order, each with the matmuls that use it.
+            let mut uses: Vec<(ins::Ldw, Vec<ins::Matmul>)> = Vec::new();
+            let mm = |a: u16, m: usize, acc: u16, accumulate: bool, in_type: u8| ins::Matmul {
+                a,
+                m: m as u16,
+                acc,
+                accumulate: accumulate as u8,
+                in_type,
+                ..Default::default()
+            };
+            for j in 0..nt {
+                let nj = dim.min(n - j * dim);
+                for i in 0..kt {
+                    let kk = tk.min(k - i * tk);
+                    let tile = if trans {
+                        ins::Ldw {
+                            addr: b_at(h) + (i * n + j * dim) as u16,
+                            k: kk as u16,
+                            n: nj as u16,
+                            trans: 1,
+                            ..Default::default()
+                        }
+                    } else {
+                        ins::Ldw {
+                            addr: b_at(h) + (j * k + i * tk) as u16,
+                            k: kk as u16,
+                            n: nj as u16,
+                            ..Default::default()
+                        }
+                    };
+                    let mut list = vec![mm(
+                        a_at(p) + (i * rows) as u16,
+                        rows,
+                        t_at(p) + (j * rows) as u16,
+                        i > 0,
+                        pr.a_unsigned as u8,
+                    )];
+                    macs += (rows * kk * nj) as u64;
+                    for x in 0..nza {
+                        list.push(mm(za_at + x as u16, 1, c_at(p) + j as u16, true, ins::ELEM_I8));
+                        macs += (kk * nj) as u64;
+                    }
+                    uses.push((tile, list));
+                }
+            }
+            for x in 0..nzb {
+                for i in 0..kt {
+                    let kk = tk.min(k - i * tk);
+                    let tile =
+                        ins::Ldw { addr: zb_at + (x * tk) as u16, k: kk as u16, n: dim as u16, ..Default::default() };
+                    let first = x == 0 && i == 0;
+                    uses.push((
+                        tile,
+                        vec![mm(a_at(p) + (i * rows) as u16, rows, r_at(p), !first, pr.a_unsigned as u8)],
+                    ));
+                    macs += (rows * kk * dim) as u64;
+                }
+            }
+            st.main.push(Instr::from(uses[0].0));
+            for u in 0..uses.len() {
+                let next = uses.get(u + 1).map(|x| x.0);
+                for (idx, mut mmi) in uses[u].1.clone().into_iter().enumerate() {
+                    if idx == 0 {
+                        mmi.swap = 1;
+                        if let Some(t) = next {
+                            (mmi.preload, mmi.w, mmi.k, mmi.n, mmi.trans) = (1, t.addr, t.k, t.n, t.trans);
+                        }
+                    }
+                    st.main.push(Instr::from(mmi));
+                }
+            }
+            // The epilogue, in binary32 on the step's own rows.
+            let tile = super::vector_ops::Pat::tile(t_at(p), rows);
+            let mut epi = vec![Instr::from(ins::Vdeq {
+                src_buf: ins::BUF_ACC,
+                src: t_at(p),
+                src_step: 1,
+                src_bstride: rows as u16,
+                dst: t_at(p),
+                dst_step: 1,
+                dst_bstride: rows as u16,
+                rows: rows as u16,
+                len: n as u16,
+                scale_imm: 1,
+                imm: if cross_terms { 1.0f32 } else { q.scale }.to_bits(),
+                ..Default::default()
+            })];
+            use super::vector_ops::{vop, Pat, B};
+            if nza > 0 {
+                let c_rows = Instr::from(ins::Vdeq {
+                    src_buf: ins::BUF_ACC,
+                    src: c_at(p),
+                    src_step: 1,
+                    dst: c_at(p),
+                    dst_step: 1,
+                    rows: nt as u16,
+                    len: dim as u16,
+                    scale_imm: 1,
+                    imm: 1.0f32.to_bits(),
+                    ..Default::default()
+                });
+                epi.push(c_rows);
+                epi.push(vop(ins::VOP_ADD, tile, tile, B::Pat(Pat::vector(c_at(p))), rows, n));
+            }
+            if nzb > 0 {
+                epi.push(Instr::from(ins::Vdeq {
+                    src_buf: ins::BUF_ACC,
+                    src: r_at(p),
+                    src_step: 1,
+                    dst: r_at(p),
+                    dst_step: 1,
+                    rows: rows as u16,
+                    len: dim as u16,
+                    scale_imm: 1,
+                    imm: 1.0f32.to_bits(),
+                    ..Default::default()
+                }));
+                epi.push(vop(ins::VOP_ADD, tile, tile, B::Pat(Pat::scalars(r_at(p))), rows, n));
+            }
+            if cross_terms {
+                epi.push(vop(ins::VOP_MUL, tile, tile, B::Imm(q.scale), rows, n));
+            }
+            let (buf, src) = match q.out {
+                Some((zp, unsigned)) => {
+                    let (qmin, qmax) = if unsigned { (0, 255) } else { (-128, 127) };
+                    epi.push(Instr::from(ins::Vquant {
+                        out_type: unsigned as u8,
+                        src: t_at(p),
+                        src_step: 1,
+                        src_bstride: rows as u16,
+                        dst: o_at(p),
+                        dst_step: 1,
+                        dst_bstride: rows as u16,
+                        rows: rows as u16,
+                        len: n as u16,
+                        zp: zp as i16,
+                        qmin,
+                        qmax,
+                        scale: 1.0f32.to_bits(),
+                        ..Default::default()
+                    }));
+                    (ins::BUF_SPAD, o_at(p))
+                }
+                None => (ins::BUF_ACC, t_at(p)),
+            };
+            st.store_reads_main = q.out.is_none();
+            st.epi = epi.into_iter().map(|i| (i, post_cycles(&i, lanes))).collect();
+            st.store.push(Instr::from(ins::Store {
+                buf,
+                dram: pr.y.at(r0, 0) as u32,
+                stride: pr.y.row_bytes() as u32,
+                rows: rows as u16,
+                cols: n as u16,
+                addr: src,
+                ..Default::default()
+            }));
+            steps.push(st);
+        }
+    }
+    Some((steps::chain_pipelined(steps, isa::timing::array_latency(cfg.array.rows, cfg.array.cols)), macs))
+}
+
+/// A requantized Linear layer (`Op::Dense`) and the vector stages after
+/// it (`Dequantize` first, then element-wise stages, `Quantize` last at
+/// most), for `emit_dense_chain`.
+pub(crate) struct DenseChain<'a> {
+    pub a: Mat,
+    pub a_unsigned: bool,
+    pub w: &'a PackedWeights,
+    pub w_addr: u64,
+    /// `gemm::pack_params` rows (bias, scale) per n-tile.
+    pub params: u64,
+    pub zp: i32,
+    pub qmin: i32,
+    pub qmax: i32,
+    pub unsigned: bool,
+    pub kinds: Vec<super::vector_ops::Kind>,
+    pub y: Mat,
+}
+
+/// The Linear layer with its epilogue on chip: per step (block of rows,
+/// n-tile) the array streams A (resident for the block) past the stripe's
+/// tiles (each preloaded while the one before streams), `requant` writes
+/// the tile's int8 rows, and the stages run on them in the accumulator
+/// while the next step's array work runs (`chain_pipelined`); only the
+/// chain's result is stored. Returns None when the layer does not fit
+/// this schedule (the caller lowers its nodes one by one).
+pub(crate) fn emit_dense_chain(job: &DenseChain<'_>, cfg: &HwConfig) -> Option<(Vec<Instr>, u64)> {
+    use super::vector_ops::{operand_loads_at, stage, Kind, Operand, Pat, Scratch};
+    let dim = cfg.array.cols as usize;
+    let lanes = cfg.vector_lanes();
+    let w = job.w;
+    let (m, k, n) = (job.a.rows, w.k(), w.n());
+    if w.format() != crate::gemm::WeightFormat::DenseI8 || w.tile_shape().n != dim || w.a_block() != w.tile_shape().k {
+        return None;
+    }
+    if !job.a.rows_contiguous() || !job.y.rows_contiguous() || job.a.cols != k || job.y.rows != m || job.y.cols != n {
+        return None;
+    }
+    let Some(Kind::Dequantize { .. }) = job.kinds.first() else { return None };
+    let elementwise = job.kinds.iter().all(|k| !matches!(k, Kind::LayerNorm { .. } | Kind::Softmax));
+    if !elementwise || !super::vector_ops::chain_ok(&job.kinds) {
+        return None;
+    }
+    let quantized = matches!(job.kinds.last(), Some(Kind::Quantize { .. }));
+    let temp = job.kinds.iter().any(|k| matches!(k, Kind::GeluErf | Kind::GeluTanh));
+    let (kt, nt, tile_k) = (w.k_tiles(), w.n_tiles(), w.tile_shape().k);
+    let stripe = w.stripe_rows();
+    // Accumulator per set: T, X, [temp], [out], operands (a tile of rows
+    // or one row each), params (2).
+    let operand_rows = |rr: usize| -> Vec<usize> {
+        job.kinds
+            .iter()
+            .map(|k| match k {
+                Kind::Binary(_, Operand::Rows(_) | Operand::RowScalar(_)) => rr,
+                Kind::Binary(_, Operand::Vector(_)) => 1,
+                _ => 0,
+            })
+            .collect()
+    };
+    let set_rows = |rr: usize| {
+        2 * rr + (temp as usize) * rr + (!quantized as usize) * rr + operand_rows(rr).iter().sum::<usize>() + 2
+    };
+    let accr = cfg.acc_rows() as usize;
+    let spad = cfg.spad_rows() as usize;
+    let mut rr = m.min(256);
+    let spad_need = |rr: usize| {
+        let blocks = m.div_ceil(rr);
+        (if blocks > 1 { 2 } else { 1 }) * kt * rr + 2 * stripe + 4 * rr
+    };
+    while rr > 0 && (2 * set_rows(rr) > accr || spad_need(rr) > spad || kt * rr > 65535) {
+        rr -= 1;
+    }
+    if rr == 0 {
+        return None;
+    }
+    rr = m.div_ceil(m.div_ceil(rr));
+    let blocks = m.div_ceil(rr);
+    let set = set_rows(rr);
+    let t_at = |p: usize| (p * set) as u16;
+    let x_at = |p: usize| (p * set + rr) as u16;
+    let temp_at = |p: usize| (p * set + 2 * rr) as u16;
+    let out_at = |p: usize| (p * set + (2 + temp as usize) * rr) as u16;
+    let ops_base = |p: usize| p * set + (2 + temp as usize + !quantized as usize) * rr;
+    let op_rows = operand_rows(rr);
+    let op_at = |p: usize, i: usize| (ops_base(p) + op_rows[..i].iter().sum::<usize>()) as u16;
+    let par_at = |p: usize| (p * set + set - 2) as u16;
+    let a_at = |b: usize| ((if blocks > 1 { b % 2 } else { 0 }) * kt * rr) as u16;
+    let a_end = (if blocks > 1 { 2 } else { 1 }) * kt * rr;
+    let w_at = |p: usize| (a_end + p * stripe) as u16;
+    let q8_at = |p: usize| (a_end + 2 * stripe + p * rr) as u16;
+    let o8_at = |p: usize| (a_end + 2 * stripe + 2 * rr + p * rr) as u16;
+    let mut steps = Vec::new();
+    let mut macs = 0u64;
+    for b in 0..blocks {
+        let r0 = b * rr;
+        let rows = rr.min(m - r0);
+        for j in 0..nt {
+            let nj = w.tile_cols(j);
+            let p = steps.len() % 2;
+            let mut st = steps::PipeStep::default();
+            if j == 0 {
+                st.load.push(load(ins::BUF_SPAD, job.a.at(r0, 0), job.a.row_bytes(), rows, k, a_at(b)));
+            }
+            st.load.push(Instr::from(w.stripe_load(j, 0..kt, job.w_addr, w_at(p))));
+            st.load.push(Instr::from(crate::gemm::load_params(
+                job.params + (j * 2 * dim * 4) as u64,
+                2,
+                dim,
+                par_at(p),
+                ins::Deps::NONE,
+            )));
+            // Operands: the n-tile's columns of each stage's operand.
+            for (i, kind) in job.kinds.iter().enumerate() {
+                let sliced = match kind {
+                    Kind::Binary(op, Operand::Rows(mm)) => {
+                        Kind::Binary(*op, Operand::Rows(Mat { addr: mm.at(0, j * dim), cols: nj, ..*mm }))
+                    }
+                    Kind::Binary(op, Operand::Vector(at)) => {
+                        Kind::Binary(*op, Operand::Vector(at + (j * dim * 4) as u64))
+                    }
+                    other => other.clone(),
+                };
+                st.load.extend(operand_loads_at(&sliced, (r0, rows), op_at(p, i), (nj, dim)));
+            }
+            let live = w.live_k_tiles(j);
+            if live.is_empty() {
+                return None;
+            }
+            let at = (0, w_at(p));
+            st.main.push(w.tile(live[0], j, at).ldw(ins::Deps::NONE));
+            for (idx, &i) in live.iter().enumerate() {
+                let (a_off, a_bstride) = w.tile_input(i, rows);
+                let mut mm = ins::Matmul {
+                    a: a_at(b) + a_off as u16,
+                    a_bstride,
+                    m: rows as u16,
+                    acc: t_at(p),
+                    accumulate: (idx > 0) as u8,
+                    swap: 1,
+                    in_type: job.a_unsigned as u8,
+                    ..Default::default()
+                };
+                if let Some(&i1) = live.get(idx + 1) {
+                    w.tile(i1, j, at).preload_into(&mut mm);
+                }
+                st.main.push(Instr::from(mm));
+                macs += (rows * tile_k.min(k - i * tile_k) * nj) as u64;
+            }
+            let mut epi = vec![Instr::from(ins::Requant {
+                acc: t_at(p),
+                rows: rows as u16,
+                dst: q8_at(p),
+                params: par_at(p),
+                out_type: job.unsigned as u8,
+                zp: job.zp as i16,
+                qmin: job.qmin as i16,
+                qmax: job.qmax as i16,
+                ..Default::default()
+            })];
+            let x = Pat::tile(x_at(p), rows);
+            let sc = Scratch { temp: Pat::tile(temp_at(p), rows), s1: 0, s2: 0 };
+            let last = job.kinds.len() - 1;
+            for (i, kind) in job.kinds.iter().enumerate() {
+                let (a, dst) = match kind {
+                    Kind::Dequantize { .. } => (Pat::tile(q8_at(p), rows), x),
+                    _ => (x, x),
+                };
+                let dst = match (i == last, kind) {
+                    (true, Kind::Quantize { .. }) => Pat::tile(o8_at(p), rows),
+                    (true, _) => Pat::tile(out_at(p), rows),
+                    _ => dst,
+                };
+                epi.extend(stage(kind, (a, dst), op_at(p, i), sc, (rows, nj, dim)));
+            }
+            st.epi = epi.into_iter().map(|i| (i, post_cycles(&i, lanes))).collect();
+            let (buf, src, esize) = if quantized { (ins::BUF_SPAD, o8_at(p), 1) } else { (ins::BUF_ACC, out_at(p), 4) };
+            st.store.push(Instr::from(ins::Store {
+                buf,
+                dram: job.y.at(r0, j * dim) as u32,
+                stride: job.y.row_bytes() as u32,
+                rows: rows as u16,
+                cols: nj as u16,
+                addr: src,
+                ..Default::default()
+            }));
+            debug_assert_eq!(esize, job.y.esize);
+            steps.push(st);
+        }
+    }
+    Some((steps::chain_pipelined(steps, isa::timing::array_latency(cfg.array.rows, cfg.array.cols)), macs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,21 +891,27 @@ mod tests {
             })
             .collect();
         let cross = Cross { za_rows, zb_tiles };
-        let (code, macs) = emit(&products, &cross, &cfg, "scores").unwrap();
-        let (mut d, counters, base) = crate::test_run::run_alone(&cfg, code, mem.data().to_vec());
-        assert_eq!(counters.get(isa::Counter::Macs), macs);
-        let got = d.read_mem(base + ya, heads * m * n * 4).unwrap();
-        for h in 0..heads {
-            for i in 0..m {
-                for c in 0..n {
-                    let acc = (0..k).fold(0i32, |s, t| {
-                        let a = q[(h * m + i) * k + t] as i8 as i32 - za;
-                        let b = kk[(h * n + c) * k + t] as i8 as i32 - zb;
-                        s.wrapping_add(a * b)
-                    });
-                    let at = ((h * m + i) * n + c) * 4;
-                    let g = f32::from_le_bytes(got[at..at + 4].try_into().unwrap());
-                    assert_eq!(g.to_bits(), dequantize(acc, s, 0).to_bits(), "head {h} [{i}, {c}]");
+        let act = ActQuant { za, zb, scale: s, out: None };
+        assert!(act_exact(k, false, &act));
+        // Both schedules: cross terms on the array, and folded (`emit_act`).
+        for (code, macs) in
+            [emit(&products, &cross, &cfg, "scores").unwrap(), emit_act(&products, &cross, &act, &cfg).unwrap()]
+        {
+            let (mut d, counters, base) = crate::test_run::run_alone(&cfg, code, mem.data().to_vec());
+            assert_eq!(counters.get(isa::Counter::Macs), macs);
+            let got = d.read_mem(base + ya, heads * m * n * 4).unwrap();
+            for h in 0..heads {
+                for i in 0..m {
+                    for c in 0..n {
+                        let acc = (0..k).fold(0i32, |s, t| {
+                            let a = q[(h * m + i) * k + t] as i8 as i32 - za;
+                            let b = kk[(h * n + c) * k + t] as i8 as i32 - zb;
+                            s.wrapping_add(a * b)
+                        });
+                        let at = ((h * m + i) * n + c) * 4;
+                        let g = f32::from_le_bytes(got[at..at + 4].try_into().unwrap());
+                        assert_eq!(g.to_bits(), dequantize(acc, s, 0).to_bits(), "head {h} [{i}, {c}]");
+                    }
                 }
             }
         }
@@ -445,14 +937,20 @@ mod tests {
             post: Post::Int8 { params, zp: zy, unsigned: false },
             y: Place::contiguous(ya, &[m, n], 1).matrix().unwrap(),
         };
-        let (code, _) = emit(&[product], &Cross { za_rows, zb_tiles }, &cfg, "context").unwrap();
-        let (mut d, _, base) = crate::test_run::run_alone(&cfg, code, mem.data().to_vec());
-        let got = d.read_mem(base + ya, m * n).unwrap();
-        for i in 0..m {
-            for c in 0..n {
-                let acc = (0..k)
-                    .fold(0i32, |s, t| s.wrapping_add((q[i * k + t] as i32 - zp_) * (kk[t * n + c] as i8 as i32 - zv)));
-                assert_eq!(got[i * n + c] as i8 as i32, requantize(acc, scale, zy, -128, 127), "[{i}, {c}]");
+        let cross = Cross { za_rows, zb_tiles };
+        let act = ActQuant { za: zp_, zb: zv, scale, out: Some((zy, false)) };
+        for code in
+            [emit(&[product], &cross, &cfg, "context").unwrap().0, emit_act(&[product], &cross, &act, &cfg).unwrap().0]
+        {
+            let (mut d, _, base) = crate::test_run::run_alone(&cfg, code, mem.data().to_vec());
+            let got = d.read_mem(base + ya, m * n).unwrap();
+            for i in 0..m {
+                for c in 0..n {
+                    let acc = (0..k).fold(0i32, |s, t| {
+                        s.wrapping_add((q[i * k + t] as i32 - zp_) * (kk[t * n + c] as i8 as i32 - zv))
+                    });
+                    assert_eq!(got[i * n + c] as i8 as i32, requantize(acc, scale, zy, -128, 127), "[{i}, {c}]");
+                }
             }
         }
     }

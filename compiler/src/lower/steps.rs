@@ -68,6 +68,123 @@ pub(crate) fn chain(steps: Vec<Step>) -> Vec<Instr> {
     out
 }
 
+/// A step whose COMPUTE is array work (`main`) then a post-processing
+/// epilogue (`epi`, each instruction with its estimated busy cycles).
+#[derive(Debug, Default)]
+pub(crate) struct PipeStep {
+    pub load: Vec<Instr>,
+    pub main: Vec<Instr>,
+    pub epi: Vec<(Instr, u64)>,
+    pub store: Vec<Instr>,
+    /// The STOREs read what `main` writes (else only what `epi` writes):
+    /// then `main`, not `epi`, waits for the STOREs of two steps before.
+    pub store_reads_main: bool,
+}
+
+/// Array busy cycles of an instruction (0 for others).
+fn array_cycles(i: &Instr) -> u64 {
+    match i {
+        Instr::Matmul(m) => (m.m as u64).max(if m.preload == 1 { m.k as u64 } else { 0 }),
+        Instr::Ldw(l) => (if l.trans == 1 { l.n } else { l.k }) as u64,
+        _ => 0,
+    }
+}
+
+/// Steps as `chain` joins them, but software-pipelined in the COMPUTE
+/// queue: step `s`'s epilogue is interleaved with step `s + 1`'s array
+/// work, so the vector unit and the array run at once (COMPUTE issues in
+/// order, and a post-processing instruction waits for the array to drain:
+/// each epilogue instruction goes after enough array cycles to cover the
+/// previous one's; `drain` is the array's latency, rows + cols). Tokens:
+/// - the LOADs of step `s >= 2` wait for step `s - 2`'s epilogue (it
+///   releases the set: its last instruction);
+/// - step `s`'s array work waits for its LOADs and, for `s >= 2`, for
+///   step `s - 2`'s STOREs when it rewrites what they read (else its
+///   epilogue waits for them);
+/// - the STOREs of step `s` wait for its epilogue.
+///
+/// So `main` must not write what the epilogue of the step before reads
+/// unless the hardware interlocks order them (different accumulator sets
+/// per step), and the epilogue's instructions must touch only the step's
+/// own set (an accumulator span overlapping the next set's would stall
+/// the array).
+pub(crate) fn chain_pipelined(steps: Vec<PipeStep>, drain: u64) -> Vec<Instr> {
+    let n = steps.len();
+    let mut loads = Vec::with_capacity(n);
+    let mut mains = Vec::with_capacity(n);
+    let mut epis = Vec::with_capacity(n);
+    let mut stores = Vec::with_capacity(n);
+    for (s, mut st) in steps.into_iter().enumerate() {
+        if st.load.is_empty() {
+            st.load.push(sync(Queue::Load));
+        }
+        if st.main.is_empty() {
+            st.main.push(sync(Queue::Compute));
+        }
+        if st.epi.is_empty() {
+            st.epi.push((sync(Queue::Compute), 1));
+        }
+        if st.store.is_empty() {
+            st.store.push(sync(Queue::Store));
+        }
+        st.load[0].deps_mut().pop_next = s >= 2;
+        st.load.last_mut().expect("non-empty").deps_mut().push_next = true;
+        {
+            let d = st.main[0].deps_mut();
+            d.pop_prev = true;
+            d.pop_next = s >= 2 && st.store_reads_main;
+        }
+        st.epi[0].0.deps_mut().pop_next = s >= 2 && !st.store_reads_main;
+        {
+            let d = st.epi.last_mut().expect("non-empty").0.deps_mut();
+            d.push_prev = s + 2 < n;
+            d.push_next = true;
+        }
+        st.store[0].deps_mut().pop_prev = true;
+        st.store.last_mut().expect("non-empty").deps_mut().push_prev = s + 2 < n;
+        loads.push(st.load);
+        mains.push(st.main);
+        epis.push(st.epi);
+        stores.push(st.store);
+    }
+    let mut out = Vec::new();
+    let mut loads = loads.into_iter();
+    out.extend(loads.next().into_iter().flatten());
+    out.extend(loads.next().into_iter().flatten());
+    let mut mains = mains.into_iter();
+    out.extend(mains.next().into_iter().flatten());
+    for (epi, store) in epis.into_iter().zip(stores) {
+        let next = mains.next().unwrap_or_default();
+        let mut next = next.into_iter();
+        let last = epi.len() - 1;
+        // Estimated cycles (from the step's start) when the array and the
+        // vector unit are free, and when the array has drained.
+        let (mut array, mut vector, mut drained) = (0u64, 0u64, 0u64);
+        for (k, (instr, cycles)) in epi.into_iter().enumerate() {
+            // Array work of the next step while the vector unit is busy:
+            // the epilogue instruction goes in when the unit frees.
+            while array < vector {
+                let Some(i) = next.next() else { break };
+                array += array_cycles(&i);
+                if matches!(i, Instr::Matmul(_)) {
+                    drained = array + drain;
+                }
+                out.push(i);
+            }
+            let start = vector.max(drained);
+            array = array.max(start);
+            vector = start + cycles;
+            out.push(instr);
+            if k == last {
+                out.extend(store.iter().cloned());
+                out.extend(loads.next().into_iter().flatten());
+            }
+        }
+        out.extend(next);
+    }
+    out
+}
+
 /// Moves: steps whose STOREs read what their LOADs wrote (a copy through
 /// a buffer, no compute), over two buffer sets. A COMPUTE `sync` relays
 /// each step's LOAD to its STORE, and another relays the STORE of step

@@ -120,6 +120,8 @@ struct XCtx<'a> {
     /// Host values the device reads: the program's inputs.
     host_inputs: Vec<ValueId>,
     on_host: Vec<bool>,
+    /// The nodes reading each value (a node once per input it reads it as).
+    readers: Vec<Vec<usize>>,
 }
 
 fn esize(ty: ElemType) -> usize {
@@ -287,6 +289,10 @@ pub fn lower(g: &Graph, cfg: &HwConfig) -> Result<Lowered, LowerError> {
             n.outputs.iter().for_each(|&o| on_host[o] = true);
         }
     }
+    let mut readers = vec![Vec::new(); g.values.len()];
+    for (i, n) in g.nodes.iter().enumerate() {
+        n.inputs.iter().for_each(|&v| readers[v].push(i));
+    }
     let mut cx = XCtx {
         g,
         cfg,
@@ -298,29 +304,43 @@ pub fn lower(g: &Graph, cfg: &HwConfig) -> Result<Lowered, LowerError> {
         consts: vec![None; g.values.len()],
         host_inputs: Vec::new(),
         on_host,
+        readers,
     };
     let mut layers = Vec::new();
     let mut packed = vec![None; g.nodes.len()];
+    // Nodes lowered as part of an earlier node's fused chain.
+    let mut fused = vec![false; g.nodes.len()];
+    // Constants first: a fused chain reads them wherever they are defined.
+    for (node, site) in g.nodes.iter().zip(&sites) {
+        if *site == Site::Const {
+            let Op::Constant { data, .. } = &node.op else { unreachable!("a constant site") };
+            let y = node.outputs[0];
+            let addr = cx.constant_f32(data);
+            cx.places[y] = Some(Place::contiguous(addr, &g.values[y].shape, 4));
+            cx.consts[y] = Some(data.clone());
+        }
+    }
     for (index, (node, site)) in g.nodes.iter().zip(&sites).enumerate() {
         match site {
             Site::Host => continue,
-            Site::Const => {
-                let Op::Constant { data, .. } = &node.op else { unreachable!("a constant site") };
-                let y = node.outputs[0];
-                let addr = cx.constant_f32(data);
-                cx.places[y] = Some(Place::contiguous(addr, &g.values[y].shape, 4));
-                cx.consts[y] = Some(data.clone());
-                continue;
-            }
+            Site::Const => continue,
             Site::Device => {}
+        }
+        if fused[index] {
+            continue;
         }
         if let Some(view) = view_of(&mut cx, node)? {
             cx.places[node.outputs[0]] = Some(view);
             continue;
         }
         let first = cx.code.next_index();
-        let (op, macs) = lower_node(&mut cx, node, &mut packed[index])?;
-        let y = node.outputs[0];
+        let (op, macs, y) = match lower_chain(&mut cx, index, &sites, &mut fused, &mut packed[index])? {
+            Some(done) => done,
+            None => {
+                let (op, macs) = lower_node(&mut cx, node, &mut packed[index])?;
+                (op, macs, node.outputs[0])
+            }
+        };
         let val = &g.values[y];
         let b = cx.mem.buffer(y).expect("the node wrote its output").clone();
         let q = val.quant;
@@ -390,57 +410,7 @@ fn lower_node(cx: &mut XCtx<'_>, node: &Node, packed: &mut Option<PackedRef>) ->
     let name = node.name.as_str();
     let (x, y) = (node.inputs[0], node.outputs[0]);
     let g = cx.g;
-    let vector = |cx: &mut XCtx<'_>, kind: Kind, op: LayerOp| -> Result<(LayerOp, u64), LowerError> {
-        let elementwise = !matches!(kind, Kind::LayerNorm { .. } | Kind::Softmax | Kind::Binary(..));
-        let xp = cx.place(x, name)?;
-        if elementwise && xp.matrix().filter(Mat::rows_contiguous).is_none() {
-            if let Some((base, order)) = xp.unpermuted() {
-                // Element by element on the buffer's own order: the output
-                // is the same view of a buffer of its own (no copy).
-                let yb = cx.alloc_view(y, &base.shape, &order);
-                let job = vector_ops::Job {
-                    x: base.matrix().expect("contiguous"),
-                    y: yb.matrix().expect("contiguous"),
-                    kind,
-                };
-                let code = vector_ops::emit(&job, cx.cfg, name)?;
-                cx.code.phase(code);
-                return Ok((op, 0));
-            }
-        }
-        let xm = cx.matrix(x, name)?;
-        let ym = cx.alloc(y).matrix().expect("contiguous");
-        let job = vector_ops::Job { x: xm, y: ym, kind };
-        let code = vector_ops::emit(&job, cx.cfg, name)?;
-        cx.code.phase(code);
-        Ok((op, 0))
-    };
     match &node.op {
-        Op::Quantize => {
-            let q = g.values[y].quant.expect("validated");
-            let unsigned = g.values[y].ty == ElemType::U8;
-            vector(cx, Kind::Quantize { scale: q.scale, zp: q.zero_point, unsigned }, LayerOp::Quantize)
-        }
-        Op::Dequantize => {
-            let q = g.values[x].quant.expect("validated");
-            let unsigned = g.values[x].ty == ElemType::U8;
-            vector(cx, Kind::Dequantize { scale: q.scale, zp: q.zero_point, unsigned }, LayerOp::Dequantize)
-        }
-        Op::Unary(u) => {
-            let op = match u {
-                UnaryOp::Erf => ins::VOP_ERF,
-                UnaryOp::Tanh => ins::VOP_TANH,
-            };
-            vector(cx, Kind::Unary(op), LayerOp::Elementwise)
-        }
-        Op::Gelu(GeluForm::Erf) => vector(cx, Kind::GeluErf, LayerOp::Gelu),
-        Op::Gelu(GeluForm::Tanh) => vector(cx, Kind::GeluTanh, LayerOp::Gelu),
-        Op::Softmax => vector(cx, Kind::Softmax, LayerOp::Softmax),
-        Op::LayerNorm { gamma, beta, eps } => {
-            let (gamma, beta) = (cx.constant_f32(gamma), cx.constant_f32(beta));
-            vector(cx, Kind::LayerNorm { gamma, beta, eps: *eps }, LayerOp::LayerNorm)
-        }
-        Op::Binary(op) => lower_binary(cx, node, *op),
         Op::Dense(d) => {
             let a = cx.matrix(x, name)?;
             let ym = cx.alloc(y).matrix().expect("contiguous");
@@ -502,6 +472,15 @@ fn lower_node(cx: &mut XCtx<'_>, node: &Node, packed: &mut Option<PackedRef>) ->
             Ok((LayerOp::DenseF32, macs))
         }
         Op::MatMul => lower_matmul(cx, node),
+        Op::Quantize
+        | Op::Dequantize
+        | Op::Unary(_)
+        | Op::Gelu(_)
+        | Op::Softmax
+        | Op::LayerNorm { .. }
+        | Op::Binary(_) => {
+            unreachable!("vector ops are lowered as chains (lower_chain)")
+        }
         Op::ReduceSum { axis, .. } => lower_reduce_sum(cx, node, *axis),
         Op::Embedding(e) => {
             let ids = cx.ids(x, name)?;
@@ -523,6 +502,256 @@ fn lower_node(cx: &mut XCtx<'_>, node: &Node, packed: &mut Option<PackedRef>) ->
     }
 }
 
+/// The node reading `v`, when exactly one node reads it once and it is
+/// not a graph output: only then can `v` stay on chip.
+fn sole_reader(cx: &XCtx<'_>, v: ValueId) -> Option<usize> {
+    match cx.readers[v].as_slice() {
+        [only] if !cx.g.outputs.contains(&v) => Some(*only),
+        _ => None,
+    }
+}
+
+/// A vector node as a stage: the operand it transforms (a), its stage
+/// and layer op; None when it is not a vector node, or when its other
+/// operand is not `placed` yet.
+fn stage_of(
+    cx: &mut XCtx<'_>,
+    node: &Node,
+    placed: &dyn Fn(&XCtx<'_>, ValueId) -> bool,
+) -> Result<Option<(ValueId, Kind, LayerOp)>, LowerError> {
+    let g = cx.g;
+    let (x, y) = (node.inputs[0], node.outputs[0]);
+    Ok(Some(match &node.op {
+        Op::Quantize => {
+            let q = g.values[y].quant.expect("validated");
+            let unsigned = g.values[y].ty == ElemType::U8;
+            (x, Kind::Quantize { scale: q.scale, zp: q.zero_point, unsigned }, LayerOp::Quantize)
+        }
+        Op::Dequantize => {
+            let q = g.values[x].quant.expect("validated");
+            let unsigned = g.values[x].ty == ElemType::U8;
+            (x, Kind::Dequantize { scale: q.scale, zp: q.zero_point, unsigned }, LayerOp::Dequantize)
+        }
+        Op::Unary(u) => {
+            let op = match u {
+                UnaryOp::Erf => ins::VOP_ERF,
+                UnaryOp::Tanh => ins::VOP_TANH,
+            };
+            (x, Kind::Unary(op), LayerOp::Elementwise)
+        }
+        Op::Gelu(GeluForm::Erf) => (x, Kind::GeluErf, LayerOp::Gelu),
+        Op::Gelu(GeluForm::Tanh) => (x, Kind::GeluTanh, LayerOp::Gelu),
+        Op::Softmax => (x, Kind::Softmax, LayerOp::Softmax),
+        Op::LayerNorm { gamma, beta, eps } => {
+            let (gamma, beta) = (cx.constant_f32(gamma), cx.constant_f32(beta));
+            (x, Kind::LayerNorm { gamma, beta, eps: *eps }, LayerOp::LayerNorm)
+        }
+        Op::Binary(op) => match binary_stage(cx, node, *op, placed)? {
+            Some((a, kind)) => (a, kind, LayerOp::Elementwise),
+            None => return Ok(None),
+        },
+        _ => return Ok(None),
+    }))
+}
+
+/// A buffer's base shape and the order of a view's dimensions in it.
+type BaseOrder = (Vec<usize>, Vec<usize>);
+
+/// View nodes, the Quantize after them, and its buffer's base shape and
+/// order (`views_to_quantize`).
+type ViewsToQuantize = (Vec<usize>, usize, Vec<usize>, Vec<usize>);
+
+/// From `v` read by view node `c`: views (Reshape, Transpose) down to a
+/// Quantize that reads a permutation of `v`'s buffer. Returns the view
+/// nodes, the Quantize, and the base shape and order of its output's
+/// buffer (`XCtx::alloc_view`), which then holds `v`'s order.
+fn views_to_quantize(cx: &XCtx<'_>, sites: &[Site], v: ValueId, mut c: usize) -> Option<ViewsToQuantize> {
+    let g = cx.g;
+    let mut p = Place::contiguous(0, &g.values[v].shape, 4);
+    let mut views = Vec::new();
+    loop {
+        if sites[c] != Site::Device {
+            return None;
+        }
+        let n = &g.nodes[c];
+        match &n.op {
+            Op::Reshape { .. } | Op::Flatten { .. } => p = p.reshaped(&g.values[n.outputs[0]].shape)?,
+            Op::Transpose { perm } => p = p.transposed(perm),
+            Op::Quantize if !views.is_empty() => {
+                let (base, order) = p.unpermuted()?;
+                return Some((views, c, base.shape, order));
+            }
+            _ => return None,
+        }
+        views.push(c);
+        c = sole_reader(cx, n.outputs[0])?;
+    }
+}
+
+/// A vector node and the vector nodes after it that only it feeds, as
+/// one phase (`vector_ops::Job` stages): their intermediate values never
+/// leave the chip. A chain ends at a value read twice or by the graph, at
+/// a binary op whose other operand is not computed yet, and after a
+/// Quantize (reached through views when it reads a permutation of the
+/// chain's value). Returns the layer op and the value written; None when
+/// `index` is not a vector node.
+fn lower_chain(
+    cx: &mut XCtx<'_>,
+    index: usize,
+    sites: &[Site],
+    fused: &mut [bool],
+    packed: &mut Option<PackedRef>,
+) -> Result<Option<(LayerOp, u64, ValueId)>, LowerError> {
+    let g = cx.g;
+    let node = &g.nodes[index];
+    let name = node.name.as_str();
+    let mut covered = Vec::new();
+    // A requantized Linear layer read only by a Dequantize heads a chain
+    // run as its GEMM's epilogue.
+    let dense_head = match &node.op {
+        Op::Dense(_) => match sole_reader(cx, node.outputs[0]) {
+            Some(dq) if sites[dq] == Site::Device && matches!(g.nodes[dq].op, Op::Dequantize) => Some(dq),
+            _ => return Ok(None),
+        },
+        _ => None,
+    };
+    let head = dense_head.map_or(node, |dq| &g.nodes[dq]);
+    let Some((x, kind, op)) = stage_of(cx, head, &|_, _| true)? else { return Ok(None) };
+    covered.extend(dense_head);
+    let (mut kinds, mut ops, mut y) = (vec![kind], vec![op], head.outputs[0]);
+    let mut view_out = None;
+    let placed = |cx: &XCtx<'_>, v: ValueId| cx.places[v].is_some() || cx.on_host[v];
+    while !matches!(kinds.last(), Some(Kind::Quantize { .. })) {
+        let Some(c) = sole_reader(cx, y) else { break };
+        let cn = &g.nodes[c];
+        if sites[c] != Site::Device || matches!(cn.op, Op::Dequantize) {
+            break;
+        }
+        if matches!(cn.op, Op::Reshape { .. } | Op::Flatten { .. } | Op::Transpose { .. }) {
+            if let Some((views, q, base, order)) = views_to_quantize(cx, sites, y, c) {
+                let (_, kind, op) = stage_of(cx, &g.nodes[q], &placed)?.expect("a quantize");
+                kinds.push(kind);
+                ops.push(op);
+                covered.extend(views);
+                covered.push(q);
+                y = g.nodes[q].outputs[0];
+                view_out = Some((base, order));
+            }
+            break;
+        }
+        let row_wise = matches!(cn.op, Op::LayerNorm { .. } | Op::Softmax);
+        if dense_head.is_some() && row_wise {
+            break;
+        }
+        match stage_of(cx, cn, &placed)? {
+            Some((_, Kind::Binary(_, Operand::RowScalar(_)), _)) if dense_head.is_some() => break,
+            Some((a, kind, op)) if a == y => {
+                kinds.push(kind);
+                ops.push(op);
+                covered.push(c);
+                y = cn.outputs[0];
+            }
+            _ => break,
+        }
+    }
+    if dense_head.is_some() {
+        return lower_dense_chain(cx, node, kinds, (y, view_out), covered, fused, packed);
+    }
+    let elementwise = kinds.iter().all(|k| match k {
+        Kind::LayerNorm { .. } | Kind::Softmax => false,
+        Kind::Binary(_, b) => matches!(b, Operand::Imm(_)),
+        _ => true,
+    });
+    let xp = cx.place(x, name)?;
+    let job = match view_out {
+        None if elementwise && xp.matrix().filter(Mat::rows_contiguous).is_none() && xp.unpermuted().is_some() => {
+            // Element by element on the buffer's own order: the output
+            // is the same view of a buffer of its own (no copy).
+            let (base, order) = xp.unpermuted().expect("checked");
+            let yb = cx.alloc_view(y, &base.shape, &order);
+            vector_ops::Job { x: base.matrix().expect("contiguous"), y: yb.matrix().expect("contiguous"), kinds }
+        }
+        None => {
+            let xm = cx.matrix(x, name)?;
+            let ym = cx.alloc(y).matrix().expect("contiguous");
+            vector_ops::Job { x: xm, y: ym, kinds }
+        }
+        Some((base, order)) => {
+            // The quantized value is a view of a buffer in the chain's order.
+            let xm = cx.matrix(x, name)?;
+            let yb = cx.alloc_view(y, &base, &order);
+            let ym = Mat { addr: yb.addr, rows: xm.rows, cols: xm.cols, row_stride: xm.cols, col_stride: 1, esize: 1 };
+            vector_ops::Job { x: xm, y: ym, kinds }
+        }
+    };
+    let code = vector_ops::emit(&job, cx.cfg, name)?;
+    cx.code.phase(code);
+    for c in covered {
+        fused[c] = true;
+    }
+    let op =
+        [LayerOp::LayerNorm, LayerOp::Softmax, LayerOp::Gelu].into_iter().find(|o| ops.contains(o)).unwrap_or(ops[0]);
+    Ok(Some((op, 0, y)))
+}
+
+/// A Dense node and its chain (`lower_chain`) as one GEMM with the
+/// stages in its epilogue (`linear::emit_dense_chain`); the layer record
+/// is the Dense's (its MACs, packed weights), writing the chain's value.
+fn lower_dense_chain(
+    cx: &mut XCtx<'_>,
+    node: &Node,
+    kinds: Vec<Kind>,
+    (y, view_out): (ValueId, Option<BaseOrder>),
+    covered: Vec<usize>,
+    fused: &mut [bool],
+    packed: &mut Option<PackedRef>,
+) -> Result<Option<(LayerOp, u64, ValueId)>, LowerError> {
+    let g = cx.g;
+    let name = node.name.as_str();
+    let Op::Dense(d) = &node.op else { unreachable!("a dense head") };
+    let x = node.inputs[0];
+    let a = cx.matrix(x, name)?;
+    let (qx, qy) = (g.values[x].quant.expect("validated"), g.values[node.outputs[0]].quant.expect("validated"));
+    let b = super::gemm_layers::dense_b(&d.weights, d.k, d.n, None);
+    let sums = column_sums(&b, d.k, d.n);
+    let folded: Vec<i32> = (0..d.n).map(|c| numerics::fold_zero_point(d.bias[c], qx.zero_point, sums[c])).collect();
+    let scale: Vec<f32> = (0..d.n).map(|c| numerics::requant_scale(qx.scale, d.w_scale[c], qy.scale)).collect();
+    let weights = PackedWeights::dense_i8(&b, d.k, d.n, cx.dataflow.tile_shape());
+    let w_addr = cx.mem.alloc_bytes(weights.bytes());
+    let params = cx.mem.alloc_bytes(&gemm::pack_params(&folded, &scale, cx.dim));
+    let ym = match view_out {
+        None => cx.alloc(y).matrix().expect("contiguous"),
+        Some((base, order)) => {
+            let yb = cx.alloc_view(y, &base, &order);
+            Mat { addr: yb.addr, rows: a.rows, cols: d.n, row_stride: d.n, col_stride: 1, esize: 1 }
+        }
+    };
+    let job = linear::DenseChain {
+        a,
+        a_unsigned: g.values[x].ty == ElemType::U8,
+        w: &weights,
+        w_addr,
+        params,
+        zp: qy.zero_point,
+        qmin: d.qmin,
+        qmax: d.qmax,
+        unsigned: g.values[node.outputs[0]].ty == ElemType::U8,
+        kinds,
+        y: ym,
+    };
+    // A layer too large for this schedule is lowered node by node.
+    let Some((code, macs)) = linear::emit_dense_chain(&job, cx.cfg) else {
+        cx.places[y] = None;
+        return Ok(None);
+    };
+    cx.code.phase(code);
+    for c in covered {
+        fused[c] = true;
+    }
+    *packed = Some(packed_ref(cx, w_addr));
+    Ok(Some((LayerOp::Dense, macs, y)))
+}
+
 fn packed_ref(cx: &XCtx<'_>, at: u64) -> PackedRef {
     PackedRef { format: gemm::WeightFormat::DenseI8, tile_n: cx.dataflow.tile_shape().n, offsets: vec![at], perm: None }
 }
@@ -540,11 +769,17 @@ fn column_sums(b: &[i8], k: usize, n: usize) -> Vec<i32> {
 /// (a bias row, one mask for every head, or the output's shape), or
 /// per-row scalars broadcast along the last axis (a mask per token, a
 /// divisor). A commutative op with the broadcast operand first swaps them.
-fn lower_binary(cx: &mut XCtx<'_>, node: &Node, op: BinaryOp) -> Result<(LayerOp, u64), LowerError> {
+/// Returns operand a and the stage; `placed` says whether operand b may
+/// be placed now (a fused chain's b must already have its buffer).
+fn binary_stage(
+    cx: &mut XCtx<'_>,
+    node: &Node,
+    op: BinaryOp,
+    placed: &dyn Fn(&XCtx<'_>, ValueId) -> bool,
+) -> Result<Option<(ValueId, Kind)>, LowerError> {
     let name = node.name.as_str();
     let g = cx.g;
-    let y = node.outputs[0];
-    let out = g.values[y].shape.clone();
+    let out = g.values[node.outputs[0]].shape.clone();
     let total: usize = out.iter().product();
     let (mut a, mut b) = (node.inputs[0], node.inputs[1]);
     let full = |v: ValueId| g.values[v].elements() == total;
@@ -564,6 +799,9 @@ fn lower_binary(cx: &mut XCtx<'_>, node: &Node, op: BinaryOp) -> Result<(LayerOp
     let core = &bv.shape[lead..];
     let ends_with = |tail: &[usize]| out.len() >= tail.len() && out[out.len() - tail.len()..] == *tail;
     let scalar = cx.consts[b].as_ref().filter(|d| d.iter().all(|x| x.to_bits() == d[0].to_bits())).map(|d| d[0]);
+    if scalar.is_none() && !placed(cx, b) {
+        return Ok(None);
+    }
     let operand = match scalar {
         Some(s) if !full(b) || bv.elements() == 1 => Operand::Imm(s),
         _ if core.last() == Some(&len) && ends_with(core) => {
@@ -597,12 +835,7 @@ fn lower_binary(cx: &mut XCtx<'_>, node: &Node, op: BinaryOp) -> Result<(LayerOp
             ))
         }
     };
-    let xm = cx.matrix(a, name)?;
-    let ym = cx.alloc(y).matrix().expect("contiguous");
-    let job = vector_ops::Job { x: xm, y: ym, kind: Kind::Binary(vop_of(op), operand) };
-    let code = vector_ops::emit(&job, cx.cfg, name)?;
-    cx.code.phase(code);
-    Ok((LayerOp::Elementwise, 0))
+    Ok(Some((a, Kind::Binary(vop_of(op), operand))))
 }
 
 /// A float sum over one axis: over the last by `vred`, over a leading one
@@ -657,6 +890,15 @@ fn lower_matmul(cx: &mut XCtx<'_>, node: &Node) -> Result<(LayerOp, u64), LowerE
     let zb_tiles =
         linear::int8_parts(-qb.zero_point).iter().map(|&p| cx.mem.alloc_bytes(&vec![p as u8; tk * dim])).collect();
     let cross = linear::Cross { za_rows, zb_tiles };
+    let act = linear::ActQuant {
+        za: qa.zero_point,
+        zb: qb.zero_point,
+        scale: match g.values[y].quant {
+            None => v::mul(qa.scale, qb.scale),
+            Some(qy) => numerics::requant_scale(qa.scale, qb.scale, qy.scale),
+        },
+        out: g.values[y].quant.map(|qy| (qy.zero_point, g.values[y].ty == ElemType::U8)),
+    };
     let post = match g.values[y].quant {
         None => linear::Post::F32(v::mul(qa.scale, qb.scale)),
         Some(qy) => {
@@ -681,7 +923,10 @@ fn lower_matmul(cx: &mut XCtx<'_>, node: &Node) -> Result<(LayerOp, u64), LowerE
             y: ym,
         })
         .collect();
-    let (code, macs) = linear::emit(&products, &cross, cx.cfg, name)?;
+    let (code, macs) = match linear::emit_act(&products, &cross, &act, cx.cfg) {
+        Some(done) => done,
+        None => linear::emit(&products, &cross, cx.cfg, name)?,
+    };
     cx.code.phase(code);
     Ok((LayerOp::MatMul, macs))
 }

@@ -167,58 +167,69 @@ fn broadcast_rows(m: &Mat, (r0, rr): (usize, usize), base: u16, dim: usize, spre
     out
 }
 
-/// A vector phase: `x` (float32, or int8 for Dequantize) to `y` (float32,
-/// or int8 for Quantize), both `[rows, len]`.
+/// A vector phase: `x` (float32, or int8 when the first stage is
+/// Dequantize) to `y` (float32, or int8 when the last is Quantize), both
+/// `[rows, len]`, through `kinds` in order: a chain of graph nodes fused
+/// on chip (each stage works in place on the tile in the accumulator, the
+/// last writes the output region), so only `x` and `y` cross DRAM.
 #[derive(Clone, Debug)]
 pub(crate) struct Job {
     pub x: Mat,
     pub y: Mat,
-    pub kind: Kind,
+    pub kinds: Vec<Kind>,
 }
 
-/// Accumulator rows of a tile of `r` rows: a, b and out twice, a
-/// temporary, two rows of per-row scalars per row, two broadcast vectors
-/// twice.
+/// Accumulator rows of a tile of `r` rows (`nb` column blocks): the
+/// working tile and the output twice (LOADs write the one, STOREs read
+/// the other, so both alternate between steps), a temporary, two rows of
+/// per-row scalars per row, and per stage what its operand needs twice
+/// (a tile of rows, or `nb` rows per broadcast vector).
 struct Regions {
-    r: usize,
-    nb: usize,
+    a: [u16; 2],
+    out: [u16; 2],
+    temp: u16,
+    s1: u16,
+    s2: u16,
+    /// Per stage: its operand regions, set 0 then set 1.
+    operand: Vec<[u16; 2]>,
+    total: usize,
 }
 
 impl Regions {
-    fn tile(&self) -> usize {
-        self.r * self.nb
-    }
-    fn a(&self, p: usize) -> u16 {
-        (p * self.tile()) as u16
-    }
-    fn b(&self, p: usize) -> u16 {
-        ((2 + p) * self.tile()) as u16
-    }
-    fn out(&self, p: usize) -> u16 {
-        ((4 + p) * self.tile()) as u16
-    }
-    fn temp(&self) -> u16 {
-        (6 * self.tile()) as u16
-    }
-    fn s1(&self) -> u16 {
-        (7 * self.tile()) as u16
-    }
-    fn s2(&self) -> u16 {
-        (7 * self.tile() + self.r) as u16
-    }
-    fn vec(&self, p: usize, which: usize) -> u16 {
-        (7 * self.tile() + 2 * self.r + (2 * p + which) * self.nb) as u16
-    }
-    fn acc_rows(&self) -> usize {
-        7 * self.tile() + 2 * self.r + 4 * self.nb
+    fn new(r: usize, nb: usize, kinds: &[Kind]) -> Regions {
+        let tile = r * nb;
+        let mut at = 0usize;
+        let mut take = |n: usize| {
+            let x = at;
+            at += n;
+            x as u16
+        };
+        let a = [take(tile), take(tile)];
+        let out = [take(tile), take(tile)];
+        let needs_temp = kinds.iter().any(|k| matches!(k, Kind::GeluErf | Kind::GeluTanh | Kind::LayerNorm { .. }));
+        let temp = if needs_temp { take(tile) } else { 0 };
+        let (s1, s2) = (take(r), take(r));
+        let operand = kinds
+            .iter()
+            .map(|k| {
+                let n = match k {
+                    Kind::Binary(_, Operand::Rows(_) | Operand::RowScalar(_)) => tile,
+                    Kind::Binary(_, Operand::Vector(_)) => nb,
+                    Kind::LayerNorm { .. } => 2 * nb,
+                    _ => 0,
+                };
+                [take(n), take(n)]
+            })
+            .collect();
+        Regions { a, out, temp, s1, s2, operand, total: at }
     }
 }
 
 /// Rows a tile takes: as many as the accumulator (and, for int8 sides,
 /// the scratchpad, same offsets) holds.
-fn tile_rows(rows: usize, nb: usize, cfg: &HwConfig) -> Option<usize> {
+fn tile_rows(rows: usize, nb: usize, kinds: &[Kind], cfg: &HwConfig) -> Option<usize> {
     let cap = (cfg.acc_rows() as usize).min(cfg.spad_rows() as usize).min(65535);
-    let fits = |r: usize| Regions { r, nb }.acc_rows() <= cap;
+    let fits = |r: usize| Regions::new(r, nb, kinds).total <= cap;
     if !fits(1) {
         return None;
     }
@@ -262,27 +273,182 @@ fn narrowed(job: &Job, cfg: &HwConfig) -> Option<Job> {
     let (rows, len) = (job.x.rows, job.x.cols);
     let dim = cfg.array.cols as usize;
     let dense = |m: &Mat| m.col_stride == 1 && m.row_stride == m.cols;
-    if matches!(job.kind, Kind::LayerNorm { .. } | Kind::Softmax) || !dense(&job.x) || !dense(&job.y) {
+    let rowwise = |k: &Kind| matches!(k, Kind::LayerNorm { .. } | Kind::Softmax);
+    if job.kinds.iter().any(rowwise) || !dense(&job.x) || !dense(&job.y) {
         return None;
     }
-    let f = (2..=len).find(|&f| len % f == 0 && tile_rows(rows * f, (len / f).div_ceil(dim), cfg).is_some())?;
+    let fits = |f: usize| tile_rows(rows * f, (len / f).div_ceil(dim), &job.kinds, cfg).is_some();
+    let f = (2..=len).find(|&f| len % f == 0 && fits(f))?;
     let w = len / f;
     let fold = |m: &Mat| Mat { rows: m.rows * f, cols: w, row_stride: w, ..*m };
-    let kind = match &job.kind {
-        Kind::Binary(op, b) => Kind::Binary(
-            *op,
-            match b {
-                Operand::Rows(m) if dense(m) => Operand::Rows(fold(m)),
-                Operand::Vector(at) => {
-                    Operand::Rows(Mat { addr: *at, rows: f, cols: w, row_stride: w, col_stride: 1, esize: 4 })
-                }
-                Operand::Imm(x) => Operand::Imm(*x),
-                _ => return None,
-            },
-        ),
-        other => other.clone(),
-    };
-    Some(Job { x: fold(&job.x), y: fold(&job.y), kind })
+    let mut kinds = Vec::with_capacity(job.kinds.len());
+    for k in &job.kinds {
+        kinds.push(match k {
+            Kind::Binary(op, b) => Kind::Binary(
+                *op,
+                match b {
+                    Operand::Rows(m) if dense(m) => Operand::Rows(fold(m)),
+                    Operand::Vector(at) => {
+                        Operand::Rows(Mat { addr: *at, rows: f, cols: w, row_stride: w, col_stride: 1, esize: 4 })
+                    }
+                    Operand::Imm(x) => Operand::Imm(*x),
+                    _ => return None,
+                },
+            ),
+            other => other.clone(),
+        });
+    }
+    Some(Job { x: fold(&job.x), y: fold(&job.y), kinds })
+}
+
+/// What a stage needs before it runs: the LOADs of its operand, for
+/// output rows `[r0, r0 + rr)` into `at` (the step's operand region).
+pub(crate) fn operand_loads_at(
+    kind: &Kind,
+    (r0, rr): (usize, usize),
+    at: u16,
+    (len, dim): (usize, usize),
+) -> Vec<Instr> {
+    match kind {
+        Kind::Binary(_, Operand::Rows(m)) => broadcast_rows(m, (r0, rr), at, dim, false),
+        Kind::Binary(_, Operand::RowScalar(m)) => broadcast_rows(m, (r0, rr), at, dim, true),
+        Kind::Binary(_, Operand::Vector(v)) => vec![vector_load(*v, len, at)],
+        Kind::LayerNorm { gamma, beta, .. } => {
+            vec![vector_load(*gamma, len, at), vector_load(*beta, len, at + len.div_ceil(dim) as u16)]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Scratch rows a stage may use besides its own tile: a temporary tile
+/// and two rows of per-row scalars per row.
+#[derive(Clone, Copy)]
+pub(crate) struct Scratch {
+    pub temp: Pat,
+    pub s1: u16,
+    pub s2: u16,
+}
+
+/// One stage on logical rows `rows` of `len` at `a` (read, and written in
+/// place by multi-step stages), the result at `dst` (accumulator; the
+/// scratchpad for Quantize; a Dequantize reads `a` in the scratchpad);
+/// `operand` is where `operand_loads` put the stage's operand. The exact
+/// operation sequences of `isa::numerics::vector`.
+pub(crate) fn stage(
+    kind: &Kind,
+    (a, dst): (Pat, Pat),
+    operand: u16,
+    sc: Scratch,
+    (rows, len, dim): (usize, usize, usize),
+) -> Vec<Instr> {
+    let (rr, t) = (rows, sc.temp);
+    let (s1, s2) = (Pat::scalars(sc.s1), Pat::scalars(sc.s2));
+    let nb = len.div_ceil(dim);
+    let mut c = Vec::new();
+    match kind {
+        Kind::Binary(op, b) => {
+            let b = match b {
+                Operand::Rows(_) => B::Pat(Pat { base: operand, step: 1, bstride: a.bstride }),
+                Operand::RowScalar(_) => B::Pat(Pat::scalars(operand)),
+                Operand::Vector(_) => B::Pat(Pat::vector(operand)),
+                Operand::Imm(x) => B::Imm(*x),
+            };
+            c.push(vop(*op, dst, a, b, rr, len));
+        }
+        Kind::Unary(op) => c.push(vop(*op, dst, a, B::None, rr, len)),
+        Kind::GeluErf => {
+            c.push(vop(ins::VOP_DIV, t, a, B::Imm(v::GELU_SQRT2), rr, len));
+            c.push(vop(ins::VOP_ERF, t, t, B::None, rr, len));
+            c.push(vop(ins::VOP_ADD, t, t, B::Imm(1.0), rr, len));
+            c.push(vop(ins::VOP_MUL, t, a, B::Pat(t), rr, len));
+            c.push(vop(ins::VOP_MUL, dst, t, B::Imm(0.5), rr, len));
+        }
+        Kind::GeluTanh => {
+            c.push(vop(ins::VOP_MUL, t, a, B::Pat(a), rr, len));
+            c.push(vop(ins::VOP_MUL, t, t, B::Pat(a), rr, len));
+            c.push(vop(ins::VOP_MUL, t, t, B::Imm(v::GELU_CUBIC), rr, len));
+            c.push(vop(ins::VOP_ADD, t, a, B::Pat(t), rr, len));
+            c.push(vop(ins::VOP_MUL, t, t, B::Imm(v::GELU_SQRT_2_OVER_PI), rr, len));
+            c.push(vop(ins::VOP_TANH, t, t, B::None, rr, len));
+            c.push(vop(ins::VOP_ADD, t, t, B::Imm(1.0), rr, len));
+            c.push(vop(ins::VOP_MUL, dst, a, B::Imm(0.5), rr, len));
+            c.push(vop(ins::VOP_MUL, dst, dst, B::Pat(t), rr, len));
+        }
+        Kind::LayerNorm { eps, .. } => {
+            let inv_n = v::recip(len as f32);
+            let (gamma, beta) = (Pat::vector(operand), Pat::vector(operand + nb as u16));
+            // Per-row scalars are transformed over a whole row (every column).
+            c.push(vred(ins::VRED_SUM, a, sc.s1, rr, len));
+            c.push(vop(ins::VOP_MUL, s1, s1, B::Imm(inv_n), rr, dim));
+            c.push(vop(ins::VOP_SUB, a, a, B::Pat(s1), rr, len));
+            c.push(vop(ins::VOP_MUL, t, a, B::Pat(a), rr, len));
+            c.push(vred(ins::VRED_SUM, t, sc.s2, rr, len));
+            c.push(vop(ins::VOP_MUL, s2, s2, B::Imm(inv_n), rr, dim));
+            c.push(vop(ins::VOP_ADD, s2, s2, B::Imm(*eps), rr, dim));
+            c.push(vop(ins::VOP_RSQRT, s2, s2, B::None, rr, dim));
+            c.push(vop(ins::VOP_MUL, a, a, B::Pat(s2), rr, len));
+            c.push(vop(ins::VOP_MUL, a, a, B::Pat(gamma), rr, len));
+            c.push(vop(ins::VOP_ADD, dst, a, B::Pat(beta), rr, len));
+        }
+        Kind::Softmax => {
+            c.push(vred(ins::VRED_MAX, a, sc.s1, rr, len));
+            c.push(vop(ins::VOP_SUB, a, a, B::Pat(s1), rr, len));
+            c.push(vop(ins::VOP_EXP, a, a, B::None, rr, len));
+            c.push(vred(ins::VRED_SUM, a, sc.s2, rr, len));
+            c.push(vop(ins::VOP_RECIP, s2, s2, B::None, rr, dim));
+            c.push(vop(ins::VOP_MUL, dst, a, B::Pat(s2), rr, len));
+        }
+        Kind::Quantize { scale, zp, unsigned } => {
+            let (qmin, qmax) = if *unsigned { (0, 255) } else { (-128, 127) };
+            c.push(Instr::from(ins::Vquant {
+                out_type: *unsigned as u8,
+                src: a.base,
+                src_step: a.step,
+                src_bstride: a.bstride,
+                dst: dst.base,
+                dst_step: dst.step,
+                dst_bstride: dst.bstride,
+                rows: rr as u16,
+                len: len as u16,
+                zp: *zp as i16,
+                qmin,
+                qmax,
+                scale: scale.to_bits(),
+                ..Default::default()
+            }));
+        }
+        Kind::Dequantize { scale, zp, unsigned } => {
+            c.push(Instr::from(ins::Vdeq {
+                src_buf: ins::BUF_SPAD,
+                in_type: *unsigned as u8,
+                src: a.base,
+                src_step: a.step,
+                src_bstride: a.bstride,
+                dst: dst.base,
+                dst_step: dst.step,
+                dst_bstride: dst.bstride,
+                rows: rr as u16,
+                len: len as u16,
+                zp: *zp as i16,
+                scale_imm: 1,
+                imm: scale.to_bits(),
+                ..Default::default()
+            }));
+        }
+    }
+    c
+}
+
+/// Whether a chain of stages is well formed: Dequantize only first,
+/// Quantize only last.
+pub(crate) fn chain_ok(kinds: &[Kind]) -> bool {
+    let n = kinds.len();
+    n > 0
+        && kinds.iter().enumerate().all(|(i, k)| match k {
+            Kind::Dequantize { .. } => i == 0,
+            Kind::Quantize { .. } => i + 1 == n,
+            _ => true,
+        })
 }
 
 /// The phase's instructions (one `steps::chain`); `node` names errors.
@@ -293,134 +459,47 @@ pub(crate) fn emit(job: &Job, cfg: &HwConfig, node: &str) -> Result<Vec<Instr>, 
     if job.y.rows != rows || job.y.cols != len || !job.x.rows_contiguous() || !job.y.rows_contiguous() {
         return Err(err(format!("operands [{rows}, {len}] are not row-contiguous matrices of one shape")));
     }
+    if !chain_ok(&job.kinds) {
+        return Err(err("a fused chain dequantizes only first and quantizes only last".into()));
+    }
     if len > 65535 {
         return Err(err(format!("rows of {len} elements (at most 65535)")));
     }
     let nb = len.div_ceil(dim);
-    if tile_rows(rows, nb, cfg).is_none() {
+    if tile_rows(rows, nb, &job.kinds, cfg).is_none() {
         if let Some(narrow) = narrowed(job, cfg) {
             return emit(&narrow, cfg, node);
         }
     }
-    let r = tile_rows(rows, nb, cfg)
+    let r = tile_rows(rows, nb, &job.kinds, cfg)
         .ok_or_else(|| err(format!("a row of {len} elements does not fit the accumulator with its temporaries")))?;
-    let reg = Regions { r, nb };
-    let x_buf = if matches!(job.kind, Kind::Dequantize { .. }) { ins::BUF_SPAD } else { ins::BUF_ACC };
-    let y_buf = if matches!(job.kind, Kind::Quantize { .. }) { ins::BUF_SPAD } else { ins::BUF_ACC };
-    let inv_n = v::recip(len as f32);
+    let reg = Regions::new(r, nb, &job.kinds);
+    let x_buf = if matches!(job.kinds[0], Kind::Dequantize { .. }) { ins::BUF_SPAD } else { ins::BUF_ACC };
+    let y_buf = if matches!(job.kinds.last(), Some(Kind::Quantize { .. })) { ins::BUF_SPAD } else { ins::BUF_ACC };
+    for k in &job.kinds {
+        match k {
+            Kind::Binary(_, Operand::Rows(m)) if !m.rows_contiguous() || m.cols != len || m.rows == 0 => {
+                return Err(err("operand b is not a row-contiguous matrix of the output's width".into()))
+            }
+            Kind::Binary(_, Operand::RowScalar(m)) if m.cols != 1 || m.rows == 0 => {
+                return Err(err("a per-row operand has one column".into()))
+            }
+            _ => {}
+        }
+    }
     let mut out = Vec::new();
     for (s, r0) in (0..rows).step_by(r).enumerate() {
         let rr = r.min(rows - r0);
         let p = s % 2;
-        let (a, o, t) = (Pat::tile(reg.a(p), rr), Pat::tile(reg.out(p), rr), Pat::tile(reg.temp(), rr));
-        let (s1, s2) = (Pat::scalars(reg.s1()), Pat::scalars(reg.s2()));
-        let mut st = Step { load: vec![load(x_buf, &job.x, r0, rr, reg.a(p))], ..Step::default() };
-        let c = &mut st.compute;
-        match &job.kind {
-            Kind::Binary(op, b) => {
-                let b = match b {
-                    Operand::Rows(m) => {
-                        if !m.rows_contiguous() || m.cols != len || m.rows == 0 {
-                            return Err(err("operand b is not a row-contiguous matrix of the output's width".into()));
-                        }
-                        st.load.extend(broadcast_rows(m, (r0, rr), reg.b(p), dim, false));
-                        B::Pat(Pat::tile(reg.b(p), rr))
-                    }
-                    Operand::RowScalar(m) => {
-                        if m.cols != 1 || m.rows == 0 {
-                            return Err(err("a per-row operand has one column".into()));
-                        }
-                        st.load.extend(broadcast_rows(m, (r0, rr), reg.b(p), dim, true));
-                        B::Pat(Pat::scalars(reg.b(p)))
-                    }
-                    Operand::Vector(at) => {
-                        st.load.push(vector_load(*at, len, reg.vec(p, 0)));
-                        B::Pat(Pat::vector(reg.vec(p, 0)))
-                    }
-                    Operand::Imm(x) => B::Imm(*x),
-                };
-                c.push(vop(*op, o, a, b, rr, len));
-            }
-            Kind::Unary(op) => c.push(vop(*op, o, a, B::None, rr, len)),
-            Kind::GeluErf => {
-                c.push(vop(ins::VOP_DIV, t, a, B::Imm(v::GELU_SQRT2), rr, len));
-                c.push(vop(ins::VOP_ERF, t, t, B::None, rr, len));
-                c.push(vop(ins::VOP_ADD, t, t, B::Imm(1.0), rr, len));
-                c.push(vop(ins::VOP_MUL, t, a, B::Pat(t), rr, len));
-                c.push(vop(ins::VOP_MUL, o, t, B::Imm(0.5), rr, len));
-            }
-            Kind::GeluTanh => {
-                c.push(vop(ins::VOP_MUL, t, a, B::Pat(a), rr, len));
-                c.push(vop(ins::VOP_MUL, t, t, B::Pat(a), rr, len));
-                c.push(vop(ins::VOP_MUL, t, t, B::Imm(v::GELU_CUBIC), rr, len));
-                c.push(vop(ins::VOP_ADD, t, a, B::Pat(t), rr, len));
-                c.push(vop(ins::VOP_MUL, t, t, B::Imm(v::GELU_SQRT_2_OVER_PI), rr, len));
-                c.push(vop(ins::VOP_TANH, t, t, B::None, rr, len));
-                c.push(vop(ins::VOP_ADD, t, t, B::Imm(1.0), rr, len));
-                c.push(vop(ins::VOP_MUL, o, a, B::Imm(0.5), rr, len));
-                c.push(vop(ins::VOP_MUL, o, o, B::Pat(t), rr, len));
-            }
-            Kind::LayerNorm { gamma, beta, eps } => {
-                st.load.push(vector_load(*gamma, len, reg.vec(p, 0)));
-                st.load.push(vector_load(*beta, len, reg.vec(p, 1)));
-                // Per-row scalars are transformed over a whole row (every column).
-                c.push(vred(ins::VRED_SUM, a, reg.s1(), rr, len));
-                c.push(vop(ins::VOP_MUL, s1, s1, B::Imm(inv_n), rr, dim));
-                c.push(vop(ins::VOP_SUB, a, a, B::Pat(s1), rr, len));
-                c.push(vop(ins::VOP_MUL, t, a, B::Pat(a), rr, len));
-                c.push(vred(ins::VRED_SUM, t, reg.s2(), rr, len));
-                c.push(vop(ins::VOP_MUL, s2, s2, B::Imm(inv_n), rr, dim));
-                c.push(vop(ins::VOP_ADD, s2, s2, B::Imm(*eps), rr, dim));
-                c.push(vop(ins::VOP_RSQRT, s2, s2, B::None, rr, dim));
-                c.push(vop(ins::VOP_MUL, a, a, B::Pat(s2), rr, len));
-                c.push(vop(ins::VOP_MUL, a, a, B::Pat(Pat::vector(reg.vec(p, 0))), rr, len));
-                c.push(vop(ins::VOP_ADD, o, a, B::Pat(Pat::vector(reg.vec(p, 1))), rr, len));
-            }
-            Kind::Softmax => {
-                c.push(vred(ins::VRED_MAX, a, reg.s1(), rr, len));
-                c.push(vop(ins::VOP_SUB, a, a, B::Pat(s1), rr, len));
-                c.push(vop(ins::VOP_EXP, a, a, B::None, rr, len));
-                c.push(vred(ins::VRED_SUM, a, reg.s2(), rr, len));
-                c.push(vop(ins::VOP_RECIP, s2, s2, B::None, rr, dim));
-                c.push(vop(ins::VOP_MUL, o, a, B::Pat(s2), rr, len));
-            }
-            Kind::Quantize { scale, zp, unsigned } => {
-                let (qmin, qmax) = if *unsigned { (0, 255) } else { (-128, 127) };
-                c.push(Instr::from(ins::Vquant {
-                    out_type: *unsigned as u8,
-                    src: a.base,
-                    src_step: 1,
-                    src_bstride: a.bstride,
-                    dst: o.base,
-                    dst_step: 1,
-                    dst_bstride: o.bstride,
-                    rows: rr as u16,
-                    len: len as u16,
-                    zp: *zp as i16,
-                    qmin,
-                    qmax,
-                    scale: scale.to_bits(),
-                    ..Default::default()
-                }));
-            }
-            Kind::Dequantize { scale, zp, unsigned } => {
-                c.push(Instr::from(ins::Vdeq {
-                    src_buf: ins::BUF_SPAD,
-                    in_type: *unsigned as u8,
-                    src: a.base,
-                    src_step: 1,
-                    src_bstride: a.bstride,
-                    dst: o.base,
-                    dst_step: 1,
-                    dst_bstride: o.bstride,
-                    rows: rr as u16,
-                    len: len as u16,
-                    zp: *zp as i16,
-                    scale_imm: 1,
-                    imm: scale.to_bits(),
-                    ..Default::default()
-                }));
-            }
+        let (a, o) = (Pat::tile(reg.a[p], rr), Pat::tile(reg.out[p], rr));
+        let sc = Scratch { temp: Pat::tile(reg.temp, rr), s1: reg.s1, s2: reg.s2 };
+        let mut st = Step { load: vec![load(x_buf, &job.x, r0, rr, reg.a[p])], ..Step::default() };
+        let n = job.kinds.len();
+        for (i, kind) in job.kinds.iter().enumerate() {
+            st.load.extend(operand_loads_at(kind, (r0, rr), reg.operand[i][p], (len, dim)));
+            // Every stage works in place; the last writes the output.
+            let dst = if i + 1 == n { o } else { a };
+            st.compute.extend(stage(kind, (a, dst), reg.operand[i][p], sc, (rr, len, dim)));
         }
         st.store.push(Instr::from(ins::Store {
             buf: y_buf,
@@ -428,7 +507,7 @@ pub(crate) fn emit(job: &Job, cfg: &HwConfig, node: &str) -> Result<Vec<Instr>, 
             stride: job.y.row_bytes() as u32,
             rows: rr as u16,
             cols: len as u16,
-            addr: reg.out(p),
+            addr: reg.out[p],
             ..Default::default()
         }));
         out.push(st);
@@ -592,7 +671,7 @@ mod tests {
             (Kind::GeluTanh, Box::new(|r: &[f32]| r.iter().map(|&a| v::gelu_tanh(a)).collect())),
         ];
         for (kind, want) in cases {
-            let job = Job { x: xm, y: ym, kind: kind.clone() };
+            let job = Job { x: xm, y: ym, kinds: vec![kind.clone()] };
             let code = emit(&job, &cfg, "t").unwrap();
             let (mut d, _, base) = crate::test_run::run_alone(&cfg, code, data.clone());
             let got = f32s(&d.read_mem(base + ya, rows * len * 4).unwrap());
@@ -602,7 +681,7 @@ mod tests {
             }
         }
         // Binary with a broadcast row: y = x - gamma.
-        let job = Job { x: xm, y: ym, kind: Kind::Binary(ins::VOP_SUB, Operand::Vector(ga)) };
+        let job = Job { x: xm, y: ym, kinds: vec![Kind::Binary(ins::VOP_SUB, Operand::Vector(ga))] };
         let (mut d, _, base) = crate::test_run::run_alone(&cfg, emit(&job, &cfg, "t").unwrap(), data.clone());
         let got = f32s(&d.read_mem(base + ya, rows * len * 4).unwrap());
         let g2: Vec<f32> = (0..len).map(|i| 1.0 + i as f32 / 50.0).collect();
@@ -655,18 +734,47 @@ mod tests {
         let ym = Place::contiguous(ya, &[rows, len], 4).matrix().unwrap();
         let mm = Place::contiguous(ma, &[3, len], 4).matrix().unwrap();
         let dm = Place::contiguous(da, &[rows, 1], 4).matrix().unwrap();
-        let add = Job { x: xm, y: ym, kind: Kind::Binary(ins::VOP_ADD, Operand::Rows(mm)) };
+        let add = Job { x: xm, y: ym, kinds: vec![Kind::Binary(ins::VOP_ADD, Operand::Rows(mm))] };
         let (mut d, _, base) = crate::test_run::run_alone(&cfg, emit(&add, &cfg, "t").unwrap(), data.clone());
         let got = f32s(&d.read_mem(base + ya, rows * len * 4).unwrap());
         for (i, g) in got.iter().enumerate() {
             let want = v::add(x[i], mask[(i / len % 3) * len + i % len]);
             assert_eq!(g.to_bits(), want.to_bits(), "masked element {i}");
         }
-        let div_job = Job { x: xm, y: ym, kind: Kind::Binary(ins::VOP_DIV, Operand::RowScalar(dm)) };
+        let div_job = Job { x: xm, y: ym, kinds: vec![Kind::Binary(ins::VOP_DIV, Operand::RowScalar(dm))] };
         let (mut d, _, base) = crate::test_run::run_alone(&cfg, emit(&div_job, &cfg, "t").unwrap(), data);
         let got = f32s(&d.read_mem(base + ya, rows * len * 4).unwrap());
         for (i, g) in got.iter().enumerate() {
             assert_eq!(g.to_bits(), v::div(x[i], div[i / len]).to_bits(), "divided element {i}");
+        }
+    }
+
+    /// A fused chain (dequantize, add a bias row, GELU, quantize) in one
+    /// phase over 9 rows of 6 equals the stages one after the other.
+    #[test]
+    fn fused_chain_equals_its_stages() {
+        let cfg = HwConfig::tiny_4x4();
+        let (rows, len) = (9usize, 6usize);
+        let q: Vec<u8> = (0..rows * len).map(|i| (i * 37 % 251) as u8).collect();
+        let bias: Vec<f32> = (0..len).map(|i| i as f32 * 0.3 - 0.7).collect();
+        let mut data = q.clone();
+        data.resize(1024, 0);
+        data[1024 - 64..1024 - 64 + len * 4].copy_from_slice(&bytes(&bias));
+        let xm = Place::contiguous(0, &[rows, len], 1).matrix().unwrap();
+        let ym = Place::contiguous(512, &[rows, len], 1).matrix().unwrap();
+        let kinds = vec![
+            Kind::Dequantize { scale: 0.02, zp: 3, unsigned: false },
+            Kind::Binary(ins::VOP_ADD, Operand::Vector(1024 - 64)),
+            Kind::GeluErf,
+            Kind::Quantize { scale: 0.01, zp: -5, unsigned: false },
+        ];
+        let code = emit(&Job { x: xm, y: ym, kinds }, &cfg, "chain").unwrap();
+        let (mut d, _, base) = crate::test_run::run_alone(&cfg, code, data);
+        let got = d.read_mem(base + 512, rows * len).unwrap();
+        for i in 0..rows * len {
+            let x = v::add(isa::numerics::dequantize(q[i] as i8 as i32, 0.02, 3), bias[i % len]);
+            let want = isa::numerics::quantize(v::gelu_erf(x), 0.01, -5, -128, 127);
+            assert_eq!(got[i] as i8 as i32, want, "element {i}");
         }
     }
 
@@ -685,8 +793,12 @@ mod tests {
             let (scale, qmin, qmax) = (0.05f32, if unsigned { 0 } else { -128 }, if unsigned { 255 } else { 127 });
             // The two phases meet in memory: a barrier between them.
             let mut code = crate::lower::package::Code::default();
-            code.phase(emit(&Job { x: xm, y: qm, kind: Kind::Quantize { scale, zp, unsigned } }, &cfg, "q").unwrap());
-            code.phase(emit(&Job { x: qm, y: ym, kind: Kind::Dequantize { scale, zp, unsigned } }, &cfg, "d").unwrap());
+            code.phase(
+                emit(&Job { x: xm, y: qm, kinds: vec![Kind::Quantize { scale, zp, unsigned }] }, &cfg, "q").unwrap(),
+            );
+            code.phase(
+                emit(&Job { x: qm, y: ym, kinds: vec![Kind::Dequantize { scale, zp, unsigned }] }, &cfg, "d").unwrap(),
+            );
             let (mut d, _, base) = crate::test_run::run_alone(&cfg, code.into_instrs(), data.clone());
             let q = d.read_mem(base + 2048, rows * len).unwrap();
             let y = f32s(&d.read_mem(base + 3072, rows * len * 4).unwrap());
