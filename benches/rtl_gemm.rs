@@ -9,7 +9,7 @@
 //! (or finding in the cache) and loading the RTL happens before any timing
 //! and is reported on its own line. Not a test: nothing here asserts a time.
 //!
-//! `cargo bench --features rtl --bench rtl_gemm` (the RTL run takes ~4 s of
+//! `cargo bench --features rtl --bench rtl_gemm` (the RTL run takes ~2.2 s of
 //! CPU on one core of a shared machine, 535,322 cycles; a first build of the
 //! configuration adds 1-5 min).
 //!

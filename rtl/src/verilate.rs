@@ -12,10 +12,11 @@
 //! into a temporary folder renamed into place, so a crashed or concurrent
 //! build never leaves a half-written library behind.
 //!
-//! Build steps: `verilator --cc` (with `-G` parameters), then `g++ -O2` of
-//! the generated files as one translation unit (docs/DESIGN.md §9: one unit is ~6x
-//! faster to compile than the separate files) with the ABI wrapper
-//! (`cpp/accel_abi.cc`) and Verilator's runtime, linked `-shared`.
+//! Build steps: `verilator --cc` (with `-G` parameters), then two `g++`
+//! at once, each of a unity translation unit (docs/DESIGN.md §9: one unit is
+//! ~6x faster to compile than the separate files): the per-cycle code with
+//! the ABI wrapper (`cpp/accel_abi.cc`) at -O2, the run-once code at -O0;
+//! linked `-shared` with Verilator's runtime.
 //! Verilator's runtime objects are cached separately (per Verilator version
 //! and tracing), since every configuration shares them.
 
@@ -81,12 +82,12 @@ fn verilator_info(config: &str) -> Result<(String, PathBuf), BuildError> {
     ))
 }
 
-/// The C++ flags of every object (part of the cache keys). -O2: the whole
-/// accelerator simulates ~20 % faster than at -Os (the bare array alone was
-/// fastest at -Os, docs/DESIGN.md §9) and compiles no slower.
+/// The C++ flags of every object (part of the cache keys), but for the
+/// optimisation level: Verilator's runtime and the per-cycle code at -O2 (the
+/// whole accelerator simulates ~20 % faster than at -Os; the bare array alone
+/// was fastest at -Os, docs/DESIGN.md §9), the run-once code at -O0.
 const CXXFLAGS: &[&str] = &[
     "-std=c++17",
-    "-O2",
     "-fPIC",
     "-pthread",
     "-faligned-new",
@@ -110,7 +111,7 @@ fn runtime_objects(
         Some(WaveFormat::Vcd) => "true",
         Some(WaveFormat::Fst) => "fst",
     };
-    let key = fnv1a64(format!("{version};trace={trace};{}", CXXFLAGS.join(" ")).as_bytes(), FNV_START);
+    let key = fnv1a64(format!("{version};trace={trace};{} {FAST_OPT}", CXXFLAGS.join(" ")).as_bytes(), FNV_START);
     let dir = cache_root().join(format!("runtime-{key:016x}"));
     let mut sources = vec!["verilated.cpp", "verilated_threads.cpp"];
     match waves {
@@ -128,6 +129,7 @@ fn runtime_objects(
     for s in &sources {
         let mut cmd = Command::new("g++");
         cmd.args(CXXFLAGS)
+            .arg(FAST_OPT)
             .args(trace_defines(waves))
             .arg("-I")
             .arg(root.join("include"))
@@ -154,6 +156,17 @@ fn runtime_objects(
         let _ = std::fs::remove_dir_all(&tmp);
     }
     Ok(objs)
+}
+
+/// The optimisation levels of the per-cycle code and of the run-once code.
+const FAST_OPT: &str = "-O2";
+const SLOW_OPT: &str = "-O0";
+
+/// Generated C++ that runs once (Verilator's `VM_CLASSES_SLOW` and
+/// `VM_SUPPORT_SLOW`: constructors, initial settling, the constant pool).
+fn is_slow(file: &Path) -> bool {
+    let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    stem.ends_with("__Slow") || stem.ends_with("__Syms") || stem.contains("__ConstPool")
 }
 
 /// The preprocessor's view of the waveform format: Verilator's `VM_TRACE*`
@@ -218,6 +231,7 @@ pub fn library(cfg: &HwConfig, waves: Option<WaveFormat>) -> Result<PathBuf, Bui
     let params = parameters(cfg);
     let mut h = fnv1a64(version.as_bytes(), FNV_START);
     h = fnv1a64(CXXFLAGS.join(" ").as_bytes(), h);
+    h = fnv1a64(format!("fast={FAST_OPT};slow={SLOW_OPT}").as_bytes(), h);
     for (name, text) in sources() {
         h = fnv1a64(name.as_bytes(), h);
         h = fnv1a64(text.as_bytes(), h);
@@ -291,33 +305,62 @@ pub fn library(cfg: &HwConfig, waves: Option<WaveFormat>) -> Result<PathBuf, Bui
         .map_err(|e| io("listing", &obj, e))?;
     files.retain(|p| p.extension().is_some_and(|x| x == "cpp"));
     files.sort();
-    let unity = tmp.join("accel_all.cpp");
-    let text: String = files.iter().map(|f| format!("#include \"{}\"\n", f.display())).collect();
-    std::fs::write(&unity, text).map_err(|e| io("writing", &unity, e))?;
-    let out = tmp.join("libaccel.so");
-    let mut gxx = Command::new("g++");
-    gxx.args(CXXFLAGS)
-        .arg("-shared")
-        .args(trace_defines(waves))
-        .arg("-I")
-        .arg(&obj)
-        .arg("-I")
-        .arg(&src)
-        .arg("-I")
-        .arg(root.join("include"))
-        .arg("-I")
-        .arg(root.join("include/vltstd"))
-        .arg(&unity)
-        .arg(src.join("accel_abi.cc"))
-        .args(&runtime)
-        .arg("-o")
-        .arg(&out)
-        .arg("-latomic");
-    if waves == Some(WaveFormat::Fst) {
-        gxx.arg("-lz"); // FST's compression
-    }
+    // Two units compiled at once: the per-cycle code (and the ABI wrapper)
+    // at -O2, and what runs once -- constructors, initial settling, the
+    // constant pool, Verilator's `__Slow` files, about half the generated
+    // C++ -- at -O0, as Verilator's own makefile does (OPT_SLOW).
+    let (slow, fast): (Vec<PathBuf>, Vec<PathBuf>) = files.into_iter().partition(|f| is_slow(f));
+    let include = |fs: &[PathBuf]| -> String { fs.iter().map(|f| format!("#include \"{}\"\n", f.display())).collect() };
+    let units = [
+        ("accel_fast", format!("{}#include \"{}\"\n", include(&fast), src.join("accel_abi.cc").display()), FAST_OPT),
+        ("accel_slow", include(&slow), SLOW_OPT),
+    ];
+    let mut children = Vec::new();
+    let mut objects = Vec::new();
     report(BuildEvent::Step("g++ (the verilated accelerator)"));
-    run(&mut gxx, "g++ (the verilated accelerator)", &config)?;
+    for (name, text, opt) in &units {
+        let unit = tmp.join(format!("{name}.cpp"));
+        std::fs::write(&unit, text).map_err(|e| io("writing", &unit, e))?;
+        let object = tmp.join(format!("{name}.o"));
+        let mut gxx = Command::new("g++");
+        gxx.args(CXXFLAGS)
+            .arg(opt)
+            .args(trace_defines(waves))
+            .arg("-I")
+            .arg(&obj)
+            .arg("-I")
+            .arg(&src)
+            .arg("-I")
+            .arg(root.join("include"))
+            .arg("-I")
+            .arg(root.join("include/vltstd"))
+            .arg("-c")
+            .arg(&unit)
+            .arg("-o")
+            .arg(&object)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let child = gxx.spawn().map_err(|e| BuildError::Io(format!("running g++: {e}")))?;
+        children.push((*name, child));
+        objects.push(object);
+    }
+    for (name, child) in children {
+        let out = child.wait_with_output().map_err(|e| BuildError::Io(format!("running g++: {e}")))?;
+        if !out.status.success() {
+            return Err(BuildError::Step {
+                config: config.clone(),
+                step: format!("g++ ({name})"),
+                output: format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+            });
+        }
+    }
+    let out = tmp.join("libaccel.so");
+    let mut link = Command::new("g++");
+    link.args(CXXFLAGS).arg("-shared").args(&objects).args(&runtime).arg("-o").arg(&out).arg("-latomic");
+    if waves == Some(WaveFormat::Fst) {
+        link.arg("-lz"); // FST's compression
+    }
+    run(&mut link, "g++ (linking the verilated accelerator)", &config)?;
     // Keep only the library: the generated C++ is large.
     let final_tmp = tmp.with_extension("done");
     let _ = std::fs::remove_dir_all(&final_tmp);

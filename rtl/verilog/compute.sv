@@ -563,6 +563,12 @@ module compute #(
   logic [COLS*9-1:0] rq_q9;
   logic [COLS*8-1:0] qa_q;  // quantized-add results (registered)
   logic [COLS*9-1:0] qa_q9;
+  // Each result is registered only in a cycle that reads its data row (its
+  // write is the next cycle's, pp_wv): idle, the units' logic is not
+  // evaluated in simulation (their `ce` gates it) and their outputs hold.
+  logic qa_ce, rq_ce;
+  assign qa_ce = cd_v && cur_op == OP_VADD;
+  assign rq_ce = cd_v && cur_op == OP_RQ;
   for (genvar c = 0; c < COLS; c++) begin : g_ppu
     logic [7:0] ab, bb;
     logic signed [10:0] ea, eb;
@@ -580,7 +586,7 @@ module compute #(
         .LATENCY(1)
     ) u_qa (
         .clk(clk),
-        .ce(1'b1),
+        .ce(qa_ce),
         .a(ab),
         .b(bb),
         .unsigned_in(cd_uns),
@@ -599,7 +605,7 @@ module compute #(
         .LATENCY(1)
     ) u_rq (
         .clk(clk),
-        .ce(1'b1),
+        .ce(rq_ce),
         .acc(v_rq),
         .scale(p_scale[c*32+:32]),
         .zp(pp_zp),

@@ -262,14 +262,21 @@ module dma_load #(
   assign rrow = rptr[LB+LD-1:LB];
 
   // The beat's lanes, rotated so that lane l lands in bank (wptr + l - off) mod B.
-  logic [B*8-1:0] wvec;
-  always_comb begin
-    wvec = '0;
-    wvec[W*8-1:0] = rd_data;
-  end
+  // Only in a beat's cycle (no bank is written otherwise): as a procedural
+  // block under rd_valid a simulator skips the wide rotation when idle.
+  logic [B*8-1:0] wvec, wrot;
+  logic [2*B*8-1:0] wdbl;
   wire [LB-1:0] wsh = wlo - LB'(b_off);
-  wire [2*B*8-1:0] wdbl = {wvec, wvec} << {wsh, 3'b000};
-  wire [B*8-1:0] wrot = wdbl[2*B*8-1:B*8];
+  always_comb begin
+    if (rd_valid) begin
+      wvec = '0;
+      wvec[W*8-1:0] = rd_data;
+      wdbl = {wvec, wvec} << {wsh, 3'b000};
+      wrot = wdbl[2*B*8-1:B*8];
+    end else begin
+      {wvec, wdbl, wrot} = '0;
+    end
+  end
 
   logic [B*8-1:0] bq;                  // bank k's byte at stream position rptr + ((k - rptr) mod B)
   for (genvar k = 0; k < B; k++) begin : g_bank
@@ -351,16 +358,23 @@ module dma_load #(
   // The chunk's bytes: lane j = stream byte rptr + j - dsh*e.
   wire [LB-1:0] dshb = cur_acc ? LB'(dsh << 2) : LB'(dsh);
   wire [LB-1:0] rsh = rlo - dshb;
-  wire [2*B*8-1:0] rdbl = {bq, bq} >> {rsh, 3'b000};
-  wire [CB*8-1:0] rot = rdbl[CB*8-1:0];
-
+  // Only in a chunk write's cycle (its data and enables mean nothing
+  // otherwise), so a simulator skips the rotation and the lanes when idle.
+  logic [2*B*8-1:0] rdbl;
+  logic [CB*8-1:0] rot;
   logic [COLS-1:0] be, isd;
   always_comb begin
-    for (int c = 0; c < COLS; c++) begin
-      be[c] = 17'(c) >= c_lcol && 17'(c) < c_lcol + len;
-      isd[c] = has_data && 17'(c) >= dsh && 17'(c) < dsh + nu;
-      sp_data[8*c+:8] = isd[c] ? rot[8*c+:8] : padv;
-      ac_data[32*c+:32] = isd[c] ? rot[32*c+:32] : {{24{padv[7]}}, padv};
+    if (wr) begin
+      rdbl = {bq, bq} >> {rsh, 3'b000};
+      rot = rdbl[CB*8-1:0];
+      for (int c = 0; c < COLS; c++) begin
+        be[c] = 17'(c) >= c_lcol && 17'(c) < c_lcol + len;
+        isd[c] = has_data && 17'(c) >= dsh && 17'(c) < dsh + nu;
+        sp_data[8*c+:8] = isd[c] ? rot[8*c+:8] : padv;
+        ac_data[32*c+:32] = isd[c] ? rot[32*c+:32] : {{24{padv[7]}}, padv};
+      end
+    end else begin
+      {rdbl, rot, be, isd, sp_data, ac_data} = '0;
     end
   end
   assign sp_we = wr && !cur_acc;

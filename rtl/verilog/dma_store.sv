@@ -212,23 +212,27 @@ module dma_store #(
   assign rp_lo = rp[BL-1:0];
   assign wp_row = wp[BL+:DLW];
   assign rp_row = rp[BL+:DLW];
-  always_comb begin
-    src = '0;
-    if (rd_acc) src[COLS*32-1:0] = ac_q;
-    else src[COLS*8-1:0] = sp_q;
-  end
   assign push_rot = rd_lo - wp_lo;
-  assign src_dbl = {src, src};
-  assign src_rot = src_dbl[push_rot*8+:B*8];
   logic [B*BL-1:0] push_idx;
+  // The push side is evaluated only in a cycle that reads a chunk (nothing
+  // is pushed otherwise), the pop side only while a beat is due: as
+  // procedural blocks under those conditions a simulator skips them (it
+  // evaluates every assign each cycle); synthesis sees a mux more.
   always_comb begin
-    for (int b = 0; b < B; b++) begin
-      // Index of bank b's byte in this push, (b - wp) mod B.
-      push_idx[b*BL+:BL] = BL'(b) - wp_lo;
-      st_we[b] = live && (BL + 1)'(push_idx[b*BL+:BL]) < rd_n;
-      st_wrow[b*DLW+:DLW] = wp_row + DLW'(BL'(b) < wp_lo);
-      // Pop side: bank b holds stream byte rp + ((b - rp) mod B).
-      st_rrow[b*DLW+:DLW] = rp_row + DLW'(BL'(b) < rp_lo);
+    if (rd_active) begin
+      src = '0;
+      if (rd_acc) src[COLS*32-1:0] = ac_q;
+      else src[COLS*8-1:0] = sp_q;
+      src_dbl = {src, src};
+      src_rot = src_dbl[push_rot*8+:B*8];
+      for (int b = 0; b < B; b++) begin
+        // Index of bank b's byte in this push, (b - wp) mod B.
+        push_idx[b*BL+:BL] = BL'(b) - wp_lo;
+        st_we[b] = live && (BL + 1)'(push_idx[b*BL+:BL]) < rd_n;
+        st_wrow[b*DLW+:DLW] = wp_row + DLW'(BL'(b) < wp_lo);
+      end
+    end else begin
+      {src, src_dbl, src_rot, push_idx, st_we, st_wrow} = '0;
     end
   end
   for (genvar b = 0; b < B; b++) begin : g_bank
@@ -277,6 +281,14 @@ module dma_store #(
   logic [2*B*8-1:0] rd_dbl;
   logic [BL-1:0] pop_rot;
   assign d_any = d_cnt != '0;
+  always_comb begin
+    if (d_any) begin
+      // Pop side: bank b holds stream byte rp + ((b - rp) mod B).
+      for (int b = 0; b < B; b++) st_rrow[b*DLW+:DLW] = rp_row + DLW'(BL'(b) < rp_lo);
+    end else begin
+      st_rrow = '0;
+    end
+  end
   assign beat_last = bk == d_beats[d_head] - 9'd1;
   assign fl = bk == 9'd0 ? d_fl[d_head] : '0;
   assign ll = beat_last ? d_ll[d_head] : LANE_LAST;
@@ -288,8 +300,15 @@ module dma_store #(
   // Lane j (>= fl) carries stream byte rp + j - fl, in bank (rp - fl + j) mod B.
   assign pop_off = fl;
   assign pop_rot = rp_lo - BL'(pop_off);
-  assign rd_dbl = {st_rdat, st_rdat};
-  assign wr_data = rd_dbl[pop_rot*8+:W*8];
+  always_comb begin
+    if (d_any) begin
+      rd_dbl  = {st_rdat, st_rdat};
+      wr_data = rd_dbl[pop_rot*8+:W*8];
+    end else begin
+      rd_dbl  = '0;
+      wr_data = '0;
+    end
+  end
   assign wr_last = d_any && beat_last;
 
   // Finish: the last beat of a store's last burst (or a sync's start).

@@ -40,13 +40,19 @@ module qadd #(
   assign xb = {b[7] & ~unsigned_in, b};
 
   logic [31:0] t, y;
+  // The fmas evaluate only in a cycle whose result is registered (LATENCY
+  // 1 with ce); q does not depend on them otherwise.
+  logic fma_en;
+  assign fma_en = (LATENCY == 0) || ce;
   qadd_fma u_fb (
+      .en(fma_en),
       .x(xb),
       .r(rb),
       .c(k),
       .y(t)
   );
   qadd_fma u_fa (
+      .en(fma_en),
       .x(xa),
       .r(ra),
       .c(t),

@@ -71,12 +71,16 @@ module requant #(
   localparam int SW = $clog2(QW + 2);
   // Width of r (+-2^(QW+1) at most) and of r + zp.
   localparam int RW = QW + 3;
+  // Evaluate the datapath: always when combinational, else only in a cycle
+  // that advances the pipeline (nothing else reads it). Both stages are
+  // procedural blocks under it, so a simulator skips them while idle.
+  logic en;
+  assign en = (LATENCY == 0) || ce;
 
   // ===================================================================
   // Stage A: decode both operands, multiply the significands.
   // ===================================================================
 
-  // ---- acc -> float32: |x| = mx * 2^(xe) with mx in [2^23, 2^24) --------
   logic        x_neg;
   logic        x_zero;
   logic [31:0] x_abs;  // |acc|, 2^31 for acc = -2^31
@@ -86,26 +90,6 @@ module requant #(
   logic [24:0] x_sig_r;  // rounded significand, 2^24 on carry
   logic [23:0] x_sig;
   logic        x_carry;
-
-  assign x_neg  = acc[31];
-  assign x_zero = (acc == 32'd0);
-  assign x_abs  = x_neg ? (~acc + 32'd1) : acc;
-
-  always_comb begin
-    x_lz = 5'd0;
-    for (int i = 0; i < 32; i++) if (x_abs[i]) x_lz = 5'(31 - i);
-  end
-
-  assign x_norm  = x_abs << x_lz;
-  // Bits 7..0 are the part below float32 precision (all zero when
-  // |acc| < 2^24: the conversion is exact there).
-  assign x_up    = x_norm[7] & ((|x_norm[6:0]) | x_norm[8]);
-  assign x_sig_r = {1'b0, x_norm[31:8]} + {24'd0, x_up};
-  assign x_carry = x_sig_r[24];
-  assign x_sig   = x_carry ? 24'h80_0000 : x_sig_r[23:0];
-  // |x| = x_sig * 2^(8 - x_lz + x_carry), exponent in [-23, 8].
-
-  // ---- scale: |s| = s_sig * 2^(s_exp_eff - 150 - s_lz) ------------------
   logic        s_neg;
   logic [ 7:0] s_exp;
   logic [22:0] s_frac;
@@ -116,37 +100,67 @@ module requant #(
   logic [23:0] s_sig_raw;
   logic [ 4:0] s_lz;  // leading zeros of s_sig_raw (0 for normals)
   logic [23:0] s_sig;  // normalised: bit 23 set
-
-  assign s_neg     = scale[31];
-  assign s_exp     = scale[30:23];
-  assign s_frac    = scale[22:0];
-  assign s_nan     = (&s_exp) & (|s_frac);
-  assign s_inf     = (&s_exp) & ~(|s_frac);
-  assign s_zero    = ~(|s_exp) & ~(|s_frac);
-  assign s_exp_eff = (|s_exp) ? s_exp : 8'd1;
-  assign s_sig_raw = {|s_exp, s_frac};
-
-  always_comb begin
-    s_lz = 5'd0;
-    for (int i = 0; i < 24; i++) if (s_sig_raw[i]) s_lz = 5'(23 - i);
-  end
-
-  assign s_sig = s_sig_raw << s_lz;
-
-  // ---- product: |x * s| = a_prod * 2^(a_exp), a_prod in [2^46, 2^48) -----
-  // a_exp = (8 - x_lz + x_carry) + (s_exp_eff - 150 - s_lz), in [-195, 112].
   logic        [47:0] a_prod;
   logic signed [ 9:0] a_exp;
   logic               a_neg;
   logic               a_zero;  // r = 0: NaN, 0 * inf, or a zero operand
   logic               a_inf;  // r = +-inf (saturate)
 
-  assign a_prod = {24'd0, x_sig} * {24'd0, s_sig};
-  assign a_exp = $signed({2'b00, s_exp_eff}) - $signed({5'd0, s_lz}) - $signed({5'd0, x_lz})
-               + $signed({9'd0, x_carry}) - 10'sd142;
-  assign a_neg = x_neg ^ s_neg;
-  assign a_zero = s_nan | s_zero | x_zero;
-  assign a_inf = s_inf & ~x_zero;
+  // Stage A under `en` (see the header): skipped by a simulator when idle.
+  always_comb begin
+    if (en) begin
+      // ---- acc -> float32: |x| = mx * 2^(xe) with mx in [2^23, 2^24) --------
+
+      x_neg  = acc[31];
+      x_zero = (acc == 32'd0);
+      x_abs  = x_neg ? (~acc + 32'd1) : acc;
+
+      begin
+        x_lz = 5'd0;
+        for (int i = 0; i < 32; i++) if (x_abs[i]) x_lz = 5'(31 - i);
+      end
+
+      x_norm  = x_abs << x_lz;
+      // Bits 7..0 are the part below float32 precision (all zero when
+      // |acc| < 2^24: the conversion is exact there).
+      x_up    = x_norm[7] & ((|x_norm[6:0]) | x_norm[8]);
+      x_sig_r = {1'b0, x_norm[31:8]} + {24'd0, x_up};
+      x_carry = x_sig_r[24];
+      x_sig   = x_carry ? 24'h80_0000 : x_sig_r[23:0];
+      // |x| = x_sig * 2^(8 - x_lz + x_carry), exponent in [-23, 8].
+
+      // ---- scale: |s| = s_sig * 2^(s_exp_eff - 150 - s_lz) ------------------
+
+      s_neg     = scale[31];
+      s_exp     = scale[30:23];
+      s_frac    = scale[22:0];
+      s_nan     = (&s_exp) & (|s_frac);
+      s_inf     = (&s_exp) & ~(|s_frac);
+      s_zero    = ~(|s_exp) & ~(|s_frac);
+      s_exp_eff = (|s_exp) ? s_exp : 8'd1;
+      s_sig_raw = {|s_exp, s_frac};
+
+      begin
+        s_lz = 5'd0;
+        for (int i = 0; i < 24; i++) if (s_sig_raw[i]) s_lz = 5'(23 - i);
+      end
+
+      s_sig = s_sig_raw << s_lz;
+
+      // ---- product: |x * s| = a_prod * 2^(a_exp), a_prod in [2^46, 2^48) -----
+      // a_exp = (8 - x_lz + x_carry) + (s_exp_eff - 150 - s_lz), in [-195, 112].
+
+      a_prod = {24'd0, x_sig} * {24'd0, s_sig};
+      a_exp = $signed({2'b00, s_exp_eff}) - $signed({5'd0, s_lz}) - $signed({5'd0, x_lz})
+                   + $signed({9'd0, x_carry}) - 10'sd142;
+      a_neg = x_neg ^ s_neg;
+      a_zero = s_nan | s_zero | x_zero;
+      a_inf = s_inf & ~x_zero;
+    end else begin
+      {x_neg, x_zero, x_abs, x_lz, x_norm, x_up, x_sig_r, x_sig, x_carry, s_neg, s_exp, s_frac,
+       s_nan, s_inf, s_zero, s_exp_eff, s_sig_raw, s_lz, s_sig, a_prod, a_exp, a_neg, a_zero, a_inf} = '0;
+    end
+  end
 
   // ---- optional pipeline register A -> B --------------------------------
   logic        [  47:0] b_prod;
@@ -162,7 +176,6 @@ module requant #(
   // Stage B: float32 rounding, integer rounding, zero point, clamp.
   // ===================================================================
 
-  // ---- float32 rounding of the product: |p| = b_sig * 2^(b_k - 23) -----
   logic                 b_top;  // product bit 47 set
   logic        [  23:0] b_sig_t;  // top 24 bits
   logic                 b_guard;
@@ -171,19 +184,6 @@ module requant #(
   logic signed [   9:0] b_k;  // floor(log2 |exact product|)
   logic                 b_small;  // |p| < 1/2: r = 0
   logic                 b_big;  // |p| >= 2^(QW+1): saturate
-
-  assign b_top    = b_prod[47];
-  assign b_sig_t  = b_top ? b_prod[47:24] : b_prod[46:23];
-  assign b_guard  = b_top ? b_prod[23] : b_prod[22];
-  assign b_sticky = b_top ? (|b_prod[22:0]) : (|b_prod[21:0]);
-  assign b_sig    = {1'b0, b_sig_t} + {24'd0, b_guard & (b_sticky | b_sig_t[0])};
-  assign b_k      = b_exp + 10'sd46 + $signed({9'd0, b_top});
-  assign b_small  = (b_k < -10'sd1);
-  assign b_big    = (b_k > 10'(QW));
-
-  // ---- round half to even onto the integers (-1 <= b_k <= QW) ----------
-  // |p| = (b_sig << (b_k + 1)) * 2^-24: 24 fraction bits below the integer
-  // part, the first of which is the half bit.
   logic [  SW-1:0] b_shift;  // b_k + 1 in 0..QW+1 (low bits suffice)
   logic [QW+25:0] b_fix;
   logic [  QW+1:0] b_int;
@@ -195,22 +195,45 @@ module requant #(
   logic [  RW-1:0] b_lo;  // max(r + zp, qmin)
   logic [  QW-1:0] b_q;
 
-  assign b_shift = b_k[SW-1:0] + {{(SW - 1) {1'b0}}, 1'b1};
-  assign b_fix   = {{(QW + 1) {1'b0}}, b_sig} << b_shift;
-  assign b_int   = b_fix[QW+25:24];
-  assign b_half  = b_fix[23];
-  assign b_rest  = |b_fix[22:0];
-
+  // Stage B under `en` (see the header): skipped by a simulator when idle.
   always_comb begin
-    if (b_zero | (b_small & ~b_inf)) b_mag = '0;
-    else if (b_inf | b_big) b_mag = {1'b1, {(QW + 1) {1'b0}}};
-    else b_mag = b_int + {{(QW + 1) {1'b0}}, b_half & (b_rest | b_int[0])};
-  end
+    if (en) begin
+      // ---- float32 rounding of the product: |p| = b_sig * 2^(b_k - 23) -----
 
-  assign b_r   = b_neg ? -{1'b0, b_mag} : {1'b0, b_mag};
-  assign b_sum = b_r + {{3{b_zp[QW-1]}}, b_zp};
-  assign b_lo  = ($signed(b_sum) < $signed({{3{b_qmin[QW-1]}}, b_qmin})) ? {{3{b_qmin[QW-1]}}, b_qmin} : b_sum;
-  assign b_q   = ($signed(b_lo) > $signed({{3{b_qmax[QW-1]}}, b_qmax})) ? b_qmax : b_lo[QW-1:0];
+      b_top    = b_prod[47];
+      b_sig_t  = b_top ? b_prod[47:24] : b_prod[46:23];
+      b_guard  = b_top ? b_prod[23] : b_prod[22];
+      b_sticky = b_top ? (|b_prod[22:0]) : (|b_prod[21:0]);
+      b_sig    = {1'b0, b_sig_t} + {24'd0, b_guard & (b_sticky | b_sig_t[0])};
+      b_k      = b_exp + 10'sd46 + $signed({9'd0, b_top});
+      b_small  = (b_k < -10'sd1);
+      b_big    = (b_k > 10'(QW));
+
+      // ---- round half to even onto the integers (-1 <= b_k <= QW) ----------
+      // |p| = (b_sig << (b_k + 1)) * 2^-24: 24 fraction bits below the integer
+      // part, the first of which is the half bit.
+
+      b_shift = b_k[SW-1:0] + {{(SW - 1) {1'b0}}, 1'b1};
+      b_fix   = {{(QW + 1) {1'b0}}, b_sig} << b_shift;
+      b_int   = b_fix[QW+25:24];
+      b_half  = b_fix[23];
+      b_rest  = |b_fix[22:0];
+
+      begin
+        if (b_zero | (b_small & ~b_inf)) b_mag = '0;
+        else if (b_inf | b_big) b_mag = {1'b1, {(QW + 1) {1'b0}}};
+        else b_mag = b_int + {{(QW + 1) {1'b0}}, b_half & (b_rest | b_int[0])};
+      end
+
+      b_r   = b_neg ? -{1'b0, b_mag} : {1'b0, b_mag};
+      b_sum = b_r + {{3{b_zp[QW-1]}}, b_zp};
+      b_lo  = ($signed(b_sum) < $signed({{3{b_qmin[QW-1]}}, b_qmin})) ? {{3{b_qmin[QW-1]}}, b_qmin} : b_sum;
+      b_q   = ($signed(b_lo) > $signed({{3{b_qmax[QW-1]}}, b_qmax})) ? b_qmax : b_lo[QW-1:0];
+    end else begin
+      {b_top, b_sig_t, b_guard, b_sticky, b_sig, b_k, b_small, b_big, b_shift, b_fix, b_int, b_half,
+       b_rest, b_mag, b_r, b_sum, b_lo, b_q} = '0;
+    end
+  end
 
   // ===================================================================
   // Pipeline registers.
