@@ -11,13 +11,6 @@ fn digits(rel: &str) -> String {
     root().join("compiler/tests/data/digits").join(rel).display().to_string()
 }
 
-fn npy_f32(path: &Path) -> (Vec<u64>, Vec<f32>) {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let f = npyz::NpyFile::new(&bytes[..]).unwrap();
-    let shape = f.shape().to_vec();
-    (shape, f.into_vec::<f32>().unwrap())
-}
-
 fn total_cycles(dir: &Path, json: &str) -> u64 {
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join(json)).unwrap()).unwrap();
     r["total_cycles"].as_u64().expect("total_cycles")

@@ -21,20 +21,9 @@ fn summary(model: &str, key: &str) -> f64 {
     s["models"][model][key].as_f64().unwrap_or_else(|| panic!("{model}.{key} in summary.json"))
 }
 
-fn npy_f32(path: &Path) -> (Vec<u64>, Vec<f32>) {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let f = npyz::NpyFile::new(&bytes[..]).unwrap();
-    let shape = f.shape().to_vec();
-    (shape, f.into_vec::<f32>().unwrap())
-}
-
 fn labels() -> Vec<i64> {
     let bytes = std::fs::read(digits("test_y.npy")).unwrap();
     npyz::NpyFile::new(&bytes[..]).unwrap().into_vec::<i64>().unwrap()
-}
-
-fn argmax(v: &[f32]) -> usize {
-    (0..v.len()).fold(0, |best, i| if v[i] > v[best] { i } else { best })
 }
 
 fn read_json(path: &Path) -> Value {

@@ -7,6 +7,8 @@
 //! - the accuracy over the 297 test images to equal ONNX Runtime's int8
 //!   accuracy in `summary.json`.
 
+mod common;
+use common::{argmax, npy_f32, npy_i64};
 use compiler::interp::{self, Tensor};
 use driver::Driver;
 use isa::HwConfig;
@@ -15,22 +17,6 @@ use std::time::Instant;
 
 fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("compiler/tests/data/digits")
-}
-
-fn npy_f32(path: &Path) -> (Vec<u64>, Vec<f32>) {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let f = npyz::NpyFile::new(&bytes[..]).unwrap();
-    let shape = f.shape().to_vec();
-    (shape, f.into_vec::<f32>().unwrap())
-}
-
-fn npy_i64(path: &Path) -> Vec<i64> {
-    let bytes = std::fs::read(path).unwrap();
-    npyz::NpyFile::new(&bytes[..]).unwrap().into_vec::<i64>().unwrap()
-}
-
-fn argmax(v: &[f32]) -> usize {
-    (0..v.len()).fold(0, |best, i| if v[i] > v[best] { i } else { best })
 }
 
 const MODELS: [&str; 3] = ["mlp_dense", "cnn_dense", "cnn_nm24"];

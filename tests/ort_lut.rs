@@ -10,6 +10,8 @@
 //! A third model chains nearest Resizes in every coordinate transformation
 //! and nearest mode, up and down, by scales and by sizes.
 
+mod common;
+use common::npy_f32;
 use compiler::interp::{self, Tensor};
 use driver::Driver;
 use isa::HwConfig;
@@ -17,13 +19,6 @@ use std::path::{Path, PathBuf};
 
 fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("compiler/tests/data/lut_models")
-}
-
-fn npy_f32(path: &Path) -> (Vec<u64>, Vec<f32>) {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let f = npyz::NpyFile::new(&bytes[..]).unwrap();
-    let shape = f.shape().to_vec();
-    (shape, f.into_vec::<f32>().unwrap())
 }
 
 fn check(model: &str) {

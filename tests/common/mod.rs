@@ -131,3 +131,22 @@ pub fn assert_one_line_error(o: &Output, code: i32, needles: &[&str]) {
         assert!(err.contains(n), "expected `{n}` in:\n{err}");
     }
 }
+
+/// A float32 `.npy` file's shape and elements.
+pub fn npy_f32(path: &Path) -> (Vec<u64>, Vec<f32>) {
+    let bytes = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let f = npyz::NpyFile::new(&bytes[..]).unwrap();
+    let shape = f.shape().to_vec();
+    (shape, f.into_vec::<f32>().unwrap())
+}
+
+/// An int64 `.npy` file's elements (labels).
+pub fn npy_i64(path: &Path) -> Vec<i64> {
+    let bytes = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    npyz::NpyFile::new(&bytes[..]).unwrap().into_vec::<i64>().unwrap()
+}
+
+/// The index of the largest element, the first on a tie (top-1).
+pub fn argmax(v: &[f32]) -> usize {
+    (0..v.len()).fold(0, |best, i| if v[i] > v[best] { i } else { best })
+}
