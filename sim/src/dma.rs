@@ -200,21 +200,20 @@ pub fn load_finish(
     let mut last_write = start;
     let mut chunks = 0;
     for_each_chunk(b, dim, |c| {
-        let ready = match chunk_dram(b, gather, &c) {
+        let ready = match (chunk_dram(b, gather, &c), stream) {
             // A compressed row is expanded once its whole record is in.
-            Some(_) if stream.is_some() => {
-                let s = stream.expect("checked");
+            (Some(_), Some(s)) => {
                 let hi = b.dram + s.at[(c.y - b.pad_top) as usize + 1];
                 let beat = (hi - 1) / w;
                 let i = plan.burst_of(0, beat);
                 data_start[i] + (beat - plan.bursts[i].beat0) + 1 + isa::timing::STREAM_EXPAND_CYCLES
             }
-            Some((range, _lo, hi)) => {
+            (Some((range, _lo, hi)), None) => {
                 let beat = (hi - 1) / w;
                 let i = plan.burst_of(range, beat);
                 data_start[i] + (beat - plan.bursts[i].beat0) + 1
             }
-            None => 0,
+            (None, _) => 0,
         };
         last_write = (last_write + 1).max(ready);
         chunks += 1;

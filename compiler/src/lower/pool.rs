@@ -242,8 +242,7 @@ pub fn lower_avgpool(
             "uint8 global average pooling needs an array with at least as many rows as columns",
         ));
     }
-    let (out_type, qmin, qmax) =
-        if cx.g.values[y].ty == ElemType::U8 { (ins::ELEM_U8, 0, 255) } else { (ins::ELEM_I8, -128, 127) };
+    let (out_type, qmin, qmax) = quant_type(cx.g.values[y].ty);
     let dim = cx.dim;
     let cb = c.div_ceil(dim);
     let [kh, kw] = p.kernel;
@@ -485,9 +484,8 @@ fn lower_avgpool_float(
         return Err(unsupported(node, "avgpool", format!("stride {sw} wider than 65535")));
     }
     let padded = p.pads != [0; 4];
-    let in_type = if cx.g.values[x].ty == ElemType::U8 { ins::ELEM_U8 } else { ins::ELEM_I8 };
-    let (out_type, qmin, qmax) =
-        if cx.g.values[y].ty == ElemType::U8 { (ins::ELEM_U8, 0, 255) } else { (ins::ELEM_I8, -128, 127) };
+    let (in_type, _, _) = quant_type(cx.g.values[x].ty);
+    let (out_type, qmin, qmax) = quant_type(cx.g.values[y].ty);
     let count = |oy: usize, ox: usize| {
         if p.count_include_pad {
             kh * kw
@@ -642,6 +640,13 @@ fn lower_avgpool_float(
         cx.code.phase(v);
     }
     Ok(0)
+}
+
+/// A pooled value's ISA element type and integer range (int8 unless uint8:
+/// the lowering only sees quantized pooling).
+fn quant_type(ty: ElemType) -> (u8, i16, i16) {
+    let (qmin, qmax) = ty.range().unwrap_or((-128, 127));
+    (if ty == ElemType::U8 { ins::ELEM_U8 } else { ins::ELEM_I8 }, qmin as i16, qmax as i16)
 }
 
 #[cfg(test)]
