@@ -970,14 +970,34 @@ pub fn area(
     let version = yosys_version(&cfg.name)?;
     let run = synthesize(&cfg.name, &version, "elaborate", &elaborate_script(cfg), opts, progress)?;
     let map_small = map_small(&parse_memories(&run.mem));
-    let run = synthesize(&cfg.name, &version, "generic", &generic_script(cfg, &map_small), opts, progress)?;
-    let (generic, gate_mm2) = generic_report(cfg, table, &run)?;
-    let fpga = match opts.fpga {
-        Some(f) => {
+    // The generic and the FPGA syntheses are independent: run at once (each
+    // yosys is single-threaded, so on two cores the pair takes the longer
+    // one's time, not the sum), the FPGA one on a thread whose passes reach
+    // `progress` through a channel.
+    let (generic_run, fpga_run) = std::thread::scope(|scope| {
+        let (pass_tx, pass_rx) = std::sync::mpsc::channel::<String>();
+        let fpga = opts.fpga.map(|f| {
             let script = fpga_script(cfg, f, &map_small);
-            let run = synthesize(&cfg.name, &version, f.family(), &script, opts, progress)?;
-            Some(fpga_report(cfg, f, &run)?)
+            let (name, version) = (&cfg.name, &version);
+            scope.spawn(move || {
+                let mut heard = |pass: &str| {
+                    let _ = pass_tx.send(pass.to_string());
+                };
+                (f, synthesize(name, version, f.family(), &script, opts, &mut heard))
+            })
+        });
+        let generic = synthesize(&cfg.name, &version, "generic", &generic_script(cfg, &map_small), opts, progress);
+        // The FPGA passes heard so far, then the rest as they come (the
+        // channel closes when that thread ends).
+        for pass in pass_rx {
+            progress(&pass);
         }
+        let fpga = fpga.map(|h| h.join().expect("the FPGA synthesis thread panicked"));
+        (generic, fpga)
+    });
+    let (generic, gate_mm2) = generic_report(cfg, table, &generic_run?)?;
+    let fpga = match fpga_run {
+        Some((f, run)) => Some(fpga_report(cfg, f, &run?)?),
         None => None,
     };
 

@@ -106,4 +106,8 @@ fn tiny_config_synthesizes_and_compares_with_the_model() {
     assert_eq!(again.synthesized, r.synthesized);
     assert_eq!(again.generic.modules, r.generic.modules);
     assert_eq!(again.fpga.as_ref().unwrap().luts, f.luts);
+    // Without the FPGA synthesis (the generic one alone, no second thread).
+    let generic = area::area(&cfg, &table, &Options { fpga: None, cache: true }, &mut |_| {}).unwrap();
+    assert!(generic.fpga.is_none() && generic.generic.cached);
+    assert_eq!(generic.synthesized, r.synthesized);
 }
