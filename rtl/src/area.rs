@@ -960,7 +960,8 @@ fn short_memory(mem: &str) -> String {
 }
 
 /// Synthesizes `cfg` and costs it with `table`; `progress` hears each yosys
-/// pass as it starts (`"generic: OPT"`).
+/// pass as it starts (`"generic: OPT"`; the FPGA synthesis runs at the same
+/// time, its passes are heard once the generic one is done).
 pub fn area(
     cfg: &HwConfig,
     table: &EnergyTable,
