@@ -14,6 +14,7 @@ pub mod ir_codec;
 pub mod lower;
 pub mod lut;
 pub mod npy;
+pub mod resize;
 pub mod onnx;
 mod strided;
 pub mod text;
