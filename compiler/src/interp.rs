@@ -471,7 +471,7 @@ fn resize_linear(r: &crate::resize::LinearResize, xs: &[i32], xv: &Value, yv: &V
     use crate::resize::{interpolate, LinearRounding};
     let (qx, qy) = (q_of(xv)?, q_of(yv)?);
     let [n, c, h, w] = xv.shape[..] else { return Err("resize of a value that is not NCHW".into()) };
-    let (ty, tx) = (r.taps(0, h), r.taps(1, w));
+    let [ty, tx] = r.taps([h, w]);
     let value = |q: i32| match r.rounding {
         LinearRounding::Trunc => q as f32,
         LinearRounding::Requantize => vector::dequantize(q, qx.scale, qx.zp),

@@ -12,7 +12,9 @@
 //! - on integers (QOperator: Resize on int8/uint8), `trunc(v)` — a C++ cast,
 //!   not rounding; on dequantized values (QDQ: DQ → Resize → Q), `v` of
 //!   `f32(q − zp)·s`, then QuantizeLinear (round half to even). The two
-//!   differ, so they are two meanings of one op ([`LinearRounding`]).
+//!   differ, so they are two meanings of one op ([`LinearRounding`]);
+//! - an output of the input's size is the input (then requantized), whatever
+//!   the scales: ORT returns it unchanged.
 //!
 //! The IR stores the mode and scales, not the taps: [`LinearResize::taps`]
 //! derives them, the one definition the interpreter and the lowering share.
@@ -99,8 +101,19 @@ pub struct LinearResize {
 }
 
 impl LinearResize {
+    /// The taps of H and W of an input of `in_hw` rows and columns. Where
+    /// the output has the input's size ORT copies the input, whatever the
+    /// scales say (`upsample.cc`: equal dimensions return the input): taps
+    /// of weight 1 on the pixel itself (`1·x + 0·… = x` exactly).
+    pub fn taps(&self, in_hw: [usize; 2]) -> [Vec<Tap>; 2] {
+        if self.out == in_hw {
+            return in_hw.map(|n| (0..n).map(|o| Tap { i1: o, i2: (o + 1).min(n - 1), d1: 0.0, d2: 1.0 }).collect());
+        }
+        [self.axis_taps(0, in_hw[0]), self.axis_taps(1, in_hw[1])]
+    }
+
     /// The taps of the `axis` (0: H, 1: W) of an input `in_len` long.
-    pub fn taps(&self, axis: usize, in_len: usize) -> Vec<Tap> {
+    fn axis_taps(&self, axis: usize, in_len: usize) -> Vec<Tap> {
         let out_len = self.out[axis];
         let top = (in_len - 1) as f32;
         (0..out_len)
@@ -135,13 +148,28 @@ mod tests {
             out: [4, 4],
             rounding: LinearRounding::Trunc,
         };
-        let t = r.taps(1, 2);
+        let [_, t] = r.taps([3, 2]);
         // x = -0.25 clamps to 0; x = 1.25 to 1, the last column, where
         // i1 = i2 and both distances are 0.5.
         assert_eq!(t[0], Tap { i1: 0, i2: 1, d1: 0.0, d2: 1.0 });
         assert_eq!(t[1], Tap { i1: 0, i2: 1, d1: 0.25, d2: 0.75 });
         assert_eq!(t[2], Tap { i1: 0, i2: 1, d1: 0.75, d2: 0.25 });
         assert_eq!(t[3], Tap { i1: 1, i2: 1, d1: 0.5, d2: 0.5 });
+    }
+
+    #[test]
+    fn an_unchanged_size_copies_whatever_the_scales() {
+        let r = LinearResize {
+            mode: CoordMode::Asymmetric,
+            scales: [1.25, 1.16],
+            out: [2, 6],
+            rounding: LinearRounding::Trunc,
+        };
+        let [ty, tx] = r.taps([2, 6]);
+        for (o, t) in ty.iter().chain(&tx).enumerate() {
+            let x = [7.0, f32::MAX, -3.0, 1e-30];
+            assert_eq!(interpolate(x, *t, *t), 7.0, "tap {o}: {t:?}");
+        }
     }
 
     #[test]

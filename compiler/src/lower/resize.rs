@@ -128,7 +128,7 @@ pub fn lower_resize_linear(
         return Err(err("only NCHW feature maps are resized".into()));
     };
     let (h, w, c) = (*h, *w, *c);
-    let (rows, cols): (Vec<Tap>, Vec<Tap>) = (r.taps(0, h), r.taps(1, w));
+    let [rows, cols]: [Vec<Tap>; 2] = r.taps([h, w]);
     let (oh, ow) = (rows.len(), cols.len());
     let dim = cx.dim;
     let nb = c.div_ceil(dim);
