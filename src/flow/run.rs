@@ -166,7 +166,7 @@ pub fn inferences_per_run(prog: &Program) -> u64 {
 /// `saved_vs_dense`. Does nothing otherwise.
 pub fn with_dense_savings(model: Compiled<'_>, batch: &Batch, table: &EnergyTable, rep: &mut Report) -> Result<()> {
     let Some(run) = rep.model.as_mut() else { return Ok(()) };
-    if !run.layers.iter().any(|l| l.weights == Some("i8s24")) || model.prog.meta.graph.is_empty() {
+    if !run.layers.iter().any(|l| l.weight_format == Some("i8s24")) || model.prog.meta.graph.is_empty() {
         return Ok(());
     }
     let graph = super::check::recorded_graph(model.prog, "the program")?;
