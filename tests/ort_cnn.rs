@@ -42,18 +42,8 @@ const FORMS: [&str; 4] = ["qop_int8", "qop_uint8", "qdq_int8", "qdq_uint8"];
 /// Checked exactly: a pending case that passes, or fails otherwise, fails
 /// the test.
 const PENDING: &[(&str, &str, &str, &str)] = &[
-    (
-        "upsample_block",
-        "qop_int8",
-        "`resize11_out_quantized` (resize_linear)",
-        NHWC_RESIZE,
-    ),
-    (
-        "upsample_block",
-        "qop_uint8",
-        "`resize11_out_quantized` (resize_linear)",
-        NHWC_RESIZE,
-    ),
+    ("upsample_block", "qop_int8", "`resize11_out_quantized` (resize_linear)", NHWC_RESIZE),
+    ("upsample_block", "qop_uint8", "`resize11_out_quantized` (resize_linear)", NHWC_RESIZE),
 ];
 
 /// Why a QOperator linear Resize between QLinearConvs is not exact yet.

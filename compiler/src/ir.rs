@@ -695,8 +695,8 @@ fn infer_legacy_shape(op: &Op, x: &Vec<usize>, ins: &[&Value]) -> Option<Vec<usi
         }
         Op::ResizeLinear(r) => {
             let [n, c, _, _] = x[..] else { return None };
-            let ok = r.out.iter().all(|&o| (1..=1 << 16).contains(&o))
-                && r.scales.iter().all(|s| s.is_finite() && *s > 0.0);
+            let ok =
+                r.out.iter().all(|&o| (1..=1 << 16).contains(&o)) && r.scales.iter().all(|s| s.is_finite() && *s > 0.0);
             ok.then(|| vec![n, c, r.out[0], r.out[1]])
         }
         Op::Concat { axis } => {

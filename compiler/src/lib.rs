@@ -14,8 +14,8 @@ pub mod ir_codec;
 pub mod lower;
 pub mod lut;
 pub mod npy;
-pub mod resize;
 pub mod onnx;
+pub mod resize;
 mod strided;
 pub mod text;
 

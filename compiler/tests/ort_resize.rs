@@ -109,7 +109,10 @@ fn case_model(c: &Json) -> Vec<u8> {
         inits.push(tensor("sizes", DataType::Int64, &[4], raw));
         vec!["roi".into(), String::new(), "sizes".into()]
     } else {
-        let s: Vec<f32> = [1.0, 1.0].into_iter().chain(c["scales"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32)).collect();
+        let s: Vec<f32> = [1.0, 1.0]
+            .into_iter()
+            .chain(c["scales"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32))
+            .collect();
         inits.push(tensor("scales", DataType::Float, &[4], s.iter().flat_map(|v| v.to_le_bytes()).collect()));
         vec!["roi".into(), "scales".into()]
     };
@@ -124,7 +127,12 @@ fn case_model(c: &Json) -> Vec<u8> {
     let resize = |i: &str, o: &str| {
         let mut input = vec![i.to_string()];
         input.extend(resize_inputs.iter().cloned());
-        node("Resize", input, o, vec![attr_s("mode", "linear"), attr_s("coordinate_transformation_mode", c["mode"].as_str().unwrap())])
+        node(
+            "Resize",
+            input,
+            o,
+            vec![attr_s("mode", "linear"), attr_s("coordinate_transformation_mode", c["mode"].as_str().unwrap())],
+        )
     };
     let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
     let nodes = if c["kind"] == "qop" {
@@ -132,7 +140,10 @@ fn case_model(c: &Json) -> Vec<u8> {
         // quantized, so the float input is quantized with scale 1, zero
         // point 0 (exact on these integers) — a truncating resize does not
         // read the quantization.
-        inits.extend([tensor("one", DataType::Float, &[], 1f32.to_le_bytes().to_vec()), tensor("zero", dt, &[], vec![0])]);
+        inits.extend([
+            tensor("one", DataType::Float, &[], 1f32.to_le_bytes().to_vec()),
+            tensor("zero", dt, &[], vec![0]),
+        ]);
         vec![node("QuantizeLinear", names(&["xq", "one", "zero"]), "x", vec![]), resize("x", "y")]
     } else {
         inits.extend([
@@ -225,7 +236,9 @@ fn run_model(c: &Case, cfg: &HwConfig) -> Vec<i32> {
     let lowered = compiler::lower::lower(&c.graph, cfg).unwrap_or_else(|e| panic!("{}: {}: {e}", cfg.name, c.what()));
     let mut d = Driver::new(sim::Model::new(cfg).unwrap());
     d.load(&lowered.program).unwrap();
-    d.infer_quantized(&lowered.program, &c.input_q).unwrap_or_else(|e| panic!("{}: {}: {e}", cfg.name, c.what())).output_q
+    d.infer_quantized(&lowered.program, &c.input_q)
+        .unwrap_or_else(|e| panic!("{}: {}: {e}", cfg.name, c.what()))
+        .output_q
 }
 
 #[test]

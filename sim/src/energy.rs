@@ -688,7 +688,15 @@ mod tests {
         let prog = program(vec![
             Instr::from(ins::Ldw { k: 16, n: 16, wfmt: ins::WFMT_I4, ..Default::default() }),
             // Swaps the int4 tile in, preloads a 2:4 one (8 kept rows).
-            Instr::from(ins::Matmul { m: 10, swap: 1, preload: 1, k: 8, n: 16, wfmt: ins::WFMT_I8_S24, ..Default::default() }),
+            Instr::from(ins::Matmul {
+                m: 10,
+                swap: 1,
+                preload: 1,
+                k: 8,
+                n: 16,
+                wfmt: ins::WFMT_I8_S24,
+                ..Default::default()
+            }),
             Instr::from(ins::Matmul { m: 5, swap: 1, ..Default::default() }),
             // No swap: the 2:4 tile again.
             Instr::from(ins::Matmul { m: 2, ..Default::default() }),
@@ -705,7 +713,10 @@ mod tests {
         let as_int8 = energy(&cfg, &c, &t).dynamic("mac").unwrap();
         assert!(close(as_int8 - by_format, 2560.0 * 0.1), "{as_int8} vs {by_format}");
         // The registers are written once per performed MAC, whatever the format.
-        assert_eq!(super::energy(&cfg, &prog, &c, &t).dynamic("pe_registers"), energy(&cfg, &c, &t).dynamic("pe_registers"));
+        assert_eq!(
+            super::energy(&cfg, &prog, &c, &t).dynamic("pe_registers"),
+            energy(&cfg, &c, &t).dynamic("pe_registers")
+        );
         // A run cut short keeps the program's proportions.
         let half = MacFormats::of_program(&prog, &counters(&[(Counter::Macs, want.total() / 2)]));
         assert_eq!(half, MacFormats { int4: 1280, sparse24: 448, int8: 12 });

@@ -140,7 +140,10 @@ pub fn weight_format(prog: &Program, first: usize, last: usize) -> Option<&'stat
 /// (the compressed stream: per row a bitmask, then the non-zero bytes) —
 /// from its stored weights where the program records them, else from the
 /// tiles it loads (`tiles`, [`weight_format`]).
-pub fn reported_format(stored: Option<compiler::gemm::WeightFormat>, tiles: Option<&'static str>) -> Option<&'static str> {
+pub fn reported_format(
+    stored: Option<compiler::gemm::WeightFormat>,
+    tiles: Option<&'static str>,
+) -> Option<&'static str> {
     use compiler::gemm::WeightFormat;
     match stored {
         Some(WeightFormat::StreamSparseI8) => Some("i8-mask"),

@@ -69,7 +69,14 @@ fn scalar_rows(v: impl Iterator<Item = f32>, dim: usize) -> Vec<u8> {
 /// LOADs of output pixels `o0..o0 + rr` of one neighbour (source row
 /// `row`, source columns `cols[o]`) into a tile at `base` column-blocked by
 /// `rr` rows: one per run of pixels whose source column stays or steps by one.
-fn gather(inb: &Buffer, (c, dim): (usize, usize), row: usize, cols: &[usize], (o0, rr): (usize, usize), base: u16) -> Vec<Instr> {
+fn gather(
+    inb: &Buffer,
+    (c, dim): (usize, usize),
+    row: usize,
+    cols: &[usize],
+    (o0, rr): (usize, usize),
+    base: u16,
+) -> Vec<Instr> {
     let (pitch, first) = row_pitch(inb);
     let mut out = Vec::new();
     let mut r = 0;
@@ -138,7 +145,9 @@ pub fn lower_resize_linear(
         p = p.div_ceil(2).min(p - 1);
     }
     if p == 0 {
-        return Err(err(format!("a pixel of {c} channels does not fit the scratchpad and accumulator with its temporaries")));
+        return Err(err(format!(
+            "a pixel of {c} channels does not fit the scratchpad and accumulator with its temporaries"
+        )));
     }
     let p = ow.div_ceil(ow.div_ceil(p));
     let dx1 = cx.mem.alloc_bytes(&scalar_rows(cols.iter().map(|t| t.d1), dim));
@@ -246,7 +255,9 @@ mod tests {
         // Every binary32 value of magnitude below 512 (all exponents, every
         // mantissa of a stride that covers integers, halves and neighbours).
         let mut checked = 0u64;
-        for bits in (0u32..0x4400_0000).step_by(7).chain((0x3F00_0000..0x4400_0000).step_by(1 << 10).flat_map(|b| b - 3..b + 4)) {
+        for bits in
+            (0u32..0x4400_0000).step_by(7).chain((0x3F00_0000..0x4400_0000).step_by(1 << 10).flat_map(|b| b - 3..b + 4))
+        {
             for x in [f32::from_bits(bits), -f32::from_bits(bits)] {
                 let want = x.trunc();
                 assert_eq!(trunc_by_vops(x, false), want, "{x:e}");
