@@ -39,9 +39,8 @@ pub const MAGIC: [u8; 8] = *b"STMGRAPH";
 /// be references to the program's packed data).
 pub const VERSION: u32 = 2;
 
-/// Op tag of a linear resize: apart from the dense run of tags so that ops
-/// added alongside it on other branches keep theirs.
-const RESIZE_LINEAR_TAG: u8 = 40;
+/// Op tag of a linear resize (the tags below it are in `op_tag`'s match).
+const RESIZE_LINEAR_TAG: u8 = 26;
 
 /// Where a conv or dense layer's weights are packed in a program's data:
 /// per group (one for dense) the offset of its B `[k, n]` packed in
@@ -671,7 +670,7 @@ fn decode_pool(r: &mut Reader<'_>) -> Result<PoolParams, DecodeError> {
 
 /// One op; `packed` receives a conv or dense layer's packed reference.
 fn decode_op(r: &mut Reader<'_>, data: &[u8], packed: &mut Option<PackedRef>) -> Result<Op, DecodeError> {
-    Ok(match r.tag("op", 26)? {
+    Ok(match r.tag("op", RESIZE_LINEAR_TAG + 1)? {
         0 => Op::Quantize,
         1 => Op::Dequantize,
         2 => {

@@ -232,6 +232,11 @@ fn run_interp(c: &Case) -> Vec<i32> {
     vals[c.graph.outputs[0]].as_quant().expect("quantized output").to_vec()
 }
 
+fn run_interp_on(g: &Graph, c: &Case) -> Vec<i32> {
+    let vals = interp::run(g, std::slice::from_ref(&c.input)).unwrap_or_else(|e| panic!("{}: {e}", c.what()));
+    vals[g.outputs[0]].as_quant().expect("quantized output").to_vec()
+}
+
 fn run_model(c: &Case, cfg: &HwConfig) -> Vec<i32> {
     let lowered = compiler::lower::lower(&c.graph, cfg).unwrap_or_else(|e| panic!("{}: {}: {e}", cfg.name, c.what()));
     let mut d = Driver::new(sim::Model::new(cfg).unwrap());
@@ -264,6 +269,16 @@ fn linear_resize_matches_onnx_runtime() {
         }
     }
     println!("{} cases, {outputs} outputs ({qdq} QDQ): every one equal to ORT's", cases.len());
+    // The graph a program records for `run --check` keeps the op exactly,
+    // and so does the text format.
+    for c in &cases {
+        let back = compiler::ir_codec::decode(&compiler::ir_codec::encode(&c.graph))
+            .unwrap_or_else(|e| panic!("{}: {e}", c.what()));
+        assert_eq!(back, c.graph, "{}: the graph encoding", c.what());
+        let text = compiler::text::print(&c.graph);
+        let parsed = compiler::text::parse(&text).unwrap_or_else(|e| panic!("{}: {e}\n{text}", c.what()));
+        assert_eq!(run_interp_on(&parsed, c), run_interp(c), "{}: the text form", c.what());
+    }
     assert_eq!(outputs as u64, meta["total_outputs"].as_u64().unwrap());
     assert!(outputs >= 1_000_000 && qdq >= 400_000, "{outputs} outputs, {qdq} QDQ");
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
