@@ -48,9 +48,10 @@ const PENDING: &[(&str, &str, &str, &str)] = &[
 
 /// Why a QOperator linear Resize between QLinearConvs is not exact yet.
 const NHWC_RESIZE: &str = "ORT's NHWC transformer moves a QOperator Resize between QLinearConvs into channels-last, \
-    where its int8/uint8 kernel is NhwcUpsampleBilinearInteger (weights in 2^10 fixed point, integer sum / 2^20) \
-    instead of the NCHW binary32 kernel the import follows (exact on the fixtures of compiler/tests/ort_resize.rs); \
-    the x2 half_pixel Resize, whose weights are exact in both, matches";
+    where its int8/uint8 kernel is NhwcUpsampleBilinearInteger: weights |int32(f32(x) * 1024) - i * 1024| (512 each at \
+    the edge), products summed in int32, / 2^20 toward zero (this formula reproduces all 4,608 outputs of \
+    resize11 in both forms from ORT's own input tensor), not the NCHW binary32 kernel the import follows (exact on \
+    compiler/tests/ort_resize.rs); the x2 half_pixel Resize, whose weights are exact in both, matches";
 
 fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ort_cnn")
