@@ -45,7 +45,7 @@ fn main() {
     let run_s = t1.elapsed().as_secs_f64();
     let cycles = systole::flow::layers::layer_cycles(&inf.report.trace, &layers);
     let counters = &inf.report.counters;
-    let energy = sim::energy::energy(&cfg, counters, &sim::energy::EnergyTable::default());
+    let energy = sim::energy::energy(&cfg, prog, counters, &sim::energy::EnergyTable::default());
 
     let base: HashMap<String, LayerBaseline> =
         baseline::of_graph(&graph, &cfg).into_iter().map(|b| (b.name.clone(), b)).collect();

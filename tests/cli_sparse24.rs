@@ -41,12 +41,12 @@ fn compile_weights_auto_and_dense_and_the_savings_report() {
     assert!(errors.is_empty(), "{}", errors.join("\n"));
     let layers = r["layers"].as_array().unwrap();
     let conv2 = layers.iter().find(|l| l["name"].as_str().unwrap().starts_with("/conv2/")).unwrap();
-    assert_eq!(conv2["weights"], "i8s24");
+    assert_eq!(conv2["weight_format"], "i8s24");
     let saved = &conv2["saved_vs_dense"];
     assert!(saved["cycles"].as_i64().unwrap() > 0 && saved["dram_bus_bytes"].as_i64().unwrap() > 0, "{saved}");
     assert!(saved["energy_pj"].as_f64().unwrap() > 0.0, "{saved}");
     let conv1 = layers.iter().find(|l| l["name"].as_str().unwrap().starts_with("/conv1/")).unwrap();
-    assert!(conv1["weights"] == "i8" && conv1.get("saved_vs_dense").is_none(), "{conv1}");
+    assert!(conv1["weight_format"] == "i8" && conv1.get("saved_vs_dense").is_none(), "{conv1}");
 
     // The RTL has no 2:4 PEs: refused before anything runs, naming the instruction.
     let o = systole(d, &["run", "auto.sbin", "--input", "x.npy", "--backend", "rtl"]);

@@ -70,6 +70,11 @@
 //!   ONNX Runtime's QLinearConcat bit for bit.
 //! - **Resize** (nearest): `y[n, c, oy, ox] = x[n, c, rows[oy], cols[ox]]`
 //!   through the identity's table (the output may be quantized differently).
+//! - **ResizeLinear**: ONNX Runtime's bilinear Resize (`crate::resize`):
+//!   the binary32 interpolation of the four neighbours, truncated toward
+//!   zero on the integers (QOperator; the output keeps the input's
+//!   quantization), or of the dequantized neighbours then `quantize` into
+//!   the output's quantization (QDQ).
 //! - **Lut** (Sigmoid, Tanh, HardSigmoid, HardSwish, LeakyRelu, Clip and
 //!   requantization): each value through the 256-entry table
 //!   `lut::table(f, x's type and quantization, y's)`: dequantize, the op in
@@ -461,6 +466,37 @@ fn check_clamp(qmin: i32, qmax: i32, y: &Q) -> Result<(), String> {
     Ok(())
 }
 
+/// [`Op::ResizeLinear`] on NCHW data (see the module docs).
+fn resize_linear(r: &crate::resize::LinearResize, xs: &[i32], xv: &Value, yv: &Value) -> Result<Vec<i32>, String> {
+    use crate::resize::{interpolate, LinearRounding};
+    let (qx, qy) = (q_of(xv)?, q_of(yv)?);
+    let [n, c, h, w] = xv.shape[..] else { return Err("resize of a value that is not NCHW".into()) };
+    let [ty, tx] = r.taps([h, w]);
+    let value = |q: i32| match r.rounding {
+        LinearRounding::Trunc => q as f32,
+        LinearRounding::Requantize => vector::dequantize(q, qx.scale, qx.zp),
+    };
+    if r.rounding == LinearRounding::Trunc && (xv.ty != yv.ty || xv.quant != yv.quant) {
+        return Err("a truncating linear resize keeps its input's type and quantization".into());
+    }
+    let mut out = Vec::with_capacity(n * c * ty.len() * tx.len());
+    for plane in xs.chunks_exact(h * w).take(n * c) {
+        let f: Vec<f32> = plane.iter().map(|&q| value(q)).collect();
+        for &a in &ty {
+            for &b in &tx {
+                let nb = [f[a.i1 * w + b.i1], f[a.i1 * w + b.i2], f[a.i2 * w + b.i1], f[a.i2 * w + b.i2]];
+                let v = interpolate(nb, a, b);
+                out.push(match r.rounding {
+                    // A C++ cast: toward zero (in range by construction).
+                    LinearRounding::Trunc => (v as i32).clamp(qy.qmin, qy.qmax),
+                    LinearRounding::Requantize => quantize(v, qy.scale, qy.zp, qy.qmin, qy.qmax),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn quant_data(t: &Tensor) -> Result<&[i32], String> {
     t.as_quant().ok_or_else(|| "a float tensor reached an op on quantized tensors".to_string())
 }
@@ -572,6 +608,7 @@ fn eval<V: Values + ?Sized>(g: &Graph, n: &Node, vals: &V, lanes: usize) -> Resu
             }
             TensorData::Quant(out)
         }
+        Op::ResizeLinear(r) => TensorData::Quant(resize_linear(r, quant_data(x)?, xv, yv)?),
         Op::Lut(f) => {
             let t = Lut::new(f, xv, yv)?;
             TensorData::Quant(quant_data(x)?.iter().map(|&v| t.apply(v)).collect())

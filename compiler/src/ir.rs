@@ -284,6 +284,10 @@ pub enum Op {
         rows: Vec<usize>,
         cols: Vec<usize>,
     },
+    /// Linear (bilinear) resize of NCHW's H and W, exactly as ONNX Runtime
+    /// computes it (`crate::resize`): truncated on the integers (QOperator)
+    /// or requantized from the dequantized input (QDQ).
+    ResizeLinear(crate::resize::LinearResize),
 
     // ---- Transformer ops (float vector math, int64 indices), lowered by
     // `lower::transformer` (embeddings and masks on the host); the
@@ -364,6 +368,7 @@ impl Op {
             Op::Concat { .. } => "concat",
             Op::Lut(f) => f.name(),
             Op::Resize { .. } => "resize",
+            Op::ResizeLinear(_) => "resize_linear",
             Op::Constant { .. } => "constant",
             Op::MaskSelect { .. } => "mask_select",
             Op::Embedding(_) => "embedding",
@@ -687,6 +692,12 @@ fn infer_legacy_shape(op: &Op, x: &Vec<usize>, ins: &[&Value]) -> Option<Vec<usi
             let [n, c, h, w] = x[..] else { return None };
             let inside = rows.iter().all(|&r| r < h) && cols.iter().all(|&q| q < w);
             (inside && !rows.is_empty() && !cols.is_empty()).then(|| vec![n, c, rows.len(), cols.len()])
+        }
+        Op::ResizeLinear(r) => {
+            let [n, c, _, _] = x[..] else { return None };
+            let ok =
+                r.out.iter().all(|&o| (1..=1 << 16).contains(&o)) && r.scales.iter().all(|s| s.is_finite() && *s > 0.0);
+            ok.then(|| vec![n, c, r.out[0], r.out[1]])
         }
         Op::Concat { axis } => {
             let mut out = x.clone();

@@ -39,6 +39,9 @@ pub const MAGIC: [u8; 8] = *b"STMGRAPH";
 /// be references to the program's packed data).
 pub const VERSION: u32 = 2;
 
+/// Op tag of a linear resize (the tags below it are in `op_tag`'s match).
+const RESIZE_LINEAR_TAG: u8 = 26;
+
 /// Where a conv or dense layer's weights are packed in a program's data:
 /// per group (one for dense) the offset of its B `[k, n]` packed in
 /// `format` on tiles `tile_n` columns wide (`gemm::PackedWeights`), and
@@ -466,6 +469,7 @@ fn encode_op(op: &Op, packed: Option<&PackedRef>, w: &mut Writer) {
         Op::Concat { .. } => 11,
         Op::Lut(_) => 12,
         Op::Resize { .. } => 13,
+        Op::ResizeLinear(_) => RESIZE_LINEAR_TAG,
         Op::Constant { .. } => 14,
         Op::MaskSelect { .. } => 15,
         Op::Embedding(_) => 16,
@@ -512,6 +516,14 @@ fn encode_op(op: &Op, packed: Option<&PackedRef>, w: &mut Writer) {
             w.u8(tag);
             w.f32(a);
             w.f32(b);
+        }
+        Op::ResizeLinear(r) => {
+            w.u8(crate::resize::CoordMode::ALL.iter().position(|&m| m == r.mode).unwrap_or(0) as u8);
+            w.f32(r.scales[0]);
+            w.f32(r.scales[1]);
+            w.len(r.out[0]);
+            w.len(r.out[1]);
+            w.u8((r.rounding == crate::resize::LinearRounding::Requantize) as u8);
         }
         Op::Resize { rows, cols } => {
             for v in [rows, cols] {
@@ -658,7 +670,7 @@ fn decode_pool(r: &mut Reader<'_>) -> Result<PoolParams, DecodeError> {
 
 /// One op; `packed` receives a conv or dense layer's packed reference.
 fn decode_op(r: &mut Reader<'_>, data: &[u8], packed: &mut Option<PackedRef>) -> Result<Op, DecodeError> {
-    Ok(match r.tag("op", 26)? {
+    Ok(match r.tag("op", RESIZE_LINEAR_TAG + 1)? {
         0 => Op::Quantize,
         1 => Op::Dequantize,
         2 => {
@@ -724,6 +736,14 @@ fn decode_op(r: &mut Reader<'_>, data: &[u8], packed: &mut Option<PackedRef>) ->
         10 => Op::Transpose { perm: r.usizes("transpose permutation")? },
         11 => Op::Concat { axis: r.usize("concat axis")? },
         13 => Op::Resize { rows: r.usizes("resize rows")?, cols: r.usizes("resize columns")? },
+        RESIZE_LINEAR_TAG => {
+            use crate::resize::{CoordMode, LinearResize, LinearRounding};
+            let mode = CoordMode::ALL[r.tag("linear resize mode", 4)? as usize];
+            let scales = [r.f32("resize scale")?, r.f32("resize scale")?];
+            let out = [r.usize("resize height")?, r.usize("resize width")?];
+            let rounding = [LinearRounding::Trunc, LinearRounding::Requantize][r.tag("resize rounding", 2)? as usize];
+            Op::ResizeLinear(LinearResize { mode, scales, out, rounding })
+        }
         tag @ 14.. => decode_transformer_op(r, tag)?,
         12 => {
             let tag = r.tag("unary function", 7)?;

@@ -15,6 +15,7 @@ pub mod lower;
 pub mod lut;
 pub mod npy;
 pub mod onnx;
+pub mod resize;
 mod strided;
 pub mod text;
 

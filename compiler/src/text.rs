@@ -404,6 +404,17 @@ fn print_node(s: &mut String, g: &Graph, n: &Node) {
             let list = |v: &[usize]| v.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ");
             let _ = write!(s, " rows=[{}] cols=[{}]", list(rows), list(cols));
         }
+        Op::ResizeLinear(r) => {
+            let _ = write!(
+                s,
+                " mode={} scales=({}, {}) size={} round={}",
+                r.mode.name(),
+                fmt_f32(r.scales[0]),
+                fmt_f32(r.scales[1]),
+                pair_text(r.out),
+                r.rounding.name()
+            );
+        }
         Op::Lut(f) => match *f {
             UnaryFn::HardSigmoid { alpha, beta } => {
                 let _ = write!(s, " alpha={} beta={}", fmt_f32(alpha), fmt_f32(beta));
@@ -867,7 +878,7 @@ fn scale(t: &Tok<'_>, what: &str) -> Result<f32, TextError> {
 // ---------------------------------------------------------------------------
 // Parsing
 
-const OPS: [&str; 20] = [
+const OPS: [&str; 21] = [
     "quantize",
     "dequantize",
     "conv",
@@ -888,6 +899,7 @@ const OPS: [&str; 20] = [
     "leakyrelu",
     "clip",
     "resize",
+    "resize_linear",
 ];
 
 /// The attributes a statement takes (`input` or an op).
@@ -917,6 +929,7 @@ fn allowed_attrs(op: &str) -> &'static [&'static str] {
         "leakyrelu" => &["scale", "zp", "alpha"],
         "clip" => &["scale", "zp", "min", "max"],
         "resize" => &["scale", "zp", "rows", "cols"],
+        "resize_linear" => &["scale", "zp", "mode", "scales", "size", "round"],
         _ => &["scale", "zp"],
     }
 }
@@ -1646,6 +1659,29 @@ impl Parser<'_> {
                     a.ints(&format!("`{key}=[i0, i1, ..]`"))?.iter().map(|t| uint(t, 0, "a source index")).collect()
                 };
                 Op::Resize { rows: idx("rows")?, cols: idx("cols")? }
+            }
+            "resize_linear" => {
+                use crate::resize::{CoordMode, LinearRounding, LinearResize};
+                let word = |key: &str, expect: &str| -> Result<(Tok<'_>, String), TextError> {
+                    let t = attrs.require(key, &layer, expect)?.scalar(expect)?;
+                    Ok((t, t.text.to_string()))
+                };
+                let (t, m) = word("mode", "mode=half_pixel|pytorch_half_pixel|align_corners|asymmetric")?;
+                let mode = CoordMode::parse(&m).ok_or_else(|| t.err(format!("unknown linear resize mode {}", found(&t))))?;
+                let (t, r) = word("round", "round=trunc|requantize")?;
+                let rounding = match r.as_str() {
+                    "trunc" => LinearRounding::Trunc,
+                    "requantize" => LinearRounding::Requantize,
+                    _ => return Err(t.err(format!("expected `trunc` or `requantize`, found {}", found(&t)))),
+                };
+                let sc = attrs.require("scales", &layer, "scales=(H, W)")?;
+                let toks = sc.ints("`scales=(H, W)`")?;
+                let [h, w] = toks[..] else {
+                    return Err(sc.val_tok().err("expected `scales=(H, W)`, two floats".into()));
+                };
+                let scales = [float(&h, "a scale")?, float(&w, "a scale")?];
+                let out = attrs.require("size", &layer, "size=(H, W)")?.pair(1)?;
+                Op::ResizeLinear(LinearResize { mode, scales, out, rounding })
             }
             "concat" => Op::Concat { axis: uint(&attrs.require("axis", &layer, "axis=N")?.scalar("an integer")?, 0, "an axis")? },
             "reshape" => Op::Reshape {

@@ -32,7 +32,7 @@ fn run(spec: &GemmSpec, cfg: &HwConfig, choice: WeightChoice) -> (u64, u64, usiz
         .collect();
     assert_eq!(c, reference_gemm(spec, &a), "1x{}x{} differs from the reference", spec.k, spec.n);
     let busy = rep.counters.get(Counter::ArrayBusy) as f64 / rep.cycles() as f64;
-    let energy = sim::energy::energy(cfg, &rep.counters, &sim::energy::EnergyTable::default());
+    let energy = sim::energy::energy(cfg, &prog, &rep.counters, &sim::energy::EnergyTable::default());
     let pj_per_mac = energy.total_pj / (spec.m * spec.k * spec.n) as f64;
     (rep.cycles(), rep.counters.get(Counter::DramReadBytes), prog.code.len(), busy, pj_per_mac)
 }

@@ -219,7 +219,7 @@ pub enum LayerOp {
     Concat,
     /// An element-wise unary op or a requantization through a 256-entry table.
     Lut,
-    /// Nearest-neighbour resize (with requantization).
+    /// Resize: nearest-neighbour (with requantization) or linear.
     Resize,
     /// Transformer layers (float vector math on the vector unit, products
     /// of two activations): QuantizeLinear and DequantizeLinear of a float

@@ -9,7 +9,7 @@
 //!
 //! | class | counter | charge (at 45 nm, then × the node's energy factor) |
 //! |---|---|---|
-//! | `mac` | `macs` | one int8 multiply + one int32 add (int4 weights too: docs/ENERGY.md "int4 weights") |
+//! | `mac` | `macs`, split by [`MacFormats`] | one multiply by the weight format of the tile (int8, 2:4 and expanded streams: int8; int4: `int4_mul_pj`) + one int32 add |
 //! | `pe_registers` | `macs` | the PE's 32-bit partial-sum and 8-bit input registers, written once per MAC |
 //! | `weight_load` | `weight_rows` | `rows * cols * 8` register bits per weight row (upper bound, see [`weight_load_bits`]) |
 //! | `spad_read` / `spad_write` | `spad_read_rows` / `spad_write_rows` | one access of a scratchpad bank, `cols * 8`-bit port |
@@ -90,6 +90,12 @@ pub struct EnergyTable {
     /// int8 multiply, pJ. Horowitz, "Computing's energy problem", ISSCC 2014
     /// (45 nm, 0.9 V): 0.2 pJ.
     pub int8_mul_pj: f64,
+    /// int8 × int4 multiply, pJ: half the int8 multiply, 0.1 pJ — an 8 × 4
+    /// array multiplier has half the partial-product cells of the 8 × 8 one
+    /// (a structural count, not a measured figure: docs/ENERGY.md "int4
+    /// weights"). Absent in older tables, which get this default.
+    #[serde(default = "default_int4_mul_pj")]
+    pub int4_mul_pj: f64,
     /// int32 add, pJ. Horowitz ISSCC 2014: 0.1 pJ. An int8 MAC (8-bit
     /// multiply, 32-bit accumulate) is `int8_mul_pj + int32_add_pj` = 0.3 pJ.
     pub int32_add_pj: f64,
@@ -145,6 +151,11 @@ pub struct EnergyTable {
     pub sram: Vec<SramPoint>,
     /// Scaling factors from 45 nm, one per supported node.
     pub node: Vec<NodeScale>,
+}
+
+/// Half the int8 multiply, pJ (see [`EnergyTable::int4_mul_pj`]).
+fn default_int4_mul_pj() -> f64 {
+    0.1
 }
 
 /// Horowitz ISSCC 2014, pJ (see [`EnergyTable::fp32_add_pj`]).
@@ -211,6 +222,7 @@ impl Default for EnergyTable {
         EnergyTable {
             name: "default-45nm".to_string(),
             int8_mul_pj: 0.2,
+            int4_mul_pj: default_int4_mul_pj(),
             int32_add_pj: 0.1,
             fp32_mul_pj: 3.7,
             fp32_add_pj: default_fp32_add_pj(),
@@ -276,6 +288,7 @@ impl EnergyTable {
         check(!self.name.trim().is_empty(), "name", format!("{:?}", self.name), "must not be empty")?;
         for (field, v) in [
             ("int8_mul_pj", self.int8_mul_pj),
+            ("int4_mul_pj", self.int4_mul_pj),
             ("int32_add_pj", self.int32_add_pj),
             ("fp32_mul_pj", self.fp32_mul_pj),
             ("fp32_add_pj", self.fp32_add_pj),
@@ -351,6 +364,11 @@ impl EnergyTable {
     /// An int8 MAC (8-bit multiply, 32-bit add) at 45 nm, pJ.
     pub fn mac_pj(&self) -> f64 {
         self.int8_mul_pj + self.int32_add_pj
+    }
+
+    /// One int8 × int4 MAC at 45 nm, pJ: `int4_mul_pj + int32_add_pj`.
+    pub fn int4_mac_pj(&self) -> f64 {
+        self.int4_mul_pj + self.int32_add_pj
     }
 
     /// One PPU element at 45 nm, pJ: an int32 add (bias) and an fp32
@@ -515,17 +533,85 @@ impl EnergyReport {
     }
 }
 
-/// Dynamic energy per event class, pJ, at the configured node.
-pub fn dynamic_pj(cfg: &HwConfig, counters: &Counters, table: &EnergyTable) -> Vec<(String, f64)> {
+/// The MACs a run performed, by the weight format of the tile that
+/// performed them (docs/ENERGY.md "Energy per MAC by weight format"): a
+/// 2:4 tile performs its kept half only (`macs` counts `m · k · n` with `k`
+/// the kept rows), an expanded compressed stream is an int8 tile.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MacFormats {
+    pub int8: u64,
+    pub int4: u64,
+    pub sparse24: u64,
+}
+
+impl MacFormats {
+    /// `macs` MACs, all on int8 tiles.
+    pub fn int8(macs: u64) -> MacFormats {
+        MacFormats { int8: macs, ..MacFormats::default() }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.int8 + self.int4 + self.sparse24
+    }
+
+    /// The MACs of a run of `prog` whose `macs` counter reads
+    /// `counters`, split as the program's matmuls split them: the COMPUTE
+    /// queue runs in program order, so each `matmul`'s `m · k · n` and the
+    /// format of its active tile (the last `ldw` or preload before its
+    /// `swap`) follow from the code alone, on every backend. A run cut
+    /// short (a fault) keeps the program's proportions.
+    pub fn of_program(prog: &isa::program::Program, counters: &Counters) -> MacFormats {
+        use isa::instr::{Instr, WFMT_I4, WFMT_I8_S24};
+        let mut split = MacFormats::default();
+        let (mut active, mut shadow) = ((0u8, 0u64, 0u64), (0u8, 0u64, 0u64));
+        for i in &prog.code {
+            match i {
+                Instr::Ldw(l) => shadow = (l.wfmt, l.k as u64, l.n as u64),
+                Instr::Matmul(m) => {
+                    if m.swap != 0 {
+                        std::mem::swap(&mut active, &mut shadow);
+                    }
+                    let (wfmt, k, n) = active;
+                    let macs = m.m as u64 * k * n;
+                    match wfmt {
+                        WFMT_I4 => split.int4 += macs,
+                        WFMT_I8_S24 => split.sparse24 += macs,
+                        _ => split.int8 += macs,
+                    }
+                    if m.preload != 0 {
+                        shadow = (m.wfmt, m.k as u64, m.n as u64);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let counted = counters.get(Counter::Macs);
+        let total = split.total();
+        if total == counted {
+            return split;
+        }
+        if total == 0 {
+            return MacFormats::int8(counted);
+        }
+        let part = |x: u64| (x as u128 * counted as u128 / total as u128) as u64;
+        let (int4, sparse24) = (part(split.int4), part(split.sparse24));
+        MacFormats { int8: counted - int4 - sparse24, int4, sparse24 }
+    }
+}
+
+/// Dynamic energy per event class, pJ, at the configured node; MACs are
+/// charged by `macs`' formats (their total is the `macs` counter).
+pub fn dynamic_pj(cfg: &HwConfig, counters: &Counters, macs: &MacFormats, table: &EnergyTable) -> Vec<(String, f64)> {
     let k = table.node_scale(cfg.tech.node_nm).energy;
     let n = |c: Counter| counters.get(c) as f64;
     let spad = spad_bank(cfg, table);
     let acc = acc_bank(cfg, table);
+    let mac = (macs.int8 + macs.sparse24) as f64 * table.mac_pj() + macs.int4 as f64 * table.int4_mac_pj();
     let macs = n(Counter::Macs);
     let dram_bits = (n(Counter::DramReadBytes) + n(Counter::DramWriteBytes)) * 8.0;
     let weight_bits = weight_load_bits(cfg, counters.get(Counter::WeightRows)) as f64;
     [
-        ("mac", macs * table.mac_pj() * k),
+        ("mac", mac * k),
         ("pe_registers", macs * PE_REGISTER_BITS_PER_MAC as f64 * table.register_pj_per_bit * k),
         ("weight_load", weight_bits * table.register_pj_per_bit * k),
         ("spad_read", n(Counter::SpadReadRows) * spad.read_pj),
@@ -547,15 +633,27 @@ pub fn static_pj(cfg: &HwConfig, cycles: u64, leakage_mw: f64) -> f64 {
     leakage_mw * (cycles as f64 / cfg.clock.mhz) * 1e3
 }
 
-/// Energy of a run from its counters, with the analytical [`area`].
-pub fn energy(cfg: &HwConfig, counters: &Counters, table: &EnergyTable) -> EnergyReport {
-    energy_with_area(cfg, counters, table, area(cfg, table))
+/// Energy of a run of `prog` from its counters, with the analytical
+/// [`area`]; MACs charged by weight format ([`MacFormats::of_program`]).
+pub fn energy(cfg: &HwConfig, prog: &isa::program::Program, counters: &Counters, table: &EnergyTable) -> EnergyReport {
+    energy_of(cfg, &MacFormats::of_program(prog, counters), counters, table)
+}
+
+/// Energy of a run from its counters and its MACs by format.
+pub fn energy_of(cfg: &HwConfig, macs: &MacFormats, counters: &Counters, table: &EnergyTable) -> EnergyReport {
+    energy_with_area(cfg, macs, counters, table, area(cfg, table))
 }
 
 /// Energy of a run, with logic leakage taken from a given area (e.g. the
 /// RTL's synthesized logic area in place of the analytical one).
-pub fn energy_with_area(cfg: &HwConfig, counters: &Counters, table: &EnergyTable, area: AreaReport) -> EnergyReport {
-    let dynamic_pj = dynamic_pj(cfg, counters, table);
+pub fn energy_with_area(
+    cfg: &HwConfig,
+    macs: &MacFormats,
+    counters: &Counters,
+    table: &EnergyTable,
+    area: AreaReport,
+) -> EnergyReport {
+    let dynamic_pj = dynamic_pj(cfg, counters, macs, table);
     let static_pj = static_pj(cfg, counters.get(Counter::Cycles), leakage_mw(cfg, table, &area));
     let total_pj = dynamic_pj.iter().map(|(_, v)| v).sum::<f64>() + static_pj;
     EnergyReport { table: table.name.clone(), dynamic_pj, static_pj, total_pj, area }
@@ -564,6 +662,65 @@ pub fn energy_with_area(cfg: &HwConfig, counters: &Counters, table: &EnergyTable
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Counters without a program: every MAC on an int8 tile.
+    fn energy(cfg: &HwConfig, c: &Counters, t: &EnergyTable) -> EnergyReport {
+        energy_of(cfg, &MacFormats::int8(c.get(Counter::Macs)), c, t)
+    }
+
+    fn program(code: Vec<isa::instr::Instr>) -> isa::program::Program {
+        isa::program::Program {
+            fingerprint: 0,
+            config_name: String::new(),
+            code_addr: 0,
+            code,
+            data_addr: 0,
+            data: Vec::new(),
+            mem_bytes: 0,
+            tensors: Vec::new(),
+            meta: isa::program::ProgramMeta::default(),
+        }
+    }
+
+    #[test]
+    fn macs_are_charged_by_the_format_of_their_tile() {
+        use isa::instr::{self as ins, Instr};
+        let prog = program(vec![
+            Instr::from(ins::Ldw { k: 16, n: 16, wfmt: ins::WFMT_I4, ..Default::default() }),
+            // Swaps the int4 tile in, preloads a 2:4 one (8 kept rows).
+            Instr::from(ins::Matmul {
+                m: 10,
+                swap: 1,
+                preload: 1,
+                k: 8,
+                n: 16,
+                wfmt: ins::WFMT_I8_S24,
+                ..Default::default()
+            }),
+            Instr::from(ins::Matmul { m: 5, swap: 1, ..Default::default() }),
+            // No swap: the 2:4 tile again.
+            Instr::from(ins::Matmul { m: 2, ..Default::default() }),
+            Instr::from(ins::Ldw { k: 4, n: 2, wfmt: ins::WFMT_I8, ..Default::default() }),
+            Instr::from(ins::Matmul { m: 3, swap: 1, ..Default::default() }),
+        ]);
+        let want = MacFormats { int4: 10 * 16 * 16, sparse24: 7 * 8 * 16, int8: 3 * 4 * 2 };
+        let c = counters(&[(Counter::Macs, want.total())]);
+        assert_eq!(MacFormats::of_program(&prog, &c), want);
+        let (cfg, t) = (HwConfig::default_16x16(), EnergyTable::default());
+        let by_format = super::energy(&cfg, &prog, &c, &t).dynamic("mac").unwrap();
+        // int4: 0.1 + 0.1 pJ; int8 and the kept half of 2:4: 0.2 + 0.1 pJ.
+        assert!(close(by_format, 2560.0 * 0.2 + (896.0 + 24.0) * 0.3), "{by_format}");
+        let as_int8 = energy(&cfg, &c, &t).dynamic("mac").unwrap();
+        assert!(close(as_int8 - by_format, 2560.0 * 0.1), "{as_int8} vs {by_format}");
+        // The registers are written once per performed MAC, whatever the format.
+        assert_eq!(
+            super::energy(&cfg, &prog, &c, &t).dynamic("pe_registers"),
+            energy(&cfg, &c, &t).dynamic("pe_registers")
+        );
+        // A run cut short keeps the program's proportions.
+        let half = MacFormats::of_program(&prog, &counters(&[(Counter::Macs, want.total() / 2)]));
+        assert_eq!(half, MacFormats { int4: 1280, sparse24: 448, int8: 12 });
+    }
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1e-12)

@@ -47,10 +47,10 @@ pub fn text(
             percent(r.mac_utilization),
             group(r.dram_data_bytes),
             group(r.dram_bus_bytes),
-            // 2:4 weights are stored raw, so only their tiles name the format.
-            match (&r.weight_format, r.weights) {
-                (Some(f), _) => format!("{} {f}", group(r.weight_bytes)),
-                (None, Some(w)) if w != "i8" => w.to_string(),
+            // 2:4 weights are stored raw (no packed bytes): their format only.
+            match (r.weight_format, r.weight_bytes) {
+                (Some(f), 0) if f != "i8" => f.to_string(),
+                (Some(f), b) if b > 0 => format!("{} {f}", group(b)),
                 _ => dash(),
             },
             r.bound.map_or_else(dash, |b| b.name().to_string()),
@@ -82,7 +82,7 @@ pub fn text(
     let (l, r) = (Align::Left, Align::Right);
     let mut align = vec![l, l, l, r, r, r, r, r, r, r, l, r, r];
     // With 2:4 layers: what each saved against the dense program.
-    if rows.iter().any(|x| x.weights == Some("i8s24")) {
+    if rows.iter().any(|x| x.weight_format == Some("i8s24")) {
         let saved = |x: &LayerFigures, f: &dyn Fn(&systole::flow::report::Saved) -> String| {
             x.saved_vs_dense.as_ref().map_or_else(dash, f)
         };

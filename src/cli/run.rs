@@ -312,7 +312,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
 
     let runs = batch.runs as u64;
     let counters = &measured.counters;
-    let energy = sim::energy::energy(&cfg, counters, &table);
+    let energy = sim::energy::energy(&cfg, model.prog, counters, &table);
     let named = run::RunFiles {
         input: TensorFile { file: input_name.clone(), tensor: tin.name.clone(), shape: tin.shape.clone() },
         output: TensorFile { file: out_name.clone(), tensor: tout.name.clone(), shape: shape.clone() },
@@ -564,7 +564,7 @@ fn run_hosted(
     }
     files.commit()?;
     let counters = &measured.counters;
-    let energy = sim::energy::energy(cfg, counters, table);
+    let energy = sim::energy::energy(cfg, model.prog, counters, table);
     let per = rep.per_inference.clone();
     let plural = |n: u64| if n == 1 { "" } else { "s" };
     let mut out = String::new();

@@ -275,7 +275,7 @@ pub fn run(args: &SimArgs) -> Result<()> {
         .map_err(device_err)?;
         outputs.add(&r.file, npy::encode(r.elem, &r.shape, &bytes)?);
     }
-    let energy = sim::energy::energy(&cfg, &rep.counters, &table);
+    let energy = sim::energy::energy(&cfg, &prog, &rep.counters, &table);
     let summary =
         RunSummary { program: &prog_name, cfg: &cfg, outcome: "done", counters: &rep.counters, energy: &energy };
     if let Some(path) = &args.json {

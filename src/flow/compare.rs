@@ -406,7 +406,7 @@ fn run_model(
             let model = Compiled { prog, layers, cfg: job.cfg };
             let measured =
                 execute(model, &m.name, Backend::Sim, &batch, None, Execution::all_cores(), progress)?.measured;
-            let energy = sim::energy::energy(job.cfg, &measured.counters, job.table);
+            let energy = sim::energy::energy(job.cfg, prog, &measured.counters, job.table);
             let totals = Totals::of(job.cfg, &measured.counters, &energy);
             let per = PerInference::of(&totals, &measured.run_cycles);
             let device = DeviceFigures {

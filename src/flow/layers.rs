@@ -135,6 +135,27 @@ pub fn weight_format(prog: &Program, first: usize, last: usize) -> Option<&'stat
     found
 }
 
+/// A layer's weight format as reports give it, one fact: precision and
+/// compression, not layout — `i8`, `i4`, `i8s24` (2:4-sparse) or `i8-mask`
+/// (the compressed stream: per row a bitmask, then the non-zero bytes) —
+/// from its stored weights where the program records them, else from the
+/// tiles it loads (`tiles`, [`weight_format`]).
+pub fn reported_format(
+    stored: Option<compiler::gemm::WeightFormat>,
+    tiles: Option<&'static str>,
+) -> Option<&'static str> {
+    use compiler::gemm::WeightFormat;
+    match stored {
+        Some(WeightFormat::StreamSparseI8) => Some("i8-mask"),
+        Some(f) => Some(match f.wfmt() {
+            isa::instr::WFMT_I4 => "i4",
+            isa::instr::WFMT_I8_S24 => "i8s24",
+            _ => "i8",
+        }),
+        None => tiles,
+    }
+}
+
 /// The DRAM bytes a layer's `n` weights take in the format its tiles have
 /// ([`weight_format`]): int4 two a byte; 2:4 the kept half plus 2-bit
 /// positions (5/8); int8 one a byte.
@@ -150,7 +171,7 @@ pub fn stored_weight_bytes(format: Option<&str>, n: u64) -> u64 {
 /// layer's figures in `dense` (the rows of the model compiled with
 /// `--weights dense` and run on the same inputs) minus its own, by name.
 pub fn fill_savings(rows: &mut [LayerFigures], dense: &[LayerFigures]) {
-    for r in rows.iter_mut().filter(|r| r.weights == Some("i8s24")) {
+    for r in rows.iter_mut().filter(|r| r.weight_format == Some("i8s24")) {
         if let Some(d) = dense.iter().find(|d| d.name == r.name) {
             r.saved_vs_dense = Some(Saved {
                 cycles: d.cycles as i64 - r.cycles as i64,
@@ -262,10 +283,9 @@ pub fn attribute(
             dram_bus_bytes: bus,
             weight_rows: wrows,
             weight_bytes: stored.map_or(0, |w| w.bytes),
-            weight_format: stored.map(|w| w.format.name().to_string()),
+            weight_format: reported_format(stored.map(|w| w.format), weight_format(prog, l.first, l.last)),
             bound: bound(cfg, l.macs, facts.data_bytes),
             energy_pj,
-            weights: weight_format(prog, l.first, l.last),
             saved_vs_dense: None,
         });
     }
@@ -288,8 +308,33 @@ pub fn attribute(
         weight_format: None,
         bound: None,
         energy_pj: energy.total_pj - out.iter().map(|r| r.energy_pj).sum::<f64>(),
-        weights: None,
         saved_vs_dense: None,
     };
     (out, other)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reported_format;
+    use compiler::gemm::WeightFormat as F;
+
+    #[test]
+    fn one_weight_format_names_precision_and_compression_not_layout() {
+        for (stored, want) in [
+            (F::DenseI8, "i8"),
+            (F::StreamI8, "i8"),
+            (F::BandI8, "i8"),
+            (F::BandRowsI8, "i8"),
+            (F::DenseI4, "i4"),
+            (F::BandI4, "i4"),
+            (F::BandRowsI4, "i4"),
+            (F::Sparse24I8, "i8s24"),
+            (F::StreamSparseI8, "i8-mask"),
+        ] {
+            assert_eq!(reported_format(Some(stored), Some("i8")), Some(want), "{stored:?}");
+        }
+        // Without stored weights, the tiles say it.
+        assert_eq!(reported_format(None, Some("i8s24")), Some("i8s24"));
+        assert_eq!(reported_format(None, None), None);
+    }
 }

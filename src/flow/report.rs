@@ -250,17 +250,15 @@ pub struct LayerFigures {
     pub dram_bus_bytes: u64,
     pub weight_rows: u64,
     /// The bytes its weights take in the program's data (once, not per
-    /// inference; 0 without packed weights), and their format
-    /// (`compiler::gemm::WeightFormat::name`; null without).
+    /// inference; 0 without packed weights).
     pub weight_bytes: u64,
-    pub weight_format: Option<String>,
+    /// The format of its weights (`layers::reported_format`): `i8`, `i4`,
+    /// `i8s24` (2:4-sparse) or `i8-mask` (a compressed stream); null when it
+    /// loads none.
+    pub weight_format: Option<&'static str>,
     /// Null when the layer has neither MACs nor DRAM data.
     pub bound: Option<Bound>,
     pub energy_pj: f64,
-    /// The format of the weight tiles it loads (`i8`, `i8s24`); absent when
-    /// it loads none.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub weights: Option<&'static str>,
     /// For a layer on 2:4 tiles: what they saved against the same layer
     /// compiled dense (`compile --weights dense`), on the same inputs.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -124,7 +124,7 @@ pub fn report(
 ) -> Report {
     let runs = measured.run_cycles.len() as u64;
     let counters = &measured.counters;
-    let energy = sim::energy::energy(model.cfg, counters, table);
+    let energy = sim::energy::energy(model.cfg, model.prog, counters, table);
     let (mut rows, mut other) = attribute(model, &measured.layer_cycles, runs, counters, &energy);
     let mut rep = Report::new("run", prog_name, backend.name(), model.cfg, counters, &energy, &measured.run_cycles);
     // A batched program makes several inferences a run.
@@ -166,7 +166,7 @@ pub fn inferences_per_run(prog: &Program) -> u64 {
 /// `saved_vs_dense`. Does nothing otherwise.
 pub fn with_dense_savings(model: Compiled<'_>, batch: &Batch, table: &EnergyTable, rep: &mut Report) -> Result<()> {
     let Some(run) = rep.model.as_mut() else { return Ok(()) };
-    if !run.layers.iter().any(|l| l.weights == Some("i8s24")) || model.prog.meta.graph.is_empty() {
+    if !run.layers.iter().any(|l| l.weight_format == Some("i8s24")) || model.prog.meta.graph.is_empty() {
         return Ok(());
     }
     let graph = super::check::recorded_graph(model.prog, "the program")?;
@@ -176,7 +176,7 @@ pub fn with_dense_savings(model: Compiled<'_>, batch: &Batch, table: &EnergyTabl
     let dense_model = Compiled { prog: &dense.program, layers: &layers, cfg: model.cfg };
     let measured =
         execute(dense_model, "the dense program", Backend::Sim, batch, None, Execution::all_cores(), || {})?.measured;
-    let energy = sim::energy::energy(model.cfg, &measured.counters, table);
+    let energy = sim::energy::energy(model.cfg, dense_model.prog, &measured.counters, table);
     let runs = measured.run_cycles.len() as u64;
     let (rows, _) = attribute(dense_model, &measured.layer_cycles, runs, &measured.counters, &energy);
     super::layers::fill_savings(&mut run.layers, &rows);

@@ -631,7 +631,8 @@ fn measure(job: &Job, cfg: &HwConfig, source: (AreaSource, &SynthesisLocks)) -> 
         }
     };
     let c = &inf.report.counters;
-    let energy = sim::energy::energy_with_area(cfg, c, job.table, area);
+    let macs = sim::energy::MacFormats::of_program(prog, c);
+    let energy = sim::energy::energy_with_area(cfg, &macs, c, job.table, area);
     let totals = super::report::Totals::of(cfg, c, &energy);
     Ok(Status::Ok(Metrics {
         cycles: totals.total_cycles,

@@ -18,6 +18,10 @@ seeds):
     pool_block       padded AveragePool (count_include_pad 0), MaxPool with
                      asymmetric pads and ceil_mode, AveragePool with ceil_mode,
                      asymmetric pads and count_include_pad 1, global pooling
+    upsample_block   an FPN-style top-down path: stem conv, stride-2 conv, 1x1
+                     conv, linear Resize x2 (half_pixel), Add with the stem,
+                     conv, linear Resize x0.75 (align_corners), global
+                     pooling, Gemm
   full size, 224x224 (for measurements; not committed):
     resnet18         ResNet-18 (torchvision's topology), 1000 logits
     mobilenetv2      MobileNetV2 (width 1.0), 1000 logits
@@ -251,6 +255,21 @@ def pool_block():
     return net.model(head(net, h, 16, 10))
 
 
+def upsample_block():
+    net = Net("upsample_block", 16, [3, 16, 16])
+    stem = net.conv("x", 3, 8, 3, act="relu")
+    d = net.conv(stem, 8, 16, 3, 2, act="relu")
+    d = net.conv(d, 16, 8, 1)
+    net.inits += [numpy_helper.from_array(np.zeros(0, np.float32), "roi"),
+                  numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "up2"),
+                  numpy_helper.from_array(np.array([1, 1, 0.75, 0.75], np.float32), "down075")]
+    u = net.op("Resize", [d, "roi", "up2"], mode="linear", coordinate_transformation_mode="half_pixel")
+    h = net.act(net.op("Add", [u, stem]), "relu")
+    h = net.conv(h, 8, 8, 3, act="relu")
+    h = net.op("Resize", [h, "roi", "down075"], mode="linear", coordinate_transformation_mode="align_corners")
+    return net.model(head(net, h, 8, 10))
+
+
 def resnet18():
     net = Net("resnet18", 21, [3, 224, 224])
     h = net.conv("x", 3, 64, 7, 2, pad=3, act="relu")
@@ -277,7 +296,8 @@ def mobilenetv2():
 
 
 SMALL = {"resnet_block": resnet_block, "mobilenet_block": mobilenet_block,
-         "inception_block": inception_block, "vgg_stack": vgg_stack, "pool_block": pool_block}
+         "inception_block": inception_block, "vgg_stack": vgg_stack, "pool_block": pool_block,
+         "upsample_block": upsample_block}
 FULL = {"resnet18": resnet18, "mobilenetv2": mobilenetv2}
 
 
@@ -384,11 +404,17 @@ def build_forms(name, fmodel, calib, x, mdir, tmp):
     # gives AveragePool its input's scale, the QOperator one calibrates it)
     # is its own reference.
     reference = {form: form for form in FORMS}
+    # A linear Resize means one thing in QOperator form (ORT interpolates
+    # the integers and truncates) and another in QDQ form (in float, then
+    # QuantizeLinear rounds): such a QDQ form is its own reference.
+    linear_resize = any(n.op_type == "Resize" and any(a.name == "mode" and a.s == b"linear" for a in n.attribute)
+                        for n in fmodel.graph.node)
     for act in ("int8", "uint8"):
         qop, qdq = f"qop_{act}", f"qdq_{act}"
         same = same_integer_model(models[qop], models[qdq])
         info[qdq] = {"comparison": same}
-        if not (same["missing_in_qop"] or same["differing"] or not same["scales_and_zero_points_equal"]):
+        if not (same["missing_in_qop"] or same["differing"] or not same["scales_and_zero_points_equal"]
+                or linear_resize):
             reference[qdq] = qop
     for form, m in models.items():
         act = "int8" if form.endswith("_int8") else "uint8"

@@ -41,6 +41,7 @@ mod movement;
 mod package;
 mod place;
 mod pool;
+mod resize;
 pub(crate) mod staging;
 mod steps;
 pub mod transformer;
@@ -237,6 +238,7 @@ fn lower_step(cx: &mut Ctx<'_>, node: &Node, out_halo: usize) -> Result<u64, Low
         Op::Concat { axis } => movement::lower_concat(cx, &node.inputs, y, *axis, out_halo, name),
         Op::Lut(f) => movement::lower_lut(cx, x, y, f, out_halo, name),
         Op::Resize { rows, cols } => movement::lower_resize(cx, x, y, (rows, cols), out_halo, name),
+        Op::ResizeLinear(r) => resize::lower_resize_linear(cx, x, y, r, out_halo, name),
         Op::Add { qmin, qmax } | Op::Clamp { qmin, qmax } => {
             elementwise::lower_vadd(cx, node, (*qmin, *qmax), out_halo)
         }

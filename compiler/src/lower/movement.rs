@@ -177,7 +177,7 @@ pub fn table_rows(table: &[u8; 256], dim: usize) -> Vec<u8> {
 }
 
 /// (row pitch, offset of pixel (0, 0)) of a buffer, in bytes.
-fn row_pitch(b: &Buffer) -> (usize, usize) {
+pub(super) fn row_pitch(b: &Buffer) -> (usize, usize) {
     match b.layout {
         Layout::Nhwc { w, c, halo, .. } => ((w + 2 * halo) * c, ((halo * (w + 2 * halo)) + halo) * c),
         Layout::Flat { cols, .. } => (cols, 0),

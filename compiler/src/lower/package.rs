@@ -185,7 +185,7 @@ pub fn layer_op(op: &Op) -> LayerOp {
         Op::Reshape { .. } => LayerOp::Reshape,
         Op::Concat { .. } => LayerOp::Concat,
         Op::Lut(_) => LayerOp::Lut,
-        Op::Resize { .. } => LayerOp::Resize,
+        Op::Resize { .. } | Op::ResizeLinear(_) => LayerOp::Resize,
         Op::Embedding(_) | Op::MaskSelect { .. } => LayerOp::Gather,
         Op::Quantize | Op::Dequantize | Op::Transpose { .. } => unreachable!("not lowered to a layer"),
         op => unreachable!("{} is not lowered to a layer", op.name()),

@@ -851,7 +851,7 @@ impl<'m> Ctx<'m> {
                     self.emit(who, Op::Clamp { qmin, qmax }, ins, out, ty, Some(q))
                 }
             }
-            op @ (Op::Lut(_) | Op::Concat { .. }) => {
+            op @ (Op::Lut(_) | Op::Concat { .. } | Op::ResizeLinear(_)) => {
                 if (p.lo, p.hi) != (f32::NEG_INFINITY, f32::INFINITY) {
                     return Err(q_who.unsupported(format!(
                         "a Relu/Clip between {} and its QuantizeLinear (clamp [{}, {}])",
@@ -1280,11 +1280,8 @@ impl<'m> Ctx<'m> {
             ],
         )?;
         let mode = attr_str(who, n, "mode")?.unwrap_or_else(|| "nearest".into());
-        if mode != "nearest" {
-            return Err(who.unsupported(format!(
-                "Resize mode `{mode}` (only nearest: a linear resize mixes neighbours in float, which the \
-                 post-processor's tables cannot reproduce)"
-            )));
+        if mode != "nearest" && mode != "linear" {
+            return Err(who.unsupported(format!("Resize mode `{mode}` (nearest and linear are supported)")));
         }
         if n.input.len() < 3 {
             return Err(who.unsupported("Resize without its roi/scales/sizes inputs (opset 10)"));
@@ -1338,6 +1335,9 @@ impl<'m> Ctx<'m> {
                 (oh, ow, sc[2], sc[3])
             }
         };
+        if mode == "linear" {
+            return self.resize_linear(who, n, (src, deq), &coord, ([oh, ow], [sh, sw]));
+        }
         let rows = nearest_indices(who, oh, h, sh, &coord, &nearest)?;
         let cols = nearest_indices(who, ow, w, sw, &coord, &nearest)?;
         let out = self.output(who, n)?;
@@ -1347,6 +1347,42 @@ impl<'m> Ctx<'m> {
             None => Sym::Quant(y),
         };
         self.set(out, sym);
+        Ok(())
+    }
+
+    /// A linear Resize (`crate::resize`): on a quantized tensor (QOperator)
+    /// ORT interpolates the integers and truncates; on a dequantized one
+    /// (QDQ) it interpolates the floats and the QuantizeLinear after it
+    /// rounds (pending until that QuantizeLinear names the quantization).
+    fn resize_linear(
+        &mut self,
+        who: &Who,
+        n: &NodeProto,
+        (src, deq): (ValueId, Option<Source>),
+        coord: &str,
+        (out_size, scales): ([usize; 2], [f32; 2]),
+    ) -> Result<()> {
+        use crate::resize::{CoordMode, LinearResize, LinearRounding};
+        let mode = CoordMode::parse(coord).ok_or_else(|| {
+            who.unsupported(format!(
+                "linear Resize with coordinate_transformation_mode `{coord}` (half_pixel, pytorch_half_pixel, \
+                 align_corners and asymmetric are supported)"
+            ))
+        })?;
+        let out = self.output(who, n)?;
+        let rounding = if deq.is_some() { LinearRounding::Requantize } else { LinearRounding::Trunc };
+        let op = Op::ResizeLinear(LinearResize { mode, scales, out: out_size, rounding });
+        match deq {
+            None => {
+                let y = self.emit_same(who, op, vec![src], out)?;
+                self.set(out, Sym::Quant(y));
+            }
+            Some(s) => {
+                self.known_quant(who, s.v)?;
+                let p = Pending { who: who.clone(), op, inputs: vec![s], lo: f32::NEG_INFINITY, hi: f32::INFINITY };
+                self.set(out, Sym::Pending(Rc::new(p)));
+            }
+        }
         Ok(())
     }
 

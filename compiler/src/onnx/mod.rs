@@ -19,8 +19,8 @@
 //! `QLinearAveragePool`, `QLinearGlobalAveragePool`, `QLinearConcat`
 //! (inputs in other quantizations are requantized, as ORT does, through a
 //! table), `QLinearSigmoid` and `QLinearLeakyRelu` (`Op::Lut`), `MaxPool`, `Flatten`,
-//! `Reshape`, `Transpose`, `Concat`, `Resize` (nearest, opset 11+, H and W;
-//! source indices as ORT's CPU kernel computes them), `Identity` and `Constant` on quantized
+//! `Reshape`, `Transpose`, `Concat`, `Resize` (nearest or linear, opset 11+, H and W;
+//! source indices and linear weights as ORT's CPU kernel computes them, `crate::resize`), `Identity` and `Constant` on quantized
 //! tensors, and `Relu` / `Clip` on quantized tensors. The latter keep
 //! ONNX's meaning for integer tensors: `Relu` is `max(q, 0)` on the stored
 //! integers, `Clip` clamps to its integer bounds; both become the clamp of
