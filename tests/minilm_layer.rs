@@ -191,7 +191,7 @@ fn minilm_shaped_encoder_layer_cycles_against_ideal() {
             l.macs
         );
     }
-    assert!(run.checked_layers >= 10);
+    assert!(run.checked_layers >= 9);
 
     // Issue 10 item 7: a 6-layer encoder of this size (22 M parameters with
     // embeddings; 6 x 1.77 M here) compiles in about a second.

@@ -615,12 +615,32 @@ fn lower_chain(
         },
         _ => None,
     };
-    let head = dense_head.map_or(node, |dq| &g.nodes[dq]);
-    let Some((x, kind, op)) = stage_of(cx, head, &|_, _| true)? else { return Ok(None) };
+    // A float activation × activation MatMul (attention scores) read only
+    // by a vector node heads a chain run on its rows in the accumulator
+    // (`attention::emit`): the scores never leave the chip.
+    let matmul_head = match &node.op {
+        Op::MatMul if g.values[node.outputs[0]].quant.is_none() => match sole_reader(cx, node.outputs[0]) {
+            Some(c) if sites[c] == Site::Device && !matches!(g.nodes[c].op, Op::Dequantize) => Some(c),
+            _ => return Ok(None),
+        },
+        _ => None,
+    };
+    let placed = |cx: &XCtx<'_>, v: ValueId| cx.places[v].is_some() || cx.on_host[v];
+    let head = match (dense_head, matmul_head) {
+        (Some(dq), _) => &g.nodes[dq],
+        (_, Some(c)) => &g.nodes[c],
+        _ => node,
+    };
+    // A fused head's other operand may come later in the graph.
+    let head_placed: &dyn Fn(&XCtx<'_>, ValueId) -> bool = if matmul_head.is_some() { &placed } else { &|_, _| true };
+    let Some((x, kind, op)) = stage_of(cx, head, head_placed)? else { return Ok(None) };
+    if matmul_head.is_some() && x != node.outputs[0] {
+        return Ok(None);
+    }
     covered.extend(dense_head);
+    covered.extend(matmul_head);
     let (mut kinds, mut ops, mut y) = (vec![kind], vec![op], head.outputs[0]);
     let mut view_out = None;
-    let placed = |cx: &XCtx<'_>, v: ValueId| cx.places[v].is_some() || cx.on_host[v];
     while !matches!(kinds.last(), Some(Kind::Quantize { .. })) {
         let Some(c) = sole_reader(cx, y) else { break };
         let cn = &g.nodes[c];
@@ -656,6 +676,9 @@ fn lower_chain(
     }
     if dense_head.is_some() {
         return lower_dense_chain(cx, node, kinds, (y, view_out), covered, fused, packed);
+    }
+    if matmul_head.is_some() {
+        return lower_scores_chain(cx, node, kinds, (y, view_out), covered, fused);
     }
     let elementwise = kinds.iter().all(|k| match k {
         Kind::LayerNorm { .. } | Kind::Softmax => false,
@@ -750,6 +773,60 @@ fn lower_dense_chain(
     }
     *packed = Some(packed_ref(cx, w_addr));
     Ok(Some((LayerOp::Dense, macs, y)))
+}
+
+/// A float activation × activation MatMul and its chain (`lower_chain`)
+/// as one phase with the scores on chip (`attention::emit`); the layer
+/// record is the MatMul's (its MACs), writing the chain's value. None
+/// when the chain or the shapes do not fit that schedule (the caller
+/// lowers the nodes one by one).
+fn lower_scores_chain(
+    cx: &mut XCtx<'_>,
+    node: &Node,
+    kinds: Vec<Kind>,
+    (y, view_out): (ValueId, Option<BaseOrder>),
+    covered: Vec<usize>,
+    fused: &mut [bool],
+) -> Result<Option<(LayerOp, u64, ValueId)>, LowerError> {
+    let g = cx.g;
+    let name = node.name.as_str();
+    let (a, b) = (node.inputs[0], node.inputs[1]);
+    if view_out.is_some() || g.values[b].ty == ElemType::U8 {
+        return Ok(None);
+    }
+    let (qa, qb) = (g.values[a].quant.expect("validated"), g.values[b].quant.expect("validated"));
+    let ap = cx.place(a, name)?;
+    let ap = if ap.batch().iter().all(Mat::rows_contiguous) { ap } else { cx.copy(a, &ap, name)? };
+    let bp = cx.place(b, name)?;
+    let heads: Vec<(Mat, Mat)> = ap.batch().into_iter().zip(bp.batch()).collect();
+    let dim = cx.dim;
+    let tk = (cx.cfg.array.rows.min(cx.cfg.array.cols)) as usize;
+    let za_rows = linear::int8_parts(-qa.zero_point).iter().map(|&p| cx.mem.alloc_bytes(&vec![p as u8; dim])).collect();
+    let zb_tiles =
+        linear::int8_parts(-qb.zero_point).iter().map(|&p| cx.mem.alloc_bytes(&vec![p as u8; tk * dim])).collect();
+    let cross = linear::Cross { za_rows, zb_tiles };
+    let yv = &g.values[y];
+    let n = yv.shape.last().copied().unwrap_or(1);
+    let yp = cx.alloc(y);
+    let ym =
+        Mat { addr: yp.addr, rows: yv.elements() / n.max(1), cols: n, row_stride: n, col_stride: 1, esize: yp.esize };
+    let job = super::attention::ScoresChain {
+        heads,
+        a_unsigned: g.values[a].ty == ElemType::U8,
+        cross: &cross,
+        scale: v::mul(qa.scale, qb.scale),
+        kinds,
+        y: ym,
+    };
+    let Some((code, macs)) = super::attention::emit(&job, cx.cfg) else {
+        cx.places[y] = None;
+        return Ok(None);
+    };
+    cx.code.phase(code);
+    for c in covered {
+        fused[c] = true;
+    }
+    Ok(Some((LayerOp::MatMul, macs, y)))
 }
 
 fn packed_ref(cx: &XCtx<'_>, at: u64) -> PackedRef {
