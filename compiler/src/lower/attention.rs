@@ -31,7 +31,31 @@ pub(crate) struct ScoresChain<'a> {
     /// The stages after the product (no Dequantize).
     pub kinds: Vec<Kind>,
     /// The chain's output, `[heads · m, n]` row-contiguous (int8 when the
-    /// last stage is Quantize, else float32).
+    /// last stage is Quantize, else float32); unused with `context`.
+    pub y: Mat,
+    /// The P·V product reading the chain's int8 output, fused too.
+    pub context: Option<Context>,
+}
+
+/// P·V per head on the probabilities the chain leaves in the scratchpad
+/// (flash-attention style: P never leaves the chip). Its zero points'
+/// cross terms: `Σ_k P·(−z_v)` on the array through a tile of `−z_v`;
+/// `Σ_k (−z_p)·V + K·z_p·z_v`, one row per head and n-tile, as the
+/// `requant` bias: the bias rows start at `K·z_p·z_v` and the `−z_p` row
+/// streams once through each of the head's V tiles into them.
+pub(crate) struct Context {
+    /// Per head V `[n, d]`, row-contiguous.
+    pub v: Vec<Mat>,
+    /// `−z_p` rows and `−z_v` tiles.
+    pub cross: Cross,
+    /// `gemm::pack_params` rows (bias `K·z_p·z_v`, the requantization
+    /// scale) per n-tile of `d`.
+    pub params: u64,
+    pub zp: i32,
+    pub unsigned: bool,
+    /// Whether P is uint8.
+    pub p_unsigned: bool,
+    /// The context, `[heads · m, d]` row-contiguous int8.
     pub y: Mat,
 }
 
@@ -56,7 +80,14 @@ pub(crate) fn emit(job: &ScoresChain<'_>, cfg: &HwConfig) -> Option<(Vec<Instr>,
     let lanes = cfg.vector_lanes();
     let (a0, b0) = *job.heads.first()?;
     let (m, k, n) = (a0.rows, a0.cols, b0.cols);
-    if tk != dim || b0.rows != k || job.y.rows != job.heads.len() * m || job.y.cols != n || !job.y.rows_contiguous() {
+    // The output: the context's with a fused P·V, else the chain's.
+    let y_cols = job.context.as_ref().map_or(n, |c| c.v.first().map_or(0, |v| v.cols));
+    if tk != dim
+        || b0.rows != k
+        || job.y.rows != job.heads.len() * m
+        || job.y.cols != y_cols
+        || !job.y.rows_contiguous()
+    {
         return None;
     }
     if !super::vector_ops::chain_ok(&job.kinds) || matches!(job.kinds[0], Kind::Dequantize { .. }) {
@@ -75,7 +106,7 @@ pub(crate) fn emit(job: &ScoresChain<'_>, cfg: &HwConfig) -> Option<(Vec<Instr>,
         return None;
     }
     let quantized = matches!(job.kinds.last(), Some(Kind::Quantize { .. }));
-    if job.y.esize != if quantized { 1 } else { 4 } {
+    if job.y.esize != if quantized || job.context.is_some() { 1 } else { 4 } {
         return None;
     }
     let (kt, nt) = (k.div_ceil(tk), n.div_ceil(dim));
@@ -95,15 +126,26 @@ pub(crate) fn emit(job: &ScoresChain<'_>, cfg: &HwConfig) -> Option<(Vec<Instr>,
             })
             .collect()
     };
-    let set_rows = |rr: usize| nt * rr * (1 + temp as usize) + 2 * rr + operand_rows(rr).iter().sum::<usize>();
+    // With the context: per set its int32 tile (ntv blocks of rr rows);
+    // after both sets the bias and scale rows per head parity.
+    let (d, ntv) = job.context.as_ref().map_or((0, 0), |c| (c.v[0].cols, c.v[0].cols.div_ceil(dim)));
+    if let Some(c) = &job.context {
+        let v_ok = |v: &Mat| v.rows == n && v.cols == d && v.rows_contiguous();
+        if !quantized || c.v.len() != job.heads.len() || !c.v.iter().all(v_ok) || c.y.cols != d || c.y.esize != 1 {
+            return None;
+        }
+    }
+    let set_rows =
+        |rr: usize| nt * rr * (1 + temp as usize) + 2 * rr + operand_rows(rr).iter().sum::<usize>() + ntv * rr;
     // Scratchpad: B per head parity, the cross-term rows, A and the int8
     // output per set.
     let b_rows = if trans { kt * n } else { nt * k };
-    let fixed = 2 * b_rows + nza + nzb * tk;
-    let spad_need = |rr: usize| fixed + 2 * (kt * rr + nt * rr);
+    let (vza, vzb) = job.context.as_ref().map_or((0, 0), |c| (c.cross.za_rows.len(), c.cross.zb_tiles.len()));
+    let fixed = 2 * b_rows + nza + nzb * tk + 2 * ntv * n + vza + vzb * tk;
+    let spad_need = |rr: usize| fixed + 2 * (kt * rr + nt * rr + ntv * rr);
     let (accr, spad) = (cfg.acc_rows() as usize, cfg.spad_rows() as usize);
     let mut rr = m.min(256);
-    while rr > 0 && (2 * set_rows(rr) > accr || spad_need(rr) > spad || nt * rr > 65535 || kt * rr > 65535) {
+    while rr > 0 && (2 * set_rows(rr) + 4 * ntv > accr || spad_need(rr) > spad || nt * rr > 65535 || kt * rr > 65535) {
         rr -= 1;
     }
     if rr == 0 {
@@ -122,13 +164,123 @@ pub(crate) fn emit(job: &ScoresChain<'_>, cfg: &HwConfig) -> Option<(Vec<Instr>,
     let zb_at = za_at + nza as u16;
     let a_at = |p: usize| zb_at + (nzb * tk) as u16 + (p * kt * rr) as u16;
     let o_at = |p: usize| a_at(2) + (p * nt * rr) as u16;
+    let tv_at = |p: usize| op_at(p, job.kinds.len());
+    let cv_at = |h: usize| (2 * set + (h % 2) * 2 * ntv) as u16;
+    let vb_at = |h: usize| o_at(2) + ((h % 2) * ntv * n) as u16;
+    let vza_at = o_at(2) + (2 * ntv * n) as u16;
+    let vzb_at = vza_at + vza as u16;
+    let c8_at = |p: usize| vzb_at + (vzb * tk) as u16 + (p * ntv * rr) as u16;
+    let blocks: Vec<(usize, usize)> =
+        (0..job.heads.len()).flat_map(|h| (0..m).step_by(rr).map(move |r0| (h, r0))).collect();
+    let total = blocks.len() + if job.context.is_some() { 2 } else { 0 };
     let mut steps = Vec::new();
     let mut macs = 0u64;
-    for (h, (a, b)) in job.heads.iter().enumerate() {
-        for r0 in (0..m).step_by(rr) {
+    for t in 0..total {
+        let p = t % 2;
+        let mut st = steps::PipeStep::default();
+        let mut epi = Vec::new();
+        // The context of the block two steps back (its P is complete).
+        if let (Some(c), Some(&(h, r0))) = (&job.context, t.checked_sub(2).and_then(|s| blocks.get(s))) {
             let rows = rr.min(m - r0);
-            let p = steps.len() % 2;
-            let mut st = steps::PipeStep::default();
+            if t == 2 {
+                for (x, &row) in c.cross.za_rows.iter().enumerate() {
+                    st.load.push(load(ins::BUF_SPAD, row, dim as u64, 1, dim, vza_at + x as u16));
+                }
+                for (x, &tile) in c.cross.zb_tiles.iter().enumerate() {
+                    st.load.push(load(ins::BUF_SPAD, tile, dim as u64, tk, dim, vzb_at + (x * tk) as u16));
+                }
+            }
+            if r0 == 0 {
+                // V's n rows, column-blocked by n-tile: block j at vb + j n.
+                let v = c.v[h];
+                st.load.push(load(ins::BUF_SPAD, v.at(0, 0), v.row_bytes(), n, d, vb_at(h)));
+                for j in 0..ntv {
+                    let at = c.params + (j * 2 * dim * 4) as u64;
+                    st.load.push(Instr::from(crate::gemm::load_params(
+                        at,
+                        2,
+                        dim,
+                        cv_at(h) + 2 * j as u16,
+                        ins::Deps::NONE,
+                    )));
+                }
+            }
+            let src = o_at(p);
+            let mut uses: Vec<(ins::Ldw, Vec<ins::Matmul>)> = Vec::new();
+            for j in 0..ntv {
+                let nj = dim.min(d - j * dim);
+                let acc = tv_at(p) + (j * rows) as u16;
+                for i in 0..nt {
+                    let kk = tk.min(n - i * tk);
+                    let a_row = src + (i * rows) as u16;
+                    let pv = |accumulate: bool| ins::Matmul {
+                        a: a_row,
+                        m: rows as u16,
+                        acc,
+                        accumulate: accumulate as u8,
+                        in_type: c.p_unsigned as u8,
+                        ..Default::default()
+                    };
+                    let tile = ins::Ldw {
+                        addr: vb_at(h) + (j * n + i * tk) as u16,
+                        k: kk as u16,
+                        n: nj as u16,
+                        ..Default::default()
+                    };
+                    let mut list = vec![pv(i > 0)];
+                    if r0 == 0 {
+                        for x in 0..vza {
+                            list.push(ins::Matmul {
+                                a: vza_at + x as u16,
+                                m: 1,
+                                acc: cv_at(h) + 2 * j as u16,
+                                accumulate: 1,
+                                ..Default::default()
+                            });
+                            macs += (kk * nj) as u64;
+                        }
+                    }
+                    uses.push((tile, list));
+                    for y in 0..vzb {
+                        let zt = ins::Ldw {
+                            addr: vzb_at + (y * tk) as u16,
+                            k: kk as u16,
+                            n: nj as u16,
+                            ..Default::default()
+                        };
+                        uses.push((zt, vec![pv(true)]));
+                    }
+                    macs += ((1 + vzb) * rows * kk * nj) as u64;
+                }
+            }
+            st.main.extend(tile_uses(&uses));
+            let (qmin, qmax) = if c.unsigned { (0, 255) } else { (-128, 127) };
+            for j in 0..ntv {
+                epi.push(Instr::from(ins::Requant {
+                    acc: tv_at(p) + (j * rows) as u16,
+                    rows: rows as u16,
+                    dst: c8_at(p) + (j * rows) as u16,
+                    params: cv_at(h) + 2 * j as u16,
+                    out_type: c.unsigned as u8,
+                    zp: c.zp as i16,
+                    qmin,
+                    qmax,
+                    ..Default::default()
+                }));
+            }
+            st.store.push(Instr::from(ins::Store {
+                buf: ins::BUF_SPAD,
+                dram: c.y.at(h * m + r0, 0) as u32,
+                stride: c.y.row_bytes() as u32,
+                rows: rows as u16,
+                cols: d as u16,
+                addr: c8_at(p),
+                ..Default::default()
+            }));
+        }
+        if let Some(&(h, r0)) = blocks.get(t) {
+            let (a, b) = &job.heads[h];
+            let rows = rr.min(m - r0);
             if r0 == 0 {
                 st.load.push(if trans {
                     // Bᵀ's n rows, column-blocked by k-tile: block i at b + i n.
@@ -205,22 +357,10 @@ pub(crate) fn emit(job: &ScoresChain<'_>, cfg: &HwConfig) -> Option<(Vec<Instr>,
                     macs += ((1 + nza) * (1 + nzb) * rows * kk * nj) as u64;
                 }
             }
-            st.main.push(Instr::from(uses[0].0));
-            for u in 0..uses.len() {
-                let next = uses.get(u + 1).map(|x| x.0);
-                for (idx, mut mmi) in uses[u].1.clone().into_iter().enumerate() {
-                    if idx == 0 {
-                        mmi.swap = 1;
-                        if let Some(t) = next {
-                            (mmi.preload, mmi.w, mmi.k, mmi.n, mmi.trans) = (1, t.addr, t.k, t.n, t.trans);
-                        }
-                    }
-                    st.main.push(Instr::from(mmi));
-                }
-            }
+            st.main.extend(tile_uses(&uses));
             // The epilogue on the block's full rows.
             let x = Pat::tile(t_at(p), rows);
-            let mut epi = vec![Instr::from(ins::Vdeq {
+            epi.push(Instr::from(ins::Vdeq {
                 src_buf: ins::BUF_ACC,
                 src: t_at(p),
                 src_step: 1,
@@ -233,7 +373,7 @@ pub(crate) fn emit(job: &ScoresChain<'_>, cfg: &HwConfig) -> Option<(Vec<Instr>,
                 scale_imm: 1,
                 imm: job.scale.to_bits(),
                 ..Default::default()
-            })];
+            }));
             let sc = Scratch { temp: Pat::tile(temp_at(p), rows), s1: s1_at(p), s2: s2_at(p) };
             let last = job.kinds.len() - 1;
             for (i, kind) in job.kinds.iter().enumerate() {
@@ -243,20 +383,43 @@ pub(crate) fn emit(job: &ScoresChain<'_>, cfg: &HwConfig) -> Option<(Vec<Instr>,
                 };
                 epi.extend(stage(kind, (x, dst), op_at(p, i), sc, (rows, n, dim)));
             }
-            st.store_reads_main = !quantized;
-            st.epi = epi.into_iter().map(|i| (i, linear::post_cycles(&i, lanes))).collect();
-            let (buf, src) = if quantized { (ins::BUF_SPAD, o_at(p)) } else { (ins::BUF_ACC, t_at(p)) };
-            st.store.push(Instr::from(ins::Store {
-                buf,
-                dram: job.y.at(g0, 0) as u32,
-                stride: job.y.row_bytes() as u32,
-                rows: rows as u16,
-                cols: n as u16,
-                addr: src,
-                ..Default::default()
-            }));
-            steps.push(st);
+            if job.context.is_none() {
+                st.store_reads_main = !quantized;
+                let (buf, src) = if quantized { (ins::BUF_SPAD, o_at(p)) } else { (ins::BUF_ACC, t_at(p)) };
+                st.store.push(Instr::from(ins::Store {
+                    buf,
+                    dram: job.y.at(g0, 0) as u32,
+                    stride: job.y.row_bytes() as u32,
+                    rows: rows as u16,
+                    cols: n as u16,
+                    addr: src,
+                    ..Default::default()
+                }));
+            }
         }
+        st.epi = epi.into_iter().map(|i| (i, linear::post_cycles(&i, lanes))).collect();
+        steps.push(st);
     }
     Some((steps::chain_pipelined(steps, isa::timing::array_latency(cfg.array.rows, cfg.array.cols)), macs))
+}
+
+/// Weight tiles in order, each with the matmuls streaming through it: the
+/// first swaps the tile in and preloads the next.
+fn tile_uses(uses: &[(ins::Ldw, Vec<ins::Matmul>)]) -> Vec<Instr> {
+    let mut out = Vec::new();
+    let Some(first) = uses.first() else { return out };
+    out.push(Instr::from(first.0));
+    for (u, (_, list)) in uses.iter().enumerate() {
+        let next = uses.get(u + 1).map(|x| x.0);
+        for (idx, mut mmi) in list.iter().copied().enumerate() {
+            if idx == 0 {
+                mmi.swap = 1;
+                if let Some(t) = next {
+                    (mmi.preload, mmi.w, mmi.k, mmi.n, mmi.trans) = (1, t.addr, t.k, t.n, t.trans);
+                }
+            }
+            out.push(Instr::from(mmi));
+        }
+    }
+    out
 }

@@ -678,7 +678,7 @@ fn lower_chain(
         return lower_dense_chain(cx, node, kinds, (y, view_out), covered, fused, packed);
     }
     if matmul_head.is_some() {
-        return lower_scores_chain(cx, node, kinds, (y, view_out), covered, fused);
+        return lower_scores_chain(cx, node, kinds, (y, view_out), (covered, sites), fused);
     }
     let elementwise = kinds.iter().all(|k| match k {
         Kind::LayerNorm { .. } | Kind::Softmax => false,
@@ -785,7 +785,7 @@ fn lower_scores_chain(
     node: &Node,
     kinds: Vec<Kind>,
     (y, view_out): (ValueId, Option<BaseOrder>),
-    covered: Vec<usize>,
+    (mut covered, sites): (Vec<usize>, &[Site]),
     fused: &mut [bool],
 ) -> Result<Option<(LayerOp, u64, ValueId)>, LowerError> {
     let g = cx.g;
@@ -805,19 +805,36 @@ fn lower_scores_chain(
     let zb_tiles =
         linear::int8_parts(-qb.zero_point).iter().map(|&p| cx.mem.alloc_bytes(&vec![p as u8; tk * dim])).collect();
     let cross = linear::Cross { za_rows, zb_tiles };
-    let yv = &g.values[y];
-    let n = yv.shape.last().copied().unwrap_or(1);
-    let yp = cx.alloc(y);
-    let ym =
-        Mat { addr: yp.addr, rows: yv.elements() / n.max(1), cols: n, row_stride: n, col_stride: 1, esize: yp.esize };
-    let job = super::attention::ScoresChain {
+    let flat = |p: &Place, v: ValueId| {
+        let n = g.values[v].shape.last().copied().unwrap_or(1).max(1);
+        Mat { addr: p.addr, rows: g.values[v].elements() / n, cols: n, row_stride: n, col_stride: 1, esize: p.esize }
+    };
+    let mut job = super::attention::ScoresChain {
         heads,
         a_unsigned: g.values[a].ty == ElemType::U8,
         cross: &cross,
         scale: v::mul(qa.scale, qb.scale),
         kinds,
-        y: ym,
+        y: Mat { addr: 0, rows: 0, cols: 0, row_stride: 0, col_stride: 1, esize: 1 },
+        context: None,
     };
+    // P·V on the chain's int8 probabilities, when only it reads them.
+    if let Some((pv, context)) = context_of(cx, y, sites)? {
+        let y2 = g.nodes[pv].outputs[0];
+        job.y = flat(&cx.alloc(y2), y2);
+        job.context = Some(super::attention::Context { y: job.y, ..context });
+        if let Some((code, macs)) = super::attention::emit(&job, cx.cfg) {
+            cx.code.phase(code);
+            covered.push(pv);
+            for c in covered {
+                fused[c] = true;
+            }
+            return Ok(Some((LayerOp::MatMul, macs, y2)));
+        }
+        cx.places[y2] = None;
+        job.context = None;
+    }
+    job.y = flat(&cx.alloc(y), y);
     let Some((code, macs)) = super::attention::emit(&job, cx.cfg) else {
         cx.places[y] = None;
         return Ok(None);
@@ -827,6 +844,55 @@ fn lower_scores_chain(
         fused[c] = true;
     }
     Ok(Some((LayerOp::MatMul, macs, y)))
+}
+
+/// The int8-out MatMul that alone reads the probabilities `p` as its
+/// first operand (P·V), and its part of `attention::Context` (`y` still
+/// to place).
+fn context_of(
+    cx: &mut XCtx<'_>,
+    p: ValueId,
+    sites: &[Site],
+) -> Result<Option<(usize, super::attention::Context)>, LowerError> {
+    let g = cx.g;
+    let Some(pv) = sole_reader(cx, p) else { return Ok(None) };
+    let node = &g.nodes[pv];
+    let (vid, y) = (node.inputs.get(1).copied(), node.outputs[0]);
+    let fits = sites[pv] == Site::Device
+        && matches!(node.op, Op::MatMul)
+        && node.inputs[0] == p
+        && g.values[p].quant.is_some()
+        && g.values[y].quant.is_some()
+        && vid.is_some_and(|v| g.values[v].ty == ElemType::I8 && cx.places[v].is_some());
+    let Some(vid) = vid.filter(|_| fits) else { return Ok(None) };
+    let (qp, qv, qy) = (
+        g.values[p].quant.expect("checked"),
+        g.values[vid].quant.expect("validated"),
+        g.values[y].quant.expect("checked"),
+    );
+    let vp = cx.place(vid, &node.name)?;
+    let v: Vec<Mat> = vp.batch();
+    if !v.iter().all(Mat::rows_contiguous) {
+        return Ok(None);
+    }
+    let (dim, tk) = (cx.dim, (cx.cfg.array.rows.min(cx.cfg.array.cols)) as usize);
+    let (keys, d) = (v[0].rows, v[0].cols);
+    let za_rows = linear::int8_parts(-qp.zero_point).iter().map(|&x| cx.mem.alloc_bytes(&vec![x as u8; dim])).collect();
+    let zb_tiles =
+        linear::int8_parts(-qv.zero_point).iter().map(|&x| cx.mem.alloc_bytes(&vec![x as u8; tk * dim])).collect();
+    let kzz = (keys as i32).wrapping_mul(qp.zero_point).wrapping_mul(qv.zero_point);
+    let s = numerics::requant_scale(qp.scale, qv.scale, qy.scale);
+    let params = cx.mem.alloc_bytes(&gemm::pack_params(&vec![kzz; d], &vec![s; d], dim));
+    let context = super::attention::Context {
+        v,
+        cross: linear::Cross { za_rows, zb_tiles },
+        params,
+        zp: qy.zero_point,
+        unsigned: g.values[y].ty == ElemType::U8,
+        p_unsigned: g.values[p].ty == ElemType::U8,
+        y: Mat { addr: 0, rows: 0, cols: 0, row_stride: 0, col_stride: 1, esize: 1 },
+    };
+    Ok(Some((pv, context)))
 }
 
 fn packed_ref(cx: &XCtx<'_>, at: u64) -> PackedRef {
