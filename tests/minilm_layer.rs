@@ -2,8 +2,9 @@
 //! 32, FFN 1536; random int8 weights, quantization parameters chosen by
 //! hand rather than calibrated by ORT) compiled for the default 16x16 and
 //! run on the model with the layer check: its cycles against the ideal
-//! (GEMM MACs / 256 + vector-unit element operations / lanes), printed
-//! (issue 10 item 7 measures this; the target is not asserted yet), and
+//! (GEMM MACs / 256 + vector-unit element operations / lanes) and the
+//! attention MatMuls' share of their fused phase against their useful
+//! MACs, printed and held to issue 10 item 7's targets (1.25x, 1.5x), and
 //! the compile time of a 6-layer encoder of that size.
 //!
 //! `cargo test --release --test minilm_layer -- --nocapture`
@@ -163,11 +164,6 @@ fn minilm_shaped_encoder_layer_cycles_against_ideal() {
         x.extend((((i * 7919 % 2001) as f32 / 1000.0) - 1.0).to_le_bytes());
     }
     let input = Array { elem: Elem::F32, shape: vec![1, SEQ as u64, HIDDEN as u64], data: x };
-    if let Ok(which) = std::env::var("ATTN_CODE") {
-        let l = layers.iter().find(|l| l.name == which).unwrap();
-        let out: String = (l.first..l.last).map(|i| format!("{i} {}\n", prog.code[i])).collect();
-        std::fs::write("/tmp/attn_code.txt", out).unwrap();
-    }
     let run = hosted::run(&mut drv, model, &g, &[("v0".to_string(), input)], true).unwrap();
     let c = &run.measured.counters;
     let cycles = c.get(Counter::Cycles);
@@ -181,9 +177,10 @@ fn minilm_shaped_encoder_layer_cycles_against_ideal() {
     // The attention MatMuls' useful MACs (Q·Kᵀ and P·V per head; the
     // layers' MACs also count the zero points' cross-term passes).
     let useful = 2 * (HEADS * SEQ * SEQ * HEAD) as u64;
-    // The scores layer runs its Softmax chain on the vector unit in the
-    // same span (`compiler::lower::attention`): the MatMuls' share is the
-    // span the vector unit's work in it does not cover. One more run (the
+    // Attention is one layer record (`compiler::lower::attention`: Q·Kᵀ,
+    // the Softmax chain on the vector unit and P·V in one pipelined
+    // phase): the MatMuls' share is the span the vector unit's work in it
+    // does not cover. One more run (the
     // input is still in place) gives the per-instruction trace.
     let trace = drv.run().unwrap().trace;
     let vector_busy = |l: &isa::program::LayerMeta| -> u64 {
@@ -197,14 +194,6 @@ fn minilm_shaped_encoder_layer_cycles_against_ideal() {
             .map(|t| t.finish - t.start)
             .sum()
     };
-    if let Ok(which) = std::env::var("ATTN_DUMP") {
-        let l = layers.iter().find(|l| l.name == which).unwrap();
-        let mut out = String::new();
-        for t in trace.iter().filter(|t| (l.first..l.last).contains(&(t.index as usize))) {
-            out += &format!("{} {} {} {}\n", t.index, t.start, t.finish, prog.code[t.index as usize]);
-        }
-        std::fs::write("/tmp/attn_dump.txt", out).unwrap();
-    }
     let att_vector: u64 = att.iter().map(|&i| vector_busy(&layers[i])).sum();
     let att_array = att_cycles - att_vector;
     println!(
@@ -229,6 +218,10 @@ fn minilm_shaped_encoder_layer_cycles_against_ideal() {
         );
     }
     assert!(run.checked_layers >= 8);
+    // Issue 10 item 7's targets: the layer within 1.25x of its ideal, the
+    // attention MatMuls' share within 1.5x of their useful MACs.
+    assert!(cycles * 4 <= ideal * 5, "{cycles} cycles against the ideal {ideal}");
+    assert!(att_array * 2 <= (useful / 256) * 3, "attention MatMuls {att_array} cycles for {useful} MACs");
 
     // Issue 10 item 7: a 6-layer encoder of this size (22 M parameters with
     // embeddings; 6 x 1.77 M here) compiles in about a second.

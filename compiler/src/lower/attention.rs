@@ -11,6 +11,17 @@
 //! the next block (`steps::chain_pipelined`). Only the chain's result —
 //! int8 probabilities, a quarter of the float scores' bytes — is stored:
 //! the scores never make the round trip through DRAM.
+//!
+//! When the chain ends in a Quantize read only by an int8-out MatMul
+//! (P·V), that product joins the phase too (`Context`, flash-attention
+//! style): the block's probabilities stay in the scratchpad as the next
+//! product's input rows, P·V of block `s` streams in step `s + 2`'s array
+//! work (after step `s`'s epilogue has written P, while step `s + 1`'s
+//! runs on the vector unit), its `requant` goes in step `s + 2`'s
+//! epilogue and only the int8 context is stored; two steps without
+//! scores drain the last two blocks. So the layer is one record (the
+//! scores MatMul's name, the context's value) whose MatMuls run in the
+//! shadow of the Softmax's vector work.
 
 use super::linear::{self, Cross};
 use super::place::Mat;
