@@ -46,6 +46,11 @@ pub(crate) struct ScoresChain<'a> {
     pub y: Mat,
     /// The P·V product reading the chain's int8 output, fused too.
     pub context: Option<Context>,
+    /// An int8-out product (the chain starts with its Dequantize):
+    /// `gemm::pack_params` rows (bias 0, the requantization scale) per
+    /// n-tile, the zero point and whether unsigned; `requant` writes the
+    /// int8 scores, the Dequantize stage reads them back as float32.
+    pub requant: Option<(u64, i32, bool)>,
 }
 
 /// P·V per head on the probabilities the chain leaves in the scratchpad
@@ -101,7 +106,8 @@ pub(crate) fn emit(job: &ScoresChain<'_>, cfg: &HwConfig) -> Option<(Vec<Instr>,
     {
         return None;
     }
-    if !super::vector_ops::chain_ok(&job.kinds) || matches!(job.kinds[0], Kind::Dequantize { .. }) {
+    let dequantized = matches!(job.kinds[0], Kind::Dequantize { .. });
+    if !super::vector_ops::chain_ok(&job.kinds) || dequantized != job.requant.is_some() {
         return None;
     }
     let trans = !b0.rows_contiguous();
@@ -156,7 +162,15 @@ pub(crate) fn emit(job: &ScoresChain<'_>, cfg: &HwConfig) -> Option<(Vec<Instr>,
     let spad_need = |rr: usize| fixed + 2 * (kt * rr + nt * rr + ntv * rr);
     let (accr, spad) = (cfg.acc_rows() as usize, cfg.spad_rows() as usize);
     let mut rr = m.min(256);
-    while rr > 0 && (2 * set_rows(rr) + 4 * ntv > accr || spad_need(rr) > spad || nt * rr > 65535 || kt * rr > 65535) {
+    // After both sets: the bias and scale rows of P·V per head parity, the
+    // requantization rows of an int8-out product.
+    let requant_rows = if job.requant.is_some() { 2 * nt } else { 0 };
+    while rr > 0
+        && (2 * set_rows(rr) + 4 * ntv + requant_rows > accr
+            || spad_need(rr) > spad
+            || nt * rr > 65535
+            || kt * rr > 65535)
+    {
         rr -= 1;
     }
     if rr == 0 {
@@ -177,6 +191,7 @@ pub(crate) fn emit(job: &ScoresChain<'_>, cfg: &HwConfig) -> Option<(Vec<Instr>,
     let o_at = |p: usize| a_at(2) + (p * nt * rr) as u16;
     let tv_at = |p: usize| op_at(p, job.kinds.len());
     let cv_at = |h: usize| (2 * set + (h % 2) * 2 * ntv) as u16;
+    let rq_at = (2 * set + 4 * ntv) as u16;
     let vb_at = |h: usize| o_at(2) + ((h % 2) * ntv * n) as u16;
     let vza_at = o_at(2) + (2 * ntv * n) as u16;
     let vzb_at = vza_at + vza as u16;
@@ -301,6 +316,10 @@ pub(crate) fn emit(job: &ScoresChain<'_>, cfg: &HwConfig) -> Option<(Vec<Instr>,
                     load(ins::BUF_SPAD, b.at(0, 0), b.row_bytes(), k, n, b_at(h))
                 });
                 if h == 0 {
+                    if let Some((params, ..)) = job.requant {
+                        let rows = (2 * nt) as u16;
+                        st.load.push(Instr::from(crate::gemm::load_params(params, rows, dim, rq_at, ins::Deps::NONE)));
+                    }
                     for (x, &row) in job.cross.za_rows.iter().enumerate() {
                         st.load.push(load(ins::BUF_SPAD, row, dim as u64, 1, dim, za_at + x as u16));
                     }
@@ -371,28 +390,52 @@ pub(crate) fn emit(job: &ScoresChain<'_>, cfg: &HwConfig) -> Option<(Vec<Instr>,
             st.main.extend(tile_uses(&uses));
             // The epilogue on the block's full rows.
             let x = Pat::tile(t_at(p), rows);
-            epi.push(Instr::from(ins::Vdeq {
-                src_buf: ins::BUF_ACC,
-                src: t_at(p),
-                src_step: 1,
-                src_bstride: rows as u16,
-                dst: t_at(p),
-                dst_step: 1,
-                dst_bstride: rows as u16,
-                rows: rows as u16,
-                len: n as u16,
-                scale_imm: 1,
-                imm: job.scale.to_bits(),
-                ..Default::default()
-            }));
+            match job.requant {
+                // The int8 scores into the probabilities' rows (free until
+                // the chain's Quantize writes them), one n-tile at a time.
+                Some((_, zp, unsigned)) => {
+                    let (qmin, qmax) = if unsigned { (0, 255) } else { (-128, 127) };
+                    for j in 0..nt {
+                        epi.push(Instr::from(ins::Requant {
+                            acc: t_at(p) + (j * rows) as u16,
+                            rows: rows as u16,
+                            dst: o_at(p) + (j * rows) as u16,
+                            params: rq_at + 2 * j as u16,
+                            out_type: unsigned as u8,
+                            zp: zp as i16,
+                            qmin,
+                            qmax,
+                            ..Default::default()
+                        }));
+                    }
+                }
+                None => epi.push(Instr::from(ins::Vdeq {
+                    src_buf: ins::BUF_ACC,
+                    src: t_at(p),
+                    src_step: 1,
+                    src_bstride: rows as u16,
+                    dst: t_at(p),
+                    dst_step: 1,
+                    dst_bstride: rows as u16,
+                    rows: rows as u16,
+                    len: n as u16,
+                    scale_imm: 1,
+                    imm: job.scale.to_bits(),
+                    ..Default::default()
+                })),
+            }
             let sc = Scratch { temp: Pat::tile(temp_at(p), rows), s1: s1_at(p), s2: s2_at(p) };
             let last = job.kinds.len() - 1;
             for (i, kind) in job.kinds.iter().enumerate() {
+                let a = match kind {
+                    Kind::Dequantize { .. } => Pat::tile(o_at(p), rows),
+                    _ => x,
+                };
                 let dst = match (i == last, kind) {
                     (true, Kind::Quantize { .. }) => Pat::tile(o_at(p), rows),
                     _ => x,
                 };
-                epi.extend(stage(kind, (x, dst), op_at(p, i), sc, (rows, n, dim)));
+                epi.extend(stage(kind, (a, dst), op_at(p, i), sc, (rows, n, dim)));
             }
             if job.context.is_none() {
                 st.store_reads_main = !quantized;

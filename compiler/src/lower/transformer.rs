@@ -618,9 +618,13 @@ fn lower_chain(
     // A float activation × activation MatMul (attention scores) read only
     // by a vector node heads a chain run on its rows in the accumulator
     // (`attention::emit`): the scores never leave the chip.
+    // An int8-out one read only by its Dequantize too (requantized on
+    // chip, dequantized back).
     let matmul_head = match &node.op {
-        Op::MatMul if g.values[node.outputs[0]].quant.is_none() => match sole_reader(cx, node.outputs[0]) {
-            Some(c) if sites[c] == Site::Device && !matches!(g.nodes[c].op, Op::Dequantize) => Some(c),
+        Op::MatMul => match (sole_reader(cx, node.outputs[0]), g.values[node.outputs[0]].quant) {
+            (Some(c), q) if sites[c] == Site::Device && matches!(g.nodes[c].op, Op::Dequantize) == q.is_some() => {
+                Some(c)
+            }
             _ => return Ok(None),
         },
         _ => None,
@@ -817,7 +821,15 @@ fn lower_scores_chain(
         kinds,
         y: Mat { addr: 0, rows: 0, cols: 0, row_stride: 0, col_stride: 1, esize: 1 },
         context: None,
+        requant: None,
     };
+    let mm_out = node.outputs[0];
+    if let Some(qy) = g.values[mm_out].quant {
+        let n = g.values[b].shape.last().copied().unwrap_or(1);
+        let s = numerics::requant_scale(qa.scale, qb.scale, qy.scale);
+        let params = cx.mem.alloc_bytes(&gemm::pack_params(&vec![0; n], &vec![s; n], cx.dim));
+        job.requant = Some((params, qy.zero_point, g.values[mm_out].ty == ElemType::U8));
+    }
     // P·V on the chain's int8 probabilities, when only it reads them.
     if let Some((pv, context)) = context_of(cx, y, sites)? {
         let y2 = g.nodes[pv].outputs[0];
