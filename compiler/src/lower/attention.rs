@@ -160,7 +160,8 @@ pub(crate) fn emit(job: &ScoresChain<'_>, cfg: &HwConfig) -> Option<(Vec<Instr>,
     let (vza, vzb) = job.context.as_ref().map_or((0, 0), |c| (c.cross.za_rows.len(), c.cross.zb_tiles.len()));
     let fixed = 2 * b_rows + nza + nzb * tk + 2 * ntv * n + vza + vzb * tk;
     let spad_need = |rr: usize| fixed + 2 * (kt * rr + nt * rr + ntv * rr);
-    let (accr, spad) = (cfg.acc_rows() as usize, cfg.spad_rows() as usize);
+    // Every region within the buffers and the 16-bit row fields.
+    let (accr, spad) = ((cfg.acc_rows() as usize).min(65536), (cfg.spad_rows() as usize).min(65536));
     let mut rr = m.min(256);
     // After both sets: the bias and scale rows of P·V per head parity, the
     // requantization rows of an int8-out product.
