@@ -6,7 +6,8 @@
 //! per node:
 //! - Linear layers: `Dense` (requantized) as a `gemm::GemmJob` with the
 //!   sequence as GEMM rows streaming past stationary weights; `DenseF32`
-//!   and the activation × activation `MatMul` through `linear`;
+//!   and the activation × activation `MatMul` through `linear`; attention
+//!   (Q·Kᵀ, its vector chain and P·V) as one on-chip phase (`attention`);
 //! - float math on the vector unit (`vector_ops`): Quantize, Dequantize,
 //!   Binary, Unary, Gelu, LayerNorm, Softmax; ReduceSum over rows;
 //! - a view a consumer cannot read as matrices is copied (`copy`).
