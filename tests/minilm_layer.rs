@@ -2,8 +2,9 @@
 //! 32, FFN 1536; random int8 weights, quantization parameters chosen by
 //! hand rather than calibrated by ORT) compiled for the default 16x16 and
 //! run on the model with the layer check: its cycles against the ideal
-//! (GEMM MACs / 256 + vector-unit element operations / lanes), printed
-//! (issue 10 item 7 measures this; the target is not asserted yet), and
+//! (GEMM MACs / 256 + vector-unit element operations / lanes) and the
+//! attention MatMuls' share of their fused phase against their useful
+//! MACs, printed and held to issue 10 item 7's targets (1.25x, 1.5x), and
 //! the compile time of a 6-layer encoder of that size.
 //!
 //! `cargo test --release --test minilm_layer -- --nocapture`
@@ -20,9 +21,28 @@ const HEADS: usize = 12;
 const HEAD: usize = 32;
 const FFN: usize = 1536;
 
+/// A layer's sizes: sequence, heads, head width, FFN width (hidden =
+/// heads x head).
+#[derive(Clone, Copy)]
+struct Dims {
+    seq: usize,
+    heads: usize,
+    head: usize,
+    ffn: usize,
+}
+
+const MINILM: Dims = Dims { seq: SEQ, heads: HEADS, head: HEAD, ffn: FFN };
+
+impl Dims {
+    fn hidden(self) -> usize {
+        self.heads * self.head
+    }
+}
+
 struct Builder {
     g: Graph,
     seed: u64,
+    d: Dims,
 }
 
 impl Builder {
@@ -85,15 +105,16 @@ impl Builder {
     }
 
     fn layer_norm(&mut self, x: ValueId) -> ValueId {
-        let gamma = (0..HIDDEN).map(|_| 1.0 + (self.rand() % 200) as f32 / 1000.0).collect();
-        let beta = (0..HIDDEN).map(|_| (self.rand() % 200) as f32 / 1000.0 - 0.1).collect();
+        let gamma = (0..self.d.hidden()).map(|_| 1.0 + (self.rand() % 200) as f32 / 1000.0).collect();
+        let beta = (0..self.d.hidden()).map(|_| (self.rand() % 200) as f32 / 1000.0 - 0.1).collect();
         self.f32_like(x, Op::LayerNorm { gamma, beta, eps: 1e-12 }, &[x])
     }
 
     fn heads(&mut self, x: ValueId, perm: &[usize], zp: i32) -> ValueId {
-        let r = self.value(&[1, SEQ, HEADS, HEAD], ElemType::F32, None);
-        let r = self.node(Op::Reshape { shape: vec![1, SEQ, HEADS, HEAD] }, &[x], r);
-        let shape: Vec<usize> = perm.iter().map(|&p| [1, SEQ, HEADS, HEAD][p]).collect();
+        let Dims { seq, heads, head, .. } = self.d;
+        let r = self.value(&[1, seq, heads, head], ElemType::F32, None);
+        let r = self.node(Op::Reshape { shape: vec![1, seq, heads, head] }, &[x], r);
+        let shape: Vec<usize> = perm.iter().map(|&p| [1, seq, heads, head][p]).collect();
         let t = self.value(&shape, ElemType::F32, None);
         let t = self.node(Op::Transpose { perm: perm.to_vec() }, &[r], t);
         self.quantize(t, 0.08, zp)
@@ -101,13 +122,13 @@ impl Builder {
 }
 
 fn encoder_layer() -> Graph {
-    encoder(1)
+    encoder(1, MINILM)
 }
 
-/// `layers` encoder layers, each reading the one before.
-fn encoder(layers: usize) -> Graph {
-    let mut b = Builder { g: Graph { name: "minilm_layer".into(), ..Graph::default() }, seed: 7 };
-    let mut x = b.value(&[1, SEQ, HIDDEN], ElemType::F32, None);
+/// `layers` encoder layers of sizes `d`, each reading the one before.
+fn encoder(layers: usize, d: Dims) -> Graph {
+    let mut b = Builder { g: Graph { name: "minilm_layer".into(), ..Graph::default() }, seed: 7, d };
+    let mut x = b.value(&[1, d.seq, d.hidden()], ElemType::F32, None);
     b.g.inputs = vec![x];
     for _ in 0..layers {
         x = layer(&mut b, x);
@@ -118,30 +139,32 @@ fn encoder(layers: usize) -> Graph {
 }
 
 fn layer(b: &mut Builder, x: ValueId) -> ValueId {
+    let Dims { seq, heads, head, ffn } = b.d;
+    let hidden = b.d.hidden();
     let xq = b.quantize(x, 0.05, 0);
-    let (q, k, v) = (b.linear(xq, HIDDEN), b.linear(xq, HIDDEN), b.linear(xq, HIDDEN));
+    let (q, k, v) = (b.linear(xq, hidden), b.linear(xq, hidden), b.linear(xq, hidden));
     let (q, k, v) = (b.heads(q, &[0, 2, 1, 3], 2), b.heads(k, &[0, 2, 3, 1], -3), b.heads(v, &[0, 2, 1, 3], 1));
-    let scores = b.value(&[1, HEADS, SEQ, SEQ], ElemType::F32, None);
+    let scores = b.value(&[1, heads, seq, seq], ElemType::F32, None);
     let scores = b.node(Op::MatMul, &[q, k], scores);
     let scale = b.value(&[], ElemType::F32, None);
-    let scale = b.node(Op::Constant { shape: vec![], data: vec![1.0 / (HEAD as f32).sqrt()] }, &[], scale);
+    let scale = b.node(Op::Constant { shape: vec![], data: vec![1.0 / (head as f32).sqrt()] }, &[], scale);
     let scaled = b.f32_like(scores, Op::Binary(BinaryOp::Mul), &[scores, scale]);
     let probs = b.f32_like(scaled, Op::Softmax, &[scaled]);
     let pq = b.quantize(probs, 1.0 / 255.0, -128);
-    let ctx = b.value(&[1, HEADS, SEQ, HEAD], ElemType::I8, Some((0.05, 0)));
+    let ctx = b.value(&[1, heads, seq, head], ElemType::I8, Some((0.05, 0)));
     let ctx = b.node(Op::MatMul, &[pq, v], ctx);
-    let t = b.value(&[1, SEQ, HEADS, HEAD], ElemType::I8, Some((0.05, 0)));
+    let t = b.value(&[1, seq, heads, head], ElemType::I8, Some((0.05, 0)));
     let t = b.node(Op::Transpose { perm: vec![0, 2, 1, 3] }, &[ctx], t);
-    let merged = b.value(&[1, SEQ, HIDDEN], ElemType::I8, Some((0.05, 0)));
-    let merged = b.node(Op::Reshape { shape: vec![1, SEQ, HIDDEN] }, &[t], merged);
-    let attn = b.linear(merged, HIDDEN);
+    let merged = b.value(&[1, seq, hidden], ElemType::I8, Some((0.05, 0)));
+    let merged = b.node(Op::Reshape { shape: vec![1, seq, hidden] }, &[t], merged);
+    let attn = b.linear(merged, hidden);
     let res = b.f32_like(attn, Op::Binary(BinaryOp::Add), &[attn, x]);
     let h = b.layer_norm(res);
     let hq = b.quantize(h, 0.05, 0);
-    let up = b.linear(hq, FFN);
+    let up = b.linear(hq, ffn);
     let act = b.f32_like(up, Op::Gelu(GeluForm::Erf), &[up]);
     let aq = b.quantize(act, 0.05, -100);
-    let down = b.linear(aq, HIDDEN);
+    let down = b.linear(aq, hidden);
     let res2 = b.f32_like(down, Op::Binary(BinaryOp::Add), &[down, h]);
     b.layer_norm(res2)
 }
@@ -173,13 +196,38 @@ fn minilm_shaped_encoder_layer_cycles_against_ideal() {
     let att: Vec<usize> = (0..layers.len()).filter(|&i| layers[i].op == LayerOp::MatMul).collect();
     let att_cycles: u64 = att.iter().map(|&i| run.measured.layer_cycles[i]).sum();
     let att_macs: u64 = att.iter().map(|&i| layers[i].macs).sum();
+    // The attention MatMuls' useful MACs (Q·Kᵀ and P·V per head; the
+    // layers' MACs also count the zero points' cross-term passes).
+    let useful = 2 * (HEADS * SEQ * SEQ * HEAD) as u64;
+    // Attention is one layer record (`compiler::lower::attention`: Q·Kᵀ,
+    // the Softmax chain on the vector unit and P·V in one pipelined
+    // phase): the MatMuls' share is the span the vector unit's work in it
+    // does not cover. One more run (the
+    // input is still in place) gives the per-instruction trace.
+    let trace = drv.run().unwrap().trace;
+    let vector_busy = |l: &isa::program::LayerMeta| -> u64 {
+        use isa::instr::Instr as I;
+        trace
+            .iter()
+            .filter(|t| (l.first..l.last).contains(&(t.index as usize)))
+            .filter(|t| {
+                matches!(prog.code[t.index as usize], I::Vdeq(_) | I::Vquant(_) | I::Vop(_) | I::Vred(_) | I::Vmask(_))
+            })
+            .map(|t| t.finish - t.start)
+            .sum()
+    };
+    let att_vector: u64 = att.iter().map(|&i| vector_busy(&layers[i])).sum();
+    let att_array = att_cycles - att_vector;
     println!(
         "MiniLM-shaped layer: {cycles} cycles, ideal {ideal} (MACs {macs} / 256 + vector elements {elements} / \
-         {lanes}): {:.2}x; attention MatMuls {att_cycles} cycles for {att_macs} MACs (ideal {}): {:.2}x; \
-         {} layers checked; compiled in {compile_ms:.1} ms",
+         {lanes}): {:.2}x; attention MatMuls {att_cycles} cycles for {att_macs} MACs (ideal {}): {:.2}x, of which \
+         the vector unit is busy {att_vector}: the MatMuls' share {att_array} cycles against their {useful} useful \
+         MACs / 256 = {}: {:.2}x; {} layers checked; compiled in {compile_ms:.1} ms",
         cycles as f64 / ideal as f64,
         att_macs / 256,
         att_cycles as f64 / (att_macs / 256).max(1) as f64,
+        useful / 256,
+        att_array as f64 / (useful / 256) as f64,
         run.checked_layers
     );
     for (i, l) in layers.iter().enumerate() {
@@ -191,11 +239,15 @@ fn minilm_shaped_encoder_layer_cycles_against_ideal() {
             l.macs
         );
     }
-    assert!(run.checked_layers >= 10);
+    assert!(run.checked_layers >= 8);
+    // Issue 10 item 7's targets: the layer within 1.25x of its ideal, the
+    // attention MatMuls' share within 1.5x of their useful MACs.
+    assert!(cycles * 4 <= ideal * 5, "{cycles} cycles against the ideal {ideal}");
+    assert!(att_array * 2 <= (useful / 256) * 3, "attention MatMuls {att_array} cycles for {useful} MACs");
 
     // Issue 10 item 7: a 6-layer encoder of this size (22 M parameters with
     // embeddings; 6 x 1.77 M here) compiles in about a second.
-    let six = encoder(6);
+    let six = encoder(6, MINILM);
     let start = std::time::Instant::now();
     let lowered = compiler::lower::lower(&six, &cfg).unwrap();
     println!(
@@ -203,4 +255,29 @@ fn minilm_shaped_encoder_layer_cycles_against_ideal() {
         lowered.program.code.len(),
         start.elapsed().as_secs_f64() * 1e3
     );
+}
+
+/// A small layer whose shapes are not multiples of the array (10 tokens,
+/// 2 heads of 6, FFN 20) on the 4x4 and the default: every layer checked
+/// against the interpreter, the attention fused into one phase with
+/// several blocks of query rows per head on the 4x4.
+#[test]
+fn small_odd_shaped_layer_is_exact_on_4x4_and_16x16() {
+    let d = Dims { seq: 10, heads: 2, head: 6, ffn: 20 };
+    let g = encoder(2, d);
+    for cfg in [isa::HwConfig::tiny_4x4(), isa::HwConfig::default_16x16()] {
+        let lowered = compiler::lower::lower(&g, &cfg).unwrap();
+        let prog = lowered.program;
+        let layers = prog.meta.layers.clone();
+        assert_eq!(layers.iter().filter(|l| l.op == LayerOp::MatMul).count(), 2, "one attention phase per layer");
+        assert!(!layers.iter().any(|l| l.op == LayerOp::Softmax), "the Softmax runs in the attention phase");
+        let mut drv = driver::Driver::new(sim::Model::new(&cfg).unwrap());
+        drv.load(&prog).unwrap();
+        let model = Compiled { prog: &prog, layers: &layers, cfg: &cfg };
+        let x: Vec<u8> =
+            (0..d.seq * d.hidden()).flat_map(|i| (((i * 37 % 201) as f32 / 100.0) - 1.0).to_le_bytes()).collect();
+        let input = Array { elem: Elem::F32, shape: vec![1, d.seq as u64, d.hidden() as u64], data: x };
+        let run = hosted::run(&mut drv, model, &g, &[("v0".to_string(), input)], true).unwrap();
+        assert!(run.checked_layers >= 16, "{}: {} layers checked", cfg.name, run.checked_layers);
+    }
 }

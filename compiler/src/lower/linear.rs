@@ -373,7 +373,7 @@ pub(crate) fn act_exact(k: usize, a_unsigned: bool, q: &ActQuant) -> bool {
 }
 
 /// Estimated busy cycles of a post-processing instruction (ISA.md §4).
-fn post_cycles(i: &Instr, lanes: u32) -> u64 {
+pub(crate) fn post_cycles(i: &Instr, lanes: u32) -> u64 {
     use isa::timing as t;
     match i {
         Instr::Vdeq(v) => t::vector_beats(v.rows, v.len, lanes) + t::VEC_LATENCY,

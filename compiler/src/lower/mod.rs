@@ -31,6 +31,7 @@
 //! - Every phase passes `staging::bound`: LOADs that would overfill the
 //!   DMA's staging buffer are cut and drained.
 
+mod attention;
 pub(crate) mod conv_band;
 mod elementwise;
 pub mod embedding;

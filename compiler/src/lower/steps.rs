@@ -155,22 +155,38 @@ pub(crate) fn chain_pipelined(steps: Vec<PipeStep>, drain: u64) -> Vec<Instr> {
     out.extend(mains.next().into_iter().flatten());
     for (epi, store) in epis.into_iter().zip(stores) {
         let next = mains.next().unwrap_or_default();
-        let mut next = next.into_iter();
+        let mut array_left: u64 = next.iter().map(array_cycles).sum();
+        let mut next = next.into_iter().peekable();
         let last = epi.len() - 1;
+        let mut vector_left: u64 = epi.iter().map(|e| e.1).sum();
         // Estimated cycles (from the step's start) when the array and the
         // vector unit are free, and when the array has drained.
         let (mut array, mut vector, mut drained) = (0u64, 0u64, 0u64);
         for (k, (instr, cycles)) in epi.into_iter().enumerate() {
             // Array work of the next step while the vector unit is busy:
-            // the epilogue instruction goes in when the unit frees.
-            while array < vector {
-                let Some(i) = next.next() else { break };
-                array += array_cycles(&i);
+            // the epilogue instruction goes in when the unit frees. While
+            // the epilogue has more work left than the array, only array
+            // work that drains before the unit frees goes first (a vector
+            // instruction waits for the drain, so an array instruction
+            // running past the unit's free cycle delays the whole chain);
+            // once the array has more left, it is kept busy instead.
+            while let Some(i) = next.peek() {
+                let c = array_cycles(i);
+                let settle = if matches!(i, Instr::Matmul(_)) { drain } else { 0 };
+                let fits = array + c + settle <= vector;
+                let array_bound = array_left >= vector_left;
+                if !(fits || (array_bound && array < vector)) {
+                    break;
+                }
+                let i = next.next().expect("peeked");
+                array += c;
+                array_left -= c;
                 if matches!(i, Instr::Matmul(_)) {
                     drained = array + drain;
                 }
                 out.push(i);
             }
+            vector_left -= cycles;
             let start = vector.max(drained);
             array = array.max(start);
             vector = start + cycles;

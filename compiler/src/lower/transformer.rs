@@ -6,7 +6,8 @@
 //! per node:
 //! - Linear layers: `Dense` (requantized) as a `gemm::GemmJob` with the
 //!   sequence as GEMM rows streaming past stationary weights; `DenseF32`
-//!   and the activation × activation `MatMul` through `linear`;
+//!   and the activation × activation `MatMul` through `linear`; attention
+//!   (Q·Kᵀ, its vector chain and P·V) as one on-chip phase (`attention`);
 //! - float math on the vector unit (`vector_ops`): Quantize, Dequantize,
 //!   Binary, Unary, Gelu, LayerNorm, Softmax; ReduceSum over rows;
 //! - a view a consumer cannot read as matrices is copied (`copy`).
@@ -615,12 +616,36 @@ fn lower_chain(
         },
         _ => None,
     };
-    let head = dense_head.map_or(node, |dq| &g.nodes[dq]);
-    let Some((x, kind, op)) = stage_of(cx, head, &|_, _| true)? else { return Ok(None) };
+    // A float activation × activation MatMul (attention scores) read only
+    // by a vector node heads a chain run on its rows in the accumulator
+    // (`attention::emit`): the scores never leave the chip.
+    // An int8-out one read only by its Dequantize too (requantized on
+    // chip, dequantized back).
+    let matmul_head = match &node.op {
+        Op::MatMul => match (sole_reader(cx, node.outputs[0]), g.values[node.outputs[0]].quant) {
+            (Some(c), q) if sites[c] == Site::Device && matches!(g.nodes[c].op, Op::Dequantize) == q.is_some() => {
+                Some(c)
+            }
+            _ => return Ok(None),
+        },
+        _ => None,
+    };
+    let placed = |cx: &XCtx<'_>, v: ValueId| cx.places[v].is_some() || cx.on_host[v];
+    let head = match (dense_head, matmul_head) {
+        (Some(dq), _) => &g.nodes[dq],
+        (_, Some(c)) => &g.nodes[c],
+        _ => node,
+    };
+    // A fused head's other operand may come later in the graph.
+    let head_placed: &dyn Fn(&XCtx<'_>, ValueId) -> bool = if matmul_head.is_some() { &placed } else { &|_, _| true };
+    let Some((x, kind, op)) = stage_of(cx, head, head_placed)? else { return Ok(None) };
+    if matmul_head.is_some() && x != node.outputs[0] {
+        return Ok(None);
+    }
     covered.extend(dense_head);
+    covered.extend(matmul_head);
     let (mut kinds, mut ops, mut y) = (vec![kind], vec![op], head.outputs[0]);
     let mut view_out = None;
-    let placed = |cx: &XCtx<'_>, v: ValueId| cx.places[v].is_some() || cx.on_host[v];
     while !matches!(kinds.last(), Some(Kind::Quantize { .. })) {
         let Some(c) = sole_reader(cx, y) else { break };
         let cn = &g.nodes[c];
@@ -656,6 +681,9 @@ fn lower_chain(
     }
     if dense_head.is_some() {
         return lower_dense_chain(cx, node, kinds, (y, view_out), covered, fused, packed);
+    }
+    if matmul_head.is_some() {
+        return lower_scores_chain(cx, node, kinds, (y, view_out), (covered, sites), fused);
     }
     let elementwise = kinds.iter().all(|k| match k {
         Kind::LayerNorm { .. } | Kind::Softmax => false,
@@ -750,6 +778,134 @@ fn lower_dense_chain(
     }
     *packed = Some(packed_ref(cx, w_addr));
     Ok(Some((LayerOp::Dense, macs, y)))
+}
+
+/// A float activation × activation MatMul and its chain (`lower_chain`)
+/// as one phase with the scores on chip (`attention::emit`); the layer
+/// record is the MatMul's (its MACs), writing the chain's value. None
+/// when the chain or the shapes do not fit that schedule (the caller
+/// lowers the nodes one by one).
+fn lower_scores_chain(
+    cx: &mut XCtx<'_>,
+    node: &Node,
+    kinds: Vec<Kind>,
+    (y, view_out): (ValueId, Option<BaseOrder>),
+    (mut covered, sites): (Vec<usize>, &[Site]),
+    fused: &mut [bool],
+) -> Result<Option<(LayerOp, u64, ValueId)>, LowerError> {
+    let g = cx.g;
+    let name = node.name.as_str();
+    let (a, b) = (node.inputs[0], node.inputs[1]);
+    if view_out.is_some() || g.values[b].ty == ElemType::U8 {
+        return Ok(None);
+    }
+    let (qa, qb) = (g.values[a].quant.expect("validated"), g.values[b].quant.expect("validated"));
+    let ap = cx.place(a, name)?;
+    let ap = if ap.batch().iter().all(Mat::rows_contiguous) { ap } else { cx.copy(a, &ap, name)? };
+    let bp = cx.place(b, name)?;
+    let heads: Vec<(Mat, Mat)> = ap.batch().into_iter().zip(bp.batch()).collect();
+    let dim = cx.dim;
+    let tk = (cx.cfg.array.rows.min(cx.cfg.array.cols)) as usize;
+    let za_rows = linear::int8_parts(-qa.zero_point).iter().map(|&p| cx.mem.alloc_bytes(&vec![p as u8; dim])).collect();
+    let zb_tiles =
+        linear::int8_parts(-qb.zero_point).iter().map(|&p| cx.mem.alloc_bytes(&vec![p as u8; tk * dim])).collect();
+    let cross = linear::Cross { za_rows, zb_tiles };
+    let flat = |p: &Place, v: ValueId| {
+        let n = g.values[v].shape.last().copied().unwrap_or(1).max(1);
+        Mat { addr: p.addr, rows: g.values[v].elements() / n, cols: n, row_stride: n, col_stride: 1, esize: p.esize }
+    };
+    let mut job = super::attention::ScoresChain {
+        heads,
+        a_unsigned: g.values[a].ty == ElemType::U8,
+        cross: &cross,
+        scale: v::mul(qa.scale, qb.scale),
+        kinds,
+        y: Mat { addr: 0, rows: 0, cols: 0, row_stride: 0, col_stride: 1, esize: 1 },
+        context: None,
+        requant: None,
+    };
+    let mm_out = node.outputs[0];
+    if let Some(qy) = g.values[mm_out].quant {
+        let n = g.values[b].shape.last().copied().unwrap_or(1);
+        let s = numerics::requant_scale(qa.scale, qb.scale, qy.scale);
+        let params = cx.mem.alloc_bytes(&gemm::pack_params(&vec![0; n], &vec![s; n], cx.dim));
+        job.requant = Some((params, qy.zero_point, g.values[mm_out].ty == ElemType::U8));
+    }
+    // P·V on the chain's int8 probabilities, when only it reads them.
+    if let Some((pv, context)) = context_of(cx, y, sites)? {
+        let y2 = g.nodes[pv].outputs[0];
+        job.y = flat(&cx.alloc(y2), y2);
+        job.context = Some(super::attention::Context { y: job.y, ..context });
+        if let Some((code, macs)) = super::attention::emit(&job, cx.cfg) {
+            cx.code.phase(code);
+            covered.push(pv);
+            for c in covered {
+                fused[c] = true;
+            }
+            return Ok(Some((LayerOp::MatMul, macs, y2)));
+        }
+        cx.places[y2] = None;
+        job.context = None;
+    }
+    job.y = flat(&cx.alloc(y), y);
+    let Some((code, macs)) = super::attention::emit(&job, cx.cfg) else {
+        cx.places[y] = None;
+        return Ok(None);
+    };
+    cx.code.phase(code);
+    for c in covered {
+        fused[c] = true;
+    }
+    Ok(Some((LayerOp::MatMul, macs, y)))
+}
+
+/// The int8-out MatMul that alone reads the probabilities `p` as its
+/// first operand (P·V), and its part of `attention::Context` (`y` still
+/// to place).
+fn context_of(
+    cx: &mut XCtx<'_>,
+    p: ValueId,
+    sites: &[Site],
+) -> Result<Option<(usize, super::attention::Context)>, LowerError> {
+    let g = cx.g;
+    let Some(pv) = sole_reader(cx, p) else { return Ok(None) };
+    let node = &g.nodes[pv];
+    let (vid, y) = (node.inputs.get(1).copied(), node.outputs[0]);
+    let fits = sites[pv] == Site::Device
+        && matches!(node.op, Op::MatMul)
+        && node.inputs[0] == p
+        && g.values[p].quant.is_some()
+        && g.values[y].quant.is_some()
+        && vid.is_some_and(|v| g.values[v].ty == ElemType::I8 && cx.places[v].is_some());
+    let Some(vid) = vid.filter(|_| fits) else { return Ok(None) };
+    let (qp, qv, qy) = (
+        g.values[p].quant.expect("checked"),
+        g.values[vid].quant.expect("validated"),
+        g.values[y].quant.expect("checked"),
+    );
+    let vp = cx.place(vid, &node.name)?;
+    let v: Vec<Mat> = vp.batch();
+    if !v.iter().all(Mat::rows_contiguous) {
+        return Ok(None);
+    }
+    let (dim, tk) = (cx.dim, (cx.cfg.array.rows.min(cx.cfg.array.cols)) as usize);
+    let (keys, d) = (v[0].rows, v[0].cols);
+    let za_rows = linear::int8_parts(-qp.zero_point).iter().map(|&x| cx.mem.alloc_bytes(&vec![x as u8; dim])).collect();
+    let zb_tiles =
+        linear::int8_parts(-qv.zero_point).iter().map(|&x| cx.mem.alloc_bytes(&vec![x as u8; tk * dim])).collect();
+    let kzz = (keys as i32).wrapping_mul(qp.zero_point).wrapping_mul(qv.zero_point);
+    let s = numerics::requant_scale(qp.scale, qv.scale, qy.scale);
+    let params = cx.mem.alloc_bytes(&gemm::pack_params(&vec![kzz; d], &vec![s; d], dim));
+    let context = super::attention::Context {
+        v,
+        cross: linear::Cross { za_rows, zb_tiles },
+        params,
+        zp: qy.zero_point,
+        unsigned: g.values[y].ty == ElemType::U8,
+        p_unsigned: g.values[p].ty == ElemType::U8,
+        y: Mat { addr: 0, rows: 0, cols: 0, row_stride: 0, col_stride: 1, esize: 1 },
+    };
+    Ok(Some((pv, context)))
 }
 
 fn packed_ref(cx: &XCtx<'_>, at: u64) -> PackedRef {

@@ -1,0 +1,480 @@
+//! Attention scores kept on chip: the float activation × activation MatMul
+//! (Q·Kᵀ per head) and the vector chain that only it feeds (the scale
+//! Mul, a mask, Softmax, the Quantize of the probabilities) as one phase.
+//! A step is one (head, block of query rows) with every key: the array
+//! writes the block's int32 scores into the accumulator, the zero points'
+//! cross terms included (`Σ (a − za)(b − zb)` as four passes per tile:
+//! A and the `−za` row through B and through a tile of `−zb`, the last
+//! giving `K·za·zb`, so no init row crosses DRAM), then `vdeq` with
+//! `s_a · s_b` (the MatMul's float output, bit for bit) and the chain's
+//! stages run in place on the block's full rows while the array computes
+//! the next block (`steps::chain_pipelined`). Only the chain's result —
+//! int8 probabilities, a quarter of the float scores' bytes — is stored:
+//! the scores never make the round trip through DRAM.
+//!
+//! When the chain ends in a Quantize read only by an int8-out MatMul
+//! (P·V), that product joins the phase too (`Context`, flash-attention
+//! style): the block's probabilities stay in the scratchpad as the next
+//! product's input rows, P·V of block `s` streams in step `s + 2`'s array
+//! work (after step `s`'s epilogue has written P, while step `s + 1`'s
+//! runs on the vector unit), its `requant` goes in step `s + 2`'s
+//! epilogue and only the int8 context is stored; two steps without
+//! scores drain the last two blocks. So the layer is one record (the
+//! scores MatMul's name, the context's value) whose MatMuls run in the
+//! shadow of the Softmax's vector work.
+
+use super::linear::{self, Cross};
+use super::place::Mat;
+use super::steps;
+use super::vector_ops::{operand_loads_at, stage, Kind, Operand, Pat, Scratch};
+use isa::instr::{self as ins, Instr};
+use isa::HwConfig;
+
+/// Q·Kᵀ (or any float act × act product) and its chain, for `emit`.
+pub(crate) struct ScoresChain<'a> {
+    /// Per head: A `[m, k]` (row-contiguous) and B `[k, n]` (row-contiguous,
+    /// or a transposed view of keys stored row by row).
+    pub heads: Vec<(Mat, Mat)>,
+    pub a_unsigned: bool,
+    pub cross: &'a Cross,
+    /// `s_a · s_b`: the product's float32 scale.
+    pub scale: f32,
+    /// The stages after the product (no Dequantize).
+    pub kinds: Vec<Kind>,
+    /// The chain's output, `[heads · m, n]` row-contiguous (int8 when the
+    /// last stage is Quantize, else float32); unused with `context`.
+    pub y: Mat,
+    /// The P·V product reading the chain's int8 output, fused too.
+    pub context: Option<Context>,
+    /// An int8-out product (the chain starts with its Dequantize):
+    /// `gemm::pack_params` rows (bias 0, the requantization scale) per
+    /// n-tile, the zero point and whether unsigned; `requant` writes the
+    /// int8 scores, the Dequantize stage reads them back as float32.
+    pub requant: Option<(u64, i32, bool)>,
+}
+
+/// P·V per head on the probabilities the chain leaves in the scratchpad
+/// (flash-attention style: P never leaves the chip). Its zero points'
+/// cross terms: `Σ_k P·(−z_v)` on the array through a tile of `−z_v`;
+/// `Σ_k (−z_p)·V + K·z_p·z_v`, one row per head and n-tile, as the
+/// `requant` bias: the bias rows start at `K·z_p·z_v` and the `−z_p` row
+/// streams once through each of the head's V tiles into them.
+pub(crate) struct Context {
+    /// Per head V `[n, d]`, row-contiguous.
+    pub v: Vec<Mat>,
+    /// `−z_p` rows and `−z_v` tiles.
+    pub cross: Cross,
+    /// `gemm::pack_params` rows (bias `K·z_p·z_v`, the requantization
+    /// scale) per n-tile of `d`.
+    pub params: u64,
+    pub zp: i32,
+    pub unsigned: bool,
+    /// Whether P is uint8.
+    pub p_unsigned: bool,
+    /// The context, `[heads · m, d]` row-contiguous int8.
+    pub y: Mat,
+}
+
+fn load(buf: u8, dram: u64, stride: u64, rows: usize, cols: usize, addr: u16) -> Instr {
+    Instr::from(ins::Load {
+        buf,
+        dram: dram as u32,
+        stride: stride as u32,
+        rows: rows as u16,
+        cols: cols as u16,
+        addr,
+        ..Default::default()
+    })
+}
+
+/// The phase's instructions and the MACs the array performs (cross terms
+/// included); None when the shapes do not fit this schedule (the caller
+/// lowers the nodes one by one).
+pub(crate) fn emit(job: &ScoresChain<'_>, cfg: &HwConfig) -> Option<(Vec<Instr>, u64)> {
+    let dim = cfg.array.cols as usize;
+    let tk = (cfg.array.rows.min(cfg.array.cols)) as usize;
+    let lanes = cfg.vector_lanes();
+    let (a0, b0) = *job.heads.first()?;
+    let (m, k, n) = (a0.rows, a0.cols, b0.cols);
+    // The output: the context's with a fused P·V, else the chain's.
+    let y_cols = job.context.as_ref().map_or(n, |c| c.v.first().map_or(0, |v| v.cols));
+    if tk != dim
+        || b0.rows != k
+        || job.y.rows != job.heads.len() * m
+        || job.y.cols != y_cols
+        || !job.y.rows_contiguous()
+    {
+        return None;
+    }
+    let dequantized = matches!(job.kinds[0], Kind::Dequantize { .. });
+    if !super::vector_ops::chain_ok(&job.kinds) || dequantized != job.requant.is_some() {
+        return None;
+    }
+    let trans = !b0.rows_contiguous();
+    let shape_ok = |(a, b): &(Mat, Mat)| {
+        a.rows == m
+            && a.cols == k
+            && a.rows_contiguous()
+            && b.rows == k
+            && b.cols == n
+            && (if trans { b.row_stride == 1 && !b.rows_contiguous() } else { b.rows_contiguous() })
+    };
+    if !job.heads.iter().all(shape_ok) {
+        return None;
+    }
+    let quantized = matches!(job.kinds.last(), Some(Kind::Quantize { .. }));
+    if job.y.esize != if quantized || job.context.is_some() { 1 } else { 4 } {
+        return None;
+    }
+    let (kt, nt) = (k.div_ceil(tk), n.div_ceil(dim));
+    let (nza, nzb) = (job.cross.za_rows.len(), job.cross.zb_tiles.len());
+    let temp = job.kinds.iter().any(|k| matches!(k, Kind::GeluErf | Kind::GeluTanh | Kind::LayerNorm { .. }));
+    // Accumulator per set: T (nt blocks of rr rows), [temp], s1, s2, the
+    // stages' operands. Every region of a step lies in its set, so the
+    // epilogue never spans the rows the next step's array work writes.
+    let operand_rows = |rr: usize| -> Vec<usize> {
+        job.kinds
+            .iter()
+            .map(|k| match k {
+                Kind::Binary(_, Operand::Rows(_) | Operand::RowScalar(_)) => nt * rr,
+                Kind::Binary(_, Operand::Vector(_)) => nt,
+                Kind::LayerNorm { .. } => 2 * nt,
+                _ => 0,
+            })
+            .collect()
+    };
+    // With the context: per set its int32 tile (ntv blocks of rr rows);
+    // after both sets the bias and scale rows per head parity.
+    let (d, ntv) = job.context.as_ref().map_or((0, 0), |c| (c.v[0].cols, c.v[0].cols.div_ceil(dim)));
+    if let Some(c) = &job.context {
+        let v_ok = |v: &Mat| v.rows == n && v.cols == d && v.rows_contiguous();
+        if !quantized || c.v.len() != job.heads.len() || !c.v.iter().all(v_ok) || c.y.cols != d || c.y.esize != 1 {
+            return None;
+        }
+    }
+    let set_rows =
+        |rr: usize| nt * rr * (1 + temp as usize) + 2 * rr + operand_rows(rr).iter().sum::<usize>() + ntv * rr;
+    // Scratchpad: B per head parity, the cross-term rows, A and the int8
+    // output per set.
+    let b_rows = if trans { kt * n } else { nt * k };
+    let (vza, vzb) = job.context.as_ref().map_or((0, 0), |c| (c.cross.za_rows.len(), c.cross.zb_tiles.len()));
+    let fixed = 2 * b_rows + nza + nzb * tk + 2 * ntv * n + vza + vzb * tk;
+    let spad_need = |rr: usize| fixed + 2 * (kt * rr + nt * rr + ntv * rr);
+    // Every region within the buffers and the 16-bit row fields.
+    let (accr, spad) = ((cfg.acc_rows() as usize).min(65536), (cfg.spad_rows() as usize).min(65536));
+    let mut rr = m.min(256);
+    // After both sets: the bias and scale rows of P·V per head parity, the
+    // requantization rows of an int8-out product.
+    let requant_rows = if job.requant.is_some() { 2 * nt } else { 0 };
+    while rr > 0
+        && (2 * set_rows(rr) + 4 * ntv + requant_rows > accr
+            || spad_need(rr) > spad
+            || nt * rr > 65535
+            || kt * rr > 65535)
+    {
+        rr -= 1;
+    }
+    if rr == 0 {
+        return None;
+    }
+    rr = m.div_ceil(m.div_ceil(rr));
+    let set = set_rows(rr);
+    let t_at = |p: usize| (p * set) as u16;
+    let temp_at = |p: usize| (p * set + nt * rr) as u16;
+    let s1_at = |p: usize| (p * set + nt * rr * (1 + temp as usize)) as u16;
+    let s2_at = |p: usize| s1_at(p) + rr as u16;
+    let op_rows = operand_rows(rr);
+    let op_at = |p: usize, i: usize| s2_at(p) + rr as u16 + op_rows[..i].iter().sum::<usize>() as u16;
+    let b_at = |h: usize| ((h % 2) * b_rows) as u16;
+    let za_at = (2 * b_rows) as u16;
+    let zb_at = za_at + nza as u16;
+    let a_at = |p: usize| zb_at + (nzb * tk) as u16 + (p * kt * rr) as u16;
+    let o_at = |p: usize| a_at(2) + (p * nt * rr) as u16;
+    let tv_at = |p: usize| op_at(p, job.kinds.len());
+    let cv_at = |h: usize| (2 * set + (h % 2) * 2 * ntv) as u16;
+    let rq_at = (2 * set + 4 * ntv) as u16;
+    let vb_at = |h: usize| o_at(2) + ((h % 2) * ntv * n) as u16;
+    let vza_at = o_at(2) + (2 * ntv * n) as u16;
+    let vzb_at = vza_at + vza as u16;
+    let c8_at = |p: usize| vzb_at + (vzb * tk) as u16 + (p * ntv * rr) as u16;
+    let blocks: Vec<(usize, usize)> =
+        (0..job.heads.len()).flat_map(|h| (0..m).step_by(rr).map(move |r0| (h, r0))).collect();
+    let total = blocks.len() + if job.context.is_some() { 2 } else { 0 };
+    let mut steps = Vec::new();
+    let mut macs = 0u64;
+    for t in 0..total {
+        let p = t % 2;
+        let mut st = steps::PipeStep::default();
+        let mut epi = Vec::new();
+        // The context of the block two steps back (its P is complete).
+        if let (Some(c), Some(&(h, r0))) = (&job.context, t.checked_sub(2).and_then(|s| blocks.get(s))) {
+            let rows = rr.min(m - r0);
+            if t == 2 {
+                for (x, &row) in c.cross.za_rows.iter().enumerate() {
+                    st.load.push(load(ins::BUF_SPAD, row, dim as u64, 1, dim, vza_at + x as u16));
+                }
+                for (x, &tile) in c.cross.zb_tiles.iter().enumerate() {
+                    st.load.push(load(ins::BUF_SPAD, tile, dim as u64, tk, dim, vzb_at + (x * tk) as u16));
+                }
+            }
+            if r0 == 0 {
+                // V's n rows, column-blocked by n-tile: block j at vb + j n.
+                let v = c.v[h];
+                st.load.push(load(ins::BUF_SPAD, v.at(0, 0), v.row_bytes(), n, d, vb_at(h)));
+                for j in 0..ntv {
+                    let at = c.params + (j * 2 * dim * 4) as u64;
+                    st.load.push(Instr::from(crate::gemm::load_params(
+                        at,
+                        2,
+                        dim,
+                        cv_at(h) + 2 * j as u16,
+                        ins::Deps::NONE,
+                    )));
+                }
+            }
+            let src = o_at(p);
+            let mut uses: Vec<(ins::Ldw, Vec<ins::Matmul>)> = Vec::new();
+            for j in 0..ntv {
+                let nj = dim.min(d - j * dim);
+                let acc = tv_at(p) + (j * rows) as u16;
+                for i in 0..nt {
+                    let kk = tk.min(n - i * tk);
+                    let a_row = src + (i * rows) as u16;
+                    let pv = |accumulate: bool| ins::Matmul {
+                        a: a_row,
+                        m: rows as u16,
+                        acc,
+                        accumulate: accumulate as u8,
+                        in_type: c.p_unsigned as u8,
+                        ..Default::default()
+                    };
+                    let tile = ins::Ldw {
+                        addr: vb_at(h) + (j * n + i * tk) as u16,
+                        k: kk as u16,
+                        n: nj as u16,
+                        ..Default::default()
+                    };
+                    let mut list = vec![pv(i > 0)];
+                    if r0 == 0 {
+                        for x in 0..vza {
+                            list.push(ins::Matmul {
+                                a: vza_at + x as u16,
+                                m: 1,
+                                acc: cv_at(h) + 2 * j as u16,
+                                accumulate: 1,
+                                ..Default::default()
+                            });
+                            macs += (kk * nj) as u64;
+                        }
+                    }
+                    uses.push((tile, list));
+                    for y in 0..vzb {
+                        let zt = ins::Ldw {
+                            addr: vzb_at + (y * tk) as u16,
+                            k: kk as u16,
+                            n: nj as u16,
+                            ..Default::default()
+                        };
+                        uses.push((zt, vec![pv(true)]));
+                    }
+                    macs += ((1 + vzb) * rows * kk * nj) as u64;
+                }
+            }
+            st.main.extend(tile_uses(&uses));
+            let (qmin, qmax) = if c.unsigned { (0, 255) } else { (-128, 127) };
+            for j in 0..ntv {
+                epi.push(Instr::from(ins::Requant {
+                    acc: tv_at(p) + (j * rows) as u16,
+                    rows: rows as u16,
+                    dst: c8_at(p) + (j * rows) as u16,
+                    params: cv_at(h) + 2 * j as u16,
+                    out_type: c.unsigned as u8,
+                    zp: c.zp as i16,
+                    qmin,
+                    qmax,
+                    ..Default::default()
+                }));
+            }
+            st.store.push(Instr::from(ins::Store {
+                buf: ins::BUF_SPAD,
+                dram: c.y.at(h * m + r0, 0) as u32,
+                stride: c.y.row_bytes() as u32,
+                rows: rows as u16,
+                cols: d as u16,
+                addr: c8_at(p),
+                ..Default::default()
+            }));
+        }
+        if let Some(&(h, r0)) = blocks.get(t) {
+            let (a, b) = &job.heads[h];
+            let rows = rr.min(m - r0);
+            if r0 == 0 {
+                st.load.push(if trans {
+                    // Bᵀ's n rows, column-blocked by k-tile: block i at b + i n.
+                    load(ins::BUF_SPAD, b.at(0, 0), (b.col_stride * b.esize) as u64, n, k, b_at(h))
+                } else {
+                    // B's k rows, column-blocked by n-tile: block j at b + j k.
+                    load(ins::BUF_SPAD, b.at(0, 0), b.row_bytes(), k, n, b_at(h))
+                });
+                if h == 0 {
+                    if let Some((params, ..)) = job.requant {
+                        let rows = (2 * nt) as u16;
+                        st.load.push(Instr::from(crate::gemm::load_params(params, rows, dim, rq_at, ins::Deps::NONE)));
+                    }
+                    for (x, &row) in job.cross.za_rows.iter().enumerate() {
+                        st.load.push(load(ins::BUF_SPAD, row, dim as u64, 1, dim, za_at + x as u16));
+                    }
+                    for (x, &tile) in job.cross.zb_tiles.iter().enumerate() {
+                        st.load.push(load(ins::BUF_SPAD, tile, dim as u64, tk, dim, zb_at + (x * tk) as u16));
+                    }
+                }
+            }
+            st.load.push(load(ins::BUF_SPAD, a.at(r0, 0), a.row_bytes(), rows, k, a_at(p)));
+            let g0 = h * m + r0;
+            for (i, kind) in job.kinds.iter().enumerate() {
+                st.load.extend(operand_loads_at(kind, (g0, rows), op_at(p, i), (n, dim)));
+            }
+            // Weight tiles in order, each with the matmuls streaming through it.
+            let mm = |a: u16, m: usize, acc: u16, accumulate: bool, in_type: u8| ins::Matmul {
+                a,
+                m: m as u16,
+                acc,
+                accumulate: accumulate as u8,
+                in_type,
+                ..Default::default()
+            };
+            let za_pass = |x: usize, acc: u16| {
+                let mut z = mm(za_at + x as u16, rows, acc, true, ins::ELEM_I8);
+                (z.a_group, z.a_gstride) = (1, 0);
+                z
+            };
+            let mut uses: Vec<(ins::Ldw, Vec<ins::Matmul>)> = Vec::new();
+            for j in 0..nt {
+                let nj = dim.min(n - j * dim);
+                let acc = t_at(p) + (j * rows) as u16;
+                for i in 0..kt {
+                    let kk = tk.min(k - i * tk);
+                    let a_row = a_at(p) + (i * rows) as u16;
+                    let tile = if trans {
+                        ins::Ldw {
+                            addr: b_at(h) + (i * n + j * dim) as u16,
+                            k: kk as u16,
+                            n: nj as u16,
+                            trans: 1,
+                            ..Default::default()
+                        }
+                    } else {
+                        ins::Ldw {
+                            addr: b_at(h) + (j * k + i * tk) as u16,
+                            k: kk as u16,
+                            n: nj as u16,
+                            ..Default::default()
+                        }
+                    };
+                    let mut list = vec![mm(a_row, rows, acc, i > 0, job.a_unsigned as u8)];
+                    list.extend((0..nza).map(|x| za_pass(x, acc)));
+                    uses.push((tile, list));
+                    for y in 0..nzb {
+                        let zt = ins::Ldw {
+                            addr: zb_at + (y * tk) as u16,
+                            k: kk as u16,
+                            n: nj as u16,
+                            ..Default::default()
+                        };
+                        let mut list = vec![mm(a_row, rows, acc, true, job.a_unsigned as u8)];
+                        list.extend((0..nza).map(|x| za_pass(x, acc)));
+                        uses.push((zt, list));
+                    }
+                    macs += ((1 + nza) * (1 + nzb) * rows * kk * nj) as u64;
+                }
+            }
+            st.main.extend(tile_uses(&uses));
+            // The epilogue on the block's full rows.
+            let x = Pat::tile(t_at(p), rows);
+            match job.requant {
+                // The int8 scores into the probabilities' rows (free until
+                // the chain's Quantize writes them), one n-tile at a time.
+                Some((_, zp, unsigned)) => {
+                    let (qmin, qmax) = if unsigned { (0, 255) } else { (-128, 127) };
+                    for j in 0..nt {
+                        epi.push(Instr::from(ins::Requant {
+                            acc: t_at(p) + (j * rows) as u16,
+                            rows: rows as u16,
+                            dst: o_at(p) + (j * rows) as u16,
+                            params: rq_at + 2 * j as u16,
+                            out_type: unsigned as u8,
+                            zp: zp as i16,
+                            qmin,
+                            qmax,
+                            ..Default::default()
+                        }));
+                    }
+                }
+                None => epi.push(Instr::from(ins::Vdeq {
+                    src_buf: ins::BUF_ACC,
+                    src: t_at(p),
+                    src_step: 1,
+                    src_bstride: rows as u16,
+                    dst: t_at(p),
+                    dst_step: 1,
+                    dst_bstride: rows as u16,
+                    rows: rows as u16,
+                    len: n as u16,
+                    scale_imm: 1,
+                    imm: job.scale.to_bits(),
+                    ..Default::default()
+                })),
+            }
+            let sc = Scratch { temp: Pat::tile(temp_at(p), rows), s1: s1_at(p), s2: s2_at(p) };
+            let last = job.kinds.len() - 1;
+            for (i, kind) in job.kinds.iter().enumerate() {
+                let a = match kind {
+                    Kind::Dequantize { .. } => Pat::tile(o_at(p), rows),
+                    _ => x,
+                };
+                let dst = match (i == last, kind) {
+                    (true, Kind::Quantize { .. }) => Pat::tile(o_at(p), rows),
+                    _ => x,
+                };
+                epi.extend(stage(kind, (a, dst), op_at(p, i), sc, (rows, n, dim)));
+            }
+            if job.context.is_none() {
+                st.store_reads_main = !quantized;
+                let (buf, src) = if quantized { (ins::BUF_SPAD, o_at(p)) } else { (ins::BUF_ACC, t_at(p)) };
+                st.store.push(Instr::from(ins::Store {
+                    buf,
+                    dram: job.y.at(g0, 0) as u32,
+                    stride: job.y.row_bytes() as u32,
+                    rows: rows as u16,
+                    cols: n as u16,
+                    addr: src,
+                    ..Default::default()
+                }));
+            }
+        }
+        st.epi = epi.into_iter().map(|i| (i, linear::post_cycles(&i, lanes))).collect();
+        steps.push(st);
+    }
+    Some((steps::chain_pipelined(steps, isa::timing::array_latency(cfg.array.rows, cfg.array.cols)), macs))
+}
+
+/// Weight tiles in order, each with the matmuls streaming through it: the
+/// first swaps the tile in and preloads the next.
+fn tile_uses(uses: &[(ins::Ldw, Vec<ins::Matmul>)]) -> Vec<Instr> {
+    let mut out = Vec::new();
+    let Some(first) = uses.first() else { return out };
+    out.push(Instr::from(first.0));
+    for (u, (_, list)) in uses.iter().enumerate() {
+        let next = uses.get(u + 1).map(|x| x.0);
+        for (idx, mut mmi) in list.iter().copied().enumerate() {
+            if idx == 0 {
+                mmi.swap = 1;
+                if let Some(t) = next {
+                    (mmi.preload, mmi.w, mmi.k, mmi.n, mmi.trans) = (1, t.addr, t.k, t.n, t.trans);
+                }
+            }
+            out.push(Instr::from(mmi));
+        }
+    }
+    out
+}
