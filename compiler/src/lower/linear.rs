@@ -704,11 +704,26 @@ pub(crate) enum Head {
     Requant { params: u64, zp: i32, qmin: i32, qmax: i32, unsigned: bool },
     /// Float out (`Op::DenseF32`), `dequantize(bias + Σ (x − zx) w, s[n])`
     /// bit for bit: `float_params` rows (folded bias, scale) per n-tile at
-    /// `params`. With `folded`, the array's raw `Σ x w` is converted with
-    /// scale 1, the folded bias added and the scale applied (`vdeq`, `vop
-    /// add`, `vop mul`: exact when `float_fold_exact` holds); without, the
-    /// folded bias is zero and one `vdeq` with per-column scales does it.
-    Float { params: u64, folded: bool },
+    /// `params`, and how the folded bias gets in.
+    Float { params: u64, bias: FloatBias },
+}
+
+/// How `Head::Float` adds the folded bias `bias − zx Σ_k w`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum FloatBias {
+    /// It is zero: one `vdeq` with per-column scales.
+    Zero,
+    /// The array's raw `Σ x w` is converted with scale 1, the folded
+    /// bias added in binary32 and the scale applied (`vdeq`, `vop add`,
+    /// `vop mul`): exact when `float_fold_exact` holds; no bytes move.
+    Folded,
+    /// Int32 rows (one `dim` wide per n-tile) at this data offset, copied
+    /// by a stride-0 LOAD into every row of the accumulator tile before
+    /// the array adds to it, then one `vdeq`: exact for any bias, but
+    /// slower where `Folded` is exact (measured on tinybert's FFN1, whose
+    /// LOAD's per-row DRAM ranges outweigh two vector passes: 61.2 k
+    /// cycles against 53.0 k; FFN2 11.6 k against 11.4 k).
+    Loaded(u64),
 }
 
 /// A Linear layer with its epilogue on chip, for `emit_fused`: the head,
@@ -858,6 +873,13 @@ pub(crate) fn emit_fused(job: &FusedLinear<'_>, cfg: &HwConfig) -> Option<(Vec<I
     let params = match job.head {
         Head::Requant { params, .. } | Head::Float { params, .. } => params,
     };
+    // The folded bias of a float head: none, in binary32 (true) or loaded
+    // into the accumulator (its rows).
+    let (fold, init) = match job.head {
+        Head::Float { bias: FloatBias::Folded, .. } => (true, None),
+        Head::Float { bias: FloatBias::Loaded(rows), .. } => (false, Some(rows)),
+        _ => (false, None),
+    };
     let mut steps = Vec::new();
     let mut macs = 0u64;
     for b in 0..blocks {
@@ -887,6 +909,10 @@ pub(crate) fn emit_fused(job: &FusedLinear<'_>, cfg: &HwConfig) -> Option<(Vec<I
                 par_at(p),
                 ins::Deps::NONE,
             )));
+            if let Some(init) = init {
+                // The folded bias in every row of the tile the array adds to.
+                st.load.push(load(ins::BUF_ACC, init + (j * dim * 4) as u64, 0, rows, nj, t_at(p)));
+            }
             // Operands: the n-tile's columns of each stage's operand.
             for (i, kind) in job.kinds.iter().enumerate() {
                 let sliced = match kind {
@@ -910,7 +936,7 @@ pub(crate) fn emit_fused(job: &FusedLinear<'_>, cfg: &HwConfig) -> Option<(Vec<I
                     a_bstride,
                     m: rows as u16,
                     acc: t_at(p),
-                    accumulate: (idx > 0) as u8,
+                    accumulate: (idx > 0 || init.is_some()) as u8,
                     swap: 1,
                     in_type: job.a_unsigned as u8,
                     ..Default::default()
@@ -935,8 +961,8 @@ pub(crate) fn emit_fused(job: &FusedLinear<'_>, cfg: &HwConfig) -> Option<(Vec<I
                     qmax: qmax as i16,
                     ..Default::default()
                 })),
-                Head::Float { folded, .. } => {
-                    let (scale_imm, imm) = if folded { (1, 1.0f32.to_bits()) } else { (0, 0) };
+                Head::Float { .. } => {
+                    let (scale_imm, imm) = if fold { (1, 1.0f32.to_bits()) } else { (0, 0) };
                     epi.push(Instr::from(ins::Vdeq {
                         src_buf: ins::BUF_ACC,
                         src: t_at(p),
@@ -948,11 +974,11 @@ pub(crate) fn emit_fused(job: &FusedLinear<'_>, cfg: &HwConfig) -> Option<(Vec<I
                         rows: rows as u16,
                         len: nj as u16,
                         scale_imm,
-                        scale: if folded { 0 } else { par_at(p) + 1 },
+                        scale: if fold { 0 } else { par_at(p) + 1 },
                         imm,
                         ..Default::default()
                     }));
-                    if folded {
+                    if fold {
                         use super::vector_ops::{vop, B};
                         epi.push(vop(ins::VOP_ADD, x, x, B::Pat(Pat::vector(par_at(p))), rows, nj));
                         epi.push(vop(ins::VOP_MUL, x, x, B::Pat(Pat::vector(par_at(p) + 1)), rows, nj));
@@ -1113,5 +1139,96 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Float-output Linear layers on the fused path (`emit_fused`,
+    /// `Head::Float`) with a bias-add stage after them, on a 4x4 array
+    /// with 2:4-sparse PEs: every way of adding the folded bias (none,
+    /// in binary32, loaded into the accumulator), dense and 2:4 weights,
+    /// M, K and N not multiples of the tile. The result is the
+    /// interpreter's `dequantize(bias + Σ (x − zx) w, s_x s_w)` then the
+    /// float add, bit for bit, and the array performs the packing's MACs
+    /// (half of them on 2:4 tiles).
+    #[test]
+    fn float_linear_fused_with_every_bias_and_weight_format() {
+        use super::super::vector_ops::{Kind, Operand};
+        use crate::gemm::{PackedWeights, TileShape, WeightFormat};
+        use isa::numerics::vector as v;
+        let mut cfg = HwConfig::tiny_4x4();
+        cfg.array.sparsity_2_4 = true;
+        let dim = 4;
+        let (m, k, n) = (9usize, 22usize, 10usize);
+        let tile = TileShape { k: 4, n: 4 };
+        // 2:4 along K: in every group of 4 reductions two values survive.
+        let b: Vec<i8> = (0..k * n)
+            .map(|i| {
+                let (r, c) = (i / n, i % n);
+                if (r + c) % 4 < 2 {
+                    ((i * 37 % 255) as i32 - 127) as i8
+                } else {
+                    0
+                }
+            })
+            .collect();
+        assert!(crate::gemm::is_2_4(&b, k, n));
+        let x: Vec<u8> = (0..m * k).map(|i| (i * 53 % 256) as u8).collect();
+        let (sx, zx) = (0.02f32, 7i32);
+        let w_scale: Vec<f32> = (0..n).map(|c| 0.001 * (c + 1) as f32).collect();
+        let scales: Vec<f32> = w_scale.iter().map(|&s| v::mul(sx, s)).collect();
+        let float_bias: Vec<f32> = (0..n).map(|c| c as f32 * 0.25 - 1.0).collect();
+        let sums: Vec<i32> = (0..n).map(|c| (0..k).map(|r| b[r * n + c] as i32).sum()).collect();
+        for bias_kind in 0..3 {
+            // Zero: no int32 bias and zx = 0; else a bias and zx = 7.
+            let (zx, bias): (i32, Vec<i32>) =
+                if bias_kind == 0 { (0, vec![0; n]) } else { (zx, (0..n as i32).map(|c| 1000 * c - 3000).collect()) };
+            let folded: Vec<i32> = (0..n).map(|c| bias[c] - zx * sums[c]).collect();
+            for sparse in [false, true] {
+                let w = match sparse {
+                    true => PackedWeights::sparse24(&b, k, n, tile, dim).unwrap(),
+                    false => PackedWeights::dense_i8(&b, k, n, tile),
+                };
+                assert_eq!(w.format() == WeightFormat::Sparse24I8, sparse);
+                let mut mem = MemoryPlan::new(0);
+                let xa = mem.alloc_bytes(&x);
+                let wa = mem.alloc_bytes(w.bytes());
+                let params = mem.alloc_bytes(&float_params(&folded, &scales, dim));
+                let fb = mem.alloc_bytes(&float_bias.iter().flat_map(|f| f.to_le_bytes()).collect::<Vec<u8>>());
+                let bias_mode = match bias_kind {
+                    0 => FloatBias::Zero,
+                    1 => FloatBias::Folded,
+                    _ => FloatBias::Loaded(mem.alloc_bytes(&i32_rows(&folded, n, dim))),
+                };
+                let exact: Vec<i64> = folded.iter().map(|&f| f as i64).collect();
+                assert!(float_fold_exact(&b, k, n, &exact, zx, (0, 255)));
+                let ya = mem.alloc(m * n * 4, 0);
+                let job = FusedLinear {
+                    a: Place::contiguous(xa, &[m, k], 1).matrix().unwrap(),
+                    a_unsigned: true,
+                    w: &w,
+                    w_addr: wa,
+                    head: Head::Float { params, bias: bias_mode },
+                    kinds: vec![Kind::Binary(ins::VOP_ADD, Operand::Vector(fb))],
+                    y: Place::contiguous(ya, &[m, n], 4).matrix().unwrap(),
+                };
+                let (code, macs) = emit_fused(&job, &cfg).expect("fits");
+                let (mut d, counters, base) = crate::test_run::run_alone(&cfg, code, mem.data().to_vec());
+                assert_eq!(counters.get(isa::Counter::Macs), macs);
+                assert_eq!(macs, w.macs(m), "sparse {sparse}");
+                let got = d.read_mem(base + ya, m * n * 4).unwrap();
+                for i in 0..m {
+                    for c in 0..n {
+                        let acc = (0..k)
+                            .fold(bias[c], |s, r| s.wrapping_add((x[i * k + r] as i32 - zx) * b[r * n + c] as i32));
+                        let want = v::add(v::dequantize(acc, scales[c], 0), float_bias[c]);
+                        let at = (i * n + c) * 4;
+                        let g = f32::from_le_bytes(got[at..at + 4].try_into().unwrap());
+                        assert_eq!(g.to_bits(), want.to_bits(), "bias {bias_kind} sparse {sparse} [{i}, {c}]");
+                    }
+                }
+            }
+        }
+        // A sum that leaves binary32's exact integers is not folded.
+        let big = vec![127i8; 2048];
+        assert!(!float_fold_exact(&big, 2048, 1, &[0], 0, (0, 255)));
     }
 }

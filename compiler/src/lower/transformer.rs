@@ -782,9 +782,8 @@ fn lower_dense_chain(
 /// `Quantize` last at most; none when it stands alone) as one GEMM with
 /// the float conversion and the stages in its epilogue
 /// (`linear::emit_fused`, `Head::Float`); the layer record is the
-/// DenseF32's, writing the chain's value. A layer whose folded bias the
-/// float epilogue cannot add exactly, or too large for that schedule, is
-/// lowered node by node.
+/// DenseF32's, writing the chain's value. A layer too large for that
+/// schedule is lowered node by node.
 fn lower_dense_f32_chain(
     cx: &mut XCtx<'_>,
     node: &Node,
@@ -803,16 +802,19 @@ fn lower_dense_f32_chain(
     let sums = column_sums(&b, d.k, d.n);
     let folded: Vec<i32> = (0..d.n).map(|c| numerics::fold_zero_point(d.bias[c], qx.zero_point, sums[c])).collect();
     let exact: Vec<i64> = (0..d.n).map(|c| d.bias[c] as i64 - qx.zero_point as i64 * sums[c] as i64).collect();
-    let x_range = g.values[x].ty.range().expect("a quantized input");
-    let head_folded = exact.iter().any(|&f| f != 0);
-    if head_folded && !linear::float_fold_exact(&b, d.k, d.n, &exact, qx.zero_point, x_range) {
-        return Ok(None);
-    }
     let a = cx.matrix(x, name)?;
     let scales: Vec<f32> = d.w_scale.iter().map(|&s| v::mul(qx.scale, s)).collect();
     let weights = cx.pack(&b, d.k, d.n);
     let w_addr = cx.mem.alloc_bytes(weights.bytes());
     let params = cx.mem.alloc_bytes(&linear::float_params(&folded, &scales, cx.dim));
+    let x_range = g.values[x].ty.range().expect("a quantized input");
+    let bias = if exact.iter().all(|&f| f == 0) {
+        linear::FloatBias::Zero
+    } else if linear::float_fold_exact(&b, d.k, d.n, &exact, qx.zero_point, x_range) {
+        linear::FloatBias::Folded
+    } else {
+        linear::FloatBias::Loaded(cx.mem.alloc_bytes(&i32_bytes(&tile_rows(&folded, cx.dim))))
+    };
     let ym = match view_out {
         None => cx.alloc(y).matrix().expect("contiguous"),
         Some((base, order)) => {
@@ -825,7 +827,7 @@ fn lower_dense_f32_chain(
         a_unsigned: g.values[x].ty == ElemType::U8,
         w: &weights,
         w_addr,
-        head: linear::Head::Float { params, folded: head_folded },
+        head: linear::Head::Float { params, bias },
         kinds,
         y: ym,
     };
