@@ -650,6 +650,14 @@ fn lower_chain(
         if sites[c] != Site::Device || matches!(cn.op, Op::Dequantize) {
             break;
         }
+        let keeps_rows = |v: ValueId| g.values[v].shape.last() == g.values[y].shape.last();
+        if matches!(cn.op, Op::Reshape { .. } | Op::Flatten { .. }) && keeps_rows(cn.outputs[0]) {
+            // The same matrix (a Gemm's `[rows, n]` as `[1, rows, n]`):
+            // the chain goes on through it.
+            covered.push(c);
+            y = cn.outputs[0];
+            continue;
+        }
         if matches!(cn.op, Op::Reshape { .. } | Op::Flatten { .. } | Op::Transpose { .. }) {
             if let Some((views, q, base, order)) = views_to_quantize(cx, sites, y, c) {
                 let (_, kind, op) = stage_of(cx, &g.nodes[q], &placed)?.expect("a quantize");
