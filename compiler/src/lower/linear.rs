@@ -1249,6 +1249,38 @@ mod tests {
                         assert_eq!(g.to_bits(), want.to_bits(), "bias {bias_kind} sparse {sparse} [{i}, {c}]");
                     }
                 }
+                if bias_kind == 2 {
+                    // The unfused product (`emit`) over the same packed k-tiles.
+                    let init = mem.alloc_bytes(&i32_rows(&folded, n, dim));
+                    let scale_rows = mem.alloc_bytes(
+                        &(0..n.div_ceil(dim) * dim)
+                            .flat_map(|c| scales.get(c).copied().unwrap_or(0.0).to_le_bytes())
+                            .collect::<Vec<u8>>(),
+                    );
+                    let product = Product {
+                        a: job.a,
+                        a_unsigned: true,
+                        b: BSource::Packed { w: &w, addr: wa },
+                        k,
+                        n,
+                        init,
+                        post: Post::F32PerColumn(scale_rows),
+                        y: job.y,
+                    };
+                    let (code, macs) = emit(&[product], &Cross::default(), &cfg, "fc").unwrap();
+                    let (mut d, counters, base) = crate::test_run::run_alone(&cfg, code, mem.data().to_vec());
+                    assert_eq!((counters.get(isa::Counter::Macs), macs), (w.macs(m), w.macs(m)));
+                    let got = d.read_mem(base + ya, m * n * 4).unwrap();
+                    for i in 0..m {
+                        for c in 0..n {
+                            let acc = (0..k)
+                                .fold(bias[c], |s, r| s.wrapping_add((x[i * k + r] as i32 - zx) * b[r * n + c] as i32));
+                            let at = (i * n + c) * 4;
+                            let g = f32::from_le_bytes(got[at..at + 4].try_into().unwrap());
+                            assert_eq!(g.to_bits(), v::dequantize(acc, scales[c], 0).to_bits(), "emit sparse {sparse}");
+                        }
+                    }
+                }
             }
         }
         // A sum that leaves binary32's exact integers is not folded.
