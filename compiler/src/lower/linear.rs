@@ -14,7 +14,14 @@
 //! parts. Then `vdeq` (float out) or `requant` (int8 out) and a STORE.
 //!
 //! A step is one (matrix, m-block, n-tile); steps alternate buffer sets
-//! (`steps::chain`).
+//! (`steps::chain`). This is the general schedule; the fast ones:
+//! - `emit_fused`: a Linear layer (requantized, or float: `DenseF32`) with
+//!   the element-wise chain after it as its epilogue, software-pipelined
+//!   (`steps::chain_pipelined`); `DenseF32` comes here unless too large;
+//! - `emit_act`: act × act products with the cross terms folded.
+//!
+//! Packed weights may be 2:4-sparse: a k-tile then covers two of A's
+//! column blocks (`PackedWeights::tile_input`, the matmul's `a_bstride`).
 
 use super::place::Mat;
 use super::steps::{self, Step};
