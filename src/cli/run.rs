@@ -558,7 +558,9 @@ fn run_hosted(
             shape: first_out.map_or_else(Vec::new, |o| o.shape.clone()),
         },
     };
-    let rep = run::report(model, prog_name, args.backend, table, measured, named, None);
+    let mut rep = run::report(model, prog_name, args.backend, table, measured, named, None);
+    // Layers on 2:4 tiles: what they saved against the dense program.
+    run::with_dense_savings_hosted(model, graph, &inputs, table, &mut rep)?;
     if let Some(path) = &args.json {
         files.add(path, rep.to_json().into_bytes());
     }

@@ -160,6 +160,35 @@ pub fn inferences_per_run(prog: &Program) -> u64 {
         .map_or(1, |t| t.shape[0].max(1))
 }
 
+/// [`with_dense_savings`] for a program with host preprocessing (a
+/// transformer, `hosted`): the dense program runs on the model with the
+/// same named `inputs`.
+pub fn with_dense_savings_hosted(
+    model: Compiled<'_>,
+    graph: &compiler::ir::Graph,
+    inputs: &[(String, compiler::npy::Array)],
+    table: &EnergyTable,
+    rep: &mut Report,
+) -> Result<()> {
+    let Some(run) = rep.model.as_mut() else { return Ok(()) };
+    if !run.layers.iter().any(|l| l.weights == Some("i8s24")) {
+        return Ok(());
+    }
+    let dense = compiler::lower::lower_with(graph, model.cfg, compiler::gemm::WeightChoice::Dense)
+        .map_err(|e| FlowError::input(format!("the program's graph does not compile with dense weights: {e}")))?;
+    let layers = super::layers::from_program(&dense.program);
+    let dense_model = Compiled { prog: &dense.program, layers: &layers, cfg: model.cfg };
+    let (device, _) = backend::open(Backend::Sim, model.cfg, None)?;
+    let mut drv = Driver::new(device);
+    drv.load(&dense.program).map_err(|e| FlowError::input(format!("the dense program: {e}")))?;
+    let measured = super::hosted::run(&mut drv, dense_model, graph, inputs, false)?.measured;
+    let energy = sim::energy::energy(model.cfg, &measured.counters, table);
+    let runs = measured.run_cycles.len() as u64;
+    let (rows, _) = attribute(dense_model, &measured.layer_cycles, runs, &measured.counters, &energy);
+    super::layers::fill_savings(&mut run.layers, &rows);
+    Ok(())
+}
+
 /// When `rep`'s model runs layers on 2:4 tiles and its program records the
 /// graph: compiles that graph again with dense weights (`--weights
 /// dense`), runs `batch` on the model and fills each 2:4 layer's

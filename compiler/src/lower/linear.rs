@@ -14,7 +14,14 @@
 //! parts. Then `vdeq` (float out) or `requant` (int8 out) and a STORE.
 //!
 //! A step is one (matrix, m-block, n-tile); steps alternate buffer sets
-//! (`steps::chain`).
+//! (`steps::chain`). This is the general schedule; the fast ones:
+//! - `emit_fused`: a Linear layer (requantized, or float: `DenseF32`) with
+//!   the element-wise chain after it as its epilogue, software-pipelined
+//!   (`steps::chain_pipelined`); `DenseF32` comes here unless too large;
+//! - `emit_act`: act × act products with the cross terms folded.
+//!
+//! Packed weights may be 2:4-sparse: a k-tile then covers two of A's
+//! column blocks (`PackedWeights::tile_input`, the matmul's `a_bstride`).
 
 use super::place::Mat;
 use super::steps::{self, Step};
@@ -84,8 +91,9 @@ pub(crate) fn int8_parts(mut v: i32) -> Vec<i8> {
 
 struct Plan {
     mt: usize,
+    /// A's column blocks (`a_block` wide) and B's k-tiles (`tk` reductions).
+    na: usize,
     kt: usize,
-    tk: usize,
     a: [u16; 2],
     b: [u16; 2],
     za: [u16; 2],
@@ -97,12 +105,12 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(m: usize, k: usize, cross: &Cross, cfg: &HwConfig) -> Option<Plan> {
+    fn new(m: usize, k: usize, a_block: usize, cross: &Cross, cfg: &HwConfig) -> Option<Plan> {
         let tk = (cfg.array.rows.min(cfg.array.cols)) as usize;
-        let kt = k.div_ceil(tk);
+        let (kt, na) = (k.div_ceil(tk), k.div_ceil(a_block));
         let (spad, accr) = (cfg.spad_rows() as usize, cfg.acc_rows() as usize);
         let fixed = 2 * (kt * tk.max(cfg.array.cols as usize) + cross.za_rows.len() + cross.zb_tiles.len() * tk);
-        let mt_spad = spad.checked_sub(fixed)? / (2 * (kt + 1));
+        let mt_spad = spad.checked_sub(fixed)? / (2 * (na + 1));
         let mt_acc = accr.checked_sub(4)? / 4;
         let mut mt = m.min(mt_spad).min(mt_acc).min(256);
         if mt == 0 {
@@ -111,7 +119,7 @@ impl Plan {
         mt = m.div_ceil(m.div_ceil(mt));
         let r = |x: usize| x as u16;
         let a0 = 0;
-        let b0 = 2 * kt * mt;
+        let b0 = 2 * na * mt;
         // A transposed B holds an n-tile's rows (at most `dim`) per k-tile.
         let b_rows = kt * tk.max(cfg.array.cols as usize);
         let za0 = b0 + 2 * b_rows;
@@ -120,9 +128,9 @@ impl Plan {
         let (nza, nzb) = (cross.za_rows.len(), cross.zb_tiles.len() * tk);
         Some(Plan {
             mt,
+            na,
             kt,
-            tk,
-            a: [r(a0), r(a0 + kt * mt)],
+            a: [r(a0), r(a0 + na * mt)],
             b: [r(b0), r(b0 + b_rows)],
             za: [r(za0), r(za0 + nza)],
             zb: [r(zb0), r(zb0 + nzb)],
@@ -164,9 +172,25 @@ pub(crate) fn emit(
     if products.iter().any(|p| !p.a.rows_contiguous() || !p.y.rows_contiguous()) {
         return Err(err("A and the output must be row-contiguous matrices".into()));
     }
-    let plan = Plan::new(m, k, cross, cfg)
+    // A in column blocks as the weights' k-tiles read them (2:4 tiles
+    // span two blocks, `a_bstride` apart); products with an operand on the
+    // device read `tk`-wide blocks.
+    let tk = (cfg.array.rows.min(cfg.array.cols)) as usize;
+    let block_of = |p: &Product<'_>| match p.b {
+        BSource::Packed { w, .. } => w.a_block(),
+        BSource::Mat(_) => tk,
+    };
+    let a_block = block_of(first);
+    if products.iter().any(|p| block_of(p) != a_block) {
+        return Err(err("the products of one phase must read A in one block width".into()));
+    }
+    let sparse = |p: &Product<'_>| matches!(p.b, BSource::Packed { w, .. } if w.format() == crate::gemm::WeightFormat::Sparse24I8);
+    if products.iter().any(sparse) && (!cross.za_rows.is_empty() || !cross.zb_tiles.is_empty()) {
+        return Err(err("zero-point cross terms with 2:4-sparse weights".into()));
+    }
+    let plan = Plan::new(m, k, a_block, cross, cfg)
         .ok_or_else(|| err(format!("M = {m}, K = {k} leave no room for a tile in the scratchpad")))?;
-    let (mt, kt, tk) = (plan.mt, plan.kt, plan.tk);
+    let (mt, kt) = (plan.mt, plan.kt);
     let mut steps_out = Vec::new();
     let mut macs = 0u64;
     for pr in products {
@@ -177,13 +201,15 @@ pub(crate) fn emit(
                 let nj = dim.min(pr.n - j * dim);
                 let p = steps_out.len() % 2;
                 let mut st = Step::default();
-                for i in 0..kt {
-                    let kk = tk.min(k - i * tk);
-                    let at = pr.a.at(r0, i * tk);
+                for i in 0..plan.na {
+                    let kk = a_block.min(k - i * a_block);
+                    let at = pr.a.at(r0, i * a_block);
                     st.load.push(load(ins::BUF_SPAD, at, pr.a.row_bytes(), rr, kk, plan.a[p] + (i * mt) as u16));
                 }
                 match pr.b {
-                    BSource::Packed { w, addr } => st.load.push(Instr::from(w.stripe_load(j, 0..kt, addr, plan.b[p]))),
+                    BSource::Packed { w, addr } => {
+                        st.load.push(Instr::from(w.stripe_load(j, 0..w.k_tiles(), addr, plan.b[p])))
+                    }
                     BSource::Mat(b) if b.rows_contiguous() => {
                         st.load.push(load(ins::BUF_SPAD, b.at(0, j * dim), b.row_bytes(), k, nj, plan.b[p]));
                     }
@@ -250,19 +276,31 @@ pub(crate) fn emit(
                     in_type,
                     ..Default::default()
                 };
-                for i in 0..kt {
-                    let kk = tk.min(k - i * tk);
-                    let a_row = plan.a[p] + (i * mt) as u16;
-                    let tile = match pr.b {
-                        BSource::Packed { w, .. } => w.tile(i, j, (0, plan.b[p])),
-                        BSource::Mat(_) => crate::gemm::WeightTile {
-                            addr: plan.b[p] + (i * tk) as u16,
-                            k: kk as u16,
-                            n: nj as u16,
-                            wfmt: 0,
-                            meta: 0,
-                        },
+                // Packed weights: their k-tiles (2:4 ones cover two of A's
+                // blocks); B on the device: `tk`-row tiles.
+                let k_tiles = match pr.b {
+                    BSource::Packed { w, .. } => w.k_tiles(),
+                    BSource::Mat(_) => kt,
+                };
+                for i in 0..k_tiles {
+                    let (tile, a_off, a_bstride) = match pr.b {
+                        BSource::Packed { w, .. } => {
+                            let (a_off, a_bstride) = w.tile_input(i, mt);
+                            (w.tile(i, j, (0, plan.b[p])), a_off, a_bstride)
+                        }
+                        BSource::Mat(_) => {
+                            let tile = crate::gemm::WeightTile {
+                                addr: plan.b[p] + (i * tk) as u16,
+                                k: tk.min(k - i * tk) as u16,
+                                n: nj as u16,
+                                wfmt: 0,
+                                meta: 0,
+                            };
+                            (tile, i * mt, 0)
+                        }
                     };
+                    let kk = tile.k as usize;
+                    let a_row = plan.a[p] + a_off as u16;
                     match pr.b {
                         BSource::Mat(b) if !b.rows_contiguous() && b.row_stride == 1 && tk == dim => {
                             c.push(Instr::from(ins::Ldw {
@@ -275,7 +313,7 @@ pub(crate) fn emit(
                         }
                         _ => c.push(tile.ldw(ins::Deps::NONE)),
                     }
-                    c.push(Instr::from(mm(a_row, true, pr.a_unsigned as u8)));
+                    c.push(Instr::from(ins::Matmul { a_bstride, ..mm(a_row, true, pr.a_unsigned as u8) }));
                     for q in 0..cross.za_rows.len() {
                         let mut z = mm(plan.za[p] + q as u16, false, ins::ELEM_I8);
                         (z.a_group, z.a_gstride) = (1, 0);
@@ -663,33 +701,160 @@ pub(crate) struct DenseChain<'a> {
     pub y: Mat,
 }
 
+/// How a fused Linear layer's int32 accumulator tile becomes its first
+/// rows on chip.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Head {
+    /// `requant` to int8 with `gemm::pack_params` rows (bias, scale) per
+    /// n-tile at `params`; the chain's first stage is the Dequantize that
+    /// reads them.
+    Requant { params: u64, zp: i32, qmin: i32, qmax: i32, unsigned: bool },
+    /// Float out (`Op::DenseF32`), `dequantize(bias + Σ (x − zx) w, s[n])`
+    /// bit for bit: `float_params` rows (folded bias, scale) per n-tile at
+    /// `params`, and how the folded bias gets in.
+    Float { params: u64, bias: FloatBias },
+}
+
+/// How `Head::Float` adds the folded bias `bias − zx Σ_k w`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum FloatBias {
+    /// It is zero: one `vdeq` with per-column scales.
+    Zero,
+    /// The array's raw `Σ x w` is converted with scale 1, the folded
+    /// bias added in binary32 and the scale applied (`vdeq`, `vop add`,
+    /// `vop mul`): exact when `float_fold_exact` holds; no bytes move.
+    Folded,
+    /// Int32 rows (one `dim` wide per n-tile) at this data offset, copied
+    /// by a stride-0 LOAD into every row of the accumulator tile before
+    /// the array adds to it, then one `vdeq`: exact for any bias, but
+    /// slower where `Folded` is exact (measured on tinybert's FFN1, whose
+    /// LOAD's per-row DRAM ranges outweigh two vector passes: 61.2 k
+    /// cycles against 53.0 k; FFN2 11.6 k against 11.4 k).
+    Loaded(u64),
+}
+
+/// A Linear layer with its epilogue on chip, for `emit_fused`: the head,
+/// then the vector stages (element-wise, `Quantize` last at most).
+pub(crate) struct FusedLinear<'a> {
+    pub a: Mat,
+    pub a_unsigned: bool,
+    pub w: &'a PackedWeights,
+    pub w_addr: u64,
+    pub head: Head,
+    pub kinds: Vec<super::vector_ops::Kind>,
+    pub y: Mat,
+}
+
+/// The rows `Head::Float` reads: per n-tile the folded bias (as float32,
+/// exact when `float_fold_exact` holds) and the scales, `dim` wide.
+pub(crate) fn float_params(folded: &[i32], scales: &[f32], dim: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(folded.len().div_ceil(dim) * 2 * dim * 4);
+    for (f, s) in folded.chunks(dim).zip(scales.chunks(dim)) {
+        let row = |vals: Vec<f32>| (0..dim).flat_map(move |c| vals.get(c).copied().unwrap_or(0.0).to_le_bytes());
+        out.extend(row(f.iter().map(|&v| v as f32).collect()));
+        out.extend(row(s.to_vec()));
+    }
+    out
+}
+
+/// Whether `Head::Float`'s folded epilogue is exact for B `[k, n]`, the
+/// folded biases `bias − zx Σ_k w` (as exact integers) and inputs in
+/// `x_range`: per column the raw sum `Σ x w`, the folded bias and their
+/// sum stay within ±2^24, so each is exact in binary32, their float sum
+/// is the int32 accumulator (which then does not wrap) and the scale's
+/// one rounding is `dequantize`'s.
+pub(crate) fn float_fold_exact(b: &[i8], k: usize, n: usize, folded: &[i64], zx: i32, x_range: (i32, i32)) -> bool {
+    const EXACT: i64 = 1 << 24;
+    let mut abs = vec![0i64; n];
+    for row in b.chunks_exact(n.max(1)).take(k) {
+        abs.iter_mut().zip(row).for_each(|(s, &v)| *s += (v as i64).abs());
+    }
+    let (lo, hi) = (x_range.0 as i64, x_range.1 as i64);
+    let (x_abs, d_abs) = (lo.abs().max(hi.abs()), (lo - zx as i64).abs().max((hi - zx as i64).abs()));
+    (0..n).all(|c| {
+        let f = folded[c].abs();
+        x_abs * abs[c] <= EXACT && f <= EXACT && (d_abs * abs[c] + f) <= EXACT
+    })
+}
+
+/// A step's epilogue with the cycle estimates `steps::chain_pipelined`
+/// places the next step's array work by. It spreads that work over the
+/// epilogue, and each vector instruction then waits for the array to
+/// drain: when the whole of it fits under one long instruction (GELU's
+/// `erf`), the instructions before that one are given no cycles, so the
+/// array work goes in after it and the vector unit never waits (tinybert's
+/// FFN1: 1.5 k instead of 1.6 k cycles a step).
+fn overlap_hints(epi: Vec<Instr>, main: &[Instr], lanes: u32, cfg: &HwConfig) -> Vec<(Instr, u64)> {
+    let array: u64 = main
+        .iter()
+        .map(|i| match i {
+            Instr::Matmul(m) => (m.m as u64).max(if m.preload == 1 { m.k as u64 } else { 0 }),
+            Instr::Ldw(l) => l.k as u64,
+            _ => 0,
+        })
+        .sum();
+    let drain = isa::timing::array_latency(cfg.array.rows, cfg.array.cols);
+    let mut est: Vec<(Instr, u64)> = epi.into_iter().map(|i| (i, post_cycles(&i, lanes))).collect();
+    if let Some(long) = est.iter().position(|&(_, c)| c >= array + drain) {
+        est[..long].iter_mut().for_each(|e| e.1 = 0);
+    }
+    est
+}
+
+/// The Linear layer with its epilogue on chip (`emit_fused`, `Head::Requant`).
+pub(crate) fn emit_dense_chain(job: &DenseChain<'_>, cfg: &HwConfig) -> Option<(Vec<Instr>, u64)> {
+    let head = Head::Requant { params: job.params, zp: job.zp, qmin: job.qmin, qmax: job.qmax, unsigned: job.unsigned };
+    let fused = FusedLinear {
+        a: job.a,
+        a_unsigned: job.a_unsigned,
+        w: job.w,
+        w_addr: job.w_addr,
+        head,
+        kinds: job.kinds.clone(),
+        y: job.y,
+    };
+    emit_fused(&fused, cfg)
+}
+
 /// The Linear layer with its epilogue on chip: per step (block of rows,
 /// n-tile) the array streams A (resident for the block) past the stripe's
-/// tiles (each preloaded while the one before streams), `requant` writes
-/// the tile's int8 rows, and the stages run on them in the accumulator
-/// while the next step's array work runs (`chain_pipelined`); only the
-/// chain's result is stored. Returns None when the layer does not fit
-/// this schedule (the caller lowers its nodes one by one).
-pub(crate) fn emit_dense_chain(job: &DenseChain<'_>, cfg: &HwConfig) -> Option<(Vec<Instr>, u64)> {
+/// live tiles (each preloaded while the one before streams; 2:4 tiles read
+/// two of A's column blocks, `a_bstride`), the head turns the tile into
+/// rows (`requant` to int8, or float32), and the stages run on them in the
+/// accumulator while the next step's array work runs (`chain_pipelined`);
+/// only the chain's result is stored. Returns None when the layer does not
+/// fit this schedule (the caller lowers its nodes one by one).
+pub(crate) fn emit_fused(job: &FusedLinear<'_>, cfg: &HwConfig) -> Option<(Vec<Instr>, u64)> {
     use super::vector_ops::{operand_loads_at, stage, Kind, Operand, Pat, Scratch};
+    use crate::gemm::WeightFormat;
     let dim = cfg.array.cols as usize;
     let lanes = cfg.vector_lanes();
     let w = job.w;
     let (m, k, n) = (job.a.rows, w.k(), w.n());
-    if w.format() != crate::gemm::WeightFormat::DenseI8 || w.tile_shape().n != dim || w.a_block() != w.tile_shape().k {
+    if !matches!(w.format(), WeightFormat::DenseI8 | WeightFormat::Sparse24I8) || w.tile_shape().n != dim {
         return None;
     }
     if !job.a.rows_contiguous() || !job.y.rows_contiguous() || job.a.cols != k || job.y.rows != m || job.y.cols != n {
         return None;
     }
-    let Some(Kind::Dequantize { .. }) = job.kinds.first() else { return None };
+    let requant = matches!(job.head, Head::Requant { .. });
+    // A requantized head feeds the chain's Dequantize; a float head feeds
+    // float stages (or is the result).
+    let well_formed = if requant {
+        matches!(job.kinds.first(), Some(Kind::Dequantize { .. })) && super::vector_ops::chain_ok(&job.kinds)
+    } else {
+        job.kinds.is_empty()
+            || (super::vector_ops::chain_ok(&job.kinds) && !matches!(job.kinds[0], Kind::Dequantize { .. }))
+    };
     let elementwise = job.kinds.iter().all(|k| !matches!(k, Kind::LayerNorm { .. } | Kind::Softmax));
-    if !elementwise || !super::vector_ops::chain_ok(&job.kinds) {
+    if !well_formed || !elementwise {
         return None;
     }
     let quantized = matches!(job.kinds.last(), Some(Kind::Quantize { .. }));
     let temp = job.kinds.iter().any(|k| matches!(k, Kind::GeluErf | Kind::GeluTanh));
-    let (kt, nt, tile_k) = (w.k_tiles(), w.n_tiles(), w.tile_shape().k);
+    let nt = w.n_tiles();
+    // A's column blocks (2:4 k-tiles read two of them).
+    let (a_blocks, a_block) = (w.a_blocks(), w.a_block());
     let stripe = w.stripe_rows();
     // Accumulator per set: T, X, [temp], [out], operands (a tile of rows
     // or one row each), params (2).
@@ -703,17 +868,18 @@ pub(crate) fn emit_dense_chain(job: &DenseChain<'_>, cfg: &HwConfig) -> Option<(
             })
             .collect()
     };
+    let out_rows = !quantized && !job.kinds.is_empty();
     let set_rows = |rr: usize| {
-        2 * rr + (temp as usize) * rr + (!quantized as usize) * rr + operand_rows(rr).iter().sum::<usize>() + 2
+        2 * rr + (temp as usize) * rr + (out_rows as usize) * rr + operand_rows(rr).iter().sum::<usize>() + 2
     };
     let accr = cfg.acc_rows() as usize;
     let spad = cfg.spad_rows() as usize;
     let mut rr = m.min(256);
     let spad_need = |rr: usize| {
         let blocks = m.div_ceil(rr);
-        (if blocks > 1 { 2 } else { 1 }) * kt * rr + 2 * stripe + 4 * rr
+        (if blocks > 1 { 2 } else { 1 }) * a_blocks * rr + 2 * stripe + 4 * rr
     };
-    while rr > 0 && (2 * set_rows(rr) > accr || spad_need(rr) > spad || kt * rr > 65535) {
+    while rr > 0 && (2 * set_rows(rr) > accr || spad_need(rr) > spad || a_blocks * rr > 65535) {
         rr -= 1;
     }
     if rr == 0 {
@@ -726,15 +892,25 @@ pub(crate) fn emit_dense_chain(job: &DenseChain<'_>, cfg: &HwConfig) -> Option<(
     let x_at = |p: usize| (p * set + rr) as u16;
     let temp_at = |p: usize| (p * set + 2 * rr) as u16;
     let out_at = |p: usize| (p * set + (2 + temp as usize) * rr) as u16;
-    let ops_base = |p: usize| p * set + (2 + temp as usize + !quantized as usize) * rr;
+    let ops_base = |p: usize| p * set + (2 + temp as usize + out_rows as usize) * rr;
     let op_rows = operand_rows(rr);
     let op_at = |p: usize, i: usize| (ops_base(p) + op_rows[..i].iter().sum::<usize>()) as u16;
     let par_at = |p: usize| (p * set + set - 2) as u16;
-    let a_at = |b: usize| ((if blocks > 1 { b % 2 } else { 0 }) * kt * rr) as u16;
-    let a_end = (if blocks > 1 { 2 } else { 1 }) * kt * rr;
+    let a_at = |b: usize| ((if blocks > 1 { b % 2 } else { 0 }) * a_blocks * rr) as u16;
+    let a_end = (if blocks > 1 { 2 } else { 1 }) * a_blocks * rr;
     let w_at = |p: usize| (a_end + p * stripe) as u16;
     let q8_at = |p: usize| (a_end + 2 * stripe + p * rr) as u16;
     let o8_at = |p: usize| (a_end + 2 * stripe + 2 * rr + p * rr) as u16;
+    let params = match job.head {
+        Head::Requant { params, .. } | Head::Float { params, .. } => params,
+    };
+    // The folded bias of a float head: none, in binary32 (true) or loaded
+    // into the accumulator (its rows).
+    let (fold, init) = match job.head {
+        Head::Float { bias: FloatBias::Folded, .. } => (true, None),
+        Head::Float { bias: FloatBias::Loaded(rows), .. } => (false, Some(rows)),
+        _ => (false, None),
+    };
     let mut steps = Vec::new();
     let mut macs = 0u64;
     for b in 0..blocks {
@@ -745,16 +921,29 @@ pub(crate) fn emit_dense_chain(job: &DenseChain<'_>, cfg: &HwConfig) -> Option<(
             let p = steps.len() % 2;
             let mut st = steps::PipeStep::default();
             if j == 0 {
-                st.load.push(load(ins::BUF_SPAD, job.a.at(r0, 0), job.a.row_bytes(), rows, k, a_at(b)));
+                if a_block == dim {
+                    // One LOAD writes the row's column blocks `rows` apart.
+                    st.load.push(load(ins::BUF_SPAD, job.a.at(r0, 0), job.a.row_bytes(), rows, k, a_at(b)));
+                } else {
+                    for x in 0..a_blocks {
+                        let (c0, cols) = (x * a_block, a_block.min(k - x * a_block));
+                        let at = a_at(b) + (x * rows) as u16;
+                        st.load.push(load(ins::BUF_SPAD, job.a.at(r0, c0), job.a.row_bytes(), rows, cols, at));
+                    }
+                }
             }
-            st.load.push(Instr::from(w.stripe_load(j, 0..kt, job.w_addr, w_at(p))));
+            st.load.push(Instr::from(w.stripe_load(j, 0..w.k_tiles(), job.w_addr, w_at(p))));
             st.load.push(Instr::from(crate::gemm::load_params(
-                job.params + (j * 2 * dim * 4) as u64,
+                params + (j * 2 * dim * 4) as u64,
                 2,
                 dim,
                 par_at(p),
                 ins::Deps::NONE,
             )));
+            if let Some(init) = init {
+                // The folded bias in every row of the tile the array adds to.
+                st.load.push(load(ins::BUF_ACC, init + (j * dim * 4) as u64, 0, rows, nj, t_at(p)));
+            }
             // Operands: the n-tile's columns of each stage's operand.
             for (i, kind) in job.kinds.iter().enumerate() {
                 let sliced = match kind {
@@ -769,9 +958,6 @@ pub(crate) fn emit_dense_chain(job: &DenseChain<'_>, cfg: &HwConfig) -> Option<(
                 st.load.extend(operand_loads_at(&sliced, (r0, rows), op_at(p, i), (nj, dim)));
             }
             let live = w.live_k_tiles(j);
-            if live.is_empty() {
-                return None;
-            }
             let at = (0, w_at(p));
             st.main.push(w.tile(live[0], j, at).ldw(ins::Deps::NONE));
             for (idx, &i) in live.iter().enumerate() {
@@ -781,7 +967,7 @@ pub(crate) fn emit_dense_chain(job: &DenseChain<'_>, cfg: &HwConfig) -> Option<(
                     a_bstride,
                     m: rows as u16,
                     acc: t_at(p),
-                    accumulate: (idx > 0) as u8,
+                    accumulate: (idx > 0 || init.is_some()) as u8,
                     swap: 1,
                     in_type: job.a_unsigned as u8,
                     ..Default::default()
@@ -790,22 +976,48 @@ pub(crate) fn emit_dense_chain(job: &DenseChain<'_>, cfg: &HwConfig) -> Option<(
                     w.tile(i1, j, at).preload_into(&mut mm);
                 }
                 st.main.push(Instr::from(mm));
-                macs += (rows * tile_k.min(k - i * tile_k) * nj) as u64;
+                macs += (rows * w.k_tile_rows(i) * nj) as u64;
             }
-            let mut epi = vec![Instr::from(ins::Requant {
-                acc: t_at(p),
-                rows: rows as u16,
-                dst: q8_at(p),
-                params: par_at(p),
-                out_type: job.unsigned as u8,
-                zp: job.zp as i16,
-                qmin: job.qmin as i16,
-                qmax: job.qmax as i16,
-                ..Default::default()
-            })];
             let x = Pat::tile(x_at(p), rows);
+            let mut epi = Vec::new();
+            match job.head {
+                Head::Requant { zp, qmin, qmax, unsigned, .. } => epi.push(Instr::from(ins::Requant {
+                    acc: t_at(p),
+                    rows: rows as u16,
+                    dst: q8_at(p),
+                    params: par_at(p),
+                    out_type: unsigned as u8,
+                    zp: zp as i16,
+                    qmin: qmin as i16,
+                    qmax: qmax as i16,
+                    ..Default::default()
+                })),
+                Head::Float { .. } => {
+                    let (scale_imm, imm) = if fold { (1, 1.0f32.to_bits()) } else { (0, 0) };
+                    epi.push(Instr::from(ins::Vdeq {
+                        src_buf: ins::BUF_ACC,
+                        src: t_at(p),
+                        src_step: 1,
+                        src_bstride: rows as u16,
+                        dst: x.base,
+                        dst_step: 1,
+                        dst_bstride: rows as u16,
+                        rows: rows as u16,
+                        len: nj as u16,
+                        scale_imm,
+                        scale: if fold { 0 } else { par_at(p) + 1 },
+                        imm,
+                        ..Default::default()
+                    }));
+                    if fold {
+                        use super::vector_ops::{vop, B};
+                        epi.push(vop(ins::VOP_ADD, x, x, B::Pat(Pat::vector(par_at(p))), rows, nj));
+                        epi.push(vop(ins::VOP_MUL, x, x, B::Pat(Pat::vector(par_at(p) + 1)), rows, nj));
+                    }
+                }
+            }
             let sc = Scratch { temp: Pat::tile(temp_at(p), rows), s1: 0, s2: 0 };
-            let last = job.kinds.len() - 1;
+            let last = job.kinds.len().saturating_sub(1);
             for (i, kind) in job.kinds.iter().enumerate() {
                 let (a, dst) = match kind {
                     Kind::Dequantize { .. } => (Pat::tile(q8_at(p), rows), x),
@@ -818,8 +1030,13 @@ pub(crate) fn emit_dense_chain(job: &DenseChain<'_>, cfg: &HwConfig) -> Option<(
                 };
                 epi.extend(stage(kind, (a, dst), op_at(p, i), sc, (rows, nj, dim)));
             }
-            st.epi = epi.into_iter().map(|i| (i, post_cycles(&i, lanes))).collect();
-            let (buf, src, esize) = if quantized { (ins::BUF_SPAD, o8_at(p), 1) } else { (ins::BUF_ACC, out_at(p), 4) };
+            st.epi = overlap_hints(epi, &st.main, lanes, cfg);
+            let (buf, src, esize) = match (quantized, out_rows) {
+                (true, _) => (ins::BUF_SPAD, o8_at(p), 1),
+                (false, true) => (ins::BUF_ACC, out_at(p), 4),
+                // A float head alone: its rows are the result.
+                (false, false) => (ins::BUF_ACC, x.base, 4),
+            };
             st.store.push(Instr::from(ins::Store {
                 buf,
                 dram: job.y.at(r0, j * dim) as u32,
@@ -953,5 +1170,128 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Float-output Linear layers on the fused path (`emit_fused`,
+    /// `Head::Float`) with a bias-add stage after them, on a 4x4 array
+    /// with 2:4-sparse PEs: every way of adding the folded bias (none,
+    /// in binary32, loaded into the accumulator), dense and 2:4 weights,
+    /// M, K and N not multiples of the tile. The result is the
+    /// interpreter's `dequantize(bias + Σ (x − zx) w, s_x s_w)` then the
+    /// float add, bit for bit, and the array performs the packing's MACs
+    /// (half of them on 2:4 tiles).
+    #[test]
+    fn float_linear_fused_with_every_bias_and_weight_format() {
+        use super::super::vector_ops::{Kind, Operand};
+        use crate::gemm::{PackedWeights, TileShape, WeightFormat};
+        use isa::numerics::vector as v;
+        let mut cfg = HwConfig::tiny_4x4();
+        cfg.array.sparsity_2_4 = true;
+        let dim = 4;
+        let (m, k, n) = (9usize, 22usize, 10usize);
+        let tile = TileShape { k: 4, n: 4 };
+        // 2:4 along K: in every group of 4 reductions two values survive.
+        let b: Vec<i8> = (0..k * n)
+            .map(|i| {
+                let (r, c) = (i / n, i % n);
+                if (r + c) % 4 < 2 {
+                    ((i * 37 % 255) as i32 - 127) as i8
+                } else {
+                    0
+                }
+            })
+            .collect();
+        assert!(crate::gemm::is_2_4(&b, k, n));
+        let x: Vec<u8> = (0..m * k).map(|i| (i * 53 % 256) as u8).collect();
+        let (sx, zx) = (0.02f32, 7i32);
+        let w_scale: Vec<f32> = (0..n).map(|c| 0.001 * (c + 1) as f32).collect();
+        let scales: Vec<f32> = w_scale.iter().map(|&s| v::mul(sx, s)).collect();
+        let float_bias: Vec<f32> = (0..n).map(|c| c as f32 * 0.25 - 1.0).collect();
+        let sums: Vec<i32> = (0..n).map(|c| (0..k).map(|r| b[r * n + c] as i32).sum()).collect();
+        for bias_kind in 0..3 {
+            // Zero: no int32 bias and zx = 0; else a bias and zx = 7.
+            let (zx, bias): (i32, Vec<i32>) =
+                if bias_kind == 0 { (0, vec![0; n]) } else { (zx, (0..n as i32).map(|c| 1000 * c - 3000).collect()) };
+            let folded: Vec<i32> = (0..n).map(|c| bias[c] - zx * sums[c]).collect();
+            for sparse in [false, true] {
+                let w = match sparse {
+                    true => PackedWeights::sparse24(&b, k, n, tile, dim).unwrap(),
+                    false => PackedWeights::dense_i8(&b, k, n, tile),
+                };
+                assert_eq!(w.format() == WeightFormat::Sparse24I8, sparse);
+                let mut mem = MemoryPlan::new(0);
+                let xa = mem.alloc_bytes(&x);
+                let wa = mem.alloc_bytes(w.bytes());
+                let params = mem.alloc_bytes(&float_params(&folded, &scales, dim));
+                let fb = mem.alloc_bytes(&float_bias.iter().flat_map(|f| f.to_le_bytes()).collect::<Vec<u8>>());
+                let bias_mode = match bias_kind {
+                    0 => FloatBias::Zero,
+                    1 => FloatBias::Folded,
+                    _ => FloatBias::Loaded(mem.alloc_bytes(&i32_rows(&folded, n, dim))),
+                };
+                let exact: Vec<i64> = folded.iter().map(|&f| f as i64).collect();
+                assert!(float_fold_exact(&b, k, n, &exact, zx, (0, 255)));
+                let ya = mem.alloc(m * n * 4, 0);
+                let job = FusedLinear {
+                    a: Place::contiguous(xa, &[m, k], 1).matrix().unwrap(),
+                    a_unsigned: true,
+                    w: &w,
+                    w_addr: wa,
+                    head: Head::Float { params, bias: bias_mode },
+                    kinds: vec![Kind::Binary(ins::VOP_ADD, Operand::Vector(fb))],
+                    y: Place::contiguous(ya, &[m, n], 4).matrix().unwrap(),
+                };
+                let (code, macs) = emit_fused(&job, &cfg).expect("fits");
+                let (mut d, counters, base) = crate::test_run::run_alone(&cfg, code, mem.data().to_vec());
+                assert_eq!(counters.get(isa::Counter::Macs), macs);
+                assert_eq!(macs, w.macs(m), "sparse {sparse}");
+                let got = d.read_mem(base + ya, m * n * 4).unwrap();
+                for i in 0..m {
+                    for c in 0..n {
+                        let acc = (0..k)
+                            .fold(bias[c], |s, r| s.wrapping_add((x[i * k + r] as i32 - zx) * b[r * n + c] as i32));
+                        let want = v::add(v::dequantize(acc, scales[c], 0), float_bias[c]);
+                        let at = (i * n + c) * 4;
+                        let g = f32::from_le_bytes(got[at..at + 4].try_into().unwrap());
+                        assert_eq!(g.to_bits(), want.to_bits(), "bias {bias_kind} sparse {sparse} [{i}, {c}]");
+                    }
+                }
+                if bias_kind == 2 {
+                    // The unfused product (`emit`) over the same packed k-tiles.
+                    let init = mem.alloc_bytes(&i32_rows(&folded, n, dim));
+                    let scale_rows = mem.alloc_bytes(
+                        &(0..n.div_ceil(dim) * dim)
+                            .flat_map(|c| scales.get(c).copied().unwrap_or(0.0).to_le_bytes())
+                            .collect::<Vec<u8>>(),
+                    );
+                    let product = Product {
+                        a: job.a,
+                        a_unsigned: true,
+                        b: BSource::Packed { w: &w, addr: wa },
+                        k,
+                        n,
+                        init,
+                        post: Post::F32PerColumn(scale_rows),
+                        y: job.y,
+                    };
+                    let (code, macs) = emit(&[product], &Cross::default(), &cfg, "fc").unwrap();
+                    let (mut d, counters, base) = crate::test_run::run_alone(&cfg, code, mem.data().to_vec());
+                    assert_eq!((counters.get(isa::Counter::Macs), macs), (w.macs(m), w.macs(m)));
+                    let got = d.read_mem(base + ya, m * n * 4).unwrap();
+                    for i in 0..m {
+                        for c in 0..n {
+                            let acc = (0..k)
+                                .fold(bias[c], |s, r| s.wrapping_add((x[i * k + r] as i32 - zx) * b[r * n + c] as i32));
+                            let at = (i * n + c) * 4;
+                            let g = f32::from_le_bytes(got[at..at + 4].try_into().unwrap());
+                            assert_eq!(g.to_bits(), v::dequantize(acc, scales[c], 0).to_bits(), "emit sparse {sparse}");
+                        }
+                    }
+                }
+            }
+        }
+        // A sum that leaves binary32's exact integers is not folded.
+        let big = vec![127i8; 2048];
+        assert!(!float_fold_exact(&big, 2048, 1, &[0], 0, (0, 255)));
     }
 }

@@ -117,7 +117,7 @@ pub fn lower(g: &Graph, cfg: &HwConfig) -> Result<Lowered, LowerError> {
 pub fn lower_with(g: &Graph, cfg: &HwConfig, weights: WeightChoice) -> Result<Lowered, LowerError> {
     g.validate().map_err(|e| unsupported(&e.node, e.op, e.why))?;
     if transformer::is_transformer(g) {
-        return transformer::lower(g, cfg);
+        return transformer::lower_with(g, cfg, weights);
     }
     let halos = plan_halos(g)?;
     let mut cx = Ctx::new(g, cfg)?;

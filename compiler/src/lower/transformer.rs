@@ -27,7 +27,7 @@ use super::place::{Mat, Place};
 use super::unsupported;
 use super::vector_ops::{self, Kind, Operand};
 use super::{linear, steps};
-use crate::gemm::{self, ASource, Dataflow, GemmJob, GemmOut, LowerError, OutRows, PackedWeights};
+use crate::gemm::{self, ASource, Dataflow, GemmJob, GemmOut, LowerError, OutRows, PackedWeights, WeightChoice};
 use crate::ir::{BinaryOp, ElemType, GeluForm, Graph, Node, Op, UnaryOp, ValueId};
 use crate::ir_codec::PackedRef;
 use isa::instr::{self as ins, Instr};
@@ -123,6 +123,8 @@ struct XCtx<'a> {
     on_host: Vec<bool>,
     /// The nodes reading each value (a node once per input it reads it as).
     readers: Vec<Vec<usize>>,
+    /// The weight formats Linear layers may use (`--weights`).
+    weights: WeightChoice,
 }
 
 fn esize(ty: ElemType) -> usize {
@@ -275,10 +277,22 @@ impl XCtx<'_> {
     fn constant_f32(&mut self, data: &[f32]) -> u64 {
         self.mem.alloc_bytes(&f32_bytes(data))
     }
+
+    /// A Linear layer's B `[k, n]` packed for the array: 2:4-sparse when
+    /// `--weights` and the configuration allow it and B is exactly 2:4,
+    /// dense int8 otherwise.
+    fn pack(&self, b: &[i8], k: usize, n: usize) -> PackedWeights {
+        self.dataflow.pack_stationary(b, k, n, self.cfg, self.weights)
+    }
 }
 
 /// Lowers a transformer graph for `cfg`.
 pub fn lower(g: &Graph, cfg: &HwConfig) -> Result<Lowered, LowerError> {
+    lower_with(g, cfg, WeightChoice::Auto)
+}
+
+/// [`lower`] with the weight formats `weights` allows (`--weights`).
+pub fn lower_with(g: &Graph, cfg: &HwConfig, weights: WeightChoice) -> Result<Lowered, LowerError> {
     g.validate().map_err(|e| unsupported(&e.node, e.op, e.why))?;
     let sites = sites(g)?;
     let mut on_host = vec![false; g.values.len()];
@@ -306,6 +320,7 @@ pub fn lower(g: &Graph, cfg: &HwConfig) -> Result<Lowered, LowerError> {
         host_inputs: Vec::new(),
         on_host,
         readers,
+        weights,
     };
     let mut layers = Vec::new();
     let mut packed = vec![None; g.nodes.len()];
@@ -421,7 +436,7 @@ fn lower_node(cx: &mut XCtx<'_>, node: &Node, packed: &mut Option<PackedRef>) ->
             let folded: Vec<i32> =
                 (0..d.n).map(|c| numerics::fold_zero_point(d.bias[c], qx.zero_point, sums[c])).collect();
             let scale: Vec<f32> = (0..d.n).map(|c| numerics::requant_scale(qx.scale, d.w_scale[c], qy.scale)).collect();
-            let weights = PackedWeights::dense_i8(&b, d.k, d.n, cx.dataflow.tile_shape());
+            let weights = cx.pack(&b, d.k, d.n);
             let weights_addr = cx.mem.alloc_bytes(weights.bytes());
             let params_addr = cx.mem.alloc_bytes(&gemm::pack_params(&folded, &scale, cx.dim));
             let job = GemmJob {
@@ -441,7 +456,7 @@ fn lower_node(cx: &mut XCtx<'_>, node: &Node, packed: &mut Option<PackedRef>) ->
             };
             let instrs = cx.dataflow.emit(&job, cx.cfg)?;
             cx.code.phase(instrs);
-            *packed = Some(packed_ref(cx, weights_addr));
+            *packed = Some(packed_ref(cx, &weights, weights_addr));
             Ok((LayerOp::Dense, weights.macs(a.rows)))
         }
         Op::DenseF32(d) => {
@@ -453,7 +468,7 @@ fn lower_node(cx: &mut XCtx<'_>, node: &Node, packed: &mut Option<PackedRef>) ->
             let folded: Vec<i32> =
                 (0..d.n).map(|c| numerics::fold_zero_point(d.bias[c], qx.zero_point, sums[c])).collect();
             let scales: Vec<f32> = d.w_scale.iter().map(|&s| v::mul(qx.scale, s)).collect();
-            let weights = PackedWeights::dense_i8(&b, d.k, d.n, cx.dataflow.tile_shape());
+            let weights = cx.pack(&b, d.k, d.n);
             let addr = cx.mem.alloc_bytes(weights.bytes());
             let init = cx.mem.alloc_bytes(&i32_bytes(&tile_rows(&folded, cx.dim)));
             let scale_rows = cx.mem.alloc_bytes(&f32_bytes(&tile_rows(&scales, cx.dim)));
@@ -469,7 +484,7 @@ fn lower_node(cx: &mut XCtx<'_>, node: &Node, packed: &mut Option<PackedRef>) ->
             };
             let (code, macs) = linear::emit(&[product], &linear::Cross::default(), cx.cfg, name)?;
             cx.code.phase(code);
-            *packed = Some(packed_ref(cx, addr));
+            *packed = Some(packed_ref(cx, &weights, addr));
             Ok((LayerOp::DenseF32, macs))
         }
         Op::MatMul => lower_matmul(cx, node),
@@ -630,6 +645,9 @@ fn lower_chain(
         },
         _ => None,
     };
+    // A float Linear layer heads a chain of the vector nodes after it, or
+    // is one alone (`lower_dense_f32_chain`).
+    let f32_head = matches!(node.op, Op::DenseF32(_));
     let placed = |cx: &XCtx<'_>, v: ValueId| cx.places[v].is_some() || cx.on_host[v];
     let head = match (dense_head, matmul_head) {
         (Some(dq), _) => &g.nodes[dq],
@@ -638,19 +656,32 @@ fn lower_chain(
     };
     // A fused head's other operand may come later in the graph.
     let head_placed: &dyn Fn(&XCtx<'_>, ValueId) -> bool = if matmul_head.is_some() { &placed } else { &|_, _| true };
-    let Some((x, kind, op)) = stage_of(cx, head, head_placed)? else { return Ok(None) };
-    if matmul_head.is_some() && x != node.outputs[0] {
-        return Ok(None);
-    }
+    let (x, mut kinds, mut ops) = if f32_head {
+        (node.inputs[0], Vec::new(), Vec::new())
+    } else {
+        let Some((x, kind, op)) = stage_of(cx, head, head_placed)? else { return Ok(None) };
+        if matmul_head.is_some() && x != node.outputs[0] {
+            return Ok(None);
+        }
+        (x, vec![kind], vec![op])
+    };
     covered.extend(dense_head);
     covered.extend(matmul_head);
-    let (mut kinds, mut ops, mut y) = (vec![kind], vec![op], head.outputs[0]);
+    let mut y = head.outputs[0];
     let mut view_out = None;
     while !matches!(kinds.last(), Some(Kind::Quantize { .. })) {
         let Some(c) = sole_reader(cx, y) else { break };
         let cn = &g.nodes[c];
         if sites[c] != Site::Device || matches!(cn.op, Op::Dequantize) {
             break;
+        }
+        let keeps_rows = |v: ValueId| g.values[v].shape.last() == g.values[y].shape.last();
+        if matches!(cn.op, Op::Reshape { .. } | Op::Flatten { .. }) && keeps_rows(cn.outputs[0]) {
+            // The same matrix (a Gemm's `[rows, n]` as `[1, rows, n]`):
+            // the chain goes on through it.
+            covered.push(c);
+            y = cn.outputs[0];
+            continue;
         }
         if matches!(cn.op, Op::Reshape { .. } | Op::Flatten { .. } | Op::Transpose { .. }) {
             if let Some((views, q, base, order)) = views_to_quantize(cx, sites, y, c) {
@@ -665,11 +696,11 @@ fn lower_chain(
             break;
         }
         let row_wise = matches!(cn.op, Op::LayerNorm { .. } | Op::Softmax);
-        if dense_head.is_some() && row_wise {
+        if (dense_head.is_some() || f32_head) && row_wise {
             break;
         }
         match stage_of(cx, cn, &placed)? {
-            Some((_, Kind::Binary(_, Operand::RowScalar(_)), _)) if dense_head.is_some() => break,
+            Some((_, Kind::Binary(_, Operand::RowScalar(_)), _)) if dense_head.is_some() || f32_head => break,
             Some((a, kind, op)) if a == y => {
                 kinds.push(kind);
                 ops.push(op);
@@ -678,6 +709,9 @@ fn lower_chain(
             }
             _ => break,
         }
+    }
+    if f32_head {
+        return lower_dense_f32_chain(cx, node, kinds, (y, view_out), covered, fused, packed);
     }
     if dense_head.is_some() {
         return lower_dense_chain(cx, node, kinds, (y, view_out), covered, fused, packed);
@@ -744,7 +778,7 @@ fn lower_dense_chain(
     let sums = column_sums(&b, d.k, d.n);
     let folded: Vec<i32> = (0..d.n).map(|c| numerics::fold_zero_point(d.bias[c], qx.zero_point, sums[c])).collect();
     let scale: Vec<f32> = (0..d.n).map(|c| numerics::requant_scale(qx.scale, d.w_scale[c], qy.scale)).collect();
-    let weights = PackedWeights::dense_i8(&b, d.k, d.n, cx.dataflow.tile_shape());
+    let weights = cx.pack(&b, d.k, d.n);
     let w_addr = cx.mem.alloc_bytes(weights.bytes());
     let params = cx.mem.alloc_bytes(&gemm::pack_params(&folded, &scale, cx.dim));
     let ym = match view_out {
@@ -776,7 +810,7 @@ fn lower_dense_chain(
     for c in covered {
         fused[c] = true;
     }
-    *packed = Some(packed_ref(cx, w_addr));
+    *packed = Some(packed_ref(cx, &weights, w_addr));
     Ok(Some((LayerOp::Dense, macs, y)))
 }
 
@@ -859,6 +893,71 @@ fn lower_scores_chain(
     Ok(Some((LayerOp::MatMul, macs, y)))
 }
 
+/// A DenseF32 node and its chain (`lower_chain`: element-wise stages,
+/// `Quantize` last at most; none when it stands alone) as one GEMM with
+/// the float conversion and the stages in its epilogue
+/// (`linear::emit_fused`, `Head::Float`); the layer record is the
+/// DenseF32's, writing the chain's value. A layer too large for that
+/// schedule is lowered node by node.
+fn lower_dense_f32_chain(
+    cx: &mut XCtx<'_>,
+    node: &Node,
+    kinds: Vec<Kind>,
+    (y, view_out): (ValueId, Option<BaseOrder>),
+    covered: Vec<usize>,
+    fused: &mut [bool],
+    packed: &mut Option<PackedRef>,
+) -> Result<Option<(LayerOp, u64, ValueId)>, LowerError> {
+    let g = cx.g;
+    let name = node.name.as_str();
+    let Op::DenseF32(d) = &node.op else { unreachable!("a float dense head") };
+    let x = node.inputs[0];
+    let qx = g.values[x].quant.expect("validated");
+    let b = super::gemm_layers::dense_b(&d.weights, d.k, d.n, None);
+    let sums = column_sums(&b, d.k, d.n);
+    let folded: Vec<i32> = (0..d.n).map(|c| numerics::fold_zero_point(d.bias[c], qx.zero_point, sums[c])).collect();
+    let exact: Vec<i64> = (0..d.n).map(|c| d.bias[c] as i64 - qx.zero_point as i64 * sums[c] as i64).collect();
+    let a = cx.matrix(x, name)?;
+    let scales: Vec<f32> = d.w_scale.iter().map(|&s| v::mul(qx.scale, s)).collect();
+    let weights = cx.pack(&b, d.k, d.n);
+    let w_addr = cx.mem.alloc_bytes(weights.bytes());
+    let params = cx.mem.alloc_bytes(&linear::float_params(&folded, &scales, cx.dim));
+    let x_range = g.values[x].ty.range().expect("a quantized input");
+    let bias = if exact.iter().all(|&f| f == 0) {
+        linear::FloatBias::Zero
+    } else if linear::float_fold_exact(&b, d.k, d.n, &exact, qx.zero_point, x_range) {
+        linear::FloatBias::Folded
+    } else {
+        linear::FloatBias::Loaded(cx.mem.alloc_bytes(&i32_bytes(&tile_rows(&folded, cx.dim))))
+    };
+    let ym = match view_out {
+        None => cx.alloc(y).matrix().expect("contiguous"),
+        Some((base, order)) => {
+            let yb = cx.alloc_view(y, &base, &order);
+            Mat { addr: yb.addr, rows: a.rows, cols: d.n, row_stride: d.n, col_stride: 1, esize: 1 }
+        }
+    };
+    let job = linear::FusedLinear {
+        a,
+        a_unsigned: g.values[x].ty == ElemType::U8,
+        w: &weights,
+        w_addr,
+        head: linear::Head::Float { params, bias },
+        kinds,
+        y: ym,
+    };
+    let Some((code, macs)) = linear::emit_fused(&job, cx.cfg) else {
+        cx.places[y] = None;
+        return Ok(None);
+    };
+    cx.code.phase(code);
+    for c in covered {
+        fused[c] = true;
+    }
+    *packed = Some(packed_ref(cx, &weights, w_addr));
+    Ok(Some((LayerOp::DenseF32, macs, y)))
+}
+
 /// The int8-out MatMul that alone reads the probabilities `p` as its
 /// first operand (P·V), and its part of `attention::Context` (`y` still
 /// to place).
@@ -908,8 +1007,8 @@ fn context_of(
     Ok(Some((pv, context)))
 }
 
-fn packed_ref(cx: &XCtx<'_>, at: u64) -> PackedRef {
-    PackedRef { format: gemm::WeightFormat::DenseI8, tile_n: cx.dataflow.tile_shape().n, offsets: vec![at], perm: None }
+fn packed_ref(cx: &XCtx<'_>, w: &PackedWeights, at: u64) -> PackedRef {
+    PackedRef { format: w.format(), tile_n: cx.dataflow.tile_shape().n, offsets: vec![at], perm: None }
 }
 
 fn column_sums(b: &[i8], k: usize, n: usize) -> Vec<i32> {
