@@ -171,7 +171,7 @@ pub fn with_dense_savings_hosted(
     rep: &mut Report,
 ) -> Result<()> {
     let Some(run) = rep.model.as_mut() else { return Ok(()) };
-    if !run.layers.iter().any(|l| l.weights == Some("i8s24")) {
+    if !run.layers.iter().any(|l| l.weight_format == Some("i8s24")) {
         return Ok(());
     }
     let dense = compiler::lower::lower_with(graph, model.cfg, compiler::gemm::WeightChoice::Dense)
@@ -182,7 +182,7 @@ pub fn with_dense_savings_hosted(
     let mut drv = Driver::new(device);
     drv.load(&dense.program).map_err(|e| FlowError::input(format!("the dense program: {e}")))?;
     let measured = super::hosted::run(&mut drv, dense_model, graph, inputs, false)?.measured;
-    let energy = sim::energy::energy(model.cfg, &measured.counters, table);
+    let energy = sim::energy::energy(model.cfg, dense_model.prog, &measured.counters, table);
     let runs = measured.run_cycles.len() as u64;
     let (rows, _) = attribute(dense_model, &measured.layer_cycles, runs, &measured.counters, &energy);
     super::layers::fill_savings(&mut run.layers, &rows);
