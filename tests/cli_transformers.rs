@@ -300,7 +300,7 @@ fn tinybert_nm24_linear_layers_run_on_2_4_tiles() {
     assert_eq!(linear.len(), 12);
     for l in &linear {
         let name = l["name"].as_str().unwrap();
-        assert_eq!(l["weights"], "i8s24", "{name}");
+        assert_eq!(l["weight_format"], "i8s24", "{name}");
         let saved = &l["saved_vs_dense"];
         let (cycles, saved_cycles) = (l["cycles"].as_i64().unwrap(), saved["cycles"].as_i64().unwrap());
         assert!(saved_cycles > 0 && saved["dram_bus_bytes"].as_i64().unwrap() > 0, "{name}: {saved}");
