@@ -1113,7 +1113,10 @@ pub fn pe_area(
         synthesized.push((sparse, cells, ffs, ge, run.seconds, run.cached));
     }
     let dense_um2 = synthesized[0].3 / pes * gate_um2;
-    let variant = |name: &str, in_config: bool, (sparse, cells, ffs, ge, seconds, cached): (bool, u64, u64, f64, f64, bool), note: &str| {
+    let variant = |name: &str,
+                   in_config: bool,
+                   (sparse, cells, ffs, ge, seconds, cached): (bool, u64, u64, f64, f64, bool),
+                   note: &str| {
         let per_pe_um2 = ge / pes * gate_um2;
         PeVariant {
             name: name.into(),

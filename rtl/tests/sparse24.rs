@@ -118,7 +118,8 @@ fn sparse_program(rows: u32, cols: u32) -> (String, u64) {
     // Accumulating onto the first's rows (the accumulator is not reset
     // between runs), preloading a narrower sparse tile of odd k.
     let (k1, n1) = (r - 1, c - 1);
-    text += &format!("matmul m=10 acc=0 a=220 accumulate=1 a_bstride=5 preload=1 w=10 k={k1} n={n1} wfmt=i8s24 meta=110\n");
+    text +=
+        &format!("matmul m=10 acc=0 a=220 accumulate=1 a_bstride=5 preload=1 w=10 k={k1} n={n1} wfmt=i8s24 meta=110\n");
     // The narrow one, unsigned inputs, while a dense tile preloads.
     mm(&mut text, 9, &format!("a=230 swap=1 in_type=u8 a_bstride=3 preload=1 w=20 k={r} n={c}"));
     // The dense tile with a second block (read and ignored).
@@ -161,7 +162,11 @@ fn sparse_tiles_match_the_model() {
         let spad = cfg.spad_rows() as u64;
         let (r, c) = (cfg.array.rows, cfg.array.cols);
         for (what, instr, code) in [
-            ("positions past the scratchpad", format!("ldw addr=0 k={r} n={c} wfmt=i8s24 meta={}", spad + 1 - (r as u64).div_ceil(4)), OOR),
+            (
+                "positions past the scratchpad",
+                format!("ldw addr=0 k={r} n={c} wfmt=i8s24 meta={}", spad + 1 - (r as u64).div_ceil(4)),
+                OOR,
+            ),
             ("a dense tile's meta", format!("ldw addr=0 k={r} n={c} meta=3"), ILL),
             ("preload positions", format!("matmul a=0 m=1 acc=0 preload=1 w=0 k=4 n={c} wfmt=i8s24 meta={spad}"), OOR),
             ("a second block past the scratchpad", format!("matmul a=0 m=2 acc=0 a_bstride={}", spad - 1), OOR),
@@ -169,7 +174,12 @@ fn sparse_tiles_match_the_model() {
         ] {
             let text = format!("load dram=0 stride={c} rows=8 cols={c} addr=0\n{instr}\nfinish\n");
             let run = check_both(&cfg, what, &text, 9);
-            assert!(matches!(run.outcome, Outcome::Fault { code: got, .. } if got == code), "{what} on {}: {:?}", cfg.name, run.outcome);
+            assert!(
+                matches!(run.outcome, Outcome::Fault { code: got, .. } if got == code),
+                "{what} on {}: {:?}",
+                cfg.name,
+                run.outcome
+            );
         }
     }
 }
