@@ -129,3 +129,33 @@ fn int4_models_on_both_backends() {
         assert!(stdout(&o).contains("agree with the reference interpreter"), "{model}: {}", stdout(&o));
     }
 }
+
+/// 2:4-sparse weights on the RTL's sparse PEs: the digits 2:4 CNN
+/// (cnn_nm24) compiled with `--weights auto` for the tiny array and the
+/// 16x16 one with `array.sparsity_2_4` runs on both backends in lockstep,
+/// cycle for cycle, and agrees with the interpreter; the i8s24 tiles and
+/// the second input rows (`a_bstride`) are really used.
+#[test]
+fn sparse24_cnn_on_both_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let tiny = std::fs::read_to_string(root().join(TINY)).unwrap();
+    let sparse = tiny.replace("[array]\n", "[array]\nsparsity_2_4 = true\n");
+    assert_ne!(sparse, tiny, "the tiny config has an [array] table");
+    std::fs::write(d.join("tiny24.toml"), sparse).unwrap();
+    let default24 = root().join("examples/hw/sparse24.toml");
+    let onnx = root().join("compiler/tests/data/digits/cnn_nm24/int8_qdq.onnx");
+    let image: Vec<f32> = (0..64).map(|i| (i * 7 % 17) as f32 / 16.0).collect();
+    write_npy(&d.join("x.npy"), &[1, 1, 8, 8], &image);
+    for hw in ["tiny24.toml", default24.to_str().unwrap()] {
+        let o = systole(d, &["compile", onnx.to_str().unwrap(), "--hw", hw, "--weights", "auto", "-o", "m.sbin"]);
+        assert_ok(&o);
+        let o = systole(d, &["disasm", "m.sbin"]);
+        assert_ok(&o);
+        let text = stdout(&o);
+        assert!(text.contains("wfmt=i8s24") && text.contains("a_bstride="), "{hw}: no 2:4 tile in\n{text}");
+        let o = systole(d, &["run", "m.sbin", "--input", "x.npy", "--backend", "both", "--check"]);
+        assert_ok(&o);
+        assert!(stdout(&o).contains("agree with the reference interpreter"), "{hw}: {}", stdout(&o));
+    }
+}

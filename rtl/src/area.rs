@@ -1039,6 +1039,151 @@ pub fn area(
     })
 }
 
+// ------------------------------------------------------------ PE variants
+
+/// The array size the PE variants are synthesized at: small enough for a
+/// few seconds of yosys, large enough that every PE kind (first row and
+/// column, inner, last) is there.
+pub const PE_SHAPE: (u32, u32) = (4, 4);
+
+/// One PE variant: the `array` module synthesized alone at [`PE_SHAPE`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PeVariant {
+    /// `int8`, `int4`, `2:4 int8`.
+    pub name: String,
+    /// The configuration has this variant (int4 in `array.weight_precisions`,
+    /// `array.sparsity_2_4`; int8 always).
+    pub in_config: bool,
+    /// `array` parameters synthesized (`SPARSE`).
+    pub sparse: bool,
+    /// The whole array module: generic cells, flip-flops, NAND2 equivalents.
+    pub cells: u64,
+    pub flip_flops: u64,
+    pub nand2_equivalents: f64,
+    /// Per PE: the array's cells over its PEs (the edge skew registers
+    /// shared out), NAND2 equivalents and µm² at the configuration's node.
+    pub per_pe_cells: f64,
+    pub per_pe_flip_flops: f64,
+    pub per_pe_nand2: f64,
+    pub per_pe_um2: f64,
+    /// `per_pe_um2` over the int8 PE's, minus 1.
+    pub overhead: f64,
+    /// What the variant adds, in words.
+    pub note: String,
+    pub seconds: f64,
+    pub cached: bool,
+}
+
+/// The PE of the dense int8, int4 and 2:4-sparse arrays from yosys, next to
+/// the model's analytical PE (`pe_area_um2`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PeArea {
+    pub config: String,
+    pub yosys: String,
+    pub node_nm: u32,
+    pub table: String,
+    pub gate_area_um2: f64,
+    /// The array synthesized, [`PE_SHAPE`].
+    pub rows: u32,
+    pub cols: u32,
+    /// The model's analytical PE (MAC, registers, wiring) at the node, µm².
+    pub analytical_pe_um2: f64,
+    pub variants: Vec<PeVariant>,
+}
+
+/// The `array` module alone with `SPARSE = sparse`, through the generic
+/// synthesis of [`generic_script`].
+fn pe_script(sparse: bool) -> String {
+    let (rows, cols) = PE_SHAPE;
+    format!(
+        "read_verilog -sv array.sv\nchparam -set ROWS {rows} -set COLS {cols} -set SPARSE {} array\n\
+         synth -top array -run :fine\nopt -fast -full\nopt -full\ntechmap\nabc -fast\nopt -fast\n{REPORT}",
+        sparse as u8
+    )
+}
+
+/// Synthesizes the array's PE for the int8, int4 and 2:4 formats
+/// (two yosys runs of a [`PE_SHAPE`] array, seconds each, cached) and costs
+/// them with `table` at `cfg`'s node. The int4 PE is the int8 one: int4
+/// weights are sign-extended at the array's edge (`compute.sv`, one nibble
+/// select per column), so the array itself does not change.
+pub fn pe_area(
+    cfg: &HwConfig,
+    table: &EnergyTable,
+    opts: &Options,
+    progress: &mut dyn FnMut(&str),
+) -> Result<PeArea, AreaError> {
+    let version = yosys_version(&cfg.name)?;
+    let gate_um2 = table.gate_area_um2 * table.node_scale(cfg.tech.node_nm).area;
+    let (rows, cols) = PE_SHAPE;
+    let pes = (rows * cols) as f64;
+    let int4 = cfg.array.weight_precisions.contains(&isa::config::WeightPrecision::Int4);
+    let mut synthesized = Vec::new();
+    for sparse in [false, true] {
+        let step = if sparse { "PE 2:4" } else { "PE int8" };
+        let run = synthesize(&cfg.name, &version, step, &pe_script(sparse), opts, progress)?;
+        let (_, total) = parse_stat(&run.stat).map_err(report_error(&cfg.name, step))?;
+        let (mut cells, mut ffs, mut ge) = (0, 0, 0.0);
+        for (ty, &n) in &total {
+            cells += n;
+            if is_flip_flop(ty) {
+                ffs += n;
+            }
+            ge += n as f64 * nand2_equivalents(ty).unwrap_or(1.0);
+        }
+        synthesized.push((sparse, cells, ffs, ge, run.seconds, run.cached));
+    }
+    let dense_um2 = synthesized[0].3 / pes * gate_um2;
+    let variant = |name: &str,
+                   in_config: bool,
+                   (sparse, cells, ffs, ge, seconds, cached): (bool, u64, u64, f64, f64, bool),
+                   note: &str| {
+        let per_pe_um2 = ge / pes * gate_um2;
+        PeVariant {
+            name: name.into(),
+            in_config,
+            sparse,
+            cells,
+            flip_flops: ffs,
+            nand2_equivalents: ge,
+            per_pe_cells: cells as f64 / pes,
+            per_pe_flip_flops: ffs as f64 / pes,
+            per_pe_nand2: ge / pes,
+            per_pe_um2,
+            overhead: per_pe_um2 / dense_um2 - 1.0,
+            note: note.into(),
+            seconds,
+            cached,
+        }
+    };
+    let variants = vec![
+        variant("int8", true, synthesized[0], "8x9-bit multiplier, 32-bit adder, active and shadow weights"),
+        variant(
+            "int4",
+            int4,
+            synthesized[0],
+            "the int8 PE: int4 weights are sign-extended at the array's edge (one nibble select per column)",
+        ),
+        variant(
+            "2:4 int8",
+            cfg.array.sparsity_2_4,
+            synthesized[1],
+            "4-to-1 input select, 2-bit position (active and shadow), four 9-bit input lanes per row",
+        ),
+    ];
+    Ok(PeArea {
+        config: cfg.name.clone(),
+        yosys: version,
+        node_nm: cfg.tech.node_nm,
+        table: table.name.clone(),
+        gate_area_um2: gate_um2,
+        rows,
+        cols,
+        analytical_pe_um2: table.pe_area_um2 * table.node_scale(cfg.tech.node_nm).area,
+        variants,
+    })
+}
+
 impl fmt::Display for Fpga {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

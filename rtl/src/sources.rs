@@ -54,6 +54,7 @@ pub fn parameters(cfg: &HwConfig) -> Vec<(&'static str, String)> {
         ("LOAD_STAGE_BYTES", LOAD_STAGE_BYTES.to_string()),
         ("STORE_STAGE_BYTES", STORE_STAGE_BYTES.to_string()),
         ("INT4", (cfg.array.weight_precisions.contains(&isa::config::WeightPrecision::Int4) as u8).to_string()),
+        ("SPARSE", (cfg.array.sparsity_2_4 as u8).to_string()),
     ]
 }
 

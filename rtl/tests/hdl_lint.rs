@@ -19,6 +19,10 @@ const VARIANTS: &[(&str, &[Params])] = &[
     // The int4 weight format's unpacking and checks (off by default).
     ("compute", &[&[("INT4", "1")]]),
     ("check", &[&[("INT4", "1")]]),
+    // The 2:4-sparse PEs and their checks (off by default; the array also
+    // taller than wide: kept rows past the columns).
+    ("array", &[&[("SPARSE", "1")], &[("ROWS", "6"), ("COLS", "4"), ("SPARSE", "1")]]),
+    ("check", &[&[("SPARSE", "1")]]),
 ];
 
 /// Modules yosys synthesizes only inside their parent (vec_lane holds one

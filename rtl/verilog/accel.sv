@@ -34,7 +34,8 @@ module accel #(
     parameter logic [63:0] FINGERPRINT = 64'd0,
     parameter int LOAD_STAGE_BYTES = 4096,
     parameter int STORE_STAGE_BYTES = 8192,
-    parameter int INT4 = 0                     // 1: array.weight_precisions lists int4
+    parameter int INT4 = 0,                    // 1: array.weight_precisions lists int4
+    parameter int SPARSE = 0                   // 1: array.sparsity_2_4 (2:4-sparse PEs)
 ) (
     input  logic         clk,
     input  logic         rst_n,
@@ -291,7 +292,7 @@ module accel #(
   assign head_instr = fbuf[fb_head[FBW-1:0]];
   assign head_avail = fb_head != fb_tail && fb_avail[fb_head[FBW-1:0]];
 
-  check #(.ROWS(ROWS), .COLS(COLS), .SPAD_ROWS(SPAD_ROWS), .ACC_ROWS(ACC_ROWS), .INT4(INT4)) u_check (
+  check #(.ROWS(ROWS), .COLS(COLS), .SPAD_ROWS(SPAD_ROWS), .ACC_ROWS(ACC_ROWS), .INT4(INT4), .SPARSE(SPARSE)) u_check (
       .instr(head_instr),
       .win_base(win_base),
       .win_limit(win_limit),
@@ -469,7 +470,13 @@ module accel #(
       .stage_overflow(st_ovf)
   );
 
-  compute #(.ROWS(ROWS), .COLS(COLS), .SPAD_ROWS(SPAD_ROWS), .ACC_ROWS(ACC_ROWS), .INT4(INT4)) u_compute (
+  // 2:4 (SPARSE): the COMPUTE unit's two more scratchpad read ports (a
+  // 2:4 input's second row, a tile's position row); none without it.
+  logic [RW-1:0] cp_sp_row_x2, cp_sp_row_m;
+  logic [COLS*8-1:0] cp_sp_q_x2, cp_sp_q_m;
+  assign cp_sp_q_x2 = (SPARSE != 0) ? spad[cp_sp_row_x2[SPW-1:0]] : '0;
+  assign cp_sp_q_m  = (SPARSE != 0) ? spad[cp_sp_row_m[SPW-1:0]] : '0;
+  compute #(.ROWS(ROWS), .COLS(COLS), .SPAD_ROWS(SPAD_ROWS), .ACC_ROWS(ACC_ROWS), .INT4(INT4), .SPARSE(SPARSE)) u_compute (
       .clk(clk), .rst(rst),
       .head_valid(!q_empty[1]), .head_instr(hd_instr[1]), .head_pc(hd_pc[1]), .tok_ok(tok_ok[1]),
       .head_mm_in_end(q_mm_in_end[q_head[1][QDW-1:0]]),
@@ -478,6 +485,7 @@ module accel #(
       .sp_row_w(cp_sp_row_w), .sp_q_w(spad[cp_sp_row_w[SPW-1:0]]),
       .sp_row_a(cp_sp_row_a), .sp_q_a(spad[cp_sp_row_a[SPW-1:0]]),
       .sp_row_b(cp_sp_row_b), .sp_q_b(spad[cp_sp_row_b[SPW-1:0]]),
+      .sp_row_x2(cp_sp_row_x2), .sp_q_x2(cp_sp_q_x2), .sp_row_m(cp_sp_row_m), .sp_q_m(cp_sp_q_m),
       .sp_we(cp_sp_we), .sp_wrow(cp_sp_wrow), .sp_wdata(cp_sp_wdata),
       .ac_row_mm(cp_ac_row_mm), .ac_q_mm(acc[cp_ac_row_mm[ACW-1:0]]),
       .ac_row_pp(cp_ac_row_pp), .ac_q_pp(acc[cp_ac_row_pp[ACW-1:0]]),
@@ -676,5 +684,5 @@ module accel #(
   logic unused;
   assign unused = ^{m_rdata[511:WB], cnt_off, q_tail_sel, ld_sp_row, ld_ac_row,
                     st_sp_row, st_ac_row, cp_sp_row_x, cp_sp_row_w, cp_sp_row_a, cp_sp_row_b, cp_sp_wrow,
-                    cp_ac_row_mm, cp_ac_row_pp, cp_ac_wrow};
+                    cp_ac_row_mm, cp_ac_row_pp, cp_ac_wrow, cp_sp_row_x2, cp_sp_row_m};
 endmodule

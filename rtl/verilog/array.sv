@@ -38,13 +38,27 @@
 // - rst (synchronous) zeroes both weight buffers and the valid pipeline;
 //   data registers have no reset (they carry data only).
 //
+// - SPARSE = 1 (array.sparsity_2_4) adds the 2:4-sparse PE (ISA.md §3
+//   i8s24): each PE holds a 2-bit position beside each weight (active and
+//   shadow, written with the weight from `w_pos`, zeroed by clear and
+//   reset, exchanged by swap), and each row carries four 9-bit input lanes
+//   instead of one. A row streamed with `in_sparse` fills row r's lanes l
+//   with x[4 (r / 2) + l] of the 2 ROWS-wide `in_wide` (0 past it, and 0 on
+//   rows r >= COLS: kept rows there see no input, as dense rows there do);
+//   otherwise lane 0 is in_data[r] and lanes 1..3 are 0. The PE multiplies
+//   its weight by lane[p] (a 4-to-1 select before the multiplier, same
+//   stage), so a dense tile (positions 0) computes exactly as SPARSE = 0
+//   and the latency is unchanged. With SPARSE = 0 the lanes, positions and
+//   select are not generated (in_sparse, in_wide and w_pos are ignored).
+//
 // Constructs: only what both Verilator 5.006 (lint-clean under -Wall) and
 // yosys 0.23 accept (docs/DESIGN.md §6): one module, no packages, no functions,
 // arrays flattened into vectors.
 
 module array #(
     parameter int ROWS = 4,
-    parameter int COLS = 4
+    parameter int COLS = 4,
+    parameter int SPARSE = 0  // 1: 2:4-sparse PEs (position select)
 ) (
     input  logic                 clk,
     input  logic                 rst,
@@ -53,11 +67,14 @@ module array #(
     input  logic                 w_valid,   // write shadow row w_row
     input  logic [         15:0] w_row,
     input  logic [   COLS*8-1:0] w_data,    // COLS int8
+    input  logic [   COLS*2-1:0] w_pos,     // SPARSE: their 2-bit positions (0 for dense tiles)
     // Streamed input rows.
     input  logic                 in_valid,
     input  logic                 in_unsigned,  // x is uint8 (else int8)
     input  logic                 swap,      // shadow weights active from this row
     input  logic [   ROWS*8-1:0] in_data,   // ROWS int8/uint8, x[r] in bits 8r+7..8r
+    input  logic                 in_sparse, // SPARSE: the row meets a 2:4 tile: x is in_wide
+    input  logic [ ROWS*16-1:0] in_wide,   // SPARSE: 2 ROWS values, x[j] in bits 8j+7..8j
     // Output rows, LAT cycles after their input row.
     output logic                 out_valid,
     output logic [  COLS*32-1:0] out_data   // COLS int32, column c in bits 32c+31..32c
@@ -65,10 +82,14 @@ module array #(
   localparam int LAT = ROWS + COLS - 1;
   // Row index carried down the columns with a write.
   localparam int RIW = (ROWS > 1) ? $clog2(ROWS) : 1;
-  // x (9 bits) and the swap bit.
-  localparam int XW = 10;
-  // Write bus: clear, valid, row index, one int8.
-  localparam int WB = 2 + RIW + 8;
+  // Input lanes per row: one, or the four candidates of a 2:4 group.
+  localparam int NL = (SPARSE != 0) ? 4 : 1;
+  // x lanes (9 bits each) and the swap bit.
+  localparam int XW = 9 * NL + 1;
+  // Position bits per weight.
+  localparam int PB = (SPARSE != 0) ? 2 : 0;
+  // Write bus: clear, valid, row index, one int8 (and its position).
+  localparam int WB = 2 + RIW + 8 + PB;
 
   // x and swap entering PE(r, c), index r * COLS + c.
   // split_var: Verilator keeps each PE's slice its own variable instead of
@@ -93,7 +114,23 @@ module array #(
     // ---- input skew: row r delayed r cycles ---------------------------
     for (genvar r = 0; r < ROWS; r++) begin : g_in
       logic [XW-1:0] x0;
-      assign x0 = {swap, in_unsigned ? 1'b0 : in_data[r*8+7], in_data[r*8+:8]};
+      if (SPARSE != 0) begin : g_sp
+        // Lane l: x[4 (r / 2) + l] of a sparse row, else lane 0 = x[r].
+        logic [4*9-1:0] lanes;
+        for (genvar l = 0; l < 4; l++) begin : g_lane
+          localparam int J = 4 * (r / 2) + l;
+          logic [7:0] b;
+          if (r < COLS && J < 2 * ROWS) begin : g_wide
+            assign b = in_sparse ? in_wide[J*8+:8] : ((l == 0) ? in_data[r*8+:8] : 8'd0);
+          end else begin : g_none
+            assign b = (!in_sparse && l == 0) ? in_data[r*8+:8] : 8'd0;
+          end
+          assign lanes[l*9+:9] = {in_unsigned ? 1'b0 : b[7], b};
+        end
+        assign x0 = {swap, lanes};
+      end else begin : g_dense
+        assign x0 = {swap, in_unsigned ? 1'b0 : in_data[r*8+7], in_data[r*8+:8]};
+      end
       if (r == 0) begin : g_d0
         assign xbus[0+:XW] = x0;
       end else if (r == 1) begin : g_d1
@@ -110,7 +147,11 @@ module array #(
     // ---- weight-write skew: column c delayed c cycles -----------------
     for (genvar c = 0; c < COLS; c++) begin : g_wskew
       logic [WB-1:0] w0;
-      assign w0 = {w_clear, w_ok, w_idx, w_data[c*8+:8]};
+      if (SPARSE != 0) begin : g_sp
+        assign w0 = {w_clear, w_ok, w_idx, w_pos[c*2+:PB], w_data[c*8+:8]};
+      end else begin : g_dense
+        assign w0 = {w_clear, w_ok, w_idx, w_data[c*8+:8]};
+      end
       if (c == 0) begin : g_d0
         assign wbus[0+:WB] = w0;
       end else if (c == 1) begin : g_d1
@@ -168,8 +209,27 @@ module array #(
         assign clr     = wv[WB-1];
         assign wr_here = wv[WB-2] & (wv[WB-3-:RIW] == RIW'(r));
         assign wu      = sw ? ws : wa;
-        assign xs      = xv[8:0];
         assign wsg     = wu;
+        if (SPARSE != 0) begin : g_sel
+          // 2:4: the position selects the input lane (the active or, with
+          // this row's swap, the shadow one, as for the weight).
+          logic [1:0] pa, ps, pu;
+          assign pu = sw ? ps : pa;
+          assign xs = xv[pu*9+:9];
+          always_ff @(posedge clk) begin
+            if (rst) begin
+              pa <= 2'd0;
+              ps <= 2'd0;
+            end else begin
+              if (sw) pa <= ps;
+              if (wr_here) ps <= wv[9:8];
+              else if (clr) ps <= 2'd0;
+              else if (sw) ps <= pa;
+            end
+          end
+        end else begin : g_x0
+          assign xs = xv[8:0];
+        end
         assign prod    = 17'(xs) * 17'(wsg);
         assign sum     = ps_in + {{15{prod[16]}}, prod};
 
@@ -217,5 +277,16 @@ module array #(
     else vq <= {vq[LAT-2:0], in_valid};
   end
   assign out_valid = vq[LAT-1];
+
+  // SPARSE = 0: the 2:4 inputs meet no PE.
+  logic unused_sparse;
+  generate
+    if (SPARSE != 0) begin : g_used
+      // Inputs past 2 COLS meet no PE (ROWS > COLS).
+      assign unused_sparse = ^in_wide;
+    end else begin : g_unused
+      assign unused_sparse = ^{in_sparse, in_wide, w_pos};
+    end
+  endgenerate
 
 endmodule

@@ -27,7 +27,9 @@
 // Parameters: the array shape and the buffer sizes in rows (HwConfig's
 // array.rows/cols, spad_rows(), acc_rows(); rows <= 65536), and INT4: 1 when
 // array.weight_precisions lists int4 (the i4 weight format is legal; its
-// tile of k rows reads ceil(k / 2) scratchpad rows).
+// tile of k rows reads ceil(k / 2) scratchpad rows); SPARSE: 1 when
+// array.sparsity_2_4 (the i8s24 format, its ceil(k / 4) position rows at
+// meta, and matmul's a_bstride are legal).
 `include "systole_isa.vh"
 
 module check #(
@@ -35,7 +37,8 @@ module check #(
     parameter int COLS      = 4,
     parameter int SPAD_ROWS = 4096,
     parameter int ACC_ROWS  = 256,
-    parameter int INT4      = 0
+    parameter int INT4      = 0,
+    parameter int SPARSE    = 0
 ) (
     input  logic [255:0] instr,
     input  logic [ 31:0] win_base,
@@ -149,10 +152,13 @@ module check #(
   // tile(): wfmt and meta first (illegal), then the shape, then in_spad(addr,
   // weight_tile_spad_rows(k, wfmt)).
   wire l_i4 = l_wfmt == 2'(`SYS_WFMT_I4);
-  wire l_fmt_ok = (l_wfmt == 2'(`SYS_WFMT_I8)) | (l_i4 & (INT4 != 0));
+  wire l_s24 = (l_wfmt == 2'(`SYS_WFMT_I8S24)) & (SPARSE != 0);
+  wire l_fmt_ok = (l_wfmt == 2'(`SYS_WFMT_I8)) | (l_i4 & (INT4 != 0)) | l_s24;
   wire [15:0] l_rows = l_i4 ? {1'b0, l_k[15:1]} + {15'd0, l_k[0]} : l_k;
-  wire [2:0] ldw_code = (!l_fmt_ok | (l_meta != 16'd0)) ? E_ILL
-      : (({16'd0, l_k} > ROWS_L) | ({16'd0, l_n} > COLS_L)
+  // i8s24: in_spad(meta, ceil(k / 4)) (a dense tile's meta must be 0).
+  wire [31:0] l_meta_end = {16'd0, l_meta} + {18'd0, l_k[15:2]} + {31'd0, |l_k[1:0]};
+  wire [2:0] ldw_code = (!l_fmt_ok | (!l_s24 & (l_meta != 16'd0))) ? E_ILL
+      : (({16'd0, l_k} > ROWS_L) | ({16'd0, l_n} > COLS_L) | (l_s24 & (l_meta_end > SPAD_L))
          | ({16'd0, l_addr} + {16'd0, l_rows} > SPAD_L)) ? E_OOR : E_NONE;
 
   // --------------------------------------------------------------- MATMUL
@@ -168,8 +174,9 @@ module check #(
   wire [7:0] m_as = instr[`SYS_MATMUL_A_STRIDE_HI:`SYS_MATMUL_A_STRIDE_LO];
   wire [15:0] m_ag = instr[`SYS_MATMUL_A_GROUP_HI:`SYS_MATMUL_A_GROUP_LO];
   wire [15:0] m_ags = instr[`SYS_MATMUL_A_GSTRIDE_HI:`SYS_MATMUL_A_GSTRIDE_LO];
-  // 2:4-sparse inputs: this array has no sparse PEs (array.sparsity_2_4 =
-  // false), so a second input block is illegal, checked before the span.
+  // 2:4-sparse inputs: without sparse PEs (array.sparsity_2_4 = false) a
+  // second input block is illegal, checked before the span; with them the
+  // span reaches a_bstride rows further.
   wire [15:0] m_abs = instr[`SYS_MATMUL_A_BSTRIDE_HI:`SYS_MATMUL_A_BSTRIDE_LO];
   // Matmul::input_span: a_last = a + ((m - 1) / g) * a_gstride
   // + (min(g, m) - 1) * s, g = a_group (0: m), s = a_stride (0: 1); for a
@@ -181,19 +188,21 @@ module check #(
   wire [31:0] m_gspan = m_groups1 * m_ags;
   wire [15:0] m_gm1 = m_gm - 16'd1;
   wire [23:0] m_rspan = {8'd0, m_gm1} * {16'd0, m_s};
-  wire [32:0] m_in_hi = {17'd0, m_a} + {1'b0, m_gspan} + {9'd0, m_rspan} + 33'd1;
+  wire [32:0] m_in_hi = {17'd0, m_a} + {1'b0, m_gspan} + {9'd0, m_rspan} + 33'd1 + {17'd0, m_abs};
   assign mm_in_end = m_in_hi[16:0];
   // in_spad(a, span), in_acc(acc, m), then (preload) tile() and in_spad(w,
   // weight_tile_spad_rows(k, wfmt)).
   wire m_i4 = m_wfmt == 2'(`SYS_WFMT_I4);
-  wire m_fmt_ok = (m_wfmt == 2'(`SYS_WFMT_I8)) | (m_i4 & (INT4 != 0));
+  wire m_s24 = (m_wfmt == 2'(`SYS_WFMT_I8S24)) & (SPARSE != 0);
+  wire m_fmt_ok = (m_wfmt == 2'(`SYS_WFMT_I8)) | (m_i4 & (INT4 != 0)) | m_s24;
   wire [15:0] m_wrows = m_i4 ? {1'b0, m_k[15:1]} + {15'd0, m_k[0]} : m_k;
+  wire [31:0] m_meta_end = {16'd0, m_meta} + {18'd0, m_k[15:2]} + {31'd0, |m_k[1:0]};
   wire [2:0] matmul_code =
-      (m_abs != 16'd0) ? E_ILL
+      ((m_abs != 16'd0) & (SPARSE == 0)) ? E_ILL
       : ((m_in_hi > {1'b0, SPAD_L}) | ({16'd0, m_acc} + {16'd0, m_m} > ACC_L)) ? E_OOR
       : !m_pre ? E_NONE
-      : (!m_fmt_ok | (m_meta != 16'd0)) ? E_ILL
-      : (({16'd0, m_k} > ROWS_L) | ({16'd0, m_n} > COLS_L)
+      : (!m_fmt_ok | (!m_s24 & (m_meta != 16'd0))) ? E_ILL
+      : (({16'd0, m_k} > ROWS_L) | ({16'd0, m_n} > COLS_L) | (m_s24 & (m_meta_end > SPAD_L))
          | ({16'd0, m_w} + {16'd0, m_wrows} > SPAD_L)) ? E_OOR : E_NONE;
 
   // -------------------------------------------------------------- REQUANT

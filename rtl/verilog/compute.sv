@@ -16,11 +16,15 @@
 //   (s = 0 also clears the shadow buffer). Pushes and finish at t + k.
 //   An i4 tile (wfmt = i4, INT4): s reads row addr + s/2 and writes its
 //   low (s even) or high (s odd) nibbles, sign-extended; a row is read
-//   (and counted) on even s only.
+//   (and counted) on even s only. An i8s24 tile (SPARSE) also writes
+//   each weight's 2-bit position: s % 4 == 0 reads position row
+//   meta + s/4 (counted) and holds it for s + 1..s + 3.
 // - matmul (busy max(m, preload ? k : 0)): s < m: read input row row(s) of
 //   the input-row pattern (a + (s / g) * a_gstride + (s % g) * a_stride,
 //   stepped: a_stride inside a group, a_gstride from a group's first row to
-//   the next's) and stream it (the swap rides the first row); s < k
+//   the next's) and stream it (the swap rides the first row; with a nonzero
+//   a_bstride also row(s) + a_bstride, the second block of a 2:4 input,
+//   read and counted whatever the tile); s < k
 //   (preload): weight row w+s as ldw does. The array returns row s at t + s + ROWS + COLS - 1, the
 //   cycle it is written (accumulate: read, add, write) to acc + s, so it is
 //   visible at t + s + ROWS + COLS; push_prev at the end of busy,
@@ -67,7 +71,8 @@ module compute #(
     parameter int COLS = 4,
     parameter int SPAD_ROWS = 4096,
     parameter int ACC_ROWS = 256,
-    parameter int INT4 = 0  // 1: the i4 weight format (check.sv refuses it otherwise)
+    parameter int INT4 = 0,  // 1: the i4 weight format (check.sv refuses it otherwise)
+    parameter int SPARSE = 0  // 1: the i8s24 weight format, 2:4-sparse PEs (array.sparsity_2_4)
 ) (
     input  logic               clk,
     input  logic               rst,
@@ -88,6 +93,11 @@ module compute #(
     input  logic [ COLS*8-1:0] sp_q_a,
     output logic [       15:0] sp_row_b,
     input  logic [ COLS*8-1:0] sp_q_b,
+    // SPARSE: a 2:4 input's second row and an i8s24 tile's position row
+    output logic [       15:0] sp_row_x2,
+    input  logic [ COLS*8-1:0] sp_q_x2,
+    output logic [       15:0] sp_row_m,
+    input  logic [ COLS*8-1:0] sp_q_m,
     output logic               sp_we,
     output logic [       15:0] sp_wrow,
     output logic [ COLS*8-1:0] sp_wdata,
@@ -155,6 +165,11 @@ module compute #(
   assign l_n    = head_instr[`SYS_LDW_N_LO+:16];
   logic l_i4;
   assign l_i4   = (INT4 != 0) && head_instr[`SYS_LDW_WFMT_LO+:2] == 2'(`SYS_WFMT_I4);
+  // 2:4-sparse tile and its first position row.
+  logic l_s24;
+  logic [15:0] l_meta;
+  assign l_s24  = (SPARSE != 0) && head_instr[`SYS_LDW_WFMT_LO+:2] == 2'(`SYS_WFMT_I8S24);
+  assign l_meta = head_instr[`SYS_LDW_META_LO+:16];
   // matmul
   logic [15:0] m_a, m_m, m_acc, m_w, m_k, m_n;
   logic m_accum, m_swap, m_uns, m_pre;
@@ -170,6 +185,12 @@ module compute #(
   assign m_n     = head_instr[`SYS_MATMUL_N_LO+:16];
   logic m_i4;
   assign m_i4    = (INT4 != 0) && head_instr[`SYS_MATMUL_WFMT_LO+:2] == 2'(`SYS_WFMT_I4);
+  logic m_s24;
+  logic [15:0] m_meta, m_bs;
+  assign m_s24   = (SPARSE != 0) && head_instr[`SYS_MATMUL_WFMT_LO+:2] == 2'(`SYS_WFMT_I8S24);
+  assign m_meta  = head_instr[`SYS_MATMUL_META_LO+:16];
+  // Rows from an input's first block to its second (0: none).
+  assign m_bs    = (SPARSE != 0) ? head_instr[`SYS_MATMUL_A_BSTRIDE_LO+:16] : 16'd0;
   // Scratchpad rows of the ldw's / preload's tile (isa weight_tile_spad_rows).
   logic [15:0] l_rows, m_wrows;
   assign l_rows  = l_i4 ? {1'b0, l_k[15:1]} + {15'd0, l_k[0]} : l_k;
@@ -237,6 +258,15 @@ module compute #(
   logic        x_uns;
   logic [15:0] w_left, w_src, w_idx, w_n;
   logic        w_i4;
+  // i8s24 load: the next position row, and the one read at s % 4 == 0.
+  logic        w_s24;
+  logic [15:0] w_meta;
+  logic [COLS*8-1:0] w_pos_row;
+  // The stream's 2:4 inputs: the active tile is i8s24; second-block stride.
+  logic        x_s24;
+  logic [15:0] x_bs;
+  // Active and shadow tiles are i8s24.
+  logic        act_s24, sh_s24;
   logic        ar_pp, ar_pn, ar_ldw;
   logic [31:0] ar_pc;
   // Shapes of the active and shadow tiles (for the MAC count).
@@ -300,12 +330,19 @@ module compute #(
   assign ov_ma   = pp_run && ({1'b0, m_a} < pp_dst_hi) && ({1'b0, pp_dst_lo} < mx_end);
   assign ov_mw   = pp_run && m_pre && ({1'b0, m_w} < pp_dst_hi) && ({1'b0, pp_dst_lo} < mw_end);
   assign ov_macc = pp_run && pp_acc_v && ({1'b0, m_acc} < pp_acc_hi) && ({1'b0, pp_acc_lo} < ma_end);
+  // An i8s24 tile's position rows [meta, meta + ceil(k / 4)) too.
+  logic [16:0] lm_end, mm_end;
+  logic ov_lm, ov_mm;
+  assign lm_end  = {1'b0, l_meta} + {3'd0, l_k[15:2]} + {16'd0, |l_k[1:0]};
+  assign mm_end  = {1'b0, m_meta} + {3'd0, m_k[15:2]} + {16'd0, |m_k[1:0]};
+  assign ov_lm   = pp_run && l_s24 && ({1'b0, l_meta} < pp_dst_hi) && ({1'b0, pp_dst_lo} < lm_end);
+  assign ov_mm   = pp_run && m_pre && m_s24 && ({1'b0, m_meta} < pp_dst_hi) && ({1'b0, pp_dst_lo} < mm_end);
 
   logic can;
   always_comb begin
     can = 1'b0;
-    if (is_ldw) can = ar_free && !ov_l;
-    else if (is_mm) can = ar_free && !ov_ma && !ov_mw && !ov_macc;
+    if (is_ldw) can = ar_free && !ov_l && !ov_lm;
+    else if (is_mm) can = ar_free && !ov_ma && !ov_mw && !ov_macc && !ov_mm;
     else if (is_rq) can = !pp_run && drained;
     else if (is_vmax || is_vadd || is_vlut) can = !pp_run;
     else if (is_sync) can = 1'b1;
@@ -344,6 +381,17 @@ module compute #(
   assign cw_i4    = iss_arr ? (is_ldw ? l_i4 : m_i4) : w_i4;
   // An i4 tile's odd rows come from the row its even row read.
   assign cw_rd    = cw_v && !(cw_i4 && cw_idx[0]);
+  // i8s24: a position row every four weight rows; a 2:4 input's second row.
+  logic cw_s24, cm_rd, cx2_v, cx_s24;
+  logic [15:0] cw_meta, cx_bs;
+  assign cw_s24   = iss_arr ? (is_ldw ? l_s24 : m_s24) : w_s24;
+  assign cw_meta  = iss_arr ? (is_ldw ? l_meta : m_meta) : w_meta;
+  assign cm_rd    = cw_v && cw_s24 && cw_idx[1:0] == 2'd0;
+  assign cx_bs    = iss_mm ? m_bs : x_bs;
+  assign cx2_v    = cx_v && cx_bs != 16'd0;
+  assign cx_s24   = iss_mm ? (m_swap ? sh_s24 : act_s24) : x_s24;
+  assign sp_row_x2 = cx2_v ? cx_row + cx_bs : 16'd0;
+  assign sp_row_m  = cm_rd ? cw_meta : 16'd0;
   assign arr_busy = iss_arr || !ar_free;
   assign arr_last = iss_arr ? (iss_span == 16'd1) : (ar_rem == 16'd1);
   assign last_pp  = iss_arr ? d_pp : ar_pp;
@@ -371,12 +419,40 @@ module compute #(
     assign nib = cw_idx[0] ? sp_q_w[c*8+4+:4] : sp_q_w[c*8+:4];
     assign w_data[c*8+:8] = !(16'(c) < cw_n) ? 8'd0 : cw_i4 ? {{4{nib[3]}}, nib} : sp_q_w[c*8+:8];
   end
+  // 2:4 (SPARSE): each weight's position (bits 2 (s % 4).. of its position
+  // byte; 0 for dense tiles), and the 2 ROWS-wide input: x[j] is column j
+  // of row(s) for j < COLS, column j - COLS of row(s) + a_bstride for
+  // j < 2 COLS (0 when a_bstride = 0), 0 past that.
+  logic [COLS*2-1:0] w_pos;
+  logic [ROWS*16-1:0] x_wide;
+  if (SPARSE != 0) begin : g_sparse
+    logic [COLS*8-1:0] pos_row;
+    assign pos_row = cm_rd ? sp_q_m : w_pos_row;
+    for (genvar c = 0; c < COLS; c++) begin : g_pos
+      assign w_pos[c*2+:2] = (cw_s24 && 16'(c) < cw_n) ? pos_row[c*8+{cw_idx[1:0], 1'b0}+:2] : 2'd0;
+    end
+    for (genvar j = 0; j < 2 * ROWS; j++) begin : g_xw
+      if (j < COLS) begin : g_lo
+        assign x_wide[j*8+:8] = sp_q_x[j*8+:8];
+      end else if (j < 2 * COLS) begin : g_hi
+        assign x_wide[j*8+:8] = cx2_v ? sp_q_x2[(j-COLS)*8+:8] : 8'd0;
+      end else begin : g_zero
+        assign x_wide[j*8+:8] = 8'd0;
+      end
+    end
+    always_ff @(posedge clk) if (cm_rd) w_pos_row <= sp_q_m;
+  end else begin : g_dense
+    assign w_pos  = '0;
+    assign x_wide = '0;
+    always_ff @(posedge clk) w_pos_row <= '0;
+  end
 
   logic a_ov;
   logic [COLS*32-1:0] a_od;
   array #(
       .ROWS(ROWS),
-      .COLS(COLS)
+      .COLS(COLS),
+      .SPARSE(SPARSE)
   ) u_array (
       .clk(clk),
       .rst(rst),
@@ -384,10 +460,13 @@ module compute #(
       .w_valid(cw_v),
       .w_row(cw_idx),
       .w_data(w_data),
+      .w_pos(w_pos),
       .in_valid(cx_v),
       .in_unsigned(cx_uns),
       .swap(c_swap),
       .in_data(x_data),
+      .in_sparse(cx_s24),
+      .in_wide(x_wide),
       .out_valid(a_ov),
       .out_data(a_od)
   );
@@ -401,6 +480,8 @@ module compute #(
       act_n  <= '0;
       sh_k   <= '0;
       sh_n   <= '0;
+      act_s24 <= 1'b0;
+      sh_s24 <= 1'b0;
     end else if (iss_arr) begin
       ar_rem <= iss_span - 16'd1;
       x_left <= is_mm ? m_m - 16'd1 : 16'd0;
@@ -408,16 +489,20 @@ module compute #(
       if (is_ldw) begin
         sh_k <= l_k[KW-1:0];
         sh_n <= l_n[NW-1:0];
+        sh_s24 <= l_s24;
       end else begin
         if (m_swap) begin
           act_k <= sh_k;
           act_n <= sh_n;
           sh_k  <= act_k;
           sh_n  <= act_n;
+          act_s24 <= sh_s24;
+          sh_s24 <= act_s24;
         end
         if (m_pre) begin
           sh_k <= m_k[KW-1:0];
           sh_n <= m_n[NW-1:0];
+          sh_s24 <= m_s24;
         end
       end
     end else begin
@@ -443,6 +528,10 @@ module compute #(
       w_idx  <= 16'd1;
       w_i4   <= cw_i4;
       w_n    <= cw_n;
+      w_s24  <= cw_s24;
+      w_meta <= cw_meta + 16'(cm_rd);
+      x_s24  <= cx_s24;
+      x_bs   <= cx_bs;
       ar_pp  <= d_pp;
       ar_pn  <= is_ldw && d_pn;
       ar_ldw <= is_ldw;
@@ -458,6 +547,7 @@ module compute #(
       end
       w_src <= (w_i4 && !w_idx[0]) ? w_src : w_src + 16'd1;
       w_idx <= w_idx + 16'd1;
+      w_meta <= w_meta + 16'(cm_rd);
     end
   end
 
@@ -743,7 +833,7 @@ module compute #(
   assign c_array_busy  = arr_busy;
   assign c_ppu_busy    = pp_busy;
   assign c_weight_rows = cw_v;
-  assign c_spad_rd     = 3'(cx_v) + 3'(cw_rd) + 3'(cd_sp) + 3'(cd_b) + 3'(ct_v);
+  assign c_spad_rd     = 3'(cx_v) + 3'(cw_rd) + 3'(cd_sp) + 3'(cd_b) + 3'(ct_v) + 3'(cx2_v) + 3'(cm_rd);
   assign c_spad_wr     = pp_wv;
   assign c_acc_rd      = 2'(a_ov && o_accum) + 2'(cp_v || (cd_v && cur_op == OP_RQ));
   assign c_acc_wr      = a_ov;
@@ -760,12 +850,13 @@ module compute #(
   endgenerate
   logic unused;
   // Pops are the top's (tok_ok); bits past matmul's last field (the last
-  // of any COMPUTE instruction's) are reserved, as is matmul's 2:4 `meta`
-  // (check.sv requires it zero), and its `a_bstride` (2:4 inputs; check.sv
-  // refuses it nonzero) and `trans` (transposed tiles; check.sv faults on
-  // it); input bytes past ROWS meet no PE (COLS > ROWS).
+  // of any COMPUTE instruction's) are reserved, as is matmul's `trans`
+  // (transposed tiles; check.sv faults on it); `meta` and `a_bstride`
+  // matter only with SPARSE (check.sv refuses them otherwise); input bytes
+  // past ROWS meet no PE (COLS > ROWS), nor does a dense array's second
+  // input row or position row.
   assign unused = ^{head_instr[255:`SYS_MATMUL_END], head_instr[`SYS_MATMUL_META_HI:`SYS_MATMUL_META_LO],
                     head_instr[`SYS_MATMUL_A_BSTRIDE_HI:`SYS_MATMUL_A_BSTRIDE_LO], head_instr[`SYS_MATMUL_TRANS_LO],
                     head_instr[15:12], head_instr[`SYS_DEP_POP_NEXT],
-                    head_instr[`SYS_DEP_POP_PREV], rq_q9, qa_q9, sp_q_x};
+                    head_instr[`SYS_DEP_POP_PREV], rq_q9, qa_q9, sp_q_x, sp_q_x2, sp_q_m, w_pos_row};
 endmodule

@@ -471,15 +471,22 @@ pub struct AreaReport {
     pub total: f64,
 }
 
+/// A 2:4-sparse PE (`array.sparsity_2_4`) over an int8 one: its 4-to-1
+/// input select, 2-bit positions and three more input lanes per row, as
+/// yosys synthesizes the RTL's (`systole area --pe`: +17.1 % per PE). An
+/// int4-capable PE is the int8 one (the weights are unpacked at the edge).
+pub const SPARSE24_PE_AREA_FACTOR: f64 = 1.17;
+
 /// Analytical area at the configured node. docs/DESIGN.md §6: the RTL's synthesized
 /// area (`rtl::area::area`, `systole area`) replaces it where available; this
 /// one stays for fast sweeps and configurations nobody synthesized.
 pub fn area(cfg: &HwConfig, table: &EnergyTable) -> AreaReport {
     let scale = table.node_scale(cfg.tech.node_nm).area;
-    let pe_array = cfg.peak_macs_per_cycle() as f64 * table.pe_area_um2 * 1e-6 * scale;
+    let dense_pes = cfg.peak_macs_per_cycle() as f64 * table.pe_area_um2 * 1e-6 * scale;
+    let pe_array = if cfg.array.sparsity_2_4 { dense_pes * SPARSE24_PE_AREA_FACTOR } else { dense_pes };
     let scratchpad = spad_bank(cfg, table).area_mm2 * cfg.scratchpad.banks as f64;
     let accumulator = acc_bank(cfg, table).area_mm2 * cfg.accumulator.banks as f64;
-    let logic = table.logic_overhead * pe_array;
+    let logic = table.logic_overhead * dense_pes;
     let vector = cfg.vector_lanes() as f64 * table.vector_lane_area_um2 * 1e-6 * scale;
     AreaReport {
         table: table.name.clone(),

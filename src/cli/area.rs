@@ -9,7 +9,7 @@ use super::load;
 use super::progress::Progress;
 use super::table::{cells, group, table, Align};
 use clap::{Args, ValueEnum};
-use rtl::area::{self, Fpga, Memory, Options, RtlArea};
+use rtl::area::{self, Fpga, Memory, Options, PeArea, RtlArea};
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -33,6 +33,11 @@ pub struct AreaArgs {
     /// Synthesize again even if a cached result exists.
     #[arg(long)]
     pub no_cache: bool,
+    /// Report the processing element instead: the array module of the
+    /// int8, int4 and 2:4-sparse PEs synthesized alone (a 4x4 array,
+    /// seconds), per PE and against the int8 one.
+    #[arg(long)]
+    pub pe: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -210,6 +215,81 @@ fn report_text(args: &AreaArgs, cfg: &isa::HwConfig, r: &RtlArea) -> String {
     out
 }
 
+/// The PE variants' table (`--pe`).
+fn pe_text(args: &AreaArgs, r: &PeArea) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "systole area --pe: configuration `{}` ({}), {} nm, table `{}`",
+        r.config,
+        args.hw.display(),
+        r.node_nm,
+        r.table
+    );
+    let _ = writeln!(out, "yosys         {}", r.yosys);
+    let _ = writeln!(
+        out,
+        "\nthe array module alone, {}x{} PEs (generic cells; per PE: the array over its PEs, edge skew registers shared out)",
+        r.rows, r.cols
+    );
+    let mut rows = vec![cells(&["PE", "config", "cells", "flip-flops", "NAND2 eq.", "µm²", "vs int8"])];
+    for v in &r.variants {
+        rows.push(vec![
+            v.name.clone(),
+            if v.in_config { "yes" } else { "-" }.into(),
+            format!("{:.0}", v.per_pe_cells),
+            format!("{:.0}", v.per_pe_flip_flops),
+            format!("{:.0}", v.per_pe_nand2),
+            format!("{:.0}", v.per_pe_um2),
+            format!("{:+.1}%", 100.0 * v.overhead),
+        ]);
+    }
+    let right = [Align::Left, Align::Left, Align::Right, Align::Right, Align::Right, Align::Right, Align::Right];
+    out.push_str(&table("  ", &rows, &right));
+    for v in &r.variants {
+        let _ = writeln!(out, "  {:<9} {}", v.name, v.note);
+    }
+    let _ = writeln!(
+        out,
+        "model         analytical PE {:.0} µm² (table `pe_area_um2` at {} nm: MAC, registers and wiring)",
+        r.analytical_pe_um2, r.node_nm
+    );
+    let _ = writeln!(
+        out,
+        "costs         logic {:.3} µm² per NAND2 equivalent (NanGate FreePDK45 cell areas)",
+        r.gate_area_um2
+    );
+    out
+}
+
+/// `--pe`: synthesizes and reports the PE variants.
+fn run_pe(args: &AreaArgs, cfg: &isa::HwConfig, table: &sim::energy::EnergyTable, opts: &Options) -> Result<()> {
+    let mut progress: Option<Progress> = None;
+    let result = area::pe_area(cfg, table, opts, &mut |pass| {
+        let message = format!("yosys {pass}");
+        match &mut progress {
+            Some(p) => p.set_message(&message),
+            None => progress = Some(Progress::spinner(&format!("systole area --pe: `{}`", cfg.name), &message)),
+        }
+    });
+    if let Some(p) = progress {
+        p.finish("synthesis");
+    }
+    let r = result.map_err(CliError::input)?;
+    let mut out = pe_text(args, &r);
+    if let Some(path) = &args.json {
+        let mut v = serde_json::to_value(&r).map_err(|e| CliError::input(format!("cannot encode the report: {e}")))?;
+        if let Value::Object(m) = &mut v {
+            m.insert("hw".into(), Value::from(args.hw.display().to_string()));
+        }
+        let mut text = serde_json::to_string_pretty(&v).unwrap_or_default();
+        text.push('\n');
+        write_atomic(path, text.into_bytes())?;
+        let _ = writeln!(out, "wrote json    {}", path.display());
+    }
+    print_stdout(&out)
+}
+
 pub fn run(args: &AreaArgs) -> Result<()> {
     if let Some(p) = &args.json {
         check_destinations([(p.as_path(), "--json")])?;
@@ -223,6 +303,9 @@ pub fn run(args: &AreaArgs) -> Result<()> {
         },
         cache: !args.no_cache,
     };
+    if args.pe {
+        return run_pe(args, &cfg, &table, &opts);
+    }
     // Created on the first pass: a cached result reports none and shows nothing.
     let mut progress: Option<Progress> = None;
     let result = area::area(&cfg, &table, &opts, &mut |pass| {

@@ -186,11 +186,15 @@ pub enum Command {
             at the configuration's node; it replaces the model's analytical estimate, which is printed next \
             to it with their ratio. Synthesis takes minutes (a 16x16 array longer than a 4x4); results are \
             cached per configuration and source ($SYSTOLE_RTL_CACHE, else ~/.cache/systole/rtl). Needs \
-            yosys (`apt-get install -y yosys`; $SYSTOLE_YOSYS names another binary): without it, exit 2.",
+            yosys (`apt-get install -y yosys`; $SYSTOLE_YOSYS names another binary): without it, exit 2.\n\n\
+            --pe reports the processing element instead: the array module synthesized alone (4x4, seconds) \
+            with int8, int4 and 2:4-sparse PEs, per PE in cells, flip-flops, NAND2 equivalents and µm², and \
+            each against the int8 PE (the cost of the 2:4 input select, positions and input lanes).",
         after_help = "Examples:\n  \
             systole area --hw examples/hw/tiny.toml\n  \
             systole area --hw examples/hw/default.toml --json area.json\n  \
-            systole area --hw examples/hw/default.toml --fpga none --energy-table my-table.toml"
+            systole area --hw examples/hw/default.toml --fpga none --energy-table my-table.toml\n  \
+            systole area --hw examples/hw/sparse24.toml --pe --json pe.json"
     )]
     Area(area::AreaArgs),
     /// Join the --json files of a sweep's shards into the whole sweep (table, JSON, CSV)

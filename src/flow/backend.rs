@@ -74,24 +74,9 @@ pub fn check_program(backend: Backend, code: &[isa::Instr]) -> Result<()> {
     check_sparse24(backend, code)
 }
 
-/// The RTL's PEs have no 2:4 input select yet: a program with i8s24
-/// weight tiles (or a MATMUL reading second input rows) is refused by name.
+/// 2:4-sparse weights (i8s24 tiles, second input rows) run on the RTL's
+/// sparse PEs (array.sparsity_2_4); what follows is still refused.
 fn check_sparse24(backend: Backend, code: &[isa::Instr]) -> Result<()> {
-    use isa::instr::{Instr, WFMT_I8_S24};
-    let sparse = |i: &Instr| match i {
-        Instr::Ldw(l) => l.wfmt == WFMT_I8_S24,
-        Instr::Matmul(m) => (m.preload != 0 && m.wfmt == WFMT_I8_S24) || m.a_bstride != 0,
-        _ => false,
-    };
-    match code.iter().position(sparse) {
-        Some(at) => Err(FlowError::input(format!(
-            "--backend {}: instruction {at} (`{}`) uses 2:4-sparse weights (i8s24), which the RTL does not \
-             implement yet; run this program with --backend sim, or compile it with --weights dense",
-            backend.name(),
-            code[at]
-        ))),
-        None => Ok(()),
-    }?;
     // Nor the indexed `load` (a gather: embeddings), whose index mode its
     // decoder refuses as an illegal instruction.
     match code.iter().position(|i| i.is_indexed_load()) {
