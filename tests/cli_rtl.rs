@@ -131,15 +131,16 @@ fn int4_models_on_both_backends() {
 }
 
 /// A gather (indexed `load`) on both backends: the ids in the program's
-/// own window; `--check` agrees on a good one, and a bad id is the same
+/// own window; the two agree on a good one, and a bad id is the same
 /// IndexOutOfRange fault on both (exit 2, naming the id's position).
 #[test]
 fn gathers_on_both_backends() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // Ids at 0x2000 are the bytes --load puts there; the table is at 0x1000.
-    let text = "load dram=0x1000 stride=4 rows=3 cols=4 idx=i32 idx_addr=0x2000 limit=4 @signal(store)\n\
-                store dram=0x3000 stride=4 rows=3 cols=4 @wait(load)\nfinish\n";
+    let text = "load dram=0x1000 stride=4 rows=3 cols=4 idx=i32 idx_addr=0x2000 limit=4 @signal(compute)\n\
+                sync queue=compute @wait(load) @signal(store)\n\
+                store dram=0x3000 stride=4 rows=3 cols=4 @wait(compute)\nfinish\n";
     std::fs::write(d.join("g.s"), text).unwrap();
     let hw = root().join(TINY);
     assert_ok(&systole(d, &["asm", "g.s", "--hw", hw.to_str().unwrap(), "-o", "g.sbin"]));
@@ -162,12 +163,15 @@ fn gathers_on_both_backends() {
                 &format!("0x3000:i8:3x4={name}_out.npy"),
                 "--backend",
                 "both",
-                "--check",
             ],
         );
         if name == "ok" {
             assert_ok(&o);
             assert!(stdout(&o).contains("the model and the RTL agree"), "{}", stdout(&o));
+            // Table rows 2, 0, 3 (the npy's data is its last 12 bytes).
+            let out = std::fs::read(d.join("ok_out.npy")).unwrap();
+            let want: Vec<u8> = [8u8, 9, 10, 11, 0, 1, 2, 3, 12, 13, 14, 15].to_vec();
+            assert_eq!(out[out.len() - 12..], want[..]);
         } else {
             assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
             let e = stderr(&o);
