@@ -28,6 +28,15 @@
 //   FIFO at s, visible from s+1). The load finishes at f = w_last+1:
 //   fin_valid and push_next are asserted in cycle w_last.
 //
+// Indexed loads (gathers, ISA §3/§4 "Indexed load"): the request stage
+// first requests the ids (one range [idx_addr, idx_addr + rows * 8 or 4));
+// their beats bypass the stage into the id assembler, which checks each id
+// against 0..limit as it completes and banks it. In cycle v (the cycle
+// after the ids' last beat) the load either faults (idx_fault: the first
+// bad position, the ERROR_INFO the top latches) or its rows are requested,
+// each row its own range at dram + id * stride, from v on. Chunk writes
+// then follow the stage exactly as for a plain load.
+//
 // The stage is B byte banks (B = 2^k >= 4*COLS and >= W), stream byte p in
 // bank p mod B: a beat's <= W bytes and a chunk's <= 4*COLS bytes each touch
 // a bank at most once, so every bank is a 1-write 1-read memory and a beat

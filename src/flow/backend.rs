@@ -167,6 +167,23 @@ mod tests {
         assert!(check_program(Backend::Rtl, &[plain]).is_ok());
     }
 
+    /// Gathers (indexed loads) are in the RTL: no backend refuses them.
+    #[test]
+    fn gathers_are_accepted_on_the_rtl() {
+        let gather = Instr::from(ins::Load {
+            rows: 2,
+            cols: 4,
+            stride: 4,
+            idx: ins::IDX_I64,
+            idx_addr: 0x100,
+            limit: 8,
+            ..Default::default()
+        });
+        for b in [Backend::Sim, Backend::Rtl, Backend::Both] {
+            assert!(check_program(b, &[gather]).is_ok());
+        }
+    }
+
     /// The RTL backends refuse a compressed weight stream by instruction.
     #[test]
     fn compressed_streams_are_refused_on_the_rtl() {
