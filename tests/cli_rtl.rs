@@ -159,3 +159,53 @@ fn sparse24_cnn_on_both_backends() {
         assert!(stdout(&o).contains("agree with the reference interpreter"), "{hw}: {}", stdout(&o));
     }
 }
+
+/// A gather (indexed `load`) on both backends: the ids in the program's
+/// own window; the two agree on a good one, and a bad id is the same
+/// IndexOutOfRange fault on both (exit 2, naming the id's position).
+#[test]
+fn gathers_on_both_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Ids at 0x2000 are the bytes --load puts there; the table is at 0x1000.
+    let text = "load dram=0x1000 stride=4 rows=3 cols=4 idx=i32 idx_addr=0x2000 limit=4 @signal(compute)\n\
+                sync queue=compute @wait(load) @signal(store)\n\
+                store dram=0x3000 stride=4 rows=3 cols=4 @wait(compute)\nfinish\n";
+    std::fs::write(d.join("g.s"), text).unwrap();
+    let hw = root().join(TINY);
+    assert_ok(&systole(d, &["asm", "g.s", "--hw", hw.to_str().unwrap(), "-o", "g.sbin"]));
+    let table: Vec<i8> = (0..16).collect();
+    write_npy(&d.join("t.npy"), &[16], &table);
+    for (name, ids) in [("ok", [2i32, 0, 3]), ("bad", [1, 3, 4])] {
+        write_npy(&d.join(format!("{name}.npy")), &[3], &ids);
+        let o = systole(
+            d,
+            &[
+                "sim",
+                "g.sbin",
+                "--hw",
+                hw.to_str().unwrap(),
+                "--load",
+                "0x1000=t.npy",
+                "--load",
+                &format!("0x2000={name}.npy"),
+                "--dump",
+                &format!("0x3000:i8:3x4={name}_out.npy"),
+                "--backend",
+                "both",
+            ],
+        );
+        if name == "ok" {
+            assert_ok(&o);
+            assert!(stdout(&o).contains("the model and the RTL agree"), "{}", stdout(&o));
+            // Table rows 2, 0, 3 (the npy's data is its last 12 bytes).
+            let out = std::fs::read(d.join("ok_out.npy")).unwrap();
+            let want: Vec<u8> = [8u8, 9, 10, 11, 0, 1, 2, 3, 12, 13, 14, 15].to_vec();
+            assert_eq!(out[out.len() - 12..], want[..]);
+        } else {
+            assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+            let e = stderr(&o);
+            assert!(e.contains("index out of range") && e.contains("id 2 of the load"), "{e}");
+        }
+    }
+}

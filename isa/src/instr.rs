@@ -756,8 +756,7 @@ impl Instr {
         matches!(self, Instr::Vdeq(_) | Instr::Vquant(_) | Instr::Vop(_) | Instr::Vred(_) | Instr::Vmask(_))
     }
 
-    /// True for a `load` with an index mode (a gather), which the RTL does
-    /// not implement yet.
+    /// True for a `load` with an index mode (a gather).
     pub fn is_indexed_load(&self) -> bool {
         matches!(self, Instr::Load(l) if l.idx != IDX_NONE)
     }

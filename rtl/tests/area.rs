@@ -64,7 +64,7 @@ fn tiny_config_synthesizes_and_compares_with_the_model() {
         *families.entry((m.module.clone(), area::family_name(&m.name))).or_insert(0) += m.words * m.width_bits;
     }
     assert!(families.values().all(|&bits| bits >= area::KEEP_MIN_BITS), "{families:?}");
-    assert_eq!(families.len(), 4, "spad, acc and the two staging buffers: {families:?}");
+    assert_eq!(families.len(), 5, "spad, acc, the two staging buffers and the LOAD unit's id banks: {families:?}");
 
     // The area's parts add up, and the SRAM parts equal the model's.
     let (s, a) = (&r.synthesized, &r.analytical);

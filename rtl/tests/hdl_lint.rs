@@ -37,9 +37,16 @@ const SYNTH_IN_PARENT: &[&str] =
 fn synth_params(top: &str) -> Vec<(&'static str, &'static str)> {
     match top {
         "accel" => {
-            vec![("SPAD_ROWS", "64"), ("ACC_ROWS", "16"), ("LOAD_STAGE_BYTES", "64"), ("STORE_STAGE_BYTES", "64")]
+            vec![
+                ("SPAD_ROWS", "64"),
+                ("ACC_ROWS", "16"),
+                ("LOAD_STAGE_BYTES", "64"),
+                ("STORE_STAGE_BYTES", "64"),
+                ("LOAD_IDS", "16"),
+            ]
         }
-        "dma_load" | "dma_store" => vec![("STAGE_BYTES", "256")],
+        "dma_load" => vec![("STAGE_BYTES", "256"), ("IDS", "16")],
+        "dma_store" => vec![("STAGE_BYTES", "256")],
         _ => vec![],
     }
 }

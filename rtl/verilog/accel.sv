@@ -34,6 +34,7 @@ module accel #(
     parameter logic [63:0] FINGERPRINT = 64'd0,
     parameter int LOAD_STAGE_BYTES = 4096,
     parameter int STORE_STAGE_BYTES = 8192,
+    parameter int LOAD_IDS = 1024,             // ids of one indexed load the LOAD unit holds
     parameter int INT4 = 0,                    // 1: array.weight_precisions lists int4
     parameter int SPARSE = 0                   // 1: array.sparsity_2_4 (2:4-sparse PEs)
 ) (
@@ -97,8 +98,9 @@ module accel #(
   // ---------------------------------------------------------------- registers
   logic [31:0] prog_addr, prog_len, win_base, win_limit;
   logic [1:0] status;
-  logic [2:0] error_code;
+  logic [3:0] error_code;
   logic [31:0] error_pc;
+  logic [31:0] error_info;  // IndexOutOfRange: the bad id's position in its load
   logic [63:0] counters[`SYS_CNT_COUNT];
   logic start_pulse;  // the CTRL.start write: run cycle 0 is the next one
   assign running = (status == 2'(`SYS_STATUS_RUNNING));
@@ -120,7 +122,8 @@ module accel #(
         s_awaddr == 12'(`SYS_REG_WIN_LIMIT))
       wr_resp = 2'b00;
     else if (s_awaddr == 12'(`SYS_REG_STATUS) || s_awaddr == 12'(`SYS_REG_ERROR_CODE) ||
-             s_awaddr == 12'(`SYS_REG_ERROR_PC) || s_awaddr == 12'(`SYS_REG_FINGERPRINT_LO) ||
+             s_awaddr == 12'(`SYS_REG_ERROR_PC) || s_awaddr == 12'(`SYS_REG_ERROR_INFO) ||
+             s_awaddr == 12'(`SYS_REG_FINGERPRINT_LO) ||
              s_awaddr == 12'(`SYS_REG_FINGERPRINT_HI) || (s_awaddr >= 12'(`SYS_REG_COUNTERS) &&
              s_awaddr < 12'(`SYS_REG_COUNTERS + 8 * `SYS_CNT_COUNT)))
       wr_resp = 2'b10;  // SLVERR: read-only
@@ -138,7 +141,8 @@ module accel #(
     case (s_araddr)
       12'(`SYS_REG_CTRL): rd_value = 32'd0;
       12'(`SYS_REG_STATUS): rd_value = {30'd0, status};
-      12'(`SYS_REG_ERROR_CODE): rd_value = {29'd0, error_code};
+      12'(`SYS_REG_ERROR_CODE): rd_value = {28'd0, error_code};
+      12'(`SYS_REG_ERROR_INFO): rd_value = error_info;
       12'(`SYS_REG_ERROR_PC): rd_value = error_pc;
       12'(`SYS_REG_PROG_ADDR): rd_value = prog_addr;
       12'(`SYS_REG_PROG_LEN): rd_value = prog_len;
@@ -347,7 +351,10 @@ module accel #(
     assign tok_over[k] = tok_now[k] > 9'(`SYS_TOKEN_MAX);
   end
   assign tok_fault = running && tok_over != 4'd0;
-  assign pre_fault = tok_fault || (run_cycle == 32'd0 && bad_program);
+  // An indexed load's bad id faults before everything else of its cycle.
+  logic ld_idx_fault;
+  logic [31:0] ld_idx_pc, ld_idx_pos;
+  assign pre_fault = ld_idx_fault || tok_fault || (run_cycle == 32'd0 && bad_program);
 
   // Unit pushes (asserted the cycle before they take effect).
   logic ld_push_next, st_push_prev;
@@ -359,34 +366,37 @@ module accel #(
   logic active, wd_fault;
 
   // Fault raised this cycle (the first in phase order wins).
-  logic [2:0] fault_code;
+  logic [3:0] fault_code;
   logic [31:0] fault_pc;
   logic [31:0] ld_fin_pc, st_fin_pc, arr_fin_pc, mm_fin_pc, ppu_fin_pc, csync_fin_pc;
   logic ld_fin, st_fin, arr_fin, mm_fin, ppu_fin, csync_fin;
   logic [31:0] pend_pc;  // an instruction whose push lands next cycle (for ERROR_PC)
   logic [31:0] pend_pc_q;  // ... and whose push lands this cycle
   always_comb begin
-    fault_code = 3'd0;
+    fault_code = 4'd0;
     fault_pc = 32'd0;
-    if (run_cycle == 32'd0 && bad_program) begin
-      fault_code = 3'(`SYS_ERR_BAD_PROGRAM);
+    if (ld_idx_fault) begin
+      fault_code = 4'(`SYS_ERR_INDEX_OUT_OF_RANGE);
+      fault_pc = ld_idx_pc;
+    end else if (run_cycle == 32'd0 && bad_program) begin
+      fault_code = 4'(`SYS_ERR_BAD_PROGRAM);
     end else if (tok_fault) begin
-      fault_code = 3'(`SYS_ERR_TOKEN_OVERFLOW);
+      fault_code = 4'(`SYS_ERR_TOKEN_OVERFLOW);
       fault_pc = pend_pc_q;
     end else if (disp_fault) begin
-      fault_code = chk_code;
+      fault_code = {1'b0, chk_code};
       fault_pc = dispatched;
     end else if (!head_avail && overrun) begin
-      fault_code = 3'(`SYS_ERR_PROGRAM_OVERRUN);
+      fault_code = 4'(`SYS_ERR_PROGRAM_OVERRUN);
       fault_pc = prog_len;
     end else if (wd_fault) begin
-      fault_code = 3'(`SYS_ERR_DEADLOCK);
+      fault_code = 4'(`SYS_ERR_DEADLOCK);
       fault_pc = !q_empty[1] ? q_pc[{2'd1, q_head[1][QDW-1:0]}] :
                  !q_empty[0] ? q_pc[{2'd0, q_head[0][QDW-1:0]}] :
                  !q_empty[2] ? q_pc[{2'd2, q_head[2][QDW-1:0]}] : dispatched;
     end
   end
-  assign halt = running && fault_code != 3'd0;
+  assign halt = running && fault_code != 4'd0;
   // The faults that can stop a start: every one but the watchdog's. In a
   // cycle the watchdog fires, nothing can start anyway (ISA.md §4: 4095
   // idle cycles leave queues, tokens and units as they were in the cycle
@@ -395,7 +405,7 @@ module accel #(
   // memory handshake inputs (the watchdog sees `any_grant`), so Verilator
   // need not settle that logic again whenever an input changes.
   logic halt_start;
-  assign halt_start = running && ((run_cycle == 32'd0 && bad_program) || tok_fault || disp_fault ||
+  assign halt_start = running && (ld_idx_fault || (run_cycle == 32'd0 && bad_program) || tok_fault || disp_fault ||
                                   (!head_avail && overrun));
 
   // ------------------------------------------------------------------ units
@@ -442,7 +452,8 @@ module accel #(
   logic ld_ovf, st_ovf;
 
   dma_load #(
-      .COLS(COLS), .W(W), .SPAD_ROWS(SPAD_ROWS), .ACC_ROWS(ACC_ROWS), .STAGE_BYTES(LOAD_STAGE_BYTES)
+      .COLS(COLS), .W(W), .SPAD_ROWS(SPAD_ROWS), .ACC_ROWS(ACC_ROWS), .STAGE_BYTES(LOAD_STAGE_BYTES),
+      .IDS(LOAD_IDS)
   ) u_load (
       .clk(clk), .rst(rst),
       .head_valid(!q_empty[0]), .head_instr(hd_instr[0]), .head_pc(hd_pc[0]), .tok_ok(tok_ok[0]),
@@ -453,7 +464,8 @@ module accel #(
       .ac_we(ld_ac_we), .ac_row(ld_ac_row), .ac_data(ld_ac_data), .ac_be(ld_ac_be),
       .fin_valid(ld_fin), .fin_pc(ld_fin_pc), .idle(ld_idle),
       .c_busy(ld_c_busy), .c_stall(ld_c_stall), .c_spad_wr(ld_c_spad_wr), .c_acc_wr(ld_c_acc_wr),
-      .stage_overflow(ld_ovf)
+      .stage_overflow(ld_ovf),
+      .idx_fault(ld_idx_fault), .idx_fault_pc(ld_idx_pc), .idx_fault_pos(ld_idx_pos)
   );
 
   dma_store #(
@@ -541,19 +553,22 @@ module accel #(
   always_ff @(posedge clk) begin
     if (!rst_n) begin
       status <= 2'(`SYS_STATUS_IDLE);
-      error_code <= 3'd0;
+      error_code <= 4'd0;
       error_pc <= 32'd0;
+      error_info <= 32'd0;
       for (int i = 0; i < `SYS_CNT_COUNT; i++) counters[i] <= 64'd0;
     end else if (start_pulse) begin
       status <= 2'(`SYS_STATUS_RUNNING);
-      error_code <= 3'd0;
+      error_code <= 4'd0;
       error_pc <= 32'd0;
+      error_info <= 32'd0;
       for (int i = 0; i < `SYS_CNT_COUNT; i++) counters[i] <= 64'd0;
     end else if (running) begin
       if (halt) begin
         status <= 2'(`SYS_STATUS_FAULT);
         error_code <= fault_code;
         error_pc <= fault_pc;
+        if (ld_idx_fault) error_info <= ld_idx_pos;
       end else if (disp_finish) begin
         status <= 2'(`SYS_STATUS_DONE);
       end

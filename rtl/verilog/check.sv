@@ -141,7 +141,21 @@ module check #(
   wire [15:0] rows_m1 = d_rows - 16'd1;
   wire [47:0] span_mul = {32'd0, rows_m1} * {16'd0, d_stride};
   wire [49:0] dram_hi = {18'd0, d_dram} + {2'd0, span_mul} + {32'd0, row_bytes};
-  wire win_bad = (d_dram < win_base) | (dram_hi > {18'd0, win_limit});
+  // An indexed load (idx = i64 / i32: a gather) is checked over its ids
+  // [idx_addr, idx_addr + rows * 8 (or 4)) and its whole table of `limit`
+  // rows (isa::legal::check_window): (limit - 1) * stride < 2^64.
+  wire [1:0] d_idx = instr[`SYS_LOAD_IDX_HI:`SYS_LOAD_IDX_LO];
+  wire d_gather = is_load & (d_idx != 2'(`SYS_IDX_NONE));
+  wire [31:0] d_idx_addr = instr[`SYS_LOAD_IDX_ADDR_HI:`SYS_LOAD_IDX_ADDR_LO];
+  wire [31:0] d_limit_rows = instr[`SYS_LOAD_LIMIT_HI:`SYS_LOAD_LIMIT_LO];
+  wire [31:0] tab_m1 = d_limit_rows - 32'd1;
+  wire [63:0] tab_mul = {32'd0, tab_m1} * {32'd0, d_stride};
+  wire [65:0] tab_hi = {34'd0, d_dram} + {2'd0, tab_mul} + {48'd0, row_bytes};
+  wire [19:0] id_bytes = (d_idx == 2'(`SYS_IDX_I64)) ? {1'b0, d_rows, 3'b000} : {2'b00, d_rows, 2'b00};
+  wire [32:0] ids_hi = {1'b0, d_idx_addr} + {13'd0, id_bytes};
+  wire gather_win_bad = (d_idx_addr < win_base) | (ids_hi > {1'b0, win_limit})
+      | (d_dram < win_base) | (tab_hi > {34'd0, win_limit});
+  wire win_bad = d_gather ? gather_win_bad : (d_dram < win_base) | (dram_hi > {18'd0, win_limit});
 
   // ------------------------------------------------------------------ LDW
   wire [15:0] l_addr = instr[`SYS_LDW_ADDR_HI:`SYS_LDW_ADDR_LO];
@@ -286,10 +300,14 @@ module check #(
   logic dec_bad;
   always_comb begin
     unique case (op)
-      // No index mode yet (issue 11): a load with idx, idx_addr or limit
-      // set is illegal here, never a plain load that ignores them.
+      // Index modes none / i64 / i32 (3 is no name); a plain load's
+      // idx_addr and limit are 0, an indexed load's limit is not. No
+      // compressed stream yet (zfmt: the expander is not in the RTL): a load
+      // with zfmt set is illegal here, never a plain load that ignores it.
       OP_LOAD:
-      dec_bad = (|instr[255:`SYS_LOAD_IDX_LO]) | (instr[`SYS_LOAD_BUF_HI:`SYS_LOAD_BUF_LO] > 2'(`SYS_BUF_ACC))
+      dec_bad = (|instr[255:`SYS_LOAD_ZFMT_LO]) | (instr[`SYS_LOAD_BUF_HI:`SYS_LOAD_BUF_LO] > 2'(`SYS_BUF_ACC))
+          | (d_idx > 2'(`SYS_IDX_I32))
+          | (d_gather ? (d_limit_rows == 32'd0) : ((d_idx_addr != 32'd0) | (d_limit_rows != 32'd0)))
           | (d_rows == 16'd0) | (d_cols == 16'd0) | dep_prev;
       OP_STORE:
       dec_bad = (|instr[255:`SYS_STORE_END]) | (instr[`SYS_STORE_BUF_HI:`SYS_STORE_BUF_LO] > 2'(`SYS_BUF_ACC))

@@ -28,6 +28,15 @@
 //   FIFO at s, visible from s+1). The load finishes at f = w_last+1:
 //   fin_valid and push_next are asserted in cycle w_last.
 //
+// Indexed loads (gathers, ISA §3/§4 "Indexed load"): the request stage
+// first requests the ids (one range [idx_addr, idx_addr + rows * 8 or 4));
+// their beats bypass the stage into the id assembler, which checks each id
+// against 0..limit as it completes and banks it. In cycle v (the cycle
+// after the ids' last beat) the load either faults (idx_fault: the first
+// bad position, the ERROR_INFO the top latches) or its rows are requested,
+// each row its own range at dram + id * stride, from v on. Chunk writes
+// then follow the stage exactly as for a plain load.
+//
 // The stage is B byte banks (B = 2^k >= 4*COLS and >= W), stream byte p in
 // bank p mod B: a beat's <= W bytes and a chunk's <= 4*COLS bytes each touch
 // a bank at most once, so every bank is a 1-write 1-read memory and a beat
@@ -58,7 +67,10 @@ module dma_load #(
     parameter int JOBS = 16,
     // LOAD bursts granted whose beats have not all arrived (a power of two,
     // >= dram.max_outstanding, at most 64).
-    parameter int BURSTS = 64
+    parameter int BURSTS = 64,
+    // Ids of one indexed load the unit holds (a power of two >= W / 4): a
+    // gather of more rows raises stage_overflow at its start.
+    parameter int IDS = 1024
 ) (
     input  logic                 clk,
     input  logic                 rst,
@@ -89,7 +101,12 @@ module dma_load #(
     output logic                 c_stall,
     output logic                 c_spad_wr,
     output logic                 c_acc_wr,
-    output logic                 stage_overflow
+    output logic                 stage_overflow,
+    // An indexed load's id outside 0..limit: the fault in cycle v (the cycle
+    // after its ids' last beat), the load's instruction and the id's position.
+    output logic                 idx_fault,
+    output logic [         31:0] idx_fault_pc,
+    output logic [         31:0] idx_fault_pos
 );
   // ---------------------------------------------------------------- sizes
   localparam int LW = $clog2(W);               // W = 2^LW
@@ -126,6 +143,13 @@ module dma_load #(
   wire [ 7:0] h_padv = head_instr[`SYS_LOAD_PAD_VALUE_LO+:`SYS_LOAD_PAD_VALUE_W];
   wire [15:0] h_addr = head_instr[`SYS_LOAD_ADDR_LO+:`SYS_LOAD_ADDR_W];
   wire [15:0] h_col = head_instr[`SYS_LOAD_COL_LO+:`SYS_LOAD_COL_W];
+  // Indexed (a gather): ids of 8 (i64) or 4 (i32) bytes at idx_addr, each in 0..limit.
+  wire [ 1:0] h_idx = head_instr[`SYS_LOAD_IDX_LO+:`SYS_LOAD_IDX_W];
+  wire        h_gather = h_idx != 2'(`SYS_IDX_NONE);
+  wire        h_i64 = h_idx == 2'(`SYS_IDX_I64);
+  wire [31:0] h_idx_addr = head_instr[`SYS_LOAD_IDX_ADDR_LO+:`SYS_LOAD_IDX_ADDR_W];
+  wire [31:0] h_limit = head_instr[`SYS_LOAD_LIMIT_LO+:`SYS_LOAD_LIMIT_W];
+  wire [19:0] h_id_len = h_i64 ? {1'b0, h_rows, 3'b000} : {2'b00, h_rows, 2'b00};
 
   // DRAM side: bytes per DRAM row, one range or one per row.
   wire [17:0] h_rowbytes = h_acc ? {h_cols, 2'b00} : {2'b00, h_cols};
@@ -158,29 +182,58 @@ module dma_load #(
   logic [OW-1:0] rq_endl;        // lanes of the range's last beat in the range
   logic        rq_first;         // the next burst starts the range
 
-  // A range's beats: the head's first range (at start) or the next DRAM row.
-  wire [47:0] nr_lo = rq_busy ? rq_lo + 48'(rq_stride) : 48'(h_dram);
-  wire [47:0] nr_len = rq_busy ? 48'(rq_rowbytes) : h_len;
+  // An indexed load (a gather): first its ids, one range (rq_ids); then
+  // each gathered row its own range, row rq_y's read from the id banks
+  // when it begins (rq_need), from the cycle its ids are known (ids_ok).
+  logic        rq_gather, rq_ids, rq_need;
+  logic [15:0] rq_y, rq_rows;
+  logic [31:0] rq_dram;
+  logic        ids_ok;
+  logic [31:0] g_id;             // id of row rq_y (the id banks, below)
+
+  // A range's beats: the head's first range (at start: its ids if it
+  // gathers) or the next DRAM row.
+  wire [47:0] nr_lo = rq_busy ? rq_lo + 48'(rq_stride) : h_gather ? 48'(h_idx_addr) : 48'(h_dram);
+  wire [47:0] nr_len = rq_busy ? 48'(rq_rowbytes) : h_gather ? 48'(h_id_len) : h_len;
   wire [47:0] nr_hi1 = nr_lo + nr_len - 48'd1;
   wire [47:0] nr_beat = nr_lo >> LW;
   wire [47:0] nr_last = nr_hi1 >> LW;
   wire [OW-1:0] nr_endl = OW'(nr_hi1 & WMASK) + OW'(1);
 
+  // A gathered row's range, from its id (only while one begins: the
+  // multiply is skipped otherwise). The window check keeps it in 32 bits.
+  logic [47:0] g_lo, g_hi1;
+  always_comb begin
+    if (rq_need) begin
+      g_lo = 48'(rq_dram) + 48'(64'(g_id) * 64'(rq_stride));
+      g_hi1 = g_lo + 48'(rq_rowbytes) - 48'd1;
+    end else begin
+      g_lo = '0;
+      g_hi1 = '0;
+    end
+  end
+  wire [47:0] cur_lo = rq_need ? g_lo : rq_lo;
+  wire [47:0] cur_beat = rq_need ? g_lo >> LW : rq_beat;
+  wire [47:0] cur_last = rq_need ? g_hi1 >> LW : rq_last;
+  wire [OW-1:0] cur_endl = rq_need ? OW'(g_hi1 & WMASK) + OW'(1) : rq_endl;
+  wire        cur_first = rq_need || rq_first;
+
   // The next burst: up to the range's end, 256 beats, the 4 KiB boundary.
-  wire [47:0] e_range = rq_last + 48'd1;
-  wire [47:0] e_max = rq_beat + 48'(`SYS_BURST_MAX_BEATS);
-  wire [47:0] e_page = ((rq_beat >> LBPB) + 48'd1) << LBPB;
+  wire [47:0] e_range = cur_last + 48'd1;
+  wire [47:0] e_max = cur_beat + 48'(`SYS_BURST_MAX_BEATS);
+  wire [47:0] e_page = ((cur_beat >> LBPB) + 48'd1) << LBPB;
   wire [47:0] e_1 = (e_range < e_max) ? e_range : e_max;
   wire [47:0] bend = (e_1 < e_page) ? e_1 : e_page;
   wire        rng_done = bend == e_range;
 
-  assign req_valid = rq_busy;
-  assign req_addr = 32'(rq_beat << LW);
-  assign req_beats = 9'(bend - rq_beat);
+  assign req_valid = rq_busy && !(rq_need && !ids_ok);
+  assign req_addr = 32'(cur_beat << LW);
+  assign req_beats = 9'(bend - cur_beat);
 
   always_ff @(posedge clk) begin
     if (rst) begin
       rq_busy <= 1'b0;
+      rq_need <= 1'b0;
     end else if (start_load) begin
       rq_busy <= 1'b1;
       rq_lo <= nr_lo;
@@ -191,10 +244,36 @@ module dma_load #(
       rq_last <= nr_last;
       rq_endl <= nr_endl;
       rq_first <= 1'b1;
-    end else if (req_grant && rq_busy) begin
-      if (!rng_done) begin
+      rq_gather <= h_gather;
+      rq_ids <= h_gather;
+      rq_need <= 1'b0;
+      rq_rows <= h_rows;
+      rq_dram <= h_dram;
+    end else if (req_grant && req_valid) begin
+      if (rq_gather && !rq_ids) begin
+        // A gathered row: its next burst, or the next row, or done.
+        if (!rng_done) begin
+          rq_lo <= cur_lo;
+          rq_beat <= bend;
+          rq_last <= cur_last;
+          rq_endl <= cur_endl;
+          rq_first <= 1'b0;
+          rq_need <= 1'b0;
+        end else if (rq_y == rq_rows - 16'd1) begin
+          rq_busy <= 1'b0;
+          rq_need <= 1'b0;
+        end else begin
+          rq_y <= rq_y + 16'd1;
+          rq_need <= 1'b1;
+        end
+      end else if (!rng_done) begin
         rq_beat <= bend;
         rq_first <= 1'b0;
+      end else if (rq_gather) begin
+        // The ids are all requested: row 0 waits for them.
+        rq_ids <= 1'b0;
+        rq_need <= 1'b1;
+        rq_y <= 16'd0;
       end else if (rq_left == 16'd0) begin
         rq_busy <= 1'b0;
       end else begin
@@ -212,14 +291,16 @@ module dma_load #(
   logic [8:0] bf_beats[0:BURSTS-1];
   logic [OW-1:0] bf_off[0:BURSTS-1];   // first useful lane of the first beat
   logic [OW-1:0] bf_end[0:BURSTS-1];   // one past the last useful lane of the last beat
+  logic          bf_id[0:BURSTS-1];    // a burst of an indexed load's ids
   logic [LBU:0] bf_wp, bf_rp;
   logic [8:0] bcnt;                    // beats of the head burst received
-  wire bf_push = req_grant && rq_busy;
+  wire bf_push = req_grant && req_valid;
   always_ff @(posedge clk) begin
     if (bf_push) begin
       bf_beats[bf_wp[LBU-1:0]] <= req_beats;
-      bf_off[bf_wp[LBU-1:0]] <= rq_first ? OW'(rq_lo & WMASK) : OW'(0);
-      bf_end[bf_wp[LBU-1:0]] <= rng_done ? rq_endl : OW'(W);
+      bf_off[bf_wp[LBU-1:0]] <= cur_first ? OW'(cur_lo & WMASK) : OW'(0);
+      bf_end[bf_wp[LBU-1:0]] <= rng_done ? cur_endl : OW'(W);
+      bf_id[bf_wp[LBU-1:0]] <= rq_gather && rq_ids;
     end
   end
 
@@ -228,7 +309,9 @@ module dma_load #(
   wire b_last = bcnt == bf_beats[bh] - 9'd1;
   wire [OW-1:0] b_off = b_first ? bf_off[bh] : OW'(0);
   wire [OW-1:0] b_end = b_last ? bf_end[bh] : OW'(W);
-  wire [OW-1:0] nb = rd_valid ? b_end - b_off : OW'(0);   // bytes pushed this cycle
+  // An id beat feeds the id assembler (below), not the stage.
+  wire id_beat = rd_valid && bf_id[bh];
+  wire [OW-1:0] nb = (rd_valid && !bf_id[bh]) ? b_end - b_off : OW'(0);   // bytes pushed this cycle
   wire bf_pop = rd_valid && b_last;
   wire [LBU:0] bf_held = bf_wp - bf_rp;
   wire [LBU+1:0] bf_next = {1'b0, bf_held} + (LBU + 2)'(bf_push) - (LBU + 2)'(bf_pop);
@@ -250,6 +333,123 @@ module dma_load #(
       end
     end
   end
+
+  // ------------------------------------------------------- the id assembler
+  // An indexed load's ids arrive as a byte stream (id_p bytes so far; id_w
+  // its last 7). A beat completes at most KM ids: each is checked against
+  // 0..limit as it completes (the first bad position kept) and its low 32
+  // bits written to bank (j mod KM) of the id banks, row j / KM. In the
+  // cycle after the last id byte (v) either the rows may be requested
+  // (ids_ok) or the load faults (idx_due). Only one load's ids are ever in
+  // flight: a load starts after the previous one's last grant, which for
+  // a gather comes after its ids.
+  localparam int KM = (W >= 8) ? W / 4 : 1;     // ids completed by one beat, at most
+  localparam int IDB = IDS / KM;                // rows of an id bank
+  localparam int LIDB = $clog2(IDB);
+  localparam int CATB = 2 * W + 8;              // bytes of the assembly window
+  logic [19:0] id_p, id_total;
+  logic [55:0] id_w;
+  logic        id_i64, id_bad, idx_due;
+  logic [31:0] id_limit, g_pc;
+  logic [15:0] id_bad_pos;
+  logic [CATB*8-1:0] id_cat, id_sh;
+  logic [KM-1:0] id_done, id_err;
+  logic [KM*32-1:0] id_val;
+  logic [OW-1:0] id_nu;
+  logic [2:0] id_r;
+  logic [19:0] id_j0;
+  logic [15:0] id_first;
+  logic id_any;
+  always_comb begin
+    {id_cat, id_sh, id_done, id_err, id_val, id_nu, id_r, id_j0, id_first, id_any} = '0;
+    if (id_beat) begin
+      id_nu = b_end - b_off;
+      id_r = id_i64 ? id_p[2:0] : {1'b0, id_p[1:0]};
+      id_j0 = id_i64 ? id_p >> 3 : id_p >> 2;
+      // Window byte i is stream byte id_p - 7 + i: id_w, then the beat's
+      // useful bytes; shifted so that id j0 + k starts at byte k * size.
+      id_cat[56+:W*8] = rd_data >> {b_off, 3'b000};
+      id_cat[55:0] = id_w;
+      id_sh = id_cat >> {3'd7 - id_r, 3'b000};
+      for (int k = 0; k < KM; k++) begin
+        if (id_i64) begin
+          id_done[k] = 32'(8 * (k + 1)) <= 32'(id_r) + 32'(id_nu);
+          id_err[k] = (id_sh[64*k+32+:32] != 32'd0) || (id_sh[64*k+:32] >= id_limit);
+          id_val[32*k+:32] = id_sh[64*k+:32];
+        end else begin
+          id_done[k] = 32'(4 * (k + 1)) <= 32'(id_r) + 32'(id_nu);
+          id_err[k] = id_sh[32*k+31] || (id_sh[32*k+:32] >= id_limit);
+          id_val[32*k+:32] = id_sh[32*k+:32];
+        end
+      end
+      for (int k = KM - 1; k >= 0; k--) begin
+        if (id_done[k] && id_err[k]) begin
+          id_any = 1'b1;
+          id_first = 16'(id_j0) + 16'(k);
+        end
+      end
+    end
+  end
+  wire [CATB*8-1:0] id_next = id_cat >> {id_nu, 3'b000};
+  wire id_last = id_beat && (id_p + 20'(id_nu) == id_total);
+
+  always_ff @(posedge clk) begin
+    if (rst) begin
+      ids_ok <= 1'b0;
+      idx_due <= 1'b0;
+    end else if (start_load && h_gather) begin
+      id_p <= 20'd0;
+      id_total <= h_id_len;
+      id_i64 <= h_i64;
+      id_limit <= h_limit;
+      id_bad <= 1'b0;
+      ids_ok <= 1'b0;
+      g_pc <= head_pc;
+    end else if (id_beat) begin
+      id_p <= id_p + 20'(id_nu);
+      id_w <= id_next[55:0];
+      if (!id_bad && id_any) begin
+        id_bad <= 1'b1;
+        id_bad_pos <= id_first;
+      end
+      if (id_last) begin
+        if (id_bad || id_any) idx_due <= 1'b1;
+        else ids_ok <= 1'b1;
+      end
+    end
+  end
+  assign idx_fault = idx_due;
+  assign idx_fault_pc = g_pc;
+  assign idx_fault_pos = {16'd0, id_bad_pos};
+
+  // The id banks: 1-write 1-read memories (a beat's ids are consecutive).
+  logic [KM*32-1:0] id_q;
+  wire [15:0] g_idbank = rq_y % 16'(KM);
+  wire [LIDB-1:0] g_idrow = LIDB'(rq_y / 16'(KM));
+  for (genvar b = 0; b < KM; b++) begin : g_idb
+    logic [31:0] mem[0:IDB-1];
+    logic we;
+    logic [31:0] wd;
+    logic [LIDB-1:0] wa;
+    logic [19:0] jk, jb;
+    always_comb begin
+      {we, wd, wa, jk, jb} = '0;
+      for (int k = 0; k < KM; k++) begin
+        jk = id_j0 + 20'(k);
+        jb = jk % 20'(KM);
+        if (id_done[k] && jb == 20'(b)) begin
+          we = 1'b1;
+          wd = id_val[32*k+:32];
+          wa = LIDB'(jk / 20'(KM));
+        end
+      end
+    end
+    always_ff @(posedge clk) begin
+      if (we) mem[wa] <= wd;
+    end
+    assign id_q[32*b+:32] = mem[g_idrow];
+  end
+  assign g_id = id_q[32*g_idbank+:32];
 
   // ------------------------------------------------------------ the stage
   logic [PW-1:0] wptr, rptr;
@@ -424,6 +624,7 @@ module dma_load #(
       if (wr) rptr <= rptr + need;
       if (cnt_next > (PW + 1)'(CAP)) ovf <= 1'b1;
       if (start_load && !j_pop && njobs == (LJ + 1)'(JOBS)) ovf <= 1'b1;
+      if (start_load && h_gather && 32'(h_rows) > 32'(IDS)) ovf <= 1'b1;
       if (bf_next > (LBU + 2)'(BURSTS)) ovf <= 1'b1;
     end
   end
@@ -440,7 +641,8 @@ module dma_load #(
   assign c_acc_wr = ac_we;
 
   // Fields the unit does not use (pops are the top's; the rest reserved;
-  // the index mode's fields, which check.sv refuses, from SYS_LOAD_IDX_LO).
-  wire unused_ok = &{1'b0, head_instr[255:`SYS_LOAD_IDX_LO], head_instr[15:8], SPAD_ROWS[0], ACC_ROWS[0],
+  // zfmt, which check.sv refuses, from SYS_LOAD_ZFMT_LO).
+  wire unused_ok = &{1'b0, head_instr[255:`SYS_LOAD_ZFMT_LO], head_instr[15:8], SPAD_ROWS[0], ACC_ROWS[0],
+                     id_next[CATB*8-1:56], id_sh[CATB*8-1:KM*64],
                      wdbl[B*8-1:0], rdbl[2*B*8-1:CB*8]};
 endmodule
