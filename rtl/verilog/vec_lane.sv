@@ -9,7 +9,8 @@
 // 13 dequantize (a = q and c = zp as int32, b = scale: f32(q - zp) * b),
 // 14 quantize (a = x, b = scale, c = zp, qmin, qmax: an int32 in y).
 //
-// Timing: `start` in a cycle with `busy` low takes the operands; the op then
+// Timing: `start` in a cycle with `busy` low (or in the cycle of the running
+// op's last step) takes the operands; the op then
 // runs one step per cycle, a division or square root taking 4 (its digit
 // recurrence runs over cycles wc = 0..3 on operands held in registers:
 // isa::timing::VEC_DIV_CYCLES, the unit accepts one every 4), and y
@@ -383,13 +384,34 @@ module vec_lane (
   end
 
   // ---- registers -----------------------------------------------------------------
+  // A start is taken while idle or in the cycle of the running op's last step
+  // (the next op's operands replace it as its result is written), so a lane
+  // accepts one op every `steps` cycles (the vector unit's beats).
+  logic step, accept;
+  assign step   = busy && !(slow && wc != 2'd3);
+  assign accept = start && (!busy || (step && last));
   always_ff @(posedge clk) begin
     done <= 1'b0;
     if (rst) begin
       busy <= 1'b0;
       y <= 32'd0;
-    end else if (!busy) begin
-      if (start) begin
+    end else begin
+      if (busy && !step) begin
+        wc <= wc + 2'd1;
+      end else if (step) begin
+        wc <= 2'd0;
+        k  <= k + 5'd1;
+        if (w_e) e_r <= {~fma_y[31], fma_y[30:0]};
+        if (w_n) n_r <= fma_y;
+        if (w_f) f_r <= fma_y;
+        if (w_p) p_r <= p_from_div ? div_y : (p_from_sqrt ? sqrt_y : fma_y);
+        if (last) begin
+          y <= y_next;
+          done <= 1'b1;
+          busy <= 1'b0;
+        end
+      end
+      if (accept) begin
         busy <= 1'b1;
         op_r <= op;
         k <= 5'd0;
@@ -403,20 +425,6 @@ module vec_lane (
         sgn_r <= a[31];
         path_r <= path_in;
         nan_r <= a_nan & (op == OP_EXP || op == OP_ERF || op == OP_TANH);
-      end
-    end else if (slow && wc != 2'd3) begin
-      wc <= wc + 2'd1;
-    end else begin
-      wc <= 2'd0;
-      k  <= k + 5'd1;
-      if (w_e) e_r <= {~fma_y[31], fma_y[30:0]};
-      if (w_n) n_r <= fma_y;
-      if (w_f) f_r <= fma_y;
-      if (w_p) p_r <= p_from_div ? div_y : (p_from_sqrt ? sqrt_y : fma_y);
-      if (last) begin
-        y <= y_next;
-        done <= 1'b1;
-        busy <= 1'b0;
       end
     end
   end
