@@ -40,7 +40,7 @@ fn tiny_config_synthesizes_and_compares_with_the_model() {
     let module = |name: &str| {
         g.modules.iter().find(|m| m.module == name).unwrap_or_else(|| panic!("no module {name} in {:?}", g.modules))
     };
-    for name in ["array", "requant", "compute", "dma_load", "dma_store", "check", "accel"] {
+    for name in ["array", "requant", "compute", "dma_load", "dma_store", "check", "accel", "vec_unit"] {
         let m = module(name);
         // The dispatch check is combinational; every other unit holds state.
         assert!(m.cells > 100 && (m.flip_flops > 0) == (name != "check") && m.area_mm2 > 0.0, "{m:?}");

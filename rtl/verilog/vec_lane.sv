@@ -100,12 +100,18 @@ module vec_lane (
 
   // ---- the units ---------------------------------------------------------------
   logic [31:0] fa, fb, fc, fma_y, da, db, div_y, sqrt_y, max_y, min_y, quant_y, deq_f;
-  fp32_fma u_fma (.a(fa), .b(fb), .c(fc), .y(fma_y));
-  fp32_div u_div (.clk(clk), .stage(wc), .a(da), .b(db), .y(div_y));
-  fp32_sqrt u_sqrt (.clk(clk), .stage(wc), .a(x_r), .y(sqrt_y));
+  // The fma evaluates only while an op runs (its steps are the only readers).
+  fp32_fma u_fma (.en(busy), .a(fa), .b(fb), .c(fc), .y(fma_y));
+  // The divider and the square root run (and their loops evaluate) only in
+  // a 4-cycle step; the conversion only in a dequantize step.
+  logic slow_en, deq_en;
+  assign slow_en = busy && slow;
+  assign deq_en  = busy && op_r == OP_DEQ;
+  fp32_div u_div (.clk(clk), .en(slow_en), .stage(wc), .a(da), .b(db), .y(div_y));
+  fp32_sqrt u_sqrt (.clk(clk), .en(slow_en), .stage(wc), .a(x_r), .y(sqrt_y));
   fp32_minmax u_minmax (.a(x_r), .b(b_r), .max_y(max_y), .min_y(min_y));
   fp32_to_quant u_quant (.p(div_y), .zp(c_r), .qmin(qmin_r), .qmax(qmax_r), .q(quant_y));
-  fp32_from_int u_deq (.d({x_r[31], x_r} - {c_r[31], c_r}), .y(deq_f));
+  fp32_from_int u_deq (.en(deq_en), .d({x_r[31], x_r} - {c_r[31], c_r}), .y(deq_f));
 
   // exp's n = int(N) (an integer in [-150, 128]) and its split h, n - h.
   logic [8:0] n_mag;

@@ -536,16 +536,21 @@ module vec_unit #(
   // vred: lane accumulators and the pairwise tree.
   // =====================================================================
   logic [31:0] racc[COLS];
+  // The adders evaluate only when read: the fold in a vred chunk's cycle,
+  // the tree in a vred result's write cycle.
+  logic red_fold, red_out;
+  assign red_fold = go && kind == K_RED;
+  assign red_out  = wb_v && kind == K_RED;
   // (split: each level reads only the one before it)
   logic [31:0] tr[LV+1][COLS]  /* verilator split_var */;
   for (genvar c = 0; c < COLS; c++) begin : g_fold
     logic [31:0] prev, x, sum_y, max_y, min_unused;
     assign prev = (j_idx == 17'd0) ? (red_max ? NEG_INF : NEG_ZERO) : racc[c];
     assign x = ac_q_a[c*32+:32];
-    fp32_fma u_add (.a(x), .b(ONE), .c(prev), .y(sum_y));
+    fp32_fma u_add (.en(red_fold), .a(x), .b(ONE), .c(prev), .y(sum_y));
     fp32_minmax u_max (.a(prev), .b(x), .max_y(max_y), .min_y(min_unused));
     always_ff @(posedge clk) begin
-      if (go && kind == K_RED) racc[c] <= !colv[c] ? prev : (red_max ? max_y : sum_y);
+      if (red_fold) racc[c] <= !colv[c] ? prev : (red_max ? max_y : sum_y);
     end
     assign tr[0][c] = racc[c];
   end
@@ -556,7 +561,7 @@ module vec_unit #(
     for (genvar k = 0; k < COLS; k++) begin : g_node
       if (2 * k + 1 < N) begin : g_pair
         logic [31:0] s, m, mn_unused;
-        fp32_fma u_add (.a(tr[l][2*k]), .b(ONE), .c(tr[l][2*k+1]), .y(s));
+        fp32_fma u_add (.en(red_out), .a(tr[l][2*k]), .b(ONE), .c(tr[l][2*k+1]), .y(s));
         fp32_minmax u_max (.a(tr[l][2*k]), .b(tr[l][2*k+1]), .max_y(m), .min_y(mn_unused));
         assign tr[l+1][k] = red_max ? m : s;
       end else if (2 * k < N) begin : g_pass
