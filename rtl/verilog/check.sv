@@ -285,59 +285,57 @@ module check #(
   wire is_vop = op == OP_VOP;
   wire is_vred = op == OP_VRED;
   logic [15:0] vx_rows, vx_len;
-  logic [15:0] vp_base[3], vp_step[3], vp_bs[3];
+  logic [47:0] vp_base, vp_step, vp_bs;  // pattern k at bits 16k+15..16k
   always_comb begin
-    for (int k = 0; k < 3; k++) begin
-      vp_base[k] = 16'd0;
-      vp_step[k] = 16'd0;
-      vp_bs[k] = 16'd0;
-    end
+    vp_base = 48'd0;
+    vp_step = 48'd0;
+    vp_bs = 48'd0;
     // Pattern 0: the source (vdeq, vquant), a (vred), dst (vop, vmask);
     // 1: dst (vdeq, vquant), a (vop), vred's dst (bstride 0); 2: vop's b.
     if (is_vdeq) begin
       vx_rows = instr[`SYS_VDEQ_ROWS_HI:`SYS_VDEQ_ROWS_LO];
       vx_len = instr[`SYS_VDEQ_LEN_HI:`SYS_VDEQ_LEN_LO];
-      vp_base[0] = instr[`SYS_VDEQ_SRC_HI:`SYS_VDEQ_SRC_LO];
-      vp_step[0] = instr[`SYS_VDEQ_SRC_STEP_HI:`SYS_VDEQ_SRC_STEP_LO];
-      vp_bs[0] = instr[`SYS_VDEQ_SRC_BSTRIDE_HI:`SYS_VDEQ_SRC_BSTRIDE_LO];
-      vp_base[1] = instr[`SYS_VDEQ_DST_HI:`SYS_VDEQ_DST_LO];
-      vp_step[1] = instr[`SYS_VDEQ_DST_STEP_HI:`SYS_VDEQ_DST_STEP_LO];
-      vp_bs[1] = instr[`SYS_VDEQ_DST_BSTRIDE_HI:`SYS_VDEQ_DST_BSTRIDE_LO];
+      vp_base[0+:16] = instr[`SYS_VDEQ_SRC_HI:`SYS_VDEQ_SRC_LO];
+      vp_step[0+:16] = instr[`SYS_VDEQ_SRC_STEP_HI:`SYS_VDEQ_SRC_STEP_LO];
+      vp_bs[0+:16] = instr[`SYS_VDEQ_SRC_BSTRIDE_HI:`SYS_VDEQ_SRC_BSTRIDE_LO];
+      vp_base[16+:16] = instr[`SYS_VDEQ_DST_HI:`SYS_VDEQ_DST_LO];
+      vp_step[16+:16] = instr[`SYS_VDEQ_DST_STEP_HI:`SYS_VDEQ_DST_STEP_LO];
+      vp_bs[16+:16] = instr[`SYS_VDEQ_DST_BSTRIDE_HI:`SYS_VDEQ_DST_BSTRIDE_LO];
     end else if (is_vquant) begin
       vx_rows = instr[`SYS_VQUANT_ROWS_HI:`SYS_VQUANT_ROWS_LO];
       vx_len = instr[`SYS_VQUANT_LEN_HI:`SYS_VQUANT_LEN_LO];
-      vp_base[0] = instr[`SYS_VQUANT_SRC_HI:`SYS_VQUANT_SRC_LO];
-      vp_step[0] = instr[`SYS_VQUANT_SRC_STEP_HI:`SYS_VQUANT_SRC_STEP_LO];
-      vp_bs[0] = instr[`SYS_VQUANT_SRC_BSTRIDE_HI:`SYS_VQUANT_SRC_BSTRIDE_LO];
-      vp_base[1] = instr[`SYS_VQUANT_DST_HI:`SYS_VQUANT_DST_LO];
-      vp_step[1] = instr[`SYS_VQUANT_DST_STEP_HI:`SYS_VQUANT_DST_STEP_LO];
-      vp_bs[1] = instr[`SYS_VQUANT_DST_BSTRIDE_HI:`SYS_VQUANT_DST_BSTRIDE_LO];
+      vp_base[0+:16] = instr[`SYS_VQUANT_SRC_HI:`SYS_VQUANT_SRC_LO];
+      vp_step[0+:16] = instr[`SYS_VQUANT_SRC_STEP_HI:`SYS_VQUANT_SRC_STEP_LO];
+      vp_bs[0+:16] = instr[`SYS_VQUANT_SRC_BSTRIDE_HI:`SYS_VQUANT_SRC_BSTRIDE_LO];
+      vp_base[16+:16] = instr[`SYS_VQUANT_DST_HI:`SYS_VQUANT_DST_LO];
+      vp_step[16+:16] = instr[`SYS_VQUANT_DST_STEP_HI:`SYS_VQUANT_DST_STEP_LO];
+      vp_bs[16+:16] = instr[`SYS_VQUANT_DST_BSTRIDE_HI:`SYS_VQUANT_DST_BSTRIDE_LO];
     end else if (is_vop) begin
       vx_rows = instr[`SYS_VOP_ROWS_HI:`SYS_VOP_ROWS_LO];
       vx_len = instr[`SYS_VOP_LEN_HI:`SYS_VOP_LEN_LO];
-      vp_base[0] = instr[`SYS_VOP_DST_HI:`SYS_VOP_DST_LO];
-      vp_step[0] = instr[`SYS_VOP_DST_STEP_HI:`SYS_VOP_DST_STEP_LO];
-      vp_bs[0] = instr[`SYS_VOP_DST_BSTRIDE_HI:`SYS_VOP_DST_BSTRIDE_LO];
-      vp_base[1] = instr[`SYS_VOP_A_HI:`SYS_VOP_A_LO];
-      vp_step[1] = instr[`SYS_VOP_A_STEP_HI:`SYS_VOP_A_STEP_LO];
-      vp_bs[1] = instr[`SYS_VOP_A_BSTRIDE_HI:`SYS_VOP_A_BSTRIDE_LO];
-      vp_base[2] = instr[`SYS_VOP_B_HI:`SYS_VOP_B_LO];
-      vp_step[2] = instr[`SYS_VOP_B_STEP_HI:`SYS_VOP_B_STEP_LO];
-      vp_bs[2] = instr[`SYS_VOP_B_BSTRIDE_HI:`SYS_VOP_B_BSTRIDE_LO];
+      vp_base[0+:16] = instr[`SYS_VOP_DST_HI:`SYS_VOP_DST_LO];
+      vp_step[0+:16] = instr[`SYS_VOP_DST_STEP_HI:`SYS_VOP_DST_STEP_LO];
+      vp_bs[0+:16] = instr[`SYS_VOP_DST_BSTRIDE_HI:`SYS_VOP_DST_BSTRIDE_LO];
+      vp_base[16+:16] = instr[`SYS_VOP_A_HI:`SYS_VOP_A_LO];
+      vp_step[16+:16] = instr[`SYS_VOP_A_STEP_HI:`SYS_VOP_A_STEP_LO];
+      vp_bs[16+:16] = instr[`SYS_VOP_A_BSTRIDE_HI:`SYS_VOP_A_BSTRIDE_LO];
+      vp_base[32+:16] = instr[`SYS_VOP_B_HI:`SYS_VOP_B_LO];
+      vp_step[32+:16] = instr[`SYS_VOP_B_STEP_HI:`SYS_VOP_B_STEP_LO];
+      vp_bs[32+:16] = instr[`SYS_VOP_B_BSTRIDE_HI:`SYS_VOP_B_BSTRIDE_LO];
     end else if (is_vred) begin
       vx_rows = instr[`SYS_VRED_ROWS_HI:`SYS_VRED_ROWS_LO];
       vx_len = instr[`SYS_VRED_LEN_HI:`SYS_VRED_LEN_LO];
-      vp_base[0] = instr[`SYS_VRED_A_HI:`SYS_VRED_A_LO];
-      vp_step[0] = instr[`SYS_VRED_A_STEP_HI:`SYS_VRED_A_STEP_LO];
-      vp_bs[0] = instr[`SYS_VRED_A_BSTRIDE_HI:`SYS_VRED_A_BSTRIDE_LO];
-      vp_base[1] = instr[`SYS_VRED_DST_HI:`SYS_VRED_DST_LO];
-      vp_step[1] = instr[`SYS_VRED_DST_STEP_HI:`SYS_VRED_DST_STEP_LO];
+      vp_base[0+:16] = instr[`SYS_VRED_A_HI:`SYS_VRED_A_LO];
+      vp_step[0+:16] = instr[`SYS_VRED_A_STEP_HI:`SYS_VRED_A_STEP_LO];
+      vp_bs[0+:16] = instr[`SYS_VRED_A_BSTRIDE_HI:`SYS_VRED_A_BSTRIDE_LO];
+      vp_base[16+:16] = instr[`SYS_VRED_DST_HI:`SYS_VRED_DST_LO];
+      vp_step[16+:16] = instr[`SYS_VRED_DST_STEP_HI:`SYS_VRED_DST_STEP_LO];
     end else begin
       vx_rows = instr[`SYS_VMASK_ROWS_HI:`SYS_VMASK_ROWS_LO];
       vx_len = instr[`SYS_VMASK_LEN_HI:`SYS_VMASK_LEN_LO];
-      vp_base[0] = instr[`SYS_VMASK_DST_HI:`SYS_VMASK_DST_LO];
-      vp_step[0] = instr[`SYS_VMASK_DST_STEP_HI:`SYS_VMASK_DST_STEP_LO];
-      vp_bs[0] = instr[`SYS_VMASK_DST_BSTRIDE_HI:`SYS_VMASK_DST_BSTRIDE_LO];
+      vp_base[0+:16] = instr[`SYS_VMASK_DST_HI:`SYS_VMASK_DST_LO];
+      vp_step[0+:16] = instr[`SYS_VMASK_DST_STEP_HI:`SYS_VMASK_DST_STEP_LO];
+      vp_bs[0+:16] = instr[`SYS_VMASK_DST_BSTRIDE_HI:`SYS_VMASK_DST_BSTRIDE_LO];
     end
   end
   logic [16:0] vx_blocks;
@@ -350,11 +348,13 @@ module check #(
   endgenerate
   wire [15:0] vx_rows1 = vx_rows - 16'd1;
   wire [16:0] vx_blk1 = vx_blocks - 17'd1;
-  wire [34:0] vp_hi[3];
-  for (genvar k = 0; k < 3; k++) begin : g_vspan
-    assign vp_hi[k] = {19'd0, vp_base[k]} + 35'({16'd0, vx_rows1} * {16'd0, vp_step[k]})
-        + 35'({17'd0, vx_blk1} * {18'd0, vp_bs[k]}) + 35'd1;
-  end
+  wire [34:0] vp_hi0, vp_hi1, vp_hi2;
+  assign vp_hi0 = {19'd0, vp_base[0+:16]} + 35'({16'd0, vx_rows1} * {16'd0, vp_step[0+:16]})
+      + 35'({17'd0, vx_blk1} * {18'd0, vp_bs[0+:16]}) + 35'd1;
+  assign vp_hi1 = {19'd0, vp_base[16+:16]} + 35'({16'd0, vx_rows1} * {16'd0, vp_step[16+:16]})
+      + 35'({17'd0, vx_blk1} * {18'd0, vp_bs[16+:16]}) + 35'd1;
+  assign vp_hi2 = {19'd0, vp_base[32+:16]} + 35'({16'd0, vx_rows1} * {16'd0, vp_step[32+:16]})
+      + 35'({17'd0, vx_blk1} * {18'd0, vp_bs[32+:16]}) + 35'd1;
   wire [34:0] v_acc_l = {3'd0, ACC_L};
   wire [34:0] v_spad_l = {3'd0, SPAD_L};
   // vdeq: src (its buffer), dst, the per-column scale rows [scale, scale + blocks).
@@ -362,7 +362,7 @@ module check #(
   wire dq_scale_imm = instr[`SYS_VDEQ_SCALE_IMM_LO];
   wire [15:0] dq_scale = instr[`SYS_VDEQ_SCALE_HI:`SYS_VDEQ_SCALE_LO];
   wire [2:0] vdeq_code =
-      ((vp_hi[0] > (dq_acc ? v_acc_l : v_spad_l)) | (vp_hi[1] > v_acc_l)
+      ((vp_hi0 > (dq_acc ? v_acc_l : v_spad_l)) | (vp_hi1 > v_acc_l)
        | (!dq_scale_imm & ({16'd0, dq_scale} + {15'd0, vx_blocks} > ACC_L))) ? E_OOR : E_NONE;
   // vquant: src (acc), dst (spad); then zp, qmin, qmax; then qmin <= qmax.
   wire vq_u8 = instr[`SYS_VQUANT_OUT_TYPE_LO];
@@ -370,7 +370,7 @@ module check #(
   wire [8:0] vq_qmin = instr[`SYS_VQUANT_QMIN_HI:`SYS_VQUANT_QMIN_LO];
   wire [8:0] vq_qmax = instr[`SYS_VQUANT_QMAX_HI:`SYS_VQUANT_QMAX_LO];
   wire [2:0] vquant_code =
-      ((vp_hi[0] > v_acc_l) | (vp_hi[1] > v_spad_l)) ? E_OOR
+      ((vp_hi0 > v_acc_l) | (vp_hi1 > v_spad_l)) ? E_OOR
       : (!in_type(vq_zp_top, vq_u8) | !in_type(vq_qmin[8:7], vq_u8) | !in_type(vq_qmax[8:7], vq_u8)
          | ($signed(vq_qmin) > $signed(vq_qmax))) ? E_ILL : E_NONE;
   // vop: dst, a, and b when it is a row pattern (a binary op without b_imm).
@@ -380,10 +380,10 @@ module check #(
   wire vo_bpat = |instr[`SYS_VOP_B_BSTRIDE_HI:`SYS_VOP_B_LO];  // b, b_step, b_bstride
   wire vo_imm = |instr[`SYS_VOP_IMM_HI:`SYS_VOP_IMM_LO];
   wire [2:0] vop_code =
-      ((vp_hi[0] > v_acc_l) | (vp_hi[1] > v_acc_l) | (!vo_unary & !vo_bimm & (vp_hi[2] > v_acc_l))) ? E_OOR : E_NONE;
+      ((vp_hi0 > v_acc_l) | (vp_hi1 > v_acc_l) | (!vo_unary & !vo_bimm & (vp_hi2 > v_acc_l))) ? E_OOR : E_NONE;
   // vred: a, and its results' rows (one block each: bstride 0 above).
-  wire [2:0] vred_code = ((vp_hi[0] > v_acc_l) | (vp_hi[1] > v_acc_l)) ? E_OOR : E_NONE;
-  wire [2:0] vmask_code = (vp_hi[0] > v_acc_l) ? E_OOR : E_NONE;
+  wire [2:0] vred_code = ((vp_hi0 > v_acc_l) | (vp_hi1 > v_acc_l)) ? E_OOR : E_NONE;
+  wire [2:0] vmask_code = (vp_hi0 > v_acc_l) ? E_OOR : E_NONE;
   // Decoding: a zero count, an enum past its names, a field its other fields
   // leave unused set (Instr::unused_fields).
   wire v_zero = (vx_rows == 16'd0) | (vx_len == 16'd0);

@@ -37,6 +37,12 @@
 //   bits); s = 3 + i reads rows a + i, b + i (into the `qadd`s), s = 4 + i
 //   writes their registered result to dst + i.
 // - sync: issues on tokens alone, finishes and pushes at t + 1.
+// - vdeq, vquant, vop, vred, vmask: the vector unit (vec_unit.sv), which
+//   shares the post-processor's slot: it issues when the PPU and the vector
+//   unit are idle and the array is drained (as requant), and a PPU
+//   instruction waits for it; ldw / matmul interlock against its spans
+//   (vquant's scratchpad destination, the hull of its accumulator rows) as
+//   against the PPU's. Pushes and finish at the end of its busy.
 // - vlut (post-processor too; busy T + n + 1, T = ceil(256 / COLS)): s < T
 //   reads table row table + s into the 256-entry table register (a
 //   snapshot: the rows it writes later never change it); s = T + i reads

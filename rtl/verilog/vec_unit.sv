@@ -381,7 +381,7 @@ module vec_unit #(
   logic [15:0] pend_row, wb_row;
   logic [COLS-1:0] pend_be, wb_be;
   logic [COLS*32-1:0] red_y;  // vred: the tree's result in every column
-  logic [31:0] lane_y[COLS];
+  logic [COLS*32-1:0] lane_y;  // lane c's result at bits 32c+31..32c
   assign edge_now = bt == 5'd0 && (ck_left != 32'd0 || pend_v);
 
   always_ff @(posedge clk) begin
@@ -528,31 +528,32 @@ module vec_unit #(
         .qmax(qmax),
         .busy(busy_unused),
         .done(done_unused),
-        .y(lane_y[c])
+        .y(lane_y[c*32+:32])
     );
   end
 
   // =====================================================================
   // vred: lane accumulators and the pairwise tree.
   // =====================================================================
-  logic [31:0] racc[COLS];
+  logic [COLS*32-1:0] racc;  // lane c's accumulator at bits 32c+31..32c
   // The adders evaluate only when read: the fold in a vred chunk's cycle,
   // the tree in a vred result's write cycle.
   logic red_fold, red_out;
   assign red_fold = go && kind == K_RED;
   assign red_out  = wb_v && kind == K_RED;
-  // (split: each level reads only the one before it)
-  logic [31:0] tr[LV+1][COLS]  /* verilator split_var */;
+  // Level l's values, value k at bits (l*COLS + k)*32 + 31.. (split: each
+  // level reads only the one before it).
+  logic [(LV+1)*COLS*32-1:0] tr  /* verilator split_var */;
   for (genvar c = 0; c < COLS; c++) begin : g_fold
     logic [31:0] prev, x, sum_y, max_y, min_unused;
-    assign prev = (j_idx == 17'd0) ? (red_max ? NEG_INF : NEG_ZERO) : racc[c];
+    assign prev = (j_idx == 17'd0) ? (red_max ? NEG_INF : NEG_ZERO) : racc[c*32+:32];
     assign x = ac_q_a[c*32+:32];
     fp32_fma u_add (.en(red_fold), .a(x), .b(ONE), .c(prev), .y(sum_y));
     fp32_minmax u_max (.a(prev), .b(x), .max_y(max_y), .min_y(min_unused));
     always_ff @(posedge clk) begin
-      if (red_fold) racc[c] <= !colv[c] ? prev : (red_max ? max_y : sum_y);
+      if (red_fold) racc[c*32+:32] <= !colv[c] ? prev : (red_max ? max_y : sum_y);
     end
-    assign tr[0][c] = racc[c];
+    assign tr[c*32+:32] = racc[c*32+:32];
   end
   // Level l has N(l) = ceil(COLS / 2^l) values; a[k] = a[2k] op a[2k+1], an
   // odd last one passing through.
@@ -561,19 +562,19 @@ module vec_unit #(
     for (genvar k = 0; k < COLS; k++) begin : g_node
       if (2 * k + 1 < N) begin : g_pair
         logic [31:0] s, m, mn_unused;
-        fp32_fma u_add (.en(red_out), .a(tr[l][2*k]), .b(ONE), .c(tr[l][2*k+1]), .y(s));
-        fp32_minmax u_max (.a(tr[l][2*k]), .b(tr[l][2*k+1]), .max_y(m), .min_y(mn_unused));
-        assign tr[l+1][k] = red_max ? m : s;
+        fp32_fma u_add (.en(red_out), .a(tr[(l*COLS+2*k)*32+:32]), .b(ONE), .c(tr[(l*COLS+2*k+1)*32+:32]), .y(s));
+        fp32_minmax u_max (.a(tr[(l*COLS+2*k)*32+:32]), .b(tr[(l*COLS+2*k+1)*32+:32]), .max_y(m), .min_y(mn_unused));
+        assign tr[((l+1)*COLS+k)*32+:32] = red_max ? m : s;
       end else if (2 * k < N) begin : g_pass
-        assign tr[l+1][k] = tr[l][2*k];
+        assign tr[((l+1)*COLS+k)*32+:32] = tr[(l*COLS+2*k)*32+:32];
       end else begin : g_none
-        assign tr[l+1][k] = 32'd0;
+        assign tr[((l+1)*COLS+k)*32+:32] = 32'd0;
       end
     end
   end
   // sum_row's result is canonical (the fma's NaN already is).
   for (genvar c = 0; c < COLS; c++) begin : g_red_y
-    assign red_y[c*32+:32] = tr[LV][0];
+    assign red_y[c*32+:32] = tr[LV*COLS*32+:32];
   end
 
   // =====================================================================
@@ -586,10 +587,11 @@ module vec_unit #(
   assign sp_wrow = wb_row;
   assign sp_be   = wb_be;
   for (genvar c = 0; c < COLS; c++) begin : g_wdata
-    assign ac_wdata[c*32+:32] = (kind == K_RED) ? red_y[c*32+:32] : (kind == K_MASK) ? imm : lane_y[c];
-    assign sp_wdata[c*8+:8]   = lane_y[c][7:0];
+    assign ac_wdata[c*32+:32] = (kind == K_RED) ? red_y[c*32+:32] : (kind == K_MASK) ? imm : lane_y[c*32+:32];
+    assign sp_wdata[c*8+:8]   = lane_y[c*32+:8];
   end
 
   logic unused;
-  assign unused = ^{instr[255:`SYS_VDEQ_END], instr[15:8]};
+  // (tr: the tree's levels hold fewer values than COLS)
+  assign unused = ^{instr[255:`SYS_VDEQ_END], instr[15:8], tr};
 endmodule
