@@ -81,8 +81,11 @@ fn run_on<D: Device>(dev: &mut D, code: &[u8], data: &[(u64, Vec<u8>)]) -> (RunR
 /// Runs the program on the model and the RTL; panics naming the first
 /// difference; returns the model's report.
 fn check(cfg: &HwConfig, what: &str, text: &str, data: &[(u64, Vec<u8>)]) -> RunReport {
-    let code: Vec<u8> =
-        isa::asm::parse_program(text).unwrap_or_else(|e| panic!("{e}\n{text}")).iter().flat_map(|i| i.encode()).collect();
+    let code: Vec<u8> = isa::asm::parse_program(text)
+        .unwrap_or_else(|e| panic!("{e}\n{text}"))
+        .iter()
+        .flat_map(|i| i.encode())
+        .collect();
     let mut model = sim::Model::new(cfg).unwrap();
     let (a, mem_a) = run_on(&mut model, &code, data);
     let (b, mem_b) = with_rtl(cfg, |dev| run_on(dev, &code, data));
@@ -138,8 +141,10 @@ fn vector_instructions_match_the_model() {
         for op in isa::instr::VOP_NAMES.iter().skip(isa::instr::VOP_BINARY as usize) {
             bodies.push(format!("vop op={op} {OUT} {XA} rows=3 len=10"));
             // In place.
-            bodies.push(format!("vop op={op} dst=0 dst_step=1 dst_bstride=3 {XA} rows=3 len=10\n\
-                                 vop op=add {OUT} {XA} b_imm=1 imm=0x80000000 rows=3 len=10"));
+            bodies.push(format!(
+                "vop op={op} dst=0 dst_step=1 dst_bstride=3 {XA} rows=3 len=10\n\
+                                 vop op=add {OUT} {XA} b_imm=1 imm=0x80000000 rows=3 len=10"
+            ));
         }
         for op in ["sum", "max"] {
             bodies.push(format!("vred op={op} {XA} dst=28 dst_step=3 rows=3 len=10"));
@@ -211,9 +216,11 @@ fn layer_norm_and_softmax_match_the_model() {
                  vop op=mul {xp} b=53 b_step=1 b_bstride=0 rows=3 len=10"
             )
         };
-        let causal = format!("vmask dst=0 dst_step=1 dst_bstride=3 rows=3 len=10 diag=2 imm={:#x}\n", f32::MIN.to_bits());
+        let causal =
+            format!("vmask dst=0 dst_step=1 dst_bstride=3 rows=3 len=10 diag=2 imm={:#x}\n", f32::MIN.to_bits());
         let store = "store buf=acc dram=0x2000 stride=40 rows=3 cols=10 addr=0 @wait(compute)";
-        for (what, body) in [("LayerNorm", layer_norm), ("Softmax", softmax("")), ("causal Softmax", softmax(&causal))] {
+        for (what, body) in [("LayerNorm", layer_norm), ("Softmax", softmax("")), ("causal Softmax", softmax(&causal))]
+        {
             for _ in 0..2 {
                 let x: Vec<f32> = (0..30).map(|_| rng.gen_range(-4.0f32..4.0)).collect();
                 let g: Vec<f32> = (0..10).map(|_| rng.gen_range(0.5f32..1.5)).collect();
@@ -237,26 +244,52 @@ fn vector_interlocks_match_the_model() {
         let c = cfg.array.cols;
         let k = cfg.array.rows.min(c);
         for (what, body) in [
-            ("vdeq behind a matmul", format!("ldw addr=200 k={k} n={c}\nmatmul a=210 m=6 acc=60 swap=1\n\
-                  vdeq src_buf=acc src=60 src_step=1 {OUT} rows=3 len={c} scale_imm=1 imm=0x3c000000")),
-            ("matmul beside vop, disjoint", format!("ldw addr=200 k={k} n={c}\n\
-                  vop op=exp {OUT} {XA} rows=3 len=10\nmatmul a=210 m=6 acc=60 swap=1")),
-            ("matmul beside vop, overlapping", format!("ldw addr=200 k={k} n={c}\n\
-                  vop op=exp {OUT} {XA} rows=3 len=10\nmatmul a=210 m=6 acc=29 swap=1")),
-            ("matmul reading vquant's rows", format!("ldw addr=200 k={k} n={c}\n\
+            (
+                "vdeq behind a matmul",
+                format!(
+                    "ldw addr=200 k={k} n={c}\nmatmul a=210 m=6 acc=60 swap=1\n\
+                  vdeq src_buf=acc src=60 src_step=1 {OUT} rows=3 len={c} scale_imm=1 imm=0x3c000000"
+                ),
+            ),
+            (
+                "matmul beside vop, disjoint",
+                format!(
+                    "ldw addr=200 k={k} n={c}\n\
+                  vop op=exp {OUT} {XA} rows=3 len=10\nmatmul a=210 m=6 acc=60 swap=1"
+                ),
+            ),
+            (
+                "matmul beside vop, overlapping",
+                format!(
+                    "ldw addr=200 k={k} n={c}\n\
+                  vop op=exp {OUT} {XA} rows=3 len=10\nmatmul a=210 m=6 acc=29 swap=1"
+                ),
+            ),
+            (
+                "matmul reading vquant's rows",
+                format!(
+                    "ldw addr=200 k={k} n={c}\n\
                   vquant src=0 src_step=1 src_bstride=3 dst=210 dst_step=1 dst_bstride=3 rows=3 len=10 \
                   qmin=-128 qmax=127 scale=0x3f000000\nmatmul a=210 m=6 acc=60 swap=1\n\
-                  vdeq src_buf=acc src=60 src_step=1 {OUT} rows=3 len={c} scale_imm=1 imm=0x3c000000")),
-            ("requant behind vred", "vred op=max a=0 a_step=1 a_bstride=3 dst=28 dst_step=3 rows=3 len=10\n\
-                  requant acc=16 rows=3 dst=220 params=40 zp=0 qmin=-128 qmax=127".to_string()),
+                  vdeq src_buf=acc src=60 src_step=1 {OUT} rows=3 len={c} scale_imm=1 imm=0x3c000000"
+                ),
+            ),
+            (
+                "requant behind vred",
+                "vred op=max a=0 a_step=1 a_bstride=3 dst=28 dst_step=3 rows=3 len=10\n\
+                  requant acc=16 rows=3 dst=220 params=40 zp=0 qmin=-128 qmax=127"
+                    .to_string(),
+            ),
         ] {
             let mut rng = StdRng::seed_from_u64(9);
             let mut data = random_data(&mut rng);
             // int8 weights and inputs in DRAM, loaded to scratchpad rows 200..
             let w: Vec<u8> = (0..32 * c as usize).map(|i| (i * 37 % 251) as u8).collect();
             data.push((0x4000, w));
-            let load = format!("load dram=0x4000 stride={c} rows=32 cols={c} addr=200 @signal(compute)\n\
-                                sync queue=compute @wait(load)\n");
+            let load = format!(
+                "load dram=0x4000 stride={c} rows=32 cols={c} addr=200 @signal(compute)\n\
+                                sync queue=compute @wait(load)\n"
+            );
             let store = format!("{STORE_RESULT}\nstore buf=acc dram=0x5000 stride={} rows=6 cols={c} addr=60", 4 * c);
             let r = check(&cfg, what, &program(&format!("{load}{body}"), &store), &data);
             assert_eq!(r.outcome, Outcome::Done, "{what}");
@@ -279,11 +312,20 @@ fn vector_faults_match_the_model() {
             (format!("vop op=mul dst=0 a=0 b=1 b_step={acc} rows=2 len=4"), ErrorCode::BufferOutOfRange),
             (format!("vred a=0 a_step=1 a_bstride={acc} dst=0 rows=1 len=40"), ErrorCode::BufferOutOfRange),
             (format!("vred a=0 dst={} dst_step=1 rows=2 len=4", acc - 1), ErrorCode::BufferOutOfRange),
-            (format!("vquant src=0 dst={} rows=1 len=4 qmin=-128 qmax=127 scale=0x3f800000", spad), ErrorCode::BufferOutOfRange),
+            (
+                format!("vquant src=0 dst={} rows=1 len=4 qmin=-128 qmax=127 scale=0x3f800000", spad),
+                ErrorCode::BufferOutOfRange,
+            ),
             ("vquant src=0 dst=0 rows=1 len=4 qmin=5 qmax=4 scale=0x3f800000".into(), ErrorCode::IllegalInstruction),
-            ("vquant out_type=u8 src=0 dst=0 rows=1 len=4 zp=-1 qmin=0 qmax=4 scale=0x3f800000".into(), ErrorCode::IllegalInstruction),
+            (
+                "vquant out_type=u8 src=0 dst=0 rows=1 len=4 zp=-1 qmin=0 qmax=4 scale=0x3f800000".into(),
+                ErrorCode::IllegalInstruction,
+            ),
             (format!("vdeq dst=0 rows=1 len=4 scale={}", acc - 1 + 1), ErrorCode::BufferOutOfRange),
-            (format!("vdeq src_buf=spad src={} dst=0 rows=1 len=4 scale_imm=1 imm=1", spad - 1 + 1), ErrorCode::BufferOutOfRange),
+            (
+                format!("vdeq src_buf=spad src={} dst=0 rows=1 len=4 scale_imm=1 imm=1", spad - 1 + 1),
+                ErrorCode::BufferOutOfRange,
+            ),
             (format!("vmask dst={} dst_step=1 rows=2 len=4 imm=1", acc - 1), ErrorCode::BufferOutOfRange),
         ];
         // Encodings the assembler refuses: built as words and patched.
@@ -293,10 +335,22 @@ fn vector_faults_match_the_model() {
         bad_op[2] = (bad_op[2] & 0xf0) | 11;
         words.push(("vop op=11", bad_op));
         for (what, i) in [
-            ("unary vop with b", Instr::from(ins::Vop { op: ins::VOP_EXP, b: 3, rows: 1, len: 1, ..Default::default() })),
-            ("vop b row with imm", Instr::from(ins::Vop { op: ins::VOP_ADD, b: 2, imm: 5, rows: 1, len: 1, ..Default::default() })),
-            ("vdeq acc with in_type", Instr::from(ins::Vdeq { src_buf: ins::BUF_ACC, in_type: 1, rows: 1, len: 1, ..Default::default() })),
-            ("vdeq imm scale with scale", Instr::from(ins::Vdeq { scale_imm: 1, scale: 3, rows: 1, len: 1, ..Default::default() })),
+            (
+                "unary vop with b",
+                Instr::from(ins::Vop { op: ins::VOP_EXP, b: 3, rows: 1, len: 1, ..Default::default() }),
+            ),
+            (
+                "vop b row with imm",
+                Instr::from(ins::Vop { op: ins::VOP_ADD, b: 2, imm: 5, rows: 1, len: 1, ..Default::default() }),
+            ),
+            (
+                "vdeq acc with in_type",
+                Instr::from(ins::Vdeq { src_buf: ins::BUF_ACC, in_type: 1, rows: 1, len: 1, ..Default::default() }),
+            ),
+            (
+                "vdeq imm scale with scale",
+                Instr::from(ins::Vdeq { scale_imm: 1, scale: 3, rows: 1, len: 1, ..Default::default() }),
+            ),
             ("vred rows 0", Instr::from(ins::Vred { rows: 0, len: 1, ..Default::default() })),
             ("vmask len 0", Instr::from(ins::Vmask { rows: 1, len: 0, ..Default::default() })),
         ] {
