@@ -44,11 +44,18 @@ const B: u64 = 0x1100;
 const G: u64 = 0x1200;
 const H: u64 = 0x1240;
 const CODE: u64 = 0x8000;
+const ZEROS: u64 = 0x7000;
 const WINDOW: u64 = 1 << 16;
 
 /// Loads X to accumulator rows 0.. (column-blocked by 3 rows: block j at
-/// 3j), B to 16.., G to 40.., H to 44.., runs `body` between a sync that
-/// waits for the loads and one that signals the STORE queue, then `store`.
+/// 3j), B to 16.., G to 40.., H to 44.., runs `body` after a sync that
+/// waits for the loads, then `store`. The STORE queue waits for a token from
+/// a vmask that changes nothing: a vector instruction issues after every
+/// earlier vector or post-processing instruction and the array's drain, and
+/// pushes at the end of its busy, so the stores read every result. (A
+/// `sync`'s push at its issue would race the running vector instruction,
+/// whose results the RTL writes during its busy cycles: ISA.md §3
+/// "Hazards" leaves that to the program.)
 fn program(body: &str, store: &str) -> String {
     format!(
         "load buf=acc dram={X:#x} stride=40 rows=3 cols=10 addr=0\n\
@@ -57,11 +64,26 @@ fn program(body: &str, store: &str) -> String {
          load buf=acc dram={H:#x} stride=40 rows=1 cols=10 addr=44 @signal(compute)\n\
          sync queue=compute @wait(load)\n\
          {body}\n\
-         sync queue=compute @signal(store)\n\
+         vmask dst=27 rows=1 len=1 diag=100 imm=0 @signal(store)\n\
          {store}\n\
          finish"
     )
 }
+
+/// `text` after two loads that zero every accumulator row and the first
+/// 300 scratchpad rows (from DRAM that holds zeros, stride 0): the RTL
+/// device is reused across programs and its buffers keep their contents,
+/// the model is new each time.
+fn zeroed(cfg: &HwConfig, text: &str) -> String {
+    let (c, acc) = (cfg.array.cols, cfg.acc_rows());
+    format!(
+        "load buf=acc dram={ZEROS:#x} stride=0 rows={acc} cols={c} addr=0\n\
+         load dram={ZEROS:#x} stride=0 rows=300 cols={c} addr=0\n{text}"
+    )
+}
+
+/// The instructions `zeroed` puts first.
+const ZEROING: u32 = 2;
 
 fn run_on<D: Device>(dev: &mut D, code: &[u8], data: &[(u64, Vec<u8>)]) -> (RunReport, Vec<u8>) {
     dev.write_mem(0, &vec![0; WINDOW as usize]).unwrap();
@@ -81,6 +103,7 @@ fn run_on<D: Device>(dev: &mut D, code: &[u8], data: &[(u64, Vec<u8>)]) -> (RunR
 /// Runs the program on the model and the RTL; panics naming the first
 /// difference; returns the model's report.
 fn check(cfg: &HwConfig, what: &str, text: &str, data: &[(u64, Vec<u8>)]) -> RunReport {
+    let text = &zeroed(cfg, text);
     let code: Vec<u8> = isa::asm::parse_program(text)
         .unwrap_or_else(|e| panic!("{e}\n{text}"))
         .iter()
@@ -90,7 +113,15 @@ fn check(cfg: &HwConfig, what: &str, text: &str, data: &[(u64, Vec<u8>)]) -> Run
     let (a, mem_a) = run_on(&mut model, &code, data);
     let (b, mem_b) = with_rtl(cfg, |dev| run_on(dev, &code, data));
     if let Err(d) = compare_runs(&a, &b).and_then(|_| compare_memory(0, &mem_a, &mem_b)) {
-        panic!("{what} on `{}`: model vs RTL: {d}\n{text}", cfg.name);
+        let words = |m: &[u8]| -> Vec<String> {
+            m[0x2000..0x2078].chunks(4).map(|c| format!("{:08x}", u32::from_le_bytes(c.try_into().unwrap()))).collect()
+        };
+        panic!(
+            "{what} on `{}`: model vs RTL: {d}\n{text}\nmodel {:?}\nrtl   {:?}",
+            cfg.name,
+            words(&mem_a),
+            words(&mem_b)
+        );
     }
     a
 }
@@ -233,7 +264,7 @@ fn layer_norm_and_softmax_match_the_model() {
     }
 }
 
-/// The interlocks: a vdeq waits for the array to drain (no token orders it
+/// The interlocks (ISA.md §3 "Hazards"): a vdeq waits for the array to drain (no token orders it
 /// after the matmul), and a matmul beside a running vector instruction
 /// waits only if it writes accumulator rows the vector instruction touches
 /// or reads scratchpad rows a vquant writes.
@@ -269,8 +300,8 @@ fn vector_interlocks_match_the_model() {
                 "matmul reading vquant's rows",
                 format!(
                     "ldw addr=200 k={k} n={c}\n\
-                  vquant src=0 src_step=1 src_bstride=3 dst=210 dst_step=1 dst_bstride=3 rows=3 len=10 \
-                  qmin=-128 qmax=127 scale=0x3f000000\nmatmul a=210 m=6 acc=60 swap=1\n\
+                  vquant src=0 src_step=1 src_bstride=3 dst=220 dst_step=1 dst_bstride=3 rows=3 len=10 \
+                  qmin=-128 qmax=127 scale=0x3f000000\nmatmul a=220 m=6 acc=60 swap=1\n\
                   vdeq src_buf=acc src=60 src_step=1 {OUT} rows=3 len={c} scale_imm=1 imm=0x3c000000"
                 ),
             ),
@@ -365,16 +396,17 @@ fn vector_faults_match_the_model() {
             let text = program(&format!("{before}\n{body}"), STORE_RESULT);
             let data = random_data(&mut rng);
             let r = check(&cfg, body, &text, &data);
-            assert_eq!(r.outcome, Outcome::Fault { code: *code, pc: 6 }, "{body}");
+            assert_eq!(r.outcome, Outcome::Fault { code: *code, pc: ZEROING + 6 }, "{body}");
         }
         for (what, word) in words {
-            let mut code: Vec<u8> = isa::asm::parse_program(&program(&before, STORE_RESULT))
+            let mut code: Vec<u8> = isa::asm::parse_program(&zeroed(&cfg, &program(&before, STORE_RESULT)))
                 .unwrap()
                 .iter()
                 .flat_map(|i| i.encode())
                 .collect();
-            // The faulting word right after the vop (instruction 6).
-            code.splice(6 * 32..6 * 32, word);
+            // The faulting word right after the vop.
+            let at = (ZEROING as usize + 6) * 32;
+            code.splice(at..at, word);
             let data = random_data(&mut rng);
             let mut model = sim::Model::new(&cfg).unwrap();
             let (a, mem_a) = run_on(&mut model, &code, &data);
@@ -382,7 +414,7 @@ fn vector_faults_match_the_model() {
             if let Err(d) = compare_runs(&a, &b).and_then(|_| compare_memory(0, &mem_a, &mem_b)) {
                 panic!("{what} on `{hw}`: model vs RTL: {d}");
             }
-            assert_eq!(a.outcome, Outcome::Fault { code: ErrorCode::IllegalInstruction, pc: 6 }, "{what}");
+            assert_eq!(a.outcome, Outcome::Fault { code: ErrorCode::IllegalInstruction, pc: ZEROING + 6 }, "{what}");
         }
     }
 }
