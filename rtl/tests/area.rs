@@ -69,7 +69,7 @@ fn tiny_config_synthesizes_and_compares_with_the_model() {
     // The area's parts add up, and the SRAM parts equal the model's.
     let (s, a) = (&r.synthesized, &r.analytical);
     assert!(close(s.total, r.logic_mm2 + r.sram_mm2));
-    assert!(close(s.total, s.pe_array + s.scratchpad + s.accumulator + s.logic));
+    assert!(close(s.total, s.pe_array + s.scratchpad + s.accumulator + s.logic + s.vector));
     assert!(close(s.scratchpad, a.scratchpad) && close(s.accumulator, a.accumulator), "{s:?} vs {a:?}");
     assert!(close(r.ratio, s.total / a.total));
     // The PE array: both figures count the same cells (an 8x8 multiplier, a
