@@ -90,6 +90,7 @@ module fp32_div (
 
   logic [31:0] rounded;
   fp32_round u_round (
+      .en(en),
       .sign(a[31] ^ b[31]),
       .lead(lead),
       .m(q),

@@ -21,6 +21,7 @@ module fp32_from_int (
 
   logic [31:0] rounded;
   fp32_round u_round (
+      .en(en),
       .sign(d[32]),
       .lead(12'sd31 - $signed({7'd0, lz})),
       .m(n[31:5]),

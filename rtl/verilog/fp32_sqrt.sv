@@ -83,6 +83,7 @@ module fp32_sqrt (
 
   logic [31:0] rounded;
   fp32_round u_round (
+      .en(en),
       .sign(1'b0),
       .lead(lead),
       .m(root),

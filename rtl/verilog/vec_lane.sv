@@ -78,10 +78,11 @@ module vec_lane (
   logic [31:0] a_abs, exp_lo_y, exp_in, tanh_lo_y, tanh_in, erf_t, unused_max0, unused_max1, unused_min0, unused_min1;
   assign a_nan = (&a[30:23]) & (|a[22:0]);
   assign a_abs = {1'b0, a[30:0]};
-  fp32_minmax u_exp_lo (.a(a), .b(EXP_LO), .max_y(exp_lo_y), .min_y(unused_min0));
-  fp32_minmax u_exp_hi (.a(exp_lo_y), .b(EXP_HI), .max_y(unused_max0), .min_y(exp_in));
-  fp32_minmax u_tanh_lo (.a(a), .b(TANH_LO), .max_y(tanh_lo_y), .min_y(unused_min1));
-  fp32_minmax u_tanh_hi (.a(tanh_lo_y), .b(TANH_HI), .max_y(unused_max1), .min_y(tanh_in));
+  // The clamps evaluate only when an op starts (they shape its operand).
+  fp32_minmax u_exp_lo (.en(start), .a(a), .b(EXP_LO), .max_y(exp_lo_y), .min_y(unused_min0));
+  fp32_minmax u_exp_hi (.en(start), .a(exp_lo_y), .b(EXP_HI), .max_y(unused_max0), .min_y(exp_in));
+  fp32_minmax u_tanh_lo (.en(start), .a(a), .b(TANH_LO), .max_y(tanh_lo_y), .min_y(unused_min1));
+  fp32_minmax u_tanh_hi (.en(start), .a(tanh_lo_y), .b(TANH_HI), .max_y(unused_max1), .min_y(tanh_in));
   // |x| as bits orders like its value (not NaN here).
   assign erf_t = (a_abs < ERF_CLAMP) ? a_abs : ERF_CLAMP;
 
@@ -109,8 +110,8 @@ module vec_lane (
   assign deq_en  = busy && op_r == OP_DEQ;
   fp32_div u_div (.clk(clk), .en(slow_en), .stage(wc), .a(da), .b(db), .y(div_y));
   fp32_sqrt u_sqrt (.clk(clk), .en(slow_en), .stage(wc), .a(x_r), .y(sqrt_y));
-  fp32_minmax u_minmax (.a(x_r), .b(b_r), .max_y(max_y), .min_y(min_y));
-  fp32_to_quant u_quant (.p(div_y), .zp(c_r), .qmin(qmin_r), .qmax(qmax_r), .q(quant_y));
+  fp32_minmax u_minmax (.en(busy), .a(x_r), .b(b_r), .max_y(max_y), .min_y(min_y));
+  fp32_to_quant u_quant (.en(slow_en), .p(div_y), .zp(c_r), .qmin(qmin_r), .qmax(qmax_r), .q(quant_y));
   fp32_from_int u_deq (.en(deq_en), .d({x_r[31], x_r} - {c_r[31], c_r}), .y(deq_f));
 
   // exp's n = int(N) (an integer in [-150, 128]) and its split h, n - h.
@@ -193,7 +194,10 @@ module vec_lane (
     slow = 1'b0;
     last = 1'b0;
     y_next = fma_y;
-    if (nan_r) begin
+    // Idle, no step is decoded (a simulator skips the rest).
+    if (!busy) begin
+      y_next = fma_y;
+    end else if (nan_r) begin
       last   = 1'b1;
       y_next = NAN;
     end else if (op_r == OP_EXP || (op_r == OP_ERF && path_r == 2'd1 && k >= 5'd7 && k < 5'd19)) begin

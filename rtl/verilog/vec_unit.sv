@@ -549,7 +549,7 @@ module vec_unit #(
     assign prev = (j_idx == 17'd0) ? (red_max ? NEG_INF : NEG_ZERO) : racc[c*32+:32];
     assign x = ac_q_a[c*32+:32];
     fp32_fma u_add (.en(red_fold), .a(x), .b(ONE), .c(prev), .y(sum_y));
-    fp32_minmax u_max (.a(prev), .b(x), .max_y(max_y), .min_y(min_unused));
+    fp32_minmax u_max (.en(red_fold), .a(prev), .b(x), .max_y(max_y), .min_y(min_unused));
     always_ff @(posedge clk) begin
       if (red_fold) racc[c*32+:32] <= !colv[c] ? prev : (red_max ? max_y : sum_y);
     end
@@ -563,7 +563,7 @@ module vec_unit #(
       if (2 * k + 1 < N) begin : g_pair
         logic [31:0] s, m, mn_unused;
         fp32_fma u_add (.en(red_out), .a(tr[(l*COLS+2*k)*32+:32]), .b(ONE), .c(tr[(l*COLS+2*k+1)*32+:32]), .y(s));
-        fp32_minmax u_max (.a(tr[(l*COLS+2*k)*32+:32]), .b(tr[(l*COLS+2*k+1)*32+:32]), .max_y(m), .min_y(mn_unused));
+        fp32_minmax u_max (.en(red_out), .a(tr[(l*COLS+2*k)*32+:32]), .b(tr[(l*COLS+2*k+1)*32+:32]), .max_y(m), .min_y(mn_unused));
         assign tr[((l+1)*COLS+k)*32+:32] = red_max ? m : s;
       end else if (2 * k < N) begin : g_pass
         assign tr[((l+1)*COLS+k)*32+:32] = tr[(l*COLS+2*k)*32+:32];
