@@ -461,24 +461,6 @@ fn bad_configuration_and_energy_table_name_the_field() {
     assert_eq!(read_json(&g.path().join("r.json"))["energy_table"], "mine");
 }
 
-/// The RTL has no vector unit yet: `--backend rtl` and `both` refuse a
-/// program with vector instructions before running it, naming the first
-/// one (exit 2); the model runs it.
-#[test]
-fn rtl_backends_refuse_vector_programs_up_front() {
-    let dir = tempfile::tempdir().unwrap();
-    let text = "sync queue=compute\nvop op=exp dst=0 a=0 rows=1 len=4\nfinish\n";
-    fs::write(dir.path().join("vec.s"), text).unwrap();
-    assert_ok(&systole(dir.path(), &["asm", "vec.s", "--hw", TINY, "-o", "vec.sbin"]));
-    for backend in ["rtl", "both"] {
-        let o = systole(dir.path(), &["sim", "vec.sbin", "--hw", TINY, "--backend", backend]);
-        assert_eq!(o.status.code(), Some(2), "{backend}: {}", stderr(&o));
-        let e = stderr(&o);
-        assert!(e.contains("instruction 1 (`vop op=exp") && e.contains("vector unit"), "{backend}: {e}");
-    }
-    assert_ok(&systole(dir.path(), &["sim", "vec.sbin", "--hw", TINY, "--backend", "sim"]));
-}
-
 /// An indexed `load` (a gather; on the RTL too: tests/cli_rtl.rs): on the
 /// model an id outside the table is a fault naming the id's position and
 /// value (here the load reads its ids from its own encoding, whose first 8

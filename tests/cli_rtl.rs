@@ -54,6 +54,28 @@ fn sim_on_both_backends_agrees_and_says_so() {
     assert_eq!(sim, want);
 }
 
+/// Vector instructions run on the RTL's vector unit: `both` agrees with
+/// the model; a configuration whose `vector_lanes` is not `array.cols` is
+/// refused by name.
+#[test]
+fn vector_programs_on_both_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let text = "sync queue=compute\nvop op=exp dst=0 a=0 rows=1 len=4\nvred op=sum a=0 dst=1 rows=1 len=4\nfinish\n";
+    std::fs::write(d.join("vec.s"), text).unwrap();
+    let hw = root().join(TINY);
+    assert_ok(&systole(d, &["asm", "vec.s", "--hw", hw.to_str().unwrap(), "-o", "vec.sbin"]));
+    let o = systole(d, &["sim", "vec.sbin", "--hw", hw.to_str().unwrap(), "--backend", "both"]);
+    assert_ok(&o);
+    assert!(stdout(&o).contains("the model and the RTL agree"), "{}", stdout(&o));
+    let lanes = format!("vector_lanes = 2\n{}", std::fs::read_to_string(&hw).unwrap());
+    std::fs::write(d.join("lanes.toml"), lanes).unwrap();
+    assert_ok(&systole(d, &["asm", "vec.s", "--hw", "lanes.toml", "-o", "lanes.sbin"]));
+    let o = systole(d, &["sim", "lanes.sbin", "--hw", "lanes.toml", "--backend", "rtl"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("vector_lanes = 2"), "{}", stderr(&o));
+}
+
 #[test]
 fn vcd_waveforms_of_an_rtl_run() {
     let dir = tempfile::tempdir().unwrap();

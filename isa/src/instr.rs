@@ -751,7 +751,7 @@ impl Instr {
     }
 
     /// True for the vector unit's instructions (`vdeq`, `vquant`, `vop`,
-    /// `vred`, `vmask`), which the RTL does not implement yet.
+    /// `vred`, `vmask`).
     pub fn is_vector(&self) -> bool {
         matches!(self, Instr::Vdeq(_) | Instr::Vquant(_) | Instr::Vop(_) | Instr::Vred(_) | Instr::Vmask(_))
     }

@@ -247,8 +247,16 @@ pub fn header() -> String {
         timing::VADD_OVERHEAD,
         timing::VLUT_OVERHEAD,
         timing::LUT_ENTRIES,
+        timing::VEC_LATENCY,
+        timing::VEC_ADD_LATENCY,
+        timing::VEC_SIMPLE_CYCLES,
+        timing::VQUANT_CYCLES,
     ) {
         o.int(name, v);
+    }
+    // The vector unit's lane cycles per element of each `vop` op.
+    for (name, c) in crate::instr::VOP_NAMES.iter().zip(timing::VOP_CYCLES) {
+        o.int(&format!("VOP_CYCLES_{}", name.to_uppercase()), c as i64);
     }
     let (c0, cr, cc) = array_latency_coefficients();
     o.define("ARRAY_LATENCY(rows, cols)", format!("({} * (rows) + {} * (cols) + {})", lit(cr), lit(cc), lit(c0)));

@@ -599,6 +599,21 @@
 `define SYS_VADD_OVERHEAD 4
 `define SYS_VLUT_OVERHEAD 1
 `define SYS_LUT_ENTRIES 256
+`define SYS_VEC_LATENCY 6
+`define SYS_VEC_ADD_LATENCY 4
+`define SYS_VEC_SIMPLE_CYCLES 1
+`define SYS_VQUANT_CYCLES 4
+`define SYS_VOP_CYCLES_ADD 1
+`define SYS_VOP_CYCLES_SUB 1
+`define SYS_VOP_CYCLES_MUL 1
+`define SYS_VOP_CYCLES_DIV 4
+`define SYS_VOP_CYCLES_MAX 1
+`define SYS_VOP_CYCLES_MIN 1
+`define SYS_VOP_CYCLES_EXP 12
+`define SYS_VOP_CYCLES_ERF 20
+`define SYS_VOP_CYCLES_TANH 15
+`define SYS_VOP_CYCLES_RECIP 4
+`define SYS_VOP_CYCLES_RSQRT 8
 `define SYS_ARRAY_LATENCY(rows, cols) (1 * (rows) + 1 * (cols) + 0)
 
 // Numerics (isa::numerics)

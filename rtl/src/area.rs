@@ -1009,15 +1009,19 @@ pub fn area(
         generic.memories.iter().filter(|m| m.module == TOP && m.name == name).map(|m| m.area_mm2).sum::<f64>()
     };
     let (pe_array, scratchpad, accumulator) = (part("array"), mem("spad"), mem("acc"));
+    // The vector unit: its sequencer and reduction tree, its lanes and their
+    // binary32 units (used nowhere else).
+    let vector = part("vec_unit")
+        + part("vec_lane")
+        + generic.modules.iter().filter(|m| m.module.starts_with("fp32_")).map(|m| m.area_mm2).sum::<f64>();
     let total = logic_mm2 + sram_mm2;
     let synthesized = AreaReport {
         table: format!("yosys cells + {}", table.name),
         pe_array,
         scratchpad,
         accumulator,
-        logic: total - pe_array - scratchpad - accumulator,
-        // The RTL has no vector unit yet (issue 10: ISA and model first).
-        vector: 0.0,
+        logic: total - pe_array - scratchpad - accumulator - vector,
+        vector,
         total,
     };
     let analytical = energy::area(cfg, table);

@@ -84,6 +84,16 @@ impl RtlDevice {
                     .into(),
             ));
         }
+        // The vector unit has one lane per column (vec_unit.sv): another lane
+        // count changes the reductions' order and the beats.
+        if cfg.vector_lanes() != cfg.array.cols {
+            return Err(RtlError::Unsupported(format!(
+                "vector_lanes = {} is not implemented by the RTL, whose vector unit has one lane per array column \
+                 ({}); leave vector_lanes unset",
+                cfg.vector_lanes(),
+                cfg.array.cols
+            )));
+        }
         let lib = crate::verilate::library(cfg, waves.map(|w| w.format))?;
         let mut sim = accel_open(&lib.to_string_lossy()).map_err(|e| RtlError::Load(e.to_string()))?;
         crate::abi::check_table(&sim.abi_table()).map_err(|e| RtlError::Load(format!("{}: {e}", lib.display())))?;

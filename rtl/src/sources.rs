@@ -19,6 +19,15 @@ pub const HDL: &[(&str, &str)] = &[
     ("requant.sv", include_str!("../verilog/requant.sv")),
     ("qadd.sv", include_str!("../verilog/qadd.sv")),
     ("qadd_fma.sv", include_str!("../verilog/qadd_fma.sv")),
+    ("vec_unit.sv", include_str!("../verilog/vec_unit.sv")),
+    ("vec_lane.sv", include_str!("../verilog/vec_lane.sv")),
+    ("fp32_fma.sv", include_str!("../verilog/fp32_fma.sv")),
+    ("fp32_div.sv", include_str!("../verilog/fp32_div.sv")),
+    ("fp32_sqrt.sv", include_str!("../verilog/fp32_sqrt.sv")),
+    ("fp32_minmax.sv", include_str!("../verilog/fp32_minmax.sv")),
+    ("fp32_round.sv", include_str!("../verilog/fp32_round.sv")),
+    ("fp32_from_int.sv", include_str!("../verilog/fp32_from_int.sv")),
+    ("fp32_to_quant.sv", include_str!("../verilog/fp32_to_quant.sv")),
 ];
 
 /// The Verilog files, in the order the tools read them.
@@ -32,6 +41,15 @@ pub const VERILOG: &[&str] = &[
     "requant.sv",
     "qadd.sv",
     "qadd_fma.sv",
+    "vec_unit.sv",
+    "vec_lane.sv",
+    "fp32_fma.sv",
+    "fp32_div.sv",
+    "fp32_sqrt.sv",
+    "fp32_minmax.sv",
+    "fp32_round.sv",
+    "fp32_from_int.sv",
+    "fp32_to_quant.sv",
 ];
 
 /// The top module.

@@ -40,7 +40,7 @@ fn tiny_config_synthesizes_and_compares_with_the_model() {
     let module = |name: &str| {
         g.modules.iter().find(|m| m.module == name).unwrap_or_else(|| panic!("no module {name} in {:?}", g.modules))
     };
-    for name in ["array", "requant", "compute", "dma_load", "dma_store", "check", "accel"] {
+    for name in ["array", "requant", "compute", "dma_load", "dma_store", "check", "accel", "vec_unit"] {
         let m = module(name);
         // The dispatch check is combinational; every other unit holds state.
         assert!(m.cells > 100 && (m.flip_flops > 0) == (name != "check") && m.area_mm2 > 0.0, "{m:?}");
@@ -69,7 +69,7 @@ fn tiny_config_synthesizes_and_compares_with_the_model() {
     // The area's parts add up, and the SRAM parts equal the model's.
     let (s, a) = (&r.synthesized, &r.analytical);
     assert!(close(s.total, r.logic_mm2 + r.sram_mm2));
-    assert!(close(s.total, s.pe_array + s.scratchpad + s.accumulator + s.logic));
+    assert!(close(s.total, s.pe_array + s.scratchpad + s.accumulator + s.logic + s.vector));
     assert!(close(s.scratchpad, a.scratchpad) && close(s.accumulator, a.accumulator), "{s:?} vs {a:?}");
     assert!(close(r.ratio, s.total / a.total));
     // The PE array: both figures count the same cells (an 8x8 multiplier, a

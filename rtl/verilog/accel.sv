@@ -437,6 +437,14 @@ module accel #(
   logic [COLS*8-1:0] cp_sp_wdata;
   logic [RW-1:0] cp_ac_row_mm, cp_ac_row_pp, cp_ac_wrow;
   logic [COLS*32-1:0] cp_ac_wdata;
+  // The vector unit's ports (inside compute).
+  logic [RW-1:0] vu_ac_row_a, vu_ac_row_b, vu_sp_row, vu_ac_wrow, vu_sp_wrow;
+  logic vu_ac_we, vu_sp_we;
+  logic [COLS*32-1:0] vu_ac_wdata;
+  logic [COLS*8-1:0] vu_sp_wdata;
+  logic [COLS-1:0] vu_ac_be, vu_sp_be;
+  logic [39:0] vc_busy, vc_lane;
+  logic [31:0] vc_elems, vc_acc_rd, vc_acc_wr, vc_sp_rd, vc_sp_wr;
   logic [WB-1:0] st_wdata;
   logic [W-1:0] st_wstrb;
   logic st_wlast;
@@ -502,6 +510,11 @@ module accel #(
       .ac_row_mm(cp_ac_row_mm), .ac_q_mm(acc[cp_ac_row_mm[ACW-1:0]]),
       .ac_row_pp(cp_ac_row_pp), .ac_q_pp(acc[cp_ac_row_pp[ACW-1:0]]),
       .ac_we(cp_ac_we), .ac_wrow(cp_ac_wrow), .ac_wdata(cp_ac_wdata),
+      .vu_ac_row_a(vu_ac_row_a), .vu_ac_q_a(acc[vu_ac_row_a[ACW-1:0]]),
+      .vu_ac_row_b(vu_ac_row_b), .vu_ac_q_b(acc[vu_ac_row_b[ACW-1:0]]),
+      .vu_sp_row(vu_sp_row), .vu_sp_q(spad[vu_sp_row[SPW-1:0]]),
+      .vu_ac_we(vu_ac_we), .vu_ac_wrow(vu_ac_wrow), .vu_ac_wdata(vu_ac_wdata), .vu_ac_be(vu_ac_be),
+      .vu_sp_we(vu_sp_we), .vu_sp_wrow(vu_sp_wrow), .vu_sp_wdata(vu_sp_wdata), .vu_sp_be(vu_sp_be),
       .fin_arr_valid(arr_fin), .fin_arr_pc(arr_fin_pc),
       .fin_mm_valid(mm_fin), .fin_mm_pc(mm_fin_pc),
       .fin_ppu_valid(ppu_fin), .fin_ppu_pc(ppu_fin_pc),
@@ -509,7 +522,9 @@ module accel #(
       .idle(cp_idle),
       .c_busy(cp_c_busy), .c_stall(cp_c_stall), .c_array_busy(cp_c_array_busy), .c_ppu_busy(cp_c_ppu_busy),
       .c_macs(cp_c_macs), .c_weight_rows(cp_c_weight_rows), .c_spad_rd(cp_c_spad_rd),
-      .c_spad_wr(cp_c_spad_wr), .c_acc_rd(cp_c_acc_rd), .c_acc_wr(cp_c_acc_wr), .c_ppu_elems(cp_c_ppu_elems)
+      .c_spad_wr(cp_c_spad_wr), .c_acc_rd(cp_c_acc_rd), .c_acc_wr(cp_c_acc_wr), .c_ppu_elems(cp_c_ppu_elems),
+      .vc_busy(vc_busy), .vc_elems(vc_elems), .vc_lane(vc_lane), .vc_acc_rd(vc_acc_rd), .vc_acc_wr(vc_acc_wr),
+      .vc_sp_rd(vc_sp_rd), .vc_sp_wr(vc_sp_wr)
   );
 
   // Buffer writes: the LOAD's chunk (byte / element enables), then the
@@ -522,12 +537,22 @@ module accel #(
         end
       end
       if (cp_sp_we) spad[cp_sp_wrow[SPW-1:0]] <= cp_sp_wdata;
+      if (vu_sp_we) begin
+        for (int c = 0; c < COLS; c++) begin
+          if (vu_sp_be[c]) spad[vu_sp_wrow[SPW-1:0]][8*c+:8] <= vu_sp_wdata[8*c+:8];
+        end
+      end
       if (ld_ac_we) begin
         for (int c = 0; c < COLS; c++) begin
           if (ld_ac_be[c]) acc[ld_ac_row[ACW-1:0]][32*c+:32] <= ld_ac_data[32*c+:32];
         end
       end
       if (cp_ac_we) acc[cp_ac_wrow[ACW-1:0]] <= cp_ac_wdata;
+      if (vu_ac_we) begin
+        for (int c = 0; c < COLS; c++) begin
+          if (vu_ac_be[c]) acc[vu_ac_wrow[ACW-1:0]][32*c+:32] <= vu_ac_wdata[32*c+:32];
+        end
+      end
     end
   end
 
@@ -586,12 +611,17 @@ module accel #(
         counters[`SYS_CNT_MACS] <= counters[`SYS_CNT_MACS] + 64'(cp_c_macs);
         counters[`SYS_CNT_WEIGHT_ROWS] <= counters[`SYS_CNT_WEIGHT_ROWS] + 64'(cp_c_weight_rows);
         counters[`SYS_CNT_SPAD_READ_ROWS] <= counters[`SYS_CNT_SPAD_READ_ROWS] + 64'(st_c_spad_rd) +
-            64'(cp_c_spad_rd);
+            64'(cp_c_spad_rd) + 64'(vc_sp_rd);
         counters[`SYS_CNT_SPAD_WRITE_ROWS] <= counters[`SYS_CNT_SPAD_WRITE_ROWS] + 64'(ld_c_spad_wr) +
-            64'(cp_c_spad_wr);
-        counters[`SYS_CNT_ACC_READ_ROWS] <= counters[`SYS_CNT_ACC_READ_ROWS] + 64'(st_c_acc_rd) + 64'(cp_c_acc_rd);
+            64'(cp_c_spad_wr) + 64'(vc_sp_wr);
+        counters[`SYS_CNT_ACC_READ_ROWS] <= counters[`SYS_CNT_ACC_READ_ROWS] + 64'(st_c_acc_rd) + 64'(cp_c_acc_rd) +
+            64'(vc_acc_rd);
         counters[`SYS_CNT_ACC_WRITE_ROWS] <= counters[`SYS_CNT_ACC_WRITE_ROWS] + 64'(ld_c_acc_wr) +
-            64'(cp_c_acc_wr);
+            64'(cp_c_acc_wr) + 64'(vc_acc_wr);
+        // The vector unit's, in bulk in its issue cycle (zero otherwise).
+        counters[`SYS_CNT_VECTOR_BUSY] <= counters[`SYS_CNT_VECTOR_BUSY] + 64'(vc_busy);
+        counters[`SYS_CNT_VECTOR_ELEMENTS] <= counters[`SYS_CNT_VECTOR_ELEMENTS] + 64'(vc_elems);
+        counters[`SYS_CNT_VECTOR_LANE_CYCLES] <= counters[`SYS_CNT_VECTOR_LANE_CYCLES] + 64'(vc_lane);
         counters[`SYS_CNT_PPU_ELEMENTS] <= counters[`SYS_CNT_PPU_ELEMENTS] + 64'(cp_c_ppu_elems);
       end
       if (any_grant) begin
@@ -699,5 +729,6 @@ module accel #(
   logic unused;
   assign unused = ^{m_rdata[511:WB], cnt_off, q_tail_sel, ld_sp_row, ld_ac_row,
                     st_sp_row, st_ac_row, cp_sp_row_x, cp_sp_row_w, cp_sp_row_a, cp_sp_row_b, cp_sp_wrow,
-                    cp_ac_row_mm, cp_ac_row_pp, cp_ac_wrow, cp_sp_row_x2, cp_sp_row_m};
+                    cp_ac_row_mm, cp_ac_row_pp, cp_ac_wrow, cp_sp_row_x2, cp_sp_row_m, vu_ac_row_a, vu_ac_row_b,
+                    vu_sp_row, vu_ac_wrow, vu_sp_wrow};
 endmodule

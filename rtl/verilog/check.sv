@@ -77,6 +77,11 @@ module check #(
   localparam logic [7:0] OP_VADD = `SYS_OP_VADD;
   localparam logic [7:0] OP_VLUT = `SYS_OP_VLUT;
   localparam logic [7:0] OP_SYNC = `SYS_OP_SYNC;
+  localparam logic [7:0] OP_VDEQ = `SYS_OP_VDEQ;
+  localparam logic [7:0] OP_VQUANT = `SYS_OP_VQUANT;
+  localparam logic [7:0] OP_VOP = `SYS_OP_VOP;
+  localparam logic [7:0] OP_VRED = `SYS_OP_VRED;
+  localparam logic [7:0] OP_VMASK = `SYS_OP_VMASK;
   localparam logic [7:0] OP_FINISH = `SYS_OP_FINISH;
 
   localparam logic [1:0] Q_LOAD = `SYS_QUEUE_LOAD;
@@ -293,6 +298,119 @@ module check #(
       (({16'd0, u_src} + {16'd0, u_n} > SPAD_L) | ({16'd0, u_dst} + {16'd0, u_n} > SPAD_L)
        | ({16'd0, u_table} + LUT_ROWS > SPAD_L)) ? E_OOR : E_NONE;
 
+  // ------------------------------------------------- the vector unit's
+  // vdeq / vquant / vop / vred / vmask: rows, len and up to three row
+  // patterns (base, step, bstride) selected by opcode. A pattern's span end
+  // (RowPattern::span) is base + (rows-1)*step + (blocks-1)*bstride + 1,
+  // blocks = ceil(len / COLS) (< 2^34: exact in 35 bits).
+  wire is_vdeq = op == OP_VDEQ;
+  wire is_vquant = op == OP_VQUANT;
+  wire is_vop = op == OP_VOP;
+  wire is_vred = op == OP_VRED;
+  logic [15:0] vx_rows, vx_len;
+  logic [47:0] vp_base, vp_step, vp_bs;  // pattern k at bits 16k+15..16k
+  always_comb begin
+    vp_base = 48'd0;
+    vp_step = 48'd0;
+    vp_bs = 48'd0;
+    // Pattern 0: the source (vdeq, vquant), a (vred), dst (vop, vmask);
+    // 1: dst (vdeq, vquant), a (vop), vred's dst (bstride 0); 2: vop's b.
+    if (is_vdeq) begin
+      vx_rows = instr[`SYS_VDEQ_ROWS_HI:`SYS_VDEQ_ROWS_LO];
+      vx_len = instr[`SYS_VDEQ_LEN_HI:`SYS_VDEQ_LEN_LO];
+      vp_base[0+:16] = instr[`SYS_VDEQ_SRC_HI:`SYS_VDEQ_SRC_LO];
+      vp_step[0+:16] = instr[`SYS_VDEQ_SRC_STEP_HI:`SYS_VDEQ_SRC_STEP_LO];
+      vp_bs[0+:16] = instr[`SYS_VDEQ_SRC_BSTRIDE_HI:`SYS_VDEQ_SRC_BSTRIDE_LO];
+      vp_base[16+:16] = instr[`SYS_VDEQ_DST_HI:`SYS_VDEQ_DST_LO];
+      vp_step[16+:16] = instr[`SYS_VDEQ_DST_STEP_HI:`SYS_VDEQ_DST_STEP_LO];
+      vp_bs[16+:16] = instr[`SYS_VDEQ_DST_BSTRIDE_HI:`SYS_VDEQ_DST_BSTRIDE_LO];
+    end else if (is_vquant) begin
+      vx_rows = instr[`SYS_VQUANT_ROWS_HI:`SYS_VQUANT_ROWS_LO];
+      vx_len = instr[`SYS_VQUANT_LEN_HI:`SYS_VQUANT_LEN_LO];
+      vp_base[0+:16] = instr[`SYS_VQUANT_SRC_HI:`SYS_VQUANT_SRC_LO];
+      vp_step[0+:16] = instr[`SYS_VQUANT_SRC_STEP_HI:`SYS_VQUANT_SRC_STEP_LO];
+      vp_bs[0+:16] = instr[`SYS_VQUANT_SRC_BSTRIDE_HI:`SYS_VQUANT_SRC_BSTRIDE_LO];
+      vp_base[16+:16] = instr[`SYS_VQUANT_DST_HI:`SYS_VQUANT_DST_LO];
+      vp_step[16+:16] = instr[`SYS_VQUANT_DST_STEP_HI:`SYS_VQUANT_DST_STEP_LO];
+      vp_bs[16+:16] = instr[`SYS_VQUANT_DST_BSTRIDE_HI:`SYS_VQUANT_DST_BSTRIDE_LO];
+    end else if (is_vop) begin
+      vx_rows = instr[`SYS_VOP_ROWS_HI:`SYS_VOP_ROWS_LO];
+      vx_len = instr[`SYS_VOP_LEN_HI:`SYS_VOP_LEN_LO];
+      vp_base[0+:16] = instr[`SYS_VOP_DST_HI:`SYS_VOP_DST_LO];
+      vp_step[0+:16] = instr[`SYS_VOP_DST_STEP_HI:`SYS_VOP_DST_STEP_LO];
+      vp_bs[0+:16] = instr[`SYS_VOP_DST_BSTRIDE_HI:`SYS_VOP_DST_BSTRIDE_LO];
+      vp_base[16+:16] = instr[`SYS_VOP_A_HI:`SYS_VOP_A_LO];
+      vp_step[16+:16] = instr[`SYS_VOP_A_STEP_HI:`SYS_VOP_A_STEP_LO];
+      vp_bs[16+:16] = instr[`SYS_VOP_A_BSTRIDE_HI:`SYS_VOP_A_BSTRIDE_LO];
+      vp_base[32+:16] = instr[`SYS_VOP_B_HI:`SYS_VOP_B_LO];
+      vp_step[32+:16] = instr[`SYS_VOP_B_STEP_HI:`SYS_VOP_B_STEP_LO];
+      vp_bs[32+:16] = instr[`SYS_VOP_B_BSTRIDE_HI:`SYS_VOP_B_BSTRIDE_LO];
+    end else if (is_vred) begin
+      vx_rows = instr[`SYS_VRED_ROWS_HI:`SYS_VRED_ROWS_LO];
+      vx_len = instr[`SYS_VRED_LEN_HI:`SYS_VRED_LEN_LO];
+      vp_base[0+:16] = instr[`SYS_VRED_A_HI:`SYS_VRED_A_LO];
+      vp_step[0+:16] = instr[`SYS_VRED_A_STEP_HI:`SYS_VRED_A_STEP_LO];
+      vp_bs[0+:16] = instr[`SYS_VRED_A_BSTRIDE_HI:`SYS_VRED_A_BSTRIDE_LO];
+      vp_base[16+:16] = instr[`SYS_VRED_DST_HI:`SYS_VRED_DST_LO];
+      vp_step[16+:16] = instr[`SYS_VRED_DST_STEP_HI:`SYS_VRED_DST_STEP_LO];
+    end else begin
+      vx_rows = instr[`SYS_VMASK_ROWS_HI:`SYS_VMASK_ROWS_LO];
+      vx_len = instr[`SYS_VMASK_LEN_HI:`SYS_VMASK_LEN_LO];
+      vp_base[0+:16] = instr[`SYS_VMASK_DST_HI:`SYS_VMASK_DST_LO];
+      vp_step[0+:16] = instr[`SYS_VMASK_DST_STEP_HI:`SYS_VMASK_DST_STEP_LO];
+      vp_bs[0+:16] = instr[`SYS_VMASK_DST_BSTRIDE_HI:`SYS_VMASK_DST_BSTRIDE_LO];
+    end
+  end
+  logic [16:0] vx_blocks;
+  generate
+    if (COLS_POW2) begin : g_vshift
+      assign vx_blocks = ({1'b0, vx_len} + 17'(COLS - 1)) >> COLS_LOG2;
+    end else begin : g_vdiv
+      assign vx_blocks = ({1'b0, vx_len} + 17'(COLS - 1)) / COLS_L[16:0];
+    end
+  endgenerate
+  wire [15:0] vx_rows1 = vx_rows - 16'd1;
+  wire [16:0] vx_blk1 = vx_blocks - 17'd1;
+  wire [34:0] vp_hi0, vp_hi1, vp_hi2;
+  assign vp_hi0 = {19'd0, vp_base[0+:16]} + 35'({16'd0, vx_rows1} * {16'd0, vp_step[0+:16]})
+      + 35'({17'd0, vx_blk1} * {18'd0, vp_bs[0+:16]}) + 35'd1;
+  assign vp_hi1 = {19'd0, vp_base[16+:16]} + 35'({16'd0, vx_rows1} * {16'd0, vp_step[16+:16]})
+      + 35'({17'd0, vx_blk1} * {18'd0, vp_bs[16+:16]}) + 35'd1;
+  assign vp_hi2 = {19'd0, vp_base[32+:16]} + 35'({16'd0, vx_rows1} * {16'd0, vp_step[32+:16]})
+      + 35'({17'd0, vx_blk1} * {18'd0, vp_bs[32+:16]}) + 35'd1;
+  wire [34:0] v_acc_l = {3'd0, ACC_L};
+  wire [34:0] v_spad_l = {3'd0, SPAD_L};
+  // vdeq: src (its buffer), dst, the per-column scale rows [scale, scale + blocks).
+  wire dq_acc = instr[`SYS_VDEQ_SRC_BUF_LO];
+  wire dq_scale_imm = instr[`SYS_VDEQ_SCALE_IMM_LO];
+  wire [15:0] dq_scale = instr[`SYS_VDEQ_SCALE_HI:`SYS_VDEQ_SCALE_LO];
+  wire [2:0] vdeq_code =
+      ((vp_hi0 > (dq_acc ? v_acc_l : v_spad_l)) | (vp_hi1 > v_acc_l)
+       | (!dq_scale_imm & ({16'd0, dq_scale} + {15'd0, vx_blocks} > ACC_L))) ? E_OOR : E_NONE;
+  // vquant: src (acc), dst (spad); then zp, qmin, qmax; then qmin <= qmax.
+  wire vq_u8 = instr[`SYS_VQUANT_OUT_TYPE_LO];
+  wire [1:0] vq_zp_top = instr[`SYS_VQUANT_ZP_HI-:2];  // bits 8..7
+  wire [8:0] vq_qmin = instr[`SYS_VQUANT_QMIN_HI:`SYS_VQUANT_QMIN_LO];
+  wire [8:0] vq_qmax = instr[`SYS_VQUANT_QMAX_HI:`SYS_VQUANT_QMAX_LO];
+  wire [2:0] vquant_code =
+      ((vp_hi0 > v_acc_l) | (vp_hi1 > v_spad_l)) ? E_OOR
+      : (!in_type(vq_zp_top, vq_u8) | !in_type(vq_qmin[8:7], vq_u8) | !in_type(vq_qmax[8:7], vq_u8)
+         | ($signed(vq_qmin) > $signed(vq_qmax))) ? E_ILL : E_NONE;
+  // vop: dst, a, and b when it is a row pattern (a binary op without b_imm).
+  wire [3:0] vo_op = instr[`SYS_VOP_OP_HI:`SYS_VOP_OP_LO];
+  wire vo_unary = vo_op >= 4'(`SYS_VOP_EXP);
+  wire vo_bimm = instr[`SYS_VOP_B_IMM_LO];
+  wire vo_bpat = |instr[`SYS_VOP_B_BSTRIDE_HI:`SYS_VOP_B_LO];  // b, b_step, b_bstride
+  wire vo_imm = |instr[`SYS_VOP_IMM_HI:`SYS_VOP_IMM_LO];
+  wire [2:0] vop_code =
+      ((vp_hi0 > v_acc_l) | (vp_hi1 > v_acc_l) | (!vo_unary & !vo_bimm & (vp_hi2 > v_acc_l))) ? E_OOR : E_NONE;
+  // vred: a, and its results' rows (one block each: bstride 0 above).
+  wire [2:0] vred_code = ((vp_hi0 > v_acc_l) | (vp_hi1 > v_acc_l)) ? E_OOR : E_NONE;
+  wire [2:0] vmask_code = (vp_hi0 > v_acc_l) ? E_OOR : E_NONE;
+  // Decoding: a zero count, an enum past its names, a field its other fields
+  // leave unused set (Instr::unused_fields).
+  wire v_zero = (vx_rows == 16'd0) | (vx_len == 16'd0);
+
   // --------------------------------------------------------------- decode
   // Instr::decode: reserved bits from the opcode's END up, then
   // check_fields (enum ranges, zero counts, dependency flags). Unsigned and
@@ -325,6 +443,16 @@ module check #(
       dec_bad = (|instr[255:`SYS_SYNC_END]) | (s_queue > Q_STORE)
           | ((s_queue == Q_LOAD) & dep_prev) | ((s_queue == Q_STORE) & dep_next);
       OP_FINISH: dec_bad = (|instr[255:`SYS_FINISH_END]) | any_dep;
+      OP_VDEQ:
+      dec_bad = (|instr[255:`SYS_VDEQ_END]) | (instr[`SYS_VDEQ_SRC_BUF_HI:`SYS_VDEQ_SRC_BUF_LO] > 2'(`SYS_BUF_ACC))
+          | v_zero | (dq_acc & instr[`SYS_VDEQ_IN_TYPE_LO])
+          | (dq_scale_imm ? (dq_scale != 16'd0) : (|instr[`SYS_VDEQ_IMM_HI:`SYS_VDEQ_IMM_LO]));
+      OP_VQUANT: dec_bad = (|instr[255:`SYS_VQUANT_END]) | v_zero;
+      OP_VOP:
+      dec_bad = (|instr[255:`SYS_VOP_END]) | (vo_op > 4'(`SYS_VOP_RSQRT)) | v_zero
+          | (vo_unary ? (vo_bpat | vo_bimm | vo_imm) : vo_bimm ? vo_bpat : vo_imm);
+      OP_VRED: dec_bad = (|instr[255:`SYS_VRED_END]) | v_zero;
+      OP_VMASK: dec_bad = (|instr[255:`SYS_VMASK_END]) | v_zero;
       default: dec_bad = 1'b1;
     endcase
   end
@@ -344,6 +472,11 @@ module check #(
       OP_VMAX: code = vmax_code;
       OP_VADD: code = vadd_code;
       OP_VLUT: code = vlut_code;
+      OP_VDEQ: code = vdeq_code;
+      OP_VQUANT: code = vquant_code;
+      OP_VOP: code = vop_code;
+      OP_VRED: code = vred_code;
+      OP_VMASK: code = vmask_code;
       OP_SYNC: queue = s_queue;
       default: ;
     endcase

@@ -41,6 +41,12 @@
 //   bits); s = 3 + i reads rows a + i, b + i (into the `qadd`s), s = 4 + i
 //   writes their registered result to dst + i.
 // - sync: issues on tokens alone, finishes and pushes at t + 1.
+// - vdeq, vquant, vop, vred, vmask: the vector unit (vec_unit.sv), which
+//   shares the post-processor's slot: it issues when the PPU and the vector
+//   unit are idle and the array is drained (as requant), and a PPU
+//   instruction waits for it; ldw / matmul interlock against its spans
+//   (vquant's scratchpad destination, the hull of its accumulator rows) as
+//   against the PPU's. Pushes and finish at the end of its busy.
 // - vlut (post-processor too; busy T + n + 1, T = ceil(256 / COLS)): s < T
 //   reads table row table + s into the 256-entry table register (a
 //   snapshot: the rows it writes later never change it); s = T + i reads
@@ -109,6 +115,21 @@ module compute #(
     output logic               ac_we,
     output logic [       15:0] ac_wrow,
     output logic [COLS*32-1:0] ac_wdata,
+    // the vector unit's buffer ports (vec_unit.sv)
+    output logic [       15:0] vu_ac_row_a,
+    input  logic [COLS*32-1:0] vu_ac_q_a,
+    output logic [       15:0] vu_ac_row_b,
+    input  logic [COLS*32-1:0] vu_ac_q_b,
+    output logic [       15:0] vu_sp_row,
+    input  logic [ COLS*8-1:0] vu_sp_q,
+    output logic               vu_ac_we,
+    output logic [       15:0] vu_ac_wrow,
+    output logic [COLS*32-1:0] vu_ac_wdata,
+    output logic [   COLS-1:0] vu_ac_be,
+    output logic               vu_sp_we,
+    output logic [       15:0] vu_sp_wrow,
+    output logic [ COLS*8-1:0] vu_sp_wdata,
+    output logic [   COLS-1:0] vu_sp_be,
     // trace (each asserted in cycle finish-1)
     output logic               fin_arr_valid,
     output logic [       31:0] fin_arr_pc,
@@ -129,7 +150,15 @@ module compute #(
     output logic               c_spad_wr,
     output logic [        1:0] c_acc_rd,
     output logic               c_acc_wr,
-    output logic [       15:0] c_ppu_elems
+    output logic [       15:0] c_ppu_elems,
+    // the vector unit's counters, added in its issue cycle as the model does
+    output logic [       39:0] vc_busy,
+    output logic [       31:0] vc_elems,
+    output logic [       39:0] vc_lane,
+    output logic [       31:0] vc_acc_rd,
+    output logic [       31:0] vc_acc_wr,
+    output logic [       31:0] vc_sp_rd,
+    output logic [       31:0] vc_sp_wr
 );
   // Tile shape widths (k <= ROWS, n <= COLS).
   localparam int KW = $clog2(ROWS + 1);
@@ -155,6 +184,9 @@ module compute #(
   assign is_vadd = op == 8'(`SYS_OP_VADD);
   assign is_vlut = op == 8'(`SYS_OP_VLUT);
   assign is_sync = op == 8'(`SYS_OP_SYNC);
+  // The vector unit: vdeq, vquant, vop, vred, vmask (opcodes 0x0b..0x0f).
+  logic is_vec;
+  assign is_vec  = op >= 8'(`SYS_OP_VDEQ) && op <= 8'(`SYS_OP_VMASK);
   assign d_pp    = head_instr[`SYS_DEP_PUSH_PREV];
   assign d_pn    = head_instr[`SYS_DEP_PUSH_NEXT];
 
@@ -337,14 +369,29 @@ module compute #(
   assign mm_end  = {1'b0, m_meta} + {3'd0, m_k[15:2]} + {16'd0, |m_k[1:0]};
   assign ov_lm   = pp_run && l_s24 && ({1'b0, l_meta} < pp_dst_hi) && ({1'b0, pp_dst_lo} < lm_end);
   assign ov_mm   = pp_run && m_pre && m_s24 && ({1'b0, m_meta} < pp_dst_hi) && ({1'b0, pp_dst_lo} < mm_end);
+  // The same against a running vector instruction: vquant's scratchpad
+  // destination, the hull of the accumulator rows it touches.
+  logic vu_run, vu_last, vu_pp, vu_pn;
+  logic [31:0] vu_pc;
+  logic [15:0] vu_acc_lo, vu_sp_lo;
+  logic [16:0] vu_acc_hi, vu_sp_hi;
+  logic vov_l, vov_ma, vov_mw, vov_macc;
+  assign vov_l    = vu_run && ({1'b0, l_addr} < vu_sp_hi) && ({1'b0, vu_sp_lo} < l_end);
+  assign vov_ma   = vu_run && ({1'b0, m_a} < vu_sp_hi) && ({1'b0, vu_sp_lo} < mx_end);
+  assign vov_mw   = vu_run && m_pre && ({1'b0, m_w} < vu_sp_hi) && ({1'b0, vu_sp_lo} < mw_end);
+  assign vov_macc = vu_run && ({1'b0, m_acc} < vu_acc_hi) && ({1'b0, vu_acc_lo} < ma_end);
+  // And a 2:4 tile's position rows against vquant's destination.
+  logic vov_lm, vov_mm;
+  assign vov_lm   = vu_run && l_s24 && ({1'b0, l_meta} < vu_sp_hi) && ({1'b0, vu_sp_lo} < lm_end);
+  assign vov_mm   = vu_run && m_pre && m_s24 && ({1'b0, m_meta} < vu_sp_hi) && ({1'b0, vu_sp_lo} < mm_end);
 
   logic can;
   always_comb begin
     can = 1'b0;
-    if (is_ldw) can = ar_free && !ov_l && !ov_lm;
-    else if (is_mm) can = ar_free && !ov_ma && !ov_mw && !ov_macc && !ov_mm;
-    else if (is_rq) can = !pp_run && drained;
-    else if (is_vmax || is_vadd || is_vlut) can = !pp_run;
+    if (is_ldw) can = ar_free && !ov_l && !ov_lm && !vov_l && !vov_lm;
+    else if (is_mm) can = ar_free && !ov_ma && !ov_mw && !ov_macc && !ov_mm && !vov_ma && !vov_mw && !vov_macc && !vov_mm;
+    else if (is_rq || is_vec) can = !pp_run && !vu_run && drained;
+    else if (is_vmax || is_vadd || is_vlut) can = !pp_run && !vu_run;
     else if (is_sync) can = 1'b1;
   end
   assign start = head_valid && tok_ok && can;
@@ -355,6 +402,48 @@ module compute #(
   assign iss_arr  = iss_ldw || iss_mm;
   assign iss_pp   = start && (is_rq || is_vmax || is_vadd || is_vlut);
   assign iss_sync = start && is_sync;
+  logic iss_vec;
+  assign iss_vec  = start && is_vec;
+
+  vec_unit #(
+      .COLS(COLS)
+  ) u_vec (
+      .clk(clk),
+      .rst(rst),
+      .iss(iss_vec),
+      .instr(head_instr),
+      .pc(head_pc),
+      .run(vu_run),
+      .last(vu_last),
+      .last_pp(vu_pp),
+      .last_pn(vu_pn),
+      .last_pc(vu_pc),
+      .acc_lo(vu_acc_lo),
+      .acc_hi(vu_acc_hi),
+      .sp_lo(vu_sp_lo),
+      .sp_hi(vu_sp_hi),
+      .ac_row_a(vu_ac_row_a),
+      .ac_q_a(vu_ac_q_a),
+      .ac_row_b(vu_ac_row_b),
+      .ac_q_b(vu_ac_q_b),
+      .sp_row(vu_sp_row),
+      .sp_q(vu_sp_q),
+      .ac_we(vu_ac_we),
+      .ac_wrow(vu_ac_wrow),
+      .ac_wdata(vu_ac_wdata),
+      .ac_be(vu_ac_be),
+      .sp_we(vu_sp_we),
+      .sp_wrow(vu_sp_wrow),
+      .sp_wdata(vu_sp_wdata),
+      .sp_be(vu_sp_be),
+      .c_busy(vc_busy),
+      .c_elems(vc_elems),
+      .c_lane(vc_lane),
+      .c_acc_rd(vc_acc_rd),
+      .c_acc_wr(vc_acc_wr),
+      .c_sp_rd(vc_sp_rd),
+      .c_sp_wr(vc_sp_wr)
+  );
 
   // =====================================================================
   // Array sub-unit.
@@ -809,8 +898,10 @@ module compute #(
   logic arr_push_p, arr_push_n, pp_push_p, pp_push_n, mm_push_n, sy_push_p, sy_push_n;
   assign arr_push_p  = arr_last && last_pp;
   assign arr_push_n  = arr_last && last_pn;
-  assign pp_push_p   = pp_last && pp_pp;
-  assign pp_push_n   = pp_last && pp_pn;
+  // The PPU and the vector unit share the post-processor's slot: they never
+  // end in one cycle.
+  assign pp_push_p   = (pp_last && pp_pp) || (vu_last && vu_pp);
+  assign pp_push_n   = (pp_last && pp_pn) || (vu_last && vu_pn);
   assign mm_push_n   = fin_p && fin_p_pn;
   assign sy_push_p   = iss_sync && d_pp;
   assign sy_push_n   = iss_sync && d_pn;
@@ -821,15 +912,15 @@ module compute #(
   assign fin_arr_pc     = last_pc;
   assign fin_mm_valid   = fin_p;
   assign fin_mm_pc      = fin_p_pc;
-  assign fin_ppu_valid  = pp_last;
-  assign fin_ppu_pc     = pp_pc;
+  assign fin_ppu_valid  = pp_last || vu_last;
+  assign fin_ppu_pc     = vu_last ? vu_pc : pp_pc;
   assign fin_sync_valid = iss_sync;
   assign fin_sync_pc    = head_pc;
 
-  assign idle      = ar_free && !pp_run && drained;
+  assign idle      = ar_free && !pp_run && drained && !vu_run;
 
-  assign c_busy        = arr_busy || pp_busy || iss_sync;
-  assign c_stall       = head_valid && !start && ar_free && !pp_run;
+  assign c_busy        = arr_busy || pp_busy || iss_sync || iss_vec || vu_run;
+  assign c_stall       = head_valid && !start && ar_free && !pp_run && !vu_run;
   assign c_array_busy  = arr_busy;
   assign c_ppu_busy    = pp_busy;
   assign c_weight_rows = cw_v;

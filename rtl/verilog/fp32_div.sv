@@ -17,6 +17,7 @@
 
 module fp32_div (
     input  logic        clk,
+    input  logic        en,     // 0: the recurrence holds and nothing evaluates
     input  logic [ 1:0] stage,
     input  logic [31:0] a,
     input  logic [31:0] b,
@@ -34,11 +35,16 @@ module fp32_div (
   logic [4:0] a_lz, b_lz;
   assign a_sig = {|a[30:23], a[22:0]};
   assign b_sig = {|b[30:23], b[22:0]};
+  // The loops are procedural blocks under `en`: a simulator evaluates them
+  // only in a cycle the lane divides in (Verilator runs every assign each
+  // cycle, whatever its inputs).
   always_comb begin
     a_lz = 5'd0;
-    for (int i = 0; i < 24; i++) if (a_sig[i]) a_lz = 5'(23 - i);
     b_lz = 5'd0;
-    for (int i = 0; i < 24; i++) if (b_sig[i]) b_lz = 5'(23 - i);
+    if (en) begin
+      for (int i = 0; i < 24; i++) if (a_sig[i]) a_lz = 5'(23 - i);
+      for (int i = 0; i < 24; i++) if (b_sig[i]) b_lz = 5'(23 - i);
+    end
   end
   assign ma = a_sig << a_lz;
   assign mb = b_sig << b_lz;
@@ -64,7 +70,7 @@ module fp32_div (
       q = q_reg;
     end
     for (int i = 0; i < 7; i++) begin
-      if (stage != 2'd3 || i < 6) begin
+      if (en && (stage != 2'd3 || i < 6)) begin
         if (r >= {2'b00, mb}) begin
           q = {q[25:0], 1'b1};
           r = r - {2'b00, mb};
@@ -76,12 +82,15 @@ module fp32_div (
     end
   end
   always_ff @(posedge clk) begin
-    r_reg <= r;
-    q_reg <= q;
+    if (en) begin
+      r_reg <= r;
+      q_reg <= q;
+    end
   end
 
   logic [31:0] rounded;
   fp32_round u_round (
+      .en(en),
       .sign(a[31] ^ b[31]),
       .lead(lead),
       .m(q),

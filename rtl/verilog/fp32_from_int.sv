@@ -3,6 +3,7 @@
 // q - zp of two int32, isa::numerics::dequantize). 0 gives +0.
 
 module fp32_from_int (
+    input  logic        en,  // 0: the leading-zero count is not evaluated
     input  logic [32:0] d,
     output logic [31:0] y
 );
@@ -12,7 +13,7 @@ module fp32_from_int (
   logic [4:0] lz;
   always_comb begin
     lz = 5'd0;
-    for (int i = 0; i < 32; i++) if (mag[i]) lz = 5'(31 - i);
+    if (en) for (int i = 0; i < 32; i++) if (mag[i]) lz = 5'(31 - i);
   end
 
   logic [31:0] n;  // top bit at 31
@@ -20,6 +21,7 @@ module fp32_from_int (
 
   logic [31:0] rounded;
   fp32_round u_round (
+      .en(en),
       .sign(d[32]),
       .lead(12'sd31 - $signed({7'd0, lz})),
       .m(n[31:5]),

@@ -18,6 +18,7 @@
 
 module fp32_sqrt (
     input  logic        clk,
+    input  logic        en,     // 0: the recurrence holds and nothing evaluates
     input  logic [ 1:0] stage,
     input  logic [31:0] a,
     output logic [31:0] y
@@ -30,9 +31,10 @@ module fp32_sqrt (
   logic [23:0] a_sig, ma;
   logic [4:0] a_lz;
   assign a_sig = {|a[30:23], a[22:0]};
+  // The loops are procedural blocks under `en` (see fp32_div).
   always_comb begin
     a_lz = 5'd0;
-    for (int i = 0; i < 24; i++) if (a_sig[i]) a_lz = 5'(23 - i);
+    if (en) for (int i = 0; i < 24; i++) if (a_sig[i]) a_lz = 5'(23 - i);
   end
   assign ma = a_sig << a_lz;
 
@@ -60,7 +62,7 @@ module fp32_sqrt (
     end
     trial = 32'd0;
     for (int i = 0; i < 7; i++) begin
-      if (stage != 2'd3 || i < 6) begin
+      if (en && (stage != 2'd3 || i < 6)) begin
         rem   = {rem[29:0], rad_s[53-2*i], rad_s[52-2*i]};
         trial = {3'd0, root[26:0], 2'b01};
         if (rem >= trial) begin
@@ -73,12 +75,15 @@ module fp32_sqrt (
     end
   end
   always_ff @(posedge clk) begin
-    rem_reg  <= rem;
-    root_reg <= root;
+    if (en) begin
+      rem_reg  <= rem;
+      root_reg <= root;
+    end
   end
 
   logic [31:0] rounded;
   fp32_round u_round (
+      .en(en),
       .sign(1'b0),
       .lead(lead),
       .m(root),

@@ -9,7 +9,8 @@
 // 13 dequantize (a = q and c = zp as int32, b = scale: f32(q - zp) * b),
 // 14 quantize (a = x, b = scale, c = zp, qmin, qmax: an int32 in y).
 //
-// Timing: `start` in a cycle with `busy` low takes the operands; the op then
+// Timing: `start` in a cycle with `busy` low (or in the cycle of the running
+// op's last step) takes the operands; the op then
 // runs one step per cycle, a division or square root taking 4 (its digit
 // recurrence runs over cycles wc = 0..3 on operands held in registers:
 // isa::timing::VEC_DIV_CYCLES, the unit accepts one every 4), and y
@@ -77,10 +78,11 @@ module vec_lane (
   logic [31:0] a_abs, exp_lo_y, exp_in, tanh_lo_y, tanh_in, erf_t, unused_max0, unused_max1, unused_min0, unused_min1;
   assign a_nan = (&a[30:23]) & (|a[22:0]);
   assign a_abs = {1'b0, a[30:0]};
-  fp32_minmax u_exp_lo (.a(a), .b(EXP_LO), .max_y(exp_lo_y), .min_y(unused_min0));
-  fp32_minmax u_exp_hi (.a(exp_lo_y), .b(EXP_HI), .max_y(unused_max0), .min_y(exp_in));
-  fp32_minmax u_tanh_lo (.a(a), .b(TANH_LO), .max_y(tanh_lo_y), .min_y(unused_min1));
-  fp32_minmax u_tanh_hi (.a(tanh_lo_y), .b(TANH_HI), .max_y(unused_max1), .min_y(tanh_in));
+  // The clamps evaluate only when an op starts (they shape its operand).
+  fp32_minmax u_exp_lo (.en(start), .a(a), .b(EXP_LO), .max_y(exp_lo_y), .min_y(unused_min0));
+  fp32_minmax u_exp_hi (.en(start), .a(exp_lo_y), .b(EXP_HI), .max_y(unused_max0), .min_y(exp_in));
+  fp32_minmax u_tanh_lo (.en(start), .a(a), .b(TANH_LO), .max_y(tanh_lo_y), .min_y(unused_min1));
+  fp32_minmax u_tanh_hi (.en(start), .a(tanh_lo_y), .b(TANH_HI), .max_y(unused_max1), .min_y(tanh_in));
   // |x| as bits orders like its value (not NaN here).
   assign erf_t = (a_abs < ERF_CLAMP) ? a_abs : ERF_CLAMP;
 
@@ -99,12 +101,18 @@ module vec_lane (
 
   // ---- the units ---------------------------------------------------------------
   logic [31:0] fa, fb, fc, fma_y, da, db, div_y, sqrt_y, max_y, min_y, quant_y, deq_f;
-  fp32_fma u_fma (.a(fa), .b(fb), .c(fc), .y(fma_y));
-  fp32_div u_div (.clk(clk), .stage(wc), .a(da), .b(db), .y(div_y));
-  fp32_sqrt u_sqrt (.clk(clk), .stage(wc), .a(x_r), .y(sqrt_y));
-  fp32_minmax u_minmax (.a(x_r), .b(b_r), .max_y(max_y), .min_y(min_y));
-  fp32_to_quant u_quant (.p(div_y), .zp(c_r), .qmin(qmin_r), .qmax(qmax_r), .q(quant_y));
-  fp32_from_int u_deq (.d({x_r[31], x_r} - {c_r[31], c_r}), .y(deq_f));
+  // The fma evaluates only while an op runs (its steps are the only readers).
+  fp32_fma u_fma (.en(busy), .a(fa), .b(fb), .c(fc), .y(fma_y));
+  // The divider and the square root run (and their loops evaluate) only in
+  // a 4-cycle step; the conversion only in a dequantize step.
+  logic slow_en, deq_en;
+  assign slow_en = busy && slow;
+  assign deq_en  = busy && op_r == OP_DEQ;
+  fp32_div u_div (.clk(clk), .en(slow_en), .stage(wc), .a(da), .b(db), .y(div_y));
+  fp32_sqrt u_sqrt (.clk(clk), .en(slow_en), .stage(wc), .a(x_r), .y(sqrt_y));
+  fp32_minmax u_minmax (.en(busy), .a(x_r), .b(b_r), .max_y(max_y), .min_y(min_y));
+  fp32_to_quant u_quant (.en(slow_en), .p(div_y), .zp(c_r), .qmin(qmin_r), .qmax(qmax_r), .q(quant_y));
+  fp32_from_int u_deq (.en(deq_en), .d({x_r[31], x_r} - {c_r[31], c_r}), .y(deq_f));
 
   // exp's n = int(N) (an integer in [-150, 128]) and its split h, n - h.
   logic [8:0] n_mag;
@@ -186,7 +194,10 @@ module vec_lane (
     slow = 1'b0;
     last = 1'b0;
     y_next = fma_y;
-    if (nan_r) begin
+    // Idle, no step is decoded (a simulator skips the rest).
+    if (!busy) begin
+      y_next = fma_y;
+    end else if (nan_r) begin
       last   = 1'b1;
       y_next = NAN;
     end else if (op_r == OP_EXP || (op_r == OP_ERF && path_r == 2'd1 && k >= 5'd7 && k < 5'd19)) begin
@@ -383,13 +394,34 @@ module vec_lane (
   end
 
   // ---- registers -----------------------------------------------------------------
+  // A start is taken while idle or in the cycle of the running op's last step
+  // (the next op's operands replace it as its result is written), so a lane
+  // accepts one op every `steps` cycles (the vector unit's beats).
+  logic step, accept;
+  assign step   = busy && !(slow && wc != 2'd3);
+  assign accept = start && (!busy || (step && last));
   always_ff @(posedge clk) begin
     done <= 1'b0;
     if (rst) begin
       busy <= 1'b0;
       y <= 32'd0;
-    end else if (!busy) begin
-      if (start) begin
+    end else begin
+      if (busy && !step) begin
+        wc <= wc + 2'd1;
+      end else if (step) begin
+        wc <= 2'd0;
+        k  <= k + 5'd1;
+        if (w_e) e_r <= {~fma_y[31], fma_y[30:0]};
+        if (w_n) n_r <= fma_y;
+        if (w_f) f_r <= fma_y;
+        if (w_p) p_r <= p_from_div ? div_y : (p_from_sqrt ? sqrt_y : fma_y);
+        if (last) begin
+          y <= y_next;
+          done <= 1'b1;
+          busy <= 1'b0;
+        end
+      end
+      if (accept) begin
         busy <= 1'b1;
         op_r <= op;
         k <= 5'd0;
@@ -403,20 +435,6 @@ module vec_lane (
         sgn_r <= a[31];
         path_r <= path_in;
         nan_r <= a_nan & (op == OP_EXP || op == OP_ERF || op == OP_TANH);
-      end
-    end else if (slow && wc != 2'd3) begin
-      wc <= wc + 2'd1;
-    end else begin
-      wc <= 2'd0;
-      k  <= k + 5'd1;
-      if (w_e) e_r <= {~fma_y[31], fma_y[30:0]};
-      if (w_n) n_r <= fma_y;
-      if (w_f) f_r <= fma_y;
-      if (w_p) p_r <= p_from_div ? div_y : (p_from_sqrt ? sqrt_y : fma_y);
-      if (last) begin
-        y <= y_next;
-        done <= 1'b1;
-        busy <= 1'b0;
       end
     end
   end

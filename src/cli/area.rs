@@ -196,6 +196,7 @@ fn report_text(args: &AreaArgs, cfg: &isa::HwConfig, r: &RtlArea) -> String {
         ("PE array", s.pe_array, a.pe_array),
         ("scratchpad", s.scratchpad, a.scratchpad),
         ("accumulator", s.accumulator, a.accumulator),
+        ("vector unit", s.vector, a.vector),
         ("other logic and buffers", s.logic, a.logic),
         ("total", s.total, a.total),
     ] {
