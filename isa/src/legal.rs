@@ -295,7 +295,7 @@ pub fn check(instr: &Instr, cfg: &HwConfig) -> Result<(), Illegal> {
             in_spad("ldw weights", l.addr as u64, l.weight_rows())?;
         }
         Instr::Matmul(m) => {
-            // Checked first: the RTL, which has no 2:4 inputs, refuses it
+            // Checked first: the RTL without 2:4-sparse PEs refuses it
             // before it looks at the input span.
             if m.a_bstride != 0 && !sparse {
                 return Err(illegal(format!(
