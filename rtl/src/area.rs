@@ -682,9 +682,14 @@ fn parse_stat(text: &str) -> Result<Stat, String> {
     Ok((modules, total))
 }
 
-/// The module's name in the Verilog: `$paramod$<hash>\dma_load` -> `dma_load`.
+/// The module's name in the Verilog: `$paramod$<hash>\dma_load` ->
+/// `dma_load`, `$paramod\vec_unit\COLS=s32'..100` -> `vec_unit` (yosys
+/// spells out short parameter lists after the name).
 fn base_name(module: &str) -> &str {
-    module.rsplit('\\').next().unwrap_or(module).trim_start_matches('\\')
+    match module.strip_prefix("$paramod") {
+        Some(rest) => rest.split('\\').nth(1).unwrap_or(module),
+        None => module.trim_start_matches('\\'),
+    }
 }
 
 /// How many times each module is instantiated, from the top down.
@@ -1213,6 +1218,15 @@ mod tests {
         assert_eq!(nand2_equivalents("$paramod$abc\\array"), None);
         assert!(is_flip_flop("$_SDFFE_PP0P_") && is_flip_flop("$_DFF_P_") && is_flip_flop("$_DLATCH_P_"));
         assert!(!is_flip_flop("$_MUX_") && !is_flip_flop("$_ANDNOT_"));
+    }
+
+    #[test]
+    fn module_names_without_yosys_parameter_spellings() {
+        assert_eq!(base_name("$paramod$4be94b\\accel"), "accel");
+        assert_eq!(base_name("$paramod\\vec_unit\\COLS=s32'00000000000000000000000000000100"), "vec_unit");
+        assert_eq!(base_name("$paramod\\qadd\\LATENCY=s32'00000000000000000000000000000001"), "qadd");
+        assert_eq!(base_name("vec_lane"), "vec_lane");
+        assert_eq!(base_name("\\fp32_fma"), "fp32_fma");
     }
 
     #[test]
