@@ -109,6 +109,24 @@ module vec_unit #(
   logic [31:0] i_acc_rd, i_acc_wr, i_sp_rd, i_sp_wr, i_elems;
   logic [39:0] i_lane;
 
+  // A vop's cycles per element chunk, as a mux chain outside the decode
+  // process: yosys' `proc` would turn a constant case there into a small
+  // ROM, which the area report would count as a memory.
+  logic [3:0] vop_op;
+  logic [4:0] vop_c;
+  assign vop_op = instr[`SYS_VOP_OP_LO+:4];
+  assign vop_c = vop_op == 4'(`SYS_VOP_SUB)   ? 5'(`SYS_VOP_CYCLES_SUB)
+               : vop_op == 4'(`SYS_VOP_MUL)   ? 5'(`SYS_VOP_CYCLES_MUL)
+               : vop_op == 4'(`SYS_VOP_DIV)   ? 5'(`SYS_VOP_CYCLES_DIV)
+               : vop_op == 4'(`SYS_VOP_MAX)   ? 5'(`SYS_VOP_CYCLES_MAX)
+               : vop_op == 4'(`SYS_VOP_MIN)   ? 5'(`SYS_VOP_CYCLES_MIN)
+               : vop_op == 4'(`SYS_VOP_EXP)   ? 5'(`SYS_VOP_CYCLES_EXP)
+               : vop_op == 4'(`SYS_VOP_ERF)   ? 5'(`SYS_VOP_CYCLES_ERF)
+               : vop_op == 4'(`SYS_VOP_TANH)  ? 5'(`SYS_VOP_CYCLES_TANH)
+               : vop_op == 4'(`SYS_VOP_RECIP) ? 5'(`SYS_VOP_CYCLES_RECIP)
+               : vop_op == 4'(`SYS_VOP_RSQRT) ? 5'(`SYS_VOP_CYCLES_RSQRT)
+               :                                5'(`SYS_VOP_CYCLES_ADD);
+
   // A pattern's span end: base + (rows-1)*step + (blocks-1)*bstride + 1
   // (<= the buffer's rows for a legal instruction: 17 bits hold it).
   logic [16:0] hi_a, hi_b, hi_d;
@@ -199,19 +217,7 @@ module vec_unit #(
       end else if (op == 8'(`SYS_OP_VOP)) begin
         i_kind = K_VOP;
         i_lop = instr[`SYS_VOP_OP_LO+:4];
-        case (instr[`SYS_VOP_OP_LO+:4])
-          4'(`SYS_VOP_SUB): i_c = 5'(`SYS_VOP_CYCLES_SUB);
-          4'(`SYS_VOP_MUL): i_c = 5'(`SYS_VOP_CYCLES_MUL);
-          4'(`SYS_VOP_DIV): i_c = 5'(`SYS_VOP_CYCLES_DIV);
-          4'(`SYS_VOP_MAX): i_c = 5'(`SYS_VOP_CYCLES_MAX);
-          4'(`SYS_VOP_MIN): i_c = 5'(`SYS_VOP_CYCLES_MIN);
-          4'(`SYS_VOP_EXP): i_c = 5'(`SYS_VOP_CYCLES_EXP);
-          4'(`SYS_VOP_ERF): i_c = 5'(`SYS_VOP_CYCLES_ERF);
-          4'(`SYS_VOP_TANH): i_c = 5'(`SYS_VOP_CYCLES_TANH);
-          4'(`SYS_VOP_RECIP): i_c = 5'(`SYS_VOP_CYCLES_RECIP);
-          4'(`SYS_VOP_RSQRT): i_c = 5'(`SYS_VOP_CYCLES_RSQRT);
-          default: i_c = 5'(`SYS_VOP_CYCLES_ADD);
-        endcase
+        i_c = vop_c;
         i_d = instr[`SYS_VOP_DST_LO+:16];
         i_ds = instr[`SYS_VOP_DST_STEP_LO+:16];
         i_db = instr[`SYS_VOP_DST_BSTRIDE_LO+:16];
