@@ -141,8 +141,9 @@ fn yosys_synthesizes() {
             // The whole accelerator stops before technology mapping here (its
             // full synthesis, memories kept, is `systole area`'s test); so
             // does the vector lane (its full mapping, 31.8 k cells, takes
-            // ~5 minutes on the CI machines, the coarse passes 15 s).
-            let stop = if top == "accel" || top == "vec_lane" { " -run begin:fine" } else { "" };
+            // ~5 minutes on the CI machines, the coarse passes 15 s), and
+            // compute, which holds the vector unit and its lanes.
+            let stop = if ["accel", "vec_lane", "compute"].contains(&top.as_str()) { " -run begin:fine" } else { "" };
             let script = format!(
                 "read_verilog -sv -I {} {}; {chparam}synth -top {top}{stop}; stat",
                 rtl::INCLUDE_DIR,
