@@ -66,7 +66,9 @@ fn tiny_config_area_text_and_json() {
     assert!((v["ratio"].as_f64().unwrap() - area / analytical).abs() < 1e-9);
     assert!(v["generic"]["cells"].as_u64().unwrap() > 10_000);
     assert!(v["fpga"].is_null());
-    // accel, array, check, compute, dma_load, dma_store, requant, qadd, qadd_fma
-    assert_eq!(v["generic"]["modules"].as_array().unwrap().len(), 9);
+    // accel, array, check, compute, dma_load, dma_store, requant, qadd,
+    // qadd_fma, and the vector unit: vec_unit, vec_lane and its seven
+    // binary32 units.
+    assert_eq!(v["generic"]["modules"].as_array().unwrap().len(), 18);
     assert_no_temp_files(d);
 }
