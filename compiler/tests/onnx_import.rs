@@ -9,10 +9,13 @@ use std::path::{Path, PathBuf};
 use compiler::ir::{ElemType, Graph, Op, Quant, WeightType};
 use compiler::onnx::proto::{
     attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto, AttributeProto, GraphProto,
-    ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    ModelProto, NodeProto, OperatorSetIdProto, TensorProto, ValueInfoProto,
 };
 use compiler::onnx::{import, import_with, FloatTail, ImportError, ImportOptions};
 use prost::Message;
+
+mod common;
+use common::value_info;
 
 const MODELS: [&str; 3] = ["mlp_dense", "cnn_dense", "cnn_nm24"];
 
@@ -428,27 +431,6 @@ fn t_u8(name: &str, dims: &[i64], v: &[u8]) -> TensorProto {
 
 fn t_i32(name: &str, dims: &[i64], v: &[i32]) -> TensorProto {
     TensorProto { int32_data: v.to_vec(), ..tensor(name, dims, DataType::Int32) }
-}
-
-fn value_info(name: &str, dt: DataType, dims: &[i64]) -> ValueInfoProto {
-    let dim = dims
-        .iter()
-        .map(|&d| tensor_shape_proto::Dimension {
-            value: Some(tensor_shape_proto::dimension::Value::DimValue(d)),
-            ..Default::default()
-        })
-        .collect();
-    ValueInfoProto {
-        name: Some(name.into()),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: Some(dt as i32),
-                shape: Some(TensorShapeProto { dim }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
 }
 
 fn model(nodes: Vec<NodeProto>, inits: Vec<TensorProto>, input: ValueInfoProto, output: &str) -> Vec<u8> {
