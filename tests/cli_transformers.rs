@@ -277,9 +277,11 @@ fn models_the_device_cannot_run_are_refused_at_compile_time() {
 /// configuration with 2:4-sparse PEs they run on `i8s24` tiles (`--weights
 /// auto`), bit for bit with the interpreter, each saving cycles and bus
 /// bytes against the dense program the report runs beside it; the
-/// compute-bound FFN output projections (K = 512) take at most 0.7x the
-/// dense cycles (measured 0.675x; what is left is the layer's A prologue
-/// and the epilogue's drains at M = 32), and every layer keeps at least
+/// FFN output projections (K = 512) take at most 0.65x the
+/// dense cycles (measured 0.622x: the 2:4 layer is bound by the bus, 75 kB
+/// in 4.7 k cycles against 4.2 k array cycles; what is left above that is
+/// the layer's A prologue and the epilogue's drains at M = 32; see
+/// tests/sparse24.rs), and every layer keeps at least
 /// 3/8 of its dense weights' bytes off the bus (2:4 stores 2 of every 4
 /// int8 plus 2-bit positions: 0.625x).
 #[test]
@@ -307,7 +309,7 @@ fn tinybert_nm24_linear_layers_run_on_2_4_tiles() {
         let ffn = !name.contains("attention");
         if ffn && name.ends_with("output/dense/MatMul") {
             let ratio = cycles as f64 / (cycles + saved_cycles) as f64;
-            assert!(ratio <= 0.7, "{name}: {ratio:.3} of the dense cycles");
+            assert!(ratio <= 0.65, "{name}: {ratio:.3} of the dense cycles");
         }
         // At least 3/8 of the dense weights' bytes stay off the bus.
         let weights = if ffn { 128 * 512 } else { 128 * 128 };

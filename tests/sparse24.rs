@@ -246,7 +246,9 @@ fn tinybert_nm24_linear_layers_dense_vs_2_4() {
     let bw = cfg.dram.bytes_per_cycle as u64;
     println!("tinybert_nm24 Linear layers, dense -> 2:4 (16x16, 2:4 PEs); 2:4 array / vector / bus cycles");
     let mut linear = 0;
-    for (d, s) in dense.iter().zip(&sparse).filter(|(d, _)| d.name.ends_with("dense/MatMul") || d.name.contains("self/")) {
+    for (d, s) in
+        dense.iter().zip(&sparse).filter(|(d, _)| d.name.ends_with("dense/MatMul") || d.name.contains("self/"))
+    {
         if !s.name.ends_with("MatMul") || s.name.ends_with("self/MatMul") || s.name.ends_with("MatMul_1") {
             continue;
         }
