@@ -35,8 +35,8 @@ fn main() {
         let t0 = (l.first..l.last).filter_map(|i| at[i].map(|t| t.0)).min().unwrap_or(0);
         let t1 = (l.first..l.last).filter_map(|i| at[i].map(|t| t.1)).max().unwrap_or(0);
         println!("{} [{}..{}): {} cycles (from {t0})", l.name, l.first, l.last, t1 - t0);
-        for i in l.first..l.last {
-            let (s, f) = at[i].map_or((0, 0), |(s, f)| (s - t0, f - t0));
+        for (i, t) in at.iter().enumerate().take(l.last).skip(l.first) {
+            let (s, f) = t.map_or((0, 0), |(s, f)| (s - t0, f - t0));
             println!("{i:6} {s:7} {f:7} {:5}  {}", f - s, prog.code[i]);
         }
     }

@@ -169,7 +169,7 @@ fn cnn_nm24_conv2_on_2_4_tiles() {
         "cnn_nm24 conv2 array busy: dense {dense_array} cycles, 2:4 {array} ({array_ratio:.3}x; 5 passes of 9: {:.3}x)",
         5.0 / 9.0
     );
-    assert!(array_ratio >= 5.0 / 9.0 - 0.01 && array_ratio <= 5.0 / 9.0 + 0.02, "{array_ratio:.3}");
+    assert!((5.0 / 9.0 - 0.01..=5.0 / 9.0 + 0.02).contains(&array_ratio), "{array_ratio:.3}");
     assert_eq!(macs * 2, *dense_macs);
     assert!(bytes <= 0.625 + 1e-9, "conv2 weights at {bytes:.3}x");
     assert!(ratio < 0.75, "conv2 at {ratio:.3}x the dense cycles");
