@@ -278,8 +278,8 @@ fn models_the_device_cannot_run_are_refused_at_compile_time() {
 /// auto`), bit for bit with the interpreter, each saving cycles and bus
 /// bytes against the dense program the report runs beside it; the
 /// FFN output projections (K = 512) take at most 0.65x the
-/// dense cycles (measured 0.622x: the 2:4 layer is bound by the bus, 75 kB
-/// in 4.7 k cycles against 4.2 k array cycles; what is left above that is
+/// dense cycles (measured 0.622x: the 2:4 layer is bound by the bus, 81.8 kB
+/// in 5.1 k cycles against 4.2 k array cycles; what is left above that is
 /// the layer's A prologue and the epilogue's drains at M = 32; see
 /// tests/sparse24.rs), and every layer keeps at least
 /// 3/8 of its dense weights' bytes off the bus (2:4 stores 2 of every 4
