@@ -74,7 +74,9 @@
 //!   the binary32 interpolation of the four neighbours, truncated toward
 //!   zero on the integers (QOperator; the output keeps the input's
 //!   quantization), or of the dequantized neighbours then `quantize` into
-//!   the output's quantization (QDQ).
+//!   the output's quantization (QDQ); or, where ORT runs it channels-last
+//!   (a QOperator Resize after a QLinearConv), its integer kernel: 2^10
+//!   integer weights, the int32 sum / 2^20 toward zero.
 //! - **Lut** (Sigmoid, Tanh, HardSigmoid, HardSwish, LeakyRelu, Clip and
 //!   requantization): each value through the 256-entry table
 //!   `lut::table(f, x's type and quantization, y's)`: dequantize, the op in

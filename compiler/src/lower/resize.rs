@@ -16,6 +16,12 @@
 //!   QDQ one `vquant` into the output's quantization;
 //! - STORE: the output tile.
 //!
+//! ORT's channels-last integer meaning (`LinearRounding::NhwcInteger`)
+//! loads the same tiles with the integer weights in the scalar tables and
+//! computes the int32 sum and its division by 2^20 toward zero exactly in
+//! binary32 ([`interpolate_integer`]: the sum split so that every
+//! intermediate is an integer below 2^24), then `vquant` with scale 1.
+//!
 //! No instruction is added for it: every step is an existing vector op.
 
 use super::memory::Buffer;
