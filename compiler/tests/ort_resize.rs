@@ -302,3 +302,41 @@ fn linear_resize_on_other_arrays_equals_the_interpreter() {
         }
     }
 }
+
+/// The import gives a Resize ORT's channels-last meaning exactly where ORT
+/// runs it channels-last (after a QLinearConv), the NCHW one otherwise, and
+/// refuses the channels-last Resize that keeps H and changes W (ORT runs it
+/// in its float kernel over W and C, see `resize_fixtures.py`).
+#[test]
+fn the_import_decides_the_meaning_as_ort_lays_the_resize_out() {
+    let meaning = |c: &Json| {
+        let g = compiler::onnx::import(&case_model(c)).unwrap();
+        g.nodes.iter().find_map(|n| match &n.op {
+            compiler::ir::Op::ResizeLinear(r) => Some(r.rounding),
+            _ => None,
+        })
+    };
+    let mut c = serde_json::json!({
+        "kind": "nhwc", "dtype": "int8", "mode": "half_pixel", "shape": [1, 3, 4, 5],
+        "scales": [2.0, 1.5], "output_shape": [1, 3, 8, 7],
+    });
+    assert_eq!(meaning(&c), Some(LinearRounding::NhwcInteger));
+    c["kind"] = "qop".into();
+    assert_eq!(meaning(&c), Some(LinearRounding::Trunc));
+    c["kind"] = "qdq".into();
+    for k in ["x_zero_point", "y_zero_point"] {
+        c[k] = 1.into();
+    }
+    for k in ["x_scale", "y_scale"] {
+        c[k] = 0.5.into();
+    }
+    assert_eq!(meaning(&c), Some(LinearRounding::Requantize));
+    // W alone changes: NCHW it is the float kernel's, channels-last refused.
+    c["scales"] = serde_json::json!([1.0, 1.5]);
+    c["output_shape"] = serde_json::json!([1, 3, 4, 7]);
+    c["kind"] = "qop".into();
+    assert_eq!(meaning(&c), Some(LinearRounding::Trunc));
+    c["kind"] = "nhwc".into();
+    let e = compiler::onnx::import(&case_model(&c)).unwrap_err().to_string();
+    assert!(e.contains("keeps H and changes W"), "{e}");
+}
