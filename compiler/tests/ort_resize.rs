@@ -19,11 +19,11 @@
 
 use compiler::interp::{self, Tensor};
 use compiler::ir::Graph;
-use compiler::resize::LinearRounding;
 use compiler::onnx::proto::{
     attribute_proto::AttributeType, tensor_proto::DataType, AttributeProto, GraphProto, ModelProto, NodeProto,
     OperatorSetIdProto, TensorProto,
 };
+use compiler::resize::LinearRounding;
 use driver::Driver;
 use isa::HwConfig;
 use prost::Message;
