@@ -72,9 +72,10 @@ fn scalar_rows(v: impl Iterator<Item = f32>, dim: usize) -> Vec<u8> {
     v.flat_map(|x| std::iter::repeat_n(x.to_le_bytes(), dim).flatten()).collect()
 }
 
-/// LOADs of output pixels `o0..o0 + rr` of one neighbour (source row
-/// `row`, source columns `cols[o]`) into a tile at `base` column-blocked by
-/// `rr` rows: one per run of pixels whose source column stays or steps by one.
+/// LOADs of the tile's pixels `o0..o0 + rr` of one neighbour (source row
+/// `row`, source columns `cols[o]`, in the tile order of [`pixel_order`])
+/// into a tile at `base` column-blocked by `rr` rows: one per run of pixels
+/// whose source columns advance by a constant step (0 included).
 fn gather(
     inb: &Buffer,
     (c, dim): (usize, usize),
@@ -89,7 +90,7 @@ fn gather(
     while r < rr {
         let x0 = cols[o0 + r];
         let step = match cols.get(o0 + r + 1) {
-            Some(&x1) if r + 1 < rr && (x1 == x0 || x1 == x0 + 1) => x1 - x0,
+            Some(&x1) if r + 1 < rr && x1 >= x0 => x1 - x0,
             _ => 0,
         };
         let mut n = 1;
@@ -110,6 +111,45 @@ fn gather(
         r += n;
     }
     out
+}
+
+/// LOADs [`gather`] issues for source columns `cols` (one neighbour) in
+/// tiles of at most `p` pixels cut from `classes`.
+fn gather_runs(cols: &[usize], classes: &[std::ops::Range<usize>], p: usize) -> usize {
+    let mut loads = 0;
+    for class in classes {
+        for o0 in class.clone().step_by(p) {
+            let rr = p.min(class.end - o0);
+            let mut r = 0;
+            while r < rr {
+                let x0 = cols[o0 + r];
+                let step = if r + 1 < rr && cols[o0 + r + 1] >= x0 { cols[o0 + r + 1] - x0 } else { 0 };
+                let mut n = 1;
+                while r + n < rr && cols[o0 + r + n] == x0 + n * step {
+                    n += 1;
+                }
+                loads += 1;
+                r += n;
+            }
+        }
+    }
+    loads
+}
+
+/// The output columns in tile order: by residue modulo `period` (columns
+/// `r, r + period, …` — where the scale is about `period` over an integer,
+/// each class's source columns advance by a constant step, one LOAD for
+/// many pixels instead of one per two or three), and the classes as
+/// ranges of that order. Each class stores with a stride of `period` pixels.
+fn pixel_order(ow: usize, period: usize) -> (Vec<usize>, Vec<std::ops::Range<usize>>) {
+    let mut order = Vec::with_capacity(ow);
+    let mut classes = Vec::new();
+    for r in 0..period.min(ow) {
+        let start = order.len();
+        order.extend((r..ow).step_by(period));
+        classes.push(start..order.len());
+    }
+    (order, classes)
 }
 
 /// Rows one tile of `p` pixels (`nb` column blocks) takes: scratchpad (two
@@ -246,6 +286,16 @@ pub fn lower_resize_linear(
         )));
     }
     let p = ow.div_ceil(ow.div_ceil(p));
+    // The tile order of the output columns with the fewest gather LOADs.
+    let (order, classes) = (1..=8.min(ow))
+        .map(|period| pixel_order(ow, period))
+        .min_by_key(|(order, classes)| {
+            let src = |f: fn(&Tap) -> usize| order.iter().map(|&o| f(&cols[o])).collect::<Vec<_>>();
+            gather_runs(&src(|t| t.i1), classes, p) + gather_runs(&src(|t| t.i2), classes, p)
+        })
+        .expect("a period");
+    let period = classes.len().max(1);
+    let cols: Vec<Tap> = order.iter().map(|&o| cols[o]).collect();
     // The column distances: ORT's binary32 ones, or its 2^10-scaled integers.
     let dist = |t: &Tap| if integer { integer_weights(*t).0 as f32 } else { t.d1 };
     let dx1 = cx.mem.alloc_bytes(&scalar_rows(cols.iter().map(dist), dim));
@@ -273,12 +323,13 @@ pub fn lower_resize_linear(
     };
     let (out_pitch, out_first) = row_pitch(&outb);
     let no_scratch = Scratch { temp: Pat::tile(0, 1), s1: 0, s2: 0 };
-    // The output tile of output row `oy`, pixels `o0..o0 + rr`.
+    // The output tile of output row `oy`, the order's pixels `o0..o0 + rr`
+    // (one class: `period` pixels apart).
     let store = |set: usize, oy: usize, o0: usize, rr: usize| {
         Instr::from(ins::Store {
             buf: ins::BUF_SPAD,
-            dram: (outb.addr + (out_first + oy * out_pitch + o0 * c) as u64) as u32,
-            stride: c as u32,
+            dram: (outb.addr + (out_first + oy * out_pitch + order[o0] * c) as u64) as u32,
+            stride: (period * c) as u32,
             rows: rr as u16,
             cols: c as u16,
             addr: spad_at(set, 4),
@@ -287,8 +338,7 @@ pub fn lower_resize_linear(
     };
     let mut list = Vec::new();
     for (oy, ry) in rows.iter().enumerate() {
-        for o0 in (0..ow).step_by(p) {
-            let rr = p.min(ow - o0);
+        for (o0, rr) in classes.iter().flat_map(|cl| cl.clone().step_by(p).map(move |o0| (o0, p.min(cl.end - o0)))) {
             let set = list.len() % 2;
             let mut st = Step::default();
             let nbrs = [(ry.i1, &x1), (ry.i1, &x2), (ry.i2, &x1), (ry.i2, &x2)];
