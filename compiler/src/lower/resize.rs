@@ -1,11 +1,13 @@
 //! Linear (bilinear) Resize on the vector unit, bit for bit ONNX Runtime's
 //! (`crate::resize`). Per output image row `oy` (source rows `y1`, `y2`,
 //! distances `dy1`, `dy2`) and tile of `P` output pixels, one step of
-//! `steps::chain`:
+//! `steps::chain`. A tile's pixels are one residue class of the output
+//! columns modulo a period ([`pixel_order`]; 2 for a x2 upsample), so that
+//! their source columns advance by a constant step:
 //! - LOAD: the four neighbour tiles X11 (y1, x1), X21 (y1, x2), X12 (y2,
 //!   x1), X22 (y2, x2) gathered into the scratchpad, one LOAD per run of
-//!   output pixels whose source column repeats (stride 0) or advances by
-//!   one (stride `c`); and the pixels' column distances `dx1`, `dx2` as
+//!   the tile's pixels whose source column advances by a constant step
+//!   (stride `step · c`, 0 included); and the pixels' column distances `dx1`, `dx2` as
 //!   per-row scalars (a float32 table, every column of a row the same
 //!   value) into the accumulator;
 //! - COMPUTE: `vdeq` of each neighbour (the integers exactly, or ORT's
@@ -14,7 +16,7 @@
 //!   w22·X22` (4 `mul`, 3 `add`, left to right), then for a QOperator
 //!   resize [`trunc`] and `vquant` with scale 1 (exact on integers), for a
 //!   QDQ one `vquant` into the output's quantization;
-//! - STORE: the output tile.
+//! - STORE: the output tile (a stride of the period's pixels).
 //!
 //! ORT's channels-last integer meaning (`LinearRounding::NhwcInteger`)
 //! loads the same tiles with the integer weights in the scalar tables and
