@@ -41,17 +41,7 @@ const FORMS: [&str; 4] = ["qop_int8", "qop_uint8", "qdq_int8", "qdq_uint8"];
 /// Cases not exact: (model, form, what the failure must show, why).
 /// Checked exactly: a pending case that passes, or fails otherwise, fails
 /// the test.
-const PENDING: &[(&str, &str, &str, &str)] = &[
-    ("upsample_block", "qop_int8", "`resize11_out_quantized` (resize_linear)", NHWC_RESIZE),
-    ("upsample_block", "qop_uint8", "`resize11_out_quantized` (resize_linear)", NHWC_RESIZE),
-];
-
-/// Why a QOperator linear Resize between QLinearConvs is not exact yet.
-const NHWC_RESIZE: &str = "ORT's NHWC transformer moves a QOperator Resize between QLinearConvs into channels-last, \
-    where its int8/uint8 kernel is NhwcUpsampleBilinearInteger: weights |int32(f32(x) * 1024) - i * 1024| (512 each at \
-    the edge), products summed in int32, / 2^20 toward zero (this formula reproduces all 4,608 outputs of \
-    resize11 in both forms from ORT's own input tensor), not the NCHW binary32 kernel the import follows (exact on \
-    compiler/tests/ort_resize.rs); the x2 half_pixel Resize, whose weights are exact in both, matches";
+const PENDING: &[(&str, &str, &str, &str)] = &[];
 
 fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ort_cnn")

@@ -74,7 +74,9 @@
 //!   the binary32 interpolation of the four neighbours, truncated toward
 //!   zero on the integers (QOperator; the output keeps the input's
 //!   quantization), or of the dequantized neighbours then `quantize` into
-//!   the output's quantization (QDQ).
+//!   the output's quantization (QDQ); or, where ORT runs it channels-last
+//!   (a QOperator Resize after a QLinearConv), its integer kernel: 2^10
+//!   integer weights, the int32 sum / 2^20 toward zero.
 //! - **Lut** (Sigmoid, Tanh, HardSigmoid, HardSwish, LeakyRelu, Clip and
 //!   requantization): each value through the 256-entry table
 //!   `lut::table(f, x's type and quantization, y's)`: dequantize, the op in
@@ -468,18 +470,29 @@ fn check_clamp(qmin: i32, qmax: i32, y: &Q) -> Result<(), String> {
 
 /// [`Op::ResizeLinear`] on NCHW data (see the module docs).
 fn resize_linear(r: &crate::resize::LinearResize, xs: &[i32], xv: &Value, yv: &Value) -> Result<Vec<i32>, String> {
-    use crate::resize::{interpolate, LinearRounding};
+    use crate::resize::{interpolate, interpolate_integer, LinearRounding};
     let (qx, qy) = (q_of(xv)?, q_of(yv)?);
     let [n, c, h, w] = xv.shape[..] else { return Err("resize of a value that is not NCHW".into()) };
     let [ty, tx] = r.taps([h, w]);
     let value = |q: i32| match r.rounding {
-        LinearRounding::Trunc => q as f32,
+        LinearRounding::Trunc | LinearRounding::NhwcInteger => q as f32,
         LinearRounding::Requantize => vector::dequantize(q, qx.scale, qx.zp),
     };
-    if r.rounding == LinearRounding::Trunc && (xv.ty != yv.ty || xv.quant != yv.quant) {
+    if r.rounding != LinearRounding::Requantize && (xv.ty != yv.ty || xv.quant != yv.quant) {
         return Err("a truncating linear resize keeps its input's type and quantization".into());
     }
     let mut out = Vec::with_capacity(n * c * ty.len() * tx.len());
+    if r.rounding == LinearRounding::NhwcInteger {
+        for p in xs.chunks_exact(h * w).take(n * c) {
+            for &a in &ty {
+                for &b in &tx {
+                    let nb = [p[a.i1 * w + b.i1], p[a.i1 * w + b.i2], p[a.i2 * w + b.i1], p[a.i2 * w + b.i2]];
+                    out.push(interpolate_integer(nb, a, b).clamp(qy.qmin, qy.qmax));
+                }
+            }
+        }
+        return Ok(out);
+    }
     for plane in xs.chunks_exact(h * w).take(n * c) {
         let f: Vec<f32> = plane.iter().map(|&q| value(q)).collect();
         for &a in &ty {
@@ -490,6 +503,7 @@ fn resize_linear(r: &crate::resize::LinearResize, xs: &[i32], xv: &Value, yv: &V
                     // A C++ cast: toward zero (in range by construction).
                     LinearRounding::Trunc => (v as i32).clamp(qy.qmin, qy.qmax),
                     LinearRounding::Requantize => quantize(v, qy.scale, qy.zp, qy.qmin, qy.qmax),
+                    LinearRounding::NhwcInteger => unreachable!("handled above"),
                 });
             }
         }

@@ -523,7 +523,12 @@ fn encode_op(op: &Op, packed: Option<&PackedRef>, w: &mut Writer) {
             w.f32(r.scales[1]);
             w.len(r.out[0]);
             w.len(r.out[1]);
-            w.u8((r.rounding == crate::resize::LinearRounding::Requantize) as u8);
+            // 0 trunc, 1 requantize (the first two meanings' old encoding), 2 nhwc_integer.
+            w.u8(match r.rounding {
+                crate::resize::LinearRounding::Trunc => 0,
+                crate::resize::LinearRounding::Requantize => 1,
+                crate::resize::LinearRounding::NhwcInteger => 2,
+            });
         }
         Op::Resize { rows, cols } => {
             for v in [rows, cols] {
@@ -741,7 +746,8 @@ fn decode_op(r: &mut Reader<'_>, data: &[u8], packed: &mut Option<PackedRef>) ->
             let mode = CoordMode::ALL[r.tag("linear resize mode", 4)? as usize];
             let scales = [r.f32("resize scale")?, r.f32("resize scale")?];
             let out = [r.usize("resize height")?, r.usize("resize width")?];
-            let rounding = [LinearRounding::Trunc, LinearRounding::Requantize][r.tag("resize rounding", 2)? as usize];
+            let rounding = [LinearRounding::Trunc, LinearRounding::Requantize, LinearRounding::NhwcInteger]
+                [r.tag("resize rounding", 3)? as usize];
             Op::ResizeLinear(LinearResize { mode, scales, out, rounding })
         }
         tag @ 14.. => decode_transformer_op(r, tag)?,

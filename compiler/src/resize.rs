@@ -16,6 +16,17 @@
 //! - an output of the input's size is the input (then requantized), whatever
 //!   the scales: ORT returns it unchanged.
 //!
+//! A third meaning is ORT's channels-last integer kernel
+//! (`NhwcUpsampleBilinearInteger`, `upsample.h`), which runs a QOperator
+//! Resize whose input ORT's NHWC transformer made channels-last (see
+//! `onnx::import`'s `ort_channels_last`): per axis the same clamped `x`,
+//! `i1`, `i2`, but integer weights `s = int32(x · 2^10)` (exact scaling,
+//! truncated: `x ≥ 0`), `d1 = |s − i1·2^10|`, `d2 = |s − i2·2^10|` (`512`
+//! each where `i1 == i2`); `w11 = dx2·dy2`, …, summing to `2^20`; the output
+//! `(w11·X11 + w21·X21 + w12·X12 + w22·X22) / 2^20` in int32, toward zero
+//! ([`interpolate_integer`]). Pinned by `tools/ort-fixtures/resize_fixtures.py`'s
+//! `nhwc` cases (QLinearConv → Resize).
+//!
 //! The IR stores the mode and scales, not the taps: [`LinearResize::taps`]
 //! derives them, the one definition the interpreter and the lowering share.
 
@@ -69,6 +80,11 @@ pub enum LinearRounding {
     /// On the dequantized input, then QuantizeLinear into the output's
     /// quantization (QDQ: DequantizeLinear → Resize → QuantizeLinear).
     Requantize,
+    /// ORT's channels-last integer kernel: 2^10-scaled integer weights,
+    /// the int32 sum divided by 2^20 toward zero; the output keeps the
+    /// input's quantization (a QOperator Resize whose input ORT computes
+    /// channels-last: after a QLinearConv).
+    NhwcInteger,
 }
 
 impl LinearRounding {
@@ -76,6 +92,7 @@ impl LinearRounding {
         match self {
             LinearRounding::Trunc => "trunc",
             LinearRounding::Requantize => "requantize",
+            LinearRounding::NhwcInteger => "nhwc_integer",
         }
     }
 }
@@ -126,6 +143,28 @@ impl LinearResize {
             })
             .collect()
     }
+}
+
+/// A tap's distances as ORT's integer kernel has them: `(d1, d2)` scaled
+/// by 2^10 (`x` is `i1 + d1` with `x ≥ 0`, so `int32(x·2^10) − i1·2^10` is
+/// `d1·2^10` truncated — the scaling is exact in binary32; `d2` is
+/// `2^10 − d1`, or `512` each where `i1 == i2`).
+pub fn integer_weights(t: Tap) -> (i32, i32) {
+    if t.i1 == t.i2 {
+        return (512, 512);
+    }
+    let d1 = (t.d1 * 1024.0) as i32;
+    (d1, 1024 - d1)
+}
+
+/// ORT's channels-last integer interpolation of one output position: the
+/// neighbours in [`interpolate`]'s order, the int32 sum divided by 2^20
+/// toward zero (`|sum| ≤ 255·2^20`: no overflow).
+#[inline]
+pub fn interpolate_integer(x: [i32; 4], ty: Tap, tx: Tap) -> i32 {
+    let ((dx1, dx2), (dy1, dy2)) = (integer_weights(tx), integer_weights(ty));
+    let s = dx2 * dy2 * x[0] + dx1 * dy2 * x[1] + dx2 * dy1 * x[2] + dx1 * dy1 * x[3];
+    s / (1 << 20)
 }
 
 /// `v` of the module doc for one output position: the four neighbours in

@@ -1668,11 +1668,17 @@ impl Parser<'_> {
                 };
                 let (t, m) = word("mode", "mode=half_pixel|pytorch_half_pixel|align_corners|asymmetric")?;
                 let mode = CoordMode::parse(&m).ok_or_else(|| t.err(format!("unknown linear resize mode {}", found(&t))))?;
-                let (t, r) = word("round", "round=trunc|requantize")?;
+                let (t, r) = word("round", "round=trunc|requantize|nhwc_integer")?;
                 let rounding = match r.as_str() {
                     "trunc" => LinearRounding::Trunc,
                     "requantize" => LinearRounding::Requantize,
-                    _ => return Err(t.err(format!("expected `trunc` or `requantize`, found {}", found(&t)))),
+                    "nhwc_integer" => LinearRounding::NhwcInteger,
+                    _ => {
+                        return Err(t.err(format!(
+                            "expected `trunc`, `requantize` or `nhwc_integer`, found {}",
+                            found(&t)
+                        )))
+                    }
                 };
                 let sc = attrs.require("scales", &layer, "scales=(H, W)")?;
                 let toks = sc.ints("`scales=(H, W)`")?;

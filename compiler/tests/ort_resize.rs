@@ -1,6 +1,7 @@
 //! Linear Resize against ONNX Runtime on random cases: Resize on int8/uint8
 //! (QOperator: ORT interpolates the integers and truncates) and DQ → Resize
-//! → Q (QDQ: in float, then rounded), the four coordinate modes ORT
+//! → Q (QDQ: in float, then rounded), QLinearConv → Resize (ORT runs the
+//! Resize channels-last in its integer kernel: `nhwc`), the four coordinate modes ORT
 //! supports for linear, random scales (or sizes), shapes, channel counts,
 //! scales and zero points; over a million outputs in all.
 //!
@@ -22,6 +23,7 @@ use compiler::onnx::proto::{
     attribute_proto::AttributeType, tensor_proto::DataType, AttributeProto, GraphProto, ModelProto, NodeProto,
     OperatorSetIdProto, TensorProto,
 };
+use compiler::resize::LinearRounding;
 use driver::Driver;
 use isa::HwConfig;
 use prost::Message;
@@ -91,7 +93,23 @@ fn case_model(c: &Json) -> Vec<u8> {
         )
     };
     let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
-    let nodes = if c["kind"] == "qop" {
+    let nodes = if c["kind"] == "nhwc" {
+        // ORT ran QLinearConv (a 1x1 identity) then Resize; the import must
+        // see the QLinearConv to give the Resize ORT's channels-last meaning.
+        let ch = ints(c, "shape")[1];
+        let eye: Vec<u8> = (0..ch * ch).map(|i| (i / ch == i % ch) as u8).collect();
+        inits.extend([
+            tensor("one", DataType::Float, &[], 1f32.to_le_bytes().to_vec()),
+            tensor("zero", dt, &[], vec![0]),
+            tensor("w", DataType::Int8, &[ch, ch, 1, 1], eye),
+            tensor("wz", DataType::Int8, &[], vec![0]),
+        ]);
+        vec![
+            node("QuantizeLinear", names(&["xq", "one", "zero"]), "x", vec![]),
+            node("QLinearConv", names(&["x", "one", "zero", "w", "one", "wz", "one", "zero"]), "xc", vec![]),
+            resize("xc", "y"),
+        ]
+    } else if c["kind"] == "qop" {
         // ORT ran Resize on the integer input; the IR needs its tensor
         // quantized, so the float input is quantized with scale 1, zero
         // point 0 (exact on these integers) — a truncating resize does not
@@ -121,7 +139,7 @@ fn case_model(c: &Json) -> Vec<u8> {
             name: Some("resize".into()),
             node: nodes,
             initializer: inits,
-            input: vec![if c["kind"] == "qop" {
+            input: vec![if c["kind"] != "qdq" {
                 value_info("xq", DataType::Float, &ints(c, "shape"))
             } else {
                 value_info("x", dt, &ints(c, "shape"))
@@ -165,7 +183,7 @@ fn load() -> (Json, Vec<Case>) {
             let bytes = splitmix64_bytes(c["seed"].as_u64().unwrap(), shape.iter().product());
             let unsigned = c["dtype"] == "uint8";
             let input_q: Vec<i32> = bytes.iter().map(|&b| if unsigned { b as i32 } else { b as i8 as i32 }).collect();
-            let input = if c["kind"] == "qop" {
+            let input = if c["kind"] != "qdq" {
                 Tensor::float(shape, input_q.iter().map(|&q| q as f32).collect())
             } else {
                 Tensor::quant(shape, input_q.clone())
@@ -206,13 +224,21 @@ fn run_model(c: &Case, cfg: &HwConfig) -> Vec<i32> {
 fn linear_resize_matches_onnx_runtime() {
     let (meta, cases) = load();
     assert_eq!(meta["probe_differences"], 0, "the generator saw ORT differ from the probe's definition");
-    let (mut outputs, mut qdq) = (0usize, 0usize);
+    let (mut outputs, mut qdq, mut nhwc) = (0usize, 0usize, 0usize);
     let mut failures = Vec::new();
     for c in &cases {
         let ours = as_bytes(&run_interp(c));
         outputs += ours.len();
         if c.json["kind"] == "qdq" {
             qdq += ours.len();
+        }
+        if c.json["kind"] == "nhwc" {
+            nhwc += ours.len();
+            let rounding = c.graph.nodes.iter().find_map(|n| match &n.op {
+                compiler::ir::Op::ResizeLinear(r) => Some(r.rounding),
+                _ => None,
+            });
+            assert_eq!(rounding, Some(LinearRounding::NhwcInteger), "{}: the import's meaning", c.what());
         }
         if let Some(full) = &c.ort {
             if let Some(o) = (0..ours.len()).find(|&o| ours[o] != full[o]) {
@@ -224,7 +250,7 @@ fn linear_resize_matches_onnx_runtime() {
             failures.push(format!("{}: the output differs from ORT's (hash)", c.what()));
         }
     }
-    println!("{} cases, {outputs} outputs ({qdq} QDQ): every one equal to ORT's", cases.len());
+    println!("{} cases, {outputs} outputs ({qdq} QDQ, {nhwc} channels-last): every one equal to ORT's", cases.len());
     // The graph a program records for `run --check` keeps the op exactly,
     // and so does the text format.
     for c in &cases {
@@ -236,7 +262,7 @@ fn linear_resize_matches_onnx_runtime() {
         assert_eq!(run_interp_on(&parsed, c), run_interp(c), "{}: the text form", c.what());
     }
     assert_eq!(outputs as u64, meta["total_outputs"].as_u64().unwrap());
-    assert!(outputs >= 1_000_000 && qdq >= 400_000, "{outputs} outputs, {qdq} QDQ");
+    assert!(outputs >= 1_000_000 && qdq >= 400_000 && nhwc >= 400_000, "{outputs} outputs, {qdq} QDQ, {nhwc} NHWC");
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
 }
 
@@ -275,4 +301,42 @@ fn linear_resize_on_other_arrays_equals_the_interpreter() {
             assert_eq!(run_model(c, &cfg), run_interp(c), "{}: {}: model vs interpreter", cfg.name, c.what());
         }
     }
+}
+
+/// The import gives a Resize ORT's channels-last meaning exactly where ORT
+/// runs it channels-last (after a QLinearConv), the NCHW one otherwise, and
+/// refuses the channels-last Resize that keeps H and changes W (ORT runs it
+/// in its float kernel over W and C, see `resize_fixtures.py`).
+#[test]
+fn the_import_decides_the_meaning_as_ort_lays_the_resize_out() {
+    let meaning = |c: &Json| {
+        let g = compiler::onnx::import(&case_model(c)).unwrap();
+        g.nodes.iter().find_map(|n| match &n.op {
+            compiler::ir::Op::ResizeLinear(r) => Some(r.rounding),
+            _ => None,
+        })
+    };
+    let mut c = serde_json::json!({
+        "kind": "nhwc", "dtype": "int8", "mode": "half_pixel", "shape": [1, 3, 4, 5],
+        "scales": [2.0, 1.5], "output_shape": [1, 3, 8, 7],
+    });
+    assert_eq!(meaning(&c), Some(LinearRounding::NhwcInteger));
+    c["kind"] = "qop".into();
+    assert_eq!(meaning(&c), Some(LinearRounding::Trunc));
+    c["kind"] = "qdq".into();
+    for k in ["x_zero_point", "y_zero_point"] {
+        c[k] = 1.into();
+    }
+    for k in ["x_scale", "y_scale"] {
+        c[k] = 0.5.into();
+    }
+    assert_eq!(meaning(&c), Some(LinearRounding::Requantize));
+    // W alone changes: NCHW it is the float kernel's, channels-last refused.
+    c["scales"] = serde_json::json!([1.0, 1.5]);
+    c["output_shape"] = serde_json::json!([1, 3, 4, 7]);
+    c["kind"] = "qop".into();
+    assert_eq!(meaning(&c), Some(LinearRounding::Trunc));
+    c["kind"] = "nhwc".into();
+    let e = compiler::onnx::import(&case_model(&c)).unwrap_err().to_string();
+    assert!(e.contains("keeps H and changes W"), "{e}");
 }

@@ -19,6 +19,11 @@
 //! across the array: tile `j` reads input block `j` only, with the tap's
 //! weights on the diagonal, so each array row carries one channel.
 //!
+//! A batch (`compile --batch`) under streamed weights passes each band in
+//! groups of images (`Plan::group`: a band buffer, accumulator tile and
+//! output buffer each), so a weight chunk loads once per band for the group
+//! rather than once per image, where the scratchpad holds the group.
+//!
 //! Scratchpad: two band buffers, the weight stream (resident when it fits,
 //! else double-buffered chunks reloaded per band), two output buffers;
 //! accumulator: the parameters, two output tiles. Tokens follow the
@@ -502,10 +507,20 @@ struct Plan {
     chunk_rows: Option<usize>,
     acc_buf: [u16; 2],
     params: u16,
+    /// Images of a batch that pass each band together (`group` bands, one
+    /// per image, `band_rows` scratchpad rows apart; their outputs
+    /// `out_rows` apart; their accumulator tiles `m` rows apart), so that a
+    /// streamed weight chunk loads once for all of them.
+    group: usize,
+    band_rows: usize,
+    out_rows: usize,
 }
 
-/// The largest band that fits, or `None` when even one output row does not
-/// (`images`: a batch's images pass one after the other, band by band).
+/// The band plan: for one image at a time ([`plan_group`] with a group of
+/// 1), or — where the weights stream, so that each band reloads them — the
+/// group of images that share each loaded weight chunk (`compile --batch`)
+/// that moves the fewest DRAM bytes (weights per band group, input bands
+/// with their halo rows).
 fn plan(
     g: &Geometry,
     images: usize,
@@ -515,19 +530,48 @@ fn plan(
     accr: usize,
     dma: super::staging::Dma,
 ) -> Option<Plan> {
+    let single = plan_group(g, images, 1, weight_rows, sb_rows, spad, accr, dma)?;
+    if single.chunk_rows.is_none() || images == 1 {
+        return Some(single);
+    }
+    let bytes = |p: &Plan| {
+        let groups = images.div_ceil(p.group) * p.bands;
+        let weights = if p.chunk_rows.is_some() { groups } else { 1 } * weight_rows * g.dim;
+        weights + images * p.bands * g.band_spad_rows(p.rows) * g.dim
+    };
+    (2..=images)
+        .filter_map(|group| plan_group(g, images, group, weight_rows, sb_rows, spad, accr, dma))
+        .chain([single])
+        .min_by_key(bytes)
+}
+
+/// The largest band that fits `group` images' at once, or `None` when even
+/// one output row does not (`images`: a batch's images pass group after
+/// group, band by band).
+#[allow(clippy::too_many_arguments)]
+fn plan_group(
+    g: &Geometry,
+    images: usize,
+    group: usize,
+    weight_rows: usize,
+    sb_rows: usize,
+    spad: usize,
+    accr: usize,
+    dma: super::staging::Dma,
+) -> Option<Plan> {
     let nt = g.out_tiles();
     let acc_tile = accr.checked_sub(2 * nt)? / 2;
-    let max_rows = (acc_tile / g.ow).min(g.oh).min(u16::MAX as usize / g.ow.max(1));
+    let max_rows = (acc_tile / (g.ow * group)).min(g.oh).min(u16::MAX as usize / g.ow.max(1));
     for rows in (1..=max_rows).rev() {
         let bands = g.oh.div_ceil(rows);
         let rows = g.oh.div_ceil(bands);
-        if g.band_staging(rows, dma) > STAGING_BUDGET {
+        if group * g.band_staging(rows, dma) > STAGING_BUDGET {
             continue;
         }
-        let several = bands * images > 1;
+        let several = bands * images.div_ceil(group) > 1;
         let slots = if several { 2 } else { 1 };
-        let band = g.band_spad_rows(rows);
-        let out = rows * g.ow * nt;
+        let (band_rows, out_rows) = (g.band_spad_rows(rows), rows * g.ow * nt);
+        let (band, out) = (group * band_rows, group * out_rows);
         let fixed = slots * (band + out);
         let Some(left) = spad.checked_sub(fixed) else { continue };
         let slot = left / 2 / sb_rows * sb_rows;
@@ -551,6 +595,9 @@ fn plan(
             chunk_rows,
             acc_buf: [r(2 * nt), r(2 * nt + acc_tile)],
             params: 0,
+            group,
+            band_rows,
+            out_rows,
         });
     }
     None
@@ -894,10 +941,16 @@ impl Job<'_> {
         let pitch = self.pitch;
         let sb_rows = WIDE * pitch;
         let mut s = Streams::default();
-        // Bands of every image, image after image: band `b` is band
-        // `b % bands` of image `b / bands`.
-        let nb = self.images * p.bands;
-        let (local, image) = (|b: usize| b % p.bands, |b: usize| b / p.bands);
+        // Bands of every group of images, group after group: band `b` is
+        // band `b % bands` of the `group` images from `(b / bands)·group`
+        // (each its own band buffer, accumulator tile and output buffer,
+        // all under the same weights).
+        let nb = self.images.div_ceil(p.group) * p.bands;
+        let local = |b: usize| b % p.bands;
+        let images_of = |b: usize| {
+            let first = b / p.bands * p.group;
+            first..(first + p.group).min(self.images)
+        };
 
         // Scratchpad rows of chunk `q` for band `b` (a slot, or resident).
         let chunk_of = |t: usize| chunks.iter().position(|c| t < c.t1).expect("term in a chunk");
@@ -928,34 +981,39 @@ impl Job<'_> {
                 .collect()
         };
         let band_rows = |b: usize| p.rows.min(g.oh - local(b) * p.rows);
+        // Image `i`'s band buffer (`i` counted within its group).
+        let band_at = |b: usize, i: usize| p.band_buf[b % 2] as usize + i * p.band_rows;
         let band_load = |b: usize| -> Vec<ins::Load> {
             let r0 = g.off[0] + local(b) * p.rows * g.strides[0];
-            let in_addr = self.in_addr + (image(b) * self.in_image) as u64;
             let nin = g.band_in_rows(band_rows(b));
-            if g.packed {
-                // One LOAD per input row: output column x's window row.
-                let kb = g.in_blocks();
-                return (0..nin)
-                    .map(|r| ins::Load {
+            let mut loads = Vec::new();
+            for (i, image) in images_of(b).enumerate() {
+                let in_addr = self.in_addr + (image * self.in_image) as u64;
+                if g.packed {
+                    // One LOAD per input row: output column x's window row.
+                    let kb = g.in_blocks();
+                    loads.extend((0..nin).map(|r| ins::Load {
                         buf: ins::BUF_SPAD,
                         dram: (in_addr + (((r0 + r) * g.wp + g.off[1]) * g.cin) as u64) as u32,
                         stride: (g.strides[1] * g.cin) as u32,
                         rows: g.ow as u16,
                         cols: (g.kernel[1] * g.cin) as u16,
-                        addr: p.band_buf[b % 2] + (r * kb * g.ow) as u16,
+                        addr: (band_at(b, i) + r * kb * g.ow) as u16,
                         ..Default::default()
-                    })
-                    .collect();
+                    }));
+                    continue;
+                }
+                loads.push(ins::Load {
+                    buf: ins::BUF_SPAD,
+                    dram: (in_addr + (r0 * g.wp * g.cin) as u64) as u32,
+                    stride: g.cin as u32,
+                    rows: (nin * g.wp) as u16,
+                    cols: g.cin as u16,
+                    addr: band_at(b, i) as u16,
+                    ..Default::default()
+                });
             }
-            vec![ins::Load {
-                buf: ins::BUF_SPAD,
-                dram: (in_addr + (r0 * g.wp * g.cin) as u64) as u32,
-                stride: g.cin as u32,
-                rows: (nin * g.wp) as u16,
-                cols: g.cin as u16,
-                addr: p.band_buf[b % 2],
-                ..Default::default()
-            }]
+            loads
         };
 
         // Item indices: LOAD items in program order.
@@ -1032,18 +1090,17 @@ impl Job<'_> {
                 while li < live.len() && terms[live[li]].j == j {
                     let t = live[li];
                     let term = &terms[t];
-                    let a = p.band_buf[b % 2] as usize + g.term_row(term.tap, term.block, nin);
+                    let row = g.term_row(term.tap, term.block, nin);
                     // A 2:4 pair's second term: rows a_bstride further on.
-                    let a_bstride = term
-                        .second
-                        .map_or(0, |(tap, block, _)| p.band_buf[b % 2] as usize + g.term_row(tap, block, nin) - a);
+                    let a_bstride = term.second.map_or(0, |(tap, block, _)| g.term_row(tap, block, nin) - row);
                     let (step, gstep) = g.steps();
-                    let mut mm = ins::Matmul {
-                        a: a as u16,
+                    let mm_of = |i: usize| ins::Matmul {
+                        a: (band_at(b, i) + row) as u16,
                         m: m as u16,
-                        acc,
+                        acc: acc + (i * m) as u16,
                         accumulate: (idx > 0) as u8,
-                        swap: 1,
+                        // The group's first swaps the tile in; the rest reuse it.
+                        swap: (i == 0) as u8,
                         in_type: self.a_unsigned as u8,
                         a_stride: step as u8,
                         a_group: g.ow as u16,
@@ -1051,6 +1108,18 @@ impl Job<'_> {
                         a_bstride: a_bstride as u16,
                         ..Default::default()
                     };
+                    // All but the group's last image: the same weights, no
+                    // preload, no release.
+                    let group = images_of(b).len();
+                    for i in 0..group - 1 {
+                        let mut deps = Deps::NONE;
+                        s.need(band_item[b], &mut deps);
+                        let mut mm = mm_of(i);
+                        mm.deps = deps;
+                        s.macs += (m * term.rows * term.n) as u64;
+                        s.program.push(Instr::from(mm));
+                    }
+                    let mut mm = mm_of(group - 1);
                     let mut deps = Deps::NONE;
                     s.need(band_item[b], &mut deps);
                     // Preload the next tile (this band's or the next band's first).
@@ -1113,14 +1182,17 @@ impl Job<'_> {
                 // Requantize tile j of every output row of the band.
                 let segs = self.segments(rows);
                 let last_tile = j + 1 == nt;
-                for (si, &(px0, len)) in segs.iter().enumerate() {
-                    let first = j == 0 && si == 0;
-                    let last = last_tile && si + 1 == segs.len();
+                let group = images_of(b).len();
+                for (i, (si, &(px0, len))) in
+                    (0..group).flat_map(|i| segs.iter().enumerate().map(move |seg| (i, seg))).collect::<Vec<_>>()
+                {
+                    let first = j == 0 && si == 0 && i == 0;
+                    let last = last_tile && si + 1 == segs.len() && i + 1 == group;
                     s.program.push(Instr::from(ins::Requant {
                         deps: Deps { pop_next: first && b >= 2, push_next: last, ..Deps::NONE },
-                        acc: acc + px0 as u16,
+                        acc: acc + (i * m + px0) as u16,
                         rows: len as u16,
-                        dst: p.out_buf[b % 2] + (px0 * nt + j * len) as u16,
+                        dst: p.out_buf[b % 2] + (i * p.out_rows + px0 * nt + j * len) as u16,
                         params: p.params + (2 * j) as u16,
                         out_type: if rq.unsigned { ins::ELEM_U8 } else { ins::ELEM_I8 },
                         zp: rq.zp as i16,
@@ -1131,20 +1203,24 @@ impl Job<'_> {
             }
             // Store the band: one contiguous DRAM run per segment.
             let segs = self.segments(rows);
-            for (si, &(px0, len)) in segs.iter().enumerate() {
-                let (oy, ox) = (local(b) * p.rows + px0 / g.ow, px0 % g.ow);
-                let o = self.out;
-                let dram = o.addr + (image(b) * o.image + ((oy + o.halo) * o.wp + o.halo + ox) * g.cout) as u64;
-                pending_stores.push(Instr::from(ins::Store {
-                    deps: Deps { pop_prev: si == 0, push_prev: si + 1 == segs.len() && b + 2 < nb, ..Deps::NONE },
-                    buf: ins::BUF_SPAD,
-                    dram: dram as u32,
-                    stride: g.cout as u32,
-                    rows: len as u16,
-                    cols: g.cout as u16,
-                    addr: p.out_buf[b % 2] + (px0 * nt) as u16,
-                    col: 0,
-                }));
+            let group = images_of(b).len();
+            for (i, image) in images_of(b).enumerate() {
+                for (si, &(px0, len)) in segs.iter().enumerate() {
+                    let (oy, ox) = (local(b) * p.rows + px0 / g.ow, px0 % g.ow);
+                    let o = self.out;
+                    let dram = o.addr + (image * o.image + ((oy + o.halo) * o.wp + o.halo + ox) * g.cout) as u64;
+                    let (first, last) = (i == 0 && si == 0, i + 1 == group && si + 1 == segs.len());
+                    pending_stores.push(Instr::from(ins::Store {
+                        deps: Deps { pop_prev: first, push_prev: last && b + 2 < nb, ..Deps::NONE },
+                        buf: ins::BUF_SPAD,
+                        dram: dram as u32,
+                        stride: g.cout as u32,
+                        rows: len as u16,
+                        cols: g.cout as u16,
+                        addr: p.out_buf[b % 2] + (i * p.out_rows + px0 * nt) as u16,
+                        col: 0,
+                    }));
+                }
             }
         }
         s.flush(usize::MAX);
@@ -1195,6 +1271,8 @@ mod tests {
         /// Weights pruned 2:4: in every group of 4 input channels at a
         /// kernel position, two zeros.
         pruned: bool,
+        /// Images (`compile --batch`).
+        batch: usize,
     }
 
     impl Case {
@@ -1231,9 +1309,10 @@ mod tests {
             let (zin, zout) = (if self.u8_in { 128 } else { 3 }, if self.u8_out { 120 } else { -5 });
             let [oh, ow] = self.out_hw();
             let [pt, pl, pb, pr] = self.pads;
+            let batch = self.batch;
             format!(
-                "model t\ninput x: {}[1, {}, {}, {}] scale=0.05 zp={zin}\n\
-                 conv c x -> y: {}[1, {}, {oh}, {ow}] scale={} zp={zout} strides=({}, {}) pads=({pt}, {pl}, {pb}, {pr}) \
+                "model t\ninput x: {}[{batch}, {}, {}, {}] scale=0.05 zp={zin}\n\
+                 conv c x -> y: {}[{batch}, {}, {oh}, {ow}] scale={} zp={zout} strides=({}, {}) pads=({pt}, {pl}, {pb}, {pr}) \
                  dilations=({}, {}) groups={}\n    weights: i8[{}, {cg}, {}, {}] = [{}]\n    w_scale = 0.01\n    \
                  bias = [{}]\noutput y\n",
                 ty(self.u8_in),
@@ -1277,6 +1356,7 @@ mod tests {
             u8_in: false,
             u8_out: false,
             pruned: false,
+            batch: 1,
         }
     }
 
@@ -1356,6 +1436,54 @@ mod tests {
         check(case(24, 20, [40, 30], [3, 3], [1, 1], [1; 4]), 5, |_| true);
         check(case(40, 36, [12, 12], [5, 5], [1, 1], [2; 4]), 6, |_| true);
         check(Case { groups: 40, ..case(40, 40, [33, 20], [3, 3], [1, 1], [1; 4]) }, 7, |_| true);
+    }
+
+    /// DRAM bytes of a program's weight-chunk LOADs (superblock rows: a
+    /// stride wider than the row, unlike band and window loads) and of the
+    /// distinct weight rows among them.
+    fn weight_bytes(code: &[isa::instr::Instr]) -> (usize, usize) {
+        let mut rows = std::collections::BTreeSet::new();
+        let mut bytes = 0;
+        for i in code {
+            if let isa::instr::Instr::Load(l) = i {
+                if l.buf == isa::instr::BUF_SPAD && l.stride > l.cols as u32 {
+                    bytes += l.rows as usize * l.cols as usize;
+                    rows.extend((0..l.rows as u32).map(|r| l.dram + r * l.stride));
+                }
+            }
+        }
+        let cols = code.iter().find_map(|i| match i {
+            isa::instr::Instr::Load(l) if l.buf == isa::instr::BUF_SPAD && l.stride > l.cols as u32 => Some(l.cols),
+            _ => None,
+        });
+        (bytes, rows.len() * cols.unwrap_or(0) as usize)
+    }
+
+    /// A batch under streamed weights (`compile --batch`): the images pass
+    /// each band together, so each weight chunk loads once per band for the
+    /// whole batch — the batch's weight DRAM bytes are a single image's —
+    /// and every image's output is exact (`run_step` checks the batch
+    /// against the interpreter).
+    #[test]
+    fn a_batch_loads_streamed_weights_once_per_band() {
+        // 36 KiB of weights through the 4x4's 16 KiB scratchpad; 576 KiB
+        // (ResNet-18's 256-channel 3x3 at 7x7) through the 16x16's 256 KiB.
+        for (cfg, c) in [
+            (HwConfig::tiny_4x4(), case(64, 64, [4, 4], [3, 3], [1, 1], [1; 4])),
+            (HwConfig::default_16x16(), case(256, 256, [7, 7], [3, 3], [1, 1], [1; 4])),
+        ] {
+            let (_, _, one) = run_step(&c.text(41), &cfg);
+            let (single, image) = weight_bytes(&one);
+            let spad_bytes = cfg.spad_rows() as usize * cfg.array.cols as usize;
+            assert!(image > spad_bytes && single == image, "{single} bytes loaded of a {image}-byte image");
+            for batch in [2, 3, 4] {
+                let (macs, counted, code) = run_step(&Case { batch, ..c }.text(41), &cfg);
+                assert_eq!(macs, counted);
+                let (bytes, _) = weight_bytes(&code);
+                // Before the images shared a band: `batch` times as many.
+                assert_eq!(bytes, single, "{}: batch {batch}: weight bytes", cfg.name);
+            }
+        }
     }
 
     /// 65,536 output pixels and more: each band is its own `matmul` M, so

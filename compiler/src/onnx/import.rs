@@ -122,6 +122,9 @@ struct Ctx<'m> {
     g: Graph,
     names: HashSet<String>,
     dequantized: HashMap<ValueId, ValueId>,
+    /// The tensors ONNX Runtime holds channels-last (NHWC) when it runs
+    /// the model: see [`Ctx::ort_channels_last`].
+    channels_last: HashSet<String>,
 }
 
 pub(super) fn run(bytes: &[u8], opts: &ImportOptions) -> Result<Imported> {
@@ -146,6 +149,7 @@ pub(super) fn run(bytes: &[u8], opts: &ImportOptions) -> Result<Imported> {
         g: Graph { name: graph.name().to_string(), ..Graph::default() },
         names: HashSet::new(),
         dequantized: HashMap::new(),
+        channels_last: HashSet::new(),
     };
     for vi in &graph.input {
         if cx.inits.contains_key(vi.name()) {
@@ -721,6 +725,44 @@ impl<'m> Ctx<'m> {
                 )));
             }
         }
+        let channels_last = self.ort_channels_last(n, standard, ms);
+        self.dispatch(n, who, standard, ms)?;
+        if channels_last {
+            self.channels_last.extend(n.output.iter().filter(|o| !o.is_empty()).cloned());
+        }
+        Ok(())
+    }
+
+    /// Whether ONNX Runtime (CPU, 1.32) computes this node's output
+    /// channels-last. Its NHWC transformer makes every QLinearConv NHWC,
+    /// wrapped in Transposes, and its transpose optimizer then pushes the
+    /// Transpose after it down through the nodes that follow — for the ops
+    /// here only while every data input arrives channels-last (a mixed
+    /// QLinearAdd keeps NCHW). Found by saving ORT's optimized models of
+    /// small QOperator graphs (`tools/ort-fixtures/resize_fixtures.py`'s
+    /// docs): pushed through MaxPool, QLinearAdd, QLinearConcat,
+    /// QLinearGlobalAveragePool and a linear Resize on int8/uint8 (ORT's
+    /// cost check pushes there for its NHWC integer kernel); stopped by
+    /// QLinearAveragePool, QLinearSigmoid, QLinearLeakyRelu, Clip and a
+    /// nearest Resize. What matters is the linear Resize: channels-last it
+    /// runs another kernel ([`crate::resize::LinearRounding::NhwcInteger`]).
+    fn ort_channels_last(&self, n: &NodeProto, standard: bool, ms: bool) -> bool {
+        let nhwc = |i: usize| n.input.get(i).is_some_and(|x| self.channels_last.contains(x));
+        match n.op_type() {
+            "QLinearConv" if standard => true,
+            "MaxPool" | "Identity" if standard => nhwc(0),
+            "QLinearAdd" if ms => nhwc(0) && nhwc(3),
+            "QLinearConcat" if ms => n.input.len() > 2 && (2..n.input.len()).step_by(3).all(nhwc),
+            "QLinearGlobalAveragePool" if ms => nhwc(0),
+            "Resize" if standard => {
+                let linear = attr(n, "mode").is_some_and(|a| a.s() == b"linear");
+                linear && nhwc(0) && matches!(self.syms.get(&n.input[0]), Some(Sym::Quant(_)))
+            }
+            _ => false,
+        }
+    }
+
+    fn dispatch(&mut self, n: &NodeProto, who: &Who, standard: bool, ms: bool) -> Result<()> {
         match n.op_type() {
             "QuantizeLinear" if standard => self.quantize_linear(who, n),
             "DequantizeLinear" if standard => self.dequantize_linear(who, n),
@@ -1370,7 +1412,23 @@ impl<'m> Ctx<'m> {
             ))
         })?;
         let out = self.output(who, n)?;
-        let rounding = if deq.is_some() { LinearRounding::Requantize } else { LinearRounding::Trunc };
+        let rounding = match deq {
+            Some(_) => LinearRounding::Requantize,
+            None if self.channels_last.contains(&n.input[0]) => {
+                // Channels-last, ORT's dispatch (upsample.cc) takes a 4-D
+                // linear Resize for NCHW when its second scale is 1 — here
+                // H's: it then runs its float kernel over W and C, which
+                // no meaning here models (ORT's outputs differ from both).
+                if scales[0] == 1.0 && out_size[1] != self.g.values[src].shape[3] {
+                    return Err(who.unsupported(
+                        "a linear Resize after a QLinearConv that keeps H and changes W (ONNX Runtime runs it \
+                         channels-last in its float kernel over W and C)",
+                    ));
+                }
+                LinearRounding::NhwcInteger
+            }
+            None => LinearRounding::Trunc,
+        };
         let op = Op::ResizeLinear(LinearResize { mode, scales, out: out_size, rounding });
         match deq {
             None => {
