@@ -208,12 +208,12 @@ fn minilm_shaped_encoder_layer_cycles_against_ideal() {
     // hidden under a matmul idles the array, so it counts). One more run
     // (the input is still in place) gives the per-instruction trace.
     let trace = drv.run().unwrap().trace;
-    let array_busy = |l: &isa::program::LayerMeta| -> u64 {
-        use isa::instr::Instr as I;
+    use isa::instr::Instr as I;
+    let busy = |l: &isa::program::LayerMeta, unit: &dyn Fn(&I) -> bool| -> u64 {
         let mut spans: Vec<(u64, u64)> = trace
             .iter()
             .filter(|t| (l.first..l.last).contains(&(t.index as usize)))
-            .filter(|t| matches!(prog.code[t.index as usize], I::Ldw(_) | I::Matmul(_)))
+            .filter(|t| unit(&prog.code[t.index as usize]))
             .map(|t| (t.start, t.finish))
             .collect();
         spans.sort_unstable();
@@ -227,12 +227,29 @@ fn minilm_shaped_encoder_layer_cycles_against_ideal() {
         }
         busy
     };
-    let att_array: u64 = att.iter().map(|&i| array_busy(&layers[i])).sum();
+    let array = |i: &I| matches!(i, I::Ldw(_) | I::Matmul(_));
+    let post = |i: &I| matches!(i, I::Vdeq(_) | I::Vquant(_) | I::Vop(_) | I::Vred(_) | I::Vmask(_) | I::Requant(_));
+    let att_array: u64 = att.iter().map(|&i| busy(&layers[i], &array)).sum();
+    if let Ok(w) = std::env::var("TRACE_ATT") {
+        let (lo, hi): (u64, u64) = {
+            let v: Vec<u64> = w.split(',').map(|x| x.parse().unwrap()).collect();
+            (v[0], v[1])
+        };
+        let l = &layers[att[0]];
+        for t in trace.iter().filter(|t| (l.first..l.last).contains(&(t.index as usize))) {
+            if t.start >= lo && t.start < hi {
+                let i = &prog.code[t.index as usize];
+                let s = format!("{i}");
+                eprintln!("{:>8} {:>8} {:>6} {}", t.start, t.finish, t.index, &s[..s.len().min(150)]);
+            }
+        }
+    }
+    let att_post: u64 = att.iter().map(|&i| busy(&layers[i], &post)).sum();
     println!(
         "MiniLM-shaped layer: {cycles} cycles, ideal {ideal} (GEMM MACs {gemm_macs} / 256 + vector elements \
          {elements} / {lanes}; the array ran {macs} MACs): {:.2}x; attention phase {att_cycles} cycles, {att_macs} \
          MACs on the array (span / MACs/256 {:.2}x), the array busy {att_array} cycles against the MatMuls' \
-         {useful} useful MACs / 256 = {}: {:.2}x; {} layers checked; compiled in {compile_ms:.1} ms",
+         {useful} useful MACs / 256 = {}: {:.2}x, the post-processor (vector unit, requant) {att_post}; {} layers checked; compiled in {compile_ms:.1} ms",
         cycles as f64 / ideal as f64,
         att_cycles as f64 / (att_macs / 256).max(1) as f64,
         useful / 256,
