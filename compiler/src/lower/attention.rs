@@ -231,13 +231,12 @@ pub(crate) fn emit(job: &ScoresChain<'_>, cfg: &HwConfig) -> Option<(Vec<Instr>,
             return None;
         }
     }
-    // With folds: per set the R column of the scores and of the context;
-    // after both sets the C rows per head parity.
+    // With folds: after both sets the C rows per head parity; the R
+    // columns of the scores and of the context use the set's per-row
+    // scalar rows (s1, s2), free until the epilogue.
     let (fold, ctx_fold) = (job.fold, job.context.as_ref().and_then(|c| c.fold));
-    let fold_rows = |rr: usize| if fold.is_some() { rr } else { 0 } + if ctx_fold.is_some() { rr } else { 0 };
-    let set_rows = |rr: usize| {
-        nt * rr * (1 + temp as usize) + 2 * rr + operand_rows(rr).iter().sum::<usize>() + ntv * rr + fold_rows(rr)
-    };
+    let set_rows =
+        |rr: usize| nt * rr * (1 + temp as usize) + 2 * rr + operand_rows(rr).iter().sum::<usize>() + ntv * rr;
     let c_rows = if fold.is_some() { 2 * nt } else { 0 };
     // Scratchpad: B per head parity, the cross-term rows, A and the int8
     // output per set.
@@ -264,9 +263,14 @@ pub(crate) fn emit(job: &ScoresChain<'_>, cfg: &HwConfig) -> Option<(Vec<Instr>,
     }
     rr = m.div_ceil(m.div_ceil(rr));
     let set = set_rows(rr);
-    let t_at = |p: usize| (p * set) as u16;
-    let temp_at = |p: usize| (p * set + nt * rr) as u16;
-    let s1_at = |p: usize| (p * set + nt * rr * (1 + temp as usize)) as u16;
+    // The C rows first: the span of the `vop add` that reads them and
+    // writes set 1's T then leaves set 1's other rows out, so the context's
+    // matmuls into them run while it does (for set 0 they lie after T).
+    let base = c_rows;
+    let cc_at = |h: usize| ((h % 2) * nt) as u16;
+    let t_at = |p: usize| (base + p * set) as u16;
+    let temp_at = |p: usize| (base + p * set + nt * rr) as u16;
+    let s1_at = |p: usize| (base + p * set + nt * rr * (1 + temp as usize)) as u16;
     let s2_at = |p: usize| s1_at(p) + rr as u16;
     let op_rows = operand_rows(rr);
     let op_at = |p: usize, i: usize| s2_at(p) + rr as u16 + op_rows[..i].iter().sum::<usize>() as u16;
@@ -276,11 +280,9 @@ pub(crate) fn emit(job: &ScoresChain<'_>, cfg: &HwConfig) -> Option<(Vec<Instr>,
     let a_at = |p: usize| zb_at + (nzb * tk) as u16 + (p * kt * rr) as u16;
     let o_at = |p: usize| a_at(2) + (p * nt * rr) as u16;
     let tv_at = |p: usize| op_at(p, job.kinds.len());
-    let cv_at = |h: usize| (2 * set + (h % 2) * 2 * ntv) as u16;
-    let rq_at = (2 * set + 4 * ntv) as u16;
-    let cc_at = |h: usize| rq_at + (requant_rows + (h % 2) * nt) as u16;
-    let r_at = |p: usize| tv_at(p) + (ntv * rr) as u16;
-    let r2_at = |p: usize| r_at(p) + if fold.is_some() { rr as u16 } else { 0 };
+    let cv_at = |h: usize| (base + 2 * set + (h % 2) * 2 * ntv) as u16;
+    let rq_at = (base + 2 * set + 4 * ntv) as u16;
+    let (r_at, r2_at) = (s1_at, s2_at);
     let vb_at = |h: usize| o_at(2) + ((h % 2) * ntv * n) as u16;
     let vza_at = o_at(2) + (2 * ntv * n) as u16;
     let vzb_at = vza_at + vza as u16;
