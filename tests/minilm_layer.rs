@@ -230,21 +230,6 @@ fn minilm_shaped_encoder_layer_cycles_against_ideal() {
     let array = |i: &I| matches!(i, I::Ldw(_) | I::Matmul(_));
     let post = |i: &I| matches!(i, I::Vdeq(_) | I::Vquant(_) | I::Vop(_) | I::Vred(_) | I::Vmask(_) | I::Requant(_));
     let att_array: u64 = att.iter().map(|&i| busy(&layers[i], &array)).sum();
-    if let Ok(w) = std::env::var("TRACE_ATT") {
-        let (lo, hi): (u64, u64) = {
-            let v: Vec<u64> = w.split(',').map(|x| x.parse().unwrap()).collect();
-            (v[0], v[1])
-        };
-        let l = &layers[att[0]];
-        for t in trace.iter().filter(|t| (l.first..l.last).contains(&(t.index as usize))) {
-            if t.start >= lo && t.start < hi {
-                let i = &prog.code[t.index as usize];
-                let s = format!("{i}");
-                eprintln!("{:>8} {:>8} {:>6} {}", t.start, t.finish, t.index, &s[..s.len().min(150)]);
-            }
-        }
-    }
-    let att_post: u64 = att.iter().map(|&i| busy(&layers[i], &post)).sum();
     println!(
         "MiniLM-shaped layer: {cycles} cycles, ideal {ideal} (GEMM MACs {gemm_macs} / 256 + vector elements \
          {elements} / {lanes}; the array ran {macs} MACs): {:.2}x; attention phase {att_cycles} cycles, {att_macs} \
@@ -266,13 +251,15 @@ fn minilm_shaped_encoder_layer_cycles_against_ideal() {
         );
     }
     assert!(run.checked_layers >= 8);
-    // Issue 10 item 7 asks for 1.25x (layer) and 1.5x (attention MatMuls);
-    // measured 1.28x and 3.20x: the fused attention phase runs the zero
-    // points' cross terms as array passes (three times the useful MACs).
-    // These bounds pin what the schedule reaches so a regression fails;
-    // tighten them as the targets are met.
-    assert!(cycles * 100 <= ideal * 130, "{cycles} cycles against the ideal {ideal}");
-    assert!(att_array * 10 <= (useful / 256) * 33, "attention MatMuls {att_array} cycles for {useful} MACs");
+    // Issue 10 item 7 asks for 1.25x (layer) and 1.5x (attention MatMuls).
+    // Measured 1.246x and 1.62x: the zero points' cross terms are folded
+    // into the accumulator's start (`attention::ScoresFold`), what is left
+    // on the array beyond the useful MACs is C once per head, R and P·V's
+    // row sums once per block (0.31x), and tile loads and drains between
+    // bursts. The phase is bound by the vector unit's Softmax (its busy
+    // time is within 2 % of the phase's).
+    assert!(cycles * 100 <= ideal * 125, "{cycles} cycles against the ideal {ideal}");
+    assert!(att_array * 100 <= (useful / 256) * 165, "attention MatMuls {att_array} cycles for {useful} MACs");
 
     // Issue 10 item 7: a 6-layer encoder of this size (22 M parameters with
     // embeddings; 6 x 1.77 M here) compiles in about a second.

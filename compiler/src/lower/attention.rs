@@ -673,3 +673,35 @@ fn tile_uses(uses: &[(ins::Ldw, Vec<ins::Matmul>)]) -> Vec<Instr> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The offsets keep `C + R + W` within `[0, 2^23)` at every corner of
+    /// the inputs' box (the sums are linear, so the corners bound them),
+    /// the epilogue's zero point takes `W` off again, and zero points too
+    /// large for 16 bits are refused.
+    #[test]
+    fn fold_offsets_cover_every_input_or_refuse() {
+        let (k, za, zb) = (32i64, 2i64, -3i64);
+        let f = scores_fold(k as usize, (-128, 127), za as i32, zb as i32, false).unwrap();
+        let w = -(f.c_zp as i64) - f.r_zp as i64;
+        for (a, b) in [(-128i64, -128i64), (-128, 127), (127, -128), (127, 127)] {
+            let v = k * (-za * b - zb * a) + w;
+            assert!((0..1 << 23).contains(&v), "a = {a}, b = {b}: {v}");
+        }
+        assert_eq!(f.zp as i64, w - k * za * zb);
+        // za = 2, zb = 12: float out, the epilogue's zero point would need
+        // more than 16 bits; requantized, the bias takes it. tinybert's
+        // first layer (zb = 17) needs W beyond the two vdeq zero points.
+        assert_eq!(scores_fold(32, (-128, 127), 2, 12, false), None);
+        assert!(scores_fold(32, (-128, 127), 2, 12, true).is_some());
+        assert_eq!(scores_fold(32, (-128, 127), 2, 17, true), None);
+        assert_eq!(scores_fold(32, (-128, 127), 0, 0, false), None);
+        // P int8 with zero point −128 (any), V's zero point 1, 128 keys.
+        assert_eq!(context_fold(128, (-128, 127), 1), Some(-16256));
+        assert_eq!(context_fold(128, (-128, 127), 0), None);
+        assert_eq!(context_fold(1024, (-128, 127), 20), None);
+    }
+}
