@@ -230,6 +230,7 @@ fn minilm_shaped_encoder_layer_cycles_against_ideal() {
     let array = |i: &I| matches!(i, I::Ldw(_) | I::Matmul(_));
     let post = |i: &I| matches!(i, I::Vdeq(_) | I::Vquant(_) | I::Vop(_) | I::Vred(_) | I::Vmask(_) | I::Requant(_));
     let att_array: u64 = att.iter().map(|&i| busy(&layers[i], &array)).sum();
+    let att_post: u64 = att.iter().map(|&i| busy(&layers[i], &post)).sum();
     println!(
         "MiniLM-shaped layer: {cycles} cycles, ideal {ideal} (GEMM MACs {gemm_macs} / 256 + vector elements \
          {elements} / {lanes}; the array ran {macs} MACs): {:.2}x; attention phase {att_cycles} cycles, {att_macs} \
