@@ -198,7 +198,7 @@ fn minilm_shaped_encoder_layer_cycles_against_ideal() {
     let useful = 2 * (HEADS * SEQ * SEQ * HEAD) as u64;
     let gemm_macs = (4 * SEQ * HIDDEN * HIDDEN + 2 * SEQ * HIDDEN * FFN) as u64 + useful;
     let ideal = gemm_macs / 256 + elements / lanes;
-    let att: Vec<usize> = (0..layers.len()).filter(|&i| layers[i].op == LayerOp::MatMul).collect();
+    let att: Vec<usize> = (0..layers.len()).filter(|&i| layers[i].op == LayerOp::Attention).collect();
     let att_cycles: u64 = att.iter().map(|&i| run.measured.layer_cycles[i]).sum();
     let att_macs: u64 = att.iter().map(|&i| layers[i].macs).sum();
     // Attention is one layer record (`compiler::lower::attention`: Q·Kᵀ,
@@ -233,7 +233,7 @@ fn minilm_shaped_encoder_layer_cycles_against_ideal() {
     let att_post: u64 = att.iter().map(|&i| busy(&layers[i], &post)).sum();
     println!(
         "MiniLM-shaped layer: {cycles} cycles, ideal {ideal} (GEMM MACs {gemm_macs} / 256 + vector elements \
-         {elements} / {lanes}; the array ran {macs} MACs): {:.2}x; attention phase {att_cycles} cycles, {att_macs} \
+         {elements} / {lanes}; the array ran {macs} MACs): {:.3}x; attention phase {att_cycles} cycles, {att_macs} \
          MACs on the array (span / MACs/256 {:.2}x), the array busy {att_array} cycles against the MatMuls' \
          {useful} useful MACs / 256 = {}: {:.2}x, the post-processor (vector unit, requant) {att_post}; {} layers checked; compiled in {compile_ms:.1} ms",
         cycles as f64 / ideal as f64,
@@ -286,7 +286,13 @@ fn small_odd_shaped_layer_is_exact_on_4x4_and_16x16() {
         let lowered = compiler::lower::lower(&g, &cfg).unwrap();
         let prog = lowered.program;
         let layers = prog.meta.layers.clone();
-        assert_eq!(layers.iter().filter(|l| l.op == LayerOp::MatMul).count(), 2, "one attention phase per layer");
+        assert_eq!(layers.iter().filter(|l| l.op == LayerOp::Attention).count(), 2, "one attention phase per layer");
+        assert!(!layers.iter().any(|l| l.op == LayerOp::MatMul), "both MatMuls in the attention phase");
+        // The report's roles: the fused phase is attention, not scores or
+        // context.
+        let roles: Vec<&str> = hosted::roles(&layers).into_iter().map(|r| hosted::ROLES[r]).collect();
+        assert_eq!(roles.iter().filter(|&&r| r == "attention").count(), 2, "{roles:?}");
+        assert!(!roles.iter().any(|&r| r == "scores" || r == "context" || r == "softmax"), "{roles:?}");
         assert!(!layers.iter().any(|l| l.op == LayerOp::Softmax), "the Softmax runs in the attention phase");
         let mut drv = driver::Driver::new(sim::Model::new(&cfg).unwrap());
         drv.load(&prog).unwrap();

@@ -883,7 +883,7 @@ fn lower_scores_chain(
             for c in covered {
                 fused[c] = true;
             }
-            return Ok(Some((LayerOp::MatMul, macs, y2)));
+            return Ok(Some((LayerOp::Attention, macs, y2)));
         }
         cx.places[y2] = None;
         job.context = None;
@@ -897,7 +897,7 @@ fn lower_scores_chain(
     for c in covered {
         fused[c] = true;
     }
-    Ok(Some((LayerOp::MatMul, macs, y)))
+    Ok(Some((LayerOp::Attention, macs, y)))
 }
 
 /// A DenseF32 node and its chain (`lower_chain`: element-wise stages,
