@@ -802,14 +802,9 @@ fn lower_dense_chain(
         y: ym,
     };
     // A layer too large for this schedule is lowered node by node.
-    let Some((code, macs)) = linear::emit_dense_chain(&job, cx.cfg) else {
-        cx.places[y] = None;
+    let Some(macs) = finish_phase(cx, linear::emit_dense_chain(&job, cx.cfg), y, &covered, fused) else {
         return Ok(None);
     };
-    cx.code.phase(code);
-    for c in covered {
-        fused[c] = true;
-    }
     *packed = Some(packed_ref(cx, &weights, w_addr));
     Ok(Some((LayerOp::Dense, macs, y)))
 }
@@ -877,27 +872,38 @@ fn lower_scores_chain(
         let y2 = g.nodes[pv].outputs[0];
         job.y = flat(&cx.alloc(y2), y2);
         job.context = Some(super::attention::Context { y: job.y, ..context });
-        if let Some((code, macs)) = super::attention::emit(&job, cx.cfg) {
-            cx.code.phase(code);
-            covered.push(pv);
-            for c in covered {
-                fused[c] = true;
-            }
+        covered.push(pv);
+        if let Some(macs) = finish_phase(cx, super::attention::emit(&job, cx.cfg), y2, &covered, fused) {
             return Ok(Some((LayerOp::Attention, macs, y2)));
         }
-        cx.places[y2] = None;
+        covered.pop();
         job.context = None;
     }
     job.y = flat(&cx.alloc(y), y);
-    let Some((code, macs)) = super::attention::emit(&job, cx.cfg) else {
+    let done = finish_phase(cx, super::attention::emit(&job, cx.cfg), y, &covered, fused);
+    Ok(done.map(|macs| (LayerOp::Attention, macs, y)))
+}
+
+/// The tail of a fused phase: when its schedule fits (`done`), the code
+/// becomes the phase and the nodes it covers are marked fused (returns
+/// its MACs); when not, `y` loses its buffer and the caller lowers the
+/// nodes one by one.
+fn finish_phase(
+    cx: &mut XCtx<'_>,
+    done: Option<(Vec<Instr>, u64)>,
+    y: ValueId,
+    covered: &[usize],
+    fused: &mut [bool],
+) -> Option<u64> {
+    let Some((code, macs)) = done else {
         cx.places[y] = None;
-        return Ok(None);
+        return None;
     };
     cx.code.phase(code);
-    for c in covered {
+    for &c in covered {
         fused[c] = true;
     }
-    Ok(Some((LayerOp::Attention, macs, y)))
+    Some(macs)
 }
 
 /// A DenseF32 node and its chain (`lower_chain`: element-wise stages,
@@ -953,14 +959,9 @@ fn lower_dense_f32_chain(
         kinds,
         y: ym,
     };
-    let Some((code, macs)) = linear::emit_fused(&job, cx.cfg) else {
-        cx.places[y] = None;
+    let Some(macs) = finish_phase(cx, linear::emit_fused(&job, cx.cfg), y, &covered, fused) else {
         return Ok(None);
     };
-    cx.code.phase(code);
-    for c in covered {
-        fused[c] = true;
-    }
     *packed = Some(packed_ref(cx, &weights, w_addr));
     Ok(Some((LayerOp::DenseF32, macs, y)))
 }
