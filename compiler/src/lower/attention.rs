@@ -309,12 +309,7 @@ pub(crate) fn emit(job: &ScoresChain<'_>, cfg: &HwConfig) -> Option<(Vec<Instr>,
         if let (Some(c), Some(&(h, r0))) = (&job.context, t.checked_sub(2).and_then(|s| blocks.get(s))) {
             let rows = rr.min(m - r0);
             if t == 2 {
-                for (x, &row) in c.cross.za_rows.iter().enumerate() {
-                    st.load.push(load(ins::BUF_SPAD, row, dim as u64, 1, dim, vza_at + x as u16));
-                }
-                for (x, &tile) in c.cross.zb_tiles.iter().enumerate() {
-                    st.load.push(load(ins::BUF_SPAD, tile, dim as u64, tk, dim, vzb_at + (x * tk) as u16));
-                }
+                st.load.extend(c.cross.loads((vza_at, vzb_at), dim, tk));
             }
             if r0 == 0 {
                 // V's n rows, column-blocked by n-tile: block j at vb + j n.
@@ -460,12 +455,7 @@ pub(crate) fn emit(job: &ScoresChain<'_>, cfg: &HwConfig) -> Option<(Vec<Instr>,
                         let rows = (2 * nt) as u16;
                         st.load.push(Instr::from(crate::gemm::load_params(params, rows, dim, rq_at, ins::Deps::NONE)));
                     }
-                    for (x, &row) in job.cross.za_rows.iter().enumerate() {
-                        st.load.push(load(ins::BUF_SPAD, row, dim as u64, 1, dim, za_at + x as u16));
-                    }
-                    for (x, &tile) in job.cross.zb_tiles.iter().enumerate() {
-                        st.load.push(load(ins::BUF_SPAD, tile, dim as u64, tk, dim, zb_at + (x * tk) as u16));
-                    }
+                    st.load.extend(job.cross.loads((za_at, zb_at), dim, tk));
                 }
             }
             st.load.push(load(ins::BUF_SPAD, a.at(r0, 0), a.row_bytes(), rows, k, a_at(p)));
@@ -481,11 +471,6 @@ pub(crate) fn emit(job: &ScoresChain<'_>, cfg: &HwConfig) -> Option<(Vec<Instr>,
                 accumulate: accumulate as u8,
                 in_type,
                 ..Default::default()
-            };
-            let za_pass = |x: usize, acc: u16| {
-                let mut z = mm(za_at + x as u16, rows, acc, true, ins::ELEM_I8);
-                (z.a_group, z.a_gstride) = (1, 0);
-                z
             };
             let b_tile = |i: usize, j: usize| {
                 let (kk, nj) = (tk.min(k - i * tk), dim.min(n - j * dim));
@@ -558,7 +543,10 @@ pub(crate) fn emit(job: &ScoresChain<'_>, cfg: &HwConfig) -> Option<(Vec<Instr>,
                 };
                 init.push(vop(ins::VOP_ADD, Pat::tile(t_at(p), rows), a, b, rows, n));
             }
-            let (nza, nzb) = if fold.is_some() { (0, 0) } else { (nza, nzb) };
+            // Without a fold the cross terms run as array passes per tile.
+            let no_cross = Cross::default();
+            let cross = if fold.is_some() { &no_cross } else { job.cross };
+            let (nza, nzb) = (cross.za_rows.len(), cross.zb_tiles.len());
             let mut uses: Vec<(ins::Ldw, Vec<ins::Matmul>)> = Vec::new();
             for j in 0..nt {
                 let nj = dim.min(n - j * dim);
@@ -567,15 +555,8 @@ pub(crate) fn emit(job: &ScoresChain<'_>, cfg: &HwConfig) -> Option<(Vec<Instr>,
                     let kk = tk.min(k - i * tk);
                     let a_row = a_at(p) + (i * rows) as u16;
                     let tile = b_tile(i, j);
-                    let mut list = vec![mm(a_row, rows, acc, i > 0 || fold.is_some(), job.a_unsigned as u8)];
-                    list.extend((0..nza).map(|x| za_pass(x, acc)));
-                    uses.push((tile, list));
-                    for y in 0..nzb {
-                        let zt = zb_tile(y, kk, nj);
-                        let mut list = vec![mm(a_row, rows, acc, true, job.a_unsigned as u8)];
-                        list.extend((0..nza).map(|x| za_pass(x, acc)));
-                        uses.push((zt, list));
-                    }
+                    let main = mm(a_row, rows, acc, i > 0 || fold.is_some(), job.a_unsigned as u8);
+                    uses.extend(cross.tile_passes(tile, main, za_at, |y| zb_tile(y, kk, nj)));
                     macs += ((1 + nza) * (1 + nzb) * rows * kk * nj) as u64;
                 }
             }
