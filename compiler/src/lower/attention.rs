@@ -3,9 +3,11 @@
 //! Mul, a mask, Softmax, the Quantize of the probabilities) as one phase.
 //! A step is one (head, block of query rows) with every key: the array
 //! writes the block's int32 scores into the accumulator, the zero points'
-//! cross terms included (`Σ (a − za)(b − zb)` as four passes per tile:
-//! A and the `−za` row through B and through a tile of `−zb`, the last
-//! giving `K·za·zb`, so no init row crosses DRAM), then `vdeq` with
+//! cross terms included: folded into the accumulator's start where their
+//! range allows (`ScoresFold`: the array adds only `Σ ab` per tile), else
+//! `Σ (a − za)(b − zb)` as four passes per tile (A and the `−za` row
+//! through B and through a tile of `−zb`, the last giving `K·za·zb`, so
+//! no init row crosses DRAM; `Cross::tile_passes`), then `vdeq` with
 //! `s_a · s_b` (the MatMul's float output, bit for bit) and the chain's
 //! stages run in place on the block's full rows while the array computes
 //! the next block (`steps::chain_pipelined`). Only the chain's result —
@@ -131,7 +133,8 @@ pub(crate) fn context_fold(n: usize, p_range: (i32, i32), zv: i32) -> Option<i32
 
 /// P·V per head on the probabilities the chain leaves in the scratchpad
 /// (flash-attention style: P never leaves the chip). Its zero points'
-/// cross terms: `Σ_k P·(−z_v)` on the array through a tile of `−z_v`;
+/// cross terms: `Σ_k P·(−z_v)` folded into the accumulator's start
+/// (`context_fold`), else on the array through a tile of `−z_v`;
 /// `Σ_k (−z_p)·V + K·z_p·z_v`, one row per head and n-tile, as the
 /// `requant` bias: the bias rows start at `K·z_p·z_v` and the `−z_p` row
 /// streams once through each of the head's V tiles into them.
