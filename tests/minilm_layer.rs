@@ -198,7 +198,7 @@ fn minilm_shaped_encoder_layer_cycles_against_ideal() {
     let useful = 2 * (HEADS * SEQ * SEQ * HEAD) as u64;
     let gemm_macs = (4 * SEQ * HIDDEN * HIDDEN + 2 * SEQ * HIDDEN * FFN) as u64 + useful;
     let ideal = gemm_macs / 256 + elements / lanes;
-    let att: Vec<usize> = (0..layers.len()).filter(|&i| layers[i].op == LayerOp::MatMul).collect();
+    let att: Vec<usize> = (0..layers.len()).filter(|&i| layers[i].op == LayerOp::Attention).collect();
     let att_cycles: u64 = att.iter().map(|&i| run.measured.layer_cycles[i]).sum();
     let att_macs: u64 = att.iter().map(|&i| layers[i].macs).sum();
     // Attention is one layer record (`compiler::lower::attention`: Q·Kᵀ,
@@ -208,12 +208,12 @@ fn minilm_shaped_encoder_layer_cycles_against_ideal() {
     // hidden under a matmul idles the array, so it counts). One more run
     // (the input is still in place) gives the per-instruction trace.
     let trace = drv.run().unwrap().trace;
-    let array_busy = |l: &isa::program::LayerMeta| -> u64 {
-        use isa::instr::Instr as I;
+    use isa::instr::Instr as I;
+    let busy = |l: &isa::program::LayerMeta, unit: &dyn Fn(&I) -> bool| -> u64 {
         let mut spans: Vec<(u64, u64)> = trace
             .iter()
             .filter(|t| (l.first..l.last).contains(&(t.index as usize)))
-            .filter(|t| matches!(prog.code[t.index as usize], I::Ldw(_) | I::Matmul(_)))
+            .filter(|t| unit(&prog.code[t.index as usize]))
             .map(|t| (t.start, t.finish))
             .collect();
         spans.sort_unstable();
@@ -227,12 +227,15 @@ fn minilm_shaped_encoder_layer_cycles_against_ideal() {
         }
         busy
     };
-    let att_array: u64 = att.iter().map(|&i| array_busy(&layers[i])).sum();
+    let array = |i: &I| matches!(i, I::Ldw(_) | I::Matmul(_));
+    let post = |i: &I| matches!(i, I::Vdeq(_) | I::Vquant(_) | I::Vop(_) | I::Vred(_) | I::Vmask(_) | I::Requant(_));
+    let att_array: u64 = att.iter().map(|&i| busy(&layers[i], &array)).sum();
+    let att_post: u64 = att.iter().map(|&i| busy(&layers[i], &post)).sum();
     println!(
         "MiniLM-shaped layer: {cycles} cycles, ideal {ideal} (GEMM MACs {gemm_macs} / 256 + vector elements \
-         {elements} / {lanes}; the array ran {macs} MACs): {:.2}x; attention phase {att_cycles} cycles, {att_macs} \
+         {elements} / {lanes}; the array ran {macs} MACs): {:.3}x; attention phase {att_cycles} cycles, {att_macs} \
          MACs on the array (span / MACs/256 {:.2}x), the array busy {att_array} cycles against the MatMuls' \
-         {useful} useful MACs / 256 = {}: {:.2}x; {} layers checked; compiled in {compile_ms:.1} ms",
+         {useful} useful MACs / 256 = {}: {:.2}x, the post-processor (vector unit, requant) {att_post}; {} layers checked; compiled in {compile_ms:.1} ms",
         cycles as f64 / ideal as f64,
         att_cycles as f64 / (att_macs / 256).max(1) as f64,
         useful / 256,
@@ -249,13 +252,15 @@ fn minilm_shaped_encoder_layer_cycles_against_ideal() {
         );
     }
     assert!(run.checked_layers >= 8);
-    // Issue 10 item 7 asks for 1.25x (layer) and 1.5x (attention MatMuls);
-    // measured 1.28x and 3.20x: the fused attention phase runs the zero
-    // points' cross terms as array passes (three times the useful MACs).
-    // These bounds pin what the schedule reaches so a regression fails;
-    // tighten them as the targets are met.
-    assert!(cycles * 100 <= ideal * 130, "{cycles} cycles against the ideal {ideal}");
-    assert!(att_array * 10 <= (useful / 256) * 33, "attention MatMuls {att_array} cycles for {useful} MACs");
+    // Issue 10 item 7 asks for 1.25x (layer) and 1.5x (attention MatMuls).
+    // Measured 1.246x and 1.62x: the zero points' cross terms are folded
+    // into the accumulator's start (`attention::ScoresFold`), what is left
+    // on the array beyond the useful MACs is C once per head, R and P·V's
+    // row sums once per block (0.31x), and tile loads and drains between
+    // bursts. The phase is bound by the vector unit's Softmax (its busy
+    // time is within 2 % of the phase's).
+    assert!(cycles * 100 <= ideal * 125, "{cycles} cycles against the ideal {ideal}");
+    assert!(att_array * 100 <= (useful / 256) * 165, "attention MatMuls {att_array} cycles for {useful} MACs");
 
     // Issue 10 item 7: a 6-layer encoder of this size (22 M parameters with
     // embeddings; 6 x 1.77 M here) compiles in about a second.
@@ -281,7 +286,13 @@ fn small_odd_shaped_layer_is_exact_on_4x4_and_16x16() {
         let lowered = compiler::lower::lower(&g, &cfg).unwrap();
         let prog = lowered.program;
         let layers = prog.meta.layers.clone();
-        assert_eq!(layers.iter().filter(|l| l.op == LayerOp::MatMul).count(), 2, "one attention phase per layer");
+        assert_eq!(layers.iter().filter(|l| l.op == LayerOp::Attention).count(), 2, "one attention phase per layer");
+        assert!(!layers.iter().any(|l| l.op == LayerOp::MatMul), "both MatMuls in the attention phase");
+        // The report's roles: the fused phase is attention, not scores or
+        // context.
+        let roles: Vec<&str> = hosted::roles(&layers).into_iter().map(|r| hosted::ROLES[r]).collect();
+        assert_eq!(roles.iter().filter(|&&r| r == "attention").count(), 2, "{roles:?}");
+        assert!(!roles.iter().any(|&r| r == "scores" || r == "context" || r == "softmax"), "{roles:?}");
         assert!(!layers.iter().any(|l| l.op == LayerOp::Softmax), "the Softmax runs in the attention phase");
         let mut drv = driver::Driver::new(sim::Model::new(&cfg).unwrap());
         drv.load(&prog).unwrap();

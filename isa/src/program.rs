@@ -240,10 +240,15 @@ pub enum LayerOp {
     /// Rows of a table selected by ids in device memory (indexed `load`s):
     /// an embedding lookup, or a mask select from a 2-row table.
     Gather,
+    /// Attention as one phase: Q·Kᵀ, the vector chain on its scores
+    /// (scale, mask, Softmax, Quantize) and, when it alone reads the
+    /// probabilities, P·V (the record holds the chain's or the context's
+    /// value).
+    Attention,
 }
 
 impl LayerOp {
-    pub const ALL: [LayerOp; 22] = [
+    pub const ALL: [LayerOp; 23] = [
         LayerOp::Conv,
         LayerOp::Dense,
         LayerOp::MaxPool,
@@ -266,6 +271,7 @@ impl LayerOp {
         LayerOp::ReduceSum,
         LayerOp::Copy,
         LayerOp::Gather,
+        LayerOp::Attention,
     ];
 
     /// The op's name, as the graph's text format spells it.
@@ -293,6 +299,7 @@ impl LayerOp {
             LayerOp::ReduceSum => "reduce_sum",
             LayerOp::Copy => "copy",
             LayerOp::Gather => "gather",
+            LayerOp::Attention => "attention",
         }
     }
 }

@@ -646,15 +646,15 @@ fn run_hosted(
             group(d)
         );
     }
-    let attention: u64 = [0, 1, 2, 3].iter().map(|&i| by_role[i].0).sum();
+    let attention: u64 = by_role[hosted::ATTENTION_ROLES].iter().map(|r| r.0).sum();
     let vector_busy = counters.get(isa::Counter::VectorBusy);
     let _ = writeln!(
         out,
         "  attention {:.1}%, FFN {:.1}%, LayerNorm {:.1}%, other {:.1}%; the vector unit busy {:.1}% of the run",
         pct(attention),
-        pct(by_role[4].0),
-        pct(by_role[5].0),
-        pct(by_role[6].0 + by_role[7].0),
+        pct(by_role[hosted::FFN_ROLE].0),
+        pct(by_role[hosted::LAYER_NORM_ROLE].0),
+        pct(by_role[hosted::OTHER_ROLES].iter().map(|r| r.0).sum()),
         100.0 * vector_busy as f64 / counters.get(isa::Counter::Cycles).max(1) as f64
     );
     out.push('\n');

@@ -308,12 +308,21 @@ fn first_diff(
 
 /// A transformer's layers by role, for the report's shares: attention's
 /// projections (Linear layers named `attention`/`attn`), scores and context
-/// (the activation × activation MatMuls, alternating), softmax, FFN (the
-/// other Linear layers and GELU), LayerNorm, other vector work (bias and
-/// residual adds, quantize/dequantize, sums) and copies (with the
-/// embedding and mask gathers: data movement, no arithmetic).
-pub const ROLES: [&str; 8] =
-    ["projections", "scores", "softmax", "context", "FFN", "LayerNorm", "other vector", "copies"];
+/// (activation × activation MatMuls lowered one by one, alternating),
+/// softmax, fused attention (Q·Kᵀ, Softmax and P·V as one phase: one
+/// record, `LayerOp::Attention`), FFN (the other Linear layers and GELU),
+/// LayerNorm, other vector work (bias and residual adds,
+/// quantize/dequantize, sums) and copies (with the embedding and mask
+/// gathers: data movement, no arithmetic).
+pub const ROLES: [&str; 9] =
+    ["projections", "scores", "softmax", "context", "attention", "FFN", "LayerNorm", "other vector", "copies"];
+
+/// The indices into [`ROLES`] of attention's roles, and of FFN, LayerNorm
+/// and the rest, for the report's shares.
+pub const ATTENTION_ROLES: std::ops::Range<usize> = 0..5;
+pub const FFN_ROLE: usize = 5;
+pub const LAYER_NORM_ROLE: usize = 6;
+pub const OTHER_ROLES: std::ops::Range<usize> = 7..9;
 
 /// The role (an index into [`ROLES`]) of each of a program's layers.
 pub fn roles(layers: &[LayerMeta]) -> Vec<usize> {
@@ -334,10 +343,11 @@ pub fn roles(layers: &[LayerMeta]) -> Vec<usize> {
                     }
                 }
                 L::Softmax => 2,
-                L::Dense | L::DenseF32 | L::Gelu => 4,
-                L::LayerNorm => 5,
-                L::Copy | L::Reshape | L::Flatten | L::Concat | L::Gather => 7,
-                _ => 6,
+                L::Attention => 4,
+                L::Dense | L::DenseF32 | L::Gelu => FFN_ROLE,
+                L::LayerNorm => LAYER_NORM_ROLE,
+                L::Copy | L::Reshape | L::Flatten | L::Concat | L::Gather => 8,
+                _ => 7,
             }
         })
         .collect()

@@ -78,6 +78,50 @@ pub(crate) struct Cross {
     pub zb_tiles: Vec<u64>,
 }
 
+impl Cross {
+    /// The LOADs of the operands into the scratchpad: `−za` row `x` at
+    /// `za_at + x`, `−zb` tile `x` (`tk` rows) at `zb_at + x·tk`.
+    pub(crate) fn loads(&self, (za_at, zb_at): (u16, u16), dim: usize, tk: usize) -> Vec<Instr> {
+        let rows = self
+            .za_rows
+            .iter()
+            .enumerate()
+            .map(|(x, &row)| load(ins::BUF_SPAD, row, dim as u64, 1, dim, za_at + x as u16));
+        let tiles = self
+            .zb_tiles
+            .iter()
+            .enumerate()
+            .map(|(x, &t)| load(ins::BUF_SPAD, t, dim as u64, tk, dim, zb_at + (x * tk) as u16));
+        rows.chain(tiles).collect()
+    }
+
+    /// One product tile with all its cross terms as array passes,
+    /// `Σ (a − za)(b − zb)` whole (no init row): `main` (A through `tile`)
+    /// and each `−za` row streamed once per A row, then the same through
+    /// each `−zb` tile (`zb_tile(x)`). (Tile, matmuls through it) in order.
+    pub(crate) fn tile_passes(
+        &self,
+        tile: ins::Ldw,
+        main: ins::Matmul,
+        za_at: u16,
+        zb_tile: impl Fn(usize) -> ins::Ldw,
+    ) -> Vec<(ins::Ldw, Vec<ins::Matmul>)> {
+        let with_za = |first: ins::Matmul| {
+            let za = (0..self.za_rows.len()).map(|x| ins::Matmul {
+                a: za_at + x as u16,
+                a_group: 1,
+                a_gstride: 0,
+                accumulate: 1,
+                in_type: ins::ELEM_I8,
+                ..main
+            });
+            std::iter::once(first).chain(za).collect()
+        };
+        let zb = (0..self.zb_tiles.len()).map(|x| (zb_tile(x), with_za(ins::Matmul { accumulate: 1, ..main })));
+        std::iter::once((tile, with_za(main))).chain(zb).collect()
+    }
+}
+
 /// `v` as a sum of int8 values (one for most, two for 128).
 pub(crate) fn int8_parts(mut v: i32) -> Vec<i8> {
     let mut parts = Vec::new();
@@ -246,12 +290,7 @@ pub(crate) fn emit(
                         }
                     }
                 }
-                for (q, &row) in cross.za_rows.iter().enumerate() {
-                    st.load.push(load(ins::BUF_SPAD, row, dim as u64, 1, dim, plan.za[p] + q as u16));
-                }
-                for (q, &tile) in cross.zb_tiles.iter().enumerate() {
-                    st.load.push(load(ins::BUF_SPAD, tile, dim as u64, tk, dim, plan.zb[p] + (q * tk) as u16));
-                }
+                st.load.extend(cross.loads((plan.za[p], plan.zb[p]), dim, tk));
                 st.load.push(load(ins::BUF_ACC, pr.init + (j * dim * 4) as u64, 0, rr, nj, plan.t[p]));
                 match pr.post {
                     Post::F32PerColumn(at) => {
@@ -508,12 +547,7 @@ pub(crate) fn emit_act(
                     load(ins::BUF_SPAD, b.at(0, 0), b.row_bytes(), k, n, b_at(h))
                 });
                 if h == 0 {
-                    for (x, &row) in cross.za_rows.iter().enumerate() {
-                        st.load.push(load(ins::BUF_SPAD, row, dim as u64, 1, dim, za_at + x as u16));
-                    }
-                    for (x, &tile) in cross.zb_tiles.iter().enumerate() {
-                        st.load.push(load(ins::BUF_SPAD, tile, dim as u64, tk, dim, zb_at + (x * tk) as u16));
-                    }
+                    st.load.extend(cross.loads((za_at, zb_at), dim, tk));
                 }
             }
             st.load.push(load(ins::BUF_SPAD, pr.a.at(r0, 0), pr.a.row_bytes(), rows, k, a_at(p)));

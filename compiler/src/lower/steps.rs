@@ -79,6 +79,17 @@ pub(crate) struct PipeStep {
     /// The STOREs read what `main` writes (else only what `epi` writes):
     /// then `main`, not `epi`, waits for the STOREs of two steps before.
     pub store_reads_main: bool,
+    /// Array work before `main` (`pre`) and post-processing between the
+    /// two (`init`, with busy estimates): what `main`'s accumulator must
+    /// start from when the array computes part of it (the attention's
+    /// folded cross terms). `init` issues after the whole of `pre` and
+    /// before any of `main`; `pre` counts as `main` for the tokens.
+    pub pre: Vec<Instr>,
+    pub init: Vec<(Instr, u64)>,
+    /// The epilogue reads nothing the LOADs of two steps later write: the
+    /// array work, not the epilogue, releases the set to them, so they
+    /// run under the epilogue instead of after it.
+    pub release_after_main: bool,
 }
 
 /// Array busy cycles of an instruction (0 for others).
@@ -114,10 +125,16 @@ pub(crate) fn chain_pipelined(steps: Vec<PipeStep>, drain: u64) -> Vec<Instr> {
     let mut mains = Vec::with_capacity(n);
     let mut epis = Vec::with_capacity(n);
     let mut stores = Vec::with_capacity(n);
+    let mut inits = Vec::with_capacity(n);
     for (s, mut st) in steps.into_iter().enumerate() {
         if st.load.is_empty() {
             st.load.push(sync(Queue::Load));
         }
+        // `pre` then `main` as one array stream; `init` goes in after the
+        // first `pre.len()` of it.
+        let pre_len = st.pre.len();
+        st.main.splice(0..0, std::mem::take(&mut st.pre));
+        inits.push((pre_len, std::mem::take(&mut st.init)));
         if st.main.is_empty() {
             st.main.push(sync(Queue::Compute));
         }
@@ -137,8 +154,11 @@ pub(crate) fn chain_pipelined(steps: Vec<PipeStep>, drain: u64) -> Vec<Instr> {
         st.epi[0].0.deps_mut().pop_next = s >= 2 && !st.store_reads_main;
         {
             let d = st.epi.last_mut().expect("non-empty").0.deps_mut();
-            d.push_prev = s + 2 < n;
+            d.push_prev = s + 2 < n && !st.release_after_main;
             d.push_next = true;
+        }
+        if st.release_after_main {
+            st.main.last_mut().expect("non-empty").deps_mut().push_prev = s + 2 < n;
         }
         st.store[0].deps_mut().pop_prev = true;
         st.store.last_mut().expect("non-empty").deps_mut().push_prev = s + 2 < n;
@@ -152,16 +172,39 @@ pub(crate) fn chain_pipelined(steps: Vec<PipeStep>, drain: u64) -> Vec<Instr> {
     out.extend(loads.next().into_iter().flatten());
     out.extend(loads.next().into_iter().flatten());
     let mut mains = mains.into_iter();
-    out.extend(mains.next().into_iter().flatten());
+    let mut inits = inits.into_iter();
+    if let (Some(main), Some((pre_len, init))) = (mains.next(), inits.next()) {
+        let mut main = main.into_iter();
+        out.extend(main.by_ref().take(pre_len));
+        out.extend(init.into_iter().map(|e| e.0));
+        out.extend(main);
+    }
     for (epi, store) in epis.into_iter().zip(stores) {
         let next = mains.next().unwrap_or_default();
+        let (mut pre_left, init) = inits.next().unwrap_or_default();
+        let mut init = Some(init).filter(|i| !i.is_empty());
         let mut array_left: u64 = next.iter().map(array_cycles).sum();
         let mut next = next.into_iter().peekable();
         let last = epi.len() - 1;
-        let mut vector_left: u64 = epi.iter().map(|e| e.1).sum();
+        let mut vector_left: u64 = epi.iter().chain(init.iter().flatten()).map(|e| e.1).sum();
         // Estimated cycles (from the step's start) when the array and the
         // vector unit are free, and when the array has drained.
         let (mut array, mut vector, mut drained) = (0u64, 0u64, 0u64);
+        // The next step's `init` as soon as its `pre` is out: it holds
+        // back the rest of that step's array work.
+        fn emit_init(
+            init: &mut Option<Vec<(Instr, u64)>>,
+            out: &mut Vec<Instr>,
+            (array, vector, drained, vector_left): (&mut u64, &mut u64, &mut u64, &mut u64),
+        ) {
+            for (instr, cycles) in init.take().into_iter().flatten() {
+                let start = (*vector).max(*drained);
+                *array = (*array).max(start);
+                *vector = start + cycles;
+                *vector_left -= cycles;
+                out.push(instr);
+            }
+        }
         for (k, (instr, cycles)) in epi.into_iter().enumerate() {
             // Array work of the next step while the vector unit is busy:
             // the epilogue instruction goes in when the unit frees. While
@@ -171,6 +214,9 @@ pub(crate) fn chain_pipelined(steps: Vec<PipeStep>, drain: u64) -> Vec<Instr> {
             // running past the unit's free cycle delays the whole chain);
             // once the array has more left, it is kept busy instead.
             while let Some(i) = next.peek() {
+                if pre_left == 0 && init.is_some() {
+                    emit_init(&mut init, &mut out, (&mut array, &mut vector, &mut drained, &mut vector_left));
+                }
                 let c = array_cycles(i);
                 let settle = if matches!(i, Instr::Matmul(_)) { drain } else { 0 };
                 let fits = array + c + settle <= vector;
@@ -179,6 +225,7 @@ pub(crate) fn chain_pipelined(steps: Vec<PipeStep>, drain: u64) -> Vec<Instr> {
                     break;
                 }
                 let i = next.next().expect("peeked");
+                pre_left = pre_left.saturating_sub(1);
                 array += c;
                 array_left -= c;
                 if matches!(i, Instr::Matmul(_)) {
@@ -196,6 +243,8 @@ pub(crate) fn chain_pipelined(steps: Vec<PipeStep>, drain: u64) -> Vec<Instr> {
                 out.extend(loads.next().into_iter().flatten());
             }
         }
+        out.extend(next.by_ref().take(pre_left));
+        emit_init(&mut init, &mut out, (&mut array, &mut vector, &mut drained, &mut vector_left));
         out.extend(next);
     }
     out

@@ -802,14 +802,9 @@ fn lower_dense_chain(
         y: ym,
     };
     // A layer too large for this schedule is lowered node by node.
-    let Some((code, macs)) = linear::emit_dense_chain(&job, cx.cfg) else {
-        cx.places[y] = None;
+    let Some(macs) = finish_phase(cx, linear::emit_dense_chain(&job, cx.cfg), y, &covered, fused) else {
         return Ok(None);
     };
-    cx.code.phase(code);
-    for c in covered {
-        fused[c] = true;
-    }
     *packed = Some(packed_ref(cx, &weights, w_addr));
     Ok(Some((LayerOp::Dense, macs, y)))
 }
@@ -857,12 +852,19 @@ fn lower_scores_chain(
         y: Mat { addr: 0, rows: 0, cols: 0, row_stride: 0, col_stride: 1, esize: 1 },
         context: None,
         requant: None,
+        fold: None,
     };
     let mm_out = node.outputs[0];
+    let k = g.values[a].shape.last().copied().unwrap_or(1);
+    let a_range = g.values[a].ty.range().expect("a quantized operand");
+    let int_out = g.values[mm_out].quant.is_some();
+    job.fold = super::attention::scores_fold(k, a_range, qa.zero_point, qb.zero_point, int_out);
     if let Some(qy) = g.values[mm_out].quant {
         let n = g.values[b].shape.last().copied().unwrap_or(1);
         let s = numerics::requant_scale(qa.scale, qb.scale, qy.scale);
-        let params = cx.mem.alloc_bytes(&gemm::pack_params(&vec![0; n], &vec![s; n], cx.dim));
+        // With the fold the accumulator holds `acc + zp`: the bias takes it off.
+        let bias = job.fold.map_or(0, |f| -f.zp);
+        let params = cx.mem.alloc_bytes(&gemm::pack_params(&vec![bias; n], &vec![s; n], cx.dim));
         job.requant = Some((params, qy.zero_point, g.values[mm_out].ty == ElemType::U8));
     }
     // P·V on the chain's int8 probabilities, when only it reads them.
@@ -870,27 +872,38 @@ fn lower_scores_chain(
         let y2 = g.nodes[pv].outputs[0];
         job.y = flat(&cx.alloc(y2), y2);
         job.context = Some(super::attention::Context { y: job.y, ..context });
-        if let Some((code, macs)) = super::attention::emit(&job, cx.cfg) {
-            cx.code.phase(code);
-            covered.push(pv);
-            for c in covered {
-                fused[c] = true;
-            }
-            return Ok(Some((LayerOp::MatMul, macs, y2)));
+        covered.push(pv);
+        if let Some(macs) = finish_phase(cx, super::attention::emit(&job, cx.cfg), y2, &covered, fused) {
+            return Ok(Some((LayerOp::Attention, macs, y2)));
         }
-        cx.places[y2] = None;
+        covered.pop();
         job.context = None;
     }
     job.y = flat(&cx.alloc(y), y);
-    let Some((code, macs)) = super::attention::emit(&job, cx.cfg) else {
+    let done = finish_phase(cx, super::attention::emit(&job, cx.cfg), y, &covered, fused);
+    Ok(done.map(|macs| (LayerOp::Attention, macs, y)))
+}
+
+/// The tail of a fused phase: when its schedule fits (`done`), the code
+/// becomes the phase and the nodes it covers are marked fused (returns
+/// its MACs); when not, `y` loses its buffer and the caller lowers the
+/// nodes one by one.
+fn finish_phase(
+    cx: &mut XCtx<'_>,
+    done: Option<(Vec<Instr>, u64)>,
+    y: ValueId,
+    covered: &[usize],
+    fused: &mut [bool],
+) -> Option<u64> {
+    let Some((code, macs)) = done else {
         cx.places[y] = None;
-        return Ok(None);
+        return None;
     };
     cx.code.phase(code);
-    for c in covered {
+    for &c in covered {
         fused[c] = true;
     }
-    Ok(Some((LayerOp::MatMul, macs, y)))
+    Some(macs)
 }
 
 /// A DenseF32 node and its chain (`lower_chain`: element-wise stages,
@@ -946,14 +959,9 @@ fn lower_dense_f32_chain(
         kinds,
         y: ym,
     };
-    let Some((code, macs)) = linear::emit_fused(&job, cx.cfg) else {
-        cx.places[y] = None;
+    let Some(macs) = finish_phase(cx, linear::emit_fused(&job, cx.cfg), y, &covered, fused) else {
         return Ok(None);
     };
-    cx.code.phase(code);
-    for c in covered {
-        fused[c] = true;
-    }
     *packed = Some(packed_ref(cx, &weights, w_addr));
     Ok(Some((LayerOp::DenseF32, macs, y)))
 }
@@ -992,7 +1000,11 @@ fn context_of(
     let za_rows = linear::int8_parts(-qp.zero_point).iter().map(|&x| cx.mem.alloc_bytes(&vec![x as u8; dim])).collect();
     let zb_tiles =
         linear::int8_parts(-qv.zero_point).iter().map(|&x| cx.mem.alloc_bytes(&vec![x as u8; tk * dim])).collect();
-    let kzz = (keys as i32).wrapping_mul(qp.zero_point).wrapping_mul(qv.zero_point);
+    let p_range = g.values[p].ty.range().expect("a quantized operand");
+    let fold = super::attention::context_fold(keys, p_range, qv.zero_point);
+    // The bias rows start at K·z_p·z_v, plus the fold's zero point (the
+    // accumulator then starts at `R − zp`).
+    let kzz = (keys as i32).wrapping_mul(qp.zero_point).wrapping_mul(qv.zero_point).wrapping_add(fold.unwrap_or(0));
     let s = numerics::requant_scale(qp.scale, qv.scale, qy.scale);
     let params = cx.mem.alloc_bytes(&gemm::pack_params(&vec![kzz; d], &vec![s; d], dim));
     let context = super::attention::Context {
@@ -1002,6 +1014,7 @@ fn context_of(
         zp: qy.zero_point,
         unsigned: g.values[y].ty == ElemType::U8,
         p_unsigned: g.values[p].ty == ElemType::U8,
+        fold,
         y: Mat { addr: 0, rows: 0, cols: 0, row_stride: 0, col_stride: 1, esize: 1 },
     };
     Ok(Some((pv, context)))
