@@ -486,7 +486,10 @@ impl Model {
                 job.data_start.push(g.data_start);
                 job.last_grant = t;
                 job.next += 1;
-                if let Some(stream) = job.stream.as_ref().filter(|s| s.bad.is_some()) {
+                // (Only the first malformed stream faults: a later one's
+                // chunks wait behind its bad record forever.)
+                let first_bad = run.stream_fault.is_none();
+                if let Some(stream) = job.stream.as_ref().filter(|s| s.bad.is_some() && first_bad) {
                     let bad_burst = dma::stream_fault_burst(&job.block, stream, &job.plan, w);
                     if bad_burst == Some(job.next - 1) {
                         let after = job.start.max(du.seq_last);
