@@ -774,7 +774,9 @@ fn compressed_loads_match_the_model() {
         let (mut done, mut faults, mut cycles) = (0, 0, 0);
         for case in 0..cases {
             let mut data = random_bytes(0x30000, 2000 + case);
-            let rows = if rng.gen_ratio(1, 6) { rng.gen_range(100..=400u64) } else { rng.gen_range(1..=24) };
+            // Long streams (several bursts) stay within the RTL's 4 KiB
+            // LOAD staging buffer: at most 200 records, loaded once.
+            let rows = if rng.gen_ratio(1, 6) { rng.gen_range(100..=200u64) } else { rng.gen_range(1..=24) };
             let cols = rng.gen_range(1..=c);
             let density = [0.0, 0.1, 0.5, 0.9, 1.0, rng.gen::<f64>()][case as usize % 6];
             let expanded: Vec<Vec<u8>> = (0..rows)
@@ -819,7 +821,7 @@ fn compressed_loads_match_the_model() {
             );
             let mut text = format!("load dram=0x2000 stride={c} rows=3 cols={c} addr={}\n", 2 * local_end + 40);
             text += &load;
-            let second = rng.gen();
+            let second = rows <= 24 && rng.gen();
             if second {
                 text += &format!(" addr=0\n{load} addr={local_end}");
             }
@@ -917,7 +919,8 @@ fn compressed_load_checks_match_the_model() {
 fn compiled_sparse_gemvs_match_the_model() {
     use compiler::gemm::{lower_gemm_with, reference_gemm, GemmOutput, GemmSpec, WeightChoice, INPUT, OUTPUT};
     let mut rng = StdRng::seed_from_u64(31);
-    for (hw, shapes) in [("tiny", [(1, 300, 70, 0.3), (2, 130, 90, 0.05)]), ("default", [(1, 700, 300, 0.5), (1, 256, 200, 0.1)])]
+    for (hw, shapes) in
+        [("tiny", [(1, 300, 70, 0.3), (2, 130, 90, 0.05)]), ("default", [(1, 700, 300, 0.5), (1, 256, 200, 0.1)])]
     {
         let cfg = config(hw);
         for (m, k, n, density) in shapes {

@@ -493,8 +493,15 @@ impl Model {
                     let bad_burst = dma::stream_fault_burst(&job.block, stream, &job.plan, w);
                     if bad_burst == Some(job.next - 1) {
                         let after = job.start.max(du.seq_last);
-                        let (at, _) =
-                            dma::stream_fault(&job.block, stream, self.cols as u64, w, after, &job.plan, &job.data_start);
+                        let (at, _) = dma::stream_fault(
+                            &job.block,
+                            stream,
+                            self.cols as u64,
+                            w,
+                            after,
+                            &job.plan,
+                            &job.data_start,
+                        );
                         let info = stream.bad.expect("bad").info as u32;
                         run.stream_fault = Some((at, job.index, info));
                     }

@@ -153,6 +153,19 @@ fn a_malformed_stream_faults_when_its_bad_record_is_examined() {
         assert_eq!(m.read_reg(regs::ERROR_INFO).unwrap(), info, "{what}");
         assert_eq!(m.counters().get(Counter::Cycles), at + 1, "{what}: the fault cycle");
         assert_eq!(m.read_mem(OUT, 12).unwrap(), vec![0xee; 12], "{what}: the store never ran");
+        // Behind it the same load again, or a plain one: the first faults
+        // alike (the second's chunks wait behind its bad record).
+        let bytes = m.read_mem(STREAM, 10).unwrap();
+        let plain = ins::Load { dram: PLAIN as u32, stride: 4, rows: 1, cols: 4, addr: 8, ..Default::default() };
+        let cycles: Vec<u64> = [ins::Load { addr: 8, ..l }, plain]
+            .into_iter()
+            .map(|second| {
+                let (m2, _) = run(&cfg, &[Instr::Load(l), Instr::Load(second)], &[(STREAM, bytes.clone())]);
+                assert_eq!(m2.error(), (ErrorCode::BadStream, 0), "{what}: then {}", Instr::Load(second));
+                m2.counters().get(Counter::Cycles)
+            })
+            .collect();
+        assert_eq!(cycles[0], cycles[1], "{what}");
     }
 }
 
