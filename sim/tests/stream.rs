@@ -87,7 +87,7 @@ fn timing_and_counters_follow_the_records() {
     assert_eq!(stream.len(), 40);
     let load =
         ins::Load { dram: STREAM as u32, stride: 40, rows: 4, cols: 16, zfmt: ins::ZFMT_MASK, ..Default::default() };
-    let (m, status) = run(&cfg, &[Instr::Load(load)], &[(STREAM, stream)]);
+    let (m, status) = run(&cfg, &[Instr::Load(load)], &[(STREAM, stream.clone())]);
     assert_eq!(status, regs::STATUS_DONE, "{:?}", m.error());
     let t = m.trace()[0];
     // One burst of 3 beats requested at s + 1, arriving at s + 1 + L + {0, 1, 2}.
@@ -100,6 +100,14 @@ fn timing_and_counters_follow_the_records() {
     assert_eq!(c.get(Counter::DramReadBytes), fetch + 3 * w, "the compressed bytes cross the bus");
     assert_eq!(c.get(Counter::DramRequests), 1 + 1);
     assert_eq!(c.get(Counter::SpadWriteRows), 4);
+    // ISA.md §4's example of a malformed stream: its last byte left out,
+    // record 3 is cut; its extent ends in beat 2 (s + L + 3) and row 2 is
+    // written at s + L + 5, so the load faults at s + L + 6.
+    let cut = ins::Load { stride: 39, ..load };
+    let (mut m, status) = run(&cfg, &[Instr::Load(cut)], &[(STREAM, stream)]);
+    assert_eq!((status, m.error()), (regs::STATUS_FAULT, (ErrorCode::BadStream, 0)));
+    assert_eq!(m.read_reg(regs::ERROR_INFO).unwrap(), 3);
+    assert_eq!(m.counters().get(Counter::Cycles), s + l + 6 + 1);
     // The same rows plain: 4 beats, rows written one cycle earlier each.
     let plain = ins::Load { dram: PLAIN as u32, stride: 16, rows: 4, cols: 16, ..Default::default() };
     let (m, _) = run(&cfg, &[Instr::Load(plain)], &[(PLAIN, rows.concat())]);
