@@ -762,7 +762,7 @@ impl Instr {
     }
 
     /// True for a `load` of a compressed stream (`zfmt = mask`), which the
-    /// RTL does not implement yet.
+    /// LOAD unit expands on the way in.
     pub fn is_compressed_load(&self) -> bool {
         matches!(self, Instr::Load(l) if l.zfmt != ZFMT_NONE)
     }

@@ -351,8 +351,9 @@ module accel #(
     assign tok_over[k] = tok_now[k] > 9'(`SYS_TOKEN_MAX);
   end
   assign tok_fault = running && tok_over != 4'd0;
-  // An indexed load's bad id faults before everything else of its cycle.
-  logic ld_idx_fault;
+  // An indexed load's bad id (or, with ld_fault_stream, a compressed
+  // load's bad record) faults before everything else of its cycle.
+  logic ld_idx_fault, ld_fault_stream;
   logic [31:0] ld_idx_pc, ld_idx_pos;
   assign pre_fault = ld_idx_fault || tok_fault || (run_cycle == 32'd0 && bad_program);
 
@@ -376,7 +377,7 @@ module accel #(
     fault_code = 4'd0;
     fault_pc = 32'd0;
     if (ld_idx_fault) begin
-      fault_code = 4'(`SYS_ERR_INDEX_OUT_OF_RANGE);
+      fault_code = ld_fault_stream ? 4'(`SYS_ERR_BAD_STREAM) : 4'(`SYS_ERR_INDEX_OUT_OF_RANGE);
       fault_pc = ld_idx_pc;
     end else if (run_cycle == 32'd0 && bad_program) begin
       fault_code = 4'(`SYS_ERR_BAD_PROGRAM);
@@ -473,7 +474,8 @@ module accel #(
       .fin_valid(ld_fin), .fin_pc(ld_fin_pc), .idle(ld_idle),
       .c_busy(ld_c_busy), .c_stall(ld_c_stall), .c_spad_wr(ld_c_spad_wr), .c_acc_wr(ld_c_acc_wr),
       .stage_overflow(ld_ovf),
-      .idx_fault(ld_idx_fault), .idx_fault_pc(ld_idx_pc), .idx_fault_pos(ld_idx_pos)
+      .idx_fault(ld_idx_fault), .fault_stream(ld_fault_stream), .idx_fault_pc(ld_idx_pc),
+      .idx_fault_pos(ld_idx_pos)
   );
 
   dma_store #(

@@ -160,7 +160,19 @@ module check #(
   wire [32:0] ids_hi = {1'b0, d_idx_addr} + {13'd0, id_bytes};
   wire gather_win_bad = (d_idx_addr < win_base) | (ids_hi > {1'b0, win_limit})
       | (d_dram < win_base) | (tab_hi > {34'd0, win_limit});
-  wire win_bad = d_gather ? gather_win_bad : (d_dram < win_base) | (dram_hi > {18'd0, win_limit});
+  // A compressed stream (zfmt = mask): `stride` bytes from dram, between
+  // rows * ceil(cols / 8) and rows * (ceil(cols / 8) + cols)
+  // (isa::legal::stream_bytes_range; < 2^33).
+  wire [1:0] d_zfmt = instr[`SYS_LOAD_ZFMT_HI:`SYS_LOAD_ZFMT_LO];
+  wire d_zm = is_load & (d_zfmt == 2'(`SYS_ZFMT_MASK));
+  wire [16:0] z_mb = ({1'b0, d_cols} + 17'd7) >> 3;
+  wire [32:0] z_lo = {17'd0, d_rows} * {16'd0, z_mb};
+  wire [32:0] z_hi = {17'd0, d_rows} * ({16'd0, z_mb} + {17'd0, d_cols});
+  wire z_stride_bad = d_zm & (({1'b0, d_stride} < z_lo) | ({1'b0, d_stride} > z_hi));
+  wire [32:0] z_end = {1'b0, d_dram} + {1'b0, d_stride};
+  wire win_bad = d_gather ? gather_win_bad
+      : d_zm ? (d_dram < win_base) | (z_end > {1'b0, win_limit})
+      : (d_dram < win_base) | (dram_hi > {18'd0, win_limit});
 
   // ------------------------------------------------------------------ LDW
   wire [15:0] l_addr = instr[`SYS_LDW_ADDR_HI:`SYS_LDW_ADDR_LO];
@@ -419,11 +431,11 @@ module check #(
   always_comb begin
     unique case (op)
       // Index modes none / i64 / i32 (3 is no name); a plain load's
-      // idx_addr and limit are 0, an indexed load's limit is not. No
-      // compressed stream yet (zfmt: the expander is not in the RTL): a load
-      // with zfmt set is illegal here, never a plain load that ignores it.
+      // idx_addr and limit are 0, an indexed load's limit is not. A
+      // compressed stream (zfmt none / mask) is neither indexed nor into acc.
       OP_LOAD:
-      dec_bad = (|instr[255:`SYS_LOAD_ZFMT_LO]) | (instr[`SYS_LOAD_BUF_HI:`SYS_LOAD_BUF_LO] > 2'(`SYS_BUF_ACC))
+      dec_bad = (|instr[255:`SYS_LOAD_END]) | (instr[`SYS_LOAD_BUF_HI:`SYS_LOAD_BUF_LO] > 2'(`SYS_BUF_ACC))
+          | (d_zfmt > 2'(`SYS_ZFMT_MASK)) | (d_zm & (d_gather | d_acc))
           | (d_idx > 2'(`SYS_IDX_I32))
           | (d_gather ? (d_limit_rows == 32'd0) : ((d_idx_addr != 32'd0) | (d_limit_rows != 32'd0)))
           | (d_rows == 16'd0) | (d_cols == 16'd0) | dep_prev;
@@ -463,7 +475,7 @@ module check #(
     queue = Q_COMPUTE;
     unique case (op)
       OP_LOAD, OP_STORE: begin
-        code  = dma_oor ? E_OOR : win_bad ? E_WIN : E_NONE;
+        code  = z_stride_bad ? E_ILL : dma_oor ? E_OOR : win_bad ? E_WIN : E_NONE;
         queue = is_load ? Q_LOAD : Q_STORE;
       end
       OP_LDW: code = ldw_code;

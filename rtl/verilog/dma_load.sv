@@ -37,6 +37,23 @@
 // each row its own range at dram + id * stride, from v on. Chunk writes
 // then follow the stage exactly as for a plain load.
 //
+// Compressed loads (zfmt = mask, ISA §3/§4 "Compressed load"): the stream
+// is one range [dram, dram + stride) whose useful bytes enter the stage like
+// a plain load's. The chunk walk then reads records instead of rows: at a
+// data chunk of DRAM row y the stage's read pointer is at record y (its
+// mask of mb = ceil(cols/8) bytes, then its stored bytes); the record's
+// extent L = mb + (bits set in the mask bytes), cut at the stream's end, is
+// ready when the stage has held it for a cycle (wptr_d: the write pointer
+// one cycle ago), which is the expander's STREAM_EXPAND_CYCLES: a data chunk
+// is written at max(w_{q-1}+1, a_y+2). The row is expanded combinationally
+// from the stage's window (the mask's prefix sums route stored byte p to
+// its column), and the record is popped at its row's last data chunk. A
+// bad record (a mask bit at or past cols, an extent past the stream, bytes
+// after the last record) raises the unit's fault (idx_fault with
+// fault_stream: BadStream, ERROR_INFO its row or rows) in the cycle it is
+// examined, instead of the write. Rows of more than COLS elements raise
+// stage_overflow at the load's start (the expander holds one row of COLS).
+//
 // The stage is B byte banks (B = 2^k >= 4*COLS and >= W), stream byte p in
 // bank p mod B: a beat's <= W bytes and a chunk's <= 4*COLS bytes each touch
 // a bank at most once, so every bank is a 1-write 1-read memory and a beat
@@ -104,7 +121,10 @@ module dma_load #(
     output logic                 stage_overflow,
     // An indexed load's id outside 0..limit: the fault in cycle v (the cycle
     // after its ids' last beat), the load's instruction and the id's position.
+    // A compressed load's bad record raises it too, with fault_stream (the
+    // load's instruction; the bad row, or rows for bytes left over).
     output logic                 idx_fault,
+    output logic                 fault_stream,
     output logic [         31:0] idx_fault_pc,
     output logic [         31:0] idx_fault_pos
 );
@@ -127,6 +147,8 @@ module dma_load #(
   localparam logic [47:0] WMASK = 48'(W) - 48'd1;   // byte lane of an address
   localparam logic [7:0] OP_SYNC = `SYS_OP_SYNC;
   localparam logic [`SYS_LOAD_BUF_W-1:0] BUF_ACC = `SYS_BUF_ACC;
+  localparam logic [`SYS_LOAD_ZFMT_W-1:0] ZFMT_MASK = `SYS_ZFMT_MASK;
+  localparam int MBX = (COLS + 7) / 8;         // mask bytes of a compressed row, at most
 
   // ------------------------------------------------- the head (cycle s)
   wire        h_sync = head_instr[`SYS_OPCODE_LO+:`SYS_OPCODE_W] == OP_SYNC;
@@ -150,11 +172,13 @@ module dma_load #(
   wire [31:0] h_idx_addr = head_instr[`SYS_LOAD_IDX_ADDR_LO+:`SYS_LOAD_IDX_ADDR_W];
   wire [31:0] h_limit = head_instr[`SYS_LOAD_LIMIT_LO+:`SYS_LOAD_LIMIT_W];
   wire [19:0] h_id_len = h_i64 ? {1'b0, h_rows, 3'b000} : {2'b00, h_rows, 2'b00};
+  // A compressed stream: `stride` bytes, one range (spad only, not indexed).
+  wire        h_zm = head_instr[`SYS_LOAD_ZFMT_LO+:`SYS_LOAD_ZFMT_W] == ZFMT_MASK;
 
   // DRAM side: bytes per DRAM row, one range or one per row.
   wire [17:0] h_rowbytes = h_acc ? {h_cols, 2'b00} : {2'b00, h_cols};
-  wire        h_contig = h_stride == 32'(h_rowbytes);
-  wire [47:0] h_len = h_contig ? 48'(34'(h_rows) * 34'(h_rowbytes)) : 48'(h_rowbytes);
+  wire        h_contig = h_zm || h_stride == 32'(h_rowbytes);
+  wire [47:0] h_len = h_zm ? 48'(h_stride) : h_contig ? 48'(34'(h_rows) * 34'(h_rowbytes)) : 48'(h_rowbytes);
   // Buffer side: padded block Y x X, column block of its first element.
   wire [16:0] h_ny = 17'(h_ptop) + 17'(h_rows) + 17'(h_pbot);
   wire [16:0] h_nx = 17'(h_pleft) + 17'(h_cols) + 17'(h_pright);
@@ -418,9 +442,12 @@ module dma_load #(
       end
     end
   end
-  assign idx_fault = idx_due;
-  assign idx_fault_pc = g_pc;
-  assign idx_fault_pos = {16'd0, id_bad_pos};
+  // (Both in one cycle: the compressed load is the earlier instruction, as
+  // a gather with a bad id holds the request stage until it faults.)
+  assign idx_fault = idx_due || z_fault;
+  assign fault_stream = z_fault;
+  assign idx_fault_pc = z_fault ? j_pc[jh] : g_pc;
+  assign idx_fault_pos = z_fault ? {15'd0, z_info} : {16'd0, id_bad_pos};
 
   // The id banks: 1-write 1-read memories (a beat's ids are consecutive).
   logic [KM*32-1:0] id_q;
@@ -509,8 +536,14 @@ module dma_load #(
   logic [16:0] j_xhi  [0:JOBS-1];
   logic [LCW-1:0] j_lc0 [0:JOBS-1];  // col mod COLS
   logic [15:0] j_row0 [0:JOBS-1];    // local row of chunk 0
+  logic        j_zm   [0:JOBS-1];    // a compressed stream of
+  logic [31:0] j_zlen [0:JOBS-1];    // ... stride bytes
+  logic [15:0] j_cols [0:JOBS-1];    // ... rows of cols elements
   always_ff @(posedge clk) begin
     if (start_load) begin
+      j_zm[j_wp[LJ-1:0]] <= h_zm;
+      j_zlen[j_wp[LJ-1:0]] <= h_stride;
+      j_cols[j_wp[LJ-1:0]] <= h_cols;
       j_acc[j_wp[LJ-1:0]] <= h_acc;
       j_push[j_wp[LJ-1:0]] <= h_push;
       j_pc[j_wp[LJ-1:0]] <= head_pc;
@@ -551,9 +584,65 @@ module dma_load #(
   wire        has_data = in_rows && ux1 > ux0;
   wire [16:0] nu = has_data ? ux1 - ux0 : 17'd0;      // DRAM elements in the chunk
   wire [16:0] dsh = c_lcol + (ux0 - c_x0);            // local column of the first
-  wire [PW-1:0] need = cur_acc ? PW'(nu << 2) : PW'(nu);
-  wire        wr = have_job && cnt >= need;
   wire        last = row_end && c_y == ny - 17'd1;
+
+  // ------------------------------------------- the compressed-row expander
+  // The head job's record at rptr (only at a data chunk of a compressed
+  // load: the prefix sums and crossbar are skipped otherwise).
+  wire        cur_zm = j_zm[jh];
+  wire        z_on = have_job && cur_zm && has_data;
+  wire [15:0] z_cols = j_cols[jh];
+  wire [16:0] z_mb = ({1'b0, z_cols} + 17'd7) >> 3;
+  logic [31:0] z_used;               // stream bytes of the head job's records popped
+  wire [32:0] z_left = {1'b0, j_zlen[jh]} - {1'b0, z_used};
+  logic [PW-1:0] wptr_d;             // wptr one cycle ago
+  wire [PW-1:0] cnt_d = wptr_d - rptr;
+  logic [15:0] z_len;                // the extent: mask bytes + bits set in them
+  logic        z_tail;               // a bit set at or past cols
+  logic [COLS*8-1:0] z_row;          // the expanded row (element x at byte x)
+  logic [LB-1:0] z_at;               // window byte of the next stored byte
+  logic [2*B*8-1:0] z_dbl;
+  logic [B*8-1:0] z_win;             // the stage from rptr on: byte j = stream byte rptr + j
+  always_comb begin
+    {z_len, z_tail, z_row, z_at, z_dbl, z_win} = '0;
+    if (z_on) begin
+      z_dbl = {bq, bq} >> {rlo, 3'b000};
+      z_win = z_dbl[B*8-1:0];
+      // Mask bit i is bit i of the window (bit i % 8 of byte i / 8).
+      z_len = z_mb[15:0];
+      for (int i = 0; i < 8 * MBX; i++) begin
+        if (32'(i) < 32'(z_mb) * 32'd8 && z_win[i]) begin
+          z_len = z_len + 16'd1;
+          if (32'(i) >= 32'(z_cols)) z_tail = 1'b1;
+        end
+      end
+      // Element x is the stored byte after the mask numbered by the bits
+      // set below x (a prefix sum), or 0.
+      z_at = LB'(z_mb);
+      for (int x = 0; x < COLS; x++) begin
+        if (32'(x) < 32'(z_cols) && z_win[x]) begin
+          z_row[8*x+:8] = z_win[{z_at, 3'b000}+:8];
+          z_at = z_at + LB'(1);
+        end
+      end
+    end
+  end
+  // The extent as far as the stream goes; ready once held a cycle. Bad: a
+  // bit past the row, an extent past the stream, or bytes after the last
+  // record (ERROR_INFO rows, else the row).
+  wire        z_cut = {17'd0, z_len} > z_left;
+  wire [32:0] z_need = z_cut ? z_left : {17'd0, z_len};
+  wire        z_ready = {{(33 - PW) {1'b0}}, cnt_d} >= z_need;
+  wire        z_lastrow = c_y == j_yhi[jh] - 17'd1;
+  wire        z_over = z_lastrow && {17'd0, z_len} < z_left;
+  wire        z_bad = z_tail || z_cut || z_over;
+  wire        z_fault = z_on && z_ready && z_bad;
+  wire [16:0] z_info = (z_tail || z_cut) ? c_y - 17'(j_ylo[jh]) : j_yhi[jh] - 17'(j_ylo[jh]);
+  // The row's last data chunk pops the record.
+  wire        z_pop = z_on && x1 >= j_xhi[jh];
+
+  wire [PW-1:0] need = cur_zm ? (z_pop ? PW'(z_len) : PW'(0)) : cur_acc ? PW'(nu << 2) : PW'(nu);
+  wire        wr = have_job && (cur_zm ? (!has_data || (z_ready && !z_bad)) : cnt >= need);
 
   // The chunk's bytes: lane j = stream byte rptr + j - dsh*e.
   wire [LB-1:0] dshb = cur_acc ? LB'(dsh << 2) : LB'(dsh);
@@ -563,6 +652,8 @@ module dma_load #(
   logic [2*B*8-1:0] rdbl;
   logic [CB*8-1:0] rot;
   logic [COLS-1:0] be, isd;
+  // Lane c of a compressed row's chunk holds element c - dsh + (ux0 - pad_left).
+  logic [LCW-1:0] z_x;
   always_comb begin
     if (wr) begin
       rdbl = {bq, bq} >> {rsh, 3'b000};
@@ -570,11 +661,12 @@ module dma_load #(
       for (int c = 0; c < COLS; c++) begin
         be[c] = 17'(c) >= c_lcol && 17'(c) < c_lcol + len;
         isd[c] = has_data && 17'(c) >= dsh && 17'(c) < dsh + nu;
-        sp_data[8*c+:8] = isd[c] ? rot[8*c+:8] : padv;
+        z_x = LCW'(17'(c) - dsh + ux0 - 17'(j_xlo[jh]));
+        sp_data[8*c+:8] = !isd[c] ? padv : cur_zm ? z_row[{z_x, 3'b000}+:8] : rot[8*c+:8];
         ac_data[32*c+:32] = isd[c] ? rot[32*c+:32] : {{24{padv[7]}}, padv};
       end
     end else begin
-      {rdbl, rot, be, isd, sp_data, ac_data} = '0;
+      {rdbl, rot, be, isd, sp_data, ac_data, z_x} = '0;
     end
   end
   assign sp_we = wr && !cur_acc;
@@ -583,6 +675,16 @@ module dma_load #(
   assign ac_row = c_row;
   assign sp_be = be;
   assign ac_be = be;
+
+  always_ff @(posedge clk) begin
+    if (rst) begin
+      z_used <= 32'd0;
+    end else if (wr && last) begin
+      z_used <= 32'd0;
+    end else if (wr && z_pop) begin
+      z_used <= z_used + 32'(z_len);
+    end
+  end
 
   always_ff @(posedge clk) begin
     if (rst) begin
@@ -615,9 +717,11 @@ module dma_load #(
       j_wp <= '0;
       j_rp <= '0;
       wptr <= '0;
+      wptr_d <= '0;
       rptr <= '0;
       ovf <= 1'b0;
     end else begin
+      wptr_d <= wptr;
       if (start_load) j_wp <= j_wp + (LJ + 1)'(1);
       if (j_pop) j_rp <= j_rp + (LJ + 1)'(1);
       wptr <= wptr + PW'(nb);
@@ -625,6 +729,7 @@ module dma_load #(
       if (cnt_next > (PW + 1)'(CAP)) ovf <= 1'b1;
       if (start_load && !j_pop && njobs == (LJ + 1)'(JOBS)) ovf <= 1'b1;
       if (start_load && h_gather && 32'(h_rows) > 32'(IDS)) ovf <= 1'b1;
+      if (start_load && h_zm && 32'(h_cols) > 32'(COLS)) ovf <= 1'b1;
       if (bf_next > (LBU + 2)'(BURSTS)) ovf <= 1'b1;
     end
   end
@@ -640,9 +745,8 @@ module dma_load #(
   assign c_spad_wr = sp_we;
   assign c_acc_wr = ac_we;
 
-  // Fields the unit does not use (pops are the top's; the rest reserved;
-  // zfmt, which check.sv refuses, from SYS_LOAD_ZFMT_LO).
-  wire unused_ok = &{1'b0, head_instr[255:`SYS_LOAD_ZFMT_LO], head_instr[15:8], SPAD_ROWS[0], ACC_ROWS[0],
+  // Fields the unit does not use (pops are the top's; the rest reserved).
+  wire unused_ok = &{1'b0, head_instr[255:`SYS_LOAD_END], head_instr[15:8], SPAD_ROWS[0], ACC_ROWS[0],
                      id_next[CATB*8-1:56], id_sh[CATB*8-1:KM*64],
-                     wdbl[B*8-1:0], rdbl[2*B*8-1:CB*8]};
+                     wdbl[B*8-1:0], rdbl[2*B*8-1:CB*8], z_dbl[2*B*8-1:B*8]};
 endmodule

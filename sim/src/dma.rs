@@ -54,38 +54,79 @@ impl Gather {
 /// row `y` of the block is the record at bytes `[at[y], at[y + 1])` of the
 /// stream: a mask of `ceil(cols / 8)` bytes (bit `x % 8` of byte `x / 8`:
 /// element `x` is stored), then the stored elements in order; the rest of
-/// the row is zero.
+/// the row is zero. A malformed stream's well-formed records come first
+/// (`at` has one entry per good record plus one), then `bad`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stream {
     pub bytes: Vec<u8>,
     pub at: Vec<u64>,
+    pub bad: Option<BadRecord>,
+}
+
+/// The record at which a malformed stream faults (ISA.md §4, compressed
+/// `load`): the LOAD unit examines record `record` once the stream bytes up
+/// to `end` are in, in the cycle its row's first data chunk would be
+/// written, and faults with `BadStream`, ERROR_INFO = `info`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BadRecord {
+    /// The record examined when the fault is raised.
+    pub record: u64,
+    /// ERROR_INFO: `record`, or the block's `rows` when the last record is
+    /// well formed but bytes are left after it.
+    pub info: u64,
+    /// One past the last stream byte the examination waits for: the
+    /// record's extent (its mask and one byte per bit set in the mask's
+    /// bytes), cut at the stream's end.
+    pub end: u64,
 }
 
 impl Stream {
-    /// Splits the stream's bytes into the block's rows, or the first bad
-    /// row: one whose record runs past the stream or whose mask marks an
-    /// element past the row; `rows` when bytes are left after the last.
-    pub fn parse(b: &DmaBlock, bytes: Vec<u8>) -> Result<Stream, u64> {
+    /// Splits the stream's bytes into the block's records, stopping at the
+    /// first bad one: a record whose mask marks an element past the row, or
+    /// whose extent runs past the stream, or the last record when bytes are
+    /// left after it.
+    pub fn parse(b: &DmaBlock, bytes: Vec<u8>) -> Stream {
         let mask = isa::legal::stream_mask_bytes(b.cols) as usize;
         let tail_bits = b.cols % 8;
+        let len = bytes.len();
         let mut at = Vec::with_capacity(b.rows as usize + 1);
         let mut pos = 0usize;
         at.push(0);
+        let mut bad = None;
         for y in 0..b.rows {
-            let m = bytes.get(pos..pos + mask).ok_or(y)?;
-            if tail_bits != 0 && m[mask - 1] >> tail_bits != 0 {
-                return Err(y);
+            // Every bit set in the mask's bytes claims one stored byte (a
+            // bit past the row too: the extent is what the unit waits for).
+            let m = &bytes[pos.min(len)..(pos + mask).min(len)];
+            let extent = mask + m.iter().map(|v| v.count_ones() as usize).sum::<usize>();
+            let cut = m.len() < mask || pos + extent > len;
+            let marks_past = tail_bits != 0 && m.len() == mask && m[mask - 1] >> tail_bits != 0;
+            if cut || marks_past {
+                bad = Some(BadRecord { record: y, info: y, end: (pos + extent).min(len) as u64 });
+                break;
             }
-            pos += mask + m.iter().map(|v| v.count_ones() as usize).sum::<usize>();
-            if pos > bytes.len() {
-                return Err(y);
-            }
+            pos += extent;
             at.push(pos as u64);
         }
-        if pos != bytes.len() {
-            return Err(b.rows);
+        if bad.is_none() && pos != len {
+            bad = Some(BadRecord { record: b.rows - 1, info: b.rows, end: pos as u64 });
         }
-        Ok(Stream { bytes, at })
+        Stream { bytes, at, bad }
+    }
+
+    /// Whether DRAM row `yd` is expanded (else the load faults there).
+    fn good(&self, yd: u64) -> bool {
+        match self.bad {
+            Some(bad) => yd < bad.record,
+            None => true,
+        }
+    }
+
+    /// One past the last stream byte DRAM row `yd`'s examination waits for.
+    fn record_end(&self, yd: u64) -> u64 {
+        match self.bad {
+            Some(bad) if yd == bad.record => bad.end,
+            _ => self.at[yd as usize + 1],
+        }
     }
 
     /// DRAM row `yd` expanded: its `cols` elements into `out`.
@@ -185,7 +226,8 @@ impl BurstPlan {
 /// LOAD timing once every burst has its data cycles: chunk `q` is written in
 /// cycle `w_q = max(w_{q-1} + 1, start + 1, arrival of its last beat + 1)`
 /// (padding-only chunks need no data); the LOAD finishes at `w_last + 1`.
-/// Returns (finish, chunks written).
+/// Returns (finish, chunks written). (A malformed stream: see
+/// [`stream_fault`].)
 #[allow(clippy::too_many_arguments)]
 pub fn load_finish(
     b: &DmaBlock,
@@ -197,28 +239,76 @@ pub fn load_finish(
     plan: &BurstPlan,
     data_start: &[u64],
 ) -> (u64, u64) {
+    let (last_write, chunks, _) = chunk_writes(b, gather, stream, dim, w, start, plan, data_start);
+    (last_write + 1, chunks)
+}
+
+/// A malformed stream's fault: the cycle its bad record is examined (the
+/// cycle the record's first data chunk would be written, waiting for the
+/// stream bytes up to [`BadRecord::end`]) and the chunks written before it.
+/// Needs the data cycles of the bursts up to the one holding that byte.
+pub fn stream_fault(
+    b: &DmaBlock,
+    stream: &Stream,
+    dim: u64,
+    w: u64,
+    start: u64,
+    plan: &BurstPlan,
+    data_start: &[u64],
+) -> (u64, u64) {
+    let (_, chunks, fault) = chunk_writes(b, None, Some(stream), dim, w, start, plan, data_start);
+    (fault.expect("a malformed stream"), chunks)
+}
+
+/// The burst holding a malformed stream's last byte its fault waits for.
+pub fn stream_fault_burst(b: &DmaBlock, stream: &Stream, plan: &BurstPlan, w: u64) -> Option<usize> {
+    stream.bad.map(|bad| plan.burst_of(0, (b.dram + bad.end.max(1) - 1) / w))
+}
+
+/// The chunk writes of a load: (last write cycle, chunks written, the cycle
+/// a malformed stream's bad record is examined: no chunk is written from it on).
+#[allow(clippy::too_many_arguments)]
+fn chunk_writes(
+    b: &DmaBlock,
+    gather: Option<&Gather>,
+    stream: Option<&Stream>,
+    dim: u64,
+    w: u64,
+    start: u64,
+    plan: &BurstPlan,
+    data_start: &[u64],
+) -> (u64, u64, Option<u64>) {
+    let arrival = |range: usize, hi: u64| {
+        let beat = (hi - 1) / w;
+        let i = plan.burst_of(range, beat);
+        data_start[i] + (beat - plan.bursts[i].beat0)
+    };
     let mut last_write = start;
     let mut chunks = 0;
+    let mut fault = None;
     for_each_chunk(b, dim, |c| {
+        if fault.is_some() {
+            return;
+        }
         let ready = match (chunk_dram(b, gather, &c), stream) {
-            // A compressed row is expanded once its whole record is in.
+            // A compressed row is expanded once its whole record is in
+            // (a bad record: its extent, as far as the stream goes).
             (Some(_), Some(s)) => {
-                let hi = b.dram + s.at[(c.y - b.pad_top) as usize + 1];
-                let beat = (hi - 1) / w;
-                let i = plan.burst_of(0, beat);
-                data_start[i] + (beat - plan.bursts[i].beat0) + 1 + isa::timing::STREAM_EXPAND_CYCLES
+                let yd = c.y - b.pad_top;
+                let ready = arrival(0, b.dram + s.record_end(yd)) + 1 + isa::timing::STREAM_EXPAND_CYCLES;
+                if !s.good(yd) {
+                    fault = Some((last_write + 1).max(ready));
+                    return;
+                }
+                ready
             }
-            (Some((range, _lo, hi)), None) => {
-                let beat = (hi - 1) / w;
-                let i = plan.burst_of(range, beat);
-                data_start[i] + (beat - plan.bursts[i].beat0) + 1
-            }
+            (Some((range, _lo, hi)), None) => arrival(range, hi) + 1,
             (None, _) => 0,
         };
         last_write = (last_write + 1).max(ready);
         chunks += 1;
     });
-    (last_write + 1, chunks)
+    (last_write, chunks, fault)
 }
 
 /// STORE timing: chunk `q` is read in cycle `start + 1 + q`; a burst may be
@@ -287,11 +377,19 @@ pub fn load_copy(
 pub fn stream_copy(b: &DmaBlock, stream: &Stream, dim: u64, pad_value: i8, spad: &mut [u8]) {
     let mut row = vec![0u8; b.cols as usize];
     let mut expanded = None;
+    let mut faulted = false;
     for_each_chunk(b, dim, |c| {
+        // A malformed stream writes the chunks before its bad record's first
+        // data chunk, where it faults (ISA.md §4).
+        let data = chunk_dram(b, None, &c);
+        faulted |= data.is_some() && !stream.good(c.y - b.pad_top);
+        if faulted {
+            return;
+        }
         let local = (c.row * dim + c.lcol) as usize;
         let dst = &mut spad[local..local + c.len as usize];
         dst.fill(pad_value as u8);
-        if let Some((_, lo, hi)) = chunk_dram(b, None, &c) {
+        if let Some((_, lo, hi)) = data {
             let yd = c.y - b.pad_top;
             if expanded != Some(yd) {
                 stream.expand(b, yd, &mut row);

@@ -60,6 +60,10 @@ struct Fetched {
     checked: Option<Result<Instr, ErrorCode>>,
 }
 
+/// A cycle no run reaches: a LOAD unit whose chunk writes stopped at a
+/// malformed stream's bad record (it faults first) finishes nothing after.
+const NEVER: u64 = u64::MAX / 4;
+
 /// A DMA instruction in flight.
 #[derive(Clone, Debug)]
 struct DmaJob {
@@ -195,6 +199,10 @@ struct Run {
     /// An indexed LOAD's bad id, detected when its ids arrive:
     /// (cycle, instruction, position of the id).
     index_fault: Option<(u64, u32, u32)>,
+    /// A compressed LOAD's bad record, examined once the stream bytes it
+    /// waits for are in: (cycle, instruction, ERROR_INFO). Known from the
+    /// grant of the burst holding the last of them.
+    stream_fault: Option<(u64, u32, u32)>,
 }
 
 /// The cycle-accurate model; implements `Device`.
@@ -302,6 +310,7 @@ impl Model {
             last_active: 0,
             clock: 0,
             index_fault: None,
+            stream_fault: None,
         };
         self.run = Some(Box::new(run));
         let (base, limit) = (self.win_base as u64, self.win_limit as u64);
@@ -373,6 +382,15 @@ impl Model {
     /// One visited cycle; returns whether anything happened.
     fn cycle(&mut self, run: &mut Run, t: u64) -> bool {
         let mut acted = false;
+        // (Both in one cycle: the stream's load is the earlier one, since a
+        // load with a bad id holds the request stage until it faults.)
+        if let Some((at, pc, info)) = run.stream_fault {
+            if at <= t {
+                self.error_info = info;
+                self.fault(t, ErrorCode::BadStream, pc);
+                return true;
+            }
+        }
         if let Some((at, pc, position)) = run.index_fault {
             if at <= t {
                 self.error_info = position;
@@ -405,10 +423,6 @@ impl Model {
         }
         // Phase 3: starts.
         acted |= self.start_dma(run, t, false);
-        if self.status != regs::STATUS_RUNNING {
-            // A compressed load's malformed stream faults as it starts.
-            return true;
-        }
         acted |= self.start_dma(run, t, true);
         acted |= self.issue_compute(run, t);
         if acted {
@@ -472,6 +486,26 @@ impl Model {
                 job.data_start.push(g.data_start);
                 job.last_grant = t;
                 job.next += 1;
+                // (Only the first malformed stream faults: a later one's
+                // chunks wait behind its bad record forever.)
+                let first_bad = run.stream_fault.is_none();
+                if let Some(stream) = job.stream.as_ref().filter(|s| s.bad.is_some() && first_bad) {
+                    let bad_burst = dma::stream_fault_burst(&job.block, stream, &job.plan, w);
+                    if bad_burst == Some(job.next - 1) {
+                        let after = job.start.max(du.seq_last);
+                        let (at, _) = dma::stream_fault(
+                            &job.block,
+                            stream,
+                            self.cols as u64,
+                            w,
+                            after,
+                            &job.plan,
+                            &job.data_start,
+                        );
+                        let info = stream.bad.expect("bad").info as u32;
+                        run.stream_fault = Some((at, job.index, info));
+                    }
+                }
                 if job.gather.is_some() && job.next == job.id_bursts() {
                     // The ids are usable the cycle after their last beat.
                     job.ids_at = g.end;
@@ -482,8 +516,19 @@ impl Model {
                 let counter = if is_store { Counter::DramWriteBytes } else { Counter::DramReadBytes };
                 self.counters.add(counter, burst.beats * w);
                 run.last_active = run.last_active.max(g.end - 1);
+                let last = job.next == job.plan.bursts.len();
+                if last && job.stream.as_ref().is_some_and(|s| s.bad.is_some()) {
+                    // A malformed stream frees the request stage; its chunk
+                    // writes stop at the bad record, where it faults, so no
+                    // later LOAD writes and the unit never becomes idle.
+                    du.job = None;
+                    du.issue_free_at = t + 1;
+                    du.seq_last = NEVER;
+                    du.idle_at = NEVER;
+                    return true;
+                }
                 // A LOAD with a bad id keeps its request stage until it faults.
-                if job.next == job.plan.bursts.len() && job.bad_id.is_none() {
+                if last && job.bad_id.is_none() {
                     let job = du.job.take().expect("job");
                     let finish = if is_store {
                         g.end
@@ -642,20 +687,15 @@ impl Model {
                         // The stream as DRAM holds it when the load starts
                         // (a program orders its writer first with tokens);
                         // a malformed one faults before any byte moves.
+                        // A malformed one is read like a good one and faults
+                        // when its bad record is examined (ISA.md §4).
                         let bytes = self.mem.to_vec(block.dram, block.stride as usize);
-                        match dma::Stream::parse(&block, bytes) {
-                            Ok(stream) => {
-                                dma::stream_copy(&block, &stream, dim, l.pad_value, &mut self.spad);
-                                let plan = BurstPlan::of(&block, w);
-                                let mut job = DmaJob::new(head.index, deps, block, t, plan, Vec::new(), 0);
-                                job.stream = Some(stream);
-                                du.job = Some(job);
-                            }
-                            Err(row) => {
-                                self.error_info = row as u32;
-                                self.fault(t, ErrorCode::BadStream, head.index);
-                            }
-                        }
+                        let stream = dma::Stream::parse(&block, bytes);
+                        dma::stream_copy(&block, &stream, dim, l.pad_value, &mut self.spad);
+                        let plan = BurstPlan::of(&block, w);
+                        let mut job = DmaJob::new(head.index, deps, block, t, plan, Vec::new(), 0);
+                        job.stream = Some(stream);
+                        du.job = Some(job);
                     }
                     None => {
                         dma::load_copy(&block, None, dim, l.pad_value, &self.mem, &mut self.spad, &mut self.acc);
@@ -948,8 +988,8 @@ impl Model {
         for p in &run.pushes {
             consider(p.0);
         }
-        if let Some((at, _, _)) = run.index_fault {
-            consider(at);
+        for (at, _, _) in run.index_fault.iter().chain(&run.stream_fault) {
+            consider(*at);
         }
         if let Some(f) = run.fetched.front() {
             consider(f.avail);

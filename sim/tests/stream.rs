@@ -2,7 +2,7 @@
 //! model: it fills the scratchpad exactly as a plain load of the expanded
 //! rows would (padding, column blocking, unaligned streams), reads only the
 //! stream's bytes, a malformed stream faults with `BadStream` and its row
-//! before any byte moves, and its timing follows ISA.md §4.
+//! when its bad record is examined, and its timing follows ISA.md §4.
 
 use isa::instr::{self as ins, Instr};
 use isa::regs::{self, Counter, ErrorCode};
@@ -87,7 +87,7 @@ fn timing_and_counters_follow_the_records() {
     assert_eq!(stream.len(), 40);
     let load =
         ins::Load { dram: STREAM as u32, stride: 40, rows: 4, cols: 16, zfmt: ins::ZFMT_MASK, ..Default::default() };
-    let (m, status) = run(&cfg, &[Instr::Load(load)], &[(STREAM, stream)]);
+    let (m, status) = run(&cfg, &[Instr::Load(load)], &[(STREAM, stream.clone())]);
     assert_eq!(status, regs::STATUS_DONE, "{:?}", m.error());
     let t = m.trace()[0];
     // One burst of 3 beats requested at s + 1, arriving at s + 1 + L + {0, 1, 2}.
@@ -100,41 +100,81 @@ fn timing_and_counters_follow_the_records() {
     assert_eq!(c.get(Counter::DramReadBytes), fetch + 3 * w, "the compressed bytes cross the bus");
     assert_eq!(c.get(Counter::DramRequests), 1 + 1);
     assert_eq!(c.get(Counter::SpadWriteRows), 4);
+    // ISA.md §4's example of a malformed stream: its last byte left out,
+    // record 3 is cut; its extent ends in beat 2 (s + L + 3) and row 2 is
+    // written at s + L + 5, so the load faults at s + L + 6.
+    let cut = ins::Load { stride: 39, ..load };
+    let (mut m, status) = run(&cfg, &[Instr::Load(cut)], &[(STREAM, stream)]);
+    assert_eq!((status, m.error()), (regs::STATUS_FAULT, (ErrorCode::BadStream, 0)));
+    assert_eq!(m.read_reg(regs::ERROR_INFO).unwrap(), 3);
+    assert_eq!(m.counters().get(Counter::Cycles), s + l + 6 + 1);
     // The same rows plain: 4 beats, rows written one cycle earlier each.
     let plain = ins::Load { dram: PLAIN as u32, stride: 16, rows: 4, cols: 16, ..Default::default() };
     let (m, _) = run(&cfg, &[Instr::Load(plain)], &[(PLAIN, rows.concat())]);
     assert_eq!(m.trace()[0].finish - m.trace()[0].start, l + 6);
 }
 
+/// A malformed stream faults when the LOAD unit examines its bad record:
+/// in the cycle that record's row would be written, once the stream bytes
+/// of its extent (its mask and a byte per bit set, cut at the stream's
+/// end) are in (ISA.md §4, compressed `load`). Rows before it are written,
+/// nothing after it, and the STORE behind it never runs.
 #[test]
-fn a_malformed_stream_faults_with_its_row_before_any_byte_moves() {
+fn a_malformed_stream_faults_when_its_bad_record_is_examined() {
     let cfg = HwConfig::tiny_4x4();
+    let (w, l) = (cfg.dram.bytes_per_cycle as u64, cfg.dram.latency_cycles as u64);
+    assert_eq!((w, l), (4, 20));
     let rows: Vec<Vec<u8>> = vec![vec![1, 0, 0, 2], vec![0, 0, 0, 0], vec![3, 3, 3, 3]];
     let good = compress(&rows);
-    assert_eq!(good.len(), 3 + 2 + 4);
+    assert_eq!(good.len(), 3 + 1 + 5);
     let load =
         ins::Load { dram: STREAM as u32, stride: 9, rows: 3, cols: 4, zfmt: ins::ZFMT_MASK, ..Default::default() };
+    let (mut m, status) = run(&cfg, &load_then_dump(load, 3, 4), &[(STREAM, good.clone())]);
+    assert_eq!(status, regs::STATUS_DONE, "{:?}", m.error());
+    assert_eq!(m.read_mem(OUT, 12).unwrap(), rows.concat());
+    // One burst: beat i (bytes 4i..4i+3) arrives at d + i (after the
+    // program's fetch beats). The records end in beats 0, 0, 2: rows
+    // written at d + 2, d + 3, d + 4; the load finishes at d + 5.
+    let d = m.trace()[0].finish - 5;
+    assert!(d > m.trace()[0].start + l);
     let mut extra_bit = good.clone();
     extra_bit[3] |= 0x10; // row 1's mask marks element 4 of a 4-element row
     let mut more = good.clone();
     more[3] = 0b111; // row 1 claims 3 stored bytes: row 2's record runs past the end
-    for (bytes, stride, row) in [
-        (extra_bit, 9, 1u32),
-        (more, 9, 2),
-        (good.clone(), 8, 2),  // the last record runs past the stream
-        (good.clone(), 10, 3), // a byte is left after the last record
+    for (what, bytes, stride, info, at) in [
+        // Record 1's extent is its mask and one byte (bytes 3..5, beat 1):
+        // examined at max(d + 2 + 1, d + 1 + 2).
+        ("a mask bit past the row", extra_bit, 9, 1u32, d + 3),
+        // Record 1 (bytes 3..7, beat 1) is written at d + 3; record 2 (mask
+        // 0b11 at byte 7) is cut at byte 9, whose beat 2 arrives at d + 2.
+        ("a record past the stream", more, 9, 2, d + 4),
+        // Record 2 (bytes 4..9) is cut at 8 (beat 1), but row 1 is written
+        // at d + 3.
+        ("the last record past the stream", good.clone(), 8, 2, d + 4),
+        // The last record is whole (beat 2) and a byte is left after it.
+        ("a byte after the last record", good.clone(), 10, 3, d + 4),
     ] {
         let l = ins::Load { stride, ..load };
         let (mut m, status) = run(&cfg, &load_then_dump(l, 3, 4), &[(STREAM, bytes), (OUT, vec![0xee; 12])]);
-        assert_eq!(status, regs::STATUS_FAULT, "row {row}");
-        assert_eq!(m.error(), (ErrorCode::BadStream, 0), "row {row}");
-        assert_eq!(m.read_reg(regs::ERROR_INFO).unwrap(), row);
-        assert_eq!(m.read_mem(OUT, 12).unwrap(), vec![0xee; 12], "nothing moved");
-        assert_eq!(m.counters().get(Counter::SpadWriteRows), 0);
+        assert_eq!(status, regs::STATUS_FAULT, "{what}");
+        assert_eq!(m.error(), (ErrorCode::BadStream, 0), "{what}");
+        assert_eq!(m.read_reg(regs::ERROR_INFO).unwrap(), info, "{what}");
+        assert_eq!(m.counters().get(Counter::Cycles), at + 1, "{what}: the fault cycle");
+        assert_eq!(m.read_mem(OUT, 12).unwrap(), vec![0xee; 12], "{what}: the store never ran");
+        // Behind it the same load again, or a plain one: the first faults
+        // alike (the second's chunks wait behind its bad record).
+        let bytes = m.read_mem(STREAM, 10).unwrap();
+        let plain = ins::Load { dram: PLAIN as u32, stride: 4, rows: 1, cols: 4, addr: 8, ..Default::default() };
+        let cycles: Vec<u64> = [ins::Load { addr: 8, ..l }, plain]
+            .into_iter()
+            .map(|second| {
+                let (m2, _) = run(&cfg, &[Instr::Load(l), Instr::Load(second)], &[(STREAM, bytes.clone())]);
+                assert_eq!(m2.error(), (ErrorCode::BadStream, 0), "{what}: then {}", Instr::Load(second));
+                m2.counters().get(Counter::Cycles)
+            })
+            .collect();
+        assert_eq!(cycles[0], cycles[1], "{what}");
     }
-    let (mut m, status) = run(&cfg, &load_then_dump(load, 3, 4), &[(STREAM, good)]);
-    assert_eq!(status, regs::STATUS_DONE, "{:?}", m.error());
-    assert_eq!(m.read_mem(OUT, 12).unwrap(), rows.concat());
 }
 
 #[test]
