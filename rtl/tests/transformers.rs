@@ -114,9 +114,10 @@ const ACC: u64 = 64;
 /// A random program of weight loads (transposed or not, and on 2:4 arrays
 /// i8s24 tiles) and matmuls (swaps, preloads of either kind, accumulation,
 /// int8 / uint8 inputs, 2:4 second input blocks), interleaved with vmax
-/// and vlut writing rows a later load or matmul reads (the post-processor
-/// interlock: a transposed tile reads its `n` rows, not `k`); the
-/// accumulator and scratchpad rows are stored back.
+/// and vlut writing rows later loads and matmuls read (the post-processor
+/// interlock: a transposed tile reads its `n` rows, not `k`) but none an
+/// earlier one reads (the array may still be streaming it: a race, ISA.md
+/// §3 "Hazards"); the accumulator and scratchpad rows are stored back.
 fn random_program(cfg: &HwConfig, rng: &mut StdRng) -> String {
     let (rows, cols) = (cfg.array.rows as u64, cfg.array.cols as u64);
     let kt = rows.min(cols); // a transposed tile's largest k
@@ -126,39 +127,48 @@ fn random_program(cfg: &HwConfig, rng: &mut StdRng) -> String {
          load buf=acc dram=0x10000 stride={s} rows={ACC} cols={cols} addr=0 @signal(compute)\n",
         s = 4 * cols
     );
-    // A tile (k, n, addr, the rest of its fields) of either kind.
-    let tile = |rng: &mut StdRng, prefix: &str| -> (u64, u64, String) {
+    // Scratchpad rows an array instruction so far reads.
+    let mut read = vec![false; SPAD as usize];
+    let mark = |read: &mut [bool], lo: u64, n: u64| read[lo as usize..(lo + n) as usize].fill(true);
+    // A tile's fields (w = its first row) of either kind; marks its rows.
+    let tile = |rng: &mut StdRng, read: &mut [bool]| -> String {
         let n = rng.gen_range(1..=cols);
         match rng.gen_range(0..if s24 { 5 } else { 4 }) {
             0 | 1 => {
                 let k = rng.gen_range(1..=kt);
                 let addr = rng.gen_range(0..=SPAD - n);
-                (k, n, format!("{prefix}w={addr} k={k} n={n} trans=1"))
+                mark(read, addr, n);
+                format!("w={addr} k={k} n={n} trans=1")
             }
             2 | 3 => {
                 let k = rng.gen_range(1..=rows);
                 let addr = rng.gen_range(0..=SPAD - k);
-                (k, n, format!("{prefix}w={addr} k={k} n={n}"))
+                mark(read, addr, k);
+                format!("w={addr} k={k} n={n}")
             }
             _ => {
                 let k = rng.gen_range(1..=rows);
                 let addr = rng.gen_range(0..=SPAD - k);
                 let meta = rng.gen_range(0..=SPAD - k.div_ceil(4));
-                (k, n, format!("{prefix}w={addr} k={k} n={n} wfmt=i8s24 meta={meta}"))
+                mark(read, addr, k);
+                mark(read, meta, k.div_ceil(4));
+                format!("w={addr} k={k} n={n} wfmt=i8s24 meta={meta}")
             }
         }
     };
-    let first = |i: usize| if i == 0 { " @wait(load)" } else { "" };
-    for i in 0..rng.gen_range(12..30) {
+    let mut waited = false;
+    let mut wait = || if std::mem::replace(&mut waited, true) { "" } else { " @wait(load)" };
+    for _ in 0..rng.gen_range(12..30) {
         match rng.gen_range(0..10) {
             0..=2 => {
-                let (_, _, t) = tile(rng, "");
-                text += &format!("ldw {}{}\n", t.replacen("w=", "addr=", 1), first(i));
+                let t = tile(rng, &mut read);
+                text += &format!("ldw {}{}\n", t.replacen("w=", "addr=", 1), wait());
             }
             3..=7 => {
                 let m = rng.gen_range(1..=40);
                 let a = rng.gen_range(0..SPAD - m - 8);
                 let acc = rng.gen_range(0..=ACC - m);
+                mark(&mut read, a, m);
                 let mut f = format!("matmul a={a} m={m} acc={acc}");
                 if rng.gen_bool(0.5) {
                     f += " accumulate=1";
@@ -170,29 +180,33 @@ fn random_program(cfg: &HwConfig, rng: &mut StdRng) -> String {
                     f += " in_type=u8";
                 }
                 if s24 && rng.gen_bool(0.3) {
-                    f += &format!(" a_bstride={}", rng.gen_range(1..8));
+                    let bs = rng.gen_range(1..8);
+                    mark(&mut read, a + bs, m);
+                    f += &format!(" a_bstride={bs}");
                 }
                 if rng.gen_bool(0.5) {
-                    f += &format!(" {}", tile(rng, "preload=1 ").2);
+                    f += &format!(" preload=1 {}", tile(rng, &mut read));
                 }
-                text += &format!("{f}{}\n", first(i));
+                text += &format!("{f}{}\n", wait());
             }
-            8 => {
-                // vmax into rows a load or matmul may read next.
-                let n = rng.gen_range(1..=6);
-                let dst = rng.gen_range(0..SPAD - n);
-                text += &format!(
-                    "vmax a={} a_stride=1 b={} b_stride=1 dst={dst} dst_stride=1 n={n}{}\n",
-                    rng.gen_range(0..SPAD - n),
-                    rng.gen_range(0..SPAD - n),
-                    first(i)
-                );
-            }
-            _ => {
+            op => {
+                // A destination no earlier array instruction reads.
                 let n = rng.gen_range(1..=8);
-                let table = rng.gen_range(0..SPAD - isa::timing::lut_rows(cfg.array.cols));
-                let (src, dst) = (rng.gen_range(0..SPAD - n), rng.gen_range(0..SPAD - n));
-                text += &format!("vlut src={src} dst={dst} n={n} table={table}{}\n", first(i));
+                let Some(dst) = (0..20)
+                    .map(|_| rng.gen_range(0..SPAD - n))
+                    .find(|&d| !read[d as usize..(d + n) as usize].contains(&true))
+                else {
+                    continue;
+                };
+                let src = rng.gen_range(0..SPAD - n);
+                text += &if op == 8 {
+                    let b = rng.gen_range(0..SPAD - n);
+                    format!("vmax a={src} a_stride=1 b={b} b_stride=1 dst={dst} dst_stride=1 n={n}")
+                } else {
+                    let table = rng.gen_range(0..SPAD - isa::timing::lut_rows(cfg.array.cols));
+                    format!("vlut src={src} dst={dst} n={n} table={table}")
+                };
+                text += &format!("{}\n", wait());
             }
         }
     }
