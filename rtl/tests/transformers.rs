@@ -344,6 +344,81 @@ fn transposed_faults_match_the_model() {
     }
 }
 
+/// The bundled transformers (`compiler/tests/data/transformers`), compiled
+/// as `systole compile` does (`--weights auto`: tinybert_nm24's exactly
+/// 2:4 Linear layers on i8s24 tiles where the array has 2:4 PEs), run on
+/// both backends with the first reference sequence: outcome, cycles, every
+/// counter, each instruction's start and finish and the whole memory
+/// window equal. Returns the model's report and the RTL's cycles per second.
+fn check_transformer(cfg: &HwConfig, model: &str, variant: &str) -> (RunReport, f64) {
+    let dir = root().join("compiler/tests/data/transformers").join(model);
+    let g = compiler::onnx::import(&std::fs::read(dir.join(format!("{variant}.onnx"))).unwrap()).unwrap();
+    let prog = compiler::lower::lower(&g, cfg).unwrap_or_else(|e| panic!("{model} {variant} on `{}`: {e}", cfg.name)).program;
+    assert!(
+        prog.code.iter().any(|i| matches!(i, isa::Instr::Ldw(l) if l.trans != 0)
+            || matches!(i, isa::Instr::Matmul(m) if m.trans != 0)),
+        "{model} {variant}: no transposed tile (Kᵀ)"
+    );
+    // Each input's first sequence (the .npy holds 16 of them, row-major).
+    let inputs: Vec<(isa::program::TensorInfo, Vec<u8>)> = prog
+        .inputs()
+        .map(|t| {
+            let npy = compiler::npy::decode(&std::fs::read(dir.join("inputs").join(format!("{}.npy", t.name))).unwrap())
+                .unwrap();
+            (t.clone(), npy.data[..t.byte_len() as usize].to_vec())
+        })
+        .collect();
+    let window = prog.mem_bytes as usize;
+    let run = |d: &mut Driver<&mut dyn Device>| {
+        d.write_mem(0, &vec![0; window]).unwrap();
+        d.load(&prog).unwrap();
+        for (t, bytes) in &inputs {
+            d.write_tensor(t, bytes).unwrap();
+        }
+        let r = d.run().unwrap();
+        (r, d.read_mem(0, window).unwrap())
+    };
+    let what = format!("{model} {variant} on `{}`", cfg.name);
+    let (a, mem_a) = run(&mut Driver::new(&mut sim::Model::new(cfg).unwrap() as &mut dyn Device));
+    let t0 = std::time::Instant::now();
+    let (b, mem_b) = with_rtl(cfg, |dev| run(&mut Driver::new(dev as &mut dyn Device)));
+    let rate = b.cycles() as f64 / t0.elapsed().as_secs_f64();
+    if let Err(d) = compare_runs(&a, &b) {
+        panic!("{what}: model vs RTL: {d}");
+    }
+    assert_eq!(a.outcome, Outcome::Done, "{what}");
+    if let Err(d) = compare_memory(0, &mem_a, &mem_b) {
+        panic!("{what}: model vs RTL: {d}");
+    }
+    (a, rate)
+}
+
+/// The five bundled variants.
+const TRANSFORMERS: [(&str, &str); 5] = [
+    ("tinybert", "int8_qdq"),
+    ("tinybert", "int8_qdq_float_matmul_out"),
+    ("tinygpt", "int8_qdq"),
+    ("tinygpt", "int8_qdq_float_matmul_out"),
+    ("tinybert_nm24", "int8_qdq_float_matmul_out"),
+];
+
+#[test]
+#[ignore]
+fn transformers_probe() {
+    let which = std::env::var("TF_CFG").unwrap_or("default".into());
+    let cfg = match which.as_str() {
+        "tall" => tall(),
+        "sparse" => config("sparse24"),
+        "tiny-sparse-8x4" => sparse("tiny", 8, 4),
+        n => config(n),
+    };
+    for (model, variant) in TRANSFORMERS {
+        let t0 = std::time::Instant::now();
+        let (r, rate) = check_transformer(&cfg, model, variant);
+        println!("{model} {variant} on `{}`: {} cycles, equal; RTL {rate:.3e} cycles/s; {:.1} s", cfg.name, r.cycles(), t0.elapsed().as_secs_f64());
+    }
+}
+
 #[test]
 #[ignore]
 fn debug_text() {
@@ -364,4 +439,25 @@ fn debug_text() {
         println!("row {row}: model {:?}\n        rtl   {:?}", w(&mem_a), w(&mem_b));
     }
     println!("{:?}\n{:?}", a.trace, b.trace);
+}
+
+#[test]
+#[ignore]
+fn store_probe() {
+    let cfg = config("default");
+    let dir = root().join("compiler/tests/data/transformers/tinygpt");
+    let g = compiler::onnx::import(&std::fs::read(dir.join("int8_qdq_float_matmul_out.onnx")).unwrap()).unwrap();
+    let prog = compiler::lower::lower(&g, &cfg).unwrap().program;
+    let mut m = sim::Model::new(&cfg).unwrap();
+    let mut d = Driver::new(&mut m as &mut dyn Device);
+    d.load(&prog).unwrap();
+    let r = d.run().unwrap();
+    for t in &r.trace {
+        let i = &prog.code[t.index as usize];
+        if t.start <= 21083 && t.finish >= 20700 && matches!(i, isa::Instr::Store(_) | isa::Instr::Sync(_)) {
+            println!("{} {:?} {}", t.index, t, i);
+        }
+    }
+    let stores: Vec<_> = prog.code.iter().filter(|i| matches!(i, isa::Instr::Store(s) if s.buf == 1)).collect();
+    println!("{} acc stores; {:?}", stores.len(), stores.iter().take(5).map(|i| i.to_string()).collect::<Vec<_>>());
 }
