@@ -118,7 +118,8 @@ pub fn bound(instrs: Vec<Instr>, d: Dma) -> Vec<Instr> {
                 stored += pile;
                 // The first piece waits for what the STORE waited for, the
                 // last signals what it signalled.
-                p.deps = Deps { pop_prev: s.deps.pop_prev && k == 0, push_prev: s.deps.push_prev && k + 1 == n, ..s.deps };
+                p.deps =
+                    Deps { pop_prev: s.deps.pop_prev && k == 0, push_prev: s.deps.push_prev && k + 1 == n, ..s.deps };
                 out.push(Instr::from(p));
             }
             continue;
@@ -315,7 +316,8 @@ mod tests {
     #[test]
     fn wide_stores_are_cut_by_column_block() {
         // 32 rows of 128 int32: 16 KiB, more than the buffer holds.
-        let s = ins::Store { deps: Deps { pop_prev: true, push_prev: true, ..Deps::NONE }, ..store(32, 128, ins::BUF_ACC) };
+        let s =
+            ins::Store { deps: Deps { pop_prev: true, push_prev: true, ..Deps::NONE }, ..store(32, 128, ins::BUF_ACC) };
         let out = bound(vec![Instr::from(s)], D);
         let pieces: Vec<ins::Store> =
             out.iter().filter_map(|i| if let Instr::Store(p) = i { Some(*p) } else { None }).collect();
@@ -325,7 +327,10 @@ mod tests {
         // Block j: DRAM columns 16j.., local rows addr + 32 j.., and the
         // syncs keep each run of pieces within the budget.
         for (j, p) in pieces.iter().enumerate() {
-            assert_eq!((p.dram, p.addr, p.col, p.cols, p.rows), (0x1000 + 64 * j as u32, 10 + 32 * j as u16, 0, 16, 32));
+            assert_eq!(
+                (p.dram, p.addr, p.col, p.cols, p.rows),
+                (0x1000 + 64 * j as u32, 10 + 32 * j as u16, 0, 16, 32)
+            );
         }
         assert_runs_fit(&out);
     }
