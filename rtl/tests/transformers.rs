@@ -408,6 +408,7 @@ fn check_transformer(cfg: &HwConfig, model: &str, variant: &str) -> (RunReport, 
     };
     let what = format!("{model} {variant} on `{}`", cfg.name);
     let (a, mem_a) = run(&mut Driver::new(&mut sim::Model::new(cfg).unwrap() as &mut dyn Device));
+    with_rtl(cfg, |_| ()); // built (or loaded) before the clock starts
     let t0 = std::time::Instant::now();
     let (b, mem_b) = with_rtl(cfg, |dev| run(&mut Driver::new(dev as &mut dyn Device)));
     let rate = b.cycles() as f64 / t0.elapsed().as_secs_f64();
