@@ -277,9 +277,9 @@ fn transposed_timing_and_interlocks_match_the_model() {
              ldw addr=80 k=2 n=1 trans=1\n\
              vmax a=0 a_stride=1 b=1 b_stride=1 dst={last} dst_stride=1 n=20\n\
              ldw addr=60 k=2 n={cols} trans=1\n\
-             matmul a=110 m=2 acc=9 swap=1 accumulate=1 in_type=u8\n\
+             matmul a=110 m=2 acc=4 swap=1 accumulate=1 in_type=u8\n\
              vmask dst=0 rows=1 len=1 diag=100 imm=0 @signal(store)\n\
-             store buf=acc dram=0x40000 stride={s} rows=11 cols={cols} addr=0 @wait(compute)\n\
+             store buf=acc dram=0x40000 stride={s} rows=9 cols={cols} addr=0 @wait(compute)\n\
              store dram=0x60000 stride={cols} rows={SPAD} cols={cols} addr=0\n\
              finish\n",
             last = 60 + cols - 1,
