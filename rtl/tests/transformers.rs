@@ -5,8 +5,9 @@
 //! instruction's start and finish and, when it finishes, the memory window.
 //!
 //! `cargo test -p rtl --features verilator --release --test transformers`
-//! (the configurations are those `accel.rs` and `sparse24.rs` build: no
-//! new verilated configuration).
+//! (the configurations are those `accel.rs` and `sparse24.rs` build, and
+//! one more: `default-8x16`, a non-square array with buffers large enough
+//! for the transformers).
 
 use driver::compare::{compare_memory, compare_runs};
 use driver::{Driver, Outcome, RunReport};
