@@ -231,3 +231,29 @@ fn gathers_on_both_backends() {
         }
     }
 }
+
+/// A transformer on both backends: tinybert_nm24 compiled with `--weights
+/// auto` for the 16x16 with 2:4-sparse PEs (its exactly 2:4 Linear layers
+/// on i8s24 tiles, Kᵀ on transposed tiles, embeddings and masks gathered,
+/// softmax / LayerNorm / GELU on the vector unit) runs in lockstep, cycle
+/// for cycle, and every layer agrees with the interpreter.
+#[test]
+fn transformer_on_both_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let onnx = root().join("compiler/tests/data/transformers/tinybert_nm24/int8_qdq_float_matmul_out.onnx");
+    let hw = root().join("examples/hw/sparse24.toml");
+    let o = systole(
+        d,
+        &["compile", onnx.to_str().unwrap(), "--hw", hw.to_str().unwrap(), "--weights", "auto", "-o", "t.sbin"],
+    );
+    assert_ok(&o);
+    let o = systole(d, &["disasm", "t.sbin"]);
+    assert_ok(&o);
+    let text = stdout(&o);
+    assert!(text.contains("trans=1") && text.contains("wfmt=i8s24"), "no transposed or 2:4 tile in\n{text}");
+    let o = systole(d, &["run", "t.sbin", "--backend", "both", "--check"]);
+    assert_ok(&o);
+    let out = stdout(&o);
+    assert!(out.contains("backend both") && out.contains("agree with the reference interpreter"), "{out}");
+}

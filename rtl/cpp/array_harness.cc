@@ -89,12 +89,15 @@ class Model final : public ArrayModel {
     m_->w_clear = 0;
     m_->w_valid = 0;
     m_->w_row = 0;
+    m_->t_valid = 0;  // transposed (column) writes: not driven by this harness
+    m_->t_col = 0;
     m_->in_valid = 0;
     m_->in_unsigned = 0;
     m_->swap = 0;
     uint8_t zero[64] = {0};
     put_bytes(m_->w_data, zero, cols_);
     put_bytes(m_->in_data, zero, rows_);
+    put_bytes(m_->t_data, zero, rows_);
     m_->eval();
   }
 

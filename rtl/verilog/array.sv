@@ -35,6 +35,17 @@
 //   load finished before the next swap is issued is complete when that swap
 //   reaches each PE. At one edge of one PE: write > clear > exchange for the
 //   shadow. w_row >= ROWS writes nothing.
+// - the transposed-load port (ldw trans, ISA.md §3) writes one *column* of
+//   the shadow buffer per cycle: `t_valid`, column index `t_col`, `t_data`
+//   (row r in bits 8r+7..8r; rows the tile does not cover must be driven 0
+//   by the issuer). Its bus runs horizontally, skewed by row like the
+//   inputs: a column write issued in cycle s enters row r at cycle s + r
+//   and moves right one PE per cycle, so it too reaches PE(r, c) at the end
+//   of cycle s + r + c — the same diagonal as the row writes, the clear and
+//   the swap, so every ordering argument above holds for it unchanged (a
+//   transposed load is a clear plus column writes). t_col >= COLS writes
+//   nothing; a column write gives a 2:4 PE position 0 (a dense tile).
+//   The issuer never drives a row write and a column write in one cycle.
 // - rst (synchronous) zeroes both weight buffers and the valid pipeline;
 //   data registers have no reset (they carry data only).
 //
@@ -68,6 +79,10 @@ module array #(
     input  logic [         15:0] w_row,
     input  logic [   COLS*8-1:0] w_data,    // COLS int8
     input  logic [   COLS*2-1:0] w_pos,     // SPARSE: their 2-bit positions (0 for dense tiles)
+    // Transposed weight load: one shadow column per cycle.
+    input  logic                 t_valid,   // write shadow column t_col
+    input  logic [         15:0] t_col,
+    input  logic [   ROWS*8-1:0] t_data,    // ROWS int8, row r in bits 8r+7..8r
     // Streamed input rows.
     input  logic                 in_valid,
     input  logic                 in_unsigned,  // x is uint8 (else int8)
@@ -90,6 +105,10 @@ module array #(
   localparam int PB = (SPARSE != 0) ? 2 : 0;
   // Write bus: clear, valid, row index, one int8 (and its position).
   localparam int WB = 2 + RIW + 8 + PB;
+  // Column index carried along the rows with a column write.
+  localparam int CIW = (COLS > 1) ? $clog2(COLS) : 1;
+  // Column-write bus: valid, column index, one int8.
+  localparam int TB = 1 + CIW + 8;
 
   // x and swap entering PE(r, c), index r * COLS + c.
   // split_var: Verilator keeps each PE's slice its own variable instead of
@@ -97,6 +116,8 @@ module array #(
   logic [ROWS*COLS*XW-1:0] xbus  /*verilator split_var*/;
   // Write bus entering PE(r, c).
   logic [ROWS*COLS*WB-1:0] wbus  /*verilator split_var*/;
+  // Column-write bus entering PE(r, c).
+  logic [ROWS*COLS*TB-1:0] tbus  /*verilator split_var*/;
   // Partial sum leaving PE(r, c) (its register).
   logic [ROWS*COLS*32-1:0] psum  /*verilator split_var*/;
 
@@ -105,6 +126,11 @@ module array #(
   logic [RIW-1:0] w_idx;
   assign w_ok  = w_valid & (w_row < 16'(ROWS));
   assign w_idx = w_row[RIW-1:0];
+  // A column write to a column that exists.
+  logic           t_ok;
+  logic [CIW-1:0] t_idx;
+  assign t_ok  = t_valid & (t_col < 16'(COLS));
+  assign t_idx = t_col[CIW-1:0];
 
   generate
     if (ROWS < 2 || COLS < 2 || ROWS > 65535) begin : g_bad_size
@@ -165,6 +191,23 @@ module array #(
       end
     end
 
+    // ---- column-write skew: row r delayed r cycles ----------------------
+    for (genvar r = 0; r < ROWS; r++) begin : g_tskew
+      logic [TB-1:0] t0;
+      assign t0 = {t_ok, t_idx, t_data[r*8+:8]};
+      if (r == 0) begin : g_d0
+        assign tbus[0+:TB] = t0;
+      end else if (r == 1) begin : g_d1
+        logic [TB-1:0] sr;
+        always_ff @(posedge clk) sr <= t0;
+        assign tbus[(r*COLS)*TB+:TB] = sr;
+      end else begin : g_dn
+        logic [r*TB-1:0] sr;
+        always_ff @(posedge clk) sr <= {sr[(r-1)*TB-1:0], t0};
+        assign tbus[(r*COLS)*TB+:TB] = sr[r*TB-1-:TB];
+      end
+    end
+
     // ---- the PEs -------------------------------------------------------
     for (genvar r = 0; r < ROWS; r++) begin : g_row
       for (genvar c = 0; c < COLS; c++) begin : g_col
@@ -181,6 +224,12 @@ module array #(
           always_ff @(posedge clk) wr <= wbus[(I-COLS)*WB+:WB];
           assign wbus[I*WB+:WB] = wr;
         end
+        // Column writes from the left neighbour (one register per hop).
+        if (c > 0) begin : g_treg
+          logic [TB-1:0] tr;
+          always_ff @(posedge clk) tr <= tbus[(I-1)*TB+:TB];
+          assign tbus[I*TB+:TB] = tr;
+        end
         // Partial sum from the PE above.
         logic [31:0] ps_in;
         if (r > 0) begin : g_ps
@@ -194,6 +243,8 @@ module array #(
         logic          sw;  // swap travelling with this x
         logic          clr;
         logic          wr_here;  // shadow write for this PE's row
+        logic [TB-1:0] tv;
+        logic          tw_here;  // shadow column write for this PE's column
         logic [7:0] wa;  // active weight
         logic [7:0] ws;  // shadow weight
         logic [7:0] wu;  // weight used this cycle
@@ -208,6 +259,8 @@ module array #(
         assign sw      = xv[XW-1];
         assign clr     = wv[WB-1];
         assign wr_here = wv[WB-2] & (wv[WB-3-:RIW] == RIW'(r));
+        assign tv      = tbus[I*TB+:TB];
+        assign tw_here = tv[TB-1] & (tv[TB-2-:CIW] == CIW'(c));
         assign wu      = sw ? ws : wa;
         assign wsg     = wu;
         if (SPARSE != 0) begin : g_sel
@@ -223,7 +276,7 @@ module array #(
             end else begin
               if (sw) pa <= ps;
               if (wr_here) ps <= wv[9:8];
-              else if (clr) ps <= 2'd0;
+              else if (tw_here || clr) ps <= 2'd0;
               else if (sw) ps <= pa;
             end
           end
@@ -240,6 +293,7 @@ module array #(
           end else begin
             if (sw) wa <= ws;
             if (wr_here) ws <= wv[7:0];
+            else if (tw_here) ws <= tv[7:0];
             else if (clr) ws <= 8'd0;
             else if (sw) ws <= wa;
           end

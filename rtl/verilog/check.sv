@@ -8,7 +8,8 @@
 //   2. `isa::legal::check` against the configuration: per opcode, its checks
 //      in that function's order, the first failing one deciding between
 //      IllegalInstruction (wfmt not i8, nor i4 with INT4; meta not 0; zero point / clamp outside the type's
-//      range; qmin > qmax) and BufferOutOfRange (3)
+//      range; qmin > qmax; a transposed tile of k > COLS or not i8; trans
+//      without preload) and BufferOutOfRange (3)
 //   3. `isa::legal::check_window` (LOAD/STORE DRAM span outside
 //      [win_base, win_limit))                       -> DmaOutOfWindow (2)
 // All decode faults share one code, so step 1 is one OR of all of them; in
@@ -185,12 +186,17 @@ module check #(
   wire l_i4 = l_wfmt == 2'(`SYS_WFMT_I4);
   wire l_s24 = (l_wfmt == 2'(`SYS_WFMT_I8S24)) & (SPARSE != 0);
   wire l_fmt_ok = (l_wfmt == 2'(`SYS_WFMT_I8)) | (l_i4 & (INT4 != 0)) | l_s24;
-  wire [15:0] l_rows = l_i4 ? {1'b0, l_k[15:1]} + {15'd0, l_k[0]} : l_k;
+  // Transposed (trans): i8 only and k <= COLS (illegal, after the shape),
+  // reading n rows (Ldw::weight_rows).
+  wire l_tr = instr[`SYS_LDW_TRANS_LO];
+  wire l_tr_bad = l_tr & (({16'd0, l_k} > COLS_L) | (l_wfmt != 2'(`SYS_WFMT_I8)));
+  wire [15:0] l_rows = l_tr ? l_n : l_i4 ? {1'b0, l_k[15:1]} + {15'd0, l_k[0]} : l_k;
   // i8s24: in_spad(meta, ceil(k / 4)) (a dense tile's meta must be 0).
   wire [31:0] l_meta_end = {16'd0, l_meta} + {18'd0, l_k[15:2]} + {31'd0, |l_k[1:0]};
   wire [2:0] ldw_code = (!l_fmt_ok | (!l_s24 & (l_meta != 16'd0))) ? E_ILL
-      : (({16'd0, l_k} > ROWS_L) | ({16'd0, l_n} > COLS_L) | (l_s24 & (l_meta_end > SPAD_L))
-         | ({16'd0, l_addr} + {16'd0, l_rows} > SPAD_L)) ? E_OOR : E_NONE;
+      : (({16'd0, l_k} > ROWS_L) | ({16'd0, l_n} > COLS_L) | (l_s24 & (l_meta_end > SPAD_L))) ? E_OOR
+      : l_tr_bad ? E_ILL
+      : ({16'd0, l_addr} + {16'd0, l_rows} > SPAD_L) ? E_OOR : E_NONE;
 
   // --------------------------------------------------------------- MATMUL
   wire [15:0] m_a = instr[`SYS_MATMUL_A_HI:`SYS_MATMUL_A_LO];
@@ -226,15 +232,18 @@ module check #(
   wire m_i4 = m_wfmt == 2'(`SYS_WFMT_I4);
   wire m_s24 = (m_wfmt == 2'(`SYS_WFMT_I8S24)) & (SPARSE != 0);
   wire m_fmt_ok = (m_wfmt == 2'(`SYS_WFMT_I8)) | (m_i4 & (INT4 != 0)) | m_s24;
-  wire [15:0] m_wrows = m_i4 ? {1'b0, m_k[15:1]} + {15'd0, m_k[0]} : m_k;
+  wire m_tr = instr[`SYS_MATMUL_TRANS_LO];
+  wire m_tr_bad = m_tr & (({16'd0, m_k} > COLS_L) | (m_wfmt != 2'(`SYS_WFMT_I8)));
+  wire [15:0] m_wrows = m_tr ? m_n : m_i4 ? {1'b0, m_k[15:1]} + {15'd0, m_k[0]} : m_k;
   wire [31:0] m_meta_end = {16'd0, m_meta} + {18'd0, m_k[15:2]} + {31'd0, |m_k[1:0]};
   wire [2:0] matmul_code =
       ((m_abs != 16'd0) & (SPARSE == 0)) ? E_ILL
       : ((m_in_hi > {1'b0, SPAD_L}) | ({16'd0, m_acc} + {16'd0, m_m} > ACC_L)) ? E_OOR
-      : !m_pre ? E_NONE
+      : !m_pre ? (m_tr ? E_ILL : E_NONE)  // trans is a preload field
       : (!m_fmt_ok | (!m_s24 & (m_meta != 16'd0))) ? E_ILL
-      : (({16'd0, m_k} > ROWS_L) | ({16'd0, m_n} > COLS_L) | (m_s24 & (m_meta_end > SPAD_L))
-         | ({16'd0, m_w} + {16'd0, m_wrows} > SPAD_L)) ? E_OOR : E_NONE;
+      : (({16'd0, m_k} > ROWS_L) | ({16'd0, m_n} > COLS_L) | (m_s24 & (m_meta_end > SPAD_L))) ? E_OOR
+      : m_tr_bad ? E_ILL
+      : ({16'd0, m_w} + {16'd0, m_wrows} > SPAD_L) ? E_OOR : E_NONE;
 
   // -------------------------------------------------------------- REQUANT
   // A 9-bit value is in the i8 range iff bits 8 and 7 agree (it is an 8-bit
@@ -442,10 +451,9 @@ module check #(
       OP_STORE:
       dec_bad = (|instr[255:`SYS_STORE_END]) | (instr[`SYS_STORE_BUF_HI:`SYS_STORE_BUF_LO] > 2'(`SYS_BUF_ACC))
           | (d_rows == 16'd0) | (d_cols == 16'd0) | dep_next;
-      // trans (transposed weight tiles) is not implemented here yet (issue 11): it faults.
-      OP_LDW: dec_bad = (|instr[255:`SYS_LDW_TRANS_LO]) | (l_k == 16'd0) | (l_n == 16'd0);
+      OP_LDW: dec_bad = (|instr[255:`SYS_LDW_END]) | (l_k == 16'd0) | (l_n == 16'd0);
       OP_MATMUL:
-      dec_bad = (|instr[255:`SYS_MATMUL_TRANS_LO]) | (m_m == 16'd0)
+      dec_bad = (|instr[255:`SYS_MATMUL_END]) | (m_m == 16'd0)
           | (m_pre & ((m_k == 16'd0) | (m_n == 16'd0)));
       OP_REQUANT: dec_bad = (|instr[255:`SYS_REQUANT_END]) | (r_rows == 16'd0);
       OP_VMAX: dec_bad = (|instr[255:`SYS_VMAX_END]) | (x_n == 16'd0);

@@ -19,6 +19,9 @@
 //   (and counted) on even s only. An i8s24 tile (SPARSE) also writes
 //   each weight's 2-bit position: s % 4 == 0 reads position row
 //   meta + s/4 (counted) and holds it for s + 1..s + 3.
+//   A transposed tile (trans, busy n): s < n reads row addr + s and writes
+//   its first k bytes as shadow *column* s (the array's column-write bus;
+//   s = 0 also clears). Pushes and finish at t + n.
 // - matmul (busy max(m, preload ? k : 0)): s < m: read input row row(s) of
 //   the input-row pattern (a + (s / g) * a_gstride + (s % g) * a_stride,
 //   stepped: a_stride inside a group, a_gstride from a group's first row to
@@ -202,6 +205,9 @@ module compute #(
   logic [15:0] l_meta;
   assign l_s24  = (SPARSE != 0) && head_instr[`SYS_LDW_WFMT_LO+:2] == 2'(`SYS_WFMT_I8S24);
   assign l_meta = head_instr[`SYS_LDW_META_LO+:16];
+  // Transposed tile: one scratchpad row per tile column (i8 only: check.sv).
+  logic l_tr;
+  assign l_tr   = head_instr[`SYS_LDW_TRANS_LO];
   // matmul
   logic [15:0] m_a, m_m, m_acc, m_w, m_k, m_n;
   logic m_accum, m_swap, m_uns, m_pre;
@@ -221,12 +227,16 @@ module compute #(
   logic [15:0] m_meta, m_bs;
   assign m_s24   = (SPARSE != 0) && head_instr[`SYS_MATMUL_WFMT_LO+:2] == 2'(`SYS_WFMT_I8S24);
   assign m_meta  = head_instr[`SYS_MATMUL_META_LO+:16];
+  logic m_tr;
+  assign m_tr    = m_pre && head_instr[`SYS_MATMUL_TRANS_LO];
   // Rows from an input's first block to its second (0: none).
   assign m_bs    = (SPARSE != 0) ? head_instr[`SYS_MATMUL_A_BSTRIDE_LO+:16] : 16'd0;
-  // Scratchpad rows of the ldw's / preload's tile (isa weight_tile_spad_rows).
+  // Scratchpad rows of the ldw's / preload's tile (Ldw::weight_rows: n when
+  // transposed, else isa weight_tile_spad_rows), one per busy cycle but an
+  // i4 tile's (which takes k).
   logic [15:0] l_rows, m_wrows;
-  assign l_rows  = l_i4 ? {1'b0, l_k[15:1]} + {15'd0, l_k[0]} : l_k;
-  assign m_wrows = m_i4 ? {1'b0, m_k[15:1]} + {15'd0, m_k[0]} : m_k;
+  assign l_rows  = l_tr ? l_n : l_i4 ? {1'b0, l_k[15:1]} + {15'd0, l_k[0]} : l_k;
+  assign m_wrows = m_tr ? m_n : m_i4 ? {1'b0, m_k[15:1]} + {15'd0, m_k[0]} : m_k;
   // matmul input-row pattern: stride in a group (0: 1), rows per group (0:
   // m), step between groups' first rows.
   logic [15:0] m_s, m_g, m_gs;
@@ -290,6 +300,9 @@ module compute #(
   logic        x_uns;
   logic [15:0] w_left, w_src, w_idx, w_n;
   logic        w_i4;
+  // A transposed load: its tile's k (the bytes of a row it writes).
+  logic        w_tr;
+  logic [15:0] w_k;
   // i8s24 load: the next position row, and the one read at s % 4 == 0.
   logic        w_s24;
   logic [15:0] w_meta;
@@ -450,8 +463,9 @@ module compute #(
   // =====================================================================
   logic [15:0] iss_wk;  // weight rows of the issuing ldw / matmul
   logic [15:0] iss_span;
-  assign iss_wk   = is_ldw ? l_k : (m_pre ? m_k : 16'd0);
-  assign iss_span = is_ldw ? l_k : ((m_pre && m_k > m_m) ? m_k : m_m);
+  // Weight-load cycles: k, or n for a transposed tile (one column each).
+  assign iss_wk   = is_ldw ? (l_tr ? l_n : l_k) : (m_pre ? (m_tr ? m_n : m_k) : 16'd0);
+  assign iss_span = is_ldw ? iss_wk : ((iss_wk > m_m) ? iss_wk : m_m);
 
   // This cycle's array activity.
   logic cx_v, cx_uns, c_swap, cw_v, cw_clr, cw_i4, cw_rd, arr_busy, arr_last;
@@ -468,6 +482,10 @@ module compute #(
   assign cw_idx   = iss_arr ? 16'd0 : w_idx;
   assign cw_n     = iss_arr ? (is_ldw ? l_n : m_n) : w_n;
   assign cw_i4    = iss_arr ? (is_ldw ? l_i4 : m_i4) : w_i4;
+  logic cw_tr;
+  logic [15:0] cw_k;
+  assign cw_tr    = iss_arr ? (is_ldw ? l_tr : m_tr) : w_tr;
+  assign cw_k     = iss_arr ? (is_ldw ? l_k : m_k) : w_k;
   // An i4 tile's odd rows come from the row its even row read.
   assign cw_rd    = cw_v && !(cw_i4 && cw_idx[0]);
   // i8s24: a position row every four weight rows; a 2:4 input's second row.
@@ -508,6 +526,16 @@ module compute #(
     assign nib = cw_idx[0] ? sp_q_w[c*8+4+:4] : sp_q_w[c*8+:4];
     assign w_data[c*8+:8] = !(16'(c) < cw_n) ? 8'd0 : cw_i4 ? {{4{nib[3]}}, nib} : sp_q_w[c*8+:8];
   end
+  // Transposed: the row's byte r is weight (r, s) for r < k (<= COLS);
+  // rows past k are zero.
+  logic [ROWS*8-1:0] t_data;
+  for (genvar r = 0; r < ROWS; r++) begin : g_t
+    if (r < COLS) begin : g_in
+      assign t_data[r*8+:8] = (16'(r) < cw_k) ? sp_q_w[r*8+:8] : 8'd0;
+    end else begin : g_zero
+      assign t_data[r*8+:8] = 8'd0;
+    end
+  end
   // 2:4 (SPARSE): each weight's position (bits 2 (s % 4).. of its position
   // byte; 0 for dense tiles), and the 2 ROWS-wide input: x[j] is column j
   // of row(s) for j < COLS, column j - COLS of row(s) + a_bstride for
@@ -546,10 +574,13 @@ module compute #(
       .clk(clk),
       .rst(rst),
       .w_clear(cw_clr),
-      .w_valid(cw_v),
+      .w_valid(cw_v && !cw_tr),
       .w_row(cw_idx),
       .w_data(w_data),
       .w_pos(w_pos),
+      .t_valid(cw_v && cw_tr),
+      .t_col(cw_idx),
+      .t_data(t_data),
       .in_valid(cx_v),
       .in_unsigned(cx_uns),
       .swap(c_swap),
@@ -617,6 +648,8 @@ module compute #(
       w_idx  <= 16'd1;
       w_i4   <= cw_i4;
       w_n    <= cw_n;
+      w_tr   <= cw_tr;
+      w_k    <= cw_k;
       w_s24  <= cw_s24;
       w_meta <= cw_meta + 16'(cm_rd);
       x_s24  <= cx_s24;
@@ -941,13 +974,12 @@ module compute #(
   endgenerate
   logic unused;
   // Pops are the top's (tok_ok); bits past matmul's last field (the last
-  // of any COMPUTE instruction's) are reserved, as is matmul's `trans`
-  // (transposed tiles; check.sv faults on it); `meta` and `a_bstride`
+  // of any COMPUTE instruction's) are reserved; `meta` and `a_bstride`
   // matter only with SPARSE (check.sv refuses them otherwise); input bytes
   // past ROWS meet no PE (COLS > ROWS), nor does a dense array's second
   // input row or position row.
   assign unused = ^{head_instr[255:`SYS_MATMUL_END], head_instr[`SYS_MATMUL_META_HI:`SYS_MATMUL_META_LO],
-                    head_instr[`SYS_MATMUL_A_BSTRIDE_HI:`SYS_MATMUL_A_BSTRIDE_LO], head_instr[`SYS_MATMUL_TRANS_LO],
+                    head_instr[`SYS_MATMUL_A_BSTRIDE_HI:`SYS_MATMUL_A_BSTRIDE_LO],
                     head_instr[15:12], head_instr[`SYS_DEP_POP_NEXT],
                     head_instr[`SYS_DEP_POP_PREV], rq_q9, qa_q9, sp_q_x, sp_q_x2, sp_q_m, w_pos_row};
 endmodule

@@ -514,7 +514,6 @@ fn run_hosted(
         let files = args.inputs.iter().map(|a| a.path.display().to_string()).collect::<Vec<_>>().join(", ");
         (named, files)
     };
-    backend::check_program(args.backend, &prog.code)?;
     let layers = from_program(prog);
     let model = Compiled { prog, layers: &layers, cfg };
     let (device, _comparison) = backend::open(args.backend, cfg, None)?;

@@ -226,7 +226,6 @@ pub fn run(args: &SimArgs) -> Result<()> {
         Waves { path: p.with_extension(format!("{}.partial", format.name())), format, window: args.vcd_window }
     });
     let vcd_tmp = waves.as_ref().map(|w| w.path.clone());
-    backend::check_program(args.backend, &prog.code)?;
     let (device, comparison) = backend::open(args.backend, &cfg, waves.as_ref())?;
     let mut drv = Driver::new(device);
     drv.load(&prog).map_err(|e| CliError::input(format!("{prog_name}: {e}")))?;

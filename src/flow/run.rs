@@ -70,7 +70,6 @@ pub fn execute(
     how: Execution,
     progress: impl Fn() + Sync,
 ) -> Result<Executed> {
-    backend::check_program(backend, &model.prog.code)?;
     let threads = how.threads.clamp(1, batch.runs.max(1));
     if backend == Backend::Sim && threads > 1 && !how.trace {
         let mut drivers = (0..threads)

@@ -66,11 +66,64 @@ pub fn pile_up(l: &ins::Load, d: Dma) -> u64 {
     (bytes as f64 * (1.0 - leave / arrive)).ceil() as u64
 }
 
+/// Bytes the STOREs since a STORE-queue `sync` may pile up together: the
+/// RTL's 8 KiB STORE staging buffer (`dma_store.sv`) less 2 KiB for the
+/// stores before them that leave as fast as they are read (latency's worth
+/// each, overlapping).
+pub const STORE_BUDGET: u64 = 6144;
+
+/// The bytes of a STORE `s` that can wait in the staging buffer at once, as
+/// an upper estimate (0 when its chunks are read no faster than the bus
+/// takes them): it reads one chunk (one row of one `dim`-wide column block)
+/// per cycle and its bytes leave at the bus rate from a latency after its
+/// first request, so at the last read `bytes (1 - bus / read rate) + bus
+/// (latency + 1)` wait, at most all of them.
+pub fn store_pile_up(s: &ins::Store, d: Dma) -> u64 {
+    let es = if s.buf == ins::BUF_ACC { 4 } else { 1 };
+    let (col, cols, rows) = (u64::from(s.col), u64::from(s.cols), u64::from(s.rows));
+    let blocks = (col + cols - 1) / d.dim - col / d.dim + 1;
+    let bytes = rows * cols * es;
+    let read = bytes as f64 / (rows * blocks) as f64;
+    let bus = d.bus as f64;
+    if read <= bus {
+        return 0;
+    }
+    let est = bytes as f64 * (1.0 - bus / read) + bus * (d.latency + 1) as f64;
+    (est.ceil() as u64).min(bytes)
+}
+
 /// `instrs` (one phase) with every LOAD that piles up bytes followed by a
-/// LOAD-queue `sync`, and cut first when it piles up more than [`BUDGET`].
+/// LOAD-queue `sync`, and cut first when it piles up more than [`BUDGET`];
+/// and a STORE-queue `sync` before a STORE whose pile-up, with those of the
+/// STOREs since the last one (at a phase's start: unknown), would pass
+/// [`STORE_BUDGET`], so it starts on a drained buffer.
 pub fn bound(instrs: Vec<Instr>, d: Dma) -> Vec<Instr> {
     let mut out = Vec::with_capacity(instrs.len());
+    let mut stored = STORE_BUDGET;
     for i in instrs {
+        if let Instr::Sync(s) = i {
+            if s.queue == Queue::Store as u8 {
+                stored = 0;
+            }
+        }
+        if let Instr::Store(s) = i {
+            let pieces = store_pieces(&s, d);
+            let n = pieces.len();
+            for (k, mut p) in pieces.into_iter().enumerate() {
+                let pile = store_pile_up(&p, d);
+                if pile > 0 && stored + pile > STORE_BUDGET {
+                    out.push(Instr::from(ins::Sync { deps: Deps::NONE, queue: Queue::Store as u8 }));
+                    stored = 0;
+                }
+                stored += pile;
+                // The first piece waits for what the STORE waited for, the
+                // last signals what it signalled.
+                p.deps =
+                    Deps { pop_prev: s.deps.pop_prev && k == 0, push_prev: s.deps.push_prev && k + 1 == n, ..s.deps };
+                out.push(Instr::from(p));
+            }
+            continue;
+        }
         let Instr::Load(l) = i else {
             out.push(i);
             continue;
@@ -87,6 +140,42 @@ pub fn bound(instrs: Vec<Instr>, d: Dma) -> Vec<Instr> {
             p.deps = Deps { pop_next: l.deps.pop_next && k == 0, push_next: l.deps.push_next && k + 1 == n, ..l.deps };
             out.push(Instr::from(p));
             out.push(Instr::from(ins::Sync { deps: Deps::NONE, queue: Queue::Load as u8 }));
+        }
+    }
+    out
+}
+
+/// `s` cut, when it alone piles up more than [`STORE_BUDGET`], into pieces
+/// that each pile up at most that where they can: by rows within one column
+/// block (a piece of block `j` read as block 0 of rows that start where the
+/// block's rows do), as [`pieces`] cuts a LOAD.
+fn store_pieces(s: &ins::Store, d: Dma) -> Vec<ins::Store> {
+    if store_pile_up(s, d) <= STORE_BUDGET {
+        return vec![*s];
+    }
+    let (dim, es) = (d.dim, if s.buf == ins::BUF_ACC { 4 } else { 1 });
+    let (col, cols, rows) = (u64::from(s.col), u64::from(s.cols), u64::from(s.rows));
+    let mut out = Vec::new();
+    for j in col / dim..=(col + cols - 1) / dim {
+        let (c0, c1) = ((j * dim).max(col), ((j + 1) * dim).min(col + cols));
+        let block = |r0: u64, n: u64| ins::Store {
+            dram: (u64::from(s.dram) + r0 * u64::from(s.stride) + (c0 - col) * es) as u32,
+            rows: n as u16,
+            cols: (c1 - c0) as u16,
+            addr: (u64::from(s.addr) + (j - col / dim) * rows + r0) as u16,
+            col: (c0 % dim) as u16,
+            ..*s
+        };
+        // Rows per piece: the most that keep the piece within the budget.
+        let mut step = rows;
+        while step > 1 && store_pile_up(&block(0, step), d) > STORE_BUDGET {
+            step -= step.div_ceil(8);
+        }
+        let mut r0 = 0;
+        while r0 < rows {
+            let n = step.min(rows - r0);
+            out.push(block(r0, n));
+            r0 += n;
         }
     }
     out
@@ -180,6 +269,70 @@ mod tests {
             let r0 = u32::from(p.addr) - 10;
             assert_eq!(p.dram, 0x1000 + r0 * 8);
         }
+    }
+
+    fn store(rows: u16, cols: u16, buf: u8) -> ins::Store {
+        ins::Store { buf, dram: 0x1000, stride: u32::from(cols) * 4, rows, cols, addr: 10, ..Default::default() }
+    }
+
+    #[test]
+    fn wide_stores_start_on_a_drained_buffer() {
+        // Scratchpad rows leave as fast as they are read; int32 rows (64
+        // bytes a chunk) four times slower: 6144 + 16 x 101 bytes wait.
+        assert_eq!(store_pile_up(&store(16, 128, ins::BUF_SPAD), D), 0);
+        assert_eq!(store_pile_up(&store(16, 128, ins::BUF_ACC), D), 6144 + 1616);
+        assert_eq!(store_pile_up(&store(1, 16, ins::BUF_ACC), D), 64);
+        let wide = Instr::from(store(16, 128, ins::BUF_ACC));
+        let small = Instr::from(store(1, 16, ins::BUF_ACC));
+        let spad = Instr::from(store(300, 16, ins::BUF_SPAD));
+        let out = bound(vec![spad, wide, wide, small, small, spad], D);
+        // A drain before the first wide store (what came before is
+        // unknown), none before the scratchpad stores; each wide store
+        // (7760 bytes) is cut, and every run between drains fits.
+        assert!(matches!(out[1], Instr::Sync(_)) && matches!(out[out.len() - 2], Instr::Store(_)));
+        assert_eq!(out.iter().filter(|i| matches!(i, Instr::Store(s) if s.buf == ins::BUF_ACC)).count(), 2 * 8 + 2);
+        assert_runs_fit(&out);
+    }
+
+    /// Every run of STOREs between STORE-queue syncs (the first: after an
+    /// unknown past) piles up at most the budget.
+    fn assert_runs_fit(out: &[Instr]) {
+        let mut stored = STORE_BUDGET;
+        for i in out {
+            match i {
+                Instr::Sync(s) => {
+                    assert_eq!(s.queue, Queue::Store as u8);
+                    stored = 0;
+                }
+                Instr::Store(p) => {
+                    stored += store_pile_up(p, D);
+                    assert!(stored <= STORE_BUDGET || store_pile_up(p, D) == 0, "{out:?}");
+                }
+                _ => unreachable!(),
+            }
+        }
+    }
+
+    #[test]
+    fn wide_stores_are_cut_by_column_block() {
+        // 32 rows of 128 int32: 16 KiB, more than the buffer holds.
+        let s =
+            ins::Store { deps: Deps { pop_prev: true, push_prev: true, ..Deps::NONE }, ..store(32, 128, ins::BUF_ACC) };
+        let out = bound(vec![Instr::from(s)], D);
+        let pieces: Vec<ins::Store> =
+            out.iter().filter_map(|i| if let Instr::Store(p) = i { Some(*p) } else { None }).collect();
+        assert_eq!(pieces.len(), 8);
+        assert!(pieces[0].deps.pop_prev && !pieces[0].deps.push_prev);
+        assert!(pieces[7].deps.push_prev && !pieces[7].deps.pop_prev);
+        // Block j: DRAM columns 16j.., local rows addr + 32 j.., and the
+        // syncs keep each run of pieces within the budget.
+        for (j, p) in pieces.iter().enumerate() {
+            assert_eq!(
+                (p.dram, p.addr, p.col, p.cols, p.rows),
+                (0x1000 + 64 * j as u32, 10 + 32 * j as u16, 0, 16, 32)
+            );
+        }
+        assert_runs_fit(&out);
     }
 
     #[test]
