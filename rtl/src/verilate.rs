@@ -10,7 +10,9 @@
 //! built on first use). It lives in `$SYSTOLE_RTL_CACHE`, else
 //! `$XDG_CACHE_HOME/systole/rtl`, else `~/.cache/systole/rtl`. A build goes
 //! into a temporary folder renamed into place, so a crashed or concurrent
-//! build never leaves a half-written library behind.
+//! build never leaves a half-written library behind, under a lock file
+//! (`<key>.lock`), so that a configuration asked for by several threads or
+//! processes at once is built once and the others wait for it.
 //!
 //! Build steps: `verilator --cc` (with `-G` parameters), then two `g++`
 //! at once, each of a unity translation unit (docs/DESIGN.md §9: one unit is
@@ -26,7 +28,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::sources::{cache_root, fnv1a64, FNV_START, HDL, VERILOG};
+use crate::sources::{cache_lock, cache_root, fnv1a64, FNV_START, HDL, VERILOG};
 pub use crate::sources::{parameters, LOAD_STAGE_BYTES, STORE_STAGE_BYTES};
 use crate::waves::WaveFormat;
 
@@ -120,6 +122,12 @@ fn runtime_objects(
         Some(WaveFormat::Fst) => sources.push("verilated_fst_c.cpp"),
     }
     let objs: Vec<PathBuf> = sources.iter().map(|s| dir.join(s.replace(".cpp", ".o"))).collect();
+    if objs.iter().all(|o| o.exists()) {
+        return Ok(objs);
+    }
+    // Configurations built at once (threads of one process share its id,
+    // and so the temporary folder's name) build the runtime one at a time.
+    let _lock = cache_lock(&cache_root(), &format!("runtime-{key:016x}"), || {});
     if objs.iter().all(|o| o.exists()) {
         return Ok(objs);
     }
@@ -247,13 +255,22 @@ pub fn library(cfg: &HwConfig, waves: Option<WaveFormat>) -> Result<PathBuf, Bui
         },
         h,
     );
-    let dir = cache_root().join(format!("{:016x}-{h:016x}", cfg.fingerprint()));
+    let key = format!("{:016x}-{h:016x}", cfg.fingerprint());
+    let dir = cache_root().join(&key);
     let lib = dir.join("libaccel.so");
     if lib.exists() {
         return Ok(lib);
     }
     let t0 = Instant::now();
     report(BuildEvent::Start { config: &config, rows: cfg.array.rows, cols: cfg.array.cols, cache: &dir });
+    // One build per library at a time (threads, processes): a second asker
+    // waits for the first build and loads its library.
+    let _lock =
+        cache_lock(&cache_root(), &key, || report(BuildEvent::Step("waiting for another build of this configuration")));
+    if lib.exists() {
+        report(BuildEvent::Done { config: &config, seconds: t0.elapsed().as_secs_f64() });
+        return Ok(lib);
+    }
     report(BuildEvent::Step("Verilator's runtime (g++)"));
     let runtime = runtime_objects(&root, &version, waves, &config)?;
     let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
