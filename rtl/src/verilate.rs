@@ -168,6 +168,15 @@ fn runtime_objects(
 
 /// The optimisation levels of the per-cycle code and of the run-once code.
 const FAST_OPT: &str = "-O2";
+
+/// `$SYSTOLE_RTL_CXXFLAGS`: g++ flags added after [`FAST_OPT`] for the
+/// per-cycle code (a library of their own in the cache), to try compiler
+/// options on the simulation's speed without editing this file
+/// (`SYSTOLE_RTL_CXXFLAGS="-O3 -march=native" cargo bench --features rtl
+/// --bench rtl_gemm`; docs/DESIGN.md §9 has what was measured).
+fn extra_fast_flags() -> Vec<String> {
+    std::env::var("SYSTOLE_RTL_CXXFLAGS").unwrap_or_default().split_whitespace().map(String::from).collect()
+}
 const SLOW_OPT: &str = "-O0";
 
 /// Generated C++ that runs once (Verilator's `VM_CLASSES_SLOW` and
@@ -240,6 +249,11 @@ pub fn library(cfg: &HwConfig, waves: Option<WaveFormat>) -> Result<PathBuf, Bui
     let mut h = fnv1a64(version.as_bytes(), FNV_START);
     h = fnv1a64(CXXFLAGS.join(" ").as_bytes(), h);
     h = fnv1a64(format!("fast={FAST_OPT};slow={SLOW_OPT}").as_bytes(), h);
+    let extra = extra_fast_flags();
+    if !extra.is_empty() {
+        // Hashed only when set, so the libraries built without stay cached.
+        h = fnv1a64(format!("extra={}", extra.join(" ")).as_bytes(), h);
+    }
     for (name, text) in sources() {
         h = fnv1a64(name.as_bytes(), h);
         h = fnv1a64(text.as_bytes(), h);
@@ -340,9 +354,11 @@ pub fn library(cfg: &HwConfig, waves: Option<WaveFormat>) -> Result<PathBuf, Bui
         std::fs::write(&unit, text).map_err(|e| io("writing", &unit, e))?;
         let object = tmp.join(format!("{name}.o"));
         let mut gxx = Command::new("g++");
-        gxx.args(CXXFLAGS)
-            .arg(opt)
-            .args(trace_defines(waves))
+        gxx.args(CXXFLAGS).arg(opt);
+        if *name == "accel_fast" {
+            gxx.args(&extra);
+        }
+        gxx.args(trace_defines(waves))
             .arg("-I")
             .arg(&obj)
             .arg("-I")
