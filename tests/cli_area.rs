@@ -1,6 +1,9 @@
 //! `systole area`: bad input and a missing yosys exit 2 and write nothing
 //! (no yosys needed); with `--features rtl` (the RTL tier, `scripts/test.sh`,
-//! which installs yosys) the 4x4 configuration end to end, text and JSON.
+//! which installs yosys) the 4x4 configuration end to end, text and JSON,
+//! and `systole sweep --area rtl`. Those two read the synthesis `rtl`'s
+//! area test (`rtl/tests/area.rs`) stored: the RTL tier runs that test
+//! before this file, in the same lane.
 
 mod common;
 use common::*;
@@ -71,4 +74,60 @@ fn tiny_config_area_text_and_json() {
     // binary32 units.
     assert_eq!(v["generic"]["modules"].as_array().unwrap().len(), 18);
     assert_no_temp_files(d);
+}
+
+/// `systole sweep --area rtl`: each point's area from yosys. The two DRAM
+/// latencies of the 4x4 are the same hardware (the latency is no RTL
+/// parameter), so one synthesis serves both points: the generic one `rtl`'s
+/// area test stored in the shared test cache (the RTL tier runs that test
+/// first, scripts/test.sh), so this takes seconds there.
+#[cfg(feature = "rtl")]
+#[test]
+fn sweep_area_from_rtl_synthesis() {
+    use serde_json::Value;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = root().join("examples/models/tiny_mlp.stm");
+    let hw = root().join(TINY);
+    // An input of `examples/models/tiny_mlp.stm`.
+    let bytes: Vec<u8> = std::iter::repeat_n(0.5f32.to_le_bytes(), 16).flatten().collect();
+    let npy = compiler::npy::encode(compiler::npy::Elem::F32, &[1, 16], &bytes).unwrap();
+    std::fs::write(d.join("x.npy"), npy).unwrap();
+    let run = |area: &str, json: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_systole"))
+            .current_dir(d)
+            .env("SYSTOLE_RTL_CACHE", concat!(env!("CARGO_TARGET_TMPDIR"), "/systole-area-cache"))
+            .args(["sweep", model.to_str().unwrap(), "--hw", hw.to_str().unwrap(), "--input", "x.npy"])
+            .args(["--set", "dram.latency_cycles=10,20", "--area", area, "--json", json])
+            .output()
+            .unwrap()
+    };
+    let rtl = run("rtl", "rtl.json");
+    assert_ok(&rtl);
+    let model_area = run("model", "model.json");
+    assert_ok(&model_area);
+    assert!(stdout(&rtl).contains("RTL area mm²"), "{}", stdout(&rtl));
+    assert!(stdout(&rtl).contains("area from the RTL synthesized by yosys"), "{}", stdout(&rtl));
+    let read = |f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+    let (r, m): (Value, Value) =
+        (serde_json::from_str(&read("rtl.json")).unwrap(), serde_json::from_str(&read("model.json")).unwrap());
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("docs/schema/sweep.schema.json")).unwrap()).unwrap();
+    let errors = common::schema::validate(&schema, &r);
+    assert!(errors.is_empty(), "rtl.json: {errors:#?}");
+    assert_eq!(r["area_source"], "rtl");
+    assert_eq!(m["area_source"], "model");
+    assert_ne!(r["sweep_id"], m["sweep_id"], "the area source is part of what the sweep is");
+    for i in 0..2 {
+        let (pr, pm) = (&r["points"][i], &m["points"][i]);
+        assert_eq!(pr["status"], "ok", "{pr}");
+        assert_eq!(pr["cycles"], pm["cycles"], "the area changes no cycle");
+        let (ar, am) = (pr["area_mm2"].as_f64().unwrap(), pm["area_mm2"].as_f64().unwrap());
+        // The synthesized 4x4 is several times the analytical estimate
+        // (README: 3.1x); the leakage follows the area.
+        assert!(ar > 1.5 * am, "point {i}: RTL {ar} mm² against the model's {am}");
+        assert!(pr["energy_pj"].as_f64().unwrap() > pm["energy_pj"].as_f64().unwrap());
+    }
+    // One hardware, one area.
+    assert_eq!(r["points"][0]["area_mm2"], r["points"][1]["area_mm2"]);
 }

@@ -2,8 +2,9 @@
 //! thread count; shards merged by `systole merge` into exactly what the
 //! unsharded run gives (and merges that cannot be right refused); `--resume`
 //! keeping what a partial run left and refusing a file it cannot trust; the
-//! Pareto column against its definition; `--area rtl` with yosys; progress
-//! lines on a stderr that is not a terminal, and `--quiet`.
+//! Pareto column against its definition; `--area rtl` without yosys (with
+//! yosys: `tests/cli_area.rs`, in the RTL tier); progress lines on a stderr
+//! that is not a terminal, and `--quiet`.
 
 mod common;
 use common::schema::validate;
@@ -251,55 +252,6 @@ fn write_tiny_input(d: &Path) {
     let bytes: Vec<u8> = std::iter::repeat_n(0.5f32.to_le_bytes(), 16).flatten().collect();
     let npy = compiler::npy::encode(compiler::npy::Elem::F32, &[1, 16], &bytes).unwrap();
     fs::write(d.join("x.npy"), npy).unwrap();
-}
-
-/// `--area rtl`: each point's area from yosys (two latencies of the 4x4:
-/// two configurations, two syntheses, cached in `rtl`'s test cache).
-#[test]
-fn area_from_rtl_synthesis() {
-    let yosys = std::env::var("SYSTOLE_YOSYS").unwrap_or_else(|_| "yosys".into());
-    if Command::new(&yosys).arg("-V").output().is_err() {
-        println!("SKIPPED: `{yosys}` cannot be run (yosys is not installed); CI installs it");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let model = root().join("examples/models/tiny_mlp.stm");
-    let hw = root().join("examples/hw/tiny.toml");
-    write_tiny_input(d);
-    let run = |area: &str, json: &str| {
-        Command::new(env!("CARGO_BIN_EXE_systole"))
-            .current_dir(d)
-            .env("SYSTOLE_RTL_CACHE", concat!(env!("CARGO_TARGET_TMPDIR"), "/systole-area-cache"))
-            .args(["sweep", model.to_str().unwrap(), "--hw", hw.to_str().unwrap(), "--input", "x.npy"])
-            .args(["--set", "dram.latency_cycles=10,20", "--area", area, "--json", json])
-            .output()
-            .unwrap()
-    };
-    let rtl = run("rtl", "rtl.json");
-    assert_ok(&rtl);
-    let model_area = run("model", "model.json");
-    assert_ok(&model_area);
-    assert!(stdout(&rtl).contains("RTL area mm²"), "{}", stdout(&rtl));
-    assert!(stdout(&rtl).contains("area from the RTL synthesized by yosys"), "{}", stdout(&rtl));
-    let (r, m): (Value, Value) = (
-        serde_json::from_str(&read(&d.join("rtl.json"))).unwrap(),
-        serde_json::from_str(&read(&d.join("model.json"))).unwrap(),
-    );
-    assert_schema(&d.join("rtl.json"));
-    assert_eq!(r["area_source"], "rtl");
-    assert_eq!(m["area_source"], "model");
-    assert_ne!(r["sweep_id"], m["sweep_id"], "the area source is part of what the sweep is");
-    for i in 0..2 {
-        let (pr, pm) = (&r["points"][i], &m["points"][i]);
-        assert_eq!(pr["status"], "ok", "{pr}");
-        assert_eq!(pr["cycles"], pm["cycles"], "the area changes no cycle");
-        let (ar, am) = (pr["area_mm2"].as_f64().unwrap(), pm["area_mm2"].as_f64().unwrap());
-        // The synthesized 4x4 is several times the analytical estimate
-        // (README: 3.1x); the leakage follows the area.
-        assert!(ar > 1.5 * am, "point {i}: RTL {ar} mm² against the model's {am}");
-        assert!(pr["energy_pj"].as_f64().unwrap() > pm["energy_pj"].as_f64().unwrap());
-    }
 }
 
 #[test]

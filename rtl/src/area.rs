@@ -49,7 +49,7 @@
 //! [`crate::sources::cache_root`], so asking again is instant.
 //! `$SYSTOLE_YOSYS` names the yosys binary (default: `yosys` on `PATH`).
 
-use crate::sources::{cache_root, fnv1a64, parameters, FNV_START, HDL, TOP, VERILOG};
+use crate::sources::{cache_lock, cache_root, fnv1a64, parameters, FNV_START, HDL, TOP, VERILOG};
 use isa::HwConfig;
 use serde::Serialize;
 use sim::energy::{self, AreaReport, EnergyTable};
@@ -555,6 +555,17 @@ fn synthesize(
     h = fnv1a64(script.as_bytes(), h);
     let root = cache_root();
     let cached = root.join(format!("yosys-{h:016x}"));
+    if opts.cache {
+        if let Some(run) = read_cached(&cached) {
+            return Ok(run);
+        }
+    }
+    // One synthesis of a script at a time (a sweep's points of the same
+    // hardware, tests side by side): a second asker waits for the first
+    // and, if it may, takes its result from the cache.
+    let _lock = cache_lock(&root, &format!("yosys-{h:016x}"), || {
+        progress(&format!("{step}: waiting for another yosys run of the same synthesis"))
+    });
     if opts.cache {
         if let Some(run) = read_cached(&cached) {
             return Ok(run);

@@ -4,7 +4,8 @@
 //! yosys synthesis ([`crate::area`], no feature) need.
 
 use isa::HwConfig;
-use std::path::PathBuf;
+use std::fs::File;
+use std::path::{Path, PathBuf};
 
 /// The HDL sources of the accelerator, by file name (the header first, then
 /// the Verilog files in [`VERILOG`] order).
@@ -101,5 +102,27 @@ pub fn cache_root() -> PathBuf {
     match std::env::var_os("HOME") {
         Some(h) => PathBuf::from(h).join(".cache/systole/rtl"),
         None => std::env::temp_dir().join("systole-rtl"),
+    }
+}
+
+/// An exclusive lock on `<cache>/<name>.lock` (created if missing), held
+/// until dropped: one build or synthesis of an artifact at a time, across
+/// threads and processes (the RTL tier runs test binaries side by side, the
+/// CLI's tests run `systole` processes in parallel). The second comes in
+/// after the first has stored its result and finds it cached instead of
+/// building it again. `waiting` is called when the lock is held elsewhere,
+/// before blocking. `None` if the lock file cannot be made (a read-only
+/// cache): then builds are only kept from clobbering each other by their
+/// temporary folders, as before.
+pub(crate) fn cache_lock(root: &Path, name: &str, waiting: impl FnOnce()) -> Option<File> {
+    std::fs::create_dir_all(root).ok()?;
+    let file = File::options().create(true).truncate(false).write(true).open(root.join(format!("{name}.lock"))).ok()?;
+    match file.try_lock() {
+        Ok(()) => Some(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            waiting();
+            file.lock().ok().map(|()| file)
+        }
+        Err(std::fs::TryLockError::Error(_)) => None,
     }
 }

@@ -10,7 +10,9 @@
 //! built on first use). It lives in `$SYSTOLE_RTL_CACHE`, else
 //! `$XDG_CACHE_HOME/systole/rtl`, else `~/.cache/systole/rtl`. A build goes
 //! into a temporary folder renamed into place, so a crashed or concurrent
-//! build never leaves a half-written library behind.
+//! build never leaves a half-written library behind, under a lock file
+//! (`<key>.lock`), so that a configuration asked for by several threads or
+//! processes at once is built once and the others wait for it.
 //!
 //! Build steps: `verilator --cc` (with `-G` parameters), then two `g++`
 //! at once, each of a unity translation unit (docs/DESIGN.md §9: one unit is
@@ -26,7 +28,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::sources::{cache_root, fnv1a64, FNV_START, HDL, VERILOG};
+use crate::sources::{cache_lock, cache_root, fnv1a64, FNV_START, HDL, VERILOG};
 pub use crate::sources::{parameters, LOAD_STAGE_BYTES, STORE_STAGE_BYTES};
 use crate::waves::WaveFormat;
 
@@ -123,6 +125,12 @@ fn runtime_objects(
     if objs.iter().all(|o| o.exists()) {
         return Ok(objs);
     }
+    // Configurations built at once (threads of one process share its id,
+    // and so the temporary folder's name) build the runtime one at a time.
+    let _lock = cache_lock(&cache_root(), &format!("runtime-{key:016x}"), || {});
+    if objs.iter().all(|o| o.exists()) {
+        return Ok(objs);
+    }
     let tmp = cache_root().join(format!("runtime-{key:016x}.tmp-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).map_err(|e| io("creating", &tmp, e))?;
     let mut children = Vec::new();
@@ -160,6 +168,15 @@ fn runtime_objects(
 
 /// The optimisation levels of the per-cycle code and of the run-once code.
 const FAST_OPT: &str = "-O2";
+
+/// `$SYSTOLE_RTL_CXXFLAGS`: g++ flags added after [`FAST_OPT`] for the
+/// per-cycle code (a library of their own in the cache), to try compiler
+/// options on the simulation's speed without editing this file
+/// (`SYSTOLE_RTL_CXXFLAGS="-O3 -march=native" cargo bench --features rtl
+/// --bench rtl_gemm`; docs/DESIGN.md §9 has what was measured).
+fn extra_fast_flags() -> Vec<String> {
+    std::env::var("SYSTOLE_RTL_CXXFLAGS").unwrap_or_default().split_whitespace().map(String::from).collect()
+}
 const SLOW_OPT: &str = "-O0";
 
 /// Generated C++ that runs once (Verilator's `VM_CLASSES_SLOW` and
@@ -232,6 +249,11 @@ pub fn library(cfg: &HwConfig, waves: Option<WaveFormat>) -> Result<PathBuf, Bui
     let mut h = fnv1a64(version.as_bytes(), FNV_START);
     h = fnv1a64(CXXFLAGS.join(" ").as_bytes(), h);
     h = fnv1a64(format!("fast={FAST_OPT};slow={SLOW_OPT}").as_bytes(), h);
+    let extra = extra_fast_flags();
+    if !extra.is_empty() {
+        // Hashed only when set, so the libraries built without stay cached.
+        h = fnv1a64(format!("extra={}", extra.join(" ")).as_bytes(), h);
+    }
     for (name, text) in sources() {
         h = fnv1a64(name.as_bytes(), h);
         h = fnv1a64(text.as_bytes(), h);
@@ -247,13 +269,22 @@ pub fn library(cfg: &HwConfig, waves: Option<WaveFormat>) -> Result<PathBuf, Bui
         },
         h,
     );
-    let dir = cache_root().join(format!("{:016x}-{h:016x}", cfg.fingerprint()));
+    let key = format!("{:016x}-{h:016x}", cfg.fingerprint());
+    let dir = cache_root().join(&key);
     let lib = dir.join("libaccel.so");
     if lib.exists() {
         return Ok(lib);
     }
     let t0 = Instant::now();
     report(BuildEvent::Start { config: &config, rows: cfg.array.rows, cols: cfg.array.cols, cache: &dir });
+    // One build per library at a time (threads, processes): a second asker
+    // waits for the first build and loads its library.
+    let _lock =
+        cache_lock(&cache_root(), &key, || report(BuildEvent::Step("waiting for another build of this configuration")));
+    if lib.exists() {
+        report(BuildEvent::Done { config: &config, seconds: t0.elapsed().as_secs_f64() });
+        return Ok(lib);
+    }
     report(BuildEvent::Step("Verilator's runtime (g++)"));
     let runtime = runtime_objects(&root, &version, waves, &config)?;
     let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
@@ -323,9 +354,11 @@ pub fn library(cfg: &HwConfig, waves: Option<WaveFormat>) -> Result<PathBuf, Bui
         std::fs::write(&unit, text).map_err(|e| io("writing", &unit, e))?;
         let object = tmp.join(format!("{name}.o"));
         let mut gxx = Command::new("g++");
-        gxx.args(CXXFLAGS)
-            .arg(opt)
-            .args(trace_defines(waves))
+        gxx.args(CXXFLAGS).arg(opt);
+        if *name == "accel_fast" {
+            gxx.args(&extra);
+        }
+        gxx.args(trace_defines(waves))
             .arg("-I")
             .arg(&obj)
             .arg("-I")
