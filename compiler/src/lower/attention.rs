@@ -25,7 +25,7 @@
 //! scores MatMul's name, the context's value) whose MatMuls run in the
 //! shadow of the Softmax's vector work.
 
-use super::linear::{self, Cross};
+use super::linear::{self, load, Cross};
 use super::place::Mat;
 use super::steps;
 use super::vector_ops::{operand_loads_at, stage, Kind, Operand, Pat, Scratch};
@@ -155,18 +155,6 @@ pub(crate) struct Context {
     pub fold: Option<i32>,
     /// The context, `[heads · m, d]` row-contiguous int8.
     pub y: Mat,
-}
-
-fn load(buf: u8, dram: u64, stride: u64, rows: usize, cols: usize, addr: u16) -> Instr {
-    Instr::from(ins::Load {
-        buf,
-        dram: dram as u32,
-        stride: stride as u32,
-        rows: rows as u16,
-        cols: cols as u16,
-        addr,
-        ..Default::default()
-    })
 }
 
 /// The phase's instructions and the MACs the array performs (cross terms
@@ -467,33 +455,9 @@ pub(crate) fn emit(job: &ScoresChain<'_>, cfg: &HwConfig) -> Option<(Vec<Instr>,
                 st.load.extend(operand_loads_at(kind, (g0, rows), op_at(p, i), (n, dim)));
             }
             // Weight tiles in order, each with the matmuls streaming through it.
-            let mm = |a: u16, m: usize, acc: u16, accumulate: bool, in_type: u8| ins::Matmul {
-                a,
-                m: m as u16,
-                acc,
-                accumulate: accumulate as u8,
-                in_type,
-                ..Default::default()
-            };
-            let b_tile = |i: usize, j: usize| {
-                let (kk, nj) = (tk.min(k - i * tk), dim.min(n - j * dim));
-                if trans {
-                    ins::Ldw {
-                        addr: b_at(h) + (i * n + j * dim) as u16,
-                        k: kk as u16,
-                        n: nj as u16,
-                        trans: 1,
-                        ..Default::default()
-                    }
-                } else {
-                    ins::Ldw {
-                        addr: b_at(h) + (j * k + i * tk) as u16,
-                        k: kk as u16,
-                        n: nj as u16,
-                        ..Default::default()
-                    }
-                }
-            };
+            let mm = linear::matmul;
+            let b_tiles = linear::BTiles { base: b_at(h), trans, k, n, tk, dim };
+            let b_tile = |i: usize, j: usize| b_tiles.ldw(i, j);
             let zb_tile = |y: usize, kk: usize, nj: usize| ins::Ldw {
                 addr: zb_at + (y * tk) as u16,
                 k: kk as u16,

@@ -186,7 +186,8 @@ impl Plan {
     }
 }
 
-fn load(buf: u8, dram: u64, stride: u64, rows: usize, cols: usize, addr: u16) -> Instr {
+/// A plain strided LOAD of `rows × cols` elements into `buf` at `addr`.
+pub(super) fn load(buf: u8, dram: u64, stride: u64, rows: usize, cols: usize, addr: u16) -> Instr {
     Instr::from(ins::Load {
         buf,
         dram: dram as u32,
@@ -196,6 +197,35 @@ fn load(buf: u8, dram: u64, stride: u64, rows: usize, cols: usize, addr: u16) ->
         addr,
         ..Default::default()
     })
+}
+
+/// A `matmul` of `m` rows from `a` into the accumulator at `acc`.
+pub(super) fn matmul(a: u16, m: usize, acc: u16, accumulate: bool, in_type: u8) -> ins::Matmul {
+    ins::Matmul { a, m: m as u16, acc, accumulate: accumulate as u8, in_type, ..Default::default() }
+}
+
+/// Where a product's `k × n` B operand sits in the scratchpad, at `base`:
+/// Bᵀ's n rows column-blocked by k-tile (block i at base + i·n, read as
+/// transposed tiles), or B's k rows column-blocked by n-tile (block j at
+/// base + j·k).
+#[derive(Clone, Copy)]
+pub(super) struct BTiles {
+    pub base: u16,
+    pub trans: bool,
+    pub k: usize,
+    pub n: usize,
+    /// Rows of a k-tile, columns of an n-tile.
+    pub tk: usize,
+    pub dim: usize,
+}
+
+impl BTiles {
+    /// The `ldw` of k-tile `i`, n-tile `j`.
+    pub fn ldw(&self, i: usize, j: usize) -> ins::Ldw {
+        let (kk, nj) = (self.tk.min(self.k - i * self.tk), self.dim.min(self.n - j * self.dim));
+        let (at, trans) = if self.trans { (i * self.n + j * self.dim, 1) } else { (j * self.k + i * self.tk, 0) };
+        ins::Ldw { addr: self.base + at as u16, k: kk as u16, n: nj as u16, trans, ..Default::default() }
+    }
 }
 
 /// The products as one phase; returns its instructions and the MACs the
@@ -557,34 +587,12 @@ pub(crate) fn emit_act(
             }
             // Weight tiles in order, each with the matmuls that use it.
             let mut uses: Vec<(ins::Ldw, Vec<ins::Matmul>)> = Vec::new();
-            let mm = |a: u16, m: usize, acc: u16, accumulate: bool, in_type: u8| ins::Matmul {
-                a,
-                m: m as u16,
-                acc,
-                accumulate: accumulate as u8,
-                in_type,
-                ..Default::default()
-            };
+            let mm = matmul;
             for j in 0..nt {
                 let nj = dim.min(n - j * dim);
                 for i in 0..kt {
                     let kk = tk.min(k - i * tk);
-                    let tile = if trans {
-                        ins::Ldw {
-                            addr: b_at(h) + (i * n + j * dim) as u16,
-                            k: kk as u16,
-                            n: nj as u16,
-                            trans: 1,
-                            ..Default::default()
-                        }
-                    } else {
-                        ins::Ldw {
-                            addr: b_at(h) + (j * k + i * tk) as u16,
-                            k: kk as u16,
-                            n: nj as u16,
-                            ..Default::default()
-                        }
-                    };
+                    let tile = BTiles { base: b_at(h), trans, k, n, tk, dim }.ldw(i, j);
                     let mut list = vec![mm(
                         a_at(p) + (i * rows) as u16,
                         rows,
