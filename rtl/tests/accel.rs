@@ -66,9 +66,21 @@ fn run_on<D: Device>(dev: &mut D, img: &Image) -> (RunReport, Vec<u8>) {
 
 /// Runs `img` on the model and the RTL; panics naming the first difference.
 fn check_both(cfg: &HwConfig, what: &str, img: &Image) -> RunReport {
+    check_both_then(cfg, what, img, |_| ()).0
+}
+
+/// [`check_both`], then `after` on the RTL device under the same lock: the
+/// device is shared by the tests' threads, so a second `with_rtl` could
+/// see another test's run.
+fn check_both_then<R>(
+    cfg: &HwConfig,
+    what: &str,
+    img: &Image,
+    after: impl FnOnce(&mut RtlDevice) -> R,
+) -> (RunReport, R) {
     let mut model = sim::Model::new(cfg).unwrap();
     let (a, mem_a) = run_on(&mut model, img);
-    let (b, mem_b) = with_rtl(cfg, |dev| run_on(dev, img));
+    let ((b, mem_b), then) = with_rtl(cfg, |dev| (run_on(dev, img), after(dev)));
     if let Err(d) = compare_runs(&a, &b) {
         let near: Vec<String> = match d {
             driver::compare::Difference::Instruction { index, .. } => {
@@ -86,7 +98,7 @@ fn check_both(cfg: &HwConfig, what: &str, img: &Image) -> RunReport {
             panic!("{what} on `{}`: model vs RTL: {d}", cfg.name);
         }
     }
-    a
+    (a, then)
 }
 
 fn image(code: &[Instr], data: Vec<u8>, window: u64) -> Image {
@@ -172,6 +184,18 @@ fn check_program_on(
     prog: &isa::program::Program,
     inputs: &[(isa::program::TensorInfo, Vec<u8>)],
 ) -> RunReport {
+    check_program_then(cfg, what, prog, inputs, |_| ()).0
+}
+
+/// [`check_program_on`], then `after` on the RTL's driver under the same
+/// lock (the device is shared by the tests' threads).
+fn check_program_then<R>(
+    cfg: &HwConfig,
+    what: &str,
+    prog: &isa::program::Program,
+    inputs: &[(isa::program::TensorInfo, Vec<u8>)],
+    after: impl FnOnce(&mut Driver<&mut dyn Device>) -> R,
+) -> (RunReport, R) {
     let window = prog.mem_bytes as usize;
     let run = |d: &mut Driver<&mut dyn Device>| {
         d.write_mem(0, &vec![0; window]).unwrap();
@@ -184,14 +208,17 @@ fn check_program_on(
     };
     let mut model = sim::Model::new(cfg).unwrap();
     let (a, mem_a) = run(&mut Driver::new(&mut model as &mut dyn Device));
-    let (b, mem_b) = with_rtl(cfg, |dev| run(&mut Driver::new(dev as &mut dyn Device)));
+    let ((b, mem_b), then) = with_rtl(cfg, |dev| {
+        let mut d = Driver::new(dev as &mut dyn Device);
+        (run(&mut d), after(&mut d))
+    });
     // (A fault stops the run with transfers in flight: their DRAM bytes,
     // which the model moves at start, are not compared.)
     let memory = || if a.outcome == Outcome::Done { compare_memory(0, &mem_a, &mem_b) } else { Ok(()) };
     if let Err(d) = compare_runs(&a, &b).and_then(|_| memory()) {
         panic!("{what} on `{}`: model vs RTL: {d}", cfg.name);
     }
-    a
+    (a, then)
 }
 
 /// Random GEMMs (shapes, int8/uint8 inputs, int32 or requantized int8
@@ -585,8 +612,7 @@ fn faults_match_the_model() {
 fn check_with_info(cfg: &HwConfig, what: &str, text: &str, data: Vec<u8>) -> (RunReport, u32) {
     let code = isa::asm::parse_program(text).unwrap_or_else(|e| panic!("{what}: {e}\n{text}"));
     let img = image(&code, data, 1 << 20);
-    let r = check_both(cfg, what, &img);
-    let info_rtl = with_rtl(cfg, |dev| dev.read_reg(regs::ERROR_INFO).unwrap());
+    let (r, info_rtl) = check_both_then(cfg, what, &img, |dev| dev.read_reg(regs::ERROR_INFO).unwrap());
     let mut model = sim::Model::new(cfg).unwrap();
     run_on(&mut model, &img);
     let info = model.read_reg(regs::ERROR_INFO).unwrap();
@@ -932,14 +958,12 @@ fn compiled_sparse_gemvs_match_the_model() {
             assert!(streams > 0, "{m}x{k}x{n} at {density} on {hw}: no compressed loads");
             let a: Vec<u8> = (0..m * k).map(|_| rng.gen()).collect();
             let input = prog.tensor(INPUT).unwrap().clone();
-            let r = check_program_on(&cfg, "sparse GEMV", &prog, &[(input, a.clone())]);
+            // The RTL's outputs (equal to the model's memory, compared) are
+            // the reference's.
+            let t = prog.tensor(OUTPUT).unwrap();
+            let (r, out) =
+                check_program_then(&cfg, "sparse GEMV", &prog, &[(input, a.clone())], |d| d.read_tensor(t).unwrap());
             assert_eq!(r.outcome, Outcome::Done);
-            // The RTL's outputs (equal to the model's memory, compared above)
-            // are the reference's.
-            let out = with_rtl(&cfg, |dev| {
-                let t = prog.tensor(OUTPUT).unwrap();
-                Driver::new(dev as &mut dyn Device).read_tensor(t).unwrap()
-            });
             let c: Vec<i32> = out.chunks(4).map(|b| i32::from_le_bytes(b.try_into().unwrap())).collect();
             assert_eq!(c, reference_gemm(&spec, &a), "{m}x{k}x{n} at {density} on {hw}");
             println!(
