@@ -156,8 +156,7 @@ fn store_pieces(s: &ins::Store, d: Dma) -> Vec<ins::Store> {
     let (dim, es) = (d.dim, if s.buf == ins::BUF_ACC { 4 } else { 1 });
     let (col, cols, rows) = (u64::from(s.col), u64::from(s.cols), u64::from(s.rows));
     let mut out = Vec::new();
-    for j in col / dim..=(col + cols - 1) / dim {
-        let (c0, c1) = ((j * dim).max(col), ((j + 1) * dim).min(col + cols));
+    for (j, c0, c1) in column_blocks(col, cols, dim) {
         let block = |r0: u64, n: u64| ins::Store {
             dram: (u64::from(s.dram) + r0 * u64::from(s.stride) + (c0 - col) * es) as u32,
             rows: n as u16,
@@ -171,12 +170,7 @@ fn store_pieces(s: &ins::Store, d: Dma) -> Vec<ins::Store> {
         while step > 1 && store_pile_up(&block(0, step), d) > STORE_BUDGET {
             step -= step.div_ceil(8);
         }
-        let mut r0 = 0;
-        while r0 < rows {
-            let n = step.min(rows - r0);
-            out.push(block(r0, n));
-            r0 += n;
-        }
+        out.extend(row_runs(rows, step).map(|(r0, n)| block(r0, n)));
     }
     out
 }
@@ -194,8 +188,7 @@ fn pieces(l: &ins::Load, d: Dma) -> Vec<ins::Load> {
     let es = if l.buf == ins::BUF_ACC { 4 } else { 1 };
     let (col, cols, rows) = (u64::from(l.col), u64::from(l.cols), u64::from(l.rows));
     let mut out = Vec::new();
-    for j in col / dim..=(col + cols - 1) / dim {
-        let (c0, c1) = ((j * dim).max(col), ((j + 1) * dim).min(col + cols));
+    for (j, c0, c1) in column_blocks(col, cols, dim) {
         // A gather's piece starts at its first id; its rows are the table's.
         let indexed = isa::legal::IndexList::of_load(l);
         let block = |r0: u64, n: u64| ins::Load {
@@ -211,14 +204,20 @@ fn pieces(l: &ins::Load, d: Dma) -> Vec<ins::Load> {
         // Rows per piece: as many as keep the piece within the budget.
         let per_row = pile_up(&block(0, 1), d).max(1);
         let step = (BUDGET / per_row).clamp(1, rows);
-        let mut r0 = 0;
-        while r0 < rows {
-            let n = step.min(rows - r0);
-            out.push(block(r0, n));
-            r0 += n;
-        }
+        out.extend(row_runs(rows, step).map(|(r0, n)| block(r0, n)));
     }
     out
+}
+
+/// The column blocks `[c0, c1)` of `dim` columns that columns
+/// `col..col + cols` touch, with their block index `j`.
+fn column_blocks(col: u64, cols: u64, dim: u64) -> impl Iterator<Item = (u64, u64, u64)> {
+    (col / dim..=(col + cols - 1) / dim).map(move |j| (j, (j * dim).max(col), ((j + 1) * dim).min(col + cols)))
+}
+
+/// `rows` cut into runs `(first row, rows)` of at most `step` rows.
+fn row_runs(rows: u64, step: u64) -> impl Iterator<Item = (u64, u64)> {
+    (0..rows).step_by(step.max(1) as usize).map(move |r0| (r0, step.min(rows - r0)))
 }
 
 #[cfg(test)]
