@@ -325,12 +325,7 @@ pub(crate) fn emit(job: &ScoresChain<'_>, cfg: &HwConfig) -> Option<(Vec<Instr>,
                 for i in 0..nt {
                     let kk = tk.min(n - i * tk);
                     for y in 0..vzb {
-                        let zt = ins::Ldw {
-                            addr: vzb_at + (y * tk) as u16,
-                            k: kk as u16,
-                            n: dim as u16,
-                            ..Default::default()
-                        };
+                        let zt = linear::zb_tile(vzb_at, tk, y, kk, dim);
                         let r = ins::Matmul {
                             a: src + (i * rows) as u16,
                             m: rows as u16,
@@ -394,12 +389,7 @@ pub(crate) fn emit(job: &ScoresChain<'_>, cfg: &HwConfig) -> Option<(Vec<Instr>,
                     }
                     uses.push((tile, list));
                     for y in 0..vzb {
-                        let zt = ins::Ldw {
-                            addr: vzb_at + (y * tk) as u16,
-                            k: kk as u16,
-                            n: nj as u16,
-                            ..Default::default()
-                        };
+                        let zt = linear::zb_tile(vzb_at, tk, y, kk, nj);
                         uses.push((zt, vec![pv(true)]));
                     }
                     macs += ((1 + vzb) * rows * kk * nj) as u64;
@@ -458,12 +448,7 @@ pub(crate) fn emit(job: &ScoresChain<'_>, cfg: &HwConfig) -> Option<(Vec<Instr>,
             let mm = linear::matmul;
             let b_tiles = linear::BTiles { base: b_at(h), trans, k, n, tk, dim };
             let b_tile = |i: usize, j: usize| b_tiles.ldw(i, j);
-            let zb_tile = |y: usize, kk: usize, nj: usize| ins::Ldw {
-                addr: zb_at + (y * tk) as u16,
-                k: kk as u16,
-                n: nj as u16,
-                ..Default::default()
-            };
+            let zb_tile = |y: usize, kk: usize, nj: usize| linear::zb_tile(zb_at, tk, y, kk, nj);
             if let Some(f) = fold {
                 // C once per head, R once per block, their sum (with W)
                 // the block's start: the array then adds only Σ ab.

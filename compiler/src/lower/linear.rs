@@ -204,6 +204,12 @@ pub(super) fn matmul(a: u16, m: usize, acc: u16, accumulate: bool, in_type: u8) 
     ins::Matmul { a, m: m as u16, acc, accumulate: accumulate as u8, in_type, ..Default::default() }
 }
 
+/// The `ldw` of rows `kk × nj` of the `y`-th `−zb` tile (tiles of `tk`
+/// rows from `base`, as [`Cross::loads`] places them).
+pub(super) fn zb_tile(base: u16, tk: usize, y: usize, kk: usize, nj: usize) -> ins::Ldw {
+    ins::Ldw { addr: base + (y * tk) as u16, k: kk as u16, n: nj as u16, ..Default::default() }
+}
+
 /// Where a product's `k × n` B operand sits in the scratchpad, at `base`:
 /// Bᵀ's n rows column-blocked by k-tile (block i at base + i·n, read as
 /// transposed tiles), or B's k rows column-blocked by n-tile (block j at
@@ -611,8 +617,7 @@ pub(crate) fn emit_act(
             for x in 0..nzb {
                 for i in 0..kt {
                     let kk = tk.min(k - i * tk);
-                    let tile =
-                        ins::Ldw { addr: zb_at + (x * tk) as u16, k: kk as u16, n: dim as u16, ..Default::default() };
+                    let tile = zb_tile(zb_at, tk, x, kk, dim);
                     let first = x == 0 && i == 0;
                     uses.push((
                         tile,
